@@ -1,0 +1,105 @@
+"""Jobwarden: a job store, worker API and dashboard that keeps every job's true state visible."""
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask
+from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import config as settings
+from . import models  # noqa: F401  (registers the tables with the metadata)
+from .extensions import csrf, db, htmx, migrate
+from .integrity import StoreUnreadable, check_sqlite_file, sqlite_path
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment, overridden by `config`."""
+    app = Flask(
+        __name__,
+        instance_path=str(settings.INSTANCE_DIR),
+        template_folder=str(settings.PROJECT_ROOT / "templates"),
+        static_folder=str(settings.PROJECT_ROOT / "static"),
+    )
+    app.config.update(settings.from_environment())
+    app.config.update(config or {})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app)
+
+    database_file = sqlite_path(app.config["SQLALCHEMY_DATABASE_URI"])
+    if database_file is not None:
+        check_sqlite_file(database_file, full_check=app.config.get("JOBWARDEN_SQLITE_FULL_CHECK", True))
+        database_file.parent.mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(settings.PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    htmx.init_app(app)
+    with app.app_context():
+        if database_file is not None:
+            event.listen(db.engine, "connect", _sqlite_pragmas(app.config))
+        _check_reachable(app)
+
+    app.register_blueprint(_vendor_blueprint())
+    return app
+
+
+def _engine_options(app: Flask) -> dict[str, Any]:
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        options.setdefault("connect_args", {"timeout": app.config["JOBWARDEN_SQLITE_BUSY_TIMEOUT_S"]})
+    else:
+        options.setdefault("pool_pre_ping", True)
+    return options
+
+
+def _sqlite_pragmas(config: dict[str, Any]):
+    synchronous = config["JOBWARDEN_SQLITE_SYNCHRONOUS"]
+    if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise settings.ConfigError("JOBWARDEN_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA")
+    busy_ms = int(config["JOBWARDEN_SQLITE_BUSY_TIMEOUT_S"] * 1000)
+
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.close()
+
+    return on_connect
+
+
+def _check_reachable(app: Flask) -> None:
+    """Fail start-up with a clear message when the database does not answer."""
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        where = db.engine.url.render_as_string(hide_password=True)
+        raise StoreUnreadable(f"cannot open the database {where}: {error.orig or error}") from None
+
+
+def _instance_secret(app: Flask) -> str:
+    """A signing key kept in instance/, so sessions survive restarts and replicas on one host agree."""
+    path = Path(app.instance_path) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _vendor_blueprint() -> Blueprint:
+    """Serve the pinned front-end packages from node_modules (installed by npm, never committed)."""
+    return Blueprint(
+        "vendor",
+        __name__,
+        static_folder=str(settings.PROJECT_ROOT / "node_modules" / "htmx.org" / "dist"),
+        static_url_path="/static/vendor/htmx",
+    )

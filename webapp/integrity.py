@@ -1,0 +1,70 @@
+"""Refuse to run on a store that cannot be trusted.
+
+A corrupt, truncated or foreign SQLite file stops start-up with a message that
+names the file. The check opens the file read-only, so the file stays byte for
+byte as it was: nothing here (or anywhere else) resets a store.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class StoreUnreadable(RuntimeError):
+    """The configured database cannot be opened or fails its integrity check."""
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for in-memory and other backends."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def check_sqlite_file(path: Path, *, full_check: bool = True) -> None:
+    """Raise StoreUnreadable unless `path` is absent, empty or a sound SQLite file."""
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+        size = path.stat().st_size
+    except OSError as error:
+        raise StoreUnreadable(f"cannot read the database file {path}: {error.strerror}") from None
+    if size == 0:
+        return
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise StoreUnreadable(
+            f"the database file {path} is not a SQLite database (its header is wrong); "
+            "Jobwarden will not touch it. Restore it from a backup or point DATABASE_URL elsewhere."
+        )
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages_in_header = int.from_bytes(header[28:32], "big")
+    if page_size < 512 or size % page_size or size < pages_in_header * page_size:
+        raise StoreUnreadable(
+            f"the database file {path} is truncated ({size} bytes, its header promises "
+            f"{pages_in_header * page_size}); Jobwarden will not touch it. Restore it from a backup."
+        )
+    if not full_check:
+        return
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise StoreUnreadable(
+            f"the database file {path} cannot be read: {error}; Jobwarden will not touch it."
+        ) from None
+    if problems != ["ok"]:
+        raise StoreUnreadable(
+            f"the database file {path} is corrupt ({'; '.join(problems[:3])}); "
+            "Jobwarden will not touch it. Restore it from a backup."
+        )

@@ -1,0 +1,181 @@
+"""The job store's tables, as SQLAlchemy 2 typed models.
+
+Status is written only by `webapp.states`; everything else here is plain data.
+Times are stored as naive UTC and handed back as aware UTC datetimes.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+STATUS_VALUES = ("pending", "queued", "claimed", "running", "completed", "failed", "cancelled")
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
+Id = BigInteger().with_variant(Integer, "sqlite")
+Json = JSON().with_variant(JSONB, "postgresql")
+
+
+class UTCDateTime(TypeDecorator):
+    """Naive UTC in the database, aware UTC in Python, on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+class Job(db.Model):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    type: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[Any] = mapped_column(Json, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    timeout_s: Mapped[int | None] = mapped_column(Integer)
+    progress: Mapped[float | None] = mapped_column(Float)
+    stage: Mapped[str | None] = mapped_column(String(200))
+    current_step: Mapped[str | None] = mapped_column(String(200))
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    result: Mapped[Any] = mapped_column(Json, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'queued', 'claimed', 'running', 'completed', 'failed', 'cancelled')",
+            name="ck_jobs_status",
+        ),
+        CheckConstraint("progress IS NULL OR (progress >= 0 AND progress <= 100)", name="ck_jobs_progress"),
+        # The claim: queued jobs in priority order, then age.
+        Index(
+            "ix_jobs_claim",
+            text("priority DESC"),
+            "id",
+            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text("status = 'queued'"),
+        ),
+        # The dashboard's filters and sort orders, each ending in id for keyset pages.
+        Index("ix_jobs_status_id", "status", "id"),
+        Index("ix_jobs_status_updated", "status", "updated_at", "id"),
+        Index("ix_jobs_updated", "updated_at", "id"),
+        Index("ix_jobs_type_id", "type", "id"),
+        Index("ix_jobs_worker_id", "worker_id", "id"),
+        # The monitor's scans: live runs by heartbeat age, old pending, old finished.
+        Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_status_finished", "status", "finished_at"),
+    )
+
+
+class JobEvent(db.Model):
+    """Append-only history: status changes, step events and operator actions."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(16))  # status | step | note
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str | None] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[Any] = mapped_column(Json, nullable=True)
+
+    __table_args__ = (Index("ix_job_events_job", "job_id", "id"),)
+
+
+class JobAttempt(db.Model):
+    """One row per claim of a job: who ran it, when, and how it ended."""
+
+    __tablename__ = "job_attempts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # completed | failed | retried | orphaned | interrupted | cancelled | marked_failed
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[str | None] = mapped_column(String(200))
+    output_tail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_attempts_number"),)
+
+
+class Worker(db.Model):
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    types: Mapped[Any] = mapped_column(Json, nullable=True)
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16), default="alive")  # alive | gone
+
+    __table_args__ = (Index("ix_workers_last_seen", "last_seen_at"),)
+
+
+class MonitorPass(db.Model):
+    """One health-monitor pass: when, how long, what it changed."""
+
+    __tablename__ = "monitor_passes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    instance: Mapped[str | None] = mapped_column(String(255))
+    trigger: Mapped[str] = mapped_column(String(16), default="schedule")  # schedule | startup | manual
+    changes: Mapped[Any] = mapped_column(Json, nullable=True)
