@@ -73,3 +73,12 @@ def app(app_config):
 @pytest.fixture
 def backend(app) -> str:
     return db.engine.dialect.name
+
+
+@pytest.fixture
+def server(app, database_url, tmp_path):
+    """A real gunicorn server on a loopback port, on the same database as `app`."""
+    from tests.support.server import running_server
+
+    with running_server(database_url, tmp_path / "server.log") as running:
+        yield running

@@ -1,0 +1,100 @@
+"""A real Jobwarden server (gunicorn) on a free loopback port, for tests that
+talk HTTP the way workers, scripts and browsers do."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log_path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not listen on {port} within {timeout}s:\n{log_path.read_text()[-4000:]}")
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    env: dict
+    log_path: Path
+    process: subprocess.Popen
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def start(self) -> None:
+        """(Re)start the server on the same port and database."""
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "gunicorn",
+                "--bind", f"127.0.0.1:{self.port}",
+                "--workers", "2", "--worker-class", "gthread", "--threads", "8",
+                "--graceful-timeout", "5",
+                "webapp:create_app()",
+            ],
+            cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, self.process, self.log_path)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextmanager
+def running_server(database_url: str, log_path: Path, **settings: str) -> Iterator[Server]:
+    """Serve `database_url` (schema already built) until the block ends.
+
+    `settings` are extra environment variables, e.g. JOBWARDEN_MONITOR="on".
+    """
+    from tests.conftest import INTERNAL_KEY
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JOBWARDEN_ENV": "testing",
+        "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY,
+        "JOBWARDEN_SECRET_KEY": "test-secret",
+        "JOBWARDEN_MONITOR": "off",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        **settings,
+    }
+    server = Server(url=f"http://127.0.0.1:{port}", port=port, env=env, log_path=log_path, process=None)  # type: ignore[arg-type]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
