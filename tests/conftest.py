@@ -34,6 +34,9 @@ def test_config(database_url: str, **overrides) -> dict:
     return config
 
 
+test_config.__test__ = False  # a helper, not a test, despite its name
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     if not POSTGRES_URL:
