@@ -138,6 +138,14 @@ def test_claim_takes_higher_priority_first_then_older(app):
     assert [j.id for j in claimed] == [high.id, old_low.id, new_low.id]
 
 
+def test_a_claim_hands_out_at_most_batch_size_jobs(app):
+    for _ in range(30):
+        make_job()
+
+    assert len(jobs.claim_jobs("w1", batch_size=7)) == 7
+    assert jobs.count_by_status()["claimed"] == 7
+
+
 def test_claim_skips_jobs_held_back_by_run_after(app):
     job = make_job()
     db.session.execute(update(Job).where(Job.id == job.id).values(run_after=utcnow() + timedelta(minutes=5)))

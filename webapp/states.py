@@ -250,10 +250,14 @@ def claim(
     if types:
         candidates = candidates.where(Job.type.in_(types))
     if db.session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
+        # A CTE is evaluated once, so the locked rows are exactly the rows updated.
+        picked = candidates.with_for_update(skip_locked=True).cte("picked")
+        chosen = Job.id == picked.c.id
+    else:
+        chosen = Job.id.in_(candidates.scalar_subquery())
     statement = (
         update(Job)
-        .where(Job.id.in_(candidates.scalar_subquery()), Job.status == Status.QUEUED)
+        .where(chosen, Job.status == Status.QUEUED)
         .values(
             status=Status.CLAIMED,
             lease_token=_new_token(),
