@@ -1,10 +1,12 @@
 """The `jobwarden` command: a Flask CLI group (run, db, worker, monitor, submit, jobs)."""
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
-from flask.cli import FlaskGroup
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
 
 from . import create_app
 from .integrity import StoreUnreadable
@@ -13,6 +15,19 @@ from .integrity import StoreUnreadable
 @click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
 def cli() -> None:
     """Jobwarden: jobs whose true state you can see and recover."""
+
+
+@cli.command("monitor")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds between passes (default JOBWARDEN_MONITOR_INTERVAL).")
+@click.option("--once", is_flag=True, help="Run one pass, print what it changed, and exit.")
+@with_appcontext
+def monitor_command(interval: float | None, once: bool) -> None:
+    """Run the health monitor in the foreground: a pass now, then one every interval."""
+    from .monitor import run_foreground
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_foreground(current_app._get_current_object(), interval=interval, once=once)
 
 
 def main() -> None:
