@@ -247,7 +247,7 @@ def run_pass(*, trigger: str = "schedule", now: datetime | None = None) -> dict[
         db.session.execute(delete(MonitorPass).where(MonitorPass.id <= record.id - PASSES_KEPT))
         db.session.commit()
     return {
-        "skipped": False, "trigger": trigger, "instance": record.instance,
+        "skipped": False, "trigger": trigger, "instance": instance_name(),
         "started_at": isoformat(started_at), "finished_at": isoformat(finished_at),
         "duration_ms": duration_ms, "changed": changed_count(changes), **changes,
     }
@@ -306,6 +306,9 @@ def _settle(now: datetime, s: dict[str, Any]) -> dict[str, Any]:
 
     retention_cutoff = now - s["retention"]
     for status in PRUNED_STATUSES:
+        # Most passes find nothing due: a read answers that without a write transaction.
+        if db.session.execute(retention_scan(status, retention_cutoff, 1)).first() is None:
+            continue
         for _ in range(s["max_batches"]):
             deleted = jobs.prune_finished(status, cutoff=retention_cutoff, batch_size=s["batch_size"])
             changes["pruned"] += deleted
@@ -435,13 +438,15 @@ _scheduler_app: Flask | None = None
 _runs_in_parent = False
 _start_lock = threading.Lock()
 PASS_JOB_ID = "monitor-pass"
+# CLI commands that serve the app in their own process (`dev` runs without the reloader).
+SERVING_COMMANDS = frozenset({"run", "dev"})
 
 
 def _serving_process() -> bool:
     """True where an in-process monitor belongs.
 
-    A WSGI server's process (no click command around it) or the development
-    server's reloader child. Not the reloader's parent, which only watches
+    A WSGI server's process (no click command around it), `jobwarden dev`, or
+    the development server's reloader child. Not the reloader's parent, which only watches
     files, and not other CLI commands (db upgrade, shell, worker, submit, and
     `monitor`, which runs its own scheduler in the foreground).
     """
@@ -450,9 +455,11 @@ def _serving_process() -> bool:
     context = click.get_current_context(silent=True)
     if context is None:
         return True
-    if context.info_name != "run":
+    if context.info_name not in SERVING_COMMANDS:
         return False
-    reload = context.params.get("reload")
+    if "reload" not in context.params:
+        return True
+    reload = context.params["reload"]
     return not (get_debug_flag() if reload is None else reload)
 
 
