@@ -1,0 +1,150 @@
+"""External commands run by the worker: real subprocesses, their exit codes,
+their output, and stopping their whole process group."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from webapp.worker.process import OUTPUT_TAIL_BYTES, GroupProcess, OutputTail, TemplateError, fill_argv
+
+PY = sys.executable
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_for_line(output: OutputTail, prefix: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in output.text().splitlines():
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+        time.sleep(0.02)
+    raise AssertionError(f"no line starting with {prefix!r} in {output.text()!r}")
+
+
+def run(argv: list[str], kill_grace: float = 1.0) -> tuple[int, OutputTail]:
+    output = OutputTail()
+    process = GroupProcess(argv, output=output, kill_grace=kill_grace)
+    process.start()
+    return process.wait(), output
+
+
+# A command that starts a grandchild in its own group and reports both pids.
+FAMILY = (
+    "import subprocess, sys, time, os\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+    "print('grandchild', child.pid, flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+IGNORES_TERM = (
+    "import signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_command_that_succeeds_returns_exit_code_zero():
+    assert run([PY, "-c", "pass"])[0] == 0
+
+
+def test_a_command_that_fails_returns_its_exit_code():
+    assert run([PY, "-c", "import sys; sys.exit(7)"])[0] == 7
+
+
+def test_stdout_and_stderr_both_land_in_the_output():
+    _, output = run([PY, "-c", "import sys; print('to stdout', flush=True); sys.stderr.write('to stderr\\n')"])
+    assert "to stdout" in output.text() and "to stderr" in output.text()
+
+
+def test_only_the_last_64_kb_of_output_are_kept():
+    script = "import sys\nfor i in range(20000): print(f'line {i:06d}')\nsys.stderr.write('the end\\n')"
+    _, output = run([PY, "-c", script])
+    text = output.text()
+    assert len(text.encode()) == OUTPUT_TAIL_BYTES
+    assert text.endswith("the end\n") and "line 000000" not in text
+
+
+def test_a_cut_through_a_multibyte_character_is_dropped_not_garbled():
+    tail = OutputTail(limit=4)
+    tail.write("aé€".encode())  # 1 + 2 + 3 bytes; the limit cuts the é in two
+    assert tail.text() == "€"
+
+
+def test_arguments_are_passed_without_a_shell():
+    argv = fill_argv([PY, "-c", "import sys; print(sys.argv[1])", "{name}"], {"name": "$(touch /tmp/x); `id` | cat"})
+    _, output = run(argv)
+    assert output.text() == "$(touch /tmp/x); `id` | cat\n"
+
+
+def test_terminate_stops_the_command_and_its_grandchildren():
+    output = OutputTail()
+    process = GroupProcess([PY, "-c", FAMILY], output=output, kill_grace=5)
+    process.start()
+    grandchild = int(wait_for_line(output, "grandchild"))
+
+    process.terminate()
+    returncode = process.wait()
+
+    assert returncode == -15
+    assert not alive(process.pid) and not alive(grandchild)
+
+
+def test_a_command_that_ignores_sigterm_is_killed_after_the_grace():
+    output = OutputTail()
+    process = GroupProcess([PY, "-c", IGNORES_TERM], output=output, kill_grace=0.5)
+    process.start()
+    wait_for_line(output, "ready")
+
+    began = time.monotonic()
+    process.terminate()
+    returncode = process.wait()
+    took = time.monotonic() - began
+
+    assert returncode == -9
+    assert 0.5 <= took < 3
+
+
+def test_a_grandchild_left_behind_by_a_finished_command_does_not_survive():
+    script = (
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print('grandchild', child.pid, flush=True)\n"
+    )
+    output = OutputTail()
+    process = GroupProcess([PY, "-c", script], output=output, kill_grace=2)
+    process.start()
+
+    assert process.wait() == 0
+    assert not alive(int(wait_for_line(output, "grandchild")))
+
+
+def test_placeholders_are_filled_from_the_payload_one_argument_each():
+    argv = fill_argv(["convert", "{input}", "--size={size.w}x{size.h}", "{{literal}}"],
+                     {"input": "my file.png", "size": {"w": 64, "h": 48}})
+    assert argv == ["convert", "my file.png", "--size=64x48", "{literal}"]
+
+
+def test_a_lone_placeholder_holding_a_list_becomes_one_argument_per_item():
+    assert fill_argv(["rm", "--", "{files}"], {"files": ["a b", "c"]}) == ["rm", "--", "a b", "c"]
+
+
+def test_a_placeholder_missing_from_the_payload_is_an_error_naming_it():
+    with pytest.raises(TemplateError, match="'seconds'"):
+        fill_argv(["sleep", "{seconds}"], {})
+
+
+def test_a_placeholder_holding_an_object_is_refused():
+    with pytest.raises(TemplateError, match="'opts'"):
+        fill_argv(["tool", "--opts={opts}"], {"opts": {"a": 1}})
