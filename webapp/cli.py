@@ -10,6 +10,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from . import create_app
 from .integrity import StoreUnreadable
+from .worker.command import worker_command
 
 
 @click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
@@ -28,6 +29,10 @@ def monitor_command(interval: float | None, once: bool) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_foreground(current_app._get_current_object(), interval=interval, once=once)
+
+
+# Plain click, no app context: the worker speaks only the internal API.
+cli.add_command(worker_command)
 
 
 def main() -> None:

@@ -71,14 +71,15 @@ registry.command(
 registry.command(
     "demo.hang",
     [sys.executable, "-c",
-     "import signal, sys, time\n"
+     "import os, signal, time\n"
      "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-     "print('hanging, ignoring SIGTERM', flush=True)\n"
+     "print('hanging, ignoring SIGTERM; pid', os.getpid(), flush=True)\n"
      "while True: time.sleep(1)\n"],
 )
 
 registry.command(
     "demo.command_sleep",
-    [sys.executable, "-c", "import sys, time; print('sleeping', flush=True); time.sleep(float(sys.argv[1]))",
+    [sys.executable, "-c",
+     "import os, sys, time; print('sleeping; pid', os.getpid(), flush=True); time.sleep(float(sys.argv[1]))",
      "{seconds}"],
 )

@@ -1,0 +1,400 @@
+"""One attempt at one job, from the first status update to the last, on one
+guarded path.
+
+Two threads per attempt:
+
+- the handler thread runs the handler and decides the outcome; whatever
+  raises on it — the handler, the worker's own code — ends in a report, so no
+  job is ever left claimed or running by an error in the worker;
+- the reporting thread is the only one that talks to the server about the
+  attempt. It sends, in order, everything queued in the outbox (start, step
+  events, the final complete or fail) and a heartbeat every interval with
+  progress, stage, step and new output. When the server is unreachable it
+  keeps the reports and retries with backoff while the handler keeps running.
+  A heartbeat answer that says cancel, or a `lease_lost` answer to anything,
+  stops the job. Any other failure to report is a bookkeeping failure: the job
+  is stopped and failed, and its open steps are reported failed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..client import Conflict, JobwardenClient, LeaseLostError, NotFound, ServerUnavailable
+from .context import (
+    CANCEL, ERROR, LEASE_LOST, SHUTDOWN, TIMEOUT, JobContext, JobFailed, StopReason, Stopped, describe,
+)
+from .handlers import CommandHandler, PythonHandler, timeout_for
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 4000
+ABANDON_AFTER_S = 2.0  # beyond the kill grace, for a Python handler that ignores the stop
+
+
+@dataclass
+class Report:
+    """One call to the server about this attempt, queued in order."""
+
+    kind: str  # start | step | complete | fail
+    fields: dict[str, Any] = field(default_factory=dict)
+    fallback: bool = False  # the minimal failure sent when the server refused the final report
+
+    @property
+    def final(self) -> bool:
+        return self.kind in ("complete", "fail")
+
+    @property
+    def phase(self) -> str:
+        return {"start": "start", "step": "report"}.get(self.kind, "finish")
+
+    @property
+    def label(self) -> str:
+        if self.kind == "step":
+            return f"step {self.fields['name']!r} {self.fields['event']}"
+        return self.kind
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+class Attempt:
+    def __init__(
+        self,
+        client: JobwardenClient,
+        job: dict[str, Any],
+        handler: PythonHandler | CommandHandler | None,
+        *,
+        worker_id: str,
+        known_types: list[str],
+        heartbeat_interval: float = 1.0,
+        kill_grace: float = 10.0,
+        retry_max: float = 30.0,
+        on_done: Callable[[Attempt], None] = lambda attempt: None,
+    ):
+        self.client = client
+        self.job = job
+        self.job_id: int = job["id"]
+        self.lease_token: str = job["lease_token"]
+        self.handler = handler
+        self.worker_id = worker_id
+        self.known_types = known_types
+        self.heartbeat_interval = heartbeat_interval
+        self.kill_grace = kill_grace
+        self.retry_max = retry_max
+        self.on_done = on_done
+        self._wake = threading.Event()
+        self.ctx = JobContext(
+            job, worker_id=worker_id, report_step=self._queue_step, wake=self._wake.set, kill_grace=kill_grace,
+        )
+        self._lock = threading.Lock()
+        self._outbox: deque[Report] = deque()
+        self._final_queued = False
+        self._started = threading.Event()
+        self.finished = threading.Event()  # nothing more will be reported
+        self.done = threading.Event()  # finished, and the handler thread has ended
+        self.outcome: str | None = None
+        self.timeout_s: float | None = None
+        self._deadline: float | None = None
+        self._stop_requested_at: float | None = None
+        self._sent_output_version = 0
+        self._handler_thread = threading.Thread(target=self._run, name=f"job-{self.job_id}", daemon=True)
+        self._reporter_thread = threading.Thread(target=self._report_loop, name=f"report-{self.job_id}", daemon=True)
+
+    # --- control from the runner ----------------------------------------------
+
+    def begin(self) -> None:
+        self._reporter_thread.start()
+        self._handler_thread.start()
+
+    def stop(self, reason: StopReason) -> None:
+        if self.ctx.request_stop(reason):
+            self._stop_requested_at = time.monotonic()
+        self._wake.set()
+
+    def abort(self, message: str) -> None:
+        """The worker's second signal: kill the commands now and hand the job back at once."""
+        reason = StopReason(SHUTDOWN, message, phase="shutdown")
+        self.stop(reason)
+        self.ctx.kill_processes()
+        self._queue_final_for(reason)
+
+    # --- the handler thread: the guarded path ---------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._queue(Report("start"))
+            if not self._wait_started():
+                reason = self.ctx.stop_reason
+                if reason is not None and reason.reported:
+                    self._queue_fail(f"could not start the job: {reason.message}", retryable=True)
+                return
+            self._execute()
+        except BaseException as error:  # the worker's own failure: still report the attempt
+            log.exception("job %s: worker error", self.job_id)
+            self._queue_fail(f"worker error: {describe(error)}", retryable=True)
+        finally:
+            self.finished.wait()
+            self.done.set()
+            self.on_done(self)
+
+    def _wait_started(self) -> bool:
+        while not self._started.is_set():
+            if self.ctx.stop_reason is not None or self.finished.is_set():
+                return False
+            self._started.wait(0.05)
+        return True
+
+    def _execute(self) -> None:
+        ctx = self.ctx
+        if self.handler is None:
+            known = ", ".join(self.known_types) or "none"
+            self._queue_fail(
+                f"no handler for job type {ctx.type!r} on worker {self.worker_id} (it handles: {known})",
+                retryable=False,
+            )
+            return
+        self.timeout_s = timeout_for(self.job, self.handler)
+        if self.timeout_s:
+            self._deadline = time.monotonic() + self.timeout_s
+            self._wake.set()
+        try:
+            result = self.handler.run(ctx)
+        except Stopped as stopped:
+            self._finish_stopped(stopped.reason, stopped)
+        except JobFailed as failure:
+            if ctx.stop_reason is not None:
+                self._finish_stopped(ctx.stop_reason, failure)
+            else:
+                self._queue_fail(self._with_step(str(failure), failure), retryable=failure.retryable,
+                                 exit_code=failure.exit_code)
+        except Exception as error:
+            ctx.log_exception(error)
+            if ctx.stop_reason is not None:
+                self._finish_stopped(ctx.stop_reason, error)
+            else:
+                self._queue_fail(self._with_step(describe(error), error), retryable=True)
+        else:
+            if ctx.stop_reason is not None:
+                self._finish_stopped(ctx.stop_reason, None)
+                return
+            try:
+                json.dumps(result)
+            except (TypeError, ValueError) as error:
+                self._queue_fail(f"the handler's result cannot be stored as JSON: {describe(error)}",
+                                 retryable=False)
+                return
+            self._queue(Report("complete", {"result": result, "exit_code": 0, "output": ctx.output.text()}))
+
+    def _with_step(self, message: str, error: BaseException | None) -> str:
+        step = self.ctx.failed_step
+        if step is not None and error is not None and step.exception is error:
+            return f"step {step.name!r} failed ({step.phase}): {step.error}"
+        return message
+
+    def _finish_stopped(self, reason: StopReason, error: BaseException | None) -> None:
+        if not reason.reported:
+            return
+        self._queue_final_for(reason, error)
+
+    def _queue_final_for(self, reason: StopReason, error: BaseException | None = None) -> None:
+        """The final report for a stop the worker decided on (timeout, shutdown, bookkeeping)."""
+        if not reason.reported:
+            return
+        self._fail_open_steps(reason)
+        message = self._with_step(reason.message, error)
+        if reason.kind == SHUTDOWN:
+            self._queue_fail(message, retryable=True, interrupted=True)
+        else:
+            self._queue_fail(message, retryable=True)
+
+    def _fail_open_steps(self, reason: StopReason) -> None:
+        """Steps a handler that never noticed the stop left open are reported failed."""
+        for name in self.ctx.open_steps():
+            self._queue_step(name=name, event="failed", attempt=self.ctx.attempt,
+                             phase=reason.phase or reason.kind, error=reason.message)
+
+    # --- the outbox ---------------------------------------------------------------
+
+    def _queue_step(self, **fields: Any) -> None:
+        self._queue(Report("step", fields))
+
+    def _queue_fail(self, error: str, *, retryable: bool, exit_code: int | None = None,
+                    interrupted: bool = False) -> None:
+        self._queue(Report("fail", {
+            "error": _clip(error), "exit_code": exit_code, "output": self.ctx.output.text(),
+            "retryable": retryable, "interrupted": interrupted,
+        }))
+
+    def _queue(self, report: Report) -> None:
+        with self._lock:
+            if self._final_queued or self.finished.is_set():
+                return
+            self._outbox.append(report)
+            if report.final:
+                self._final_queued = True
+        self._wake.set()
+
+    # --- the reporting thread ---------------------------------------------------------
+
+    def _report_loop(self) -> None:
+        next_beat = time.monotonic() + self.heartbeat_interval
+        retry_at = 0.0
+        failures = 0
+        while not self.finished.is_set():
+            now = time.monotonic()
+            self._check_deadline(now)
+            self._check_abandoned(now)
+            if now >= retry_at:
+                try:
+                    self._deliver()
+                    if not self.finished.is_set() and self._started.is_set() and not self._final_queued \
+                            and time.monotonic() >= next_beat:
+                        next_beat = time.monotonic() + self.heartbeat_interval
+                        self._beat()
+                    if failures:
+                        log.info("job %s: the server answers again", self.job_id)
+                    failures = 0
+                except ServerUnavailable as error:
+                    failures += 1
+                    delay = min(self.retry_max, 0.5 * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
+                    retry_at = time.monotonic() + delay
+                    log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                            "job %s: server unreachable (%s); the job runs on, retrying in %.1f s",
+                            self.job_id, error, delay)
+                except (LeaseLostError, Conflict, NotFound) as error:
+                    self._lost(error)
+                    return
+                except Exception as error:  # a heartbeat the server refused, or our own bug
+                    log.exception("job %s: heartbeat failed", self.job_id)
+                    self._bookkeeping_failed("heartbeat", "the heartbeat", error)
+            wake_at = [next_beat, retry_at if retry_at > now else next_beat]
+            if self._deadline is not None:
+                wake_at.append(self._deadline)
+            if self._stop_requested_at is not None:
+                wake_at.append(self._stop_requested_at + self.kill_grace + ABANDON_AFTER_S)
+            timeout = max(0.0, min(wake_at) - time.monotonic())
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+    def _deliver(self) -> None:
+        while not self.finished.is_set():
+            with self._lock:
+                if not self._outbox:
+                    return
+                report = self._outbox[0]
+            try:
+                self._send(report)
+            except (ServerUnavailable, LeaseLostError, Conflict, NotFound):
+                raise
+            except Exception as error:
+                with self._lock:
+                    if self._outbox and self._outbox[0] is report:
+                        self._outbox.popleft()
+                log.exception("job %s: reporting %s failed", self.job_id, report.label)
+                if report.final:
+                    self._final_refused(report, error)
+                else:
+                    self._bookkeeping_failed(report.phase, report.label, error)
+                continue
+            with self._lock:
+                if self._outbox and self._outbox[0] is report:
+                    self._outbox.popleft()
+            if report.kind == "start":
+                self._started.set()
+            if report.final:
+                self.outcome = "completed" if report.kind == "complete" else (
+                    "interrupted" if report.fields.get("interrupted") else "failed")
+                self.finished.set()
+
+    def _send(self, report: Report) -> None:
+        job_id, token = self.job_id, self.lease_token
+        if report.kind == "start":
+            self.client.start(job_id, token)
+        elif report.kind == "step":
+            self.client.step(job_id, token, **report.fields)
+        elif report.kind == "complete":
+            self.client.complete(job_id, token, **report.fields)
+        elif report.kind == "fail":
+            self.client.fail(job_id, token, **report.fields)
+        else:
+            raise ValueError(f"unknown report {report.kind}")
+
+    def _beat(self) -> None:
+        _, fields = self.ctx.snapshot()
+        send = {key: value for key, value in fields.items() if value is not None}
+        output_version = self.ctx.output.version
+        if output_version != self._sent_output_version:
+            send["output"] = self.ctx.output.text()
+        answer = self.client.heartbeat(self.job_id, self.lease_token, **send)
+        self._sent_output_version = output_version
+        if answer.get("cancel_requested"):
+            log.info("job %s: cancel requested; stopping it", self.job_id)
+            self.stop(StopReason(CANCEL, "cancelled"))
+            self._close("cancelled")
+
+    def _lost(self, error: Exception) -> None:
+        status = getattr(error, "status", None)
+        if status == "cancelled":
+            reason, outcome = StopReason(CANCEL, "cancelled"), "cancelled"
+        else:
+            reason, outcome = StopReason(LEASE_LOST, f"lease lost: the job is now {status}"), "lease_lost"
+        log.info("job %s: %s; stopping it", self.job_id, reason.message)
+        self.stop(reason)
+        self._close(outcome)
+
+    def _close(self, outcome: str) -> None:
+        """Nothing more may be reported: the server has moved on without us."""
+        with self._lock:
+            self._outbox.clear()
+            self._final_queued = True
+        self.outcome = outcome
+        self.finished.set()
+
+    def _bookkeeping_failed(self, phase: str, what: str, error: Exception) -> None:
+        reason = StopReason(ERROR, _clip(f"worker could not report {what}: {describe(error)}"), phase=phase)
+        # The handler thread (or, if it ignores the stop, the abandon check) turns
+        # this into the failed steps and the final report.
+        self.stop(reason)
+
+    def _final_refused(self, report: Report, error: Exception) -> None:
+        """The server refused the final report itself: fall back to a minimal failure, once."""
+        if report.fallback:
+            log.error("job %s: the server refused the final report (%s); leaving it to the monitor",
+                      self.job_id, describe(error))
+            self._close("unreported")
+            return
+        with self._lock:
+            self._outbox.appendleft(Report("fail", {
+                "error": _clip(f"worker could not report the outcome ({report.kind}): {describe(error)}"),
+                "retryable": True, "interrupted": bool(report.fields.get("interrupted")),
+            }, fallback=True))
+
+    def _check_deadline(self, now: float) -> None:
+        if self._deadline is not None and now >= self._deadline and self.ctx.stop_reason is None:
+            log.info("job %s: timed out after %s s; stopping it", self.job_id, _seconds(self.timeout_s or 0))
+            self.stop(StopReason(TIMEOUT, f"timed out after {_seconds(self.timeout_s or 0)} s", phase="timeout"))
+
+    def _check_abandoned(self, now: float) -> None:
+        """A handler that ignored the stop past the grace: report for it and let its thread go."""
+        if self._stop_requested_at is None or self._final_queued:
+            return
+        if now < self._stop_requested_at + self.kill_grace + ABANDON_AFTER_S:
+            return
+        reason = self.ctx.stop_reason
+        if reason is None or not reason.reported:
+            return
+        log.warning("job %s: the handler ignored the stop for %.1f s; reporting without it",
+                    self.job_id, now - self._stop_requested_at)
+        self._queue_final_for(reason)
