@@ -249,6 +249,15 @@ class Attempt:
     # --- the reporting thread ---------------------------------------------------------
 
     def _report_loop(self) -> None:
+        """Report until nothing is left to report; a bug in here restarts the loop, never ends it."""
+        while not self.finished.is_set():
+            try:
+                self._report_until_finished()
+            except Exception:
+                log.exception("job %s: the reporting loop failed; restarting it", self.job_id)
+                time.sleep(self.heartbeat_interval)
+
+    def _report_until_finished(self) -> None:
         next_beat = time.monotonic() + self.heartbeat_interval
         retry_at = 0.0
         failures = 0

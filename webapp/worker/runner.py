@@ -23,7 +23,7 @@ from typing import Any
 
 from ..client import JobwardenClient, JobwardenError, ServerUnavailable
 from .attempt import Attempt
-from .context import SHUTDOWN, StopReason
+from .context import SHUTDOWN, StopReason, describe
 from .handlers import Registry
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,9 @@ class Worker:
                 except JobwardenError as error:
                     retry_at = time.monotonic() + self.settings.poll_interval
                     log.error("the server refused the worker: %s", error)
+                except Exception:
+                    retry_at = time.monotonic() + self.settings.poll_interval
+                    log.exception("worker error in the claim loop")
             free = self.settings.concurrency - self._busy()
             wake_at = [next_worker_beat, max(retry_at, time.monotonic())]
             if free > 0:
@@ -150,17 +153,32 @@ class Worker:
     def _claim(self, free: int) -> list[dict[str, Any]]:
         jobs = self.client.claim(self.worker_id, self.claim_types, batch_size=free)
         for job in jobs:
-            attempt = Attempt(
-                self.client, job, self.registry.get(job["type"]),
-                worker_id=self.worker_id, known_types=self.registry.types,
-                heartbeat_interval=self.settings.heartbeat_interval, kill_grace=self.kill_grace,
-                retry_max=self.settings.retry_max, on_done=self._attempt_done,
-            )
-            with self._lock:
-                self.attempts[attempt.job_id] = attempt
-            log.info("job %s (%s): attempt %s", attempt.job_id, job["type"], job.get("attempt"))
-            attempt.begin()
+            try:
+                self._begin(job)
+            except Exception as error:  # never leave a claimed job behind
+                log.exception("job %s: could not begin the attempt", job.get("id"))
+                self._give_up(job, error)
         return jobs
+
+    def _begin(self, job: dict[str, Any]) -> None:
+        attempt = Attempt(
+            self.client, job, self.registry.get(job["type"]),
+            worker_id=self.worker_id, known_types=self.registry.types,
+            heartbeat_interval=self.settings.heartbeat_interval, kill_grace=self.kill_grace,
+            retry_max=self.settings.retry_max, on_done=self._attempt_done,
+        )
+        with self._lock:
+            self.attempts[attempt.job_id] = attempt
+        log.info("job %s (%s): attempt %s", attempt.job_id, job["type"], job.get("attempt"))
+        attempt.begin()
+
+    def _give_up(self, job: dict[str, Any], error: Exception) -> None:
+        with self._lock:
+            self.attempts.pop(job.get("id"), None)
+        try:
+            self.client.fail(job["id"], job["lease_token"], error=f"worker error: {describe(error)}", retryable=True)
+        except Exception:
+            log.exception("job %s: could not report the worker error; the monitor will settle it", job.get("id"))
 
     def _attempt_done(self, attempt: Attempt) -> None:
         with self._lock:
