@@ -212,18 +212,23 @@ class Attempt:
         """The final report for a stop the worker decided on (timeout, shutdown, bookkeeping)."""
         if not reason.reported:
             return
-        self._fail_open_steps(reason)
-        message = self._with_step(reason.message, error)
+        open_steps = self._fail_open_steps(reason)
+        if open_steps:  # the handler never noticed: the job failed in its innermost open step
+            message = f"step {open_steps[0]!r} failed ({reason.phase or reason.kind}): {reason.message}"
+        else:
+            message = self._with_step(reason.message, error)
         if reason.kind == SHUTDOWN:
             self._queue_fail(message, retryable=True, interrupted=True)
         else:
             self._queue_fail(message, retryable=True)
 
-    def _fail_open_steps(self, reason: StopReason) -> None:
-        """Steps a handler that never noticed the stop left open are reported failed."""
-        for name in self.ctx.open_steps():
+    def _fail_open_steps(self, reason: StopReason) -> list[str]:
+        """Steps a handler that never noticed the stop left open are reported failed; their names."""
+        open_steps = self.ctx.open_steps()
+        for name in open_steps:
             self._queue_step(name=name, event="failed", attempt=self.ctx.attempt,
                              phase=reason.phase or reason.kind, error=reason.message)
+        return open_steps
 
     # --- the outbox ---------------------------------------------------------------
 
