@@ -1,0 +1,45 @@
+"""Handlers the worker tests need beyond the demo ones (`--handlers tests.support.worker_handlers`)."""
+from __future__ import annotations
+
+import sys
+import time
+
+from webapp.worker import JobContext, Registry
+
+registry = Registry()
+
+# Starts a grandchild, prints both pids, sleeps: for "no grandchild survives".
+registry.command("test.family", [
+    sys.executable, "-c",
+    "import os, subprocess, sys, time\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+    "print('pid', os.getpid(), flush=True)\n"
+    "print('grandchild', child.pid, flush=True)\n"
+    "time.sleep(120)\n",
+])
+
+
+@registry.handler("test.step_sleep")
+def step_sleep(ctx: JobContext) -> dict:
+    """One step that sleeps (cooperatively) for payload["seconds"]."""
+    with ctx.step("upload"):
+        ctx.log("uploading")
+        ctx.sleep(float(ctx.payload["seconds"]))
+    return {"uploaded": True}
+
+
+@registry.handler("test.step_stage")
+def step_stage(ctx: JobContext) -> dict:
+    """Inside a step, sets the stage from the payload (which the server may refuse), then works on."""
+    with ctx.step("publish"):
+        ctx.stage(ctx.payload["stage"])
+        ctx.sleep(float(ctx.payload.get("seconds", 5)))
+    return {"published": True}
+
+
+@registry.handler("test.stubborn")
+def stubborn(ctx: JobContext) -> dict:
+    """Never looks at the context while it works: stop requests go unnoticed."""
+    with ctx.step("grind"):
+        time.sleep(float(ctx.payload["seconds"]))
+    return {"ground": True}
