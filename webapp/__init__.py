@@ -46,6 +46,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         _check_reachable(app)
 
     app.register_blueprint(_vendor_blueprint())
+    from .dashboard import bp as dashboard_blueprint
+
+    app.register_blueprint(dashboard_blueprint)
     if app.config["JOBWARDEN_MONITOR"]:
         # Once per serving process; see webapp/monitor.py and gunicorn.conf.py.
         from .monitor import start_scheduler

@@ -1,0 +1,166 @@
+"""Dashboard routes: parse the request, call webapp.jobs, render a page or (for HTMX) its region."""
+from __future__ import annotations
+
+import hmac
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   session, url_for)
+from flask_wtf.csrf import CSRFError
+
+from .. import jobs, states
+from ..extensions import htmx
+from ..timeutil import utcnow
+from . import display
+
+bp = Blueprint("dashboard", __name__)
+bp.add_app_template_filter(display.duration, "duration")
+bp.add_app_template_filter(display.age, "age")
+bp.add_app_template_filter(display.when, "when")
+bp.add_app_template_filter(display.capped, "capped")
+
+PAGE_SIZE = 50
+COUNT_CAP = 10_000
+POLL_DELAY = "2s"
+# Recovery actions: URL name → (state-machine edge, domain command, button label).
+ACTIONS = {
+    "force-start": ("force_start", jobs.force_start, "Force start"),
+    "mark-failed": ("fail", jobs.mark_failed, "Mark as failed"),
+    "cancel": ("cancel", jobs.cancel_job, "Cancel"),
+}
+
+
+def can_act() -> bool:
+    """Actions are shown and accepted unless read-only, or a password is set and not given."""
+    if current_app.config["JOBWARDEN_READ_ONLY"]:
+        return False
+    return not current_app.config["JOBWARDEN_ADMIN_PASSWORD"] or session.get("operator") is True
+
+
+@bp.context_processor
+def dashboard_context() -> dict:
+    return {"now": utcnow(), "can_act": can_act(), "statuses": list(states.Status),
+            "poll_delay": POLL_DELAY, "login_enabled": bool(current_app.config["JOBWARDEN_ADMIN_PASSWORD"])}
+
+
+@bp.errorhandler(CSRFError)
+def csrf_refused(error: CSRFError):
+    return render_template("error.html", message=f"Refused: {error.description}"), 400
+
+
+@bp.errorhandler(states.JobNotFound)
+def job_not_found(error: states.JobNotFound):
+    return render_template("error.html", message=str(error)), 404
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("dashboard.job_list"))
+
+
+def _filter_from_args() -> tuple[jobs.JobFilter, dict]:
+    statuses = [s for s in request.args.getlist("status") if s]
+    unknown = [s for s in statuses if s not in set(states.Status)]
+    if unknown:
+        raise jobs.BadQuery("status", f"unknown status {unknown[0]!r}")
+    job_filter = jobs.JobFilter(
+        statuses=statuses,
+        type=request.args.get("type") or None,
+        worker=request.args.get("worker") or None,
+        q=request.args.get("q") or None,
+    )
+    view = {"sort": request.args.get("sort") or "id", "order": request.args.get("order") or "desc",
+            "cursor": request.args.get("cursor") or None}
+    return job_filter, view
+
+
+@bp.get("/jobs")
+def job_list():
+    """The table; an HTMX poll gets only the table region, with its next poll trigger."""
+    try:
+        job_filter, view = _filter_from_args()
+        rows, next_cursor = jobs.list_jobs(job_filter, limit=PAGE_SIZE, **view)
+    except jobs.BadQuery as error:
+        return render_template("error.html", message=f"{error.field}: {error}"), 400
+    template = "jobs/_table.html" if htmx and not htmx.boosted else "jobs/index.html"
+    return render_template(template, rows=rows, next_cursor=next_cursor, job_filter=job_filter, view=view)
+
+
+@bp.get("/jobs/counts")
+def job_counts():
+    """Counts per status for the filter bar, capped so a huge table stays cheap; loaded lazily."""
+    try:
+        job_filter, _ = _filter_from_args()
+    except jobs.BadQuery as error:
+        return render_template("error.html", message=f"{error.field}: {error}"), 400
+    job_filter.statuses = []
+    counts = jobs.count_by_status(job_filter, cap=COUNT_CAP)
+    return render_template("jobs/_counts.html", counts=counts, cap=COUNT_CAP)
+
+
+def _job_context(job_id: int) -> dict:
+    job = jobs.get_job(job_id)
+    attempts = jobs.attempts_of(job_id)
+    return {
+        "job": job,
+        "attempts": attempts,
+        "failed_attempt": next((a for a in reversed(attempts) if a.error), None),
+        "latest_attempt": attempts[-1] if attempts else None,
+        "events": jobs.events_of(job_id),
+        "steps": jobs.steps_of(job_id),
+        "queue_position": jobs.queue_position(job),
+        "timeout": jobs.timeout_for(job),
+        "actions": _actions_for(job.status),
+    }
+
+
+def _actions_for(status: str) -> list[tuple[str, str]]:
+    allowed = set(states.edges_from(status))
+    return [(name, label) for name, (edge, _, label) in ACTIONS.items() if edge in allowed]
+
+
+@bp.get("/jobs/<int:job_id>")
+def job_page(job_id: int):
+    template = "jobs/_detail.html" if htmx and not htmx.boosted else "jobs/show.html"
+    return render_template(template, **_job_context(job_id))
+
+
+@bp.post("/jobs/<int:job_id>/<action>")
+def job_action(job_id: int, action: str):
+    """Run one recovery action; answer the re-rendered card (HTMX) or go back to the job page."""
+    if action not in ACTIONS:
+        abort(404)
+    if not can_act():
+        abort(403)
+    _, command, label = ACTIONS[action]
+    reason = (request.form.get("reason") or "").strip()[:2000] or None
+    try:
+        command(job_id, actor="operator", reason=reason)
+        message, ok = f"{label}: done.", True
+    except states.TransitionRefused as refused:
+        message, ok = f"Already {refused.status} — nothing was done.", False
+    if htmx:
+        return render_template("jobs/_card.html", message=message, ok=ok, **_job_context(job_id))
+    flash(message, "ok" if ok else "refused")
+    return redirect(url_for("dashboard.job_page", job_id=job_id))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Operator login, only when JOBWARDEN_ADMIN_PASSWORD is set."""
+    password = current_app.config["JOBWARDEN_ADMIN_PASSWORD"]
+    if not password:
+        return redirect(url_for("dashboard.job_list"))
+    error = None
+    if request.method == "POST":
+        given = request.form.get("password", "")
+        if hmac.compare_digest(given.encode(), password.encode()):
+            session["operator"] = True
+            return redirect(url_for("dashboard.job_list"))
+        error = "Wrong password."
+    return render_template("login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout():
+    session.pop("operator", None)
+    return redirect(url_for("dashboard.job_list"))
