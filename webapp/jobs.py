@@ -256,14 +256,19 @@ def create_job(*, actor: str = "api", **spec: Any) -> Job:
 
 def claim_jobs(worker_id: str, *, types: list[str] | None = None, batch_size: int = 1) -> list[Job]:
     with unit_of_work():
-        return states.claim(worker_id, types=types, batch_size=batch_size)
+        claimed = states.claim(worker_id, types=types, batch_size=batch_size)
+        # Handed back detached, as RETURNING gave them: the commit would expire them
+        # and reading a claimed job would then cost one query per job.
+        for job in claimed:
+            db.session.expunge(job)
+    return claimed
 
 
 def start_job(job_id: int, lease_token: str) -> Job:
     now = utcnow()
     with unit_of_work():
         job = states.transition(
-            job_id, "start", actor=_worker_actor(job_id), lease_token=lease_token,
+            job_id, "start", actor=_lease_holder, lease_token=lease_token,
             values={"started_at": now, "heartbeat_at": now},
             attempt_values={"started_at": now}, now=now,
         )
@@ -351,7 +356,7 @@ def complete_job(
     now = utcnow()
     with unit_of_work():
         return states.transition(
-            job_id, "complete", actor=_worker_actor(job_id), lease_token=lease_token,
+            job_id, "complete", actor=_lease_holder, lease_token=lease_token,
             values={"finished_at": now, "result": result, "exit_code": exit_code,
                     "progress": 100, "lease_token": None},
             attempt_values={"finished_at": now, "outcome": "completed", "exit_code": exit_code,
@@ -378,7 +383,7 @@ def fail_job(
     job = get_job(job_id)
     with unit_of_work():
         return _end_attempt(
-            job, actor=_worker_actor(job_id), lease_token=lease_token, error=error,
+            job, actor=_lease_holder(job), lease_token=lease_token, error=error,
             exit_code=exit_code, output=output, retryable=retryable,
             outcome="interrupted" if interrupted else "failed", give_back=interrupted,
         )
@@ -515,9 +520,9 @@ def _set_attempt(job: Job, **values: Any) -> None:
     )
 
 
-def _worker_actor(job_id: int) -> str:
-    worker_id = db.session.execute(select(Job.worker_id).where(Job.id == job_id)).scalar()
-    return f"worker:{worker_id}" if worker_id else "worker"
+def _lease_holder(job: Job) -> str:
+    """The actor of a worker's command: the worker the job's row names."""
+    return f"worker:{job.worker_id}" if job.worker_id else "worker"
 
 
 # --- the health monitor's commands ---------------------------------------------
@@ -626,3 +631,33 @@ def prune_finished(status: str, *, cutoff: datetime, batch_size: int) -> int:
             delete(Job).where(Job.id.in_(batch.scalar_subquery()))
             .execution_options(synchronize_session=False)
         ).rowcount
+
+
+def uncovered_queued_types(covered: set[str], *, limit: int = 20) -> list[str]:
+    """Types of queued jobs that no worker in `covered` takes (the health page's alerts)."""
+    statement = select(Job.type).where(Job.status == Status.QUEUED)
+    if covered:
+        statement = statement.where(Job.type.not_in(sorted(covered)))
+    return list(db.session.scalars(statement.distinct().order_by(Job.type).limit(limit)))
+
+
+def finished_since(since: datetime, *, limit: int) -> list[Any]:
+    """(status, created_at, claimed_at, started_at, finished_at) of jobs finished since `since`, newest first."""
+    return list(db.session.execute(
+        select(Job.status, Job.created_at, Job.claimed_at, Job.started_at, Job.finished_at)
+        .where(Job.status.in_([Status.COMPLETED, Status.FAILED, Status.CANCELLED]), Job.finished_at >= since)
+        .order_by(Job.finished_at.desc())
+        .limit(limit)
+    ))
+
+
+def failures_by_error(since: datetime, *, limit: int = 20) -> list[tuple[str | None, int]]:
+    """Failed jobs since `since` grouped by their error message, most frequent first."""
+    count = func.count().label("n")
+    return [tuple(row) for row in db.session.execute(
+        select(Job.last_error, count)
+        .where(Job.status == Status.FAILED, Job.finished_at >= since)
+        .group_by(Job.last_error)
+        .order_by(count.desc(), Job.last_error)
+        .limit(limit)
+    )]
