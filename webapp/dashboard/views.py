@@ -7,10 +7,11 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    session, url_for)
 from flask_wtf.csrf import CSRFError
 
-from .. import jobs, states
+from .. import jobs, monitor, states
 from ..extensions import htmx
 from ..timeutil import utcnow
 from . import display
+from .stats import last_hour
 
 bp = Blueprint("dashboard", __name__)
 bp.add_app_template_filter(display.duration, "duration")
@@ -164,3 +165,22 @@ def login():
 def logout():
     session.pop("operator", None)
     return redirect(url_for("dashboard.job_list"))
+
+
+@bp.get("/health")
+def health():
+    """What is stuck, the workers, alerts for queued types nobody takes, and the monitor's passes."""
+    report = monitor.health_report()
+    live = [w for w in report["workers"] if w["state"] == "alive" and w["heartbeat"] != "expired"]
+    if any(not w["types"] for w in live):
+        unserved = []
+    else:
+        unserved = jobs.uncovered_queued_types({t for w in live for t in w["types"]})
+    template = "health/_report.html" if htmx and not htmx.boosted else "health/index.html"
+    return render_template(template, report=report, unserved=unserved, cap=report["counts_cap"])
+
+
+@bp.get("/stats")
+def stats():
+    """Throughput and failures over the last hour, as a server-rendered SVG chart and tables."""
+    return render_template("stats.html", stats=last_hour(utcnow()))

@@ -1,0 +1,98 @@
+"""The /health and /stats pages on real databases."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from webapp import jobs
+from webapp.extensions import db
+from webapp.models import Job
+from webapp.timeutil import utcnow
+from tests.factories import make_job
+
+HX = {"HX-Request": "true"}
+
+
+def text_of(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def silence(job: Job, seconds: float) -> None:
+    db.session.execute(update(Job).where(Job.id == job.id).values(heartbeat_at=utcnow() - timedelta(seconds=seconds)))
+    db.session.commit()
+
+
+def test_the_health_page_says_healthy_when_nothing_is_stuck(client):
+    make_job("running")
+    html = text_of(client.get("/health"))
+    assert "Healthy: nothing is stuck." in html and "Orphaned jobs (0)" in html
+
+
+def test_an_orphaned_job_is_listed_with_its_reason_and_a_way_to_recover_it(client):
+    job = make_job("running")
+    silence(job, jobs.timeout_for(job) * 3)
+    html = text_of(client.get("/health"))
+    assert "Attention needed." in html and "Orphaned jobs (1)" in html
+    row = re.search(rf'<tr data-job-id="{job.id}">.*?</tr>', html, re.S).group(0)
+    assert "no heartbeat" in row.lower() and f"/jobs/{job.id}#recovery-card" in row
+
+
+def test_a_late_job_is_listed_before_it_is_orphaned(client):
+    job = make_job("running")
+    silence(job, jobs.timeout_for(job) * 0.75)
+    html = text_of(client.get("/health"))
+    assert "Late jobs (1)" in html and "Orphaned jobs (0)" in html
+
+
+def test_workers_are_listed_with_their_types_and_last_heartbeat(client):
+    jobs.register_worker("w-1", hostname="box", pid=4242, types=["mail.send"], concurrency=2)
+    html = text_of(client.get("/health"))
+    row = re.search(r'<tr data-worker-id="w-1">.*?</tr>', html, re.S).group(0)
+    assert "box / 4242" in row and "mail.send" in row and "alive" in row
+
+
+def test_a_queued_type_no_live_worker_takes_raises_an_alert(client):
+    jobs.register_worker("w-1", types=["mail.send"], concurrency=1)
+    make_job("queued", type="mail.send")
+    make_job("queued", type="video.encode")
+    alerts = re.findall(r'data-testid="unserved-type">No live worker for type <strong>([^<]+)</strong>',
+                        text_of(client.get("/health")))
+    assert alerts == ["video.encode"]
+
+
+def test_a_worker_taking_every_type_serves_every_queued_type(client):
+    jobs.register_worker("w-any", types=None, concurrency=1)
+    make_job("queued", type="video.encode")
+    assert "No live worker for type" not in text_of(client.get("/health"))
+
+
+def test_an_htmx_poll_of_the_health_page_gets_only_its_region(client):
+    html = text_of(client.get("/health", headers=HX))
+    assert "<html" not in html and html.strip().startswith('<div id="health-region"')
+
+
+def test_the_stats_chart_counts_finished_and_failed_jobs_in_the_current_minute(client):
+    make_job("completed"), make_job("completed"), make_job("failed")
+    html = text_of(client.get("/stats"))
+    assert 'data-testid="throughput-chart"' in html
+    assert re.search(r"<title>\d\d:\d\d: 2 completed, 1 failed</title>", html)
+    assert len(re.findall(r"<title>\d\d:\d\d: ", html)) == 60
+
+
+def test_the_stats_group_failures_by_error_with_a_link_to_the_filtered_table(client):
+    for _ in range(2):
+        jobs.mark_failed(make_job("queued").id, reason="disk full")
+    jobs.mark_failed(make_job("queued").id, reason="<i>bad</i> input")
+    html = text_of(client.get("/stats"))
+    assert re.search(r'<a href="/jobs\?status=failed&amp;q=disk\+full">disk full</a></td>\s*<td class="num">2</td>', html)
+    assert "&lt;i&gt;bad&lt;/i&gt; input" in html and "<i>bad</i>" not in html
+
+
+def test_the_stats_average_running_time_covers_finished_jobs(client):
+    job = make_job("completed")
+    db.session.execute(update(Job).where(Job.id == job.id).values(
+        started_at=job.finished_at - timedelta(seconds=90), claimed_at=job.finished_at - timedelta(seconds=95)))
+    db.session.commit()
+    assert "<dt>Running</dt><dd>1m 30s</dd>" in text_of(client.get("/stats"))
