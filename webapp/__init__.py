@@ -12,6 +12,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import config as settings
 from . import models  # noqa: F401  (registers the tables with the metadata)
+from . import api
+from .api.spec import JobIdConverter
+from .auth import check_internal_key_configured
 from .extensions import csrf, db, htmx, migrate
 from .integrity import StoreUnreadable, check_sqlite_file, sqlite_path
 
@@ -45,10 +48,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             event.listen(db.engine, "connect", _sqlite_pragmas(app.config))
         _check_reachable(app)
 
+    check_internal_key_configured(app)
+    app.url_map.converters["job_id"] = JobIdConverter
     app.register_blueprint(_vendor_blueprint())
     from .dashboard import bp as dashboard_blueprint
 
     app.register_blueprint(dashboard_blueprint)
+    api.register(app)
     if app.config["JOBWARDEN_MONITOR"]:
         # Once per serving process; see webapp/monitor.py and gunicorn.conf.py.
         from .monitor import start_scheduler

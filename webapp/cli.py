@@ -1,4 +1,4 @@
-"""The `jobwarden` command: a Flask CLI group (run, db, worker, monitor, submit, jobs)."""
+"""The `jobwarden` command: a Flask CLI group (run, dev, db, worker, monitor, submit, jobs)."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +10,8 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from . import create_app
 from .integrity import StoreUnreadable
+from .devserver import dev_command
+from .operator_cli import jobs_group, submit_command
 from .worker.command import worker_command
 
 
@@ -31,8 +33,11 @@ def monitor_command(interval: float | None, once: bool) -> None:
     run_foreground(current_app._get_current_object(), interval=interval, once=once)
 
 
-# Plain click, no app context: the worker speaks only the internal API.
+# Plain click, no app context: these speak only HTTP to a server.
 cli.add_command(worker_command)
+cli.add_command(submit_command)
+cli.add_command(jobs_group)
+cli.add_command(dev_command)
 
 
 def main() -> None:

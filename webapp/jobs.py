@@ -11,7 +11,7 @@ import random
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from flask import current_app
 from sqlalchemy import case, delete, func, or_, select, tuple_, update
@@ -661,3 +661,42 @@ def failures_by_error(since: datetime, *, limit: int = 20) -> list[tuple[str | N
         .order_by(count.desc(), Job.last_error)
         .limit(limit)
     )]
+
+
+# --- bulk actions ---------------------------------------------------------------
+
+BULK_LIMIT = 1000
+OPERATOR_COMMANDS: dict[str, Callable[..., Job]] = {
+    "cancel": cancel_job,
+    "force-start": force_start,
+    "mark-failed": mark_failed,
+}
+
+
+def ids_matching(job_filter: JobFilter, *, limit: int = BULK_LIMIT) -> list[int]:
+    """Ids of the jobs a filter matches, oldest first; BadQuery when more than `limit` do."""
+    ids = list(db.session.scalars(
+        select(Job.id).where(*job_filter.conditions()).order_by(Job.id).limit(limit + 1)
+    ))
+    if len(ids) > limit:
+        raise BadQuery("filter", f"the filter matches more than {limit} jobs; narrow it")
+    return ids
+
+
+def apply_action(action: str, ids: list[int], *, actor: str, reason: str | None = None) -> dict[str, Any]:
+    """One operator action on many jobs, each its own compare-and-set.
+
+    A job that moved on (or never existed) is skipped with why; the others change.
+    """
+    command = OPERATOR_COMMANDS[action]
+    changed, skipped = 0, []
+    for job_id in dict.fromkeys(ids):
+        try:
+            command(job_id, actor=actor, reason=reason)
+            changed += 1
+        except JobNotFound:
+            skipped.append({"id": job_id, "status": None, "reason": "not found"})
+        except states.TransitionRefused as refused:
+            skipped.append({"id": job_id, "status": refused.status,
+                            "reason": f"already {refused.status} — nothing was done"})
+    return {"changed": changed, "skipped": skipped}

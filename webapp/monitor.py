@@ -38,6 +38,7 @@ from werkzeug.serving import is_running_from_reloader
 from . import jobs
 from .config import ConfigError
 from .extensions import db
+from .metrics import ORPHANS_REAPED
 from .models import Job, MonitorPass, Worker
 from .states import LIVE, JobNotFound, Status, TransitionRefused
 from .timeutil import isoformat, utcnow
@@ -325,6 +326,7 @@ def _apply(changes: dict[str, Any], kind: str, job_id: int, reason: str, command
         log.debug("monitor left job %s alone (%s): %s", job_id, kind, refused)
         return
     changes[kind].append(job_id)
+    ORPHANS_REAPED.labels(kind).inc()
     changes["requeued" if job.status == Status.QUEUED else "failed"].append(job_id)
     log.info("job %s → %s: %s", job_id, job.status, reason)
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import ColumnElement, func, insert, select, update
 
 from .extensions import db
+from .metrics import TRANSITIONS
 from .models import Job, JobAttempt, JobEvent
 from .timeutil import utcnow
 
@@ -208,6 +209,7 @@ def transition(
         attempt=job.attempt or None, reason=reason, data=event_data,
     )
     db.session.flush()
+    TRANSITIONS.labels(action, edge.target).inc()
     return job
 
 
@@ -231,6 +233,8 @@ def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = No
         event_row(job.id, kind="status", actor=actor, at=now, action="create", to_status=job.status)
         for job in jobs
     ])
+    for job in jobs:
+        TRANSITIONS.labels("create", job.status).inc()
     return jobs
 
 
@@ -302,4 +306,6 @@ def claim(
         for job in jobs
     ])
     db.session.flush()
+    if jobs:
+        TRANSITIONS.labels("claim", Status.CLAIMED).inc(len(jobs))
     return jobs

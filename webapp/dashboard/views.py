@@ -119,13 +119,13 @@ def _actions_for(status: str) -> list[tuple[str, str]]:
     return [(name, label) for name, (edge, _, label) in ACTIONS.items() if edge in allowed]
 
 
-@bp.get("/jobs/<int:job_id>")
+@bp.get("/jobs/<job_id:job_id>")
 def job_page(job_id: int):
     template = "jobs/_detail.html" if htmx and not htmx.boosted else "jobs/show.html"
     return render_template(template, **_job_context(job_id))
 
 
-@bp.post("/jobs/<int:job_id>/<action>")
+@bp.post("/jobs/<job_id:job_id>/<action>")
 def job_action(job_id: int, action: str):
     """Run one recovery action; answer the re-rendered card (HTMX) or go back to the job page."""
     if action not in ACTIONS:

@@ -1,0 +1,43 @@
+"""The JSON APIs: public (`/api`), internal for workers (`/api/internal`), and
+the operational routes (`/healthz`, `/metrics`, `/api/openapi.json`)."""
+from __future__ import annotations
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
+
+from .. import states
+from .spec import ApiError
+
+
+def register(app: Flask) -> None:
+    from ..extensions import csrf
+    from . import internal, ops, public
+
+    for blueprint in (public.bp, internal.bp, ops.bp):
+        # JSON routes authenticate with headers (Bearer, Basic), never the session cookie: no CSRF token needed.
+        csrf.exempt(blueprint)
+        app.register_blueprint(blueprint)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        """Under /api every error is JSON; elsewhere Flask's (and the dashboard's) pages stand."""
+        if isinstance(error, ApiError) or not _is_api_request():
+            return error
+        names = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 401: "unauthorized",
+                 403: "forbidden", 415: "unsupported_media_type"}
+        return ApiError(error.code or 500, names.get(error.code, "error"), error.description or error.name)
+
+    @app.errorhandler(states.JobNotFound)
+    def job_not_found(error: states.JobNotFound):
+        if not _is_api_request():
+            return error  # the dashboard's own handler renders its page
+        return ApiError(404, "not_found", str(error))
+
+    @app.errorhandler(states.TransitionRefused)
+    def refused(error: states.TransitionRefused):
+        kind = "lease_lost" if isinstance(error, states.LeaseLost) else "conflict"
+        return ApiError(409, kind, str(error), status=str(error.status))
+
+
+def _is_api_request() -> bool:
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/metrics")

@@ -1,0 +1,84 @@
+"""The internal API workers speak: claim, start, heartbeat, steps, complete, fail.
+
+Every route needs `Authorization: Bearer $JOBWARDEN_INTERNAL_API_KEY`; every
+call after the claim carries the claim's lease token, and a token that is no
+longer current is a 409 `lease_lost` that changes nothing (see webapp.states).
+"""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint
+
+from .. import auth, jobs
+from ..metrics import CLAIM_LATENCY
+from . import schemas as s
+from .serialize import claimed_job_json
+from .spec import ApiError, operation
+
+bp = Blueprint("internal", __name__, url_prefix="/api/internal")
+KEY = [{"internalKey": []}]
+ERRORS = (401, 404, 409)
+
+
+@bp.before_request
+def require_the_internal_key():
+    if not auth.internal_key_valid():
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <JOBWARDEN_INTERNAL_API_KEY>")
+
+
+@operation(bp, "POST", "/jobs/claim", summary="Claim up to batch_size queued jobs", body=s.Claim,
+           responses={200: s.ClaimedJobs}, errors=(401,), security=KEY)
+def claim(body: s.Claim):
+    """Atomic: no job is ever handed to two workers. Each job comes with a fresh lease token."""
+    started = time.perf_counter()
+    claimed = jobs.claim_jobs(body.worker_id, types=body.types, batch_size=body.batch_size)
+    CLAIM_LATENCY.observe(time.perf_counter() - started)
+    return {"jobs": [claimed_job_json(job) for job in claimed]}
+
+
+@operation(bp, "POST", "/jobs/<job_id:job_id>/start", summary="claimed → running", body=s.Lease,
+           responses={200: s.Accepted}, errors=ERRORS, security=KEY)
+def start(job_id: int, body: s.Lease):
+    jobs.start_job(job_id, body.lease_token)
+    return {"ok": True}
+
+
+@operation(bp, "POST", "/jobs/<job_id:job_id>/heartbeat", summary="Keep the lease; report progress",
+           body=s.Heartbeat, responses={200: s.HeartbeatAnswer}, errors=ERRORS, security=KEY)
+def heartbeat(job_id: int, body: s.Heartbeat):
+    """Fields left out keep their values: a heartbeat naming no step keeps `current_step`."""
+    job = jobs.heartbeat(job_id, body.lease_token, progress=body.progress, stage=body.stage,
+                         current_step=body.current_step, output=body.output)
+    return {"cancel_requested": bool(job.cancel_requested), "status": job.status}
+
+
+@operation(bp, "POST", "/jobs/<job_id:job_id>/steps", summary="A step started, completed or failed",
+           body=s.Step, responses={200: s.Accepted}, errors=ERRORS, security=KEY)
+def step(job_id: int, body: s.Step):
+    jobs.record_step(job_id, body.lease_token, name=body.name, event=body.event, attempt=body.attempt,
+                     phase=body.phase, error=body.error)
+    return {"ok": True}
+
+
+@operation(bp, "POST", "/jobs/<job_id:job_id>/complete", summary="running → completed",
+           body=s.Complete, responses={200: s.Accepted}, errors=ERRORS, security=KEY)
+def complete(job_id: int, body: s.Complete):
+    jobs.complete_job(job_id, body.lease_token, result=body.result, exit_code=body.exit_code, output=body.output)
+    return {"ok": True}
+
+
+@operation(bp, "POST", "/jobs/<job_id:job_id>/fail", summary="The attempt failed: retried with backoff or failed",
+           body=s.Fail, responses={200: s.Accepted}, errors=ERRORS, security=KEY)
+def fail(job_id: int, body: s.Fail):
+    jobs.fail_job(job_id, body.lease_token, error=body.error, exit_code=body.exit_code, output=body.output,
+                  retryable=body.retryable, interrupted=body.interrupted)
+    return {"ok": True}
+
+
+@operation(bp, "POST", "/workers/heartbeat", summary="Register or refresh a worker", body=s.WorkerHeartbeat,
+           responses={200: s.Accepted}, errors=(401,), security=KEY)
+def worker_heartbeat(body: s.WorkerHeartbeat):
+    jobs.register_worker(body.worker_id, hostname=body.hostname, pid=body.pid, types=body.types,
+                         concurrency=body.concurrency)
+    return {"ok": True}

@@ -1,0 +1,209 @@
+"""A small Python client for Jobwarden's public and internal APIs.
+
+Used by the worker and by `jobwarden submit` / `jobwarden jobs`. Every call has
+a timeout. Connection errors and 5xx answers are retried with exponential
+backoff (and jitter) — for calls that are safe to repeat: reads, and the
+worker's calls, which the lease token fences. Creating jobs and operator
+actions are retried only when the connection was never made, so a lost answer
+never creates a job twice. A 4xx is never retried: it raises at once.
+"""
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Iterable
+
+import requests
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class JobwardenError(Exception):
+    """Anything the client could not do."""
+
+
+class ServerUnavailable(JobwardenError):
+    """No answer (connection refused, timeout) or a 5xx, after the retries."""
+
+
+class ClientError(JobwardenError):
+    """The server refused the request (4xx). `code`, `error`, `field`, `status` as it answered."""
+
+    def __init__(self, code: int, body: dict[str, Any]):
+        self.code = code
+        self.body = body
+        self.error = body.get("error")
+        self.field = body.get("field")
+        self.status = body.get("status")
+        super().__init__(f"{code} {self.error}: {body.get('message', '')}".strip())
+
+
+class NotFound(ClientError):
+    pass
+
+
+class Conflict(ClientError):
+    """Refused by the state machine: `status` is the job's current status."""
+
+
+class LeaseLostError(Conflict):
+    """The lease token is no longer current: stop the job; `status` says what it became."""
+
+
+class JobwardenClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        internal_key: str | None = None,
+        password: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 10.0,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.internal_key = internal_key
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.session = requests.Session()
+        if password:
+            self.session.auth = ("operator", password)
+
+    # --- public API -------------------------------------------------------------------
+
+    def create(self, type: str, payload: Any = None, **options: Any) -> dict[str, Any]:
+        """Create one job (options: priority, max_attempts, timeout_s, hold)."""
+        return self._call("POST", "/api/jobs", {"type": type, "payload": payload, **options}, repeatable=False)
+
+    def create_many(self, jobs: Iterable[dict[str, Any]]) -> list[int]:
+        return self._call("POST", "/api/jobs/bulk", {"jobs": list(jobs)}, repeatable=False)["ids"]
+
+    def list(self, **filters: Any) -> dict[str, Any]:
+        """One page: filters status (list), type, worker, q, sort, order, limit, cursor."""
+        params = {key: value for key, value in filters.items() if value is not None}
+        return self._call("GET", "/api/jobs", params=params)
+
+    def get(self, job_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/jobs/{job_id}")
+
+    def events(self, job_id: int) -> list[dict[str, Any]]:
+        return self._call("GET", f"/api/jobs/{job_id}/events")["events"]
+
+    def cancel(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/jobs/{job_id}/cancel", {"reason": reason}, repeatable=False)
+
+    def force_start(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/jobs/{job_id}/force-start", {"reason": reason}, repeatable=False)
+
+    def mark_failed(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/jobs/{job_id}/mark-failed", {"reason": reason}, repeatable=False)
+
+    def bulk_action(self, action: str, *, ids: list[int] | None = None, filter: dict[str, Any] | None = None,
+                    reason: str | None = None) -> dict[str, Any]:
+        body = {"action": action, "reason": reason, **({"ids": ids} if ids is not None else {"filter": filter})}
+        return self._call("POST", "/api/jobs/actions", body, repeatable=False)
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/api/health")
+
+    def cleanup(self) -> dict[str, Any]:
+        return self._call("POST", "/api/admin/cleanup", {}, repeatable=False)
+
+    # --- internal (worker) API -----------------------------------------------------------
+
+    def claim(self, worker_id: str, types: list[str] | None = None, *, batch_size: int = 1) -> list[dict[str, Any]]:
+        # Not repeated after a lost answer: the jobs it claimed would sit claimed until the monitor frees them.
+        body = {"worker_id": worker_id, "types": types, "batch_size": batch_size}
+        return self._internal("/jobs/claim", body, repeatable=False)["jobs"]
+
+    def start(self, job_id: int, lease_token: str) -> None:
+        self._internal(f"/jobs/{job_id}/start", {"lease_token": lease_token})
+
+    def heartbeat(self, job_id: int, lease_token: str, **fields: Any) -> dict[str, Any]:
+        """fields: progress, stage, current_step, output. Answers {"cancel_requested", "status"}."""
+        return self._internal(f"/jobs/{job_id}/heartbeat", {"lease_token": lease_token, **fields})
+
+    def step(self, job_id: int, lease_token: str, **fields: Any) -> None:
+        """fields: name, event (started|completed|failed), attempt, phase, error."""
+        self._internal(f"/jobs/{job_id}/steps", {"lease_token": lease_token, **fields})
+
+    def complete(self, job_id: int, lease_token: str, **fields: Any) -> None:
+        """fields: result, exit_code, output."""
+        self._internal(f"/jobs/{job_id}/complete", {"lease_token": lease_token, **fields})
+
+    def fail(self, job_id: int, lease_token: str, **fields: Any) -> None:
+        """fields: error, exit_code, output, retryable, interrupted."""
+        self._internal(f"/jobs/{job_id}/fail", {"lease_token": lease_token, **fields})
+
+    def worker_heartbeat(self, worker_id: str, **fields: Any) -> None:
+        """fields: hostname, pid, types, concurrency."""
+        self._internal("/workers/heartbeat", {"worker_id": worker_id, **fields})
+
+    # --- transport -----------------------------------------------------------------------
+
+    def _internal(self, path: str, body: dict[str, Any], *, repeatable: bool = True) -> Any:
+        if not self.internal_key:
+            raise JobwardenError("the internal API needs internal_key (JOBWARDEN_INTERNAL_API_KEY)")
+        headers = {"Authorization": f"Bearer {self.internal_key}"}
+        return self._call("POST", f"/api/internal{path}", body, headers=headers, repeatable=repeatable)
+
+    def _call(self, method: str, path: str, body: Any = None, *, params: dict | None = None,
+              headers: dict | None = None, repeatable: bool = True) -> Any:
+        url = self.base_url + path
+        last_problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+                time.sleep(delay)
+            try:
+                response = self.session.request(method, url, json=body, params=params, headers=headers,
+                                                timeout=self.timeout)
+            except requests.ConnectionError as error:
+                last_problem = f"cannot reach {self.base_url}: {_root_cause(error)}"
+                if repeatable or _never_connected(error):
+                    continue
+                raise ServerUnavailable(last_problem) from None
+            except requests.Timeout:
+                last_problem = f"no answer from {self.base_url} within {self.timeout} s"
+                if repeatable:
+                    continue
+                raise ServerUnavailable(last_problem) from None
+            if response.status_code >= 500:
+                last_problem = f"{method} {path}: server error {response.status_code}"
+                if repeatable:
+                    continue
+                raise ServerUnavailable(last_problem)
+            return _answer(response)
+        raise ServerUnavailable(last_problem)
+
+
+def _answer(response: requests.Response) -> Any:
+    try:
+        data = response.json()
+    except ValueError:
+        data = {"error": "unexpected", "message": response.text[:200]}
+    if response.status_code < 400:
+        return data
+    body = data if isinstance(data, dict) else {"error": "unexpected", "message": str(data)[:200]}
+    if response.status_code == 404:
+        raise NotFound(404, body)
+    if response.status_code == 409:
+        raise (LeaseLostError if body.get("error") == "lease_lost" else Conflict)(409, body)
+    raise ClientError(response.status_code, body)
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    """True when the request never reached the server (safe to send again)."""
+    cause = error.args[0] if error.args else None
+    reason = getattr(cause, "reason", cause)
+    return type(reason).__name__ in ("NewConnectionError", "ConnectTimeoutError") or isinstance(
+        error, requests.ConnectTimeout)
+
+
+def _root_cause(error: BaseException) -> str:
+    cause = error.args[0] if error.args else error
+    reason = getattr(cause, "reason", cause)
+    return str(reason)
