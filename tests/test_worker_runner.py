@@ -238,11 +238,11 @@ def test_a_process_that_ignores_sigterm_is_killed_after_the_grace(start_worker):
 
 
 def test_a_job_past_its_timeout_is_killed_and_failed_as_timed_out(start_worker):
-    created = jobs.create_job(type="demo.command_sleep", payload={"seconds": 60}, timeout_s=1, max_attempts=1)
+    created = jobs.create_job(type="demo.command_sleep", payload={"seconds": 60}, timeout_s=3, max_attempts=1)
     start_worker()
     pid = pid_in_output(created.id, "pid")
     wait_for(status_is(created.id, "failed"), what="failed")
-    assert job(created.id).last_error == "timed out after 1 s"
+    assert job(created.id).last_error == "timed out after 3 s"
     assert not alive(pid)
 
 

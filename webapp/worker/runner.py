@@ -85,7 +85,9 @@ class Worker:
             self._shutdown_at = time.monotonic()
         else:
             log.warning("%s again: stopping at once", name)
-        self._wake.set()
+        # Set from another thread: the handler runs inside the main thread, which may
+        # hold the event's lock right now (in wait or clear); setting it here could deadlock.
+        threading.Thread(target=self._wake.set, name="signal-wake", daemon=True).start()
 
     @property
     def stopping(self) -> bool:

@@ -1,0 +1,95 @@
+"""A real worker process killed with SIGKILL mid-job: the monitor settles its job.
+
+A real gunicorn server (running the monitor in-process, short timeout and
+interval) and a real `python -m webapp worker` on loopback; the worker's whole
+process group is killed while the job runs. The job must leave `running`
+within heartbeat timeout + one interval (plus start-up slack), with the reason.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from webapp import jobs
+from webapp.extensions import db
+from tests.conftest import INTERNAL_KEY
+from tests.support.server import PROJECT_ROOT, running_server
+
+TIMEOUT_S = 2.0
+INTERVAL_S = 0.5
+SLACK_S = 3.0
+
+
+def wait_for_status(job_id: int, statuses: set[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()  # see the server's commits
+        status = jobs.get_job(job_id).status
+        if status in statuses:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {jobs.get_job(job_id).status} after {timeout}s")
+
+
+@pytest.fixture
+def monitored_server(app, database_url, tmp_path):
+    with running_server(
+        database_url, tmp_path / "server.log", JOBWARDEN_MONITOR="on",
+        JOBWARDEN_MONITOR_INTERVAL=str(INTERVAL_S), JOBWARDEN_HEARTBEAT_TIMEOUT=str(TIMEOUT_S),
+    ) as server:
+        yield server
+
+
+def start_worker(server, worker_id: str, tmp_path) -> subprocess.Popen:
+    log = (tmp_path / f"{worker_id}.log").open("w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "webapp", "worker", "--server", server.url,
+         "--handlers", "webapp.worker.demo", "--concurrency", "1", "--types", "demo.sleep",
+         "--heartbeat-interval", "0.3", "--poll-interval", "0.1", "--worker-id", worker_id],
+        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+
+
+def kill_mid_job(server, job_id: int, worker_id: str, tmp_path) -> float:
+    """Run the job on a real worker, SIGKILL the worker's process group once it runs; returns when."""
+    worker = start_worker(server, worker_id, tmp_path)
+    try:
+        wait_for_status(job_id, {"running"}, timeout=30)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    return time.monotonic()
+
+
+def test_a_job_whose_worker_is_killed_fails_within_timeout_and_interval_with_the_reason(
+    monitored_server, tmp_path
+):
+    job = jobs.create_job(type="demo.sleep", payload={"seconds": 60}, max_attempts=1)
+
+    killed_at = kill_mid_job(monitored_server, job.id, "w-killed", tmp_path)
+    status = wait_for_status(job.id, {"failed", "queued"}, timeout=TIMEOUT_S + INTERVAL_S + SLACK_S)
+
+    assert status == "failed"
+    assert time.monotonic() - killed_at <= TIMEOUT_S + INTERVAL_S + SLACK_S
+    after = jobs.get_job(job.id)
+    assert after.last_error.startswith("orphaned: no heartbeat from worker w-killed since ")
+    (event,) = [e for e in jobs.events_of(job.id) if e.actor == "monitor"]
+    assert (event.from_status, event.to_status, event.reason) == ("running", "failed", after.last_error)
+
+
+def test_a_job_whose_worker_is_killed_is_requeued_when_it_has_attempts_left(monitored_server, tmp_path):
+    job = jobs.create_job(type="demo.sleep", payload={"seconds": 60}, max_attempts=2)
+
+    kill_mid_job(monitored_server, job.id, "w-killed", tmp_path)
+    status = wait_for_status(job.id, {"failed", "queued"}, timeout=TIMEOUT_S + INTERVAL_S + SLACK_S)
+
+    assert status == "queued"
+    (attempt,) = jobs.attempts_of(job.id)
+    assert (attempt.outcome, attempt.worker_id) == ("orphaned", "w-killed")
+    assert attempt.error.startswith("orphaned: no heartbeat from worker w-killed since ")
