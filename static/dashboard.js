@@ -31,3 +31,18 @@
     document.querySelectorAll("[data-poll]").forEach(function (region) { htmx.trigger(region, "jw:poll"); });
   });
 })();
+
+// Bulk actions: confirm with the number of jobs they touch (the selection, or all matching).
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.id !== "bulk-form") return;
+    var button = event.submitter;
+    var all = form.querySelector("input[name=all_matching]").checked;
+    var count = all ? Math.min(+form.dataset.matching, 1000)
+                    : document.querySelectorAll("input[name=ids][form=bulk-form]:checked").length;
+    var verb = button ? button.textContent.replace(/ selected$/, "").replace(/ selected as /, " as ") : "Act on";
+    if (!confirm(verb + " " + count + " job" + (count === 1 ? "" : "s") + "?")) event.preventDefault();
+  });
+})();

@@ -700,3 +700,9 @@ def apply_action(action: str, ids: list[int], *, actor: str, reason: str | None 
             skipped.append({"id": job_id, "status": refused.status,
                             "reason": f"already {refused.status} — nothing was done"})
     return {"changed": changed, "skipped": skipped}
+
+
+def count_matching(job_filter: JobFilter, *, cap: int) -> int:
+    """How many jobs a filter matches, counting no further than cap + 1."""
+    inner = select(Job.id).where(*job_filter.conditions()).limit(cap + 1)
+    return db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()

@@ -30,3 +30,14 @@ def when(moment: datetime | None) -> str:
 
 def capped(count: int, cap: int) -> str:
     return f"{cap:,}+" if count > cap else f"{count:,}"
+
+
+def bulk_summary(label: str, result: dict) -> str:
+    """'Cancel: 3 changed; skipped #5 (already completed — nothing was done), …' for the flash after a bulk action."""
+    message = f"{label}: {result['changed']} changed"
+    skipped = result["skipped"]
+    if skipped:
+        shown = ", ".join(f"#{item['id']} ({item['reason']})" for item in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        message += f"; {len(skipped)} skipped: {shown}{more}"
+    return message + "."

@@ -59,18 +59,23 @@ def index():
 
 
 def _filter_from_args() -> tuple[jobs.JobFilter, dict]:
-    statuses = [s for s in request.args.getlist("status") if s]
+    return _filter_from(request.args)
+
+
+def _filter_from(args) -> tuple[jobs.JobFilter, dict]:
+    """The table's filter and view from query parameters (or the bulk form's hidden copies)."""
+    statuses = [s for s in args.getlist("status") if s]
     unknown = [s for s in statuses if s not in set(states.Status)]
     if unknown:
         raise jobs.BadQuery("status", f"unknown status {unknown[0]!r}")
     job_filter = jobs.JobFilter(
         statuses=statuses,
-        type=request.args.get("type") or None,
-        worker=request.args.get("worker") or None,
-        q=request.args.get("q") or None,
+        type=args.get("type") or None,
+        worker=args.get("worker") or None,
+        q=args.get("q") or None,
     )
-    view = {"sort": request.args.get("sort") or "id", "order": request.args.get("order") or "desc",
-            "cursor": request.args.get("cursor") or None}
+    view = {"sort": args.get("sort") or "id", "order": args.get("order") or "desc",
+            "cursor": args.get("cursor") or None}
     return job_filter, view
 
 
@@ -82,8 +87,47 @@ def job_list():
         rows, next_cursor = jobs.list_jobs(job_filter, limit=PAGE_SIZE, **view)
     except jobs.BadQuery as error:
         return render_template("error.html", message=f"{error.field}: {error}"), 400
-    template = "jobs/_table.html" if htmx and not htmx.boosted else "jobs/index.html"
-    return render_template(template, rows=rows, next_cursor=next_cursor, job_filter=job_filter, view=view)
+    if htmx and not htmx.boosted:
+        return render_template("jobs/_table.html", rows=rows, next_cursor=next_cursor, job_filter=job_filter, view=view)
+    matching = jobs.count_matching(job_filter, cap=jobs.BULK_LIMIT) if can_act() else 0
+    return render_template("jobs/index.html", rows=rows, next_cursor=next_cursor, job_filter=job_filter, view=view,
+                           matching=matching, bulk_limit=jobs.BULK_LIMIT)
+
+
+@bp.post("/jobs/bulk")
+def bulk_action():
+    """One action on the selected jobs, or on all the filter matches (at most 1,000); says what changed and what not."""
+    if not can_act():
+        abort(403)
+    action = request.form.get("action")
+    if action not in ACTIONS:
+        return render_template("error.html", message="action: choose force-start, mark-failed or cancel"), 400
+    filter_args = {key: request.form.getlist(key) if key == "status" else request.form.get(key)
+                   for key in ("status", "type", "worker", "q") if request.form.get(key)}
+    try:
+        if request.form.get("all_matching"):
+            job_filter, _ = _filter_from(request.form)
+            ids = jobs.ids_matching(job_filter)
+        else:
+            ids = _selected_ids()
+    except jobs.BadQuery as error:
+        flash(f"Nothing was done — {error}.", "refused")
+        return redirect(url_for("dashboard.job_list", **filter_args))
+    reason = (request.form.get("reason") or "").strip()[:2000] or None
+    result = jobs.apply_action(action, ids, actor="operator", reason=reason)
+    flash(display.bulk_summary(ACTIONS[action][2], result), "ok" if not result["skipped"] else "refused")
+    return redirect(url_for("dashboard.job_list", **filter_args))
+
+
+def _selected_ids() -> list[int]:
+    values = request.form.getlist("ids")
+    if not values:
+        raise jobs.BadQuery("ids", "no jobs were selected")
+    if len(values) > jobs.BULK_LIMIT:
+        raise jobs.BadQuery("ids", f"at most {jobs.BULK_LIMIT} jobs at once")
+    if not all(value.isdigit() and 0 < int(value) < 2**63 for value in values):
+        raise jobs.BadQuery("ids", "job ids are positive numbers")
+    return [int(value) for value in values]
 
 
 @bp.get("/jobs/counts")
