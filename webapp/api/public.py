@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import Blueprint
 
 from .. import auth, jobs, monitor
-from ..extensions import db
 from . import schemas as s
 from .serialize import attempt_json, event_json, job_json, step_json
 from .spec import ApiError, invalid_query, operation
@@ -117,6 +116,4 @@ def health():
            responses={200: s.CleanupResult}, errors=WRITE_ERRORS, security=OPERATOR)
 def cleanup():
     """Returns what the pass changed (ids per kind), or `skipped` when another replica's pass holds the lock."""
-    result = monitor.run_pass(trigger="api")
-    db.session.remove()
-    return result
+    return monitor.run_pass(trigger="api")

@@ -1,0 +1,203 @@
+"""The internal (worker) API through pytest-flask's client, on each database:
+the bearer key, each call's answers, and lease tokens fencing off zombies."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from webapp import jobs
+from webapp.config import ConfigError
+from webapp.extensions import db
+from webapp.models import Worker
+from webapp.timeutil import utcnow
+from tests.conftest import INTERNAL_KEY, test_config
+from tests.factories import make_job
+
+KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
+ROUTES = ["/jobs/claim", "/jobs/1/start", "/jobs/1/heartbeat", "/jobs/1/steps", "/jobs/1/complete",
+          "/jobs/1/fail", "/workers/heartbeat"]
+
+
+def call(client, path: str, **body):
+    return client.post(f"/api/internal{path}", json=body, headers=KEY)
+
+
+def claim(client, worker: str = "w1", **body) -> dict:
+    (job,) = call(client, "/jobs/claim", worker_id=worker, **body).json["jobs"]
+    return job
+
+
+def running(client, worker: str = "w1") -> dict:
+    job = claim(client, worker)
+    assert call(client, f"/jobs/{job['id']}/start", lease_token=job["lease_token"]).status_code == 200
+    return job
+
+
+def fresh(job_id: int):
+    db.session.expire_all()
+    return jobs.get_job(job_id)
+
+
+@pytest.mark.parametrize("path", ROUTES)
+@pytest.mark.parametrize("header", [None, "Bearer wrong-key", f"Basic {INTERNAL_KEY}", "Bearer "])
+def test_every_internal_route_is_401_without_the_right_key(client, path, header):
+    headers = {"Authorization": header} if header else {}
+    response = client.post(f"/api/internal{path}", json={}, headers=headers)
+    assert (response.status_code, response.json["error"]) == (401, "unauthorized")
+
+
+def test_the_app_refuses_to_start_without_a_key_outside_development(database_url):
+    with pytest.raises(ConfigError, match="JOBWARDEN_INTERNAL_API_KEY is not set.*export"):
+        from webapp import create_app
+        create_app(test_config(database_url, JOBWARDEN_INTERNAL_API_KEY=None, JOBWARDEN_ENV="production"))
+
+
+def test_claim_hands_out_jobs_with_a_lease_token_highest_priority_first(client):
+    low = make_job("queued", priority=0)
+    high = make_job("queued", priority=9)
+    claimed = call(client, "/jobs/claim", worker_id="w1", batch_size=5).json["jobs"]
+    assert [job["id"] for job in claimed] == [high.id, low.id]
+    assert all(job["status"] == "claimed" and len(job["lease_token"]) >= 16 for job in claimed)
+    assert claimed[0]["lease_token"] != claimed[1]["lease_token"]
+
+
+def test_claim_takes_only_the_named_types_and_answers_empty_when_none_wait(client):
+    make_job("queued", type="mail")
+    assert call(client, "/jobs/claim", worker_id="w1", types=["video"]).json == {"jobs": []}
+    assert claim(client, types=["mail"])["type"] == "mail"
+
+
+def test_start_then_heartbeats_record_progress_stage_and_keep_the_step_when_none_is_named(client):
+    make_job("queued")
+    job = running(client)
+    token = job["lease_token"]
+    call(client, f"/jobs/{job['id']}/heartbeat", lease_token=token, progress=10, stage="fetch", current_step="download")
+    answer = call(client, f"/jobs/{job['id']}/heartbeat", lease_token=token, progress=40)
+    assert answer.json == {"cancel_requested": False, "status": "running"}
+    stored = fresh(job["id"])
+    assert (stored.status, stored.progress, stored.stage, stored.current_step) == ("running", 40, "fetch", "download")
+
+
+def test_a_heartbeat_stores_the_output_tail_on_the_attempt(client):
+    make_job("queued")
+    job = running(client)
+    call(client, f"/jobs/{job['id']}/heartbeat", lease_token=job["lease_token"], output="line 1\nline 2\n")
+    assert jobs.attempts_of(job["id"])[0].output_tail == "line 1\nline 2\n"
+
+
+def test_steps_are_recorded_with_attempt_phase_and_error(client):
+    make_job("queued")
+    job = running(client)
+    token = job["lease_token"]
+    call(client, f"/jobs/{job['id']}/steps", lease_token=token, name="download", event="started", attempt=1)
+    call(client, f"/jobs/{job['id']}/steps", lease_token=token, name="download", event="failed", attempt=1,
+         phase="handler", error="404 from origin")
+    (step,) = jobs.steps_of(job["id"])
+    assert (step["name"], step["status"], step["phase"], step["error"]) == ("download", "failed", "handler", "404 from origin")
+
+
+def test_complete_stores_the_result_and_exit_code(client):
+    make_job("queued")
+    job = running(client)
+    response = call(client, f"/jobs/{job['id']}/complete", lease_token=job["lease_token"], result={"frames": 9}, exit_code=0)
+    assert response.status_code == 200
+    stored = fresh(job["id"])
+    assert (stored.status, stored.result, stored.exit_code) == ("completed", {"frames": 9}, 0)
+
+
+def test_a_retryable_failure_with_attempts_left_goes_back_to_queued_with_backoff(client):
+    make_job("queued", max_attempts=2)
+    job = running(client)
+    call(client, f"/jobs/{job['id']}/fail", lease_token=job["lease_token"], error="timeout talking to S3", exit_code=1)
+    stored = fresh(job["id"])
+    assert (stored.status, stored.last_error, stored.attempt) == ("queued", "timeout talking to S3", 1)
+    assert stored.run_after > utcnow()
+
+
+def test_a_failure_with_no_attempts_left_fails_the_job(client):
+    make_job("queued", max_attempts=1)
+    job = running(client)
+    call(client, f"/jobs/{job['id']}/fail", lease_token=job["lease_token"], error="boom", exit_code=2)
+    assert (fresh(job["id"]).status, fresh(job["id"]).exit_code) == ("failed", 2)
+
+
+def test_an_interrupted_attempt_is_handed_back_without_using_up_an_attempt(client):
+    make_job("queued", max_attempts=1)
+    job = running(client)
+    call(client, f"/jobs/{job['id']}/fail", lease_token=job["lease_token"], error="worker shut down", interrupted=True)
+    stored = fresh(job["id"])
+    assert stored.status == "queued" and stored.max_attempts == 2
+    assert jobs.attempts_of(job["id"])[0].outcome == "interrupted"
+
+
+def test_a_heartbeat_after_cancel_answers_lease_lost_with_the_status(client):
+    make_job("queued")
+    job = running(client)
+    jobs.cancel_job(job["id"])
+    response = call(client, f"/jobs/{job['id']}/heartbeat", lease_token=job["lease_token"])
+    assert response.status_code == 409
+    assert (response.json["error"], response.json["status"]) == ("lease_lost", "cancelled")
+
+
+@pytest.mark.parametrize("path, body", [
+    ("start", {}), ("heartbeat", {"progress": 5}), ("steps", {"name": "s", "event": "started"}),
+    ("complete", {"result": 1}), ("fail", {"error": "x"}),
+])
+def test_a_stale_lease_token_is_refused_and_changes_nothing(client, path, body):
+    make_job("queued")
+    job = claim(client)
+    response = call(client, f"/jobs/{job['id']}/{path}", lease_token="not-the-token", **body)
+    assert (response.status_code, response.json["error"], response.json["status"]) == (409, "lease_lost", "claimed")
+    stored = fresh(job["id"])
+    assert (stored.status, stored.progress, stored.lease_token) == ("claimed", None, job["lease_token"])
+
+
+def test_a_zombie_whose_job_was_reaped_and_reclaimed_cannot_overwrite_the_new_attempt(client):
+    make_job("queued", max_attempts=3)
+    zombie = running(client, "zombie")
+    jobs.orphan_job(zombie["id"], cutoff=utcnow() + timedelta(seconds=1), reason="orphaned: test")
+    db.session.execute(db.update(jobs.Job).values(run_after=utcnow()))
+    db.session.commit()
+    successor = running(client, "successor")
+    assert successor["id"] == zombie["id"]
+    token = successor["lease_token"]
+    call(client, f"/jobs/{successor['id']}/complete", lease_token=token, result={"by": "successor"})
+    for path, body in [("complete", {"result": {"by": "zombie"}}), ("fail", {"error": "zombie"}), ("heartbeat", {})]:
+        response = call(client, f"/jobs/{zombie['id']}/{path}", lease_token=zombie["lease_token"], **body)
+        assert (response.status_code, response.json["error"]) == (409, "lease_lost")
+    stored = fresh(zombie["id"])
+    assert (stored.status, stored.result, stored.worker_id) == ("completed", {"by": "successor"}, "successor")
+    assert [a.outcome for a in jobs.attempts_of(zombie["id"])] == ["orphaned", "completed"]
+
+
+def test_a_worker_heartbeat_registers_and_refreshes_the_worker(client):
+    body = dict(worker_id="gpu-1", hostname="box", pid=42, types=["train"], concurrency=2)
+    assert call(client, "/workers/heartbeat", **body).json == {"ok": True}
+    first_seen = db.session.get(Worker, "gpu-1").last_seen_at
+    call(client, "/workers/heartbeat", **dict(body, pid=43))
+    db.session.expire_all()
+    worker = db.session.get(Worker, "gpu-1")
+    assert (worker.pid, worker.types, worker.state) == (43, ["train"], "alive")
+    assert worker.last_seen_at >= first_seen
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/jobs/claim", {}, "worker_id"),
+    ("/jobs/claim", {"worker_id": "w", "batch_size": 0}, "batch_size"),
+    ("/jobs/1/heartbeat", {"lease_token": "t", "progress": 101}, "progress"),
+    ("/jobs/1/steps", {"lease_token": "t", "name": "s", "event": "paused"}, "event"),
+    ("/jobs/1/fail", {"lease_token": "t"}, "error"),
+    ("/jobs/1/complete", {"lease_token": "t", "exit_code": "zero"}, "exit_code"),
+    ("/workers/heartbeat", {"worker_id": "w", "pid": -1}, "pid"),
+])
+def test_a_bad_worker_body_is_a_400_naming_the_field(client, path, body, field):
+    response = call(client, path, **body)
+    assert (response.status_code, response.json["field"]) == (400, field)
+
+
+def test_nul_bytes_in_worker_output_are_kept_as_replacement_characters(client):
+    make_job("queued")
+    job = running(client)
+    call(client, f"/jobs/{job['id']}/complete", lease_token=job["lease_token"], output="a\x00b")
+    assert jobs.attempts_of(job["id"])[0].output_tail == "a\ufffdb"

@@ -1,0 +1,204 @@
+"""webapp.client against a real server on loopback (gunicorn on a real database),
+and its retry rules against a small stub server that counts what it receives."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from webapp.client import (ClientError, Conflict, JobwardenClient, LeaseLostError, NotFound,
+                           ServerUnavailable)
+from tests.conftest import INTERNAL_KEY
+from tests.support.server import PROJECT_ROOT, free_port
+
+
+@pytest.fixture
+def api(server) -> JobwardenClient:
+    return JobwardenClient(server.url, internal_key=INTERNAL_KEY, timeout=5, retries=1, backoff=0.05)
+
+
+def test_a_job_created_through_the_client_can_be_listed_read_and_cancelled(api):
+    job = api.create("video.encode", {"file": "a.mp4"}, priority=3)
+    assert [j["id"] for j in api.list(type="video.encode")["jobs"]] == [job["id"]]
+    assert api.get(job["id"])["queue_position"] == 1
+    assert api.cancel(job["id"], reason="not needed")["status"] == "cancelled"
+    assert [e["action"] for e in api.events(job["id"])] == ["create", "cancel"]
+
+
+def test_bulk_create_returns_the_ids(api):
+    ids = api.create_many([{"type": "a"}, {"type": "b"}])
+    assert [api.get(i)["type"] for i in ids] == ["a", "b"]
+
+
+def test_a_refused_transition_raises_conflict_with_the_current_status(api):
+    job = api.create("x", hold=True)
+    api.force_start(job["id"])
+    with pytest.raises(Conflict) as refused:
+        api.force_start(job["id"])
+    assert refused.value.status == "queued"
+
+
+def test_an_unknown_job_raises_not_found(api):
+    with pytest.raises(NotFound):
+        api.get(123456)
+
+
+def test_a_bad_request_raises_client_error_naming_the_field(api):
+    with pytest.raises(ClientError) as bad:
+        api.create("")
+    assert (bad.value.code, bad.value.field) == (400, "type")
+
+
+def test_a_worker_round_trip_through_the_internal_api(api):
+    created = api.create("demo.noop")
+    (job,) = api.claim("client-test", ["demo.noop"], batch_size=4)
+    assert job["id"] == created["id"]
+    api.start(job["id"], job["lease_token"])
+    assert api.heartbeat(job["id"], job["lease_token"], progress=50, stage="half")["cancel_requested"] is False
+    api.step(job["id"], job["lease_token"], name="only", event="started", attempt=1)
+    api.complete(job["id"], job["lease_token"], result={"ok": True}, exit_code=0, output="done\n")
+    finished = api.get(job["id"])
+    assert (finished["status"], finished["result"], finished["steps"][0]["name"]) == ("completed", {"ok": True}, "only")
+
+
+def test_a_cancelled_jobs_heartbeat_raises_lease_lost(api):
+    api.create("demo.noop")
+    (job,) = api.claim("client-test")
+    api.start(job["id"], job["lease_token"])
+    api.cancel(job["id"])
+    with pytest.raises(LeaseLostError) as lost:
+        api.heartbeat(job["id"], job["lease_token"])
+    assert lost.value.status == "cancelled"
+
+
+def test_the_internal_api_with_a_wrong_key_raises_401(server):
+    with pytest.raises(ClientError) as refused:
+        JobwardenClient(server.url, internal_key="wrong", retries=0).claim("w")
+    assert refused.value.code == 401
+
+
+# --- retries, against a stub that counts requests ----------------------------------------
+
+
+class Stub:
+    """A loopback HTTP server answering every request with one status; counts requests."""
+
+    def __init__(self, status: int):
+        self.status = status
+        self.requests = 0
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                stub.requests += 1
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.dumps({"error": "stub", "message": "stub answer"}).encode()
+                self.send_response(stub.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub_server():
+    stubs = []
+
+    def make(status: int) -> Stub:
+        stubs.append(Stub(status))
+        return stubs[-1]
+
+    yield make
+    for stub in stubs:
+        stub.close()
+
+
+def test_a_5xx_is_retried_then_raises_server_unavailable(stub_server):
+    stub = stub_server(503)
+    client = JobwardenClient(stub.url, internal_key="k", retries=3, backoff=0.01)
+    with pytest.raises(ServerUnavailable, match="503"):
+        client.heartbeat(1, "token")
+    assert stub.requests == 4
+
+
+def test_a_4xx_is_never_retried(stub_server):
+    stub = stub_server(400)
+    client = JobwardenClient(stub.url, internal_key="k", retries=3, backoff=0.01)
+    with pytest.raises(ClientError):
+        client.heartbeat(1, "token")
+    assert stub.requests == 1
+
+
+def test_creating_a_job_is_not_repeated_after_a_5xx(stub_server):
+    stub = stub_server(502)
+    with pytest.raises(ServerUnavailable):
+        JobwardenClient(stub.url, retries=3, backoff=0.01).create("x")
+    assert stub.requests == 1
+
+
+def test_an_unreachable_server_raises_server_unavailable_after_the_retries():
+    client = JobwardenClient(f"http://127.0.0.1:{free_port()}", retries=2, backoff=0.01, timeout=1)
+    with pytest.raises(ServerUnavailable, match="cannot reach"):
+        client.list()
+
+
+# --- the operator commands ------------------------------------------------------------------
+
+
+def jobwarden(*args: str, server_url: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "JOBWARDEN_SERVER": server_url, "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.run([sys.executable, "-m", "webapp", *args], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_submit_creates_a_job_and_prints_it(server):
+    done = jobwarden("submit", "video.encode", "--payload", '{"file": "a.mp4"}', "--priority", "2", server_url=server.url)
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert (job["type"], job["payload"], job["priority"], job["status"]) == ("video.encode", {"file": "a.mp4"}, 2, "queued")
+
+
+def test_submit_with_a_payload_that_is_not_json_is_a_usage_error(server):
+    done = jobwarden("submit", "x", "--payload", "{oops", server_url=server.url)
+    assert done.returncode == 2 and "not valid JSON" in done.stderr
+
+
+def test_jobs_list_show_and_cancel_from_the_terminal(server):
+    created = json.loads(jobwarden("submit", "mail.send", server_url=server.url).stdout)
+    listed = jobwarden("jobs", "list", "--status", "queued", server_url=server.url)
+    assert f"{created['id']}" in listed.stdout and "mail.send" in listed.stdout
+    assert json.loads(jobwarden("jobs", "show", str(created["id"]), server_url=server.url).stdout)["id"] == created["id"]
+    assert jobwarden("jobs", "cancel", str(created["id"]), server_url=server.url).stdout.strip() == \
+        f"job {created['id']} is now cancelled"
+    again = jobwarden("jobs", "cancel", str(created["id"]), server_url=server.url)
+    assert again.returncode == 1 and "refused: current status is cancelled" in again.stderr
+
+
+def test_jobs_mark_failed_needs_a_reason(server):
+    created = json.loads(jobwarden("submit", "x", server_url=server.url).stdout)
+    assert jobwarden("jobs", "mark-failed", str(created["id"]), server_url=server.url).returncode == 2
+    done = jobwarden("jobs", "mark-failed", str(created["id"]), "--reason", "bad input", server_url=server.url)
+    assert done.returncode == 0 and "failed" in done.stdout
+
+
+def test_a_command_against_an_unreachable_server_says_so(server):
+    done = jobwarden("jobs", "list", server_url=f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 1 and "Error: cannot reach" in done.stderr
