@@ -15,7 +15,7 @@ from . import models  # noqa: F401  (registers the tables with the metadata)
 from . import api
 from .api.spec import JobIdConverter
 from .auth import check_internal_key_configured
-from .extensions import csrf, db, htmx, migrate
+from .extensions import csrf, db, htmx, limiter, migrate, talisman
 from .integrity import StoreUnreadable, check_sqlite_file, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(settings.PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)
+    _secure_headers(app)
+    limiter.init_app(app)
     with app.app_context():
         if database_file is not None:
             event.listen(db.engine, "connect", _sqlite_pragmas(app.config))
@@ -61,6 +63,38 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
         start_scheduler(app)
     return app
+
+
+# Only the app's own scripts and styles; no frames, no plugins, forms post only here.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+def _secure_headers(app: Flask) -> None:
+    """CSP, frame-ancestors none, nosniff, a strict referrer policy and HttpOnly, SameSite session cookies.
+
+    HTTPS is the reverse proxy's job, so nothing here redirects to it; cookies are
+    marked Secure unless JOBWARDEN_SECURE_COOKIES=0 (the default outside production).
+    """
+    talisman.init_app(
+        app,
+        force_https=False,
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        frame_options="DENY",
+        referrer_policy="same-origin",
+        session_cookie_secure=app.config["JOBWARDEN_SECURE_COOKIES"],
+        session_cookie_http_only=True,
+        session_cookie_samesite="Lax",
+    )
 
 
 def _engine_options(app: Flask) -> dict[str, Any]:

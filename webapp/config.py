@@ -89,4 +89,8 @@ def from_environment(env: dict | None = None) -> dict:
         "JOBWARDEN_SQLITE_SYNCHRONOUS": env.get("JOBWARDEN_SQLITE_SYNCHRONOUS", "FULL").upper(),
         "JOBWARDEN_SQLITE_BUSY_TIMEOUT_S": _float(env, "JOBWARDEN_SQLITE_BUSY_TIMEOUT_S", 30.0),
         "MAX_CONTENT_LENGTH": _int(env, "JOBWARDEN_MAX_BODY_BYTES", 2 * 1024 * 1024),
+        # Secure cookies by default in production: serve it over HTTPS (or set this to 0 on a trusted LAN).
+        "JOBWARDEN_SECURE_COOKIES": _flag(env, "JOBWARDEN_SECURE_COOKIES", env.get("JOBWARDEN_ENV", "production") == "production"),
+        "JOBWARDEN_LOGIN_RATE_LIMIT": env.get("JOBWARDEN_LOGIN_RATE_LIMIT", "5 per minute"),
+        "RATELIMIT_STORAGE_URI": env.get("JOBWARDEN_RATELIMIT_STORAGE_URI", "memory://"),
     }

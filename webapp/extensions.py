@@ -1,7 +1,10 @@
 """Flask extensions, created once here and bound to the app in `create_app`."""
 from flask_htmx import HTMX
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
@@ -14,3 +17,6 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 htmx = HTMX()
+talisman = Talisman()
+# Only the routes that ask for a limit get one (the operator login).
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -8,7 +8,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from flask_wtf.csrf import CSRFError
 
 from .. import jobs, monitor, states
-from ..extensions import htmx
+from ..extensions import htmx, limiter
 from ..timeutil import utcnow
 from . import display
 from .stats import last_hour
@@ -189,7 +189,12 @@ def job_action(job_id: int, action: str):
     return redirect(url_for("dashboard.job_page", job_id=job_id))
 
 
+def _login_rate_limit() -> str:
+    return current_app.config["JOBWARDEN_LOGIN_RATE_LIMIT"]
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_rate_limit, methods=["POST"], error_message="Too many login attempts; wait a minute.")
 def login():
     """Operator login, only when JOBWARDEN_ADMIN_PASSWORD is set."""
     password = current_app.config["JOBWARDEN_ADMIN_PASSWORD"]
@@ -198,7 +203,8 @@ def login():
     error = None
     if request.method == "POST":
         given = request.form.get("password", "")
-        if hmac.compare_digest(given.encode(), password.encode()):
+        if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), password.encode()):
+            session.clear()  # a fresh session on login: nothing planted before it carries over
             session["operator"] = True
             return redirect(url_for("dashboard.job_list"))
         error = "Wrong password."

@@ -1,0 +1,117 @@
+"""Security by default: headers, cookies, CSRF on every form, a rate-limited
+login, a read-only mode that refuses writes, and secrets that never reach a log."""
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+import requests
+
+from webapp import jobs
+from webapp.extensions import db
+from tests.conftest import INTERNAL_KEY
+from tests.factories import make_job
+
+PASSWORD = "correct horse battery staple"
+
+
+def test_pages_carry_a_content_security_policy_allowing_only_the_apps_own_scripts_and_styles(client):
+    headers = client.get("/jobs").headers
+    policy = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";") if part.strip())
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'" and policy["object-src"] == "'none'"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_api_answers_carry_the_same_headers(client):
+    headers = client.get("/api/jobs").headers
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_no_page_has_inline_script_or_style(client):
+    job = make_job("failed")
+    for path in ("/jobs", f"/jobs/{job.id}", "/health", "/stats"):
+        html = client.get(path).get_data(as_text=True)
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), path
+        assert "<style" not in html and " style=" not in html, path
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "JOBWARDEN_ADMIN_PASSWORD": PASSWORD, "JOBWARDEN_SECURE_COOKIES": True}
+
+
+def login(client, password: str):
+    html = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    return client.post("/login", data={"password": password, "csrf_token": token})
+
+
+def test_the_session_cookie_is_secure_http_only_and_same_site(client):
+    response = login(client, PASSWORD)
+    cookie = response.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_login_is_rate_limited_after_five_attempts_a_minute(client):
+    assert [login(client, "wrong").status_code for _ in range(5)] == [401] * 5
+    assert login(client, PASSWORD).status_code == 429
+
+
+def test_every_dashboard_form_refuses_a_post_without_the_csrf_token(client):
+    job = make_job("queued")
+    login(client, PASSWORD)
+    for path, data in [(f"/jobs/{job.id}/cancel", {}), (f"/jobs/{job.id}/mark-failed", {"reason": "x"}),
+                       ("/jobs/bulk", {"action": "cancel", "ids": [job.id]}), ("/logout", {}),
+                       ("/login", {"password": PASSWORD})]:
+        assert client.post(path, data=data).status_code == 400, path
+    db.session.expire_all()
+    assert jobs.get_job(job.id).status == "queued"
+
+
+def test_without_login_the_job_page_shows_no_actions_and_refuses_them(app, client):
+    job = make_job("queued")
+    html = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert ">Cancel</button>" not in html and "Log in" in html
+    app.config["WTF_CSRF_ENABLED"] = False
+    assert client.post(f"/jobs/{job.id}/cancel").status_code == 403
+
+
+def test_a_read_only_deployment_hides_and_refuses_every_dashboard_action(app, client):
+    job = make_job("failed")
+    login(client, PASSWORD)
+    app.config["JOBWARDEN_READ_ONLY"] = True
+    html = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+    assert ">Force start</button>" not in html and "Read-only" in html
+    app.config["WTF_CSRF_ENABLED"] = False
+    assert client.post(f"/jobs/{job.id}/force-start").status_code == 403
+    basic = base64.b64encode(f"x:{PASSWORD}".encode()).decode()
+    assert client.post(f"/api/jobs/{job.id}/force-start", headers={"Authorization": f"Basic {basic}"}).status_code == 403
+    db.session.expire_all()
+    assert jobs.get_job(job.id).status == "failed"
+
+
+def test_neither_the_internal_key_nor_the_password_reaches_the_server_log(database_url, tmp_path):
+    from tests.support.server import running_server
+
+    log_path = tmp_path / "server.log"
+    with running_server(database_url, log_path, JOBWARDEN_ADMIN_PASSWORD=PASSWORD) as server:
+        session = requests.Session()
+        session.post(f"{server.url}/api/internal/jobs/claim", json={"worker_id": "w"},
+                     headers={"Authorization": f"Bearer {INTERNAL_KEY}"}, timeout=10)
+        session.post(f"{server.url}/api/internal/jobs/claim", json={"worker_id": "w"},
+                     headers={"Authorization": f"Bearer {INTERNAL_KEY}-wrong"}, timeout=10)
+        for password in (PASSWORD, PASSWORD + "-wrong"):
+            session.post(f"{server.url}/api/jobs", json={"type": "x"}, auth=("op", password), timeout=10)
+            page = session.get(f"{server.url}/login", timeout=10).text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            session.post(f"{server.url}/login", data={"password": password, "csrf_token": token}, timeout=10)
+        answer = session.post(f"{server.url}/api/internal/jobs/claim", json={},
+                              headers={"Authorization": f"Bearer {INTERNAL_KEY}-wrong"}, timeout=10)
+        assert INTERNAL_KEY not in answer.text
+    log = log_path.read_text()
+    assert "Booting worker" in log  # the log is the server's
+    assert INTERNAL_KEY not in log and PASSWORD not in log
