@@ -10,6 +10,8 @@ import base64
 import binascii
 import hmac
 
+import click
+
 from flask import Flask, current_app, request, session
 
 from .config import ConfigError
@@ -19,9 +21,17 @@ def _same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
 
 
+SERVING_COMMANDS = frozenset({"run", "dev"})
+
+
 def check_internal_key_configured(app: Flask) -> None:
-    """Outside development the internal API needs a key; say how to set one instead of serving unauthenticated."""
+    """Outside development the internal API needs a key: a server (gunicorn, `jobwarden run`)
+    refuses to start without one and says how to set it. Other commands (db upgrade,
+    monitor) serve no API and start regardless."""
     if app.config["JOBWARDEN_INTERNAL_API_KEY"] or app.config["JOBWARDEN_ENV"] == "development":
+        return
+    command = click.get_current_context(silent=True)
+    if command is not None and command.info_name not in SERVING_COMMANDS:
         return
     raise ConfigError(
         "JOBWARDEN_INTERNAL_API_KEY is not set: the workers' API needs a shared key. "

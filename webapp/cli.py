@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from . import create_app
+from .config import ConfigError
 from .integrity import StoreUnreadable
 from .devserver import dev_command
 from .operator_cli import jobs_group, submit_command
@@ -43,6 +44,6 @@ cli.add_command(dev_command)
 def main() -> None:
     try:
         cli.main(prog_name="jobwarden")
-    except StoreUnreadable as error:
+    except (StoreUnreadable, ConfigError) as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(1)

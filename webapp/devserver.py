@@ -3,13 +3,16 @@ SQLite store, the health monitor, a local worker running the demo handlers,
 and a few sample jobs to look at."""
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 
 import click
+from werkzeug.serving import make_server
 from sqlalchemy import func, select
 
 SAMPLE_JOBS = [
@@ -50,19 +53,28 @@ def dev_command(host: str, port: int, concurrency: int, samples: bool) -> None:
     with app.app_context():
         created = seed_samples() if samples else 0
     server_url = f"http://{host}:{port}"
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per poll and heartbeat
+    server = make_server(host, port, app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, name="dev-server", daemon=True)
+    serving.start()
     worker = subprocess.Popen(
         [sys.executable, "-m", "webapp", "worker", "--server", server_url,
-         "--handlers", "webapp.worker.demo", "--concurrency", str(concurrency)],
+         "--handlers", "webapp.worker.demo", "--concurrency", str(concurrency), "--grace", "3"],
         env=os.environ.copy(),
+        start_new_session=True,  # Ctrl-C reaches this process only; it stops the worker in order
     )
     click.echo(f"Jobwarden on {server_url}/jobs — store {app.config['SQLALCHEMY_DATABASE_URI']}, "
                f"{created} sample jobs created, local worker pid {worker.pid}. Ctrl-C stops both.")
-    try:
-        app.run(host=host, port=port, threaded=True, use_reloader=False)
-    finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.is_set() and worker.poll() is None:
+        stop.wait(0.5)
+    # The worker first, while the server still answers: it hands its running jobs back.
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    server.shutdown()
