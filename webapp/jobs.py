@@ -9,12 +9,12 @@ import binascii
 import json
 import random
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from flask import current_app
-from sqlalchemy import case, delete, func, or_, select, tuple_, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, tuple_, union_all, update
 
 from . import states
 from .extensions import db
@@ -138,6 +138,22 @@ class BadQuery(ValueError):
         self.field = field
 
 
+def status_literal(status: str):
+    """A status written into the SQL text, not sent as a parameter.
+
+    psycopg prepares a statement run five times, and PostgreSQL may then keep one
+    generic plan for every status; statuses are few and very unevenly spread, so
+    a plan that suits `completed` scans the whole table for a rare one (`claimed`).
+    One statement per status keeps each plan fitted to its status.
+    """
+    return bindparam(None, str(status), literal_execute=True)
+
+
+def status_literals(statuses: list[str]):
+    """Several statuses for an IN list, written into the SQL text (see status_literal)."""
+    return bindparam(None, [str(s) for s in statuses], expanding=True, literal_execute=True)
+
+
 @dataclass
 class JobFilter:
     statuses: list[str] = field(default_factory=list)
@@ -148,7 +164,7 @@ class JobFilter:
     def conditions(self) -> list:
         conditions = []
         if self.statuses:
-            conditions.append(Job.status.in_(self.statuses))
+            conditions.append(Job.status.in_(status_literals(self.statuses)))
         if self.type:
             conditions.append(Job.type == self.type)
         if self.worker:
@@ -199,18 +215,30 @@ def list_jobs(
     if order not in ("asc", "desc"):
         raise BadQuery("order", "order must be asc or desc")
     column = SORT_COLUMNS[sort]
-    statement = select(Job).where(*job_filter.conditions())
+    after = []
     if cursor:
         value, after_id = decode_cursor(cursor)
         key = tuple_(column, Job.id) if sort != "id" else Job.id
         bound = tuple_(value, after_id) if sort != "id" else after_id
-        statement = statement.where(key < bound if order == "desc" else key > bound)
+        after.append(key < bound if order == "desc" else key > bound)
     if sort == "id":
         ordering = [Job.id.desc() if order == "desc" else Job.id.asc()]
     elif order == "desc":
         ordering = [column.desc(), Job.id.desc()]
     else:
         ordering = [column.asc(), Job.id.asc()]
+    if len(job_filter.statuses) > 1:
+        # An IN list of statuses cannot be read in order from the (status, …) indexes, so
+        # both databases walk the table in id order, through every row, when the ticked
+        # statuses are rare. The page is instead taken from each status's own top rows.
+        tops = []
+        for status in job_filter.statuses:
+            one = replace(job_filter, statuses=[status])
+            top = select(Job.id).where(*one.conditions(), *after).order_by(*ordering).limit(limit + 1).subquery()
+            tops.append(select(top.c.id))
+        statement = select(Job).where(Job.id.in_(union_all(*tops)))
+    else:
+        statement = select(Job).where(*job_filter.conditions(), *after)
     rows = list(db.session.scalars(statement.order_by(*ordering).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
@@ -225,7 +253,7 @@ def count_by_status(job_filter: JobFilter | None = None, cap: int | None = None)
     counts = {}
     base_conditions = (job_filter or JobFilter()).conditions()
     for status in Status:
-        inner = select(Job.id).where(Job.status == status, *base_conditions)
+        inner = select(Job.id).where(Job.status == status_literal(status), *base_conditions)
         if cap is not None:
             inner = inner.limit(cap + 1)
         counts[str(status)] = db.session.execute(
