@@ -1,0 +1,214 @@
+"""Server time of the jobs dashboard on a big store, beside rq-dashboard on Redis.
+
+For each backend (SQLite, PostgreSQL) and each store size (--sizes, default
+100,000 and 1,000,000 jobs, built with set-based SQL by benchmarks/monitor.py's
+`populate`: 1,000 running, 5,000 queued, 1,000 pending, 20,000 failed, 20,000
+cancelled, the rest completed, the unfinished ones the oldest ids) it times, with
+the Flask test client in-process (server time: routing, queries, template; no
+socket, no HTTP parsing), --requests requests of each page after --warm-up:
+
+- `/jobs` (the full page: first page of 50, filter bar, bulk-action form),
+  unfiltered and `?status=failed`;
+- the HTMX poll of it (`HX-Request: true`: the table region only), unfiltered,
+  `?status=failed` and `?status=queued&status=running` (two statuses ticked);
+- `/jobs/counts` (the lazily loaded capped counts per status).
+
+It prints p50/p95/max and the bytes of each answer, and EXPLAIN of every query
+a page ran (captured from the engine while one request ran). Target: p95 ≤ 50 ms
+at 1,000,000 jobs.
+
+rq-dashboard (pinned below, installed into benchmarks/.venv-rq-dashboard on first
+use, never a Jobwarden dependency) is run in the same run by
+benchmarks/rq_dashboard_side.py against Redis db --redis-db (flushed before and
+after; no other db is touched) holding --rq-jobs queued RQ jobs: its jobs-list
+JSON (50 per page, what its page polls) and its jobs page, timed the same way.
+The ratio printed is Jobwarden's poll p50 over rq-dashboard's JSON p50.
+
+    .venv/bin/python benchmarks/dashboard.py
+    .venv/bin/python benchmarks/dashboard.py --backends sqlite --sizes 100000 --skip-rq
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import event, text  # noqa: E402
+
+from monitor import database, percentile, populate  # noqa: E402  (benchmarks/monitor.py)
+from webapp import create_app  # noqa: E402
+from webapp.extensions import db  # noqa: E402
+
+TARGET_MS = 50.0
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# rq-dashboard 0.9.0 imports six without declaring it; rq and redis pinned to what it ran with here.
+RQ_PINS = ("rq-dashboard==0.9.0", "rq==3.0.0", "redis==8.1.0", "six==1.17.0")
+RQ_VENV = ROOT / "benchmarks" / ".venv-rq-dashboard"
+RQ_SIDE = ROOT / "benchmarks" / "rq_dashboard_side.py"
+HTMX = {"HX-Request": "true"}
+PAGES = (
+    ("/jobs page", "/jobs", {}),
+    ("/jobs page ?status=failed", "/jobs?status=failed", {}),
+    ("poll", "/jobs", HTMX),
+    ("poll ?status=failed", "/jobs?status=failed", HTMX),
+    ("poll ?status=queued&status=running", "/jobs?status=queued&status=running", HTMX),
+    ("/jobs/counts", "/jobs/counts", HTMX),
+)
+
+
+@contextmanager
+def statements_run():
+    """Collect (sql, parameters) of every statement the engine runs inside the block."""
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _executemany):
+        seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def explain(statement: str, parameters) -> str:
+    """The plan of one captured statement, run again through the raw DB-API connection."""
+    connection = db.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        if db.engine.dialect.name == "postgresql":
+            cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) " + statement, parameters)
+            lines = [row[0] for row in cursor.fetchall()]
+        else:
+            cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            lines = [row[3] for row in cursor.fetchall()]
+        connection.rollback()
+    finally:
+        connection.close()
+    return "\n".join(f"      {line}" for line in lines)
+
+
+def time_page(client, path: str, headers: dict, requests: int, warm_up: int) -> dict:
+    for _ in range(warm_up):
+        answer = client.get(path, headers=headers)
+        if answer.status_code != 200:
+            raise SystemExit(f"{path} answered {answer.status_code}: {answer.get_data(as_text=True)[:300]}")
+    times = []
+    for _ in range(requests):
+        clock = time.perf_counter()
+        answer = client.get(path, headers=headers)
+        times.append((time.perf_counter() - clock) * 1000)
+    return {"p50": statistics.median(times), "p95": percentile(times, 0.95), "max": max(times),
+            "bytes": len(answer.data)}
+
+
+def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBWARDEN_MONITOR": False,
+                      "JOBWARDEN_INTERNAL_API_KEY": "benchmark", "SECRET_KEY": "benchmark"})
+    results = {}
+    with app.app_context():
+        db.create_all()
+        seconds = populate(size, 1_000)
+        backend = db.engine.dialect.name
+        print(f"\n{backend}: built {size:,} jobs in {seconds:.0f} s", flush=True)
+        db.session.remove()
+        client = app.test_client()
+        for name, path, headers in PAGES:
+            results[name] = time_page(client, path, headers, args.requests, args.warm_up)
+            row = results[name]
+            print(f"  {name:<38} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  max {row['max']:6.1f} ms  "
+                  f"{row['bytes']:>7,} bytes{'' if row['p95'] <= TARGET_MS else '  (over target)'}", flush=True)
+        if backend == "postgresql":
+            print("  server-side prepared statements (psycopg prepares a statement run 5 times; PostgreSQL may then\n"
+                  "  switch it to one generic plan for every parameter value):")
+            for statement, generic, custom in db.session.execute(text(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE '%FROM jobs%' ORDER BY generic_plans DESC"
+            )):
+                print(f"    generic {generic:>4}  custom {custom:>4}  {' '.join(statement.split())[:160]}")
+            db.session.remove()
+        if args.explain:
+            print("  EXPLAIN of the queries each page ran:")
+            for name, path, headers in PAGES:
+                with statements_run() as seen:
+                    client.get(path, headers=headers)
+                print(f"  - {name}:")
+                for statement, parameters in seen:
+                    if statement.lstrip().upper().startswith("SELECT"):
+                        print(f"    {' '.join(statement.split())}  {parameters}\n{explain(statement, parameters)}")
+        db.session.remove()
+        db.engine.dispose()
+    return results
+
+
+def rq_python() -> str:
+    """The benchmark's own virtualenv with the pinned rq-dashboard, created on first use."""
+    python = RQ_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import rq_dashboard, importlib.metadata as m; print(m.version('rq-dashboard'))"]
+    wanted = RQ_PINS[0].split("==")[1]
+    if not python.exists() or subprocess.run(probe, capture_output=True, text=True).stdout.strip() != wanted:
+        print(f"installing {', '.join(RQ_PINS)} into {RQ_VENV} …", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(RQ_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *RQ_PINS], check=True)
+    return str(python)
+
+
+def measure_rq_dashboard(args) -> dict[str, dict]:
+    python = rq_python()
+    redis_url = f"{args.redis_url}/{args.redis_db}"
+    answer = subprocess.run(
+        [python, str(RQ_SIDE), redis_url, str(args.rq_jobs), str(args.requests), str(args.warm_up)],
+        check=True, capture_output=True, text=True,
+    )
+    print(answer.stderr, end="", flush=True)
+    return json.loads(answer.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--sizes", default="100000,1000000", help="store sizes in jobs (default 100000,1000000)")
+    parser.add_argument("--requests", type=int, default=100, help="timed requests per page (default 100)")
+    parser.add_argument("--warm-up", type=int, default=5, help="untimed requests per page first (default 5)")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="a server to create throwaway databases on")
+    parser.add_argument("--no-explain", dest="explain", action="store_false")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379", help="Redis server for rq-dashboard")
+    parser.add_argument("--redis-db", type=int, default=9, help="the Redis db filled and flushed (default 9)")
+    parser.add_argument("--rq-jobs", type=int, default=100_000)
+    parser.add_argument("--skip-rq", action="store_true")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+
+    print(f"Flask test client in-process; {args.requests} timed requests per page after {args.warm_up} untimed; "
+          f"target p95 ≤ {TARGET_MS:.0f} ms", flush=True)
+    ours: dict[tuple[str, int], dict] = {}
+    for backend in args.backends.split(","):
+        for size in sizes:
+            with database(args.postgres_url if backend == "postgresql" else None) as url:
+                ours[(backend, size)] = measure_jobwarden(url, size, args)
+
+    if args.skip_rq:
+        return
+    theirs = measure_rq_dashboard(args)
+    print(f"\nrq-dashboard 0.9.0, Redis db {args.redis_db}, {args.rq_jobs:,} queued RQ jobs:")
+    for name, row in theirs.items():
+        print(f"  {name:<38} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  max {row['max']:6.1f} ms  "
+              f"{row['bytes']:>7,} bytes", flush=True)
+    reference = theirs["jobs JSON, 50 per page"]
+    for (backend, size), results in ours.items():
+        poll = results["poll"]
+        print(f"ratio Jobwarden poll / rq-dashboard jobs JSON, p50, {backend} {size:,} jobs: "
+              f"{poll['p50'] / reference['p50']:.2f} ({poll['p50']:.1f} vs {reference['p50']:.1f} ms); "
+              f"bytes {poll['bytes']:,} vs {reference['bytes']:,}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
