@@ -6,7 +6,21 @@ there (unless JOBWARDEN_MONITOR=off); `post_fork` tells each forked worker
 that the master runs it. Without this file every worker would run its own
 monitor: still correct — on PostgreSQL an advisory lock lets one pass run at a
 time, and every change is a conditional transition — but wasteful.
+
+Metrics: each gunicorn worker counts its own transitions and claims, so
+prometheus-client's multiprocess mode keeps them in files under
+PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory unless you set one) and
+/metrics adds them up across the processes.
 """
+import os
+import shutil
+import tempfile
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobwarden-metrics-")
+    _metrics_dir_is_ours = True
+else:
+    _metrics_dir_is_ours = False
 
 
 def when_ready(server):
@@ -19,3 +33,14 @@ def post_fork(server, worker):
     from webapp import monitor
 
     monitor.after_fork()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _metrics_dir_is_ours:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

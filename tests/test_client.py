@@ -10,6 +10,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from webapp.client import (ClientError, Conflict, JobwardenClient, LeaseLostError, NotFound,
                            ServerUnavailable)
@@ -202,3 +203,11 @@ def test_jobs_mark_failed_needs_a_reason(server):
 def test_a_command_against_an_unreachable_server_says_so(server):
     done = jobwarden("jobs", "list", server_url=f"http://127.0.0.1:{free_port()}")
     assert done.returncode == 1 and "Error: cannot reach" in done.stderr
+
+
+def test_metrics_under_gunicorn_add_up_what_every_worker_process_counted(api, server):
+    for _ in range(6):
+        api.create("metered")
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    assert 'jobwarden_transitions_total{action="create",to_status="queued"} 6.0' in text
+    assert 'jobwarden_jobs{status="queued"} 6.0' in text
