@@ -16,6 +16,13 @@ import os
 import shutil
 import tempfile
 
+# Threads serve the many short requests of polling dashboards and heartbeating
+# workers; processes add CPU. Override with GUNICORN_WORKERS / GUNICORN_THREADS.
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+graceful_timeout = 20
+
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobwarden-metrics-")
     _metrics_dir_is_ours = True
