@@ -97,4 +97,4 @@ def running_server(database_url: str, log_path: Path, **settings: str) -> Iterat
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(signal.SIGINT)  # gunicorn's quick shutdown: a test's end needs no graceful drain
