@@ -201,3 +201,29 @@ def test_nul_bytes_in_worker_output_are_kept_as_replacement_characters(client):
     job = running(client)
     call(client, f"/jobs/{job['id']}/complete", lease_token=job["lease_token"], output="a\x00b")
     assert jobs.attempts_of(job["id"])[0].output_tail == "a\ufffdb"
+
+
+def test_first_heartbeats_of_one_worker_racing_each_other_all_succeed(app):
+    import threading
+
+    errors: list[BaseException] = []
+
+    def beat(worker_id: str, barrier: threading.Barrier) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                jobs.register_worker(worker_id, hostname="box", pid=1)
+            except BaseException as error:  # collected: the assertion below names it
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    for round_number in range(10):
+        barrier = threading.Barrier(4)
+        threads = [threading.Thread(target=beat, args=(f"racer-{round_number}", barrier)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert db.session.query(Worker).count() == 10

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 from flask import current_app
 from sqlalchemy import bindparam, case, delete, func, or_, select, tuple_, union_all, update
+from sqlalchemy.exc import IntegrityError
 
 from . import states
 from .extensions import db
@@ -527,13 +528,23 @@ def register_worker(
     types: list[str] | None = None,
     concurrency: int | None = None,
 ) -> Worker:
+    fields = dict(hostname=hostname, pid=pid, types=types, concurrency=concurrency)
+    try:
+        return _save_worker(worker_id, **fields)
+    except IntegrityError:
+        # Two first heartbeats of one worker raced to insert it: the loser updates instead.
+        return _save_worker(worker_id, **fields)
+
+
+def _save_worker(worker_id: str, **fields: Any) -> Worker:
     now = utcnow()
     with unit_of_work():
         worker = db.session.get(Worker, worker_id)
         if worker is None:
             worker = Worker(id=worker_id, started_at=now)
             db.session.add(worker)
-        worker.hostname, worker.pid, worker.types, worker.concurrency = hostname, pid, types, concurrency
+        for name, value in fields.items():
+            setattr(worker, name, value)
         worker.last_seen_at = now
         worker.state = "alive"
     return worker
