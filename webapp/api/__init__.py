@@ -2,7 +2,10 @@
 the operational routes (`/healthz`, `/metrics`, `/api/openapi.json`)."""
 from __future__ import annotations
 
-from flask import Flask, request
+from contextlib import suppress
+
+from flask import Flask, render_template, request
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from .. import states
@@ -10,7 +13,7 @@ from .spec import ApiError
 
 
 def register(app: Flask) -> None:
-    from ..extensions import csrf
+    from ..extensions import csrf, db
     from . import internal, ops, public
 
     for blueprint in (public.bp, internal.bp, ops.bp):
@@ -32,6 +35,17 @@ def register(app: Flask) -> None:
         if not _is_api_request():
             return error  # the dashboard's own handler renders its page
         return ApiError(404, "not_found", str(error))
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_unavailable(error: Exception):
+        """The database went away mid-request: 503, which clients and workers retry, never a 500."""
+        with suppress(SQLAlchemyError):
+            db.session.rollback()
+        app.logger.error("the database does not answer: %s", getattr(error, "orig", error))
+        if _is_api_request():
+            return ApiError(503, "unavailable", "the database does not answer; try again shortly")
+        return render_template("error.html", message="The database does not answer; try again shortly."), 503
 
     @app.errorhandler(states.TransitionRefused)
     def refused(error: states.TransitionRefused):

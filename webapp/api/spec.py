@@ -69,6 +69,7 @@ ERROR_TEXT = {
     409: "Refused: the job's current status does not allow it (`status` says which).",
     413: "Body too large.",
     415: "The body must be JSON (Content-Type: application/json).",
+    503: "The database does not answer; retry.",
 }
 
 
@@ -174,6 +175,7 @@ def operation(
         }
         for code in (*errors, *((400,) if body is not None or query is not None else ())):
             documented.setdefault(code, (ERROR_TEXT[code], schemas.Error))
+        documented.setdefault(503, (ERROR_TEXT[503], schemas.Error))
         if method != "GET":
             documented.setdefault(415, (ERROR_TEXT[415], schemas.Error))
             documented.setdefault(413, (ERROR_TEXT[413], schemas.Error))
