@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from flask import current_app
-from sqlalchemy import bindparam, case, delete, func, or_, select, tuple_, union_all, update
+from sqlalchemy import case, delete, func, or_, select, tuple_, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from . import states
@@ -139,22 +139,6 @@ class BadQuery(ValueError):
         self.field = field
 
 
-def status_literal(status: str):
-    """A status written into the SQL text, not sent as a parameter.
-
-    psycopg prepares a statement run five times, and PostgreSQL may then keep one
-    generic plan for every status; statuses are few and very unevenly spread, so
-    a plan that suits `completed` scans the whole table for a rare one (`claimed`).
-    One statement per status keeps each plan fitted to its status.
-    """
-    return bindparam(None, str(status), literal_execute=True)
-
-
-def status_literals(statuses: list[str]):
-    """Several statuses for an IN list, written into the SQL text (see status_literal)."""
-    return bindparam(None, [str(s) for s in statuses], expanding=True, literal_execute=True)
-
-
 @dataclass
 class JobFilter:
     statuses: list[str] = field(default_factory=list)
@@ -165,7 +149,7 @@ class JobFilter:
     def conditions(self) -> list:
         conditions = []
         if self.statuses:
-            conditions.append(Job.status.in_(status_literals(self.statuses)))
+            conditions.append(Job.status.in_(self.statuses))
         if self.type:
             conditions.append(Job.type == self.type)
         if self.worker:
@@ -254,7 +238,7 @@ def count_by_status(job_filter: JobFilter | None = None, cap: int | None = None)
     counts = {}
     base_conditions = (job_filter or JobFilter()).conditions()
     for status in Status:
-        inner = select(Job.id).where(Job.status == status_literal(status), *base_conditions)
+        inner = select(Job.id).where(Job.status == status, *base_conditions)
         if cap is not None:
             inner = inner.limit(cap + 1)
         counts[str(status)] = db.session.execute(
