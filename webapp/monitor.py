@@ -439,6 +439,24 @@ _scheduler: BackgroundScheduler | None = None
 _scheduler_app: Flask | None = None
 _runs_in_parent = False
 _start_lock = threading.Lock()
+# Held by a pass, and by a fork of this process (see _guard_forks): a gunicorn worker
+# forked while the master's pass was inside SQLite or the driver would inherit their
+# internal locks held, and hang on its first query.
+_no_fork_during_a_pass = threading.Lock()
+_forks_guarded = False
+
+
+def _guard_forks() -> None:
+    """Make every later fork of this process wait for a running pass to finish (once per process)."""
+    global _forks_guarded
+    if _forks_guarded:
+        return
+    os.register_at_fork(
+        before=_no_fork_during_a_pass.acquire,
+        after_in_parent=_no_fork_during_a_pass.release,
+        after_in_child=_no_fork_during_a_pass.release,
+    )
+    _forks_guarded = True
 PASS_JOB_ID = "monitor-pass"
 # CLI commands that serve the app in their own process (`dev` runs without the reloader).
 SERVING_COMMANDS = frozenset({"run", "dev"})
@@ -475,7 +493,7 @@ def _scheduler_options() -> dict[str, Any]:
 
 
 def _scheduled_pass(app: Flask, trigger: str) -> None:
-    with app.app_context():
+    with _no_fork_during_a_pass, app.app_context():
         try:
             result = run_pass(trigger=trigger)
         except Exception:
@@ -506,6 +524,7 @@ def start_scheduler(app: Flask) -> None:
             _scheduled_pass, "interval", seconds=interval, args=[app, "schedule"], id=PASS_JOB_ID,
             next_run_time=now + timedelta(seconds=interval),
         )
+        _guard_forks()
         scheduler.start()
         _scheduler, _scheduler_app = scheduler, app
         atexit.register(stop_scheduler)
