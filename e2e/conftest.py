@@ -99,7 +99,6 @@ class WorkerProcess:
 @pytest.fixture
 def start_worker(server, tmp_path) -> Iterator[Callable[[str], WorkerProcess]]:
     """Start real workers with the demo handlers; all are stopped when the test ends."""
-    pytest.importorskip("webapp.client", reason="webapp/client.py and the internal API have not landed yet")
     started: list[WorkerProcess] = []
 
     def start(worker_id: str) -> WorkerProcess:

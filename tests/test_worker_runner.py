@@ -20,8 +20,6 @@ from webapp.models import Job, JobEvent, Worker
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import PROJECT_ROOT, running_server
 
-# The worker speaks only through webapp/client.py and the internal API (the API issue).
-pytest.importorskip("webapp.client", reason="webapp/client.py and the internal API have not landed yet")
 
 HEARTBEAT = 0.2
 
