@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Flask
 from sqlalchemy import event, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from . import config as settings
 from . import models  # noqa: F401  (registers the tables with the metadata)
@@ -101,6 +102,10 @@ def _engine_options(app: Flask) -> dict[str, Any]:
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         options.setdefault("connect_args", {"timeout": app.config["JOBWARDEN_SQLITE_BUSY_TIMEOUT_S"]})
+        # No SQLite connection outlives its use: a pooled one would be inherited by every
+        # gunicorn worker the master forks, and closing it there (even by garbage
+        # collection) can checkpoint or remove the WAL under the master — a corrupt file.
+        options.setdefault("poolclass", NullPool)
     else:
         options.setdefault("pool_pre_ping", True)
     return options
