@@ -1,0 +1,93 @@
+"""Fuzz the API with schemathesis against a real gunicorn server on loopback.
+
+Every operation of GET /api/openapi.json gets --examples generated requests
+(the unit suite's test_openapi.py runs 15), on a store holding a job in each
+status, with the internal key, checked for: no 5xx; status code, content type
+and body all as documented. Prints the examples per operation and every failure;
+exits 1 on any.
+
+    .venv/bin/python benchmarks/fuzz.py
+    .venv/bin/python benchmarks/fuzz.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import schemathesis  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,  # noqa: E402
+                                               status_code_conformance)
+
+from webapp import create_app  # noqa: E402
+from webapp.extensions import db  # noqa: E402
+from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
+from tests.factories import make_job  # noqa: E402
+from tests.support.databases import postgres_test_database  # noqa: E402
+from tests.support.server import running_server  # noqa: E402
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def fuzz(database_url: str, examples: int, workdir: Path) -> tuple[Counter, Counter, list[str]]:
+    app = create_app(test_config(database_url))
+    with app.app_context():
+        db.create_all()
+        for status in ("pending", "queued", "claimed", "running", "completed", "failed", "cancelled"):
+            make_job(status)
+        db.session.remove()
+    sent: Counter = Counter()
+    statuses: Counter = Counter()
+    failures: list[str] = []
+    with running_server(database_url, workdir / "server.log") as server:
+        schema = schemathesis.openapi.from_url(f"{server.url}/api/openapi.json")
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            name = f"{operation.method.upper()} {operation.path}"
+
+            @given(case=operation.as_strategy())
+            @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+            def answers_within_the_document(case):
+                sent[name] += 1
+                response = case.call(headers={"Authorization": f"Bearer {INTERNAL_KEY}"})
+                statuses[response.status_code] += 1
+                case.validate_response(response, checks=CHECKS)
+
+            started = time.monotonic()
+            try:
+                answers_within_the_document()
+            except Exception as error:  # a failing example: recorded and shown, the run goes on
+                failures.append(f"{name}: {str(error)[:2000]}")
+            print(f"{name:55} {sent[name]:5} examples  {time.monotonic() - started:5.1f} s", flush=True)
+    return sent, statuses, failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="a PostgreSQL server URL (a throwaway database is made); default SQLite")
+    parser.add_argument("--examples", type=int, default=300, help="generated requests per operation")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="jobwarden-fuzz-") as tmp, ExitStack() as stack:
+        url = stack.enter_context(postgres_test_database(args.database_url)) if args.database_url \
+            else f"sqlite:///{Path(tmp) / 'fuzz.db'}"
+        started = time.monotonic()
+        sent, statuses, failures = fuzz(url, args.examples, Path(tmp))
+    print(f"\n{sum(sent.values())} requests over {len(sent)} operations in {time.monotonic() - started:.0f} s; "
+          f"answers by status: {dict(sorted(statuses.items()))}; 5xx: {sum(n for s, n in statuses.items() if s >= 500)}; "
+          f"failures: {len(failures)}")
+    for failure in failures:
+        print("FAILURE:", failure)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
