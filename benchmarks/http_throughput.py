@@ -1,0 +1,110 @@
+"""The end-to-end rate through HTTP under gunicorn: 4 client processes, each a
+loop of claim(batch) → start → complete over the internal API with
+webapp.client, on jobs created up front in bulk. Prints jobs per second and the
+p50/p99 latency of each call as the client saw it.
+
+Server: gunicorn with the project's gunicorn.conf.py settings (2 gthread workers
+of 8 threads), the monitor off, on loopback.
+
+    .venv/bin/python benchmarks/http_throughput.py
+    .venv/bin/python benchmarks/http_throughput.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from webapp import create_app  # noqa: E402
+from webapp.client import JobwardenClient  # noqa: E402
+from webapp.extensions import db  # noqa: E402
+from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
+from tests.support.databases import postgres_test_database  # noqa: E402
+from tests.support.server import running_server  # noqa: E402
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def client_loop(server_url: str, worker_id: str, batch: int, start, results) -> None:
+    client = JobwardenClient(server_url, internal_key=INTERNAL_KEY, retries=0, timeout=30)
+    timings: dict[str, list[float]] = {"claim": [], "start": [], "complete": []}
+    done = 0
+    start.wait()
+    while True:
+        clock = time.perf_counter()
+        claimed = client.claim(worker_id, ["bench"], batch_size=batch)
+        timings["claim"].append(time.perf_counter() - clock)
+        if not claimed:
+            break
+        for job in claimed:
+            clock = time.perf_counter()
+            client.start(job["id"], job["lease_token"])
+            timings["start"].append(time.perf_counter() - clock)
+            clock = time.perf_counter()
+            client.complete(job["id"], job["lease_token"], result=None, exit_code=0)
+            timings["complete"].append(time.perf_counter() - clock)
+            done += 1
+    results.put((done, time.perf_counter(), timings))
+
+
+def measure(database_url: str, jobs_count: int, processes: int, batch: int, workdir: Path) -> None:
+    app = create_app(test_config(database_url))
+    with app.app_context():
+        db.create_all()
+        db.session.remove()
+        db.engine.dispose()
+    # The project's gunicorn.conf.py: 2 gthread workers of 8 threads (the test harness passes the same).
+    with running_server(database_url, workdir / "server.log") as server:
+        creator = JobwardenClient(server.url, retries=0, timeout=60)
+        for offset in range(0, jobs_count, 1000):
+            creator.create_many([{"type": "bench"}] * min(1000, jobs_count - offset))
+        context = multiprocessing.get_context("spawn")
+        start, results = context.Event(), context.Queue()
+        workers = [context.Process(target=client_loop, args=(server.url, f"bench-{n}", batch, start, results))
+                   for n in range(processes)]
+        for worker in workers:
+            worker.start()
+        time.sleep(2)  # let the processes import and connect
+        began = time.perf_counter()
+        start.set()
+        outcomes = [results.get(timeout=600) for _ in workers]
+        for worker in workers:
+            worker.join()
+    done = sum(o[0] for o in outcomes)
+    elapsed = max(o[1] for o in outcomes) - began
+    print(f"  {done} jobs by {processes} processes (claim batch {batch}) in {elapsed:.1f} s: "
+          f"{done / elapsed:.0f} jobs/s")
+    for call in ("claim", "start", "complete"):
+        values = [v * 1000 for o in outcomes for v in o[2][call]]
+        print(f"  {call:9} {len(values):6} calls  p50 {percentile(values, 50):6.1f} ms  "
+              f"p99 {percentile(values, 99):6.1f} ms  mean {statistics.mean(values):6.1f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="a PostgreSQL server URL (a throwaway database is made); default SQLite")
+    parser.add_argument("--jobs", type=int, default=4000)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="jobwarden-http-") as tmp, ExitStack() as stack:
+        url = stack.enter_context(postgres_test_database(args.database_url)) if args.database_url \
+            else f"sqlite:///{Path(tmp) / 'http.db'}"
+        print(f"HTTP throughput on {url.split('@')[-1].split('///')[-1]}")
+        measure(url, args.jobs, args.processes, args.batch, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
