@@ -42,6 +42,7 @@ from webapp.client import JobwardenClient  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.models import Job, JobAttempt  # noqa: E402
 from tests.support.databases import postgres_test_database  # noqa: E402
+from tests.support.processes import alive  # noqa: E402
 from tests.support.server import running_server  # noqa: E402
 
 KEY = "bench-internal-key"
@@ -52,14 +53,6 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @contextmanager

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
 from webapp import jobs
 from webapp.extensions import db
 from tests.factories import make_job
+from tests.support.processes import alive
 
 SLOW_MS = 30_000  # a worker claiming, a monitor pass, a process exiting: beyond one poll
 
@@ -40,14 +40,6 @@ def printed_pid(job_id: int, timeout: float = 20) -> int:
             return int(found.group(1))
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} printed no pid within {timeout}s")
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def test_a_running_jobs_progress_advances_without_a_reload(page: Page, start_worker):

@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from webapp.worker.process import OUTPUT_TAIL_BYTES, GroupProcess, OutputTail, TemplateError, fill_argv
+from tests.support.processes import alive
 
 PY = sys.executable
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its parent counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def wait_for_line(output: OutputTail, prefix: str, timeout: float = 10.0) -> str:

@@ -19,6 +19,7 @@ from webapp.extensions import db
 from webapp.models import Job, JobEvent, Worker
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import PROJECT_ROOT, running_server
+from tests.support.processes import alive
 
 
 HEARTBEAT = 0.2
@@ -122,14 +123,6 @@ def pid_in_output(job_id: int, label: str) -> int:
                 return int(match.group(1))
         return None
     return wait_for(found, what=f"'{label}' in the output of job {job_id}")
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def nothing_live() -> bool:
