@@ -281,7 +281,7 @@ def start_job(job_id: int, lease_token: str) -> Job:
     now = utcnow()
     with unit_of_work():
         job = states.transition(
-            job_id, "start", actor=_lease_holder, lease_token=lease_token,
+            job_id, "start", actor=states.lease_holder, lease_token=lease_token,
             values={"started_at": now, "heartbeat_at": now},
             attempt_values={"started_at": now}, now=now,
         )
@@ -369,7 +369,7 @@ def complete_job(
     now = utcnow()
     with unit_of_work():
         return states.transition(
-            job_id, "complete", actor=_lease_holder, lease_token=lease_token,
+            job_id, "complete", actor=states.lease_holder, lease_token=lease_token,
             values={"finished_at": now, "result": result, "exit_code": exit_code,
                     "progress": 100, "lease_token": None},
             attempt_values={"finished_at": now, "outcome": "completed", "exit_code": exit_code,

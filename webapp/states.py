@@ -2,7 +2,7 @@
 writes a job's status.
 
 Every change is one conditional UPDATE (id, allowed current statuses, and for
-worker calls the lease token) plus one event row, flushed in the caller's
+worker calls the lease token) plus one event row, written in the caller's
 transaction. When nothing matched, the caller learns why: the job does not
 exist, its lease is gone, or its current status refuses the move.
 """
@@ -11,9 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ClauseElement,
+    Column,
+    ColumnElement,
+    Executable,
+    FromClause,
+    Update,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.orm import aliased
 
 from .extensions import db
 from .metrics import TRANSITIONS
@@ -144,11 +160,142 @@ def _why_refused(job_id: int, edge: Edge, lease_token: str | None) -> Transition
     return TransitionRefused(job_id, edge.name, status)
 
 
+# --- statements ------------------------------------------------------------------
+# A transition is an UPDATE of the job, an UPDATE of its current attempt and an
+# INSERT of its event. On PostgreSQL that is one statement: the job's UPDATE is a
+# CTE whose RETURNING rows feed the other two as further CTEs. SQLite has no DML
+# in CTEs, so there the follow-ups run as separate statements that read the moved
+# rows by id. Each statement shape is built once and reused with bound
+# parameters, so SQLAlchemy compiles it once per process rather than per call.
+
+_JOBS = Job.__table__
+_ATTEMPTS = JobAttempt.__table__
+_EVENTS = JobEvent.__table__
+
+FollowUp = Callable[[FromClause], Executable]
+RowsActor = Callable[[FromClause], ColumnElement[str]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    moved: Executable  # returns the moved jobs as Job objects
+    followups: tuple[Executable, ...]  # SQLite only: run with the moved ids as `cas_ids`
+
+
+def _param(name: str, column: Column[Any]) -> BindParameter[Any]:
+    # Bound parameters are named `cas_…`, `set_…` or `attempt_…`: SQLAlchemy
+    # reserves the names of the updated table's columns for itself.
+    return bindparam(name, type_=column.type)
+
+
+def lease_holder(rows: FromClause) -> ColumnElement[str]:
+    """The actor of a worker's command, in SQL: the worker the moved row names."""
+    return func.coalesce(literal("worker:") + rows.c.worker_id, literal("worker"))
+
+
+def _plan(moved: Update, followups: list[FollowUp], postgresql: bool) -> _Plan:
+    if postgresql:
+        rows = moved.returning(*_JOBS.c).cte("moved")
+        statement = select(aliased(Job, rows, adapt_on_names=True))
+        for number, followup in enumerate(followups):
+            statement = statement.add_cte(followup(rows).cte(f"followup_{number}"))
+        return _Plan(statement, ())
+    rows = select(_JOBS).where(_JOBS.c.id.in_(bindparam("cas_ids", expanding=True))).subquery("moved")
+    return _Plan(
+        select(Job).from_statement(moved.returning(*_JOBS.c)),
+        tuple(followup(rows) for followup in followups),
+    )
+
+
+def _run(plan: _Plan, params: dict[str, Any]) -> list[Job]:
+    jobs = list(db.session.scalars(plan.moved, params, execution_options={"populate_existing": True}))
+    if jobs:
+        moved_ids = {**params, "cas_ids": [job.id for job in jobs]}
+        for statement in plan.followups:
+            db.session.execute(statement, moved_ids)
+    return jobs
+
+
+def _status_events(
+    rows: FromClause, actor: ColumnElement[str], action: str, from_status: Status, to_status: Status
+) -> Executable:
+    """One status event per moved row, its reason and data from `cas_reason` and `cas_event_data`."""
+    return insert(_EVENTS).from_select(
+        ["job_id", "kind", "actor", "at", "action", "from_status", "to_status", "attempt", "reason", "data"],
+        select(
+            rows.c.id,
+            literal("status"),
+            actor,
+            _param("cas_now", _EVENTS.c.at),
+            literal(action),
+            literal(str(from_status)),
+            literal(str(to_status)),
+            func.nullif(rows.c.attempt, 0),
+            _param("cas_reason", _EVENTS.c.reason),
+            _param("cas_event_data", _EVENTS.c.data),
+        ),
+    )
+
+
+def _transition_plan(
+    edge: Edge,
+    expected: Status,
+    set_values: dict[str, Any],
+    attempt_columns: tuple[str, ...],
+    fenced: bool,
+    rows_actor: RowsActor | None,
+    postgresql: bool,
+    conditions: tuple[ColumnElement[bool], ...] = (),
+) -> _Plan:
+    moved = (
+        update(_JOBS)
+        .where(_JOBS.c.id == bindparam("cas_job_id"), _JOBS.c.status == expected, *conditions)
+        .values(status=edge.target, updated_at=_param("cas_now", _JOBS.c.updated_at), **set_values)
+    )
+    if fenced:
+        moved = moved.where(_JOBS.c.lease_token == _param("cas_lease_token", _JOBS.c.lease_token))
+
+    def update_attempt(rows: FromClause) -> Executable:
+        return (
+            update(_ATTEMPTS)
+            .where(_ATTEMPTS.c.job_id == rows.c.id, _ATTEMPTS.c.number == rows.c.attempt)
+            .values({name: _param(f"attempt_{name}", _ATTEMPTS.c[name]) for name in attempt_columns})
+        )
+
+    def record_transition(rows: FromClause) -> Executable:
+        actor = rows_actor(rows) if rows_actor else _param("cas_actor", _EVENTS.c.actor)
+        return _status_events(rows, actor, edge.name, expected, edge.target)
+
+    # An attempt row exists only once the job was claimed.
+    closes_attempt = bool(attempt_columns) and expected in LIVE
+    return _plan(moved, [update_attempt, record_transition] if closes_attempt else [record_transition], postgresql)
+
+
+@lru_cache(maxsize=256)
+def _cached_transition_plan(
+    action: str,
+    expected: Status,
+    value_columns: tuple[str, ...],
+    attempt_columns: tuple[str, ...],
+    fenced: bool,
+    rows_actor: RowsActor | None,
+    postgresql: bool,
+) -> _Plan:
+    set_values = {name: _param(f"set_{name}", _JOBS.c[name]) for name in value_columns}
+    return _transition_plan(
+        EDGES[action], expected, set_values, attempt_columns, fenced, rows_actor, postgresql
+    )
+
+
+def _is_postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
 def transition(
     job_id: int,
     action: str,
     *,
-    actor: str | Callable[[Job], str],
+    actor: str | RowsActor,
     reason: str | None = None,
     lease_token: str | None = None,
     conditions: Iterable[ColumnElement[bool]] = (),
@@ -161,12 +308,27 @@ def transition(
 
     `conditions` narrow the match further (the monitor's heartbeat cut-off);
     `attempt_values` close or update the current attempt's row when the job
-    comes from a live status. `actor` may be a function of the updated row, so
-    a worker's name comes from the row it holds rather than from an extra read.
-    Flushes; the caller commits or rolls back.
+    comes from a live status. `actor` is a name, or a function giving it in SQL
+    from the moved row (`lease_holder`), so a worker's name comes from the row
+    it holds rather than from an extra read. Runs in the caller's transaction;
+    the caller commits or rolls back.
     """
     edge = EDGES[action]
     now = now or utcnow()
+    values = values or {}
+    attempt_values = attempt_values or {}
+    conditions = tuple(conditions)
+    fenced = lease_token is not None
+    rows_actor = None if isinstance(actor, str) else actor
+    postgresql = _is_postgresql()
+    plain_values = {name: value for name, value in values.items() if not isinstance(value, ClauseElement)}
+    params = {
+        "cas_job_id": job_id, "cas_now": now, "cas_reason": reason, "cas_event_data": event_data,
+        "cas_lease_token": lease_token, "cas_actor": actor if rows_actor is None else None,
+        **{f"set_{name}": value for name, value in plain_values.items()},
+        **{f"attempt_{name}": value for name, value in attempt_values.items()},
+    }
+    attempt_columns = tuple(attempt_values)
     # A multi-source edge reads the current status first so the event can name it,
     # then updates only if the status is still the one read.
     for _ in range(5):
@@ -178,39 +340,30 @@ def transition(
                 raise JobNotFound(job_id)
             if expected not in edge.sources:
                 raise _why_refused(job_id, edge, lease_token)
-        statement = (
-            update(Job)
-            .where(Job.id == job_id, Job.status == expected, *conditions)
-            .values(status=edge.target, updated_at=now, **(values or {}))
-            .returning(Job)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        )
-        if lease_token is not None:
-            statement = statement.where(Job.lease_token == lease_token)
-        job = db.session.scalars(statement).one_or_none()
-        if job is not None:
+            expected = Status(expected)
+        if conditions or len(plain_values) < len(values):
+            # A one-off shape: the monitor's cut-offs and SQL expressions are rare.
+            set_values = {
+                name: value if isinstance(value, ClauseElement) else _param(f"set_{name}", _JOBS.c[name])
+                for name, value in values.items()
+            }
+            plan = _transition_plan(
+                edge, expected, set_values, attempt_columns, fenced, rows_actor, postgresql, conditions
+            )
+        else:
+            plan = _cached_transition_plan(
+                action, expected, tuple(values), attempt_columns, fenced, rows_actor, postgresql
+            )
+        moved = _run(plan, params)
+        if moved:
             break
         if len(edge.sources) == 1 or lease_token or conditions:
             raise _why_refused(job_id, edge, lease_token)
         # The status moved between our read and our write: read it again.
     else:
         raise _why_refused(job_id, edge, lease_token)
-
-    if attempt_values and expected in LIVE and job.attempt > 0:
-        db.session.execute(
-            update(JobAttempt)
-            .where(JobAttempt.job_id == job_id, JobAttempt.number == job.attempt)
-            .values(**attempt_values)
-            .execution_options(synchronize_session=False)
-        )
-    record_event(
-        job_id, kind="status", actor=actor(job) if callable(actor) else actor, at=now, action=action,
-        from_status=str(expected), to_status=str(edge.target),
-        attempt=job.attempt or None, reason=reason, data=event_data,
-    )
-    db.session.flush()
     TRANSITIONS.labels(action, edge.target).inc()
-    return job
+    return moved[0]
 
 
 def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = None) -> list[Job]:
@@ -238,10 +391,58 @@ def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = No
     return jobs
 
 
-def _new_token():
-    if db.session.get_bind().dialect.name == "postgresql":
+def _new_token(postgresql: bool) -> ColumnElement[str]:
+    if postgresql:
         return func.replace(func.cast(func.gen_random_uuid(), db.String), "-", "")
     return func.lower(func.hex(func.randomblob(16)))
+
+
+@lru_cache(maxsize=8)
+def _claim_plan(by_type: bool, postgresql: bool) -> _Plan:
+    now = _param("cas_now", _JOBS.c.updated_at)
+    candidates = (
+        select(_JOBS.c.id)
+        .where(_JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now)
+        .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
+        .limit(bindparam("cas_batch_size"))
+    )
+    if by_type:
+        candidates = candidates.where(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
+    if postgresql:
+        # A CTE is evaluated once, so the locked rows are exactly the rows updated.
+        picked = candidates.with_for_update(skip_locked=True).cte("picked")
+        chosen = _JOBS.c.id == picked.c.id
+    else:
+        chosen = _JOBS.c.id.in_(candidates.scalar_subquery())
+    moved = (
+        update(_JOBS)
+        .where(chosen, _JOBS.c.status == Status.QUEUED)
+        .values(
+            status=Status.CLAIMED,
+            lease_token=_new_token(postgresql),
+            attempt=_JOBS.c.attempt + 1,
+            worker_id=_param("cas_worker_id", _JOBS.c.worker_id),
+            claimed_at=now,
+            heartbeat_at=now,
+            started_at=None,
+            progress=None,
+            stage=None,
+            current_step=None,
+            cancel_requested=False,
+            updated_at=now,
+        )
+    )
+
+    def open_attempts(rows: FromClause) -> Executable:
+        return insert(_ATTEMPTS).from_select(
+            ["job_id", "number", "worker_id", "claimed_at"],
+            select(rows.c.id, rows.c.attempt, rows.c.worker_id, rows.c.claimed_at),
+        )
+
+    def record_claims(rows: FromClause) -> Executable:
+        return _status_events(rows, lease_holder(rows), "claim", Status.QUEUED, Status.CLAIMED)
+
+    return _plan(moved, [open_attempts, record_claims], postgresql)
 
 
 def claim(
@@ -254,58 +455,16 @@ def claim(
     """Atomically hand up to `batch_size` due queued jobs to one worker.
 
     One UPDATE … RETURNING: on PostgreSQL the candidates are locked with
-    FOR UPDATE SKIP LOCKED so claimers never wait on or collide with each other;
-    on SQLite the UPDATE takes the database's single write lock before it reads.
+    FOR UPDATE SKIP LOCKED so claimers never wait on or collide with each other,
+    and the attempt rows and events are written by the same statement; on SQLite
+    the UPDATE takes the database's single write lock before it reads.
     Each claimed job gets a fresh lease token, one more attempt and an attempt row.
     """
-    now = now or utcnow()
-    candidates = (
-        select(Job.id)
-        .where(Job.status == Status.QUEUED, Job.run_after <= now)
-        .order_by(Job.priority.desc(), Job.id)
-        .limit(batch_size)
-    )
-    if types:
-        candidates = candidates.where(Job.type.in_(types))
-    if db.session.get_bind().dialect.name == "postgresql":
-        # A CTE is evaluated once, so the locked rows are exactly the rows updated.
-        picked = candidates.with_for_update(skip_locked=True).cte("picked")
-        chosen = Job.id == picked.c.id
-    else:
-        chosen = Job.id.in_(candidates.scalar_subquery())
-    statement = (
-        update(Job)
-        .where(chosen, Job.status == Status.QUEUED)
-        .values(
-            status=Status.CLAIMED,
-            lease_token=_new_token(),
-            attempt=Job.attempt + 1,
-            worker_id=worker_id,
-            claimed_at=now,
-            heartbeat_at=now,
-            started_at=None,
-            progress=None,
-            stage=None,
-            current_step=None,
-            cancel_requested=False,
-            updated_at=now,
-        )
-        .returning(Job)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    jobs = sorted(db.session.scalars(statement).all(), key=lambda j: (-j.priority, j.id))
-    if jobs:
-        db.session.execute(insert(JobAttempt.__table__), [
-            dict(job_id=job.id, number=job.attempt, worker_id=worker_id, claimed_at=now) for job in jobs
-        ])
-    record_events([
-        event_row(
-            job.id, kind="status", actor=f"worker:{worker_id}", at=now, action="claim",
-            from_status=Status.QUEUED, to_status=Status.CLAIMED, attempt=job.attempt,
-        )
-        for job in jobs
-    ])
-    db.session.flush()
+    params = {
+        "cas_worker_id": worker_id, "cas_now": now or utcnow(), "cas_batch_size": batch_size,
+        "cas_types": types or [], "cas_reason": None, "cas_event_data": None,
+    }
+    jobs = _run(_claim_plan(bool(types), _is_postgresql()), params)
     if jobs:
         TRANSITIONS.labels("claim", Status.CLAIMED).inc(len(jobs))
-    return jobs
+    return sorted(jobs, key=lambda job: (-job.priority, job.id))
