@@ -62,6 +62,7 @@ class Run:
     jobs: int
     create_s: float
     process_s: float
+    statements: int | None = None  # SQL statements the worker processes sent (Jobwarden only)
 
     @property
     def rate(self) -> float:
@@ -87,10 +88,20 @@ def app_config(database_url: str, synchronous: str, pre_ping: bool) -> dict:
 
 def work(database_url: str, synchronous: str, pre_ping: bool, worker_id: str, batch_size: int, ready, start, results) -> None:
     """One worker process: claim batches, start and complete each job, until the queue is empty."""
+    from sqlalchemy import event
+
     from webapp import create_app, jobs
+    from webapp.extensions import db
 
     app = create_app(app_config(database_url, synchronous, pre_ping))
     with app.app_context():
+        statements = 0
+
+        def count(*_args) -> None:
+            nonlocal statements
+            statements += 1
+
+        event.listen(db.engine, "before_cursor_execute", count)
         ready.put(worker_id)
         start.wait()
         done = 0
@@ -99,11 +110,11 @@ def work(database_url: str, synchronous: str, pre_ping: bool, worker_id: str, ba
                 jobs.start_job(job.id, job.lease_token)
                 jobs.complete_job(job.id, job.lease_token)
                 done += 1
-        results.put((worker_id, done, time.monotonic()))
+        results.put((worker_id, done, time.monotonic(), statements))
 
 
 def collect(results, workers) -> list:
-    """Each worker's (id, jobs done, end time); stops the run when a worker died without answering."""
+    """Each worker's (id, jobs done, end time, statements sent); stops the run when a worker died without answering."""
     finished = []
     while len(finished) < len(workers):
         try:
@@ -146,18 +157,19 @@ def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: 
         begun = time.monotonic()
         start.set()
         finished = collect(results, workers)
-        process_s = max(end for _, _, end in finished) - begun
+        process_s = max(end for _, _, end, _ in finished) - begun
         for process in workers:
             process.join(timeout=60)
 
         completed = db.session.execute(
             select(func.count()).select_from(Job).where(Job.status == "completed")
         ).scalar_one()
-        if completed != args.jobs or sum(done for _, done, _ in finished) != args.jobs:
+        if completed != args.jobs or sum(done for _, done, _, _ in finished) != args.jobs:
             raise SystemExit(f"{backend}: {completed} of {args.jobs} jobs completed; the run is not valid")
         db.session.remove()
         db.engine.dispose()
-    return Run("jobwarden", backend, processes, args.jobs, create_s, process_s)
+    statements = sum(sent for _, _, _, sent in finished)
+    return Run("jobwarden", backend, processes, args.jobs, create_s, process_s, statements)
 
 
 def procrastinate_python() -> str:
@@ -213,10 +225,11 @@ def run_procrastinate(python: str, database_url: str, processes: int, jobs: int)
 
 
 def report(run: Run) -> None:
+    per_job = f"  {run.statements / run.jobs:.1f} statements/job" if run.statements is not None else ""
     print(
         f"{run.system:<13} {run.backend:<22} {run.processes:>3} proc  {run.jobs:>6} jobs  "
         f"create {run.create_s:6.2f} s  process {run.process_s:6.2f} s  "
-        f"{run.rate:7.0f} jobs/s  (lifecycle incl. create {run.lifecycle_rate:6.0f}/s)",
+        f"{run.rate:7.0f} jobs/s  (lifecycle incl. create {run.lifecycle_rate:6.0f}/s){per_job}",
         flush=True,
     )
 
