@@ -128,6 +128,20 @@ def test_cancelling_a_running_job_makes_its_token_dead(app):
     assert lost.value.status == "cancelled"
 
 
+def test_a_batch_is_created_in_the_order_given_with_one_create_event_each(app):
+    specs = [{"type": f"batch-{n}", "priority": n % 3, "hold": n % 2 == 1} for n in range(300)]
+
+    created = jobs.create_jobs(specs, actor="api")
+
+    assert [(job.type, job.status) for job in created] == [
+        (f"batch-{n}", "pending" if n % 2 else "queued") for n in range(300)
+    ]
+    assert [events_of(job.id) for job in created[:2]] == [
+        [("create", None, "queued")], [("create", None, "pending")]
+    ]
+    assert all(len(events_of(job.id)) == 1 for job in created)
+
+
 def test_claim_takes_higher_priority_first_then_older(app):
     old_low = make_job(priority=0)
     high = make_job(priority=5)

@@ -367,25 +367,34 @@ def transition(
 
 
 def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = None) -> list[Job]:
-    """Insert new jobs: `pending` when held, `queued` otherwise (the "(new)" edge)."""
+    """Insert new jobs: `pending` when held, `queued` otherwise (the "(new)" edge).
+
+    One multi-row INSERT … RETURNING through the ORM's bulk path, which skips the
+    unit of work (two thirds of a large batch's time), then one INSERT … SELECT
+    of their events.
+    """
     now = now or utcnow()
-    jobs = []
+    rows = []
     for spec in specs:
         spec = dict(spec)
         hold = spec.pop("hold", False)
-        jobs.append(
-            Job(
-                status=Status.PENDING if hold else Status.QUEUED,
-                created_at=now, updated_at=now, run_after=now,
-                attempt=0, cancel_requested=False, **spec,
-            )
+        # Every row carries the same keys, so the batch stays one statement.
+        rows.append({
+            "payload": None, "priority": 0, "timeout_s": None, **spec,
+            "status": Status.PENDING if hold else Status.QUEUED,
+            "created_at": now, "updated_at": now, "run_after": now,
+            "attempt": 0, "cancel_requested": False,
+        })
+    jobs = list(db.session.scalars(insert(Job).returning(Job, sort_by_parameter_order=True), rows))
+    db.session.execute(
+        insert(_EVENTS).from_select(
+            ["job_id", "kind", "actor", "at", "action", "to_status"],
+            select(
+                _JOBS.c.id, literal("status"), literal(actor), literal(now, _EVENTS.c.at.type),
+                literal("create"), _JOBS.c.status,
+            ).where(_JOBS.c.id.in_([job.id for job in jobs])),
         )
-    db.session.add_all(jobs)
-    db.session.flush()
-    record_events([
-        event_row(job.id, kind="status", actor=actor, at=now, action="create", to_status=job.status)
-        for job in jobs
-    ])
+    )
     for job in jobs:
         TRANSITIONS.labels("create", job.status).inc()
     return jobs
