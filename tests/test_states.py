@@ -95,6 +95,22 @@ def test_a_completed_job_never_changes_again(app, target):
         apply(job, target)
 
 
+def test_a_workers_claim_start_and_complete_events_name_the_worker_and_the_attempt(app):
+    job = make_job("queued", type="named-worker")
+    (claimed,) = jobs.claim_jobs("w-7", types=["named-worker"])
+    jobs.start_job(job.id, claimed.lease_token)
+    jobs.complete_job(job.id, claimed.lease_token, result={"ok": True})
+
+    events = [(e.action, e.actor, e.attempt) for e in jobs.events_of(job.id)]
+    assert events == [
+        ("create", "api", None), ("claim", "worker:w-7", 1),
+        ("start", "worker:w-7", 1), ("complete", "worker:w-7", 1),
+    ]
+    (attempt,) = jobs.attempts_of(job.id)
+    assert (attempt.worker_id, attempt.outcome, attempt.exit_code) == ("w-7", "completed", 0)
+    assert attempt.started_at is not None and attempt.finished_at is not None
+
+
 def test_a_stale_lease_token_is_refused_and_changes_nothing(app):
     job = make_job("running")
     stale = job.lease_token
