@@ -56,6 +56,11 @@ UNFINISHED = frozenset({Status.PENDING, Status.QUEUED, Status.CLAIMED, Status.RU
 FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 CREATE_STATUSES = frozenset({Status.PENDING, Status.QUEUED})
 
+# The tables behind the models: the state machine writes them with Core statements.
+_JOBS = Job.__table__
+_ATTEMPTS = JobAttempt.__table__
+_EVENTS = JobEvent.__table__
+
 
 @dataclass(frozen=True)
 class Edge:
@@ -112,7 +117,7 @@ class LeaseLost(TransitionRefused):
         self.args = (f"lease lost: current status is {status}",)
 
 
-def event_row(
+def record_event(
     job_id: int,
     *,
     kind: str,
@@ -124,28 +129,18 @@ def event_row(
     attempt: int | None = None,
     reason: str | None = None,
     data: Any = None,
-) -> dict[str, Any]:
-    return dict(
+) -> None:
+    """Append one event row (a step, a note) in the caller's transaction.
+
+    A plain INSERT: events are never read back as objects in the transaction
+    that writes them, so they skip the ORM's unit of work. Status events are
+    written by `transition`, `claim` and `create` inside their own statements.
+    """
+    db.session.execute(insert(_EVENTS).values(
         job_id=job_id, kind=kind, actor=actor, at=at, action=action,
         from_status=from_status, to_status=to_status, attempt=attempt,
         reason=reason, data=data,
-    )
-
-
-def record_events(rows: list[dict[str, Any]]) -> None:
-    """Append event rows in the caller's transaction with one plain INSERT.
-
-    Events are never read back as objects in the transaction that writes them,
-    so they skip the ORM's unit of work: that flush was a third of a worker
-    command's cost.
-    """
-    if rows:
-        db.session.execute(insert(JobEvent.__table__), rows)
-
-
-def record_event(job_id: int, **fields: Any) -> None:
-    """Append one event row (the fields of `event_row`)."""
-    record_events([event_row(job_id, **fields)])
+    ))
 
 
 def _why_refused(job_id: int, edge: Edge, lease_token: str | None) -> TransitionRefused:
@@ -167,10 +162,6 @@ def _why_refused(job_id: int, edge: Edge, lease_token: str | None) -> Transition
 # in CTEs, so there the follow-ups run as separate statements that read the moved
 # rows by id. Each statement shape is built once and reused with bound
 # parameters, so SQLAlchemy compiles it once per process rather than per call.
-
-_JOBS = Job.__table__
-_ATTEMPTS = JobAttempt.__table__
-_EVENTS = JobEvent.__table__
 
 FollowUp = Callable[[FromClause], Executable]
 RowsActor = Callable[[FromClause], ColumnElement[str]]
