@@ -544,7 +544,8 @@ def _set_attempt(job: Job, **values: Any) -> None:
 
 
 def _lease_holder(job: Job) -> str:
-    """The actor of a worker's command: the worker the job's row names."""
+    """`states.lease_holder` read before the command: a failure's retry clears the
+    row's worker in the same UPDATE, so the name must come from the row as it was."""
     return f"worker:{job.worker_id}" if job.worker_id else "worker"
 
 
