@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from webapp import jobs, states
 from webapp.extensions import db
@@ -156,6 +156,11 @@ def test_a_batch_is_created_in_the_order_given_with_one_create_event_each(app):
         [("create", None, "queued")], [("create", None, "pending")]
     ]
     assert all(len(events_of(job.id)) == 1 for job in created)
+
+
+def test_an_empty_batch_creates_nothing(app):
+    assert jobs.create_jobs([]) == []
+    assert db.session.scalar(select(func.count()).select_from(Job)) == 0
 
 
 def test_claim_takes_higher_priority_first_then_older(app):
