@@ -6,7 +6,7 @@ webapp.assets.BUNDLED_FROM, which the app also reads to find these directories.
 """
 from __future__ import annotations
 
-import importlib.util
+import runpy
 import shutil
 from pathlib import Path
 
@@ -16,11 +16,8 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 
 
-def _assets_module():
-    spec = importlib.util.spec_from_file_location("jobwarden_assets", ROOT / "webapp" / "assets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# webapp/assets.py, read as a file: nothing is installed yet while the wheel builds.
+ASSETS = runpy.run_path(str(ROOT / "webapp" / "assets.py"))
 
 
 class BuildWithAssets(build_py):
@@ -30,12 +27,11 @@ class BuildWithAssets(build_py):
         super().run()
         if self.editable_mode:
             return
-        assets = _assets_module()
-        for name, source in assets.BUNDLED_FROM.items():
+        for name, source in ASSETS["BUNDLED_FROM"].items():
             origin = ROOT / source
             if not origin.is_dir():
                 raise SystemExit(f"cannot build Jobwarden: {origin} is missing (run `npm ci` first)")
-            target = Path(self.build_lib, "webapp", assets.BUNDLE, name)
+            target = Path(self.build_lib, "webapp", ASSETS["BUNDLE"], name)
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 

@@ -22,7 +22,9 @@ class HelpFirstGroup(click.Group):
     own callback runs, so `jobwarden db upgrade --help` never builds the app (which
     would create the database file and the secret key)."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None and not ctx.resilient_parsing:
             command.make_context(name, list(rest), parent=ctx).close()

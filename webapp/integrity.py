@@ -97,7 +97,9 @@ def check_sqlite_owner(path: Path, jobwarden_tables: Collection[str]) -> None:
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
-        raise StoreUnreadable(f"the database file {path} cannot be read: {error}; Jobwarden will not touch it.") from None
+        raise StoreUnreadable(
+            f"the database file {path} cannot be read: {error}; Jobwarden will not touch it."
+        ) from None
     if application_id == APPLICATION_ID:
         return
     if application_id == 0 and (not tables or set(jobwarden_tables) <= tables):
