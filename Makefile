@@ -1,10 +1,14 @@
 # The two commands of the README: `make run` and `make test`.
 # Both install what they need first (a virtualenv, the Python and npm packages,
-# and for the browser tests Debian's chromium), so they work on a fresh machine.
+# and for the browser tests Debian's chromium), so they work on a fresh machine;
+# stamp files make each install step rerun only when the files it installs from change.
+#   make run PORT=8080 HOST=0.0.0.0      serve somewhere else than 127.0.0.1:5000
 
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
 
 .PHONY: run test install install-test browser
 
@@ -12,20 +16,29 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py
 	$(BIN)/pip install --quiet -e .
-	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
-install-test: $(BIN)/python browser
+# The test extras include everything `install` does.
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml setup.py
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+install-test: $(VENV)/.installed-test node_modules/.installed browser
 
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: install
 	$(BIN)/jobwarden db upgrade
-	$(BIN)/jobwarden dev
+	$(BIN)/jobwarden dev --host $(HOST) --port $(PORT)
 
 test: install-test
 	$(BIN)/pytest

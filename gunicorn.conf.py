@@ -22,6 +22,13 @@ workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 graceful_timeout = 20
+# No control socket (gunicorn >= 25.1, for `gunicornc`): its default place,
+# $XDG_RUNTIME_DIR or ~/.gunicorn, is not writable for a service user (the image's
+# logged "Control server error: Permission denied"), and Jobwarden does not use it.
+# Set GUNICORN_CONTROL_SOCKET to a writable path to have one.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobwarden-metrics-")

@@ -14,10 +14,11 @@ from sqlalchemy.pool import NullPool
 from . import config as settings
 from . import models  # noqa: F401  (registers the tables with the metadata)
 from . import api
+from .assets import asset_dir
 from .api.spec import JobIdConverter
 from .auth import check_internal_key_configured
 from .extensions import csrf, db, htmx, limiter, migrate, talisman
-from .integrity import StoreUnreadable, check_sqlite_file, sqlite_path
+from .integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +27,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: settings from the environment, overridden by `config`."""
     app = Flask(
         __name__,
-        instance_path=str(settings.INSTANCE_DIR),
-        template_folder=str(settings.PROJECT_ROOT / "templates"),
-        static_folder=str(settings.PROJECT_ROOT / "static"),
+        instance_path=str(settings.data_dir()),
+        template_folder=str(asset_dir("templates")),
+        static_folder=str(asset_dir("static")),
     )
     app.config.update(settings.from_environment())
     app.config.update(config or {})
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
-    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app)
 
+    # Refuse a corrupt or foreign store before anything is written anywhere.
     database_file = sqlite_path(app.config["SQLALCHEMY_DATABASE_URI"])
     if database_file is not None:
         check_sqlite_file(database_file, full_check=app.config.get("JOBWARDEN_SQLITE_FULL_CHECK", True))
+        check_sqlite_owner(database_file, db.metadata.tables.keys())
         database_file.parent.mkdir(parents=True, exist_ok=True)
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(settings.PROJECT_ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(asset_dir("migrations")))
     csrf.init_app(app)
     htmx.init_app(app)
     _secure_headers(app)
@@ -139,7 +142,7 @@ def _check_reachable(app: Flask) -> None:
 
 
 def _instance_secret(app: Flask) -> str:
-    """A signing key kept in instance/, so sessions survive restarts and replicas on one host agree."""
+    """A signing key kept in the data directory, so sessions survive restarts and replicas on one host agree."""
     path = Path(app.instance_path) / "secret_key"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -149,10 +152,10 @@ def _instance_secret(app: Flask) -> str:
 
 
 def _vendor_blueprint() -> Blueprint:
-    """Serve the pinned front-end packages from node_modules (installed by npm, never committed)."""
+    """Serve the pinned front-end packages (node_modules in a checkout, copied into the wheel by its build)."""
     return Blueprint(
         "vendor",
         __name__,
-        static_folder=str(settings.PROJECT_ROOT / "node_modules" / "htmx.org" / "dist"),
+        static_folder=str(asset_dir("vendor/htmx")),
         static_url_path="/static/vendor/htmx",
     )

@@ -7,6 +7,7 @@ import sys
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
+from flask_migrate.cli import db as migrate_db_group
 
 from . import create_app
 from .config import ConfigError
@@ -16,9 +17,39 @@ from .operator_cli import jobs_group, submit_command
 from .worker.command import worker_command
 
 
-@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
+class HelpFirstGroup(click.Group):
+    """A group whose subcommands answer `--help` (and usage errors) before the group's
+    own callback runs, so `jobwarden db upgrade --help` never builds the app (which
+    would create the database file and the secret key)."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not ctx.resilient_parsing:
+            command.make_context(name, list(rest), parent=ctx).close()
+        return name, command, rest
+
+
+class JobwardenGroup(HelpFirstGroup, FlaskGroup):
+    """Flask's CLI group, but listing commands never builds the app: every command is
+    registered here, none comes from the app, so `jobwarden --help` touches nothing."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return sorted(click.Group.list_commands(self, ctx))
+
+
+@click.group(cls=JobwardenGroup, create_app=lambda: create_app(), add_version_option=False)
 def cli() -> None:
     """Jobwarden: jobs whose true state you can see and recover."""
+
+
+# Flask-Migrate's `db` group, registered here rather than by the app (see JobwardenGroup).
+cli.add_command(HelpFirstGroup(
+    name="db", commands=migrate_db_group.commands, params=migrate_db_group.params,
+    callback=migrate_db_group.callback, help=migrate_db_group.help,
+))
 
 
 @cli.command("monitor")

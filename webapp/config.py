@@ -1,16 +1,18 @@
 """Configuration read from the environment (`DATABASE_URL`, `JOBWARDEN_*`).
 
 Every setting has a default that works on a fresh machine: an embedded SQLite
-file under `instance/`, the monitor on, no operator password.
+file in the data directory (see `data_dir`), the monitor on, no operator password.
 """
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = PROJECT_ROOT / "instance"
+import platformdirs
+
+from .assets import SOURCE_ROOT
 
 
 class ConfigError(ValueError):
@@ -62,15 +64,32 @@ def _type_timeouts(env: dict) -> dict[str, int]:
         ) from None
 
 
-def default_database_url() -> str:
-    return f"sqlite:///{INSTANCE_DIR / 'jobwarden.db'}"
+def runs_from_source() -> bool:
+    """True in a checkout (or an editable install of one), False for an installed wheel."""
+    return (SOURCE_ROOT / "pyproject.toml").is_file() and (SOURCE_ROOT / "webapp").is_dir()
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the secret key and the default SQLite file live, never inside the package:
+    JOBWARDEN_DATA_DIR, else `instance/` of a source checkout, else the user's data
+    directory (e.g. ~/.local/share/jobwarden)."""
+    env = os.environ if env is None else env
+    if env.get("JOBWARDEN_DATA_DIR"):
+        return Path(env["JOBWARDEN_DATA_DIR"]).expanduser().resolve()
+    if runs_from_source():
+        return SOURCE_ROOT / "instance"
+    return Path(platformdirs.user_data_dir("jobwarden", appauthor=False))
+
+
+def default_database_url(env: Mapping[str, str] | None = None) -> str:
+    return f"sqlite:///{data_dir(env) / 'jobwarden.db'}"
 
 
 def from_environment(env: dict | None = None) -> dict:
     """Build the Flask config mapping from environment variables."""
     env = dict(os.environ if env is None else env)
     return {
-        "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL") or default_database_url(),
+        "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL") or default_database_url(env),
         "SECRET_KEY": env.get("JOBWARDEN_SECRET_KEY") or None,
         "JOBWARDEN_ENV": env.get("JOBWARDEN_ENV", "production"),
         "JOBWARDEN_INTERNAL_API_KEY": env.get("JOBWARDEN_INTERNAL_API_KEY") or None,

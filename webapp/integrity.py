@@ -3,15 +3,24 @@
 A corrupt, truncated or foreign SQLite file stops start-up with a message that
 names the file. The check opens the file read-only, so the file stays byte for
 byte as it was: nothing here (or anywhere else) resets a store.
+
+Jobwarden's SQLite files carry APPLICATION_ID in their header (`PRAGMA
+application_id`, set by the migrations). A file without it is accepted only when
+it holds no tables (new) or all of Jobwarden's tables (made before the mark
+existed; the next `db upgrade` sets it). On PostgreSQL the mark is the
+`alembic_version` table holding one of Jobwarden's revisions.
 """
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# "JWRN": the SQLite header's application_id of every Jobwarden store (a signed 32-bit value).
+APPLICATION_ID = 0x4A57524E
 
 
 class StoreUnreadable(RuntimeError):
@@ -68,3 +77,35 @@ def check_sqlite_file(path: Path, *, full_check: bool = True) -> None:
             f"the database file {path} is corrupt ({'; '.join(problems[:3])}); "
             "Jobwarden will not touch it. Restore it from a backup."
         )
+
+
+def check_sqlite_owner(path: Path, jobwarden_tables: Collection[str]) -> None:
+    """Raise StoreUnreadable when `path` is another application's SQLite database.
+
+    Call it after check_sqlite_file; it opens the file read-only.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+            tables = {
+                name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not name.startswith("sqlite_")
+            }
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise StoreUnreadable(
+            f"the database file {path} cannot be read: {error}; Jobwarden will not touch it."
+        ) from None
+    if application_id == APPLICATION_ID:
+        return
+    if application_id == 0 and (not tables or set(jobwarden_tables) <= tables):
+        return
+    owner = f"application_id {application_id}" if application_id else f"tables {', '.join(sorted(tables)[:5])}"
+    raise StoreUnreadable(
+        f"the database file {path} belongs to another application ({owner}); "
+        "Jobwarden will not touch it. Point DATABASE_URL at a file of its own."
+    )

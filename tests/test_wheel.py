@@ -1,0 +1,97 @@
+"""The wheel built from the checkout works installed, not editable, in a fresh
+virtualenv, run from any directory, and writes nothing under site-packages (issue 15)."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import PROJECT_ROOT, free_port, wait_for_port
+
+pytestmark = pytest.mark.slow
+
+# What a checkout's top level holds that is not part of the build; everything else is copied.
+NOT_SOURCE = {".venv", ".git", "instance", "build", "dist", "jobwarden.egg-info", ".pytest_cache", ".hypothesis",
+              "e2e", "benchmarks", "tests"}
+
+
+def not_source(directory: str, names: list[str]) -> set[str]:
+    top = Path(directory) == PROJECT_ROOT
+    return {name for name in names if name == "__pycache__" or (top and name in NOT_SOURCE)}
+
+
+def run(*argv, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=600, **kwargs)
+    assert result.returncode == 0, f"{argv}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in directory.rglob("*")}
+
+
+def get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.read().decode()
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """A fresh virtualenv (no system site-packages) holding the wheel built from a copy of the checkout."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"
+    shutil.copytree(PROJECT_ROOT, source, ignore=not_source)
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(root / "dist"), str(source))
+    wheel, = (root / "dist").glob("jobwarden-*.whl")
+    venv = root / "venv"
+    run(sys.executable, "-m", "venv", str(venv))
+    run(str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel))
+    return venv
+
+
+def test_the_installed_wheel_serves_the_dashboard_from_any_directory(installed, tmp_path):
+    python = installed / "bin" / "python"
+    site_packages = Path(run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+                         .stdout.strip())
+    assert not (site_packages / "webapp").resolve().is_relative_to(PROJECT_ROOT)
+    home, cwd = tmp_path / "home", tmp_path / "anywhere"
+    home.mkdir()
+    cwd.mkdir()
+    env = {"PATH": f"{installed / 'bin'}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+           "JOBWARDEN_INTERNAL_API_KEY": secrets.token_urlsafe(32), "JOBWARDEN_MONITOR": "off"}
+    before = snapshot(site_packages)
+
+    run(str(installed / "bin" / "jobwarden"), "--help", cwd=cwd, env=env)
+    assert list(home.iterdir()) == [] and list(cwd.iterdir()) == []  # --help touches nothing
+    run(str(installed / "bin" / "jobwarden"), "db", "upgrade", cwd=cwd, env=env)
+    data_dir = home / ".local" / "share" / "jobwarden"  # the documented default outside a checkout
+    assert (data_dir / "jobwarden.db").is_file()
+
+    port = free_port()
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [str(installed / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--no-control-socket",
+             "webapp:create_app()"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, server, log_path, timeout=60)
+        status, page = get(f"http://127.0.0.1:{port}/jobs")
+        assert status == 200 and "htmx.min.js" in page and "dashboard.css" in page
+        status, css = get(f"http://127.0.0.1:{port}/static/dashboard.css")
+        assert status == 200 and css == (PROJECT_ROOT / "static" / "dashboard.css").read_text()
+        status, htmx = get(f"http://127.0.0.1:{port}/static/vendor/htmx/htmx.min.js")
+        assert status == 200 and htmx == (PROJECT_ROOT / "node_modules/htmx.org/dist/htmx.min.js").read_text()
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+    assert (data_dir / "secret_key").is_file()
+    assert snapshot(site_packages) == before, "something was written under site-packages"
+    assert list(cwd.iterdir()) == []
+
