@@ -2,6 +2,7 @@
 talk HTTP the way workers, scripts and browsers do."""
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -23,16 +24,25 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen, log_path: Path, timeout: float = 30) -> None:
+    """Return once a worker answers HTTP on `port`, not merely once the master listens.
+
+    gunicorn's master binds the port before its workers have built the app; under
+    load that takes seconds, and a client with a short timeout would fail.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            return
+        except (OSError, http.client.HTTPException):
             time.sleep(0.1)
-    raise RuntimeError(f"server did not listen on {port} within {timeout}s:\n{log_path.read_text()[-4000:]}")
+        finally:
+            connection.close()
+    raise RuntimeError(f"server did not answer on {port} within {timeout}s:\n{log_path.read_text()[-4000:]}")
 
 
 @dataclass
