@@ -14,14 +14,12 @@ import click
 
 from flask import Flask, current_app, request, session
 
-from .config import ConfigError
+from .config import SERVING_COMMANDS, ConfigError
 
 
 def _same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
 
-
-SERVING_COMMANDS = frozenset({"run", "dev"})
 
 
 def check_internal_key_configured(app: Flask) -> None:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
+# CLI commands that serve the app in their own process (`dev` runs without the reloader):
+# they need the internal key, and they run the monitor in-process.
+SERVING_COMMANDS = frozenset({"run", "dev"})
 
 
 class ConfigError(ValueError):

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue,
                       model_validator)
 
+from ..actions import ACTION_NAMES
 from ..states import Status
 
 INT32 = 2**31 - 1
@@ -93,7 +94,7 @@ class ReasonBody(Body):
 
 
 class BulkAction(Body):
-    action: Literal["cancel", "force-start", "mark-failed"]
+    action: Literal[ACTION_NAMES]  # type: ignore[valid-type]  # the names, from webapp.actions
     reason: Reason | None = None
     ids: list[JobId] | None = Field(None, min_length=1, max_length=MAX_BATCH)
     filter: JobQuery | None = None

@@ -153,7 +153,7 @@ def _job_context(job_id: int) -> dict:
         "events": jobs.events_of(job_id),
         "steps": jobs.steps_of(job_id),
         "queue_position": jobs.queue_position(job),
-        "timeout": jobs.timeout_for(job),
+        "timeout": jobs.heartbeat_timeout(job),
         "actions": _actions_for(job.status),
     }
 
