@@ -281,6 +281,7 @@ class Health(Answer):
     stale_pending_jobs: list[dict[str, Any]]
     counts: dict[str, int]
     workers: list[dict[str, Any]]
+    unserved_types: list[str] = Field(description="Types of queued jobs that no live worker takes.")
     monitor: dict[str, Any]
 
 
