@@ -1,10 +1,11 @@
 """The operator's recovery actions, defined once: the JSON API's routes, the
 dashboard's buttons and bulk form, the `jobwarden jobs` commands and bulk
 actions are all made from `ACTIONS`."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .jobs.recovery import cancel_job, force_start, mark_failed
 from .models import Job
@@ -36,21 +37,33 @@ class Action:
 
 ACTIONS: tuple[Action, ...] = (
     Action(
-        name="force-start", edge="force_start", command=force_start,
-        label="Force start", bulk_label="Force start selected", style="primary",
+        name="force-start",
+        edge="force_start",
+        command=force_start,
+        label="Force start",
+        bulk_label="Force start selected",
+        style="primary",
         summary="Force-start a job",
         description="Pending → queued; failed or cancelled → queued with one more attempt. A second click is a 409.",
     ),
     Action(
-        name="mark-failed", edge="fail", command=mark_failed,
-        label="Mark as failed", bulk_label="Mark selected as failed",
+        name="mark-failed",
+        edge="fail",
+        command=mark_failed,
+        label="Mark as failed",
+        bulk_label="Mark selected as failed",
         summary="Mark a job as failed",
         description="Any unfinished job → failed, with `reason`.",
-        confirm="Mark job {id} as failed?", asks_reason=True, cli_needs_reason=True,
+        confirm="Mark job {id} as failed?",
+        asks_reason=True,
+        cli_needs_reason=True,
     ),
     Action(
-        name="cancel", edge="cancel", command=cancel_job,
-        label="Cancel", bulk_label="Cancel selected",
+        name="cancel",
+        edge="cancel",
+        command=cancel_job,
+        label="Cancel",
+        bulk_label="Cancel selected",
         summary="Cancel a job",
         description="Pending, queued, claimed or running → cancelled; a running worker stops at its next heartbeat.",
         confirm="Cancel job {id}?",

@@ -11,7 +11,6 @@ import binascii
 import hmac
 
 import click
-
 from flask import Flask, current_app, request, session
 
 from .config import SERVING_COMMANDS, ConfigError

@@ -1,6 +1,7 @@
 """Exponential backoff with jitter: the one formula for every retry in Jobwarden
 (a failed job's next attempt, the client's retried calls, the worker's wait for
 an unreachable server)."""
+
 from __future__ import annotations
 
 import random

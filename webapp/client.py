@@ -10,7 +10,8 @@ never creates a job twice. A 4xx is never retried: it raises at once.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import requests
 

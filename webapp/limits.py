@@ -1,4 +1,5 @@
 """Sizes and caps shared by the server, the worker and the dashboard, defined once."""
+
 from __future__ import annotations
 
 # The last bytes of a process's output the worker keeps and the store holds.

@@ -10,7 +10,7 @@ from .serialize import attempt_json, event_json, job_json, step_json
 from .spec import ApiError, invalid_query, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-OPERATOR = [{}, {"operator": []}]
+OPERATOR: list[dict[str, list[str]]] = [{}, {"operator": []}]
 WRITE_ERRORS = (401, 403)
 
 
@@ -102,6 +102,7 @@ def bulk_action(body: s.BulkAction):
     if body.ids is not None:
         ids = body.ids
     else:
+        assert body.filter is not None  # BulkAction requires ids or filter
         with invalid_query():
             ids = jobs.ids_matching(_filter(body.filter))
     return jobs.apply_action(body.action, ids, actor="api", reason=body.reason)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue,
-                      model_validator)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 
 from ..actions import ACTION_NAMES
 from ..states import Status
@@ -100,7 +99,7 @@ class BulkAction(Body):
     filter: JobQuery | None = None
 
     @model_validator(mode="after")
-    def _ids_or_filter(self) -> "BulkAction":
+    def _ids_or_filter(self) -> BulkAction:
         if (self.ids is None) == (self.filter is None):
             raise ValueError("give either ids or filter, not both and not neither")
         return self

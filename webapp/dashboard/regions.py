@@ -1,4 +1,5 @@
 """Page or region: one answer for the dashboard's pages that HTMX also polls."""
+
 from __future__ import annotations
 
 from typing import Any

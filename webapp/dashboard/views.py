@@ -1,6 +1,8 @@
 """Dashboard routes: parse the request, call webapp.jobs, render a page or (for HTMX) its region."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
@@ -90,7 +92,7 @@ def bulk_action():
     action = request.form.get("action")
     if action not in ACTION_NAMES:
         return render_template("error.html", message=f"action: choose {', '.join(ACTION_NAMES)}"), 400
-    filter_args = {key: request.form.getlist(key) if key == "status" else request.form.get(key)
+    filter_args: dict[str, Any] = {key: request.form.getlist(key) if key == "status" else request.form.get(key)
                    for key in ("status", "type", "worker", "q") if request.form.get(key)}
     try:
         if request.form.get("all_matching"):

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import states
-from .. import actions
+from .. import actions, states
 from ..states import JobNotFound
 
 

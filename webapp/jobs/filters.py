@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 
 from ..models import Job
 
@@ -23,8 +23,8 @@ class JobFilter:
     worker: str | None = None
     q: str | None = None
 
-    def conditions(self) -> list:
-        conditions = []
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
         if self.statuses:
             conditions.append(Job.status.in_(self.statuses))
         if self.type:

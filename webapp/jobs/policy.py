@@ -55,7 +55,7 @@ def end_attempt(
         "exit_code": exit_code, "step": job.current_step,
         **({"output_tail": tail(output)} if output is not None else {}),
     }
-    common = dict(
+    common: dict[str, Any] = dict(
         actor=actor, reason=error, lease_token=lease_token, conditions=conditions or (),
         attempt_values=attempt_values, now=now,
         # The retry decision read `attempt`; it must still hold when we write.
@@ -64,7 +64,7 @@ def end_attempt(
     common["conditions"] = [*common["conditions"], Job.attempt == job.attempt]
     if give_back or (retryable and attempts_left):
         delay = 0.0 if give_back else retry_delay(job.attempt)
-        values = {
+        values: dict[str, Any] = {
             "run_after": now + timedelta(seconds=delay), "lease_token": None, "worker_id": None,
             "last_error": error, "exit_code": exit_code, "heartbeat_at": None,
         }

@@ -5,7 +5,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_, union_all
+from sqlalchemy import UnaryExpression, func, or_, select, tuple_, union_all
 
 from ..extensions import db
 from ..models import Job, JobAttempt, JobEvent
@@ -63,7 +63,7 @@ def events_of(job_id: int) -> list[JobEvent]:
 
 def steps_of(job_id: int) -> list[dict[str, Any]]:
     """Each (attempt, step) once, in the order started, with its latest state."""
-    steps: dict[tuple[int | None, str], dict[str, Any]] = {}
+    steps: dict[tuple[int | None, str | None], dict[str, Any]] = {}
     for event in db.session.scalars(
         select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.kind == "step").order_by(JobEvent.id)
     ):
@@ -104,6 +104,7 @@ def list_jobs(
         key = tuple_(column, Job.id) if sort != "id" else Job.id
         bound = tuple_(value, after_id) if sort != "id" else after_id
         after.append(key < bound if order == "desc" else key > bound)
+    ordering: list[UnaryExpression[Any]]
     if sort == "id":
         ordering = [Job.id.desc() if order == "desc" else Job.id.asc()]
     elif order == "desc":
@@ -166,7 +167,7 @@ def finished_since(since: datetime, *, limit: int) -> list[Any]:
 def failures_by_error(since: datetime, *, limit: int = 20) -> list[tuple[str | None, int]]:
     """Failed jobs since `since` grouped by their error message, most frequent first."""
     count = func.count().label("n")
-    return [tuple(row) for row in db.session.execute(
+    return [(error, n) for error, n in db.session.execute(
         select(Job.last_error, count)
         .where(Job.status == Status.FAILED, Job.finished_at >= since)
         .group_by(Job.last_error)

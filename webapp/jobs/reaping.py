@@ -17,7 +17,7 @@ from ..states import FINISHED, Status
 from ..timeutil import utcnow
 from .policy import end_attempt
 from .queries import get_job
-from .transaction import unit_of_work
+from .transaction import rows_changed, unit_of_work
 
 
 def orphan_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = "monitor") -> Job:
@@ -85,12 +85,12 @@ def release_unconfirmed_cancellation(job_id: int, *, cutoff: datetime, actor: st
         ).one_or_none()
         if seen is None:
             return False
-        released = db.session.execute(
+        released = rows_changed(db.session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == seen.lease_token)
             .values(lease_token=None, heartbeat_at=None, updated_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if not released:
             return False
         states.record_event(
@@ -107,12 +107,12 @@ def mark_worker_gone(worker_id: str, *, cutoff: datetime) -> bool:
     """An alive worker last seen before `cutoff` is marked gone; a heartbeat meanwhile wins."""
     with unit_of_work():
         return bool(
-            db.session.execute(
+            rows_changed(db.session.execute(
                 update(Worker)
                 .where(Worker.id == worker_id, Worker.state == "alive", Worker.last_seen_at < cutoff)
                 .values(state="gone")
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ))
         )
 
 
@@ -131,7 +131,7 @@ def prune_finished(status: str, *, cutoff: datetime, batch_size: int) -> int:
         .limit(batch_size)
     )
     with unit_of_work():
-        return db.session.execute(
+        return rows_changed(db.session.execute(
             delete(Job).where(Job.id.in_(batch.scalar_subquery()))
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))

@@ -12,8 +12,17 @@ from ..extensions import db
 from ..limits import COUNT_CAP
 from ..models import MonitorPass, Worker
 from ..timeutil import isoformat, utcnow
-from .scans import (age, classify_live, live_scan, orphan_reason, pending_reason, pending_scan,
-                    unstarted_overdue, unstarted_reason, unstarted_scan)
+from .scans import (
+    age,
+    classify_live,
+    live_scan,
+    orphan_reason,
+    pending_reason,
+    pending_scan,
+    unstarted_overdue,
+    unstarted_reason,
+    unstarted_scan,
+)
 from .scheduler import scheduled_here
 from .settings import monitor_settings
 from .settle import changed_count

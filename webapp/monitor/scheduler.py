@@ -12,8 +12,9 @@ import logging
 import os
 import signal
 import threading
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -79,7 +80,7 @@ def _serving_process() -> bool:
 def _scheduler_options() -> dict[str, Any]:
     # One thread: passes in a process never overlap; a late pass runs once, late.
     return {
-        "timezone": timezone.utc,
+        "timezone": UTC,
         "executors": {"default": ThreadPoolExecutor(1)},
         "job_defaults": {"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     }
@@ -111,7 +112,7 @@ def start_scheduler(app: Flask) -> None:
         with app.app_context():
             interval = monitor_settings()["interval"]
         scheduler = BackgroundScheduler(daemon=True, **_scheduler_options())
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         scheduler.add_job(_scheduled_pass, "date", run_date=now, args=[app, "startup"], id="monitor-startup")
         scheduler.add_job(
             _scheduled_pass, "interval", seconds=interval, args=[app, "schedule"], id=PASS_JOB_ID,

@@ -5,9 +5,10 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sqlalchemy import delete, text
 
@@ -17,8 +18,20 @@ from ..metrics import ORPHANS_REAPED
 from ..models import Job, MonitorPass
 from ..states import JobNotFound, Status, TransitionRefused
 from ..timeutil import isoformat, utcnow
-from .scans import (PRUNED_STATUSES, cancelled_scan, classify_live, live_scan, orphan_reason, pending_reason,
-                    pending_scan, retention_scan, unstarted_overdue, unstarted_reason, unstarted_scan, worker_scan)
+from .scans import (
+    PRUNED_STATUSES,
+    cancelled_scan,
+    classify_live,
+    live_scan,
+    orphan_reason,
+    pending_reason,
+    pending_scan,
+    retention_scan,
+    unstarted_overdue,
+    unstarted_reason,
+    unstarted_scan,
+    worker_scan,
+)
 from .settings import monitor_settings
 
 log = logging.getLogger(__name__)
