@@ -6,7 +6,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-test browser
+.PHONY: run test test-fast lint install install-test browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,16 @@ run: install
 	$(BIN)/jobwarden db upgrade
 	$(BIN)/jobwarden dev
 
+# Everything, browser tests included; the 20 slowest tests are listed at the end.
 test: install-test
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20
+
+# The inner loop: unit and integration tests, without the browser (e2e/) and the
+# tests marked slow (real process kills, chaos, long property searches).
+test-fast: install-test
+	$(BIN)/pytest tests -m "not slow" --durations=10
+
+# Lint and type checks (ruff's settings and mypy's are in pyproject.toml).
+lint: install-test
+	$(BIN)/ruff check webapp
+	$(BIN)/mypy webapp
