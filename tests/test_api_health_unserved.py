@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from webapp import jobs
+
 from tests.factories import make_job
 
 
