@@ -21,5 +21,6 @@ def test_the_cli_has_one_command_per_action():
     assert set(ACTION_NAMES) <= set(jobs_group.commands)
 
 
-def test_a_failed_job_can_be_force_started_only():
-    assert [action.name for action in actions_from(states.Status.FAILED)] == ["force-start"]
+def test_the_actions_offered_are_the_ones_the_state_machine_allows():
+    assert [action.name for action in actions_from(states.Status.RUNNING)] == ["mark-failed", "cancel"]
+    assert actions_from(states.Status.COMPLETED) == []
