@@ -28,16 +28,7 @@ from typing import Any, Callable
 from ..backoff import backoff_delay
 from ..client import Conflict, JobwardenClient, LeaseLostError, NotFound, ServerUnavailable
 from .context import (
-    CANCEL,
-    ERROR,
-    LEASE_LOST,
-    SHUTDOWN,
-    TIMEOUT,
-    JobContext,
-    JobFailed,
-    Stopped,
-    StopReason,
-    describe,
+    CANCEL, ERROR, LEASE_LOST, SHUTDOWN, TIMEOUT, JobContext, JobFailed, StopReason, Stopped, describe,
 )
 from .handlers import CommandHandler, PythonHandler, timeout_for
 
