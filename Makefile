@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install install-test browser
+.PHONY: run test test-fast lint install install-test browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,16 @@ run: install
 	$(BIN)/jobwarden db upgrade
 	$(BIN)/jobwarden dev --host $(HOST) --port $(PORT)
 
+# Everything, browser tests included; the 20 slowest tests are listed at the end.
 test: install-test
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20
+
+# The inner loop: unit and integration tests, without the browser (e2e/) and the
+# tests marked slow (real process kills, chaos, long property searches).
+test-fast: install-test
+	$(BIN)/pytest tests -m "not slow" --durations=10
+
+# Lint and type checks (ruff's settings and mypy's are in pyproject.toml).
+lint: install-test
+	$(BIN)/ruff check webapp
+	$(BIN)/mypy webapp

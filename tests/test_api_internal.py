@@ -9,7 +9,7 @@ import pytest
 from webapp import jobs
 from webapp.config import ConfigError
 from webapp.extensions import db
-from webapp.models import Worker
+from webapp.models import Job, Worker
 from webapp.timeutil import utcnow
 from tests.conftest import INTERNAL_KEY, test_config
 from tests.factories import make_job
@@ -157,7 +157,7 @@ def test_a_zombie_whose_job_was_reaped_and_reclaimed_cannot_overwrite_the_new_at
     make_job("queued", max_attempts=3)
     zombie = running(client, "zombie")
     jobs.orphan_job(zombie["id"], cutoff=utcnow() + timedelta(seconds=1), reason="orphaned: test")
-    db.session.execute(db.update(jobs.Job).values(run_after=utcnow()))
+    db.session.execute(db.update(Job).values(run_after=utcnow()))
     db.session.commit()
     successor = running(client, "successor")
     assert successor["id"] == zombie["id"]

@@ -268,7 +268,7 @@ def test_html_in_job_output_is_shown_as_text(client):
 
 def test_a_running_job_without_a_recent_heartbeat_warns_it_may_be_orphaned(client):
     job = make_job("running")
-    old = utcnow() - timedelta(seconds=jobs.timeout_for(job) * 2)
+    old = utcnow() - timedelta(seconds=jobs.heartbeat_timeout(job) * 2)
     db.session.execute(update(Job).where(Job.id == job.id).values(heartbeat_at=old))
     db.session.commit()
     assert "Orphaned? No heartbeat for" in text_of(client.get(f"/jobs/{job.id}"))

@@ -32,7 +32,7 @@ def test_the_health_page_says_healthy_when_nothing_is_stuck(client):
 
 def test_an_orphaned_job_is_listed_with_its_reason_and_a_way_to_recover_it(client):
     job = make_job("running")
-    silence(job, jobs.timeout_for(job) * 3)
+    silence(job, jobs.heartbeat_timeout(job) * 3)
     html = text_of(client.get("/health"))
     assert "Attention needed." in html and "Orphaned jobs (1)" in html
     row = re.search(rf'<tr data-job-id="{job.id}">.*?</tr>', html, re.S).group(0)
@@ -41,7 +41,7 @@ def test_an_orphaned_job_is_listed_with_its_reason_and_a_way_to_recover_it(clien
 
 def test_a_late_job_is_listed_before_it_is_orphaned(client):
     job = make_job("running")
-    silence(job, jobs.timeout_for(job) * 0.75)
+    silence(job, jobs.heartbeat_timeout(job) * 0.75)
     html = text_of(client.get("/health"))
     assert "Late jobs (1)" in html and "Orphaned jobs (0)" in html
 

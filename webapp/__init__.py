@@ -62,7 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard_blueprint)
     api.register(app)
     if app.config["JOBWARDEN_MONITOR"]:
-        # Once per serving process; see webapp/monitor.py and gunicorn.conf.py.
+        # Once per serving process; see webapp/monitor/scheduler.py and gunicorn.conf.py.
         from .monitor import start_scheduler
 
         start_scheduler(app)

@@ -11,17 +11,14 @@ import binascii
 import hmac
 
 import click
-
 from flask import Flask, current_app, request, session
 
-from .config import ConfigError
+from .config import SERVING_COMMANDS, ConfigError
 
 
 def _same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
 
-
-SERVING_COMMANDS = frozenset({"run", "dev"})
 
 
 def check_internal_key_configured(app: Flask) -> None:
@@ -76,3 +73,23 @@ def operator_authenticated(*, session_counts: bool) -> bool:
 
 def writes_allowed() -> bool:
     return not current_app.config["JOBWARDEN_READ_ONLY"]
+
+
+def can_act() -> bool:
+    """The dashboard shows and accepts actions: not read-only, and no password set or logged in."""
+    if not writes_allowed():
+        return False
+    return not password_required() or session.get("operator") is True
+
+
+def log_in(given: str) -> bool:
+    """Start an operator session if `given` is the password (compared in constant time)."""
+    if not _same_secret(given, current_app.config["JOBWARDEN_ADMIN_PASSWORD"]):
+        return False
+    session.clear()  # a fresh session on login: nothing planted before it carries over
+    session["operator"] = True
+    return True
+
+
+def log_out() -> None:
+    session.pop("operator", None)

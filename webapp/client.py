@@ -9,11 +9,13 @@ never creates a job twice. A 4xx is never retried: it raises at once.
 """
 from __future__ import annotations
 
-import random
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import requests
+
+from .backoff import backoff_delay
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -156,8 +158,7 @@ class JobwardenClient:
         last_problem = ""
         for attempt in range(self.retries + 1):
             if attempt:
-                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-                time.sleep(delay)
+                time.sleep(backoff_delay(attempt, base=self.backoff, cap=self.max_backoff))
             try:
                 response = self.session.request(method, url, json=body, params=params, headers=headers,
                                                 timeout=self.timeout)

@@ -14,6 +14,10 @@ import platformdirs
 
 from .assets import SOURCE_ROOT
 
+# CLI commands that serve the app in their own process (`dev` runs without the reloader):
+# they need the internal key, and they run the monitor in-process.
+SERVING_COMMANDS = frozenset({"run", "dev"})
+
 
 class ConfigError(ValueError):
     """A setting in the environment cannot be used; the message names it."""

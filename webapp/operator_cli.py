@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
+from .actions import ACTIONS, Action
 from .client import ClientError, JobwardenClient, JobwardenError
 from .worker.command import DEFAULT_SERVER
 
@@ -102,20 +104,17 @@ def show_command(job_id: int, server: str) -> None:
     _print_json(_run(lambda: _client(server).get(job_id)))
 
 
-def _recovery_command(name: str, method: str, help_text: str, needs_reason: bool = False) -> click.Command:
-    @click.command(name, help=help_text)
+def _recovery_command(action: Action) -> click.Command:
+    @click.command(action.name, help=action.description)
     @click.argument("job_id", type=click.IntRange(min=1))
-    @click.option("--reason", required=needs_reason, help="Recorded on the job's timeline.")
+    @click.option("--reason", required=action.cli_needs_reason, help="Recorded on the job's timeline.")
     @server_option
     def command(job_id: int, reason: str | None, server: str) -> None:
-        job = _run(lambda: getattr(_client(server), method)(job_id, reason))
+        job = _run(lambda: getattr(_client(server), action.python_name)(job_id, reason))
         click.echo(f"job {job['id']} is now {job['status']}")
 
     return command
 
 
-jobs_group.add_command(_recovery_command("cancel", "cancel", "Cancel a job; a running worker stops it."))
-jobs_group.add_command(_recovery_command("force-start", "force_start",
-                                         "Queue a pending, failed or cancelled job (one more attempt)."))
-jobs_group.add_command(_recovery_command("mark-failed", "mark_failed", "Mark an unfinished job failed.",
-                                         needs_reason=True))
+for _action in ACTIONS:
+    jobs_group.add_command(_recovery_command(_action))

@@ -143,7 +143,7 @@ def record_event(
     ))
 
 
-def _why_refused(job_id: int, edge: Edge, lease_token: str | None) -> TransitionRefused:
+def why_refused(job_id: int, edge: Edge, lease_token: str | None) -> TransitionRefused:
     row = db.session.execute(
         select(Job.status, Job.lease_token).where(Job.id == job_id)
     ).one_or_none()
@@ -330,7 +330,7 @@ def transition(
             if expected is None:
                 raise JobNotFound(job_id)
             if expected not in edge.sources:
-                raise _why_refused(job_id, edge, lease_token)
+                raise why_refused(job_id, edge, lease_token)
             expected = Status(expected)
         if conditions or len(plain_values) < len(values):
             # A one-off shape: the monitor's cut-offs and SQL expressions are rare.
@@ -349,10 +349,10 @@ def transition(
         if moved:
             break
         if len(edge.sources) == 1 or lease_token or conditions:
-            raise _why_refused(job_id, edge, lease_token)
+            raise why_refused(job_id, edge, lease_token)
         # The status moved between our read and our write: read it again.
     else:
-        raise _why_refused(job_id, edge, lease_token)
+        raise why_refused(job_id, edge, lease_token)
     TRANSITIONS.labels(action, edge.target).inc()
     return moved[0]
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 from flask import Blueprint
 
 from .. import auth, jobs, monitor
+from ..actions import ACTIONS, Action
 from . import schemas as s
 from .serialize import attempt_json, event_json, job_json, step_json
 from .spec import ApiError, invalid_query, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-OPERATOR = [{}, {"operator": []}]
+OPERATOR: list[dict[str, list[str]]] = [{}, {"operator": []}]
 WRITE_ERRORS = (401, 403)
 
 
@@ -78,21 +79,20 @@ def job_events(job_id: int):
     return {"events": [event_json(event) for event in jobs.events_of(job_id)]}
 
 
-def _recovery(name: str, summary: str, doc: str):
+def _recovery(action: Action) -> None:
     def view(job_id: int, body: s.ReasonBody):
-        job = jobs.OPERATOR_COMMANDS[name](job_id, actor="api", reason=body.reason)
+        job = action.command(job_id, actor="api", reason=body.reason)
         return job_json(job)
 
-    view.__name__ = name.replace("-", "_")
-    view.__doc__ = doc
-    operation(bp, "POST", f"/jobs/<job_id:job_id>/{name}", summary=summary, body=s.ReasonBody,
+    view.__name__ = action.python_name
+    view.__doc__ = action.description
+    operation(bp, "POST", f"/jobs/<job_id:job_id>/{action.name}", summary=action.summary, body=s.ReasonBody,
               body_required=False, responses={200: s.JobOut}, errors=(*WRITE_ERRORS, 404, 409),
               security=OPERATOR)(view)
 
 
-_recovery("cancel", "Cancel a job", "Pending, queued, claimed or running → cancelled; a running worker stops at its next heartbeat.")
-_recovery("force-start", "Force-start a job", "Pending → queued; failed or cancelled → queued with one more attempt. A second click is a 409.")
-_recovery("mark-failed", "Mark a job as failed", "Any unfinished job → failed, with `reason`.")
+for _action in ACTIONS:
+    _recovery(_action)
 
 
 @operation(bp, "POST", "/jobs/actions", summary="One action on up to 1,000 jobs", body=s.BulkAction,
@@ -102,6 +102,7 @@ def bulk_action(body: s.BulkAction):
     if body.ids is not None:
         ids = body.ids
     else:
+        assert body.filter is not None  # BulkAction requires ids or filter
         with invalid_query():
             ids = jobs.ids_matching(_filter(body.filter))
     return jobs.apply_action(body.action, ids, actor="api", reason=body.reason)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue,
-                      model_validator)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 
+from ..actions import ACTION_NAMES
 from ..states import Status
 
 INT32 = 2**31 - 1
@@ -93,13 +93,13 @@ class ReasonBody(Body):
 
 
 class BulkAction(Body):
-    action: Literal["cancel", "force-start", "mark-failed"]
+    action: Literal[ACTION_NAMES]  # type: ignore[valid-type]  # the names, from webapp.actions
     reason: Reason | None = None
     ids: list[JobId] | None = Field(None, min_length=1, max_length=MAX_BATCH)
     filter: JobQuery | None = None
 
     @model_validator(mode="after")
-    def _ids_or_filter(self) -> "BulkAction":
+    def _ids_or_filter(self) -> BulkAction:
         if (self.ids is None) == (self.filter is None):
             raise ValueError("give either ids or filter, not both and not neither")
         return self
@@ -280,6 +280,7 @@ class Health(Answer):
     stale_pending_jobs: list[dict[str, Any]]
     counts: dict[str, int]
     workers: list[dict[str, Any]]
+    unserved_types: list[str] = Field(description="Types of queued jobs that no live worker takes.")
     monitor: dict[str, Any]
 
 

@@ -1,16 +1,18 @@
 """Dashboard routes: parse the request, call webapp.jobs, render a page or (for HTMX) its region."""
 from __future__ import annotations
 
-import hmac
+from typing import Any
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   session, url_for)
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from .. import jobs, monitor, states
+from .. import auth, jobs, monitor, states
+from ..actions import ACTION_NAMES, ACTIONS, action_named, actions_from
 from ..extensions import htmx, limiter
+from ..limits import COUNT_CAP
 from ..timeutil import utcnow
 from . import display
+from .regions import render_region, wants_region
 from .stats import last_hour
 
 bp = Blueprint("dashboard", __name__)
@@ -18,29 +20,19 @@ bp.add_app_template_filter(display.duration, "duration")
 bp.add_app_template_filter(display.age, "age")
 bp.add_app_template_filter(display.when, "when")
 bp.add_app_template_filter(display.capped, "capped")
+# One definition of each status set and of the operator actions, for the templates too.
+for _name, _value in {"Status": states.Status, "LIVE": states.LIVE, "UNFINISHED": states.UNFINISHED,
+                      "FINISHED": states.FINISHED, "ACTIONS": ACTIONS}.items():
+    bp.add_app_template_global(_value, _name)  # type: ignore[arg-type]  # any value may be a global
 
 PAGE_SIZE = 50
-COUNT_CAP = 10_000
 POLL_DELAY = "2s"
-# Recovery actions: URL name → (state-machine edge, domain command, button label).
-ACTIONS = {
-    "force-start": ("force_start", jobs.force_start, "Force start"),
-    "mark-failed": ("fail", jobs.mark_failed, "Mark as failed"),
-    "cancel": ("cancel", jobs.cancel_job, "Cancel"),
-}
-
-
-def can_act() -> bool:
-    """Actions are shown and accepted unless read-only, or a password is set and not given."""
-    if current_app.config["JOBWARDEN_READ_ONLY"]:
-        return False
-    return not current_app.config["JOBWARDEN_ADMIN_PASSWORD"] or session.get("operator") is True
 
 
 @bp.context_processor
 def dashboard_context() -> dict:
-    return {"now": utcnow(), "can_act": can_act(), "statuses": list(states.Status),
-            "poll_delay": POLL_DELAY, "login_enabled": bool(current_app.config["JOBWARDEN_ADMIN_PASSWORD"])}
+    return {"now": utcnow(), "can_act": auth.can_act(), "statuses": list(states.Status),
+            "poll_delay": POLL_DELAY, "login_enabled": auth.password_required()}
 
 
 @bp.errorhandler(CSRFError)
@@ -87,22 +79,20 @@ def job_list():
         rows, next_cursor = jobs.list_jobs(job_filter, limit=PAGE_SIZE, **view)
     except jobs.BadQuery as error:
         return render_template("error.html", message=f"{error.field}: {error}"), 400
-    if htmx and not htmx.boosted:
-        return render_template("jobs/_table.html", rows=rows, next_cursor=next_cursor, job_filter=job_filter, view=view)
-    matching = jobs.count_matching(job_filter, cap=jobs.BULK_LIMIT) if can_act() else 0
-    return render_template("jobs/index.html", rows=rows, next_cursor=next_cursor, job_filter=job_filter, view=view,
-                           matching=matching, bulk_limit=jobs.BULK_LIMIT)
+    matching = 0 if wants_region() or not auth.can_act() else jobs.count_matching(job_filter, cap=jobs.BULK_LIMIT)
+    return render_region("jobs/index.html", "jobs/_table.html", rows=rows, next_cursor=next_cursor,
+                         job_filter=job_filter, view=view, matching=matching, bulk_limit=jobs.BULK_LIMIT)
 
 
 @bp.post("/jobs/bulk")
 def bulk_action():
     """One action on the selected jobs, or on all the filter matches (at most 1,000); says what changed and what not."""
-    if not can_act():
+    if not auth.can_act():
         abort(403)
     action = request.form.get("action")
-    if action not in ACTIONS:
-        return render_template("error.html", message="action: choose force-start, mark-failed or cancel"), 400
-    filter_args = {key: request.form.getlist(key) if key == "status" else request.form.get(key)
+    if action not in ACTION_NAMES:
+        return render_template("error.html", message=f"action: choose {', '.join(ACTION_NAMES)}"), 400
+    filter_args: dict[str, Any] = {key: request.form.getlist(key) if key == "status" else request.form.get(key)
                    for key in ("status", "type", "worker", "q") if request.form.get(key)}
     try:
         if request.form.get("all_matching"):
@@ -115,7 +105,7 @@ def bulk_action():
         return redirect(url_for("dashboard.job_list", **filter_args))
     reason = (request.form.get("reason") or "").strip()[:2000] or None
     result = jobs.apply_action(action, ids, actor="operator", reason=reason)
-    flash(display.bulk_summary(ACTIONS[action][2], result), "ok" if not result["skipped"] else "refused")
+    flash(display.bulk_summary(action_named(action).label, result), "ok" if not result["skipped"] else "refused")
     return redirect(url_for("dashboard.job_list", **filter_args))
 
 
@@ -153,34 +143,28 @@ def _job_context(job_id: int) -> dict:
         "events": jobs.events_of(job_id),
         "steps": jobs.steps_of(job_id),
         "queue_position": jobs.queue_position(job),
-        "timeout": jobs.timeout_for(job),
-        "actions": _actions_for(job.status),
+        "timeout": jobs.heartbeat_timeout(job),
+        "actions": actions_from(job.status),
     }
-
-
-def _actions_for(status: str) -> list[tuple[str, str]]:
-    allowed = set(states.edges_from(status))
-    return [(name, label) for name, (edge, _, label) in ACTIONS.items() if edge in allowed]
 
 
 @bp.get("/jobs/<job_id:job_id>")
 def job_page(job_id: int):
-    template = "jobs/_detail.html" if htmx and not htmx.boosted else "jobs/show.html"
-    return render_template(template, **_job_context(job_id))
+    return render_region("jobs/show.html", "jobs/_detail.html", **_job_context(job_id))
 
 
 @bp.post("/jobs/<job_id:job_id>/<action>")
 def job_action(job_id: int, action: str):
     """Run one recovery action; answer the re-rendered card (HTMX) or go back to the job page."""
-    if action not in ACTIONS:
+    if action not in ACTION_NAMES:
         abort(404)
-    if not can_act():
+    if not auth.can_act():
         abort(403)
-    _, command, label = ACTIONS[action]
+    chosen = action_named(action)
     reason = (request.form.get("reason") or "").strip()[:2000] or None
     try:
-        command(job_id, actor="operator", reason=reason)
-        message, ok = f"{label}: done.", True
+        chosen.command(job_id, actor="operator", reason=reason)
+        message, ok = f"{chosen.label}: done.", True
     except states.TransitionRefused as refused:
         message, ok = f"Already {refused.status} — nothing was done.", False
     if htmx:
@@ -197,15 +181,11 @@ def _login_rate_limit() -> str:
 @limiter.limit(_login_rate_limit, methods=["POST"], error_message="Too many login attempts; wait a minute.")
 def login():
     """Operator login, only when JOBWARDEN_ADMIN_PASSWORD is set."""
-    password = current_app.config["JOBWARDEN_ADMIN_PASSWORD"]
-    if not password:
+    if not auth.password_required():
         return redirect(url_for("dashboard.job_list"))
     error = None
     if request.method == "POST":
-        given = request.form.get("password", "")
-        if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), password.encode()):
-            session.clear()  # a fresh session on login: nothing planted before it carries over
-            session["operator"] = True
+        if auth.log_in(request.form.get("password", "")):
             return redirect(url_for("dashboard.job_list"))
         error = "Wrong password."
     return render_template("login.html", error=error), 401 if error else 200
@@ -213,7 +193,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.pop("operator", None)
+    auth.log_out()
     return redirect(url_for("dashboard.job_list"))
 
 
@@ -221,13 +201,7 @@ def logout():
 def health():
     """What is stuck, the workers, alerts for queued types nobody takes, and the monitor's passes."""
     report = monitor.health_report()
-    live = [w for w in report["workers"] if w["state"] == "alive" and w["heartbeat"] != "expired"]
-    if any(not w["types"] for w in live):
-        unserved = []
-    else:
-        unserved = jobs.uncovered_queued_types({t for w in live for t in w["types"]})
-    template = "health/_report.html" if htmx and not htmx.boosted else "health/index.html"
-    return render_template(template, report=report, unserved=unserved, cap=report["counts_cap"])
+    return render_region("health/index.html", "health/_report.html", report=report, cap=report["counts_cap"])
 
 
 @bp.get("/stats")

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..backoff import backoff_delay
 from ..client import Conflict, JobwardenClient, LeaseLostError, NotFound, ServerUnavailable
 from .context import (
     CANCEL, ERROR, LEASE_LOST, SHUTDOWN, TIMEOUT, JobContext, JobFailed, StopReason, Stopped, describe,
@@ -282,7 +282,7 @@ class Attempt:
                     failures = 0
                 except ServerUnavailable as error:
                     failures += 1
-                    delay = min(self.retry_max, 0.5 * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
+                    delay = backoff_delay(failures, base=0.5, cap=self.retry_max)
                     retry_at = time.monotonic() + delay
                     log.log(logging.WARNING if failures == 1 else logging.DEBUG,
                             "job %s: server unreachable (%s); the job runs on, retrying in %.1f s",

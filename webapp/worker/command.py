@@ -60,7 +60,7 @@ def worker_command(
     Needs JOBWARDEN_INTERNAL_API_KEY in the environment.
     """
     from .handlers import RegistryError, load
-    from .runner import Worker, WorkerSettings
+    from .runner import WorkerRunner, WorkerSettings
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     key = os.environ.get("JOBWARDEN_INTERNAL_API_KEY")
@@ -79,6 +79,6 @@ def worker_command(
         heartbeat_interval=heartbeat_interval, poll_interval=poll_interval, grace=grace,
         kill_grace=kill_grace, retry_max=retry_max, worker_id=worker_id,
     )
-    worker = Worker(settings, registry)
+    worker = WorkerRunner(settings, registry)
     worker.install_signal_handlers()
     sys.exit(worker.run())

@@ -16,9 +16,10 @@ import threading
 import time
 from typing import Any, Mapping, Sequence
 
+from ..limits import OUTPUT_TAIL_BYTES
+
 log = logging.getLogger(__name__)
 
-OUTPUT_TAIL_BYTES = 64 * 1024
 _POLL_S = 0.02
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import signal
 import socket
 import threading
@@ -21,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ..backoff import backoff_delay, jittered
 from ..client import JobwardenClient, JobwardenError, ServerUnavailable
 from .attempt import Attempt
 from .context import SHUTDOWN, StopReason, describe
@@ -50,7 +50,9 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-class Worker:
+class WorkerRunner:
+    """Claims jobs and runs each as an `Attempt`, until a signal; not the `models.Worker` row it registers."""
+
     def __init__(self, settings: WorkerSettings, registry: Registry, client: JobwardenClient | None = None):
         self.settings = settings
         self.registry = registry
@@ -118,13 +120,13 @@ class Worker:
                     if free > 0 and (now >= next_poll or more_waiting):
                         claimed = self._claim(free)
                         more_waiting = len(claimed) == free
-                        next_poll = time.monotonic() + self.settings.poll_interval * random.uniform(0.8, 1.2)
+                        next_poll = time.monotonic() + jittered(self.settings.poll_interval)
                     if failures:
                         log.info("the server answers again")
                     failures = 0
                 except ServerUnavailable as error:
                     failures += 1
-                    delay = min(self.settings.retry_max, 0.5 * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
+                    delay = backoff_delay(failures, base=0.5, cap=self.settings.retry_max)
                     retry_at = time.monotonic() + delay
                     log.log(logging.WARNING if failures == 1 else logging.DEBUG,
                             "server unreachable (%s); retrying in %.1f s", error, delay)

@@ -1,0 +1,26 @@
+"""webapp.actions is the one list of operator actions: the state machine knows each
+edge, and the API, the dashboard and the CLI offer exactly these actions."""
+from __future__ import annotations
+
+from webapp import states
+from webapp.actions import ACTION_NAMES, ACTIONS, actions_from
+from webapp.operator_cli import jobs_group
+
+
+def test_every_action_takes_an_edge_of_the_state_machine():
+    assert all(action.edge in states.EDGES for action in ACTIONS)
+
+
+def test_the_api_has_one_route_per_action(app):
+    routes = {rule.rule.rsplit("/", 1)[-1] for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/jobs/<job_id:job_id>/")}
+    assert set(ACTION_NAMES) <= routes
+
+
+def test_the_cli_has_one_command_per_action():
+    assert set(ACTION_NAMES) <= set(jobs_group.commands)
+
+
+def test_the_actions_offered_are_the_ones_the_state_machine_allows():
+    assert [action.name for action in actions_from(states.Status.RUNNING)] == ["mark-failed", "cancel"]
+    assert actions_from(states.Status.COMPLETED) == []

@@ -1,0 +1,86 @@
+"""The operator's recovery actions, defined once: the JSON API's routes, the
+dashboard's buttons and bulk form, the `jobwarden jobs` commands and bulk
+actions are all made from `ACTIONS`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .jobs.recovery import cancel_job, force_start, mark_failed
+from .models import Job
+from .states import edges_from
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str  # in URLs, the API's bulk `action`, and the CLI
+    edge: str  # the state-machine edge it takes (webapp.states.EDGES)
+    command: Callable[..., Job]  # (job_id, *, actor, reason) → the job, or TransitionRefused
+    label: str  # the button
+    bulk_label: str  # the bulk form's button
+    summary: str  # the API operation's summary
+    description: str  # the API operation's and the CLI command's help
+    style: str = "danger"  # the button's class: primary or danger
+    confirm: str | None = None  # asked before acting; "{id}" is the job's id
+    asks_reason: bool = False  # the job page's form has a reason field
+    cli_needs_reason: bool = False  # `jobwarden jobs <name>` requires --reason
+
+    @property
+    def python_name(self) -> str:
+        """`force_start` for `force-start`: the view's and the client method's name."""
+        return self.name.replace("-", "_")
+
+    def confirm_text(self, job_id: int) -> str | None:
+        return None if self.confirm is None else self.confirm.format(id=job_id)
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action(
+        name="force-start",
+        edge="force_start",
+        command=force_start,
+        label="Force start",
+        bulk_label="Force start selected",
+        style="primary",
+        summary="Force-start a job",
+        description="Pending → queued; failed or cancelled → queued with one more attempt. A second click is a 409.",
+    ),
+    Action(
+        name="mark-failed",
+        edge="fail",
+        command=mark_failed,
+        label="Mark as failed",
+        bulk_label="Mark selected as failed",
+        summary="Mark a job as failed",
+        description="Any unfinished job → failed, with `reason`.",
+        confirm="Mark job {id} as failed?",
+        asks_reason=True,
+        cli_needs_reason=True,
+    ),
+    Action(
+        name="cancel",
+        edge="cancel",
+        command=cancel_job,
+        label="Cancel",
+        bulk_label="Cancel selected",
+        summary="Cancel a job",
+        description="Pending, queued, claimed or running → cancelled; a running worker stops at its next heartbeat.",
+        confirm="Cancel job {id}?",
+    ),
+)
+ACTION_NAMES: tuple[str, ...] = tuple(action.name for action in ACTIONS)
+
+
+def action_named(name: str) -> Action:
+    """The action called `name`; KeyError for any other."""
+    for action in ACTIONS:
+        if action.name == name:
+            return action
+    raise KeyError(name)
+
+
+def actions_from(status: str) -> list[Action]:
+    """The actions the state machine allows from `status`, in button order."""
+    allowed = set(edges_from(status))
+    return [action for action in ACTIONS if action.edge in allowed]

@@ -1,0 +1,95 @@
+"""Queries and commands on jobs: what the API, the dashboard, the worker API and
+the monitor call. Status changes go through `webapp.states`; each command here
+is one transaction, committed on success and rolled back on refusal.
+
+One module per reason to change: `queries`, `filters` and `cursors` read;
+`lifecycle` is the worker's side of a job; `recovery` and `bulk` the
+operator's; `reaping` the health monitor's writes; `workers` the worker
+registry; `policy` the retry and heartbeat policy. Callers use this package's
+names (`jobs.create_job(...)`).
+"""
+
+from __future__ import annotations
+
+from ..limits import OUTPUT_TAIL_BYTES
+from .bulk import apply_action
+from .cursors import decode_cursor, encode_cursor
+from .filters import BadQuery, JobFilter
+from .lifecycle import claim_jobs, complete_job, create_job, create_jobs, fail_job, heartbeat, record_step, start_job
+from .output import tail
+from .policy import end_attempt, heartbeat_timeout, retry_delay
+from .queries import (
+    BULK_LIMIT,
+    SORT_COLUMNS,
+    attempts_of,
+    count_by_status,
+    count_matching,
+    events_of,
+    failures_by_error,
+    finished_since,
+    get_job,
+    ids_matching,
+    list_jobs,
+    queue_position,
+    steps_of,
+    uncovered_queued_types,
+)
+from .reaping import (
+    fail_stale_pending,
+    mark_worker_gone,
+    orphan_job,
+    orphan_unstarted_job,
+    prune_finished,
+    release_stale_pending,
+    release_unconfirmed_cancellation,
+)
+from .recovery import cancel_job, force_start, mark_failed
+from .transaction import unit_of_work
+from .workers import register_worker
+
+__all__ = [
+    "BULK_LIMIT",
+    "OUTPUT_TAIL_BYTES",
+    "SORT_COLUMNS",
+    "BadQuery",
+    "JobFilter",
+    "apply_action",
+    "attempts_of",
+    "cancel_job",
+    "claim_jobs",
+    "complete_job",
+    "count_by_status",
+    "count_matching",
+    "create_job",
+    "create_jobs",
+    "decode_cursor",
+    "encode_cursor",
+    "end_attempt",
+    "events_of",
+    "fail_job",
+    "fail_stale_pending",
+    "failures_by_error",
+    "finished_since",
+    "force_start",
+    "get_job",
+    "heartbeat",
+    "heartbeat_timeout",
+    "ids_matching",
+    "list_jobs",
+    "mark_failed",
+    "mark_worker_gone",
+    "orphan_job",
+    "orphan_unstarted_job",
+    "prune_finished",
+    "queue_position",
+    "record_step",
+    "register_worker",
+    "release_stale_pending",
+    "release_unconfirmed_cancellation",
+    "retry_delay",
+    "start_job",
+    "steps_of",
+    "tail",
+    "uncovered_queued_types",
+    "unit_of_work",
+]

@@ -1,0 +1,43 @@
+"""Which jobs a list, a count or a bulk action means, and the error for a bad parameter."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, or_
+
+from ..models import Job
+
+
+class BadQuery(ValueError):
+    """A list parameter cannot be used; `field` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class JobFilter:
+    statuses: list[str] = field(default_factory=list)
+    type: str | None = None
+    worker: str | None = None
+    q: str | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.statuses:
+            conditions.append(Job.status.in_(self.statuses))
+        if self.type:
+            conditions.append(Job.type == self.type)
+        if self.worker:
+            conditions.append(Job.worker_id == self.worker)
+        if self.q:
+            text = self.q.strip()
+            matches = [
+                Job.type.contains(text, autoescape=True),
+                Job.last_error.contains(text, autoescape=True),
+            ]
+            if text.isdigit() and len(text) < 19:
+                matches.append(Job.id == int(text))
+            conditions.append(or_(*matches))
+        return conditions

@@ -1,0 +1,184 @@
+"""A job's life as its worker drives it: create, claim, start, heartbeat, steps, complete, fail."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import update
+
+from .. import states
+from ..extensions import db
+from ..models import Job, JobAttempt
+from ..states import LIVE
+from ..timeutil import utcnow
+from .output import tail
+from .policy import end_attempt
+from .queries import get_job
+from .transaction import unit_of_work
+
+
+def create_jobs(specs: list[dict[str, Any]], *, actor: str = "api") -> list[Job]:
+    """Create jobs all or nothing, in one transaction."""
+    default_attempts = current_app.config["JOBWARDEN_DEFAULT_MAX_ATTEMPTS"]
+    prepared = []
+    for spec in specs:
+        spec = dict(spec)
+        if spec.get("max_attempts") is None:
+            spec["max_attempts"] = default_attempts
+        prepared.append(spec)
+    with unit_of_work():
+        return states.create(prepared, actor=actor)
+
+
+def create_job(*, actor: str = "api", **spec: Any) -> Job:
+    return create_jobs([spec], actor=actor)[0]
+
+
+def claim_jobs(worker_id: str, *, types: list[str] | None = None, batch_size: int = 1) -> list[Job]:
+    with unit_of_work():
+        claimed = states.claim(worker_id, types=types, batch_size=batch_size)
+        # Handed back detached, as RETURNING gave them: the commit would expire them
+        # and reading a claimed job would then cost one query per job.
+        for job in claimed:
+            db.session.expunge(job)
+    return claimed
+
+
+def start_job(job_id: int, lease_token: str) -> Job:
+    now = utcnow()
+    with unit_of_work():
+        job = states.transition(
+            job_id, "start", actor=states.lease_holder, lease_token=lease_token,
+            values={"started_at": now, "heartbeat_at": now},
+            attempt_values={"started_at": now}, now=now,
+        )
+    return job
+
+
+def heartbeat(
+    job_id: int,
+    lease_token: str,
+    *,
+    progress: float | None = None,
+    stage: str | None = None,
+    current_step: str | None = None,
+    output: str | None = None,
+) -> Job:
+    """Keep a live job's lease alive and record its progress.
+
+    Fields left out keep their values (a heartbeat naming no step keeps the step).
+    Not a status change, but fenced like one: a dead token changes nothing.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {"heartbeat_at": now, "updated_at": now}
+    if progress is not None:
+        values["progress"] = progress
+    if stage is not None:
+        values["stage"] = stage
+    if current_step is not None:
+        values["current_step"] = current_step
+    with unit_of_work():
+        job = db.session.scalars(
+            update(Job)
+            .where(Job.id == job_id, Job.lease_token == lease_token, Job.status.in_(LIVE))
+            .values(**values)
+            .returning(Job)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        ).one_or_none()
+        if job is None:
+            raise states.why_refused(job_id, states.EDGES["start"], lease_token)
+        if output is not None:
+            _set_attempt(job, output_tail=tail(output))
+    return job
+
+
+def record_step(
+    job_id: int,
+    lease_token: str,
+    *,
+    name: str,
+    event: str,
+    attempt: int | None = None,
+    phase: str | None = None,
+    error: str | None = None,
+) -> Job:
+    """A step started, completed or failed; a started step becomes the current step."""
+    now = utcnow()
+    values: dict[str, Any] = {"heartbeat_at": now, "updated_at": now}
+    if event == "started":
+        values["current_step"] = name
+    with unit_of_work():
+        job = db.session.scalars(
+            update(Job)
+            .where(Job.id == job_id, Job.lease_token == lease_token, Job.status.in_(LIVE))
+            .values(**values)
+            .returning(Job)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        ).one_or_none()
+        if job is None:
+            raise states.why_refused(job_id, states.EDGES["start"], lease_token)
+        states.record_event(
+            job_id, kind="step", actor=f"worker:{job.worker_id}", at=now,
+            attempt=attempt or job.attempt, reason=error,
+            data={"name": name, "event": event, "phase": phase, "error": error},
+        )
+    return job
+
+
+def complete_job(
+    job_id: int,
+    lease_token: str,
+    *,
+    result: Any = None,
+    exit_code: int | None = 0,
+    output: str | None = None,
+) -> Job:
+    now = utcnow()
+    with unit_of_work():
+        return states.transition(
+            job_id, "complete", actor=states.lease_holder, lease_token=lease_token,
+            values={"finished_at": now, "result": result, "exit_code": exit_code,
+                    "progress": 100, "lease_token": None},
+            attempt_values={"finished_at": now, "outcome": "completed", "exit_code": exit_code,
+                            **({"output_tail": tail(output)} if output is not None else {})},
+            now=now,
+        )
+
+
+def fail_job(
+    job_id: int,
+    lease_token: str,
+    *,
+    error: str,
+    exit_code: int | None = None,
+    output: str | None = None,
+    retryable: bool = True,
+    interrupted: bool = False,
+) -> Job:
+    """A worker reports its attempt failed (or was interrupted by a shutdown).
+
+    Retryable failures with attempts left go back to queued with backoff; an
+    interrupted attempt is handed back at once and does not use up an attempt.
+    """
+    job = get_job(job_id)
+    with unit_of_work():
+        return end_attempt(
+            job, actor=_lease_holder(job), lease_token=lease_token, error=error,
+            exit_code=exit_code, output=output, retryable=retryable,
+            outcome="interrupted" if interrupted else "failed", give_back=interrupted,
+        )
+
+
+def _set_attempt(job: Job, **values: Any) -> None:
+    db.session.execute(
+        update(JobAttempt)
+        .where(JobAttempt.job_id == job.id, JobAttempt.number == job.attempt)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _lease_holder(job: Job) -> str:
+    """`states.lease_holder` read before the command: a failure's retry clears the
+    row's worker in the same UPDATE, so the name must come from the row as it was."""
+    return f"worker:{job.worker_id}" if job.worker_id else "worker"

@@ -1,0 +1,80 @@
+"""The retry policy: how long a live job may stay silent, when a failed attempt runs
+again, and the one transition that closes an attempt by that policy."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import case
+
+from .. import states
+from ..backoff import backoff_delay
+from ..models import Job
+from ..timeutil import utcnow
+from .output import tail
+
+
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff with ±25 % jitter, capped: base·2^(attempt−1)."""
+    return backoff_delay(
+        attempt,
+        base=current_app.config["JOBWARDEN_RETRY_BASE_S"],
+        cap=current_app.config["JOBWARDEN_RETRY_MAX_S"],
+        jitter=0.25,
+    )
+
+
+def heartbeat_timeout(job: Any) -> float:
+    """Seconds without a heartbeat after which a live job counts as orphaned (by its type).
+
+    Not the job's own run time limit (`timeout_s`, which the worker enforces).
+    """
+    per_type = current_app.config["JOBWARDEN_TYPE_TIMEOUTS"]
+    return float(per_type.get(job.type, current_app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"]))
+
+
+def end_attempt(
+    job: Job,
+    *,
+    actor: str,
+    lease_token: str | None,
+    error: str,
+    exit_code: int | None,
+    output: str | None,
+    retryable: bool,
+    outcome: str,
+    give_back: bool,
+    conditions: list | None = None,
+) -> Job:
+    """Close the current attempt and apply the retry policy in one transition."""
+    now = utcnow()
+    attempts_left = job.attempt < job.max_attempts
+    attempt_values = {
+        "finished_at": now, "outcome": outcome, "error": error,
+        "exit_code": exit_code, "step": job.current_step,
+        **({"output_tail": tail(output)} if output is not None else {}),
+    }
+    common: dict[str, Any] = dict(
+        actor=actor, reason=error, lease_token=lease_token, conditions=conditions or (),
+        attempt_values=attempt_values, now=now,
+        # The retry decision read `attempt`; it must still hold when we write.
+        event_data={"step": job.current_step, "exit_code": exit_code, "outcome": outcome},
+    )
+    common["conditions"] = [*common["conditions"], Job.attempt == job.attempt]
+    if give_back or (retryable and attempts_left):
+        delay = 0.0 if give_back else retry_delay(job.attempt)
+        values: dict[str, Any] = {
+            "run_after": now + timedelta(seconds=delay), "lease_token": None, "worker_id": None,
+            "last_error": error, "exit_code": exit_code, "heartbeat_at": None,
+        }
+        if give_back:
+            values["max_attempts"] = case(
+                (Job.max_attempts < Job.attempt + 1, Job.attempt + 1), else_=Job.max_attempts
+            )
+        return states.transition(job.id, "retry", values=values, **common)
+    return states.transition(
+        job.id, "fail",
+        values={"finished_at": now, "last_error": error, "exit_code": exit_code},
+        **common,
+    )

@@ -1,0 +1,192 @@
+"""Read-only questions about jobs: one job, its history, pages, counts and statistics."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import UnaryExpression, func, or_, select, tuple_, union_all
+
+from ..extensions import db
+from ..models import Job, JobAttempt, JobEvent
+from ..states import FINISHED, JobNotFound, Status
+from .cursors import decode_cursor, encode_cursor
+from .filters import BadQuery, JobFilter
+
+SORT_COLUMNS = {
+    "id": Job.id,
+    "created_at": Job.created_at,
+    "updated_at": Job.updated_at,
+    "priority": Job.priority,
+    "type": Job.type,
+    "status": Job.status,
+}
+
+BULK_LIMIT = 1000
+
+
+def get_job(job_id: int) -> Job:
+    job = db.session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def queue_position(job: Job) -> int | None:
+    """1-based place in the claim order, for queued jobs only."""
+    if job.status != Status.QUEUED:
+        return None
+    ahead = db.session.execute(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.status == Status.QUEUED,
+            or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),
+        )
+    ).scalar_one()
+    return ahead + 1
+
+
+def attempts_of(job_id: int) -> list[JobAttempt]:
+    return list(
+        db.session.scalars(
+            select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)
+        )
+    )
+
+
+def events_of(job_id: int) -> list[JobEvent]:
+    return list(
+        db.session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+    )
+
+
+def steps_of(job_id: int) -> list[dict[str, Any]]:
+    """Each (attempt, step) once, in the order started, with its latest state."""
+    steps: dict[tuple[int | None, str | None], dict[str, Any]] = {}
+    for event in db.session.scalars(
+        select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.kind == "step").order_by(JobEvent.id)
+    ):
+        data = event.data or {}
+        key = (event.attempt, data.get("name"))
+        step = steps.setdefault(
+            key,
+            {"name": data.get("name"), "attempt": event.attempt, "status": None,
+             "started_at": None, "finished_at": None, "phase": None, "error": None},
+        )
+        step["status"] = data.get("event")
+        if data.get("event") == "started":
+            step["started_at"] = event.at
+        else:
+            step["finished_at"] = event.at
+        step["phase"] = data.get("phase") or step["phase"]
+        step["error"] = data.get("error") or step["error"]
+    return list(steps.values())
+
+
+def list_jobs(
+    job_filter: JobFilter,
+    *,
+    sort: str = "id",
+    order: str = "desc",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Job], str | None]:
+    """One keyset page of jobs and the cursor of the next page (None at the end)."""
+    if sort not in SORT_COLUMNS:
+        raise BadQuery("sort", f"sort must be one of {', '.join(SORT_COLUMNS)}")
+    if order not in ("asc", "desc"):
+        raise BadQuery("order", "order must be asc or desc")
+    column = SORT_COLUMNS[sort]
+    after = []
+    if cursor:
+        value, after_id = decode_cursor(cursor)
+        key = tuple_(column, Job.id) if sort != "id" else Job.id
+        bound = tuple_(value, after_id) if sort != "id" else after_id
+        after.append(key < bound if order == "desc" else key > bound)
+    ordering: list[UnaryExpression[Any]]
+    if sort == "id":
+        ordering = [Job.id.desc() if order == "desc" else Job.id.asc()]
+    elif order == "desc":
+        ordering = [column.desc(), Job.id.desc()]
+    else:
+        ordering = [column.asc(), Job.id.asc()]
+    if len(job_filter.statuses) > 1:
+        # An IN list of statuses cannot be read in order from the (status, …) indexes, so
+        # both databases walk the table in id order, through every row, when the ticked
+        # statuses are rare. The page is instead taken from each status's own top rows.
+        tops = []
+        for status in job_filter.statuses:
+            one = replace(job_filter, statuses=[status])
+            top = select(Job.id).where(*one.conditions(), *after).order_by(*ordering).limit(limit + 1).subquery()
+            tops.append(select(top.c.id))
+        statement = select(Job).where(Job.id.in_(union_all(*tops)))
+    else:
+        statement = select(Job).where(*job_filter.conditions(), *after)
+    rows = list(db.session.scalars(statement.order_by(*ordering).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(getattr(last, column.key), last.id)
+    return rows, next_cursor
+
+
+def count_by_status(job_filter: JobFilter | None = None, cap: int | None = None) -> dict[str, int]:
+    """Jobs per status; with `cap`, each count stops at cap + 1 (shown as "cap+")."""
+    counts = {}
+    base_conditions = (job_filter or JobFilter()).conditions()
+    for status in Status:
+        inner = select(Job.id).where(Job.status == status, *base_conditions)
+        if cap is not None:
+            inner = inner.limit(cap + 1)
+        counts[str(status)] = db.session.execute(
+            select(func.count()).select_from(inner.subquery())
+        ).scalar_one()
+    return counts
+
+
+def uncovered_queued_types(covered: set[str], *, limit: int = 20) -> list[str]:
+    """Types of queued jobs that no worker in `covered` takes (the health page's alerts)."""
+    statement = select(Job.type).where(Job.status == Status.QUEUED)
+    if covered:
+        statement = statement.where(Job.type.not_in(sorted(covered)))
+    return list(db.session.scalars(statement.distinct().order_by(Job.type).limit(limit)))
+
+
+def finished_since(since: datetime, *, limit: int) -> list[Any]:
+    """(status, created_at, claimed_at, started_at, finished_at) of jobs finished since `since`, newest first."""
+    return list(db.session.execute(
+        select(Job.status, Job.created_at, Job.claimed_at, Job.started_at, Job.finished_at)
+        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
+        .order_by(Job.finished_at.desc())
+        .limit(limit)
+    ))
+
+
+def failures_by_error(since: datetime, *, limit: int = 20) -> list[tuple[str | None, int]]:
+    """Failed jobs since `since` grouped by their error message, most frequent first."""
+    count = func.count().label("n")
+    return [(error, n) for error, n in db.session.execute(
+        select(Job.last_error, count)
+        .where(Job.status == Status.FAILED, Job.finished_at >= since)
+        .group_by(Job.last_error)
+        .order_by(count.desc(), Job.last_error)
+        .limit(limit)
+    )]
+
+
+def ids_matching(job_filter: JobFilter, *, limit: int = BULK_LIMIT) -> list[int]:
+    """Ids of the jobs a filter matches, oldest first; BadQuery when more than `limit` do."""
+    ids = list(db.session.scalars(
+        select(Job.id).where(*job_filter.conditions()).order_by(Job.id).limit(limit + 1)
+    ))
+    if len(ids) > limit:
+        raise BadQuery("filter", f"the filter matches more than {limit} jobs; narrow it")
+    return ids
+
+
+def count_matching(job_filter: JobFilter, *, cap: int) -> int:
+    """How many jobs a filter matches, counting no further than cap + 1."""
+    inner = select(Job.id).where(*job_filter.conditions()).limit(cap + 1)
+    return db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()

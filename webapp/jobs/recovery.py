@@ -1,0 +1,50 @@
+"""The operator's recovery commands on one job: cancel, mark failed, force start."""
+from __future__ import annotations
+
+from sqlalchemy import case
+
+from .. import states
+from ..models import Job
+from ..timeutil import utcnow
+from .transaction import unit_of_work
+
+
+def cancel_job(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+    """Cancel now; a live worker learns from its next heartbeat (lease_lost) and stops."""
+    now = utcnow()
+    with unit_of_work():
+        return states.transition(
+            job_id, "cancel", actor=actor, reason=reason or "cancelled by user",
+            values={"cancel_requested": True, "finished_at": now},
+            attempt_values={"finished_at": now, "outcome": "cancelled", "error": reason or "cancelled by user"},
+            now=now,
+        )
+
+
+def mark_failed(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+    now = utcnow()
+    message = reason or "marked as failed by operator"
+    with unit_of_work():
+        return states.transition(
+            job_id, "fail", actor=actor, reason=message,
+            values={"finished_at": now, "last_error": message},
+            attempt_values={"finished_at": now, "outcome": "marked_failed", "error": message},
+            now=now,
+        )
+
+
+def force_start(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+    """Pending → queued; failed or cancelled → queued with one more attempt."""
+    now = utcnow()
+    with unit_of_work():
+        return states.transition(
+            job_id, "force_start", actor=actor, reason=reason or "force-started",
+            values={
+                "run_after": now, "lease_token": None, "worker_id": None, "finished_at": None,
+                "cancel_requested": False, "heartbeat_at": None,
+                "max_attempts": case(
+                    (Job.max_attempts < Job.attempt + 1, Job.attempt + 1), else_=Job.max_attempts
+                ),
+            },
+            now=now,
+        )

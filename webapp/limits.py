@@ -1,0 +1,8 @@
+"""Sizes and caps shared by the server, the worker and the dashboard, defined once."""
+
+from __future__ import annotations
+
+# The last bytes of a process's output the worker keeps and the store holds.
+OUTPUT_TAIL_BYTES = 64 * 1024
+# Counts per status stop here (shown as "10,000+"), so a huge table stays cheap to count.
+COUNT_CAP = 10_000
