@@ -289,6 +289,7 @@ class CleanupResult(Answer):
 
 class Liveness(Answer):
     status: Literal["ok", "unavailable"]
+    message: str | None = Field(None, description="why unavailable: the database does not answer, or which schema is missing")
 
 
 class Error(Answer):

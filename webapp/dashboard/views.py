@@ -1,13 +1,11 @@
 """Dashboard routes: parse the request, call webapp.jobs, render a page or (for HTMX) its region."""
 from __future__ import annotations
 
-import hmac
-
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    session, url_for)
 from flask_wtf.csrf import CSRFError
 
-from .. import jobs, monitor, states
+from .. import auth, jobs, monitor, states
 from ..extensions import htmx, limiter
 from ..timeutil import utcnow
 from . import display
@@ -34,13 +32,24 @@ def can_act() -> bool:
     """Actions are shown and accepted unless read-only, or a password is set and not given."""
     if current_app.config["JOBWARDEN_READ_ONLY"]:
         return False
-    return not current_app.config["JOBWARDEN_ADMIN_PASSWORD"] or session.get("operator") is True
+    return auth.operator_authenticated(session_counts=True)
 
 
 @bp.context_processor
 def dashboard_context() -> dict:
     return {"now": utcnow(), "can_act": can_act(), "statuses": list(states.Status),
             "poll_delay": POLL_DELAY, "login_enabled": bool(current_app.config["JOBWARDEN_ADMIN_PASSWORD"])}
+
+
+@bp.before_request
+def writes_come_from_this_site():
+    """Every dashboard form (login and logout too) is refused when posted from another site."""
+    if not auth.is_write():
+        return None
+    reason = auth.cross_site_reason()
+    if reason is None:
+        return None
+    return render_template("error.html", message=f"Refused: {reason}."), 403
 
 
 @bp.errorhandler(CSRFError)
@@ -197,15 +206,12 @@ def _login_rate_limit() -> str:
 @limiter.limit(_login_rate_limit, methods=["POST"], error_message="Too many login attempts; wait a minute.")
 def login():
     """Operator login, only when JOBWARDEN_ADMIN_PASSWORD is set."""
-    password = current_app.config["JOBWARDEN_ADMIN_PASSWORD"]
-    if not password:
+    if not auth.password_required():
         return redirect(url_for("dashboard.job_list"))
     error = None
     if request.method == "POST":
-        given = request.form.get("password", "")
-        if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), password.encode()):
-            session.clear()  # a fresh session on login: nothing planted before it carries over
-            session["operator"] = True
+        if auth.password_matches(request.form.get("password", "")):
+            auth.start_operator_session()
             return redirect(url_for("dashboard.job_list"))
         error = "Wrong password."
     return render_template("login.html", error=error), 401 if error else 200
@@ -213,7 +219,10 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.pop("operator", None)
+    """Ends every login session, here and on other browsers: there is one operator identity."""
+    if auth.password_required() and auth.operator_session_live():
+        auth.end_all_operator_sessions()
+    session.clear()
     return redirect(url_for("dashboard.job_list"))
 
 
