@@ -140,6 +140,9 @@ def end_all_operator_sessions() -> None:
             connection.execute(bump)
 
 
+LOGIN_FIELDS = ("operator", "generation", "password", "since")
+
+
 def start_operator_session() -> None:
     """A fresh session on login: nothing planted before it carries over."""
     session.clear()
@@ -150,10 +153,11 @@ def start_operator_session() -> None:
 
 def operator_session_live() -> bool:
     """The session is a login of the current password and generation, younger than its lifetime.
-    A dead one is cleared, so the browser's cookie is replaced."""
+    A dead one is forgotten, so the browser's cookie is replaced (its CSRF token stays)."""
     live = _check_operator_session()
-    if not live and session.get("operator"):
-        session.clear()
+    if not live and "operator" in session:
+        for name in LOGIN_FIELDS:
+            session.pop(name, None)
     return live
 
 
