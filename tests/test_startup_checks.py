@@ -61,7 +61,7 @@ def test_healthz_answers_503_on_an_empty_database(tmp_path):
 
 
 def test_healthz_answers_503_naming_an_old_migration_revision(app, client):
-    head = sorted(migration_heads(app.extensions["migrate"].directory))[0]
+    head = min(migration_heads(app.extensions["migrate"].directory))
     db.session.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
     db.session.execute(text("INSERT INTO alembic_version VALUES ('0001')"))
     db.session.commit()
