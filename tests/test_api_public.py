@@ -179,14 +179,14 @@ def test_an_unknown_job_is_a_404(client, path):
 
 def test_cancel_moves_a_running_job_to_cancelled_and_asks_the_worker_to_stop(client):
     job = make_job("running")
-    answer = client.post(f"/api/jobs/{job.id}/cancel").json
+    answer = client.post(f"/api/jobs/{job.id}/cancel", json={}).json
     assert (answer["status"], answer["cancel_requested"]) == ("cancelled", True)
 
 
 def test_force_start_twice_queues_once_and_then_answers_409_with_the_status(client):
     job = make_job("failed")
-    assert client.post(f"/api/jobs/{job.id}/force-start").json["status"] == "queued"
-    second = client.post(f"/api/jobs/{job.id}/force-start")
+    assert client.post(f"/api/jobs/{job.id}/force-start", json={}).json["status"] == "queued"
+    second = client.post(f"/api/jobs/{job.id}/force-start", json={})
     assert second.status_code == 409
     assert (second.json["error"], second.json["status"]) == ("conflict", "queued")
     assert [e.action for e in jobs.events_of(job.id)].count("force_start") == 1
@@ -201,13 +201,13 @@ def test_mark_failed_records_the_reason_as_the_error(client):
 @pytest.mark.parametrize("action", ["cancel", "mark-failed", "force-start"])
 def test_an_action_on_a_completed_job_is_a_409_and_changes_nothing(client, action):
     job = make_job("completed")
-    response = client.post(f"/api/jobs/{job.id}/{action}")
+    response = client.post(f"/api/jobs/{job.id}/{action}", json={})
     assert (response.status_code, response.json["status"]) == (409, "completed")
     assert status_of(job.id) == "completed"
 
 
 def test_an_action_on_an_unknown_job_is_a_404(client):
-    assert client.post("/api/jobs/4242/cancel").status_code == 404
+    assert client.post("/api/jobs/4242/cancel", json={}).status_code == 404
 
 
 # --- bulk actions -----------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def test_health_reports_counts_workers_and_the_monitor(client):
 def test_cleanup_runs_a_monitor_pass_and_says_what_it_changed(app, client):
     app.config["JOBWARDEN_PENDING_TIMEOUT"] = 0.0
     stale = make_job("pending")
-    answer = client.post("/api/admin/cleanup").json
+    answer = client.post("/api/admin/cleanup", json={}).json
     assert answer["skipped"] is False
     assert answer["stale_pending"] == [stale.id]
     assert status_of(stale.id) == "failed"

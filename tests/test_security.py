@@ -89,7 +89,7 @@ def test_a_read_only_deployment_hides_and_refuses_every_dashboard_action(app, cl
     app.config["WTF_CSRF_ENABLED"] = False
     assert client.post(f"/jobs/{job.id}/force-start").status_code == 403
     basic = base64.b64encode(f"x:{PASSWORD}".encode()).decode()
-    assert client.post(f"/api/jobs/{job.id}/force-start", headers={"Authorization": f"Basic {basic}"}).status_code == 403
+    assert client.post(f"/api/jobs/{job.id}/force-start", json={}, headers={"Authorization": f"Basic {basic}"}).status_code == 403
     db.session.expire_all()
     assert jobs.get_job(job.id).status == "failed"
 

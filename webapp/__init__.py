@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(settings.from_environment())
     app.config.update(config or {})
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
+    # The browser drops a login cookie after the lifetime; webapp.auth refuses an older login regardless.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["JOBWARDEN_SESSION_LIFETIME_S"])
 
     # Refuse a corrupt or foreign store before anything is written anywhere.
     database_file = sqlite_path(app.config["SQLALCHEMY_DATABASE_URI"])

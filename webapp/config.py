@@ -43,6 +43,13 @@ def _float(env: dict, name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _positive_float(env: dict, name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not value > 0:
+        raise ConfigError(f"{name} must be a number of seconds above 0, got {env.get(name)!r}")
+    return value
+
+
 def _flag(env: dict, name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw in (None, ""):
@@ -114,6 +121,8 @@ def from_environment(env: dict | None = None) -> dict:
         "MAX_CONTENT_LENGTH": _int(env, "JOBWARDEN_MAX_BODY_BYTES", 2 * 1024 * 1024),
         # Secure cookies by default in production: serve it over HTTPS (or set this to 0 on a trusted LAN).
         "JOBWARDEN_SECURE_COOKIES": _flag(env, "JOBWARDEN_SECURE_COOKIES", env.get("JOBWARDEN_ENV", "production") == "production"),
+        # A dashboard login ends this long after it began, whatever the cookie says.
+        "JOBWARDEN_SESSION_LIFETIME_S": _positive_float(env, "JOBWARDEN_SESSION_LIFETIME_S", 12 * 3600.0),
         "JOBWARDEN_LOGIN_RATE_LIMIT": env.get("JOBWARDEN_LOGIN_RATE_LIMIT", "5 per minute"),
         "RATELIMIT_STORAGE_URI": env.get("JOBWARDEN_RATELIMIT_STORAGE_URI", "memory://"),
     }

@@ -179,3 +179,13 @@ class MonitorPass(db.Model):
     instance: Mapped[str | None] = mapped_column(String(255))
     trigger: Mapped[str] = mapped_column(String(16), default="schedule")  # schedule | startup | manual
     changes: Mapped[Any] = mapped_column(Json, nullable=True)
+
+
+class OperatorSessions(db.Model):
+    """One row: the generation of dashboard logins. A login records it; logout bumps it,
+    so every cookie issued before stops acting (a signed cookie alone cannot be revoked)."""
+
+    __tablename__ = "operator_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

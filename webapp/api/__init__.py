@@ -8,7 +8,7 @@ from flask import Flask, render_template, request
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from .. import states
+from .. import auth, states
 from .spec import ApiError
 
 
@@ -20,6 +20,20 @@ def register(app: Flask) -> None:
         # JSON routes authenticate with headers (Bearer, Basic), never the session cookie: no CSRF token needed.
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
+
+    @app.before_request
+    def api_writes_are_json_from_this_site():
+        """No HTML form on any website can act through the operator's browser: a write
+        from another site is a 403, and one not declared JSON a 415 (even with no body),
+        before credentials are looked at. Scripts, the CLI and workers send JSON and no Origin."""
+        if not (_is_api_request() and auth.is_write()):
+            return
+        reason = auth.cross_site_reason()
+        if reason is not None:
+            raise ApiError(403, "cross_site", f"{reason}; the API accepts writes only from this site or from scripts")
+        if not auth.json_content_type():
+            raise ApiError(415, "unsupported_media_type",
+                           "send writes with Content-Type: application/json (an empty body too)")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

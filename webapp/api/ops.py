@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import metrics
+from ..schema import schema_problem
 from ..extensions import db
 from . import schemas as s
 from .spec import openapi_document, operation
@@ -15,15 +16,18 @@ from .spec import openapi_document, operation
 bp = Blueprint("ops", __name__)
 
 
-@operation(bp, "GET", "/healthz", summary="Liveness: the app and its database answer",
-           responses={200: s.Liveness, 503: ("The database does not answer", s.Liveness)})
+@operation(bp, "GET", "/healthz", summary="Liveness: the app and its database answer, with the whole schema",
+           responses={200: s.Liveness, 503: ("The database does not answer, or its schema is missing", s.Liveness)})
 def healthz():
     try:
         db.session.execute(text("SELECT 1"))
+        problem = schema_problem(db.session.connection(), current_app.extensions["migrate"].directory)
     except SQLAlchemyError:
         db.session.rollback()
         current_app.logger.warning("healthz: the database does not answer", exc_info=True)
-        return {"status": "unavailable"}, 503
+        return {"status": "unavailable", "message": "the database does not answer"}, 503
+    if problem is not None:
+        return {"status": "unavailable", "message": problem}, 503
     return {"status": "ok"}
 
 

@@ -290,10 +290,11 @@ class CleanupResult(Answer):
 
 class Liveness(Answer):
     status: Literal["ok", "unavailable"]
+    message: str | None = Field(None, description="why unavailable: the database does not answer, or which schema is missing")
 
 
 class Error(Answer):
-    error: str = Field(description="invalid, not_found, conflict, lease_lost, unauthorized, forbidden, read_only, too_large, unsupported_media_type, …")
+    error: str = Field(description="invalid, not_found, conflict, lease_lost, unauthorized, forbidden, cross_site, read_only, too_large, unsupported_media_type, …")
     message: str
     field: str | None = None
     status: str | None = Field(None, description="The job's current status, on 409.")

@@ -64,11 +64,11 @@ OPERATIONS: list[Operation] = []
 ERROR_TEXT = {
     400: "Bad input; `field` names it.",
     401: "Missing or wrong credentials.",
-    403: "Refused: the deployment is read-only.",
+    403: "Refused: the deployment is read-only (`read_only`), or the request comes from another site (`cross_site`).",
     404: "No such job.",
     409: "Refused: the job's current status does not allow it (`status` says which).",
     413: "Body too large.",
-    415: "The body must be JSON (Content-Type: application/json).",
+    415: "Every write must say Content-Type: application/json, an empty body too.",
     503: "The database does not answer; retry.",
 }
 

@@ -35,6 +35,17 @@ def dashboard_context() -> dict:
             "poll_delay": POLL_DELAY, "login_enabled": auth.password_required()}
 
 
+@bp.before_request
+def writes_come_from_this_site():
+    """Every dashboard form (login and logout too) is refused when posted from another site."""
+    if not auth.is_write():
+        return None
+    reason = auth.cross_site_reason()
+    if reason is None:
+        return None
+    return render_template("error.html", message=f"Refused: {reason}."), 403
+
+
 @bp.errorhandler(CSRFError)
 def csrf_refused(error: CSRFError):
     return render_template("error.html", message=f"Refused: {error.description}"), 400
