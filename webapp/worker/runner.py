@@ -135,12 +135,27 @@ class Worker:
                     retry_at = time.monotonic() + self.settings.poll_interval
                     log.exception("worker error in the claim loop")
             free = self.settings.concurrency - self._busy()
-            wake_at = [next_worker_beat, max(retry_at, time.monotonic())]
-            if free > 0:
-                wake_at.append(next_poll)
-            self._wake.wait(max(0.0, min(wake_at) - time.monotonic()))
+            self._wake.wait(self._sleep_for(now, retry_at, next_worker_beat,
+                                            next_poll if free > 0 and not more_waiting else None,
+                                            claim_now=free > 0 and more_waiting))
             self._wake.clear()
         return self._shut_down()
+
+    @staticmethod
+    def _sleep_for(now: float, retry_at: float, next_worker_beat: float, next_poll: float | None,
+                   *, claim_now: bool) -> float:
+        """Seconds until the loop has something to do: never 0 while it only waits.
+
+        While a retry is pending nothing is due before it; otherwise the next worker
+        heartbeat or (with a free slot) the next claim, or at once when the last claim
+        filled every free slot and more jobs may be waiting.
+        """
+        if retry_at > now:
+            return retry_at - time.monotonic()
+        if claim_now:
+            return 0.0
+        due = next_worker_beat if next_poll is None else min(next_worker_beat, next_poll)
+        return max(0.0, due - time.monotonic())
 
     def _busy(self) -> int:
         with self._lock:
