@@ -48,3 +48,45 @@ def test_a_worker_whose_slots_are_all_busy_sleeps_while_its_jobs_do(start_worker
              what="both jobs running")
     share = cpu_share(worker.process.pid)
     assert share < CPU_SHARE_BOUND, f"a worker with every slot sleeping used {share:.0%} of a core"
+
+
+# --- what a worker loads ----------------------------------------------------------------------
+
+SERVER_PACKAGES = ("flask", "sqlalchemy", "pydantic", "flask_limiter", "flask_talisman", "werkzeug", "jinja2")
+IMPORT_TIME_BOUND_S = 0.3  # the target is 150 ms (measured ≈ 40 ms); with the server's packages it was 0.56 s
+RSS_BOUND_KB = 40 * 1024
+
+
+def imported_top_level(import_log: str) -> set[str]:
+    """Top-level packages named in a `-X importtime` log."""
+    names = set()
+    for line in import_log.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return names
+
+
+def cumulative_import_s(import_log: str, module: str) -> float:
+    for line in import_log.splitlines():
+        if line.startswith("import time:") and line.rsplit("|", 1)[1].strip() == module:
+            return int(line.split("|")[1]) / 1e6
+    raise AssertionError(f"{module} not in the import log")
+
+
+def test_importing_the_worker_package_loads_no_server_package_and_is_quick():
+    answer = subprocess.run([sys.executable, "-X", "importtime", "-c", "import webapp.worker"],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    assert imported_top_level(answer.stderr) & set(SERVER_PACKAGES) == set()
+    assert cumulative_import_s(answer.stderr, "webapp.worker") <= IMPORT_TIME_BOUND_S
+
+
+def test_a_running_worker_loads_no_server_package_and_stays_small(start_worker, monkeypatch):
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # the worker logs every import it makes
+    worker = start_worker("--poll-interval", "1", heartbeat=1.0)
+    wait_for(lambda: db.session.get(Worker, "w1"), what="the worker row")
+    status = Path(f"/proc/{worker.process.pid}/status").read_text()
+    rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    assert rss_kb <= RSS_BOUND_KB, f"an idle worker's RSS is {rss_kb // 1024} MB"
+    loaded = imported_top_level(worker.log)
+    assert {"webapp", "requests", "click"} <= loaded  # the log is the worker's
+    assert loaded & set(SERVER_PACKAGES) == set()
