@@ -11,6 +11,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
+# The longest a worker's claim may wait for a job (POST /api/internal/jobs/claim, wait_s).
+MAX_CLAIM_WAIT_S = 30.0
 
 
 class ConfigError(ValueError):
