@@ -43,7 +43,7 @@ def pickup_s(job_id: int) -> float:
 
 def test_a_job_created_through_the_server_starts_at_once(start_worker, server):
     waiting_worker(start_worker)
-    created = JobwardenClient(server.url, timeout=5).create("demo.noop")
+    created = JobwardenClient(server.url, timeout=30).create("demo.noop")
     assert pickup_s(created["id"]) < PICKUP_BOUND_S
 
 
@@ -75,7 +75,7 @@ def test_a_retry_is_claimed_as_soon_as_its_backoff_ends(start_worker):
 
 @pytest.mark.parametrize("wait_s", [-1, 30.5, "soon"])
 def test_wait_s_outside_0_to_30_is_refused_naming_the_field(server, wait_s):
-    response = requests.post(f"{server.url}/api/internal/jobs/claim", headers=KEY, timeout=5,
+    response = requests.post(f"{server.url}/api/internal/jobs/claim", headers=KEY, timeout=30,
                              json={"worker_id": "w1", "wait_s": wait_s})
     assert response.status_code == 400
     assert response.json()["field"] == "wait_s"
