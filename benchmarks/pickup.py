@@ -88,12 +88,13 @@ def jobwarden_database(backend: str, postgres: str) -> Iterator[str]:
 
 
 def run_jobwarden(backend: str, args: argparse.Namespace) -> None:
-    with jobwarden_database(backend, args.postgres) as url, tempfile.TemporaryDirectory() as logs:
+    with jobwarden_database(backend, args.postgres) as url, tempfile.TemporaryDirectory() as scratch:
+        logs = args.logs or scratch
         app = create_app(test_config(url))
         with app.app_context():
             db.create_all()
             db.engine.dispose()
-        with running_server(url, Path(logs) / "server.log", deployed=True) as server:
+        with running_server(url, Path(logs) / f"server-{backend}.log", deployed=True) as server:
             env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(ROOT)}
             worker = subprocess.Popen(
                 [sys.executable, "-m", "webapp", "worker", "--server", server.url, "--types", "demo.noop"],
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--backends", default="postgresql,sqlite", help="Jobwarden backends (default both)")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="PostgreSQL server URL")
     parser.add_argument("--skip-procrastinate", action="store_true")
+    parser.add_argument("--logs", default=None, help="keep the server's log in this directory")
     args = parser.parse_args()
     for backend in args.backends.split(","):
         run_jobwarden(backend, args)

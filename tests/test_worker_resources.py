@@ -14,8 +14,9 @@ from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Job, Worker
 from tests.support.server import PROJECT_ROOT
-from tests.test_worker_runner import server, start_worker, wait_for  # noqa: F401  (fixtures)
+from tests import test_worker_runner as runner
 
+server, start_worker, wait_for = runner.server, runner.start_worker, runner.wait_for  # fixtures, helper
 CPU_SHARE_BOUND = 0.05  # generous: the defect this catches burnt a whole core (≈ 1.0)
 MEASURE_S = 3.0
 

@@ -12,8 +12,8 @@ What wakes the hub:
   wakes the hub, so a job created through any replica wakes every replica;
 - SQLite: other processes' commits are seen by a thread that watches the
   database files (a `stat`, no query) every `SQLITE_WATCH_INTERVAL_S` while
-  claims wait, and on a change runs one indexed query: has a queued job been
-  added or re-queued since it last looked?
+  claims wait, and on a change (or within RECENT_WRITE_NS of one) runs one
+  indexed query: has a queued job been added or re-queued since it last looked?
 
 Nothing here polls per waiting worker: at rest a server runs no statement at all.
 """
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "jobwarden_claimable"
 SQLITE_WATCH_INTERVAL_S = 0.01
+# File times tick coarsely (a few ms) and a rewritten WAL keeps its size: for this
+# long after a change the watcher queries even if the files look the same.
+RECENT_WRITE_NS = 50_000_000
 LISTEN_RETRY_S = 1.0
 UNWATCHED_WAIT_S = 0.5  # the longest sleep while no listener or watcher runs (it is starting or down)
 _PENDING = "jobwarden_claimable"  # Session.info key: this transaction made a job claimable
@@ -167,6 +170,12 @@ def _file_state(paths: list[Path]) -> tuple[Any, ...]:
     return tuple(state)
 
 
+def _written_lately(files: tuple[Any, ...]) -> bool:
+    """A file changed within the timestamp granularity: a second write may have left its state as it was."""
+    now = time.time_ns()
+    return any(state is not None and now - state[0] < RECENT_WRITE_NS for state in files)
+
+
 def _latest_queued(engine: Engine) -> datetime | None:
     """When a job last became queued (ix_jobs_status_updated): a new value means a new claimable job."""
     with engine.connect() as connection:
@@ -189,7 +198,7 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
                 seen_files = ()  # and check the store when someone does
                 continue
             files = _file_state(paths)
-            if files != seen_files:
+            if files != seen_files or _written_lately(files):
                 seen_files = files
                 newest = _latest_queued(engine)
                 if newest is not None and (latest is None or newest > latest):
