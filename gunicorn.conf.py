@@ -17,10 +17,13 @@ import shutil
 import tempfile
 
 # Threads serve the many short requests of polling dashboards and heartbeating
-# workers; processes add CPU. Override with GUNICORN_WORKERS / GUNICORN_THREADS.
+# workers, and every idle worker's waiting claim (a long poll) holds one thread —
+# but no database connection — until a job comes: 2 × 256 threads keep the
+# dashboard answering with 200 idle workers (even all on one process) and room to
+# spare. Processes add CPU. Override with GUNICORN_WORKERS / GUNICORN_THREADS.
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = int(os.environ.get("GUNICORN_THREADS", "256"))
 graceful_timeout = 20
 # No control socket (gunicorn >= 25.1, for `gunicornc`): its default place,
 # $XDG_RUNTIME_DIR or ~/.gunicorn, is not writable for a service user (the image's

@@ -1,4 +1,5 @@
-"""The procrastinate half of benchmarks/store.py, run by the benchmark's own virtualenv.
+"""The procrastinate half of benchmarks/store.py and benchmarks/pickup.py, run by the
+benchmark's own virtualenv.
 
 procrastinate is not a Jobwarden dependency: benchmarks/store.py installs it into
 benchmarks/.venv-procrastinate and runs this file with that interpreter.
@@ -7,6 +8,10 @@ benchmarks/.venv-procrastinate and runs this file with that interpreter.
     python procrastinate_side.py work DSN           # print "ready", wait for a line on stdin,
                                                     # work until the queue is empty, print the
                                                     # monotonic clock at the end
+    python procrastinate_side.py serve DSN          # apply the schema, print "ready", then run a
+                                                    # default worker (LISTEN/NOTIFY) until killed
+    python procrastinate_side.py pickup DSN JOBS    # defer JOBS jobs one at a time, each once the
+                                                    # last succeeded; print each one's pickup (s)
 """
 from __future__ import annotations
 
@@ -52,10 +57,42 @@ async def work(dsn: str) -> None:
         print(time.monotonic(), flush=True)
 
 
+async def serve(dsn: str) -> None:
+    app = build(dsn)
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+        print("ready", flush=True)
+        await app.run_worker_async(concurrency=1, install_signal_handlers=False)  # listen_notify by default
+
+
+def pickup(dsn: str, count: int) -> None:
+    """Pickup = the job's `started` event (the worker fetched it) minus the clock before the defer."""
+    import psycopg
+
+    app = build(dsn)
+    with app.open(), psycopg.connect(dsn, autocommit=True) as connection:
+        task = app.tasks["noop"]
+        for _ in range(count):
+            (before,) = connection.execute("SELECT clock_timestamp()").fetchone()
+            job_id = task.defer()
+            while True:
+                row = connection.execute(
+                    "SELECT e.at FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
+                    "WHERE e.job_id = %s AND e.type = 'started' AND j.status = 'succeeded'", (job_id,)).fetchone()
+                if row:
+                    print((row[0] - before).total_seconds(), flush=True)
+                    break
+                time.sleep(0.002)
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("procrastinate.blueprints").setLevel(logging.ERROR)  # "app in __main__": intended here
     if sys.argv[1] == "prepare":
         prepare(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "serve":
+        asyncio.run(serve(sys.argv[2]))
+    elif sys.argv[1] == "pickup":
+        pickup(sys.argv[2], int(sys.argv[3]))
     else:
         asyncio.run(work(sys.argv[2]))

@@ -116,10 +116,12 @@ class JobwardenClient:
 
     # --- internal (worker) API -----------------------------------------------------------
 
-    def claim(self, worker_id: str, types: list[str] | None = None, *, batch_size: int = 1) -> list[dict[str, Any]]:
+    def claim(self, worker_id: str, types: list[str] | None = None, *, batch_size: int = 1,
+              wait_s: float = 0) -> list[dict[str, Any]]:
+        """Up to batch_size jobs; with none ready the server holds the answer up to wait_s for one."""
         # Not repeated after a lost answer: the jobs it claimed would sit claimed until the monitor frees them.
-        body = {"worker_id": worker_id, "types": types, "batch_size": batch_size}
-        return self._internal("/jobs/claim", body, repeatable=False)["jobs"]
+        body = {"worker_id": worker_id, "types": types, "batch_size": batch_size, "wait_s": wait_s}
+        return self._internal("/jobs/claim", body, repeatable=False, timeout=self.timeout + wait_s)["jobs"]
 
     def start(self, job_id: int, lease_token: str) -> None:
         self._internal(f"/jobs/{job_id}/start", {"lease_token": lease_token})
@@ -146,29 +148,32 @@ class JobwardenClient:
 
     # --- transport -----------------------------------------------------------------------
 
-    def _internal(self, path: str, body: dict[str, Any], *, repeatable: bool = True) -> Any:
+    def _internal(self, path: str, body: dict[str, Any], *, repeatable: bool = True,
+                  timeout: float | None = None) -> Any:
         if not self.internal_key:
             raise JobwardenError("the internal API needs internal_key (JOBWARDEN_INTERNAL_API_KEY)")
         headers = {"Authorization": f"Bearer {self.internal_key}"}
-        return self._call("POST", f"/api/internal{path}", body, headers=headers, repeatable=repeatable)
+        return self._call("POST", f"/api/internal{path}", body, headers=headers, repeatable=repeatable,
+                          timeout=timeout)
 
     def _call(self, method: str, path: str, body: Any = None, *, params: dict | None = None,
-              headers: dict | None = None, repeatable: bool = True) -> Any:
+              headers: dict | None = None, repeatable: bool = True, timeout: float | None = None) -> Any:
         url = self.base_url + path
+        timeout = timeout or self.timeout
         last_problem = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(backoff_delay(attempt, base=self.backoff, cap=self.max_backoff))
             try:
                 response = self.session.request(method, url, json=body, params=params, headers=headers,
-                                                timeout=self.timeout)
+                                                timeout=timeout)
             except requests.ConnectionError as error:
                 last_problem = f"cannot reach {self.base_url}: {_root_cause(error)}"
                 if repeatable or _never_connected(error):
                     continue
                 raise ServerUnavailable(last_problem) from None
             except requests.Timeout:
-                last_problem = f"no answer from {self.base_url} within {self.timeout} s"
+                last_problem = f"no answer from {self.base_url} within {timeout} s"
                 if repeatable:
                     continue
                 raise ServerUnavailable(last_problem) from None

@@ -17,6 +17,8 @@ from .assets import SOURCE_ROOT
 # CLI commands that serve the app in their own process (`dev` runs without the reloader):
 # they need the internal key, and they run the monitor in-process.
 SERVING_COMMANDS = frozenset({"run", "dev"})
+# The longest a worker's claim may wait for a job (POST /api/internal/jobs/claim, wait_s).
+MAX_CLAIM_WAIT_S = 30.0
 
 
 class ConfigError(ValueError):

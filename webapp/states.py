@@ -35,6 +35,7 @@ from .extensions import db
 from .metrics import TRANSITIONS
 from .models import Job, JobAttempt, JobEvent
 from .timeutil import utcnow
+from .wakeup import announce_claimable
 
 
 class Status(StrEnum):
@@ -354,6 +355,8 @@ def transition(
     else:
         raise why_refused(job_id, edge, lease_token)
     TRANSITIONS.labels(action, edge.target).inc()
+    if edge.target == Status.QUEUED:
+        announce_claimable()
     return moved[0]
 
 
@@ -390,6 +393,8 @@ def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = No
     )
     for job in jobs:
         TRANSITIONS.labels("create", job.status).inc()
+    if any(job.status == Status.QUEUED for job in jobs):
+        announce_claimable()
     return jobs
 
 

@@ -52,6 +52,8 @@ class Server:
     env: dict
     log_path: Path
     process: subprocess.Popen
+    # Process and thread counts; None: gunicorn.conf.py's, as deployed.
+    gunicorn_args: tuple[str, ...] | None = ("--workers", "2", "--worker-class", "gthread", "--threads", "8")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
@@ -69,7 +71,7 @@ class Server:
             [
                 sys.executable, "-m", "gunicorn",
                 "--bind", f"127.0.0.1:{self.port}",
-                "--workers", "2", "--worker-class", "gthread", "--threads", "8",
+                *(self.gunicorn_args or ("--config", "gunicorn.conf.py")),
                 "--graceful-timeout", "5",
                 "webapp:create_app()",
             ],
@@ -84,10 +86,11 @@ class Server:
 
 
 @contextmanager
-def running_server(database_url: str, log_path: Path, **settings: str) -> Iterator[Server]:
+def running_server(database_url: str, log_path: Path, *, deployed: bool = False, **settings: str) -> Iterator[Server]:
     """Serve `database_url` (schema already built) until the block ends.
 
-    `settings` are extra environment variables, e.g. JOBWARDEN_MONITOR="on".
+    `settings` are extra environment variables, e.g. JOBWARDEN_MONITOR="on";
+    `deployed` serves with gunicorn.conf.py's processes and threads.
     """
     from tests.conftest import INTERNAL_KEY
 
@@ -103,6 +106,8 @@ def running_server(database_url: str, log_path: Path, **settings: str) -> Iterat
         **settings,
     }
     server = Server(url=f"http://127.0.0.1:{port}", port=port, env=env, log_path=log_path, process=None)  # type: ignore[arg-type]
+    if deployed:
+        server.gunicorn_args = None
     server.start()
     try:
         yield server

@@ -6,12 +6,10 @@ longer current is a 409 `lease_lost` that changes nothing (see webapp.states).
 """
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint
 
 from .. import auth, jobs
-from ..metrics import CLAIM_LATENCY
+from ..claim_wait import claim_waiting
 from . import schemas as s
 from .serialize import claimed_job_json
 from .spec import ApiError, operation
@@ -27,13 +25,15 @@ def require_the_internal_key():
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <JOBWARDEN_INTERNAL_API_KEY>")
 
 
-@operation(bp, "POST", "/jobs/claim", summary="Claim up to batch_size queued jobs", body=s.Claim,
-           responses={200: s.ClaimedJobs}, errors=(401,), security=KEY)
+@operation(bp, "POST", "/jobs/claim", summary="Claim up to batch_size queued jobs, waiting up to wait_s for one",
+           body=s.Claim, responses={200: s.ClaimedJobs}, errors=(401,), security=KEY)
 def claim(body: s.Claim):
-    """Atomic: no job is ever handed to two workers. Each job comes with a fresh lease token."""
-    started = time.perf_counter()
-    claimed = jobs.claim_jobs(body.worker_id, types=body.types, batch_size=body.batch_size)
-    CLAIM_LATENCY.observe(time.perf_counter() - started)
+    """Atomic: no job is ever handed to two workers. Each job comes with a fresh lease token.
+
+    With nothing ready and `wait_s` > 0 the answer waits until a job becomes claimable
+    (created, re-queued, force-started or its `run_after` comes) or `wait_s` passes.
+    """
+    claimed = claim_waiting(body.worker_id, types=body.types, batch_size=body.batch_size, wait_s=body.wait_s)
     return {"jobs": [claimed_job_json(job) for job in claimed]}
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 
 from ..actions import ACTION_NAMES
+from ..config import MAX_CLAIM_WAIT_S
 from ..states import Status
 
 INT32 = 2**31 - 1
@@ -112,6 +113,7 @@ class Claim(Body):
     worker_id: Name
     types: list[Name] | None = Field(None, max_length=200)
     batch_size: int = Field(1, ge=1, le=100)
+    wait_s: float = Field(0, ge=0, le=MAX_CLAIM_WAIT_S, description="with nothing ready, wait up to this long")
 
 
 class Lease(Body):

@@ -2,6 +2,10 @@
 batches up to its free slots, runs each as an `Attempt`, and shuts down
 gracefully on SIGTERM or SIGINT.
 
+Claims are long polls: with nothing ready the server holds the claim until a job
+is (`claim_wait`), so a job starts milliseconds after it is created and an idle
+worker costs neither CPU nor database statements.
+
 Shutdown: the first signal stops claiming and lets running jobs finish within
 the grace; then they are stopped (SIGTERM to their process groups, SIGKILL
 after the kill grace) and handed back — queued again, the attempt recorded as
@@ -28,8 +32,14 @@ from .handlers import Registry
 
 log = logging.getLogger(__name__)
 
+CLAIM_WAIT_S = 20.0  # below the server's limit (MAX_CLAIM_WAIT_S) and common proxy read timeouts
+MIN_CLAIM_GAP_S = 0.01  # between long polls: an answer that comes back at once never makes a busy loop
 HAND_BACK_WAIT_S = 10.0  # after the kill grace, for the hand-back reports to land
 ABORT_WAIT_S = 2.0
+
+
+class ClaimInterrupted(Exception):
+    """A signal cut a waiting claim short."""
 
 
 @dataclass
@@ -39,7 +49,8 @@ class WorkerSettings:
     concurrency: int = 1
     types: list[str] | None = None  # None: the registry's types; ["*"]: any type
     heartbeat_interval: float = 1.0
-    poll_interval: float = 1.0
+    poll_interval: float = 1.0  # between claims when claim_wait is 0
+    claim_wait: float = CLAIM_WAIT_S  # the server holds an empty claim this long for a job (long poll)
     grace: float = 10.0
     kill_grace: float | None = None  # defaults to `grace`
     retry_max: float = 30.0
@@ -69,6 +80,8 @@ class WorkerRunner:
         self.attempts: dict[int, Attempt] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._stop_beating = threading.Event()
+        self._claim_waiting = False
         self._signals = 0
         self._shutdown_at: float | None = None
 
@@ -89,7 +102,16 @@ class WorkerRunner:
             log.warning("%s again: stopping at once", name)
         # Set from another thread: the handler runs inside the main thread, which may
         # hold the event's lock right now (in wait or clear); setting it here could deadlock.
-        threading.Thread(target=self._wake.set, name="signal-wake", daemon=True).start()
+        threading.Thread(target=self._stop_waiting, name="signal-wake", daemon=True).start()
+        if self._claim_waiting:
+            # Out of the waiting claim's read: its connection closes, and the server, seeing
+            # that, claims nothing for this worker (webapp/claim_wait.py).
+            self._claim_waiting = False
+            raise ClaimInterrupted()
+
+    def _stop_waiting(self) -> None:
+        self._wake.set()
+        self._stop_beating.set()
 
     @property
     def stopping(self) -> bool:
@@ -104,26 +126,26 @@ class WorkerRunner:
             log.warning("no handler for %s: such jobs will fail", ", ".join(unknown))
         log.info("worker %s: %s, concurrency %d, types %s", self.worker_id, self.settings.server,
                  self.settings.concurrency, ", ".join(self.claim_types) if self.claim_types else "any")
-        next_poll = 0.0
-        next_worker_beat = 0.0
+        threading.Thread(target=self._beat_worker, name="worker-heartbeat", daemon=True).start()
+        long_poll = self.settings.claim_wait > 0
+        next_claim = 0.0
         retry_at = 0.0
         failures = 0
         more_waiting = False
         while not self.stopping:
             now = time.monotonic()
-            if now >= retry_at:
+            free = self.settings.concurrency - self._busy()
+            if free > 0 and now >= retry_at and (now >= next_claim or more_waiting):
                 try:
-                    if now >= next_worker_beat:
-                        self._worker_heartbeat()
-                        next_worker_beat = now + self.settings.heartbeat_interval
-                    free = self.settings.concurrency - self._busy()
-                    if free > 0 and (now >= next_poll or more_waiting):
-                        claimed = self._claim(free)
-                        more_waiting = len(claimed) == free
-                        next_poll = time.monotonic() + jittered(self.settings.poll_interval)
+                    claimed = self._claim(free, 0.0 if more_waiting else self.settings.claim_wait)
+                    more_waiting = len(claimed) == free
+                    pause = MIN_CLAIM_GAP_S if long_poll else self.settings.poll_interval
+                    next_claim = time.monotonic() + jittered(pause)
                     if failures:
                         log.info("the server answers again")
                     failures = 0
+                except ClaimInterrupted:
+                    break
                 except ServerUnavailable as error:
                     failures += 1
                     delay = backoff_delay(failures, base=0.5, cap=self.settings.retry_max)
@@ -137,16 +159,47 @@ class WorkerRunner:
                     retry_at = time.monotonic() + self.settings.poll_interval
                     log.exception("worker error in the claim loop")
             free = self.settings.concurrency - self._busy()
-            wake_at = [next_worker_beat, max(retry_at, time.monotonic())]
-            if free > 0:
-                wake_at.append(next_poll)
-            self._wake.wait(max(0.0, min(wake_at) - time.monotonic()))
+            self._wake.wait(self._sleep_for(free, retry_at, next_claim, more_waiting))
             self._wake.clear()
         return self._shut_down()
+
+    @staticmethod
+    def _sleep_for(free: int, retry_at: float, next_claim: float, more_waiting: bool) -> float | None:
+        """Seconds until the loop has something to do (None: until a job ends or a signal).
+
+        Never 0 while it only waits: the next claim is due when a slot is free and
+        the pause after the last claim (or a pending retry) is over, at once when the
+        last claim filled every free slot and more jobs may be waiting.
+        """
+        now = time.monotonic()
+        if free <= 0:
+            return None
+        if retry_at > now:
+            return retry_at - now
+        if more_waiting:
+            return 0.0
+        return max(0.0, next_claim - now)
 
     def _busy(self) -> int:
         with self._lock:
             return len(self.attempts)
+
+    def _beat_worker(self) -> None:
+        """Register and refresh the worker every heartbeat interval, beside the claims."""
+        failures = 0
+        while not self.stopping:
+            try:
+                self._worker_heartbeat()
+                failures = 0
+            except ServerUnavailable as error:
+                failures += 1
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                        "worker heartbeat: server unreachable (%s); retrying", error)
+            except JobwardenError as error:
+                log.error("the server refused the worker's heartbeat: %s", error)
+            except Exception:
+                log.exception("worker error in the worker heartbeat")
+            self._stop_beating.wait(self.settings.heartbeat_interval)
 
     def _worker_heartbeat(self) -> None:
         self.client.worker_heartbeat(
@@ -154,8 +207,12 @@ class WorkerRunner:
             types=self.claim_types, concurrency=self.settings.concurrency,
         )
 
-    def _claim(self, free: int) -> list[dict[str, Any]]:
-        jobs = self.client.claim(self.worker_id, self.claim_types, batch_size=free)
+    def _claim(self, free: int, wait_s: float) -> list[dict[str, Any]]:
+        self._claim_waiting = wait_s > 0 and not self.stopping
+        try:
+            jobs = self.client.claim(self.worker_id, self.claim_types, batch_size=free, wait_s=wait_s)
+        finally:
+            self._claim_waiting = False
         for job in jobs:
             try:
                 self._begin(job)

@@ -1,0 +1,184 @@
+"""Pickup latency and idle CPU: how soon a waiting worker starts a new job, and
+what the worker costs while it waits. Jobwarden (PostgreSQL and SQLite) beside
+procrastinate's LISTEN/NOTIFY worker on the same PostgreSQL, in one run.
+
+Jobwarden: gunicorn with gunicorn.conf.py's settings, the monitor off, and one
+`jobwarden worker` with default settings (long-poll claims, concurrency 1).
+procrastinate (pinned in benchmarks/store.py, in its own virtualenv): one worker
+with its defaults (concurrency 1, LISTEN/NOTIFY).
+
+1. Idle CPU: each worker process's own CPU time (/proc/PID/stat) over --idle-s
+   seconds with nothing to do, as a share of one core; for Jobwarden also the
+   server's processes (master and gunicorn workers) over the same seconds.
+2. Pickup: --jobs no-op jobs, created one at a time, each once the previous one
+   finished, so the worker is waiting every time. Pickup = the job's start as
+   the store recorded it (Jobwarden `started_at`; procrastinate's `started`
+   event) minus the clock read just before the create request (Jobwarden: an
+   HTTP POST /api/jobs; procrastinate: `defer`). p50/p95/p99/max printed.
+
+    .venv/bin/python benchmarks/pickup.py
+    .venv/bin/python benchmarks/pickup.py --jobs 100 --backends sqlite --skip-procrastinate
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from sqlalchemy import create_engine, select  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from store import PROCRASTINATE_SIDE, procrastinate_python  # noqa: E402
+from webapp import create_app  # noqa: E402
+from webapp.client import JobwardenClient  # noqa: E402
+from webapp.extensions import db  # noqa: E402
+from webapp.models import Job  # noqa: E402
+from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
+from tests.support.databases import postgres_test_database  # noqa: E402
+from tests.support.server import running_server  # noqa: E402
+
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def cpu_share(pids: list[int], seconds: float) -> float:
+    before, started = sum(map(cpu_seconds, pids)), time.monotonic()
+    time.sleep(seconds)
+    return (sum(map(cpu_seconds, pids)) - before) / (time.monotonic() - started)
+
+
+def percentiles(values: list[float]) -> str:
+    ordered = sorted(values)
+
+    def at(pct: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))] * 1000
+
+    return (f"p50 {at(50):6.1f} ms  p95 {at(95):6.1f} ms  p99 {at(99):6.1f} ms  max {ordered[-1] * 1000:6.1f} ms"
+            f"  ({len(values)} jobs)")
+
+
+@contextmanager
+def jobwarden_database(backend: str, postgres: str) -> Iterator[str]:
+    if backend == "postgresql":
+        with postgres_test_database(postgres) as url:
+            yield url
+    else:
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{directory}/pickup.db"
+
+
+def run_jobwarden(backend: str, args: argparse.Namespace) -> None:
+    with jobwarden_database(backend, args.postgres) as url, tempfile.TemporaryDirectory() as scratch:
+        logs = args.logs or scratch
+        app = create_app(test_config(url))
+        with app.app_context():
+            db.create_all()
+            db.engine.dispose()
+        with running_server(url, Path(logs) / f"server-{backend}.log", deployed=True) as server:
+            env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(ROOT)}
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "webapp", "worker", "--server", server.url, "--types", "demo.noop"],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                api = JobwardenClient(server.url, timeout=30)
+                api.create("demo.noop")  # warm-up: the worker is connected and has run a job
+                engine = create_engine(url)
+                wait_finished(engine, 1)
+                time.sleep(1)
+                worker_cpu = cpu_share([worker.pid], args.idle_s)
+                server_cpu = cpu_share([server.process.pid, *children(server.process.pid)], args.idle_s)
+                pickups: list[float] = []
+                steps: dict[str, list[float]] = {"created": [], "claimed": [], "started": []}
+                for _ in range(args.jobs):
+                    before = datetime.now(timezone.utc)
+                    created = api.create("demo.noop")
+                    times = wait_finished(engine, created["id"])
+                    pickups.append((times[-1] - before).total_seconds())
+                    for step, at, previous in zip(steps, times, (before, *times)):
+                        steps[step].append((at - previous).total_seconds())
+                engine.dispose()
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=30)
+    print(f"jobwarden     {backend:<10} idle CPU: worker {worker_cpu:6.2%}  server {server_cpu:6.2%} of a core",
+          flush=True)
+    print(f"jobwarden     {backend:<10} pickup: {percentiles(pickups)}", flush=True)
+    for step, durations in steps.items():
+        print(f"              {step + ' after the last':<24} {percentiles(durations)}", flush=True)
+
+
+def wait_finished(engine, job_id: int) -> tuple[datetime, datetime, datetime]:
+    """When the job was created, claimed and started, once it completed."""
+    while True:
+        with engine.connect() as connection:
+            row = connection.execute(select(Job.status, Job.created_at, Job.claimed_at, Job.started_at)
+                                     .where(Job.id == job_id)).one()
+        if row.status == "completed":
+            return row.created_at, row.claimed_at, row.started_at
+        time.sleep(0.002)
+
+
+def run_procrastinate(args: argparse.Namespace) -> None:
+    python = procrastinate_python()
+    with postgres_test_database(args.postgres) as url:
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        worker = subprocess.Popen([python, str(PROCRASTINATE_SIDE), "serve", dsn], stdout=subprocess.PIPE,
+                                  text=True, start_new_session=True)
+        try:
+            if worker.stdout.readline().strip() != "ready":
+                raise SystemExit("the procrastinate worker did not start")
+            subprocess.run([python, str(PROCRASTINATE_SIDE), "pickup", dsn, "1"], check=True,
+                           capture_output=True)  # warm-up
+            time.sleep(1)
+            worker_cpu = cpu_share([worker.pid], args.idle_s)
+            measured = subprocess.run([python, str(PROCRASTINATE_SIDE), "pickup", dsn, str(args.jobs)],
+                                      check=True, capture_output=True, text=True)
+            pickups = [float(line) for line in measured.stdout.split()]
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+    print(f"procrastinate postgresql idle CPU: worker {worker_cpu:6.2%} of a core", flush=True)
+    print(f"procrastinate postgresql pickup: {percentiles(pickups)}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=200, help="jobs per system and backend (default 200)")
+    parser.add_argument("--idle-s", type=float, default=5.0, help="seconds of idle CPU measurement (default 5)")
+    parser.add_argument("--backends", default="postgresql,sqlite", help="Jobwarden backends (default both)")
+    parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="PostgreSQL server URL")
+    parser.add_argument("--skip-procrastinate", action="store_true")
+    parser.add_argument("--logs", default=None, help="keep the server's log in this directory")
+    args = parser.parse_args()
+    for backend in args.backends.split(","):
+        run_jobwarden(backend, args)
+    if not args.skip_procrastinate:
+        run_procrastinate(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Long-poll claims: a worker waiting on a real server starts a new job at once,
+whether the job is created through the server, written to the store by another
+process, re-queued, or due later; a waiting claim holds no database connection."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import text
+
+from webapp import jobs
+from webapp.client import JobwardenClient
+from webapp.extensions import db
+from webapp.models import Worker
+from tests.conftest import INTERNAL_KEY
+from tests.support.server import running_server
+from tests import test_worker_runner as runner
+
+server, start_worker = runner.server, runner.start_worker  # fixtures
+attempts, job, status_is, wait_for = runner.attempts, runner.job, runner.status_is, runner.wait_for
+
+# The worker claims with long polls; a poll interval this long means any quick start is a wake-up.
+NO_POLLING = ("--poll-interval", "60")
+PICKUP_BOUND_S = 1.0  # generous: without a wake-up the job would wait the whole claim wait (20 s)
+KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
+
+
+def waiting_worker(start_worker):
+    worker = start_worker(*NO_POLLING)
+    wait_for(lambda: db.session.get(Worker, "w1"), what="the worker row")
+    time.sleep(0.5)  # its first claim found nothing and now waits
+    return worker
+
+
+def pickup_s(job_id: int) -> float:
+    wait_for(status_is(job_id, "running", "completed"), timeout=PICKUP_BOUND_S * 10, what="the job to start")
+    started = job(job_id)
+    return (started.started_at - started.created_at).total_seconds()
+
+
+def test_a_job_created_through_the_server_starts_at_once(start_worker, server):
+    waiting_worker(start_worker)
+    created = JobwardenClient(server.url, timeout=30).create("demo.noop")
+    assert pickup_s(created["id"]) < PICKUP_BOUND_S
+
+
+def test_jobs_another_process_writes_to_the_store_start_at_once(start_worker):
+    # Heartbeats rare: no other write lets the server notice a job it missed.
+    start_worker(*NO_POLLING, heartbeat=30)
+    wait_for(lambda: db.session.get(Worker, "w1"), what="the worker row")
+    for _ in range(10):
+        created = jobs.create_job(type="demo.noop")  # this test's process, not the server's
+        assert pickup_s(created.id) < PICKUP_BOUND_S
+        wait_for(status_is(created.id, "completed"), what="the job to complete")
+        time.sleep(0.05)  # the worker is back in its waiting claim
+
+
+def test_a_force_started_job_starts_at_once(start_worker):
+    held = jobs.create_job(type="demo.noop", hold=True)
+    waiting_worker(start_worker)
+    jobs.force_start(held.id)
+    wait_for(status_is(held.id, "completed"), timeout=PICKUP_BOUND_S * 10, what="the job to run")
+    (attempt,) = attempts(held.id)
+    forced = job(held.id)
+    assert (attempt.claimed_at - forced.run_after).total_seconds() < PICKUP_BOUND_S
+
+
+def test_a_retry_is_claimed_as_soon_as_its_backoff_ends(start_worker):
+    created = jobs.create_job(type="demo.flaky", max_attempts=2)
+    start_worker(*NO_POLLING)
+    wait_for(status_is(created.id, "completed"), what="the retry to complete")
+    first, second = attempts(created.id)
+    due = job(created.id).run_after  # set by the retry: the first attempt's end plus the backoff
+    assert due > first.finished_at
+    assert 0 <= (second.claimed_at - due).total_seconds() < 0.5
+
+
+@pytest.mark.parametrize("wait_s", [-1, 30.5, "soon"])
+def test_wait_s_outside_0_to_30_is_refused_naming_the_field(server, wait_s):
+    response = requests.post(f"{server.url}/api/internal/jobs/claim", headers=KEY, timeout=30,
+                             json={"worker_id": "w1", "wait_s": wait_s})
+    assert response.status_code == 400
+    assert response.json()["field"] == "wait_s"
+
+
+def test_an_empty_claim_answers_after_wait_s(server):
+    client = JobwardenClient(server.url, internal_key=INTERNAL_KEY, timeout=30)
+    assert client.claim("w1", ["demo.noop"]) == []  # the server's processes have booted
+    started = time.monotonic()
+    assert client.claim("w1", ["demo.noop"], wait_s=0.5) == []
+    assert 0.45 <= time.monotonic() - started < 5
+
+
+def test_a_stopped_worker_waiting_for_a_job_exits_at_once_and_claims_nothing(start_worker):
+    worker = waiting_worker(start_worker)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=5) == 0
+    created = jobs.create_job(type="demo.noop")
+    time.sleep(1.0)  # the server's waiting claim wakes for it, sees the worker gone, and leaves it
+    assert job(created.id).status == "queued"
+
+
+def connections_in_use(server, database_url: str) -> int:
+    """Database connections the server holds open in a transaction (PostgreSQL) or at all (SQLite)."""
+    if database_url.startswith("postgresql"):
+        count = db.session.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = :database AND pid <> pg_backend_pid() "
+            "AND state <> 'idle'"), {"database": db.engine.url.database}).scalar()
+        db.session.rollback()
+        return count
+    # SQLite connections are not pooled: an open one is an open file in a server process.
+    database_file = Path(db.engine.url.database).resolve()
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    held = 0
+    for pid in children:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                held += Path(os.readlink(fd)) == database_file
+            except FileNotFoundError:
+                continue
+    return held
+
+
+IDLE_WORKERS = 200
+CLAIM_WAIT_S = 20  # long enough for a loaded machine to get through 200 first claims
+
+
+def test_200_waiting_claims_hold_no_database_connection_and_the_dashboard_answers(app, database_url, tmp_path):
+    with running_server(database_url, tmp_path / "server.log", deployed=True) as deployed:
+        client = JobwardenClient(deployed.url, internal_key=INTERNAL_KEY, timeout=30)
+        client.claim("w0", ["nobody.runs.this"])  # the server's processes have booted
+        waiting = [threading.Thread(target=client.claim, args=(f"w{n}", ["nobody.runs.this"]),
+                                    kwargs={"wait_s": CLAIM_WAIT_S}) for n in range(IDLE_WORKERS)]
+        for thread in waiting:
+            thread.start()
+        # Each claim looks for a job first (a connection, briefly), then waits without one.
+        deadline = time.monotonic() + CLAIM_WAIT_S - 5
+        while (held := connections_in_use(deployed, database_url)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        still_waiting = sum(thread.is_alive() for thread in waiting)
+        started = time.monotonic()
+        page = requests.get(f"{deployed.url}/jobs", timeout=10)
+        answered_in = time.monotonic() - started
+        for thread in waiting:
+            thread.join()
+    assert held == 0, f"{held} database connections held while {IDLE_WORKERS} claims waited"
+    assert still_waiting == IDLE_WORKERS
+    assert page.status_code == 200 and answered_in < 2

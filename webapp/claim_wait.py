@@ -1,0 +1,65 @@
+"""A claim that waits: with nothing ready, hold the request until a job becomes
+claimable (see webapp.wakeup), its `run_after` comes, or `wait_s` runs out.
+
+While it waits the request holds no database connection, so a server keeps
+answering the dashboard with hundreds of idle workers connected (each waiting
+claim holds one gunicorn thread: see gunicorn.conf.py).
+"""
+from __future__ import annotations
+
+import select as io_select
+import socket
+import time
+from datetime import datetime
+
+from flask import request
+from sqlalchemy import func, select
+
+from . import jobs, wakeup
+from .extensions import db
+from .metrics import CLAIM_LATENCY
+from .models import Job
+from .timeutil import utcnow
+
+RUN_AFTER_MARGIN_S = 0.002  # wake just after a job's run_after, not just before it
+
+
+def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, wait_s: float) -> list[Job]:
+    """Claim up to `batch_size` jobs, waiting up to `wait_s` seconds for the first."""
+    deadline = time.monotonic() + wait_s
+    hub = wakeup.hub() if wait_s > 0 else None
+    while True:
+        seen = hub.generation if hub else 0
+        started = time.perf_counter()
+        claimed = jobs.claim_jobs(worker_id, types=types, batch_size=batch_size)
+        CLAIM_LATENCY.observe(time.perf_counter() - started)
+        if claimed or hub is None or time.monotonic() >= deadline:
+            return claimed
+        until = deadline
+        next_due = _next_run_after(types)
+        db.session.close()  # wait without a connection
+        if next_due is not None:
+            until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
+        hub.wait(seen, until - time.monotonic())
+        if _client_gone():
+            return []  # claiming now would hand jobs to nobody until the monitor frees them
+
+
+def _next_run_after(types: list[str] | None) -> datetime | None:
+    """The earliest `run_after` of a queued job of `types` (only not-yet-due jobs remain queued here)."""
+    statement = select(func.min(Job.run_after)).where(Job.status == "queued")
+    if types:
+        statement = statement.where(Job.type.in_(types))
+    return db.session.execute(statement).scalar()
+
+
+def _client_gone() -> bool:
+    """The worker closed its connection while the claim waited (it was stopped)."""
+    sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+    if not isinstance(sock, socket.socket):
+        return False
+    try:
+        readable, _, _ = io_select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
