@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from . import config as settings
 from . import models  # noqa: F401  (registers the tables with the metadata)
-from . import api
+from . import api, query_time
 from .api.spec import JobIdConverter
 from .auth import check_internal_key_configured
 from .extensions import csrf, db, htmx, limiter, migrate, talisman
@@ -41,6 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         database_file.parent.mkdir(parents=True, exist_ok=True)
 
     db.init_app(app)
+    query_time.install(db.session)
     migrate.init_app(app, db, directory=str(settings.PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)

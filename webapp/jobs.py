@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from . import states
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent, Worker
+from .query_params import BadQuery, cursor_position, is_job_id
 from .states import LIVE, JobNotFound, Status
 from .timeutil import utcnow
 
@@ -131,14 +132,6 @@ def steps_of(job_id: int) -> list[dict[str, Any]]:
     return list(steps.values())
 
 
-class BadQuery(ValueError):
-    """A list parameter cannot be used; `field` names it."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-
-
 @dataclass
 class JobFilter:
     statuses: list[str] = field(default_factory=list)
@@ -160,7 +153,7 @@ class JobFilter:
                 Job.type.contains(text, autoescape=True),
                 Job.last_error.contains(text, autoescape=True),
             ]
-            if text.isdigit() and len(text) < 19:
+            if is_job_id(text):
                 matches.append(Job.id == int(text))
             conditions.append(or_(*matches))
         return conditions
@@ -202,7 +195,7 @@ def list_jobs(
     column = SORT_COLUMNS[sort]
     after = []
     if cursor:
-        value, after_id = decode_cursor(cursor)
+        value, after_id = cursor_position(sort, *decode_cursor(cursor))
         key = tuple_(column, Job.id) if sort != "id" else Job.id
         bound = tuple_(value, after_id) if sort != "id" else after_id
         after.append(key < bound if order == "desc" else key > bound)

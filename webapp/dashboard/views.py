@@ -7,7 +7,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    session, url_for)
 from flask_wtf.csrf import CSRFError
 
-from .. import jobs, monitor, states
+from .. import jobs, monitor, query_params, states
 from ..extensions import htmx, limiter
 from ..timeutil import utcnow
 from . import display
@@ -64,19 +64,36 @@ def _filter_from_args() -> tuple[jobs.JobFilter, dict]:
 
 def _filter_from(args) -> tuple[jobs.JobFilter, dict]:
     """The table's filter and view from query parameters (or the bulk form's hidden copies)."""
-    statuses = [s for s in args.getlist("status") if s]
+    statuses = query_params.unique_values("status", args.getlist("status"))
     unknown = [s for s in statuses if s not in set(states.Status)]
     if unknown:
-        raise jobs.BadQuery("status", f"unknown status {unknown[0]!r}")
+        raise query_params.MalformedParameter("status", f"unknown status {unknown[0]!r}")
     job_filter = jobs.JobFilter(
         statuses=statuses,
-        type=args.get("type") or None,
-        worker=args.get("worker") or None,
-        q=args.get("q") or None,
+        type=query_params.text("type", args.get("type")),
+        worker=query_params.text("worker", args.get("worker")),
+        q=query_params.text("q", args.get("q")),
     )
     view = {"sort": args.get("sort") or "id", "order": args.get("order") or "desc",
-            "cursor": args.get("cursor") or None}
+            "cursor": query_params.text("cursor", args.get("cursor"), query_params.MAX_CURSOR)}
     return job_filter, view
+
+
+def _link_args(job_filter: jobs.JobFilter, view: dict) -> dict:
+    """The table's own parameters, for its links: never what else the query string held
+    (url_for reads `_external`, `_scheme`, `_anchor`, `_method` as instructions)."""
+    args = {"status": job_filter.statuses, "type": job_filter.type, "worker": job_filter.worker,
+            "q": job_filter.q, **view}
+    return {name: value for name, value in args.items() if value}
+
+
+def _refused(error: jobs.BadQuery):
+    return render_template("error.html", message=f"{error.field}: {error}"), 400
+
+
+def _reason_from_form() -> str | None:
+    reason = (request.form.get("reason") or "").strip()[:2000]
+    return query_params.text("reason", reason, max_length=2000)
 
 
 @bp.get("/jobs")
@@ -86,12 +103,14 @@ def job_list():
         job_filter, view = _filter_from_args()
         rows, next_cursor = jobs.list_jobs(job_filter, limit=PAGE_SIZE, **view)
     except jobs.BadQuery as error:
-        return render_template("error.html", message=f"{error.field}: {error}"), 400
+        return _refused(error)
+    link_args = _link_args(job_filter, view)
     if htmx and not htmx.boosted:
-        return render_template("jobs/_table.html", rows=rows, next_cursor=next_cursor, job_filter=job_filter, view=view)
+        return render_template("jobs/_table.html", rows=rows, next_cursor=next_cursor, job_filter=job_filter, view=view,
+                               link_args=link_args)
     matching = jobs.count_matching(job_filter, cap=jobs.BULK_LIMIT) if can_act() else 0
     return render_template("jobs/index.html", rows=rows, next_cursor=next_cursor, job_filter=job_filter, view=view,
-                           matching=matching, bulk_limit=jobs.BULK_LIMIT)
+                           link_args=link_args, matching=matching, bulk_limit=jobs.BULK_LIMIT)
 
 
 @bp.post("/jobs/bulk")
@@ -102,32 +121,26 @@ def bulk_action():
     action = request.form.get("action")
     if action not in ACTIONS:
         return render_template("error.html", message="action: choose force-start, mark-failed or cancel"), 400
-    filter_args = {key: request.form.getlist(key) if key == "status" else request.form.get(key)
-                   for key in ("status", "type", "worker", "q") if request.form.get(key)}
     try:
-        if request.form.get("all_matching"):
-            job_filter, _ = _filter_from(request.form)
-            ids = jobs.ids_matching(job_filter)
-        else:
-            ids = _selected_ids()
+        job_filter, _ = _filter_from(request.form)
+        reason = _reason_from_form()
+        ids = jobs.ids_matching(job_filter) if request.form.get("all_matching") else _selected_ids()
+    except query_params.MalformedParameter as error:
+        return _refused(error)
     except jobs.BadQuery as error:
         flash(f"Nothing was done — {error}.", "refused")
-        return redirect(url_for("dashboard.job_list", **filter_args))
-    reason = (request.form.get("reason") or "").strip()[:2000] or None
+        return redirect(url_for("dashboard.job_list", **_link_args(job_filter, {})))
+    filter_args = _link_args(job_filter, {})
     result = jobs.apply_action(action, ids, actor="operator", reason=reason)
     flash(display.bulk_summary(ACTIONS[action][2], result), "ok" if not result["skipped"] else "refused")
     return redirect(url_for("dashboard.job_list", **filter_args))
 
 
 def _selected_ids() -> list[int]:
-    values = request.form.getlist("ids")
-    if not values:
+    ids = query_params.job_ids("ids", request.form.getlist("ids"), cap=jobs.BULK_LIMIT)
+    if not ids:
         raise jobs.BadQuery("ids", "no jobs were selected")
-    if len(values) > jobs.BULK_LIMIT:
-        raise jobs.BadQuery("ids", f"at most {jobs.BULK_LIMIT} jobs at once")
-    if not all(value.isdigit() and 0 < int(value) < 2**63 for value in values):
-        raise jobs.BadQuery("ids", "job ids are positive numbers")
-    return [int(value) for value in values]
+    return ids
 
 
 @bp.get("/jobs/counts")
@@ -136,7 +149,7 @@ def job_counts():
     try:
         job_filter, _ = _filter_from_args()
     except jobs.BadQuery as error:
-        return render_template("error.html", message=f"{error.field}: {error}"), 400
+        return _refused(error)
     job_filter.statuses = []
     counts = jobs.count_by_status(job_filter, cap=COUNT_CAP)
     return render_template("jobs/_counts.html", counts=counts, cap=COUNT_CAP)
@@ -177,7 +190,10 @@ def job_action(job_id: int, action: str):
     if not can_act():
         abort(403)
     _, command, label = ACTIONS[action]
-    reason = (request.form.get("reason") or "").strip()[:2000] or None
+    try:
+        reason = _reason_from_form()
+    except jobs.BadQuery as error:
+        return _refused(error)
     try:
         command(job_id, actor="operator", reason=reason)
         message, ok = f"{label}: done.", True
