@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from . import config as settings
 from . import models  # noqa: F401  (registers the tables with the metadata)
-from . import api
+from . import api, query_time
 from .assets import asset_dir
 from .api.spec import JobIdConverter
 from .auth import check_internal_key_configured
@@ -49,6 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app)
 
     db.init_app(app)
+    query_time.install(db.session)
     migrate.init_app(app, db, directory=str(asset_dir("migrations")))
     csrf.init_app(app)
     htmx.init_app(app)

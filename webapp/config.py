@@ -45,10 +45,17 @@ def _float(env: dict, name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _positive_int(env: dict, name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be 1 or more, got {value}")
+    return value
+
+
 def _positive_float(env: dict, name: str, default: float) -> float:
     value = _float(env, name, default)
-    if not value > 0:
-        raise ConfigError(f"{name} must be a number of seconds above 0, got {env.get(name)!r}")
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds, got {env.get(name)!r}")
     return value
 
 
@@ -120,6 +127,10 @@ def from_environment(env: dict | None = None) -> dict:
         "JOBWARDEN_DEFAULT_MAX_ATTEMPTS": _int(env, "JOBWARDEN_DEFAULT_MAX_ATTEMPTS", 3),
         "JOBWARDEN_SQLITE_SYNCHRONOUS": env.get("JOBWARDEN_SQLITE_SYNCHRONOUS", "FULL").upper(),
         "JOBWARDEN_SQLITE_BUSY_TIMEOUT_S": _float(env, "JOBWARDEN_SQLITE_BUSY_TIMEOUT_S", 30.0),
+        # Bounds on what one request may ask of the database (webapp/query_params.py, webapp/query_time.py).
+        "JOBWARDEN_QUERY_TIMEOUT_S": _positive_float(env, "JOBWARDEN_QUERY_TIMEOUT_S", 10.0),
+        "JOBWARDEN_MAX_LIST_VALUES": _positive_int(env, "JOBWARDEN_MAX_LIST_VALUES", 100),
+        "JOBWARDEN_MAX_JSON_DEPTH": _positive_int(env, "JOBWARDEN_MAX_JSON_DEPTH", 32),
         "MAX_CONTENT_LENGTH": _int(env, "JOBWARDEN_MAX_BODY_BYTES", 2 * 1024 * 1024),
         # Secure cookies by default in production: serve it over HTTPS (or set this to 0 on a trusted LAN).
         "JOBWARDEN_SECURE_COOKIES": _flag(env, "JOBWARDEN_SECURE_COOKIES", env.get("JOBWARDEN_ENV", "production") == "production"),

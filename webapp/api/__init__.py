@@ -8,7 +8,7 @@ from flask import Flask, render_template, request
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from .. import auth, states
+from .. import auth, query_time, states
 from .spec import ApiError
 
 
@@ -56,6 +56,8 @@ def register(app: Flask) -> None:
         """The database went away mid-request: 503, which clients and workers retry, never a 500."""
         with suppress(SQLAlchemyError):
             db.session.rollback()
+        if query_time.was_cut(error):
+            return _too_expensive()
         app.logger.error("the database does not answer: %s", getattr(error, "orig", error))
         if _is_api_request():
             return ApiError(503, "unavailable", "the database does not answer; try again shortly")
@@ -65,6 +67,13 @@ def register(app: Flask) -> None:
     def refused(error: states.TransitionRefused):
         kind = "lease_lost" if isinstance(error, states.LeaseLost) else "conflict"
         return ApiError(409, kind, str(error), status=str(error.status))
+
+
+def _too_expensive():
+    """A read cut by its database-time bound: the request's fault, so a 400 (see webapp.query_time)."""
+    if _is_api_request():
+        return ApiError(400, "invalid", f"query: {query_time.message()}", field="query")
+    return render_template("error.html", message=f"query: {query_time.message()}"), 400
 
 
 def _is_api_request() -> bool:

@@ -33,6 +33,8 @@ def claim(body: s.Claim):
     With nothing ready and `wait_s` > 0 the answer waits until a job becomes claimable
     (created, re-queued, force-started or its `run_after` comes) or `wait_s` passes.
     """
+    if body.types == []:
+        return {"jobs": []}  # no types asked for: nothing to claim (states.claim reads "no filter" as any type)
     claimed = claim_waiting(body.worker_id, types=body.types, batch_size=body.batch_size, wait_s=body.wait_s)
     return {"jobs": [claimed_job_json(job) for job in claimed]}
 

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from ..actions import ACTION_NAMES
 from ..config import MAX_CLAIM_WAIT_S
 from ..states import Status
+from .json_input import safe_integers
 
 INT32 = 2**31 - 1
 MAX_BATCH = 1000
@@ -34,6 +35,11 @@ def _no_nul_anywhere(value: Any) -> Any:
     return value
 
 
+def _once_each(values: list | None) -> list | None:
+    # A repeated value counts once (it was capped, as sent, by max_length).
+    return None if values is None else list(dict.fromkeys(values))
+
+
 def _nul_to_replacement(value: Any) -> Any:
     # Worker output is raw process output: keep it, minus what the store cannot hold.
     return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
@@ -42,7 +48,7 @@ def _nul_to_replacement(value: Any) -> Any:
 Text = Annotated[str, AfterValidator(_no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Reason = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
-JobJson = Annotated[JsonValue, AfterValidator(_no_nul_anywhere)]
+JobJson = Annotated[JsonValue, AfterValidator(_no_nul_anywhere), AfterValidator(safe_integers)]
 ProcessText = Annotated[str, BeforeValidator(_nul_to_replacement), Field(max_length=1_000_000)]
 JobId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 ExitCode = Annotated[int, Field(ge=-INT32, le=INT32)]
@@ -76,7 +82,7 @@ SortKey = Literal["id", "created_at", "updated_at", "priority", "type", "status"
 class JobQuery(Body):
     """The list's filters; also the `filter` of a bulk action."""
 
-    status: list[Status] = Field(default_factory=list, max_length=len(Status))
+    status: Annotated[list[Status], AfterValidator(_once_each)] = Field(default_factory=list, max_length=len(Status))
     type: Name | None = None
     worker: Name | None = None
     q: Annotated[str, Field(max_length=200), AfterValidator(_no_nul)] | None = None
@@ -111,7 +117,8 @@ class BulkAction(Body):
 
 class Claim(Body):
     worker_id: Name
-    types: list[Name] | None = Field(None, max_length=200)
+    types: Annotated[list[Name] | None, AfterValidator(_once_each)] = Field(
+        None, max_length=200, description="Only these types; an empty list claims nothing. Leave out for any type.")
     batch_size: int = Field(1, ge=1, le=100)
     wait_s: float = Field(0, ge=0, le=MAX_CLAIM_WAIT_S, description="with nothing ready, wait up to this long")
 

@@ -9,21 +9,21 @@ validating and the schemas; this module only wires them to routes (≈150 lines)
 """
 from __future__ import annotations
 
-import json
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Callable, Iterator
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError as RoutingValidationError
 
-from . import schemas
+from ..query_params import unique_values
+from . import json_input, schemas
 
 REF = "#/components/schemas/{model}"
 
@@ -102,21 +102,17 @@ def invalid_query() -> Iterator[None]:
         raise ApiError(400, "invalid", f"{error.field}: {error}", field=error.field) from None
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def json_body() -> Any:
-    """The request's JSON, strictly: no NaN or Infinity, valid UTF-8, an object."""
+    """The request's JSON, strictly (see json_input): finite numbers, valid Unicode, bounded nesting."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return None
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise ApiError(400, "invalid", f"body: not valid JSON ({error})", field="body") from None
+        return json_input.loads(raw, max_depth=current_app.config["JOBWARDEN_MAX_JSON_DEPTH"])
+    except json_input.BadJson as error:
+        raise ApiError(400, "invalid", f"body: {error}", field="body") from None
 
 
 def _query_values(model: type[BaseModel]) -> dict[str, Any]:
@@ -125,7 +121,7 @@ def _query_values(model: type[BaseModel]) -> dict[str, Any]:
         if name not in request.args:
             continue
         if getattr(info.annotation, "__origin__", None) is list:
-            values[name] = [value for value in request.args.getlist(name) if value != ""]
+            values[name] = unique_values(name, request.args.getlist(name))
         elif request.args.get(name) != "":
             values[name] = request.args.get(name)
     return values
@@ -152,8 +148,10 @@ def operation(
         def validated(**path: Any):
             kwargs: dict[str, Any] = dict(path)
             if query is not None:
+                with invalid_query():
+                    values = _query_values(query)
                 try:
-                    kwargs["query"] = query.model_validate(_query_values(query))
+                    kwargs["query"] = query.model_validate(values)
                 except ValidationError as error:
                     raise invalid(error) from None
             if body is not None or method != "GET":

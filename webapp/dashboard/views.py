@@ -1,12 +1,11 @@
 """Dashboard routes: parse the request, call webapp.jobs, render a page or (for HTMX) its region."""
 from __future__ import annotations
 
-from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from .. import auth, jobs, monitor, states
+from .. import auth, jobs, monitor, query_params, states
 from ..actions import ACTION_NAMES, ACTIONS, action_named, actions_from
 from ..extensions import htmx, limiter
 from ..limits import COUNT_CAP
@@ -67,19 +66,36 @@ def _filter_from_args() -> tuple[jobs.JobFilter, dict]:
 
 def _filter_from(args) -> tuple[jobs.JobFilter, dict]:
     """The table's filter and view from query parameters (or the bulk form's hidden copies)."""
-    statuses = [s for s in args.getlist("status") if s]
+    statuses = query_params.unique_values("status", args.getlist("status"))
     unknown = [s for s in statuses if s not in set(states.Status)]
     if unknown:
-        raise jobs.BadQuery("status", f"unknown status {unknown[0]!r}")
+        raise query_params.MalformedParameter("status", f"unknown status {unknown[0]!r}")
     job_filter = jobs.JobFilter(
         statuses=statuses,
-        type=args.get("type") or None,
-        worker=args.get("worker") or None,
-        q=args.get("q") or None,
+        type=query_params.text("type", args.get("type")),
+        worker=query_params.text("worker", args.get("worker")),
+        q=query_params.text("q", args.get("q")),
     )
     view = {"sort": args.get("sort") or "id", "order": args.get("order") or "desc",
-            "cursor": args.get("cursor") or None}
+            "cursor": query_params.text("cursor", args.get("cursor"), query_params.MAX_CURSOR)}
     return job_filter, view
+
+
+def _link_args(job_filter: jobs.JobFilter, view: dict) -> dict:
+    """The table's own parameters, for its links: never what else the query string held
+    (url_for reads `_external`, `_scheme`, `_anchor`, `_method` as instructions)."""
+    args = {"status": job_filter.statuses, "type": job_filter.type, "worker": job_filter.worker,
+            "q": job_filter.q, **view}
+    return {name: value for name, value in args.items() if value}
+
+
+def _refused(error: jobs.BadQuery):
+    return render_template("error.html", message=f"{error.field}: {error}"), 400
+
+
+def _reason_from_form() -> str | None:
+    reason = (request.form.get("reason") or "").strip()[:2000]
+    return query_params.text("reason", reason, max_length=2000)
 
 
 @bp.get("/jobs")
@@ -89,10 +105,12 @@ def job_list():
         job_filter, view = _filter_from_args()
         rows, next_cursor = jobs.list_jobs(job_filter, limit=PAGE_SIZE, **view)
     except jobs.BadQuery as error:
-        return render_template("error.html", message=f"{error.field}: {error}"), 400
+        return _refused(error)
+    link_args = _link_args(job_filter, view)
     matching = 0 if wants_region() or not auth.can_act() else jobs.count_matching(job_filter, cap=jobs.BULK_LIMIT)
     return render_region("jobs/index.html", "jobs/_table.html", rows=rows, next_cursor=next_cursor,
-                         job_filter=job_filter, view=view, matching=matching, bulk_limit=jobs.BULK_LIMIT)
+                         job_filter=job_filter, view=view, link_args=link_args, matching=matching,
+                         bulk_limit=jobs.BULK_LIMIT)
 
 
 @bp.post("/jobs/bulk")
@@ -103,32 +121,26 @@ def bulk_action():
     action = request.form.get("action")
     if action not in ACTION_NAMES:
         return render_template("error.html", message=f"action: choose {', '.join(ACTION_NAMES)}"), 400
-    filter_args: dict[str, Any] = {key: request.form.getlist(key) if key == "status" else request.form.get(key)
-                   for key in ("status", "type", "worker", "q") if request.form.get(key)}
     try:
-        if request.form.get("all_matching"):
-            job_filter, _ = _filter_from(request.form)
-            ids = jobs.ids_matching(job_filter)
-        else:
-            ids = _selected_ids()
+        job_filter, _ = _filter_from(request.form)
+        reason = _reason_from_form()
+        ids = jobs.ids_matching(job_filter) if request.form.get("all_matching") else _selected_ids()
+    except query_params.MalformedParameter as error:
+        return _refused(error)
     except jobs.BadQuery as error:
         flash(f"Nothing was done — {error}.", "refused")
-        return redirect(url_for("dashboard.job_list", **filter_args))
-    reason = (request.form.get("reason") or "").strip()[:2000] or None
+        return redirect(url_for("dashboard.job_list", **_link_args(job_filter, {})))
+    filter_args = _link_args(job_filter, {})
     result = jobs.apply_action(action, ids, actor="operator", reason=reason)
     flash(display.bulk_summary(action_named(action).label, result), "ok" if not result["skipped"] else "refused")
     return redirect(url_for("dashboard.job_list", **filter_args))
 
 
 def _selected_ids() -> list[int]:
-    values = request.form.getlist("ids")
-    if not values:
+    ids = query_params.job_ids("ids", request.form.getlist("ids"), cap=jobs.BULK_LIMIT)
+    if not ids:
         raise jobs.BadQuery("ids", "no jobs were selected")
-    if len(values) > jobs.BULK_LIMIT:
-        raise jobs.BadQuery("ids", f"at most {jobs.BULK_LIMIT} jobs at once")
-    if not all(value.isdigit() and 0 < int(value) < 2**63 for value in values):
-        raise jobs.BadQuery("ids", "job ids are positive numbers")
-    return [int(value) for value in values]
+    return ids
 
 
 @bp.get("/jobs/counts")
@@ -137,7 +149,7 @@ def job_counts():
     try:
         job_filter, _ = _filter_from_args()
     except jobs.BadQuery as error:
-        return render_template("error.html", message=f"{error.field}: {error}"), 400
+        return _refused(error)
     job_filter.statuses = []
     counts = jobs.count_by_status(job_filter, cap=COUNT_CAP)
     return render_template("jobs/_counts.html", counts=counts, cap=COUNT_CAP)
@@ -172,7 +184,10 @@ def job_action(job_id: int, action: str):
     if not auth.can_act():
         abort(403)
     chosen = action_named(action)
-    reason = (request.form.get("reason") or "").strip()[:2000] or None
+    try:
+        reason = _reason_from_form()
+    except jobs.BadQuery as error:
+        return _refused(error)
     try:
         chosen.command(job_id, actor="operator", reason=reason)
         message, ok = f"{chosen.label}: done.", True

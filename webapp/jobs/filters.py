@@ -6,14 +6,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, or_
 
 from ..models import Job
+from ..query_params import BadQuery, is_job_id
 
-
-class BadQuery(ValueError):
-    """A list parameter cannot be used; `field` names it."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
+__all__ = ["BadQuery", "JobFilter"]
 
 
 @dataclass
@@ -37,7 +32,7 @@ class JobFilter:
                 Job.type.contains(text, autoescape=True),
                 Job.last_error.contains(text, autoescape=True),
             ]
-            if text.isdigit() and len(text) < 19:
+            if is_job_id(text):
                 matches.append(Job.id == int(text))
             conditions.append(or_(*matches))
         return conditions

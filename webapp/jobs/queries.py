@@ -9,6 +9,7 @@ from sqlalchemy import UnaryExpression, func, or_, select, tuple_, union_all
 
 from ..extensions import db
 from ..models import Job, JobAttempt, JobEvent
+from ..query_params import cursor_position
 from ..states import FINISHED, JobNotFound, Status
 from .cursors import decode_cursor, encode_cursor
 from .filters import BadQuery, JobFilter
@@ -100,7 +101,7 @@ def list_jobs(
     column = SORT_COLUMNS[sort]
     after = []
     if cursor:
-        value, after_id = decode_cursor(cursor)
+        value, after_id = cursor_position(sort, *decode_cursor(cursor))
         key = tuple_(column, Job.id) if sort != "id" else Job.id
         bound = tuple_(value, after_id) if sort != "id" else after_id
         after.append(key < bound if order == "desc" else key > bound)
