@@ -19,7 +19,8 @@ app). It
 - on SIGTERM from the worker, stops everything (SIGKILL after the grace); on
   SIGUSR1, SIGKILLs everything at once;
 - when the command exits, tells the worker `exit RETURNCODE` (negative: killed
-  by that signal) and stops whatever the command left running;
+  by that signal) and stops whatever the command left running (`leftovers`);
+  when it must SIGKILL after a grace, tells the worker `killing SECONDS`;
 - exits only when it has no child left, i.e. when no descendant is alive.
 
     supervisor.py GRACE ORPHAN_GRACE LIFELINE_FD STATUS_FD -- ARGV…
@@ -76,7 +77,8 @@ class Supervisor:
         self.command_pid = 0
         self.command_done = False
         self.kill_at: float | None = None  # SIGKILL everything from then on
-        self.stopping = False
+        self.term_at: float | None = None  # when everything got SIGTERM
+        self.killing = False
 
     def tell(self, line: str) -> None:
         try:
@@ -110,8 +112,8 @@ class Supervisor:
         deadline = time.monotonic() + grace
         if self.kill_at is None or deadline < self.kill_at:
             self.kill_at = deadline
-        if not self.stopping:
-            self.stopping = True
+        if self.term_at is None:
+            self.term_at = time.monotonic()
             self.signal_all(signal.SIGTERM)
 
     def reap(self) -> bool:
@@ -147,6 +149,9 @@ class Supervisor:
         while self.reap():
             now = time.monotonic()
             if self.kill_at is not None and now >= self.kill_at:
+                if not self.killing and self.term_at is not None and now > self.term_at:
+                    self.tell(f"killing {now - self.term_at:.1f}")  # something ignored SIGTERM
+                self.killing = True
                 self.signal_all(signal.SIGKILL)
                 timeout: float | None = SWEEP_S
             elif self.kill_at is not None:
