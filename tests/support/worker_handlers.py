@@ -66,3 +66,8 @@ registry.command("test.short_orphan", [
     "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(0.5)', sys.argv[1]])\n",
     "{marker}",
 ])
+
+# Creates the file the payload names: for "a payload never adds arguments".
+registry.command("test.touch", [
+    sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", "{file}",
+])

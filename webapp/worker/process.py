@@ -164,6 +164,8 @@ class GroupProcess:
                 returncode = int(value)
             elif word == "leftovers":
                 log.info("command %s left processes behind; stopping them", self.argv[0])
+            elif word == "killing":
+                log.warning("command %s ignored SIGTERM for %s s; sending SIGKILL", self.argv[0], value)
             elif not word:  # the supervisor ended
                 break
         supervisor_code = self._finish()
@@ -196,37 +198,45 @@ class GroupProcess:
 
 
 class TemplateError(ValueError):
-    """An argv template names something the payload does not provide."""
+    """An argv template cannot be filled from this payload; the message names the field."""
 
 
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
+OPTION_MARK = "!option"  # `{name!option}`: the value may begin with "-"
+_PLACEHOLDER = re.compile(
+    r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)(" + re.escape(OPTION_MARK) + r")?\}"
+)
 
 
 def fill_argv(template: Sequence[str], payload: Any) -> list[str]:
-    """Each template item becomes one argument (never split, never given to a shell).
+    """Each template item becomes exactly one argument (never split, never given to a shell).
 
-    `{name}` and `{a.b}` are looked up in the payload; `{{`/`}}` are literal
-    braces. An item that is exactly one placeholder whose value is a list
-    becomes one argument per element.
+    `{name}` and `{a.b}` are looked up in the payload and take one string or
+    number — never a list, which would smuggle in extra arguments. A value that
+    begins an argument must not begin with "-" (it would read as an option)
+    unless the template marks the slot `{name!option}`. `{{`/`}}` are literal braces.
     """
-    argv: list[str] = []
-    for item in template:
-        match = _PLACEHOLDER.fullmatch(item)
-        if match and match.group(1):
-            value = _lookup(payload, match.group(1))
-            if isinstance(value, list):
-                argv.extend(_scalar(v, match.group(1)) for v in value)
-                continue
-        argv.append(_PLACEHOLDER.sub(lambda m: _substitute(m, payload), item))
-    return argv
+    return [_fill(item, payload) for item in template]
 
 
-def _substitute(match: re.Match, payload: Any) -> str:
-    if match.group(0) == "{{":
-        return "{"
-    if match.group(0) == "}}":
-        return "}"
-    return _scalar(_lookup(payload, match.group(1)), match.group(1))
+def _fill(item: str, payload: Any) -> str:
+    parts: list[str] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(item):
+        parts.append(item[position:match.start()])
+        position = match.end()
+        if match.group(0) in ("{{", "}}"):
+            parts.append(match.group(0)[0])
+            continue
+        path = match.group(1)
+        value = _scalar(_lookup(payload, path), path)
+        if value.startswith("-") and not "".join(parts) and not match.group(2):
+            raise TemplateError(
+                f"payload field {path!r} begins with '-' and would be read as an option; "
+                f"the handler's template must mark the slot {{{path}{OPTION_MARK}}} to allow that"
+            )
+        parts.append(value)
+    parts.append(item[position:])
+    return "".join(parts)
 
 
 def _lookup(payload: Any, path: str) -> Any:
@@ -243,7 +253,12 @@ def _lookup(payload: Any, path: str) -> Any:
 
 def _scalar(value: Any, path: str) -> str:
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    raise TemplateError(f"payload field {path!r} must be a string or number to go on a command line")
+        text = "true" if value else "false"
+    elif isinstance(value, (str, int, float)):
+        text = str(value)
+    else:
+        kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else "null"
+        raise TemplateError(f"payload field {path!r} is {kind}; a command-line placeholder takes one string or number")
+    if "\0" in text:
+        raise TemplateError(f"payload field {path!r} contains a NUL character, which no argument can hold")
+    return text
