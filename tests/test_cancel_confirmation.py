@@ -138,7 +138,8 @@ def test_a_job_cancelled_while_it_runs_is_confirmed_and_gets_no_monitor_note(ser
         pid = wait_until(lambda: command_pid(job.id), "the command to run")
         jobs.cancel_job(job.id)
         wait_until(lambda: not alive(pid), "the command to be stopped")
-        wait_until(lambda: f"runner: job {job.id}: cancelled" in log_path.read_text(), "the worker to finish the attempt")
+        wait_until(lambda: f"runner: job {job.id}: cancelled" in log_path.read_text(),
+                   "the worker to finish the attempt")
 
         result = monitor.run_pass(now=past_the_timeout())
 

@@ -142,7 +142,8 @@ def test_a_value_that_would_read_as_an_option_is_refused_naming_the_field(templa
 
 
 def test_a_slot_marked_option_takes_a_value_beginning_with_a_dash():
-    assert fill_argv(["tool", "{flag!option}", "--", "{file}"], {"flag": "-v", "file": "a"}) == ["tool", "-v", "--", "a"]
+    argv = fill_argv(["tool", "{flag!option}", "--", "{file}"], {"flag": "-v", "file": "a"})
+    assert argv == ["tool", "-v", "--", "a"]
 
 
 def test_a_dash_inside_an_argument_cannot_read_as_an_option_and_passes():

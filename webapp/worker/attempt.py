@@ -13,8 +13,9 @@ Two threads per attempt:
   keeps the reports and retries with backoff while the handler keeps running.
   A heartbeat answer that says cancel, or a `lease_lost` answer to anything,
   stops the job. A cancelled job, once stopped, is confirmed to the server
-  (`stopped`), so the monitor notes only cancellations nobody confirmed. Any other failure to report is a bookkeeping failure: the job
-  is stopped and failed, and its open steps are reported failed.
+  (`stopped`), so the monitor notes only cancellations nobody confirmed. Any
+  other failure to report is a bookkeeping failure: the job is stopped and
+  failed, and its open steps are reported failed.
 """
 from __future__ import annotations
 
