@@ -1,7 +1,8 @@
 """Chaos: jobs keep their truth while workers are SIGKILLed and the server restarts.
 
 N jobs of `chaos.ledger` (each attempt appends `job id,attempt` to a ledger file,
-then sleeps a little); W worker processes; every --kill-every seconds one random
+then runs an external command that leaves a long-lived grandchild behind, as
+careless scripts do); W worker processes; every --kill-every seconds one random
 worker's process group gets SIGKILL and a new worker starts; the web server
 (gunicorn) restarts once mid-run; the monitor runs in it with a short heartbeat
 timeout. At the end the ledger and the store are checked:
@@ -14,7 +15,11 @@ timeout. At the end the ledger and the store are checked:
   within heartbeat timeout + monitor interval of the kill, plus a pass's slack
   (and, for a kill just before or during the server's restart, the restart's
   downtime: the monitor runs in the server);
-- no 5xx answer in the server's access log.
+- no 5xx answer in the server's access log;
+- no process started for a job outlives its worker by more than the worker's
+  heartbeat interval + 2 s: checked that long after every SIGKILL (processes
+  whose environment names the killed worker) and after the last workers are
+  killed at the end (processes whose environment names the run's ledger).
 
     .venv/bin/python benchmarks/chaos.py
     .venv/bin/python benchmarks/chaos.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -50,6 +55,7 @@ from tests.support.databases import postgres_test_database  # noqa: E402
 from tests.support.server import running_server  # noqa: E402
 
 KEY = "chaos-internal-key"
+HEARTBEAT_S = 0.5  # the workers' heartbeat interval
 TERMINAL = ("completed", "failed", "cancelled")
 
 
@@ -76,6 +82,7 @@ class Result:
     recoveries_s: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     server_5xx: int = 0
+    leftover_processes: int = 0
 
     def percentile(self, pct: float) -> float | None:
         if not self.recoveries_s:
@@ -89,7 +96,8 @@ class Result:
         return (f"{self.jobs} jobs in {self.duration_s:.1f} s: {dict(self.statuses)}; {self.attempts} attempts; "
                 f"{self.kills} SIGKILLs, {self.restarts} server restart; "
                 f"recovery after a kill ({len(self.recoveries_s)} jobs): {recovery}; "
-                f"5xx answers: {self.server_5xx}; problems: {len(self.problems)}")
+                f"5xx answers: {self.server_5xx}; leftover job processes: {self.leftover_processes}; "
+                f"problems: {len(self.problems)}")
 
 
 class Workers:
@@ -105,12 +113,12 @@ class Workers:
         self.serial += 1
         worker_id = f"chaos-w{self.serial}"
         env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": KEY, "JOBWARDEN_CHAOS_LEDGER": str(self.ledger),
-               "PYTHONPATH": str(ROOT)}
+               "JOBWARDEN_CHAOS_WORKER": worker_id, "PYTHONPATH": str(ROOT)}
         with (self.logs / f"{worker_id}.log").open("w") as log:
             self.running[worker_id] = subprocess.Popen(
                 [sys.executable, "-m", "webapp", "worker", "--server", self.server_url,
                  "--handlers", "tests.support.ledger_handlers", "--concurrency", str(self.settings.concurrency),
-                 "--heartbeat-interval", "0.5", "--poll-interval", "0.2", "--retry-max", "1", "--grace", "1",
+                 "--heartbeat-interval", str(HEARTBEAT_S), "--poll-interval", "0.2", "--retry-max", "1", "--grace", "1",
                  "--worker-id", worker_id],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -158,6 +166,7 @@ def run(database_url: str, settings: Settings, workdir: Path) -> Result:
         next_kill = started + settings.kill_every
         restart_due = True
         restart: tuple[float, float] | None = None
+        checked: set[str] = set()  # killed workers whose leftovers were counted
         with app.app_context():
             while time.monotonic() - started < settings.time_limit:
                 db.session.rollback()
@@ -170,6 +179,7 @@ def run(database_url: str, settings: Settings, workdir: Path) -> Result:
                     restart = (down_from, time.time())
                     result.restarts += 1
                     restart_due = False
+                count_leftovers(result, workers.kills, checked, time.time() - HEARTBEAT_S - 2.0)
                 if time.monotonic() >= next_kill:
                     workers.kill_one()
                     workers.start()
@@ -178,12 +188,38 @@ def run(database_url: str, settings: Settings, workdir: Path) -> Result:
             result.duration_s = time.monotonic() - started
         result.kills = len(workers.kills)
         kills = list(workers.kills)
+        workers.stop_all()  # SIGKILL: their commands must follow them
+        time.sleep(HEARTBEAT_S + 2.0)
+        count_leftovers(result, workers.kills, checked, time.time())
+        result.leftover_processes += len(processes_with(f"JOBWARDEN_CHAOS_LEDGER={ledger}"))
     result.server_5xx = len(re.findall(r'" 5\d\d ', (workdir / "server.log").read_text()))
     with app.app_context():
         check(result, settings, ledger, kills, restart)
         db.session.remove()
         db.engine.dispose()
     return result
+
+
+def count_leftovers(result: Result, kills: list[tuple[str, float]], checked: set[str], killed_by: float) -> None:
+    """Add the processes still alive of each worker SIGKILLed before `killed_by` (counted once per worker)."""
+    for worker_id, killed_at in kills:
+        if worker_id not in checked and killed_at <= killed_by:
+            checked.add(worker_id)
+            result.leftover_processes += len(processes_with(f"JOBWARDEN_CHAOS_WORKER={worker_id}"))
+
+
+def processes_with(variable: str) -> list[int]:
+    """Live processes (not zombies) whose environment holds `variable` (NAME=value)."""
+    mark = variable.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and mark in (entry / "environ").read_bytes().split(b"\0") \
+                    and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
 
 
 def check(result: Result, settings: Settings, ledger: Path, kills: list[tuple[str, float]],
@@ -226,6 +262,8 @@ def check(result: Result, settings: Settings, ledger: Path, kills: list[tuple[st
             problems.append(f"{left} attempts of killed worker {worker_id} were never settled")
     if result.server_5xx:
         problems.append(f"{result.server_5xx} answers were 5xx")
+    if result.leftover_processes:
+        problems.append(f"{result.leftover_processes} processes of the run's jobs outlived their workers")
 
 
 def main() -> int:

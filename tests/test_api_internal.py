@@ -16,7 +16,7 @@ from tests.factories import make_job
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 ROUTES = ["/jobs/claim", "/jobs/1/start", "/jobs/1/heartbeat", "/jobs/1/steps", "/jobs/1/complete",
-          "/jobs/1/fail", "/workers/heartbeat"]
+          "/jobs/1/fail", "/jobs/1/stopped", "/workers/heartbeat"]
 
 
 def call(client, path: str, **body):

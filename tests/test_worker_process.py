@@ -127,8 +127,32 @@ def test_placeholders_are_filled_from_the_payload_one_argument_each():
     assert argv == ["convert", "my file.png", "--size=64x48", "{literal}"]
 
 
-def test_a_lone_placeholder_holding_a_list_becomes_one_argument_per_item():
-    assert fill_argv(["rm", "--", "{files}"], {"files": ["a b", "c"]}) == ["rm", "--", "a b", "c"]
+@pytest.mark.parametrize("value, kind", [(["a.mp4", "-o", "/etc/cron.d/x"], "a list"), ({"a": 1}, "an object"),
+                                         (None, "null")])
+def test_a_placeholder_takes_one_scalar_never_a_list_that_would_add_arguments(value, kind):
+    with pytest.raises(TemplateError, match=f"payload field 'file' is {kind}; .* one string or number"):
+        fill_argv(["ffmpeg", "-i", "{file}"], {"file": value})
+
+
+@pytest.mark.parametrize("template", [["tool", "{file}"], ["tool", "{file}.mp4"], ["tool", "{prefix}{file}"]])
+@pytest.mark.parametrize("value", ["-o", "--output=/etc/cron.d/x", "-", -5])
+def test_a_value_that_would_read_as_an_option_is_refused_naming_the_field(template, value):
+    with pytest.raises(TemplateError, match=r"payload field 'file' begins with '-' .* \{file!option\}"):
+        fill_argv(template, {"file": value, "prefix": ""})
+
+
+def test_a_slot_marked_option_takes_a_value_beginning_with_a_dash():
+    argv = fill_argv(["tool", "{flag!option}", "--", "{file}"], {"flag": "-v", "file": "a"})
+    assert argv == ["tool", "-v", "--", "a"]
+
+
+def test_a_dash_inside_an_argument_cannot_read_as_an_option_and_passes():
+    assert fill_argv(["tool", "--offset={n}", "x{name}"], {"n": -5, "name": "-y"}) == ["tool", "--offset=-5", "x-y"]
+
+
+def test_a_value_with_a_nul_character_is_refused_naming_the_field():
+    with pytest.raises(TemplateError, match="'name' contains a NUL"):
+        fill_argv(["tool", "{name}"], {"name": "a\0b"})
 
 
 def test_a_placeholder_missing_from_the_payload_is_an_error_naming_it():

@@ -381,3 +381,15 @@ def test_a_second_signal_stops_at_once(start_worker):
     assert time.monotonic() - began < 4
     assert not alive(pid)
     assert job(created.id).status == "queued"
+
+
+def test_a_payload_list_never_becomes_extra_arguments_the_job_fails_naming_the_field(start_worker, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    created = jobs.create_job(type="test.touch", payload={"file": [str(first), str(second)]})
+    start_worker()
+
+    wait_for(status_is(created.id, "failed"), what="failed")
+
+    assert job(created.id).last_error == (
+        "payload field 'file' is a list; a command-line placeholder takes one string or number")
+    assert not first.exists() and not second.exists()  # the command never ran

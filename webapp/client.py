@@ -142,6 +142,10 @@ class JobwardenClient:
         """fields: error, exit_code, output, retryable, interrupted."""
         self._internal(f"/jobs/{job_id}/fail", {"lease_token": lease_token, **fields})
 
+    def stopped(self, job_id: int, lease_token: str, **fields: Any) -> None:
+        """A cancelled job has stopped (releases its lease). fields: output."""
+        self._internal(f"/jobs/{job_id}/stopped", {"lease_token": lease_token, **fields})
+
     def worker_heartbeat(self, worker_id: str, **fields: Any) -> None:
         """fields: hostname, pid, types, concurrency."""
         self._internal("/workers/heartbeat", {"worker_id": worker_id, **fields})

@@ -1,10 +1,13 @@
 """The chaos run's handler: each attempt appends `job id,attempt` to a ledger file
-(JOBWARDEN_CHAOS_LEDGER) before it works, so the ledger says what really ran."""
+(JOBWARDEN_CHAOS_LEDGER) before it works, so the ledger says what really ran; the
+work is an external command that leaves a grandchild (`sleep 600`) behind. Their
+environment names the ledger and the worker, so the run can count what outlives a
+worker."""
 from __future__ import annotations
 
 import os
 
-from webapp.worker import JobContext, Registry
+from webapp.worker import JobContext, JobFailed, Registry
 
 registry = Registry()
 
@@ -18,5 +21,8 @@ def append_to_ledger(ctx: JobContext) -> dict:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
-    ctx.sleep(float((ctx.payload or {}).get("seconds", 0.2)))
+    seconds = float((ctx.payload or {}).get("seconds", 0.2))
+    code = ctx.run(["sh", "-c", f"sleep 600 & sleep {seconds}"])
+    if code != 0:
+        raise JobFailed(f"sleep exited with code {code}")
     return {"attempt": ctx.attempt}

@@ -43,3 +43,31 @@ def stubborn(ctx: JobContext) -> dict:
     with ctx.step("grind"):
         time.sleep(float(ctx.payload["seconds"]))
     return {"ground": True}
+
+
+# The command and its grandchild both ignore SIGTERM and carry the payload's
+# marker on their command lines, so a test can find every process of the job.
+registry.command("test.stubborn_family", [
+    sys.executable, "-c",
+    "import signal, subprocess, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "child = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)', sys.argv[1]])\n"
+    "print('grandchild', child.pid, flush=True)\n"
+    "time.sleep(600)\n",
+    "{marker}",
+])
+
+# Exits at once, leaving a grandchild that ends a moment later: in a container
+# whose PID 1 is the worker, the grandchild would become the worker's zombie.
+registry.command("test.short_orphan", [
+    sys.executable, "-c",
+    "import subprocess, sys\n"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(0.5)', sys.argv[1]])\n",
+    "{marker}",
+])
+
+# Creates the file the payload names: for "a payload never adds arguments".
+registry.command("test.touch", [
+    sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", "{file}",
+])

@@ -1,4 +1,5 @@
-"""The internal API workers speak: claim, start, heartbeat, steps, complete, fail.
+"""The internal API workers speak: claim, start, heartbeat, steps, complete, fail,
+and `stopped` (a cancelled job has stopped).
 
 Every route needs `Authorization: Bearer $JOBWARDEN_INTERNAL_API_KEY`; every
 call after the claim carries the claim's lease token, and a token that is no
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from .. import auth, jobs
+from .. import auth, cancellation, jobs
 from ..claim_wait import claim_waiting
 from . import schemas as s
 from .serialize import claimed_job_json
@@ -75,6 +76,15 @@ def complete(job_id: int, body: s.Complete):
 def fail(job_id: int, body: s.Fail):
     jobs.fail_job(job_id, body.lease_token, error=body.error, exit_code=body.exit_code, output=body.output,
                   retryable=body.retryable, interrupted=body.interrupted)
+    return {"ok": True}
+
+
+@operation(bp, "POST", "/jobs/<job_id:job_id>/stopped", summary="The worker stopped a cancelled job",
+           body=s.Stopped, responses={200: s.Accepted}, errors=ERRORS, security=KEY)
+def stopped(job_id: int, body: s.Stopped):
+    """Releases the cancelled job's lease and notes who stopped it; without it the monitor
+    notes, after the job's timeout, that the worker never confirmed the cancellation."""
+    cancellation.confirm_stopped(job_id, body.lease_token, output=body.output)
     return {"ok": True}
 
 

@@ -156,6 +156,10 @@ class Fail(Lease):
     interrupted: bool = Field(False, description="Handed back at shutdown: queued again, not counted as a failure.")
 
 
+class Stopped(Lease):
+    output: ProcessText | None = None
+
+
 class WorkerHeartbeat(Body):
     worker_id: Name
     hostname: Name | None = None

@@ -12,8 +12,10 @@ Two threads per attempt:
   progress, stage, step and new output. When the server is unreachable it
   keeps the reports and retries with backoff while the handler keeps running.
   A heartbeat answer that says cancel, or a `lease_lost` answer to anything,
-  stops the job. Any other failure to report is a bookkeeping failure: the job
-  is stopped and failed, and its open steps are reported failed.
+  stops the job. A cancelled job, once stopped, is confirmed to the server
+  (`stopped`), so the monitor notes only cancellations nobody confirmed. Any
+  other failure to report is a bookkeeping failure: the job is stopped and
+  failed, and its open steps are reported failed.
 """
 from __future__ import annotations
 
@@ -42,13 +44,13 @@ ABANDON_AFTER_S = 2.0  # beyond the kill grace, for a Python handler that ignore
 class Report:
     """One call to the server about this attempt, queued in order."""
 
-    kind: str  # start | step | complete | fail
+    kind: str  # start | step | complete | fail | stopped
     fields: dict[str, Any] = field(default_factory=dict)
     fallback: bool = False  # the minimal failure sent when the server refused the final report
 
     @property
     def final(self) -> bool:
-        return self.kind in ("complete", "fail")
+        return self.kind in ("complete", "fail", "stopped")
 
     @property
     def phase(self) -> str:
@@ -101,6 +103,8 @@ class Attempt:
         self._lock = threading.Lock()
         self._outbox: deque[Report] = deque()
         self._final_queued = False
+        self._cancelled = False  # the server cancelled the job: confirm once the handler has stopped
+        self._handler_ended = False
         self._started = threading.Event()
         self.finished = threading.Event()  # nothing more will be reported
         self.done = threading.Event()  # finished, and the handler thread has ended
@@ -145,6 +149,11 @@ class Attempt:
             log.exception("job %s: worker error", self.job_id)
             self._queue_fail(f"worker error: {describe(error)}", retryable=True)
         finally:
+            with self._lock:
+                self._handler_ended = True
+                confirm = self._cancelled
+            if confirm:
+                self._queue_stopped()
             self.finished.wait()
             self.done.set()
             self.on_done(self)
@@ -242,6 +251,15 @@ class Attempt:
             "retryable": retryable, "interrupted": interrupted,
         }))
 
+    def _queue_stopped(self) -> None:
+        """Tell the server the cancelled job has stopped: it goes before anything else."""
+        with self._lock:
+            if self.finished.is_set():
+                return
+            self._outbox.clear()
+            self._outbox.append(Report("stopped", {"output": self.ctx.output.text()}))
+        self._wake.set()
+
     def _queue(self, report: Report) -> None:
         with self._lock:
             if self._final_queued or self.finished.is_set():
@@ -328,7 +346,7 @@ class Attempt:
             if report.kind == "start":
                 self._started.set()
             if report.final:
-                self.outcome = "completed" if report.kind == "complete" else (
+                self.outcome = {"complete": "completed", "stopped": "cancelled"}.get(report.kind) or (
                     "interrupted" if report.fields.get("interrupted") else "failed")
                 self.finished.set()
 
@@ -342,6 +360,8 @@ class Attempt:
             self.client.complete(job_id, token, **report.fields)
         elif report.kind == "fail":
             self.client.fail(job_id, token, **report.fields)
+        elif report.kind == "stopped":
+            self.client.stopped(job_id, token, **report.fields)
         else:
             raise ValueError(f"unknown report {report.kind}")
 
@@ -354,19 +374,32 @@ class Attempt:
         answer = self.client.heartbeat(self.job_id, self.lease_token, **send)
         self._sent_output_version = output_version
         if answer.get("cancel_requested"):
-            log.info("job %s: cancel requested; stopping it", self.job_id)
-            self.stop(StopReason(CANCEL, "cancelled"))
-            self._close("cancelled")
+            self._cancel()
 
     def _lost(self, error: Exception) -> None:
         status = getattr(error, "status", None)
-        if status == "cancelled":
+        if status == "cancelled" and not self._cancelled:
+            self._cancel()
+            return
+        if status == "cancelled":  # the confirmation itself came too late: the monitor released the lease
             reason, outcome = StopReason(CANCEL, "cancelled"), "cancelled"
         else:
             reason, outcome = StopReason(LEASE_LOST, f"lease lost: the job is now {status}"), "lease_lost"
         log.info("job %s: %s; stopping it", self.job_id, reason.message)
         self.stop(reason)
         self._close(outcome)
+
+    def _cancel(self) -> None:
+        """Stop the cancelled job, report nothing more about it, and confirm once it has stopped."""
+        log.info("job %s: cancelled; stopping it", self.job_id)
+        with self._lock:
+            self._outbox.clear()
+            self._final_queued = True  # no heartbeat, step or outcome any more
+            self._cancelled = True
+            confirm = self._handler_ended
+        self.stop(StopReason(CANCEL, "cancelled"))
+        if confirm:
+            self._queue_stopped()
 
     def _close(self, outcome: str) -> None:
         """Nothing more may be reported: the server has moved on without us."""
@@ -402,9 +435,14 @@ class Attempt:
 
     def _check_abandoned(self, now: float) -> None:
         """A handler that ignored the stop past the grace: report for it and let its thread go."""
-        if self._stop_requested_at is None or self._final_queued:
+        if self._stop_requested_at is None or now < self._stop_requested_at + self.kill_grace + ABANDON_AFTER_S:
             return
-        if now < self._stop_requested_at + self.kill_grace + ABANDON_AFTER_S:
+        if self._cancelled and not self._handler_ended and not self.finished.is_set():
+            log.warning("job %s: the handler ignored the cancellation for %.1f s; not confirming it",
+                        self.job_id, now - self._stop_requested_at)
+            self._close("cancelled")
+            return
+        if self._final_queued:
             return
         reason = self.ctx.stop_reason
         if reason is None or not reason.reported:

@@ -1,26 +1,27 @@
-"""External commands: run without a shell in their own process group, keep the
-last 64 KB of their output, and stop the whole group (children and
-grandchildren) with SIGTERM, then SIGKILL after a grace period.
-
-A process that starts its own session (setsid, double fork into a daemon)
-leaves the group and is out of our reach; everything else is stopped.
+"""External commands: run without a shell under a supervisor, keep the last
+64 KB of their output, and stop the command and every process it started
+(children, grandchildren, daemons in their own sessions) with SIGTERM, then
+SIGKILL after a grace period — also when the worker itself dies.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import signal
 import subprocess
+import sys
 import threading
-import time
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Mapping, Sequence
 
 from ..limits import OUTPUT_TAIL_BYTES
 
 log = logging.getLogger(__name__)
 
-_POLL_S = 0.02
+SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
+ORPHAN_GRACE_S = 1.0  # SIGTERM → SIGKILL for the commands of a worker that died (at most the kill grace)
 
 
 class OutputTail:
@@ -70,11 +71,14 @@ def signal_name(returncode: int) -> str | None:
 
 
 class GroupProcess:
-    """One external command in its own process group.
+    """One external command under its own supervisor (webapp/worker/supervisor.py).
 
-    `wait()` returns the leader's exit code once the leader and every other
-    member of its group are gone: members left behind by a leader that exited
-    are stopped the same way as on cancel (SIGTERM, SIGKILL after the grace).
+    The supervisor starts the command in its own session and process group,
+    adopts and reaps every descendant, and stops all of them when the command
+    is stopped, when the command exits leaving some behind, or when this worker
+    dies — by a lifeline pipe the kernel closes on any death, `kill -9`
+    included. `wait()` returns the command's exit code once no descendant is
+    left.
     """
 
     def __init__(
@@ -93,133 +97,147 @@ class GroupProcess:
         self.kill_grace = kill_grace
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
-        self.process: subprocess.Popen | None = None
+        self.pid: int | None = None  # the command's (and its process group's) id
+        self.supervisor: subprocess.Popen | None = None
+        self._lifeline: int | None = None  # the write end: closed by the kernel when we die
+        self._status: BinaryIO | None = None
         self._reader: threading.Thread | None = None
-        self._kill_timer: threading.Timer | None = None
-        self._terminating = threading.Lock()
-        self._terminated = False
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own session and process group: pgid == pid
-            close_fds=True,
-            env=self.env,
-            cwd=self.cwd,
-        )
+        """Start the command; OSError (as from `Popen`) when it cannot be run."""
+        lifeline_r, lifeline_w = os.pipe()
+        status_r, status_w = os.pipe()
+        try:
+            self.supervisor = subprocess.Popen(
+                [sys.executable, "-I", "-S", SUPERVISOR, str(self.kill_grace),
+                 str(min(self.kill_grace, ORPHAN_GRACE_S)), str(lifeline_r), str(status_w), "--", *self.argv],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # out of reach of the worker's terminal signals
+                close_fds=True,
+                pass_fds=(lifeline_r, status_w),
+                env=self.env,
+                cwd=self.cwd,
+            )
+        except BaseException:
+            os.close(lifeline_w)
+            os.close(status_r)
+            raise
+        finally:
+            os.close(lifeline_r)
+            os.close(status_w)
+        self._lifeline = lifeline_w
+        self._status = os.fdopen(status_r, "rb")
         self._reader = threading.Thread(
-            target=self._read, name=f"output-{self.process.pid}", daemon=True
+            target=self._read, name=f"output-{self.supervisor.pid}", daemon=True
         )
         self._reader.start()
+        word, _, value = self._status_line()
+        if word != "started":
+            code = int(value) if word == "error" and value.isdigit() else errno.ENOEXEC
+            self._finish()
+            raise OSError(code, os.strerror(code), self.argv[0])
+        self.pid = int(value)
+
+    def _status_line(self) -> tuple[str, str, str]:
+        assert self._status is not None
+        return self._status.readline().decode("ascii", "replace").strip().partition(" ")
 
     def _read(self) -> None:
-        assert self.process and self.process.stdout
-        fd = self.process.stdout.fileno()
+        assert self.supervisor and self.supervisor.stdout
+        fd = self.supervisor.stdout.fileno()
         try:
             while chunk := os.read(fd, 65536):
                 self.output.write(chunk)
         except OSError:
             pass
         finally:
-            self.process.stdout.close()
+            self.supervisor.stdout.close()
 
     def wait(self) -> int:
-        """Block until the command and its whole group are gone; the leader's exit code."""
-        assert self.process is not None
-        returncode = self.process.wait()
-        if self.group_alive():
-            log.info("command %s left processes in its group; stopping them", self.argv[0])
-            self.terminate()
-            self._wait_group_gone()
-        if self._kill_timer:
-            self._kill_timer.cancel()
+        """Block until the command and every process it started are gone; the command's exit code."""
+        assert self.supervisor is not None
+        returncode: int | None = None
+        while True:
+            word, _, value = self._status_line()
+            if word == "exit":
+                returncode = int(value)
+            elif word == "leftovers":
+                log.info("command %s left processes behind; stopping them", self.argv[0])
+            elif word == "killing":
+                log.warning("command %s ignored SIGTERM for %s s; sending SIGKILL", self.argv[0], value)
+            elif not word:  # the supervisor ended
+                break
+        supervisor_code = self._finish()
+        return supervisor_code if returncode is None else returncode
+
+    def _finish(self) -> int:
+        assert self.supervisor is not None
+        code = self.supervisor.wait()
         if self._reader:
-            # A member that escaped the group may still hold the pipe open; don't wait on it.
+            # A process that escaped the supervisor may still hold the pipe open; don't wait on it.
             self._reader.join(timeout=1.0)
-        return returncode
-
-    def group_alive(self) -> bool:
-        assert self.process is not None
-        try:
-            os.killpg(self.process.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-    def _wait_group_gone(self) -> None:
-        while self.group_alive():
-            time.sleep(_POLL_S)
+        if self._status:
+            self._status.close()
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
+        return code
 
     def terminate(self) -> None:
-        """SIGTERM to the whole group now; SIGKILL to it after the grace unless it is gone."""
-        with self._terminating:
-            first = not self._terminated
-            self._terminated = True
+        """SIGTERM to the command and all it started now; SIGKILL after the grace unless they are gone."""
         self._signal(signal.SIGTERM)
-        if first:
-            self._kill_timer = threading.Timer(self.kill_grace, self._kill_if_alive)
-            self._kill_timer.daemon = True
-            self._kill_timer.start()
 
     def kill(self) -> None:
-        """SIGKILL to the whole group now."""
-        self._signal(signal.SIGKILL)
-
-    def _kill_if_alive(self) -> None:
-        if self.process is not None and (self.process.poll() is None or self.group_alive()):
-            log.warning("command %s ignored SIGTERM for %.1f s; sending SIGKILL", self.argv[0], self.kill_grace)
-            self.kill()
+        """SIGKILL to the command and all it started now."""
+        self._signal(signal.SIGUSR1)
 
     def _signal(self, sig: int) -> None:
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if self.supervisor is not None:
+            self.supervisor.send_signal(sig)  # a no-op once the supervisor is reaped
 
 
 class TemplateError(ValueError):
-    """An argv template names something the payload does not provide."""
+    """An argv template cannot be filled from this payload; the message names the field."""
 
 
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
+OPTION_MARK = "!option"  # `{name!option}`: the value may begin with "-"
+_PLACEHOLDER = re.compile(
+    r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)(" + re.escape(OPTION_MARK) + r")?\}"
+)
 
 
 def fill_argv(template: Sequence[str], payload: Any) -> list[str]:
-    """Each template item becomes one argument (never split, never given to a shell).
+    """Each template item becomes exactly one argument (never split, never given to a shell).
 
-    `{name}` and `{a.b}` are looked up in the payload; `{{`/`}}` are literal
-    braces. An item that is exactly one placeholder whose value is a list
-    becomes one argument per element.
+    `{name}` and `{a.b}` are looked up in the payload and take one string or
+    number — never a list, which would smuggle in extra arguments. A value that
+    begins an argument must not begin with "-" (it would read as an option)
+    unless the template marks the slot `{name!option}`. `{{`/`}}` are literal braces.
     """
-    argv: list[str] = []
-    for item in template:
-        match = _PLACEHOLDER.fullmatch(item)
-        if match and match.group(1):
-            value = _lookup(payload, match.group(1))
-            if isinstance(value, list):
-                argv.extend(_scalar(v, match.group(1)) for v in value)
-                continue
-        argv.append(_PLACEHOLDER.sub(lambda m: _substitute(m, payload), item))
-    return argv
+    return [_fill(item, payload) for item in template]
 
 
-def _substitute(match: re.Match, payload: Any) -> str:
-    if match.group(0) == "{{":
-        return "{"
-    if match.group(0) == "}}":
-        return "}"
-    return _scalar(_lookup(payload, match.group(1)), match.group(1))
+def _fill(item: str, payload: Any) -> str:
+    parts: list[str] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(item):
+        parts.append(item[position:match.start()])
+        position = match.end()
+        if match.group(0) in ("{{", "}}"):
+            parts.append(match.group(0)[0])
+            continue
+        path = match.group(1)
+        value = _scalar(_lookup(payload, path), path)
+        if value.startswith("-") and not "".join(parts) and not match.group(2):
+            raise TemplateError(
+                f"payload field {path!r} begins with '-' and would be read as an option; "
+                f"the handler's template must mark the slot {{{path}{OPTION_MARK}}} to allow that"
+            )
+        parts.append(value)
+    parts.append(item[position:])
+    return "".join(parts)
 
 
 def _lookup(payload: Any, path: str) -> Any:
@@ -236,7 +254,12 @@ def _lookup(payload: Any, path: str) -> Any:
 
 def _scalar(value: Any, path: str) -> str:
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    raise TemplateError(f"payload field {path!r} must be a string or number to go on a command line")
+        text = "true" if value else "false"
+    elif isinstance(value, (str, int, float)):
+        text = str(value)
+    else:
+        kind = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else "null"
+        raise TemplateError(f"payload field {path!r} is {kind}; a command-line placeholder takes one string or number")
+    if "\0" in text:
+        raise TemplateError(f"payload field {path!r} contains a NUL character, which no argument can hold")
+    return text
