@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import case, delete, func, or_, select, tuple_, union_all, update
 from sqlalchemy.exc import IntegrityError
 
-from . import states
+from . import states, steps
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent, Worker
 from .states import LIVE, JobNotFound, Status
@@ -119,13 +119,16 @@ def steps_of(job_id: int) -> list[dict[str, Any]]:
         step = steps.setdefault(
             key,
             {"name": data.get("name"), "attempt": event.attempt, "status": None,
-             "started_at": None, "finished_at": None, "phase": None, "error": None},
+             "started_at": None, "finished_at": None, "phase": None, "error": None,
+             "result_attempt": None, "step_attempt": None},
         )
         step["status"] = data.get("event")
         if data.get("event") == "started":
             step["started_at"] = event.at
-        else:
+        elif data.get("event") != "retrying":
             step["finished_at"] = event.at
+        step["result_attempt"] = data.get("result_attempt") or step["result_attempt"]
+        step["step_attempt"] = data.get("step_attempt") or step["step_attempt"]
         step["phase"] = data.get("phase") or step["phase"]
         step["error"] = data.get("error") or step["error"]
     return list(steps.values())
@@ -296,8 +299,9 @@ def heartbeat(
     stage: str | None = None,
     current_step: str | None = None,
     output: str | None = None,
+    checkpoint: dict[str, Any] | None = None,
 ) -> Job:
-    """Keep a live job's lease alive and record its progress.
+    """Keep a live job's lease alive and record its progress (and its newest checkpoint).
 
     Fields left out keep their values (a heartbeat naming no step keeps the step).
     Not a status change, but fenced like one: a dead token changes nothing.
@@ -322,6 +326,9 @@ def heartbeat(
             raise states._why_refused(job_id, states.EDGES["start"], lease_token)
         if output is not None:
             _set_attempt(job, output_tail=tail(output))
+        if checkpoint is not None:
+            steps.save_checkpoint(job_id, attempt=job.attempt, step=checkpoint.get("step"),
+                                  data=checkpoint.get("data"), at=now)
     return job
 
 
@@ -334,8 +341,13 @@ def record_step(
     attempt: int | None = None,
     phase: str | None = None,
     error: str | None = None,
+    result: Any = steps.NO_RESULT,
+    result_attempt: int | None = None,
+    step_attempt: int | None = None,
 ) -> Job:
-    """A step started, completed or failed; a started step becomes the current step."""
+    """A step started, completed, failed, is retrying or was replayed; a started step
+    becomes the current step. A completed step's `result`, when given, is stored in the
+    same transaction as its event, so a later attempt replays it."""
     now = utcnow()
     values: dict[str, Any] = {"heartbeat_at": now, "updated_at": now}
     if event == "started":
@@ -350,10 +362,17 @@ def record_step(
         ).one_or_none()
         if job is None:
             raise states._why_refused(job_id, states.EDGES["start"], lease_token)
+        data: dict[str, Any] = {"name": name, "event": event, "phase": phase, "error": error}
+        if event == "completed" and result is not steps.NO_RESULT:
+            steps.store_result(job_id, name=name, attempt=job.attempt, result=result, at=now)
+            data["result_attempt"] = job.attempt
+        elif result_attempt is not None:
+            data["result_attempt"] = result_attempt
+        if step_attempt is not None:
+            data["step_attempt"] = step_attempt
         states.record_event(
             job_id, kind="step", actor=f"worker:{job.worker_id}", at=now,
-            attempt=attempt or job.attempt, reason=error,
-            data={"name": name, "event": event, "phase": phase, "error": error},
+            attempt=attempt or job.attempt, reason=error, data=data,
         )
     return job
 
@@ -502,6 +521,36 @@ def force_start(job_id: int, *, actor: str = "operator", reason: str | None = No
             },
             now=now,
         )
+
+
+def resume_job(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+    """Failed or cancelled → queued with one more attempt, keeping the completed steps' results."""
+    return _recover(job_id, "resume", actor=actor, reason=reason or "resumed from the first step not completed")
+
+
+def restart_job(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+    """Failed or cancelled → queued with one more attempt; stored step results and the
+    checkpoint are discarded in the same transaction, so every step runs again."""
+    return _recover(job_id, "restart", actor=actor, reason=reason or "restarted from scratch", discard=True)
+
+
+def _recover(job_id: int, action: str, *, actor: str, reason: str, discard: bool = False) -> Job:
+    now = utcnow()
+    with unit_of_work():
+        job = states.transition(
+            job_id, action, actor=actor, reason=reason,
+            values={
+                "run_after": now, "lease_token": None, "worker_id": None, "finished_at": None,
+                "cancel_requested": False, "heartbeat_at": None,
+                "max_attempts": case(
+                    (Job.max_attempts < Job.attempt + 1, Job.attempt + 1), else_=Job.max_attempts
+                ),
+            },
+            now=now,
+        )
+        if discard:
+            steps.discard(job_id)
+    return job
 
 
 def register_worker(
@@ -694,6 +743,8 @@ OPERATOR_COMMANDS: dict[str, Callable[..., Job]] = {
     "cancel": cancel_job,
     "force-start": force_start,
     "mark-failed": mark_failed,
+    "resume": resume_job,
+    "restart": restart_job,
 }
 
 

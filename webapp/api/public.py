@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from .. import auth, jobs, monitor
+from .. import auth, jobs, monitor, steps
 from . import schemas as s
 from .serialize import attempt_json, event_json, job_json, step_json
 from .spec import ApiError, invalid_query, operation
@@ -68,6 +68,7 @@ def get_job(job_id: int):
         "queue_position": jobs.queue_position(job),
         "attempts": [attempt_json(attempt) for attempt in jobs.attempts_of(job_id)],
         "steps": [step_json(step) for step in jobs.steps_of(job_id)],
+        "checkpoint": steps.checkpoint_json(steps.checkpoint_of(job_id)),
     }
 
 
@@ -93,6 +94,12 @@ def _recovery(name: str, summary: str, doc: str):
 _recovery("cancel", "Cancel a job", "Pending, queued, claimed or running → cancelled; a running worker stops at its next heartbeat.")
 _recovery("force-start", "Force-start a job", "Pending → queued; failed or cancelled → queued with one more attempt. A second click is a 409.")
 _recovery("mark-failed", "Mark a job as failed", "Any unfinished job → failed, with `reason`.")
+_recovery("resume", "Resume a job from the first step not completed",
+          "Failed or cancelled → queued with one more attempt; completed durable steps are replayed from their "
+          "stored results and the handler sees its last checkpoint. A completed or live job is a 409.")
+_recovery("restart", "Restart a job from scratch",
+          "Failed or cancelled → queued with one more attempt, discarding stored step results and the checkpoint "
+          "in the same transaction. A completed or live job is a 409.")
 
 
 @operation(bp, "POST", "/jobs/actions", summary="One action on up to 1,000 jobs", body=s.BulkAction,

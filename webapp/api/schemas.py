@@ -8,6 +8,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       model_validator)
 
 from ..states import Status
+from ..step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES, json_size
 
 INT32 = 2**31 - 1
 MAX_BATCH = 1000
@@ -36,6 +37,15 @@ def _no_nul_anywhere(value: Any) -> Any:
 def _nul_to_replacement(value: Any) -> Any:
     # Worker output is raw process output: keep it, minus what the store cannot hold.
     return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def _at_most(limit: int):
+    def check(value: Any) -> Any:
+        size = json_size(value)
+        if size > limit:
+            raise ValueError(f"is {size} bytes as JSON; at most {limit} are stored")
+        return value
+    return AfterValidator(check)
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
@@ -93,7 +103,7 @@ class ReasonBody(Body):
 
 
 class BulkAction(Body):
-    action: Literal["cancel", "force-start", "mark-failed"]
+    action: Literal["cancel", "force-start", "mark-failed", "resume", "restart"]
     reason: Reason | None = None
     ids: list[JobId] | None = Field(None, min_length=1, max_length=MAX_BATCH)
     filter: JobQuery | None = None
@@ -118,19 +128,30 @@ class Lease(Body):
     lease_token: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_nul)]
 
 
+class CheckpointIn(Body):
+    data: Annotated[JobJson, _at_most(MAX_CHECKPOINT_BYTES)] = None
+    step: Name | None = Field(None, description="The innermost step open when the handler checkpointed.")
+
+
 class Heartbeat(Lease):
     progress: float | None = Field(None, ge=0, le=100)
     stage: Name | None = None
     current_step: Name | None = None
     output: ProcessText | None = None
+    checkpoint: CheckpointIn | None = Field(None, description="The handler's newest checkpoint, replacing the stored one.")
 
 
 class Step(Lease):
     name: Name
-    event: Literal["started", "completed", "failed"]
+    event: Literal["started", "completed", "failed", "retrying", "replayed"]
     attempt: int | None = Field(None, ge=1, le=INT32)
     phase: Name | None = None
     error: ProcessText | None = None
+    result: Annotated[JobJson, _at_most(MAX_STEP_RESULT_BYTES)] = Field(
+        None, description="With `completed`: stored as the step's result (even null) and replayed by later "
+                          "attempts instead of running the step again. Left out: nothing is stored.")
+    result_attempt: int | None = Field(None, ge=1, le=INT32, description="With `replayed`: the attempt that completed the step.")
+    step_attempt: int | None = Field(None, ge=1, le=INT32, description="With `retrying`: the step's own next try.")
 
 
 class Complete(Lease):
@@ -211,12 +232,22 @@ class StepOut(Answer):
     finished_at: Time
     phase: str | None
     error: str | None
+    result_attempt: int | None = Field(None, description="The attempt whose stored result the step has.")
+    step_attempt: int | None = Field(None, description="The step's own try, when it was retried in place.")
+
+
+class CheckpointOut(Answer):
+    at: Time
+    step: str | None
+    attempt: int
+    data: Any = None
 
 
 class JobDetail(JobOut):
     queue_position: int | None
     attempts: list[AttemptOut]
     steps: list[StepOut]
+    checkpoint: CheckpointOut | None
 
 
 class EventOut(Answer):
@@ -256,8 +287,15 @@ class ActionResult(Answer):
     skipped: list[Skipped]
 
 
+class StoredStep(Answer):
+    result: Any = None
+    attempt: int
+
+
 class ClaimedJob(JobOut):
     lease_token: str
+    step_results: dict[str, StoredStep] = Field(description="Completed durable steps by name: replayed, not run.")
+    checkpoint: CheckpointOut | None
 
 
 class ClaimedJobs(Answer):
