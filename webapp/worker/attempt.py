@@ -39,16 +39,6 @@ MAX_ERROR_CHARS = 4000
 ABANDON_AFTER_S = 2.0  # beyond the kill grace, for a Python handler that ignores the stop
 
 
-@dataclass
-class Report:
-    """One call to the server about this attempt, queued in order."""
-
-    kind: str  # start | step | complete | fail
-    fields: dict[str, Any] = field(default_factory=dict)
-    fallback: bool = False  # the minimal failure sent when the server refused the final report
-    delivery: ReportDelivery | None = None  # set when the handler waits for this report
-
-
 class ReportDelivery:
     """The handler's side of a report it waits for (see context.Delivery)."""
 
@@ -60,6 +50,16 @@ class ReportDelivery:
 
     def withdraw(self) -> bool:
         return self._attempt._withdraw(self)
+
+
+@dataclass(eq=False)  # reports are compared by identity in the outbox
+class Report:
+    """One call to the server about this attempt, queued in order."""
+
+    kind: str  # start | step | complete | fail
+    fields: dict[str, Any] = field(default_factory=dict)
+    fallback: bool = False  # the minimal failure sent when the server refused the final report
+    delivery: ReportDelivery | None = None  # set when the handler waits for this report
 
     @property
     def final(self) -> bool:
