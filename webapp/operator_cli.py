@@ -117,5 +117,10 @@ def _recovery_command(name: str, method: str, help_text: str, needs_reason: bool
 jobs_group.add_command(_recovery_command("cancel", "cancel", "Cancel a job; a running worker stops it."))
 jobs_group.add_command(_recovery_command("force-start", "force_start",
                                          "Queue a pending, failed or cancelled job (one more attempt)."))
+jobs_group.add_command(_recovery_command("resume", "resume",
+                                         "Queue a failed or cancelled job again, keeping its completed steps' results."))
+jobs_group.add_command(_recovery_command("restart", "restart",
+                                         "Queue a failed or cancelled job again from scratch: stored step results "
+                                         "and the checkpoint are discarded."))
 jobs_group.add_command(_recovery_command("mark-failed", "mark_failed", "Mark an unfinished job failed.",
                                          needs_reason=True))

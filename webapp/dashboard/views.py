@@ -7,7 +7,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    session, url_for)
 from flask_wtf.csrf import CSRFError
 
-from .. import jobs, monitor, states
+from .. import jobs, monitor, states, steps
 from ..extensions import htmx, limiter
 from ..timeutil import utcnow
 from . import display
@@ -27,7 +27,10 @@ ACTIONS = {
     "force-start": ("force_start", jobs.force_start, "Force start"),
     "mark-failed": ("fail", jobs.mark_failed, "Mark as failed"),
     "cancel": ("cancel", jobs.cancel_job, "Cancel"),
+    "resume": ("resume", jobs.resume_job, "Resume"),
+    "restart": ("restart", jobs.restart_job, "Restart from scratch"),
 }
+DURABLE_ACTIONS = ("resume", "restart")  # offered only to jobs with recorded steps or a checkpoint
 
 
 def can_act() -> bool:
@@ -101,7 +104,7 @@ def bulk_action():
         abort(403)
     action = request.form.get("action")
     if action not in ACTIONS:
-        return render_template("error.html", message="action: choose force-start, mark-failed or cancel"), 400
+        return render_template("error.html", message=f"action: choose one of {', '.join(ACTIONS)}"), 400
     filter_args = {key: request.form.getlist(key) if key == "status" else request.form.get(key)
                    for key in ("status", "type", "worker", "q") if request.form.get(key)}
     try:
@@ -145,22 +148,37 @@ def job_counts():
 def _job_context(job_id: int) -> dict:
     job = jobs.get_job(job_id)
     attempts = jobs.attempts_of(job_id)
+    job_steps = jobs.steps_of(job_id)
+    checkpoint = steps.checkpoint_of(job_id)
     return {
         "job": job,
         "attempts": attempts,
         "failed_attempt": next((a for a in reversed(attempts) if a.error), None),
         "latest_attempt": attempts[-1] if attempts else None,
         "events": jobs.events_of(job_id),
-        "steps": jobs.steps_of(job_id),
+        "steps": job_steps,
+        "checkpoint": checkpoint,
         "queue_position": jobs.queue_position(job),
         "timeout": jobs.timeout_for(job),
-        "actions": _actions_for(job.status),
+        "actions": _actions_for(job.status, _resume_label(job_id, job_steps, checkpoint, attempts)),
     }
 
 
-def _actions_for(status: str) -> list[tuple[str, str]]:
+def _resume_label(job_id: int, job_steps: list[dict], checkpoint, attempts) -> str | None:
+    """"Resume from step NAME", naming the first step not completed; None when the job has
+    no recorded steps nor a checkpoint (then Force start is the same thing)."""
+    if not job_steps and checkpoint is None:
+        return None
+    name = (steps.first_step_to_run(job_steps, steps.results_of(job_id))
+            or (checkpoint.step if checkpoint else None) or (attempts[-1].step if attempts else None))
+    return f"Resume from step {name}" if name else "Resume from the last checkpoint"
+
+
+def _actions_for(status: str, resume_label: str | None = None) -> list[tuple[str, str]]:
     allowed = set(states.edges_from(status))
-    return [(name, label) for name, (edge, _, label) in ACTIONS.items() if edge in allowed]
+    offered = [(name, label) for name, (edge, _, label) in ACTIONS.items()
+               if edge in allowed and (resume_label or name not in DURABLE_ACTIONS)]
+    return [(name, resume_label if name == "resume" and resume_label else label) for name, label in offered]
 
 
 @bp.get("/jobs/<job_id:job_id>")
