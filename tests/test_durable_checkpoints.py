@@ -1,5 +1,6 @@
 """A checkpointing handler whose worker is killed with SIGKILL resumes, on the
 next attempt, from the last checkpoint its heartbeats stored."""
+# ruff: noqa: F811  (pytest fixtures imported from test_worker_runner are parameters here)
 from __future__ import annotations
 
 import os
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from webapp import jobs, steps
-from webapp.extensions import db
 from tests.support.server import running_server
 from tests.test_worker_runner import job, start_worker, status_is, step_events, wait_for  # noqa: F401
+from webapp import jobs, steps
+from webapp.extensions import db
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Durable steps through the real thing: a gunicorn server on loopback, a real
 `python -m webapp worker`, handlers that count what they ran in a file the test
 reads, and the store checked on both databases."""
+# ruff: noqa: F811  (pytest fixtures imported from test_worker_runner are parameters here)
 from __future__ import annotations
 
 import time
@@ -9,14 +10,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tests.test_worker_runner import (  # noqa: F401  (fixtures)
+    job,
+    server,
+    start_worker,
+    status_is,
+    step_events,
+    wait_for,
+)
 from webapp import jobs, steps
 from webapp.client import ClientError, Conflict, JobwardenClient
 from webapp.extensions import db
 from webapp.models import Checkpoint, StepResult
 from webapp.timeutil import utcnow
-from tests.test_worker_runner import (  # noqa: F401  (fixtures)
-    job, server, start_worker, status_is, step_events, wait_for,
-)
 
 
 def counted(path: Path) -> list[str]:

@@ -272,7 +272,7 @@ class Attempt:
         with self._lock:
             if delivery.done.is_set() or self._in_flight is delivery.report:
                 return False
-            if delivery.report in self._outbox:
+            if delivery.report is not None and delivery.report in self._outbox:
                 self._outbox.remove(delivery.report)
             return True
 

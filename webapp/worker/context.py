@@ -265,9 +265,9 @@ class JobContext:
             if reason is not None:
                 # The body finished, but the attempt was stopped meanwhile (e.g. a
                 # heartbeat failed): the step's outcome cannot stand as completed.
-                stopped = Stopped(reason)
-                self._step_stopped(name, reason, stopped)
-                raise stopped
+                late = Stopped(reason)
+                self._step_stopped(name, reason, late)
+                raise late
             if finish is None:
                 self._report_step(name=name, event="completed", attempt=self.attempt)
                 return
