@@ -86,6 +86,17 @@ def test_force_start_keeps_the_completed_steps_too(failed_pipeline, api):
     assert counted(counter) == ["fetch", "convert", "publish", "publish"]
 
 
+def test_an_automatic_retry_replays_the_completed_steps(start_worker, tmp_path):
+    counter = tmp_path / "counter"
+    created = jobs.create_job(type="test.durable_pipeline", max_attempts=2,
+                              payload={"counter": str(counter), "fail_attempts": 1})
+    start_worker()
+    wait_for(status_is(created.id, "completed"), what="completed on the retry")
+    assert counted(counter) == ["fetch", "convert", "publish", "publish"]
+    assert [(e["name"], e["event"]) for e in step_events(created.id) if e["attempt"] == 2][:2] == [
+        ("fetch", "replayed"), ("convert", "replayed")]
+
+
 def test_resume_and_restart_are_refused_with_the_status_on_live_and_completed_jobs(api, start_worker, tmp_path):
     queued = jobs.create_job(type="nobody.takes.it")
     running = jobs.create_job(type="test.step_sleep", payload={"seconds": 30})

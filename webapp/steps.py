@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import CursorResult, delete, insert, select, update
 
 from .extensions import db
 from .models import Checkpoint, StepResult
@@ -26,10 +26,11 @@ def store_result(job_id: int, *, name: str, attempt: int, result: Any, at: datet
 def save_checkpoint(job_id: int, *, attempt: int, step: str | None, data: Any, at: datetime) -> None:
     """Replace the job's checkpoint with a newer one (one row per job)."""
     values = {"attempt": attempt, "step": step, "data": data, "at": at}
-    changed = db.session.execute(
+    updated: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]  # an UPDATE's result
         update(Checkpoint).where(Checkpoint.job_id == job_id).values(**values)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
+    changed = updated.rowcount
     if not changed:
         db.session.execute(insert(Checkpoint).values(job_id=job_id, **values))
 

@@ -59,12 +59,15 @@ def _fails_while_flagged(ctx: JobContext, name: str) -> dict:
     flag = ctx.payload.get("fail_flag")
     if flag and os.path.exists(flag):
         raise RuntimeError(f"{name} failed (the flag file is there)")
+    if ctx.attempt <= ctx.payload.get("fail_attempts", 0):
+        raise RuntimeError(f"{name} failed (attempt {ctx.attempt})")
     return {"step": name, "attempt": ctx.attempt}
 
 
 @registry.handler("test.durable_pipeline")
 def durable_pipeline(ctx: JobContext) -> dict:
-    """fetch → convert → publish as durable steps; publish fails while payload["fail_flag"] exists."""
+    """fetch → convert → publish as durable steps; publish fails while payload["fail_flag"] exists
+    and in the first payload["fail_attempts"] attempts."""
     fetched = ctx.step("fetch", _count_and_return, ctx, "fetch")
     converted = ctx.step("convert", _count_and_return, ctx, "convert")
     published = ctx.step("publish", _fails_while_flagged, ctx, "publish")
