@@ -168,7 +168,8 @@ def test_a_result_the_server_never_answered_for_fails_the_step_in_phase_record(s
     server.start()
     wait_for(status_is(created.id, "failed"), what="failed", timeout=30)
     events = step_events(created.id)
-    assert [(e["name"], e["event"], e.get("phase")) for e in events] == [
+    # Duplicates aside: the worker resends a report whose answer a just-restarted server was slow to give.
+    assert list(dict.fromkeys((e["name"], e["event"], e.get("phase")) for e in events)) == [
         ("work", "started", None), ("work", "failed", "record")]
     assert job(created.id).last_error == (
         "step 'work' failed (record): the step ran but its result was not recorded: "
