@@ -47,6 +47,11 @@ def results_of(job_id: int) -> dict[str, StepResult]:
     return {row.name: row for row in rows}
 
 
+def stored_names(job_id: int) -> list[str]:
+    """Names of the job's steps that have a stored result."""
+    return list(db.session.scalars(select(StepResult.name).where(StepResult.job_id == job_id)))
+
+
 def checkpoint_of(job_id: int) -> Checkpoint | None:
     return db.session.get(Checkpoint, job_id)
 

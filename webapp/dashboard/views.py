@@ -169,7 +169,7 @@ def _resume_label(job_id: int, job_steps: list[dict], checkpoint, attempts) -> s
     no recorded steps nor a checkpoint (then Force start is the same thing)."""
     if not job_steps and checkpoint is None:
         return None
-    name = (steps.first_step_to_run(job_steps, steps.results_of(job_id))
+    name = (steps.first_step_to_run(job_steps, steps.stored_names(job_id))
             or (checkpoint.step if checkpoint else None) or (attempts[-1].step if attempts else None))
     return f"Resume from step {name}" if name else "Resume from the last checkpoint"
 
