@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from webapp.worker.context import CANCEL, ERROR, LEASE_LOST, TIMEOUT, JobContext, StopReason, Stopped
+from webapp.worker.context import CANCEL, ERROR, LEASE_LOST, TIMEOUT, JobContext, JobFailed, StopReason, Stopped
 from webapp.worker.handlers import Registry, RegistryError, load, timeout_for
 
 
@@ -167,3 +167,90 @@ def test_a_jobs_own_timeout_wins_over_its_types_default():
     assert timeout_for({"timeout_s": 5}, handler) == 5
     assert timeout_for({"timeout_s": None}, handler) == 60
     assert timeout_for({}, None) is None
+
+
+# --- durable steps ---------------------------------------------------------------------------
+
+
+def durable_ctx(reports: list[dict], **job) -> JobContext:
+    return JobContext({"id": 7, "type": "t", "attempt": 2, "payload": {}, **job}, worker_id="w",
+                      report_step=lambda **fields: reports.append(fields), kill_grace=1.0)
+
+
+def test_a_durable_step_returns_its_result_as_the_store_gives_it_back(ctx, reports):
+    assert ctx.step("fetch", lambda a, b=0: (a, b), 1, b=2) == [1, 2]  # a tuple comes back as JSON's list
+    assert reports[-1] == {"name": "fetch", "event": "completed", "attempt": 2, "result": [1, 2]}
+
+
+def test_a_stored_step_is_replayed_not_run(reports):
+    ctx = durable_ctx(reports, step_results={"fetch": {"result": {"n": 1}, "attempt": 1}})
+    ran = []
+    assert ctx.step("fetch", lambda: ran.append(1)) == {"n": 1}
+    assert ran == []
+    assert reports == [{"name": "fetch", "event": "replayed", "attempt": 2, "result_attempt": 1}]
+
+
+def test_a_step_name_used_twice_in_one_run_is_a_clear_error(ctx):
+    ctx.step("fetch", lambda: 1)
+    with pytest.raises(ValueError, match="step 'fetch' already ran in this attempt: step names must be unique"):
+        with ctx.step("fetch"):
+            pass
+
+
+def test_a_checkpoint_over_the_cap_fails_its_step_in_phase_record(ctx, reports):
+    with pytest.raises(JobFailed):
+        with ctx.step("train"):
+            ctx.checkpoint("x" * 70_000)
+    assert (reports[-1]["name"], reports[-1]["event"], reports[-1]["phase"]) == ("train", "failed", "record")
+    assert reports[-1]["error"] == "RecordFailed: the checkpoint is 70002 bytes as JSON; at most 65536 are stored"
+
+
+def test_a_checkpoint_waits_for_the_next_heartbeat_and_names_the_open_step(ctx):
+    with ctx.step("epoch 3"):
+        ctx.checkpoint({"epoch": 3})
+    assert ctx.pending_checkpoint() == (1, {"data": {"epoch": 3}, "step": "epoch 3"})
+
+
+def test_last_checkpoint_is_what_an_earlier_attempt_stored(reports):
+    assert durable_ctx(reports).last_checkpoint is None
+    stored = {"at": "2026-01-01T00:00:00Z", "step": "e", "attempt": 1, "data": {"epoch": 5}}
+    assert durable_ctx(reports, checkpoint=stored).last_checkpoint == {"epoch": 5}
+
+
+def test_a_with_block_takes_no_arguments_or_retries(ctx):
+    with pytest.raises(TypeError, match="need a function"):
+        ctx.step("x", None, retries=2)
+
+
+class PendingDelivery:
+    """A result the server has not answered for yet."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.error = None
+        self.withdrawn = False
+
+    def withdraw(self) -> bool:
+        self.withdrawn = True
+        return True
+
+
+def test_a_cancellation_while_a_result_is_being_recorded_reports_no_step_failure(reports):
+    delivery = PendingDelivery()
+    ctx = JobContext({"id": 7, "type": "t", "attempt": 1}, worker_id="w", kill_grace=1.0,
+                     report_step=lambda **fields: (reports.append(fields), delivery)[1])
+    threading.Timer(0.2, ctx.request_stop, [StopReason(CANCEL, "cancelled")]).start()
+    with pytest.raises(Stopped):
+        ctx.step("upload", lambda: "uploaded")
+    assert [r["event"] for r in reports] == ["started", "completed"]
+
+
+def test_a_result_never_recorded_within_the_timeout_is_withdrawn_and_fails_in_phase_record(reports):
+    delivery = PendingDelivery()
+    ctx = JobContext({"id": 7, "type": "t", "attempt": 1}, worker_id="w", kill_grace=1.0,
+                     report_step=lambda **fields: (reports.append(fields), delivery)[1])
+    ctx.record_timeout = 0.2
+    with pytest.raises(JobFailed, match="the step ran but its result was not recorded"):
+        ctx.step("upload", lambda: "uploaded")
+    assert delivery.withdrawn
+    assert (reports[-1]["event"], reports[-1]["phase"]) == ("failed", "record")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .jobs.recovery import cancel_job, force_start, mark_failed
+from .jobs.recovery import cancel_job, force_start, mark_failed, restart_job, resume_job
 from .models import Job
 from .states import edges_from
 
@@ -25,6 +25,7 @@ class Action:
     confirm: str | None = None  # asked before acting; "{id}" is the job's id
     asks_reason: bool = False  # the job page's form has a reason field
     cli_needs_reason: bool = False  # `jobwarden jobs <name>` requires --reason
+    durable: bool = False  # offered on the job page only to jobs with recorded steps or a checkpoint
 
     @property
     def python_name(self) -> str:
@@ -68,6 +69,31 @@ ACTIONS: tuple[Action, ...] = (
         description="Pending, queued, claimed or running → cancelled; a running worker stops at its next heartbeat.",
         confirm="Cancel job {id}?",
     ),
+    Action(
+        name="resume",
+        edge="resume",
+        command=resume_job,
+        label="Resume",
+        bulk_label="Resume selected",
+        style="primary",
+        summary="Resume a job from its first step not completed",
+        description=("Failed or cancelled → queued with one more attempt; completed durable steps are replayed from their "
+                     "stored results and the handler sees its last checkpoint. A completed or live job is a 409."),
+        confirm="Resume job {id} from its first step not completed? Completed steps keep their results.",
+        durable=True,
+    ),
+    Action(
+        name="restart",
+        edge="restart",
+        command=restart_job,
+        label="Restart from scratch",
+        bulk_label="Restart selected",
+        summary="Restart a job from scratch",
+        description=("Failed or cancelled → queued with one more attempt, discarding stored step results and the checkpoint "
+                     "in the same transaction. A completed or live job is a 409."),
+        confirm="Restart job {id} from scratch? Its stored step results and checkpoint are discarded.",
+        durable=True,
+    ),
 )
 ACTION_NAMES: tuple[str, ...] = tuple(action.name for action in ACTIONS)
 
@@ -80,7 +106,9 @@ def action_named(name: str) -> Action:
     raise KeyError(name)
 
 
-def actions_from(status: str) -> list[Action]:
-    """The actions the state machine allows from `status`, in button order."""
+def actions_from(status: str, *, durable: bool = True) -> list[Action]:
+    """The actions the state machine allows from `status`, in button order; without
+    `durable` (no recorded steps, no checkpoint) resume and restart, which would do
+    what Force start does, are left out."""
     allowed = set(edges_from(status))
-    return [action for action in ACTIONS if action.edge in allowed]
+    return [action for action in ACTIONS if action.edge in allowed and (durable or not action.durable)]

@@ -103,6 +103,12 @@ class JobwardenClient:
     def mark_failed(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
         return self._call("POST", f"/api/jobs/{job_id}/mark-failed", {"reason": reason}, repeatable=False)
 
+    def resume(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/jobs/{job_id}/resume", {"reason": reason}, repeatable=False)
+
+    def restart(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/jobs/{job_id}/restart", {"reason": reason}, repeatable=False)
+
     def bulk_action(self, action: str, *, ids: list[int] | None = None, filter: dict[str, Any] | None = None,
                     reason: str | None = None) -> dict[str, Any]:
         body = {"action": action, "reason": reason, **({"ids": ids} if ids is not None else {"filter": filter})}
@@ -127,11 +133,12 @@ class JobwardenClient:
         self._internal(f"/jobs/{job_id}/start", {"lease_token": lease_token})
 
     def heartbeat(self, job_id: int, lease_token: str, **fields: Any) -> dict[str, Any]:
-        """fields: progress, stage, current_step, output. Answers {"cancel_requested", "status"}."""
+        """fields: progress, stage, current_step, output, checkpoint. Answers {"cancel_requested", "status"}."""
         return self._internal(f"/jobs/{job_id}/heartbeat", {"lease_token": lease_token, **fields})
 
     def step(self, job_id: int, lease_token: str, **fields: Any) -> None:
-        """fields: name, event (started|completed|failed), attempt, phase, error."""
+        """fields: name, event (started|completed|failed|retrying|replayed), attempt, phase, error,
+        result (stored with `completed`), result_attempt, step_attempt."""
         self._internal(f"/jobs/{job_id}/steps", {"lease_token": lease_token, **fields})
 
     def complete(self, job_id: int, lease_token: str, **fields: Any) -> None:

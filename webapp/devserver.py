@@ -19,6 +19,11 @@ SAMPLE_JOBS = [
     {"type": "demo.sleep", "payload": {"seconds": 30}},
     {"type": "demo.pipeline", "payload": {"seconds_per_step": 8}},
     {"type": "demo.pipeline", "payload": {"seconds_per_step": 4, "fail_step": "transcode"}, "max_attempts": 1},
+    # Fails at upload; "Resume from step upload" replays download and transcode and uploads.
+    {"type": "demo.pipeline", "payload": {"seconds_per_step": 3, "fail_once_at": "upload", "transcode_failures": 1},
+     "max_attempts": 1},
+    # Fails in epoch 4; its automatic retry resumes after the epoch-3 checkpoint.
+    {"type": "demo.train", "payload": {"epochs": 8, "seconds_per_epoch": 2, "fail_once_at_epoch": 4}, "max_attempts": 2},
     {"type": "demo.flaky", "payload": {}},
     {"type": "demo.crash", "payload": {}, "max_attempts": 1},
     {"type": "demo.sleep", "payload": {"seconds": 10}, "priority": 5},

@@ -189,3 +189,30 @@ class OperatorSessions(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
     generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class StepResult(db.Model):
+    """A durable step's stored result: later attempts of the job return it instead of running the step."""
+
+    __tablename__ = "job_step_results"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    attempt: Mapped[int] = mapped_column(Integer)  # the attempt that ran the step and produced the result
+    result: Mapped[Any] = mapped_column(Json, nullable=True)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("job_id", "name", name="uq_job_step_results_name"),)
+
+
+class Checkpoint(db.Model):
+    """The newest checkpoint a job's handler stored: a later attempt resumes from its data."""
+
+    __tablename__ = "job_checkpoints"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempt: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[Any] = mapped_column(Json, nullable=True)

@@ -56,6 +56,7 @@ LIVE = frozenset({Status.CLAIMED, Status.RUNNING})
 UNFINISHED = frozenset({Status.PENDING, Status.QUEUED, Status.CLAIMED, Status.RUNNING})
 FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 CREATE_STATUSES = frozenset({Status.PENDING, Status.QUEUED})
+RECOVERABLE = frozenset({Status.FAILED, Status.CANCELLED})  # ended without completing: may run again
 
 # The tables behind the models: the state machine writes them with Core statements.
 _JOBS = Job.__table__
@@ -74,6 +75,9 @@ EDGES: dict[str, Edge] = {
     edge.name: edge
     for edge in (
         Edge("force_start", frozenset({Status.PENDING, Status.FAILED, Status.CANCELLED}), Status.QUEUED),
+        # Durable steps: run again keeping the completed steps' results, or discarding them.
+        Edge("resume", RECOVERABLE, Status.QUEUED),
+        Edge("restart", RECOVERABLE, Status.QUEUED),
         Edge("claim", frozenset({Status.QUEUED}), Status.CLAIMED),
         Edge("start", frozenset({Status.CLAIMED}), Status.RUNNING),
         Edge("retry", LIVE, Status.QUEUED),

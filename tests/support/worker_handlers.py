@@ -1,6 +1,7 @@
 """Handlers the worker tests need beyond the demo ones (`--handlers tests.support.worker_handlers`)."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -71,3 +72,79 @@ registry.command("test.short_orphan", [
 registry.command("test.touch", [
     sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", "{file}",
 ])
+
+
+# --- durable steps: each handler appends what it ran to payload["counter"], a file the test reads ---
+
+
+def _count(ctx: JobContext, entry: str) -> None:
+    with open(ctx.payload["counter"], "a") as counter:
+        counter.write(f"{entry}\n")
+
+
+def _fails_while_flagged(ctx: JobContext, name: str) -> dict:
+    _count(ctx, name)
+    flag = ctx.payload.get("fail_flag")
+    if flag and os.path.exists(flag):
+        raise RuntimeError(f"{name} failed (the flag file is there)")
+    if ctx.attempt <= ctx.payload.get("fail_attempts", 0):
+        raise RuntimeError(f"{name} failed (attempt {ctx.attempt})")
+    return {"step": name, "attempt": ctx.attempt}
+
+
+@registry.handler("test.durable_pipeline")
+def durable_pipeline(ctx: JobContext) -> dict:
+    """fetch → convert → publish as durable steps; publish fails while payload["fail_flag"] exists
+    and in the first payload["fail_attempts"] attempts."""
+    fetched = ctx.step("fetch", _count_and_return, ctx, "fetch")
+    converted = ctx.step("convert", _count_and_return, ctx, "convert")
+    published = ctx.step("publish", _fails_while_flagged, ctx, "publish")
+    return {"fetch": fetched, "convert": converted, "publish": published}
+
+
+def _count_and_return(ctx: JobContext, name: str) -> dict:
+    _count(ctx, name)
+    return {"step": name, "attempt": ctx.attempt}
+
+
+@registry.handler("test.step_retries")
+def step_retries(ctx: JobContext) -> dict:
+    """A durable step whose first payload["failures"] tries raise, with payload["retries"] retries."""
+    def fetch() -> int:
+        _count(ctx, "fetch")
+        with open(ctx.payload["counter"]) as counter:
+            tries = len(counter.read().splitlines())
+        if tries <= ctx.payload["failures"]:
+            raise ConnectionError(f"try {tries}: the remote end hung up")
+        return tries
+
+    return {"tries": ctx.step("fetch", fetch, retries=ctx.payload["retries"])}
+
+
+@registry.handler("test.train")
+def train(ctx: JobContext) -> dict:
+    """payload["epochs"] epochs of payload["seconds"] each, checkpointing after each; resumes from the last one."""
+    start = (ctx.last_checkpoint or {"epoch": 0})["epoch"]
+    for epoch in range(start + 1, ctx.payload["epochs"] + 1):
+        with ctx.step(f"epoch {epoch}"):
+            _count(ctx, f"epoch {epoch}")
+            ctx.sleep(float(ctx.payload["seconds"]))
+            ctx.checkpoint({"epoch": epoch})
+    return {"resumed_after": start, "epochs": ctx.payload["epochs"]}
+
+
+@registry.handler("test.big_result")
+def big_result(ctx: JobContext) -> str:
+    """A durable step whose result is payload["bytes"] long."""
+    return ctx.step("render", lambda: "x" * ctx.payload["bytes"])
+
+
+@registry.handler("test.unrecorded")
+def unrecorded(ctx: JobContext) -> str:
+    """A durable step that sleeps payload["seconds"] (the test stops the server meanwhile)."""
+    def work() -> str:
+        _count(ctx, "work")
+        time.sleep(float(ctx.payload["seconds"]))
+        return "done"
+
+    return ctx.step("work", work)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from .. import auth, cancellation, jobs
+from .. import auth, cancellation, jobs, steps
 from ..claim_wait import claim_waiting
 from . import schemas as s
 from .serialize import claimed_job_json
@@ -37,7 +37,8 @@ def claim(body: s.Claim):
     if body.types == []:
         return {"jobs": []}  # no types asked for: nothing to claim (states.claim reads "no filter" as any type)
     claimed = claim_waiting(body.worker_id, types=body.types, batch_size=body.batch_size, wait_s=body.wait_s)
-    return {"jobs": [claimed_job_json(job) for job in claimed]}
+    replay = steps.replay_state(job.id for job in claimed)
+    return {"jobs": [{**claimed_job_json(job), **replay[job.id]} for job in claimed]}
 
 
 @operation(bp, "POST", "/jobs/<job_id:job_id>/start", summary="claimed → running", body=s.Lease,
@@ -52,15 +53,19 @@ def start(job_id: int, body: s.Lease):
 def heartbeat(job_id: int, body: s.Heartbeat):
     """Fields left out keep their values: a heartbeat naming no step keeps `current_step`."""
     job = jobs.heartbeat(job_id, body.lease_token, progress=body.progress, stage=body.stage,
-                         current_step=body.current_step, output=body.output)
+                         current_step=body.current_step, output=body.output,
+                         checkpoint=body.checkpoint.model_dump() if body.checkpoint else None)
     return {"cancel_requested": bool(job.cancel_requested), "status": job.status}
 
 
-@operation(bp, "POST", "/jobs/<job_id:job_id>/steps", summary="A step started, completed or failed",
+@operation(bp, "POST", "/jobs/<job_id:job_id>/steps", summary="A step started, completed (with its result), failed, is retrying or was replayed",
            body=s.Step, responses={200: s.Accepted}, errors=ERRORS, security=KEY)
 def step(job_id: int, body: s.Step):
+    """A `completed` event that carries `result` stores it in the same transaction."""
+    stored = body.result if body.event == "completed" and "result" in body.model_fields_set else steps.NO_RESULT
     jobs.record_step(job_id, body.lease_token, name=body.name, event=body.event, attempt=body.attempt,
-                     phase=body.phase, error=body.error)
+                     phase=body.phase, error=body.error, result=stored, result_attempt=body.result_attempt,
+                     step_attempt=body.step_attempt)
     return {"ok": True}
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from .. import auth, jobs, monitor
+from .. import auth, jobs, monitor, steps
 from ..actions import ACTIONS, Action
 from . import schemas as s
 from .serialize import attempt_json, event_json, job_json, step_json
@@ -69,6 +69,7 @@ def get_job(job_id: int):
         "queue_position": jobs.queue_position(job),
         "attempts": [attempt_json(attempt) for attempt in jobs.attempts_of(job_id)],
         "steps": [step_json(step) for step in jobs.steps_of(job_id)],
+        "checkpoint": steps.checkpoint_json(steps.checkpoint_of(job_id)),
     }
 
 

@@ -10,6 +10,7 @@ from ..actions import ACTION_NAMES
 from ..config import MAX_CLAIM_WAIT_S
 from ..states import Status
 from .json_input import safe_integers
+from ..step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES, json_size
 
 INT32 = 2**31 - 1
 MAX_BATCH = 1000
@@ -43,6 +44,15 @@ def _once_each(values: list | None) -> list | None:
 def _nul_to_replacement(value: Any) -> Any:
     # Worker output is raw process output: keep it, minus what the store cannot hold.
     return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def _at_most(limit: int):
+    def check(value: Any) -> Any:
+        size = json_size(value)
+        if size > limit:
+            raise ValueError(f"is {size} bytes as JSON; at most {limit} are stored")
+        return value
+    return AfterValidator(check)
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
@@ -127,19 +137,30 @@ class Lease(Body):
     lease_token: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_nul)]
 
 
+class CheckpointIn(Body):
+    data: Annotated[JobJson, _at_most(MAX_CHECKPOINT_BYTES)] = None
+    step: Name | None = Field(None, description="The innermost step open when the handler checkpointed.")
+
+
 class Heartbeat(Lease):
     progress: float | None = Field(None, ge=0, le=100)
     stage: Name | None = None
     current_step: Name | None = None
     output: ProcessText | None = None
+    checkpoint: CheckpointIn | None = Field(None, description="The handler's newest checkpoint, replacing the stored one.")
 
 
 class Step(Lease):
     name: Name
-    event: Literal["started", "completed", "failed"]
+    event: Literal["started", "completed", "failed", "retrying", "replayed"]
     attempt: int | None = Field(None, ge=1, le=INT32)
     phase: Name | None = None
     error: ProcessText | None = None
+    result: Annotated[JobJson, _at_most(MAX_STEP_RESULT_BYTES)] = Field(
+        None, description="With `completed`: stored as the step's result (even null) and replayed by later "
+                          "attempts instead of running the step again. Left out: nothing is stored.")
+    result_attempt: int | None = Field(None, ge=1, le=INT32, description="With `replayed`: the attempt that completed the step.")
+    step_attempt: int | None = Field(None, ge=1, le=INT32, description="With `retrying`: the step's own next try.")
 
 
 class Complete(Lease):
@@ -224,12 +245,22 @@ class StepOut(Answer):
     finished_at: Time
     phase: str | None
     error: str | None
+    result_attempt: int | None = Field(None, description="The attempt whose stored result the step has.")
+    step_attempt: int | None = Field(None, description="The step's own try, when it was retried in place.")
+
+
+class CheckpointOut(Answer):
+    at: Time
+    step: str | None
+    attempt: int
+    data: Any = None
 
 
 class JobDetail(JobOut):
     queue_position: int | None
     attempts: list[AttemptOut]
     steps: list[StepOut]
+    checkpoint: CheckpointOut | None
 
 
 class EventOut(Answer):
@@ -269,8 +300,15 @@ class ActionResult(Answer):
     skipped: list[Skipped]
 
 
+class StoredStep(Answer):
+    result: Any = None
+    attempt: int
+
+
 class ClaimedJob(JobOut):
     lease_token: str
+    step_results: dict[str, StoredStep] = Field(description="Completed durable steps by name: replayed, not run.")
+    checkpoint: CheckpointOut | None
 
 
 class ClaimedJobs(Answer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from .. import auth, jobs, monitor, query_params, states
+from .. import auth, jobs, monitor, query_params, states, steps
 from ..actions import ACTION_NAMES, ACTIONS, action_named, actions_from
 from ..extensions import htmx, limiter
 from ..limits import COUNT_CAP
@@ -158,17 +158,32 @@ def job_counts():
 def _job_context(job_id: int) -> dict:
     job = jobs.get_job(job_id)
     attempts = jobs.attempts_of(job_id)
+    job_steps = jobs.steps_of(job_id)
+    checkpoint = steps.checkpoint_of(job_id)
+    resume_label = _resume_label(job_id, job_steps, checkpoint, attempts)
     return {
         "job": job,
         "attempts": attempts,
         "failed_attempt": next((a for a in reversed(attempts) if a.error), None),
         "latest_attempt": attempts[-1] if attempts else None,
         "events": jobs.events_of(job_id),
-        "steps": jobs.steps_of(job_id),
+        "steps": job_steps,
+        "checkpoint": checkpoint,
         "queue_position": jobs.queue_position(job),
         "timeout": jobs.heartbeat_timeout(job),
-        "actions": actions_from(job.status),
+        "resume_label": resume_label,
+        "actions": actions_from(job.status, durable=resume_label is not None),
     }
+
+
+def _resume_label(job_id: int, job_steps: list[dict], checkpoint, attempts) -> str | None:
+    """"Resume from step NAME", naming the first step not completed; None when the job has
+    no recorded steps nor a checkpoint (then Force start is the same thing)."""
+    if not job_steps and checkpoint is None:
+        return None
+    name = (steps.first_step_to_run(job_steps, steps.stored_names(job_id))
+            or (checkpoint.step if checkpoint else None) or (attempts[-1].step if attempts else None))
+    return f"Resume from step {name}" if name else "Resume from the last checkpoint"
 
 
 @bp.get("/jobs/<job_id:job_id>")

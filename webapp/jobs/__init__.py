@@ -43,7 +43,7 @@ from .reaping import (
     release_stale_pending,
     release_unconfirmed_cancellation,
 )
-from .recovery import cancel_job, force_start, mark_failed
+from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job
 from .transaction import unit_of_work
 from .workers import register_worker
 
@@ -84,6 +84,8 @@ __all__ = [
     "queue_position",
     "record_step",
     "register_worker",
+    "restart_job",
+    "resume_job",
     "release_stale_pending",
     "release_unconfirmed_cancellation",
     "retry_delay",

@@ -6,7 +6,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import update
 
-from .. import states
+from .. import states, steps
 from ..extensions import db
 from ..models import Job, JobAttempt
 from ..states import LIVE
@@ -63,8 +63,9 @@ def heartbeat(
     stage: str | None = None,
     current_step: str | None = None,
     output: str | None = None,
+    checkpoint: dict[str, Any] | None = None,
 ) -> Job:
-    """Keep a live job's lease alive and record its progress.
+    """Keep a live job's lease alive and record its progress (and its newest checkpoint).
 
     Fields left out keep their values (a heartbeat naming no step keeps the step).
     Not a status change, but fenced like one: a dead token changes nothing.
@@ -89,6 +90,9 @@ def heartbeat(
             raise states.why_refused(job_id, states.EDGES["start"], lease_token)
         if output is not None:
             _set_attempt(job, output_tail=tail(output))
+        if checkpoint is not None:
+            steps.save_checkpoint(job_id, attempt=job.attempt, step=checkpoint.get("step"),
+                                  data=checkpoint.get("data"), at=now)
     return job
 
 
@@ -101,8 +105,13 @@ def record_step(
     attempt: int | None = None,
     phase: str | None = None,
     error: str | None = None,
+    result: Any = steps.NO_RESULT,
+    result_attempt: int | None = None,
+    step_attempt: int | None = None,
 ) -> Job:
-    """A step started, completed or failed; a started step becomes the current step."""
+    """A step started, completed, failed, is retrying or was replayed; a started step
+    becomes the current step. A completed step's `result`, when given, is stored in the
+    same transaction as its event, so a later attempt replays it."""
     now = utcnow()
     values: dict[str, Any] = {"heartbeat_at": now, "updated_at": now}
     if event == "started":
@@ -117,10 +126,17 @@ def record_step(
         ).one_or_none()
         if job is None:
             raise states.why_refused(job_id, states.EDGES["start"], lease_token)
+        data: dict[str, Any] = {"name": name, "event": event, "phase": phase, "error": error}
+        if event == "completed" and result is not steps.NO_RESULT:
+            steps.store_result(job_id, name=name, attempt=job.attempt, result=result, at=now)
+            data["result_attempt"] = job.attempt
+        elif result_attempt is not None:
+            data["result_attempt"] = result_attempt
+        if step_attempt is not None:
+            data["step_attempt"] = step_attempt
         states.record_event(
             job_id, kind="step", actor=f"worker:{job.worker_id}", at=now,
-            attempt=attempt or job.attempt, reason=error,
-            data={"name": name, "event": event, "phase": phase, "error": error},
+            attempt=attempt or job.attempt, reason=error, data=data,
         )
     return job
 

@@ -73,13 +73,16 @@ def steps_of(job_id: int) -> list[dict[str, Any]]:
         step = steps.setdefault(
             key,
             {"name": data.get("name"), "attempt": event.attempt, "status": None,
-             "started_at": None, "finished_at": None, "phase": None, "error": None},
+             "started_at": None, "finished_at": None, "phase": None, "error": None,
+             "result_attempt": None, "step_attempt": None},
         )
         step["status"] = data.get("event")
         if data.get("event") == "started":
             step["started_at"] = event.at
-        else:
+        elif data.get("event") != "retrying":
             step["finished_at"] = event.at
+        step["result_attempt"] = data.get("result_attempt") or step["result_attempt"]
+        step["step_attempt"] = data.get("step_attempt") or step["step_attempt"]
         step["phase"] = data.get("phase") or step["phase"]
         step["error"] = data.get("error") or step["error"]
     return list(steps.values())

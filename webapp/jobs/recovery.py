@@ -1,9 +1,9 @@
-"""The operator's recovery commands on one job: cancel, mark failed, force start."""
+"""The operator's recovery commands on one job: cancel, mark failed, force start, resume, restart."""
 from __future__ import annotations
 
 from sqlalchemy import case
 
-from .. import states
+from .. import states, steps
 from ..models import Job
 from ..timeutil import utcnow
 from .transaction import unit_of_work
@@ -34,11 +34,27 @@ def mark_failed(job_id: int, *, actor: str = "operator", reason: str | None = No
 
 
 def force_start(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
-    """Pending → queued; failed or cancelled → queued with one more attempt."""
+    """Pending → queued; failed or cancelled → queued with one more attempt (completed steps replay)."""
+    return _requeue(job_id, "force_start", actor=actor, reason=reason or "force-started")
+
+
+def resume_job(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+    """Failed or cancelled → queued with one more attempt, keeping the completed steps' results."""
+    return _requeue(job_id, "resume", actor=actor, reason=reason or "resumed from the first step not completed")
+
+
+def restart_job(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+    """Failed or cancelled → queued with one more attempt; stored step results and the
+    checkpoint are discarded in the same transaction, so every step runs again."""
+    return _requeue(job_id, "restart", actor=actor, reason=reason or "restarted from scratch", discard=True)
+
+
+def _requeue(job_id: int, action: str, *, actor: str, reason: str, discard: bool = False) -> Job:
+    """An operator's move back to queued: a fresh lease, due now, one more attempt allowed."""
     now = utcnow()
     with unit_of_work():
-        return states.transition(
-            job_id, "force_start", actor=actor, reason=reason or "force-started",
+        job = states.transition(
+            job_id, action, actor=actor, reason=reason,
             values={
                 "run_after": now, "lease_token": None, "worker_id": None, "finished_at": None,
                 "cancel_requested": False, "heartbeat_at": None,
@@ -48,3 +64,6 @@ def force_start(job_id: int, *, actor: str = "operator", reason: str | None = No
             },
             now=now,
         )
+        if discard:
+            steps.discard(job_id)
+    return job

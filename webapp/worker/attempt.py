@@ -30,7 +30,8 @@ from typing import Any, Callable
 from ..backoff import backoff_delay
 from ..client import Conflict, JobwardenClient, LeaseLostError, NotFound, ServerUnavailable
 from .context import (
-    CANCEL, ERROR, LEASE_LOST, SHUTDOWN, TIMEOUT, JobContext, JobFailed, StopReason, Stopped, describe,
+    CANCEL, ERROR, LEASE_LOST, RECORD_TIMEOUT_S, SHUTDOWN, TIMEOUT, JobContext, JobFailed, StopReason, Stopped,
+    describe,
 )
 from .handlers import CommandHandler, PythonHandler, timeout_for
 
@@ -40,13 +41,27 @@ MAX_ERROR_CHARS = 4000
 ABANDON_AFTER_S = 2.0  # beyond the kill grace, for a Python handler that ignores the stop
 
 
-@dataclass
+class ReportDelivery:
+    """The handler's side of a report it waits for (see context.Delivery)."""
+
+    def __init__(self, attempt: Attempt):
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._attempt = attempt
+        self.report: Report | None = None
+
+    def withdraw(self) -> bool:
+        return self._attempt._withdraw(self)
+
+
+@dataclass(eq=False)  # reports are compared by identity in the outbox
 class Report:
     """One call to the server about this attempt, queued in order."""
 
     kind: str  # start | step | complete | fail | stopped
     fields: dict[str, Any] = field(default_factory=dict)
     fallback: bool = False  # the minimal failure sent when the server refused the final report
+    delivery: ReportDelivery | None = None  # set when the handler waits for this report
 
     @property
     def final(self) -> bool:
@@ -61,6 +76,14 @@ class Report:
         if self.kind == "step":
             return f"step {self.fields['name']!r} {self.fields['event']}"
         return self.kind
+
+
+class CheckpointRefused(Exception):
+    """The server refused a heartbeat that carried a checkpoint."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
 
 
 def _clip(text: str) -> str:
@@ -84,6 +107,7 @@ class Attempt:
         kill_grace: float = 10.0,
         retry_max: float = 30.0,
         on_done: Callable[[Attempt], None] = lambda attempt: None,
+        record_timeout: float = RECORD_TIMEOUT_S,
     ):
         self.client = client
         self.job = job
@@ -100,8 +124,11 @@ class Attempt:
         self.ctx = JobContext(
             job, worker_id=worker_id, report_step=self._queue_step, wake=self._wake.set, kill_grace=kill_grace,
         )
+        self.ctx.record_timeout = record_timeout
         self._lock = threading.Lock()
         self._outbox: deque[Report] = deque()
+        self._in_flight: Report | None = None
+        self._sent_checkpoint_version = 0
         self._final_queued = False
         self._cancelled = False  # the server cancelled the job: confirm once the handler has stopped
         self._handler_ended = False
@@ -241,8 +268,22 @@ class Attempt:
 
     # --- the outbox ---------------------------------------------------------------
 
-    def _queue_step(self, **fields: Any) -> None:
-        self._queue(Report("step", fields))
+    def _queue_step(self, **fields: Any) -> ReportDelivery | None:
+        """Queue a step event; a completed step's result comes with a delivery to wait on."""
+        report = Report("step", fields)
+        if fields.get("event") == "completed" and "result" in fields:
+            report.delivery = ReportDelivery(self)
+            report.delivery.report = report
+        self._queue(report)
+        return report.delivery
+
+    def _withdraw(self, delivery: ReportDelivery) -> bool:
+        with self._lock:
+            if delivery.done.is_set() or self._in_flight is delivery.report:
+                return False
+            if delivery.report is not None and delivery.report in self._outbox:
+                self._outbox.remove(delivery.report)
+            return True
 
     def _queue_fail(self, error: str, *, retryable: bool, exit_code: int | None = None,
                     interrupted: bool = False) -> None:
@@ -308,6 +349,9 @@ class Attempt:
                 except (LeaseLostError, Conflict, NotFound) as error:
                     self._lost(error)
                     return
+                except CheckpointRefused as refused:
+                    log.error("job %s: the server refused the checkpoint: %s", self.job_id, refused.error)
+                    self._bookkeeping_failed("record", "the checkpoint", refused.error)
                 except Exception as error:  # a heartbeat the server refused, or our own bug
                     log.exception("job %s: heartbeat failed", self.job_id)
                     self._bookkeeping_failed("heartbeat", "the heartbeat", error)
@@ -326,16 +370,23 @@ class Attempt:
                 if not self._outbox:
                     return
                 report = self._outbox[0]
+                self._in_flight = report
             try:
                 self._send(report)
             except (ServerUnavailable, LeaseLostError, Conflict, NotFound):
+                with self._lock:
+                    self._in_flight = None
                 raise
             except Exception as error:
                 with self._lock:
                     if self._outbox and self._outbox[0] is report:
                         self._outbox.popleft()
+                    self._in_flight = None
                 log.exception("job %s: reporting %s failed", self.job_id, report.label)
-                if report.final:
+                if report.delivery is not None:  # the waiting step fails in phase "record"
+                    report.delivery.error = error
+                    report.delivery.done.set()
+                elif report.final:
                     self._final_refused(report, error)
                 else:
                     self._bookkeeping_failed(report.phase, report.label, error)
@@ -343,6 +394,9 @@ class Attempt:
             with self._lock:
                 if self._outbox and self._outbox[0] is report:
                     self._outbox.popleft()
+                if report.delivery is not None:
+                    report.delivery.done.set()
+                self._in_flight = None
             if report.kind == "start":
                 self._started.set()
             if report.final:
@@ -359,11 +413,26 @@ class Attempt:
         elif report.kind == "complete":
             self.client.complete(job_id, token, **report.fields)
         elif report.kind == "fail":
+            if self._checkpoint_unsent():  # the checkpoint a failing handler just took is what a retry resumes from
+                self._flush_checkpoint()
+                if self.finished.is_set():
+                    return
             self.client.fail(job_id, token, **report.fields)
         elif report.kind == "stopped":
             self.client.stopped(job_id, token, **report.fields)
         else:
             raise ValueError(f"unknown report {report.kind}")
+
+    def _flush_checkpoint(self) -> None:
+        try:
+            self._beat()
+        except CheckpointRefused as refused:  # the failure goes on being reported; the refusal is logged
+            log.error("job %s: the server refused the last checkpoint: %s", self.job_id, refused.error)
+            self._sent_checkpoint_version, _ = self.ctx.pending_checkpoint()
+
+    def _checkpoint_unsent(self) -> bool:
+        version, _ = self.ctx.pending_checkpoint()
+        return version != self._sent_checkpoint_version
 
     def _beat(self) -> None:
         _, fields = self.ctx.snapshot()
@@ -371,8 +440,19 @@ class Attempt:
         output_version = self.ctx.output.version
         if output_version != self._sent_output_version:
             send["output"] = self.ctx.output.text()
-        answer = self.client.heartbeat(self.job_id, self.lease_token, **send)
+        checkpoint_version, checkpoint = self.ctx.pending_checkpoint()
+        if checkpoint_version != self._sent_checkpoint_version:
+            send["checkpoint"] = checkpoint
+        try:
+            answer = self.client.heartbeat(self.job_id, self.lease_token, **send)
+        except (ServerUnavailable, LeaseLostError, Conflict, NotFound):
+            raise
+        except Exception as error:
+            if "checkpoint" in send:  # the server refused the checkpoint: the open steps fail in phase "record"
+                raise CheckpointRefused(error) from error
+            raise
         self._sent_output_version = output_version
+        self._sent_checkpoint_version = checkpoint_version
         if answer.get("cancel_requested"):
             self._cancel()
 

@@ -39,6 +39,8 @@ def _types(_ctx, _param, value: str | None) -> list[str] | None:
               help="Seconds between SIGTERM and SIGKILL to a stopped command (default: --grace).")
 @click.option("--retry-max", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Longest wait between retries while the server is unreachable.")
+@click.option("--record-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds a durable step waits for its result to be stored before it fails (phase record).")
 @click.option("--worker-id", default=None, help="Name shown on the dashboard (default: host-pid-random).")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               default="INFO", show_default=True)
@@ -52,6 +54,7 @@ def worker_command(
     grace: float,
     kill_grace: float | None,
     retry_max: float,
+    record_timeout: float,
     worker_id: str | None,
     log_level: str,
 ) -> None:
@@ -77,7 +80,7 @@ def worker_command(
     settings = WorkerSettings(
         server=server, internal_key=key, concurrency=concurrency, types=types,
         heartbeat_interval=heartbeat_interval, poll_interval=poll_interval, grace=grace,
-        kill_grace=kill_grace, retry_max=retry_max, worker_id=worker_id,
+        kill_grace=kill_grace, retry_max=retry_max, worker_id=worker_id, record_timeout=record_timeout,
     )
     worker = WorkerRunner(settings, registry)
     worker.install_signal_handlers()

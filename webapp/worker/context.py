@@ -1,5 +1,6 @@
-"""The job context a Python handler gets: progress, stage, log lines, steps,
-cooperative stopping, and external commands that are stopped with the job.
+"""The job context a Python handler gets: progress, stage, log lines, steps
+(durable ones too: stored results, retries, checkpoints), cooperative stopping,
+and external commands that are stopped with the job.
 
 The context is the state one attempt shares between the handler's thread and
 the thread that talks to the server (see attempt.py): the handler writes
@@ -8,14 +9,17 @@ asks the handler to stop here.
 """
 from __future__ import annotations
 
+import json
 import logging
+import random
 import threading
 import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
+from ..step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES, json_size
 from .process import OUTPUT_TAIL_BYTES, GroupProcess, OutputTail
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,11 @@ class JobFailed(Exception):
         self.exit_code = exit_code
 
 
+class RecordFailed(JobFailed):
+    """What a step produced (its result, a checkpoint) could not be stored: a step
+    that fails with it is reported failed in phase `record`."""
+
+
 def describe(error: BaseException) -> str:
     """`ValueError: bad input`: what a person needs first in an error panel."""
     text = str(error)
@@ -80,7 +89,39 @@ class StepFailure:
     exception: BaseException | None = None  # what ended the step, to match the job's failure to it
 
 
-StepReporter = Callable[..., None]
+class Delivery(Protocol):
+    """A report the handler waits for (a durable step's result): `done` is set once
+    the server stored it (`error` None) or refused it (`error` says why)."""
+
+    done: threading.Event
+    error: BaseException | None
+
+    def withdraw(self) -> bool:
+        """Take the report back if it was not sent yet; False if it is on its way."""
+        ...
+
+
+StepReporter = Callable[..., "Delivery | None"]
+RECORD_TIMEOUT_S = 30.0  # how long a durable step waits for its result to be stored
+STEP_RETRY_BASE_S = 0.5
+STEP_RETRY_MAX_S = 30.0
+
+
+def step_retry_delay(retry: int) -> float:
+    """Seconds before a step's `retry`-th retry: exponential from 0.5 s, capped at 30 s, ±20 % jitter.
+    (Local: the server's `retry_delay` reads the app's config, which a worker does not have.)"""
+    return min(STEP_RETRY_MAX_S, STEP_RETRY_BASE_S * 2 ** (retry - 1)) * random.uniform(0.8, 1.2)
+
+
+def storable(what: str, value: Any, limit: int) -> Any:
+    """`value` as it will come back from the store (JSON round trip), or RecordFailed saying why not."""
+    try:
+        size = json_size(value)
+    except (TypeError, ValueError) as error:
+        raise RecordFailed(f"{what} cannot be stored as JSON: {describe(error)}", retryable=False) from None
+    if size > limit:
+        raise RecordFailed(f"{what} is {size} bytes as JSON; at most {limit} are stored", retryable=False)
+    return json.loads(json.dumps(value))
 
 
 class JobContext:
@@ -114,6 +155,14 @@ class JobContext:
         self._stop_reason: StopReason | None = None
         self._processes: set[GroupProcess] = set()
         self.failed_step: StepFailure | None = None
+        self.record_timeout = RECORD_TIMEOUT_S
+        # Durable steps: what earlier attempts stored, names used in this run, the newest checkpoint.
+        self._stored: dict[str, Mapping[str, Any]] = dict(job.get("step_results") or {})
+        self._names: set[str] = set()
+        stored_checkpoint = job.get("checkpoint")
+        self._last_checkpoint: Any = stored_checkpoint.get("data") if stored_checkpoint else None
+        self._checkpoint: dict[str, Any] | None = None
+        self._checkpoint_version = 0
 
     # --- what handlers call -------------------------------------------------
 
@@ -140,18 +189,65 @@ class JobContext:
         self.output.write(f"{time.strftime('%H:%M:%S')} {line}\n")
         log.debug("job %s: %s", self.job_id, line)
 
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        """Report a named step: started, then completed or failed with the attempt and phase.
+    def step(self, name: str, fn: Callable[..., Any] | None = None, *args: Any, retries: int = 0,
+             **kwargs: Any) -> Any:
+        """Run `fn(*args, **kwargs)` as the durable step `name` and return its result, or,
+        without `fn`, a `with ctx.step(name):` block that records the step.
 
-        A step that started and did not complete is always reported failed:
-        when its body raised (phase "run"), and when the worker stopped it for
-        its own reasons — a timeout, a shutdown, a failure to report to the
-        server — even if the body never noticed. A cancellation (or a lease
-        lost) is not a step failure: the server has already moved on.
+        A durable step's result (JSON, at most MAX_STEP_RESULT_BYTES) is stored with the
+        step's `completed` event before `step` returns; in a later attempt of the job the
+        step is not run again: the stored result is returned (as JSON gives it back) and
+        a `replayed` event names the attempt that completed it. `retries=N` runs a step
+        that raised up to N more times, after a backoff, before the failure stands.
+        A `with` block records its step but has no result, so it always runs.
+        Step names are unique within a run.
+
+        Either way the step is reported started, then completed or failed with the
+        attempt and phase: "run" when its body raised, "record" when its result (or a
+        checkpoint) could not be stored, and the stop's phase when the worker stopped it
+        for its own reasons — a timeout, a shutdown, a failure to report to the server —
+        even if the body never noticed. A cancellation (or a lease lost) is not a step
+        failure: the server has already moved on.
         """
         name = str(name)
+        if fn is None:
+            if args or kwargs or retries:
+                raise TypeError("arguments and retries need a function: ctx.step(name, fn, *args, retries=N)")
+            return self._step_block(name)
+        if retries < 0:
+            raise ValueError(f"retries must be 0 or more, got {retries!r}")
         self.check()
+        stored = self._stored.get(name)
+        if stored is not None:
+            self._claim_name(name)
+            self._report_step(name=name, event="replayed", attempt=self.attempt, result_attempt=stored["attempt"])
+            self.log(f"step {name}: replayed the result of attempt {stored['attempt']}")
+            return stored["result"]
+        produced: list[Any] = []
+        with self._step_block(name, finish=lambda: self._record_result(name, produced[0])):
+            produced.append(storable(f"the result of step {name!r}",
+                                     self._run_with_retries(name, fn, args, kwargs, retries),
+                                     MAX_STEP_RESULT_BYTES))
+        return produced[0]
+
+    def checkpoint(self, data: Any) -> None:
+        """Store `data` (JSON, at most MAX_CHECKPOINT_BYTES) as the job's checkpoint with the
+        next heartbeat: no request of its own. A later attempt reads it as `last_checkpoint`."""
+        data = storable("the checkpoint", data, MAX_CHECKPOINT_BYTES)
+        with self._lock:
+            self._checkpoint = {"data": data, "step": self._steps[-1] if self._steps else None}
+            self._checkpoint_version += 1
+        self.check()
+
+    @property
+    def last_checkpoint(self) -> Any:
+        """The data of the newest checkpoint an earlier attempt stored (None if none)."""
+        return self._last_checkpoint
+
+    @contextmanager
+    def _step_block(self, name: str, finish: Callable[[], None] | None = None) -> Iterator[None]:
+        self.check()
+        self._claim_name(name)
         self._report_step(name=name, event="started", attempt=self.attempt)
         with self._lock:
             self._steps.append(name)
@@ -162,21 +258,67 @@ class JobContext:
             self._step_stopped(name, stopped.reason, stopped)
             raise
         except BaseException as error:
-            self._step_failed(name, "run", describe(error), error)
+            self._step_failed(name, "record" if isinstance(error, RecordFailed) else "run", describe(error), error)
             raise
         else:
             reason = self.stop_reason
             if reason is not None:
                 # The body finished, but the attempt was stopped meanwhile (e.g. a
                 # heartbeat failed): the step's outcome cannot stand as completed.
-                stopped = Stopped(reason)
-                self._step_stopped(name, reason, stopped)
-                raise stopped
-            self._report_step(name=name, event="completed", attempt=self.attempt)
+                late = Stopped(reason)
+                self._step_stopped(name, reason, late)
+                raise late
+            if finish is None:
+                self._report_step(name=name, event="completed", attempt=self.attempt)
+                return
+            try:
+                finish()
+            except Stopped as stopped:
+                self._step_stopped(name, stopped.reason, stopped)
+                raise
+            except RecordFailed as error:
+                self._step_failed(name, "record", str(error), error)
+                raise
         finally:
             with self._lock:
                 if self._steps and self._steps[-1] == name:
                     self._steps.pop()
+
+    def _claim_name(self, name: str) -> None:
+        if name in self._names:
+            raise ValueError(f"step {name!r} already ran in this attempt: step names must be unique within a run")
+        self._names.add(name)
+
+    def _run_with_retries(self, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict, retries: int) -> Any:
+        for step_attempt in range(1, retries + 2):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as error:
+                if step_attempt > retries or isinstance(error, RecordFailed) or (
+                        isinstance(error, JobFailed) and not error.retryable):
+                    raise
+                delay = step_retry_delay(step_attempt)
+                self.log(f"step {name}: try {step_attempt} failed ({describe(error)}); retrying in {delay:.1f} s")
+                self._report_step(name=name, event="retrying", attempt=self.attempt, phase="run",
+                                  error=describe(error), step_attempt=step_attempt + 1)
+                self.sleep(delay)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _record_result(self, name: str, result: Any) -> None:
+        """Report the step completed with its result and wait until the server stored it."""
+        delivery = self._report_step(name=name, event="completed", attempt=self.attempt, result=result)
+        if delivery is None:
+            return
+        deadline = time.monotonic() + self.record_timeout
+        while not delivery.done.wait(0.05):
+            self.check()
+            if time.monotonic() >= deadline and delivery.withdraw():
+                raise RecordFailed(
+                    f"the step ran but its result was not recorded: no answer from the server within "
+                    f"{self.record_timeout:g} s")
+        if delivery.error is not None:
+            raise RecordFailed(f"the step ran but its result was not recorded: {describe(delivery.error)}",
+                               retryable=False)
 
     def sleep(self, seconds: float) -> None:
         """Sleep, but wake up and raise `Stopped` as soon as the job is to stop."""
@@ -258,6 +400,11 @@ class JobContext:
             fields: dict[str, Any] = {"progress": self._progress, "stage": self._stage,
                                       "current_step": self._steps[-1] if self._steps else None}
             return self._state_version, fields
+
+    def pending_checkpoint(self) -> tuple[int, dict[str, Any] | None]:
+        """(version, the newest checkpoint not yet known to be stored): sent with the next heartbeat."""
+        with self._lock:
+            return self._checkpoint_version, self._checkpoint
 
     def open_steps(self) -> list[str]:
         """Steps started and not yet ended, innermost first."""

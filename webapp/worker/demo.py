@@ -4,8 +4,13 @@
 
 - ``demo.noop``: does nothing, returns ``{"ok": true}``.
 - ``demo.sleep``: ``{"seconds": N}``, reports progress as it goes.
-- ``demo.pipeline``: steps download → transcode → upload,
-  ``{"seconds_per_step": N, "fail_step": optional step name}``.
+- ``demo.pipeline``: durable steps download → transcode → upload,
+  ``{"seconds_per_step": N, "fail_step": a step that always fails,
+  "fail_once_at": a step that fails on the job's first attempt only,
+  "transcode_failures": tries of transcode that fail (retried in place, 2 retries)}``.
+  Resume a failed one: the completed steps are replayed, not run again.
+- ``demo.train``: ``{"epochs": N, "seconds_per_epoch": S, "fail_once_at_epoch": optional}``,
+  checkpoints after each epoch; a later attempt resumes after the last checkpoint.
 - ``demo.flaky``: fails its first attempt, succeeds after.
 - ``demo.crash``: an external command that writes to stderr and exits 1.
 - ``demo.hang``: an external command that ignores SIGTERM and sleeps.
@@ -43,17 +48,49 @@ def sleep(ctx: JobContext) -> dict:
 def pipeline(ctx: JobContext) -> dict:
     payload = ctx.payload or {}
     seconds = float(payload.get("seconds_per_step", 1))
-    fail_step = payload.get("fail_step")
+    transcode_failures = int(payload.get("transcode_failures", 0))
+    tries = {"transcode": 0}
+
+    def work(index: int, name: str, made: dict | None) -> dict:
+        ctx.stage(name)
+        ctx.log(f"{name}: started")
+        ctx.sleep(seconds)
+        if name == payload.get("fail_step") or (name == payload.get("fail_once_at") and ctx.attempt == 1):
+            raise RuntimeError(f"{name} failed (asked to by the payload)")
+        if name == "transcode":
+            tries["transcode"] += 1
+            if tries["transcode"] <= transcode_failures:
+                raise RuntimeError(f"transcode: encoder crashed (try {tries['transcode']})")
+        ctx.progress(100 * (index + 1) / len(PIPELINE_STEPS))
+        ctx.log(f"{name}: done")
+        return {"step": name, "input": made and made["output"], "output": f"video.{name}",
+                "attempt": ctx.attempt}
+
+    made = None
     for index, name in enumerate(PIPELINE_STEPS):
-        with ctx.step(name):
-            ctx.stage(name)
-            ctx.log(f"{name}: started")
-            ctx.sleep(seconds)
-            if name == fail_step:
-                raise RuntimeError(f"{name} failed (asked to by the payload)")
-            ctx.progress(100 * (index + 1) / len(PIPELINE_STEPS))
-            ctx.log(f"{name}: done")
-    return {"steps": list(PIPELINE_STEPS)}
+        made = ctx.step(name, work, index, name, made, retries=2 if name == "transcode" else 0)
+    return {"steps": list(PIPELINE_STEPS), "output": made["output"] if made else None}
+
+
+@registry.handler("demo.train")
+def train(ctx: JobContext) -> dict:
+    payload = ctx.payload or {}
+    epochs = int(payload.get("epochs", 10))
+    seconds = float(payload.get("seconds_per_epoch", 1))
+    last = ctx.last_checkpoint or {"epoch": 0, "loss": 1.0}
+    if ctx.last_checkpoint:
+        ctx.log(f"resuming after epoch {last['epoch']} (loss {last['loss']})")
+    loss = float(last["loss"])
+    ctx.stage("training")
+    for epoch in range(int(last["epoch"]) + 1, epochs + 1):
+        ctx.sleep(seconds)
+        if epoch == payload.get("fail_once_at_epoch") and ctx.attempt == 1:
+            raise RuntimeError(f"out of memory in epoch {epoch} (asked to by the payload)")
+        loss = round(loss * 0.8, 4)
+        ctx.checkpoint({"epoch": epoch, "loss": loss})
+        ctx.progress(100 * epoch / epochs)
+        ctx.log(f"epoch {epoch}: loss {loss}")
+    return {"epochs": epochs, "loss": loss, "resumed_after": int(last["epoch"])}
 
 
 @registry.handler("demo.flaky")

@@ -55,6 +55,7 @@ class WorkerSettings:
     kill_grace: float | None = None  # defaults to `grace`
     retry_max: float = 30.0
     worker_id: str | None = None
+    record_timeout: float = 30.0  # a durable step's wait for its result to be stored
 
 
 def default_worker_id() -> str:
@@ -227,6 +228,7 @@ class WorkerRunner:
             worker_id=self.worker_id, known_types=self.registry.types,
             heartbeat_interval=self.settings.heartbeat_interval, kill_grace=self.kill_grace,
             retry_max=self.settings.retry_max, on_done=self._attempt_done,
+            record_timeout=self.settings.record_timeout,
         )
         with self._lock:
             self.attempts[attempt.job_id] = attempt
