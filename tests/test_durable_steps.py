@@ -18,7 +18,7 @@ from tests.test_worker_runner import (  # noqa: F401  (fixtures)
     step_events,
     wait_for,
 )
-from webapp import jobs, steps
+from webapp import jobs, states, steps
 from webapp.client import ClientError, Conflict, JobwardenClient
 from webapp.extensions import db
 from webapp.models import Checkpoint, StepResult
@@ -197,7 +197,7 @@ def test_restart_discards_in_the_transition_and_a_refused_restart_discards_nothi
     jobs.start_job(created.id, claimed.lease_token)
     jobs.record_step(created.id, claimed.lease_token, name="a", event="completed", result=None)
     jobs.heartbeat(created.id, claimed.lease_token, checkpoint={"data": [1, 2], "step": None})
-    with pytest.raises(jobs.states.TransitionRefused):
+    with pytest.raises(states.TransitionRefused):
         jobs.restart_job(created.id)  # running
     assert set(steps.results_of(created.id)) == {"a"} and steps.checkpoint_of(created.id).data == [1, 2]
     jobs.mark_failed(created.id)
