@@ -42,6 +42,9 @@ from .metrics import ORPHANS_REAPED
 from .models import Job, MonitorPass, Worker
 from .states import LIVE, JobNotFound, Status, TransitionRefused
 from .timeutil import isoformat, utcnow
+from .webhooks.alerts import raise_alerts
+from .webhooks.delivery import schedule as schedule_webhook_deliveries
+from .webhooks.endpoints import health as webhook_health
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +240,8 @@ def run_pass(*, trigger: str = "schedule", now: datetime | None = None) -> dict[
         if not ours:
             return {"skipped": True, "trigger": trigger, "reason": "another monitor pass is running"}
         changes = _settle(now, settings)
+        raise_alerts(changes, now, worker_timeout_s=settings["default_timeout"],
+                     pending_action=settings["pending_action"])
         finished_at = utcnow()
         duration_ms = round((time.perf_counter() - clock) * 1000, 3)
         record = MonitorPass(
@@ -365,8 +370,10 @@ def health_report(*, now: datetime | None = None) -> dict[str, Any]:
         for row in pending_rows
     ]
     monitor = _monitor_status(now, s["interval"])
+    webhooks = webhook_health()
     return {
-        "healthy": not orphaned_jobs and not stale_pending_jobs and not monitor["overdue"],
+        "healthy": (not orphaned_jobs and not stale_pending_jobs and not monitor["overdue"]
+                    and not webhooks["disabled_endpoints"]),
         "checked_at": isoformat(now),
         "orphaned_jobs": orphaned_jobs,
         "late_jobs": [_live_entry(row, timeout, now, None) for row, timeout in late],
@@ -375,6 +382,7 @@ def health_report(*, now: datetime | None = None) -> dict[str, Any]:
         "counts_cap": COUNT_CAP,
         "workers": _workers(now, s["default_timeout"]),
         "monitor": monitor,
+        "webhooks": webhooks,
     }
 
 
@@ -524,6 +532,7 @@ def start_scheduler(app: Flask) -> None:
             _scheduled_pass, "interval", seconds=interval, args=[app, "schedule"], id=PASS_JOB_ID,
             next_run_time=now + timedelta(seconds=interval),
         )
+        schedule_webhook_deliveries(scheduler, app, db_guard=lambda: _no_fork_during_a_pass)
         _guard_forks()
         scheduler.start()
         _scheduler, _scheduler_app = scheduler, app
@@ -587,6 +596,7 @@ def run_foreground(app: Flask, *, interval: float | None = None, once: bool = Fa
             echo(_summary(result))
 
     scheduler.add_job(report, "interval", seconds=interval, args=["schedule"], id=PASS_JOB_ID)
+    schedule_webhook_deliveries(scheduler, app)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     echo(f"health monitor running every {interval:g} s (pid {os.getpid()}); Ctrl-C to stop")
     try:

@@ -35,6 +35,7 @@ from .extensions import db
 from .metrics import TRANSITIONS
 from .models import Job, JobAttempt, JobEvent
 from .timeutil import utcnow
+from .webhooks.outbox import notify_transition
 
 
 class Status(StrEnum):
@@ -354,6 +355,8 @@ def transition(
     else:
         raise _why_refused(job_id, edge, lease_token)
     TRANSITIONS.labels(action, edge.target).inc()
+    # Webhooks (an outbox): the notification commits or rolls back with this transition.
+    notify_transition(moved[0], action, expected, actor, now)
     return moved[0]
 
 

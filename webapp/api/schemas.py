@@ -281,6 +281,7 @@ class Health(Answer):
     counts: dict[str, int]
     workers: list[dict[str, Any]]
     monitor: dict[str, Any]
+    webhooks: dict[str, Any] = Field(description="`disabled_endpoints` (failing for a day, no longer sent to) and `failing_endpoints`.")
 
 
 class CleanupResult(Answer):

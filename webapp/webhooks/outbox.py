@@ -1,0 +1,87 @@
+"""The outbox: a notification is written in the transaction of the change that causes it.
+
+`webapp.states` calls `notify_transition` after each transition's own rows, so
+the notification commits or rolls back with the change: a committed failure is
+never un-notified, a rolled-back one never notified. With no enabled endpoint
+subscribed to the event, the INSERT … SELECT … WHERE EXISTS writes nothing (one
+cheap statement, correct across processes with no cache to invalidate); with
+one, a second INSERT … SELECT queues a delivery per subscribed endpoint.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Executable, bindparam, exists, insert, literal, select, true
+
+from ..extensions import db
+from ..models import Job, WebhookDelivery, WebhookEndpoint, WebhookNotification, WebhookSubscription
+
+ENDPOINTS = WebhookEndpoint.__table__
+SUBSCRIPTIONS = WebhookSubscription.__table__
+NOTIFICATIONS = WebhookNotification.__table__
+DELIVERIES = WebhookDelivery.__table__
+
+
+def new_event_id() -> str:
+    """The Standard Webhooks message id: the same on every retry and redelivery of one event."""
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def subscribed_endpoints(event: Any) -> Any:
+    """Enabled endpoints subscribed to `event` (a bound parameter or value)."""
+    return (
+        select(SUBSCRIPTIONS.c.endpoint_id)
+        .join(ENDPOINTS, ENDPOINTS.c.id == SUBSCRIPTIONS.c.endpoint_id)
+        .where(SUBSCRIPTIONS.c.event == event, ENDPOINTS.c.enabled == true())
+    )
+
+
+@lru_cache(maxsize=1)
+def _statements() -> tuple[Executable, Executable]:
+    """Built once per process, so SQLAlchemy compiles them once."""
+    event = bindparam("event", type_=NOTIFICATIONS.c.type.type)
+    job_id = bindparam("job_id", type_=NOTIFICATIONS.c.job_id.type)
+    now = bindparam("now", type_=NOTIFICATIONS.c.created_at.type)
+    write_notification = insert(NOTIFICATIONS).from_select(
+        ["event_id", "type", "job_id", "payload", "created_at"],
+        select(
+            bindparam("event_id", type_=NOTIFICATIONS.c.event_id.type), event, job_id,
+            bindparam("payload", type_=NOTIFICATIONS.c.payload.type), now,
+        ).where(exists(subscribed_endpoints(event))),
+    ).returning(NOTIFICATIONS.c.id)
+    endpoints = subscribed_endpoints(event).subquery()
+    queue_deliveries = insert(DELIVERIES).from_select(
+        ["endpoint_id", "notification_id", "job_id", "attempt", "next_attempt_at", "outcome"],
+        select(
+            endpoints.c.endpoint_id, bindparam("notification_id", type_=DELIVERIES.c.notification_id.type),
+            job_id, literal(1), now, literal("pending"),
+        ),
+    )
+    return write_notification, queue_deliveries
+
+
+def notify(event: str, data: dict[str, Any], *, job_id: int | None, now: datetime) -> int | None:
+    """Queue `event` for every enabled endpoint that subscribes to it, in the caller's transaction.
+
+    Returns the notification's id, or None when nobody listens (nothing was written).
+    """
+    write_notification, queue_deliveries = _statements()
+    params = {"event": event, "job_id": job_id, "now": now, "event_id": new_event_id(), "payload": data}
+    notification_id = db.session.execute(write_notification, params).scalar()
+    if notification_id is not None:
+        db.session.execute(queue_deliveries, {**params, "notification_id": notification_id})
+    return notification_id
+
+
+def notify_transition(job: Job, action: str, from_status: str, actor: object, now: datetime) -> None:
+    """The webhook event of one transition, if it raises one (see `events.job_event`)."""
+    # Imported here: webapp.states imports this module, and these import webapp.states.
+    from ..api.serialize import job_json
+    from .events import job_event
+
+    event = job_event(action, from_status, job.status, actor)
+    if event is not None:
+        notify(event, {"job": job_json(job)}, job_id=job.id, now=now)
