@@ -5,7 +5,8 @@ the notification commits or rolls back with the change: a committed failure is
 never un-notified, a rolled-back one never notified. With no enabled endpoint
 subscribed to the event, the INSERT … SELECT … WHERE EXISTS writes nothing (one
 cheap statement, correct across processes with no cache to invalidate); with
-one, a second INSERT … SELECT queues a delivery per subscribed endpoint.
+one, the same statement (PostgreSQL) or a second one (SQLite) queues a delivery
+per subscribed endpoint.
 """
 from __future__ import annotations
 
@@ -39,9 +40,14 @@ def subscribed_endpoints(event: Any) -> Any:
     )
 
 
-@lru_cache(maxsize=1)
-def _statements() -> tuple[Executable, Executable]:
-    """Built once per process, so SQLAlchemy compiles them once."""
+@lru_cache(maxsize=2)
+def _statements(postgresql: bool) -> tuple[Executable, ...]:
+    """Built once per process and dialect, so SQLAlchemy compiles them once.
+
+    PostgreSQL: one statement — the notification's INSERT is a CTE whose RETURNING row
+    feeds the deliveries' INSERT. SQLite (no DML in CTEs): the notification's INSERT
+    returns its id, and a second INSERT (only when a row was written) queues the deliveries.
+    """
     event = bindparam("event", type_=NOTIFICATIONS.c.type.type)
     job_id = bindparam("job_id", type_=NOTIFICATIONS.c.job_id.type)
     now = bindparam("now", type_=NOTIFICATIONS.c.created_at.type)
@@ -53,8 +59,17 @@ def _statements() -> tuple[Executable, Executable]:
         ).where(exists(subscribed_endpoints(event))),
     ).returning(NOTIFICATIONS.c.id)
     endpoints = subscribed_endpoints(event).subquery()
+    columns = ["endpoint_id", "notification_id", "job_id", "attempt", "next_attempt_at", "outcome"]
+    if postgresql:
+        written = write_notification.cte("written")
+        both = insert(DELIVERIES).from_select(
+            columns,
+            select(endpoints.c.endpoint_id, written.c.id, job_id, literal(1), now, literal("pending"))
+            .select_from(written).join(endpoints, true()),
+        ).add_cte(written)
+        return (both,)
     queue_deliveries = insert(DELIVERIES).from_select(
-        ["endpoint_id", "notification_id", "job_id", "attempt", "next_attempt_at", "outcome"],
+        columns,
         select(
             endpoints.c.endpoint_id, bindparam("notification_id", type_=DELIVERIES.c.notification_id.type),
             job_id, literal(1), now, literal("pending"),
@@ -63,17 +78,20 @@ def _statements() -> tuple[Executable, Executable]:
     return write_notification, queue_deliveries
 
 
-def notify(event: str, data: dict[str, Any], *, job_id: int | None, now: datetime) -> int | None:
+def notify(event: str, data: dict[str, Any], *, job_id: int | None, now: datetime) -> None:
     """Queue `event` for every enabled endpoint that subscribes to it, in the caller's transaction.
 
-    Returns the notification's id, or None when nobody listens (nothing was written).
+    Writes nothing when nobody listens.
     """
-    write_notification, queue_deliveries = _statements()
     params = {"event": event, "job_id": job_id, "now": now, "event_id": new_event_id(), "payload": data}
+    statements = _statements(db.session.get_bind().dialect.name == "postgresql")
+    if len(statements) == 1:
+        db.session.execute(statements[0], params)
+        return
+    write_notification, queue_deliveries = statements
     notification_id = db.session.execute(write_notification, params).scalar()
     if notification_id is not None:
         db.session.execute(queue_deliveries, {**params, "notification_id": notification_id})
-    return notification_id
 
 
 def notify_transition(job: Job, action: str, from_status: str, actor: object, now: datetime) -> None:
