@@ -24,16 +24,16 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event, func, select  # noqa: E402
+from sqlalchemy import event, func, select
 
-from tests.support.databases import postgres_test_database  # noqa: E402
+from tests.support.databases import postgres_test_database
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 VARIANTS = ("off", "none", "endpoint")

@@ -425,3 +425,14 @@ def test_the_dashboard_page_adds_rotates_redelivers_and_deletes(app, client, rec
     assert new_secret != secret
     assert client.post(f"/webhooks/{endpoint_id}/delete", data={"csrf_token": token}).status_code == 302
     assert db.session.scalar(select(func.count()).select_from(WebhookEndpoint)) == 0
+
+
+def test_the_monitor_prunes_old_notifications_but_keeps_those_still_to_send(app, client, receiver):
+    add_endpoint(client, receiver.url, [events.JOB_COMPLETED, events.JOB_FAILED])
+    run_job()
+    deliver_until(lambda: len(receiver.ids()) == 1)
+    receiver.stop()
+    run_job(fail_with="boom")  # never delivered: the receiver is gone
+    result = monitor.run_pass(now=utcnow() + timedelta(days=30))
+    assert result["pruned_notifications"] == 1
+    assert [n.type for n in notifications()] == [events.JOB_FAILED]

@@ -45,6 +45,7 @@ from .timeutil import isoformat, utcnow
 from .webhooks.alerts import raise_alerts
 from .webhooks.delivery import schedule as schedule_webhook_deliveries
 from .webhooks.endpoints import health as webhook_health
+from .webhooks.outbox import prune as prune_notifications
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +312,8 @@ def _settle(now: datetime, s: dict[str, Any]) -> dict[str, Any]:
             row.id, cutoff=pending_cutoff, reason=reason))
 
     retention_cutoff = now - s["retention"]
+    # Webhook notifications (and their delivery logs) are kept as long as jobs.
+    changes["pruned_notifications"] = prune_notifications(retention_cutoff, batch_size=s["batch_size"])
     for status in PRUNED_STATUSES:
         # Most passes find nothing due: a read answers that without a write transaction.
         if db.session.execute(retention_scan(status, retention_cutoff, 1)).first() is None:

@@ -46,7 +46,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 with receiver._lock:
                     receiver.started_requests += 1
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))

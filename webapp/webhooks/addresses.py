@@ -19,7 +19,7 @@ def check_url_shape(url: str) -> None:
     if parts.username or parts.password:
         raise AddressRefused("must not carry a user name or password")
     try:
-        parts.port
+        _port = parts.port  # urlsplit checks the port only when asked
     except ValueError:
         raise AddressRefused("has an invalid port") from None
 

@@ -20,11 +20,12 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import requests
 from flask import Flask, current_app
@@ -208,9 +209,9 @@ def record(item: Outgoing, answer: Answer, s: Settings, now: datetime) -> None:
         update(D).where(D.c.id == item.delivery_id, D.c.at.is_(None)).values(
             at=now, status_code=answer.status_code, latency_ms=answer.latency_ms, error=error,
             response_excerpt=answer.excerpt, outcome=outcome, locked_until=None,
-        )
-    ).rowcount
-    if not recorded:
+        ).returning(D.c.id)
+    ).first()
+    if recorded is None:
         db.session.rollback()
         return
     endpoint = E.c.id == item.endpoint_id

@@ -13,7 +13,12 @@ from sqlalchemy import delete, func, select
 
 from ..extensions import db
 from ..jobs import unit_of_work
-from ..models import WebhookDelivery, WebhookEndpoint, WebhookNotification, WebhookSubscription
+from ..models import (
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookNotification,
+    WebhookSubscription,
+)
 from ..timeutil import isoformat, utcnow
 from .addresses import AddressRefused, check_public, check_url_shape
 from .events import EVENT_TYPES
@@ -192,7 +197,8 @@ def health() -> dict[str, Any]:
             (WebhookEndpoint.enabled.is_(False)) | WebhookEndpoint.failing_since.is_not(None)
         ).order_by(WebhookEndpoint.id)
     )
-    disabled, failing = [], []
+    disabled: list[dict[str, Any]] = []
+    failing: list[dict[str, Any]] = []
     for endpoint in rows:
         # The host only: a URL can itself be a credential (Slack), and /api/health is public.
         entry = {"id": endpoint.id, "host": urlsplit(endpoint.url).hostname, "failing_since": isoformat(endpoint.failing_since),

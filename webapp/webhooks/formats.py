@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..models import WebhookNotification
 from ..timeutil import isoformat
 from . import events
-from ..models import WebhookNotification
 
 FORMATS = ("standard", "slack")
 

@@ -15,10 +15,16 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, exists, insert, literal, select, true
+from sqlalchemy import Executable, bindparam, delete, exists, insert, literal, select, true
 
 from ..extensions import db
-from ..models import Job, WebhookDelivery, WebhookEndpoint, WebhookNotification, WebhookSubscription
+from ..models import (
+    Job,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookNotification,
+    WebhookSubscription,
+)
 
 ENDPOINTS = WebhookEndpoint.__table__
 SUBSCRIPTIONS = WebhookSubscription.__table__
@@ -103,3 +109,26 @@ def notify_transition(job: Job, action: str, from_status: str, actor: object, no
     event = job_event(action, from_status, job.status, actor)
     if event is not None:
         notify(event, {"job": job_json(job)}, job_id=job.id, now=now)
+
+
+def prune(cutoff: datetime, *, batch_size: int) -> int:
+    """Delete up to `batch_size` notifications created before `cutoff` that nothing waits to send.
+
+    Their delivery log goes with them (ON DELETE CASCADE); one transaction per call.
+    """
+    pending = exists().where(DELIVERIES.c.notification_id == NOTIFICATIONS.c.id, DELIVERIES.c.at.is_(None))
+    batch = (
+        select(NOTIFICATIONS.c.id)
+        .where(NOTIFICATIONS.c.created_at < cutoff, ~pending)
+        .order_by(NOTIFICATIONS.c.created_at)
+        .limit(batch_size)
+    )
+    try:
+        deleted = db.session.execute(
+            delete(NOTIFICATIONS).where(NOTIFICATIONS.c.id.in_(batch.scalar_subquery())).returning(NOTIFICATIONS.c.id)
+        ).all()
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return len(deleted)
