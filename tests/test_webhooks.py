@@ -436,3 +436,32 @@ def test_the_monitor_prunes_old_notifications_but_keeps_those_still_to_send(app,
     result = monitor.run_pass(now=utcnow() + timedelta(days=30))
     assert result["pruned_notifications"] == 1
     assert [n.type for n in notifications()] == [events.JOB_FAILED]
+
+
+def test_the_web_apps_in_process_monitor_delivers(app, receiver, database_url, tmp_path):
+    """Through gunicorn with the monitor on (its scheduler runs in the master): HTTP in, webhook out."""
+    import requests
+
+    from tests.conftest import INTERNAL_KEY
+    from tests.support.server import running_server
+
+    with running_server(database_url, tmp_path / "server.log", JOBWARDEN_MONITOR="on",
+                        JOBWARDEN_WEBHOOK_ALLOW_PRIVATE="1", JOBWARDEN_WEBHOOK_INTERVAL="0.5") as server:
+        created = requests.post(f"{server.url}/api/webhooks", timeout=10,
+                                json={"url": receiver.url, "events": [events.JOB_COMPLETED]})
+        assert created.status_code == 201, created.text
+        job = requests.post(f"{server.url}/api/jobs", json={"type": "demo"}, timeout=10).json()
+        internal = {"Authorization": f"Bearer {INTERNAL_KEY}"}
+        claimed = requests.post(f"{server.url}/api/internal/jobs/claim", headers=internal, timeout=10,
+                                json={"worker_id": "w1"}).json()["jobs"][0]
+        token = {"lease_token": claimed["lease_token"]}
+        assert requests.post(f"{server.url}/api/internal/jobs/{job['id']}/start", headers=internal, json=token,
+                             timeout=10).status_code == 200
+        assert requests.post(f"{server.url}/api/internal/jobs/{job['id']}/complete", headers=internal,
+                             json={**token, "exit_code": 0}, timeout=10).status_code == 200
+        deadline = time.monotonic() + 30
+        while not receiver.ids():
+            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(0.2)
+    (body,) = receiver.bodies(created.json()["secret"])
+    assert body["type"] == events.JOB_COMPLETED and body["data"]["job"]["id"] == job["id"]
