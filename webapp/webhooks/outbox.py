@@ -15,7 +15,16 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, delete, exists, insert, literal, select, true
+from sqlalchemy import (
+    Executable,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    literal,
+    select,
+    true,
+)
 
 from ..extensions import db
 from ..models import (
