@@ -465,3 +465,22 @@ def test_the_web_apps_in_process_monitor_delivers(app, receiver, database_url, t
             time.sleep(0.2)
     (body,) = receiver.bodies(created.json()["secret"])
     assert body["type"] == events.JOB_COMPLETED and body["data"]["job"]["id"] == job["id"]
+
+
+def test_a_redirect_is_not_followed_and_counts_as_a_failure(app, client, receiver):
+    endpoint = add_endpoint(client, receiver.url, [events.JOB_COMPLETED])
+    receiver.status = 302
+    run_job()
+    delivery.deliver_until_idle()
+    log = client.get(f"/api/webhooks/{endpoint['id']}/deliveries").get_json()["deliveries"]
+    assert log[-1]["status_code"] == 302 and log[-1]["error"].startswith("redirect")
+    assert log[0]["outcome"] == "pending"  # retried later
+
+
+def test_the_public_url_setting_is_checked_and_named():
+    from webapp.config import ConfigError, from_environment
+
+    assert from_environment({"JOBWARDEN_PUBLIC_URL": "https://jobs.example.com/"})["JOBWARDEN_PUBLIC_URL"] == \
+        "https://jobs.example.com"
+    with pytest.raises(ConfigError, match="JOBWARDEN_PUBLIC_URL"):
+        from_environment({"JOBWARDEN_PUBLIC_URL": "jobs.example.com"})

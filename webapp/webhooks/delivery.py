@@ -179,8 +179,8 @@ def send(item: Outgoing, s: Settings) -> Answer:
             excerpt = response.raw.read(EXCERPT_BYTES, decode_content=True)
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
             error = None
-            if response.is_redirect:
-                error = f"redirect to {response.headers.get('location')!r} not followed"
+            if 300 <= response.status_code < 400:
+                error = f"redirect (HTTP {response.status_code}) to {response.headers.get('location')!r} not followed"
             elif not 200 <= response.status_code < 300:
                 error = f"HTTP {response.status_code}"
             return Answer(response.status_code, latency_ms, error,
