@@ -67,6 +67,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(dashboard_blueprint)
     api.register(app)
+    from .webhooks import register as register_webhooks
+
+    register_webhooks(app)
     if app.config["JOBWARDEN_MONITOR"]:
         # Once per serving process; see webapp/monitor/scheduler.py and gunicorn.conf.py.
         from .monitor import start_scheduler

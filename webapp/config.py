@@ -84,6 +84,16 @@ def _type_timeouts(env: dict) -> dict[str, int]:
         ) from None
 
 
+def _public_url(env: dict) -> str | None:
+    """The dashboard's address as users reach it, for links in notifications (no trailing slash)."""
+    raw = (env.get("JOBWARDEN_PUBLIC_URL") or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")) or len(raw.split("://", 1)[1].strip("/")) == 0:
+        raise ConfigError(f"JOBWARDEN_PUBLIC_URL must be an http(s) URL such as https://jobs.example.com, got {raw!r}")
+    return raw.rstrip("/")
+
+
 def runs_from_source() -> bool:
     """True in a checkout (or an editable install of one), False for an installed wheel."""
     return (SOURCE_ROOT / "pyproject.toml").is_file() and (SOURCE_ROOT / "webapp").is_dir()
@@ -138,4 +148,13 @@ def from_environment(env: dict | None = None) -> dict:
         "JOBWARDEN_SESSION_LIFETIME_S": _positive_float(env, "JOBWARDEN_SESSION_LIFETIME_S", 12 * 3600.0),
         "JOBWARDEN_LOGIN_RATE_LIMIT": env.get("JOBWARDEN_LOGIN_RATE_LIMIT", "5 per minute"),
         "RATELIMIT_STORAGE_URI": env.get("JOBWARDEN_RATELIMIT_STORAGE_URI", "memory://"),
+        "JOBWARDEN_PUBLIC_URL": _public_url(env),
+        # Webhooks (webapp/webhooks): private, loopback and link-local receivers are refused unless allowed.
+        "JOBWARDEN_WEBHOOK_ALLOW_PRIVATE": _flag(env, "JOBWARDEN_WEBHOOK_ALLOW_PRIVATE", False),
+        "JOBWARDEN_WEBHOOK_INTERVAL": _float(env, "JOBWARDEN_WEBHOOK_INTERVAL", 1.0),
+        "JOBWARDEN_WEBHOOK_TIMEOUT_S": _float(env, "JOBWARDEN_WEBHOOK_TIMEOUT_S", 5.0),
+        "JOBWARDEN_WEBHOOK_LEASE_S": _float(env, "JOBWARDEN_WEBHOOK_LEASE_S", 30.0),
+        "JOBWARDEN_WEBHOOK_BATCH_SIZE": _int(env, "JOBWARDEN_WEBHOOK_BATCH_SIZE", 20),
+        "JOBWARDEN_WEBHOOK_RETRY_FOR_S": _float(env, "JOBWARDEN_WEBHOOK_RETRY_FOR_S", 86400.0),
+        "JOBWARDEN_WEBHOOK_DISABLE_AFTER_S": _float(env, "JOBWARDEN_WEBHOOK_DISABLE_AFTER_S", 86400.0),
     }

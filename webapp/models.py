@@ -216,3 +216,84 @@ class Checkpoint(db.Model):
     attempt: Mapped[int] = mapped_column(Integer)
     step: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[Any] = mapped_column(Json, nullable=True)
+
+
+# --- webhooks (webapp/webhooks) ----------------------------------------------------
+
+
+class WebhookEndpoint(db.Model):
+    """A receiver of notifications: where, which events, in which format, and whether it still answers."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(16), default="standard")  # standard | slack
+    secret: Mapped[str] = mapped_column(String(100))  # whsec_…, shown once
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookSubscription(db.Model):
+    """One event type an endpoint receives; the outbox's "is anyone listening" check joins this."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), primary_key=True)
+    event: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+    __table_args__ = (Index("ix_webhook_subscriptions_event", "event", "endpoint_id"),)
+
+
+class WebhookNotification(db.Model):
+    """The outbox: one row per event, written in the transaction that caused it."""
+
+    __tablename__ = "webhook_notifications"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)  # the webhook-id, stable across retries
+    type: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)  # no foreign key: pruning a job keeps its history
+    payload: Mapped[Any] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_webhook_notifications_created", "created_at"),)
+
+
+class WebhookDelivery(db.Model):
+    """One attempt to post a notification to an endpoint; `at` is NULL until it has been made.
+
+    A pending row (at IS NULL) is due at `next_attempt_at`; a sender claims it by
+    setting `locked_until`, so a sender killed mid-send leaves it to be sent again.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    notification_id: Mapped[int] = mapped_column(ForeignKey("webhook_notifications.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)  # copied from the notification: per-job order
+    attempt: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)  # at most 1 KB
+    # delivered | retrying | gave_up | pending (at IS NULL)
+    outcome: Mapped[str] = mapped_column(String(16), default="pending")
+
+    __table_args__ = (
+        # The sender's scan: due pending rows.
+        Index("ix_webhook_deliveries_due", "next_attempt_at",
+              sqlite_where=text("at IS NULL"), postgresql_where=text("at IS NULL")),
+        # Per-job order: is an earlier notification of this job still pending for this endpoint?
+        Index("ix_webhook_deliveries_pending_job", "endpoint_id", "job_id", "notification_id",
+              sqlite_where=text("at IS NULL"), postgresql_where=text("at IS NULL")),
+        # The delivery log, newest first.
+        Index("ix_webhook_deliveries_log", "endpoint_id", "id"),
+    )

@@ -64,6 +64,25 @@ def monitor_command(interval: float | None, once: bool) -> None:
     run_foreground(current_app._get_current_object(), interval=interval, once=once)
 
 
+@cli.group("webhooks")
+def webhooks_group() -> None:
+    """Webhook notifications."""
+
+
+@webhooks_group.command("deliver")
+@with_appcontext
+def webhooks_deliver_command() -> None:
+    """Deliver queued webhook notifications in the foreground until SIGTERM/SIGINT.
+
+    `jobwarden monitor` and the web app's in-process monitor deliver too; on PostgreSQL
+    only one round runs at a time across all of them.
+    """
+    from .webhooks.delivery import run_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_forever(current_app._get_current_object(), echo=click.echo)
+
+
 # Plain click, no app context: these speak only HTTP to a server.
 cli.add_command(worker_command)
 cli.add_command(submit_command)

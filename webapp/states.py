@@ -36,6 +36,7 @@ from .metrics import TRANSITIONS
 from .models import Job, JobAttempt, JobEvent
 from .timeutil import utcnow
 from .wakeup import announce_claimable
+from .webhooks.outbox import notify_transition
 
 
 class Status(StrEnum):
@@ -361,6 +362,8 @@ def transition(
     TRANSITIONS.labels(action, edge.target).inc()
     if edge.target == Status.QUEUED:
         announce_claimable()
+    # Webhooks (an outbox): the notification commits or rolls back with this transition.
+    notify_transition(moved[0], action, expected, actor, now)
     return moved[0]
 
 

@@ -333,6 +333,7 @@ class Health(Answer):
     workers: list[dict[str, Any]]
     unserved_types: list[str] = Field(description="Types of queued jobs that no live worker takes.")
     monitor: dict[str, Any]
+    webhooks: dict[str, Any] = Field(description="`disabled_endpoints` (failing for a day, no longer sent to) and `failing_endpoints`.")
 
 
 class CleanupResult(Answer):

@@ -65,7 +65,7 @@ ERROR_TEXT = {
     400: "Bad input; `field` names it.",
     401: "Missing or wrong credentials.",
     403: "Refused: the deployment is read-only (`read_only`), or the request comes from another site (`cross_site`).",
-    404: "No such job.",
+    404: "No such job (or webhook, or delivery).",
     409: "Refused: the job's current status does not allow it (`status` says which).",
     413: "Body too large.",
     415: "Every write must say Content-Type: application/json, an empty body too.",

@@ -12,6 +12,7 @@ from ..extensions import db
 from ..limits import COUNT_CAP
 from ..models import MonitorPass, Worker
 from ..timeutil import isoformat, utcnow
+from ..webhooks.endpoints import health as webhook_health
 from .scans import (
     age,
     classify_live,
@@ -62,8 +63,10 @@ def health_report(*, now: datetime | None = None) -> dict[str, Any]:
     ]
     monitor = _monitor_status(now, s["interval"])
     workers = _workers(now, s["default_timeout"])
+    webhooks = webhook_health()
     return {
-        "healthy": not orphaned_jobs and not stale_pending_jobs and not monitor["overdue"],
+        "healthy": (not orphaned_jobs and not stale_pending_jobs and not monitor["overdue"]
+                    and not webhooks["disabled_endpoints"]),
         "checked_at": isoformat(now),
         "orphaned_jobs": orphaned_jobs,
         "late_jobs": [_live_entry(row, timeout, now, None) for row, timeout in late],
@@ -73,6 +76,7 @@ def health_report(*, now: datetime | None = None) -> dict[str, Any]:
         "workers": workers,
         "unserved_types": unserved_types(workers),
         "monitor": monitor,
+        "webhooks": webhooks,
     }
 
 

@@ -26,6 +26,7 @@ from werkzeug.serving import is_running_from_reloader
 
 from ..config import SERVING_COMMANDS
 from ..extensions import db
+from ..webhooks.delivery import schedule as schedule_webhook_deliveries
 from .settings import monitor_settings
 from .settle import run_pass
 
@@ -118,6 +119,7 @@ def start_scheduler(app: Flask) -> None:
             _scheduled_pass, "interval", seconds=interval, args=[app, "schedule"], id=PASS_JOB_ID,
             next_run_time=now + timedelta(seconds=interval),
         )
+        schedule_webhook_deliveries(scheduler, app, db_guard=lambda: _no_fork_during_a_pass)
         _guard_forks()
         scheduler.start()
         _scheduler, _scheduler_app = scheduler, app
@@ -181,6 +183,7 @@ def run_foreground(app: Flask, *, interval: float | None = None, once: bool = Fa
             echo(_summary(result))
 
     scheduler.add_job(report, "interval", seconds=interval, args=["schedule"], id=PASS_JOB_ID)
+    schedule_webhook_deliveries(scheduler, app)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     echo(f"health monitor running every {interval:g} s (pid {os.getpid()}); Ctrl-C to stop")
     try:

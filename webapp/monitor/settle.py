@@ -18,6 +18,8 @@ from ..metrics import ORPHANS_REAPED
 from ..models import Job, MonitorPass
 from ..states import JobNotFound, Status, TransitionRefused
 from ..timeutil import isoformat, utcnow
+from ..webhooks.alerts import raise_alerts
+from ..webhooks.outbox import prune as prune_notifications
 from .scans import (
     PRUNED_STATUSES,
     cancelled_scan,
@@ -75,6 +77,8 @@ def run_pass(*, trigger: str = "schedule", now: datetime | None = None) -> dict[
         if not ours:
             return {"skipped": True, "trigger": trigger, "reason": "another monitor pass is running"}
         changes = _settle(now, settings)
+        raise_alerts(changes, now, worker_timeout_s=settings["default_timeout"],
+                     pending_action=settings["pending_action"])
         finished_at = utcnow()
         duration_ms = round((time.perf_counter() - clock) * 1000, 3)
         record = MonitorPass(
@@ -144,6 +148,8 @@ def _settle(now: datetime, s: dict[str, Any]) -> dict[str, Any]:
             row.id, cutoff=pending_cutoff, reason=reason))
 
     retention_cutoff = now - s["retention"]
+    # Webhook notifications (and their delivery logs) are kept as long as jobs.
+    changes["pruned_notifications"] = prune_notifications(retention_cutoff, batch_size=s["batch_size"])
     for status in PRUNED_STATUSES:
         # Most passes find nothing due: a read answers that without a write transaction.
         if db.session.execute(retention_scan(status, retention_cutoff, 1)).first() is None:

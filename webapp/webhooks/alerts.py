@@ -1,0 +1,61 @@
+"""The monitor's alerts as notifications, written in the pass's own transaction.
+
+`alert.stale_pending`: the pass settled jobs held in pending too long.
+`alert.unserved_type`: queued jobs of a type no live worker takes. Raised when a
+type becomes unserved, not on every pass: the pass records the current set in
+its `changes` (`unserved_types`), and the next pass compares with it.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, select
+
+from ..extensions import db
+from ..jobs import uncovered_queued_types
+from ..models import MonitorPass, Worker
+from .events import ALERT_STALE_PENDING, ALERT_UNSERVED_TYPE
+from .outbox import notify, subscribed_endpoints
+
+
+def unserved_types(now: datetime, worker_timeout_s: float) -> list[str]:
+    """Types of queued jobs that no live worker (heard from within the timeout) takes."""
+    live_types = db.session.scalars(
+        select(Worker.types).where(Worker.state == "alive",
+                                   Worker.last_seen_at >= now - timedelta(seconds=worker_timeout_s))
+    ).all()
+    if any(not types for types in live_types):
+        return []  # a worker that takes every type serves them all
+    return uncovered_queued_types({t for types in live_types for t in types})
+
+
+def _listened_to(event: str) -> bool:
+    return bool(db.session.scalar(select(exists(subscribed_endpoints(event)))))
+
+
+def _previous_unserved() -> list[str]:
+    changes = db.session.scalar(select(MonitorPass.changes).order_by(MonitorPass.id.desc()).limit(1))
+    return list((changes or {}).get("unserved_types") or [])
+
+
+def raise_alerts(changes: dict[str, Any], now: datetime, *, worker_timeout_s: float, pending_action: str) -> None:
+    """Queue the pass's alerts (in its transaction); adds `unserved_types` to `changes` when listened to."""
+    settled = changes["stale_pending"]
+    if settled:
+        verb = "queued" if pending_action == "queue" else "failed"
+        ids = ", ".join(str(job_id) for job_id in settled[:20]) + (" …" if len(settled) > 20 else "")
+        notify(ALERT_STALE_PENDING, {"alert": {
+            "kind": "stale_pending", "jobs": settled, "action": pending_action,
+            "message": f"{len(settled)} job(s) stuck in pending were {verb} by the health monitor: {ids}",
+        }}, job_id=None, now=now)
+    if not _listened_to(ALERT_UNSERVED_TYPE):
+        return
+    current = unserved_types(now, worker_timeout_s)
+    changes["unserved_types"] = current
+    new = [job_type for job_type in current if job_type not in _previous_unserved()]
+    if new:
+        notify(ALERT_UNSERVED_TYPE, {"alert": {
+            "kind": "unserved_type", "types": new, "unserved_types": current,
+            "message": f"no live worker takes type(s) {', '.join(new)}; their queued jobs wait",
+        }}, job_id=None, now=now)

@@ -1,0 +1,330 @@
+"""The delivery loop: posts queued notifications at least once, in order per job, with backoff.
+
+A round claims due deliveries by setting a lease (`locked_until`) in one short
+transaction, posts them concurrently outside any transaction, and records each
+answer. Nothing is deleted before it is sent: a sender killed mid-round leaves
+its rows leased, and once the lease runs out the next round sends them again.
+Receivers de-duplicate by `webhook-id`, which stays the same on every try.
+
+Order per job: a delivery is not claimed while an earlier notification of the
+same job to the same endpoint is still pending (not yet delivered or given up).
+
+Once across replicas: on PostgreSQL a round holds `pg_try_advisory_xact_lock`
+on a connection of its own, like the monitor's pass; another replica's round
+skips. The leases alone would keep two senders off one row anyway.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from flask import Flask, current_app
+from sqlalchemy import exists, or_, select, text, true, update
+from sqlalchemy.orm import aliased
+
+from ..extensions import db
+from ..models import WebhookDelivery, WebhookEndpoint, WebhookNotification
+from ..timeutil import utcnow
+from . import formats
+from .addresses import AddressRefused, check_public
+from .signing import signed_headers
+
+log = logging.getLogger(__name__)
+
+# pg_try_advisory_xact_lock key of the delivery round ("JWHOOKS" in ASCII); the monitor's differs.
+LOCK_KEY = 0x4A57484F4F4B53
+# Seconds before attempt n+1 after attempt n failed (±10 %): the first retry within 10 s, a
+# receiver back after a short outage caught up within a minute, then hours, until RETRY_FOR_S.
+RETRY_DELAYS_S = (5, 10, 20, 40, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
+EXCERPT_BYTES = 1024
+USER_AGENT = "Jobwarden-Webhooks/1"
+ROUND_JOB_ID = "webhook-deliveries"
+
+D = WebhookDelivery.__table__
+E = WebhookEndpoint.__table__
+
+
+@dataclass(frozen=True)
+class Settings:
+    interval_s: float
+    timeout_s: float
+    lease_s: float
+    batch_size: int
+    retry_for_s: float
+    disable_after_s: float
+    allow_private: bool
+    public_url: str | None
+
+
+def settings() -> Settings:
+    c = current_app.config
+    return Settings(
+        interval_s=float(c["JOBWARDEN_WEBHOOK_INTERVAL"]), timeout_s=float(c["JOBWARDEN_WEBHOOK_TIMEOUT_S"]),
+        lease_s=float(c["JOBWARDEN_WEBHOOK_LEASE_S"]), batch_size=int(c["JOBWARDEN_WEBHOOK_BATCH_SIZE"]),
+        retry_for_s=float(c["JOBWARDEN_WEBHOOK_RETRY_FOR_S"]),
+        disable_after_s=float(c["JOBWARDEN_WEBHOOK_DISABLE_AFTER_S"]),
+        allow_private=bool(c["JOBWARDEN_WEBHOOK_ALLOW_PRIVATE"]), public_url=c["JOBWARDEN_PUBLIC_URL"],
+    )
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based)."""
+    return RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S)) - 1] * random.uniform(0.9, 1.1)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One claimed delivery, with what is needed to send it outside any transaction."""
+
+    delivery_id: int
+    endpoint_id: int
+    attempt: int
+    url: str
+    secret: str
+    body: str
+    event_id: str
+    notification_created_at: datetime
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+    excerpt: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+# --- claim -------------------------------------------------------------------------------
+
+
+def _claimable(now: datetime, limit: int):
+    earlier = aliased(D)
+    blocked = exists().where(
+        earlier.c.endpoint_id == D.c.endpoint_id, earlier.c.job_id == D.c.job_id,
+        earlier.c.at.is_(None), earlier.c.notification_id < D.c.notification_id,
+    )
+    return (
+        select(D.c.id)
+        .join(E, E.c.id == D.c.endpoint_id)
+        .where(D.c.at.is_(None), D.c.next_attempt_at <= now,
+               or_(D.c.locked_until.is_(None), D.c.locked_until < now), E.c.enabled == true(), ~blocked)
+        .order_by(D.c.next_attempt_at, D.c.id)
+        .limit(limit)
+    )
+
+
+def claim(s: Settings, now: datetime) -> list[Outgoing]:
+    """Lease up to a batch of due deliveries (one transaction) and load what sending needs."""
+    ids = list(db.session.scalars(
+        update(D)
+        .where(D.c.id.in_(_claimable(now, s.batch_size).scalar_subquery()), D.c.at.is_(None),
+               or_(D.c.locked_until.is_(None), D.c.locked_until < now))
+        .values(locked_until=now + timedelta(seconds=s.lease_s))
+        .returning(D.c.id)
+    ))
+    if not ids:
+        db.session.commit()
+        return []
+    rows = db.session.execute(
+        select(WebhookDelivery, WebhookNotification, WebhookEndpoint)
+        .join(WebhookNotification, WebhookNotification.id == WebhookDelivery.notification_id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.id.in_(ids))
+        .order_by(WebhookDelivery.id)
+    ).all()
+    claimed = [
+        Outgoing(
+            delivery_id=delivery.id, endpoint_id=endpoint.id, attempt=delivery.attempt, url=endpoint.url,
+            secret=endpoint.secret, body=formats.body(notification, endpoint.format, s.public_url),
+            event_id=notification.event_id, notification_created_at=notification.created_at,
+        )
+        for delivery, notification, endpoint in rows
+    ]
+    db.session.commit()
+    return claimed
+
+
+# --- send --------------------------------------------------------------------------------
+
+
+def send(item: Outgoing, s: Settings) -> Answer:
+    """One POST: 5 s timeouts, no redirects followed, at most 1 KB of the answer kept."""
+    if not s.allow_private:
+        try:
+            check_public(item.url)
+        except AddressRefused as refused:
+            return Answer(None, None, f"refused: {refused}", None)
+    headers = {
+        "content-type": "application/json", "user-agent": USER_AGENT,
+        **signed_headers(item.secret, item.event_id, utcnow(), item.body),
+    }
+    started = time.perf_counter()
+    try:
+        with requests.post(item.url, data=item.body.encode("utf-8"), headers=headers, timeout=s.timeout_s,
+                           allow_redirects=False, stream=True) as response:
+            excerpt = response.raw.read(EXCERPT_BYTES, decode_content=True)
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            error = None
+            if 300 <= response.status_code < 400:
+                error = f"redirect (HTTP {response.status_code}) to {response.headers.get('location')!r} not followed"
+            elif not 200 <= response.status_code < 300:
+                error = f"HTTP {response.status_code}"
+            return Answer(response.status_code, latency_ms, error,
+                          excerpt.decode("utf-8", "replace")[:EXCERPT_BYTES] if excerpt else None)
+    except requests.RequestException as failure:
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        return Answer(None, latency_ms, f"{type(failure).__name__}: {failure}"[:1000], None)
+
+
+# --- record ------------------------------------------------------------------------------
+
+
+def record(item: Outgoing, answer: Answer, s: Settings, now: datetime) -> None:
+    """Write the attempt's outcome; on failure queue the next attempt, or give up after RETRY_FOR_S.
+
+    Conditional on the row still pending: a sender whose lease ran out and whose row was
+    sent and recorded by another round records nothing.
+    """
+    give_up_at = item.notification_created_at + timedelta(seconds=s.retry_for_s)
+    next_at = now + timedelta(seconds=retry_delay(item.attempt))
+    outcome = "delivered" if answer.delivered else ("retrying" if next_at <= give_up_at else "gave_up")
+    error = answer.error
+    if outcome == "gave_up":
+        error = f"{error}; gave up after {s.retry_for_s / 3600:g} h"
+    recorded = db.session.execute(
+        update(D).where(D.c.id == item.delivery_id, D.c.at.is_(None)).values(
+            at=now, status_code=answer.status_code, latency_ms=answer.latency_ms, error=error,
+            response_excerpt=answer.excerpt, outcome=outcome, locked_until=None,
+        ).returning(D.c.id)
+    ).first()
+    if recorded is None:
+        db.session.rollback()
+        return
+    endpoint = E.c.id == item.endpoint_id
+    if answer.delivered:
+        db.session.execute(update(E).where(endpoint, E.c.failing_since.is_not(None)).values(failing_since=None))
+        # The receiver answers again: what waits for a later retry goes now.
+        db.session.execute(
+            update(D).where(D.c.endpoint_id == item.endpoint_id, D.c.at.is_(None), D.c.next_attempt_at > now)
+            .values(next_attempt_at=now)
+        )
+    else:
+        if outcome == "retrying":
+            row = db.session.execute(select(D.c.notification_id, D.c.job_id).where(D.c.id == item.delivery_id)).one()
+            db.session.execute(D.insert().values(
+                endpoint_id=item.endpoint_id, notification_id=row.notification_id, job_id=row.job_id,
+                attempt=item.attempt + 1, next_attempt_at=next_at, outcome="pending",
+            ))
+        db.session.execute(update(E).where(endpoint, E.c.failing_since.is_(None)).values(failing_since=now))
+        cutoff = now - timedelta(seconds=s.disable_after_s)
+        db.session.execute(
+            update(E).where(endpoint, E.c.enabled == true(), E.c.failing_since <= cutoff).values(
+                enabled=False, disabled_at=now,
+                disabled_reason=f"failing since more than {s.disable_after_s / 3600:g} h; last error: {error}"[:2000],
+            )
+        )
+    db.session.commit()
+
+
+# --- rounds ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _one_round_at_a_time() -> Iterator[bool]:
+    """On PostgreSQL, hold an advisory lock for the round on a connection of its own (see webapp.monitor)."""
+    if db.engine.dialect.name != "postgresql":
+        yield True
+        return
+    with db.engine.connect() as connection, connection.begin():
+        yield bool(connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}).scalar())
+
+
+def deliver_round(*, db_guard: Callable[[], AbstractContextManager[Any]] = nullcontext) -> dict[str, Any]:
+    """Claim, send and record one batch. `db_guard` wraps the database work (the monitor's fork guard)."""
+    s = settings()
+    with _one_round_at_a_time() as ours:
+        if not ours:
+            return {"skipped": True, "claimed": 0, "delivered": 0, "failed": 0}
+        with db_guard():
+            claimed = claim(s, utcnow())
+        delivered = failed = 0
+        if claimed:
+            with ThreadPoolExecutor(max_workers=min(len(claimed), 8), thread_name_prefix="webhook") as pool:
+                futures = {pool.submit(send, item, s): item for item in claimed}
+                for future in as_completed(futures):
+                    answer = future.result()
+                    with db_guard():
+                        record(futures[future], answer, s, utcnow())
+                    delivered += answer.delivered
+                    failed += not answer.delivered
+        return {"skipped": False, "claimed": len(claimed), "delivered": delivered, "failed": failed}
+
+
+def deliver_until_idle(*, max_seconds: float = 30.0,
+                       db_guard: Callable[[], AbstractContextManager[Any]] = nullcontext) -> int:
+    """Rounds back to back while full batches keep coming (bounded in time); returns how many were claimed."""
+    deadline = time.monotonic() + max_seconds
+    total = 0
+    while True:
+        result = deliver_round(db_guard=db_guard)
+        total += result["claimed"]
+        if result["skipped"] or result["claimed"] < settings().batch_size or time.monotonic() > deadline:
+            return total
+
+
+def scheduled_round(app: Flask, db_guard: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
+    with app.app_context():
+        try:
+            deliver_until_idle(db_guard=db_guard)
+        except Exception:
+            log.exception("webhook delivery round failed")
+        finally:
+            db.session.remove()
+
+
+def schedule(scheduler: Any, app: Flask, *, db_guard: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
+    """Add the delivery rounds to the monitor's scheduler, on an executor of their own
+    so a slow receiver never delays a monitor pass."""
+    from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
+
+    with app.app_context():
+        interval = settings().interval_s
+    scheduler.add_executor(SchedulerPool(1), "webhooks")
+    scheduler.add_job(scheduled_round, "interval", seconds=interval, args=[app, db_guard], id=ROUND_JOB_ID,
+                      executor="webhooks")
+
+
+def run_forever(app: Flask, *, echo: Callable[[str], None] = print) -> None:
+    """`jobwarden webhooks deliver`: rounds every JOBWARDEN_WEBHOOK_INTERVAL until SIGTERM/SIGINT."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with app.app_context():
+        interval = settings().interval_s
+    echo(f"webhook delivery running every {interval:g} s; Ctrl-C to stop")
+    try:
+        while not stop.is_set():
+            with app.app_context():
+                try:
+                    claimed = deliver_until_idle()
+                except Exception:
+                    log.exception("webhook delivery round failed")
+                    claimed = 0
+            if claimed:
+                echo(f"{utcnow().isoformat()} delivered or retried {claimed}")
+            stop.wait(interval)
+    except KeyboardInterrupt:
+        pass
