@@ -97,6 +97,23 @@ def test_steps_are_recorded_with_attempt_phase_and_error(client):
     assert (step["name"], step["status"], step["phase"], step["error"]) == ("download", "failed", "handler", "404 from origin")
 
 
+def test_a_step_report_sent_again_after_a_lost_answer_is_recorded_once(client):
+    """A worker whose report timed out sends it again; the server may have stored it."""
+    make_job("queued")
+    job = running(client)
+    steps_url, token = f"/jobs/{job['id']}/steps", job["lease_token"]
+    for _ in range(2):
+        assert call(client, steps_url, lease_token=token, name="upload", event="started", attempt=1).status_code == 200
+        assert call(client, steps_url, lease_token=token, name="upload", event="retrying", attempt=1,
+                    phase="run", error="timeout", step_attempt=2).status_code == 200
+    call(client, steps_url, lease_token=token, name="upload", event="retrying", attempt=1,
+         phase="run", error="timeout", step_attempt=3)
+    for _ in range(2):
+        call(client, steps_url, lease_token=token, name="upload", event="completed", attempt=1, result={"url": "u"})
+    events = [(e.data["event"], e.data.get("step_attempt")) for e in jobs.events_of(job["id"]) if e.kind == "step"]
+    assert events == [("started", None), ("retrying", 2), ("retrying", 3), ("completed", None)]
+
+
 def test_complete_stores_the_result_and_exit_code(client):
     make_job("queued")
     job = running(client)

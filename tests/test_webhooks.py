@@ -191,7 +191,7 @@ def test_an_endpoint_failing_too_long_is_disabled_with_a_health_alert(app, clien
     assert "url" not in health["webhooks"]["disabled_endpoints"][0]  # the URL may be a credential
     assert 'data-testid="webhook-disabled"' in client.get("/health").get_data(as_text=True)
     assert client.get("/api/webhooks").get_json()["webhooks"][0]["enabled"] is False
-    enabled = client.post(f"/api/webhooks/{endpoint['id']}/enable")
+    enabled = client.post(f"/api/webhooks/{endpoint['id']}/enable", json={})
     assert enabled.status_code == 200 and enabled.get_json()["enabled"] is True
 
 
@@ -279,9 +279,9 @@ def test_redeliver_keeps_the_webhook_id_and_rotation_changes_the_key(app, client
     log = client.get(f"/api/webhooks/{endpoint['id']}/deliveries").get_json()["deliveries"]
     assert log[0]["outcome"] == "delivered" and log[0]["status_code"] == 200
 
-    rotated = client.post(f"/api/webhooks/{endpoint['id']}/rotate-secret").get_json()["secret"]
+    rotated = client.post(f"/api/webhooks/{endpoint['id']}/rotate-secret", json={}).get_json()["secret"]
     assert rotated.startswith("whsec_") and rotated != endpoint["secret"]
-    again = client.post(f"/api/webhooks/{endpoint['id']}/deliveries/{log[0]['id']}/redeliver")
+    again = client.post(f"/api/webhooks/{endpoint['id']}/deliveries/{log[0]['id']}/redeliver", json={})
     assert again.status_code == 202
     assert again.get_json()["event_id"] == log[0]["event_id"] and again.get_json()["attempt"] == 2
     deliver_until(lambda: len(receiver.ids()) == 2)

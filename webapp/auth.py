@@ -207,6 +207,15 @@ def _names_this_host(origin: str) -> bool:
     return parts.netloc.lower() == request.host.lower()
 
 
+FORM_METHODS = frozenset({"POST"})  # the only write an HTML form can send
+
+
+def form_could_send() -> bool:
+    """A request of a method an HTML form can send (DELETE, PUT and PATCH from another
+    site need a CORS preflight, which this server never grants)."""
+    return request.method in FORM_METHODS
+
+
 def json_content_type() -> bool:
     """The body is declared JSON: an HTML form can send only urlencoded, multipart or text/plain."""
     return request.mimetype == "application/json"

@@ -31,7 +31,7 @@ def register(app: Flask) -> None:
         reason = auth.cross_site_reason()
         if reason is not None:
             raise ApiError(403, "cross_site", f"{reason}; the API accepts writes only from this site or from scripts")
-        if not auth.json_content_type():
+        if auth.form_could_send() and not auth.json_content_type():
             raise ApiError(415, "unsupported_media_type",
                            "send writes with Content-Type: application/json (an empty body too)")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from .. import states, steps
 from ..extensions import db
-from ..models import Job, JobAttempt
+from ..models import Job, JobAttempt, JobEvent
 from ..states import LIVE
 from ..timeutil import utcnow
 from .output import tail
@@ -127,18 +127,37 @@ def record_step(
         if job is None:
             raise states.why_refused(job_id, states.EDGES["start"], lease_token)
         data: dict[str, Any] = {"name": name, "event": event, "phase": phase, "error": error}
+        if step_attempt is not None:
+            data["step_attempt"] = step_attempt
+        number = attempt or job.attempt
+        if _already_recorded(job_id, number, data):
+            return job  # a client's retry of a report whose answer it never got: keep one event
         if event == "completed" and result is not steps.NO_RESULT:
             steps.store_result(job_id, name=name, attempt=job.attempt, result=result, at=now)
             data["result_attempt"] = job.attempt
         elif result_attempt is not None:
             data["result_attempt"] = result_attempt
-        if step_attempt is not None:
-            data["step_attempt"] = step_attempt
         states.record_event(
             job_id, kind="step", actor=f"worker:{job.worker_id}", at=now,
-            attempt=attempt or job.attempt, reason=error, data=data,
+            attempt=number, reason=error, data=data,
         )
     return job
+
+
+REPORT_IDENTITY = ("name", "event", "step_attempt")
+
+
+def _already_recorded(job_id: int, attempt: int, report: dict[str, Any]) -> bool:
+    """A step report is sent at least once: a worker whose request timed out sends it
+    again, though the server may have recorded it. Within one attempt a step's name is
+    unique and each event happens once per step attempt, so an event with the same
+    name, event and step attempt is that report again."""
+    wanted = tuple(report.get(key) for key in REPORT_IDENTITY)
+    recorded = db.session.scalars(
+        select(JobEvent.data).where(JobEvent.job_id == job_id, JobEvent.kind == "step", JobEvent.attempt == attempt)
+    )
+    return any(isinstance(data, dict) and tuple(data.get(key) for key in REPORT_IDENTITY) == wanted
+               for data in recorded)
 
 
 def complete_job(

@@ -6,8 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from ..dashboard.views import can_act, csrf_refused, dashboard_context
-from ..extensions import htmx
+from ..auth import can_act
+from ..dashboard.regions import render_region
+from ..dashboard.views import csrf_refused, dashboard_context, writes_come_from_this_site
 from . import endpoints
 from .events import EVENT_TYPES
 from .formats import FORMATS
@@ -15,6 +16,7 @@ from .formats import FORMATS
 bp = Blueprint("webhooks", __name__)
 bp.context_processor(dashboard_context)
 bp.register_error_handler(CSRFError, csrf_refused)
+bp.before_request(writes_come_from_this_site)
 
 
 @bp.errorhandler(endpoints.EndpointNotFound)
@@ -33,8 +35,7 @@ def _page(status: int = 200, **shown):
     rows = endpoints.all_endpoints() if can_act() else []
     context = dict(endpoints=rows, events=endpoints.events_of([e.id for e in rows]), event_types=EVENT_TYPES,
                    formats=FORMATS, **shown)
-    template = "webhooks/_region.html" if htmx and not htmx.boosted else "webhooks/index.html"
-    return render_template(template, **context), status
+    return render_region("webhooks/index.html", "webhooks/_region.html", **context), status
 
 
 @bp.get("/webhooks")
