@@ -45,7 +45,7 @@ from .reaping import (
 )
 from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job
 from .transaction import unit_of_work
-from .workers import register_worker
+from .workers import register_worker, unserved_types
 
 __all__ = [
     "BULK_LIMIT",
@@ -93,5 +93,6 @@ __all__ = [
     "steps_of",
     "tail",
     "uncovered_queued_types",
+    "unserved_types",
     "unit_of_work",
 ]

@@ -1,13 +1,16 @@
 """The registry of workers: each worker's heartbeat registers or refreshes its row."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Worker
 from ..timeutil import utcnow
+from .queries import uncovered_queued_types
 from .transaction import unit_of_work
 
 
@@ -39,3 +42,15 @@ def _save_worker(worker_id: str, **fields: Any) -> Worker:
         worker.last_seen_at = now
         worker.state = "alive"
     return worker
+
+
+def unserved_types(now: datetime, worker_timeout_s: float) -> list[str]:
+    """Types of queued jobs that no live worker (heard from within the timeout) takes:
+    they wait until one does. A live worker that names no types takes any type."""
+    live_types = db.session.scalars(
+        select(Worker.types).where(Worker.state == "alive",
+                                   Worker.last_seen_at >= now - timedelta(seconds=worker_timeout_s))
+    ).all()
+    if any(not types for types in live_types):
+        return []
+    return uncovered_queued_types({t for types in live_types for t in types})

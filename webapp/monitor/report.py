@@ -74,21 +74,10 @@ def health_report(*, now: datetime | None = None) -> dict[str, Any]:
         "counts": jobs.count_by_status(cap=COUNT_CAP),
         "counts_cap": COUNT_CAP,
         "workers": workers,
-        "unserved_types": unserved_types(workers),
+        "unserved_types": jobs.unserved_types(now, s["default_timeout"]),
         "monitor": monitor,
         "webhooks": webhooks,
     }
-
-
-def unserved_types(workers: list[dict[str, Any]]) -> list[str]:
-    """Types of queued jobs no live worker takes: they will wait until one does.
-
-    A live worker that names no types takes any type, so then nothing is unserved.
-    """
-    live = [w for w in workers if w["state"] == "alive" and w["heartbeat"] != "expired"]
-    if any(not w["types"] for w in live):
-        return []
-    return jobs.uncovered_queued_types({t for w in live for t in w["types"]})
 
 
 def _live_entry(row, timeout: float, now: datetime, reason: str | None) -> dict[str, Any]:

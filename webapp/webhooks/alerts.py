@@ -7,27 +7,16 @@ its `changes` (`unserved_types`), and the next pass compares with it.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, select
 
 from ..extensions import db
-from ..jobs import uncovered_queued_types
-from ..models import MonitorPass, Worker
+from ..jobs import unserved_types
+from ..models import MonitorPass
 from .events import ALERT_STALE_PENDING, ALERT_UNSERVED_TYPE
 from .outbox import notify, subscribed_endpoints
-
-
-def unserved_types(now: datetime, worker_timeout_s: float) -> list[str]:
-    """Types of queued jobs that no live worker (heard from within the timeout) takes."""
-    live_types = db.session.scalars(
-        select(Worker.types).where(Worker.state == "alive",
-                                   Worker.last_seen_at >= now - timedelta(seconds=worker_timeout_s))
-    ).all()
-    if any(not types for types in live_types):
-        return []  # a worker that takes every type serves them all
-    return uncovered_queued_types({t for types in live_types for t in types})
 
 
 def _listened_to(event: str) -> bool:
