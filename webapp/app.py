@@ -14,11 +14,14 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from . import (
+    api,
+    models,  # noqa: F401  (registers the tables with the metadata)
+    query_time,
+)
 from . import config as settings
-from . import models  # noqa: F401  (registers the tables with the metadata)
-from . import api, query_time
-from .assets import asset_dir
 from .api.spec import JobIdConverter
+from .assets import asset_dir
 from .auth import check_internal_key_configured
 from .extensions import csrf, db, htmx, limiter, migrate, talisman
 from .integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path

@@ -12,8 +12,8 @@ import sys
 import threading
 
 import click
-from werkzeug.serving import make_server
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
 SAMPLE_JOBS = [
     {"type": "demo.sleep", "payload": {"seconds": 30}},

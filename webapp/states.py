@@ -8,11 +8,12 @@ exist, its lease is gone, or its current status refuses the move.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sqlalchemy import (
     BindParameter,

@@ -8,8 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import metrics
-from ..schema import schema_problem
 from ..extensions import db
+from ..schema import schema_problem
 from . import schemas as s
 from .spec import openapi_document, operation
 

@@ -10,10 +10,11 @@ validating and the schemas; this module only wires them to routes (≈150 lines)
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
