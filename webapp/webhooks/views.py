@@ -6,7 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
-from ..dashboard.views import can_act, csrf_refused, dashboard_context
+from ..auth import can_act
+from ..dashboard.views import csrf_refused, dashboard_context
 from ..extensions import htmx
 from . import endpoints
 from .events import EVENT_TYPES
