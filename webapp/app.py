@@ -150,7 +150,7 @@ def _check_reachable(app: Flask) -> None:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as error:
         where = db.engine.url.render_as_string(hide_password=True)
-        raise StoreUnreadable(f"cannot open the database {where}: {error.orig or error}") from None
+        raise StoreUnreadable(f"cannot open the database {where}: {getattr(error, 'orig', None) or error}") from None
 
 
 def _instance_secret(app: Flask) -> str:
