@@ -8,6 +8,7 @@ import pytest
 
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.factories import make_job
 
 

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from webapp.client import (ClientError, Conflict, JobwardenClient, LeaseLostError, NotFound,
-                           ServerUnavailable)
+from webapp.client import ClientError, Conflict, JobwardenClient, LeaseLostError, NotFound, ServerUnavailable
+
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import PROJECT_ROOT, free_port
 

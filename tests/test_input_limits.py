@@ -14,6 +14,7 @@ from sqlalchemy import text
 from webapp import jobs
 from webapp.config import ConfigError, from_environment
 from webapp.extensions import db
+
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.snapshot import store_snapshot

@@ -11,6 +11,7 @@ from webapp.extensions import db
 from webapp.models import Job
 from webapp.states import ALLOWED, LeaseLost, Status, TransitionRefused
 from webapp.timeutil import utcnow
+
 from tests.factories import events_of, make_job
 
 ALL = [str(s) for s in Status]

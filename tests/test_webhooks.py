@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tests.conftest import test_config
-from tests.support.receiver import Receiver
 from webapp import jobs, monitor
 from webapp.extensions import db
 from webapp.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from webapp.timeutil import utcnow
 from webapp.webhooks import delivery, events
+
+from tests.conftest import test_config
+from tests.support.receiver import Receiver
 
 ALL_EVENTS = list(events.EVENT_TYPES)
 
