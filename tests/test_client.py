@@ -105,7 +105,7 @@ class Stub:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_POST = _answer
+            do_GET = do_POST = _answer  # noqa: N815  (the names BaseHTTPRequestHandler calls)
 
             def log_message(self, *args):
                 pass

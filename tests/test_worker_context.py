@@ -185,9 +185,9 @@ def test_a_stored_step_is_replayed_not_run(reports):
 
 def test_a_step_name_used_twice_in_one_run_is_a_clear_error(ctx):
     ctx.step("fetch", lambda: 1)
-    with pytest.raises(ValueError, match="step 'fetch' already ran in this attempt: step names must be unique"):
-        with ctx.step("fetch"):
-            pass
+    unique = "step 'fetch' already ran in this attempt: step names must be unique"
+    with pytest.raises(ValueError, match=unique), ctx.step("fetch"):
+        pass
 
 
 def test_a_checkpoint_over_the_cap_fails_its_step_in_phase_record(ctx, reports):
