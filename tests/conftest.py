@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from webapp import create_app
 from webapp.extensions import db
+
 from tests.support.databases import postgres_test_database
 
 POSTGRES_URL = os.environ.get("JOBWARDEN_TEST_POSTGRES_URL")

@@ -11,6 +11,7 @@ from webapp.config import ConfigError
 from webapp.extensions import db
 from webapp.models import Job, Worker
 from webapp.timeutil import utcnow
+
 from tests.conftest import INTERNAL_KEY, test_config
 from tests.factories import make_job
 

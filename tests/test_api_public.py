@@ -8,6 +8,7 @@ import pytest
 
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.factories import make_job
 
 
@@ -108,7 +109,10 @@ def test_the_list_filters_by_several_statuses_type_worker_and_text(client):
     queued = make_job("queued", type="mail.send")
     failed = make_job("failed", type="video.encode")
     running = make_job("running", type="video.encode")
-    ids = lambda query: [job["id"] for job in client.get(f"/api/jobs?{query}").json["jobs"]]
+
+    def ids(query):
+        return [job["id"] for job in client.get(f"/api/jobs?{query}").json["jobs"]]
+
     assert ids("status=queued&status=failed") == [failed.id, queued.id]
     assert ids("type=video.encode") == [running.id, failed.id]
     assert ids("worker=factory-worker") == [running.id]

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from webapp import jobs
+
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 

@@ -19,6 +19,7 @@ from webapp import jobs, monitor
 from webapp.cancellation import CONFIRMED
 from webapp.extensions import db
 from webapp.timeutil import utcnow
+
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.processes import alive

@@ -17,9 +17,10 @@ from webapp import jobs
 from webapp.client import JobwardenClient
 from webapp.extensions import db
 from webapp.models import Worker
+
+from tests import test_worker_runner as runner
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import running_server
-from tests import test_worker_runner as runner
 
 server, start_worker = runner.server, runner.start_worker  # fixtures
 attempts, job, status_is, wait_for = runner.attempts, runner.job, runner.status_is, runner.wait_for

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from webapp.client import (ClientError, Conflict, JobwardenClient, LeaseLostError, NotFound,
-                           ServerUnavailable)
+from webapp.client import ClientError, Conflict, JobwardenClient, LeaseLostError, NotFound, ServerUnavailable
+
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import PROJECT_ROOT, free_port
 
@@ -105,7 +105,7 @@ class Stub:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_POST = _answer
+            do_GET = do_POST = _answer  # noqa: N815  (the names BaseHTTPRequestHandler calls)
 
             def log_message(self, *args):
                 pass

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Job, JobAttempt
+
 from tests.support.claimer import claim_until_empty
 
 PROCESSES = 8

@@ -23,6 +23,7 @@ from webapp import jobs
 from webapp.client import JobwardenClient
 from webapp.extensions import db
 from webapp.models import Job, MonitorPass
+
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.server import PROJECT_ROOT

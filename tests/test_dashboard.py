@@ -14,6 +14,7 @@ from webapp.extensions import db
 from webapp.models import Job
 from webapp.states import Status
 from webapp.timeutil import utcnow
+
 from tests.factories import make_job
 
 ALL = [str(s) for s in Status]

@@ -6,6 +6,7 @@ import re
 
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.factories import make_job
 
 

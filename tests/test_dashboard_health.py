@@ -10,6 +10,7 @@ from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Job
 from webapp.timeutil import utcnow
+
 from tests.factories import make_job
 
 HX = {"HX-Request": "true"}

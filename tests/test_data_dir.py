@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from webapp import config, create_app
+
 from tests.conftest import test_config
 from tests.support.server import PROJECT_ROOT
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from webapp.server_cli import cli
+
 from tests.support.server import PROJECT_ROOT, free_port, wait_for_port
 
 JOBWARDEN = Path(PROJECT_ROOT, ".venv", "bin", "jobwarden")

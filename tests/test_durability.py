@@ -11,6 +11,7 @@ import requests
 
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.conftest import INTERNAL_KEY
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}

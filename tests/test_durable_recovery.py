@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+from webapp import jobs, steps
+from webapp.models import Job
+
 from tests.factories import make_job
 from tests.test_client import jobwarden
 from tests.test_dashboard import buttons_in, post_action, text_of
-from webapp import jobs, steps
-from webapp.models import Job
 
 
 def failed_in_publish(**spec) -> Job:

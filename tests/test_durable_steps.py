@@ -10,6 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from webapp import jobs, states, steps
+from webapp.client import ClientError, Conflict, JobwardenClient
+from webapp.extensions import db
+from webapp.models import Checkpoint, StepResult
+from webapp.timeutil import utcnow
+
 from tests.test_worker_runner import (  # noqa: F401  (fixtures)
     job,
     server,
@@ -18,11 +24,6 @@ from tests.test_worker_runner import (  # noqa: F401  (fixtures)
     step_events,
     wait_for,
 )
-from webapp import jobs, states, steps
-from webapp.client import ClientError, Conflict, JobwardenClient
-from webapp.extensions import db
-from webapp.models import Checkpoint, StepResult
-from webapp.timeutil import utcnow
 
 
 def counted(path: Path) -> list[str]:

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from webapp import jobs
 from webapp.config import ConfigError, from_environment
 from webapp.extensions import db
+
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.snapshot import store_snapshot
@@ -271,7 +272,7 @@ def test_json_nested_to_the_documented_limit_is_kept(client):
 def test_a_non_finite_number_is_a_400_and_stores_nothing(client, number):
     job = make_job("running")
     before = store_snapshot()
-    for raw in ('{"type": "x", "payload": {"n": %s}}' % number, '{"type": "x", "priority": %s}' % number):
+    for raw in (f'{{"type": "x", "payload": {{"n": {number}}}}}', f'{{"type": "x", "priority": {number}}}'):
         message = refused(client.post("/api/jobs", data=raw, content_type="application/json"), "body")
         assert "finite" in message
     complete = f'{{"lease_token": "{job.lease_token}", "result": [{number}]}}'

@@ -14,6 +14,7 @@ import pytest
 from webapp import create_app, jobs
 from webapp.extensions import db
 from webapp.integrity import StoreUnreadable
+
 from tests.conftest import test_config
 from tests.factories import make_job
 

@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from webapp.extensions import db
+
 from tests.conftest import BACKENDS
 from tests.support.databases import postgres_test_database
 

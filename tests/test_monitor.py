@@ -15,6 +15,7 @@ from webapp.extensions import db
 from webapp.models import Job, JobAttempt, JobEvent, MonitorPass, Worker
 from webapp.states import LeaseLost
 from webapp.timeutil import isoformat, utcnow
+
 from tests.factories import make_job
 
 

@@ -20,6 +20,7 @@ from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Job, MonitorPass
 from webapp.timeutil import utcnow
+
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.server import PROJECT_ROOT, free_port, running_server, wait_for_port

@@ -17,6 +17,7 @@ from webapp import create_app, monitor
 from webapp.extensions import db
 from webapp.models import JobEvent
 from webapp.timeutil import utcnow
+
 from tests.conftest import test_config
 from tests.factories import make_job
 

@@ -10,6 +10,7 @@ import requests
 
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
@@ -14,6 +14,7 @@ import requests
 from webapp import config as settings
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.factories import make_job
 from tests.support.server import running_server
 
@@ -171,7 +172,7 @@ class TestExpiry:
     def test_the_cookie_itself_expires_with_the_lifetime(self, server):
         cookie = Browser(server.url).login().headers["Set-Cookie"]
         expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie).group(1))
-        assert expires - datetime.now(timezone.utc) < timedelta(minutes=5)  # Flask's default would be 31 days
+        assert expires - datetime.now(UTC) < timedelta(minutes=5)  # Flask's default would be 31 days
 
 
 @pytest.mark.parametrize("raw", ["0", "-5", "soon"])

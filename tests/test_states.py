@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import func, select, update
@@ -11,6 +12,7 @@ from webapp.extensions import db
 from webapp.models import Job
 from webapp.states import ALLOWED, LeaseLost, Status, TransitionRefused
 from webapp.timeutil import utcnow
+
 from tests.factories import events_of, make_job
 
 ALL = [str(s) for s in Status]
@@ -235,7 +237,7 @@ def test_a_failure_with_attempts_left_requeues_with_backoff(app):
 
 def test_backoff_grows_with_each_attempt(app):
     delays = [jobs.retry_delay(n) for n in (1, 2, 3, 4)]
-    assert all(later > earlier for earlier, later in zip(delays, delays[1:]))
+    assert all(later > earlier for earlier, later in pairwise(delays))
 
 
 def test_a_failure_with_no_attempts_left_fails_the_job(app):

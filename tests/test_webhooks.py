@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import func, select
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tests.conftest import test_config
-from tests.support.receiver import Receiver
 from webapp import jobs, monitor
 from webapp.extensions import db
 from webapp.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from webapp.timeutil import utcnow
 from webapp.webhooks import delivery, events
+
+from tests.conftest import test_config
+from tests.support.receiver import Receiver
 
 ALL_EVENTS = list(events.EVENT_TYPES)
 
@@ -117,7 +118,7 @@ def test_every_event_type_is_delivered_signed(app, client, receiver):
     assert by_type[events.JOB_ORPHANED]["data"]["job"]["id"] in (failed.id, held.id)
     assert by_type[events.ALERT_STALE_PENDING]["data"]["alert"]["jobs"] == [held.id]
     assert "nobody-takes-this" in by_type[events.ALERT_UNSERVED_TYPE]["data"]["alert"]["types"]
-    for item, body in zip(receiver.snapshot(), bodies):
+    for item, body in zip(receiver.snapshot(), bodies, strict=True):
         assert set(body) == {"id", "type", "timestamp", "data"}
         assert item.webhook_id == body["id"]
     # The monitor's failures are job.orphaned only, never also job.failed.

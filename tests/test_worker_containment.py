@@ -18,6 +18,7 @@ import pytest
 
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.conftest import INTERNAL_KEY
 from tests.support.processes import alive, marked, zombie_children
 from tests.support.server import PROJECT_ROOT, running_server

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from webapp.worker.context import CANCEL, ERROR, LEASE_LOST, TIMEOUT, JobContext, JobFailed, StopReason, Stopped
+from webapp.worker.context import CANCEL, ERROR, LEASE_LOST, TIMEOUT, JobContext, JobFailed, Stopped, StopReason
 from webapp.worker.handlers import Registry, RegistryError, load, timeout_for
 
 
@@ -31,60 +31,53 @@ def test_a_step_reports_started_then_completed_with_its_attempt(ctx, reports):
 
 
 def test_a_step_whose_body_raises_reports_failed_with_name_attempt_phase_and_error(ctx, reports):
-    with pytest.raises(ValueError):
-        with ctx.step("transcode"):
-            raise ValueError("bad codec")
+    with pytest.raises(ValueError), ctx.step("transcode"):
+        raise ValueError("bad codec")
     assert reports[-1] == {"name": "transcode", "event": "failed", "attempt": 2, "phase": "run",
                            "error": "ValueError: bad codec"}
     assert ctx.failed_step.name == "transcode"
 
 
 def test_the_job_fails_in_the_innermost_step_the_error_went_through(ctx, reports):
-    with pytest.raises(RuntimeError):
-        with ctx.step("outer"), ctx.step("inner"):
-            raise RuntimeError("x")
+    with pytest.raises(RuntimeError), ctx.step("outer"), ctx.step("inner"):
+        raise RuntimeError("x")
     assert [(r["name"], r["event"]) for r in reports[-2:]] == [("inner", "failed"), ("outer", "failed")]
     assert ctx.failed_step.name == "inner"
 
 
 def test_a_cancellation_inside_a_step_is_not_reported_as_a_step_failure(ctx, reports):
-    with pytest.raises(Stopped):
-        with ctx.step("upload"):
-            ctx.request_stop(StopReason(CANCEL, "cancelled"))
-            ctx.check()
+    with pytest.raises(Stopped), ctx.step("upload"):
+        ctx.request_stop(StopReason(CANCEL, "cancelled"))
+        ctx.check()
     assert [r["event"] for r in reports] == ["started"]
 
 
 def test_a_lost_lease_inside_a_step_is_not_reported_as_a_step_failure(ctx, reports):
-    with pytest.raises(Stopped):
-        with ctx.step("upload"):
-            ctx.request_stop(StopReason(LEASE_LOST, "lease lost"))
-            ctx.sleep(5)
+    with pytest.raises(Stopped), ctx.step("upload"):
+        ctx.request_stop(StopReason(LEASE_LOST, "lease lost"))
+        ctx.sleep(5)
     assert [r["event"] for r in reports] == ["started"]
 
 
 def test_a_step_that_finished_after_a_bookkeeping_failure_reports_failed_not_completed(ctx, reports):
-    with pytest.raises(Stopped):
-        with ctx.step("upload"):
-            # The handler never looks; the worker's heartbeat failed meanwhile.
-            ctx.request_stop(StopReason(ERROR, "worker could not report the heartbeat: 400", phase="heartbeat"))
+    with pytest.raises(Stopped), ctx.step("upload"):
+        # The handler never looks; the worker's heartbeat failed meanwhile.
+        ctx.request_stop(StopReason(ERROR, "worker could not report the heartbeat: 400", phase="heartbeat"))
     assert reports[-1] == {"name": "upload", "event": "failed", "attempt": 2, "phase": "heartbeat",
                            "error": "worker could not report the heartbeat: 400"}
 
 
 def test_a_timeout_inside_a_step_reports_the_step_failed_with_phase_timeout(ctx, reports):
-    with pytest.raises(Stopped):
-        with ctx.step("transcode"):
-            ctx.request_stop(StopReason(TIMEOUT, "timed out after 3 s", phase="timeout"))
-            ctx.progress(50)
+    with pytest.raises(Stopped), ctx.step("transcode"):
+        ctx.request_stop(StopReason(TIMEOUT, "timed out after 3 s", phase="timeout"))
+        ctx.progress(50)
     assert reports[-1]["phase"] == "timeout" and reports[-1]["error"] == "timed out after 3 s"
 
 
 def test_no_step_starts_once_the_job_is_stopping(ctx, reports):
     ctx.request_stop(StopReason(TIMEOUT, "timed out after 1 s", phase="timeout"))
-    with pytest.raises(Stopped):
-        with ctx.step("late"):
-            pass
+    with pytest.raises(Stopped), ctx.step("late"):
+        pass
     assert reports == []
 
 
@@ -192,15 +185,14 @@ def test_a_stored_step_is_replayed_not_run(reports):
 
 def test_a_step_name_used_twice_in_one_run_is_a_clear_error(ctx):
     ctx.step("fetch", lambda: 1)
-    with pytest.raises(ValueError, match="step 'fetch' already ran in this attempt: step names must be unique"):
-        with ctx.step("fetch"):
-            pass
+    unique = "step 'fetch' already ran in this attempt: step names must be unique"
+    with pytest.raises(ValueError, match=unique), ctx.step("fetch"):
+        pass
 
 
 def test_a_checkpoint_over_the_cap_fails_its_step_in_phase_record(ctx, reports):
-    with pytest.raises(JobFailed):
-        with ctx.step("train"):
-            ctx.checkpoint("x" * 70_000)
+    with pytest.raises(JobFailed), ctx.step("train"):
+        ctx.checkpoint("x" * 70_000)
     assert (reports[-1]["name"], reports[-1]["event"], reports[-1]["phase"]) == ("train", "failed", "record")
     assert reports[-1]["error"] == "RecordFailed: the checkpoint is 70002 bytes as JSON; at most 65536 are stored"
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from webapp.worker.process import OUTPUT_TAIL_BYTES, GroupProcess, OutputTail, TemplateError, fill_argv
+
 from tests.support.processes import alive
 
 PY = sys.executable

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Job, Worker
-from tests.support.server import PROJECT_ROOT
+
 from tests import test_worker_runner as runner
+from tests.support.server import PROJECT_ROOT
 
 server, start_worker, wait_for = runner.server, runner.start_worker, runner.wait_for  # fixtures, helper
 CPU_SHARE_BOUND = 0.05  # generous: the defect this catches burnt a whole core (≈ 1.0)

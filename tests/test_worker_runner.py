@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from sqlalchemy import select
@@ -17,10 +17,10 @@ from sqlalchemy import select
 from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Job, JobEvent, Worker
-from tests.conftest import INTERNAL_KEY
-from tests.support.server import PROJECT_ROOT, running_server
-from tests.support.processes import alive
 
+from tests.conftest import INTERNAL_KEY
+from tests.support.processes import alive
+from tests.support.server import PROJECT_ROOT, running_server
 
 HEARTBEAT = 0.2
 

@@ -9,12 +9,14 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 
 import pytest
 import requests
 
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.server import PROJECT_ROOT, running_server
@@ -59,8 +61,8 @@ def test_a_force_start_double_click_queues_the_job_once(server):
     for _ in range(5):
         job_id = make_job("failed").id
         url = f"{server.url}/api/jobs/{job_id}/force-start"
-        first, second = at_once(lambda: requests.post(url, json={}, timeout=10),
-                                lambda: requests.post(url, json={}, timeout=10))
+        post = partial(requests.post, url, json={}, timeout=10)
+        first, second = at_once(post, post)
         assert sorted([first.status_code, second.status_code]) == [200, 409]
         assert actions_of(job_id).count("force_start") == 1
         assert fresh(job_id).status == "queued"
@@ -70,9 +72,9 @@ def test_a_cancel_racing_a_complete_ends_in_the_winners_state_with_one_event(ser
     for _ in range(8):
         job = make_job("running")
         job_id, token = job.id, job.lease_token
-        cancel = lambda: requests.post(f"{server.url}/api/jobs/{job_id}/cancel", json={}, timeout=10)
-        complete = lambda: requests.post(f"{server.url}/api/internal/jobs/{job_id}/complete", headers=KEY,
-                                         json={"lease_token": token, "result": {"done": True}}, timeout=10)
+        cancel = partial(requests.post, f"{server.url}/api/jobs/{job_id}/cancel", json={}, timeout=10)
+        complete = partial(requests.post, f"{server.url}/api/internal/jobs/{job_id}/complete", headers=KEY,
+                           json={"lease_token": token, "result": {"done": True}}, timeout=10)
         cancelled, completed = at_once(cancel, complete)
         assert sorted([cancelled.status_code, completed.status_code]) == [200, 409]
         winner = "cancelled" if cancelled.status_code == 200 else "completed"
@@ -88,8 +90,8 @@ def test_a_cancel_racing_a_complete_ends_in_the_winners_state_with_one_event(ser
 def test_two_operators_acting_at_once_leave_one_change_and_tell_the_other(server):
     for _ in range(5):
         job_id = make_job("queued").id
-        cancel = lambda: requests.post(f"{server.url}/api/jobs/{job_id}/cancel", json={}, timeout=10)
-        fail = lambda: requests.post(f"{server.url}/api/jobs/{job_id}/mark-failed", json={"reason": "x"}, timeout=10)
+        cancel = partial(requests.post, f"{server.url}/api/jobs/{job_id}/cancel", json={}, timeout=10)
+        fail = partial(requests.post, f"{server.url}/api/jobs/{job_id}/mark-failed", json={"reason": "x"}, timeout=10)
         cancelled, failed = at_once(cancel, fail)
         assert sorted([cancelled.status_code, failed.status_code]) == [200, 409]
         winner = "cancelled" if cancelled.status_code == 200 else "failed"

@@ -14,11 +14,14 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from . import (
+    api,
+    models,  # noqa: F401  (registers the tables with the metadata)
+    query_time,
+)
 from . import config as settings
-from . import models  # noqa: F401  (registers the tables with the metadata)
-from . import api, query_time
-from .assets import asset_dir
 from .api.spec import JobIdConverter
+from .assets import asset_dir
 from .auth import check_internal_key_configured
 from .extensions import csrf, db, htmx, limiter, migrate, talisman
 from .integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path
@@ -44,7 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     database_file = sqlite_path(app.config["SQLALCHEMY_DATABASE_URI"])
     if database_file is not None:
         check_sqlite_file(database_file, full_check=app.config.get("JOBWARDEN_SQLITE_FULL_CHECK", True))
-        check_sqlite_owner(database_file, db.metadata.tables.keys())
+        check_sqlite_owner(database_file)
         database_file.parent.mkdir(parents=True, exist_ok=True)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app)
 
@@ -147,7 +150,7 @@ def _check_reachable(app: Flask) -> None:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as error:
         where = db.engine.url.render_as_string(hide_password=True)
-        raise StoreUnreadable(f"cannot open the database {where}: {error.orig or error}") from None
+        raise StoreUnreadable(f"cannot open the database {where}: {getattr(error, 'orig', None) or error}") from None
 
 
 def _instance_secret(app: Flask) -> str:

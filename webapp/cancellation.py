@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from . import states
 from .extensions import db
 from .jobs import tail, unit_of_work
+from .jobs.transaction import rows_changed
 from .models import Job, JobAttempt
 from .states import JobNotFound, LeaseLost, Status, TransitionRefused
 from .timeutil import utcnow
@@ -39,12 +40,12 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
             raise LeaseLost(job_id, "stopped", seen.status)
         if seen.status != Status.CANCELLED:
             raise TransitionRefused(job_id, "stopped", seen.status)
-        released = db.session.execute(
+        released = rows_changed(db.session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == lease_token)
             .values(lease_token=None, heartbeat_at=None, updated_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if not released:  # the monitor released it between our read and write
             raise LeaseLost(job_id, "stopped", Status.CANCELLED)
         if output is not None and seen.attempt:

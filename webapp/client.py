@@ -9,6 +9,7 @@ never creates a job twice. A 4xx is never retried: it raises at once.
 """
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -83,6 +84,7 @@ class JobwardenClient:
     def create_many(self, jobs: Iterable[dict[str, Any]]) -> list[int]:
         return self._call("POST", "/api/jobs/bulk", {"jobs": list(jobs)}, repeatable=False)["ids"]
 
+    # From here on `list` in this class names this method: annotations say `builtins.list`.
     def list(self, **filters: Any) -> dict[str, Any]:
         """One page: filters status (list), type, worker, q, sort, order, limit, cursor."""
         params = {key: value for key, value in filters.items() if value is not None}
@@ -91,7 +93,7 @@ class JobwardenClient:
     def get(self, job_id: int) -> dict[str, Any]:
         return self._call("GET", f"/api/jobs/{job_id}")
 
-    def events(self, job_id: int) -> list[dict[str, Any]]:
+    def events(self, job_id: int) -> builtins.list[dict[str, Any]]:
         return self._call("GET", f"/api/jobs/{job_id}/events")["events"]
 
     def cancel(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
@@ -109,7 +111,7 @@ class JobwardenClient:
     def restart(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
         return self._call("POST", f"/api/jobs/{job_id}/restart", {"reason": reason}, repeatable=False)
 
-    def bulk_action(self, action: str, *, ids: list[int] | None = None, filter: dict[str, Any] | None = None,
+    def bulk_action(self, action: str, *, ids: builtins.list[int] | None = None, filter: dict[str, Any] | None = None,
                     reason: str | None = None) -> dict[str, Any]:
         body = {"action": action, "reason": reason, **({"ids": ids} if ids is not None else {"filter": filter})}
         return self._call("POST", "/api/jobs/actions", body, repeatable=False)
@@ -122,8 +124,8 @@ class JobwardenClient:
 
     # --- internal (worker) API -----------------------------------------------------------
 
-    def claim(self, worker_id: str, types: list[str] | None = None, *, batch_size: int = 1,
-              wait_s: float = 0) -> list[dict[str, Any]]:
+    def claim(self, worker_id: str, types: builtins.list[str] | None = None, *, batch_size: int = 1,
+              wait_s: float = 0) -> builtins.list[dict[str, Any]]:
         """Up to batch_size jobs; with none ready the server holds the answer up to wait_s for one."""
         # Not repeated after a lost answer: the jobs it claimed would sit claimed until the monitor frees them.
         body = {"worker_id": worker_id, "types": types, "batch_size": batch_size, "wait_s": wait_s}

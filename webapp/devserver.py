@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import threading
+from typing import Any
 
 import click
-from werkzeug.serving import make_server
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
-SAMPLE_JOBS = [
+SAMPLE_JOBS: list[dict[str, Any]] = [
     {"type": "demo.sleep", "payload": {"seconds": 30}},
     {"type": "demo.pipeline", "payload": {"seconds_per_step": 8}},
     {"type": "demo.pipeline", "payload": {"seconds_per_step": 4, "fail_step": "transcode"}, "max_attempts": 1},

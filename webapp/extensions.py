@@ -1,4 +1,6 @@
 """Flask extensions, created once here and bound to the app in `create_app`."""
+from typing import TYPE_CHECKING, ClassVar
+
 from flask_htmx import HTMX
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -6,6 +8,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import Table
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -14,6 +17,15 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+if TYPE_CHECKING:
+    # mypy cannot take an attribute such as `db.Model` as a base class (python/mypy#8603).
+    # db.Model is built from Base's body, so to the checker the models derive from Base,
+    # each mapping one Table (its __tablename__), where DeclarativeBase says any FromClause.
+    class Model(Base):
+        __abstract__ = True
+        __table__: ClassVar[Table]
+else:
+    Model = db.Model  # the base of every table in webapp.models
 migrate = Migrate()
 csrf = CSRFProtect()
 htmx = HTMX()

@@ -13,7 +13,6 @@ existed; the next `db upgrade` sets it). On PostgreSQL the mark is the
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -79,7 +78,12 @@ def check_sqlite_file(path: Path, *, full_check: bool = True) -> None:
         )
 
 
-def check_sqlite_owner(path: Path, jobwarden_tables: Collection[str]) -> None:
+# The tables of the first migration: a Jobwarden store made before migrations marked
+# it with APPLICATION_ID has them all (and later migrations add to them).
+TABLES_BEFORE_THE_MARK = frozenset({"jobs", "job_attempts", "job_events", "workers", "monitor_passes"})
+
+
+def check_sqlite_owner(path: Path) -> None:
     """Raise StoreUnreadable when `path` is another application's SQLite database.
 
     Call it after check_sqlite_file; it opens the file read-only.
@@ -102,7 +106,7 @@ def check_sqlite_owner(path: Path, jobwarden_tables: Collection[str]) -> None:
         ) from None
     if application_id == APPLICATION_ID:
         return
-    if application_id == 0 and (not tables or set(jobwarden_tables) <= tables):
+    if application_id == 0 and (not tables or TABLES_BEFORE_THE_MARK <= tables):
         return
     owner = f"application_id {application_id}" if application_id else f"tables {', '.join(sorted(tables)[:5])}"
     raise StoreUnreadable(

@@ -5,7 +5,7 @@ Times are stored as naive UTC and handed back as aware UTC datetimes.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .extensions import db
+from .extensions import Model
 
 STATUS_VALUES = ("pending", "queued", "claimed", "running", "completed", "failed", "cancelled")
 
@@ -47,15 +47,15 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
 
 
-class Job(db.Model):
+class Job(Model):
     __tablename__ = "jobs"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -110,7 +110,7 @@ class Job(db.Model):
     )
 
 
-class JobEvent(db.Model):
+class JobEvent(Model):
     """Append-only history: status changes, step events and operator actions."""
 
     __tablename__ = "job_events"
@@ -130,7 +130,7 @@ class JobEvent(db.Model):
     __table_args__ = (Index("ix_job_events_job", "job_id", "id"),)
 
 
-class JobAttempt(db.Model):
+class JobAttempt(Model):
     """One row per claim of a job: who ran it, when, and how it ended."""
 
     __tablename__ = "job_attempts"
@@ -152,7 +152,7 @@ class JobAttempt(db.Model):
     __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_attempts_number"),)
 
 
-class Worker(db.Model):
+class Worker(Model):
     __tablename__ = "workers"
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -167,7 +167,7 @@ class Worker(db.Model):
     __table_args__ = (Index("ix_workers_last_seen", "last_seen_at"),)
 
 
-class MonitorPass(db.Model):
+class MonitorPass(Model):
     """One health-monitor pass: when, how long, what it changed."""
 
     __tablename__ = "monitor_passes"
@@ -181,7 +181,7 @@ class MonitorPass(db.Model):
     changes: Mapped[Any] = mapped_column(Json, nullable=True)
 
 
-class OperatorSessions(db.Model):
+class OperatorSessions(Model):
     """One row: the generation of dashboard logins. A login records it; logout bumps it,
     so every cookie issued before stops acting (a signed cookie alone cannot be revoked)."""
 
@@ -191,7 +191,7 @@ class OperatorSessions(db.Model):
     generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
-class StepResult(db.Model):
+class StepResult(Model):
     """A durable step's stored result: later attempts of the job return it instead of running the step."""
 
     __tablename__ = "job_step_results"
@@ -206,7 +206,7 @@ class StepResult(db.Model):
     __table_args__ = (UniqueConstraint("job_id", "name", name="uq_job_step_results_name"),)
 
 
-class Checkpoint(db.Model):
+class Checkpoint(Model):
     """The newest checkpoint a job's handler stored: a later attempt resumes from its data."""
 
     __tablename__ = "job_checkpoints"
@@ -221,7 +221,7 @@ class Checkpoint(db.Model):
 # --- webhooks (webapp/webhooks) ----------------------------------------------------
 
 
-class WebhookEndpoint(db.Model):
+class WebhookEndpoint(Model):
     """A receiver of notifications: where, which events, in which format, and whether it still answers."""
 
     __tablename__ = "webhook_endpoints"
@@ -237,7 +237,7 @@ class WebhookEndpoint(db.Model):
     disabled_reason: Mapped[str | None] = mapped_column(Text)
 
 
-class WebhookSubscription(db.Model):
+class WebhookSubscription(Model):
     """One event type an endpoint receives; the outbox's "is anyone listening" check joins this."""
 
     __tablename__ = "webhook_subscriptions"
@@ -248,7 +248,7 @@ class WebhookSubscription(db.Model):
     __table_args__ = (Index("ix_webhook_subscriptions_event", "event", "endpoint_id"),)
 
 
-class WebhookNotification(db.Model):
+class WebhookNotification(Model):
     """The outbox: one row per event, written in the transaction that caused it."""
 
     __tablename__ = "webhook_notifications"
@@ -263,7 +263,7 @@ class WebhookNotification(db.Model):
     __table_args__ = (Index("ix_webhook_notifications_created", "created_at"),)
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     """One attempt to post a notification to an endpoint; `at` is NULL until it has been made.
 
     A pending row (at IS NULL) is due at `next_attempt_at`; a sender claims it by

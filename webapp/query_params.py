@@ -5,8 +5,9 @@ position has the type of the column it sorts by. A refusal names the parameter.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from flask import current_app
 
@@ -103,7 +104,7 @@ def cursor_position(sort: str, value: Any, job_id: Any) -> tuple[Any, int]:
 
 def _in_utc_range(value: datetime) -> bool:
     try:
-        value.astimezone(timezone.utc)
+        value.astimezone(UTC)
     except OverflowError:
         return False
     return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app, has_request_context, request
 from sqlalchemy import event
@@ -33,7 +33,7 @@ def _bound_transaction(session: Session, transaction: SessionTransaction, connec
     reading = has_request_context() and request.method in READS
     dialect = connection.dialect.name
     if dialect == "sqlite":
-        raw = connection.connection.driver_connection
+        raw = cast(sqlite3.Connection, connection.connection.driver_connection)
         if not reading:
             raw.set_progress_handler(None, 0)
             return

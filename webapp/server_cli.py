@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 
 import click
-from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate.cli import db as migrate_db_group
 
 from .app import create_app
+from .current import current_flask_app
 from .devserver import dev_command
 from .operator_cli import jobs_group, submit_command
 from .worker.command import worker_command
@@ -61,7 +61,7 @@ def monitor_command(interval: float | None, once: bool) -> None:
     from .monitor import run_foreground
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_foreground(current_app._get_current_object(), interval=interval, once=once)
+    run_foreground(current_flask_app(), interval=interval, once=once)
 
 
 @cli.group("webhooks")
@@ -80,7 +80,7 @@ def webhooks_deliver_command() -> None:
     from .webhooks.delivery import run_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_forever(current_app._get_current_object(), echo=click.echo)
+    run_forever(current_flask_app(), echo=click.echo)
 
 
 # Plain click, no app context: these speak only HTTP to a server.

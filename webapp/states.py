@@ -8,11 +8,12 @@ exist, its lease is gone, or its current status refuses the move.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sqlalchemy import (
     BindParameter,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Executable,
     FromClause,
     Update,
+    UpdateBase,
     bindparam,
     func,
     insert,
@@ -169,7 +171,7 @@ def why_refused(job_id: int, edge: Edge, lease_token: str | None) -> TransitionR
 # rows by id. Each statement shape is built once and reused with bound
 # parameters, so SQLAlchemy compiles it once per process rather than per call.
 
-FollowUp = Callable[[FromClause], Executable]
+FollowUp = Callable[[FromClause], UpdateBase]  # an INSERT or UPDATE, usable as a CTE
 RowsActor = Callable[[FromClause], ColumnElement[str]]
 
 
@@ -192,7 +194,7 @@ def lease_holder(rows: FromClause) -> ColumnElement[str]:
 
 def _plan(moved: Update, followups: list[FollowUp], postgresql: bool) -> _Plan:
     if postgresql:
-        rows = moved.returning(*_JOBS.c).cte("moved")
+        rows: FromClause = moved.returning(*_JOBS.c).cte("moved")
         statement = select(aliased(Job, rows, adapt_on_names=True))
         for number, followup in enumerate(followups):
             statement = statement.add_cte(followup(rows).cte(f"followup_{number}"))
@@ -215,7 +217,7 @@ def _run(plan: _Plan, params: dict[str, Any]) -> list[Job]:
 
 def _status_events(
     rows: FromClause, actor: ColumnElement[str], action: str, from_status: Status, to_status: Status
-) -> Executable:
+) -> UpdateBase:
     """One status event per moved row, its reason and data from `cas_reason` and `cas_event_data`."""
     return insert(_EVENTS).from_select(
         ["job_id", "kind", "actor", "at", "action", "from_status", "to_status", "attempt", "reason", "data"],
@@ -252,14 +254,14 @@ def _transition_plan(
     if fenced:
         moved = moved.where(_JOBS.c.lease_token == _param("cas_lease_token", _JOBS.c.lease_token))
 
-    def update_attempt(rows: FromClause) -> Executable:
+    def update_attempt(rows: FromClause) -> UpdateBase:
         return (
             update(_ATTEMPTS)
             .where(_ATTEMPTS.c.job_id == rows.c.id, _ATTEMPTS.c.number == rows.c.attempt)
             .values({name: _param(f"attempt_{name}", _ATTEMPTS.c[name]) for name in attempt_columns})
         )
 
-    def record_transition(rows: FromClause) -> Executable:
+    def record_transition(rows: FromClause) -> UpdateBase:
         actor = rows_actor(rows) if rows_actor else _param("cas_actor", _EVENTS.c.actor)
         return _status_events(rows, actor, edge.name, expected, edge.target)
 
@@ -332,12 +334,12 @@ def transition(
         if len(edge.sources) == 1:
             (expected,) = edge.sources
         else:
-            expected = db.session.execute(select(Job.status).where(Job.id == job_id)).scalar()
-            if expected is None:
+            current = db.session.execute(select(Job.status).where(Job.id == job_id)).scalar()
+            if current is None:
                 raise JobNotFound(job_id)
-            if expected not in edge.sources:
+            if current not in edge.sources:
                 raise why_refused(job_id, edge, lease_token)
-            expected = Status(expected)
+            expected = Status(current)
         if conditions or len(plain_values) < len(values):
             # A one-off shape: the monitor's cut-offs and SQL expressions are rare.
             set_values = {
@@ -447,13 +449,13 @@ def _claim_plan(by_type: bool, postgresql: bool) -> _Plan:
         )
     )
 
-    def open_attempts(rows: FromClause) -> Executable:
+    def open_attempts(rows: FromClause) -> UpdateBase:
         return insert(_ATTEMPTS).from_select(
             ["job_id", "number", "worker_id", "claimed_at"],
             select(rows.c.id, rows.c.attempt, rows.c.worker_id, rows.c.claimed_at),
         )
 
-    def record_claims(rows: FromClause) -> Executable:
+    def record_claims(rows: FromClause) -> UpdateBase:
         return _status_events(rows, lease_holder(rows), "claim", Status.QUEUED, Status.CLAIMED)
 
     return _plan(moved, [open_attempts, record_claims], postgresql)

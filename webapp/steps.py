@@ -4,8 +4,9 @@ transactions (a step's result with its `completed` event, a checkpoint with its
 heartbeat, a restart's discard with its transition)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import CursorResult, delete, insert, select, update
 

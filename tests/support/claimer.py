@@ -4,6 +4,7 @@ from __future__ import annotations
 
 def claim_until_empty(database_url: str, worker_id: str, batch_size: int, start, results) -> None:
     from webapp import create_app, jobs
+
     from tests.conftest import test_config
 
     app = create_app(test_config(database_url))

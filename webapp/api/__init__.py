@@ -42,7 +42,8 @@ def register(app: Flask) -> None:
             return error
         names = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 401: "unauthorized",
                  403: "forbidden", 415: "unsupported_media_type"}
-        return ApiError(error.code or 500, names.get(error.code, "error"), error.description or error.name)
+        code = error.code or 500
+        return ApiError(code, names.get(code, "error"), error.description or error.name)
 
     @app.errorhandler(states.JobNotFound)
     def job_not_found(error: states.JobNotFound):

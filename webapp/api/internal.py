@@ -16,7 +16,7 @@ from .serialize import claimed_job_json
 from .spec import ApiError, operation
 
 bp = Blueprint("internal", __name__, url_prefix="/api/internal")
-KEY = [{"internalKey": []}]
+KEY: list[dict[str, list[str]]] = [{"internalKey": []}]
 ERRORS = (401, 404, 409)
 
 

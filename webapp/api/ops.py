@@ -8,8 +8,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import metrics
-from ..schema import schema_problem
+from ..current import current_flask_app
 from ..extensions import db
+from ..schema import schema_problem
 from . import schemas as s
 from .spec import openapi_document, operation
 
@@ -34,7 +35,7 @@ def healthz():
 @operation(bp, "GET", "/metrics", summary="Prometheus metrics", responses={200: ("Prometheus text format", None)},
            media_type="text/plain")
 def prometheus_metrics():
-    body, content_type = metrics.render(current_app._get_current_object())
+    body, content_type = metrics.render(current_flask_app())
     return Response(body, content_type=content_type)
 
 

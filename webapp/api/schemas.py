@@ -9,8 +9,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from ..actions import ACTION_NAMES
 from ..config import MAX_CLAIM_WAIT_S
 from ..states import Status
-from .json_input import safe_integers
 from ..step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES, json_size
+from .json_input import safe_integers
 
 INT32 = 2**31 - 1
 MAX_BATCH = 1000

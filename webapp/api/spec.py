@@ -10,14 +10,15 @@ validating and the schemas; this module only wires them to routes (≈150 lines)
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import wraps
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError as RoutingValidationError
@@ -30,6 +31,8 @@ REF = "#/components/schemas/{model}"
 
 class ApiError(HTTPException):
     """An answer other than success: status, a machine-readable `error`, a message, and extras."""
+
+    code: int  # always set, unlike HTTPException's
 
     def __init__(self, code: int, error: str, message: str, **extra: Any):
         super().__init__(message)
@@ -197,7 +200,7 @@ def openapi_document(*, title: str, version: str) -> dict[str, Any]:
     models = {op.body for op in OPERATIONS if op.body} | {
         model for op in OPERATIONS for _, model in op.responses.values() if model
     }
-    mode = {model: "validation" if any(model is op.body for op in OPERATIONS) else "serialization"
+    mode: dict[type[BaseModel], JsonSchemaMode] = {model: "validation" if any(model is op.body for op in OPERATIONS) else "serialization"
             for model in models}
     keys, definitions = models_json_schema(
         [(model, mode[model]) for model in sorted(models, key=lambda m: m.__name__)], ref_template=REF,

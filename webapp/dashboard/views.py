@@ -1,7 +1,6 @@
 """Dashboard routes: parse the request, call webapp.jobs, render a page or (for HTMX) its region."""
 from __future__ import annotations
 
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 

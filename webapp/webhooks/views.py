@@ -45,10 +45,11 @@ def index():
 
 @bp.post("/webhooks")
 def create():
-    form = {"url": request.form.get("url", ""), "events": request.form.getlist("events"),
-            "format": request.form.get("format") or "standard"}
+    url, events = request.form.get("url", ""), request.form.getlist("events")
+    format = request.form.get("format") or "standard"
+    form = {"url": url, "events": events, "format": format}
     try:
-        created = endpoints.create(form["url"], form["events"], form["format"])
+        created = endpoints.create(url, events, format)
     except endpoints.BadEndpoint as error:
         return _page(400, error=f"{error.field}: {error}", form=form)
     # Rendered, not flashed: a flash would keep the secret in the session cookie.

@@ -24,13 +24,23 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..backoff import backoff_delay
 from ..client import Conflict, JobwardenClient, LeaseLostError, NotFound, ServerUnavailable
 from .context import (
-    CANCEL, ERROR, LEASE_LOST, RECORD_TIMEOUT_S, SHUTDOWN, TIMEOUT, JobContext, JobFailed, StopReason, Stopped,
+    CANCEL,
+    ERROR,
+    LEASE_LOST,
+    RECORD_TIMEOUT_S,
+    SHUTDOWN,
+    TIMEOUT,
+    JobContext,
+    JobFailed,
+    Stopped,
+    StopReason,
     describe,
 )
 from .handlers import CommandHandler, PythonHandler, timeout_for

@@ -15,8 +15,9 @@ without a shell; exit code 0 completes the job, anything else fails it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .context import JobContext, JobFailed
 from .process import TemplateError, fill_argv, signal_name

@@ -236,8 +236,10 @@ class WorkerRunner:
         attempt.begin()
 
     def _give_up(self, job: dict[str, Any], error: Exception) -> None:
+        job_id = job.get("id")
         with self._lock:
-            self.attempts.pop(job.get("id"), None)
+            if job_id is not None:
+                self.attempts.pop(job_id, None)
         try:
             self.client.fail(job["id"], job["lease_token"], error=f"worker error: {describe(error)}", retryable=True)
         except Exception:
