@@ -97,11 +97,15 @@ def test_a_store_from_before_the_mark_keeps_working_and_the_upgrade_marks_it(tmp
     assert jobwarden("db", "upgrade", "0001", database=store, data_dir=data).returncode == 0
     assert application_id(store) == 0
 
-    monitor = jobwarden("monitor", "--once", database=store, data_dir=data)
-    assert monitor.returncode == 0, monitor.stderr
+    before = store.read_bytes()
+    behind = jobwarden("monitor", "--once", database=store, data_dir=data)
+    assert behind.returncode == 1 and "run `jobwarden db upgrade`" in behind.stderr, behind.stderr
+    assert len(behind.stderr.strip().splitlines()) == 1 and store.read_bytes() == before
     upgrade = jobwarden("db", "upgrade", database=store, data_dir=data)
     assert upgrade.returncode == 0, upgrade.stderr
     assert application_id(store) == APPLICATION_ID
+    monitor = jobwarden("monitor", "--once", database=store, data_dir=data)
+    assert monitor.returncode == 0, monitor.stderr
 
 
 HELP_INVOCATIONS = [[], ["--help"], ["db", "--help"], ["db", "upgrade", "--help"], ["db", "current", "--help"],

@@ -106,7 +106,7 @@ def check_sqlite_owner(path: Path) -> None:
         ) from None
     if application_id == APPLICATION_ID:
         return
-    if application_id == 0 and (not tables or TABLES_BEFORE_THE_MARK <= tables):
+    if application_id == 0 and (not tables or tables >= TABLES_BEFORE_THE_MARK):
         return
     owner = f"application_id {application_id}" if application_id else f"tables {', '.join(sorted(tables)[:5])}"
     raise StoreUnreadable(

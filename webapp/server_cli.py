@@ -10,9 +10,12 @@ from flask.cli import FlaskGroup, with_appcontext
 from flask_migrate.cli import db as migrate_db_group
 
 from .app import create_app
+from .config import ConfigError
 from .current import current_flask_app
 from .devserver import dev_command
+from .extensions import db
 from .operator_cli import jobs_group, submit_command
+from .schema import schema_problem
 from .worker.command import worker_command
 
 
@@ -51,6 +54,15 @@ cli.add_command(HelpFirstGroup(
 ))
 
 
+def require_current_schema() -> None:
+    """A command that writes the store refuses one whose schema is behind this code, in
+    one line that says to upgrade, rather than failing on the first missing table."""
+    with db.engine.connect() as connection:
+        problem = schema_problem(connection, current_flask_app().extensions["migrate"].directory)
+    if problem is not None:
+        raise ConfigError(f"{db.engine.url.render_as_string(hide_password=True)}: {problem}")
+
+
 @cli.command("monitor")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=None,
               help="Seconds between passes (default JOBWARDEN_MONITOR_INTERVAL).")
@@ -60,6 +72,7 @@ def monitor_command(interval: float | None, once: bool) -> None:
     """Run the health monitor in the foreground: a pass now, then one every interval."""
     from .monitor import run_foreground
 
+    require_current_schema()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_foreground(current_flask_app(), interval=interval, once=once)
 
@@ -79,6 +92,7 @@ def webhooks_deliver_command() -> None:
     """
     from .webhooks.delivery import run_forever
 
+    require_current_schema()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_forever(current_flask_app(), echo=click.echo)
 
