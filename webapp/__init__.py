@@ -53,7 +53,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     check_internal_key_configured(app)
     app.url_map.converters["job_id"] = JobIdConverter
-    app.register_blueprint(_vendor_blueprint())
+    for blueprint in _vendor_blueprints():
+        app.register_blueprint(blueprint)
     from .dashboard import bp as dashboard_blueprint
 
     app.register_blueprint(dashboard_blueprint)
@@ -148,11 +149,17 @@ def _instance_secret(app: Flask) -> str:
     return path.read_text().strip()
 
 
-def _vendor_blueprint() -> Blueprint:
+# The pinned npm packages the pages load (package.json): blueprint name → (package folder, URL folder).
+VENDOR_PACKAGES = {
+    "vendor": ("htmx.org/dist", "htmx"),
+    "vendor_idiomorph": ("idiomorph/dist", "idiomorph"),
+}
+
+
+def _vendor_blueprints() -> list[Blueprint]:
     """Serve the pinned front-end packages from node_modules (installed by npm, never committed)."""
-    return Blueprint(
-        "vendor",
-        __name__,
-        static_folder=str(settings.PROJECT_ROOT / "node_modules" / "htmx.org" / "dist"),
-        static_url_path="/static/vendor/htmx",
-    )
+    return [
+        Blueprint(name, __name__, static_folder=str(settings.PROJECT_ROOT / "node_modules" / folder),
+                  static_url_path=f"/static/vendor/{url}")
+        for name, (folder, url) in VENDOR_PACKAGES.items()
+    ]

@@ -20,6 +20,13 @@ bp.add_app_template_filter(display.duration, "duration")
 bp.add_app_template_filter(display.age, "age")
 bp.add_app_template_filter(display.when, "when")
 bp.add_app_template_filter(display.capped, "capped")
+bp.add_app_template_filter(display.timetag, "timetag")
+bp.add_app_template_filter(display.agotag, "agotag")
+bp.add_app_template_filter(display.intag, "intag")
+bp.add_app_template_filter(display.error_headline, "error_headline")
+bp.add_app_template_filter(display.pretty_json, "pretty_json")
+bp.add_app_template_global(display.run_seconds, "run_seconds")
+bp.add_app_template_global(display.PAYLOAD_CAP, "PAYLOAD_CAP")
 # One definition of each status set and of the operator actions, for the templates too.
 for _name, _value in {"Status": states.Status, "LIVE": states.LIVE, "UNFINISHED": states.UNFINISHED,
                       "FINISHED": states.FINISHED, "ACTIONS": ACTIONS}.items():
@@ -129,7 +136,8 @@ def job_counts():
         return render_template("error.html", message=f"{error.field}: {error}"), 400
     job_filter.statuses = []
     counts = jobs.count_by_status(job_filter, cap=COUNT_CAP)
-    return render_template("jobs/_counts.html", counts=counts, cap=COUNT_CAP)
+    filter_args = {key: request.args[key] for key in ("type", "worker", "q") if request.args.get(key)}
+    return render_template("jobs/_counts.html", counts=counts, cap=COUNT_CAP, filter_args=filter_args)
 
 
 def _job_context(job_id: int) -> dict:
@@ -155,7 +163,7 @@ def job_page(job_id: int):
 
 @bp.post("/jobs/<job_id:job_id>/<action>")
 def job_action(job_id: int, action: str):
-    """Run one recovery action; answer the re-rendered card (HTMX) or go back to the job page."""
+    """Run one recovery action; answer the whole re-rendered job region (HTMX) or go back to the job page."""
     if action not in ACTION_NAMES:
         abort(404)
     if not auth.can_act():
@@ -168,7 +176,7 @@ def job_action(job_id: int, action: str):
     except states.TransitionRefused as refused:
         message, ok = f"Already {refused.status} — nothing was done.", False
     if htmx:
-        return render_template("jobs/_card.html", message=message, ok=ok, **_job_context(job_id))
+        return render_template("jobs/_detail.html", message=message, ok=ok, **_job_context(job_id))
     flash(message, "ok" if ok else "refused")
     return redirect(url_for("dashboard.job_page", job_id=job_id))
 
