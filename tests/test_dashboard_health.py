@@ -96,3 +96,34 @@ def test_the_stats_average_running_time_covers_finished_jobs(client):
         started_at=job.finished_at - timedelta(seconds=90), claimed_at=job.finished_at - timedelta(seconds=95)))
     db.session.commit()
     assert "<dt>Running</dt><dd>1m 30s</dd>" in text_of(client.get("/stats"))
+
+
+
+def test_the_health_page_is_not_healthy_beside_an_unserved_type_alert(client):
+    jobs.register_worker("mail-only", types=["mail.send"], concurrency=1)
+    jobs.create_job(type="video.encode")
+    html = text_of(client.get("/health"))
+    assert 'data-testid="unserved-type"' in html
+    assert "Healthy" not in html and "Attention needed" in html
+
+
+def test_workers_show_busy_and_total_slots_with_their_current_jobs(client):
+    job = make_job("running")  # claimed by factory-worker
+    jobs.register_worker("factory-worker", concurrency=4)
+    jobs.register_worker("idle-worker", concurrency=2)
+    html = text_of(client.get("/health"))
+    row = re.search(r'<tr data-worker-id="factory-worker">.*?</tr>', html, re.S).group(0)
+    assert re.search(r'data-testid="worker-slots">1 / 4<', row)
+    assert f'href="/jobs/{job.id}">#{job.id}</a> {job.type}' in row
+    idle = re.search(r'<tr data-worker-id="idle-worker">.*?</tr>', html, re.S).group(0)
+    assert re.search(r'data-testid="worker-slots">0 / 2<', idle) and "idle" in idle
+
+
+def test_the_health_page_shows_no_raw_iso_timestamps(client):
+    make_job("running")
+    jobs.register_worker("factory-worker", concurrency=1)
+    html = text_of(client.get("/health"))
+    assert "<time" in html
+    visible = re.sub(r"<[^>]+>", " ", html)
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", visible)
+    assert not re.search(r'title="\d{4}-\d\d-\d\dT', html)

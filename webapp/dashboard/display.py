@@ -46,6 +46,17 @@ def timetag(moment: datetime | None) -> Markup:
     return Markup('<time datetime="{}" title="{}" data-local>{}</time>').format(_iso(moment), when(moment), when(moment))
 
 
+def isotag(value: str | None, ago_s: float | None = None) -> Markup:
+    """`timetag` for an ISO 8601 string (the monitor's report carries them for the JSON API);
+    with `ago_s`, the text says '12s ago' and the absolute time is in the title."""
+    if not value:
+        return Markup("—")
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if ago_s is None:
+        return timetag(moment)
+    return Markup('<time datetime="{}" title="{}">{} ago</time>').format(_iso(moment), when(moment), duration(ago_s))
+
+
 def agotag(moment: datetime | None, now: datetime | None = None) -> Markup:
     """`<time>` saying '12s ago', with the absolute time in its title."""
     if moment is None:

@@ -12,6 +12,7 @@ from ..extensions import htmx, limiter
 from ..limits import COUNT_CAP
 from ..timeutil import utcnow
 from . import display
+from .health import current_jobs_by_worker
 from .regions import render_region, wants_region
 from .stats import last_hour
 
@@ -22,6 +23,7 @@ bp.add_app_template_filter(display.when, "when")
 bp.add_app_template_filter(display.capped, "capped")
 bp.add_app_template_filter(display.timetag, "timetag")
 bp.add_app_template_filter(display.agotag, "agotag")
+bp.add_app_template_filter(display.isotag, "isotag")
 bp.add_app_template_filter(display.intag, "intag")
 bp.add_app_template_filter(display.error_headline, "error_headline")
 bp.add_app_template_filter(display.pretty_json, "pretty_json")
@@ -209,7 +211,8 @@ def logout():
 def health():
     """What is stuck, the workers, alerts for queued types nobody takes, and the monitor's passes."""
     report = monitor.health_report()
-    return render_region("health/index.html", "health/_report.html", report=report, cap=report["counts_cap"])
+    return render_region("health/index.html", "health/_report.html", report=report, cap=report["counts_cap"],
+                         current_jobs=current_jobs_by_worker())
 
 
 @bp.get("/stats")
