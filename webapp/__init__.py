@@ -13,10 +13,10 @@ from sqlalchemy.pool import NullPool
 
 from . import config as settings
 from . import models  # noqa: F401  (registers the tables with the metadata)
-from . import api
+from . import api, static_urls
 from .api.spec import JobIdConverter
 from .auth import check_internal_key_configured
-from .extensions import csrf, db, htmx, limiter, migrate, talisman
+from .extensions import compress, csrf, db, htmx, limiter, migrate, talisman
 from .integrity import StoreUnreadable, check_sqlite_file, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(settings.PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)
+    compress.init_app(app)
+    static_urls.init_app(app)
     _secure_headers(app)
     limiter.init_app(app)
     with app.app_context():
