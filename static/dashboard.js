@@ -149,10 +149,11 @@
     form.querySelectorAll("button[name=action]").forEach(function (button) { button.disabled = count === 0; });
     form.querySelector("[data-testid=selected-count]").textContent =
       count ? count + " selected" + (all ? " (all matching)" : "") : "Nothing selected";
+    form.classList.toggle("idle", count === 0);
     boxes.forEach(function (box) { box.closest("tr").classList.toggle("selected", box.checked || all); });
     var page = document.getElementById("select-page");
     if (page) {
-      page.hidden = false;
+      page.closest("label").hidden = false;
       var ticked = Array.prototype.filter.call(boxes, function (box) { return box.checked; }).length;
       page.checked = ticked > 0 && ticked === boxes.length;
       page.indeterminate = ticked > 0 && ticked < boxes.length;
@@ -203,6 +204,10 @@
 
   function start() {
     keepOperatorState();
+    // On a phone the filters start folded, so the first jobs are on the first screen.
+    if (window.matchMedia("(max-width: 700px)").matches) {
+      document.querySelectorAll("details[data-phone-closed]").forEach(function (box) { box.open = false; });
+    }
     localiseTimes(document);
     updateBulk();
     document.querySelectorAll("[data-poll][id]").forEach(function (region) {
