@@ -14,7 +14,7 @@ from ..timeutil import utcnow
 from . import display
 from .health import current_jobs_by_worker
 from .regions import render_region, wants_region
-from .stats import last_hour
+from .stats import DEFAULT_WINDOW, WINDOWS, over
 
 bp = Blueprint("dashboard", __name__)
 bp.add_app_template_filter(display.duration, "duration")
@@ -217,5 +217,8 @@ def health():
 
 @bp.get("/stats")
 def stats():
-    """Throughput and failures over the last hour, as a server-rendered SVG chart and tables."""
-    return render_template("stats.html", stats=last_hour(utcnow()))
+    """Throughput and failures over 1 h, 24 h or 7 d, as a server-rendered SVG chart and tables."""
+    key = request.args.get("window") or DEFAULT_WINDOW
+    if key not in WINDOWS:
+        return render_template("error.html", message=f"window: choose {', '.join(WINDOWS)}"), 400
+    return render_template("stats.html", stats=over(utcnow(), WINDOWS[key]), windows=WINDOWS)
