@@ -3,6 +3,8 @@ polling that survives a restart, polls that leave the operator's focus, selectio
 typing, scroll and open panels alone, in-page confirmations, and bulk selection."""
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from webapp import jobs
@@ -222,3 +224,29 @@ def test_bulk_buttons_wait_for_a_selection_which_is_counted_highlighted_and_paus
     page.get_by_role("checkbox", name="Select all jobs on this page").uncheck()
     expect(bulk).to_be_disabled()
     expect(live_status(page)).to_have_attribute("data-state", "live")
+
+
+# --- 9. Live counts, filters as they are chosen --------------------------------------------------
+
+def test_the_counts_on_the_jobs_page_follow_changes_and_filter_when_clicked(page: Page):
+    job = make_job("queued")
+    page.goto("/jobs")
+    failed_count = page.locator('[data-status-count="failed"] .num')
+    expect(failed_count).to_have_text("0")
+    mark_page(page)
+    jobs.mark_failed(job.id, reason="changed elsewhere")
+    expect(failed_count).to_have_text("1")
+    assert_not_reloaded(page)
+    page.locator('[data-status-count="failed"]').click()
+    expect(page.locator("tr[data-job-id]")).to_have_count(1)
+    expect(page.get_by_role("checkbox", name="Failed", exact=True)).to_be_checked()
+
+
+def test_a_status_filter_applies_as_soon_as_it_is_ticked(page: Page):
+    make_job("queued")
+    make_job("failed")
+    page.goto("/jobs")
+    expect(page.locator("tr[data-job-id]")).to_have_count(2)
+    page.get_by_role("checkbox", name="Failed", exact=True).check()
+    expect(page).to_have_url(re.compile(r"[?&]status=failed(&|$)"))
+    expect(page.locator("tr[data-job-id]")).to_have_count(1)

@@ -320,3 +320,18 @@ class TestOperatorLogin:
         job = make_job("failed")
         assert self.login(client, "guess").status_code == 401
         assert post_action(client, job.id, "force-start").status_code == 403
+
+
+def test_the_type_filter_suggests_the_known_types(client):
+    for job_type in ("mail.send", "video.encode", "mail.send"):
+        make_job("queued", type=job_type)
+    html = text_of(client.get("/jobs"))
+    assert 'list="known-types"' in html
+    datalist = re.search(r'<datalist id="known-types">(.*?)</datalist>', html, re.S).group(1)
+    assert re.findall(r'<option value="([^"]+)">', datalist) == ["mail.send", "video.encode"]
+
+
+def test_the_counts_link_to_the_table_narrowed_to_each_status_keeping_the_other_filters(client):
+    make_job("failed", type="mail.send")
+    html = text_of(client.get("/jobs/counts?type=mail.send", headers=HX))
+    assert 'href="/jobs?status=failed&amp;type=mail.send"' in html

@@ -12,6 +12,7 @@ from ..extensions import htmx, limiter
 from ..limits import COUNT_CAP
 from ..timeutil import utcnow
 from . import display
+from .choices import known_types
 from .health import current_jobs_by_worker
 from .regions import render_region, wants_region
 from .stats import DEFAULT_WINDOW, WINDOWS, over
@@ -89,8 +90,10 @@ def job_list():
     except jobs.BadQuery as error:
         return render_template("error.html", message=f"{error.field}: {error}"), 400
     matching = 0 if wants_region() or not auth.can_act() else jobs.count_matching(job_filter, cap=jobs.BULK_LIMIT)
+    types = [] if wants_region() else known_types()
     return render_region("jobs/index.html", "jobs/_table.html", rows=rows, next_cursor=next_cursor,
-                         job_filter=job_filter, view=view, matching=matching, bulk_limit=jobs.BULK_LIMIT)
+                         job_filter=job_filter, view=view, matching=matching, bulk_limit=jobs.BULK_LIMIT,
+                         known_types=types)
 
 
 @bp.post("/jobs/bulk")
