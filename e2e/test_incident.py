@@ -250,3 +250,22 @@ def test_a_status_filter_applies_as_soon_as_it_is_ticked(page: Page):
     page.get_by_role("checkbox", name="Failed", exact=True).check()
     expect(page).to_have_url(re.compile(r"[?&]status=failed(&|$)"))
     expect(page.locator("tr[data-job-id]")).to_have_count(1)
+
+
+# --- 6. Times in the viewer's zone ---------------------------------------------------------------
+
+def test_times_are_shown_in_the_viewers_zone_with_the_absolute_time_in_the_title(browser, server):
+    job = make_job("queued")
+    context = browser.new_context(base_url=server.url, timezone_id="Asia/Tokyo", locale="en-GB")
+    page = context.new_page()
+    try:
+        page.goto(f"/jobs/{job.id}")
+        created = page.locator("#job-region .summary time[data-local]").first
+        utc = job.created_at
+        tokyo_hour = (utc.hour + 9) % 24
+        expect(created).to_have_text(re.compile(rf"^\d{{4}}-\d\d-\d\d {tokyo_hour:02d}:{utc.minute:02d}:\d\d (GMT\+9|JST)$"))
+        expect(created).to_have_attribute("title", re.compile(rf" {tokyo_hour:02d}:{utc.minute:02d}:"))
+        next_poll(page, "#job-region")  # a poll's fresh UTC text is shown in the zone again
+        expect(created).to_have_text(re.compile(rf" {tokyo_hour:02d}:{utc.minute:02d}:\d\d (GMT\+9|JST)$"))
+    finally:
+        context.close()
