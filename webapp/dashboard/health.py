@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -12,12 +13,20 @@ from ..states import LIVE
 CURRENT_JOBS_LIMIT = 500  # live jobs looked at; beyond that the page says "busy" without listing them all
 
 
-def current_jobs_by_worker() -> dict[str, list[Job]]:
-    """Claimed and running jobs, per worker id, oldest claim first."""
-    rows = db.session.scalars(
-        select(Job).where(Job.status.in_(LIVE), Job.worker_id.is_not(None)).order_by(Job.id).limit(CURRENT_JOBS_LIMIT)
+class CurrentJob(NamedTuple):
+    id: int
+    type: str
+
+
+def current_jobs_by_worker() -> dict[str, list[CurrentJob]]:
+    """Claimed and running jobs (id and type), per worker id, oldest first."""
+    rows = db.session.execute(
+        select(Job.worker_id, Job.id, Job.type)
+        .where(Job.status.in_(sorted(LIVE)), Job.worker_id.is_not(None))
+        .order_by(Job.id)
+        .limit(CURRENT_JOBS_LIMIT)
     )
-    found: dict[str, list[Job]] = defaultdict(list)
-    for job in rows:
-        found[job.worker_id].append(job)
+    found: dict[str, list[CurrentJob]] = defaultdict(list)
+    for worker_id, job_id, job_type in rows:
+        found[worker_id].append(CurrentJob(job_id, job_type))
     return dict(found)
