@@ -11,9 +11,12 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from . import (
+    api,
+    models,  # noqa: F401  (registers the tables with the metadata)
+    static_urls,
+)
 from . import config as settings
-from . import models  # noqa: F401  (registers the tables with the metadata)
-from . import api, static_urls
 from .api.spec import JobIdConverter
 from .auth import check_internal_key_configured
 from .extensions import compress, csrf, db, htmx, limiter, migrate, talisman

@@ -28,5 +28,5 @@ def current_jobs_by_worker() -> dict[str, list[CurrentJob]]:
     )
     found: dict[str, list[CurrentJob]] = defaultdict(list)
     for worker_id, job_id, job_type in rows:
-        found[worker_id].append(CurrentJob(job_id, job_type))
+        found[str(worker_id)].append(CurrentJob(job_id, job_type))
     return dict(found)

@@ -86,7 +86,8 @@ def by_type(since: datetime) -> list[TypeRow]:
         .group_by(Job.type, Job.status)
     ):
         row = rows.setdefault(job_type, TypeRow(job_type, 0, 0, 0))
-        setattr(row, {Status.COMPLETED: "completed", Status.FAILED: "failed"}.get(status, "cancelled"), n)
+        outcome = {Status.COMPLETED.value: "completed", Status.FAILED.value: "failed"}.get(status, "cancelled")
+        setattr(row, outcome, n)
     ordered = sorted(rows.values(), key=lambda row: (-row.failure_rate, -row.finished, row.type))
     return ordered[:TYPES_SHOWN]
 

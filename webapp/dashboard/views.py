@@ -29,7 +29,7 @@ bp.add_app_template_filter(display.intag, "intag")
 bp.add_app_template_filter(display.error_headline, "error_headline")
 bp.add_app_template_filter(display.pretty_json, "pretty_json")
 bp.add_app_template_global(display.run_seconds, "run_seconds")
-bp.add_app_template_global(display.PAYLOAD_CAP, "PAYLOAD_CAP")
+bp.add_app_template_global(display.PAYLOAD_CAP, "PAYLOAD_CAP")  # type: ignore[arg-type]  # any value may be a global
 # One definition of each status set and of the operator actions, for the templates too.
 for _name, _value in {"Status": states.Status, "LIVE": states.LIVE, "UNFINISHED": states.UNFINISHED,
                       "FINISHED": states.FINISHED, "ACTIONS": ACTIONS}.items():
