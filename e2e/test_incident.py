@@ -269,3 +269,17 @@ def test_times_are_shown_in_the_viewers_zone_with_the_absolute_time_in_the_title
         expect(created).to_have_text(re.compile(rf" {tokyo_hour:02d}:{utc.minute:02d}:\d\d (GMT\+9|JST)$"))
     finally:
         context.close()
+
+
+# --- 4. A retry's countdown -------------------------------------------------------------------------
+
+def test_a_waiting_retry_counts_down_then_joins_the_queue(page: Page):
+    running = make_job("running", max_attempts=3)
+    jobs.fail_job(running.id, running.lease_token, error="flaky upstream", retryable=True)
+    page.goto(f"/jobs/{running.id}")
+    countdown = page.locator("[data-testid=next-retry] time[data-countdown]")
+    expect(countdown).to_have_text(re.compile(r"^in \d+s$"))
+    first = countdown.inner_text()
+    expect(countdown).not_to_have_text(first)  # it ticks between polls
+    expect(page.locator("[data-testid=next-retry]")).to_have_count(0, timeout=20_000)
+    expect(page.locator("#job-region .summary")).to_contain_text("#1 in queue")
