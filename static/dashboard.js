@@ -18,7 +18,7 @@
     };
     callbacks.beforeNodeMorphed = function (oldNode, newNode) {
       // A poll's empty outcome leaves the shown one in place; an action's new outcome replaces it.
-      if (oldNode.nodeType === 1 && oldNode.hasAttribute("data-outcome") && newNode.hasAttribute("data-empty")) return false;
+      if (oldNode.nodeType === 1 && newNode.nodeType === 1 && oldNode.hasAttribute("data-outcome") && newNode.hasAttribute("data-empty")) return false;
       return true;
     };
   }
