@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
+from e2e.dialogs import confirm_in_page
 from webapp import jobs
 from webapp.extensions import db
 
@@ -19,11 +20,11 @@ def test_resume_from_step_upload_replays_download_and_transcode_and_completes(pa
     expect(badge).to_have_attribute("data-status", "failed", timeout=SLOW_MS)
     expect(page.locator("[data-testid=error-panel]")).to_contain_text("step 'upload' failed (run)")
 
-    dialogs: list[str] = []
-    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Resume from step upload", exact=True).click()
+    asked = confirm_in_page(page, "Resume")
+    assert f"Resume job {job.id} (demo.pipeline, failed) from its first step not completed?" in asked
+    assert "completed steps return their stored results" in asked
     expect(page.locator("#recovery-card")).to_contain_text("Resume: done.")
-    assert dialogs == [f"Resume from step upload for job {job.id}? Completed steps keep their results."]
 
     expect(badge).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
     steps = "section[aria-labelledby=steps-title] tbody tr"

@@ -13,6 +13,8 @@ from webapp.extensions import db
 from tests.factories import make_job
 from tests.support.processes import alive
 
+from e2e.dialogs import confirm_in_page
+
 SLOW_MS = 30_000  # a worker claiming, a monitor pass, a process exiting: beyond one poll
 
 
@@ -64,12 +66,12 @@ def test_cancelling_a_running_job_turns_its_badge_cancelled_and_its_process_gone
     page.goto(f"/jobs/{job.id}")
     expect(badge(page)).to_have_attribute("data-status", "running")
     mark_page(page)
-    dialogs: list[str] = []
-    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Cancel", exact=True).click()
+    asked = confirm_in_page(page, "Cancel job")
+    assert asked.startswith(f"Cancel job {job.id} (demo.command_sleep, running)?")
+    assert "SIGTERM to its process group, then SIGKILL after the grace" in asked
     expect(badge(page)).to_have_attribute("data-status", "cancelled")
     expect(badge(page)).to_have_text("Cancelled")
-    assert dialogs == [f"Cancel job {job.id}?"]
     deadline = time.monotonic() + 15
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -80,8 +82,8 @@ def test_cancelling_a_running_job_turns_its_badge_cancelled_and_its_process_gone
 def test_dismissing_the_confirmation_changes_nothing(page: Page):
     job = make_job("queued")
     page.goto(f"/jobs/{job.id}")
-    page.once("dialog", lambda dialog: dialog.dismiss())
     page.get_by_role("button", name="Mark as failed", exact=True).click()
+    confirm_in_page(page, "Back")
     page.wait_for_timeout(500)  # room for a request that must not be sent
     db.session.rollback()
     assert jobs.get_job(job.id).status == "queued"
@@ -102,6 +104,7 @@ def test_a_killed_workers_job_is_failed_by_the_monitor_then_force_started_to_com
 
     start_worker("e2e-rescuer")
     page.get_by_role("button", name="Force start", exact=True).click()
+    assert "one more attempt" in confirm_in_page(page, "Force start")
     expect(page.locator("#recovery-card")).to_contain_text("Force start: done.")
     expect(badge(page)).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
     expect(page.locator("#job-region .summary")).to_contain_text("e2e-rescuer")
@@ -117,6 +120,7 @@ def test_a_second_force_start_click_is_refused_and_says_so(page: Page):
     page.goto(f"/jobs/{job.id}")
     jobs.force_start(job.id, actor="someone else")  # another operator was faster
     page.get_by_role("button", name="Force start", exact=True).click()
+    confirm_in_page(page, "Force start")
     expect(page.locator("#recovery-card")).to_contain_text("Already queued — nothing was done.")
     db.session.rollback()
     assert [e.action for e in jobs.events_of(job.id)].count("force_start") == 1
@@ -129,11 +133,10 @@ def test_bulk_mark_failed_a_selection_confirms_with_the_count_and_reports_the_re
     for job in picked:
         page.get_by_role("checkbox", name=f"Select job {job.id}").check()
     page.get_by_label("Reason").fill("bad batch")
-    dialogs: list[str] = []
-    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Mark selected as failed", exact=True).click()
+    asked = confirm_in_page(page, "Mark as failed 2 jobs")
+    assert asked.startswith(f"Mark as failed: 2 jobs (#{picked[1].id}, #{picked[0].id})?")
     expect(page.get_by_role("status")).to_contain_text("Mark as failed: 2 changed.")
-    assert dialogs == ["Mark as failed 2 jobs?"]
     for job in picked:
         expect(page.locator(f'tr[data-job-id="{job.id}"] .badge')).to_have_attribute("data-status", "failed")
     expect(page.locator(f'tr[data-job-id="{spared.id}"] .badge')).to_have_attribute("data-status", "queued")

@@ -42,17 +42,38 @@ def badge(page: Page):
     return page.locator("#job-region .summary .badge[data-status]")
 
 
-def test_at_phone_width_the_jobs_page_never_scrolls_sideways_and_the_table_scrolls_in_its_box(phone_page: Page):
+def test_at_phone_width_the_jobs_page_fits_the_screen_with_the_first_job_on_the_first_screen(phone_page: Page):
     failed = make_job("queued", type="video.encode.with-a-rather-long-type-name")
     jobs.mark_failed(failed.id, reason=LONG_ERROR)
     make_job("queued")
     phone_page.goto("/jobs")
 
-    expect(phone_page.locator("table.jobs tbody tr[data-job-id]")).to_have_count(2)
+    rows = phone_page.locator("table.jobs tbody tr[data-job-id]")
+    expect(rows).to_have_count(2)
     assert not scrolls_sideways(phone_page)
+    wrap = phone_page.locator("#jobs-region .table-wrap")
+    assert wrap.evaluate("box => box.scrollWidth <= box.clientWidth"), "the compact rows should fit 375 px"
+    first = rows.first.bounding_box()
+    assert first is not None and first["y"] + first["height"] <= PHONE["height"], f"first row at {first}"
+    expect(phone_page.locator(f'tr[data-job-id="{failed.id}"] .error-line')).to_be_visible()
+
+    # The filters are one tap away, and still apply.
+    phone_page.get_by_text("Filters", exact=True).click()
     expect(phone_page.get_by_role("button", name="Filter", exact=True)).to_be_visible()
-    wrap_scrolls = phone_page.locator(".table-wrap").evaluate("box => box.scrollWidth > box.clientWidth")
-    assert wrap_scrolls, "at 375 px the table should scroll inside its own box"
+
+
+def test_at_phone_width_every_control_in_the_table_is_a_44_px_touch_target(phone_page: Page):
+    make_job("queued")
+    phone_page.goto("/jobs")
+    row = phone_page.locator("table.jobs tbody tr[data-job-id]").first
+    targets = [row.locator("label.hit"), row.locator("a").first, phone_page.get_by_role("link", name="Health")]
+    for target in targets:
+        box = target.bounding_box()
+        assert box is not None and box["width"] >= 44 and box["height"] >= 44, (target, box)
+    # Ticking through the big target selects the row.
+    row.locator("label.hit").click()
+    expect(row.locator("input[type=checkbox]")).to_be_checked()
+    expect(phone_page.get_by_role("button", name="Cancel selected", exact=True)).to_be_visible()
 
 
 def test_at_phone_width_the_job_page_fits_and_its_recovery_actions_are_reachable(phone_page: Page):
@@ -72,9 +93,6 @@ def test_at_phone_width_the_job_page_fits_and_its_recovery_actions_are_reachable
 def test_the_keyboard_alone_reaches_cancel_and_confirms_it(page: Page):
     job = make_job("queued")
     page.goto(f"/jobs/{job.id}")
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
-
     for _ in range(80):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.textContent.trim()") == "Cancel":
@@ -82,9 +100,14 @@ def test_the_keyboard_alone_reaches_cancel_and_confirms_it(page: Page):
     else:
         pytest.fail("Tab never reached the Cancel button")
     page.keyboard.press("Enter")
+    dialog = page.locator("dialog#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(f"Cancel job {job.id}")
+    page.keyboard.press("Shift+Tab")  # from Back, where the dialog opens, to the confirming button
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Cancel job"
+    page.keyboard.press("Enter")
 
     expect(badge(page)).to_have_attribute("data-status", "cancelled")
-    assert dialogs == [f"Cancel job {job.id}?"]
 
 
 def test_every_focused_control_shows_a_focus_outline(page: Page):

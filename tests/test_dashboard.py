@@ -34,6 +34,11 @@ def text_of(response) -> str:
     return response.get_data(as_text=True)
 
 
+def has_badge(html: str, status: str, label: str) -> bool:
+    """A badge for `status` whose text (after its icon) is exactly `label`."""
+    return re.search(rf'data-status="{status}"><svg[^>]*>.*?</svg>{label}</span>', html) is not None
+
+
 def buttons_in(html: str) -> list[str]:
     return re.findall(r'<button type="submit" class="(?:danger|primary)">([^<]+)</button>', html)
 
@@ -64,8 +69,8 @@ def test_the_root_redirects_to_the_jobs_table(client):
 def test_the_jobs_table_shows_a_job_in_each_status_with_its_badge(client, status):
     job = make_job(status)
     html = text_of(client.get("/jobs"))
-    assert f'<tr data-job-id="{job.id}">' in html
-    assert f'data-status="{status}">{Status(status).label}</span>' in html
+    assert f'<tr data-job-id="{job.id}"' in html
+    assert has_badge(html, status, Status(status).label)
 
 
 def test_an_htmx_poll_of_the_table_gets_only_the_table_region_with_its_next_poll(client):
@@ -73,7 +78,7 @@ def test_an_htmx_poll_of_the_table_gets_only_the_table_region_with_its_next_poll
     html = text_of(client.get("/jobs?status=queued", headers=HX))
     assert "<html" not in html and "<form" not in html
     assert html.strip().startswith('<div id="jobs-region"')
-    assert 'hx-trigger="load delay:2s, jw:poll"' in html
+    assert 'hx-trigger="jw:poll"' in html and 'hx-swap="morph"' in html and "data-poll" in html
     assert 'hx-get="/jobs?status=queued"' in html
 
 
@@ -134,21 +139,23 @@ def test_the_counts_per_status_are_capped(client, monkeypatch):
     jobs.create_jobs([{"type": "demo.noop"} for _ in range(3)])
     make_job("failed")
     html = text_of(client.get("/jobs/counts", headers=HX))
-    assert re.search(r'data-status="queued">Queued</span> <span class="num">2\+</span>', html)
-    assert re.search(r'data-status="failed">Failed</span> <span class="num">1</span>', html)
+    assert re.search(r'data-status="queued"><svg.*?</svg>Queued</span> <span class="num">2\+</span>', html)
+    assert re.search(r'data-status="failed"><svg.*?</svg>Failed</span> <span class="num">1</span>', html)
 
 
-def test_the_last_error_is_previewed_on_the_status_cell(client):
-    job = jobs.mark_failed(make_job("queued").id, reason="upstream timed out")
+def test_the_first_line_of_the_error_is_shown_on_a_failed_row(client):
+    job = jobs.mark_failed(make_job("queued").id, reason="\nupstream timed out\nTraceback (most recent call last):")
     html = text_of(client.get("/jobs"))
-    assert 'title="upstream timed out"' in html and f'data-job-id="{job.id}"' in html
+    row = re.search(rf'<tr data-job-id="{job.id}".*?</tr>', html, re.S).group(0)
+    assert 'class="status-failed"' in row
+    assert '<span class="error-line">upstream timed out</span>' in row and "Traceback" not in row
 
 
 @pytest.mark.parametrize("status", ALL)
 def test_the_job_page_shows_each_status_with_only_the_allowed_buttons(client, status):
     job = make_job(status)
     html = text_of(client.get(f"/jobs/{job.id}"))
-    assert f'data-status="{status}">{Status(status).label}</span>' in html
+    assert has_badge(html, status, Status(status).label)
     assert buttons_in(html) == BUTTONS[status]
 
 
@@ -184,12 +191,13 @@ def test_the_timeline_lists_status_changes_with_actor_and_reason(client):
     assert "wrong input file" in html
 
 
-def test_force_start_answers_the_re_rendered_card_and_queues_the_job(client):
+def test_force_start_answers_the_whole_re_rendered_job_region_and_queues_the_job(client):
     job = make_job("failed")
     response = post_action(client, job.id, "force-start")
     html = text_of(response)
     assert response.status_code == 200
-    assert html.strip().startswith('<section id="recovery-card"') and "Force start: done." in html
+    assert html.strip().startswith('<div id="job-region"') and "Force start: done." in html
+    assert has_badge(html, "queued", "Queued") and "force_start: failed → queued" in html
     assert buttons_in(html) == BUTTONS["queued"]
     db.session.expire_all()
     assert jobs.get_job(job.id).status == "queued"
@@ -313,3 +321,18 @@ class TestOperatorLogin:
         job = make_job("failed")
         assert self.login(client, "guess").status_code == 401
         assert post_action(client, job.id, "force-start").status_code == 403
+
+
+def test_the_type_filter_suggests_the_known_types(client):
+    for job_type in ("mail.send", "video.encode", "mail.send"):
+        make_job("queued", type=job_type)
+    html = text_of(client.get("/jobs"))
+    assert 'list="known-types"' in html
+    datalist = re.search(r'<datalist id="known-types">(.*?)</datalist>', html, re.S).group(1)
+    assert re.findall(r'<option value="([^"]+)">', datalist) == ["mail.send", "video.encode"]
+
+
+def test_the_counts_link_to_the_table_narrowed_to_each_status_keeping_the_other_filters(client):
+    make_job("failed", type="mail.send")
+    html = text_of(client.get("/jobs/counts?type=mail.send", headers=HX))
+    assert 'href="/jobs?status=failed&amp;type=mail.send"' in html

@@ -97,3 +97,64 @@ def test_the_stats_average_running_time_covers_finished_jobs(client):
         started_at=job.finished_at - timedelta(seconds=90), claimed_at=job.finished_at - timedelta(seconds=95)))
     db.session.commit()
     assert "<dt>Running</dt><dd>1m 30s</dd>" in text_of(client.get("/stats"))
+
+
+
+def test_the_health_page_is_not_healthy_beside_an_unserved_type_alert(client):
+    jobs.register_worker("mail-only", types=["mail.send"], concurrency=1)
+    jobs.create_job(type="video.encode")
+    html = text_of(client.get("/health"))
+    assert 'data-testid="unserved-type"' in html
+    assert "Healthy" not in html and "Attention needed" in html
+
+
+def test_workers_show_busy_and_total_slots_with_their_current_jobs(client):
+    job = make_job("running")  # claimed by factory-worker
+    jobs.register_worker("factory-worker", concurrency=4)
+    jobs.register_worker("idle-worker", concurrency=2)
+    html = text_of(client.get("/health"))
+    row = re.search(r'<tr data-worker-id="factory-worker">.*?</tr>', html, re.S).group(0)
+    assert re.search(r'data-testid="worker-slots">1 / 4<', row)
+    assert f'href="/jobs/{job.id}">#{job.id}</a> {job.type}' in row
+    idle = re.search(r'<tr data-worker-id="idle-worker">.*?</tr>', html, re.S).group(0)
+    assert re.search(r'data-testid="worker-slots">0 / 2<', idle) and "idle" in idle
+
+
+def test_the_health_page_shows_no_raw_iso_timestamps(client):
+    make_job("running")
+    jobs.register_worker("factory-worker", concurrency=1)
+    html = text_of(client.get("/health"))
+    assert "<time" in html
+    visible = re.sub(r"<[^>]+>", " ", html)
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", visible)
+    assert not re.search(r'title="\d{4}-\d\d-\d\dT', html)
+
+
+def test_the_stats_by_type_give_each_types_failure_rate(client):
+    for status in ("completed", "completed", "completed", "failed"):
+        make_job(status, type="mail.send")
+    make_job("cancelled", type="mail.send")
+    make_job("failed", type="video.encode")
+    html = text_of(client.get("/stats?window=24h"))
+    table = re.search(r'data-testid="stats-by-type">.*?</table>', html, re.S).group(0)
+    rows = re.findall(r'<tr>\s*<td><a href="/jobs\?type=([^"]+)">.*?</td>\s*'
+                      r'<td class="num">(\d+)</td><td class="num">(\d+)</td><td class="num">(\d+)</td>\s*'
+                      r'<td class="num">(\d+) %</td></tr>', table, re.S)
+    assert rows == [("video.encode", "0", "1", "0", "100"), ("mail.send", "3", "1", "1", "25")]
+
+
+def test_the_stats_windows_are_1h_24h_and_7d_and_another_is_a_400(client):
+    make_job("completed")
+    for window, buckets in (("1h", 60), ("24h", 48), ("7d", 56)):
+        html = text_of(client.get(f"/stats?window={window}"))
+        assert len(re.findall(r"<title>[^<]*: \d+ completed, \d+ failed</title>", html)) == buckets, window
+        assert re.search(r"<title>[^<]*: 1 completed, 0 failed</title>", html), window
+    response = client.get("/stats?window=1y")
+    assert response.status_code == 400 and "window:" in text_of(response)
+
+
+def test_the_stats_say_so_when_nothing_finished_instead_of_drawing_an_empty_chart(client):
+    make_job("queued")
+    html = text_of(client.get("/stats"))
+    assert 'data-testid="stats-empty"' in html and "No job finished in the last hour" in html
+    assert "throughput-chart" not in html

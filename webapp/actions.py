@@ -22,7 +22,10 @@ class Action:
     summary: str  # the API operation's summary
     description: str  # the API operation's and the CLI command's help
     style: str = "danger"  # the button's class: primary or danger
-    confirm: str | None = None  # asked before acting; "{id}" is the job's id
+    confirm_button: str = ""  # the confirming button of the in-page dialog ("Cancel job")
+    question: str = ""  # the confirmation's question; "{job}" names the job
+    consequence: str = ""  # what happens, said in the confirmation
+    confirm_from: frozenset[str] | None = None  # the statuses that ask first; None: every status
     asks_reason: bool = False  # the job page's form has a reason field
     cli_needs_reason: bool = False  # `jobwarden jobs <name>` requires --reason
     durable: bool = False  # offered on the job page only to jobs with recorded steps or a checkpoint
@@ -32,8 +35,14 @@ class Action:
         """`force_start` for `force-start`: the view's and the client method's name."""
         return self.name.replace("-", "_")
 
-    def confirm_text(self, job_id: int) -> str | None:
-        return None if self.confirm is None else self.confirm.format(id=job_id)
+    def asks_first(self, status: str) -> bool:
+        """Whether acting on a job in `status` opens a confirmation first."""
+        return self.confirm_from is None or status in self.confirm_from
+
+    def confirm_text(self, job: Job) -> str:
+        """The confirmation's question: the action, the job, and what will happen."""
+        named = f"job {job.id} ({job.type}, {job.status})"
+        return f"{self.question.format(job=named)} {self.consequence}"
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -44,6 +53,10 @@ ACTIONS: tuple[Action, ...] = (
         label="Force start",
         bulk_label="Force start selected",
         style="primary",
+        confirm_button="Force start",
+        question="Force start {job}?",
+        consequence="It goes back to the queue with one more attempt and runs again from the start.",
+        confirm_from=frozenset({"failed", "cancelled"}),
         summary="Force-start a job",
         description="Pending → queued; failed or cancelled → queued with one more attempt. A second click is a 409.",
     ),
@@ -55,7 +68,9 @@ ACTIONS: tuple[Action, ...] = (
         bulk_label="Mark selected as failed",
         summary="Mark a job as failed",
         description="Any unfinished job → failed, with `reason`.",
-        confirm="Mark job {id} as failed?",
+        confirm_button="Mark as failed",
+        question="Mark {job} as failed?",
+        consequence="It is not retried; a worker still running it is told to stop at its next heartbeat.",
         asks_reason=True,
         cli_needs_reason=True,
     ),
@@ -67,7 +82,9 @@ ACTIONS: tuple[Action, ...] = (
         bulk_label="Cancel selected",
         summary="Cancel a job",
         description="Pending, queued, claimed or running → cancelled; a running worker stops at its next heartbeat.",
-        confirm="Cancel job {id}?",
+        confirm_button="Cancel job",
+        question="Cancel {job}?",
+        consequence="A running command gets SIGTERM to its process group, then SIGKILL after the grace period.",
     ),
     Action(
         name="resume",
@@ -79,7 +96,9 @@ ACTIONS: tuple[Action, ...] = (
         summary="Resume a job from its first step not completed",
         description=("Failed or cancelled → queued with one more attempt; completed durable steps are replayed from their "
                      "stored results and the handler sees its last checkpoint. A completed or live job is a 409."),
-        confirm="Resume job {id} from its first step not completed? Completed steps keep their results.",
+        confirm_button="Resume",
+        question="Resume {job} from its first step not completed?",
+        consequence="It goes back to the queue with one more attempt; completed steps return their stored results.",
         durable=True,
     ),
     Action(
@@ -91,7 +110,9 @@ ACTIONS: tuple[Action, ...] = (
         summary="Restart a job from scratch",
         description=("Failed or cancelled → queued with one more attempt, discarding stored step results and the checkpoint "
                      "in the same transaction. A completed or live job is a 409."),
-        confirm="Restart job {id} from scratch? Its stored step results and checkpoint are discarded.",
+        confirm_button="Restart from scratch",
+        question="Restart {job} from scratch?",
+        consequence="Its stored step results and checkpoint are discarded and every step runs again.",
         durable=True,
     ),
 )

@@ -18,12 +18,13 @@ from . import (
     api,
     models,  # noqa: F401  (registers the tables with the metadata)
     query_time,
+    static_urls,
 )
 from . import config as settings
 from .api.spec import JobIdConverter
 from .assets import asset_dir
 from .auth import check_internal_key_configured
-from .extensions import csrf, db, htmx, limiter, migrate, talisman
+from .extensions import compress, csrf, db, htmx, limiter, migrate, talisman
 from .integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(asset_dir("migrations")))
     csrf.init_app(app)
     htmx.init_app(app)
+    compress.init_app(app)
+    static_urls.init_app(app)
     _secure_headers(app)
     limiter.init_app(app)
     with app.app_context():
@@ -65,7 +68,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     check_internal_key_configured(app)
     app.url_map.converters["job_id"] = JobIdConverter
-    app.register_blueprint(_vendor_blueprint())
+    for blueprint in _vendor_blueprints():
+        app.register_blueprint(blueprint)
     from .dashboard import bp as dashboard_blueprint
 
     app.register_blueprint(dashboard_blueprint)
@@ -163,11 +167,13 @@ def _instance_secret(app: Flask) -> str:
     return path.read_text().strip()
 
 
-def _vendor_blueprint() -> Blueprint:
+# The pinned npm packages the pages load (package.json): blueprint name → bundled folder.
+VENDOR_PACKAGES = {"vendor": "vendor/htmx", "vendor_idiomorph": "vendor/idiomorph"}
+
+
+def _vendor_blueprints() -> list[Blueprint]:
     """Serve the pinned front-end packages (node_modules in a checkout, copied into the wheel by its build)."""
-    return Blueprint(
-        "vendor",
-        __name__,
-        static_folder=str(asset_dir("vendor/htmx")),
-        static_url_path="/static/vendor/htmx",
-    )
+    return [
+        Blueprint(name, __name__, static_folder=str(asset_dir(folder)), static_url_path=f"/static/{folder}")
+        for name, folder in VENDOR_PACKAGES.items()
+    ]

@@ -17,6 +17,7 @@ BUNDLED_FROM = {
     "static": "static",
     "migrations": "migrations",
     "vendor/htmx": "node_modules/htmx.org/dist",
+    "vendor/idiomorph": "node_modules/idiomorph/dist",
 }
 # The checkout holding this package, when it runs from source or an editable install.
 SOURCE_ROOT = Path(__file__).resolve().parent.parent

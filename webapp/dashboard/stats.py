@@ -1,37 +1,105 @@
-"""The /stats figures, computed from a bounded sample of the last hour's finished jobs."""
+"""The /stats figures over a chosen window (1 h, 24 h, 7 d): throughput per bucket from a
+bounded sample of finished jobs, time in each status, failures by error and by type."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .. import jobs
+from sqlalchemy import func, select
 
-WINDOW_MINUTES = 60
+from .. import jobs
+from ..extensions import db
+from ..models import Job
+from ..states import FINISHED, Status
+
 SAMPLE_LIMIT = 50_000
+TYPES_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class Window:
+    key: str  # in the URL: /stats?window=24h
+    label: str  # "the last hour"
+    buckets: int
+    bucket: timedelta
+    tick_format: str  # the axis labels and bar titles
+
+
+WINDOWS = {
+    "1h": Window("1h", "the last hour", 60, timedelta(minutes=1), "%H:%M"),
+    "24h": Window("24h", "the last 24 hours", 48, timedelta(minutes=30), "%H:%M"),
+    "7d": Window("7d", "the last 7 days", 56, timedelta(hours=3), "%a %H:%M"),
+}
+DEFAULT_WINDOW = "1h"
+
+
+@dataclass
+class TypeRow:
+    type: str
+    completed: int
+    failed: int
+    cancelled: int
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.failed + self.cancelled
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed among completed and failed (a cancel is the operator's choice, not a failure)."""
+        ran = self.completed + self.failed
+        return self.failed / ran if ran else 0.0
 
 
 @dataclass
 class Stats:
-    minutes: list[tuple[datetime, int, int]]  # minute start, completed, failed
+    window: Window
+    buckets: list[tuple[datetime, int, int]]  # bucket start, completed, failed
     peak: int
     averages: list[tuple[str, float | None]]  # phase label, mean seconds
     failures: list[tuple[str | None, int]]
+    by_type: list[TypeRow]
     sampled: int
     sample_full: bool
+
+    @property
+    def empty(self) -> bool:
+        return self.sampled == 0
 
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def last_hour(now: datetime) -> Stats:
-    start = (now - timedelta(minutes=WINDOW_MINUTES - 1)).replace(second=0, microsecond=0)
-    rows = jobs.finished_since(start, limit=SAMPLE_LIMIT)
-    completed = [0] * WINDOW_MINUTES
-    failed = [0] * WINDOW_MINUTES
+def _floor(moment: datetime, bucket: timedelta) -> datetime:
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + ((moment - midnight) // bucket) * bucket
+
+
+def by_type(since: datetime) -> list[TypeRow]:
+    """Finished jobs per type since `since`, by outcome, the most failing types first."""
+    counted = func.count().label("n")
+    rows: dict[str, TypeRow] = {}
+    for job_type, status, n in db.session.execute(
+        select(Job.type, Job.status, counted)
+        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
+        .group_by(Job.type, Job.status)
+    ):
+        row = rows.setdefault(job_type, TypeRow(job_type, 0, 0, 0))
+        outcome = {Status.COMPLETED.value: "completed", Status.FAILED.value: "failed"}.get(status, "cancelled")
+        setattr(row, outcome, n)
+    ordered = sorted(rows.values(), key=lambda row: (-row.failure_rate, -row.finished, row.type))
+    return ordered[:TYPES_SHOWN]
+
+
+def over(now: datetime, window: Window) -> Stats:
+    first = _floor(now, window.bucket) - (window.buckets - 1) * window.bucket
+    rows = jobs.finished_since(first, limit=SAMPLE_LIMIT)
+    completed = [0] * window.buckets
+    failed = [0] * window.buckets
     waiting, claimed, running = [], [], []
     for status, created_at, claimed_at, started_at, finished_at in rows:
-        slot = min(WINDOW_MINUTES - 1, int((finished_at - start).total_seconds() // 60))
+        slot = min(window.buckets - 1, int((finished_at - first) // window.bucket))
         if status == "completed":
             completed[slot] += 1
         elif status == "failed":
@@ -41,13 +109,15 @@ def last_hour(now: datetime) -> Stats:
             if started_at:
                 claimed.append((started_at - claimed_at).total_seconds())
                 running.append((finished_at - started_at).total_seconds())
-    minutes = [(start + timedelta(minutes=i), completed[i], failed[i]) for i in range(WINDOW_MINUTES)]
+    buckets = [(first + i * window.bucket, completed[i], failed[i]) for i in range(window.buckets)]
     return Stats(
-        minutes=minutes,
-        peak=max([c + f for _, c, f in minutes] + [1]),
+        window=window,
+        buckets=buckets,
+        peak=max([c + f for _, c, f in buckets] + [1]),
         averages=[("Waiting (pending + queued)", _mean(waiting)), ("Claimed", _mean(claimed)),
                   ("Running", _mean(running))],
-        failures=jobs.failures_by_error(start),
+        failures=jobs.failures_by_error(first),
+        by_type=by_type(first),
         sampled=len(rows),
         sample_full=len(rows) == SAMPLE_LIMIT,
     )

@@ -10,14 +10,24 @@ from ..extensions import htmx, limiter
 from ..limits import COUNT_CAP
 from ..timeutil import utcnow
 from . import display
+from .choices import known_types
+from .health import current_jobs_by_worker
 from .regions import render_region, wants_region
-from .stats import last_hour
+from .stats import DEFAULT_WINDOW, WINDOWS, over
 
 bp = Blueprint("dashboard", __name__)
 bp.add_app_template_filter(display.duration, "duration")
 bp.add_app_template_filter(display.age, "age")
 bp.add_app_template_filter(display.when, "when")
 bp.add_app_template_filter(display.capped, "capped")
+bp.add_app_template_filter(display.timetag, "timetag")
+bp.add_app_template_filter(display.agotag, "agotag")
+bp.add_app_template_filter(display.isotag, "isotag")
+bp.add_app_template_filter(display.intag, "intag")
+bp.add_app_template_filter(display.error_headline, "error_headline")
+bp.add_app_template_filter(display.pretty_json, "pretty_json")
+bp.add_app_template_global(display.run_seconds, "run_seconds")
+bp.add_app_template_global(display.PAYLOAD_CAP, "PAYLOAD_CAP")  # type: ignore[arg-type]  # any value may be a global
 # One definition of each status set and of the operator actions, for the templates too.
 for _name, _value in {"Status": states.Status, "LIVE": states.LIVE, "UNFINISHED": states.UNFINISHED,
                       "FINISHED": states.FINISHED, "ACTIONS": ACTIONS}.items():
@@ -107,9 +117,10 @@ def job_list():
         return _refused(error)
     link_args = _link_args(job_filter, view)
     matching = 0 if wants_region() or not auth.can_act() else jobs.count_matching(job_filter, cap=jobs.BULK_LIMIT)
+    types = [] if wants_region() else known_types()
     return render_region("jobs/index.html", "jobs/_table.html", rows=rows, next_cursor=next_cursor,
                          job_filter=job_filter, view=view, link_args=link_args, matching=matching,
-                         bulk_limit=jobs.BULK_LIMIT)
+                         bulk_limit=jobs.BULK_LIMIT, known_types=types)
 
 
 @bp.post("/jobs/bulk")
@@ -151,7 +162,7 @@ def job_counts():
         return _refused(error)
     job_filter.statuses = []
     counts = jobs.count_by_status(job_filter, cap=COUNT_CAP)
-    return render_template("jobs/_counts.html", counts=counts, cap=COUNT_CAP)
+    return render_template("jobs/_counts.html", counts=counts, cap=COUNT_CAP, filter_args=_link_args(job_filter, {}))
 
 
 def _job_context(job_id: int) -> dict:
@@ -192,7 +203,7 @@ def job_page(job_id: int):
 
 @bp.post("/jobs/<job_id:job_id>/<action>")
 def job_action(job_id: int, action: str):
-    """Run one recovery action; answer the re-rendered card (HTMX) or go back to the job page."""
+    """Run one recovery action; answer the whole re-rendered job region (HTMX) or go back to the job page."""
     if action not in ACTION_NAMES:
         abort(404)
     if not auth.can_act():
@@ -208,7 +219,7 @@ def job_action(job_id: int, action: str):
     except states.TransitionRefused as refused:
         message, ok = f"Already {refused.status} — nothing was done.", False
     if htmx:
-        return render_template("jobs/_card.html", message=message, ok=ok, **_job_context(job_id))
+        return render_template("jobs/_detail.html", message=message, ok=ok, **_job_context(job_id))
     flash(message, "ok" if ok else "refused")
     return redirect(url_for("dashboard.job_page", job_id=job_id))
 
@@ -241,10 +252,14 @@ def logout():
 def health():
     """What is stuck, the workers, alerts for queued types nobody takes, and the monitor's passes."""
     report = monitor.health_report()
-    return render_region("health/index.html", "health/_report.html", report=report, cap=report["counts_cap"])
+    return render_region("health/index.html", "health/_report.html", report=report, cap=report["counts_cap"],
+                         current_jobs=current_jobs_by_worker())
 
 
 @bp.get("/stats")
 def stats():
-    """Throughput and failures over the last hour, as a server-rendered SVG chart and tables."""
-    return render_template("stats.html", stats=last_hour(utcnow()))
+    """Throughput and failures over 1 h, 24 h or 7 d, as a server-rendered SVG chart and tables."""
+    key = request.args.get("window") or DEFAULT_WINDOW
+    if key not in WINDOWS:
+        return render_template("error.html", message=f"window: choose {', '.join(WINDOWS)}"), 400
+    return render_template("stats.html", stats=over(utcnow(), WINDOWS[key]), windows=WINDOWS)
