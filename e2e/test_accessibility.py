@@ -2,13 +2,14 @@
 dashboard, in light and dark colour schemes: no violations at all."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from webapp import jobs
 from e2e.conftest import server_settings as base_settings  # noqa: F401
+from webapp import jobs
+
 from tests.factories import make_job
 from tests.support.server import PROJECT_ROOT
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import html
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 from playwright.sync_api import Page
 
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.factories import make_job
 
 ENCTYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")

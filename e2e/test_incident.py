@@ -7,8 +7,9 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from webapp import jobs
 from e2e.dialogs import confirm_in_page, confirmation
+from webapp import jobs
+
 from tests.factories import make_job
 
 RESTART_MS = 30_000  # a stopped server, its restart, and the backed-off retry that finds it

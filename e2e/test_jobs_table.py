@@ -8,6 +8,7 @@ from playwright.sync_api import Page, expect
 
 from webapp import jobs
 from webapp.dashboard.views import PAGE_SIZE
+
 from tests.factories import make_job
 
 HOSTILE_ERROR = "<img src=x onerror=alert(1)> <b>bold</b>"

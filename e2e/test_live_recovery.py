@@ -8,12 +8,12 @@ import time
 
 from playwright.sync_api import Page, expect
 
+from e2e.dialogs import confirm_in_page
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.factories import make_job
 from tests.support.processes import alive
-
-from e2e.dialogs import confirm_in_page
 
 SLOW_MS = 30_000  # a worker claiming, a monitor pass, a process exiting: beyond one poll
 

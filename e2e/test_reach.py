@@ -3,13 +3,14 @@ a phone-width screen, the keyboard alone, and a browser with scripts off."""
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from webapp import jobs
 from webapp.extensions import db
+
 from tests.factories import make_job
 
 PHONE = {"width": 375, "height": 740}

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from webapp.actions import ACTIONS, action_named
+
 from tests.factories import make_job
 
 ALL = ["pending", "queued", "claimed", "running", "completed", "failed", "cancelled"]

@@ -9,6 +9,7 @@ from datetime import timedelta
 from webapp import jobs
 from webapp.dashboard import display
 from webapp.timeutil import utcnow
+
 from tests.factories import make_job
 
 HX = {"HX-Request": "true"}

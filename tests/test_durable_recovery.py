@@ -29,7 +29,8 @@ def test_the_card_offers_resume_from_the_first_step_not_completed_and_restart(cl
     html = text_of(client.get(f"/jobs/{job.id}"))
     assert buttons_in(html) == ["Force start", "Resume from step publish", "Restart from scratch"]
     assert f'action="/jobs/{job.id}/resume"' in html and f'hx-post="/jobs/{job.id}/resume"' in html
-    assert f'hx-confirm="Restart job {job.id} from scratch?' in html
+    assert (f'data-confirm="Restart job {job.id} ({job.type}, failed) from scratch? Its stored step results and checkpoint '
+            'are discarded and every step runs again."') in html
 
 
 def test_a_job_without_steps_is_offered_only_force_start(client):

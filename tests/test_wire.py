@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from webapp import jobs
+
 from tests.factories import make_job
 
 HX = {"HX-Request": "true"}
