@@ -40,8 +40,9 @@ run: install
 	$(BIN)/jobwarden db upgrade
 	$(BIN)/jobwarden dev --host $(HOST) --port $(PORT)
 
-# Everything, browser tests included; the 20 slowest tests are listed at the end.
-test: install-test
+# Lint and types first, then everything, browser tests included; the 20 slowest
+# tests are listed at the end.
+test: lint
 	$(BIN)/pytest --durations=20
 
 # The inner loop: unit and integration tests, without the browser (e2e/) and the
@@ -50,6 +51,8 @@ test-fast: install-test
 	$(BIN)/pytest tests -m "not slow" --durations=10
 
 # Lint and type checks (ruff's settings and mypy's are in pyproject.toml).
+LINTED := webapp tests e2e benchmarks setup.py gunicorn.conf.py
 lint: install-test
-	$(BIN)/ruff check webapp
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy webapp

@@ -12,6 +12,7 @@ prometheus-client's multiprocess mode keeps them in files under
 PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory unless you set one) and
 /metrics adds them up across the processes.
 """
+
 import os
 import shutil
 import tempfile

@@ -4,6 +4,7 @@ and the pinned front-end packages (node_modules, from `npm ci`) into `webapp/bun
 Everything else about the project is in pyproject.toml. The mapping is
 webapp.assets.BUNDLED_FROM, which the app also reads to find these directories.
 """
+
 from __future__ import annotations
 
 import runpy

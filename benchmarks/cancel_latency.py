@@ -16,6 +16,7 @@ store on SQLite (a file under /tmp) or the PostgreSQL database given.
     .venv/bin/python benchmarks/cancel_latency.py
     .venv/bin/python benchmarks/cancel_latency.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,9 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,6 +42,7 @@ from webapp import create_app, jobs  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.models import Job, JobAttempt  # noqa: E402
+
 from tests.support.databases import postgres_test_database  # noqa: E402
 from tests.support.processes import alive  # noqa: E402
 from tests.support.server import running_server  # noqa: E402
@@ -70,9 +72,24 @@ def worker(server_url: str, log_path: Path, *options: str) -> Iterator[subproces
     env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": KEY, "PYTHONPATH": str(ROOT)}
     with log_path.open("a") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "webapp", "worker", "--server", server_url,
-             "--handlers", "webapp.worker.demo", "--log-level", "WARNING", *options],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "webapp",
+                "worker",
+                "--server",
+                server_url,
+                "--handlers",
+                "webapp.worker.demo",
+                "--log-level",
+                "WARNING",
+                *options,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         yield process
@@ -134,8 +151,14 @@ def main() -> None:
     args = parser.parse_args()
 
     with database(args.database_url) as url, tempfile.TemporaryDirectory() as tmp:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBWARDEN_MONITOR": False,
-                          "JOBWARDEN_INTERNAL_API_KEY": KEY, "SECRET_KEY": "bench"})
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": url,
+                "JOBWARDEN_MONITOR": False,
+                "JOBWARDEN_INTERNAL_API_KEY": KEY,
+                "SECRET_KEY": "bench",
+            }
+        )
         with app.app_context():
             db.create_all()
             backend = db.engine.dialect.name
@@ -144,10 +167,14 @@ def main() -> None:
                 with worker(server.url, Path(tmp) / "worker.log", "--concurrency", "1"):
                     latencies = cancel_latencies(client, args.runs)
                 print(f"backend: {backend}; heartbeat 1 s (default); {args.runs} cancels of a running command")
-                print(f"cancel → process gone: p50 {statistics.median(latencies):.3f} s, "
-                      f"p99 {percentile(latencies, 99):.3f} s, max {max(latencies):.3f} s, "
-                      f"min {min(latencies):.3f} s")
-                print(f"target p99 ≤ {TARGET_P99_S} s: {'met' if percentile(latencies, 99) <= TARGET_P99_S else 'MISSED'}")
+                print(
+                    f"cancel → process gone: p50 {statistics.median(latencies):.3f} s, "
+                    f"p99 {percentile(latencies, 99):.3f} s, max {max(latencies):.3f} s, "
+                    f"min {min(latencies):.3f} s"
+                )
+                print(
+                    f"target p99 ≤ {TARGET_P99_S} s: {'met' if percentile(latencies, 99) <= TARGET_P99_S else 'MISSED'}"
+                )
 
                 for slots in (1, 4):
                     db.session.execute(Job.__table__.delete().where(Job.type == "demo.noop"))
@@ -155,8 +182,10 @@ def main() -> None:
                     jobs.create_jobs([{"type": "demo.noop"} for _ in range(args.noops)])
                     with worker(server.url, Path(tmp) / "worker.log", "--concurrency", str(slots)):
                         per_job = noop_throughput(args.noops)
-                    print(f"no-op jobs, {slots} slot(s): {per_job * 1000:.1f} ms per job "
-                          f"({1 / per_job:.0f} jobs/s) over {args.noops} jobs")
+                    print(
+                        f"no-op jobs, {slots} slot(s): {per_job * 1000:.1f} ms per job "
+                        f"({1 / per_job:.0f} jobs/s) over {args.noops} jobs"
+                    )
             db.session.remove()
             db.engine.dispose()
 

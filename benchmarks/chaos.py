@@ -26,6 +26,7 @@ timeout. At the end the ledger and the store are checked:
 
 Exits 1 when any check fails. `tests/test_chaos.py` runs a short version.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,6 +52,7 @@ from sqlalchemy import func, select  # noqa: E402
 from webapp import create_app, jobs  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.models import Job, JobAttempt, JobEvent  # noqa: E402
+
 from tests.support.databases import postgres_test_database  # noqa: E402
 from tests.support.server import running_server  # noqa: E402
 
@@ -92,12 +94,18 @@ class Result:
 
     def summary(self) -> str:
         p50, p99 = self.percentile(50), self.percentile(99)
-        recovery = "none interrupted" if p50 is None else f"p50 {p50:.2f} s, p99 {p99:.2f} s, max {max(self.recoveries_s):.2f} s"
-        return (f"{self.jobs} jobs in {self.duration_s:.1f} s: {dict(self.statuses)}; {self.attempts} attempts; "
-                f"{self.kills} SIGKILLs, {self.restarts} server restart; "
-                f"recovery after a kill ({len(self.recoveries_s)} jobs): {recovery}; "
-                f"5xx answers: {self.server_5xx}; leftover job processes: {self.leftover_processes}; "
-                f"problems: {len(self.problems)}")
+        recovery = (
+            "none interrupted"
+            if p50 is None
+            else f"p50 {p50:.2f} s, p99 {p99:.2f} s, max {max(self.recoveries_s):.2f} s"
+        )
+        return (
+            f"{self.jobs} jobs in {self.duration_s:.1f} s: {dict(self.statuses)}; {self.attempts} attempts; "
+            f"{self.kills} SIGKILLs, {self.restarts} server restart; "
+            f"recovery after a kill ({len(self.recoveries_s)} jobs): {recovery}; "
+            f"5xx answers: {self.server_5xx}; leftover job processes: {self.leftover_processes}; "
+            f"problems: {len(self.problems)}"
+        )
 
 
 class Workers:
@@ -112,15 +120,43 @@ class Workers:
     def start(self) -> None:
         self.serial += 1
         worker_id = f"chaos-w{self.serial}"
-        env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": KEY, "JOBWARDEN_CHAOS_LEDGER": str(self.ledger),
-               "JOBWARDEN_CHAOS_WORKER": worker_id, "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "JOBWARDEN_INTERNAL_API_KEY": KEY,
+            "JOBWARDEN_CHAOS_LEDGER": str(self.ledger),
+            "JOBWARDEN_CHAOS_WORKER": worker_id,
+            "PYTHONPATH": str(ROOT),
+        }
         with (self.logs / f"{worker_id}.log").open("w") as log:
             self.running[worker_id] = subprocess.Popen(
-                [sys.executable, "-m", "webapp", "worker", "--server", self.server_url,
-                 "--handlers", "tests.support.ledger_handlers", "--concurrency", str(self.settings.concurrency),
-                 "--heartbeat-interval", str(HEARTBEAT_S), "--poll-interval", "0.2", "--retry-max", "1", "--grace", "1",
-                 "--worker-id", worker_id],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "webapp",
+                    "worker",
+                    "--server",
+                    self.server_url,
+                    "--handlers",
+                    "tests.support.ledger_handlers",
+                    "--concurrency",
+                    str(self.settings.concurrency),
+                    "--heartbeat-interval",
+                    str(HEARTBEAT_S),
+                    "--poll-interval",
+                    "0.2",
+                    "--retry-max",
+                    "1",
+                    "--grace",
+                    "1",
+                    "--worker-id",
+                    worker_id,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill_one(self) -> None:
         worker_id = random.choice(sorted(self.running))
@@ -139,22 +175,35 @@ class Workers:
 
 def run(database_url: str, settings: Settings, workdir: Path) -> Result:
     """One chaos run on an empty database at `database_url`; the figures and every problem found."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "JOBWARDEN_MONITOR": False,
-                      "JOBWARDEN_INTERNAL_API_KEY": KEY, "JOBWARDEN_ENV": "testing"})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "JOBWARDEN_MONITOR": False,
+            "JOBWARDEN_INTERNAL_API_KEY": KEY,
+            "JOBWARDEN_ENV": "testing",
+        }
+    )
     ledger = workdir / "ledger.csv"
     ledger.touch()
     result = Result(jobs=settings.jobs)
     server_env = {
-        "JOBWARDEN_INTERNAL_API_KEY": KEY, "JOBWARDEN_MONITOR": "on",
+        "JOBWARDEN_INTERNAL_API_KEY": KEY,
+        "JOBWARDEN_MONITOR": "on",
         "JOBWARDEN_MONITOR_INTERVAL": str(settings.monitor_interval),
         "JOBWARDEN_HEARTBEAT_TIMEOUT": str(settings.heartbeat_timeout),
-        "JOBWARDEN_RETRY_BASE_S": "0.1", "JOBWARDEN_RETRY_MAX_S": "1",
+        "JOBWARDEN_RETRY_BASE_S": "0.1",
+        "JOBWARDEN_RETRY_MAX_S": "1",
         "GUNICORN_CMD_ARGS": "--access-logfile -",
     }
     with app.app_context():
         db.create_all()
-        jobs.create_jobs([{"type": "chaos.ledger", "payload": {"seconds": settings.job_seconds}, "max_attempts": 50}
-                          for _ in range(settings.jobs)], actor="chaos")
+        jobs.create_jobs(
+            [
+                {"type": "chaos.ledger", "payload": {"seconds": settings.job_seconds}, "max_attempts": 50}
+                for _ in range(settings.jobs)
+            ],
+            actor="chaos",
+        )
         db.session.remove()
     with ExitStack() as stack:
         server = stack.enter_context(running_server(database_url, workdir / "server.log", **server_env))
@@ -214,16 +263,24 @@ def processes_with(variable: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and mark in (entry / "environ").read_bytes().split(b"\0") \
-                    and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            if (
+                entry.name.isdigit()
+                and mark in (entry / "environ").read_bytes().split(b"\0")
+                and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            ):
                 found.append(int(entry.name))
         except OSError:  # gone meanwhile, or not ours to read
             continue
     return found
 
 
-def check(result: Result, settings: Settings, ledger: Path, kills: list[tuple[str, float]],
-          restart: tuple[float, float] | None) -> None:
+def check(
+    result: Result,
+    settings: Settings,
+    ledger: Path,
+    kills: list[tuple[str, float]],
+    restart: tuple[float, float] | None,
+) -> None:
     problems = result.problems
     ran = [tuple(int(part) for part in line.split(",")) for line in ledger.read_text().split()]
     all_jobs = {job.id: job for job in db.session.scalars(select(Job))}
@@ -233,8 +290,9 @@ def check(result: Result, settings: Settings, ledger: Path, kills: list[tuple[st
             problems.append(f"job {job.id} ended {job.status}")
         elif job.status == "failed" and not job.last_error:
             problems.append(f"job {job.id} failed without a reason")
-    completes = Counter(job_id for (job_id,) in db.session.execute(
-        select(JobEvent.job_id).where(JobEvent.action == "complete")))
+    completes = Counter(
+        job_id for (job_id,) in db.session.execute(select(JobEvent.job_id).where(JobEvent.action == "complete"))
+    )
     problems += [f"job {job_id} completed {n} times" for job_id, n in completes.items() if n > 1]
     for job_id, attempt in ran:
         job = all_jobs.get(job_id)
@@ -242,22 +300,28 @@ def check(result: Result, settings: Settings, ledger: Path, kills: list[tuple[st
             problems.append(f"job {job_id} ran again (attempt {attempt}) after completing in attempt {job.attempt}")
     recorded = {tuple(row) for row in db.session.execute(select(JobAttempt.job_id, JobAttempt.number))}
     result.attempts = len(recorded)
-    problems += [f"job {job_id} attempt {attempt} ran but has no attempt row"
-                 for job_id, attempt in set(ran) - recorded]
+    problems += [
+        f"job {job_id} attempt {attempt} ran but has no attempt row" for job_id, attempt in set(ran) - recorded
+    ]
     bound = settings.heartbeat_timeout + settings.monitor_interval + 1.0  # + one pass and its commit
     for worker_id, killed_at in kills:
         allowed = bound
         if restart and restart[0] - bound <= killed_at <= restart[1]:
             allowed += restart[1] - restart[0]  # the monitor runs in the server: down while it restarts
-        for attempt in db.session.scalars(select(JobAttempt).where(JobAttempt.worker_id == worker_id,
-                                                                   JobAttempt.outcome == "orphaned")):
+        for attempt in db.session.scalars(
+            select(JobAttempt).where(JobAttempt.worker_id == worker_id, JobAttempt.outcome == "orphaned")
+        ):
             recovery = attempt.finished_at.timestamp() - killed_at
             result.recoveries_s.append(recovery)
             if recovery > allowed:
-                problems.append(f"job {attempt.job_id} recovered {recovery:.1f} s after its worker's kill "
-                                f"(allowed {allowed:.1f} s)")
-        left = db.session.scalar(select(func.count()).select_from(JobAttempt).where(
-            JobAttempt.worker_id == worker_id, JobAttempt.finished_at.is_(None)))
+                problems.append(
+                    f"job {attempt.job_id} recovered {recovery:.1f} s after its worker's kill (allowed {allowed:.1f} s)"
+                )
+        left = db.session.scalar(
+            select(func.count())
+            .select_from(JobAttempt)
+            .where(JobAttempt.worker_id == worker_id, JobAttempt.finished_at.is_(None))
+        )
         if left:
             problems.append(f"{left} attempts of killed worker {worker_id} were never settled")
     if result.server_5xx:

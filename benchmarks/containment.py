@@ -12,6 +12,7 @@ commands are gone.
 
     .venv/bin/python benchmarks/containment.py [--commands 50] [--rounds 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from webapp.worker.process import GroupProcess, OutputTail  # noqa: E402
+
 from tests.support.processes import marked  # noqa: E402
 
 STUBBORN = (
@@ -62,8 +64,12 @@ def per_command_ms(commands: int) -> tuple[float, float]:
 
 def seconds_to_gone_after_sigkill() -> float:
     marker = f"jw-containment-{uuid.uuid4().hex}"
-    stand_in = subprocess.Popen([sys.executable, "-c", STAND_IN, sys.executable, "-c", STUBBORN, marker],
-                                cwd=ROOT, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", STAND_IN, sys.executable, "-c", STUBBORN, marker],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert stand_in.stdout is not None and stand_in.stdout.readline() == b"started\n"
     deadline = time.monotonic() + 30
     while len(marked(marker)) < 4:  # the stand-in, supervisor, command, grandchild
@@ -84,11 +90,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     supervised, bare = per_command_ms(args.commands)
-    print(f"start-up per command: {supervised:.1f} ms supervised, {bare:.1f} ms bare "
-          f"(+{supervised - bare:.1f} ms), over {args.commands} commands")
+    print(
+        f"start-up per command: {supervised:.1f} ms supervised, {bare:.1f} ms bare "
+        f"(+{supervised - bare:.1f} ms), over {args.commands} commands"
+    )
     gone = [seconds_to_gone_after_sigkill() for _ in range(args.rounds)]
-    print(f"SIGKILL of the worker → every process of its command gone (command and grandchild ignore SIGTERM): "
-          f"median {statistics.median(gone):.2f} s, max {max(gone):.2f} s over {args.rounds} rounds")
+    print(
+        f"SIGKILL of the worker → every process of its command gone (command and grandchild ignore SIGTERM): "
+        f"median {statistics.median(gone):.2f} s, max {max(gone):.2f} s over {args.rounds} rounds"
+    )
     return 0
 
 

@@ -29,6 +29,7 @@ The ratio printed is Jobwarden's poll p50 over rq-dashboard's JSON p50.
     .venv/bin/python benchmarks/dashboard.py
     .venv/bin/python benchmarks/dashboard.py --backends sqlite --sizes 100000 --skip-rq
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from monitor import database, percentile, populate  # noqa: E402  (benchmarks/monitor.py)
 from sqlalchemy import event, text  # noqa: E402
 
-from monitor import database, percentile, populate  # noqa: E402  (benchmarks/monitor.py)
 from webapp import create_app  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 
@@ -119,13 +120,24 @@ def time_page(client, path: str, headers: dict, requests: int, warm_up: int) -> 
         times.append((time.perf_counter() - clock) * 1000)
     wire = len(answer.data)
     plain = len(gzip.decompress(answer.data)) if answer.headers.get("Content-Encoding") == "gzip" else wire
-    return {"p50": statistics.median(times), "p95": percentile(times, 0.95), "max": max(times),
-            "bytes": wire, "uncompressed": plain}
+    return {
+        "p50": statistics.median(times),
+        "p95": percentile(times, 0.95),
+        "max": max(times),
+        "bytes": wire,
+        "uncompressed": plain,
+    }
 
 
 def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBWARDEN_MONITOR": False,
-                      "JOBWARDEN_INTERNAL_API_KEY": "benchmark", "SECRET_KEY": "benchmark"})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "JOBWARDEN_MONITOR": False,
+            "JOBWARDEN_INTERNAL_API_KEY": "benchmark",
+            "SECRET_KEY": "benchmark",
+        }
+    )
     with app.app_context():
         db.create_all()
         seconds = populate(size, 1_000)
@@ -140,9 +152,12 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
     for name, path, headers in PAGES:
         results[name] = time_page(client, path.format(failed_id=failed_id), headers, args.requests, args.warm_up)
         row = results[name]
-        print(f"  {name:<38} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  max {row['max']:6.1f} ms  "
-              f"{row['bytes']:>7,} bytes on the wire ({row['uncompressed']:,} uncompressed)"
-              f"{'' if row['p95'] <= TARGET_MS else '  (over target)'}", flush=True)
+        print(
+            f"  {name:<38} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  max {row['max']:6.1f} ms  "
+            f"{row['bytes']:>7,} bytes on the wire ({row['uncompressed']:,} uncompressed)"
+            f"{'' if row['p95'] <= TARGET_MS else '  (over target)'}",
+            flush=True,
+        )
     with app.app_context():
         if backend == "postgresql":
             # psycopg prepares a statement on its 5th run and PostgreSQL may then pick one generic plan
@@ -181,7 +196,9 @@ def measure_rq_dashboard(args) -> dict[str, dict]:
     redis_url = f"{args.redis_url}/{args.redis_db}"
     answer = subprocess.run(
         [python, str(RQ_SIDE), redis_url, str(args.rq_jobs), str(args.requests), str(args.warm_up)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     print(answer.stderr, end="", flush=True)
     return json.loads(answer.stdout.strip().splitlines()[-1])
@@ -202,8 +219,11 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
 
-    print(f"Flask test client in-process; {args.requests} timed requests per page after {args.warm_up} untimed; "
-          f"target p95 ≤ {TARGET_MS:.0f} ms", flush=True)
+    print(
+        f"Flask test client in-process; {args.requests} timed requests per page after {args.warm_up} untimed; "
+        f"target p95 ≤ {TARGET_MS:.0f} ms",
+        flush=True,
+    )
     ours: dict[tuple[str, int], dict] = {}
     for backend in args.backends.split(","):
         for size in sizes:
@@ -215,14 +235,20 @@ def main() -> None:
     theirs = measure_rq_dashboard(args)
     print(f"\nrq-dashboard 0.9.0, Redis db {args.redis_db}, {args.rq_jobs:,} queued RQ jobs:")
     for name, row in theirs.items():
-        print(f"  {name:<38} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  max {row['max']:6.1f} ms  "
-              f"{row['bytes']:>7,} bytes", flush=True)
+        print(
+            f"  {name:<38} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  max {row['max']:6.1f} ms  "
+            f"{row['bytes']:>7,} bytes",
+            flush=True,
+        )
     reference = theirs["jobs JSON, 50 per page"]
     for (backend, size), results in ours.items():
         poll = results["poll"]
-        print(f"ratio Jobwarden poll / rq-dashboard jobs JSON, p50, {backend} {size:,} jobs: "
-              f"{poll['p50'] / reference['p50']:.2f} ({poll['p50']:.1f} vs {reference['p50']:.1f} ms); "
-              f"bytes {poll['bytes']:,} vs {reference['bytes']:,}", flush=True)
+        print(
+            f"ratio Jobwarden poll / rq-dashboard jobs JSON, p50, {backend} {size:,} jobs: "
+            f"{poll['p50'] / reference['p50']:.2f} ({poll['p50']:.1f} vs {reference['p50']:.1f} ms); "
+            f"bytes {poll['bytes']:,} vs {reference['bytes']:,}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ of 8 threads), the monitor off, on loopback.
     .venv/bin/python benchmarks/http_throughput.py
     .venv/bin/python benchmarks/http_throughput.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.extensions import db  # noqa: E402
+
 from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
 from tests.support.databases import postgres_test_database  # noqa: E402
 from tests.support.server import running_server  # noqa: E402
@@ -71,8 +73,10 @@ def measure(database_url: str, jobs_count: int, processes: int, batch: int, work
             creator.create_many([{"type": "bench"}] * min(1000, jobs_count - offset))
         context = multiprocessing.get_context("spawn")
         start, results = context.Event(), context.Queue()
-        workers = [context.Process(target=client_loop, args=(server.url, f"bench-{n}", batch, start, results))
-                   for n in range(processes)]
+        workers = [
+            context.Process(target=client_loop, args=(server.url, f"bench-{n}", batch, start, results))
+            for n in range(processes)
+        ]
         for worker in workers:
             worker.start()
         time.sleep(2)  # let the processes import and connect
@@ -83,12 +87,15 @@ def measure(database_url: str, jobs_count: int, processes: int, batch: int, work
             worker.join()
     done = sum(o[0] for o in outcomes)
     elapsed = max(o[1] for o in outcomes) - began
-    print(f"  {done} jobs by {processes} processes (claim batch {batch}) in {elapsed:.1f} s: "
-          f"{done / elapsed:.0f} jobs/s")
+    print(
+        f"  {done} jobs by {processes} processes (claim batch {batch}) in {elapsed:.1f} s: {done / elapsed:.0f} jobs/s"
+    )
     for call in ("claim", "start", "complete"):
         values = [v * 1000 for o in outcomes for v in o[2][call]]
-        print(f"  {call:9} {len(values):6} calls  p50 {percentile(values, 50):6.1f} ms  "
-              f"p99 {percentile(values, 99):6.1f} ms  mean {statistics.mean(values):6.1f} ms")
+        print(
+            f"  {call:9} {len(values):6} calls  p50 {percentile(values, 50):6.1f} ms  "
+            f"p99 {percentile(values, 99):6.1f} ms  mean {statistics.mean(values):6.1f} ms"
+        )
 
 
 def main() -> int:
@@ -99,8 +106,11 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jobwarden-http-") as tmp, ExitStack() as stack:
-        url = stack.enter_context(postgres_test_database(args.database_url)) if args.database_url \
+        url = (
+            stack.enter_context(postgres_test_database(args.database_url))
+            if args.database_url
             else f"sqlite:///{Path(tmp) / 'http.db'}"
+        )
         print(f"HTTP throughput on {url.split('@')[-1].split('///')[-1]}")
         measure(url, args.jobs, args.processes, args.batch, Path(tmp))
     return 0

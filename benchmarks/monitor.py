@@ -12,6 +12,7 @@ Target: a pass ≤ 20 ms when nothing is orphaned.
 
 On PostgreSQL a throwaway database is created beside the one named and dropped afterwards.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -89,7 +89,8 @@ def populate(total: int, running: int) -> float:
         bands[name] = edge
     if dialect == "postgresql":
         sql = ROWS.format(
-            workers=WORKERS, false="false",
+            workers=WORKERS,
+            false="false",
             age="CAST(:now AS timestamp) - make_interval(secs => n % 1123200)",
             recent="CAST(:now AS timestamp) - interval '60 seconds'",
             series="generate_series(1, :total) AS n",
@@ -98,7 +99,8 @@ def populate(total: int, running: int) -> float:
     else:
         stamp = "strftime('%Y-%m-%d %H:%M:%S', :now, {shift}) || '.000000'"
         sql = ROWS.format(
-            workers=WORKERS, false="0",
+            workers=WORKERS,
+            false="0",
             age=stamp.format(shift="'-' || (n % 1123200) || ' seconds'"),
             recent=stamp.format(shift="'-60 seconds'"),
             series="seq",
@@ -181,8 +183,10 @@ def main() -> None:
             backend = db.engine.dialect.name
             seconds = populate(args.jobs, args.running)
             counts = monitor.health_report()["counts"]
-            print(f"backend: {backend}; built {args.jobs:,} jobs in {seconds:.1f} s; counts (capped at "
-                  f"{monitor.COUNT_CAP:,}): {counts}")
+            print(
+                f"backend: {backend}; built {args.jobs:,} jobs in {seconds:.1f} s; counts (capped at "
+                f"{monitor.COUNT_CAP:,}): {counts}"
+            )
 
             keep_alive()
             print("\nEXPLAIN of each scan a pass runs:")
@@ -204,10 +208,11 @@ def main() -> None:
             report_ms = (time.perf_counter() - clock) * 1000
 
         median, p95, worst = statistics.median(wall), percentile(wall, 0.95), max(wall)
-        print(f"\n{args.passes} passes over {args.jobs:,} jobs ({args.running:,} running), "
-              f"changed or late: {changed}")
-        print(f"  pass, wall clock: median {median:.2f} ms, p95 {p95:.2f} ms, max {worst:.2f} ms "
-              f"(target {TARGET_MS:.0f} ms: median is {median / TARGET_MS:.0%} of it)")
+        print(f"\n{args.passes} passes over {args.jobs:,} jobs ({args.running:,} running), changed or late: {changed}")
+        print(
+            f"  pass, wall clock: median {median:.2f} ms, p95 {p95:.2f} ms, max {worst:.2f} ms "
+            f"(target {TARGET_MS:.0f} ms: median is {median / TARGET_MS:.0%} of it)"
+        )
         print(f"  pass, as recorded in monitor_passes: median {statistics.median(recorded):.2f} ms")
         print(f"  health_report (counts capped at {monitor.COUNT_CAP:,}): {report_ms:.1f} ms")
         if changed:

@@ -19,6 +19,7 @@ with its defaults (concurrency 1, LISTEN/NOTIFY).
     .venv/bin/python benchmarks/pickup.py
     .venv/bin/python benchmarks/pickup.py --jobs 100 --backends sqlite --skip-procrastinate
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,12 +40,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sqlalchemy import create_engine, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
-
 from store import PROCRASTINATE_SIDE, procrastinate_python  # noqa: E402
+
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.extensions import db  # noqa: E402
 from webapp.models import Job  # noqa: E402
+
 from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
 from tests.support.databases import postgres_test_database  # noqa: E402
 from tests.support.server import running_server  # noqa: E402
@@ -73,8 +75,10 @@ def percentiles(values: list[float]) -> str:
     def at(pct: float) -> float:
         return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))] * 1000
 
-    return (f"p50 {at(50):6.1f} ms  p95 {at(95):6.1f} ms  p99 {at(99):6.1f} ms  max {ordered[-1] * 1000:6.1f} ms"
-            f"  ({len(values)} jobs)")
+    return (
+        f"p50 {at(50):6.1f} ms  p95 {at(95):6.1f} ms  p99 {at(99):6.1f} ms  max {ordered[-1] * 1000:6.1f} ms"
+        f"  ({len(values)} jobs)"
+    )
 
 
 @contextmanager
@@ -98,7 +102,12 @@ def run_jobwarden(backend: str, args: argparse.Namespace) -> None:
             env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(ROOT)}
             worker = subprocess.Popen(
                 [sys.executable, "-m", "webapp", "worker", "--server", server.url, "--types", "demo.noop"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
                 api = JobwardenClient(server.url, timeout=30)
                 api.create("demo.noop")  # warm-up: the worker is connected and has run a job
@@ -110,18 +119,20 @@ def run_jobwarden(backend: str, args: argparse.Namespace) -> None:
                 pickups: list[float] = []
                 steps: dict[str, list[float]] = {"created": [], "claimed": [], "started": []}
                 for _ in range(args.jobs):
-                    before = datetime.now(timezone.utc)
+                    before = datetime.now(UTC)
                     created = api.create("demo.noop")
                     times = wait_finished(engine, created["id"])
                     pickups.append((times[-1] - before).total_seconds())
-                    for step, at, previous in zip(steps, times, (before, *times)):
+                    for step, at, previous in zip(steps, times, (before, *times), strict=False):
                         steps[step].append((at - previous).total_seconds())
                 engine.dispose()
             finally:
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(timeout=30)
-    print(f"jobwarden     {backend:<10} idle CPU: worker {worker_cpu:6.2%}  server {server_cpu:6.2%} of a core",
-          flush=True)
+    print(
+        f"jobwarden     {backend:<10} idle CPU: worker {worker_cpu:6.2%}  server {server_cpu:6.2%} of a core",
+        flush=True,
+    )
     print(f"jobwarden     {backend:<10} pickup: {percentiles(pickups)}", flush=True)
     for step, durations in steps.items():
         print(f"              {step + ' after the last':<24} {percentiles(durations)}", flush=True)
@@ -131,8 +142,9 @@ def wait_finished(engine, job_id: int) -> tuple[datetime, datetime, datetime]:
     """When the job was created, claimed and started, once it completed."""
     while True:
         with engine.connect() as connection:
-            row = connection.execute(select(Job.status, Job.created_at, Job.claimed_at, Job.started_at)
-                                     .where(Job.id == job_id)).one()
+            row = connection.execute(
+                select(Job.status, Job.created_at, Job.claimed_at, Job.started_at).where(Job.id == job_id)
+            ).one()
         if row.status == "completed":
             return row.created_at, row.claimed_at, row.started_at
         time.sleep(0.002)
@@ -142,17 +154,23 @@ def run_procrastinate(args: argparse.Namespace) -> None:
     python = procrastinate_python()
     with postgres_test_database(args.postgres) as url:
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        worker = subprocess.Popen([python, str(PROCRASTINATE_SIDE), "serve", dsn], stdout=subprocess.PIPE,
-                                  text=True, start_new_session=True)
+        worker = subprocess.Popen(
+            [python, str(PROCRASTINATE_SIDE), "serve", dsn], stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
         try:
             if worker.stdout.readline().strip() != "ready":
                 raise SystemExit("the procrastinate worker did not start")
-            subprocess.run([python, str(PROCRASTINATE_SIDE), "pickup", dsn, "1"], check=True,
-                           capture_output=True)  # warm-up
+            subprocess.run(
+                [python, str(PROCRASTINATE_SIDE), "pickup", dsn, "1"], check=True, capture_output=True
+            )  # warm-up
             time.sleep(1)
             worker_cpu = cpu_share([worker.pid], args.idle_s)
-            measured = subprocess.run([python, str(PROCRASTINATE_SIDE), "pickup", dsn, str(args.jobs)],
-                                      check=True, capture_output=True, text=True)
+            measured = subprocess.run(
+                [python, str(PROCRASTINATE_SIDE), "pickup", dsn, str(args.jobs)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             pickups = [float(line) for line in measured.stdout.split()]
         finally:
             worker.send_signal(signal.SIGTERM)

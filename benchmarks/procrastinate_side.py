@@ -13,6 +13,7 @@ benchmarks/.venv-procrastinate and runs this file with that interpreter.
     python procrastinate_side.py pickup DSN JOBS    # defer JOBS jobs one at a time, each once the
                                                     # last succeeded; print each one's pickup (s)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -78,7 +79,9 @@ def pickup(dsn: str, count: int) -> None:
             while True:
                 row = connection.execute(
                     "SELECT e.at FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
-                    "WHERE e.job_id = %s AND e.type = 'started' AND j.status = 'succeeded'", (job_id,)).fetchone()
+                    "WHERE e.job_id = %s AND e.type = 'started' AND j.status = 'succeeded'",
+                    (job_id,),
+                ).fetchone()
                 if row:
                     print((row[0] - before).total_seconds(), flush=True)
                     break

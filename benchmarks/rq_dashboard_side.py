@@ -11,6 +11,7 @@ queued no-op RQ jobs in one queue, then times rq-dashboard's jobs-list JSON
 (50 per page, the request its jobs page polls) and its jobs page (the HTML shell)
 with the Flask test client, and prints one JSON line of p50/p95/max/bytes.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,11 +56,18 @@ def dashboard(redis_url: str) -> Flask:
 
 def url_of(app: Flask, endpoint: str) -> str:
     """The endpoint's URL for the bench queue's queued jobs, page 1 of 50, whatever its rule's shape."""
-    values = {"instance_number": 0, "queue_name": QUEUE, "registry_name": "queued",
-              "per_page": 50, "order": "dsc", "page": 1}  # newest first, as /jobs
+    values = {
+        "instance_number": 0,
+        "queue_name": QUEUE,
+        "registry_name": "queued",
+        "per_page": 50,
+        "order": "dsc",
+        "page": 1,
+    }  # newest first, as /jobs
     rule = next(rule for rule in app.url_map.iter_rules() if rule.endpoint == endpoint and rule.arguments)
     with app.test_request_context():
         from flask import url_for
+
         return url_for(endpoint, **{name: values[name] for name in rule.arguments})
 
 
@@ -78,8 +86,13 @@ def time_page(client, path: str, requests: int, warm_up: int) -> dict:
         clock = time.perf_counter()
         answer = client.get(path)
         times.append((time.perf_counter() - clock) * 1000)
-    return {"p50": statistics.median(times), "p95": percentile(times, 0.95), "max": max(times),
-            "bytes": len(answer.data), "path": path}
+    return {
+        "p50": statistics.median(times),
+        "p95": percentile(times, 0.95),
+        "max": max(times),
+        "bytes": len(answer.data),
+        "path": path,
+    }
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ processing rate over procrastinate's at the same number of processes.
     .venv/bin/python benchmarks/store.py
     .venv/bin/python benchmarks/store.py --jobs 2000 --processes 1,4 --skip-procrastinate
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,7 +87,9 @@ def app_config(database_url: str, synchronous: str, pre_ping: bool) -> dict:
     return config
 
 
-def work(database_url: str, synchronous: str, pre_ping: bool, worker_id: str, batch_size: int, ready, start, results) -> None:
+def work(
+    database_url: str, synchronous: str, pre_ping: bool, worker_id: str, batch_size: int, ready, start, results
+) -> None:
     """One worker process: claim batches, start and complete each job, until the queue is empty."""
     from sqlalchemy import event
 
@@ -122,7 +125,7 @@ def collect(results, workers) -> list:
         except queue.Empty:
             dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
             if dead:
-                raise SystemExit(f"a worker process exited with {dead[0]}; the run is not valid")
+                raise SystemExit(f"a worker process exited with {dead[0]}; the run is not valid") from None
     return finished
 
 
@@ -145,8 +148,16 @@ def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: 
         workers = [
             context.Process(
                 target=work,
-                args=(database_url, synchronous, args.pre_ping == "on", f"bench-{n}", args.batch_size,
-                      ready, start, results),
+                args=(
+                    database_url,
+                    synchronous,
+                    args.pre_ping == "on",
+                    f"bench-{n}",
+                    args.batch_size,
+                    ready,
+                    start,
+                    results,
+                ),
             )
             for n in range(processes)
         ]
@@ -193,7 +204,9 @@ def run_procrastinate(python: str, database_url: str, processes: int, jobs: int)
     workers = [
         subprocess.Popen(
             [python, str(PROCRASTINATE_SIDE), "work", dsn],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(processes)
     ]
@@ -237,14 +250,20 @@ def report(run: Run) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=3000, help="Jobwarden jobs per run (default 3000)")
-    parser.add_argument("--procrastinate-jobs", type=int, default=None, help="procrastinate jobs per run (default: --jobs)")
+    parser.add_argument(
+        "--procrastinate-jobs", type=int, default=None, help="procrastinate jobs per run (default: --jobs)"
+    )
     parser.add_argument("--processes", default="1,4,8", help="worker process counts, both systems (default 1,4,8)")
     parser.add_argument("--batch-size", type=int, default=10, help="jobs per claim (default 10)")
     parser.add_argument("--create-batch", type=int, default=500, help="jobs per create transaction (default 500)")
-    parser.add_argument("--synchronous", default="FULL,NORMAL", help="SQLite synchronous modes to run (default FULL,NORMAL)")
+    parser.add_argument(
+        "--synchronous", default="FULL,NORMAL", help="SQLite synchronous modes to run (default FULL,NORMAL)"
+    )
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument(
-        "--pre-ping", choices=("on", "off"), default="on",
+        "--pre-ping",
+        choices=("on", "off"),
+        default="on",
         help="PostgreSQL pool_pre_ping, one SELECT 1 per transaction (Jobwarden's default: on)",
     )
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="a server to create throwaway databases on")

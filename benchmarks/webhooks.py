@@ -19,6 +19,7 @@ SQL statements per job (SQLAlchemy's before_cursor_execute).
     .venv/bin/python benchmarks/webhooks.py
     .venv/bin/python benchmarks/webhooks.py --backends sqlite --jobs 500 --repeats 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,11 +59,16 @@ def run(database_url: str, variant: str, jobs_count: int, synchronous: str) -> t
     from webapp.models import Job, WebhookNotification
     from webapp.webhooks import endpoints, outbox
 
-    app = create_app({
-        "SQLALCHEMY_DATABASE_URI": database_url, "JOBWARDEN_MONITOR": False,
-        "JOBWARDEN_INTERNAL_API_KEY": "benchmark", "SECRET_KEY": "benchmark",
-        "JOBWARDEN_WEBHOOK_ALLOW_PRIVATE": True, "JOBWARDEN_SQLITE_SYNCHRONOUS": synchronous,
-    })
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "JOBWARDEN_MONITOR": False,
+            "JOBWARDEN_INTERNAL_API_KEY": "benchmark",
+            "SECRET_KEY": "benchmark",
+            "JOBWARDEN_WEBHOOK_ALLOW_PRIVATE": True,
+            "JOBWARDEN_SQLITE_SYNCHRONOUS": synchronous,
+        }
+    )
     states.notify_transition = (lambda *args: None) if variant == "off" else outbox.notify_transition
     with app.app_context():
         db.create_all()
@@ -120,9 +126,12 @@ def main() -> None:
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for variant in VARIANTS:
             best, cpu_ms = max(rates[variant]), statistics.median(cpu[variant])
-            print(f"| {variant} | {best:.0f} | {100 * (best / best_off - 1):+.1f} % | "
-                  f"{statistics.median(rates[variant]):.0f} | {cpu_ms:.2f} | {100 * (cpu_ms / cpu_off - 1):+.1f} % | "
-                  f"{per_job[variant]:.2f} |", flush=True)
+            print(
+                f"| {variant} | {best:.0f} | {100 * (best / best_off - 1):+.1f} % | "
+                f"{statistics.median(rates[variant]):.0f} | {cpu_ms:.2f} | {100 * (cpu_ms / cpu_off - 1):+.1f} % | "
+                f"{per_job[variant]:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ loopback, on the same fresh database as the `app` fixture of tests/conftest.py
 One browser per session, a fresh context per test. A failing test leaves a
 screenshot and the page's HTML in e2e/artifacts/.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,14 @@ from tests.support.server import PROJECT_ROOT, Server, running_server
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = os.environ.get("JOBWARDEN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # The dashboard polls every 2 s; a change must show within one poll, plus the round trip.
 ONE_POLL_MS = 4_000
@@ -103,13 +110,29 @@ def start_worker(server, tmp_path) -> Iterator[Callable[[str], WorkerProcess]]:
 
     def start(worker_id: str) -> WorkerProcess:
         log_path = tmp_path / f"{worker_id}.log"
-        argv = [sys.executable, "-m", "webapp", "worker", "--server", server.url,
-                "--handlers", "webapp.worker.demo", "--heartbeat-interval", "0.3",
-                "--poll-interval", "0.2", "--grace", "1", "--worker-id", worker_id]
+        argv = [
+            sys.executable,
+            "-m",
+            "webapp",
+            "worker",
+            "--server",
+            server.url,
+            "--handlers",
+            "webapp.worker.demo",
+            "--heartbeat-interval",
+            "0.3",
+            "--poll-interval",
+            "0.2",
+            "--grace",
+            "1",
+            "--worker-id",
+            worker_id,
+        ]
         env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)}
         with log_path.open("w") as log:
-            process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         worker = WorkerProcess(worker_id, process, log_path)
         started.append(worker)
         return worker

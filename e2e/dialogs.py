@@ -1,4 +1,5 @@
 """The dashboard's in-page confirmation, as the browser tests answer it."""
+
 from __future__ import annotations
 
 from playwright.sync_api import Page, expect

@@ -1,5 +1,6 @@
 """axe-core (npm, pinned in package.json) over every page and state of the
 dashboard, in light and dark colour schemes: no violations at all."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

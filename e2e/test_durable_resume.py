@@ -1,5 +1,6 @@
 """Resuming the demo pipeline in a real browser: it failed at upload, the operator
 clicks "Resume from step upload", and only upload runs again."""
+
 from __future__ import annotations
 
 from playwright.sync_api import Page, expect
@@ -12,8 +13,9 @@ SLOW_MS = 30_000  # a worker claiming and running three steps: beyond one poll
 
 
 def test_resume_from_step_upload_replays_download_and_transcode_and_completes(page: Page, start_worker):
-    job = jobs.create_job(type="demo.pipeline", max_attempts=1,
-                          payload={"seconds_per_step": 0.2, "fail_once_at": "upload"})
+    job = jobs.create_job(
+        type="demo.pipeline", max_attempts=1, payload={"seconds_per_step": 0.2, "fail_once_at": "upload"}
+    )
     start_worker("e2e-steps")
     page.goto(f"/jobs/{job.id}")
     badge = page.locator("#job-region .summary .badge[data-status]")
@@ -30,7 +32,8 @@ def test_resume_from_step_upload_replays_download_and_transcode_and_completes(pa
     steps = "section[aria-labelledby=steps-title] tbody tr"
     for name in ("download", "transcode"):
         expect(page.locator(f'{steps}[data-step="{name}"][data-step-status="replayed"]')).to_contain_text(
-            "attempt 1 (replayed, not run)")
+            "attempt 1 (replayed, not run)"
+        )
     expect(page.locator(f'{steps}[data-step="upload"][data-step-status="completed"]').last).to_contain_text("attempt 2")
     expect(page.locator(".timeline")).to_contain_text("step download replayed from attempt 1")
     db.session.rollback()

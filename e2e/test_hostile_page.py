@@ -6,6 +6,7 @@ origin). It auto-submits forms in every encoding an HTML form has, and fires a
 no-cors fetch, at the JSON API and the dashboard; with no admin password (the
 default) every one reaches the server and is refused, and the job is unchanged.
 """
+
 from __future__ import annotations
 
 import html
@@ -62,10 +63,19 @@ def hostile() -> Iterator[HostileSite]:
 def auto_submitting_form(action: str, enctype: str, with_field: bool) -> str:
     """With no field a form posts an empty body (urlencoded, text/plain), which once passed as "no JSON"."""
     # For text/plain the classic trick: name + "=" + value reads as JSON.
-    field = ('<input name=\'{"reason": "pwned", "x": "\' value=\'"}\'>' if enctype == "text/plain"
-             else '<input name="reason" value="pwned">') if with_field else ""
-    return (f'<html><body><form id="f" method="post" action="{html.escape(action)}" enctype="{enctype}">{field}</form>'
-            '<script>document.getElementById("f").submit()</script></body></html>')
+    field = (
+        (
+            '<input name=\'{"reason": "pwned", "x": "\' value=\'"}\'>'
+            if enctype == "text/plain"
+            else '<input name="reason" value="pwned">'
+        )
+        if with_field
+        else ""
+    )
+    return (
+        f'<html><body><form id="f" method="post" action="{html.escape(action)}" enctype="{enctype}">{field}</form>'
+        '<script>document.getElementById("f").submit()</script></body></html>'
+    )
 
 
 def status_of(job_id: int) -> str:
@@ -94,7 +104,8 @@ def test_a_hostile_page_cannot_change_a_job_through_the_operators_browser(page: 
         f"fetch({server.url + f'/api/jobs/{job.id}/mark-failed'!r}, {{method: 'POST', mode: 'no-cors', "
         "credentials: 'include', headers: {'Content-Type': 'text/plain'}, body: ''})"
         ".then(() => document.title = 'sent', () => document.title = 'failed')"
-        "</script></body></html>")
+        "</script></body></html>"
+    )
     with page.expect_response(lambda response: response.url.endswith(f"/api/jobs/{job.id}/mark-failed")) as answer:
         page.goto(f"{origin}/fetch")
     assert answer.value.status == 403
@@ -107,7 +118,8 @@ def test_the_dashboards_own_page_still_acts_with_json_from_the_same_origin(page:
     page.goto(f"{server.url}/jobs/{job.id}")
     status = page.evaluate(
         "async (url) => (await fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json'},"
-        " body: '{\"reason\": \"by the operator\"}'})).status",
-        f"/api/jobs/{job.id}/mark-failed")
+        ' body: \'{"reason": "by the operator"}\'})).status',
+        f"/api/jobs/{job.id}/mark-failed",
+    )
     assert status == 200
     assert status_of(job.id) == "failed"

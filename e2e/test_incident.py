@@ -1,6 +1,7 @@
 """The dashboard while things break, in a real browser against a real server:
 polling that survives a restart, polls that leave the operator's focus, selection,
 typing, scroll and open panels alone, in-page confirmations, and bulk selection."""
+
 from __future__ import annotations
 
 import re
@@ -39,6 +40,7 @@ def next_poll(page: Page, region: str) -> None:
 
 # --- 1. Polling never dies ---------------------------------------------------------------
 
+
 def test_the_job_page_reconnects_after_a_server_restart_and_shows_what_changed_meanwhile(page: Page, server):
     job = make_job("queued")
     page.goto(f"/jobs/{job.id}")
@@ -75,13 +77,16 @@ def test_the_table_keeps_polling_after_a_server_error_answer(page: Page, server)
     page.route("**/jobs", fail_some)
     expect(live_status(page)).to_have_attribute("data-state", "reconnecting", timeout=10_000)
     jobs.cancel_job(job.id, actor="api")
-    expect(page.locator(f'tr[data-job-id="{job.id}"] .badge')).to_have_attribute("data-status", "cancelled", timeout=20_000)
+    expect(page.locator(f'tr[data-job-id="{job.id}"] .badge')).to_have_attribute(
+        "data-status", "cancelled", timeout=20_000
+    )
     expect(live_status(page)).to_have_attribute("data-state", "live")
     assert failing["left"] == 0
     assert_not_reloaded(page)
 
 
 # --- 2. Polls leave the operator's work alone ------------------------------------------------
+
 
 def test_a_poll_keeps_the_focus_on_a_row_link(page: Page):
     job = make_job("queued")
@@ -91,15 +96,19 @@ def test_a_poll_keeps_the_focus_on_a_row_link(page: Page):
     link.focus()
     next_poll(page, "#jobs-region")
     next_poll(page, "#jobs-region")
-    assert page.evaluate("document.activeElement.closest('tr') && document.activeElement.closest('tr').dataset.jobId") == str(job.id)
+    assert page.evaluate(
+        "document.activeElement.closest('tr') && document.activeElement.closest('tr').dataset.jobId"
+    ) == str(job.id)
 
 
 def test_a_poll_keeps_a_text_selection(page: Page):
     make_job("queued", type="mail.send.selectable")
     page.goto("/jobs")
     cell = page.locator("td", has_text="mail.send.selectable")
-    cell.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td);"
-                  " const s = getSelection(); s.removeAllRanges(); s.addRange(r); }")
+    cell.evaluate(
+        "td => { const r = document.createRange(); r.selectNodeContents(td);"
+        " const s = getSelection(); s.removeAllRanges(); s.addRange(r); }"
+    )
     next_poll(page, "#jobs-region")
     next_poll(page, "#jobs-region")
     assert page.evaluate("getSelection().toString()").strip() == "mail.send.selectable"
@@ -156,6 +165,7 @@ def test_a_poll_keeps_details_as_the_operator_left_them(page: Page):
 
 # --- 3. Confirmations and the answer to an action -----------------------------------------
 
+
 def test_force_start_on_a_failed_job_asks_and_the_answer_updates_the_whole_region(page: Page):
     job = make_job("failed")
     page.goto(f"/jobs/{job.id}")
@@ -205,6 +215,7 @@ def test_the_bulk_confirmation_can_be_backed_out_of(page: Page):
 
 # --- 7. Bulk selection ---------------------------------------------------------------------------
 
+
 def test_bulk_buttons_wait_for_a_selection_which_is_counted_highlighted_and_pauses_refresh(page: Page):
     ids = [make_job("queued").id for _ in range(3)]
     page.goto("/jobs")
@@ -228,6 +239,7 @@ def test_bulk_buttons_wait_for_a_selection_which_is_counted_highlighted_and_paus
 
 
 # --- 9. Live counts, filters as they are chosen --------------------------------------------------
+
 
 def test_the_counts_on_the_jobs_page_follow_changes_and_filter_when_clicked(page: Page):
     job = make_job("queued")
@@ -255,6 +267,7 @@ def test_a_status_filter_applies_as_soon_as_it_is_ticked(page: Page):
 
 # --- 6. Times in the viewer's zone ---------------------------------------------------------------
 
+
 def test_times_are_shown_in_the_viewers_zone_with_the_absolute_time_in_the_title(browser, server):
     job = make_job("queued")
     context = browser.new_context(base_url=server.url, timezone_id="Asia/Tokyo", locale="en-GB")
@@ -264,7 +277,9 @@ def test_times_are_shown_in_the_viewers_zone_with_the_absolute_time_in_the_title
         created = page.locator("#job-region .summary time[data-local]").first
         utc = job.created_at
         tokyo_hour = (utc.hour + 9) % 24
-        expect(created).to_have_text(re.compile(rf"^\d{{4}}-\d\d-\d\d {tokyo_hour:02d}:{utc.minute:02d}:\d\d (GMT\+9|JST)$"))
+        expect(created).to_have_text(
+            re.compile(rf"^\d{{4}}-\d\d-\d\d {tokyo_hour:02d}:{utc.minute:02d}:\d\d (GMT\+9|JST)$")
+        )
         expect(created).to_have_attribute("title", re.compile(rf" {tokyo_hour:02d}:{utc.minute:02d}:"))
         next_poll(page, "#job-region")  # a poll's fresh UTC text is shown in the zone again
         expect(created).to_have_text(re.compile(rf" {tokyo_hour:02d}:{utc.minute:02d}:\d\d (GMT\+9|JST)$"))
@@ -273,6 +288,7 @@ def test_times_are_shown_in_the_viewers_zone_with_the_absolute_time_in_the_title
 
 
 # --- 4. A retry's countdown -------------------------------------------------------------------------
+
 
 def test_a_waiting_retry_counts_down_then_joins_the_queue(page: Page):
     running = make_job("running", max_attempts=3)

@@ -1,5 +1,6 @@
 """The jobs table in a real browser: filters, sorting, keyset pages and
 untrusted text, on jobs created straight in the store."""
+
 from __future__ import annotations
 
 import re

@@ -1,6 +1,7 @@
 """The dashboard during an incident, in a real browser, with real workers running
 the demo handlers and the monitor on a short interval: watching a job live,
 cancelling it, losing its worker, recovering it, and bulk actions."""
+
 from __future__ import annotations
 
 import re

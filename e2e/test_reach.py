@@ -1,5 +1,6 @@
 """The dashboard for operators who are not at a desk with a mouse and JavaScript:
 a phone-width screen, the keyboard alone, and a browser with scripts off."""
+
 from __future__ import annotations
 
 import re

@@ -4,6 +4,7 @@ Every test that takes `app` runs on SQLite (a fresh file per test) and, when
 JOBWARDEN_TEST_POSTGRES_URL is set, again on PostgreSQL (a database created for
 this test session, emptied between tests).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,11 +24,21 @@ INTERNAL_KEY = "test-internal-key"
 # under chaos) or search long (hypothesis state machine). With every test that serves
 # through a real gunicorn (the `server` fixture), they are marked `slow`, which
 # `make test-fast` leaves out.
-SLOW_FILES = frozenset({
-    "test_chaos.py", "test_concurrent_claims.py", "test_database_outage.py", "test_devserver.py",
-    "test_durability.py", "test_migrations.py", "test_monitor_processes.py", "test_monitor_worker_kill.py",
-    "test_state_machine_properties.py", "test_worker_runner.py", "test_zombies.py",
-})
+SLOW_FILES = frozenset(
+    {
+        "test_chaos.py",
+        "test_concurrent_claims.py",
+        "test_database_outage.py",
+        "test_devserver.py",
+        "test_durability.py",
+        "test_migrations.py",
+        "test_monitor_processes.py",
+        "test_monitor_worker_kill.py",
+        "test_state_machine_properties.py",
+        "test_worker_runner.py",
+        "test_zombies.py",
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

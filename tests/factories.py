@@ -1,4 +1,5 @@
 """Small factories: a job in any status, reached through the real commands."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,5 +1,6 @@
 """webapp.actions is the one list of operator actions: the state machine knows each
 edge, and the API, the dashboard and the CLI offer exactly these actions."""
+
 from __future__ import annotations
 
 from webapp import states
@@ -12,8 +13,11 @@ def test_every_action_takes_an_edge_of_the_state_machine():
 
 
 def test_the_api_has_one_route_per_action(app):
-    routes = {rule.rule.rsplit("/", 1)[-1] for rule in app.url_map.iter_rules()
-              if rule.rule.startswith("/api/jobs/<job_id:job_id>/")}
+    routes = {
+        rule.rule.rsplit("/", 1)[-1]
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/jobs/<job_id:job_id>/")
+    }
     assert set(ACTION_NAMES) <= routes
 
 

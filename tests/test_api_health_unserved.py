@@ -1,4 +1,5 @@
 """/api/health names the queued types no live worker takes (the health page's alerts), on each database."""
+
 from __future__ import annotations
 
 from webapp import jobs

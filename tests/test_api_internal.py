@@ -1,5 +1,6 @@
 """The internal (worker) API through pytest-flask's client, on each database:
 the bearer key, each call's answers, and lease tokens fencing off zombies."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -16,8 +17,16 @@ from tests.conftest import INTERNAL_KEY, test_config
 from tests.factories import make_job
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
-ROUTES = ["/jobs/claim", "/jobs/1/start", "/jobs/1/heartbeat", "/jobs/1/steps", "/jobs/1/complete",
-          "/jobs/1/fail", "/jobs/1/stopped", "/workers/heartbeat"]
+ROUTES = [
+    "/jobs/claim",
+    "/jobs/1/start",
+    "/jobs/1/heartbeat",
+    "/jobs/1/steps",
+    "/jobs/1/complete",
+    "/jobs/1/fail",
+    "/jobs/1/stopped",
+    "/workers/heartbeat",
+]
 
 
 def call(client, path: str, **body):
@@ -51,6 +60,7 @@ def test_every_internal_route_is_401_without_the_right_key(client, path, header)
 def test_the_app_refuses_to_start_without_a_key_outside_development(database_url):
     with pytest.raises(ConfigError, match="JOBWARDEN_INTERNAL_API_KEY is not set.*export"):
         from webapp import create_app
+
         create_app(test_config(database_url, JOBWARDEN_INTERNAL_API_KEY=None, JOBWARDEN_ENV="production"))
 
 
@@ -92,10 +102,23 @@ def test_steps_are_recorded_with_attempt_phase_and_error(client):
     job = running(client)
     token = job["lease_token"]
     call(client, f"/jobs/{job['id']}/steps", lease_token=token, name="download", event="started", attempt=1)
-    call(client, f"/jobs/{job['id']}/steps", lease_token=token, name="download", event="failed", attempt=1,
-         phase="handler", error="404 from origin")
+    call(
+        client,
+        f"/jobs/{job['id']}/steps",
+        lease_token=token,
+        name="download",
+        event="failed",
+        attempt=1,
+        phase="handler",
+        error="404 from origin",
+    )
     (step,) = jobs.steps_of(job["id"])
-    assert (step["name"], step["status"], step["phase"], step["error"]) == ("download", "failed", "handler", "404 from origin")
+    assert (step["name"], step["status"], step["phase"], step["error"]) == (
+        "download",
+        "failed",
+        "handler",
+        "404 from origin",
+    )
 
 
 def test_a_step_report_sent_again_after_a_lost_answer_is_recorded_once(client):
@@ -105,10 +128,31 @@ def test_a_step_report_sent_again_after_a_lost_answer_is_recorded_once(client):
     steps_url, token = f"/jobs/{job['id']}/steps", job["lease_token"]
     for _ in range(2):
         assert call(client, steps_url, lease_token=token, name="upload", event="started", attempt=1).status_code == 200
-        assert call(client, steps_url, lease_token=token, name="upload", event="retrying", attempt=1,
-                    phase="run", error="timeout", step_attempt=2).status_code == 200
-    call(client, steps_url, lease_token=token, name="upload", event="retrying", attempt=1,
-         phase="run", error="timeout", step_attempt=3)
+        assert (
+            call(
+                client,
+                steps_url,
+                lease_token=token,
+                name="upload",
+                event="retrying",
+                attempt=1,
+                phase="run",
+                error="timeout",
+                step_attempt=2,
+            ).status_code
+            == 200
+        )
+    call(
+        client,
+        steps_url,
+        lease_token=token,
+        name="upload",
+        event="retrying",
+        attempt=1,
+        phase="run",
+        error="timeout",
+        step_attempt=3,
+    )
     for _ in range(2):
         call(client, steps_url, lease_token=token, name="upload", event="completed", attempt=1, result={"url": "u"})
     events = [(e.data["event"], e.data.get("step_attempt")) for e in jobs.events_of(job["id"]) if e.kind == "step"]
@@ -118,7 +162,9 @@ def test_a_step_report_sent_again_after_a_lost_answer_is_recorded_once(client):
 def test_complete_stores_the_result_and_exit_code(client):
     make_job("queued")
     job = running(client)
-    response = call(client, f"/jobs/{job['id']}/complete", lease_token=job["lease_token"], result={"frames": 9}, exit_code=0)
+    response = call(
+        client, f"/jobs/{job['id']}/complete", lease_token=job["lease_token"], result={"frames": 9}, exit_code=0
+    )
     assert response.status_code == 200
     stored = fresh(job["id"])
     assert (stored.status, stored.result, stored.exit_code) == ("completed", {"frames": 9}, 0)
@@ -158,10 +204,16 @@ def test_a_heartbeat_after_cancel_answers_lease_lost_with_the_status(client):
     assert (response.json["error"], response.json["status"]) == ("lease_lost", "cancelled")
 
 
-@pytest.mark.parametrize("path, body", [
-    ("start", {}), ("heartbeat", {"progress": 5}), ("steps", {"name": "s", "event": "started"}),
-    ("complete", {"result": 1}), ("fail", {"error": "x"}),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("start", {}),
+        ("heartbeat", {"progress": 5}),
+        ("steps", {"name": "s", "event": "started"}),
+        ("complete", {"result": 1}),
+        ("fail", {"error": "x"}),
+    ],
+)
 def test_a_stale_lease_token_is_refused_and_changes_nothing(client, path, body):
     make_job("queued")
     job = claim(client)
@@ -200,15 +252,18 @@ def test_a_worker_heartbeat_registers_and_refreshes_the_worker(client):
     assert worker.last_seen_at >= first_seen
 
 
-@pytest.mark.parametrize("path, body, field", [
-    ("/jobs/claim", {}, "worker_id"),
-    ("/jobs/claim", {"worker_id": "w", "batch_size": 0}, "batch_size"),
-    ("/jobs/1/heartbeat", {"lease_token": "t", "progress": 101}, "progress"),
-    ("/jobs/1/steps", {"lease_token": "t", "name": "s", "event": "paused"}, "event"),
-    ("/jobs/1/fail", {"lease_token": "t"}, "error"),
-    ("/jobs/1/complete", {"lease_token": "t", "exit_code": "zero"}, "exit_code"),
-    ("/workers/heartbeat", {"worker_id": "w", "pid": -1}, "pid"),
-])
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/jobs/claim", {}, "worker_id"),
+        ("/jobs/claim", {"worker_id": "w", "batch_size": 0}, "batch_size"),
+        ("/jobs/1/heartbeat", {"lease_token": "t", "progress": 101}, "progress"),
+        ("/jobs/1/steps", {"lease_token": "t", "name": "s", "event": "paused"}, "event"),
+        ("/jobs/1/fail", {"lease_token": "t"}, "error"),
+        ("/jobs/1/complete", {"lease_token": "t", "exit_code": "zero"}, "exit_code"),
+        ("/workers/heartbeat", {"worker_id": "w", "pid": -1}, "pid"),
+    ],
+)
 def test_a_bad_worker_body_is_a_400_naming_the_field(client, path, body, field):
     response = call(client, path, **body)
     assert (response.status_code, response.json["field"]) == (400, field)

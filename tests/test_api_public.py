@@ -1,5 +1,6 @@
 """The public JSON API through pytest-flask's client, on each database:
 each endpoint's success and its error answers."""
+
 from __future__ import annotations
 
 import base64
@@ -28,7 +29,12 @@ def test_creating_a_job_answers_201_with_the_queued_job(client):
     response = client.post("/api/jobs", json={"type": "video.encode", "payload": {"file": "a.mp4"}, "priority": 5})
     assert response.status_code == 201
     job = response.json
-    assert (job["type"], job["status"], job["priority"], job["payload"]) == ("video.encode", "queued", 5, {"file": "a.mp4"})
+    assert (job["type"], job["status"], job["priority"], job["payload"]) == (
+        "video.encode",
+        "queued",
+        5,
+        {"file": "a.mp4"},
+    )
     assert job["attempt"] == 0 and job["max_attempts"] == 3 and job["cancel_requested"] is False
     assert job["created_at"].endswith("Z")
 
@@ -37,19 +43,22 @@ def test_a_held_job_is_created_pending(client):
     assert client.post("/api/jobs", json={"type": "x", "hold": True}).json["status"] == "pending"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "type"),
-    ({"type": ""}, "type"),
-    ({"type": 7}, "type"),
-    ({"type": "x", "priority": "high"}, "priority"),
-    ({"type": "x", "max_attempts": 0}, "max_attempts"),
-    ({"type": "x", "timeout_s": -1}, "timeout_s"),
-    ({"type": "x", "hold": "maybe"}, "hold"),
-    ({"type": "x", "colour": "red"}, "colour"),
-    ({"type": "x\x00y"}, "type"),
-    ({"type": "x", "payload": {"k": "nul\x00"}}, "payload"),
-    ({"type": "x", "priority": 10**30}, "priority"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "type"),
+        ({"type": ""}, "type"),
+        ({"type": 7}, "type"),
+        ({"type": "x", "priority": "high"}, "priority"),
+        ({"type": "x", "max_attempts": 0}, "max_attempts"),
+        ({"type": "x", "timeout_s": -1}, "timeout_s"),
+        ({"type": "x", "hold": "maybe"}, "hold"),
+        ({"type": "x", "colour": "red"}, "colour"),
+        ({"type": "x\x00y"}, "type"),
+        ({"type": "x", "payload": {"k": "nul\x00"}}, "payload"),
+        ({"type": "x", "priority": 10**30}, "priority"),
+    ],
+)
 def test_a_bad_create_body_is_a_400_naming_the_field_and_stores_nothing(client, body, field):
     response = client.post("/api/jobs", json=body)
     assert response.status_code == 400
@@ -124,8 +133,10 @@ def test_the_list_pages_with_a_cursor_without_gaps_or_repeats(client):
     created = [make_job("queued").id for _ in range(7)]
     seen, cursor = [], None
     while True:
-        page = client.get("/api/jobs", query_string={"limit": 3, "sort": "created_at", "order": "asc",
-                                                      **({"cursor": cursor} if cursor else {})}).json
+        page = client.get(
+            "/api/jobs",
+            query_string={"limit": 3, "sort": "created_at", "order": "asc", **({"cursor": cursor} if cursor else {})},
+        ).json
         seen += [job["id"] for job in page["jobs"]]
         cursor = page["next_cursor"]
         if not cursor:
@@ -133,10 +144,18 @@ def test_the_list_pages_with_a_cursor_without_gaps_or_repeats(client):
     assert seen == created
 
 
-@pytest.mark.parametrize("query, field", [
-    ("status=lost", "status[0]"), ("sort=colour", "sort"), ("order=up", "order"),
-    ("limit=0", "limit"), ("limit=501", "limit"), ("limit=ten", "limit"), ("cursor=garbage", "cursor"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("status=lost", "status[0]"),
+        ("sort=colour", "sort"),
+        ("order=up", "order"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=garbage", "cursor"),
+    ],
+)
 def test_a_bad_list_parameter_is_a_400_naming_it(client, query, field):
     response = client.get(f"/api/jobs?{query}")
     assert response.status_code == 400
@@ -158,8 +177,14 @@ def test_a_failed_job_lists_its_attempt_with_worker_outcome_and_error(client):
     job = make_job("running")
     jobs.fail_job(job.id, job.lease_token, error="disk full", exit_code=3, output="last words", retryable=False)
     (attempt,) = client.get(f"/api/jobs/{job.id}").json["attempts"]
-    assert (attempt["number"], attempt["worker_id"], attempt["outcome"], attempt["error"],
-            attempt["exit_code"], attempt["output_tail"]) == (1, "factory-worker", "failed", "disk full", 3, "last words")
+    assert (
+        attempt["number"],
+        attempt["worker_id"],
+        attempt["outcome"],
+        attempt["error"],
+        attempt["exit_code"],
+        attempt["output_tail"],
+    ) == (1, "factory-worker", "failed", "disk full", 3, "last words")
 
 
 def test_events_come_oldest_first_with_time_kind_and_actor(client):
@@ -167,7 +192,9 @@ def test_events_come_oldest_first_with_time_kind_and_actor(client):
     client.post(f"/api/jobs/{job.id}/cancel", json={"reason": "not needed"})
     events = client.get(f"/api/jobs/{job.id}/events").json["events"]
     assert [(e["kind"], e["action"], e["actor"], e["to_status"]) for e in events] == [
-        ("status", "create", "api", "queued"), ("status", "cancel", "api", "cancelled")]
+        ("status", "create", "api", "queued"),
+        ("status", "cancel", "api", "cancelled"),
+    ]
     assert events[1]["reason"] == "not needed" and events[1]["at"].endswith("Z")
 
 
@@ -235,13 +262,16 @@ def test_a_bulk_action_by_filter_acts_on_the_matching_jobs(client):
     assert [status_of(j.id) for j in failed] == ["queued", "queued"] and status_of(other.id) == "failed"
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"action": "explode", "ids": [1]}, "action"),
-    ({"action": "cancel"}, "body"),
-    ({"action": "cancel", "ids": [1], "filter": {}}, "body"),
-    ({"action": "cancel", "ids": list(range(1, 1002))}, "ids"),
-    ({"action": "cancel", "ids": [0]}, "ids[0]"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"action": "explode", "ids": [1]}, "action"),
+        ({"action": "cancel"}, "body"),
+        ({"action": "cancel", "ids": [1], "filter": {}}, "body"),
+        ({"action": "cancel", "ids": list(range(1, 1002))}, "ids"),
+        ({"action": "cancel", "ids": [0]}, "ids[0]"),
+    ],
+)
 def test_a_bad_bulk_action_is_a_400(client, body, field):
     response = client.post("/api/jobs/actions", json=body)
     assert (response.status_code, response.json["field"]) == (400, field)

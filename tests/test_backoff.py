@@ -1,4 +1,5 @@
 """webapp.backoff: the one backoff formula the server's retries, the client and the worker share."""
+
 from __future__ import annotations
 
 from webapp.backoff import backoff_delay, jittered

@@ -1,6 +1,7 @@
 """Bad input everywhere: an unknown job in every route, SQL and HTML in every
 text field and filter, non-UTF-8 bytes. Clear errors, no 500, nothing stored
 that was not asked for, and text kept exactly as sent."""
+
 from __future__ import annotations
 
 import re
@@ -14,11 +15,21 @@ from tests.factories import make_job
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 INTERNAL_BODIES = {
-    "start": {"lease_token": "t"}, "heartbeat": {"lease_token": "t"}, "complete": {"lease_token": "t"},
-    "steps": {"lease_token": "t", "name": "s", "event": "started"}, "fail": {"lease_token": "t", "error": "e"},
+    "start": {"lease_token": "t"},
+    "heartbeat": {"lease_token": "t"},
+    "complete": {"lease_token": "t"},
+    "steps": {"lease_token": "t", "name": "s", "event": "started"},
+    "fail": {"lease_token": "t", "error": "e"},
 }
-HOSTILE = ["'; DROP TABLE jobs; --", '" OR 1=1 --', "<script>alert(1)</script>", "<img src=x onerror=alert(1)>",
-           "%_\\", "ünïcødé ✓ 🚀", "a" * 200]
+HOSTILE = [
+    "'; DROP TABLE jobs; --",
+    '" OR 1=1 --',
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "%_\\",
+    "ünïcødé ✓ 🚀",
+    "a" * 200,
+]
 
 
 def job_routes(app) -> list[tuple[str, str]]:
@@ -36,8 +47,11 @@ def test_an_unknown_job_is_a_404_in_every_route_that_takes_one(app, client):
     assert len(routes) >= 12
     for method, path in routes:
         body = INTERNAL_BODIES.get(path.rsplit("/", 1)[-1], {}) if "/internal/" in path else {}
-        response = client.open(path, method=method, json=body, headers=KEY) if path.startswith("/api/") \
+        response = (
+            client.open(path, method=method, json=body, headers=KEY)
+            if path.startswith("/api/")
             else client.open(path, method=method)
+        )
         assert response.status_code == 404, (method, path, response.status_code)
 
 
@@ -103,7 +117,10 @@ def test_a_huge_bulk_body_is_a_413_and_stores_nothing(app, client):
 
 
 def test_every_400_names_a_field_in_its_message(client):
-    for response in (client.post("/api/jobs", json={"type": 1}), client.get("/api/jobs?limit=x"),
-                     client.post("/api/internal/jobs/claim", json={"batch_size": "x"}, headers=KEY)):
+    for response in (
+        client.post("/api/jobs", json={"type": 1}),
+        client.get("/api/jobs?limit=x"),
+        client.post("/api/internal/jobs/claim", json={"batch_size": "x"}, headers=KEY),
+    ):
         assert response.status_code == 400
         assert re.match(r"^[a-z_\[\]0-9.]+: ", response.json["message"]), response.json

@@ -6,6 +6,7 @@ real server: a job cancelled while it runs is stopped and confirmed, and a
 monitor pass after the timeout leaves no note; a worker frozen with SIGSTOP
 before it could confirm does get the note.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,7 +58,10 @@ def test_stopped_releases_a_cancelled_jobs_lease_and_notes_who_stopped_it(client
     assert (after.status, after.lease_token, after.heartbeat_at) == ("cancelled", None, None)
     (note,) = notes(job.id)
     assert (note.action, note.actor, note.reason) == (
-        CONFIRMED, "worker:factory-worker", "worker factory-worker stopped the cancelled job")
+        CONFIRMED,
+        "worker:factory-worker",
+        "worker factory-worker stopped the cancelled job",
+    )
     assert jobs.attempts_of(job.id)[0].output_tail == "caught SIGTERM, cleaned up\n"
     assert monitor.run_pass(now=past_the_timeout())["unconfirmed_cancellations"] == []
     assert [n.action for n in notes(job.id)] == [CONFIRMED]
@@ -72,7 +76,10 @@ def test_stopped_with_a_lease_that_is_no_longer_the_jobs_is_lease_lost_and_chang
     response = stopped(client, job.id, lease_token=token)
 
     assert (response.status_code, response.json.get("error"), response.json.get("status")) == (
-        409, "lease_lost", "cancelled"), response.json
+        409,
+        "lease_lost",
+        "cancelled",
+    ), response.json
     assert [n.action for n in notes(job.id)] == [UNCONFIRMED]
 
 
@@ -96,9 +103,28 @@ def test_stopped_for_an_unknown_job_is_404(client):
 def start_worker(server_url: str, worker_id: str, tmp_path) -> tuple[subprocess.Popen, object]:
     log_path = tmp_path / f"{worker_id}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "webapp", "worker", "--server", server_url, "--handlers", "webapp.worker.demo",
-         "--worker-id", worker_id, "--heartbeat-interval", "0.2", "--poll-interval", "0.1", "--kill-grace", "1"],
-        cwd=PROJECT_ROOT, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "webapp",
+            "worker",
+            "--server",
+            server_url,
+            "--handlers",
+            "webapp.worker.demo",
+            "--worker-id",
+            worker_id,
+            "--heartbeat-interval",
+            "0.2",
+            "--poll-interval",
+            "0.1",
+            "--kill-grace",
+            "1",
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
     )
     return process, log_path
@@ -139,8 +165,9 @@ def test_a_job_cancelled_while_it_runs_is_confirmed_and_gets_no_monitor_note(ser
         pid = wait_until(lambda: command_pid(job.id), "the command to run")
         jobs.cancel_job(job.id)
         wait_until(lambda: not alive(pid), "the command to be stopped")
-        wait_until(lambda: f"runner: job {job.id}: cancelled" in log_path.read_text(),
-                   "the worker to finish the attempt")
+        wait_until(
+            lambda: f"runner: job {job.id}: cancelled" in log_path.read_text(), "the worker to finish the attempt"
+        )
 
         result = monitor.run_pass(now=past_the_timeout())
 
@@ -163,7 +190,8 @@ def test_a_worker_frozen_before_it_could_confirm_gets_the_monitor_note(server, t
 
         assert result["unconfirmed_cancellations"] == [job.id]
         assert [(n.action, n.reason) for n in notes(job.id)] == [
-            (UNCONFIRMED, "worker w-frozen never confirmed the cancellation")]
+            (UNCONFIRMED, "worker w-frozen never confirmed the cancellation")
+        ]
         os.kill(worker.pid, signal.SIGCONT)  # it wakes, stops the command, and its late confirmation changes nothing
         wait_until(lambda: not alive(pid), "the woken worker to stop the command")
         time.sleep(1.0)

@@ -3,6 +3,7 @@ every second and the server restarted mid-run, on each database. Nothing is
 lost, nothing completes twice, nothing runs after completing, every attempt is
 recorded, every interrupted job is recovered within timeout + interval, and no
 job's command outlives its SIGKILLed worker."""
+
 from __future__ import annotations
 
 from benchmarks.chaos import Settings, run

@@ -1,6 +1,7 @@
 """Long-poll claims: a worker waiting on a real server starts a new job at once,
 whether the job is created through the server, written to the store by another
 process, re-queued, or due later; a waiting claim holds no database connection."""
+
 from __future__ import annotations
 
 import os
@@ -83,8 +84,9 @@ def test_a_retry_is_claimed_as_soon_as_its_backoff_ends(start_worker):
 
 @pytest.mark.parametrize("wait_s", [-1, 30.5, "soon"])
 def test_wait_s_outside_0_to_30_is_refused_naming_the_field(server, wait_s):
-    response = requests.post(f"{server.url}/api/internal/jobs/claim", headers=KEY, timeout=30,
-                             json={"worker_id": "w1", "wait_s": wait_s})
+    response = requests.post(
+        f"{server.url}/api/internal/jobs/claim", headers=KEY, timeout=30, json={"worker_id": "w1", "wait_s": wait_s}
+    )
     assert response.status_code == 400
     assert response.json()["field"] == "wait_s"
 
@@ -109,9 +111,13 @@ def test_a_stopped_worker_waiting_for_a_job_exits_at_once_and_claims_nothing(sta
 def connections_in_use(server, database_url: str) -> int:
     """Database connections the server holds open in a transaction (PostgreSQL) or at all (SQLite)."""
     if database_url.startswith("postgresql"):
-        count = db.session.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = :database AND pid <> pg_backend_pid() "
-            "AND state <> 'idle'"), {"database": db.engine.url.database}).scalar()
+        count = db.session.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = :database AND pid <> pg_backend_pid() "
+                "AND state <> 'idle'"
+            ),
+            {"database": db.engine.url.database},
+        ).scalar()
         db.session.rollback()
         return count
     # SQLite connections are not pooled: an open one is an open file in a server process.
@@ -135,8 +141,10 @@ def test_200_waiting_claims_hold_no_database_connection_and_the_dashboard_answer
     with running_server(database_url, tmp_path / "server.log", deployed=True) as deployed:
         client = JobwardenClient(deployed.url, internal_key=INTERNAL_KEY, timeout=30)
         client.claim("w0", ["nobody.runs.this"])  # the server's processes have booted
-        waiting = [threading.Thread(target=client.claim, args=(f"w{n}", ["nobody.runs.this"]),
-                                    kwargs={"wait_s": CLAIM_WAIT_S}) for n in range(IDLE_WORKERS)]
+        waiting = [
+            threading.Thread(target=client.claim, args=(f"w{n}", ["nobody.runs.this"]), kwargs={"wait_s": CLAIM_WAIT_S})
+            for n in range(IDLE_WORKERS)
+        ]
         for thread in waiting:
             thread.start()
         # Each claim looks for a job first (a connection, briefly), then waits without one.

@@ -1,5 +1,6 @@
 """webapp.client against a real server on loopback (gunicorn on a real database),
 and its retry rules against a small stub server that counts what it receives."""
+
 from __future__ import annotations
 
 import json
@@ -166,15 +167,23 @@ def test_an_unreachable_server_raises_server_unavailable_after_the_retries():
 
 def jobwarden(*args: str, server_url: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "JOBWARDEN_SERVER": server_url, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run([sys.executable, "-m", "webapp", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "webapp", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_submit_creates_a_job_and_prints_it(server):
-    done = jobwarden("submit", "video.encode", "--payload", '{"file": "a.mp4"}', "--priority", "2", server_url=server.url)
+    done = jobwarden(
+        "submit", "video.encode", "--payload", '{"file": "a.mp4"}', "--priority", "2", server_url=server.url
+    )
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
-    assert (job["type"], job["payload"], job["priority"], job["status"]) == ("video.encode", {"file": "a.mp4"}, 2, "queued")
+    assert (job["type"], job["payload"], job["priority"], job["status"]) == (
+        "video.encode",
+        {"file": "a.mp4"},
+        2,
+        "queued",
+    )
 
 
 def test_submit_with_a_payload_that_is_not_json_is_a_usage_error(server):
@@ -186,9 +195,13 @@ def test_jobs_list_show_and_cancel_from_the_terminal(server):
     created = json.loads(jobwarden("submit", "mail.send", server_url=server.url).stdout)
     listed = jobwarden("jobs", "list", "--status", "queued", server_url=server.url)
     assert f"{created['id']}" in listed.stdout and "mail.send" in listed.stdout
-    assert json.loads(jobwarden("jobs", "show", str(created["id"]), server_url=server.url).stdout)["id"] == created["id"]
-    assert jobwarden("jobs", "cancel", str(created["id"]), server_url=server.url).stdout.strip() == \
-        f"job {created['id']} is now cancelled"
+    assert (
+        json.loads(jobwarden("jobs", "show", str(created["id"]), server_url=server.url).stdout)["id"] == created["id"]
+    )
+    assert (
+        jobwarden("jobs", "cancel", str(created["id"]), server_url=server.url).stdout.strip()
+        == f"job {created['id']} is now cancelled"
+    )
     again = jobwarden("jobs", "cancel", str(created["id"]), server_url=server.url)
     assert again.returncode == 1 and "refused: current status is cancelled" in again.stderr
 

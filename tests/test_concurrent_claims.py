@@ -1,4 +1,5 @@
 """Eight processes claiming at once from one queue: every job is handed out exactly once."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -38,9 +39,12 @@ def test_eight_processes_claim_two_thousand_jobs_each_exactly_once(app, database
     assert set(handed_out) == created
     assert max(handed_out.values()) == 1
     assert sum(1 for ids in claims.values() if ids) > 1, "the claims did not overlap in time"
-    assert db.session.execute(
-        select(func.count()).select_from(Job).where(Job.status == "claimed", Job.attempt == 1)
-    ).scalar_one() == JOBS
+    assert (
+        db.session.execute(
+            select(func.count()).select_from(Job).where(Job.status == "claimed", Job.attempt == 1)
+        ).scalar_one()
+        == JOBS
+    )
     assert db.session.execute(select(func.count()).select_from(JobAttempt)).scalar_one() == JOBS
     owners = dict(db.session.execute(select(Job.id, Job.worker_id)).all())
     assert all(owners[job_id] == worker for worker, ids in claims.items() for job_id in ids)

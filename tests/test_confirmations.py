@@ -1,5 +1,6 @@
 """The in-page confirmations come from the action registry: which statuses ask, and
 what the question says; the job page's forms carry it (and still post without it)."""
+
 from __future__ import annotations
 
 import html as markup

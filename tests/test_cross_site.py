@@ -6,6 +6,7 @@ this server, `Sec-Fetch-Site: cross-site` or `same-site`), with or without a pas
 Dashboard forms carry a CSRF token and get the same site check. Scripts, the CLI and
 workers, which send JSON and no `Origin`, keep working.
 """
+
 from __future__ import annotations
 
 import base64
@@ -35,7 +36,10 @@ FORM_BODIES = {
     "urlencoded-reason": ("application/x-www-form-urlencoded", "reason=pwned"),
     "text-plain": ("text/plain", ""),
     "text-plain-json": ("text/plain", '{"reason": "pwned"}'),
-    "multipart": ("multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"reason\"\r\n\r\npwned\r\n--x--\r\n"),
+    "multipart": (
+        "multipart/form-data; boundary=x",
+        '--x\r\nContent-Disposition: form-data; name="reason"\r\n\r\npwned\r\n--x--\r\n',
+    ),
 }
 RECOVERY = ("mark-failed", "force-start", "cancel")
 
@@ -48,13 +52,20 @@ def status_of(job_id: int) -> str:
 def store_counts() -> tuple[int, int]:
     """Jobs and monitor passes: a refused create or cleanup adds neither."""
     db.session.rollback()
-    return (db.session.scalar(select(func.count()).select_from(Job)),
-            db.session.scalar(select(func.count()).select_from(MonitorPass)))
+    return (
+        db.session.scalar(select(func.count()).select_from(Job)),
+        db.session.scalar(select(func.count()).select_from(MonitorPass)),
+    )
 
 
 def write_paths(job_id: int) -> list[str]:
-    return [*(f"/api/jobs/{job_id}/{action}" for action in RECOVERY),
-            "/api/jobs", "/api/jobs/bulk", "/api/jobs/actions", "/api/admin/cleanup"]
+    return [
+        *(f"/api/jobs/{job_id}/{action}" for action in RECOVERY),
+        "/api/jobs",
+        "/api/jobs/bulk",
+        "/api/jobs/actions",
+        "/api/admin/cleanup",
+    ]
 
 
 # --- test client: the headers, one by one ----------------------------------------------------------
@@ -107,10 +118,15 @@ def test_json_from_a_foreign_or_opaque_origin_is_refused(client, origin):
     assert status_of(job.id) == "queued"
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"Origin": "http://localhost"}, {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
-    {"Sec-Fetch-Site": "none"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Origin": "http://localhost"},
+        {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
+        {"Sec-Fetch-Site": "none"},
+    ],
+)
 def test_json_from_this_site_or_a_script_is_accepted(client, headers):
     job = make_job("queued")
     response = client.post(f"/api/jobs/{job.id}/mark-failed", json={"reason": "by hand"}, headers=headers)
@@ -120,7 +136,9 @@ def test_json_from_this_site_or_a_script_is_accepted(client, headers):
 
 def test_json_with_a_charset_parameter_is_json(client):
     job = make_job("queued")
-    response = client.post(f"/api/jobs/{job.id}/cancel", data="", headers={"Content-Type": "application/json; charset=utf-8"})
+    response = client.post(
+        f"/api/jobs/{job.id}/cancel", data="", headers={"Content-Type": "application/json; charset=utf-8"}
+    )
     assert response.status_code == 200
     assert status_of(job.id) == "cancelled"
 
@@ -131,15 +149,19 @@ def test_reads_are_not_affected(client):
 
 def test_the_internal_api_keeps_working_for_workers(client):
     make_job("queued")
-    response = client.post("/api/internal/jobs/claim", json={"worker_id": "w1"},
-                           headers={"Authorization": f"Bearer {INTERNAL_KEY}"})
+    response = client.post(
+        "/api/internal/jobs/claim", json={"worker_id": "w1"}, headers={"Authorization": f"Bearer {INTERNAL_KEY}"}
+    )
     assert response.status_code == 200 and len(response.json["jobs"]) == 1
 
 
 def test_the_internal_api_refuses_a_cross_site_write_too(client):
     make_job("queued")
-    response = client.post("/api/internal/jobs/claim", json={"worker_id": "w1"},
-                           headers={"Authorization": f"Bearer {INTERNAL_KEY}", "Origin": EVIL})
+    response = client.post(
+        "/api/internal/jobs/claim",
+        json={"worker_id": "w1"},
+        headers={"Authorization": f"Bearer {INTERNAL_KEY}", "Origin": EVIL},
+    )
     assert (response.status_code, response.json["error"]) == (403, "cross_site")
     db.session.rollback()
     assert jobs.list_jobs(jobs.JobFilter(statuses=["queued"]), limit=5)[0]
@@ -150,14 +172,18 @@ def csrf_token(client, path: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
-@pytest.mark.parametrize("headers", [{"Origin": EVIL}, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}])
+@pytest.mark.parametrize(
+    "headers", [{"Origin": EVIL}, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}]
+)
 def test_a_dashboard_form_from_another_site_is_refused_even_with_a_valid_csrf_token(client, headers):
     job = make_job("queued")
     token = csrf_token(client, f"/jobs/{job.id}")
     response = client.post(f"/jobs/{job.id}/mark-failed", data={"csrf_token": token}, headers=headers)
     assert response.status_code == 403
     assert "another site" in response.get_data(as_text=True)
-    bulk = client.post("/jobs/bulk", data={"csrf_token": token, "action": "cancel", "ids": [str(job.id)]}, headers=headers)
+    bulk = client.post(
+        "/jobs/bulk", data={"csrf_token": token, "action": "cancel", "ids": [str(job.id)]}, headers=headers
+    )
     assert bulk.status_code == 403
     assert status_of(job.id) == "queued"
 
@@ -165,8 +191,11 @@ def test_a_dashboard_form_from_another_site_is_refused_even_with_a_valid_csrf_to
 def test_a_dashboard_form_from_this_site_still_acts(client):
     job = make_job("queued")
     token = csrf_token(client, f"/jobs/{job.id}")
-    response = client.post(f"/jobs/{job.id}/mark-failed", data={"csrf_token": token},
-                           headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"})
+    response = client.post(
+        f"/jobs/{job.id}/mark-failed",
+        data={"csrf_token": token},
+        headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+    )
     assert response.status_code == 302
     assert status_of(job.id) == "failed"
 
@@ -184,10 +213,15 @@ class TestWithAPassword:
     def test_cached_basic_credentials_do_not_let_a_cross_site_form_act(self, client):
         """A browser attaches Basic credentials it has seen to a hostile page's form too."""
         job = make_job("queued")
-        response = client.post(f"/api/jobs/{job.id}/mark-failed", data="",
-                               headers={**self.basic(), "Content-Type": "text/plain", "Origin": EVIL})
+        response = client.post(
+            f"/api/jobs/{job.id}/mark-failed",
+            data="",
+            headers={**self.basic(), "Content-Type": "text/plain", "Origin": EVIL},
+        )
         assert (response.status_code, response.json["error"]) == (403, "cross_site")
-        response = client.post(f"/api/jobs/{job.id}/mark-failed", data="", headers={**self.basic(), "Content-Type": "text/plain"})
+        response = client.post(
+            f"/api/jobs/{job.id}/mark-failed", data="", headers={**self.basic(), "Content-Type": "text/plain"}
+        )
         assert response.status_code == 415
         assert status_of(job.id) == "queued"
 
@@ -206,8 +240,9 @@ def test_against_a_real_server_cross_site_forms_change_nothing_and_scripts_and_t
     for name, (content_type, body) in FORM_BODIES.items():
         for path in write_paths(job.id):
             for headers in ({"Origin": EVIL}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}, {}):
-                response = requests.post(server.url + path, data=body, timeout=10,
-                                         headers={"Content-Type": content_type, **headers})
+                response = requests.post(
+                    server.url + path, data=body, timeout=10, headers={"Content-Type": content_type, **headers}
+                )
                 expected = 403 if headers else 415
                 assert response.status_code == expected, (name, path, headers, response.text)
                 assert response.json()["error"] in ("cross_site", "unsupported_media_type")
@@ -221,16 +256,37 @@ def test_against_a_real_server_cross_site_forms_change_nothing_and_scripts_and_t
 
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "JOBWARDEN_SERVER": server.url}
     env.pop("JOBWARDEN_ADMIN_PASSWORD", None)
-    cli = subprocess.run([sys.executable, "-m", "webapp", "jobs", "cancel", str(others[1].id)],
-                         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    cli = subprocess.run(
+        [sys.executable, "-m", "webapp", "jobs", "cancel", str(others[1].id)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert cli.returncode == 0, cli.stderr
     assert f"job {others[1].id} is now cancelled" in cli.stdout
 
     if shutil.which("curl"):
         again = make_job("queued")
-        curl = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
-                               "-H", "Content-Type: application/json", f"{server.url}/api/jobs/{again.id}/cancel"],
-                              capture_output=True, text=True, timeout=30)
+        curl = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                f"{server.url}/api/jobs/{again.id}/cancel",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert curl.stdout == "200", curl.stderr
         assert status_of(again.id) == "cancelled"
     assert status_of(others[0].id) == "cancelled" and status_of(others[1].id) == "cancelled"

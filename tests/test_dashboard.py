@@ -1,5 +1,6 @@
 """The dashboard through the Flask test client on real databases: pages, HTMX
 regions, the recovery card, refusals, CSRF and untrusted text."""
+
 from __future__ import annotations
 
 import re
@@ -126,8 +127,10 @@ def test_keyset_pages_follow_each_other_without_gaps_or_repeats(client):
     assert 'rel="next"' not in second
 
 
-@pytest.mark.parametrize("query, field", [("status=bogus", "status"), ("cursor=nope", "cursor"),
-                                          ("sort=payload", "sort"), ("order=up", "order")])
+@pytest.mark.parametrize(
+    "query, field",
+    [("status=bogus", "status"), ("cursor=nope", "cursor"), ("sort=payload", "sort"), ("order=up", "order")],
+)
 def test_a_bad_table_parameter_is_a_400_naming_the_field(client, query, field):
     response = client.get(f"/jobs?{query}")
     assert response.status_code == 400
@@ -176,10 +179,11 @@ def test_an_unknown_job_is_a_404_page(client):
 
 def test_the_error_panel_shows_the_failed_attempt_with_its_output(client):
     job = make_job("running")
-    jobs.fail_job(job.id, job.lease_token, error="exit status 3", exit_code=3,
-                  output="line one\nline two", retryable=False)
+    jobs.fail_job(
+        job.id, job.lease_token, error="exit status 3", exit_code=3, output="line one\nline two", retryable=False
+    )
     html = text_of(client.get(f"/jobs/{job.id}"))
-    panel = html[html.index('data-testid="error-panel"'):]
+    panel = html[html.index('data-testid="error-panel"') :]
     assert "exit status 3" in panel and "line one\nline two" in panel
     assert "<dt>Exit code</dt><dd>3</dd>" in panel and "<dt>Attempt</dt><dd>1</dd>" in panel
 
@@ -269,8 +273,7 @@ def test_html_in_an_error_is_shown_as_text(client):
 
 def test_html_in_job_output_is_shown_as_text(client):
     job = make_job("running")
-    jobs.fail_job(job.id, job.lease_token, error="boom", output='<img src=x onerror="alert(1)">',
-                  retryable=False)
+    jobs.fail_job(job.id, job.lease_token, error="boom", output='<img src=x onerror="alert(1)">', retryable=False)
     html = text_of(client.get(f"/jobs/{job.id}"))
     assert "<img src=x" not in html and "&lt;img src=x onerror=" in html
 

@@ -1,5 +1,6 @@
 """Bulk actions on /jobs through the Flask test client: a selection or all that
 match the filter, each job its own compare-and-set, with a summary of what changed."""
+
 from __future__ import annotations
 
 import re

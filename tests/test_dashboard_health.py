@@ -1,4 +1,5 @@
 """The /health and /stats pages on real databases."""
+
 from __future__ import annotations
 
 import re
@@ -58,8 +59,9 @@ def test_a_queued_type_no_live_worker_takes_raises_an_alert(client):
     jobs.register_worker("w-1", types=["mail.send"], concurrency=1)
     make_job("queued", type="mail.send")
     make_job("queued", type="video.encode")
-    alerts = re.findall(r'data-testid="unserved-type">No live worker for type <strong>([^<]+)</strong>',
-                        text_of(client.get("/health")))
+    alerts = re.findall(
+        r'data-testid="unserved-type">No live worker for type <strong>([^<]+)</strong>', text_of(client.get("/health"))
+    )
     assert alerts == ["video.encode"]
 
 
@@ -87,17 +89,21 @@ def test_the_stats_group_failures_by_error_with_a_link_to_the_filtered_table(cli
         jobs.mark_failed(make_job("queued").id, reason="disk full")
     jobs.mark_failed(make_job("queued").id, reason="<i>bad</i> input")
     html = text_of(client.get("/stats"))
-    assert re.search(r'<a href="/jobs\?status=failed&amp;q=disk\+full">disk full</a></td>\s*<td class="num">2</td>', html)
+    assert re.search(
+        r'<a href="/jobs\?status=failed&amp;q=disk\+full">disk full</a></td>\s*<td class="num">2</td>', html
+    )
     assert "&lt;i&gt;bad&lt;/i&gt; input" in html and "<i>bad</i>" not in html
 
 
 def test_the_stats_average_running_time_covers_finished_jobs(client):
     job = make_job("completed")
-    db.session.execute(update(Job).where(Job.id == job.id).values(
-        started_at=job.finished_at - timedelta(seconds=90), claimed_at=job.finished_at - timedelta(seconds=95)))
+    db.session.execute(
+        update(Job)
+        .where(Job.id == job.id)
+        .values(started_at=job.finished_at - timedelta(seconds=90), claimed_at=job.finished_at - timedelta(seconds=95))
+    )
     db.session.commit()
     assert "<dt>Running</dt><dd>1m 30s</dd>" in text_of(client.get("/stats"))
-
 
 
 def test_the_health_page_is_not_healthy_beside_an_unserved_type_alert(client):
@@ -137,9 +143,13 @@ def test_the_stats_by_type_give_each_types_failure_rate(client):
     make_job("failed", type="video.encode")
     html = text_of(client.get("/stats?window=24h"))
     table = re.search(r'data-testid="stats-by-type">.*?</table>', html, re.S).group(0)
-    rows = re.findall(r'<tr>\s*<td><a href="/jobs\?type=([^"]+)">.*?</td>\s*'
-                      r'<td class="num">(\d+)</td><td class="num">(\d+)</td><td class="num">(\d+)</td>\s*'
-                      r'<td class="num">(\d+) %</td></tr>', table, re.S)
+    rows = re.findall(
+        r'<tr>\s*<td><a href="/jobs\?type=([^"]+)">.*?</td>\s*'
+        r'<td class="num">(\d+)</td><td class="num">(\d+)</td><td class="num">(\d+)</td>\s*'
+        r'<td class="num">(\d+) %</td></tr>',
+        table,
+        re.S,
+    )
     assert rows == [("video.encode", "0", "1", "0", "100"), ("mail.send", "3", "1", "1", "25")]
 
 

@@ -1,5 +1,6 @@
 """The job page says what the job is (payload, result, limits, next retry) and
 durations that mean what they say; every time is a <time> with its absolute time."""
+
 from __future__ import annotations
 
 import html as markup

@@ -1,5 +1,6 @@
 """The data directory holds the secret key and the default store; the README's
 documented default is the real one (issue 15)."""
+
 from __future__ import annotations
 
 from pathlib import Path

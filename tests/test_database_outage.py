@@ -1,5 +1,6 @@
 """When PostgreSQL stops answering mid-life, the API says 503 (which clients and
 workers retry) and /healthz says so too, instead of a 500; when it is back, so is the app."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,8 +20,13 @@ def set_connections(admin, name: str, allowed: bool) -> None:
     with admin.connect() as connection:
         connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
         if not allowed:
-            connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                    "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
 
 
 def test_a_database_outage_is_a_503_and_the_app_recovers_after_it():
@@ -36,8 +42,14 @@ def test_a_database_outage_is_a_503_and_the_app_recovers_after_it():
         try:
             listed = client.get("/api/jobs")
             assert (listed.status_code, listed.json["error"]) == (503, "unavailable")
-            assert client.post("/api/internal/jobs/claim", json={"worker_id": "w"},
-                               headers={"Authorization": "Bearer test-internal-key"}).status_code == 503
+            assert (
+                client.post(
+                    "/api/internal/jobs/claim",
+                    json={"worker_id": "w"},
+                    headers={"Authorization": "Bearer test-internal-key"},
+                ).status_code
+                == 503
+            )
             assert client.get("/healthz").status_code == 503
             assert client.get("/jobs").status_code == 503
         finally:

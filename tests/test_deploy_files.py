@@ -1,6 +1,7 @@
 """The Dockerfile and compose.yaml only run `jobwarden` command lines the real CLI
 accepts, and gunicorn with the project's settings logs no control-socket error
 (issue 15, item 2). No Docker engine runs here: the commands are checked outside it."""
+
 from __future__ import annotations
 
 import json
@@ -52,14 +53,22 @@ def exec_form_or_shell(argument: str | list[str]) -> list[list[str]]:
 
 
 def dockerfile_commands() -> list[list[str]]:
-    return [command for keyword in ("RUN", "CMD") for argument in dockerfile_instructions(keyword)
-            for command in exec_form_or_shell(argument)]
+    return [
+        command
+        for keyword in ("RUN", "CMD")
+        for argument in dockerfile_instructions(keyword)
+        for command in exec_form_or_shell(argument)
+    ]
 
 
 def compose_commands() -> list[list[str]]:
     services = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())["services"]
-    return [command for service in services.values() if "command" in service
-            for command in exec_form_or_shell(service["command"])]
+    return [
+        command
+        for service in services.values()
+        if "command" in service
+        for command in exec_form_or_shell(service["command"])
+    ]
 
 
 def jobwarden_lines() -> list[list[str]]:
@@ -114,8 +123,8 @@ def test_a_bad_option_value_is_caught_by_parsing():
 
 
 def test_the_image_runs_gunicorn_with_the_config_it_copies_in():
-    cmd, = dockerfile_instructions("CMD")
-    gunicorn, = [c for c in exec_form_or_shell(cmd) if c[:2] == ["exec", "gunicorn"]]
+    (cmd,) = dockerfile_instructions("CMD")
+    (gunicorn,) = [c for c in exec_form_or_shell(cmd) if c[:2] == ["exec", "gunicorn"]]
     config = gunicorn[gunicorn.index("--config") + 1]
     assert f"gunicorn.conf.py {config}" in dockerfile_instructions("COPY")
     assert "webapp:create_app()" in gunicorn
@@ -125,16 +134,34 @@ def test_gunicorn_with_the_project_settings_logs_no_control_socket_error(tmp_pat
     """The image's user has no writable home; gunicorn's control socket would live there."""
     (tmp_path / "home-is-a-file").touch()
     port = free_port()
-    env = {**os.environ, "HOME": str(tmp_path / "home-is-a-file" / "home"), "XDG_RUNTIME_DIR": "",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}", "JOBWARDEN_DATA_DIR": str(tmp_path / "data"),
-           "JOBWARDEN_INTERNAL_API_KEY": "k" * 32, "PYTHONPATH": str(PROJECT_ROOT), "GUNICORN_WORKERS": "1"}
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home-is-a-file" / "home"),
+        "XDG_RUNTIME_DIR": "",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "JOBWARDEN_DATA_DIR": str(tmp_path / "data"),
+        "JOBWARDEN_INTERNAL_API_KEY": "k" * 32,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "GUNICORN_WORKERS": "1",
+    }
     env.pop("GUNICORN_CONTROL_SOCKET", None)
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [str(JOBWARDEN.parent / "gunicorn"), "--config", str(PROJECT_ROOT / "gunicorn.conf.py"),
-             "--bind", f"127.0.0.1:{port}", "webapp:create_app()"],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(JOBWARDEN.parent / "gunicorn"),
+                "--config",
+                str(PROJECT_ROOT / "gunicorn.conf.py"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "webapp:create_app()",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_for_port(port, server, log_path, timeout=60)
         try:

@@ -1,5 +1,6 @@
 """`jobwarden dev`, the README's first command, as a user runs it: a real
 process serving the dashboard with sample jobs and a local worker running them."""
+
 from __future__ import annotations
 
 import json
@@ -30,19 +31,34 @@ def wait_until(predicate, timeout: float, what: str):
 def test_dev_serves_sample_jobs_runs_them_and_hands_back_on_ctrl_c(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}", "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("JOBWARDEN_INTERNAL_API_KEY", None)
-    subprocess.run([sys.executable, "-m", "webapp", "db", "upgrade"], cwd=PROJECT_ROOT, env=env, check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "webapp", "db", "upgrade"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "dev.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "webapp", "dev", "--port", str(port)], cwd=PROJECT_ROOT,
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webapp", "dev", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         page = wait_until(lambda: requests.get(f"{url}/jobs", timeout=2), 30, "the dashboard")
         assert page.status_code == 200 and 'data-job-id="1"' in page.text
-        wait_until(lambda: any(job["status"] == "completed"
-                               for job in requests.get(f"{url}/api/jobs", timeout=2).json()["jobs"]),
-                   60, "the local worker to complete a sample job")
+        wait_until(
+            lambda: any(
+                job["status"] == "completed" for job in requests.get(f"{url}/api/jobs", timeout=2).json()["jobs"]
+            ),
+            60,
+            "the local worker to complete a sample job",
+        )
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:
@@ -50,9 +66,19 @@ def test_dev_serves_sample_jobs_runs_them_and_hands_back_on_ctrl_c(tmp_path):
             process.kill()
     env["JOBWARDEN_ENV"] = "development"
     listed = subprocess.run(
-        [sys.executable, "-c", "import json\nfrom webapp import create_app, jobs\n"
-         "app = create_app({'JOBWARDEN_MONITOR': False})\n"
-         "with app.app_context(): print(json.dumps([j.status for j in jobs.list_jobs(jobs.JobFilter())[0]]))"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+        [
+            sys.executable,
+            "-c",
+            "import json\nfrom webapp import create_app, jobs\n"
+            "app = create_app({'JOBWARDEN_MONITOR': False})\n"
+            "with app.app_context(): print(json.dumps([j.status for j in jobs.list_jobs(jobs.JobFilter())[0]]))",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     statuses = json.loads(listed.stdout)
     assert "running" not in statuses and "claimed" not in statuses

@@ -1,6 +1,7 @@
 """A web server SIGKILLed in the middle of a burst of completions loses no
 completion it acknowledged: after the restart, every job whose complete call
 got a 200 is completed in the store (SQLite with synchronous=FULL; PostgreSQL)."""
+
 from __future__ import annotations
 
 import signal
@@ -47,8 +48,12 @@ def test_every_acknowledged_completion_survives_a_server_sigkill(server):
                     return
                 job_id, token = pending.pop()
             try:
-                answer = session.post(f"{server.url}/api/internal/jobs/{job_id}/complete", headers=KEY,
-                                      json={"lease_token": token, "result": {"n": job_id}}, timeout=5)
+                answer = session.post(
+                    f"{server.url}/api/internal/jobs/{job_id}/complete",
+                    headers=KEY,
+                    json={"lease_token": token, "result": {"n": job_id}},
+                    timeout=5,
+                )
             except requests.RequestException:
                 return  # the server is gone: this answer never came
             if answer.status_code == 200:

@@ -1,5 +1,6 @@
 """Resume and restart from the dashboard, the bulk actions, the CLI and the OpenAPI
 document, and how the job page shows replayed steps and the checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,10 @@ def test_the_card_offers_resume_from_the_first_step_not_completed_and_restart(cl
     html = text_of(client.get(f"/jobs/{job.id}"))
     assert buttons_in(html) == ["Force start", "Resume from step publish", "Restart from scratch"]
     assert f'action="/jobs/{job.id}/resume"' in html and f'hx-post="/jobs/{job.id}/resume"' in html
-    assert (f'data-confirm="Restart job {job.id} ({job.type}, failed) from scratch? Its stored step results and checkpoint '
-            'are discarded and every step runs again."') in html
+    assert (
+        f'data-confirm="Restart job {job.id} ({job.type}, failed) from scratch? Its stored step results and checkpoint '
+        'are discarded and every step runs again."'
+    ) in html
 
 
 def test_a_job_without_steps_is_offered_only_force_start(client):
@@ -63,7 +66,7 @@ def test_the_job_page_shows_replayed_steps_their_result_attempt_and_the_checkpoi
     jobs.record_step(job.id, claimed.lease_token, name="fetch", event="replayed", attempt=2, result_attempt=1)
     html = text_of(client.get(f"/jobs/{job.id}"))
     assert '<tr data-step="fetch" data-step-status="replayed"><td class="num">2</td>' in html
-    assert "attempt 1 <span class=\"muted\">(replayed, not run)</span>" in html
+    assert 'attempt 1 <span class="muted">(replayed, not run)</span>' in html
     assert "step fetch replayed from attempt 1" in html
     assert 'data-testid="checkpoint"' in html and '"offset": 10' in html
 
@@ -72,8 +75,10 @@ def test_bulk_resume_and_restart_through_the_api(client):
     first, second = failed_in_publish(), failed_in_publish()
     running = make_job("running")
     answer = client.post("/api/jobs/actions", json={"action": "resume", "ids": [first.id, running.id]}).get_json()
-    assert answer == {"changed": 1, "skipped": [{"id": running.id, "status": "running",
-                                                 "reason": "already running — nothing was done"}]}
+    assert answer == {
+        "changed": 1,
+        "skipped": [{"id": running.id, "status": "running", "reason": "already running — nothing was done"}],
+    }
     assert client.post("/api/jobs/actions", json={"action": "restart", "ids": [second.id]}).get_json()["changed"] == 1
     assert set(steps.results_of(first.id)) == {"fetch"} and steps.results_of(second.id) == {}
 
@@ -84,7 +89,9 @@ def test_the_job_json_carries_the_checkpoint_and_result_attempts(client):
     assert detail["checkpoint"]["data"] == {"offset": 10} and detail["checkpoint"]["step"] == "publish"
     assert detail["checkpoint"]["at"].endswith("Z")
     assert [(s["name"], s["status"], s["result_attempt"]) for s in detail["steps"]] == [
-        ("fetch", "completed", 1), ("publish", "failed", None)]
+        ("fetch", "completed", 1),
+        ("publish", "failed", None),
+    ]
 
 
 def test_the_openapi_document_describes_resume_restart_and_the_step_result(client):

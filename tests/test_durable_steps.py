@@ -1,6 +1,7 @@
 """Durable steps through the real thing: a gunicorn server on loopback, a real
 `python -m webapp worker`, handlers that count what they ran in a file the test
 reads, and the store checked on both databases."""
+
 # ruff: noqa: F811  (pytest fixtures imported from test_worker_runner are parameters here)
 from __future__ import annotations
 
@@ -40,12 +41,16 @@ def failed_pipeline(start_worker, tmp_path):
     """A durable pipeline that failed at its third step, publish, with no attempts left."""
     counter, flag = tmp_path / "counter", tmp_path / "fail-publish"
     flag.write_text("on")
-    created = jobs.create_job(type="test.durable_pipeline", max_attempts=1,
-                              payload={"counter": str(counter), "fail_flag": str(flag)})
+    created = jobs.create_job(
+        type="test.durable_pipeline", max_attempts=1, payload={"counter": str(counter), "fail_flag": str(flag)}
+    )
     start_worker()
     wait_for(status_is(created.id, "failed"), what="failed at publish")
     assert counted(counter) == ["fetch", "convert", "publish"]
-    assert job(created.id).last_error == "step 'publish' failed (run): RuntimeError: publish failed (the flag file is there)"
+    assert (
+        job(created.id).last_error
+        == "step 'publish' failed (run): RuntimeError: publish failed (the flag file is there)"
+    )
     flag.unlink()
     return created.id, counter
 
@@ -56,14 +61,22 @@ def test_resume_replays_the_completed_steps_and_runs_only_the_failed_one(failed_
     wait_for(status_is(job_id, "completed"), what="completed after the resume")
 
     assert counted(counter) == ["fetch", "convert", "publish", "publish"]  # fetch and convert did not run again
-    assert job(job_id).result == {"fetch": {"step": "fetch", "attempt": 1}, "convert": {"step": "convert", "attempt": 1},
-                                  "publish": {"step": "publish", "attempt": 2}}
+    assert job(job_id).result == {
+        "fetch": {"step": "fetch", "attempt": 1},
+        "convert": {"step": "convert", "attempt": 1},
+        "publish": {"step": "publish", "attempt": 2},
+    }
     second = [(e["name"], e["event"], e.get("result_attempt")) for e in step_events(job_id) if e["attempt"] == 2]
-    assert second == [("fetch", "replayed", 1), ("convert", "replayed", 1),
-                      ("publish", "started", None), ("publish", "completed", 2)]
+    assert second == [
+        ("fetch", "replayed", 1),
+        ("convert", "replayed", 1),
+        ("publish", "started", None),
+        ("publish", "completed", 2),
+    ]
     detail = api.get(job_id)
-    assert [(s["name"], s["attempt"], s["status"], s["result_attempt"]) for s in detail["steps"] if s["attempt"] == 2] == [
-        ("fetch", 2, "replayed", 1), ("convert", 2, "replayed", 1), ("publish", 2, "completed", 2)]
+    assert [
+        (s["name"], s["attempt"], s["status"], s["result_attempt"]) for s in detail["steps"] if s["attempt"] == 2
+    ] == [("fetch", 2, "replayed", 1), ("convert", 2, "replayed", 1), ("publish", 2, "completed", 2)]
     resumed = [e for e in api.events(job_id) if e["action"] == "resume"]
     assert [(e["from_status"], e["to_status"]) for e in resumed] == [("failed", "queued")]
 
@@ -89,13 +102,16 @@ def test_force_start_keeps_the_completed_steps_too(failed_pipeline, api):
 
 def test_an_automatic_retry_replays_the_completed_steps(start_worker, tmp_path):
     counter = tmp_path / "counter"
-    created = jobs.create_job(type="test.durable_pipeline", max_attempts=2,
-                              payload={"counter": str(counter), "fail_attempts": 1})
+    created = jobs.create_job(
+        type="test.durable_pipeline", max_attempts=2, payload={"counter": str(counter), "fail_attempts": 1}
+    )
     start_worker()
     wait_for(status_is(created.id, "completed"), what="completed on the retry")
     assert counted(counter) == ["fetch", "convert", "publish", "publish"]
     assert [(e["name"], e["event"]) for e in step_events(created.id) if e["attempt"] == 2][:2] == [
-        ("fetch", "replayed"), ("convert", "replayed")]
+        ("fetch", "replayed"),
+        ("convert", "replayed"),
+    ]
 
 
 def test_resume_and_restart_are_refused_with_the_status_on_live_and_completed_jobs(api, start_worker, tmp_path):
@@ -115,19 +131,27 @@ def test_resume_and_restart_are_refused_with_the_status_on_live_and_completed_jo
 
 def test_a_step_with_retries_recovers_inside_one_attempt(start_worker, tmp_path):
     counter = tmp_path / "counter"
-    created = jobs.create_job(type="test.step_retries", max_attempts=1,
-                              payload={"counter": str(counter), "failures": 2, "retries": 3})
+    created = jobs.create_job(
+        type="test.step_retries", max_attempts=1, payload={"counter": str(counter), "failures": 2, "retries": 3}
+    )
     start_worker()
     wait_for(status_is(created.id, "completed"), what="completed")
     assert job(created.id).result == {"tries": 3} and job(created.id).attempt == 1
     assert [(e["event"], e.get("step_attempt"), e["attempt"]) for e in step_events(created.id)] == [
-        ("started", None, 1), ("retrying", 2, 1), ("retrying", 3, 1), ("completed", None, 1)]
+        ("started", None, 1),
+        ("retrying", 2, 1),
+        ("retrying", 3, 1),
+        ("completed", None, 1),
+    ]
     assert step_events(created.id)[1]["error"] == "ConnectionError: try 1: the remote end hung up"
 
 
 def test_a_step_out_of_retries_fails_the_job_in_that_step(start_worker, tmp_path):
-    created = jobs.create_job(type="test.step_retries", max_attempts=1,
-                              payload={"counter": str(tmp_path / "counter"), "failures": 5, "retries": 1})
+    created = jobs.create_job(
+        type="test.step_retries",
+        max_attempts=1,
+        payload={"counter": str(tmp_path / "counter"), "failures": 5, "retries": 1},
+    )
     start_worker()
     wait_for(status_is(created.id, "failed"), what="failed")
     assert [e["event"] for e in step_events(created.id)] == ["started", "retrying", "failed"]
@@ -160,8 +184,7 @@ def test_the_server_refuses_a_result_over_the_cap_naming_the_field(server, api):
 
 def test_a_result_the_server_never_answered_for_fails_the_step_in_phase_record(server, start_worker, tmp_path):
     counter = tmp_path / "counter"
-    created = jobs.create_job(type="test.unrecorded", max_attempts=1,
-                              payload={"counter": str(counter), "seconds": 1.5})
+    created = jobs.create_job(type="test.unrecorded", max_attempts=1, payload={"counter": str(counter), "seconds": 1.5})
     start_worker("--record-timeout", "1")
     wait_for(lambda: counted(counter) == ["work"], what="the step to run")
     server.stop()  # the step's effect happens while nobody can record it
@@ -171,10 +194,13 @@ def test_a_result_the_server_never_answered_for_fails_the_step_in_phase_record(s
     events = step_events(created.id)
     # Duplicates aside: the worker resends a report whose answer a just-restarted server was slow to give.
     assert list(dict.fromkeys((e["name"], e["event"], e.get("phase")) for e in events)) == [
-        ("work", "started", None), ("work", "failed", "record")]
+        ("work", "started", None),
+        ("work", "failed", "record"),
+    ]
     assert job(created.id).last_error == (
         "step 'work' failed (record): the step ran but its result was not recorded: "
-        "no answer from the server within 1 s")
+        "no answer from the server within 1 s"
+    )
     db.session.rollback()
     assert steps.results_of(created.id) == {}
 

@@ -1,6 +1,7 @@
 """Another application's SQLite file is refused by every command and left byte for
 byte as it was; Jobwarden's own stores (new, old or current) keep working; `--help`
 creates nothing (issue 13, item 7)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,10 +23,22 @@ def checksum(path: Path) -> str:
 
 
 def jobwarden(*args: str, database: Path, data_dir: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "JOBWARDEN_DATA_DIR": str(data_dir),
-           "JOBWARDEN_INTERNAL_API_KEY": "k", "JOBWARDEN_MONITOR": "off", "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run([sys.executable, "-m", "webapp", *args], cwd=cwd or PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "JOBWARDEN_DATA_DIR": str(data_dir),
+        "JOBWARDEN_INTERNAL_API_KEY": "k",
+        "JOBWARDEN_MONITOR": "off",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "webapp", *args],
+        cwd=cwd or PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def application_id(path: Path) -> int:
@@ -53,8 +66,15 @@ def foreign_file(request, tmp_path) -> Path:
 
 
 def commands() -> list[list[str]]:
-    return [["db", "upgrade"], ["db", "current"], ["db", "stamp", "head"], ["monitor", "--once"],
-            ["run", "--port", str(free_port())], ["dev", "--port", str(free_port()), "--no-samples"], ["routes"]]
+    return [
+        ["db", "upgrade"],
+        ["db", "current"],
+        ["db", "stamp", "head"],
+        ["monitor", "--once"],
+        ["run", "--port", str(free_port())],
+        ["dev", "--port", str(free_port()), "--no-samples"],
+        ["routes"],
+    ]
 
 
 @pytest.mark.parametrize("command", commands(), ids=lambda c: " ".join(c[:2]))
@@ -108,9 +128,21 @@ def test_a_store_from_before_the_mark_keeps_working_and_the_upgrade_marks_it(tmp
     assert monitor.returncode == 0, monitor.stderr
 
 
-HELP_INVOCATIONS = [[], ["--help"], ["db", "--help"], ["db", "upgrade", "--help"], ["db", "current", "--help"],
-                    ["monitor", "--help"], ["run", "--help"], ["dev", "--help"], ["routes", "--help"],
-                    ["shell", "--help"], ["worker", "--help"], ["jobs", "--help"], ["submit", "--help"]]
+HELP_INVOCATIONS = [
+    [],
+    ["--help"],
+    ["db", "--help"],
+    ["db", "upgrade", "--help"],
+    ["db", "current", "--help"],
+    ["monitor", "--help"],
+    ["run", "--help"],
+    ["dev", "--help"],
+    ["routes", "--help"],
+    ["shell", "--help"],
+    ["worker", "--help"],
+    ["jobs", "--help"],
+    ["submit", "--help"],
+]
 
 
 @pytest.mark.parametrize("args", HELP_INVOCATIONS, ids=lambda a: " ".join(a) or "no arguments")

@@ -6,6 +6,7 @@ benchmarks/fuzz.py fuzzes the API from its OpenAPI document (schemathesis);
 this covers what no schema describes: the HTML pages and their forms.
 Run time stays modest for CI: QUERY_EXAMPLES and FORM_EXAMPLES (see docs/reliability.md).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -23,21 +24,73 @@ QUERY_EXAMPLES, FORM_EXAMPLES = 250, 150
 
 
 def fuzz(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
 
 
 # Names the pages read, names url_for reserves, and anything else.
-NAMES = st.sampled_from(["status", "type", "worker", "q", "sort", "order", "cursor", "ids", "limit",
-                         "endpoint", "_anchor", "_method", "_scheme", "_external", "action", "reason",
-                         "all_matching"]) | st.text(min_size=1, max_size=8)
-INTERESTING = st.sampled_from([
-    "", "queued", "failed", "running", "id", "priority", "created_at", "type", "asc", "desc", "1", "0", "-1",
-    "²", "①", "٣", "9223372036854775808", "1e999", "NaN", "\x00", "a\x00b", "%", "_", "'; DROP TABLE jobs; --",
-    "<script>x</script>", "W251bGwsOTIyMzM3MjAzNjg1NDc3NTgwOF0", "WyJhYmMiLDFd", "WzEyMywxXQ", "W3RydWUsMV0",
-    "W1sxLDJdLDFd", "WyJcdWQ4MDAiLDFd", "a" * 300,
-])
+NAMES = st.sampled_from(
+    [
+        "status",
+        "type",
+        "worker",
+        "q",
+        "sort",
+        "order",
+        "cursor",
+        "ids",
+        "limit",
+        "endpoint",
+        "_anchor",
+        "_method",
+        "_scheme",
+        "_external",
+        "action",
+        "reason",
+        "all_matching",
+    ]
+) | st.text(min_size=1, max_size=8)
+INTERESTING = st.sampled_from(
+    [
+        "",
+        "queued",
+        "failed",
+        "running",
+        "id",
+        "priority",
+        "created_at",
+        "type",
+        "asc",
+        "desc",
+        "1",
+        "0",
+        "-1",
+        "²",
+        "①",
+        "٣",
+        "9223372036854775808",
+        "1e999",
+        "NaN",
+        "\x00",
+        "a\x00b",
+        "%",
+        "_",
+        "'; DROP TABLE jobs; --",
+        "<script>x</script>",
+        "W251bGwsOTIyMzM3MjAzNjg1NDc3NTgwOF0",
+        "WyJhYmMiLDFd",
+        "WzEyMywxXQ",
+        "W3RydWUsMV0",
+        "W1sxLDJdLDFd",
+        "WyJcdWQ4MDAiLDFd",
+        "a" * 300,
+    ]
+)
 VALUES = INTERESTING | st.text(max_size=40) | st.integers(-(2**70), 2**70).map(str)
 PAIRS = st.lists(st.tuples(NAMES, VALUES), max_size=12)
 RAW_BYTES = st.binary(max_size=30).map(lambda raw: quote(raw, safe=""))
@@ -45,8 +98,11 @@ GET_PATHS = ["/jobs", "/jobs/counts", "/jobs/{id}", "/health", "/stats", "/api/j
 
 
 def query_string(pairs: list[tuple[str, str]], raw: str) -> str:
-    encoded = "&".join(f"{quote(name.encode('utf-8', 'surrogatepass'), safe='')}="
-                       f"{quote(value.encode('utf-8', 'surrogatepass'), safe='')}" for name, value in pairs)
+    encoded = "&".join(
+        f"{quote(name.encode('utf-8', 'surrogatepass'), safe='')}="
+        f"{quote(value.encode('utf-8', 'surrogatepass'), safe='')}"
+        for name, value in pairs
+    )
     return f"{encoded}&q={raw}" if raw else encoded
 
 
@@ -85,8 +141,14 @@ def test_fuzzed_recovery_and_bulk_forms_never_reach_a_5xx_and_a_refusal_changes_
     answers: Counter[int] = Counter()
 
     @fuzz(FORM_EXAMPLES)
-    @given(bulk=st.booleans(), action=st.sampled_from(["cancel", "mark-failed", "force-start", "x"]),
-           job=st.sampled_from(seeded), fields=forms, chosen=ids, hx=st.booleans())
+    @given(
+        bulk=st.booleans(),
+        action=st.sampled_from(["cancel", "mark-failed", "force-start", "x"]),
+        job=st.sampled_from(seeded),
+        fields=forms,
+        chosen=ids,
+        hx=st.booleans(),
+    )
     def check(bulk, action, job, fields, chosen, hx):
         data = [("action", action), *(("ids", value) for value in chosen), *fields] if bulk else fields
         url = "/jobs/bulk" if bulk else f"/jobs/{job}/{action}"

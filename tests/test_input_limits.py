@@ -1,6 +1,7 @@
 """Issue 13, items 4 and 5: abusive or malformed input gets a clear 4xx naming
 the parameter, never a 500 or a 503, and changes nothing; a read's database
 time is bounded. Every test runs on SQLite and (when configured) PostgreSQL."""
+
 from __future__ import annotations
 
 import base64
@@ -104,13 +105,17 @@ def test_a_claim_names_a_repeated_type_once(client):
 @pytest.fixture
 def slow_routes(app):
     """A deliberately slow read behind the real request handling, dashboard and API alike."""
+
     def slow():
         if db.engine.dialect.name == "postgresql":
             db.session.execute(text("SELECT pg_sleep(5)"))
         else:
-            db.session.execute(text(
-                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
-                "SELECT count(*) FROM c"))
+            db.session.execute(
+                text(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
+                    "SELECT count(*) FROM c"
+                )
+            )
         return "finished"
 
     app.add_url_rule("/slow", "slow", slow)
@@ -135,9 +140,17 @@ def test_a_database_time_bound_does_not_touch_writes(slow_routes, client):
     assert client.post(f"/api/jobs/{job.id}/cancel", json={}).status_code == 200
 
 
-@pytest.mark.parametrize("name, raw", [("JOBWARDEN_QUERY_TIMEOUT_S", "soon"), ("JOBWARDEN_QUERY_TIMEOUT_S", "0"),
-                                       ("JOBWARDEN_QUERY_TIMEOUT_S", "inf"), ("JOBWARDEN_MAX_LIST_VALUES", "0"),
-                                       ("JOBWARDEN_MAX_LIST_VALUES", "many"), ("JOBWARDEN_MAX_JSON_DEPTH", "-1")])
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("JOBWARDEN_QUERY_TIMEOUT_S", "soon"),
+        ("JOBWARDEN_QUERY_TIMEOUT_S", "0"),
+        ("JOBWARDEN_QUERY_TIMEOUT_S", "inf"),
+        ("JOBWARDEN_MAX_LIST_VALUES", "0"),
+        ("JOBWARDEN_MAX_LIST_VALUES", "many"),
+        ("JOBWARDEN_MAX_JSON_DEPTH", "-1"),
+    ],
+)
 def test_a_bad_limit_in_the_environment_is_refused_naming_it(name, raw):
     with pytest.raises(ConfigError, match=name):
         from_environment({name: raw})
@@ -187,8 +200,9 @@ def test_a_unicode_digit_id_in_an_api_bulk_action_is_a_400_naming_ids(client, va
 def test_parameters_url_for_reserves_are_ignored_and_never_shape_a_link(client, param):
     for _ in range(3):
         make_job("queued")
-    page = client.get("/jobs", headers={"Host": "evil.example"},
-                      query_string={"status": "queued", "sort": "id", param: "https"})
+    page = client.get(
+        "/jobs", headers={"Host": "evil.example"}, query_string={"status": "queued", "sort": "id", param: "https"}
+    )
     html = page.get_data(as_text=True)
     assert page.status_code == 200
     links = re.findall(r'(href|hx-get|action)="([^"]*)"', html)
@@ -237,7 +251,9 @@ def test_issued_cursors_still_page_through_every_sort(client, sort):
     created = {make_job("queued", type=f"t{n}", priority=n % 3).id for n in range(5)}
     seen, next_cursor = [], None
     while True:
-        answer = client.get("/api/jobs", query_string={"sort": sort, "limit": 2, **({"cursor": next_cursor} if next_cursor else {})})
+        answer = client.get(
+            "/api/jobs", query_string={"sort": sort, "limit": 2, **({"cursor": next_cursor} if next_cursor else {})}
+        )
         assert answer.status_code == 200, answer.json
         seen += [j["id"] for j in answer.json["jobs"]]
         next_cursor = answer.json["next_cursor"]
@@ -276,13 +292,24 @@ def test_a_non_finite_number_is_a_400_and_stores_nothing(client, number):
         message = refused(client.post("/api/jobs", data=raw, content_type="application/json"), "body")
         assert "finite" in message
     complete = f'{{"lease_token": "{job.lease_token}", "result": [{number}]}}'
-    refused(client.post(f"/api/internal/jobs/{job.id}/complete", data=complete, content_type="application/json",
-                        headers=KEY), "body")
+    refused(
+        client.post(
+            f"/api/internal/jobs/{job.id}/complete", data=complete, content_type="application/json", headers=KEY
+        ),
+        "body",
+    )
     assert store_snapshot() == before
 
 
-@pytest.mark.parametrize("raw", ['{"type": "x", "payload": "\\ud800"}', '{"type": "x", "payload": {"\\udfff": 1}}',
-                                 '{"type": "\\ud800x"}', '{"type": "x", "payload": ["a\\udc00b"]}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type": "x", "payload": "\\ud800"}',
+        '{"type": "x", "payload": {"\\udfff": 1}}',
+        '{"type": "\\ud800x"}',
+        '{"type": "x", "payload": ["a\\udc00b"]}',
+    ],
+)
 def test_a_lone_surrogate_in_json_is_a_400_and_stores_nothing(client, raw):
     before = store_snapshot()
     message = refused(client.post("/api/jobs", data=raw, content_type="application/json"), "body")
@@ -291,7 +318,9 @@ def test_a_lone_surrogate_in_json_is_a_400_and_stores_nothing(client, raw):
 
 
 def test_a_paired_surrogate_escape_is_a_character_and_kept(client):
-    created = client.post("/api/jobs", data='{"type": "x", "payload": "\\ud83d\\ude80"}', content_type="application/json")
+    created = client.post(
+        "/api/jobs", data='{"type": "x", "payload": "\\ud83d\\ude80"}', content_type="application/json"
+    )
     assert client.get(f"/api/jobs/{created.json['id']}").json["payload"] == "🚀"
 
 
@@ -309,8 +338,14 @@ def test_integers_past_2_53_are_refused_not_rounded(client, number):
     before = store_snapshot()
     message = refused(client.post("/api/jobs", json={"type": "x", "payload": {"a": [number]}}), "payload")
     assert "2^53" in message
-    refused(client.post(f"/api/internal/jobs/{job.id}/complete", json={"lease_token": job.lease_token,
-                                                                       "result": number}, headers=KEY), "result")
+    refused(
+        client.post(
+            f"/api/internal/jobs/{job.id}/complete",
+            json={"lease_token": job.lease_token, "result": number},
+            headers=KEY,
+        ),
+        "result",
+    )
     assert store_snapshot() == before
 
 

@@ -1,5 +1,6 @@
 """A corrupt or unreadable store stops start-up with a clear message and is
 left byte for byte as it was."""
+
 from __future__ import annotations
 
 import hashlib
@@ -94,7 +95,7 @@ def test_garbage_inside_a_store_stops_start_up_and_is_left_as_it_was(healthy_sto
     page_size = int.from_bytes(data[16:18], "big")
     # Overwrite the middle of the file, keeping the header and the size intact.
     middle = (len(data) // page_size // 2) * page_size
-    data[middle: middle + 2 * page_size] = b"\xde\xad\xbe\xef" * (page_size // 2)
+    data[middle : middle + 2 * page_size] = b"\xde\xad\xbe\xef" * (page_size // 2)
     healthy_store.write_bytes(bytes(data))
     before = checksum(healthy_store)
 
@@ -111,9 +112,16 @@ def test_every_cli_command_refuses_a_corrupt_store_with_the_message(tmp_path):
 
     result = subprocess.run(
         [sys.executable, "-m", "webapp", "db", "upgrade"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
-        env={"DATABASE_URL": f"sqlite:///{path}", "JOBWARDEN_INTERNAL_API_KEY": "k",
-             "PATH": "/usr/bin:/bin", "JOBWARDEN_MONITOR": "off"},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "DATABASE_URL": f"sqlite:///{path}",
+            "JOBWARDEN_INTERNAL_API_KEY": "k",
+            "PATH": "/usr/bin:/bin",
+            "JOBWARDEN_MONITOR": "off",
+        },
     )
 
     assert result.returncode == 1

@@ -1,4 +1,5 @@
 """`make run` installs only when what it installs from changed, and takes PORT (issue 15)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """`jobwarden db upgrade` builds the whole schema on an empty database, matching the models."""
+
 from __future__ import annotations
 
 import os
@@ -31,9 +32,17 @@ def empty_database(request, tmp_path):
 def upgrade(url: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "webapp", "db", "upgrade"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "DATABASE_URL": url, "JOBWARDEN_MONITOR": "off",
-             "JOBWARDEN_INTERNAL_API_KEY": "k", "JOBWARDEN_ENV": "testing"},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "DATABASE_URL": url,
+            "JOBWARDEN_MONITOR": "off",
+            "JOBWARDEN_INTERNAL_API_KEY": "k",
+            "JOBWARDEN_ENV": "testing",
+        },
     )
 
 

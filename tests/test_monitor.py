@@ -3,6 +3,7 @@
 Time moves forward by handing the pass a later `now` (or, for the one clock a
 test cannot move that way, by dating a claim back in the store).
 """
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -3,6 +3,7 @@
 Every pass records the process that ran it (`instance` = host:pid), so the
 passes in the store show which processes run a monitor.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,7 +53,8 @@ def crash_leftovers() -> dict[str, int]:
     jobs.cancel_job(cancelled.id)
     long_ago = utcnow() - timedelta(minutes=5)
     db.session.execute(
-        update(Job).where(Job.id.in_([running.id, unstarted.id, cancelled.id]))
+        update(Job)
+        .where(Job.id.in_([running.id, unstarted.id, cancelled.id]))
         .values(heartbeat_at=long_ago, claimed_at=long_ago, finished_at=long_ago)
     )
     db.session.execute(update(Job).where(Job.id == pending.id).values(created_at=utcnow() - timedelta(hours=2)))
@@ -70,16 +72,21 @@ def assert_reconciled(ids: dict[str, int]) -> None:
 
 def monitor_env(database_url: str, **settings: str) -> dict[str, str]:
     return {
-        **os.environ, "DATABASE_URL": database_url, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY,
-        "JOBWARDEN_SECRET_KEY": "test-secret", "PYTHONPATH": str(PROJECT_ROOT), **settings,
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY,
+        "JOBWARDEN_SECRET_KEY": "test-secret",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        **settings,
     }
 
 
 def test_the_server_reconciles_a_crash_with_a_pass_at_start_up(app, database_url, tmp_path):
     ids = crash_leftovers()
 
-    with running_server(database_url, tmp_path / "server.log", JOBWARDEN_MONITOR="on",
-                        JOBWARDEN_MONITOR_INTERVAL="3600") as server:
+    with running_server(
+        database_url, tmp_path / "server.log", JOBWARDEN_MONITOR="on", JOBWARDEN_MONITOR_INTERVAL="3600"
+    ) as server:
         (first,) = wait_for_passes(1)
 
     assert first.trigger == "startup"
@@ -91,8 +98,9 @@ def test_the_server_reconciles_a_crash_with_a_pass_at_start_up(app, database_url
 
 
 def test_under_gunicorn_only_the_master_runs_the_monitor_not_each_worker(app, database_url, tmp_path):
-    with running_server(database_url, tmp_path / "server.log", JOBWARDEN_MONITOR="on",
-                        JOBWARDEN_MONITOR_INTERVAL="0.2") as server:
+    with running_server(
+        database_url, tmp_path / "server.log", JOBWARDEN_MONITOR="on", JOBWARDEN_MONITOR_INTERVAL="0.2"
+    ) as server:
         found = wait_for_passes(8)
 
     assert {record.instance for record in found} == {f"{HOST}:{server.process.pid}"}
@@ -105,7 +113,11 @@ def test_the_development_server_runs_the_monitor_in_the_reloader_child_only(app,
     with log_path.open("w") as log:
         parent = subprocess.Popen(
             [sys.executable, "-m", "webapp", "run", "--reload", "--port", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         wait_for_port(port, parent, log_path)
@@ -119,15 +131,16 @@ def test_the_development_server_runs_the_monitor_in_the_reloader_child_only(app,
     assert instances != {f"{HOST}:{parent.pid}"}
 
 
-def test_jobwarden_monitor_reconciles_at_start_then_passes_every_interval_until_stopped(
-    app, database_url, tmp_path
-):
+def test_jobwarden_monitor_reconciles_at_start_then_passes_every_interval_until_stopped(app, database_url, tmp_path):
     ids = crash_leftovers()
     log_path = tmp_path / "monitor.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "webapp", "monitor", "--interval", "0.2"],
-            cwd=PROJECT_ROOT, env=monitor_env(database_url), stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=monitor_env(database_url),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         found = wait_for_passes(4)

@@ -4,6 +4,7 @@ On PostgreSQL the advisory lock lets one pass run and the other skip; on
 SQLite both run and only the conditional transitions keep them apart. Either
 way every job is changed exactly once.
 """
+
 from __future__ import annotations
 
 import threading

@@ -5,6 +5,7 @@ interval) and a real `python -m webapp worker` on loopback; the worker's whole
 process group is killed while the job runs. The job must leave `running`
 within heartbeat timeout + one interval (plus start-up slack), with the reason.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,11 @@ def wait_for_status(job_id: int, statuses: set[str], timeout: float) -> str:
 @pytest.fixture
 def monitored_server(app, database_url, tmp_path):
     with running_server(
-        database_url, tmp_path / "server.log", JOBWARDEN_MONITOR="on",
-        JOBWARDEN_MONITOR_INTERVAL=str(INTERVAL_S), JOBWARDEN_HEARTBEAT_TIMEOUT=str(TIMEOUT_S),
+        database_url,
+        tmp_path / "server.log",
+        JOBWARDEN_MONITOR="on",
+        JOBWARDEN_MONITOR_INTERVAL=str(INTERVAL_S),
+        JOBWARDEN_HEARTBEAT_TIMEOUT=str(TIMEOUT_S),
     ) as server:
         yield server
 
@@ -49,10 +53,30 @@ def monitored_server(app, database_url, tmp_path):
 def start_worker(server, worker_id: str, tmp_path) -> subprocess.Popen:
     log = (tmp_path / f"{worker_id}.log").open("w")
     return subprocess.Popen(
-        [sys.executable, "-m", "webapp", "worker", "--server", server.url,
-         "--handlers", "webapp.worker.demo", "--concurrency", "1", "--types", "demo.sleep",
-         "--heartbeat-interval", "0.3", "--poll-interval", "0.1", "--worker-id", worker_id],
-        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "webapp",
+            "worker",
+            "--server",
+            server.url,
+            "--handlers",
+            "webapp.worker.demo",
+            "--concurrency",
+            "1",
+            "--types",
+            "demo.sleep",
+            "--heartbeat-interval",
+            "0.3",
+            "--poll-interval",
+            "0.1",
+            "--worker-id",
+            worker_id,
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
     )
 
@@ -68,9 +92,7 @@ def kill_mid_job(server, job_id: int, worker_id: str, tmp_path) -> float:
     return time.monotonic()
 
 
-def test_a_job_whose_worker_is_killed_fails_within_timeout_and_interval_with_the_reason(
-    monitored_server, tmp_path
-):
+def test_a_job_whose_worker_is_killed_fails_within_timeout_and_interval_with_the_reason(monitored_server, tmp_path):
     job = jobs.create_job(type="demo.sleep", payload={"seconds": 60}, max_attempts=1)
 
     killed_at = kill_mid_job(monitored_server, job.id, "w-killed", tmp_path)

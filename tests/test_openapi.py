@@ -1,5 +1,6 @@
 """The OpenAPI document: every API route is documented, every documented path
 is routed, and schemathesis finds no 5xx and no answer outside the document."""
+
 from __future__ import annotations
 
 import re
@@ -38,12 +39,28 @@ def test_every_api_route_is_documented_and_every_documented_operation_is_routed(
 
 def test_every_contract_route_is_in_the_document(client):
     paths = client.get("/api/openapi.json").json["paths"]
-    for path in ["/api/jobs", "/api/jobs/bulk", "/api/jobs/{job_id}", "/api/jobs/{job_id}/events",
-                 "/api/jobs/{job_id}/cancel", "/api/jobs/{job_id}/force-start", "/api/jobs/{job_id}/mark-failed",
-                 "/api/jobs/actions", "/api/health", "/api/admin/cleanup", "/api/openapi.json", "/healthz", "/metrics",
-                 "/api/internal/jobs/claim", "/api/internal/jobs/{job_id}/start", "/api/internal/jobs/{job_id}/heartbeat",
-                 "/api/internal/jobs/{job_id}/steps", "/api/internal/jobs/{job_id}/complete",
-                 "/api/internal/jobs/{job_id}/fail", "/api/internal/workers/heartbeat"]:
+    for path in [
+        "/api/jobs",
+        "/api/jobs/bulk",
+        "/api/jobs/{job_id}",
+        "/api/jobs/{job_id}/events",
+        "/api/jobs/{job_id}/cancel",
+        "/api/jobs/{job_id}/force-start",
+        "/api/jobs/{job_id}/mark-failed",
+        "/api/jobs/actions",
+        "/api/health",
+        "/api/admin/cleanup",
+        "/api/openapi.json",
+        "/healthz",
+        "/metrics",
+        "/api/internal/jobs/claim",
+        "/api/internal/jobs/{job_id}/start",
+        "/api/internal/jobs/{job_id}/heartbeat",
+        "/api/internal/jobs/{job_id}/steps",
+        "/api/internal/jobs/{job_id}/complete",
+        "/api/internal/jobs/{job_id}/fail",
+        "/api/internal/workers/heartbeat",
+    ]:
         assert path in paths, path
 
 
@@ -77,8 +94,7 @@ def check_operation(operation) -> None:
     def answers_within_the_document(case):
         case.call_and_validate(
             headers={"Authorization": f"Bearer {INTERNAL_KEY}"},
-            checks=[not_a_server_error, status_code_conformance, content_type_conformance,
-                    response_schema_conformance],
+            checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
         )
 
     answers_within_the_document()

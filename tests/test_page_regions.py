@@ -1,6 +1,7 @@
 """Page or region (dashboard.regions.render_region), on each database: a poll gets the
 region it swaps, a page load or a history restore the whole page, and every answer
 says it varies by HX-Request so no cache mixes them up."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Security by default: headers, cookies, CSRF on every form, a rate-limited
 login, a read-only mode that refuses writes, and secrets that never reach a log."""
+
 from __future__ import annotations
 
 import base64
@@ -65,9 +66,13 @@ def test_login_is_rate_limited_after_five_attempts_a_minute(client):
 def test_every_dashboard_form_refuses_a_post_without_the_csrf_token(client):
     job = make_job("queued")
     login(client, PASSWORD)
-    for path, data in [(f"/jobs/{job.id}/cancel", {}), (f"/jobs/{job.id}/mark-failed", {"reason": "x"}),
-                       ("/jobs/bulk", {"action": "cancel", "ids": [job.id]}), ("/logout", {}),
-                       ("/login", {"password": PASSWORD})]:
+    for path, data in [
+        (f"/jobs/{job.id}/cancel", {}),
+        (f"/jobs/{job.id}/mark-failed", {"reason": "x"}),
+        ("/jobs/bulk", {"action": "cancel", "ids": [job.id]}),
+        ("/logout", {}),
+        ("/login", {"password": PASSWORD}),
+    ]:
         assert client.post(path, data=data).status_code == 400, path
     db.session.expire_all()
     assert jobs.get_job(job.id).status == "queued"
@@ -90,7 +95,10 @@ def test_a_read_only_deployment_hides_and_refuses_every_dashboard_action(app, cl
     app.config["WTF_CSRF_ENABLED"] = False
     assert client.post(f"/jobs/{job.id}/force-start").status_code == 403
     basic = base64.b64encode(f"x:{PASSWORD}".encode()).decode()
-    assert client.post(f"/api/jobs/{job.id}/force-start", json={}, headers={"Authorization": f"Basic {basic}"}).status_code == 403
+    assert (
+        client.post(f"/api/jobs/{job.id}/force-start", json={}, headers={"Authorization": f"Basic {basic}"}).status_code
+        == 403
+    )
     db.session.expire_all()
     assert jobs.get_job(job.id).status == "failed"
 
@@ -101,17 +109,29 @@ def test_neither_the_internal_key_nor_the_password_reaches_the_server_log(databa
     log_path = tmp_path / "server.log"
     with running_server(database_url, log_path, JOBWARDEN_ADMIN_PASSWORD=PASSWORD) as server:
         session = requests.Session()
-        session.post(f"{server.url}/api/internal/jobs/claim", json={"worker_id": "w"},
-                     headers={"Authorization": f"Bearer {INTERNAL_KEY}"}, timeout=10)
-        session.post(f"{server.url}/api/internal/jobs/claim", json={"worker_id": "w"},
-                     headers={"Authorization": f"Bearer {INTERNAL_KEY}-wrong"}, timeout=10)
+        session.post(
+            f"{server.url}/api/internal/jobs/claim",
+            json={"worker_id": "w"},
+            headers={"Authorization": f"Bearer {INTERNAL_KEY}"},
+            timeout=10,
+        )
+        session.post(
+            f"{server.url}/api/internal/jobs/claim",
+            json={"worker_id": "w"},
+            headers={"Authorization": f"Bearer {INTERNAL_KEY}-wrong"},
+            timeout=10,
+        )
         for password in (PASSWORD, PASSWORD + "-wrong"):
             session.post(f"{server.url}/api/jobs", json={"type": "x"}, auth=("op", password), timeout=10)
             page = session.get(f"{server.url}/login", timeout=10).text
             token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
             session.post(f"{server.url}/login", data={"password": password, "csrf_token": token}, timeout=10)
-        answer = session.post(f"{server.url}/api/internal/jobs/claim", json={},
-                              headers={"Authorization": f"Bearer {INTERNAL_KEY}-wrong"}, timeout=10)
+        answer = session.post(
+            f"{server.url}/api/internal/jobs/claim",
+            json={},
+            headers={"Authorization": f"Bearer {INTERNAL_KEY}-wrong"},
+            timeout=10,
+        )
         assert INTERNAL_KEY not in answer.text
     log = log_path.read_text()
     assert "Booting worker" in log  # the log is the server's

@@ -1,6 +1,7 @@
 """Dashboard login sessions end for real: logout ends every session (a replayed old
 cookie does not act), a new admin password ends them, and each expires after
 JOBWARDEN_SESSION_LIFETIME_S whatever its cookie says."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """A server refuses a weak internal key, and /healthz says when the schema is missing."""
+
 from __future__ import annotations
 
 import os
@@ -30,11 +31,23 @@ def test_a_key_of_sixteen_characters_is_enough(database_url):
 
 
 def test_jobwarden_run_with_a_one_character_key_exits_with_one_line_naming_it(tmp_path):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'jobwarden.db'}", "JOBWARDEN_ENV": "production",
-           "JOBWARDEN_INTERNAL_API_KEY": "x", "JOBWARDEN_MONITOR": "off", "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'jobwarden.db'}",
+        "JOBWARDEN_ENV": "production",
+        "JOBWARDEN_INTERNAL_API_KEY": "x",
+        "JOBWARDEN_MONITOR": "off",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
     try:
-        result = subprocess.run([sys.executable, "-m", "webapp", "run", "--port", "0"], cwd=PROJECT_ROOT, env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "webapp", "run", "--port", "0"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("the server started with a one-character key")
     assert result.returncode != 0

@@ -2,6 +2,7 @@
 model of the contract's state machine, on each database. After every step:
 the store agrees with the model, a completed job never changes, every status
 change left exactly one event, and every claim opened exactly one attempt."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -167,7 +168,10 @@ class StoreMachine(RuleBasedStateMachine):
 def test_random_command_sequences_keep_every_invariant(app):
     app.config["JOBWARDEN_RETRY_BASE_S"] = 0.0  # retried jobs are claimable at once
     StoreMachine.TestCase.settings = settings(
-        max_examples=25, stateful_step_count=30, deadline=None, database=None,
+        max_examples=25,
+        stateful_step_count=30,
+        deadline=None,
+        database=None,
         suppress_health_check=list(HealthCheck),
     )
     StoreMachine.TestCase().runTest()

@@ -1,4 +1,5 @@
 """The state machine on real databases: every allowed move, every refused one."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -71,8 +72,7 @@ def test_an_allowed_transition_changes_the_status_and_records_one_event(app, sou
 # Nothing but creation leads to pending, and claiming is a query over queued jobs:
 # both are checked by their own tests below.
 REFUSED = [
-    (s, t) for s in ALL for t in ALL
-    if (s, t) not in contract_table() and s != t and t not in ("pending", "claimed")
+    (s, t) for s in ALL for t in ALL if (s, t) not in contract_table() and s != t and t not in ("pending", "claimed")
 ]
 
 
@@ -105,8 +105,10 @@ def test_a_workers_claim_start_and_complete_events_name_the_worker_and_the_attem
 
     events = [(e.action, e.actor, e.attempt) for e in jobs.events_of(job.id)]
     assert events == [
-        ("create", "api", None), ("claim", "worker:w-7", 1),
-        ("start", "worker:w-7", 1), ("complete", "worker:w-7", 1),
+        ("create", "api", None),
+        ("claim", "worker:w-7", 1),
+        ("start", "worker:w-7", 1),
+        ("complete", "worker:w-7", 1),
     ]
     (attempt,) = jobs.attempts_of(job.id)
     assert (attempt.worker_id, attempt.outcome, attempt.exit_code) == ("w-7", "completed", 0)
@@ -154,9 +156,7 @@ def test_a_batch_is_created_in_the_order_given_with_one_create_event_each(app):
     assert [(job.type, job.status) for job in created] == [
         (f"batch-{n}", "pending" if n % 2 else "queued") for n in range(300)
     ]
-    assert [events_of(job.id) for job in created[:2]] == [
-        [("create", None, "queued")], [("create", None, "pending")]
-    ]
+    assert [events_of(job.id) for job in created[:2]] == [[("create", None, "queued")], [("create", None, "pending")]]
     assert all(len(events_of(job.id)) == 1 for job in created)
 
 

@@ -1,6 +1,7 @@
 """Webhooks end to end: the outbox written with the change, delivery to a real receiver on
 loopback that verifies every signature with the standardwebhooks library, retries, order per
 job, redelivery, the address guard, the Slack format, the API and the dashboard page."""
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,9 @@ ALL_EVENTS = list(events.EVENT_TYPES)
 
 @pytest.fixture
 def app_config(database_url):
-    return test_config(database_url, JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=True,
-                       JOBWARDEN_PUBLIC_URL="https://jobs.example.com")
+    return test_config(
+        database_url, JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=True, JOBWARDEN_PUBLIC_URL="https://jobs.example.com"
+    )
 
 
 @pytest.fixture
@@ -103,8 +105,15 @@ def test_every_event_type_is_delivered_signed(app, client, receiver):
     # Stale pending (an hour by default) and a queued type nobody takes: both alerts.
     monitor.run_pass(now=utcnow() + timedelta(hours=2))
 
-    expected = {events.JOB_COMPLETED, events.JOB_FAILED, events.JOB_RECOVERED, events.JOB_CANCELLED,
-                events.JOB_ORPHANED, events.ALERT_STALE_PENDING, events.ALERT_UNSERVED_TYPE}
+    expected = {
+        events.JOB_COMPLETED,
+        events.JOB_FAILED,
+        events.JOB_RECOVERED,
+        events.JOB_CANCELLED,
+        events.JOB_ORPHANED,
+        events.ALERT_STALE_PENDING,
+        events.ALERT_UNSERVED_TYPE,
+    }
     assert {n.type for n in notifications()} == expected
     deliver_until(lambda: len(receiver.ids()) >= len(notifications()))
 
@@ -226,15 +235,27 @@ def test_a_delivery_process_killed_mid_batch_loses_nothing(app, client, receiver
     for _ in range(24):
         run_job()
     receiver.delay_s = 1.0
-    env = {**os.environ, "DATABASE_URL": database_url, "JOBWARDEN_ENV": "testing", "JOBWARDEN_MONITOR": "off",
-           "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "JOBWARDEN_WEBHOOK_ALLOW_PRIVATE": "1",
-           "JOBWARDEN_WEBHOOK_LEASE_S": "3", "JOBWARDEN_WEBHOOK_BATCH_SIZE": "8",
-           "JOBWARDEN_WEBHOOK_INTERVAL": "0.2"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JOBWARDEN_ENV": "testing",
+        "JOBWARDEN_MONITOR": "off",
+        "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY,
+        "JOBWARDEN_WEBHOOK_ALLOW_PRIVATE": "1",
+        "JOBWARDEN_WEBHOOK_LEASE_S": "3",
+        "JOBWARDEN_WEBHOOK_BATCH_SIZE": "8",
+        "JOBWARDEN_WEBHOOK_INTERVAL": "0.2",
+    }
 
     def deliverer() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "webapp", "webhooks", "deliver"], cwd=PROJECT_ROOT, env=env,
-                                stdout=(tmp_path / "deliver.log").open("a"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "webapp", "webhooks", "deliver"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=(tmp_path / "deliver.log").open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     first = deliverer()
     try:
@@ -246,8 +267,11 @@ def test_a_delivery_process_killed_mid_batch_loses_nothing(app, client, receiver
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         db.session.expire_all()
-        in_flight = db.session.scalar(select(func.count()).select_from(WebhookDelivery).where(
-            WebhookDelivery.at.is_(None), WebhookDelivery.locked_until.is_not(None)))
+        in_flight = db.session.scalar(
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .where(WebhookDelivery.at.is_(None), WebhookDelivery.locked_until.is_not(None))
+        )
         assert in_flight > 0  # killed with claimed deliveries unrecorded
     finally:
         if first.poll() is None:
@@ -308,10 +332,19 @@ def test_slack_format_is_a_readable_incoming_webhook_message(app, client, receiv
 # --- the address guard --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.1.2.3/hook", "http://192.168.0.5/",
-    "http://169.254.169.254/latest/meta-data", "http://[::1]/hook", "http://[fd00::1]/", "http://0.0.0.0/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.5/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://[fd00::1]/",
+        "http://0.0.0.0/",
+    ],
+)
 def test_private_loopback_and_metadata_addresses_are_refused(app, client, url):
     app.config["JOBWARDEN_WEBHOOK_ALLOW_PRIVATE"] = False
     response = client.post("/api/webhooks", json={"url": url, "events": [events.JOB_FAILED]})
@@ -333,14 +366,17 @@ def test_the_address_is_checked_again_at_delivery_time(app, client, receiver):
 # --- the API ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"events": [events.JOB_FAILED]}, "url"),
-    ({"url": "ftp://example.com/x", "events": [events.JOB_FAILED]}, "url"),
-    ({"url": "http://127.0.0.1/x", "events": []}, "events"),
-    ({"url": "http://127.0.0.1/x", "events": ["job.exploded"]}, "events[0]"),
-    ({"url": "http://127.0.0.1/x", "events": [events.JOB_FAILED], "format": "teams"}, "format"),
-    ({"url": "http://127.0.0.1/x", "events": [events.JOB_FAILED], "secret": "mine"}, "secret"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"events": [events.JOB_FAILED]}, "url"),
+        ({"url": "ftp://example.com/x", "events": [events.JOB_FAILED]}, "url"),
+        ({"url": "http://127.0.0.1/x", "events": []}, "events"),
+        ({"url": "http://127.0.0.1/x", "events": ["job.exploded"]}, "events[0]"),
+        ({"url": "http://127.0.0.1/x", "events": [events.JOB_FAILED], "format": "teams"}, "format"),
+        ({"url": "http://127.0.0.1/x", "events": [events.JOB_FAILED], "secret": "mine"}, "secret"),
+    ],
+)
 def test_bad_input_is_a_400_naming_the_field(app, client, body, field):
     response = client.post("/api/webhooks", json=body)
     assert response.status_code == 400, response.get_json()
@@ -383,9 +419,13 @@ def test_management_needs_the_operator_and_is_refused_when_read_only(database_ur
 
 def test_the_openapi_document_describes_the_webhook_routes(app, client):
     paths = client.get("/api/openapi.json").get_json()["paths"]
-    for path in ("/api/webhooks", "/api/webhooks/{webhook_id}", "/api/webhooks/{webhook_id}/deliveries",
-                 "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
-                 "/api/webhooks/{webhook_id}/rotate-secret"):
+    for path in (
+        "/api/webhooks",
+        "/api/webhooks/{webhook_id}",
+        "/api/webhooks/{webhook_id}/deliveries",
+        "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+        "/api/webhooks/{webhook_id}/rotate-secret",
+    ):
         assert path in paths
 
 
@@ -398,8 +438,10 @@ def test_the_dashboard_page_adds_rotates_redelivers_and_deletes(app, client, rec
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     refused = client.post("/webhooks", data={"url": receiver.url, "events": [events.JOB_COMPLETED]})
     assert refused.status_code == 400  # no CSRF token
-    created = client.post("/webhooks", data={"url": receiver.url, "events": [events.JOB_COMPLETED],
-                                              "format": "standard", "csrf_token": token})
+    created = client.post(
+        "/webhooks",
+        data={"url": receiver.url, "events": [events.JOB_COMPLETED], "format": "standard", "csrf_token": token},
+    )
     assert created.status_code == 201
     secret = re.search(r'data-testid="secret-value">([^<]+)<', created.get_data(as_text=True)).group(1)
     endpoint_id = db.session.scalar(select(WebhookEndpoint.id))
@@ -446,20 +488,38 @@ def test_the_web_apps_in_process_monitor_delivers(app, receiver, database_url, t
     from tests.conftest import INTERNAL_KEY
     from tests.support.server import running_server
 
-    with running_server(database_url, tmp_path / "server.log", JOBWARDEN_MONITOR="on",
-                        JOBWARDEN_WEBHOOK_ALLOW_PRIVATE="1", JOBWARDEN_WEBHOOK_INTERVAL="0.5") as server:
-        created = requests.post(f"{server.url}/api/webhooks", timeout=10,
-                                json={"url": receiver.url, "events": [events.JOB_COMPLETED]})
+    with running_server(
+        database_url,
+        tmp_path / "server.log",
+        JOBWARDEN_MONITOR="on",
+        JOBWARDEN_WEBHOOK_ALLOW_PRIVATE="1",
+        JOBWARDEN_WEBHOOK_INTERVAL="0.5",
+    ) as server:
+        created = requests.post(
+            f"{server.url}/api/webhooks", timeout=10, json={"url": receiver.url, "events": [events.JOB_COMPLETED]}
+        )
         assert created.status_code == 201, created.text
         job = requests.post(f"{server.url}/api/jobs", json={"type": "demo"}, timeout=10).json()
         internal = {"Authorization": f"Bearer {INTERNAL_KEY}"}
-        claimed = requests.post(f"{server.url}/api/internal/jobs/claim", headers=internal, timeout=10,
-                                json={"worker_id": "w1"}).json()["jobs"][0]
+        claimed = requests.post(
+            f"{server.url}/api/internal/jobs/claim", headers=internal, timeout=10, json={"worker_id": "w1"}
+        ).json()["jobs"][0]
         token = {"lease_token": claimed["lease_token"]}
-        assert requests.post(f"{server.url}/api/internal/jobs/{job['id']}/start", headers=internal, json=token,
-                             timeout=10).status_code == 200
-        assert requests.post(f"{server.url}/api/internal/jobs/{job['id']}/complete", headers=internal,
-                             json={**token, "exit_code": 0}, timeout=10).status_code == 200
+        assert (
+            requests.post(
+                f"{server.url}/api/internal/jobs/{job['id']}/start", headers=internal, json=token, timeout=10
+            ).status_code
+            == 200
+        )
+        assert (
+            requests.post(
+                f"{server.url}/api/internal/jobs/{job['id']}/complete",
+                headers=internal,
+                json={**token, "exit_code": 0},
+                timeout=10,
+            ).status_code
+            == 200
+        )
         deadline = time.monotonic() + 30
         while not receiver.ids():
             assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()[-3000:]
@@ -481,7 +541,9 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(app, client, receive
 def test_the_public_url_setting_is_checked_and_named():
     from webapp.config import ConfigError, from_environment
 
-    assert from_environment({"JOBWARDEN_PUBLIC_URL": "https://jobs.example.com/"})["JOBWARDEN_PUBLIC_URL"] == \
-        "https://jobs.example.com"
+    assert (
+        from_environment({"JOBWARDEN_PUBLIC_URL": "https://jobs.example.com/"})["JOBWARDEN_PUBLIC_URL"]
+        == "https://jobs.example.com"
+    )
     with pytest.raises(ConfigError, match="JOBWARDEN_PUBLIC_URL"):
         from_environment({"JOBWARDEN_PUBLIC_URL": "jobs.example.com"})

@@ -1,5 +1,6 @@
 """The wheel built from the checkout works installed, not editable, in a fresh
 virtualenv, run from any directory, and writes nothing under site-packages (issue 15)."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,19 @@ from tests.support.server import PROJECT_ROOT, free_port, wait_for_port
 pytestmark = pytest.mark.slow
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.
-NOT_SOURCE = {".venv", ".git", "instance", "build", "dist", "jobwarden.egg-info", ".pytest_cache", ".hypothesis",
-              "e2e", "benchmarks", "tests"}
+NOT_SOURCE = {
+    ".venv",
+    ".git",
+    "instance",
+    "build",
+    "dist",
+    "jobwarden.egg-info",
+    ".pytest_cache",
+    ".hypothesis",
+    "e2e",
+    "benchmarks",
+    "tests",
+}
 
 
 def not_source(directory: str, names: list[str]) -> set[str]:
@@ -33,8 +45,7 @@ def run(*argv, **kwargs) -> subprocess.CompletedProcess:
 
 
 def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.stat().st_size)
-            for p in directory.rglob("*")}
+    return {str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.stat().st_size) for p in directory.rglob("*")}
 
 
 def get(url: str) -> tuple[int, str]:
@@ -49,7 +60,7 @@ def installed(tmp_path_factory) -> Path:
     source = root / "source"
     shutil.copytree(PROJECT_ROOT, source, ignore=not_source)
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(root / "dist"), str(source))
-    wheel, = (root / "dist").glob("jobwarden-*.whl")
+    (wheel,) = (root / "dist").glob("jobwarden-*.whl")
     venv = root / "venv"
     run(sys.executable, "-m", "venv", str(venv))
     run(str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel))
@@ -58,14 +69,20 @@ def installed(tmp_path_factory) -> Path:
 
 def test_the_installed_wheel_serves_the_dashboard_from_any_directory(installed, tmp_path):
     python = installed / "bin" / "python"
-    site_packages = Path(run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-                         .stdout.strip())
+    site_packages = Path(
+        run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
+    )
     assert not (site_packages / "webapp").resolve().is_relative_to(PROJECT_ROOT)
     home, cwd = tmp_path / "home", tmp_path / "anywhere"
     home.mkdir()
     cwd.mkdir()
-    env = {"PATH": f"{installed / 'bin'}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
-           "JOBWARDEN_INTERNAL_API_KEY": secrets.token_urlsafe(32), "JOBWARDEN_MONITOR": "off"}
+    env = {
+        "PATH": f"{installed / 'bin'}:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "JOBWARDEN_INTERNAL_API_KEY": secrets.token_urlsafe(32),
+        "JOBWARDEN_MONITOR": "off",
+    }
     before = snapshot(site_packages)
 
     run(str(installed / "bin" / "jobwarden"), "--help", cwd=cwd, env=env)
@@ -78,8 +95,19 @@ def test_the_installed_wheel_serves_the_dashboard_from_any_directory(installed, 
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [str(installed / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--no-control-socket",
-             "webapp:create_app()"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(installed / "bin" / "gunicorn"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--no-control-socket",
+                "webapp:create_app()",
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_for_port(port, server, log_path, timeout=60)
         status, page = get(f"http://127.0.0.1:{port}/jobs")
@@ -94,4 +122,3 @@ def test_the_installed_wheel_serves_the_dashboard_from_any_directory(installed, 
     assert (data_dir / "secret_key").is_file()
     assert snapshot(site_packages) == before, "something was written under site-packages"
     assert list(cwd.iterdir()) == []
-

@@ -1,5 +1,6 @@
 """What the dashboard costs on the wire: compressed answers, content-hashed static
 URLs cached for a year, and a 50-row table poll within 5 KB."""
+
 from __future__ import annotations
 
 import re
@@ -37,7 +38,9 @@ def test_static_urls_carry_a_content_hash_and_are_cached_for_a_year(client):
         assert re.search(r"[?&]v=[0-9a-f]{12}$", url.replace("&amp;", "&")), url
         response = client.get(url.replace("&amp;", "&"))
         assert response.status_code == 200, url
-        assert "max-age=31536000" in response.headers["Cache-Control"] and "immutable" in response.headers["Cache-Control"]
+        assert (
+            "max-age=31536000" in response.headers["Cache-Control"] and "immutable" in response.headers["Cache-Control"]
+        )
         response.close()
 
 

@@ -4,6 +4,7 @@ command's grandchild both ignore SIGTERM; all of them are gone within the
 heartbeat interval + 2 s. A worker restarted on the same host never runs beside
 an earlier copy, and a worker that is PID 1 (its own PID namespace, as in a
 container without an init) reaps everything its commands leave behind."""
+
 from __future__ import annotations
 
 import os
@@ -30,10 +31,31 @@ BOUND_S = HEARTBEAT_S + 2.0
 def start_worker(server_url: str, worker_id: str, tmp_path, *, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
     log = (tmp_path / f"{worker_id}.log").open("w")
     return subprocess.Popen(
-        [*prefix, sys.executable, "-m", "webapp", "worker", "--server", server_url,
-         "--handlers", "tests.support.worker_handlers", "--types", "*", "--worker-id", worker_id,
-         "--heartbeat-interval", str(HEARTBEAT_S), "--poll-interval", "0.1", "--grace", "5"],
-        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            *prefix,
+            sys.executable,
+            "-m",
+            "webapp",
+            "worker",
+            "--server",
+            server_url,
+            "--handlers",
+            "tests.support.worker_handlers",
+            "--types",
+            "*",
+            "--worker-id",
+            worker_id,
+            "--heartbeat-interval",
+            str(HEARTBEAT_S),
+            "--poll-interval",
+            "0.1",
+            "--grace",
+            "5",
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
     )
 
@@ -89,8 +111,13 @@ def test_sigkill_of_a_worker_takes_its_stubborn_command_and_grandchild_with_it(s
 
 @pytest.fixture
 def monitored_server(app, database_url, tmp_path):
-    with running_server(database_url, tmp_path / "server.log", JOBWARDEN_MONITOR="on",
-                        JOBWARDEN_MONITOR_INTERVAL="0.5", JOBWARDEN_HEARTBEAT_TIMEOUT="2") as server:
+    with running_server(
+        database_url,
+        tmp_path / "server.log",
+        JOBWARDEN_MONITOR="on",
+        JOBWARDEN_MONITOR_INTERVAL="0.5",
+        JOBWARDEN_HEARTBEAT_TIMEOUT="2",
+    ) as server:
         yield server
 
 
@@ -130,11 +157,15 @@ def test_a_worker_that_is_pid_1_reaps_what_its_commands_leave_behind(server, tmp
     assert unshare, "this test needs util-linux unshare (a PID namespace makes the worker PID 1)"
     marker = f"jw-contain-{uuid.uuid4().hex}"
     ids = [jobs.create_job(type="test.short_orphan", payload={"marker": marker}).id for _ in range(3)]
-    worker = start_worker(server.url, "w-init", tmp_path,
-                          prefix=(unshare, "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"))
+    worker = start_worker(
+        server.url, "w-init", tmp_path, prefix=(unshare, "--user", "--map-root-user", "--pid", "--fork", "--mount-proc")
+    )
     try:
-        wait_until(lambda: all(jobs.get_job(i).status == "completed" for i in ids), 30,
-                   "every job to complete (a worker counting zombies waits forever)")
+        wait_until(
+            lambda: all(jobs.get_job(i).status == "completed" for i in ids),
+            30,
+            "every job to complete (a worker counting zombies waits forever)",
+        )
         (init,) = [pid for pid in marked("webapp") if _parent(pid) == worker.pid]  # the worker, PID 1 inside
         time.sleep(1.0)  # the grandchildren have ended by now
         assert zombie_children(init) == []

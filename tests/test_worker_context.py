@@ -1,5 +1,6 @@
 """The job context's step bookkeeping and stopping, and the handler registry —
 the parts of the worker that need no server."""
+
 from __future__ import annotations
 
 import sys
@@ -19,22 +20,33 @@ def reports() -> list[dict]:
 
 @pytest.fixture
 def ctx(reports) -> JobContext:
-    return JobContext({"id": 7, "type": "t", "attempt": 2, "payload": {}}, worker_id="w",
-                      report_step=lambda **fields: reports.append(fields), kill_grace=1.0)
+    return JobContext(
+        {"id": 7, "type": "t", "attempt": 2, "payload": {}},
+        worker_id="w",
+        report_step=lambda **fields: reports.append(fields),
+        kill_grace=1.0,
+    )
 
 
 def test_a_step_reports_started_then_completed_with_its_attempt(ctx, reports):
     with ctx.step("download"):
         pass
-    assert reports == [{"name": "download", "event": "started", "attempt": 2},
-                       {"name": "download", "event": "completed", "attempt": 2}]
+    assert reports == [
+        {"name": "download", "event": "started", "attempt": 2},
+        {"name": "download", "event": "completed", "attempt": 2},
+    ]
 
 
 def test_a_step_whose_body_raises_reports_failed_with_name_attempt_phase_and_error(ctx, reports):
     with pytest.raises(ValueError), ctx.step("transcode"):
         raise ValueError("bad codec")
-    assert reports[-1] == {"name": "transcode", "event": "failed", "attempt": 2, "phase": "run",
-                           "error": "ValueError: bad codec"}
+    assert reports[-1] == {
+        "name": "transcode",
+        "event": "failed",
+        "attempt": 2,
+        "phase": "run",
+        "error": "ValueError: bad codec",
+    }
     assert ctx.failed_step.name == "transcode"
 
 
@@ -63,8 +75,13 @@ def test_a_step_that_finished_after_a_bookkeeping_failure_reports_failed_not_com
     with pytest.raises(Stopped), ctx.step("upload"):
         # The handler never looks; the worker's heartbeat failed meanwhile.
         ctx.request_stop(StopReason(ERROR, "worker could not report the heartbeat: 400", phase="heartbeat"))
-    assert reports[-1] == {"name": "upload", "event": "failed", "attempt": 2, "phase": "heartbeat",
-                           "error": "worker could not report the heartbeat: 400"}
+    assert reports[-1] == {
+        "name": "upload",
+        "event": "failed",
+        "attempt": 2,
+        "phase": "heartbeat",
+        "error": "worker could not report the heartbeat: 400",
+    }
 
 
 def test_a_timeout_inside_a_step_reports_the_step_failed_with_phase_timeout(ctx, reports):
@@ -166,8 +183,12 @@ def test_a_jobs_own_timeout_wins_over_its_types_default():
 
 
 def durable_ctx(reports: list[dict], **job) -> JobContext:
-    return JobContext({"id": 7, "type": "t", "attempt": 2, "payload": {}, **job}, worker_id="w",
-                      report_step=lambda **fields: reports.append(fields), kill_grace=1.0)
+    return JobContext(
+        {"id": 7, "type": "t", "attempt": 2, "payload": {}, **job},
+        worker_id="w",
+        report_step=lambda **fields: reports.append(fields),
+        kill_grace=1.0,
+    )
 
 
 def test_a_durable_step_returns_its_result_as_the_store_gives_it_back(ctx, reports):
@@ -229,8 +250,12 @@ class PendingDelivery:
 
 def test_a_cancellation_while_a_result_is_being_recorded_reports_no_step_failure(reports):
     delivery = PendingDelivery()
-    ctx = JobContext({"id": 7, "type": "t", "attempt": 1}, worker_id="w", kill_grace=1.0,
-                     report_step=lambda **fields: (reports.append(fields), delivery)[1])
+    ctx = JobContext(
+        {"id": 7, "type": "t", "attempt": 1},
+        worker_id="w",
+        kill_grace=1.0,
+        report_step=lambda **fields: (reports.append(fields), delivery)[1],
+    )
     threading.Timer(0.2, ctx.request_stop, [StopReason(CANCEL, "cancelled")]).start()
     with pytest.raises(Stopped):
         ctx.step("upload", lambda: "uploaded")
@@ -239,8 +264,12 @@ def test_a_cancellation_while_a_result_is_being_recorded_reports_no_step_failure
 
 def test_a_result_never_recorded_within_the_timeout_is_withdrawn_and_fails_in_phase_record(reports):
     delivery = PendingDelivery()
-    ctx = JobContext({"id": 7, "type": "t", "attempt": 1}, worker_id="w", kill_grace=1.0,
-                     report_step=lambda **fields: (reports.append(fields), delivery)[1])
+    ctx = JobContext(
+        {"id": 7, "type": "t", "attempt": 1},
+        worker_id="w",
+        kill_grace=1.0,
+        report_step=lambda **fields: (reports.append(fields), delivery)[1],
+    )
     ctx.record_timeout = 0.2
     with pytest.raises(JobFailed, match="the step ran but its result was not recorded"):
         ctx.step("upload", lambda: "uploaded")

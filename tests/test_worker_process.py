@@ -1,5 +1,6 @@
 """External commands run by the worker: real subprocesses, their exit codes,
 their output, and stopping their whole process group."""
+
 from __future__ import annotations
 
 import sys
@@ -19,7 +20,7 @@ def wait_for_line(output: OutputTail, prefix: str, timeout: float = 10.0) -> str
     while time.monotonic() < deadline:
         for line in output.text().splitlines():
             if line.startswith(prefix):
-                return line[len(prefix):].strip()
+                return line[len(prefix) :].strip()
         time.sleep(0.02)
     raise AssertionError(f"no line starting with {prefix!r} in {output.text()!r}")
 
@@ -40,10 +41,7 @@ FAMILY = (
 )
 
 IGNORES_TERM = (
-    "import signal, time\n"
-    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-    "print('ready', flush=True)\n"
-    "time.sleep(60)\n"
+    "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)\n"
 )
 
 
@@ -123,13 +121,16 @@ def test_a_grandchild_left_behind_by_a_finished_command_does_not_survive():
 
 
 def test_placeholders_are_filled_from_the_payload_one_argument_each():
-    argv = fill_argv(["convert", "{input}", "--size={size.w}x{size.h}", "{{literal}}"],
-                     {"input": "my file.png", "size": {"w": 64, "h": 48}})
+    argv = fill_argv(
+        ["convert", "{input}", "--size={size.w}x{size.h}", "{{literal}}"],
+        {"input": "my file.png", "size": {"w": 64, "h": 48}},
+    )
     assert argv == ["convert", "my file.png", "--size=64x48", "{literal}"]
 
 
-@pytest.mark.parametrize("value, kind", [(["a.mp4", "-o", "/etc/cron.d/x"], "a list"), ({"a": 1}, "an object"),
-                                         (None, "null")])
+@pytest.mark.parametrize(
+    "value, kind", [(["a.mp4", "-o", "/etc/cron.d/x"], "a list"), ({"a": 1}, "an object"), (None, "null")]
+)
 def test_a_placeholder_takes_one_scalar_never_a_list_that_would_add_arguments(value, kind):
     with pytest.raises(TemplateError, match=f"payload field 'file' is {kind}; .* one string or number"):
         fill_argv(["ffmpeg", "-i", "{file}"], {"file": value})

@@ -1,5 +1,6 @@
 """What a worker costs the machine it shares with the jobs: CPU while it waits,
 the modules and memory it loads. Measured on real worker processes from /proc."""
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,9 @@ def test_a_worker_whose_slots_are_all_busy_sleeps_while_its_jobs_do(start_worker
     for _ in range(2):
         jobs.create_job(type="demo.command_sleep", payload={"seconds": 60})
     worker = start_worker("--concurrency", "2", "--poll-interval", "1", heartbeat=1.0)
-    wait_for(lambda: len(db.session.scalars(select(Job).where(Job.status == "running")).all()) == 2,
-             what="both jobs running")
+    wait_for(
+        lambda: len(db.session.scalars(select(Job).where(Job.status == "running")).all()) == 2, what="both jobs running"
+    )
     share = cpu_share(worker.process.pid)
     assert share < CPU_SHARE_BOUND, f"a worker with every slot sleeping used {share:.0%} of a core"
 
@@ -76,8 +78,13 @@ def cumulative_import_s(import_log: str, module: str) -> float:
 
 
 def test_importing_the_worker_package_loads_no_server_package_and_is_quick():
-    answer = subprocess.run([sys.executable, "-X", "importtime", "-c", "import webapp.worker"],
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    answer = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import webapp.worker"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert imported_top_level(answer.stderr) & set(SERVER_PACKAGES) == set()
     assert cumulative_import_s(answer.stderr, "webapp.worker") <= IMPORT_TIME_BOUND_S
 

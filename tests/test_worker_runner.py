@@ -1,5 +1,6 @@
 """The worker as users run it: `python -m webapp worker` against a real server
 on loopback, running real subprocesses, checked in the real store."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,9 @@ HEARTBEAT = 0.2
 @pytest.fixture
 def server(app, database_url, tmp_path):
     """A real server whose retry backoff is short, so retries show within a test."""
-    with running_server(database_url, tmp_path / "server.log",
-                        JOBWARDEN_RETRY_BASE_S="0.2", JOBWARDEN_RETRY_MAX_S="1") as running:
+    with running_server(
+        database_url, tmp_path / "server.log", JOBWARDEN_RETRY_BASE_S="0.2", JOBWARDEN_RETRY_MAX_S="1"
+    ) as running:
         yield running
 
 
@@ -57,15 +59,33 @@ def start_worker(server, tmp_path) -> Callable[..., WorkerProcess]:
         number = len(started) + 1
         log_path = tmp_path / f"worker{number}.log"
         argv = [
-            sys.executable, "-m", "webapp", "worker", "--server", server.url,
-            "--handlers", "webapp.worker.demo", "--handlers", "tests.support.worker_handlers",
-            "--heartbeat-interval", str(heartbeat), "--poll-interval", "0.1", "--grace", str(grace),
-            "--retry-max", "0.5", "--worker-id", f"w{number}", *options,
+            sys.executable,
+            "-m",
+            "webapp",
+            "worker",
+            "--server",
+            server.url,
+            "--handlers",
+            "webapp.worker.demo",
+            "--handlers",
+            "tests.support.worker_handlers",
+            "--heartbeat-interval",
+            str(heartbeat),
+            "--poll-interval",
+            "0.1",
+            "--grace",
+            str(grace),
+            "--retry-max",
+            "0.5",
+            "--worker-id",
+            f"w{number}",
+            *options,
         ]
         env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)}
         with log_path.open("w") as log:
-            process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         worker = WorkerProcess(process, log_path)
         started.append(worker)
         return worker
@@ -109,19 +129,24 @@ def attempts(job_id: int):
 
 def step_events(job_id: int) -> list[dict]:
     db.session.rollback()
-    return [{**e.data, "attempt": e.attempt} for e in
-            db.session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.kind == "step")
-                               .order_by(JobEvent.id))]
+    return [
+        {**e.data, "attempt": e.attempt}
+        for e in db.session.scalars(
+            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.kind == "step").order_by(JobEvent.id)
+        )
+    ]
 
 
 def pid_in_output(job_id: int, label: str) -> int:
     """A pid the job's command printed (`label N`), read from the output its heartbeats carried."""
+
     def found():
         for attempt in attempts(job_id):
             match = re.search(rf"{label} (\d+)", attempt.output_tail or "")
             if match:
                 return int(match.group(1))
         return None
+
     return wait_for(found, what=f"'{label}' in the output of job {job_id}")
 
 
@@ -145,7 +170,10 @@ def test_the_worker_registers_itself_with_its_types_and_concurrency(start_worker
     start_worker("--concurrency", "3", "--types", "demo.noop,demo.sleep")
     registered = wait_for(lambda: db.session.get(Worker, "w1"), what="the worker row")
     assert (registered.concurrency, registered.types, registered.pid is not None) == (
-        3, ["demo.noop", "demo.sleep"], True)
+        3,
+        ["demo.noop", "demo.sleep"],
+        True,
+    )
 
 
 def test_a_command_that_exits_1_fails_the_job_with_the_exit_code_and_its_stderr(start_worker):
@@ -254,25 +282,34 @@ def test_a_pipeline_reports_each_step_started_and_completed_with_its_attempt(sta
     start_worker()
     wait_for(status_is(created.id, "completed"), what="completed")
     assert [(e["name"], e["event"], e["attempt"]) for e in step_events(created.id)] == [
-        ("download", "started", 1), ("download", "completed", 1),
-        ("transcode", "started", 1), ("transcode", "completed", 1),
-        ("upload", "started", 1), ("upload", "completed", 1),
+        ("download", "started", 1),
+        ("download", "completed", 1),
+        ("transcode", "started", 1),
+        ("transcode", "completed", 1),
+        ("upload", "started", 1),
+        ("upload", "completed", 1),
     ]
 
 
 def test_a_step_that_raises_is_reported_failed_and_the_job_fails_in_that_step(start_worker):
-    created = jobs.create_job(type="demo.pipeline", payload={"seconds_per_step": 0, "fail_step": "transcode"},
-                              max_attempts=1)
+    created = jobs.create_job(
+        type="demo.pipeline", payload={"seconds_per_step": 0, "fail_step": "transcode"}, max_attempts=1
+    )
     start_worker()
     wait_for(status_is(created.id, "failed"), what="failed")
     failed_step = step_events(created.id)[-1]
     assert (failed_step["name"], failed_step["event"], failed_step["attempt"], failed_step["phase"]) == (
-        "transcode", "failed", 1, "run")
+        "transcode",
+        "failed",
+        1,
+        "run",
+    )
     assert failed_step["error"] == "RuntimeError: transcode failed (asked to by the payload)"
     (attempt,) = attempts(created.id)
     assert attempt.step == "transcode"
     assert job(created.id).last_error == (
-        "step 'transcode' failed (run): RuntimeError: transcode failed (asked to by the payload)")
+        "step 'transcode' failed (run): RuntimeError: transcode failed (asked to by the payload)"
+    )
 
 
 def test_a_cancellation_mid_step_is_not_reported_as_a_step_failure(start_worker):
@@ -292,7 +329,11 @@ def test_a_timeout_mid_step_reports_the_step_failed_and_the_job_failed_in_it(sta
     wait_for(status_is(created.id, "failed"), what="failed")
     failed_step = step_events(created.id)[-1]
     assert (failed_step["name"], failed_step["event"], failed_step["phase"], failed_step["error"]) == (
-        "upload", "failed", "timeout", "timed out after 1 s")
+        "upload",
+        "failed",
+        "timeout",
+        "timed out after 1 s",
+    )
     assert job(created.id).last_error == "step 'upload' failed (timeout): timed out after 1 s"
 
 
@@ -391,5 +432,6 @@ def test_a_payload_list_never_becomes_extra_arguments_the_job_fails_naming_the_f
     wait_for(status_is(created.id, "failed"), what="failed")
 
     assert job(created.id).last_error == (
-        "payload field 'file' is a list; a command-line placeholder takes one string or number")
+        "payload field 'file' is a list; a command-line placeholder takes one string or number"
+    )
     assert not first.exists() and not second.exists()  # the command never ran

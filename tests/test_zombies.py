@@ -1,6 +1,7 @@
 """Zombies and races against a real server: a paused worker that wakes after its
 job was reaped and re-run changes nothing; double clicks, a cancel racing a
 complete and two operators end in one well-defined state with every event kept."""
+
 from __future__ import annotations
 
 import os
@@ -73,8 +74,13 @@ def test_a_cancel_racing_a_complete_ends_in_the_winners_state_with_one_event(ser
         job = make_job("running")
         job_id, token = job.id, job.lease_token
         cancel = partial(requests.post, f"{server.url}/api/jobs/{job_id}/cancel", json={}, timeout=10)
-        complete = partial(requests.post, f"{server.url}/api/internal/jobs/{job_id}/complete", headers=KEY,
-                           json={"lease_token": token, "result": {"done": True}}, timeout=10)
+        complete = partial(
+            requests.post,
+            f"{server.url}/api/internal/jobs/{job_id}/complete",
+            headers=KEY,
+            json={"lease_token": token, "result": {"done": True}},
+            timeout=10,
+        )
         cancelled, completed = at_once(cancel, complete)
         assert sorted([cancelled.status_code, completed.status_code]) == [200, 409]
         winner = "cancelled" if cancelled.status_code == 200 else "completed"
@@ -101,9 +107,15 @@ def test_two_operators_acting_at_once_leave_one_change_and_tell_the_other(server
 
 @pytest.fixture
 def monitored_server(app, database_url, tmp_path):
-    with running_server(database_url, tmp_path / "server.log", JOBWARDEN_MONITOR="on",
-                        JOBWARDEN_MONITOR_INTERVAL="0.5", JOBWARDEN_HEARTBEAT_TIMEOUT="1.5",
-                        JOBWARDEN_RETRY_BASE_S="0.1", JOBWARDEN_RETRY_MAX_S="0.5") as running:
+    with running_server(
+        database_url,
+        tmp_path / "server.log",
+        JOBWARDEN_MONITOR="on",
+        JOBWARDEN_MONITOR_INTERVAL="0.5",
+        JOBWARDEN_HEARTBEAT_TIMEOUT="1.5",
+        JOBWARDEN_RETRY_BASE_S="0.1",
+        JOBWARDEN_RETRY_MAX_S="0.5",
+    ) as running:
         yield running
 
 
@@ -111,10 +123,32 @@ def start_worker(server_url: str, worker_id: str, log_path) -> subprocess.Popen:
     env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)}
     with log_path.open("w") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "webapp", "worker", "--server", server_url, "--handlers", "tests.support.worker_handlers",
-             "--types", "test.step_sleep", "--heartbeat-interval", "0.2", "--poll-interval", "0.1", "--grace", "1",
-             "--worker-id", worker_id],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "webapp",
+                "worker",
+                "--server",
+                server_url,
+                "--handlers",
+                "tests.support.worker_handlers",
+                "--types",
+                "test.step_sleep",
+                "--heartbeat-interval",
+                "0.2",
+                "--poll-interval",
+                "0.1",
+                "--grace",
+                "1",
+                "--worker-id",
+                worker_id,
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -138,12 +172,16 @@ def test_a_paused_worker_resumed_after_its_job_was_reaped_and_rerun_changes_noth
         successor = start_worker(monitored_server.url, "successor", tmp_path / "successor.log")
         wait_for(lambda: fresh(job.id).status == "completed", 30, "the second worker to complete the job")
         os.killpg(zombie.pid, signal.SIGCONT)
-        wait_for(lambda: "lease lost" in (tmp_path / "zombie.log").read_text(), 20, "the zombie to learn it lost the lease")
+        wait_for(
+            lambda: "lease lost" in (tmp_path / "zombie.log").read_text(), 20, "the zombie to learn it lost the lease"
+        )
         time.sleep(1.0)  # room for any late call of the zombie's to land (none may change anything)
         final = fresh(job.id)
         assert (final.status, final.worker_id, final.attempt) == ("completed", "successor", 2)
         assert [(a.worker_id, a.outcome) for a in jobs.attempts_of(job.id)] == [
-            ("zombie", "orphaned"), ("successor", "completed")]
+            ("zombie", "orphaned"),
+            ("successor", "completed"),
+        ]
         completes = [e for e in jobs.events_of(job.id) if e.action == "complete"]
         assert [e.actor for e in completes] == ["worker:successor"]
         steps = [(s["attempt"], s["status"]) for s in jobs.steps_of(job.id)]

@@ -4,6 +4,7 @@ Importing the package loads nothing else: `webapp.worker` and `jobwarden worker`
 run without Flask or SQLAlchemy. `create_app` (webapp.app) is imported on first
 use, so `from webapp import create_app` and `gunicorn 'webapp:create_app()'` work.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

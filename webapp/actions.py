@@ -94,8 +94,10 @@ ACTIONS: tuple[Action, ...] = (
         bulk_label="Resume selected",
         style="primary",
         summary="Resume a job from its first step not completed",
-        description=("Failed or cancelled → queued with one more attempt; completed durable steps are replayed from their "
-                     "stored results and the handler sees its last checkpoint. A completed or live job is a 409."),
+        description=(
+            "Failed or cancelled → queued with one more attempt; completed durable steps are replayed from their "
+            "stored results and the handler sees its last checkpoint. A completed or live job is a 409."
+        ),
         confirm_button="Resume",
         question="Resume {job} from its first step not completed?",
         consequence="It goes back to the queue with one more attempt; completed steps return their stored results.",
@@ -108,8 +110,10 @@ ACTIONS: tuple[Action, ...] = (
         label="Restart from scratch",
         bulk_label="Restart selected",
         summary="Restart a job from scratch",
-        description=("Failed or cancelled → queued with one more attempt, discarding stored step results and the checkpoint "
-                     "in the same transaction. A completed or live job is a 409."),
+        description=(
+            "Failed or cancelled → queued with one more attempt, discarding stored step results and the checkpoint "
+            "in the same transaction. A completed or live job is a 409."
+        ),
         confirm_button="Restart from scratch",
         question="Restart {job} from scratch?",
         consequence="Its stored step results and checkpoint are discarded and every step runs again.",

@@ -1,6 +1,7 @@
 """The Flask app factory: settings, database, security headers, blueprints.
 
 Imported only by the server (see webapp/__init__.py): a worker never loads it."""
+
 from __future__ import annotations
 
 import logging

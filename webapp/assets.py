@@ -5,6 +5,7 @@ there by the build step in setup.py, which reads BUNDLED_FROM); a checkout or an
 editable install reads them from the source tree. Standard library only: setup.py
 loads this file before anything is installed.
 """
+
 from __future__ import annotations
 
 from importlib.resources import files

@@ -10,6 +10,7 @@ cached Basic credentials and cookies to a hostile page's form, and without a pas
 nothing else stands between that form and a job. A JSON API write must also say
 `Content-Type: application/json`, which no HTML form can send.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,7 +32,6 @@ from .models import OperatorSessions
 
 def _same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
-
 
 
 def check_internal_key_configured(app: Flask) -> None:
@@ -144,8 +144,7 @@ def start_operator_session() -> None:
     """A fresh session on login: nothing planted before it carries over."""
     session.clear()
     session.permanent = True  # the browser drops it after the lifetime too
-    session.update(operator=True, generation=session_generation(), password=_password_fingerprint(),
-                   since=time.time())
+    session.update(operator=True, generation=session_generation(), password=_password_fingerprint(), since=time.time())
 
 
 def operator_session_live() -> bool:

@@ -7,6 +7,7 @@ note records who stopped the job. Only a cancellation nobody confirms is left
 to the monitor (`jobs.release_unconfirmed_cancellation`), so the monitor's
 "never confirmed" note means the worker truly went silent.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import select, update
@@ -40,12 +41,14 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
             raise LeaseLost(job_id, "stopped", seen.status)
         if seen.status != Status.CANCELLED:
             raise TransitionRefused(job_id, "stopped", seen.status)
-        released = rows_changed(db.session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == lease_token)
-            .values(lease_token=None, heartbeat_at=None, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ))
+        released = rows_changed(
+            db.session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == lease_token)
+                .values(lease_token=None, heartbeat_at=None, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        )
         if not released:  # the monitor released it between our read and write
             raise LeaseLost(job_id, "stopped", Status.CANCELLED)
         if output is not None and seen.attempt:
@@ -56,7 +59,12 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
                 .execution_options(synchronize_session=False)
             )
         states.record_event(
-            job_id, kind="note", actor=f"worker:{seen.worker_id}", at=now, action=CONFIRMED,
-            attempt=seen.attempt or None, reason=f"worker {seen.worker_id} stopped the cancelled job",
+            job_id,
+            kind="note",
+            actor=f"worker:{seen.worker_id}",
+            at=now,
+            action=CONFIRMED,
+            attempt=seen.attempt or None,
+            reason=f"worker {seen.worker_id} stopped the cancelled job",
             data={"worker_id": seen.worker_id},
         )

@@ -5,6 +5,7 @@ While it waits the request holds no database connection, so a server keeps
 answering the dashboard with hundreds of idle workers connected (each waiting
 claim holds one gunicorn thread: see gunicorn.conf.py).
 """
+
 from __future__ import annotations
 
 import select as io_select

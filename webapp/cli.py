@@ -1,6 +1,7 @@
 """The `jobwarden` command. `jobwarden worker` is dispatched before Flask is
 imported, so a worker process loads only what it runs; every other subcommand
 goes through the Flask CLI group in webapp.server_cli."""
+
 from __future__ import annotations
 
 import sys

@@ -7,6 +7,7 @@ worker's calls, which the lease token fences. Creating jobs and operator
 actions are retried only when the connection was never made, so a lost answer
 never creates a job twice. A 4xx is never retried: it raises at once.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -111,8 +112,14 @@ class JobwardenClient:
     def restart(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
         return self._call("POST", f"/api/jobs/{job_id}/restart", {"reason": reason}, repeatable=False)
 
-    def bulk_action(self, action: str, *, ids: builtins.list[int] | None = None, filter: dict[str, Any] | None = None,
-                    reason: str | None = None) -> dict[str, Any]:
+    def bulk_action(
+        self,
+        action: str,
+        *,
+        ids: builtins.list[int] | None = None,
+        filter: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
         body = {"action": action, "reason": reason, **({"ids": ids} if ids is not None else {"filter": filter})}
         return self._call("POST", "/api/jobs/actions", body, repeatable=False)
 
@@ -124,8 +131,9 @@ class JobwardenClient:
 
     # --- internal (worker) API -----------------------------------------------------------
 
-    def claim(self, worker_id: str, types: builtins.list[str] | None = None, *, batch_size: int = 1,
-              wait_s: float = 0) -> builtins.list[dict[str, Any]]:
+    def claim(
+        self, worker_id: str, types: builtins.list[str] | None = None, *, batch_size: int = 1, wait_s: float = 0
+    ) -> builtins.list[dict[str, Any]]:
         """Up to batch_size jobs; with none ready the server holds the answer up to wait_s for one."""
         # Not repeated after a lost answer: the jobs it claimed would sit claimed until the monitor frees them.
         body = {"worker_id": worker_id, "types": types, "batch_size": batch_size, "wait_s": wait_s}
@@ -161,16 +169,25 @@ class JobwardenClient:
 
     # --- transport -----------------------------------------------------------------------
 
-    def _internal(self, path: str, body: dict[str, Any], *, repeatable: bool = True,
-                  timeout: float | None = None) -> Any:
+    def _internal(
+        self, path: str, body: dict[str, Any], *, repeatable: bool = True, timeout: float | None = None
+    ) -> Any:
         if not self.internal_key:
             raise JobwardenError("the internal API needs internal_key (JOBWARDEN_INTERNAL_API_KEY)")
         headers = {"Authorization": f"Bearer {self.internal_key}"}
-        return self._call("POST", f"/api/internal{path}", body, headers=headers, repeatable=repeatable,
-                          timeout=timeout)
+        return self._call("POST", f"/api/internal{path}", body, headers=headers, repeatable=repeatable, timeout=timeout)
 
-    def _call(self, method: str, path: str, body: Any = None, *, params: dict | None = None,
-              headers: dict | None = None, repeatable: bool = True, timeout: float | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict | None = None,
+        headers: dict | None = None,
+        repeatable: bool = True,
+        timeout: float | None = None,
+    ) -> Any:
         url = self.base_url + path
         timeout = timeout or self.timeout
         last_problem = ""
@@ -178,8 +195,7 @@ class JobwardenClient:
             if attempt:
                 time.sleep(backoff_delay(attempt, base=self.backoff, cap=self.max_backoff))
             try:
-                response = self.session.request(method, url, json=body, params=params, headers=headers,
-                                                timeout=timeout)
+                response = self.session.request(method, url, json=body, params=params, headers=headers, timeout=timeout)
             except requests.ConnectionError as error:
                 last_problem = f"cannot reach {self.base_url}: {_root_cause(error)}"
                 if repeatable or _never_connected(error):
@@ -219,7 +235,8 @@ def _never_connected(error: requests.ConnectionError) -> bool:
     cause = error.args[0] if error.args else None
     reason = getattr(cause, "reason", cause)
     return type(reason).__name__ in ("NewConnectionError", "ConnectTimeoutError") or isinstance(
-        error, requests.ConnectTimeout)
+        error, requests.ConnectTimeout
+    )
 
 
 def _root_cause(error: BaseException) -> str:

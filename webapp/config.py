@@ -3,6 +3,7 @@
 Every setting has a default that works on a fresh machine: an embedded SQLite
 file in the data directory (see `data_dir`), the monitor on, no operator password.
 """
+
 from __future__ import annotations
 
 import json
@@ -79,9 +80,7 @@ def _type_timeouts(env: dict) -> dict[str, int]:
         parsed = json.loads(raw)
         return {str(k): int(v) for k, v in parsed.items()}
     except (ValueError, AttributeError, TypeError):
-        raise ConfigError(
-            'JOBWARDEN_TYPE_TIMEOUTS must be a JSON object of seconds, e.g. {"train": 120}'
-        ) from None
+        raise ConfigError('JOBWARDEN_TYPE_TIMEOUTS must be a JSON object of seconds, e.g. {"train": 120}') from None
 
 
 def _public_url(env: dict) -> str | None:
@@ -143,7 +142,9 @@ def from_environment(env: dict | None = None) -> dict:
         "JOBWARDEN_MAX_JSON_DEPTH": _positive_int(env, "JOBWARDEN_MAX_JSON_DEPTH", 32),
         "MAX_CONTENT_LENGTH": _int(env, "JOBWARDEN_MAX_BODY_BYTES", 2 * 1024 * 1024),
         # Secure cookies by default in production: serve it over HTTPS (or set this to 0 on a trusted LAN).
-        "JOBWARDEN_SECURE_COOKIES": _flag(env, "JOBWARDEN_SECURE_COOKIES", env.get("JOBWARDEN_ENV", "production") == "production"),
+        "JOBWARDEN_SECURE_COOKIES": _flag(
+            env, "JOBWARDEN_SECURE_COOKIES", env.get("JOBWARDEN_ENV", "production") == "production"
+        ),
         # A dashboard login ends this long after it began, whatever the cookie says.
         "JOBWARDEN_SESSION_LIFETIME_S": _positive_float(env, "JOBWARDEN_SESSION_LIFETIME_S", 12 * 3600.0),
         "JOBWARDEN_LOGIN_RATE_LIMIT": env.get("JOBWARDEN_LOGIN_RATE_LIMIT", "5 per minute"),

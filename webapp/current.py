@@ -1,4 +1,5 @@
 """The Flask app behind the `current_app` proxy, with its type."""
+
 from __future__ import annotations
 
 from typing import cast

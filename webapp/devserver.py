@@ -1,6 +1,7 @@
 """`jobwarden dev`: the README's first command — the dashboard on the embedded
 SQLite store, the health monitor, a local worker running the demo handlers,
 and a few sample jobs to look at."""
+
 from __future__ import annotations
 
 import logging
@@ -21,10 +22,17 @@ SAMPLE_JOBS: list[dict[str, Any]] = [
     {"type": "demo.pipeline", "payload": {"seconds_per_step": 8}},
     {"type": "demo.pipeline", "payload": {"seconds_per_step": 4, "fail_step": "transcode"}, "max_attempts": 1},
     # Fails at upload; "Resume from step upload" replays download and transcode and uploads.
-    {"type": "demo.pipeline", "payload": {"seconds_per_step": 3, "fail_once_at": "upload", "transcode_failures": 1},
-     "max_attempts": 1},
+    {
+        "type": "demo.pipeline",
+        "payload": {"seconds_per_step": 3, "fail_once_at": "upload", "transcode_failures": 1},
+        "max_attempts": 1,
+    },
     # Fails in epoch 4; its automatic retry resumes after the epoch-3 checkpoint.
-    {"type": "demo.train", "payload": {"epochs": 8, "seconds_per_epoch": 2, "fail_once_at_epoch": 4}, "max_attempts": 2},
+    {
+        "type": "demo.train",
+        "payload": {"epochs": 8, "seconds_per_epoch": 2, "fail_once_at_epoch": 4},
+        "max_attempts": 2,
+    },
     {"type": "demo.flaky", "payload": {}},
     {"type": "demo.crash", "payload": {}, "max_attempts": 1},
     {"type": "demo.sleep", "payload": {"seconds": 10}, "priority": 5},
@@ -64,13 +72,27 @@ def dev_command(host: str, port: int, concurrency: int, samples: bool) -> None:
     serving = threading.Thread(target=server.serve_forever, name="dev-server", daemon=True)
     serving.start()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "webapp", "worker", "--server", server_url,
-         "--handlers", "webapp.worker.demo", "--concurrency", str(concurrency), "--grace", "3"],
+        [
+            sys.executable,
+            "-m",
+            "webapp",
+            "worker",
+            "--server",
+            server_url,
+            "--handlers",
+            "webapp.worker.demo",
+            "--concurrency",
+            str(concurrency),
+            "--grace",
+            "3",
+        ],
         env=os.environ.copy(),
         start_new_session=True,  # Ctrl-C reaches this process only; it stops the worker in order
     )
-    click.echo(f"Jobwarden on {server_url}/jobs — store {app.config['SQLALCHEMY_DATABASE_URI']}, "
-               f"{created} sample jobs created, local worker pid {worker.pid}. Ctrl-C stops both.")
+    click.echo(
+        f"Jobwarden on {server_url}/jobs — store {app.config['SQLALCHEMY_DATABASE_URI']}, "
+        f"{created} sample jobs created, local worker pid {worker.pid}. Ctrl-C stops both."
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -10,6 +10,7 @@ it holds no tables (new) or all of Jobwarden's tables (made before the mark
 existed; the next `db upgrade` sets it). On PostgreSQL the mark is the
 `alembic_version` table holding one of Jobwarden's revisions.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -95,7 +96,8 @@ def check_sqlite_owner(path: Path) -> None:
         try:
             application_id = connection.execute("PRAGMA application_id").fetchone()[0]
             tables = {
-                name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                name
+                for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
                 if not name.startswith("sqlite_")
             }
         finally:

@@ -6,6 +6,7 @@ PROMETHEUS_MULTIPROC_DIR so /metrics adds them up (prometheus-client's
 multiprocess mode). Without it (the development server, tests) one process
 registry serves.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,15 +16,18 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 TRANSITIONS = Counter(
-    "jobwarden_transitions_total", "State-machine transitions applied, by action and target status.",
+    "jobwarden_transitions_total",
+    "State-machine transitions applied, by action and target status.",
     ["action", "to_status"],
 )
 CLAIM_LATENCY = Histogram(
-    "jobwarden_claim_latency_seconds", "Server time of one claim call (batch).",
+    "jobwarden_claim_latency_seconds",
+    "Server time of one claim call (batch).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 ORPHANS_REAPED = Counter(
-    "jobwarden_orphans_reaped_total", "Jobs the health monitor settled because nobody ran them any more, by kind.",
+    "jobwarden_orphans_reaped_total",
+    "Jobs the health monitor settled because nobody ran them any more, by kind.",
     ["kind"],
 )
 
@@ -56,4 +60,3 @@ def render(app) -> tuple[bytes, str]:
             registry.register(collector)
     registry.register(JobsByStatus(app))
     return generate_latest(registry), CONTENT_TYPE_LATEST
-

@@ -3,6 +3,7 @@
 Status is written only by `webapp.states`; everything else here is plain data.
 Times are stored as naive UTC and handed back as aware UTC datetimes.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -289,11 +290,21 @@ class WebhookDelivery(Model):
 
     __table_args__ = (
         # The sender's scan: due pending rows.
-        Index("ix_webhook_deliveries_due", "next_attempt_at",
-              sqlite_where=text("at IS NULL"), postgresql_where=text("at IS NULL")),
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            sqlite_where=text("at IS NULL"),
+            postgresql_where=text("at IS NULL"),
+        ),
         # Per-job order: is an earlier notification of this job still pending for this endpoint?
-        Index("ix_webhook_deliveries_pending_job", "endpoint_id", "job_id", "notification_id",
-              sqlite_where=text("at IS NULL"), postgresql_where=text("at IS NULL")),
+        Index(
+            "ix_webhook_deliveries_pending_job",
+            "endpoint_id",
+            "job_id",
+            "notification_id",
+            sqlite_where=text("at IS NULL"),
+            postgresql_where=text("at IS NULL"),
+        ),
         # The delivery log, newest first.
         Index("ix_webhook_deliveries_log", "endpoint_id", "id"),
     )

@@ -4,6 +4,7 @@ Like the worker, these never open the database: they speak HTTP to a server
 (`--server` or JOBWARDEN_SERVER), with the operator password from
 JOBWARDEN_ADMIN_PASSWORD when the deployment sets one.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,13 @@ from .actions import ACTIONS, Action
 from .client import ClientError, JobwardenClient, JobwardenError
 from .worker.command import DEFAULT_SERVER
 
-server_option = click.option("--server", envvar="JOBWARDEN_SERVER", default=DEFAULT_SERVER, show_default=True,
-                             help="Base URL of the Jobwarden server (or JOBWARDEN_SERVER).")
+server_option = click.option(
+    "--server",
+    envvar="JOBWARDEN_SERVER",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help="Base URL of the Jobwarden server (or JOBWARDEN_SERVER).",
+)
 
 
 def _client(server: str) -> JobwardenClient:
@@ -55,11 +61,14 @@ def _json_argument(_ctx, _param, value: str | None) -> Any:
 @click.option("--payload", callback=_json_argument, help="The job's payload as JSON.")
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=None)
-@click.option("--timeout", "timeout_s", type=click.IntRange(min=1), default=None, help="Seconds before the worker kills it.")
+@click.option(
+    "--timeout", "timeout_s", type=click.IntRange(min=1), default=None, help="Seconds before the worker kills it."
+)
 @click.option("--hold", is_flag=True, help="Create it pending; release with `jobwarden jobs force-start`.")
 @server_option
-def submit_command(job_type: str, payload: Any, priority: int, max_attempts: int | None,
-                   timeout_s: int | None, hold: bool, server: str) -> None:
+def submit_command(
+    job_type: str, payload: Any, priority: int, max_attempts: int | None, timeout_s: int | None, hold: bool, server: str
+) -> None:
     """Create a job of JOB_TYPE through the API and print it."""
     options = {"priority": priority, "max_attempts": max_attempts, "timeout_s": timeout_s, "hold": hold}
     job = _run(lambda: _client(server).create(job_type, payload, **options))
@@ -83,8 +92,11 @@ def jobs_group() -> None:
 @server_option
 def list_command(status, job_type, worker, q, limit, cursor, as_json, server) -> None:
     """One page of jobs, newest first."""
-    page = _run(lambda: _client(server).list(status=list(status) or None, type=job_type, worker=worker,
-                                             q=q, limit=limit, cursor=cursor))
+    page = _run(
+        lambda: _client(server).list(
+            status=list(status) or None, type=job_type, worker=worker, q=q, limit=limit, cursor=cursor
+        )
+    )
     if as_json:
         _print_json(page)
         return

@@ -3,6 +3,7 @@ the store's queries: repeated parameters are de-duplicated and capped, text is
 what the database can hold, ids are ASCII digits in 64 bits, and a cursor's
 position has the type of the column it sorts by. A refusal names the parameter.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

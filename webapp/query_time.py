@@ -7,6 +7,7 @@ handler interrupts the transaction past its deadline. A request cut this way
 answers 400 ("narrow the query"), not 503: the database is fine, the request
 was too expensive. Writes are short compare-and-sets and are not cut midway.
 """
+
 from __future__ import annotations
 
 import sqlite3

@@ -1,5 +1,6 @@
 """Is the database's schema Jobwarden's current one? Answered cheaply for /healthz:
 one catalogue query for the tables, one for the Alembic revision."""
+
 from __future__ import annotations
 
 from functools import cache
@@ -31,6 +32,8 @@ def schema_problem(connection: Connection, migrations_directory: str) -> str | N
     revisions = set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
     heads = migration_heads(migrations_directory)
     if revisions != heads:
-        return (f"the schema is at revision {', '.join(sorted(revisions)) or 'none'}, this code needs "
-                f"{', '.join(sorted(heads))}: run `jobwarden db upgrade`")
+        return (
+            f"the schema is at revision {', '.join(sorted(revisions)) or 'none'}, this code needs "
+            f"{', '.join(sorted(heads))}: run `jobwarden db upgrade`"
+        )
     return None

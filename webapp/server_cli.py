@@ -1,6 +1,7 @@
 """The `jobwarden` command's Flask CLI group (run, dev, db, worker, monitor, submit, jobs).
 
 Loaded by webapp.cli for every subcommand but `worker`."""
+
 from __future__ import annotations
 
 import logging
@@ -48,10 +49,15 @@ def cli() -> None:
 
 
 # Flask-Migrate's `db` group, registered here rather than by the app (see JobwardenGroup).
-cli.add_command(HelpFirstGroup(
-    name="db", commands=migrate_db_group.commands, params=migrate_db_group.params,
-    callback=migrate_db_group.callback, help=migrate_db_group.help,
-))
+cli.add_command(
+    HelpFirstGroup(
+        name="db",
+        commands=migrate_db_group.commands,
+        params=migrate_db_group.params,
+        callback=migrate_db_group.callback,
+        help=migrate_db_group.help,
+    )
+)
 
 
 def require_current_schema() -> None:
@@ -64,8 +70,12 @@ def require_current_schema() -> None:
 
 
 @cli.command("monitor")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=None,
-              help="Seconds between passes (default JOBWARDEN_MONITOR_INTERVAL).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds between passes (default JOBWARDEN_MONITOR_INTERVAL).",
+)
 @click.option("--once", is_flag=True, help="Run one pass, print what it changed, and exit.")
 @with_appcontext
 def monitor_command(interval: float | None, once: bool) -> None:
@@ -102,4 +112,3 @@ cli.add_command(worker_command)
 cli.add_command(submit_command)
 cli.add_command(jobs_group)
 cli.add_command(dev_command)
-

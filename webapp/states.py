@@ -6,6 +6,7 @@ worker calls the lease token) plus one event row, written in the caller's
 transaction. When nothing matched, the caller learns why: the job does not
 exist, its lease is gone, or its current status refuses the move.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -144,17 +145,24 @@ def record_event(
     that writes them, so they skip the ORM's unit of work. Status events are
     written by `transition`, `claim` and `create` inside their own statements.
     """
-    db.session.execute(insert(_EVENTS).values(
-        job_id=job_id, kind=kind, actor=actor, at=at, action=action,
-        from_status=from_status, to_status=to_status, attempt=attempt,
-        reason=reason, data=data,
-    ))
+    db.session.execute(
+        insert(_EVENTS).values(
+            job_id=job_id,
+            kind=kind,
+            actor=actor,
+            at=at,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            attempt=attempt,
+            reason=reason,
+            data=data,
+        )
+    )
 
 
 def why_refused(job_id: int, edge: Edge, lease_token: str | None) -> TransitionRefused:
-    row = db.session.execute(
-        select(Job.status, Job.lease_token).where(Job.id == job_id)
-    ).one_or_none()
+    row = db.session.execute(select(Job.status, Job.lease_token).where(Job.id == job_id)).one_or_none()
     if row is None:
         raise JobNotFound(job_id)
     status, current_token = row
@@ -281,9 +289,7 @@ def _cached_transition_plan(
     postgresql: bool,
 ) -> _Plan:
     set_values = {name: _param(f"set_{name}", _JOBS.c[name]) for name in value_columns}
-    return _transition_plan(
-        EDGES[action], expected, set_values, attempt_columns, fenced, rows_actor, postgresql
-    )
+    return _transition_plan(EDGES[action], expected, set_values, attempt_columns, fenced, rows_actor, postgresql)
 
 
 def _is_postgresql() -> bool:
@@ -322,8 +328,12 @@ def transition(
     postgresql = _is_postgresql()
     plain_values = {name: value for name, value in values.items() if not isinstance(value, ClauseElement)}
     params = {
-        "cas_job_id": job_id, "cas_now": now, "cas_reason": reason, "cas_event_data": event_data,
-        "cas_lease_token": lease_token, "cas_actor": actor if rows_actor is None else None,
+        "cas_job_id": job_id,
+        "cas_now": now,
+        "cas_reason": reason,
+        "cas_event_data": event_data,
+        "cas_lease_token": lease_token,
+        "cas_actor": actor if rows_actor is None else None,
         **{f"set_{name}": value for name, value in plain_values.items()},
         **{f"attempt_{name}": value for name, value in attempt_values.items()},
     }
@@ -384,19 +394,31 @@ def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = No
         spec = dict(spec)
         hold = spec.pop("hold", False)
         # Every row carries the same keys, so the batch stays one statement.
-        rows.append({
-            "payload": None, "priority": 0, "timeout_s": None, **spec,
-            "status": Status.PENDING if hold else Status.QUEUED,
-            "created_at": now, "updated_at": now, "run_after": now,
-            "attempt": 0, "cancel_requested": False,
-        })
+        rows.append(
+            {
+                "payload": None,
+                "priority": 0,
+                "timeout_s": None,
+                **spec,
+                "status": Status.PENDING if hold else Status.QUEUED,
+                "created_at": now,
+                "updated_at": now,
+                "run_after": now,
+                "attempt": 0,
+                "cancel_requested": False,
+            }
+        )
     jobs = list(db.session.scalars(insert(Job).returning(Job, sort_by_parameter_order=True), rows))
     db.session.execute(
         insert(_EVENTS).from_select(
             ["job_id", "kind", "actor", "at", "action", "to_status"],
             select(
-                _JOBS.c.id, literal("status"), literal(actor), literal(now, _EVENTS.c.at.type),
-                literal("create"), _JOBS.c.status,
+                _JOBS.c.id,
+                literal("status"),
+                literal(actor),
+                literal(now, _EVENTS.c.at.type),
+                literal("create"),
+                _JOBS.c.status,
             ).where(_JOBS.c.id.in_([job.id for job in jobs])),
         )
     )
@@ -477,8 +499,12 @@ def claim(
     Each claimed job gets a fresh lease token, one more attempt and an attempt row.
     """
     params = {
-        "cas_worker_id": worker_id, "cas_now": now or utcnow(), "cas_batch_size": batch_size,
-        "cas_types": types or [], "cas_reason": None, "cas_event_data": None,
+        "cas_worker_id": worker_id,
+        "cas_now": now or utcnow(),
+        "cas_batch_size": batch_size,
+        "cas_types": types or [],
+        "cas_reason": None,
+        "cas_event_data": None,
     }
     jobs = _run(_claim_plan(bool(types), _is_postgresql()), params)
     if jobs:

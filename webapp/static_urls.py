@@ -1,6 +1,7 @@
 """Content-hashed static URLs: `url_for('static', …)` (and each vendor blueprint's) gets
 `?v=<digest of the file>`, and such a request is cached for a year, so a browser asks
 again only when the file changed. Unversioned requests keep Flask's revalidation."""
+
 from __future__ import annotations
 
 import hashlib

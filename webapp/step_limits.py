@@ -1,5 +1,6 @@
 """Size caps on what a durable step stores, shared by the worker (which refuses
 first, naming the step) and the server (which refuses what a worker sent anyway)."""
+
 from __future__ import annotations
 
 import json

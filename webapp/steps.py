@@ -2,6 +2,7 @@
 of each job, read for the claim and the job page and written inside the callers'
 transactions (a step's result with its `completed` event, a checkpoint with its
 heartbeat, a restart's discard with its transition)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -20,15 +21,18 @@ NO_RESULT: Any = object()  # a step event that stores no result (`None` is a res
 def store_result(job_id: int, *, name: str, attempt: int, result: Any, at: datetime) -> None:
     """Keep `result` as step `name`'s; a result stored earlier under the name is replaced."""
     db.session.execute(delete(StepResult).where(StepResult.job_id == job_id, StepResult.name == name))
-    db.session.execute(insert(StepResult).values(
-        job_id=job_id, name=name, attempt=attempt, result=result, completed_at=at))
+    db.session.execute(
+        insert(StepResult).values(job_id=job_id, name=name, attempt=attempt, result=result, completed_at=at)
+    )
 
 
 def save_checkpoint(job_id: int, *, attempt: int, step: str | None, data: Any, at: datetime) -> None:
     """Replace the job's checkpoint with a newer one (one row per job)."""
     values = {"attempt": attempt, "step": step, "data": data, "at": at}
     updated: CursorResult[Any] = db.session.execute(  # type: ignore[assignment]  # an UPDATE's result
-        update(Checkpoint).where(Checkpoint.job_id == job_id).values(**values)
+        update(Checkpoint)
+        .where(Checkpoint.job_id == job_id)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     changed = updated.rowcount
@@ -60,8 +64,12 @@ def checkpoint_of(job_id: int) -> Checkpoint | None:
 def checkpoint_json(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
     if checkpoint is None:
         return None
-    return {"at": isoformat(checkpoint.at), "step": checkpoint.step,
-            "attempt": checkpoint.attempt, "data": checkpoint.data}
+    return {
+        "at": isoformat(checkpoint.at),
+        "step": checkpoint.step,
+        "attempt": checkpoint.attempt,
+        "data": checkpoint.data,
+    }
 
 
 def replay_state(job_ids: Iterable[int]) -> dict[int, dict[str, Any]]:

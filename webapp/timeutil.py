@@ -1,4 +1,5 @@
 """One clock for the whole app: aware UTC datetimes, ISO 8601 on the wire."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime

@@ -17,6 +17,7 @@ What wakes the hub:
 
 Nothing here polls per waiting worker: at rest a server runs no statement at all.
 """
+
 from __future__ import annotations
 
 import logging
@@ -148,9 +149,12 @@ def _listen(hub: Hub, engine: Engine) -> None:
                     hub.wake()
         except Exception as error:  # the database restarted or is unreachable: listen again
             failures += 1
-            log.log(logging.WARNING if failures == 1 else logging.DEBUG,
-                    "claim wake-up: not listening (%s); waiting claims look again every %s s",
-                    error, UNWATCHED_WAIT_S)
+            log.log(
+                logging.WARNING if failures == 1 else logging.DEBUG,
+                "claim wake-up: not listening (%s); waiting claims look again every %s s",
+                error,
+                UNWATCHED_WAIT_S,
+            )
         hub.watching = False
         hub.wake()
         time.sleep(LISTEN_RETRY_S)

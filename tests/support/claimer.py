@@ -1,4 +1,5 @@
 """A claiming process for the concurrency tests: claims batches until none are left."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """A throwaway PostgreSQL database per test session, so parallel runs never share state."""
+
 from __future__ import annotations
 
 import secrets

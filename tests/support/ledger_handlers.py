@@ -3,6 +3,7 @@
 work is an external command that leaves a grandchild (`sleep 600`) behind. Their
 environment names the ledger and the worker, so the run can count what outlives a
 worker."""
+
 from __future__ import annotations
 
 import os

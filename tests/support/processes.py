@@ -1,4 +1,5 @@
 """Looking at processes from the outside, as an operator would."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 It can answer slowly (to catch a sender mid-batch), answer an error, or be stopped and
 started again on the same port (a receiver that is down, then back).
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """A real Jobwarden server (gunicorn) on a free loopback port, for tests that
 talk HTTP the way workers, scripts and browsers do."""
+
 from __future__ import annotations
 
 import http.client
@@ -69,13 +70,20 @@ class Server:
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn",
-                "--bind", f"127.0.0.1:{self.port}",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
                 *(self.gunicorn_args or ("--config", "gunicorn.conf.py")),
-                "--graceful-timeout", "5",
+                "--graceful-timeout",
+                "5",
                 "webapp:create_app()",
             ],
-            cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         wait_for_port(self.port, self.process, self.log_path)

@@ -1,4 +1,5 @@
 """Handlers the worker tests need beyond the demo ones (`--handlers tests.support.worker_handlers`)."""
+
 from __future__ import annotations
 
 import os
@@ -10,14 +11,18 @@ from webapp.worker import JobContext, Registry
 registry = Registry()
 
 # Starts a grandchild, prints both pids, sleeps: for "no grandchild survives".
-registry.command("test.family", [
-    sys.executable, "-c",
-    "import os, subprocess, sys, time\n"
-    "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
-    "print('pid', os.getpid(), flush=True)\n"
-    "print('grandchild', child.pid, flush=True)\n"
-    "time.sleep(120)\n",
-])
+registry.command(
+    "test.family",
+    [
+        sys.executable,
+        "-c",
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "print('pid', os.getpid(), flush=True)\n"
+        "print('grandchild', child.pid, flush=True)\n"
+        "time.sleep(120)\n",
+    ],
+)
 
 
 @registry.handler("test.step_sleep")
@@ -48,30 +53,44 @@ def stubborn(ctx: JobContext) -> dict:
 
 # The command and its grandchild both ignore SIGTERM and carry the payload's
 # marker on their command lines, so a test can find every process of the job.
-registry.command("test.stubborn_family", [
-    sys.executable, "-c",
-    "import signal, subprocess, sys, time\n"
-    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-    "child = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
-    "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)', sys.argv[1]])\n"
-    "print('grandchild', child.pid, flush=True)\n"
-    "time.sleep(600)\n",
-    "{marker}",
-])
+registry.command(
+    "test.stubborn_family",
+    [
+        sys.executable,
+        "-c",
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)', sys.argv[1]])\n"
+        "print('grandchild', child.pid, flush=True)\n"
+        "time.sleep(600)\n",
+        "{marker}",
+    ],
+)
 
 # Exits at once, leaving a grandchild that ends a moment later: in a container
 # whose PID 1 is the worker, the grandchild would become the worker's zombie.
-registry.command("test.short_orphan", [
-    sys.executable, "-c",
-    "import subprocess, sys\n"
-    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(0.5)', sys.argv[1]])\n",
-    "{marker}",
-])
+registry.command(
+    "test.short_orphan",
+    [
+        sys.executable,
+        "-c",
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(0.5)', sys.argv[1]])\n",
+        "{marker}",
+    ],
+)
 
 # Creates the file the payload names: for "a payload never adds arguments".
-registry.command("test.touch", [
-    sys.executable, "-c", "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()", "{file}",
-])
+registry.command(
+    "test.touch",
+    [
+        sys.executable,
+        "-c",
+        "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()",
+        "{file}",
+    ],
+)
 
 
 # --- durable steps: each handler appends what it ran to payload["counter"], a file the test reads ---
@@ -110,6 +129,7 @@ def _count_and_return(ctx: JobContext, name: str) -> dict:
 @registry.handler("test.step_retries")
 def step_retries(ctx: JobContext) -> dict:
     """A durable step whose first payload["failures"] tries raise, with payload["retries"] retries."""
+
     def fetch() -> int:
         _count(ctx, "fetch")
         with open(ctx.payload["counter"]) as counter:
@@ -142,6 +162,7 @@ def big_result(ctx: JobContext) -> str:
 @registry.handler("test.unrecorded")
 def unrecorded(ctx: JobContext) -> str:
     """A durable step that sleeps payload["seconds"] (the test stops the server meanwhile)."""
+
     def work() -> str:
         _count(ctx, "work")
         time.sleep(float(ctx.payload["seconds"]))

@@ -1,5 +1,6 @@
 """The JSON APIs: public (`/api`), internal for workers (`/api/internal`), and
 the operational routes (`/healthz`, `/metrics`, `/api/openapi.json`)."""
+
 from __future__ import annotations
 
 from contextlib import suppress
@@ -32,16 +33,23 @@ def register(app: Flask) -> None:
         if reason is not None:
             raise ApiError(403, "cross_site", f"{reason}; the API accepts writes only from this site or from scripts")
         if auth.form_could_send() and not auth.json_content_type():
-            raise ApiError(415, "unsupported_media_type",
-                           "send writes with Content-Type: application/json (an empty body too)")
+            raise ApiError(
+                415, "unsupported_media_type", "send writes with Content-Type: application/json (an empty body too)"
+            )
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         """Under /api every error is JSON; elsewhere Flask's (and the dashboard's) pages stand."""
         if isinstance(error, ApiError) or not _is_api_request():
             return error
-        names = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 401: "unauthorized",
-                 403: "forbidden", 415: "unsupported_media_type"}
+        names = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+            401: "unauthorized",
+            403: "forbidden",
+            415: "unsupported_media_type",
+        }
         code = error.code or 500
         return ApiError(code, names.get(code, "error"), error.description or error.name)
 

@@ -5,6 +5,7 @@ Every route needs `Authorization: Bearer $JOBWARDEN_INTERNAL_API_KEY`; every
 call after the claim carries the claim's lease token, and a token that is no
 longer current is a 409 `lease_lost` that changes nothing (see webapp.states).
 """
+
 from __future__ import annotations
 
 from flask import Blueprint
@@ -26,8 +27,16 @@ def require_the_internal_key():
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <JOBWARDEN_INTERNAL_API_KEY>")
 
 
-@operation(bp, "POST", "/jobs/claim", summary="Claim up to batch_size queued jobs, waiting up to wait_s for one",
-           body=s.Claim, responses={200: s.ClaimedJobs}, errors=(401,), security=KEY)
+@operation(
+    bp,
+    "POST",
+    "/jobs/claim",
+    summary="Claim up to batch_size queued jobs, waiting up to wait_s for one",
+    body=s.Claim,
+    responses={200: s.ClaimedJobs},
+    errors=(401,),
+    security=KEY,
+)
 def claim(body: s.Claim):
     """Atomic: no job is ever handed to two workers. Each job comes with a fresh lease token.
 
@@ -41,51 +50,121 @@ def claim(body: s.Claim):
     return {"jobs": [{**claimed_job_json(job), **replay[job.id]} for job in claimed]}
 
 
-@operation(bp, "POST", "/jobs/<job_id:job_id>/start", summary="claimed → running", body=s.Lease,
-           responses={200: s.Accepted}, errors=ERRORS, security=KEY)
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/start",
+    summary="claimed → running",
+    body=s.Lease,
+    responses={200: s.Accepted},
+    errors=ERRORS,
+    security=KEY,
+)
 def start(job_id: int, body: s.Lease):
     jobs.start_job(job_id, body.lease_token)
     return {"ok": True}
 
 
-@operation(bp, "POST", "/jobs/<job_id:job_id>/heartbeat", summary="Keep the lease; report progress",
-           body=s.Heartbeat, responses={200: s.HeartbeatAnswer}, errors=ERRORS, security=KEY)
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/heartbeat",
+    summary="Keep the lease; report progress",
+    body=s.Heartbeat,
+    responses={200: s.HeartbeatAnswer},
+    errors=ERRORS,
+    security=KEY,
+)
 def heartbeat(job_id: int, body: s.Heartbeat):
     """Fields left out keep their values: a heartbeat naming no step keeps `current_step`."""
-    job = jobs.heartbeat(job_id, body.lease_token, progress=body.progress, stage=body.stage,
-                         current_step=body.current_step, output=body.output,
-                         checkpoint=body.checkpoint.model_dump() if body.checkpoint else None)
+    job = jobs.heartbeat(
+        job_id,
+        body.lease_token,
+        progress=body.progress,
+        stage=body.stage,
+        current_step=body.current_step,
+        output=body.output,
+        checkpoint=body.checkpoint.model_dump() if body.checkpoint else None,
+    )
     return {"cancel_requested": bool(job.cancel_requested), "status": job.status}
 
 
-@operation(bp, "POST", "/jobs/<job_id:job_id>/steps", summary="A step started, completed (with its result), failed, is retrying or was replayed",
-           body=s.Step, responses={200: s.Accepted}, errors=ERRORS, security=KEY)
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/steps",
+    summary="A step started, completed (with its result), failed, is retrying or was replayed",
+    body=s.Step,
+    responses={200: s.Accepted},
+    errors=ERRORS,
+    security=KEY,
+)
 def step(job_id: int, body: s.Step):
     """A `completed` event that carries `result` stores it in the same transaction."""
     stored = body.result if body.event == "completed" and "result" in body.model_fields_set else steps.NO_RESULT
-    jobs.record_step(job_id, body.lease_token, name=body.name, event=body.event, attempt=body.attempt,
-                     phase=body.phase, error=body.error, result=stored, result_attempt=body.result_attempt,
-                     step_attempt=body.step_attempt)
+    jobs.record_step(
+        job_id,
+        body.lease_token,
+        name=body.name,
+        event=body.event,
+        attempt=body.attempt,
+        phase=body.phase,
+        error=body.error,
+        result=stored,
+        result_attempt=body.result_attempt,
+        step_attempt=body.step_attempt,
+    )
     return {"ok": True}
 
 
-@operation(bp, "POST", "/jobs/<job_id:job_id>/complete", summary="running → completed",
-           body=s.Complete, responses={200: s.Accepted}, errors=ERRORS, security=KEY)
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/complete",
+    summary="running → completed",
+    body=s.Complete,
+    responses={200: s.Accepted},
+    errors=ERRORS,
+    security=KEY,
+)
 def complete(job_id: int, body: s.Complete):
     jobs.complete_job(job_id, body.lease_token, result=body.result, exit_code=body.exit_code, output=body.output)
     return {"ok": True}
 
 
-@operation(bp, "POST", "/jobs/<job_id:job_id>/fail", summary="The attempt failed: retried with backoff or failed",
-           body=s.Fail, responses={200: s.Accepted}, errors=ERRORS, security=KEY)
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/fail",
+    summary="The attempt failed: retried with backoff or failed",
+    body=s.Fail,
+    responses={200: s.Accepted},
+    errors=ERRORS,
+    security=KEY,
+)
 def fail(job_id: int, body: s.Fail):
-    jobs.fail_job(job_id, body.lease_token, error=body.error, exit_code=body.exit_code, output=body.output,
-                  retryable=body.retryable, interrupted=body.interrupted)
+    jobs.fail_job(
+        job_id,
+        body.lease_token,
+        error=body.error,
+        exit_code=body.exit_code,
+        output=body.output,
+        retryable=body.retryable,
+        interrupted=body.interrupted,
+    )
     return {"ok": True}
 
 
-@operation(bp, "POST", "/jobs/<job_id:job_id>/stopped", summary="The worker stopped a cancelled job",
-           body=s.Stopped, responses={200: s.Accepted}, errors=ERRORS, security=KEY)
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/stopped",
+    summary="The worker stopped a cancelled job",
+    body=s.Stopped,
+    responses={200: s.Accepted},
+    errors=ERRORS,
+    security=KEY,
+)
 def stopped(job_id: int, body: s.Stopped):
     """Releases the cancelled job's lease and notes who stopped it; without it the monitor
     notes, after the job's timeout, that the worker never confirmed the cancellation."""
@@ -93,9 +172,18 @@ def stopped(job_id: int, body: s.Stopped):
     return {"ok": True}
 
 
-@operation(bp, "POST", "/workers/heartbeat", summary="Register or refresh a worker", body=s.WorkerHeartbeat,
-           responses={200: s.Accepted}, errors=(401,), security=KEY)
+@operation(
+    bp,
+    "POST",
+    "/workers/heartbeat",
+    summary="Register or refresh a worker",
+    body=s.WorkerHeartbeat,
+    responses={200: s.Accepted},
+    errors=(401,),
+    security=KEY,
+)
 def worker_heartbeat(body: s.WorkerHeartbeat):
-    jobs.register_worker(body.worker_id, hostname=body.hostname, pid=body.pid, types=body.types,
-                         concurrency=body.concurrency)
+    jobs.register_worker(
+        body.worker_id, hostname=body.hostname, pid=body.pid, types=body.types, concurrency=body.concurrency
+    )
     return {"ok": True}

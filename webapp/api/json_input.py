@@ -7,6 +7,7 @@ JOBWARDEN_MAX_JSON_DEPTH (deeper is refused before Python's parser would
 recurse out), and integers in stored JSON within ±2^53, the range every JSON
 reader (JavaScript, PostgreSQL's json functions, SQLite's) keeps exact.
 """
+
 from __future__ import annotations
 
 import json

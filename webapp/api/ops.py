@@ -1,4 +1,5 @@
 """Operational routes: liveness, Prometheus metrics and the OpenAPI document."""
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
@@ -17,8 +18,13 @@ from .spec import openapi_document, operation
 bp = Blueprint("ops", __name__)
 
 
-@operation(bp, "GET", "/healthz", summary="Liveness: the app and its database answer, with the whole schema",
-           responses={200: s.Liveness, 503: ("The database does not answer, or its schema is missing", s.Liveness)})
+@operation(
+    bp,
+    "GET",
+    "/healthz",
+    summary="Liveness: the app and its database answer, with the whole schema",
+    responses={200: s.Liveness, 503: ("The database does not answer, or its schema is missing", s.Liveness)},
+)
 def healthz():
     try:
         db.session.execute(text("SELECT 1"))
@@ -32,8 +38,14 @@ def healthz():
     return {"status": "ok"}
 
 
-@operation(bp, "GET", "/metrics", summary="Prometheus metrics", responses={200: ("Prometheus text format", None)},
-           media_type="text/plain")
+@operation(
+    bp,
+    "GET",
+    "/metrics",
+    summary="Prometheus metrics",
+    responses={200: ("Prometheus text format", None)},
+    media_type="text/plain",
+)
 def prometheus_metrics():
     body, content_type = metrics.render(current_flask_app())
     return Response(body, content_type=content_type)

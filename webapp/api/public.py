@@ -1,4 +1,5 @@
 """The public JSON API: create, list, inspect and recover jobs, health and cleanup."""
+
 from __future__ import annotations
 
 from flask import Blueprint
@@ -34,16 +35,32 @@ def _filter(query: s.JobQuery) -> jobs.JobFilter:
     return jobs.JobFilter(statuses=[str(v) for v in query.status], type=query.type, worker=query.worker, q=query.q)
 
 
-@operation(bp, "POST", "/jobs", summary="Create a job", body=s.CreateJob,
-           responses={201: ("Created", s.JobOut)}, errors=WRITE_ERRORS, security=OPERATOR)
+@operation(
+    bp,
+    "POST",
+    "/jobs",
+    summary="Create a job",
+    body=s.CreateJob,
+    responses={201: ("Created", s.JobOut)},
+    errors=WRITE_ERRORS,
+    security=OPERATOR,
+)
 def create_job(body: s.CreateJob):
     """Queued at once, or pending with `hold`."""
     job = jobs.create_job(actor="api", **body.model_dump())
     return job_json(job), 201
 
 
-@operation(bp, "POST", "/jobs/bulk", summary="Create up to 1,000 jobs, all or nothing", body=s.BulkCreate,
-           responses={201: ("Created", s.CreatedIds)}, errors=WRITE_ERRORS, security=OPERATOR)
+@operation(
+    bp,
+    "POST",
+    "/jobs/bulk",
+    summary="Create up to 1,000 jobs, all or nothing",
+    body=s.BulkCreate,
+    responses={201: ("Created", s.CreatedIds)},
+    errors=WRITE_ERRORS,
+    security=OPERATOR,
+)
 def create_jobs(body: s.BulkCreate):
     """One transaction: a bad entry (named by index and field) creates nothing."""
     created = jobs.create_jobs([spec.model_dump() for spec in body.jobs], actor="api")
@@ -55,13 +72,23 @@ def list_jobs(query: s.ListQuery):
     """Keyset pages: pass `next_cursor` back as `cursor` (with the same filters and sort)."""
     with invalid_query():
         rows, next_cursor = jobs.list_jobs(
-            _filter(query), sort=query.sort, order=query.order, limit=query.limit, cursor=query.cursor,
+            _filter(query),
+            sort=query.sort,
+            order=query.order,
+            limit=query.limit,
+            cursor=query.cursor,
         )
     return {"jobs": [job_json(job) for job in rows], "next_cursor": next_cursor}
 
 
-@operation(bp, "GET", "/jobs/<job_id:job_id>", summary="One job with its attempts and steps",
-           responses={200: s.JobDetail}, errors=(404,))
+@operation(
+    bp,
+    "GET",
+    "/jobs/<job_id:job_id>",
+    summary="One job with its attempts and steps",
+    responses={200: s.JobDetail},
+    errors=(404,),
+)
 def get_job(job_id: int):
     job = jobs.get_job(job_id)
     return {
@@ -73,8 +100,14 @@ def get_job(job_id: int):
     }
 
 
-@operation(bp, "GET", "/jobs/<job_id:job_id>/events", summary="The job's events, oldest first",
-           responses={200: s.EventList}, errors=(404,))
+@operation(
+    bp,
+    "GET",
+    "/jobs/<job_id:job_id>/events",
+    summary="The job's events, oldest first",
+    responses={200: s.EventList},
+    errors=(404,),
+)
 def job_events(job_id: int):
     jobs.get_job(job_id)
     return {"events": [event_json(event) for event in jobs.events_of(job_id)]}
@@ -87,17 +120,33 @@ def _recovery(action: Action) -> None:
 
     view.__name__ = action.python_name
     view.__doc__ = action.description
-    operation(bp, "POST", f"/jobs/<job_id:job_id>/{action.name}", summary=action.summary, body=s.ReasonBody,
-              body_required=False, responses={200: s.JobOut}, errors=(*WRITE_ERRORS, 404, 409),
-              security=OPERATOR)(view)
+    operation(
+        bp,
+        "POST",
+        f"/jobs/<job_id:job_id>/{action.name}",
+        summary=action.summary,
+        body=s.ReasonBody,
+        body_required=False,
+        responses={200: s.JobOut},
+        errors=(*WRITE_ERRORS, 404, 409),
+        security=OPERATOR,
+    )(view)
 
 
 for _action in ACTIONS:
     _recovery(_action)
 
 
-@operation(bp, "POST", "/jobs/actions", summary="One action on up to 1,000 jobs", body=s.BulkAction,
-           responses={200: s.ActionResult}, errors=WRITE_ERRORS, security=OPERATOR)
+@operation(
+    bp,
+    "POST",
+    "/jobs/actions",
+    summary="One action on up to 1,000 jobs",
+    body=s.BulkAction,
+    responses={200: s.ActionResult},
+    errors=WRITE_ERRORS,
+    security=OPERATOR,
+)
 def bulk_action(body: s.BulkAction):
     """Each job is its own compare-and-set; jobs that moved on are listed in `skipped` with why."""
     if body.ids is not None:
@@ -114,8 +163,15 @@ def health():
     return monitor.health_report()
 
 
-@operation(bp, "POST", "/admin/cleanup", summary="Run one health-monitor pass now",
-           responses={200: s.CleanupResult}, errors=WRITE_ERRORS, security=OPERATOR)
+@operation(
+    bp,
+    "POST",
+    "/admin/cleanup",
+    summary="Run one health-monitor pass now",
+    responses={200: s.CleanupResult},
+    errors=WRITE_ERRORS,
+    security=OPERATOR,
+)
 def cleanup():
     """Returns what the pass changed (ids per kind), or `skipped` when another replica's pass holds the lock."""
     return monitor.run_pass(trigger="api")

@@ -1,5 +1,6 @@
 """The API's request and answer models: they validate every body and query,
 and the OpenAPI document is generated from them, so the two cannot drift."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -52,6 +53,7 @@ def _at_most(limit: int):
         if size > limit:
             raise ValueError(f"is {size} bytes as JSON; at most {limit} are stored")
         return value
+
     return AfterValidator(check)
 
 
@@ -128,7 +130,8 @@ class BulkAction(Body):
 class Claim(Body):
     worker_id: Name
     types: Annotated[list[Name] | None, AfterValidator(_once_each)] = Field(
-        None, max_length=200, description="Only these types; an empty list claims nothing. Leave out for any type.")
+        None, max_length=200, description="Only these types; an empty list claims nothing. Leave out for any type."
+    )
     batch_size: int = Field(1, ge=1, le=100)
     wait_s: float = Field(0, ge=0, le=MAX_CLAIM_WAIT_S, description="with nothing ready, wait up to this long")
 
@@ -147,7 +150,9 @@ class Heartbeat(Lease):
     stage: Name | None = None
     current_step: Name | None = None
     output: ProcessText | None = None
-    checkpoint: CheckpointIn | None = Field(None, description="The handler's newest checkpoint, replacing the stored one.")
+    checkpoint: CheckpointIn | None = Field(
+        None, description="The handler's newest checkpoint, replacing the stored one."
+    )
 
 
 class Step(Lease):
@@ -157,9 +162,13 @@ class Step(Lease):
     phase: Name | None = None
     error: ProcessText | None = None
     result: Annotated[JobJson, _at_most(MAX_STEP_RESULT_BYTES)] = Field(
-        None, description="With `completed`: stored as the step's result (even null) and replayed by later "
-                          "attempts instead of running the step again. Left out: nothing is stored.")
-    result_attempt: int | None = Field(None, ge=1, le=INT32, description="With `replayed`: the attempt that completed the step.")
+        None,
+        description="With `completed`: stored as the step's result (even null) and replayed by later "
+        "attempts instead of running the step again. Left out: nothing is stored.",
+    )
+    result_attempt: int | None = Field(
+        None, ge=1, le=INT32, description="With `replayed`: the attempt that completed the step."
+    )
     step_attempt: int | None = Field(None, ge=1, le=INT32, description="With `retrying`: the step's own next try.")
 
 
@@ -333,7 +342,9 @@ class Health(Answer):
     workers: list[dict[str, Any]]
     unserved_types: list[str] = Field(description="Types of queued jobs that no live worker takes.")
     monitor: dict[str, Any]
-    webhooks: dict[str, Any] = Field(description="`disabled_endpoints` (failing for a day, no longer sent to) and `failing_endpoints`.")
+    webhooks: dict[str, Any] = Field(
+        description="`disabled_endpoints` (failing for a day, no longer sent to) and `failing_endpoints`."
+    )
 
 
 class CleanupResult(Answer):
@@ -342,11 +353,15 @@ class CleanupResult(Answer):
 
 class Liveness(Answer):
     status: Literal["ok", "unavailable"]
-    message: str | None = Field(None, description="why unavailable: the database does not answer, or which schema is missing")
+    message: str | None = Field(
+        None, description="why unavailable: the database does not answer, or which schema is missing"
+    )
 
 
 class Error(Answer):
-    error: str = Field(description="invalid, not_found, conflict, lease_lost, unauthorized, forbidden, cross_site, read_only, too_large, unsupported_media_type, …")
+    error: str = Field(
+        description="invalid, not_found, conflict, lease_lost, unauthorized, forbidden, cross_site, read_only, too_large, unsupported_media_type, …"
+    )
     message: str
     field: str | None = None
     status: str | None = Field(None, description="The job's current status, on 409.")

@@ -7,6 +7,7 @@ validation errors as 422 in its own shape or replaces Flask's routing; the
 contract wants 400 naming the field and plain blueprints. pydantic does the
 validating and the schemas; this module only wires them to routes (≈150 lines).
 """
+
 from __future__ import annotations
 
 import re
@@ -182,11 +183,22 @@ def operation(
             documented.setdefault(413, (ERROR_TEXT[413], schemas.Error))
             documented.setdefault(400, ("Bad input; `field` names it.", schemas.Error))
         doc = (view.__doc__ or "").strip()
-        OPERATIONS.append(Operation(
-            method=method, rule=(bp.url_prefix or "") + rule, endpoint=f"{bp.name}.{view.__name__}",
-            summary=summary, description=doc, tag=bp.name, body=body, body_required=body_required,
-            query=query, responses=documented, security=security or [], media_type=media_type,
-        ))
+        OPERATIONS.append(
+            Operation(
+                method=method,
+                rule=(bp.url_prefix or "") + rule,
+                endpoint=f"{bp.name}.{view.__name__}",
+                summary=summary,
+                description=doc,
+                tag=bp.name,
+                body=body,
+                body_required=body_required,
+                query=query,
+                responses=documented,
+                security=security or [],
+                media_type=media_type,
+            )
+        )
         return validated
 
     return decorate
@@ -200,16 +212,20 @@ def openapi_document(*, title: str, version: str) -> dict[str, Any]:
     models = {op.body for op in OPERATIONS if op.body} | {
         model for op in OPERATIONS for _, model in op.responses.values() if model
     }
-    mode: dict[type[BaseModel], JsonSchemaMode] = {model: "validation" if any(model is op.body for op in OPERATIONS) else "serialization"
-            for model in models}
+    mode: dict[type[BaseModel], JsonSchemaMode] = {
+        model: "validation" if any(model is op.body for op in OPERATIONS) else "serialization" for model in models
+    }
     keys, definitions = models_json_schema(
-        [(model, mode[model]) for model in sorted(models, key=lambda m: m.__name__)], ref_template=REF,
+        [(model, mode[model]) for model in sorted(models, key=lambda m: m.__name__)],
+        ref_template=REF,
     )
     refs = {model: keys[(model, mode[model])] for model in models}
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         entry: dict[str, Any] = {
-            "operationId": op.endpoint.replace(".", "_"), "summary": op.summary, "tags": [op.tag],
+            "operationId": op.endpoint.replace(".", "_"),
+            "summary": op.summary,
+            "tags": [op.tag],
             "responses": {
                 str(code): _response(description, model, refs, op.media_type if code < 400 else "application/json")
                 for code, (description, model) in sorted(op.responses.items())
@@ -230,16 +246,25 @@ def openapi_document(*, title: str, version: str) -> dict[str, Any]:
         paths.setdefault(_openapi_path(op.rule), {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version,
-                 "description": "Jobwarden's public and internal (worker) API. See CONTRACT.md."},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Jobwarden's public and internal (worker) API. See CONTRACT.md.",
+        },
         "paths": paths,
         "components": {
             "schemas": definitions.get("$defs", {}),
             "securitySchemes": {
-                "internalKey": {"type": "http", "scheme": "bearer",
-                                "description": "Authorization: Bearer $JOBWARDEN_INTERNAL_API_KEY"},
-                "operator": {"type": "http", "scheme": "basic",
-                             "description": "Any user name, password JOBWARDEN_ADMIN_PASSWORD (when set)."},
+                "internalKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Authorization: Bearer $JOBWARDEN_INTERNAL_API_KEY",
+                },
+                "operator": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "Any user name, password JOBWARDEN_ADMIN_PASSWORD (when set).",
+                },
             },
         },
     }
@@ -247,15 +272,22 @@ def openapi_document(*, title: str, version: str) -> dict[str, Any]:
 
 def _response(description: str, model: type[BaseModel] | None, refs: dict, media_type: str) -> dict[str, Any]:
     if model is None:
-        return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}} \
-            if media_type != "application/json" else {"description": description}
+        return (
+            {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+            if media_type != "application/json"
+            else {"description": description}
+        )
     return {"description": description, "content": {media_type: {"schema": refs[model]}}}
 
 
 def _path_parameters(rule: str) -> list[dict[str, Any]]:
     return [
-        {"name": name, "in": "path", "required": True,
-         "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        }
         for name in re.findall(r"<[^:<>]+:([^<>]+)>", rule)
     ]
 
@@ -266,8 +298,12 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     parameters = []
     for name, prop in schema["properties"].items():
         prop = _inline(prop, definitions)
-        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in schema.get("required", []),
-                                     "schema": prop}
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in schema.get("required", []),
+            "schema": prop,
+        }
         if prop.get("type") == "array":
             parameter.update(style="form", explode=True)
         parameters.append(parameter)

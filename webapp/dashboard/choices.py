@@ -1,4 +1,5 @@
 """Values the filter form suggests: the job types the store knows."""
+
 from __future__ import annotations
 
 from sqlalchemy import select

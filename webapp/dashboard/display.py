@@ -1,4 +1,5 @@
 """Small formatting helpers for the templates: ages, durations, capped counts."""
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,9 @@ def timetag(moment: datetime | None) -> Markup:
     """`<time>` with the absolute UTC time as text and title; the page's script localises both."""
     if moment is None:
         return Markup("—")
-    return Markup('<time datetime="{}" title="{}" data-local>{}</time>').format(_iso(moment), when(moment), when(moment))
+    return Markup('<time datetime="{}" title="{}" data-local>{}</time>').format(
+        _iso(moment), when(moment), when(moment)
+    )
 
 
 def isotag(value: str | None, ago_s: float | None = None) -> Markup:

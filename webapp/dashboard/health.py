@@ -1,4 +1,5 @@
 """What the health page adds to the monitor's report: the jobs each worker is running now."""
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -1,5 +1,6 @@
 """The /stats figures over a chosen window (1 h, 24 h, 7 d): throughput per bucket from a
 bounded sample of finished jobs, time in each status, failures by error and by type."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -114,8 +115,11 @@ def over(now: datetime, window: Window) -> Stats:
         window=window,
         buckets=buckets,
         peak=max([c + f for _, c, f in buckets] + [1]),
-        averages=[("Waiting (pending + queued)", _mean(waiting)), ("Claimed", _mean(claimed)),
-                  ("Running", _mean(running))],
+        averages=[
+            ("Waiting (pending + queued)", _mean(waiting)),
+            ("Claimed", _mean(claimed)),
+            ("Running", _mean(running)),
+        ],
         failures=jobs.failures_by_error(first),
         by_type=by_type(first),
         sampled=len(rows),

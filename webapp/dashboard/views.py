@@ -1,4 +1,5 @@
 """Dashboard routes: parse the request, call webapp.jobs, render a page or (for HTMX) its region."""
+
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -29,8 +30,13 @@ bp.add_app_template_filter(display.pretty_json, "pretty_json")
 bp.add_app_template_global(display.run_seconds, "run_seconds")
 bp.add_app_template_global(display.PAYLOAD_CAP, "PAYLOAD_CAP")  # type: ignore[arg-type]  # any value may be a global
 # One definition of each status set and of the operator actions, for the templates too.
-for _name, _value in {"Status": states.Status, "LIVE": states.LIVE, "UNFINISHED": states.UNFINISHED,
-                      "FINISHED": states.FINISHED, "ACTIONS": ACTIONS}.items():
+for _name, _value in {
+    "Status": states.Status,
+    "LIVE": states.LIVE,
+    "UNFINISHED": states.UNFINISHED,
+    "FINISHED": states.FINISHED,
+    "ACTIONS": ACTIONS,
+}.items():
     bp.add_app_template_global(_value, _name)  # type: ignore[arg-type]  # any value may be a global
 
 PAGE_SIZE = 50
@@ -39,8 +45,13 @@ POLL_DELAY = "2s"
 
 @bp.context_processor
 def dashboard_context() -> dict:
-    return {"now": utcnow(), "can_act": auth.can_act(), "statuses": list(states.Status),
-            "poll_delay": POLL_DELAY, "login_enabled": auth.password_required()}
+    return {
+        "now": utcnow(),
+        "can_act": auth.can_act(),
+        "statuses": list(states.Status),
+        "poll_delay": POLL_DELAY,
+        "login_enabled": auth.password_required(),
+    }
 
 
 @bp.before_request
@@ -85,16 +96,24 @@ def _filter_from(args) -> tuple[jobs.JobFilter, dict]:
         worker=query_params.text("worker", args.get("worker")),
         q=query_params.text("q", args.get("q")),
     )
-    view = {"sort": args.get("sort") or "id", "order": args.get("order") or "desc",
-            "cursor": query_params.text("cursor", args.get("cursor"), query_params.MAX_CURSOR)}
+    view = {
+        "sort": args.get("sort") or "id",
+        "order": args.get("order") or "desc",
+        "cursor": query_params.text("cursor", args.get("cursor"), query_params.MAX_CURSOR),
+    }
     return job_filter, view
 
 
 def _link_args(job_filter: jobs.JobFilter, view: dict) -> dict:
     """The table's own parameters, for its links: never what else the query string held
     (url_for reads `_external`, `_scheme`, `_anchor`, `_method` as instructions)."""
-    args = {"status": job_filter.statuses, "type": job_filter.type, "worker": job_filter.worker,
-            "q": job_filter.q, **view}
+    args = {
+        "status": job_filter.statuses,
+        "type": job_filter.type,
+        "worker": job_filter.worker,
+        "q": job_filter.q,
+        **view,
+    }
     return {name: value for name, value in args.items() if value}
 
 
@@ -118,9 +137,18 @@ def job_list():
     link_args = _link_args(job_filter, view)
     matching = 0 if wants_region() or not auth.can_act() else jobs.count_matching(job_filter, cap=jobs.BULK_LIMIT)
     types = [] if wants_region() else known_types()
-    return render_region("jobs/index.html", "jobs/_table.html", rows=rows, next_cursor=next_cursor,
-                         job_filter=job_filter, view=view, link_args=link_args, matching=matching,
-                         bulk_limit=jobs.BULK_LIMIT, known_types=types)
+    return render_region(
+        "jobs/index.html",
+        "jobs/_table.html",
+        rows=rows,
+        next_cursor=next_cursor,
+        job_filter=job_filter,
+        view=view,
+        link_args=link_args,
+        matching=matching,
+        bulk_limit=jobs.BULK_LIMIT,
+        known_types=types,
+    )
 
 
 @bp.post("/jobs/bulk")
@@ -187,12 +215,15 @@ def _job_context(job_id: int) -> dict:
 
 
 def _resume_label(job_id: int, job_steps: list[dict], checkpoint, attempts) -> str | None:
-    """"Resume from step NAME", naming the first step not completed; None when the job has
+    """ "Resume from step NAME", naming the first step not completed; None when the job has
     no recorded steps nor a checkpoint (then Force start is the same thing)."""
     if not job_steps and checkpoint is None:
         return None
-    name = (steps.first_step_to_run(job_steps, steps.stored_names(job_id))
-            or (checkpoint.step if checkpoint else None) or (attempts[-1].step if attempts else None))
+    name = (
+        steps.first_step_to_run(job_steps, steps.stored_names(job_id))
+        or (checkpoint.step if checkpoint else None)
+        or (attempts[-1].step if attempts else None)
+    )
     return f"Resume from step {name}" if name else "Resume from the last checkpoint"
 
 
@@ -252,8 +283,13 @@ def logout():
 def health():
     """What is stuck, the workers, alerts for queued types nobody takes, and the monitor's passes."""
     report = monitor.health_report()
-    return render_region("health/index.html", "health/_report.html", report=report, cap=report["counts_cap"],
-                         current_jobs=current_jobs_by_worker())
+    return render_region(
+        "health/index.html",
+        "health/_report.html",
+        report=report,
+        cap=report["counts_cap"],
+        current_jobs=current_jobs_by_worker(),
+    )
 
 
 @bp.get("/stats")

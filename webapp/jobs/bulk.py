@@ -1,4 +1,5 @@
 """One operator action on many jobs, each job its own compare-and-set."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,6 +22,7 @@ def apply_action(action: str, ids: list[int], *, actor: str, reason: str | None 
         except JobNotFound:
             skipped.append({"id": job_id, "status": None, "reason": "not found"})
         except states.TransitionRefused as refused:
-            skipped.append({"id": job_id, "status": refused.status,
-                            "reason": f"already {refused.status} — nothing was done"})
+            skipped.append(
+                {"id": job_id, "status": refused.status, "reason": f"already {refused.status} — nothing was done"}
+            )
     return {"changed": changed, "skipped": skipped}

@@ -1,4 +1,5 @@
 """Keyset cursors: the position after a page's last row, opaque to clients."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """Which jobs a list, a count or a bulk action means, and the error for a bad parameter."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """A job's life as its worker drives it: create, claim, start, heartbeat, steps, complete, fail."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -48,9 +49,13 @@ def start_job(job_id: int, lease_token: str) -> Job:
     now = utcnow()
     with unit_of_work():
         job = states.transition(
-            job_id, "start", actor=states.lease_holder, lease_token=lease_token,
+            job_id,
+            "start",
+            actor=states.lease_holder,
+            lease_token=lease_token,
             values={"started_at": now, "heartbeat_at": now},
-            attempt_values={"started_at": now}, now=now,
+            attempt_values={"started_at": now},
+            now=now,
         )
     return job
 
@@ -91,8 +96,9 @@ def heartbeat(
         if output is not None:
             _set_attempt(job, output_tail=tail(output))
         if checkpoint is not None:
-            steps.save_checkpoint(job_id, attempt=job.attempt, step=checkpoint.get("step"),
-                                  data=checkpoint.get("data"), at=now)
+            steps.save_checkpoint(
+                job_id, attempt=job.attempt, step=checkpoint.get("step"), data=checkpoint.get("data"), at=now
+            )
     return job
 
 
@@ -138,8 +144,13 @@ def record_step(
         elif result_attempt is not None:
             data["result_attempt"] = result_attempt
         states.record_event(
-            job_id, kind="step", actor=f"worker:{job.worker_id}", at=now,
-            attempt=number, reason=error, data=data,
+            job_id,
+            kind="step",
+            actor=f"worker:{job.worker_id}",
+            at=now,
+            attempt=number,
+            reason=error,
+            data=data,
         )
     return job
 
@@ -156,8 +167,9 @@ def _already_recorded(job_id: int, attempt: int, report: dict[str, Any]) -> bool
     recorded = db.session.scalars(
         select(JobEvent.data).where(JobEvent.job_id == job_id, JobEvent.kind == "step", JobEvent.attempt == attempt)
     )
-    return any(isinstance(data, dict) and tuple(data.get(key) for key in REPORT_IDENTITY) == wanted
-               for data in recorded)
+    return any(
+        isinstance(data, dict) and tuple(data.get(key) for key in REPORT_IDENTITY) == wanted for data in recorded
+    )
 
 
 def complete_job(
@@ -171,11 +183,17 @@ def complete_job(
     now = utcnow()
     with unit_of_work():
         return states.transition(
-            job_id, "complete", actor=states.lease_holder, lease_token=lease_token,
-            values={"finished_at": now, "result": result, "exit_code": exit_code,
-                    "progress": 100, "lease_token": None},
-            attempt_values={"finished_at": now, "outcome": "completed", "exit_code": exit_code,
-                            **({"output_tail": tail(output)} if output is not None else {})},
+            job_id,
+            "complete",
+            actor=states.lease_holder,
+            lease_token=lease_token,
+            values={"finished_at": now, "result": result, "exit_code": exit_code, "progress": 100, "lease_token": None},
+            attempt_values={
+                "finished_at": now,
+                "outcome": "completed",
+                "exit_code": exit_code,
+                **({"output_tail": tail(output)} if output is not None else {}),
+            },
             now=now,
         )
 
@@ -198,9 +216,15 @@ def fail_job(
     job = get_job(job_id)
     with unit_of_work():
         return end_attempt(
-            job, actor=_lease_holder(job), lease_token=lease_token, error=error,
-            exit_code=exit_code, output=output, retryable=retryable,
-            outcome="interrupted" if interrupted else "failed", give_back=interrupted,
+            job,
+            actor=_lease_holder(job),
+            lease_token=lease_token,
+            error=error,
+            exit_code=exit_code,
+            output=output,
+            retryable=retryable,
+            outcome="interrupted" if interrupted else "failed",
+            give_back=interrupted,
         )
 
 

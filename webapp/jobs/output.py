@@ -1,4 +1,5 @@
 """What is kept of a worker's output: its tail."""
+
 from __future__ import annotations
 
 from ..limits import OUTPUT_TAIL_BYTES

@@ -1,5 +1,6 @@
 """The retry policy: how long a live job may stay silent, when a failed attempt runs
 again, and the one transition that closes an attempt by that policy."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -51,13 +52,20 @@ def end_attempt(
     now = utcnow()
     attempts_left = job.attempt < job.max_attempts
     attempt_values = {
-        "finished_at": now, "outcome": outcome, "error": error,
-        "exit_code": exit_code, "step": job.current_step,
+        "finished_at": now,
+        "outcome": outcome,
+        "error": error,
+        "exit_code": exit_code,
+        "step": job.current_step,
         **({"output_tail": tail(output)} if output is not None else {}),
     }
     common: dict[str, Any] = dict(
-        actor=actor, reason=error, lease_token=lease_token, conditions=conditions or (),
-        attempt_values=attempt_values, now=now,
+        actor=actor,
+        reason=error,
+        lease_token=lease_token,
+        conditions=conditions or (),
+        attempt_values=attempt_values,
+        now=now,
         # The retry decision read `attempt`; it must still hold when we write.
         event_data={"step": job.current_step, "exit_code": exit_code, "outcome": outcome},
     )
@@ -65,16 +73,19 @@ def end_attempt(
     if give_back or (retryable and attempts_left):
         delay = 0.0 if give_back else retry_delay(job.attempt)
         values: dict[str, Any] = {
-            "run_after": now + timedelta(seconds=delay), "lease_token": None, "worker_id": None,
-            "last_error": error, "exit_code": exit_code, "heartbeat_at": None,
+            "run_after": now + timedelta(seconds=delay),
+            "lease_token": None,
+            "worker_id": None,
+            "last_error": error,
+            "exit_code": exit_code,
+            "heartbeat_at": None,
         }
         if give_back:
-            values["max_attempts"] = case(
-                (Job.max_attempts < Job.attempt + 1, Job.attempt + 1), else_=Job.max_attempts
-            )
+            values["max_attempts"] = case((Job.max_attempts < Job.attempt + 1, Job.attempt + 1), else_=Job.max_attempts)
         return states.transition(job.id, "retry", values=values, **common)
     return states.transition(
-        job.id, "fail",
+        job.id,
+        "fail",
         values={"finished_at": now, "last_error": error, "exit_code": exit_code},
         **common,
     )

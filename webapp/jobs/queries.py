@@ -1,4 +1,5 @@
 """Read-only questions about jobs: one job, its history, pages, counts and statistics."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -49,17 +50,11 @@ def queue_position(job: Job) -> int | None:
 
 
 def attempts_of(job_id: int) -> list[JobAttempt]:
-    return list(
-        db.session.scalars(
-            select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)
-        )
-    )
+    return list(db.session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)))
 
 
 def events_of(job_id: int) -> list[JobEvent]:
-    return list(
-        db.session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
-    )
+    return list(db.session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
 
 
 def steps_of(job_id: int) -> list[dict[str, Any]]:
@@ -72,9 +67,17 @@ def steps_of(job_id: int) -> list[dict[str, Any]]:
         key = (event.attempt, data.get("name"))
         step = steps.setdefault(
             key,
-            {"name": data.get("name"), "attempt": event.attempt, "status": None,
-             "started_at": None, "finished_at": None, "phase": None, "error": None,
-             "result_attempt": None, "step_attempt": None},
+            {
+                "name": data.get("name"),
+                "attempt": event.attempt,
+                "status": None,
+                "started_at": None,
+                "finished_at": None,
+                "phase": None,
+                "error": None,
+                "result_attempt": None,
+                "step_attempt": None,
+            },
         )
         step["status"] = data.get("event")
         if data.get("event") == "started":
@@ -144,9 +147,7 @@ def count_by_status(job_filter: JobFilter | None = None, cap: int | None = None)
         inner = select(Job.id).where(Job.status == status, *base_conditions)
         if cap is not None:
             inner = inner.limit(cap + 1)
-        counts[str(status)] = db.session.execute(
-            select(func.count()).select_from(inner.subquery())
-        ).scalar_one()
+        counts[str(status)] = db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
     return counts
 
 
@@ -160,31 +161,34 @@ def uncovered_queued_types(covered: set[str], *, limit: int = 20) -> list[str]:
 
 def finished_since(since: datetime, *, limit: int) -> list[Any]:
     """(status, created_at, claimed_at, started_at, finished_at) of jobs finished since `since`, newest first."""
-    return list(db.session.execute(
-        select(Job.status, Job.created_at, Job.claimed_at, Job.started_at, Job.finished_at)
-        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
-        .order_by(Job.finished_at.desc())
-        .limit(limit)
-    ))
+    return list(
+        db.session.execute(
+            select(Job.status, Job.created_at, Job.claimed_at, Job.started_at, Job.finished_at)
+            .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
+            .order_by(Job.finished_at.desc())
+            .limit(limit)
+        )
+    )
 
 
 def failures_by_error(since: datetime, *, limit: int = 20) -> list[tuple[str | None, int]]:
     """Failed jobs since `since` grouped by their error message, most frequent first."""
     count = func.count().label("n")
-    return [(error, n) for error, n in db.session.execute(
-        select(Job.last_error, count)
-        .where(Job.status == Status.FAILED, Job.finished_at >= since)
-        .group_by(Job.last_error)
-        .order_by(count.desc(), Job.last_error)
-        .limit(limit)
-    )]
+    return [
+        (error, n)
+        for error, n in db.session.execute(
+            select(Job.last_error, count)
+            .where(Job.status == Status.FAILED, Job.finished_at >= since)
+            .group_by(Job.last_error)
+            .order_by(count.desc(), Job.last_error)
+            .limit(limit)
+        )
+    ]
 
 
 def ids_matching(job_filter: JobFilter, *, limit: int = BULK_LIMIT) -> list[int]:
     """Ids of the jobs a filter matches, oldest first; BadQuery when more than `limit` do."""
-    ids = list(db.session.scalars(
-        select(Job.id).where(*job_filter.conditions()).order_by(Job.id).limit(limit + 1)
-    ))
+    ids = list(db.session.scalars(select(Job.id).where(*job_filter.conditions()).order_by(Job.id).limit(limit + 1)))
     if len(ids) > limit:
         raise BadQuery("filter", f"the filter matches more than {limit} jobs; narrow it")
     return ids

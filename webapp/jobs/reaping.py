@@ -4,6 +4,7 @@ Each is one compare-and-set whose conditions repeat what the monitor's scan
 saw, so a job that moved on meanwhile (a late heartbeat, a start, a second
 monitor pass) is refused and left alone.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -29,8 +30,15 @@ def orphan_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = "moni
     job = get_job(job_id)
     with unit_of_work():
         return end_attempt(
-            job, actor=actor, lease_token=None, error=reason, exit_code=None, output=None,
-            retryable=True, outcome="orphaned", give_back=False,
+            job,
+            actor=actor,
+            lease_token=None,
+            error=reason,
+            exit_code=None,
+            output=None,
+            retryable=True,
+            outcome="orphaned",
+            give_back=False,
             conditions=[Job.heartbeat_at < cutoff],
         )
 
@@ -40,8 +48,15 @@ def orphan_unstarted_job(job_id: int, *, cutoff: datetime, reason: str, actor: s
     job = get_job(job_id)
     with unit_of_work():
         return end_attempt(
-            job, actor=actor, lease_token=None, error=reason, exit_code=None, output=None,
-            retryable=True, outcome="orphaned", give_back=False,
+            job,
+            actor=actor,
+            lease_token=None,
+            error=reason,
+            exit_code=None,
+            output=None,
+            retryable=True,
+            outcome="orphaned",
+            give_back=False,
             conditions=[Job.status == Status.CLAIMED, Job.claimed_at < cutoff],
         )
 
@@ -51,9 +66,13 @@ def fail_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: str
     now = utcnow()
     with unit_of_work():
         return states.transition(
-            job_id, "fail", actor=actor, reason=reason,
+            job_id,
+            "fail",
+            actor=actor,
+            reason=reason,
             conditions=[Job.status == Status.PENDING, Job.created_at < cutoff],
-            values={"finished_at": now, "last_error": reason}, now=now,
+            values={"finished_at": now, "last_error": reason},
+            now=now,
         )
 
 
@@ -62,9 +81,13 @@ def release_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: 
     now = utcnow()
     with unit_of_work():
         return states.transition(
-            job_id, "force_start", actor=actor, reason=reason,
+            job_id,
+            "force_start",
+            actor=actor,
+            reason=reason,
             conditions=[Job.status == Status.PENDING, Job.created_at < cutoff],
-            values={"run_after": now}, now=now,
+            values={"run_after": now},
+            now=now,
         )
 
 
@@ -79,26 +102,36 @@ def release_unconfirmed_cancellation(job_id: int, *, cutoff: datetime, actor: st
     with unit_of_work():
         seen = db.session.execute(
             select(Job.lease_token, Job.worker_id, Job.heartbeat_at, Job.attempt).where(
-                Job.id == job_id, Job.status == Status.CANCELLED,
-                Job.lease_token.is_not(None), Job.finished_at < cutoff,
+                Job.id == job_id,
+                Job.status == Status.CANCELLED,
+                Job.lease_token.is_not(None),
+                Job.finished_at < cutoff,
             )
         ).one_or_none()
         if seen is None:
             return False
-        released = rows_changed(db.session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == seen.lease_token)
-            .values(lease_token=None, heartbeat_at=None, updated_at=now)
-            .execution_options(synchronize_session=False)
-        ))
+        released = rows_changed(
+            db.session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == seen.lease_token)
+                .values(lease_token=None, heartbeat_at=None, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        )
         if not released:
             return False
         states.record_event(
-            job_id, kind="note", actor=actor, at=now, action="cancel_unconfirmed",
+            job_id,
+            kind="note",
+            actor=actor,
+            at=now,
+            action="cancel_unconfirmed",
             attempt=seen.attempt or None,
             reason=f"worker {seen.worker_id} never confirmed the cancellation",
-            data={"worker_id": seen.worker_id,
-                  "last_heartbeat_at": seen.heartbeat_at.isoformat() if seen.heartbeat_at else None},
+            data={
+                "worker_id": seen.worker_id,
+                "last_heartbeat_at": seen.heartbeat_at.isoformat() if seen.heartbeat_at else None,
+            },
         )
     return True
 
@@ -107,12 +140,14 @@ def mark_worker_gone(worker_id: str, *, cutoff: datetime) -> bool:
     """An alive worker last seen before `cutoff` is marked gone; a heartbeat meanwhile wins."""
     with unit_of_work():
         return bool(
-            rows_changed(db.session.execute(
-                update(Worker)
-                .where(Worker.id == worker_id, Worker.state == "alive", Worker.last_seen_at < cutoff)
-                .values(state="gone")
-                .execution_options(synchronize_session=False)
-            ))
+            rows_changed(
+                db.session.execute(
+                    update(Worker)
+                    .where(Worker.id == worker_id, Worker.state == "alive", Worker.last_seen_at < cutoff)
+                    .values(state="gone")
+                    .execution_options(synchronize_session=False)
+                )
+            )
         )
 
 
@@ -125,13 +160,11 @@ def prune_finished(status: str, *, cutoff: datetime, batch_size: int) -> int:
     if status not in FINISHED:
         raise ValueError(f"only finished jobs are pruned, not {status}")
     batch = (
-        select(Job.id)
-        .where(Job.status == status, Job.finished_at < cutoff)
-        .order_by(Job.finished_at)
-        .limit(batch_size)
+        select(Job.id).where(Job.status == status, Job.finished_at < cutoff).order_by(Job.finished_at).limit(batch_size)
     )
     with unit_of_work():
-        return rows_changed(db.session.execute(
-            delete(Job).where(Job.id.in_(batch.scalar_subquery()))
-            .execution_options(synchronize_session=False)
-        ))
+        return rows_changed(
+            db.session.execute(
+                delete(Job).where(Job.id.in_(batch.scalar_subquery())).execution_options(synchronize_session=False)
+            )
+        )

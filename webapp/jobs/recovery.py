@@ -1,4 +1,5 @@
 """The operator's recovery commands on one job: cancel, mark failed, force start, resume, restart."""
+
 from __future__ import annotations
 
 from sqlalchemy import case
@@ -14,7 +15,10 @@ def cancel_job(job_id: int, *, actor: str = "operator", reason: str | None = Non
     now = utcnow()
     with unit_of_work():
         return states.transition(
-            job_id, "cancel", actor=actor, reason=reason or "cancelled by user",
+            job_id,
+            "cancel",
+            actor=actor,
+            reason=reason or "cancelled by user",
             values={"cancel_requested": True, "finished_at": now},
             attempt_values={"finished_at": now, "outcome": "cancelled", "error": reason or "cancelled by user"},
             now=now,
@@ -26,7 +30,10 @@ def mark_failed(job_id: int, *, actor: str = "operator", reason: str | None = No
     message = reason or "marked as failed by operator"
     with unit_of_work():
         return states.transition(
-            job_id, "fail", actor=actor, reason=message,
+            job_id,
+            "fail",
+            actor=actor,
+            reason=message,
             values={"finished_at": now, "last_error": message},
             attempt_values={"finished_at": now, "outcome": "marked_failed", "error": message},
             now=now,
@@ -54,13 +61,18 @@ def _requeue(job_id: int, action: str, *, actor: str, reason: str, discard: bool
     now = utcnow()
     with unit_of_work():
         job = states.transition(
-            job_id, action, actor=actor, reason=reason,
+            job_id,
+            action,
+            actor=actor,
+            reason=reason,
             values={
-                "run_after": now, "lease_token": None, "worker_id": None, "finished_at": None,
-                "cancel_requested": False, "heartbeat_at": None,
-                "max_attempts": case(
-                    (Job.max_attempts < Job.attempt + 1, Job.attempt + 1), else_=Job.max_attempts
-                ),
+                "run_after": now,
+                "lease_token": None,
+                "worker_id": None,
+                "finished_at": None,
+                "cancel_requested": False,
+                "heartbeat_at": None,
+                "max_attempts": case((Job.max_attempts < Job.attempt + 1, Job.attempt + 1), else_=Job.max_attempts),
             },
             now=now,
         )

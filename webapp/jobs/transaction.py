@@ -1,4 +1,5 @@
 """One transaction per command: what every job command here runs inside."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

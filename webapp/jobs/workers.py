@@ -1,4 +1,5 @@
 """The registry of workers: each worker's heartbeat registers or refreshes its row."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -48,8 +49,9 @@ def unserved_types(now: datetime, worker_timeout_s: float) -> list[str]:
     """Types of queued jobs that no live worker (heard from within the timeout) takes:
     they wait until one does. A live worker that names no types takes any type."""
     live_types = db.session.scalars(
-        select(Worker.types).where(Worker.state == "alive",
-                                   Worker.last_seen_at >= now - timedelta(seconds=worker_timeout_s))
+        select(Worker.types).where(
+            Worker.state == "alive", Worker.last_seen_at >= now - timedelta(seconds=worker_timeout_s)
+        )
     ).all()
     if any(not types for types in live_types):
         return []

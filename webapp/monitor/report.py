@@ -1,4 +1,5 @@
 """The health report: what is stuck or about to be, the workers, and the monitor's passes."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -40,33 +41,38 @@ def health_report(*, now: datetime | None = None) -> dict[str, Any]:
     """
     now = now or utcnow()
     s = monitor_settings()
-    live_rows = db.session.execute(
-        live_scan(now - timedelta(seconds=s["min_timeout"] / 2), REPORT_LIMIT)
-    ).all()
+    live_rows = db.session.execute(live_scan(now - timedelta(seconds=s["min_timeout"] / 2), REPORT_LIMIT)).all()
     orphaned, late = classify_live(live_rows, now)
-    unstarted_rows = db.session.execute(
-        unstarted_scan(now - timedelta(seconds=s["min_timeout"]), REPORT_LIMIT)
-    ).all()
+    unstarted_rows = db.session.execute(unstarted_scan(now - timedelta(seconds=s["min_timeout"]), REPORT_LIMIT)).all()
     orphaned_ids = {row.id for row, _ in orphaned}
     orphaned_jobs = [_live_entry(row, timeout, now, orphan_reason(row)) for row, timeout in orphaned]
     orphaned_jobs += [
         _live_entry(row, timeout, now, unstarted_reason(row))
-        for row, timeout in unstarted_overdue(unstarted_rows, now) if row.id not in orphaned_ids
+        for row, timeout in unstarted_overdue(unstarted_rows, now)
+        if row.id not in orphaned_ids
     ]
-    pending_rows = db.session.execute(
-        pending_scan(now - timedelta(seconds=s["pending_timeout"]), REPORT_LIMIT)
-    ).all()
+    pending_rows = db.session.execute(pending_scan(now - timedelta(seconds=s["pending_timeout"]), REPORT_LIMIT)).all()
     stale_pending_jobs = [
-        {"id": row.id, "type": row.type, "created_at": isoformat(row.created_at),
-         "pending_s": age(now, row.created_at), "action": s["pending_action"], "reason": pending_reason(row)}
+        {
+            "id": row.id,
+            "type": row.type,
+            "created_at": isoformat(row.created_at),
+            "pending_s": age(now, row.created_at),
+            "action": s["pending_action"],
+            "reason": pending_reason(row),
+        }
         for row in pending_rows
     ]
     monitor = _monitor_status(now, s["interval"])
     workers = _workers(now, s["default_timeout"])
     webhooks = webhook_health()
     return {
-        "healthy": (not orphaned_jobs and not stale_pending_jobs and not monitor["overdue"]
-                    and not webhooks["disabled_endpoints"]),
+        "healthy": (
+            not orphaned_jobs
+            and not stale_pending_jobs
+            and not monitor["overdue"]
+            and not webhooks["disabled_endpoints"]
+        ),
         "checked_at": isoformat(now),
         "orphaned_jobs": orphaned_jobs,
         "late_jobs": [_live_entry(row, timeout, now, None) for row, timeout in late],
@@ -82,9 +88,14 @@ def health_report(*, now: datetime | None = None) -> dict[str, Any]:
 
 def _live_entry(row, timeout: float, now: datetime, reason: str | None) -> dict[str, Any]:
     return {
-        "id": row.id, "type": row.type, "status": row.status, "worker_id": row.worker_id,
-        "heartbeat_at": isoformat(row.heartbeat_at), "claimed_at": isoformat(row.claimed_at),
-        "since_heartbeat_s": age(now, row.heartbeat_at), "timeout_s": timeout,
+        "id": row.id,
+        "type": row.type,
+        "status": row.status,
+        "worker_id": row.worker_id,
+        "heartbeat_at": isoformat(row.heartbeat_at),
+        "claimed_at": isoformat(row.claimed_at),
+        "since_heartbeat_s": age(now, row.heartbeat_at),
+        "timeout_s": timeout,
         **({"reason": reason} if reason else {}),
     }
 
@@ -95,12 +106,20 @@ def _workers(now: datetime, timeout: float) -> list[dict[str, Any]]:
     for worker in rows:
         silent = (now - worker.last_seen_at).total_seconds()
         heartbeat = "expired" if silent > timeout else "late" if silent > timeout / 2 else "ok"
-        report.append({
-            "id": worker.id, "hostname": worker.hostname, "pid": worker.pid, "types": worker.types,
-            "concurrency": worker.concurrency, "state": worker.state, "heartbeat": heartbeat,
-            "started_at": isoformat(worker.started_at), "last_seen_at": isoformat(worker.last_seen_at),
-            "since_seen_s": round(silent, 3),
-        })
+        report.append(
+            {
+                "id": worker.id,
+                "hostname": worker.hostname,
+                "pid": worker.pid,
+                "types": worker.types,
+                "concurrency": worker.concurrency,
+                "state": worker.state,
+                "heartbeat": heartbeat,
+                "started_at": isoformat(worker.started_at),
+                "last_seen_at": isoformat(worker.last_seen_at),
+                "since_seen_s": round(silent, 3),
+            }
+        )
     return report
 
 
@@ -122,9 +141,14 @@ def _monitor_status(now: datetime, interval: float) -> dict[str, Any]:
         "enabled": bool(current_app.config["JOBWARDEN_MONITOR"]),
         "runs_here": here is not None,
         "interval_s": interval,
-        "last_run": None if last is None else {
-            "started_at": isoformat(last.started_at), "finished_at": isoformat(last.finished_at),
-            "duration_ms": last.duration_ms, "trigger": last.trigger, "instance": last.instance,
+        "last_run": None
+        if last is None
+        else {
+            "started_at": isoformat(last.started_at),
+            "finished_at": isoformat(last.finished_at),
+            "duration_ms": last.duration_ms,
+            "trigger": last.trigger,
+            "instance": last.instance,
             "changed": changed_count(last.changes) if last.changes else 0,
             "changes": {k: (v if isinstance(v, int) else len(v)) for k, v in (last.changes or {}).items()},
         },

@@ -1,4 +1,5 @@
 """The scans (each one index range; the benchmark EXPLAINs these) and how their rows are judged."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -59,12 +60,7 @@ def cancelled_scan(cutoff: datetime, limit: int) -> Select:
 
 def retention_scan(status: str, cutoff: datetime, limit: int) -> Select:
     """What `jobs.prune_finished` deletes in one batch (ix_jobs_status_finished); shown for EXPLAIN."""
-    return (
-        select(Job.id)
-        .where(Job.status == status, Job.finished_at < cutoff)
-        .order_by(Job.finished_at)
-        .limit(limit)
-    )
+    return select(Job.id).where(Job.status == status, Job.finished_at < cutoff).order_by(Job.finished_at).limit(limit)
 
 
 def worker_scan(cutoff: datetime, limit: int) -> Select:
@@ -113,7 +109,8 @@ def classify_live(rows, now: datetime) -> tuple[list, list]:
 
 def unstarted_overdue(rows, now: datetime) -> list:
     return [
-        (row, timeout) for row in rows
+        (row, timeout)
+        for row in rows
         if (now - row.claimed_at).total_seconds() > (timeout := jobs.heartbeat_timeout(row))
     ]
 

@@ -5,6 +5,7 @@ its parent; under gunicorn in the master only, through the hooks in the
 project's `gunicorn.conf.py` — and as its own process with `jobwarden
 monitor`. Other CLI commands never start it.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -54,6 +55,8 @@ def _guard_forks() -> None:
         after_in_child=_no_fork_during_a_pass.release,
     )
     _forks_guarded = True
+
+
 PASS_JOB_ID = "monitor-pass"
 
 
@@ -116,7 +119,11 @@ def start_scheduler(app: Flask) -> None:
         now = datetime.now(UTC)
         scheduler.add_job(_scheduled_pass, "date", run_date=now, args=[app, "startup"], id="monitor-startup")
         scheduler.add_job(
-            _scheduled_pass, "interval", seconds=interval, args=[app, "schedule"], id=PASS_JOB_ID,
+            _scheduled_pass,
+            "interval",
+            seconds=interval,
+            args=[app, "schedule"],
+            id=PASS_JOB_ID,
             next_run_time=now + timedelta(seconds=interval),
         )
         schedule_webhook_deliveries(scheduler, app, db_guard=lambda: _no_fork_during_a_pass)
@@ -161,8 +168,9 @@ def after_fork() -> None:
                 db.engine.dispose(close=False)
 
 
-def run_foreground(app: Flask, *, interval: float | None = None, once: bool = False,
-                   echo: Callable[[str], None] = click.echo) -> None:
+def run_foreground(
+    app: Flask, *, interval: float | None = None, once: bool = False, echo: Callable[[str], None] = click.echo
+) -> None:
     """`jobwarden monitor`: a start-up pass now, then a pass every interval until SIGTERM/SIGINT."""
     with app.app_context():
         interval = interval or monitor_settings()["interval"]

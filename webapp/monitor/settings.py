@@ -1,4 +1,5 @@
 """The monitor's settings, read from the app's configuration and checked."""
+
 from __future__ import annotations
 
 from datetime import timedelta

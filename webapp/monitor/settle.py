@@ -1,4 +1,5 @@
 """One monitor pass: settle what is stuck, prune what is old, record the pass."""
+
 from __future__ import annotations
 
 import logging
@@ -77,37 +78,58 @@ def run_pass(*, trigger: str = "schedule", now: datetime | None = None) -> dict[
         if not ours:
             return {"skipped": True, "trigger": trigger, "reason": "another monitor pass is running"}
         changes = _settle(now, settings)
-        raise_alerts(changes, now, worker_timeout_s=settings["default_timeout"],
-                     pending_action=settings["pending_action"])
+        raise_alerts(
+            changes, now, worker_timeout_s=settings["default_timeout"], pending_action=settings["pending_action"]
+        )
         finished_at = utcnow()
         duration_ms = round((time.perf_counter() - clock) * 1000, 3)
         record = MonitorPass(
-            started_at=started_at, finished_at=finished_at, duration_ms=duration_ms,
-            instance=instance_name(), trigger=trigger, changes=changes,
+            started_at=started_at,
+            finished_at=finished_at,
+            duration_ms=duration_ms,
+            instance=instance_name(),
+            trigger=trigger,
+            changes=changes,
         )
         db.session.add(record)
         db.session.flush()
         db.session.execute(delete(MonitorPass).where(MonitorPass.id <= record.id - PASSES_KEPT))
         db.session.commit()
     return {
-        "skipped": False, "trigger": trigger, "instance": instance_name(),
-        "started_at": isoformat(started_at), "finished_at": isoformat(finished_at),
-        "duration_ms": duration_ms, "changed": changed_count(changes), **changes,
+        "skipped": False,
+        "trigger": trigger,
+        "instance": instance_name(),
+        "started_at": isoformat(started_at),
+        "finished_at": isoformat(finished_at),
+        "duration_ms": duration_ms,
+        "changed": changed_count(changes),
+        **changes,
     }
 
 
 def changed_count(changes: dict[str, Any]) -> int:
     """How many things a pass changed (late jobs are only reported)."""
     return (
-        len(changes["orphaned"]) + len(changes["never_started"]) + len(changes["stale_pending"])
-        + len(changes["unconfirmed_cancellations"]) + len(changes["gone_workers"]) + changes["pruned"]
+        len(changes["orphaned"])
+        + len(changes["never_started"])
+        + len(changes["stale_pending"])
+        + len(changes["unconfirmed_cancellations"])
+        + len(changes["gone_workers"])
+        + changes["pruned"]
     )
 
 
 def _settle(now: datetime, s: dict[str, Any]) -> dict[str, Any]:
     changes: dict[str, Any] = {
-        "orphaned": [], "never_started": [], "stale_pending": [], "unconfirmed_cancellations": [],
-        "gone_workers": [], "pruned": 0, "requeued": [], "failed": [], "late": [],
+        "orphaned": [],
+        "never_started": [],
+        "stale_pending": [],
+        "unconfirmed_cancellations": [],
+        "gone_workers": [],
+        "pruned": 0,
+        "requeued": [],
+        "failed": [],
+        "late": [],
     }
     limit = s["max_per_kind"]
 
@@ -123,20 +145,32 @@ def _settle(now: datetime, s: dict[str, Any]) -> dict[str, Any]:
     changes["late"] = [row.id for row, _ in late]
     for row, timeout in orphaned:
         reason = orphan_reason(row)
-        _apply(changes, "orphaned", row.id, reason, lambda: jobs.orphan_job(
-            row.id, cutoff=now - timedelta(seconds=timeout), reason=reason))
+        _apply(
+            changes,
+            "orphaned",
+            row.id,
+            reason,
+            lambda: jobs.orphan_job(row.id, cutoff=now - timedelta(seconds=timeout), reason=reason),
+        )
 
     unstarted_rows = db.session.execute(unstarted_scan(now - timedelta(seconds=s["min_timeout"]), limit)).all()
     for row, timeout in unstarted_overdue(unstarted_rows, now):
         reason = unstarted_reason(row)
-        _apply(changes, "never_started", row.id, reason, lambda: jobs.orphan_unstarted_job(
-            row.id, cutoff=now - timedelta(seconds=timeout), reason=reason))
+        _apply(
+            changes,
+            "never_started",
+            row.id,
+            reason,
+            lambda: jobs.orphan_unstarted_job(row.id, cutoff=now - timedelta(seconds=timeout), reason=reason),
+        )
 
     cancel_cutoff = now - timedelta(seconds=s["min_timeout"])
     for row in db.session.execute(cancelled_scan(cancel_cutoff, limit)).all():
         own_cutoff = now - timedelta(seconds=jobs.heartbeat_timeout(row))
-        if row.finished_at and row.finished_at < own_cutoff and jobs.release_unconfirmed_cancellation(
-            row.id, cutoff=own_cutoff
+        if (
+            row.finished_at
+            and row.finished_at < own_cutoff
+            and jobs.release_unconfirmed_cancellation(row.id, cutoff=own_cutoff)
         ):
             changes["unconfirmed_cancellations"].append(row.id)
 
@@ -144,8 +178,13 @@ def _settle(now: datetime, s: dict[str, Any]) -> dict[str, Any]:
     settle_pending = jobs.release_stale_pending if s["pending_action"] == "queue" else jobs.fail_stale_pending
     for row in db.session.execute(pending_scan(pending_cutoff, limit)).all():
         reason = pending_reason(row)
-        _apply(changes, "stale_pending", row.id, reason, lambda: settle_pending(
-            row.id, cutoff=pending_cutoff, reason=reason))
+        _apply(
+            changes,
+            "stale_pending",
+            row.id,
+            reason,
+            lambda: settle_pending(row.id, cutoff=pending_cutoff, reason=reason),
+        )
 
     retention_cutoff = now - s["retention"]
     # Webhook notifications (and their delivery logs) are kept as long as jobs.

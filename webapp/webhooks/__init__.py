@@ -5,6 +5,7 @@ replicas, at least once, in order per job) → signing (Standard Webhooks) and
 formats (standard, slack). `register` adds the API and the dashboard page.
 Importing this package stays cheap: `webapp.states` imports the outbox.
 """
+
 from __future__ import annotations
 
 from flask import Flask

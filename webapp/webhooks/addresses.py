@@ -1,6 +1,7 @@
 """Which receivers may be called: never loopback, private, link-local (cloud metadata) or reserved
 addresses, unless JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=1. Checked when an endpoint is added and again
 before every delivery, since what a name resolves to can change."""
+
 from __future__ import annotations
 
 import ipaddress

@@ -5,6 +5,7 @@
 type becomes unserved, not on every pass: the pass records the current set in
 its `changes` (`unserved_types`), and the next pass compares with it.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -34,17 +35,35 @@ def raise_alerts(changes: dict[str, Any], now: datetime, *, worker_timeout_s: fl
     if settled:
         verb = "queued" if pending_action == "queue" else "failed"
         ids = ", ".join(str(job_id) for job_id in settled[:20]) + (" …" if len(settled) > 20 else "")
-        notify(ALERT_STALE_PENDING, {"alert": {
-            "kind": "stale_pending", "jobs": settled, "action": pending_action,
-            "message": f"{len(settled)} job(s) stuck in pending were {verb} by the health monitor: {ids}",
-        }}, job_id=None, now=now)
+        notify(
+            ALERT_STALE_PENDING,
+            {
+                "alert": {
+                    "kind": "stale_pending",
+                    "jobs": settled,
+                    "action": pending_action,
+                    "message": f"{len(settled)} job(s) stuck in pending were {verb} by the health monitor: {ids}",
+                }
+            },
+            job_id=None,
+            now=now,
+        )
     if not _listened_to(ALERT_UNSERVED_TYPE):
         return
     current = unserved_types(now, worker_timeout_s)
     changes["unserved_types"] = current
     new = [job_type for job_type in current if job_type not in _previous_unserved()]
     if new:
-        notify(ALERT_UNSERVED_TYPE, {"alert": {
-            "kind": "unserved_type", "types": new, "unserved_types": current,
-            "message": f"no live worker takes type(s) {', '.join(new)}; their queued jobs wait",
-        }}, job_id=None, now=now)
+        notify(
+            ALERT_UNSERVED_TYPE,
+            {
+                "alert": {
+                    "kind": "unserved_type",
+                    "types": new,
+                    "unserved_types": current,
+                    "message": f"no live worker takes type(s) {', '.join(new)}; their queued jobs wait",
+                }
+            },
+            job_id=None,
+            now=now,
+        )

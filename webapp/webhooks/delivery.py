@@ -13,6 +13,7 @@ Once across replicas: on PostgreSQL a round holds `pg_try_advisory_xact_lock`
 on a connection of its own, like the monitor's pass; another replica's round
 skips. The leases alone would keep two senders off one row anyway.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,11 +70,14 @@ class Settings:
 def settings() -> Settings:
     c = current_app.config
     return Settings(
-        interval_s=float(c["JOBWARDEN_WEBHOOK_INTERVAL"]), timeout_s=float(c["JOBWARDEN_WEBHOOK_TIMEOUT_S"]),
-        lease_s=float(c["JOBWARDEN_WEBHOOK_LEASE_S"]), batch_size=int(c["JOBWARDEN_WEBHOOK_BATCH_SIZE"]),
+        interval_s=float(c["JOBWARDEN_WEBHOOK_INTERVAL"]),
+        timeout_s=float(c["JOBWARDEN_WEBHOOK_TIMEOUT_S"]),
+        lease_s=float(c["JOBWARDEN_WEBHOOK_LEASE_S"]),
+        batch_size=int(c["JOBWARDEN_WEBHOOK_BATCH_SIZE"]),
         retry_for_s=float(c["JOBWARDEN_WEBHOOK_RETRY_FOR_S"]),
         disable_after_s=float(c["JOBWARDEN_WEBHOOK_DISABLE_AFTER_S"]),
-        allow_private=bool(c["JOBWARDEN_WEBHOOK_ALLOW_PRIVATE"]), public_url=c["JOBWARDEN_PUBLIC_URL"],
+        allow_private=bool(c["JOBWARDEN_WEBHOOK_ALLOW_PRIVATE"]),
+        public_url=c["JOBWARDEN_PUBLIC_URL"],
     )
 
 
@@ -114,14 +118,21 @@ class Answer:
 def _claimable(now: datetime, limit: int):
     earlier = aliased(D)
     blocked = exists().where(
-        earlier.c.endpoint_id == D.c.endpoint_id, earlier.c.job_id == D.c.job_id,
-        earlier.c.at.is_(None), earlier.c.notification_id < D.c.notification_id,
+        earlier.c.endpoint_id == D.c.endpoint_id,
+        earlier.c.job_id == D.c.job_id,
+        earlier.c.at.is_(None),
+        earlier.c.notification_id < D.c.notification_id,
     )
     return (
         select(D.c.id)
         .join(E, E.c.id == D.c.endpoint_id)
-        .where(D.c.at.is_(None), D.c.next_attempt_at <= now,
-               or_(D.c.locked_until.is_(None), D.c.locked_until < now), E.c.enabled == true(), ~blocked)
+        .where(
+            D.c.at.is_(None),
+            D.c.next_attempt_at <= now,
+            or_(D.c.locked_until.is_(None), D.c.locked_until < now),
+            E.c.enabled == true(),
+            ~blocked,
+        )
         .order_by(D.c.next_attempt_at, D.c.id)
         .limit(limit)
     )
@@ -129,13 +140,18 @@ def _claimable(now: datetime, limit: int):
 
 def claim(s: Settings, now: datetime) -> list[Outgoing]:
     """Lease up to a batch of due deliveries (one transaction) and load what sending needs."""
-    ids = list(db.session.scalars(
-        update(D)
-        .where(D.c.id.in_(_claimable(now, s.batch_size).scalar_subquery()), D.c.at.is_(None),
-               or_(D.c.locked_until.is_(None), D.c.locked_until < now))
-        .values(locked_until=now + timedelta(seconds=s.lease_s))
-        .returning(D.c.id)
-    ))
+    ids = list(
+        db.session.scalars(
+            update(D)
+            .where(
+                D.c.id.in_(_claimable(now, s.batch_size).scalar_subquery()),
+                D.c.at.is_(None),
+                or_(D.c.locked_until.is_(None), D.c.locked_until < now),
+            )
+            .values(locked_until=now + timedelta(seconds=s.lease_s))
+            .returning(D.c.id)
+        )
+    )
     if not ids:
         db.session.commit()
         return []
@@ -148,9 +164,14 @@ def claim(s: Settings, now: datetime) -> list[Outgoing]:
     ).all()
     claimed = [
         Outgoing(
-            delivery_id=delivery.id, endpoint_id=endpoint.id, attempt=delivery.attempt, url=endpoint.url,
-            secret=endpoint.secret, body=formats.body(notification, endpoint.format, s.public_url),
-            event_id=notification.event_id, notification_created_at=notification.created_at,
+            delivery_id=delivery.id,
+            endpoint_id=endpoint.id,
+            attempt=delivery.attempt,
+            url=endpoint.url,
+            secret=endpoint.secret,
+            body=formats.body(notification, endpoint.format, s.public_url),
+            event_id=notification.event_id,
+            notification_created_at=notification.created_at,
         )
         for delivery, notification, endpoint in rows
     ]
@@ -169,13 +190,20 @@ def send(item: Outgoing, s: Settings) -> Answer:
         except AddressRefused as refused:
             return Answer(None, None, f"refused: {refused}", None)
     headers = {
-        "content-type": "application/json", "user-agent": USER_AGENT,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
         **signed_headers(item.secret, item.event_id, utcnow(), item.body),
     }
     started = time.perf_counter()
     try:
-        with requests.post(item.url, data=item.body.encode("utf-8"), headers=headers, timeout=s.timeout_s,
-                           allow_redirects=False, stream=True) as response:
+        with requests.post(
+            item.url,
+            data=item.body.encode("utf-8"),
+            headers=headers,
+            timeout=s.timeout_s,
+            allow_redirects=False,
+            stream=True,
+        ) as response:
             excerpt = response.raw.read(EXCERPT_BYTES, decode_content=True)
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
             error = None
@@ -183,8 +211,12 @@ def send(item: Outgoing, s: Settings) -> Answer:
                 error = f"redirect (HTTP {response.status_code}) to {response.headers.get('location')!r} not followed"
             elif not 200 <= response.status_code < 300:
                 error = f"HTTP {response.status_code}"
-            return Answer(response.status_code, latency_ms, error,
-                          excerpt.decode("utf-8", "replace")[:EXCERPT_BYTES] if excerpt else None)
+            return Answer(
+                response.status_code,
+                latency_ms,
+                error,
+                excerpt.decode("utf-8", "replace")[:EXCERPT_BYTES] if excerpt else None,
+            )
     except requests.RequestException as failure:
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         return Answer(None, latency_ms, f"{type(failure).__name__}: {failure}"[:1000], None)
@@ -206,10 +238,18 @@ def record(item: Outgoing, answer: Answer, s: Settings, now: datetime) -> None:
     if outcome == "gave_up":
         error = f"{error}; gave up after {s.retry_for_s / 3600:g} h"
     recorded = db.session.execute(
-        update(D).where(D.c.id == item.delivery_id, D.c.at.is_(None)).values(
-            at=now, status_code=answer.status_code, latency_ms=answer.latency_ms, error=error,
-            response_excerpt=answer.excerpt, outcome=outcome, locked_until=None,
-        ).returning(D.c.id)
+        update(D)
+        .where(D.c.id == item.delivery_id, D.c.at.is_(None))
+        .values(
+            at=now,
+            status_code=answer.status_code,
+            latency_ms=answer.latency_ms,
+            error=error,
+            response_excerpt=answer.excerpt,
+            outcome=outcome,
+            locked_until=None,
+        )
+        .returning(D.c.id)
     ).first()
     if recorded is None:
         db.session.rollback()
@@ -219,21 +259,31 @@ def record(item: Outgoing, answer: Answer, s: Settings, now: datetime) -> None:
         db.session.execute(update(E).where(endpoint, E.c.failing_since.is_not(None)).values(failing_since=None))
         # The receiver answers again: what waits for a later retry goes now.
         db.session.execute(
-            update(D).where(D.c.endpoint_id == item.endpoint_id, D.c.at.is_(None), D.c.next_attempt_at > now)
+            update(D)
+            .where(D.c.endpoint_id == item.endpoint_id, D.c.at.is_(None), D.c.next_attempt_at > now)
             .values(next_attempt_at=now)
         )
     else:
         if outcome == "retrying":
             row = db.session.execute(select(D.c.notification_id, D.c.job_id).where(D.c.id == item.delivery_id)).one()
-            db.session.execute(D.insert().values(
-                endpoint_id=item.endpoint_id, notification_id=row.notification_id, job_id=row.job_id,
-                attempt=item.attempt + 1, next_attempt_at=next_at, outcome="pending",
-            ))
+            db.session.execute(
+                D.insert().values(
+                    endpoint_id=item.endpoint_id,
+                    notification_id=row.notification_id,
+                    job_id=row.job_id,
+                    attempt=item.attempt + 1,
+                    next_attempt_at=next_at,
+                    outcome="pending",
+                )
+            )
         db.session.execute(update(E).where(endpoint, E.c.failing_since.is_(None)).values(failing_since=now))
         cutoff = now - timedelta(seconds=s.disable_after_s)
         db.session.execute(
-            update(E).where(endpoint, E.c.enabled == true(), E.c.failing_since <= cutoff).values(
-                enabled=False, disabled_at=now,
+            update(E)
+            .where(endpoint, E.c.enabled == true(), E.c.failing_since <= cutoff)
+            .values(
+                enabled=False,
+                disabled_at=now,
                 disabled_reason=f"failing since more than {s.disable_after_s / 3600:g} h; last error: {error}"[:2000],
             )
         )
@@ -274,8 +324,9 @@ def deliver_round(*, db_guard: Callable[[], AbstractContextManager[Any]] = nullc
         return {"skipped": False, "claimed": len(claimed), "delivered": delivered, "failed": failed}
 
 
-def deliver_until_idle(*, max_seconds: float = 30.0,
-                       db_guard: Callable[[], AbstractContextManager[Any]] = nullcontext) -> int:
+def deliver_until_idle(
+    *, max_seconds: float = 30.0, db_guard: Callable[[], AbstractContextManager[Any]] = nullcontext
+) -> int:
     """Rounds back to back while full batches keep coming (bounded in time); returns how many were claimed."""
     deadline = time.monotonic() + max_seconds
     total = 0
@@ -304,8 +355,9 @@ def schedule(scheduler: Any, app: Flask, *, db_guard: Callable[[], AbstractConte
     with app.app_context():
         interval = settings().interval_s
     scheduler.add_executor(SchedulerPool(1), "webhooks")
-    scheduler.add_job(scheduled_round, "interval", seconds=interval, args=[app, db_guard], id=ROUND_JOB_ID,
-                      executor="webhooks")
+    scheduler.add_job(
+        scheduled_round, "interval", seconds=interval, args=[app, db_guard], id=ROUND_JOB_ID, executor="webhooks"
+    )
 
 
 def run_forever(app: Flask, *, echo: Callable[[str], None] = print) -> None:

@@ -2,6 +2,7 @@
 
 Each command is one transaction (`jobs.unit_of_work`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -97,8 +98,9 @@ def all_endpoints() -> list[WebhookEndpoint]:
 def events_of(endpoint_ids: list[int]) -> dict[int, list[str]]:
     subscribed: dict[int, list[str]] = {endpoint_id: [] for endpoint_id in endpoint_ids}
     rows = db.session.execute(
-        select(WebhookSubscription.endpoint_id, WebhookSubscription.event)
-        .where(WebhookSubscription.endpoint_id.in_(endpoint_ids))
+        select(WebhookSubscription.endpoint_id, WebhookSubscription.event).where(
+            WebhookSubscription.endpoint_id.in_(endpoint_ids)
+        )
     )
     for endpoint_id, event in rows:
         subscribed[endpoint_id].append(event)
@@ -132,13 +134,16 @@ def enable(endpoint_id: int) -> WebhookEndpoint:
 def deliveries(endpoint_id: int, *, limit: int = DELIVERY_PAGE) -> list[tuple[WebhookDelivery, WebhookNotification]]:
     """The endpoint's delivery log, newest first (pending attempts included, `at` null)."""
     get(endpoint_id)
-    return [(delivery, notification) for delivery, notification in db.session.execute(
-        select(WebhookDelivery, WebhookNotification)
-        .join(WebhookNotification, WebhookNotification.id == WebhookDelivery.notification_id)
-        .where(WebhookDelivery.endpoint_id == endpoint_id)
-        .order_by(WebhookDelivery.id.desc())
-        .limit(limit)
-    )]
+    return [
+        (delivery, notification)
+        for delivery, notification in db.session.execute(
+            select(WebhookDelivery, WebhookNotification)
+            .join(WebhookNotification, WebhookNotification.id == WebhookDelivery.notification_id)
+            .where(WebhookDelivery.endpoint_id == endpoint_id)
+            .order_by(WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+    ]
 
 
 def redeliver(endpoint_id: int, delivery_id: int) -> tuple[WebhookDelivery, WebhookNotification]:
@@ -157,8 +162,12 @@ def redeliver(endpoint_id: int, delivery_id: int) -> tuple[WebhookDelivery, Webh
             )
         )
         again = WebhookDelivery(
-            endpoint_id=endpoint_id, notification_id=original.notification_id, job_id=original.job_id,
-            attempt=(last_attempt or 0) + 1, next_attempt_at=utcnow(), outcome="pending",
+            endpoint_id=endpoint_id,
+            notification_id=original.notification_id,
+            job_id=original.job_id,
+            attempt=(last_attempt or 0) + 1,
+            next_attempt_at=utcnow(),
+            outcome="pending",
         )
         db.session.add(again)
         db.session.flush()
@@ -173,19 +182,31 @@ def redeliver(endpoint_id: int, delivery_id: int) -> tuple[WebhookDelivery, Webh
 def endpoint_json(endpoint: WebhookEndpoint, events: list[str]) -> dict[str, Any]:
     """Never the secret: it is shown once, when created or rotated."""
     return {
-        "id": endpoint.id, "url": endpoint.url, "events": events, "format": endpoint.format,
-        "enabled": endpoint.enabled, "created_at": isoformat(endpoint.created_at),
-        "failing_since": isoformat(endpoint.failing_since), "disabled_at": isoformat(endpoint.disabled_at),
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "events": events,
+        "format": endpoint.format,
+        "enabled": endpoint.enabled,
+        "created_at": isoformat(endpoint.created_at),
+        "failing_since": isoformat(endpoint.failing_since),
+        "disabled_at": isoformat(endpoint.disabled_at),
         "disabled_reason": endpoint.disabled_reason,
     }
 
 
 def delivery_json(delivery: WebhookDelivery, notification: WebhookNotification) -> dict[str, Any]:
     return {
-        "id": delivery.id, "event_id": notification.event_id, "event": notification.type,
-        "job_id": delivery.job_id, "attempt": delivery.attempt, "outcome": delivery.outcome,
-        "status_code": delivery.status_code, "latency_ms": delivery.latency_ms, "error": delivery.error,
-        "response_excerpt": delivery.response_excerpt, "at": isoformat(delivery.at),
+        "id": delivery.id,
+        "event_id": notification.event_id,
+        "event": notification.type,
+        "job_id": delivery.job_id,
+        "attempt": delivery.attempt,
+        "outcome": delivery.outcome,
+        "status_code": delivery.status_code,
+        "latency_ms": delivery.latency_ms,
+        "error": delivery.error,
+        "response_excerpt": delivery.response_excerpt,
+        "at": isoformat(delivery.at),
         "next_attempt_at": isoformat(delivery.next_attempt_at) if delivery.at is None else None,
     }
 
@@ -193,15 +214,20 @@ def delivery_json(delivery: WebhookDelivery, notification: WebhookNotification) 
 def health() -> dict[str, Any]:
     """Endpoints disabled after failing too long, and those failing now (the /health alerts)."""
     rows = db.session.scalars(
-        select(WebhookEndpoint).where(
-            (WebhookEndpoint.enabled.is_(False)) | WebhookEndpoint.failing_since.is_not(None)
-        ).order_by(WebhookEndpoint.id)
+        select(WebhookEndpoint)
+        .where((WebhookEndpoint.enabled.is_(False)) | WebhookEndpoint.failing_since.is_not(None))
+        .order_by(WebhookEndpoint.id)
     )
     disabled: list[dict[str, Any]] = []
     failing: list[dict[str, Any]] = []
     for endpoint in rows:
         # The host only: a URL can itself be a credential (Slack), and /api/health is public.
-        entry = {"id": endpoint.id, "host": urlsplit(endpoint.url).hostname, "failing_since": isoformat(endpoint.failing_since),
-                 "disabled_at": isoformat(endpoint.disabled_at), "reason": endpoint.disabled_reason}
+        entry = {
+            "id": endpoint.id,
+            "host": urlsplit(endpoint.url).hostname,
+            "failing_since": isoformat(endpoint.failing_since),
+            "disabled_at": isoformat(endpoint.disabled_at),
+            "reason": endpoint.disabled_reason,
+        }
         (failing if endpoint.enabled else disabled).append(entry)
     return {"disabled_endpoints": disabled, "failing_endpoints": failing}

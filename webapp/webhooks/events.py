@@ -1,4 +1,5 @@
 """The event types an endpoint can subscribe to, and which transition raises which."""
+
 from __future__ import annotations
 
 from ..states import Status

@@ -1,4 +1,5 @@
 """What a delivery's body says: the Standard Webhooks envelope, or a Slack incoming-webhook message."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,10 @@ def body(notification: WebhookNotification, format: str, public_url: str | None)
         document: dict[str, Any] = {"text": slack_text(notification, public_url)}
     else:
         document = {
-            "id": notification.event_id, "type": notification.type,
-            "timestamp": isoformat(notification.created_at), "data": notification.payload,
+            "id": notification.event_id,
+            "type": notification.type,
+            "timestamp": isoformat(notification.created_at),
+            "data": notification.payload,
         }
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 

@@ -8,6 +8,7 @@ cheap statement, correct across processes with no cache to invalidate); with
 one, the same statement (PostgreSQL) or a second one (SQLite) queues a delivery
 per subscribed endpoint.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -66,28 +67,44 @@ def _statements(postgresql: bool) -> tuple[Executable, ...]:
     event = bindparam("event", type_=NOTIFICATIONS.c.type.type)
     job_id = bindparam("job_id", type_=NOTIFICATIONS.c.job_id.type)
     now = bindparam("now", type_=NOTIFICATIONS.c.created_at.type)
-    write_notification = insert(NOTIFICATIONS).from_select(
-        ["event_id", "type", "job_id", "payload", "created_at"],
-        select(
-            bindparam("event_id", type_=NOTIFICATIONS.c.event_id.type), event, job_id,
-            bindparam("payload", type_=NOTIFICATIONS.c.payload.type), now,
-        ).where(exists(subscribed_endpoints(event))),
-    ).returning(NOTIFICATIONS.c.id)
+    write_notification = (
+        insert(NOTIFICATIONS)
+        .from_select(
+            ["event_id", "type", "job_id", "payload", "created_at"],
+            select(
+                bindparam("event_id", type_=NOTIFICATIONS.c.event_id.type),
+                event,
+                job_id,
+                bindparam("payload", type_=NOTIFICATIONS.c.payload.type),
+                now,
+            ).where(exists(subscribed_endpoints(event))),
+        )
+        .returning(NOTIFICATIONS.c.id)
+    )
     endpoints = subscribed_endpoints(event).subquery()
     columns = ["endpoint_id", "notification_id", "job_id", "attempt", "next_attempt_at", "outcome"]
     if postgresql:
         written = write_notification.cte("written")
-        both = insert(DELIVERIES).from_select(
-            columns,
-            select(endpoints.c.endpoint_id, written.c.id, job_id, literal(1), now, literal("pending"))
-            .select_from(written).join(endpoints, true()),
-        ).add_cte(written)
+        both = (
+            insert(DELIVERIES)
+            .from_select(
+                columns,
+                select(endpoints.c.endpoint_id, written.c.id, job_id, literal(1), now, literal("pending"))
+                .select_from(written)
+                .join(endpoints, true()),
+            )
+            .add_cte(written)
+        )
         return (both,)
     queue_deliveries = insert(DELIVERIES).from_select(
         columns,
         select(
-            endpoints.c.endpoint_id, bindparam("notification_id", type_=DELIVERIES.c.notification_id.type),
-            job_id, literal(1), now, literal("pending"),
+            endpoints.c.endpoint_id,
+            bindparam("notification_id", type_=DELIVERIES.c.notification_id.type),
+            job_id,
+            literal(1),
+            now,
+            literal("pending"),
         ),
     )
     return write_notification, queue_deliveries
@@ -137,7 +154,9 @@ def prune(cutoff: datetime, *, batch_size: int) -> int:
     if not ids:
         return 0
     try:
-        db.session.execute(delete(NOTIFICATIONS).where(NOTIFICATIONS.c.id.in_(ids), ~pending))  # a redelivery since wins
+        db.session.execute(
+            delete(NOTIFICATIONS).where(NOTIFICATIONS.c.id.in_(ids), ~pending)
+        )  # a redelivery since wins
         db.session.commit()
     except BaseException:
         db.session.rollback()

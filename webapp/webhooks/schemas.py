@@ -1,4 +1,5 @@
 """The webhook API's request and answer models (validation and the OpenAPI document)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -12,9 +13,15 @@ EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
 
 class CreateWebhook(Body):
-    url: Text = Field(min_length=1, max_length=2000, description="http(s) URL of the receiver; public addresses only unless JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=1.")
+    url: Text = Field(
+        min_length=1,
+        max_length=2000,
+        description="http(s) URL of the receiver; public addresses only unless JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=1.",
+    )
     events: list[EventType] = Field(min_length=1, description="Event types to receive.")
-    format: Literal["standard", "slack"] = Field("standard", description="`standard` (Standard Webhooks JSON) or `slack` (an incoming-webhook message).")
+    format: Literal["standard", "slack"] = Field(
+        "standard", description="`standard` (Standard Webhooks JSON) or `slack` (an incoming-webhook message)."
+    )
 
 
 class Webhook(BaseModel):

@@ -1,4 +1,5 @@
 """Standard Webhooks signing (https://www.standardwebhooks.com) with the `standardwebhooks` package."""
+
 from __future__ import annotations
 
 import base64

@@ -1,6 +1,7 @@
 """The `/webhooks` dashboard page: endpoints, the add form (the secret shown once), rotate,
 enable, delete, and each endpoint's delivery log with Redeliver. Operators only; a
 read-only deployment shows no management at all."""
+
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -33,8 +34,13 @@ def operators_only():
 def _page(status: int = 200, **shown):
     """The list and add form; `shown` carries a secret to show once, or a form error."""
     rows = endpoints.all_endpoints() if can_act() else []
-    context = dict(endpoints=rows, events=endpoints.events_of([e.id for e in rows]), event_types=EVENT_TYPES,
-                   formats=FORMATS, **shown)
+    context = dict(
+        endpoints=rows,
+        events=endpoints.events_of([e.id for e in rows]),
+        event_types=EVENT_TYPES,
+        formats=FORMATS,
+        **shown,
+    )
     return render_region("webhooks/index.html", "webhooks/_region.html", **context), status
 
 
@@ -80,9 +86,12 @@ def deliveries(webhook_id: int):
     if not can_act():
         return _page()
     endpoint = endpoints.get(webhook_id)
-    return render_template("webhooks/deliveries.html", endpoint=endpoint,
-                           events=endpoints.events_of([webhook_id])[webhook_id],
-                           deliveries=endpoints.deliveries(webhook_id))
+    return render_template(
+        "webhooks/deliveries.html",
+        endpoint=endpoint,
+        events=endpoints.events_of([webhook_id])[webhook_id],
+        deliveries=endpoints.deliveries(webhook_id),
+    )
 
 
 @bp.post("/webhooks/<job_id:webhook_id>/deliveries/<job_id:delivery_id>/redeliver")

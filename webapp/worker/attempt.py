@@ -17,6 +17,7 @@ Two threads per attempt:
   other failure to report is a bookkeeping failure: the job is stopped and
   failed, and its open steps are reported failed.
 """
+
 from __future__ import annotations
 
 import json
@@ -132,7 +133,11 @@ class Attempt:
         self.on_done = on_done
         self._wake = threading.Event()
         self.ctx = JobContext(
-            job, worker_id=worker_id, report_step=self._queue_step, wake=self._wake.set, kill_grace=kill_grace,
+            job,
+            worker_id=worker_id,
+            report_step=self._queue_step,
+            wake=self._wake.set,
+            kill_grace=kill_grace,
         )
         self.ctx.record_timeout = record_timeout
         self._lock = threading.Lock()
@@ -223,8 +228,9 @@ class Attempt:
             if ctx.stop_reason is not None:
                 self._finish_stopped(ctx.stop_reason, failure)
             else:
-                self._queue_fail(self._with_step(str(failure), failure), retryable=failure.retryable,
-                                 exit_code=failure.exit_code)
+                self._queue_fail(
+                    self._with_step(str(failure), failure), retryable=failure.retryable, exit_code=failure.exit_code
+                )
         except Exception as error:
             ctx.log_exception(error)
             if ctx.stop_reason is not None:
@@ -238,8 +244,7 @@ class Attempt:
             try:
                 json.dumps(result)
             except (TypeError, ValueError) as error:
-                self._queue_fail(f"the handler's result cannot be stored as JSON: {describe(error)}",
-                                 retryable=False)
+                self._queue_fail(f"the handler's result cannot be stored as JSON: {describe(error)}", retryable=False)
                 return
             self._queue(Report("complete", {"result": result, "exit_code": 0, "output": ctx.output.text()}))
 
@@ -272,8 +277,13 @@ class Attempt:
         """Steps a handler that never noticed the stop left open are reported failed; their names."""
         open_steps = self.ctx.open_steps()
         for name in open_steps:
-            self._queue_step(name=name, event="failed", attempt=self.ctx.attempt,
-                             phase=reason.phase or reason.kind, error=reason.message)
+            self._queue_step(
+                name=name,
+                event="failed",
+                attempt=self.ctx.attempt,
+                phase=reason.phase or reason.kind,
+                error=reason.message,
+            )
         return open_steps
 
     # --- the outbox ---------------------------------------------------------------
@@ -295,12 +305,21 @@ class Attempt:
                 self._outbox.remove(delivery.report)
             return True
 
-    def _queue_fail(self, error: str, *, retryable: bool, exit_code: int | None = None,
-                    interrupted: bool = False) -> None:
-        self._queue(Report("fail", {
-            "error": _clip(error), "exit_code": exit_code, "output": self.ctx.output.text(),
-            "retryable": retryable, "interrupted": interrupted,
-        }))
+    def _queue_fail(
+        self, error: str, *, retryable: bool, exit_code: int | None = None, interrupted: bool = False
+    ) -> None:
+        self._queue(
+            Report(
+                "fail",
+                {
+                    "error": _clip(error),
+                    "exit_code": exit_code,
+                    "output": self.ctx.output.text(),
+                    "retryable": retryable,
+                    "interrupted": interrupted,
+                },
+            )
+        )
 
     def _queue_stopped(self) -> None:
         """Tell the server the cancelled job has stopped: it goes before anything else."""
@@ -342,8 +361,12 @@ class Attempt:
             if now >= retry_at:
                 try:
                     self._deliver()
-                    if not self.finished.is_set() and self._started.is_set() and not self._final_queued \
-                            and time.monotonic() >= next_beat:
+                    if (
+                        not self.finished.is_set()
+                        and self._started.is_set()
+                        and not self._final_queued
+                        and time.monotonic() >= next_beat
+                    ):
                         next_beat = time.monotonic() + self.heartbeat_interval
                         self._beat()
                     if failures:
@@ -353,9 +376,13 @@ class Attempt:
                     failures += 1
                     delay = backoff_delay(failures, base=0.5, cap=self.retry_max)
                     retry_at = time.monotonic() + delay
-                    log.log(logging.WARNING if failures == 1 else logging.DEBUG,
-                            "job %s: server unreachable (%s); the job runs on, retrying in %.1f s",
-                            self.job_id, error, delay)
+                    log.log(
+                        logging.WARNING if failures == 1 else logging.DEBUG,
+                        "job %s: server unreachable (%s); the job runs on, retrying in %.1f s",
+                        self.job_id,
+                        error,
+                        delay,
+                    )
                 except (LeaseLostError, Conflict, NotFound) as error:
                     self._lost(error)
                     return
@@ -411,7 +438,8 @@ class Attempt:
                 self._started.set()
             if report.final:
                 self.outcome = {"complete": "completed", "stopped": "cancelled"}.get(report.kind) or (
-                    "interrupted" if report.fields.get("interrupted") else "failed")
+                    "interrupted" if report.fields.get("interrupted") else "failed"
+                )
                 self.finished.set()
 
     def _send(self, report: Report) -> None:
@@ -508,15 +536,25 @@ class Attempt:
     def _final_refused(self, report: Report, error: Exception) -> None:
         """The server refused the final report itself: fall back to a minimal failure, once."""
         if report.fallback:
-            log.error("job %s: the server refused the final report (%s); leaving it to the monitor",
-                      self.job_id, describe(error))
+            log.error(
+                "job %s: the server refused the final report (%s); leaving it to the monitor",
+                self.job_id,
+                describe(error),
+            )
             self._close("unreported")
             return
         with self._lock:
-            self._outbox.appendleft(Report("fail", {
-                "error": _clip(f"worker could not report the outcome ({report.kind}): {describe(error)}"),
-                "retryable": True, "interrupted": bool(report.fields.get("interrupted")),
-            }, fallback=True))
+            self._outbox.appendleft(
+                Report(
+                    "fail",
+                    {
+                        "error": _clip(f"worker could not report the outcome ({report.kind}): {describe(error)}"),
+                        "retryable": True,
+                        "interrupted": bool(report.fields.get("interrupted")),
+                    },
+                    fallback=True,
+                )
+            )
 
     def _check_deadline(self, now: float) -> None:
         if self._deadline is not None and now >= self._deadline and self.ctx.stop_reason is None:
@@ -528,8 +566,11 @@ class Attempt:
         if self._stop_requested_at is None or now < self._stop_requested_at + self.kill_grace + ABANDON_AFTER_S:
             return
         if self._cancelled and not self._handler_ended and not self.finished.is_set():
-            log.warning("job %s: the handler ignored the cancellation for %.1f s; not confirming it",
-                        self.job_id, now - self._stop_requested_at)
+            log.warning(
+                "job %s: the handler ignored the cancellation for %.1f s; not confirming it",
+                self.job_id,
+                now - self._stop_requested_at,
+            )
             self._close("cancelled")
             return
         if self._final_queued:
@@ -537,6 +578,9 @@ class Attempt:
         reason = self.ctx.stop_reason
         if reason is None or not reason.reported:
             return
-        log.warning("job %s: the handler ignored the stop for %.1f s; reporting without it",
-                    self.job_id, now - self._stop_requested_at)
+        log.warning(
+            "job %s: the handler ignored the stop for %.1f s; reporting without it",
+            self.job_id,
+            now - self._stop_requested_at,
+        )
         self._queue_final_for(reason)

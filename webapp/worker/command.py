@@ -1,5 +1,6 @@
 """`jobwarden worker`: a worker process. It never loads the web app or opens the
 database: it speaks only the internal API, so it can run on any machine."""
+
 from __future__ import annotations
 
 import logging
@@ -21,29 +22,78 @@ def _types(_ctx, _param, value: str | None) -> list[str] | None:
 
 
 @click.command("worker")
-@click.option("--server", envvar="JOBWARDEN_SERVER", default=DEFAULT_SERVER, show_default=True,
-              help="Base URL of the Jobwarden server (or JOBWARDEN_SERVER).")
-@click.option("--handlers", "handler_modules", multiple=True, default=["webapp.worker.demo"], show_default=True,
-              help="Module with a `registry = Registry()` of handlers; repeat for several.")
-@click.option("--types", callback=_types, default=None,
-              help="Comma-separated job types to claim (default: the handlers' types; * for any).")
-@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Jobs run at the same time.")
-@click.option("--heartbeat-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
-              help="Seconds between heartbeats (and so the cancel latency).")
-@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
-              help="Seconds between claims when the queue is empty (±20 % jitter).")
-@click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="On shutdown, seconds running jobs get to finish before they are stopped.")
-@click.option("--kill-grace", type=click.FloatRange(min=0), default=None,
-              help="Seconds between SIGTERM and SIGKILL to a stopped command (default: --grace).")
-@click.option("--retry-max", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Longest wait between retries while the server is unreachable.")
-@click.option("--record-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds a durable step waits for its result to be stored before it fails (phase record).")
+@click.option(
+    "--server",
+    envvar="JOBWARDEN_SERVER",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help="Base URL of the Jobwarden server (or JOBWARDEN_SERVER).",
+)
+@click.option(
+    "--handlers",
+    "handler_modules",
+    multiple=True,
+    default=["webapp.worker.demo"],
+    show_default=True,
+    help="Module with a `registry = Registry()` of handlers; repeat for several.",
+)
+@click.option(
+    "--types",
+    callback=_types,
+    default=None,
+    help="Comma-separated job types to claim (default: the handlers' types; * for any).",
+)
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), default=1, show_default=True, help="Jobs run at the same time."
+)
+@click.option(
+    "--heartbeat-interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between heartbeats (and so the cancel latency).",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between claims when the queue is empty (±20 % jitter).",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="On shutdown, seconds running jobs get to finish before they are stopped.",
+)
+@click.option(
+    "--kill-grace",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds between SIGTERM and SIGKILL to a stopped command (default: --grace).",
+)
+@click.option(
+    "--retry-max",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Longest wait between retries while the server is unreachable.",
+)
+@click.option(
+    "--record-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds a durable step waits for its result to be stored before it fails (phase record).",
+)
 @click.option("--worker-id", default=None, help="Name shown on the dashboard (default: host-pid-random).")
-@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-              default="INFO", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
 def worker_command(
     server: str,
     handler_modules: tuple[str, ...],
@@ -78,9 +128,17 @@ def worker_command(
     if not registry.types and types is None:
         raise click.UsageError("no handlers registered: pass --handlers MODULE")
     settings = WorkerSettings(
-        server=server, internal_key=key, concurrency=concurrency, types=types,
-        heartbeat_interval=heartbeat_interval, poll_interval=poll_interval, grace=grace,
-        kill_grace=kill_grace, retry_max=retry_max, worker_id=worker_id, record_timeout=record_timeout,
+        server=server,
+        internal_key=key,
+        concurrency=concurrency,
+        types=types,
+        heartbeat_interval=heartbeat_interval,
+        poll_interval=poll_interval,
+        grace=grace,
+        kill_grace=kill_grace,
+        retry_max=retry_max,
+        worker_id=worker_id,
+        record_timeout=record_timeout,
     )
     worker = WorkerRunner(settings, registry)
     worker.install_signal_handlers()

@@ -7,6 +7,7 @@ the thread that talks to the server (see attempt.py): the handler writes
 progress and steps here, the reporting thread reads them for heartbeats and
 asks the handler to stop here.
 """
+
 from __future__ import annotations
 
 import json
@@ -190,8 +191,7 @@ class JobContext:
         self.output.write(f"{time.strftime('%H:%M:%S')} {line}\n")
         log.debug("job %s: %s", self.job_id, line)
 
-    def step(self, name: str, fn: Callable[..., Any] | None = None, *args: Any, retries: int = 0,
-             **kwargs: Any) -> Any:
+    def step(self, name: str, fn: Callable[..., Any] | None = None, *args: Any, retries: int = 0, **kwargs: Any) -> Any:
         """Run `fn(*args, **kwargs)` as the durable step `name` and return its result, or,
         without `fn`, a `with ctx.step(name):` block that records the step.
 
@@ -226,9 +226,13 @@ class JobContext:
             return stored["result"]
         produced: list[Any] = []
         with self._step_block(name, finish=lambda: self._record_result(name, produced[0])):
-            produced.append(storable(f"the result of step {name!r}",
-                                     self._run_with_retries(name, fn, args, kwargs, retries),
-                                     MAX_STEP_RESULT_BYTES))
+            produced.append(
+                storable(
+                    f"the result of step {name!r}",
+                    self._run_with_retries(name, fn, args, kwargs, retries),
+                    MAX_STEP_RESULT_BYTES,
+                )
+            )
         return produced[0]
 
     def checkpoint(self, data: Any) -> None:
@@ -295,13 +299,22 @@ class JobContext:
             try:
                 return fn(*args, **kwargs)
             except Exception as error:
-                if step_attempt > retries or isinstance(error, RecordFailed) or (
-                        isinstance(error, JobFailed) and not error.retryable):
+                if (
+                    step_attempt > retries
+                    or isinstance(error, RecordFailed)
+                    or (isinstance(error, JobFailed) and not error.retryable)
+                ):
                     raise
                 delay = step_retry_delay(step_attempt)
                 self.log(f"step {name}: try {step_attempt} failed ({describe(error)}); retrying in {delay:.1f} s")
-                self._report_step(name=name, event="retrying", attempt=self.attempt, phase="run",
-                                  error=describe(error), step_attempt=step_attempt + 1)
+                self._report_step(
+                    name=name,
+                    event="retrying",
+                    attempt=self.attempt,
+                    phase="run",
+                    error=describe(error),
+                    step_attempt=step_attempt + 1,
+                )
                 self.sleep(delay)
         raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -316,10 +329,12 @@ class JobContext:
             if time.monotonic() >= deadline and delivery.withdraw():
                 raise RecordFailed(
                     f"the step ran but its result was not recorded: no answer from the server within "
-                    f"{self.record_timeout:g} s")
+                    f"{self.record_timeout:g} s"
+                )
         if delivery.error is not None:
-            raise RecordFailed(f"the step ran but its result was not recorded: {describe(delivery.error)}",
-                               retryable=False)
+            raise RecordFailed(
+                f"the step ran but its result was not recorded: {describe(delivery.error)}", retryable=False
+            )
 
     def sleep(self, seconds: float) -> None:
         """Sleep, but wake up and raise `Stopped` as soon as the job is to stop."""
@@ -398,8 +413,11 @@ class JobContext:
     def snapshot(self) -> tuple[int, dict[str, Any]]:
         """(version, heartbeat fields): progress, stage and the innermost open step."""
         with self._lock:
-            fields: dict[str, Any] = {"progress": self._progress, "stage": self._stage,
-                                      "current_step": self._steps[-1] if self._steps else None}
+            fields: dict[str, Any] = {
+                "progress": self._progress,
+                "stage": self._stage,
+                "current_step": self._steps[-1] if self._steps else None,
+            }
             return self._state_version, fields
 
     def pending_checkpoint(self) -> tuple[int, dict[str, Any] | None]:

@@ -16,6 +16,7 @@
 - ``demo.hang``: an external command that ignores SIGTERM and sleeps.
 - ``demo.command_sleep``: an external command sleeping ``{"seconds": N}``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -63,8 +64,7 @@ def pipeline(ctx: JobContext) -> dict:
                 raise RuntimeError(f"transcode: encoder crashed (try {tries['transcode']})")
         ctx.progress(100 * (index + 1) / len(PIPELINE_STEPS))
         ctx.log(f"{name}: done")
-        return {"step": name, "input": made and made["output"], "output": f"video.{name}",
-                "attempt": ctx.attempt}
+        return {"step": name, "input": made and made["output"], "output": f"video.{name}", "attempt": ctx.attempt}
 
     made = None
     for index, name in enumerate(PIPELINE_STEPS):
@@ -107,16 +107,22 @@ registry.command(
 
 registry.command(
     "demo.hang",
-    [sys.executable, "-c",
-     "import os, signal, time\n"
-     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-     "print('hanging, ignoring SIGTERM; pid', os.getpid(), flush=True)\n"
-     "while True: time.sleep(1)\n"],
+    [
+        sys.executable,
+        "-c",
+        "import os, signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('hanging, ignoring SIGTERM; pid', os.getpid(), flush=True)\n"
+        "while True: time.sleep(1)\n",
+    ],
 )
 
 registry.command(
     "demo.command_sleep",
-    [sys.executable, "-c",
-     "import os, sys, time; print('sleeping; pid', os.getpid(), flush=True); time.sleep(float(sys.argv[1]))",
-     "{seconds}"],
+    [
+        sys.executable,
+        "-c",
+        "import os, sys, time; print('sleeping; pid', os.getpid(), flush=True); time.sleep(float(sys.argv[1]))",
+        "{seconds}",
+    ],
 )

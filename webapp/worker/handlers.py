@@ -12,6 +12,7 @@ A handlers module (``--handlers my.module``) defines a module-level
 An external command is an argv template filled from the job's payload and run
 without a shell; exit code 0 completes the job, anything else fails it.
 """
+
 from __future__ import annotations
 
 import importlib

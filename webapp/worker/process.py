@@ -3,6 +3,7 @@
 (children, grandchildren, daemons in their own sessions) with SIGTERM, then
 SIGKILL after a grace period — also when the worker itself dies.
 """
+
 from __future__ import annotations
 
 import errno
@@ -44,7 +45,7 @@ class OutputTail:
         if not data:
             return
         with self._lock:
-            self._data += data[-self.limit:]
+            self._data += data[-self.limit :]
             if len(self._data) > self.limit:
                 del self._data[: len(self._data) - self.limit]
             self.version += 1
@@ -110,8 +111,18 @@ class GroupProcess:
         status_r, status_w = os.pipe()
         try:
             self.supervisor = subprocess.Popen(
-                [sys.executable, "-I", "-S", SUPERVISOR, str(self.kill_grace),
-                 str(min(self.kill_grace, ORPHAN_GRACE_S)), str(lifeline_r), str(status_w), "--", *self.argv],
+                [
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    SUPERVISOR,
+                    str(self.kill_grace),
+                    str(min(self.kill_grace, ORPHAN_GRACE_S)),
+                    str(lifeline_r),
+                    str(status_w),
+                    "--",
+                    *self.argv,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -130,9 +141,7 @@ class GroupProcess:
             os.close(status_w)
         self._lifeline = lifeline_w
         self._status = os.fdopen(status_r, "rb")
-        self._reader = threading.Thread(
-            target=self._read, name=f"output-{self.supervisor.pid}", daemon=True
-        )
+        self._reader = threading.Thread(target=self._read, name=f"output-{self.supervisor.pid}", daemon=True)
         self._reader.start()
         word, _, value = self._status_line()
         if word != "started":
@@ -224,7 +233,7 @@ def _fill(item: str, payload: Any) -> str:
     parts: list[str] = []
     position = 0
     for match in _PLACEHOLDER.finditer(item):
-        parts.append(item[position:match.start()])
+        parts.append(item[position : match.start()])
         position = match.end()
         if match.group(0) in ("{{", "}}"):
             parts.append(match.group(0)[0])

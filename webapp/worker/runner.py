@@ -12,6 +12,7 @@ after the kill grace) and handed back — queued again, the attempt recorded as
 interrupted — and the worker exits 0. A second signal kills running commands
 at once, hands the jobs back with one quick try each, and exits 1.
 """
+
 from __future__ import annotations
 
 import logging
@@ -75,8 +76,11 @@ class WorkerRunner:
         else:
             self.claim_types = settings.types or registry.types
         self.client = client or JobwardenClient(
-            settings.server, internal_key=settings.internal_key,
-            timeout=max(2.0, 5 * settings.heartbeat_interval), retries=1, backoff=0.2,
+            settings.server,
+            internal_key=settings.internal_key,
+            timeout=max(2.0, 5 * settings.heartbeat_interval),
+            retries=1,
+            backoff=0.2,
         )
         self.attempts: dict[int, Attempt] = {}
         self._lock = threading.Lock()
@@ -96,8 +100,12 @@ class WorkerRunner:
         self._signals += 1
         name = signal.Signals(signum).name
         if self._signals == 1:
-            log.info("%s: no more claims; letting %d running job(s) finish within %s s",
-                     name, len(self.attempts), self.settings.grace)
+            log.info(
+                "%s: no more claims; letting %d running job(s) finish within %s s",
+                name,
+                len(self.attempts),
+                self.settings.grace,
+            )
             self._shutdown_at = time.monotonic()
         else:
             log.warning("%s again: stopping at once", name)
@@ -125,8 +133,13 @@ class WorkerRunner:
         unknown = [t for t in (self.claim_types or []) if self.registry.get(t) is None]
         if unknown:
             log.warning("no handler for %s: such jobs will fail", ", ".join(unknown))
-        log.info("worker %s: %s, concurrency %d, types %s", self.worker_id, self.settings.server,
-                 self.settings.concurrency, ", ".join(self.claim_types) if self.claim_types else "any")
+        log.info(
+            "worker %s: %s, concurrency %d, types %s",
+            self.worker_id,
+            self.settings.server,
+            self.settings.concurrency,
+            ", ".join(self.claim_types) if self.claim_types else "any",
+        )
         threading.Thread(target=self._beat_worker, name="worker-heartbeat", daemon=True).start()
         long_poll = self.settings.claim_wait > 0
         next_claim = 0.0
@@ -151,8 +164,12 @@ class WorkerRunner:
                     failures += 1
                     delay = backoff_delay(failures, base=0.5, cap=self.settings.retry_max)
                     retry_at = time.monotonic() + delay
-                    log.log(logging.WARNING if failures == 1 else logging.DEBUG,
-                            "server unreachable (%s); retrying in %.1f s", error, delay)
+                    log.log(
+                        logging.WARNING if failures == 1 else logging.DEBUG,
+                        "server unreachable (%s); retrying in %.1f s",
+                        error,
+                        delay,
+                    )
                 except JobwardenError as error:
                     retry_at = time.monotonic() + self.settings.poll_interval
                     log.error("the server refused the worker: %s", error)
@@ -194,8 +211,11 @@ class WorkerRunner:
                 failures = 0
             except ServerUnavailable as error:
                 failures += 1
-                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
-                        "worker heartbeat: server unreachable (%s); retrying", error)
+                log.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "worker heartbeat: server unreachable (%s); retrying",
+                    error,
+                )
             except JobwardenError as error:
                 log.error("the server refused the worker's heartbeat: %s", error)
             except Exception:
@@ -204,8 +224,11 @@ class WorkerRunner:
 
     def _worker_heartbeat(self) -> None:
         self.client.worker_heartbeat(
-            self.worker_id, hostname=socket.gethostname(), pid=os.getpid(),
-            types=self.claim_types, concurrency=self.settings.concurrency,
+            self.worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            types=self.claim_types,
+            concurrency=self.settings.concurrency,
         )
 
     def _claim(self, free: int, wait_s: float) -> list[dict[str, Any]]:
@@ -224,10 +247,15 @@ class WorkerRunner:
 
     def _begin(self, job: dict[str, Any]) -> None:
         attempt = Attempt(
-            self.client, job, self.registry.get(job["type"]),
-            worker_id=self.worker_id, known_types=self.registry.types,
-            heartbeat_interval=self.settings.heartbeat_interval, kill_grace=self.kill_grace,
-            retry_max=self.settings.retry_max, on_done=self._attempt_done,
+            self.client,
+            job,
+            self.registry.get(job["type"]),
+            worker_id=self.worker_id,
+            known_types=self.registry.types,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            kill_grace=self.kill_grace,
+            retry_max=self.settings.retry_max,
+            on_done=self._attempt_done,
             record_timeout=self.settings.record_timeout,
         )
         with self._lock:

@@ -25,6 +25,7 @@ app). It
 
     supervisor.py GRACE ORPHAN_GRACE LIFELINE_FD STATUS_FD -- ARGV…
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -143,7 +144,10 @@ class Supervisor:
         try:
             # posix_spawn, not subprocess: importing subprocess would double our start-up time.
             self.command_pid = os.posix_spawnp(
-                self.argv[0], self.argv, os.environ, setsid=True,
+                self.argv[0],
+                self.argv,
+                os.environ,
+                setsid=True,
                 file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)],
                 setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # Python ignores these; the command must not
             )
