@@ -20,6 +20,7 @@ INTERNAL_BODIES = {
     "complete": {"lease_token": "t"},
     "steps": {"lease_token": "t", "name": "s", "event": "started"},
     "fail": {"lease_token": "t", "error": "e"},
+    "stopped": {"lease_token": "t"},
 }
 HOSTILE = [
     "'; DROP TABLE jobs; --",
