@@ -84,21 +84,28 @@ def heartbeat(
     if current_step is not None:
         values["current_step"] = current_step
     with unit_of_work():
-        job = db.session.scalars(
-            update(Job)
-            .where(Job.id == job_id, Job.lease_token == lease_token, Job.status.in_(LIVE))
-            .values(**values)
-            .returning(Job)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        ).one_or_none()
-        if job is None:
-            raise states.why_refused(job_id, states.EDGES["start"], lease_token)
+        job = _touch_live(job_id, lease_token, values)
         if output is not None:
             _set_attempt(job, output_tail=tail(output))
         if checkpoint is not None:
             steps.save_checkpoint(
                 job_id, attempt=job.attempt, step=checkpoint.get("step"), data=checkpoint.get("data"), at=now
             )
+    return job
+
+
+def _touch_live(job_id: int, lease_token: str, values: dict[str, Any]) -> Job:
+    """Update a live job the caller still holds (not a status change, but fenced like
+    one: a dead token changes nothing and says why)."""
+    job = db.session.scalars(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_token == lease_token, Job.status.in_(LIVE))
+        .values(**values)
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if job is None:
+        raise states.why_refused(job_id, states.EDGES["start"], lease_token)
     return job
 
 
@@ -123,15 +130,7 @@ def record_step(
     if event == "started":
         values["current_step"] = name
     with unit_of_work():
-        job = db.session.scalars(
-            update(Job)
-            .where(Job.id == job_id, Job.lease_token == lease_token, Job.status.in_(LIVE))
-            .values(**values)
-            .returning(Job)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        ).one_or_none()
-        if job is None:
-            raise states.why_refused(job_id, states.EDGES["start"], lease_token)
+        job = _touch_live(job_id, lease_token, values)
         data: dict[str, Any] = {"name": name, "event": event, "phase": phase, "error": error}
         if step_attempt is not None:
             data["step_attempt"] = step_attempt
