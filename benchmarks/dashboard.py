@@ -134,7 +134,7 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
         {
             "SQLALCHEMY_DATABASE_URI": url,
             "JOBWARDEN_MONITOR": False,
-            "JOBWARDEN_INTERNAL_API_KEY": "benchmark",
+            "JOBWARDEN_INTERNAL_API_KEY": "benchmark-internal-key",
             "SECRET_KEY": "benchmark",
         }
     )

@@ -79,7 +79,7 @@ def app_config(database_url: str, synchronous: str, pre_ping: bool) -> dict:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "JOBWARDEN_MONITOR": False,
         "JOBWARDEN_SQLITE_SYNCHRONOUS": synchronous,
-        "JOBWARDEN_INTERNAL_API_KEY": "benchmark",  # the app refuses to start without one
+        "JOBWARDEN_INTERNAL_API_KEY": "benchmark-internal-key",  # the app refuses to start without one
         "SECRET_KEY": "benchmark",
     }
     if not pre_ping:

@@ -63,7 +63,7 @@ def run(database_url: str, variant: str, jobs_count: int, synchronous: str) -> t
         {
             "SQLALCHEMY_DATABASE_URI": database_url,
             "JOBWARDEN_MONITOR": False,
-            "JOBWARDEN_INTERNAL_API_KEY": "benchmark",
+            "JOBWARDEN_INTERNAL_API_KEY": "benchmark-internal-key",
             "SECRET_KEY": "benchmark",
             "JOBWARDEN_WEBHOOK_ALLOW_PRIVATE": True,
             "JOBWARDEN_SQLITE_SYNCHRONOUS": synchronous,
