@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 
 from .. import states
 from ..extensions import db
@@ -27,6 +27,12 @@ def orphan_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = "moni
     The heartbeat condition is part of the compare-and-set, so a heartbeat that
     arrives meanwhile wins and nothing changes.
     """
+    return _orphan(job_id, reason=reason, actor=actor, conditions=[Job.heartbeat_at < cutoff])
+
+
+def _orphan(job_id: int, *, reason: str, actor: str, conditions: list[ColumnElement[bool]]) -> Job:
+    """End the live attempt as orphaned (retried while attempts are left) if `conditions`
+    still hold when the compare-and-set runs."""
     job = get_job(job_id)
     with unit_of_work():
         return end_attempt(
@@ -39,26 +45,15 @@ def orphan_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = "moni
             retryable=True,
             outcome="orphaned",
             give_back=False,
-            conditions=[Job.heartbeat_at < cutoff],
+            conditions=conditions,
         )
 
 
 def orphan_unstarted_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = "monitor") -> Job:
     """The monitor fails an attempt that was claimed before `cutoff` and never started."""
-    job = get_job(job_id)
-    with unit_of_work():
-        return end_attempt(
-            job,
-            actor=actor,
-            lease_token=None,
-            error=reason,
-            exit_code=None,
-            output=None,
-            retryable=True,
-            outcome="orphaned",
-            give_back=False,
-            conditions=[Job.status == Status.CLAIMED, Job.claimed_at < cutoff],
-        )
+    return _orphan(
+        job_id, reason=reason, actor=actor, conditions=[Job.status == Status.CLAIMED, Job.claimed_at < cutoff]
+    )
 
 
 def fail_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: str = "monitor") -> Job:
