@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from sqlalchemy import event, text
 
 from webapp import jobs
 from webapp.extensions import db
@@ -227,6 +228,29 @@ def test_mark_failed_records_the_reason_as_the_error(client):
     job = make_job("queued")
     answer = client.post(f"/api/jobs/{job.id}/mark-failed", json={"reason": "bad input file"}).json
     assert (answer["status"], answer["last_error"]) == ("failed", "bad input file")
+
+
+@pytest.mark.parametrize(
+    "path, answered",
+    [("/api/jobs/{id}/force-start", "queued"), ("/api/jobs/{id}/resume", "queued"), ("/api/jobs", "queued")],
+)
+def test_an_answer_reports_the_job_as_the_command_left_it_though_a_worker_claims_it_at_once(client, path, answered):
+    """A worker woken by the commit can claim the job before the answer is written; the
+    answer still says what the caller's command did (it used to reload and say `claimed`)."""
+    failed = make_job("failed")
+
+    def a_worker_claims_everything_queued(session):
+        with db.engine.begin() as other:
+            other.execute(text("UPDATE jobs SET status = 'claimed', worker_id = 'fast' WHERE status = 'queued'"))
+
+    event.listen(db.session, "after_commit", a_worker_claims_everything_queued)
+    try:
+        response = client.post(path.format(id=failed.id), json={"type": "x"} if path == "/api/jobs" else {})
+    finally:
+        event.remove(db.session, "after_commit", a_worker_claims_everything_queued)
+    assert response.status_code in (200, 201)
+    assert response.json["status"] == answered
+    assert status_of(response.json["id"]) == "claimed"  # the worker's claim happened, and is not hidden
 
 
 @pytest.mark.parametrize("action", ["cancel", "mark-failed", "force-start"])

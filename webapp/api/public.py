@@ -47,8 +47,9 @@ def _filter(query: s.JobQuery) -> jobs.JobFilter:
 )
 def create_job(body: s.CreateJob):
     """Queued at once, or pending with `hold`."""
-    job = jobs.create_job(actor="api", **body.model_dump())
-    return job_json(job), 201
+    with jobs.as_committed():
+        job = jobs.create_job(actor="api", **body.model_dump())
+        return job_json(job), 201
 
 
 @operation(
@@ -115,8 +116,9 @@ def job_events(job_id: int):
 
 def _recovery(action: Action) -> None:
     def view(job_id: int, body: s.ReasonBody):
-        job = action.command(job_id, actor="api", reason=body.reason)
-        return job_json(job)
+        with jobs.as_committed():
+            job = action.command(job_id, actor="api", reason=body.reason)
+            return job_json(job)
 
     view.__name__ = action.python_name
     view.__doc__ = action.description

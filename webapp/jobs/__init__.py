@@ -44,7 +44,7 @@ from .reaping import (
     release_unconfirmed_cancellation,
 )
 from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job
-from .transaction import unit_of_work
+from .transaction import as_committed, unit_of_work
 from .workers import register_worker, unserved_types
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "BadQuery",
     "JobFilter",
     "apply_action",
+    "as_committed",
     "attempts_of",
     "cancel_job",
     "claim_jobs",
