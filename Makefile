@@ -41,9 +41,11 @@ run: install
 	$(BIN)/jobwarden dev --host $(HOST) --port $(PORT)
 
 # Lint and types first, then everything, browser tests included; the 20 slowest
-# tests are listed at the end.
+# tests are listed at the end. Four test processes on two cores: most tests wait on
+# real servers, workers and timers (one process keeps 0.4 of a core busy), and each
+# process has its own PostgreSQL database, SQLite files and ports.
 test: lint
-	$(BIN)/pytest --durations=20
+	$(BIN)/pytest -n 4 --durations=20
 
 # The inner loop: unit and integration tests, without the browser (e2e/) and the
 # tests marked slow (real process kills, chaos, long property searches).
