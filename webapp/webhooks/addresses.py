@@ -34,8 +34,10 @@ def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     return None if address.is_global else "non-public"
 
 
-def check_public(url: str) -> None:
-    """Raise AddressRefused unless every address the URL's host resolves to is public."""
+def resolve(url: str, *, allow_private: bool) -> str:
+    """The address a delivery connects to: the first the URL's host resolves to, once every
+    one was found public (unless private addresses are allowed). Connecting to this address,
+    not to the name again, closes the window in which the name could be re-pointed."""
     check_url_shape(url)
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -44,10 +46,20 @@ def check_public(url: str) -> None:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as error:
         raise AddressRefused(f"cannot resolve {host}: {error}") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        kind = _kind(address)
-        if kind:
-            raise AddressRefused(
-                f"{host} resolves to {address}, a {kind} address (set JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=1 to allow)"
-            )
+    if not infos:
+        raise AddressRefused(f"cannot resolve {host}: no address")
+    addresses = [str(info[4][0]) for info in infos]
+    if not allow_private:
+        for found in addresses:
+            address = ipaddress.ip_address(found.split("%", 1)[0])
+            kind = _kind(address)
+            if kind:
+                raise AddressRefused(
+                    f"{host} resolves to {address}, a {kind} address (set JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=1 to allow)"
+                )
+    return addresses[0]
+
+
+def check_public(url: str) -> None:
+    """Raise AddressRefused unless every address the URL's host resolves to is public."""
+    resolve(url, allow_private=False)

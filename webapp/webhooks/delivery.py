@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import requests
 from flask import Flask, current_app
 from sqlalchemy import exists, or_, select, text, true, update
 from sqlalchemy.orm import aliased
@@ -36,8 +35,8 @@ from sqlalchemy.orm import aliased
 from ..extensions import db
 from ..models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from ..timeutil import utcnow
-from . import formats
-from .addresses import AddressRefused, check_public
+from . import formats, transport
+from .addresses import AddressRefused
 from .signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -183,12 +182,8 @@ def claim(s: Settings, now: datetime) -> list[Outgoing]:
 
 
 def send(item: Outgoing, s: Settings) -> Answer:
-    """One POST: 5 s timeouts, no redirects followed, at most 1 KB of the answer kept."""
-    if not s.allow_private:
-        try:
-            check_public(item.url)
-        except AddressRefused as refused:
-            return Answer(None, None, f"refused: {refused}", None)
+    """One POST to the checked address: one deadline for all of it, no redirects followed,
+    at most 1 KB of the answer kept."""
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
@@ -196,30 +191,26 @@ def send(item: Outgoing, s: Settings) -> Answer:
     }
     started = time.perf_counter()
     try:
-        with requests.post(
+        reply = transport.post(
             item.url,
-            data=item.body.encode("utf-8"),
-            headers=headers,
-            timeout=s.timeout_s,
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            excerpt = response.raw.read(EXCERPT_BYTES, decode_content=True)
-            latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            error = None
-            if 300 <= response.status_code < 400:
-                error = f"redirect (HTTP {response.status_code}) to {response.headers.get('location')!r} not followed"
-            elif not 200 <= response.status_code < 300:
-                error = f"HTTP {response.status_code}"
-            return Answer(
-                response.status_code,
-                latency_ms,
-                error,
-                excerpt.decode("utf-8", "replace")[:EXCERPT_BYTES] if excerpt else None,
-            )
-    except requests.RequestException as failure:
-        latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        return Answer(None, latency_ms, f"{type(failure).__name__}: {failure}"[:1000], None)
+            item.body.encode("utf-8"),
+            headers,
+            timeout_s=s.timeout_s,
+            allow_private=s.allow_private,
+            excerpt_bytes=EXCERPT_BYTES,
+        )
+    except AddressRefused as refused:
+        return Answer(None, None, f"refused: {refused}", None)
+    except transport.SendFailed as failure:
+        return Answer(None, round((time.perf_counter() - started) * 1000, 3), str(failure), None)
+    latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    error = None
+    if 300 <= reply.status_code < 400:
+        error = f"redirect (HTTP {reply.status_code}) to {reply.location!r} not followed"
+    elif not 200 <= reply.status_code < 300:
+        error = f"HTTP {reply.status_code}"
+    excerpt = reply.excerpt.decode("utf-8", "replace")[:EXCERPT_BYTES] if reply.excerpt else None
+    return Answer(reply.status_code, latency_ms, error, excerpt)
 
 
 # --- record ------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""One webhook POST, to the address that was checked, within one deadline.
+
+requests resolves the name again when it connects, so a name that passed the
+public-address check could point at 127.0.0.1 or the cloud metadata service a
+moment later (DNS rebinding). Here the connection goes to the checked address;
+the name is kept for the Host header and for TLS (SNI and the certificate check).
+
+requests' timeouts are per socket operation: a receiver trickling a byte every few
+seconds would hold a sender, and its lease, for hours. A timer ends the exchange at
+the deadline whatever the receiver does.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from http.client import HTTPException
+from urllib.parse import urlsplit
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import HTTPError
+
+from .addresses import resolve
+
+
+class SendFailed(Exception):
+    """No answer came back; the message says why."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status_code: int
+    location: str | None
+    excerpt: bytes
+
+
+def post(
+    url: str, body: bytes, headers: dict[str, str], *, timeout_s: float, allow_private: bool, excerpt_bytes: int
+) -> Reply:
+    """POST `body` and read at most `excerpt_bytes` of the answer; raises AddressRefused or SendFailed."""
+    parts = urlsplit(url)
+    address = resolve(url, allow_private=allow_private)
+    connection: HTTPConnection
+    if parts.scheme == "https":
+        connection = HTTPSConnection(
+            address,
+            parts.port or 443,
+            timeout=timeout_s,
+            server_hostname=parts.hostname,
+            ssl_context=ssl.create_default_context(),
+        )
+    else:
+        connection = HTTPConnection(address, parts.port or 80, timeout=timeout_s)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    cut = threading.Event()
+    deadline = threading.Timer(timeout_s, _cut, (connection, cut))
+    deadline.daemon = True
+    deadline.start()
+    try:
+        connection.request("POST", target, body=body, headers={**headers, "host": parts.netloc}, preload_content=False)
+        response = connection.getresponse()
+        excerpt = response.read(excerpt_bytes, decode_content=True)
+    except (OSError, HTTPException, HTTPError, ValueError) as failure:
+        if cut.is_set():
+            raise SendFailed(f"no complete answer within {timeout_s:g} s") from None
+        raise SendFailed(f"{type(failure).__name__}: {failure}"[:1000]) from None
+    finally:
+        deadline.cancel()
+        connection.close()
+    if cut.is_set():  # a cut can also read as an answer that merely ended early
+        raise SendFailed(f"no complete answer within {timeout_s:g} s")
+    return Reply(response.status, response.headers.get("location"), excerpt)
+
+
+def _cut(connection: HTTPConnection, cut: threading.Event) -> None:
+    """Unblock whatever the sending thread is waiting for on this connection."""
+    cut.set()
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
