@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import ColumnElement, Float, FromClause, Numeric, case, cast, false, func, literal_column
+
 from ..models import Job, JobAttempt, JobEvent
 from ..timeutil import isoformat
 
@@ -32,6 +34,30 @@ def job_json(job: Job) -> dict[str, Any]:
     data.update({name: isoformat(getattr(job, name)) for name in JOB_TIMES})
     data["cancel_requested"] = bool(job.cancel_requested)
     return data
+
+
+def job_json_sql(rows: FromClause) -> ColumnElement[Any]:
+    """`job_json` built by PostgreSQL from a row of `rows` (jobs' columns), as JSONB.
+
+    For a write that must stay inside one statement (the webhook outbox). Times print as
+    `isoformat` does (no fraction when it is zero) and floats as Python's JSON does (50.0,
+    not 50): the stored JSON is the same whichever side built it.
+    """
+    pairs: list[Any] = []
+    for name in JOB_FIELDS:
+        column: ColumnElement[Any] = rows.c[name]
+        if isinstance(column.type, Float):
+            # PostgreSQL prints an integral float without its ".0"; numeric with scale 1 keeps it.
+            column = case(
+                (column == func.trunc(column), func.to_jsonb(func.round(cast(column, Numeric), 1))),
+                else_=func.to_jsonb(column),
+            )
+        pairs += [literal_column(f"'{name}'"), column]
+    for name in JOB_TIMES:
+        stamp = func.to_char(rows.c[name], literal_column("""'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""))
+        pairs += [literal_column(f"'{name}'"), func.replace(stamp, literal_column("'.000000Z'"), literal_column("'Z'"))]
+    pairs += [literal_column("'cancel_requested'"), func.coalesce(rows.c.cancel_requested, false())]
+    return func.jsonb_build_object(*pairs)
 
 
 def claimed_job_json(job: Job) -> dict[str, Any]:
