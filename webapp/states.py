@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from .extensions import db
 from .metrics import TRANSITIONS
@@ -180,7 +181,7 @@ def why_refused(job_id: int, edge: Edge, lease_token: str | None) -> TransitionR
 # rows by id. Each statement shape is built once and reused with bound
 # parameters, so SQLAlchemy compiles it once per process rather than per call.
 
-FollowUp = Callable[[FromClause], UpdateBase]  # an INSERT or UPDATE, usable as a CTE
+FollowUp = Callable[[NamedFromClause], UpdateBase]  # an INSERT or UPDATE, usable as a CTE
 RowsActor = Callable[[FromClause], ColumnElement[str]]
 
 
@@ -203,7 +204,7 @@ def lease_holder(rows: FromClause) -> ColumnElement[str]:
 
 def _plan(moved: Update, followups: list[FollowUp], postgresql: bool) -> _Plan:
     if postgresql:
-        rows: FromClause = moved.returning(*_JOBS.c).cte("moved")
+        rows: NamedFromClause = moved.returning(*_JOBS.c).cte("moved")
         statement = select(aliased(Job, rows, adapt_on_names=True))
         for number, followup in enumerate(followups):
             statement = statement.add_cte(followup(rows).cte(f"followup_{number}"))
@@ -275,7 +276,7 @@ def _transition_plan(
         actor = rows_actor(rows) if rows_actor else _param("cas_actor", _EVENTS.c.actor)
         return _status_events(rows, actor, edge.name, expected, edge.target)
 
-    def queue_notification(rows: FromClause) -> UpdateBase:
+    def queue_notification(rows: NamedFromClause) -> UpdateBase:
         return queue_for_moved(rows, _param("cas_now", _JOBS.c.updated_at))
 
     # An attempt row exists only once the job was claimed.

@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from ..extensions import db
 from ..models import (
@@ -63,23 +64,28 @@ def subscribed_endpoints(event: Any) -> Any:
 
 
 def _write_notification(
-    event: Any, event_id: Any, job_id: Any, payload: Any, now: Any, source: FromClause | None = None
+    listeners: FromClause,
+    event: Any,
+    event_id: Any,
+    job_id: Any,
+    payload: Any,
+    now: Any,
+    source: FromClause | None = None,
 ) -> Insert:
-    """INSERT the notification (one per row of `source`) only if an enabled endpoint subscribes to `event`."""
-    values = select(event_id, event, job_id, payload, now).where(exists(subscribed_endpoints(event)))
+    """INSERT the notification (one per row of `source`) only if `listeners` (the subscribed endpoints) has a row."""
+    values = select(event_id, event, job_id, payload, now).where(exists(select(listeners.c.endpoint_id)))
     if source is not None:
         values = values.select_from(source)
     return insert(NOTIFICATIONS).from_select(["event_id", "type", "job_id", "payload", "created_at"], values)
 
 
 def _queue_deliveries(
-    event: Any, now: Any, notification_id: Any, job_id: Any, written: FromClause | None = None
+    listeners: FromClause, now: Any, notification_id: Any, job_id: Any, written: FromClause | None = None
 ) -> Insert:
-    """INSERT one pending delivery per subscribed endpoint (for each notification in `written`)."""
-    endpoints = subscribed_endpoints(event).subquery()
-    values = select(endpoints.c.endpoint_id, notification_id, job_id, literal(1), now, literal("pending"))
+    """INSERT one pending delivery per endpoint in `listeners` (for each notification in `written`)."""
+    values = select(listeners.c.endpoint_id, notification_id, job_id, literal(1), now, literal("pending"))
     if written is not None:
-        values = values.select_from(written).join(endpoints, true())
+        values = values.select_from(written).join(listeners, true())
     return insert(DELIVERIES).from_select(
         ["endpoint_id", "notification_id", "job_id", "attempt", "next_attempt_at", "outcome"], values
     )
@@ -87,6 +93,12 @@ def _queue_deliveries(
 
 def _event_param() -> BindParameter[Any]:
     return bindparam("webhook_event", type_=NOTIFICATIONS.c.type.type)
+
+
+def _listeners(event: Any, postgresql: bool) -> FromClause:
+    """The subscribed endpoints, read once per statement where they can be (a CTE on PostgreSQL)."""
+    endpoints = subscribed_endpoints(event)
+    return endpoints.cte("listeners") if postgresql else endpoints.subquery("listeners")
 
 
 def _event_id_param() -> BindParameter[Any]:
@@ -105,14 +117,15 @@ def _statements(postgresql: bool) -> tuple[Executable, ...]:
     job_id = bindparam("job_id", type_=NOTIFICATIONS.c.job_id.type)
     now = bindparam("now", type_=NOTIFICATIONS.c.created_at.type)
     payload = bindparam("payload", type_=NOTIFICATIONS.c.payload.type)
-    write_notification = _write_notification(event, _event_id_param(), job_id, payload, now).returning(
+    listeners = _listeners(event, postgresql)
+    write_notification = _write_notification(listeners, event, _event_id_param(), job_id, payload, now).returning(
         NOTIFICATIONS.c.id
     )
     if postgresql:
         written = write_notification.cte("written")
-        return (_queue_deliveries(event, now, written.c.id, job_id, written),)
+        return (_queue_deliveries(listeners, now, written.c.id, job_id, written),)
     notification_id = bindparam("notification_id", type_=DELIVERIES.c.notification_id.type)
-    return write_notification, _queue_deliveries(event, now, notification_id, job_id)
+    return write_notification, _queue_deliveries(listeners, now, notification_id, job_id)
 
 
 def notify(event: str, data: dict[str, Any], *, job_id: int | None, now: datetime) -> None:
@@ -144,7 +157,7 @@ def transition_params(event: str) -> dict[str, Any]:
     return {"webhook_event": event, "webhook_event_id": new_event_id()}
 
 
-def queue_for_moved(rows: FromClause, now: BindParameter[Any]) -> Insert:
+def queue_for_moved(rows: NamedFromClause, now: BindParameter[Any]) -> Insert:
     """PostgreSQL: the notification of the moved job in `rows` and its deliveries, as one INSERT
     to run as a CTE of the transition's own statement (so a finished job stays one round trip).
 
@@ -153,13 +166,14 @@ def queue_for_moved(rows: FromClause, now: BindParameter[Any]) -> Insert:
     from ..api.serialize import job_json_sql
 
     event = _event_param()
+    listeners = _listeners(event, postgresql=True)
     payload = func.jsonb_build_object(literal_column("'job'"), job_json_sql(rows))
     written = (
-        _write_notification(event, _event_id_param(), rows.c.id, payload, now, source=rows)
+        _write_notification(listeners, event, _event_id_param(), rows.c.id, payload, now, source=rows)
         .returning(NOTIFICATIONS.c.id, NOTIFICATIONS.c.job_id)
         .cte("written")
     )
-    return _queue_deliveries(event, now, written.c.id, written.c.job_id, written)
+    return _queue_deliveries(listeners, now, written.c.id, written.c.job_id, written)
 
 
 def notify_job(event: str, job: Job, now: datetime) -> None:
