@@ -95,14 +95,14 @@ def _event_param() -> BindParameter[Any]:
     return bindparam("webhook_event", type_=NOTIFICATIONS.c.type.type)
 
 
+def _event_id_param() -> BindParameter[Any]:
+    return bindparam("webhook_event_id", type_=NOTIFICATIONS.c.event_id.type)
+
+
 def _listeners(event: Any, postgresql: bool) -> FromClause:
     """The subscribed endpoints, read once per statement where they can be (a CTE on PostgreSQL)."""
     endpoints = subscribed_endpoints(event)
     return endpoints.cte("listeners") if postgresql else endpoints.subquery("listeners")
-
-
-def _event_id_param() -> BindParameter[Any]:
-    return bindparam("webhook_event_id", type_=NOTIFICATIONS.c.event_id.type)
 
 
 @lru_cache(maxsize=2)
@@ -111,7 +111,7 @@ def _statements(postgresql: bool) -> tuple[Executable, ...]:
 
     PostgreSQL: one statement — the notification's INSERT is a CTE whose RETURNING row
     feeds the deliveries' INSERT. SQLite (no DML in CTEs): the notification's INSERT
-    returns its id, and a second INSERT (only when a row was written) reads it back.
+    returns its id, and a second INSERT (only when a row was written) queues the deliveries.
     """
     event = _event_param()
     job_id = bindparam("job_id", type_=NOTIFICATIONS.c.job_id.type)
