@@ -6,8 +6,9 @@ file, synchronous=FULL; PostgreSQL: a throwaway database), creates --jobs no-op 
 batches of 500, then times the loop `jobs.claim_jobs(batch_size=10)` → `start_job` →
 `complete_job` until the queue is empty. Variants:
 
-- off:      `webapp.states.notify_transition` replaced by a no-op (no outbox statement at all)
-- none:     the outbox on, no endpoint registered (the INSERT … SELECT … WHERE EXISTS writes nothing)
+- off:      `webapp.states.transition_event` replaced by one answering None (no outbox write at all)
+- none:     the outbox on, no endpoint registered (the INSERT … SELECT … WHERE EXISTS writes nothing;
+            on PostgreSQL a CTE of the transition's own statement, on SQLite a statement of its own)
 - endpoint: one enabled endpoint subscribed to job.completed: every job writes a notification
             and a delivery row (the delivery loop does not run; sending is not the store's cost)
 
@@ -69,7 +70,7 @@ def run(database_url: str, variant: str, jobs_count: int, synchronous: str) -> t
             "JOBWARDEN_SQLITE_SYNCHRONOUS": synchronous,
         }
     )
-    states.notify_transition = (lambda *args: None) if variant == "off" else outbox.notify_transition
+    states.transition_event = (lambda *args: None) if variant == "off" else outbox.transition_event
     with app.app_context():
         db.create_all()
         if variant == "endpoint":

@@ -4,15 +4,17 @@ job, redelivery, the address guard, the Slack format, the API and the dashboard 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from webapp import jobs, monitor
+from webapp import jobs, monitor, states
+from webapp.api.serialize import job_json
 from webapp.extensions import db
 from webapp.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from webapp.timeutil import utcnow
@@ -78,6 +80,51 @@ def test_without_a_subscribed_endpoint_nothing_is_written(app, client):
     assert notifications() == []
     run_job(fail_with="boom")
     assert [n.type for n in notifications()] == [events.JOB_FAILED]
+
+
+def test_a_notifying_transition_is_one_statement_on_postgresql(app, client, backend):
+    if backend != "postgresql":
+        pytest.skip("SQLite has no DML in CTEs: there the outbox runs its own statements after the transition")
+    add_endpoint(client, "http://127.0.0.1:9/hook", [events.JOB_COMPLETED])
+    job = jobs.create_job(type="demo")
+    lease = jobs.claim_jobs("w1")[0].lease_token
+    jobs.start_job(job.id, lease)
+    statements: list[str] = []
+
+    def record(_connection, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        states.transition(
+            job.id, "complete", actor="worker:w1", lease_token=lease, attempt_values={"outcome": "completed"}
+        )
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(statements) == 1, statements  # the job, its attempt, its event, the notification, the delivery
+    assert [n.type for n in notifications()] == [events.JOB_COMPLETED]
+    assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
+
+
+def test_the_notification_built_in_sql_is_the_job_json_the_api_shows(app, client, backend):
+    """PostgreSQL builds the payload in SQL (`job_json_sql`): the same JSON as `job_json`, down to 100.0
+    and times with no fraction."""
+    if backend != "postgresql":
+        pytest.skip("SQLite writes job_json itself")
+    add_endpoint(client, "http://127.0.0.1:9/hook", [events.JOB_COMPLETED, events.JOB_CANCELLED])
+    job = jobs.create_job(type="démo", payload={"n": [1, 2.5, None], "s": "é\n"}, max_attempts=1)
+    lease = jobs.claim_jobs("w1")[0].lease_token
+    jobs.start_job(job.id, lease)
+    completed = jobs.complete_job(job.id, lease, result={"ok": True, "x": 1.0}, exit_code=0, output="")
+    other = jobs.create_job(type="demo")
+    lease = jobs.claim_jobs("w1")[0].lease_token
+    jobs.heartbeat(other.id, lease, progress=33.3, stage="half")
+    cancelled = states.transition(other.id, "cancel", actor="operator", now=utcnow().replace(microsecond=0))
+    db.session.commit()
+    assert completed.progress == 100 and cancelled.updated_at.microsecond == 0
+    stored = [json.dumps(n.payload, sort_keys=True) for n in notifications()]
+    assert stored == [json.dumps({"job": job_json(j)}, sort_keys=True) for j in (completed, cancelled)]
 
 
 def test_a_disabled_endpoint_gets_nothing_new(app, client):

@@ -33,13 +33,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from .extensions import db
 from .metrics import TRANSITIONS
 from .models import Job, JobAttempt, JobEvent
 from .timeutil import utcnow
 from .wakeup import announce_claimable
-from .webhooks.outbox import notify_transition
+from .webhooks.outbox import notify_job, queue_for_moved, transition_event, transition_params
 
 
 class Status(StrEnum):
@@ -172,14 +173,15 @@ def why_refused(job_id: int, edge: Edge, lease_token: str | None) -> TransitionR
 
 
 # --- statements ------------------------------------------------------------------
-# A transition is an UPDATE of the job, an UPDATE of its current attempt and an
-# INSERT of its event. On PostgreSQL that is one statement: the job's UPDATE is a
-# CTE whose RETURNING rows feed the other two as further CTEs. SQLite has no DML
+# A transition is an UPDATE of the job, an UPDATE of its current attempt, an
+# INSERT of its event and, for the transitions that raise a webhook event, the
+# outbox's INSERTs. On PostgreSQL that is one statement: the job's UPDATE is a
+# CTE whose RETURNING rows feed the others as further CTEs. SQLite has no DML
 # in CTEs, so there the follow-ups run as separate statements that read the moved
 # rows by id. Each statement shape is built once and reused with bound
 # parameters, so SQLAlchemy compiles it once per process rather than per call.
 
-FollowUp = Callable[[FromClause], UpdateBase]  # an INSERT or UPDATE, usable as a CTE
+FollowUp = Callable[[NamedFromClause], UpdateBase]  # an INSERT or UPDATE, usable as a CTE
 RowsActor = Callable[[FromClause], ColumnElement[str]]
 
 
@@ -202,7 +204,7 @@ def lease_holder(rows: FromClause) -> ColumnElement[str]:
 
 def _plan(moved: Update, followups: list[FollowUp], postgresql: bool) -> _Plan:
     if postgresql:
-        rows: FromClause = moved.returning(*_JOBS.c).cte("moved")
+        rows: NamedFromClause = moved.returning(*_JOBS.c).cte("moved")
         statement = select(aliased(Job, rows, adapt_on_names=True))
         for number, followup in enumerate(followups):
             statement = statement.add_cte(followup(rows).cte(f"followup_{number}"))
@@ -252,6 +254,7 @@ def _transition_plan(
     fenced: bool,
     rows_actor: RowsActor | None,
     postgresql: bool,
+    notifies: bool,
     conditions: tuple[ColumnElement[bool], ...] = (),
 ) -> _Plan:
     moved = (
@@ -273,9 +276,15 @@ def _transition_plan(
         actor = rows_actor(rows) if rows_actor else _param("cas_actor", _EVENTS.c.actor)
         return _status_events(rows, actor, edge.name, expected, edge.target)
 
+    def queue_notification(rows: NamedFromClause) -> UpdateBase:
+        return queue_for_moved(rows, _param("cas_now", _JOBS.c.updated_at))
+
     # An attempt row exists only once the job was claimed.
     closes_attempt = bool(attempt_columns) and expected in LIVE
-    return _plan(moved, [update_attempt, record_transition] if closes_attempt else [record_transition], postgresql)
+    followups: list[FollowUp] = [update_attempt, record_transition] if closes_attempt else [record_transition]
+    if notifies and postgresql:  # SQLite: `transition` calls the outbox after the statements
+        followups.append(queue_notification)
+    return _plan(moved, followups, postgresql)
 
 
 @lru_cache(maxsize=256)
@@ -287,9 +296,12 @@ def _cached_transition_plan(
     fenced: bool,
     rows_actor: RowsActor | None,
     postgresql: bool,
+    notifies: bool,
 ) -> _Plan:
     set_values = {name: _param(f"set_{name}", _JOBS.c[name]) for name in value_columns}
-    return _transition_plan(EDGES[action], expected, set_values, attempt_columns, fenced, rows_actor, postgresql)
+    return _transition_plan(
+        EDGES[action], expected, set_values, attempt_columns, fenced, rows_actor, postgresql, notifies
+    )
 
 
 def _is_postgresql() -> bool:
@@ -350,6 +362,10 @@ def transition(
             if current not in edge.sources:
                 raise why_refused(job_id, edge, lease_token)
             expected = Status(current)
+        # Webhooks (an outbox): the notification commits or rolls back with this transition.
+        event = transition_event(action, expected, edge.target, actor)
+        if event is not None:
+            params.update(transition_params(event))
         if conditions or len(plain_values) < len(values):
             # A one-off shape: the monitor's cut-offs and SQL expressions are rare.
             set_values = {
@@ -357,11 +373,19 @@ def transition(
                 for name, value in values.items()
             }
             plan = _transition_plan(
-                edge, expected, set_values, attempt_columns, fenced, rows_actor, postgresql, conditions
+                edge,
+                expected,
+                set_values,
+                attempt_columns,
+                fenced,
+                rows_actor,
+                postgresql,
+                event is not None,
+                conditions,
             )
         else:
             plan = _cached_transition_plan(
-                action, expected, tuple(values), attempt_columns, fenced, rows_actor, postgresql
+                action, expected, tuple(values), attempt_columns, fenced, rows_actor, postgresql, event is not None
             )
         moved = _run(plan, params)
         if moved:
@@ -374,8 +398,8 @@ def transition(
     TRANSITIONS.labels(action, edge.target).inc()
     if edge.target == Status.QUEUED:
         announce_claimable()
-    # Webhooks (an outbox): the notification commits or rolls back with this transition.
-    notify_transition(moved[0], action, expected, actor, now)
+    if event is not None and not postgresql:  # PostgreSQL wrote it in the statement above
+        notify_job(event, moved[0], now)
     return moved[0]
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import ColumnElement, Float, Numeric, case, cast, false, func, literal, literal_column
+from sqlalchemy.sql.selectable import NamedFromClause
+from sqlalchemy.types import NullType
+
 from ..models import Job, JobAttempt, JobEvent
 from ..timeutil import isoformat
 
@@ -32,6 +36,39 @@ def job_json(job: Job) -> dict[str, Any]:
     data.update({name: isoformat(getattr(job, name)) for name in JOB_TIMES})
     data["cancel_requested"] = bool(job.cancel_requested)
     return data
+
+
+def job_json_sql(rows: NamedFromClause) -> ColumnElement[Any]:
+    """`job_json` built by PostgreSQL from the row in `rows` (the jobs' columns), as JSONB.
+
+    For a write that must stay inside one statement (the webhook outbox): the row's own
+    JSON without the columns `job_json` leaves out, its times printed as `isoformat` does
+    (no fraction when it is zero) and its floats as Python's JSON does (50.0, not 50), so
+    the stored JSON is the same whichever side built it.
+    """
+    shown = {*JOB_FIELDS, *JOB_TIMES, "cancel_requested"}
+    row: ColumnElement[Any] = func.to_jsonb(rows.table_valued())
+    for column in rows.c:
+        if column.name not in shown:
+            row = row.op("-")(literal_column(f"'{column.name}'"))
+    pairs: list[Any] = []
+    for name in JOB_FIELDS:
+        if isinstance(rows.c[name].type, Float):
+            # PostgreSQL prints an integral float without its ".0"; numeric with scale 1 keeps it.
+            value = rows.c[name]
+            as_python = case(
+                (value == func.trunc(value), func.to_jsonb(func.round(cast(value, Numeric), literal_column("1")))),
+                else_=func.to_jsonb(value),
+            )
+            pairs += [literal_column(f"'{name}'"), as_python]
+    # One untyped parameter for the seven times: the statement stays under psycopg's 4 KiB
+    # limit for caching its parsed form (over it, every execution parses it again).
+    iso = literal('YYYY-MM-DD"T"HH24:MI:SS.US"Z"', NullType())
+    for name in JOB_TIMES:
+        stamp = func.to_char(rows.c[name], iso)
+        pairs += [literal_column(f"'{name}'"), func.replace(stamp, literal_column("'.000000Z'"), literal_column("'Z'"))]
+    pairs += [literal_column("'cancel_requested'"), func.coalesce(rows.c.cancel_requested, false())]
+    return row.op("||")(func.jsonb_build_object(*pairs))
 
 
 def claimed_job_json(job: Job) -> dict[str, Any]:

@@ -1,12 +1,13 @@
 """The outbox: a notification is written in the transaction of the change that causes it.
 
-`webapp.states` calls `notify_transition` after each transition's own rows, so
-the notification commits or rolls back with the change: a committed failure is
-never un-notified, a rolled-back one never notified. With no enabled endpoint
-subscribed to the event, the INSERT … SELECT … WHERE EXISTS writes nothing (one
-cheap statement, correct across processes with no cache to invalidate); with
-one, the same statement (PostgreSQL) or a second one (SQLite) queues a delivery
-per subscribed endpoint.
+A job's transition writes its notification with its own rows, so the notification
+commits or rolls back with the change: a committed failure is never un-notified, a
+rolled-back one never notified. On PostgreSQL it is a further CTE of the transition's
+single statement (`queue_for_moved`): a finished job costs no extra round trip. On
+SQLite (no DML in CTEs) `notify_job` runs after it in the same transaction. With no
+enabled endpoint subscribed to the event, the INSERT … SELECT … WHERE EXISTS writes
+nothing (correct across processes with no cache to invalidate); with one, the
+deliveries are queued by the same statement (PostgreSQL) or a second one (SQLite).
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Executable,
+    FromClause,
+    Insert,
     bindparam,
     delete,
     exists,
+    func,
     insert,
     literal,
+    literal_column,
     select,
     true,
 )
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from ..extensions import db
 from ..models import (
@@ -56,6 +63,48 @@ def subscribed_endpoints(event: Any) -> Any:
     )
 
 
+def _write_notification(
+    listeners: FromClause,
+    event: Any,
+    event_id: Any,
+    job_id: Any,
+    payload: Any,
+    now: Any,
+    source: FromClause | None = None,
+) -> Insert:
+    """INSERT the notification (one per row of `source`) only if `listeners` (the subscribed endpoints) has a row."""
+    values = select(event_id, event, job_id, payload, now).where(exists(select(listeners.c.endpoint_id)))
+    if source is not None:
+        values = values.select_from(source)
+    return insert(NOTIFICATIONS).from_select(["event_id", "type", "job_id", "payload", "created_at"], values)
+
+
+def _queue_deliveries(
+    listeners: FromClause, now: Any, notification_id: Any, job_id: Any, written: FromClause | None = None
+) -> Insert:
+    """INSERT one pending delivery per endpoint in `listeners` (for each notification in `written`)."""
+    values = select(listeners.c.endpoint_id, notification_id, job_id, literal(1), now, literal("pending"))
+    if written is not None:
+        values = values.select_from(written).join(listeners, true())
+    return insert(DELIVERIES).from_select(
+        ["endpoint_id", "notification_id", "job_id", "attempt", "next_attempt_at", "outcome"], values
+    )
+
+
+def _event_param() -> BindParameter[Any]:
+    return bindparam("webhook_event", type_=NOTIFICATIONS.c.type.type)
+
+
+def _event_id_param() -> BindParameter[Any]:
+    return bindparam("webhook_event_id", type_=NOTIFICATIONS.c.event_id.type)
+
+
+def _listeners(event: Any, postgresql: bool) -> FromClause:
+    """The subscribed endpoints, read once per statement where they can be (a CTE on PostgreSQL)."""
+    endpoints = subscribed_endpoints(event)
+    return endpoints.cte("listeners") if postgresql else endpoints.subquery("listeners")
+
+
 @lru_cache(maxsize=2)
 def _statements(postgresql: bool) -> tuple[Executable, ...]:
     """Built once per process and dialect, so SQLAlchemy compiles them once.
@@ -64,50 +113,19 @@ def _statements(postgresql: bool) -> tuple[Executable, ...]:
     feeds the deliveries' INSERT. SQLite (no DML in CTEs): the notification's INSERT
     returns its id, and a second INSERT (only when a row was written) queues the deliveries.
     """
-    event = bindparam("event", type_=NOTIFICATIONS.c.type.type)
+    event = _event_param()
     job_id = bindparam("job_id", type_=NOTIFICATIONS.c.job_id.type)
     now = bindparam("now", type_=NOTIFICATIONS.c.created_at.type)
-    write_notification = (
-        insert(NOTIFICATIONS)
-        .from_select(
-            ["event_id", "type", "job_id", "payload", "created_at"],
-            select(
-                bindparam("event_id", type_=NOTIFICATIONS.c.event_id.type),
-                event,
-                job_id,
-                bindparam("payload", type_=NOTIFICATIONS.c.payload.type),
-                now,
-            ).where(exists(subscribed_endpoints(event))),
-        )
-        .returning(NOTIFICATIONS.c.id)
+    payload = bindparam("payload", type_=NOTIFICATIONS.c.payload.type)
+    listeners = _listeners(event, postgresql)
+    write_notification = _write_notification(listeners, event, _event_id_param(), job_id, payload, now).returning(
+        NOTIFICATIONS.c.id
     )
-    endpoints = subscribed_endpoints(event).subquery()
-    columns = ["endpoint_id", "notification_id", "job_id", "attempt", "next_attempt_at", "outcome"]
     if postgresql:
         written = write_notification.cte("written")
-        both = (
-            insert(DELIVERIES)
-            .from_select(
-                columns,
-                select(endpoints.c.endpoint_id, written.c.id, job_id, literal(1), now, literal("pending"))
-                .select_from(written)
-                .join(endpoints, true()),
-            )
-            .add_cte(written)
-        )
-        return (both,)
-    queue_deliveries = insert(DELIVERIES).from_select(
-        columns,
-        select(
-            endpoints.c.endpoint_id,
-            bindparam("notification_id", type_=DELIVERIES.c.notification_id.type),
-            job_id,
-            literal(1),
-            now,
-            literal("pending"),
-        ),
-    )
-    return write_notification, queue_deliveries
+        return (_queue_deliveries(listeners, now, written.c.id, job_id, written),)
+    notification_id = bindparam("notification_id", type_=DELIVERIES.c.notification_id.type)
+    return write_notification, _queue_deliveries(listeners, now, notification_id, job_id)
 
 
 def notify(event: str, data: dict[str, Any], *, job_id: int | None, now: datetime) -> None:
@@ -115,7 +133,7 @@ def notify(event: str, data: dict[str, Any], *, job_id: int | None, now: datetim
 
     Writes nothing when nobody listens.
     """
-    params = {"event": event, "job_id": job_id, "now": now, "event_id": new_event_id(), "payload": data}
+    params = {"webhook_event": event, "job_id": job_id, "now": now, "webhook_event_id": new_event_id(), "payload": data}
     statements = _statements(db.session.get_bind().dialect.name == "postgresql")
     if len(statements) == 1:
         db.session.execute(statements[0], params)
@@ -126,15 +144,43 @@ def notify(event: str, data: dict[str, Any], *, job_id: int | None, now: datetim
         db.session.execute(queue_deliveries, {**params, "notification_id": notification_id})
 
 
-def notify_transition(job: Job, action: str, from_status: str, actor: object, now: datetime) -> None:
-    """The webhook event of one transition, if it raises one (see `events.job_event`)."""
-    # Imported here: webapp.states imports this module, and these import webapp.states.
-    from ..api.serialize import job_json
+def transition_event(action: str, from_status: str, to_status: str, actor: object) -> str | None:
+    """The webhook event a transition raises, if any (see `events.job_event`)."""
+    # Imported here: webapp.states imports this module, and events imports webapp.states.
     from .events import job_event
 
-    event = job_event(action, from_status, job.status, actor)
-    if event is not None:
-        notify(event, {"job": job_json(job)}, job_id=job.id, now=now)
+    return job_event(action, from_status, to_status, actor)
+
+
+def transition_params(event: str) -> dict[str, Any]:
+    """The bound parameters of `queue_for_moved`'s statements for one transition raising `event`."""
+    return {"webhook_event": event, "webhook_event_id": new_event_id()}
+
+
+def queue_for_moved(rows: NamedFromClause, now: BindParameter[Any]) -> Insert:
+    """PostgreSQL: the notification of the moved job in `rows` and its deliveries, as one INSERT
+    to run as a CTE of the transition's own statement (so a finished job stays one round trip).
+
+    The payload is `{"job": <job JSON>}` built in SQL from the moved row (`job_json_sql`).
+    """
+    from ..api.serialize import job_json_sql
+
+    event = _event_param()
+    listeners = _listeners(event, postgresql=True)
+    payload = func.jsonb_build_object(literal_column("'job'"), job_json_sql(rows))
+    written = (
+        _write_notification(listeners, event, _event_id_param(), rows.c.id, payload, now, source=rows)
+        .returning(NOTIFICATIONS.c.id, NOTIFICATIONS.c.job_id)
+        .cte("written")
+    )
+    return _queue_deliveries(listeners, now, written.c.id, written.c.job_id, written)
+
+
+def notify_job(event: str, job: Job, now: datetime) -> None:
+    """SQLite: the notification of one transition, as separate statements after it (no DML in CTEs)."""
+    from ..api.serialize import job_json
+
+    notify(event, {"job": job_json(job)}, job_id=job.id, now=now)
 
 
 def prune(cutoff: datetime, *, batch_size: int) -> int:
