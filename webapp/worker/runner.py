@@ -30,6 +30,7 @@ from ..client import JobwardenClient, JobwardenError, ServerUnavailable
 from .attempt import Attempt
 from .context import SHUTDOWN, StopReason, describe
 from .handlers import Registry
+from .reports import ReportBatcher
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class WorkerRunner:
             retries=1,
             backoff=0.2,
         )
+        self.reports = ReportBatcher(self.client)
         self.attempts: dict[int, Attempt] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -247,7 +249,7 @@ class WorkerRunner:
 
     def _begin(self, job: dict[str, Any]) -> None:
         attempt = Attempt(
-            self.client,
+            self.reports,
             job,
             self.registry.get(job["type"]),
             worker_id=self.worker_id,
