@@ -18,6 +18,7 @@ from sqlalchemy import select
 from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Job, JobEvent, Worker
+from webapp.worker.runner import types_label
 
 from tests.conftest import INTERNAL_KEY
 from tests.support.processes import alive
@@ -242,6 +243,11 @@ def test_a_worker_sends_the_reports_of_its_jobs_together(server, start_worker):
     # a time share theirs (about 20).
     assert 0 < calls.count("reports") < 6 * 5
     assert [a.outcome for c in created for a in attempts(c.id)] == ["completed"] * 6
+
+
+def test_the_log_names_the_types_a_worker_claims_and_an_empty_list_claims_none():
+    assert (types_label(None), types_label(["a", "b"])) == ("any", "a, b")
+    assert types_label([]).startswith("none")
 
 
 # --- stopping jobs ---------------------------------------------------------------------------

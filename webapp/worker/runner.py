@@ -60,6 +60,13 @@ class WorkerSettings:
     record_timeout: float = 30.0  # a durable step's wait for its result to be stored
 
 
+def types_label(claim_types: list[str] | None) -> str:
+    """The claimed types for the log: None claims any type, an empty list none."""
+    if claim_types is None:
+        return "any"
+    return ", ".join(claim_types) or "none (an empty list claims nothing)"
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -140,7 +147,7 @@ class WorkerRunner:
             self.worker_id,
             self.settings.server,
             self.settings.concurrency,
-            ", ".join(self.claim_types) if self.claim_types else "any",
+            types_label(self.claim_types),
         )
         threading.Thread(target=self._beat_worker, name="worker-heartbeat", daemon=True).start()
         long_poll = self.settings.claim_wait > 0
