@@ -3,9 +3,11 @@ the bearer key, each call's answers, and lease tokens fencing off zombies."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
+import sqlalchemy
 
 from webapp import jobs
 from webapp.config import ConfigError
@@ -325,6 +327,34 @@ def test_a_worker_heartbeat_registers_and_refreshes_the_worker(client):
     worker = db.session.get(Worker, "gpu-1")
     assert (worker.pid, worker.types, worker.state) == (43, ["train"], "alive")
     assert worker.last_seen_at >= first_seen
+
+
+def test_idle_workers_heartbeating_cost_the_database_no_statement_until_their_rows_are_due(app, client):
+    idle = [dict(worker_id=f"idle-{n}", hostname="box", pid=n, types=["t"], concurrency=1) for n in range(20)]
+    for body in idle:
+        call(client, "/workers/heartbeat", **body)
+    statements: list[str] = []
+
+    def count(_connection, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    sqlalchemy.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(5):
+            assert all(call(client, "/workers/heartbeat", **body).status_code == 200 for body in idle)
+        assert statements == []
+        changed = call(client, "/workers/heartbeat", **dict(idle[0], concurrency=4))  # a change is written at once
+        assert changed.status_code == 200 and statements
+        db.session.expire_all()
+        first_seen = db.session.get(Worker, "idle-1").last_seen_at
+        app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"] = 0.4  # rows are due again after 0.1 s
+        time.sleep(0.15)
+        call(client, "/workers/heartbeat", **idle[1])
+    finally:
+        sqlalchemy.event.remove(db.engine, "before_cursor_execute", count)
+    db.session.expire_all()
+    assert db.session.get(Worker, "idle-0").concurrency == 4
+    assert db.session.get(Worker, "idle-1").last_seen_at > first_seen
 
 
 @pytest.mark.parametrize(
