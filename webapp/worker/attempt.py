@@ -170,6 +170,9 @@ class Attempt:
     # --- control from the runner ----------------------------------------------
 
     def begin(self) -> None:
+        # Queued before either thread runs: the reporting thread sends it as its first act,
+        # with no hand-off from the handler thread in between (the job's pickup latency).
+        self._queue(Report("start"))
         self._reporter_thread.start()
         self._handler_thread.start()
 
@@ -189,7 +192,6 @@ class Attempt:
 
     def _run(self) -> None:
         try:
-            self._queue(Report("start"))
             if not self._wait_started():
                 reason = self.ctx.stop_reason
                 if reason is not None and reason.reported:
