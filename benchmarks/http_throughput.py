@@ -1,7 +1,10 @@
 """The end-to-end rate through HTTP under gunicorn: 4 client processes, each a
-loop of claim(batch) → start → complete over the internal API with
-webapp.client, on jobs created up front in bulk. Prints jobs per second and the
-p50/p99 latency of each call as the client saw it.
+loop of claim(batch) → the batch's starts → its completes over the internal API
+with webapp.client, on jobs created up front in bulk. The starts and the
+completes each go as one `/reports` request, as a worker's coalesced reports do
+(webapp/worker/reports.py). Prints jobs per second and the p50/p99 latency of each
+request as the client saw it; on PostgreSQL then procrastinate at the same number
+of processes on the same server (benchmarks/store.py's run), in the same run.
 
 Server: gunicorn with the project's gunicorn.conf.py settings (2 gthread workers
 of 8 threads), the monitor off, on loopback.
@@ -24,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.store import procrastinate_python, run_procrastinate  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.extensions import db  # noqa: E402
@@ -49,18 +53,18 @@ def client_loop(server_url: str, worker_id: str, batch: int, start, results) -> 
         timings["claim"].append(time.perf_counter() - clock)
         if not claimed:
             break
-        for job in claimed:
+        for kind, fields in (("start", {}), ("complete", {"result": None, "exit_code": 0})):
             clock = time.perf_counter()
-            client.start(job["id"], job["lease_token"])
-            timings["start"].append(time.perf_counter() - clock)
-            clock = time.perf_counter()
-            client.complete(job["id"], job["lease_token"], result=None, exit_code=0)
-            timings["complete"].append(time.perf_counter() - clock)
-            done += 1
+            answers = client.reports(
+                [{"kind": kind, "job_id": job["id"], "lease_token": job["lease_token"], **fields} for job in claimed]
+            )
+            timings[kind].append(time.perf_counter() - clock)
+            assert all(answer["code"] == 200 for answer in answers), answers
+        done += len(claimed)
     results.put((done, time.perf_counter(), timings))
 
 
-def measure(database_url: str, jobs_count: int, processes: int, batch: int, workdir: Path) -> None:
+def measure(database_url: str, jobs_count: int, processes: int, batch: int, workdir: Path) -> float:
     app = create_app(test_config(database_url))
     with app.app_context():
         db.create_all()
@@ -90,12 +94,14 @@ def measure(database_url: str, jobs_count: int, processes: int, batch: int, work
     print(
         f"  {done} jobs by {processes} processes (claim batch {batch}) in {elapsed:.1f} s: {done / elapsed:.0f} jobs/s"
     )
+    print("  (start and complete: one /reports request per claimed batch)")
     for call in ("claim", "start", "complete"):
         values = [v * 1000 for o in outcomes for v in o[2][call]]
         print(
             f"  {call:9} {len(values):6} calls  p50 {percentile(values, 50):6.1f} ms  "
             f"p99 {percentile(values, 99):6.1f} ms  mean {statistics.mean(values):6.1f} ms"
         )
+    return done / elapsed
 
 
 def main() -> int:
@@ -104,6 +110,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=4000)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--skip-procrastinate", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jobwarden-http-") as tmp, ExitStack() as stack:
         url = (
@@ -112,7 +119,15 @@ def main() -> int:
             else f"sqlite:///{Path(tmp) / 'http.db'}"
         )
         print(f"HTTP throughput on {url.split('@')[-1].split('///')[-1]}")
-        measure(url, args.jobs, args.processes, args.batch, Path(tmp))
+        ours = measure(url, args.jobs, args.processes, args.batch, Path(tmp))
+    if args.database_url and not args.skip_procrastinate:
+        python = procrastinate_python()
+        with postgres_test_database(args.database_url) as url:
+            theirs = run_procrastinate(python, url, args.processes, args.jobs)
+        print(
+            f"procrastinate on the same server, {args.processes} processes: {theirs.rate:.0f} jobs/s; "
+            f"Jobwarden over HTTP / procrastinate = {ours / theirs.rate:.2f}"
+        )
     return 0
 
 

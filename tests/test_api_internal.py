@@ -3,9 +3,11 @@ the bearer key, each call's answers, and lease tokens fencing off zombies."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
+import sqlalchemy
 
 from webapp import jobs
 from webapp.config import ConfigError
@@ -26,6 +28,7 @@ ROUTES = [
     "/jobs/1/fail",
     "/jobs/1/stopped",
     "/workers/heartbeat",
+    "/reports",
 ]
 
 
@@ -241,6 +244,80 @@ def test_a_zombie_whose_job_was_reaped_and_reclaimed_cannot_overwrite_the_new_at
     assert [a.outcome for a in jobs.attempts_of(zombie["id"])] == ["orphaned", "completed"]
 
 
+def reports(client, *items):
+    return client.post("/api/internal/reports", json={"items": list(items)}, headers=KEY)
+
+
+def test_a_batch_of_reports_applies_each_item_on_its_own_and_answers_each_in_order(client):
+    for _ in range(4):
+        make_job("queued")
+    first, second, third, fourth = call(client, "/jobs/claim", worker_id="w1", batch_size=4).json["jobs"]
+    fourth_started = call(client, f"/jobs/{fourth['id']}/start", lease_token=fourth["lease_token"])
+    assert fourth_started.status_code == 200
+    jobs.cancel_job(fourth["id"])
+    response = reports(
+        client,
+        {"kind": "start", "job_id": first["id"], "lease_token": first["lease_token"]},
+        {"kind": "heartbeat", "job_id": first["id"], "lease_token": first["lease_token"], "progress": 40},
+        {"kind": "start", "job_id": second["id"], "lease_token": "stale-token"},
+        {"kind": "start", "job_id": third["id"], "lease_token": third["lease_token"], "bogus": 1},
+        {"kind": "heartbeat", "job_id": fourth["id"], "lease_token": fourth["lease_token"]},
+        {"kind": "complete", "job_id": 999_999, "lease_token": "t"},
+        {"kind": "retire", "job_id": third["id"], "lease_token": third["lease_token"]},
+        {"kind": "fail", "job_id": third["id"], "lease_token": third["lease_token"]},
+        {"kind": "step", "job_id": first["id"], "lease_token": first["lease_token"], "name": "s", "event": "started"},
+        {"kind": "complete", "job_id": first["id"], "lease_token": first["lease_token"], "result": {"n": 1}},
+    )
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert results[0] == {"code": 200, "ok": True}
+    assert results[1] == {"code": 200, "cancel_requested": False, "status": "running"}
+    assert (results[2]["code"], results[2]["error"], results[2]["status"]) == (409, "lease_lost", "claimed")
+    assert (results[3]["code"], results[3]["field"]) == (400, "items[3].bogus")
+    assert (results[4]["code"], results[4]["error"], results[4]["status"]) == (409, "lease_lost", "cancelled")
+    assert (results[5]["code"], results[5]["error"]) == (404, "not_found")
+    assert (results[6]["code"], results[6]["field"]) == (400, "items[6].kind")
+    assert (results[7]["code"], results[7]["field"]) == (400, "items[7].error")
+    assert results[8:] == [{"code": 200, "ok": True}] * 2
+    assert (fresh(first["id"]).status, fresh(first["id"]).result) == ("completed", {"n": 1})
+    assert [e.data["event"] for e in jobs.events_of(first["id"]) if e.kind == "step"] == ["started"]
+    assert [fresh(j["id"]).status for j in (second, third, fourth)] == ["claimed", "claimed", "cancelled"]
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "items"),
+        ({"items": []}, "items"),
+        ({"items": {"kind": "start"}}, "items"),
+        ({"items": [{"kind": "start", "job_id": 1, "lease_token": "t"}], "extra": 1}, "extra"),
+    ],
+)
+def test_a_malformed_batch_envelope_is_a_400_naming_the_field(client, body, field):
+    response = client.post("/api/internal/reports", json=body, headers=KEY)
+    assert (response.status_code, response.json["field"]) == (400, field)
+
+
+def test_a_zombie_s_batched_reports_are_fenced_item_by_item(client):
+    make_job("queued", max_attempts=3)
+    zombie = running(client, "zombie")
+    jobs.orphan_job(zombie["id"], cutoff=utcnow() + timedelta(seconds=1), reason="orphaned: test")
+    db.session.execute(db.update(Job).values(run_after=utcnow()))
+    db.session.commit()
+    successor = running(client, "successor")
+    stale = {"job_id": zombie["id"], "lease_token": zombie["lease_token"]}
+    current = {"job_id": successor["id"], "lease_token": successor["lease_token"]}
+    results = reports(
+        client,
+        {"kind": "heartbeat", **stale, "progress": 99},
+        {"kind": "complete", **stale, "result": {"by": "zombie"}},
+        {"kind": "heartbeat", **current, "progress": 10},
+    ).json["results"]
+    assert [(r["code"], r.get("error")) for r in results] == [(409, "lease_lost"), (409, "lease_lost"), (200, None)]
+    stored = fresh(zombie["id"])
+    assert (stored.status, stored.progress, stored.worker_id) == ("running", 10, "successor")
+
+
 def test_a_worker_heartbeat_registers_and_refreshes_the_worker(client):
     body = dict(worker_id="gpu-1", hostname="box", pid=42, types=["train"], concurrency=2)
     assert call(client, "/workers/heartbeat", **body).json == {"ok": True}
@@ -250,6 +327,34 @@ def test_a_worker_heartbeat_registers_and_refreshes_the_worker(client):
     worker = db.session.get(Worker, "gpu-1")
     assert (worker.pid, worker.types, worker.state) == (43, ["train"], "alive")
     assert worker.last_seen_at >= first_seen
+
+
+def test_idle_workers_heartbeating_cost_the_database_no_statement_until_their_rows_are_due(app, client):
+    idle = [dict(worker_id=f"idle-{n}", hostname="box", pid=n, types=["t"], concurrency=1) for n in range(20)]
+    for body in idle:
+        call(client, "/workers/heartbeat", **body)
+    statements: list[str] = []
+
+    def count(_connection, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    sqlalchemy.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(5):
+            assert all(call(client, "/workers/heartbeat", **body).status_code == 200 for body in idle)
+        assert statements == []
+        changed = call(client, "/workers/heartbeat", **dict(idle[0], concurrency=4))  # a change is written at once
+        assert changed.status_code == 200 and statements
+        db.session.expire_all()
+        first_seen = db.session.get(Worker, "idle-1").last_seen_at
+        app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"] = 0.4  # rows are due again after 0.1 s
+        time.sleep(0.15)
+        call(client, "/workers/heartbeat", **idle[1])
+    finally:
+        sqlalchemy.event.remove(db.engine, "before_cursor_execute", count)
+    db.session.expire_all()
+    assert db.session.get(Worker, "idle-0").concurrency == 4
+    assert db.session.get(Worker, "idle-1").last_seen_at > first_seen
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Job, JobEvent, Worker
+from webapp.worker.runner import types_label
 
 from tests.conftest import INTERNAL_KEY
 from tests.support.processes import alive
@@ -28,9 +29,13 @@ HEARTBEAT = 0.2
 
 @pytest.fixture
 def server(app, database_url, tmp_path):
-    """A real server whose retry backoff is short, so retries show within a test."""
+    """A real server whose retry backoff is short, so retries show within a test; it logs each request."""
     with running_server(
-        database_url, tmp_path / "server.log", JOBWARDEN_RETRY_BASE_S="0.2", JOBWARDEN_RETRY_MAX_S="1"
+        database_url,
+        tmp_path / "server.log",
+        JOBWARDEN_RETRY_BASE_S="0.2",
+        JOBWARDEN_RETRY_MAX_S="1",
+        GUNICORN_CMD_ARGS="--access-logfile -",
     ) as running:
         yield running
 
@@ -225,6 +230,24 @@ def test_slots_limit_how_many_jobs_run_at_once(start_worker):
 
     wait_for(all_done, what="all five completed")
     assert most == 2
+
+
+def test_a_worker_sends_the_reports_of_its_jobs_together(server, start_worker):
+    created = [jobs.create_job(type="demo.sleep", payload={"seconds": 1}) for _ in range(6)]
+    start_worker("--concurrency", "3")
+    wait_for(lambda: all(job(c.id).status == "completed" for c in created), what="all six completed")
+    calls = re.findall(r'"POST /api/internal/(\S+) ', server.log_path.read_text())
+    assert {call for call in calls if call.startswith("jobs/")} == {"jobs/claim"}
+    # Each job: a start, a complete and at least 4 heartbeats (1 s at 0.2 s, the first
+    # after 0.1 s at the earliest). One request each would be 36 or more; three jobs at
+    # a time share theirs (about 20).
+    assert 0 < calls.count("reports") < 6 * 5
+    assert [a.outcome for c in created for a in attempts(c.id)] == ["completed"] * 6
+
+
+def test_the_log_names_the_types_a_worker_claims_and_an_empty_list_claims_none():
+    assert (types_label(None), types_label(["a", "b"])) == ("any", "a, b")
+    assert types_label([]).startswith("none")
 
 
 # --- stopping jobs ---------------------------------------------------------------------------

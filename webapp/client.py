@@ -163,6 +163,11 @@ class JobwardenClient:
         """A cancelled job has stopped (releases its lease). fields: output."""
         self._internal(f"/jobs/{job_id}/stopped", {"lease_token": lease_token, **fields})
 
+    def reports(self, items: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
+        """Several reports in one request, each {"kind", "job_id", "lease_token", ...its fields}.
+        One answer per item, in order, each with its `code`; `item_answer` reads one as its single call would."""
+        return self._internal("/reports", {"items": items})["results"]
+
     def worker_heartbeat(self, worker_id: str, **fields: Any) -> None:
         """fields: hostname, pid, types, concurrency."""
         self._internal("/workers/heartbeat", {"worker_id": worker_id, **fields})
@@ -222,12 +227,24 @@ def _answer(response: requests.Response) -> Any:
         data = {"error": "unexpected", "message": response.text[:200]}
     if response.status_code < 400:
         return data
+    raise _refusal(response.status_code, data)
+
+
+def item_answer(result: dict[str, Any]) -> dict[str, Any]:
+    """One answer of `reports`: what its single call would return, or the error it would raise."""
+    code = result.get("code", 200)
+    if code < 400:
+        return result
+    raise _refusal(code, result)
+
+
+def _refusal(code: int, data: Any) -> ClientError:
     body = data if isinstance(data, dict) else {"error": "unexpected", "message": str(data)[:200]}
-    if response.status_code == 404:
-        raise NotFound(404, body)
-    if response.status_code == 409:
-        raise (LeaseLostError if body.get("error") == "lease_lost" else Conflict)(409, body)
-    raise ClientError(response.status_code, body)
+    if code == 404:
+        return NotFound(404, body)
+    if code == 409:
+        return (LeaseLostError if body.get("error") == "lease_lost" else Conflict)(409, body)
+    return ClientError(code, body)
 
 
 def _never_connected(error: requests.ConnectionError) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from .. import auth, query_time, states
-from .spec import ApiError
+from .spec import ApiError, refused
 
 
 def register(app: Flask) -> None:
@@ -57,7 +57,7 @@ def register(app: Flask) -> None:
     def job_not_found(error: states.JobNotFound):
         if not _is_api_request():
             return error  # the dashboard's own handler renders its page
-        return ApiError(404, "not_found", str(error))
+        return refused(error)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
@@ -73,9 +73,8 @@ def register(app: Flask) -> None:
         return render_template("error.html", message="The database does not answer; try again shortly."), 503
 
     @app.errorhandler(states.TransitionRefused)
-    def refused(error: states.TransitionRefused):
-        kind = "lease_lost" if isinstance(error, states.LeaseLost) else "conflict"
-        return ApiError(409, kind, str(error), status=str(error.status))
+    def transition_refused(error: states.TransitionRefused):
+        return refused(error)
 
 
 def _too_expensive():

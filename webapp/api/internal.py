@@ -1,5 +1,6 @@
 """The internal API workers speak: claim, start, heartbeat, steps, complete, fail,
-and `stopped` (a cancelled job has stopped).
+and `stopped` (a cancelled job has stopped), one by one or several in one request
+(`reports`, each item applied as its single report).
 
 Every route needs `Authorization: Bearer $JOBWARDEN_INTERNAL_API_KEY`; every
 call after the claim carries the claim's lease token, and a token that is no
@@ -8,13 +9,16 @@ longer current is a 409 `lease_lost` that changes nothing (see webapp.states).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint
 
-from .. import auth, cancellation, jobs, steps
+from .. import auth, cancellation, jobs, states, steps
 from ..claim_wait import claim_waiting
 from . import schemas as s
 from .serialize import claimed_job_json
-from .spec import ApiError, operation
+from .spec import ApiError, invalid, operation, refused
 
 bp = Blueprint("internal", __name__, url_prefix="/api/internal")
 KEY: list[dict[str, list[str]]] = [{"internalKey": []}]
@@ -55,12 +59,12 @@ def claim(body: s.Claim):
     "POST",
     "/jobs/<job_id:job_id>/start",
     summary="claimed → running",
-    body=s.Lease,
+    body=s.Start,
     responses={200: s.Accepted},
     errors=ERRORS,
     security=KEY,
 )
-def start(job_id: int, body: s.Lease):
+def start(job_id: int, body: s.Start):
     jobs.start_job(job_id, body.lease_token)
     return {"ok": True}
 
@@ -170,6 +174,48 @@ def stopped(job_id: int, body: s.Stopped):
     notes, after the job's timeout, that the worker never confirmed the cancellation."""
     cancellation.confirm_stopped(job_id, body.lease_token, output=body.output)
     return {"ok": True}
+
+
+SINGLE: dict[str, Callable[[int, Any], dict[str, Any]]] = {
+    "start": start,
+    "heartbeat": heartbeat,
+    "step": step,
+    "complete": complete,
+    "fail": fail,
+    "stopped": stopped,
+}
+
+
+@operation(
+    bp,
+    "POST",
+    "/reports",
+    summary="Several reports (start, heartbeat, step, complete, fail, stopped) in one request",
+    body=s.Reports,
+    responses={200: s.ReportResults},
+    errors=(401,),
+    security=KEY,
+)
+def reports(body: s.Reports):
+    """A worker's reports for all its jobs at once. Each item is applied as its single
+    report would be, in its own transaction and fenced by its own lease token, and gets
+    its own answer, in order, with the `code` the single report would have answered: an
+    invalid item (400 naming `items[i].field`), an unknown job (404) or a stale lease
+    (409 `lease_lost` with the job's status) never keeps the others from applying."""
+    return {"results": [_apply(index, item) for index, item in enumerate(body.items)]}
+
+
+def _apply(index: int, item: Any) -> dict[str, Any]:
+    if isinstance(item, s.BadItem):
+        problem = invalid(item.error, ("items", index), tagged=True)
+    else:
+        try:
+            return {"code": 200, **SINGLE[item.kind](item.job_id, item)}
+        except (states.TransitionRefused, states.JobNotFound) as error:
+            problem = refused(error)
+        except ApiError as error:
+            problem = error
+    return {"code": problem.code, "error": problem.error, "message": problem.message, **problem.extra}
 
 
 @operation(

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 
 from ..actions import ACTION_NAMES
 from ..config import MAX_CLAIM_WAIT_S
@@ -140,6 +151,10 @@ class Lease(Body):
     lease_token: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_nul)]
 
 
+class Start(Lease):
+    """The start report: claimed → running."""
+
+
 class CheckpointIn(Body):
     data: Annotated[JobJson, _at_most(MAX_CHECKPOINT_BYTES)] = None
     step: Name | None = Field(None, description="The innermost step open when the handler checkpointed.")
@@ -188,6 +203,66 @@ class Fail(Lease):
 
 class Stopped(Lease):
     output: ProcessText | None = None
+
+
+class Addressed(Body):
+    job_id: JobId
+
+
+# One batch item per single report: the single route's model, plus the job and the kind.
+class StartItem(Start, Addressed):
+    kind: Literal["start"]
+
+
+class HeartbeatItem(Heartbeat, Addressed):
+    kind: Literal["heartbeat"]
+
+
+class StepItem(Step, Addressed):
+    kind: Literal["step"]
+
+
+class CompleteItem(Complete, Addressed):
+    kind: Literal["complete"]
+
+
+class FailItem(Fail, Addressed):
+    kind: Literal["fail"]
+
+
+class StoppedItem(Stopped, Addressed):
+    kind: Literal["stopped"]
+
+
+class BadItem:
+    """An item that did not validate: answered 400 on its own, the others still apply."""
+
+    def __init__(self, error: ValidationError):
+        self.error = error
+
+
+def _each_on_its_own(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError as error:
+        return BadItem(error)
+
+
+ReportItem = Annotated[
+    Annotated[
+        StartItem | HeartbeatItem | StepItem | CompleteItem | FailItem | StoppedItem, Field(discriminator="kind")
+    ],
+    WrapValidator(_each_on_its_own),
+]
+
+
+class Reports(Body):
+    items: list[ReportItem] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Each item is the body of its single report plus `kind` and `job_id`; "
+        "each is applied on its own and answered in order.",
+    )
 
 
 class WorkerHeartbeat(Body):
@@ -331,6 +406,20 @@ class HeartbeatAnswer(Answer):
 
 class Accepted(Answer):
     ok: bool
+
+
+class ReportResult(Answer):
+    code: int = Field(description="What the single report would have answered: 200, 400, 404 or 409.")
+    ok: bool | None = None
+    cancel_requested: bool | None = Field(None, description="A heartbeat's answer.")
+    status: str | None = Field(None, description="A heartbeat's answer, or the job's current status on 409.")
+    error: str | None = Field(None, description="invalid, not_found, conflict, lease_lost")
+    message: str | None = None
+    field: str | None = Field(None, description="On 400: the field, as items[i].name.")
+
+
+class ReportResults(Answer):
+    results: list[ReportResult]
 
 
 class Health(Answer):

@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError as RoutingValidationError
 
+from .. import states
 from ..query_params import unique_values
 from . import json_input, schemas
 
@@ -85,14 +86,27 @@ def field_path(location: tuple) -> str:
     return path
 
 
-def invalid(error: ValidationError, prefix: tuple = ()) -> ApiError:
+def invalid(error: ValidationError, prefix: tuple = (), *, tagged: bool = False) -> ApiError:
+    """400 naming the first bad field. `tagged`: the error of one member of a union told
+    apart by `kind`, whose location starts with the member's tag (or, without one, names `kind`)."""
     first = error.errors(include_url=False)[0]
-    location = prefix + tuple(part for part in first["loc"] if not str(part).startswith("function-"))
+    location = tuple(part for part in first["loc"] if not str(part).startswith("function-"))
+    if tagged:
+        location = ("kind",) if first["type"].startswith("union_tag") else location[1:]
+    location = prefix + location
     name = field_path(location) or "body"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     return ApiError(400, "invalid", f"{name}: {message}", field=name)
+
+
+def refused(error: states.TransitionRefused | states.JobNotFound) -> ApiError:
+    """A command's refusal: 404 for no such job, 409 with the job's status (`lease_lost` for a stale token)."""
+    if isinstance(error, states.JobNotFound):
+        return ApiError(404, "not_found", str(error))
+    kind = "lease_lost" if isinstance(error, states.LeaseLost) else "conflict"
+    return ApiError(409, kind, str(error), status=str(error.status))
 
 
 @contextmanager
@@ -199,7 +213,7 @@ def operation(
                 media_type=media_type,
             )
         )
-        return validated
+        return view  # still callable as written: the batch of reports applies the single ones
 
     return decorate
 

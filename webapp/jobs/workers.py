@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -22,13 +24,36 @@ def register_worker(
     pid: int | None = None,
     types: list[str] | None = None,
     concurrency: int | None = None,
-) -> Worker:
+) -> None:
+    """Register the worker, or refresh its row: at once when something about it changed, else
+    at most once per `refresh_s()` from this server process. An idle worker heartbeats every
+    second; writing each would cost the database one transaction per worker per second."""
     fields = dict(hostname=hostname, pid=pid, types=types, concurrency=concurrency)
+    written = _writes()
+    last = written.get(worker_id)
+    now = time.monotonic()
+    if last is not None and last[0] == fields and now - last[1] < refresh_s():
+        return
     try:
-        return _save_worker(worker_id, **fields)
+        _save_worker(worker_id, **fields)
     except IntegrityError:
         # Two first heartbeats of one worker raced to insert it: the loser updates instead.
-        return _save_worker(worker_id, **fields)
+        _save_worker(worker_id, **fields)
+    for stale in [key for key, (_, at) in written.items() if now - at >= refresh_s()]:
+        written.pop(stale, None)
+    written[worker_id] = (fields, now)
+
+
+def refresh_s() -> float:
+    """How stale this process lets a live worker's `last_seen_at` get (plus one heartbeat):
+    a quarter of the heartbeat timeout, so the health report (late past half of it) and the
+    monitor (gone past all of it) see a heartbeating worker as alive."""
+    return float(current_app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"]) / 4
+
+
+def _writes() -> dict[str, tuple[dict[str, Any], float]]:
+    """What this process last wrote for each worker, and when (monotonic), per app."""
+    return current_app.extensions.setdefault("jobwarden.worker_writes", {})
 
 
 def _save_worker(worker_id: str, **fields: Any) -> Worker:

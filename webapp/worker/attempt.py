@@ -7,7 +7,8 @@ Two threads per attempt:
   raises on it — the handler, the worker's own code — ends in a report, so no
   job is ever left claimed or running by an error in the worker;
 - the reporting thread is the only one that talks to the server about the
-  attempt. It sends, in order, everything queued in the outbox (start, step
+  attempt (through the worker's `ReportBatcher`, which coalesces the reports of
+  all its attempts into as few requests as it can). It sends, in order, everything queued in the outbox (start, step
   events, the final complete or fail) and a heartbeat every interval with
   progress, stage, step and new output. When the server is unreachable it
   keeps the reports and retries with backoff while the handler keeps running.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backoff import backoff_delay
-from ..client import Conflict, JobwardenClient, LeaseLostError, NotFound, ServerUnavailable
+from ..client import Conflict, LeaseLostError, NotFound, ServerUnavailable
 from .context import (
     CANCEL,
     ERROR,
@@ -45,6 +47,7 @@ from .context import (
     describe,
 )
 from .handlers import CommandHandler, PythonHandler, timeout_for
+from .reports import ReportBatcher
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +108,16 @@ def _seconds(value: float) -> str:
     return f"{value:g}"
 
 
+def next_beat(now: float, interval: float) -> float:
+    """The next heartbeat, on a clock-wide grid of the interval, at least half an interval
+    away: the attempts of one worker beat together, so their heartbeats share a request."""
+    return (math.floor((now + interval / 2) / interval) + 1) * interval
+
+
 class Attempt:
     def __init__(
         self,
-        client: JobwardenClient,
+        reports: ReportBatcher,
         job: dict[str, Any],
         handler: PythonHandler | CommandHandler | None,
         *,
@@ -120,7 +129,7 @@ class Attempt:
         on_done: Callable[[Attempt], None] = lambda attempt: None,
         record_timeout: float = RECORD_TIMEOUT_S,
     ):
-        self.client = client
+        self.reports = reports
         self.job = job
         self.job_id: int = job["id"]
         self.lease_token: str = job["lease_token"]
@@ -161,6 +170,9 @@ class Attempt:
     # --- control from the runner ----------------------------------------------
 
     def begin(self) -> None:
+        # Queued before either thread runs: the reporting thread sends it as its first act,
+        # with no hand-off from the handler thread in between (the job's pickup latency).
+        self._queue(Report("start"))
         self._reporter_thread.start()
         self._handler_thread.start()
 
@@ -180,7 +192,6 @@ class Attempt:
 
     def _run(self) -> None:
         try:
-            self._queue(Report("start"))
             if not self._wait_started():
                 reason = self.ctx.stop_reason
                 if reason is not None and reason.reported:
@@ -351,7 +362,7 @@ class Attempt:
                 time.sleep(self.heartbeat_interval)
 
     def _report_until_finished(self) -> None:
-        next_beat = time.monotonic() + self.heartbeat_interval
+        beat_at = next_beat(time.monotonic(), self.heartbeat_interval)
         retry_at = 0.0
         failures = 0
         while not self.finished.is_set():
@@ -365,9 +376,9 @@ class Attempt:
                         not self.finished.is_set()
                         and self._started.is_set()
                         and not self._final_queued
-                        and time.monotonic() >= next_beat
+                        and time.monotonic() >= beat_at
                     ):
-                        next_beat = time.monotonic() + self.heartbeat_interval
+                        beat_at = next_beat(time.monotonic(), self.heartbeat_interval)
                         self._beat()
                     if failures:
                         log.info("job %s: the server answers again", self.job_id)
@@ -392,7 +403,7 @@ class Attempt:
                 except Exception as error:  # a heartbeat the server refused, or our own bug
                     log.exception("job %s: heartbeat failed", self.job_id)
                     self._bookkeeping_failed("heartbeat", "the heartbeat", error)
-            wake_at = [next_beat, retry_at if retry_at > now else next_beat]
+            wake_at = [beat_at, retry_at if retry_at > now else beat_at]
             if self._deadline is not None:
                 wake_at.append(self._deadline)
             if self._stop_requested_at is not None:
@@ -443,23 +454,12 @@ class Attempt:
                 self.finished.set()
 
     def _send(self, report: Report) -> None:
-        job_id, token = self.job_id, self.lease_token
-        if report.kind == "start":
-            self.client.start(job_id, token)
-        elif report.kind == "step":
-            self.client.step(job_id, token, **report.fields)
-        elif report.kind == "complete":
-            self.client.complete(job_id, token, **report.fields)
-        elif report.kind == "fail":
-            if self._checkpoint_unsent():  # the checkpoint a failing handler just took is what a retry resumes from
-                self._flush_checkpoint()
-                if self.finished.is_set():
-                    return
-            self.client.fail(job_id, token, **report.fields)
-        elif report.kind == "stopped":
-            self.client.stopped(job_id, token, **report.fields)
-        else:
-            raise ValueError(f"unknown report {report.kind}")
+        if report.kind == "fail" and self._checkpoint_unsent():
+            # the checkpoint a failing handler just took is what a retry resumes from
+            self._flush_checkpoint()
+            if self.finished.is_set():
+                return
+        self.reports.send(report.kind, self.job_id, self.lease_token, **report.fields)
 
     def _flush_checkpoint(self) -> None:
         try:
@@ -482,7 +482,7 @@ class Attempt:
         if checkpoint_version != self._sent_checkpoint_version:
             send["checkpoint"] = checkpoint
         try:
-            answer = self.client.heartbeat(self.job_id, self.lease_token, **send)
+            answer = self.reports.send("heartbeat", self.job_id, self.lease_token, **send)
         except (ServerUnavailable, LeaseLostError, Conflict, NotFound):
             raise
         except Exception as error:

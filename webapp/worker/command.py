@@ -58,7 +58,8 @@ def _types(_ctx, _param, value: str | None) -> list[str] | None:
     type=click.FloatRange(min=0.05),
     default=1.0,
     show_default=True,
-    help="Seconds between claims when the queue is empty (±20 % jitter).",
+    help="Seconds before claiming again after the server refused a claim or the claim failed. "
+    "(With nothing to do a claim waits at the server, which answers as soon as a job is ready.)",
 )
 @click.option(
     "--grace",

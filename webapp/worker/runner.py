@@ -30,6 +30,7 @@ from ..client import JobwardenClient, JobwardenError, ServerUnavailable
 from .attempt import Attempt
 from .context import SHUTDOWN, StopReason, describe
 from .handlers import Registry
+from .reports import ReportBatcher
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,13 @@ class WorkerSettings:
     record_timeout: float = 30.0  # a durable step's wait for its result to be stored
 
 
+def types_label(claim_types: list[str] | None) -> str:
+    """The claimed types for the log: None claims any type, an empty list none."""
+    if claim_types is None:
+        return "any"
+    return ", ".join(claim_types) or "none (an empty list claims nothing)"
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -82,6 +90,7 @@ class WorkerRunner:
             retries=1,
             backoff=0.2,
         )
+        self.reports = ReportBatcher(self.client)
         self.attempts: dict[int, Attempt] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -138,7 +147,7 @@ class WorkerRunner:
             self.worker_id,
             self.settings.server,
             self.settings.concurrency,
-            ", ".join(self.claim_types) if self.claim_types else "any",
+            types_label(self.claim_types),
         )
         threading.Thread(target=self._beat_worker, name="worker-heartbeat", daemon=True).start()
         long_poll = self.settings.claim_wait > 0
@@ -247,7 +256,7 @@ class WorkerRunner:
 
     def _begin(self, job: dict[str, Any]) -> None:
         attempt = Attempt(
-            self.client,
+            self.reports,
             job,
             self.registry.get(job["type"]),
             worker_id=self.worker_id,
