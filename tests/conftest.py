@@ -81,6 +81,10 @@ def postgres_url():
         yield url
 
 
+# For a test of something only PostgreSQL does (a data-modifying CTE): it runs there alone.
+postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request, tmp_path):
     """An empty database with the schema, on each configured backend."""

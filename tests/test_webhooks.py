@@ -20,7 +20,7 @@ from webapp.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from webapp.timeutil import utcnow
 from webapp.webhooks import delivery, events
 
-from tests.conftest import test_config
+from tests.conftest import postgresql_only, test_config
 from tests.support.receiver import Receiver
 
 ALL_EVENTS = list(events.EVENT_TYPES)
@@ -82,9 +82,8 @@ def test_without_a_subscribed_endpoint_nothing_is_written(app, client):
     assert [n.type for n in notifications()] == [events.JOB_FAILED]
 
 
-def test_a_notifying_transition_is_one_statement_on_postgresql(app, client, backend):
-    if backend != "postgresql":
-        pytest.skip("SQLite has no DML in CTEs: there the outbox runs its own statements after the transition")
+@postgresql_only  # SQLite has no DML in CTEs: there the outbox runs its own statements after the transition
+def test_a_notifying_transition_is_one_statement_on_postgresql(app, client):
     add_endpoint(client, "http://127.0.0.1:9/hook", [events.JOB_COMPLETED])
     job = jobs.create_job(type="demo")
     lease = jobs.claim_jobs("w1")[0].lease_token
@@ -107,11 +106,10 @@ def test_a_notifying_transition_is_one_statement_on_postgresql(app, client, back
     assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
 
 
-def test_the_notification_built_in_sql_is_the_job_json_the_api_shows(app, client, backend):
+@postgresql_only  # SQLite writes job_json itself
+def test_the_notification_built_in_sql_is_the_job_json_the_api_shows(app, client):
     """PostgreSQL builds the payload in SQL (`job_json_sql`): the same JSON as `job_json`, down to 100.0
     and times with no fraction."""
-    if backend != "postgresql":
-        pytest.skip("SQLite writes job_json itself")
     add_endpoint(client, "http://127.0.0.1:9/hook", [events.JOB_COMPLETED, events.JOB_CANCELLED])
     job = jobs.create_job(type="démo", payload={"n": [1, 2.5, None], "s": "é\n"}, max_attempts=1)
     lease = jobs.claim_jobs("w1")[0].lease_token
