@@ -55,13 +55,13 @@ def claim(body: s.Claim):
     "POST",
     "/jobs/<job_id:job_id>/start",
     summary="claimed → running",
-    body=s.Lease,
+    body=s.Start,
     responses={200: s.Accepted},
     errors=ERRORS,
     security=KEY,
 )
-def start(job_id: int, body: s.Lease):
-    jobs.start_job(job_id, body.lease_token)
+def start(job_id: int, body: s.Start):
+    jobs.start_job(job_id, body.lease_token, argv=body.argv)
     return {"ok": True}
 
 

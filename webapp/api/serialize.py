@@ -50,6 +50,7 @@ def attempt_json(attempt: JobAttempt) -> dict[str, Any]:
         "exit_code": attempt.exit_code,
         "step": attempt.step,
         "output_tail": attempt.output_tail,
+        "argv": attempt.argv,
     }
 
 

@@ -45,6 +45,7 @@ from .context import (
     describe,
 )
 from .handlers import CommandHandler, PythonHandler, timeout_for
+from .process import TemplateError, clip_argv
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class Attempt:
 
     def _run(self) -> None:
         try:
-            self._queue(Report("start"))
+            self._queue(Report("start", self._start_fields()))
             if not self._wait_started():
                 reason = self.ctx.stop_reason
                 if reason is not None and reason.reported:
@@ -199,6 +200,15 @@ class Attempt:
             self.finished.wait()
             self.done.set()
             self.on_done(self)
+
+    def _start_fields(self) -> dict[str, Any]:
+        """A command job's argv goes with the start, so its job page shows what runs."""
+        if not isinstance(self.handler, CommandHandler):
+            return {}
+        try:
+            return {"argv": clip_argv(self.handler.argv_for(self.ctx.payload))}
+        except TemplateError:
+            return {}  # the handler fails the job, naming the payload field
 
     def _wait_started(self) -> bool:
         while not self._started.is_set():
@@ -445,7 +455,7 @@ class Attempt:
     def _send(self, report: Report) -> None:
         job_id, token = self.job_id, self.lease_token
         if report.kind == "start":
-            self.client.start(job_id, token)
+            self.client.start(job_id, token, **report.fields)
         elif report.kind == "step":
             self.client.step(job_id, token, **report.fields)
         elif report.kind == "complete":
