@@ -28,6 +28,7 @@ The ratio printed is Jobwarden's poll p50 over rq-dashboard's JSON p50.
 
     .venv/bin/python benchmarks/dashboard.py
     .venv/bin/python benchmarks/dashboard.py --backends sqlite --sizes 100000 --skip-rq
+    .venv/bin/python benchmarks/dashboard.py --sizes 100000 --skip-rq --pages /stats
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ def time_page(client, path: str, headers: dict, requests: int, warm_up: int) -> 
     }
 
 
+def chosen_pages(names: str) -> tuple[tuple[str, str, dict], ...]:
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    return tuple(page for page in PAGES if not wanted or any(name in page[0] for name in wanted))
+
+
 def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
     app = create_app(
         {
@@ -149,7 +155,8 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
     # pool checkout with pre-ping, and rollback at the end), as under a real server.
     client = app.test_client()
     results = {}
-    for name, path, headers in PAGES:
+    pages = chosen_pages(args.pages)
+    for name, path, headers in pages:
         results[name] = time_page(client, path.format(failed_id=failed_id), headers, args.requests, args.warm_up)
         row = results[name]
         print(
@@ -167,7 +174,7 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
             db.session.remove()
         if args.explain:
             print("  EXPLAIN of the queries each page ran:")
-            for name, path, headers in PAGES:
+            for name, path, headers in pages:
                 with statements_run() as seen:
                     client.get(path.format(failed_id=failed_id), headers=headers)
                 print(f"  - {name}:")
@@ -216,6 +223,7 @@ def main() -> None:
     parser.add_argument("--redis-db", type=int, default=9, help="the Redis db filled and flushed (default 9)")
     parser.add_argument("--rq-jobs", type=int, default=100_000)
     parser.add_argument("--skip-rq", action="store_true")
+    parser.add_argument("--pages", default="", help="only the pages whose name contains one of these (comma-separated)")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
 
@@ -242,7 +250,9 @@ def main() -> None:
         )
     reference = theirs["jobs JSON, 50 per page"]
     for (backend, size), results in ours.items():
-        poll = results["poll"]
+        poll = results.get("poll")
+        if poll is None:  # --pages left the poll out
+            continue
         print(
             f"ratio Jobwarden poll / rq-dashboard jobs JSON, p50, {backend} {size:,} jobs: "
             f"{poll['p50'] / reference['p50']:.2f} ({poll['p50']:.1f} vs {reference['p50']:.1f} ms); "

@@ -21,7 +21,7 @@ STATUSES = ["pending", "queued", "claimed", "running", "completed", "failed", "c
 
 @pytest.fixture
 def server_settings(base_settings):  # noqa: F811
-    return {**base_settings, "JOBWARDEN_ADMIN_PASSWORD": PASSWORD}
+    return {**base_settings, "JOBWARDEN_ADMIN_PASSWORD": PASSWORD, "JOBWARDEN_WEBHOOK_ALLOW_PRIVATE": "1"}
 
 
 @pytest.fixture(params=["light", "dark"])
@@ -84,5 +84,22 @@ def test_every_page_and_state_has_no_axe_violations(audited_page: Page):
     found += violations(page, "stats")
     page.goto("/jobs/999999")
     found += violations(page, "not found")
+
+    page.goto("/webhooks")
+    found += violations(page, "webhooks, none yet")
+    page.get_by_label("URL").fill("http://127.0.0.1:9/hooks")
+    page.get_by_role("button", name="Add endpoint").click()
+    expect(page.get_by_role("alert")).to_contain_text("events: choose at least one event")
+    found += violations(page, "webhooks, add refused")
+    page.get_by_label("job.failed").check()
+    page.get_by_role("button", name="Add endpoint").click()
+    expect(page.get_by_test_id("secret-value")).to_be_visible()
+    found += violations(page, "webhooks, the new secret")
+    page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.locator("dialog#confirm-dialog")).to_be_visible()
+    found += violations(page, "webhook delete confirmation")
+    page.keyboard.press("Escape")
+    page.get_by_role("link", name="Deliveries").click()
+    found += violations(page, "webhook deliveries")
 
     assert not found, "\n".join(found)

@@ -200,6 +200,15 @@
     if (outcome) { outcome.innerHTML = ""; outcome.setAttribute("data-empty", ""); }
   });
 
+  // --- A refused form shows why ------------------------------------------------------------------
+  // htmx swaps no 4xx answer; a form marked data-show-refusal gets its 400 region (which
+  // names the field) swapped in, as a browser without JavaScript would show the page.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var source = (event.detail.requestConfig && event.detail.requestConfig.elt) || event.detail.elt;
+    var form = source && source.closest && source.closest("form[data-show-refusal]");
+    if (form && event.detail.xhr.status === 400) { event.detail.shouldSwap = true; event.detail.isError = false; }
+  });
+
   document.addEventListener("htmx:afterSettle", function (event) { localiseTimes(event.detail.elt); updateBulk(); });
 
   function start() {

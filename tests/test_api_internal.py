@@ -12,6 +12,7 @@ import sqlalchemy
 from webapp import jobs
 from webapp.config import ConfigError
 from webapp.extensions import db
+from webapp.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
 from webapp.models import Job, Worker
 from webapp.timeutil import utcnow
 
@@ -367,11 +368,26 @@ def test_idle_workers_heartbeating_cost_the_database_no_statement_until_their_ro
         ("/jobs/1/fail", {"lease_token": "t"}, "error"),
         ("/jobs/1/complete", {"lease_token": "t", "exit_code": "zero"}, "exit_code"),
         ("/workers/heartbeat", {"worker_id": "w", "pid": -1}, "pid"),
+        ("/jobs/1/start", {"lease_token": "t", "argv": "rm -rf /"}, "argv"),
+        ("/jobs/1/start", {"lease_token": "t", "argv": []}, "argv"),
+        ("/jobs/1/start", {"lease_token": "t", "argv": ["x"] * (ARGV_MAX_ITEMS + 1)}, "argv"),
+        ("/jobs/1/start", {"lease_token": "t", "argv": ["ok", "x" * (ARGV_ITEM_MAX_CHARS + 1)]}, "argv[1]"),
+        ("/jobs/1/start", {"lease_token": "t", "argv": ["ok", 7]}, "argv[1]"),
+        ("/jobs/1/start", {"lease_token": "t", "argv": ["a\x00b"]}, "argv[0]"),
     ],
 )
 def test_a_bad_worker_body_is_a_400_naming_the_field(client, path, body, field):
     response = call(client, path, **body)
     assert (response.status_code, response.json["field"]) == (400, field)
+
+
+def test_the_start_report_stores_a_commands_argv_on_its_attempt(client):
+    make_job("queued")
+    job = claim(client)
+    argv = ["ffmpeg", "-i", "in put.mp4", "<b>"]
+    assert call(client, f"/jobs/{job['id']}/start", lease_token=job["lease_token"], argv=argv).status_code == 200
+    (attempt,) = client.get(f"/api/jobs/{job['id']}").json["attempts"]
+    assert attempt["argv"] == argv
 
 
 def test_nul_bytes_in_worker_output_are_kept_as_replacement_characters(client):

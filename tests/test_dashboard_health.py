@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
 from webapp import jobs
+from webapp.dashboard import stats
+from webapp.dashboard.stats import WINDOWS
 from webapp.extensions import db
 from webapp.models import Job
 from webapp.timeutil import utcnow
@@ -168,3 +171,49 @@ def test_the_stats_say_so_when_nothing_finished_instead_of_drawing_an_empty_char
     html = text_of(client.get("/stats"))
     assert 'data-testid="stats-empty"' in html and "No job finished in the last hour" in html
     assert "throughput-chart" not in html
+
+
+def test_the_stats_buckets_and_averages_take_each_finished_jobs_times_to_the_microsecond(client):
+    """The store buckets and sums; this is what the Python loop it replaced computed, at bucket edges."""
+    now = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
+    window = WINDOWS["7d"]
+    starts = [start for start, _, _ in stats.over(now, window).buckets]
+    micro = timedelta(microseconds=1)
+    finishes = [
+        ("completed", starts[0] - micro),  # before the window: not counted
+        ("completed", starts[0]),
+        ("failed", starts[1] - micro),
+        ("completed", starts[1] - micro),
+        ("completed", starts[1]),
+        ("failed", starts[1] + timedelta(seconds=59, microseconds=999_999)),
+        ("cancelled", starts[30] + micro),
+        ("completed", starts[-1]),
+        ("failed", now + timedelta(days=1)),  # a clock ahead of ours: the last bucket
+    ]
+    expected = [[0, 0] for _ in starts]
+    waits, claims, runs = [], [], []
+    for number, (status, finished_at) in enumerate(finishes):
+        job = make_job(status)
+        created_at = finished_at - timedelta(seconds=100 + number, microseconds=123_457 * number)
+        claimed_at = None if number == 2 else created_at + timedelta(seconds=7, microseconds=999_999)
+        started_at = None if claimed_at is None else claimed_at + timedelta(microseconds=250_001)
+        times = dict(created_at=created_at, claimed_at=claimed_at, started_at=started_at, finished_at=finished_at)
+        db.session.execute(update(Job).where(Job.id == job.id).values(**times))
+        if finished_at < starts[0]:
+            continue
+        slot = max(i for i, start in enumerate(starts) if start <= finished_at)
+        if status != "cancelled":
+            expected[slot][status == "failed"] += 1
+        if claimed_at:
+            waits.append((claimed_at - created_at).total_seconds())
+            claims.append((started_at - claimed_at).total_seconds())
+            runs.append((finished_at - started_at).total_seconds())
+    db.session.commit()
+
+    figures = stats.over(now, window)
+
+    assert [[done, failed] for _, done, failed in figures.buckets] == expected
+    assert figures.finished == len(finishes) - 1
+    averages = dict(figures.averages)
+    for label, values in (("Waiting (pending + queued)", waits), ("Claimed", claims), ("Running", runs)):
+        assert averages[label] == pytest.approx(sum(values) / len(values), abs=1e-6), label

@@ -4,6 +4,7 @@ job, redelivery, the address guard, the Slack format, the API and the dashboard 
 
 from __future__ import annotations
 
+import html as markup
 import json
 import re
 import time
@@ -19,6 +20,7 @@ from webapp.extensions import db
 from webapp.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from webapp.timeutil import utcnow
 from webapp.webhooks import delivery, events
+from webapp.webhooks.views import CONFIRMATIONS
 
 from tests.conftest import postgresql_only, test_config
 from tests.support.receiver import Receiver
@@ -513,6 +515,39 @@ def test_the_dashboard_page_adds_rotates_redelivers_and_deletes(app, client, rec
     assert new_secret != secret
     assert client.post(f"/webhooks/{endpoint_id}/delete", data={"csrf_token": token}).status_code == 302
     assert db.session.scalar(select(func.count()).select_from(WebhookEndpoint)) == 0
+
+
+def test_rotate_and_delete_forms_post_without_javascript_and_ask_in_the_page(client):
+    endpoint = add_endpoint(client, "https://hooks.example.com/<b>jw</b>", [events.JOB_FAILED])
+    page = client.get("/webhooks").get_data(as_text=True)
+    assert "hx-confirm" not in page
+    for name, path in (("rotate", "rotate-secret"), ("delete", "delete")):
+        url = f"/webhooks/{endpoint['id']}/{path}"
+        form = re.search(rf'<form method="post" action="{url}" hx-post="{url}"(.*?)>', page, re.S)
+        assert form, name
+        asked = re.search(r'data-confirm="([^"]*)" data-confirm-button="([^"]*)"', form.group(1))
+        confirmation = CONFIRMATIONS[name]
+        named = f"webhook {endpoint['id']} (https://hooks.example.com/<b>jw</b>)"
+        assert asked and markup.unescape(asked.group(1)).startswith(confirmation.question.format(endpoint=named))
+        assert confirmation.consequence in markup.unescape(asked.group(1))
+        assert asked.group(2) == confirmation.button
+    assert "<b>jw</b>" not in page
+
+
+def test_enable_and_delete_answer_htmx_with_the_region_and_a_form_with_a_redirect(client):
+    first = add_endpoint(client, "https://hooks.example.com/a", [events.JOB_FAILED])
+    second = add_endpoint(client, "https://hooks.example.com/b", [events.JOB_FAILED])
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/webhooks").get_data(as_text=True)).group(1)
+    hx = {"HX-Request": "true"}
+    for action, done in (("enable", "enabled"), ("delete", "removed")):
+        swapped = client.post(f"/webhooks/{first['id']}/{action}", headers=hx, data={"csrf_token": token})
+        region = swapped.get_data(as_text=True)
+        assert swapped.status_code == 200 and region.startswith('<div id="webhooks-region">'), action
+        assert f"Webhook {first['id']} {done}." in region and "Add an endpoint" in region
+    assert f'data-webhook-id="{first["id"]}"' not in region and f'data-webhook-id="{second["id"]}"' in region
+    posted = client.post(f"/webhooks/{second['id']}/delete", data={"csrf_token": token})
+    assert (posted.status_code, posted.headers["Location"]) == (302, "/webhooks")
+    assert f"Webhook {second['id']} removed." in client.get("/webhooks").get_data(as_text=True)
 
 
 def test_the_monitor_prunes_old_notifications_but_keeps_those_still_to_send(app, client, receiver):

@@ -3,11 +3,17 @@ URLs cached for a year, and a 50-row table poll within 5 KB."""
 
 from __future__ import annotations
 
+import gzip
 import re
+import urllib.error
+import urllib.request
+
+import pytest
 
 from webapp import jobs
 
 from tests.factories import make_job
+from tests.support.server import PROJECT_ROOT, running_server
 
 HX = {"HX-Request": "true"}
 GZIP = {"Accept-Encoding": "gzip"}
@@ -48,3 +54,45 @@ def test_an_unversioned_static_url_is_still_revalidated(client):
     response = client.get("/static/dashboard.css")
     assert "max-age=31536000" not in response.headers.get("Cache-Control", "")
     response.close()
+
+
+@pytest.fixture
+def server(app, database_url, tmp_path):
+    with running_server(database_url, tmp_path / "server.log") as running:
+        yield running
+
+
+def fetch(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as answer:
+        return answer.code, dict(answer.headers), answer.read()
+
+
+@pytest.mark.parametrize(
+    "name, on_disk",
+    [
+        ("dashboard.css", PROJECT_ROOT / "static" / "dashboard.css"),
+        ("htmx", PROJECT_ROOT / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"),
+    ],
+)
+def test_static_files_are_gzipped_for_a_browser_that_accepts_it_and_still_revalidate(server, name, on_disk):
+    _, _, page = fetch(f"{server.url}/jobs")
+    (path,) = {url for url in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.decode()) if name in url}
+    url = server.url + path.replace("&amp;", "&")
+
+    status, headers, body = fetch(url, **{"Accept-Encoding": "gzip, deflate, br, zstd"})  # Chromium's
+    assert (status, headers.get("Content-Encoding")) == (200, "gzip")
+    assert gzip.decompress(body) == on_disk.read_bytes() and len(body) < on_disk.stat().st_size / 2
+    assert "Accept-Encoding" in headers["Vary"] and "immutable" in headers["Cache-Control"]
+    assert int(headers["Content-Length"]) == len(body)
+    assert headers["ETag"].startswith('W/"')
+
+    again, revalidated, empty = fetch(url, **{"Accept-Encoding": "gzip", "If-None-Match": headers["ETag"]})
+    assert (again, empty) == (304, b"")
+    assert revalidated["ETag"] == headers["ETag"]
+
+    status, plain_headers, plain = fetch(url, **{"Accept-Encoding": "identity"})
+    assert (status, plain_headers.get("Content-Encoding"), plain) == (200, None, on_disk.read_bytes())
+    assert not plain_headers["ETag"].startswith("W/")

@@ -8,7 +8,16 @@ import time
 
 import pytest
 
-from webapp.worker.process import OUTPUT_TAIL_BYTES, GroupProcess, OutputTail, TemplateError, fill_argv
+from webapp.api.schemas import Start
+from webapp.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
+from webapp.worker.process import (
+    OUTPUT_TAIL_BYTES,
+    GroupProcess,
+    OutputTail,
+    TemplateError,
+    clip_argv,
+    fill_argv,
+)
 
 from tests.support.processes import alive
 
@@ -165,3 +174,12 @@ def test_a_placeholder_missing_from_the_payload_is_an_error_naming_it():
 def test_a_placeholder_holding_an_object_is_refused():
     with pytest.raises(TemplateError, match="'opts'"):
         fill_argv(["tool", "--opts={opts}"], {"opts": {"a": 1}})
+
+
+def test_the_argv_a_worker_reports_is_clipped_to_what_the_server_takes_saying_what_was_cut():
+    argv = ["tool", "x" * (ARGV_ITEM_MAX_CHARS + 10), *(["a"] * ARGV_MAX_ITEMS)]
+    shown = clip_argv(argv)
+    assert len(shown) == ARGV_MAX_ITEMS and shown[-1] == "… 3 more arguments"
+    assert len(shown[1]) == ARGV_ITEM_MAX_CHARS and shown[1].endswith(f"… ({ARGV_ITEM_MAX_CHARS + 10} characters)")
+    assert Start(lease_token="t", argv=shown).argv == shown  # the server accepts it
+    assert clip_argv(["ffmpeg", "-i", "in.mp4"]) == ["ffmpeg", "-i", "in.mp4"]

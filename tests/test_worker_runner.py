@@ -3,12 +3,15 @@ on loopback, running real subprocesses, checked in the real store."""
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -458,3 +461,32 @@ def test_a_payload_list_never_becomes_extra_arguments_the_job_fails_naming_the_f
         "payload field 'file' is a list; a command-line placeholder takes one string or number"
     )
     assert not first.exists() and not second.exists()  # the command never ran
+
+
+# --- what a command job ran, on its job page ---------------------------------------------------
+
+
+def read(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return answer.read().decode()
+
+
+def test_the_job_page_and_the_api_show_the_argv_a_command_ran_escaped(server, start_worker):
+    hostile = {"label": "<script>alert(1)</script>", "text": '"><img src=x onerror=alert(1)>'}
+    command = jobs.create_job(type="test.echo_args", payload=hostile)
+    python = jobs.create_job(type="demo.noop")
+    start_worker()
+    wait_for(lambda: all(job(c.id).status == "completed" for c in (command, python)), what="both completed")
+
+    ran = [sys.executable, "-c", "import sys; print(sys.argv[1:])", f"--label={hostile['label']}", hostile["text"]]
+    (attempt,) = json.loads(read(f"{server.url}/api/jobs/{command.id}"))["attempts"]
+    assert attempt["argv"] == ran
+    page = read(f"{server.url}/jobs/{command.id}")
+    shown = re.search(r'<ol class="argv"[^>]*data-testid="job-argv">(.*?)</ol>', page, re.S)
+    assert shown, page
+    assert [html.unescape(arg) for arg in re.findall(r"<li><code>(.*?)</code></li>", shown.group(1), re.S)] == ran
+    assert "<script>alert(1)" not in page and "<img src=x" not in page
+
+    (python_attempt,) = json.loads(read(f"{server.url}/api/jobs/{python.id}"))["attempts"]
+    assert python_attempt["argv"] is None
+    assert 'data-testid="job-argv"' not in read(f"{server.url}/jobs/{python.id}")

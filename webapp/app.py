@@ -19,6 +19,7 @@ from . import (
     api,
     models,  # noqa: F401  (registers the tables with the metadata)
     query_time,
+    static_gzip,
     static_urls,
 )
 from . import config as settings
@@ -60,6 +61,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     htmx.init_app(app)
     compress.init_app(app)
     static_urls.init_app(app)
+    static_gzip.init_app(app)
+    static_gzip.init_app(app)
     _secure_headers(app)
     limiter.init_app(app)
     with app.app_context():

@@ -139,8 +139,9 @@ class JobwardenClient:
         body = {"worker_id": worker_id, "types": types, "batch_size": batch_size, "wait_s": wait_s}
         return self._internal("/jobs/claim", body, repeatable=False, timeout=self.timeout + wait_s)["jobs"]
 
-    def start(self, job_id: int, lease_token: str) -> None:
-        self._internal(f"/jobs/{job_id}/start", {"lease_token": lease_token})
+    def start(self, job_id: int, lease_token: str, **fields: Any) -> None:
+        """fields: argv (a command job's command line, for the job page)."""
+        self._internal(f"/jobs/{job_id}/start", {"lease_token": lease_token, **fields})
 
     def heartbeat(self, job_id: int, lease_token: str, **fields: Any) -> dict[str, Any]:
         """fields: progress, stage, current_step, output, checkpoint. Answers {"cancel_requested", "status"}."""

@@ -149,6 +149,7 @@ class JobAttempt(Model):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     step: Mapped[str | None] = mapped_column(String(200))
     output_tail: Mapped[str | None] = mapped_column(Text)
+    argv: Mapped[Any] = mapped_column(Json, nullable=True)  # a command job's command line, as the worker ran it
 
     __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_attempts_number"),)
 

@@ -19,7 +19,12 @@ def _digest(path: str, mtime_ns: int) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
-def _static_folder(app: Flask, endpoint: str) -> str | None:
+def is_static(endpoint: str) -> bool:
+    """The app's static route or a vendor blueprint's."""
+    return endpoint == "static" or endpoint.endswith(".static")
+
+
+def static_folder(app: Flask, endpoint: str) -> str | None:
     if endpoint == "static":
         return app.static_folder
     blueprint = app.blueprints.get(endpoint.rsplit(".", 1)[0])
@@ -27,9 +32,9 @@ def _static_folder(app: Flask, endpoint: str) -> str | None:
 
 
 def _add_version(endpoint: str, values: dict[str, Any]) -> None:
-    if endpoint != "static" and not endpoint.endswith(".static"):
+    if not is_static(endpoint):
         return
-    folder = _static_folder(current_app, endpoint)
+    folder = static_folder(current_app, endpoint)
     filename = values.get("filename")
     if folder is None or not filename or "v" in values:
         return
@@ -42,7 +47,7 @@ def _add_version(endpoint: str, values: dict[str, Any]) -> None:
 
 def _cache_versioned(response: Response) -> Response:
     endpoint = request.endpoint or ""
-    if (endpoint == "static" or endpoint.endswith(".static")) and request.args.get("v") and response.status_code == 200:
+    if is_static(endpoint) and request.args.get("v") and response.status_code == 200:
         response.cache_control.public = True
         response.cache_control.max_age = YEAR_S
         response.cache_control.immutable = True

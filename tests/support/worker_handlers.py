@@ -92,6 +92,12 @@ registry.command(
     ],
 )
 
+# Prints the arguments the payload filled in: for the argv the job page shows.
+registry.command(
+    "test.echo_args",
+    [sys.executable, "-c", "import sys; print(sys.argv[1:])", "--label={label}", "{text}"],
+)
+
 
 # --- durable steps: each handler appends what it ran to payload["counter"], a file the test reads ---
 

@@ -65,7 +65,7 @@ def claim(body: s.Claim):
     security=KEY,
 )
 def start(job_id: int, body: s.Start):
-    jobs.start_job(job_id, body.lease_token)
+    jobs.start_job(job_id, body.lease_token, argv=body.argv)
     return {"ok": True}
 
 

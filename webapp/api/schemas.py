@@ -20,6 +20,7 @@ from pydantic import (
 
 from ..actions import ACTION_NAMES
 from ..config import MAX_CLAIM_WAIT_S
+from ..limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
 from ..states import Status
 from ..step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES, json_size
 from .json_input import safe_integers
@@ -153,6 +154,14 @@ class Lease(Body):
 
 class Start(Lease):
     """The start report: claimed → running."""
+
+    argv: list[Annotated[str, Field(max_length=ARGV_ITEM_MAX_CHARS), AfterValidator(_no_nul)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=ARGV_MAX_ITEMS,
+        description="A command job's command line as the worker filled it in, stored on the attempt "
+        "and shown on the job page. Left out for Python handlers.",
+    )
 
 
 class CheckpointIn(Body):
@@ -319,6 +328,7 @@ class AttemptOut(Answer):
     exit_code: int | None
     step: str | None
     output_tail: str | None
+    argv: list[str] | None = Field(None, description="The command line the attempt ran (command jobs).")
 
 
 class StepOut(Answer):

@@ -87,6 +87,7 @@ def attempt_json(attempt: JobAttempt) -> dict[str, Any]:
         "exit_code": attempt.exit_code,
         "step": attempt.step,
         "output_tail": attempt.output_tail,
+        "argv": attempt.argv,
     }
 
 

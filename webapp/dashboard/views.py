@@ -204,6 +204,7 @@ def _job_context(job_id: int) -> dict:
         "attempts": attempts,
         "failed_attempt": next((a for a in reversed(attempts) if a.error), None),
         "latest_attempt": attempts[-1] if attempts else None,
+        "command_attempt": next((a for a in reversed(attempts) if a.argv), None),
         "events": jobs.events_of(job_id),
         "steps": job_steps,
         "checkpoint": checkpoint,

@@ -45,7 +45,8 @@ def claim_jobs(worker_id: str, *, types: list[str] | None = None, batch_size: in
     return claimed
 
 
-def start_job(job_id: int, lease_token: str) -> Job:
+def start_job(job_id: int, lease_token: str, *, argv: list[str] | None = None) -> Job:
+    """claimed → running; a command job's argv is kept on the attempt for its job page."""
     now = utcnow()
     with unit_of_work():
         job = states.transition(
@@ -54,7 +55,7 @@ def start_job(job_id: int, lease_token: str) -> Job:
             actor=states.lease_holder,
             lease_token=lease_token,
             values={"started_at": now, "heartbeat_at": now},
-            attempt_values={"started_at": now},
+            attempt_values={"started_at": now, "argv": argv},
             now=now,
         )
     return job

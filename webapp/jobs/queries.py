@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import UnaryExpression, func, or_, select, tuple_, union_all
+from sqlalchemy import UnaryExpression, and_, case, func, or_, select, tuple_, union_all
 
 from ..extensions import db
 from ..models import Job, JobAttempt, JobEvent
@@ -14,6 +14,7 @@ from ..query_params import cursor_position
 from ..states import FINISHED, JobNotFound, Status
 from .cursors import decode_cursor, encode_cursor
 from .filters import BadQuery, JobFilter
+from .sql_time import MICROSECOND, epoch_us, microseconds
 
 SORT_COLUMNS = {
     "id": Job.id,
@@ -159,14 +160,42 @@ def uncovered_queued_types(covered: set[str], *, limit: int = 20) -> list[str]:
     return list(db.session.scalars(statement.distinct().order_by(Job.type).limit(limit)))
 
 
-def finished_since(since: datetime, *, limit: int) -> list[Any]:
-    """(status, created_at, claimed_at, started_at, finished_at) of jobs finished since `since`, newest first."""
+def finished_per_bucket(since: datetime, bucket: timedelta) -> list[Any]:
+    """Jobs finished since `since`, per (bucket, status), bucketed and summed by the store.
+
+    Each row: `slot` (the bucket's index from `since`), `status`, `jobs`, and the
+    microseconds spent waiting (created → claimed), claimed (→ started) and running
+    (→ finished) summed over the jobs that have those times (`waits`, `runs` of them).
+    Each timestamp is converted once per job: the CTE is materialized, so the store
+    does not repeat the conversion in every sum.
+    """
+    times = (
+        select(
+            Job.status,
+            epoch_us(Job.created_at).label("created"),
+            epoch_us(Job.claimed_at).label("claimed"),
+            epoch_us(Job.started_at).label("started"),
+            epoch_us(Job.finished_at).label("finished"),
+        )
+        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
+        .cte("finished_times")
+        .prefix_with("MATERIALIZED")
+    )
+    t = times.c
+    ran = and_(t.claimed.is_not(None), t.started.is_not(None))
+    slot = ((t.finished - microseconds(since)) // (bucket // MICROSECOND)).label("slot")
     return list(
         db.session.execute(
-            select(Job.status, Job.created_at, Job.claimed_at, Job.started_at, Job.finished_at)
-            .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
-            .order_by(Job.finished_at.desc())
-            .limit(limit)
+            select(
+                slot,
+                t.status,
+                func.count().label("jobs"),
+                func.sum(t.claimed - t.created).label("wait_us"),
+                func.count(t.claimed).label("waits"),
+                func.sum(case((ran, t.started - t.claimed))).label("claimed_us"),
+                func.sum(case((ran, t.finished - t.started))).label("running_us"),
+                func.count(case((ran, 1))).label("runs"),
+            ).group_by(slot, t.status)
         )
     )
 

@@ -4,15 +4,44 @@ read-only deployment shows no management at all."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
 from ..auth import can_act
-from ..dashboard.regions import render_region
+from ..dashboard.regions import render_region, wants_region
 from ..dashboard.views import csrf_refused, dashboard_context, writes_come_from_this_site
+from ..models import WebhookEndpoint
 from . import endpoints
 from .events import EVENT_TYPES
 from .formats import FORMATS
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the in-page dialog asks before an endpoint action (as webapp.actions does for jobs)."""
+
+    button: str  # the dialog's confirming button
+    question: str  # "{endpoint}" names the endpoint
+    consequence: str
+
+    def text(self, endpoint: WebhookEndpoint) -> str:
+        return f"{self.question.format(endpoint=f'webhook {endpoint.id} ({endpoint.url})')} {self.consequence}"
+
+
+CONFIRMATIONS = {
+    "rotate": Confirmation(
+        "Rotate secret",
+        "Rotate the secret of {endpoint}?",
+        "The current secret stops working at once: the receiver must verify with the new one, shown only once.",
+    ),
+    "delete": Confirmation(
+        "Delete webhook",
+        "Delete {endpoint}?",
+        "Nothing more is sent to it, and its delivery log and waiting deliveries are removed.",
+    ),
+}
 
 bp = Blueprint("webhooks", __name__)
 bp.context_processor(dashboard_context)
@@ -39,9 +68,19 @@ def _page(status: int = 200, **shown):
         events=endpoints.events_of([e.id for e in rows]),
         event_types=EVENT_TYPES,
         formats=FORMATS,
+        confirmations=CONFIRMATIONS,
         **shown,
     )
     return render_region("webhooks/index.html", "webhooks/_region.html", **context), status
+
+
+def _done(message: str):
+    """HTMX swaps the region, which says what was done; a form posted without JavaScript
+    goes back to the page, where the flash says it."""
+    if wants_region():
+        return _page(message=message)
+    flash(message, "ok")
+    return redirect(url_for("webhooks.index"))
 
 
 @bp.get("/webhooks")
@@ -70,15 +109,13 @@ def rotate_secret(webhook_id: int):
 @bp.post("/webhooks/<job_id:webhook_id>/enable")
 def enable(webhook_id: int):
     endpoints.enable(webhook_id)
-    flash(f"Webhook {webhook_id} enabled.", "ok")
-    return redirect(url_for("webhooks.index"))
+    return _done(f"Webhook {webhook_id} enabled.")
 
 
 @bp.post("/webhooks/<job_id:webhook_id>/delete")
 def delete(webhook_id: int):
     endpoints.remove(webhook_id)
-    flash(f"Webhook {webhook_id} removed.", "ok")
-    return redirect(url_for("webhooks.index"))
+    return _done(f"Webhook {webhook_id} removed.")
 
 
 @bp.get("/webhooks/<job_id:webhook_id>")

@@ -47,6 +47,7 @@ from .context import (
     describe,
 )
 from .handlers import CommandHandler, PythonHandler, timeout_for
+from .process import TemplateError, clip_argv
 from .reports import ReportBatcher
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class Attempt:
     def begin(self) -> None:
         # Queued before either thread runs: the reporting thread sends it as its first act,
         # with no hand-off from the handler thread in between (the job's pickup latency).
-        self._queue(Report("start"))
+        self._queue(Report("start", self._start_fields()))
         self._reporter_thread.start()
         self._handler_thread.start()
 
@@ -210,6 +211,15 @@ class Attempt:
             self.finished.wait()
             self.done.set()
             self.on_done(self)
+
+    def _start_fields(self) -> dict[str, Any]:
+        """A command job's argv goes with the start, so its job page shows what runs."""
+        if not isinstance(self.handler, CommandHandler):
+            return {}
+        try:
+            return {"argv": clip_argv(self.handler.argv_for(self.ctx.payload))}
+        except TemplateError:
+            return {}  # the handler fails the job, naming the payload field
 
     def _wait_started(self) -> bool:
         while not self._started.is_set():

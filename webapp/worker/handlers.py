@@ -44,9 +44,13 @@ class CommandHandler:
     env: Mapping[str, str] | None = None
     cwd: str | None = None
 
+    def argv_for(self, payload: Any) -> list[str]:
+        """The command line this payload fills in (TemplateError when it cannot)."""
+        return fill_argv(self.argv, payload if payload is not None else {})
+
     def run(self, ctx: JobContext) -> Any:
         try:
-            argv = fill_argv(self.argv, ctx.payload if ctx.payload is not None else {})
+            argv = self.argv_for(ctx.payload)
         except TemplateError as error:
             raise JobFailed(str(error), retryable=False) from None
         try:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..limits import OUTPUT_TAIL_BYTES
+from ..limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS, OUTPUT_TAIL_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,21 @@ def fill_argv(template: Sequence[str], payload: Any) -> list[str]:
     unless the template marks the slot `{name!option}`. `{{`/`}}` are literal braces.
     """
     return [_fill(item, payload) for item in template]
+
+
+def clip_argv(argv: Sequence[str]) -> list[str]:
+    """The argv as reported for the job page: within the server's caps, saying what was cut."""
+    shown = list(argv)
+    if len(shown) > ARGV_MAX_ITEMS:
+        shown = [*shown[: ARGV_MAX_ITEMS - 1], f"… {len(shown) - ARGV_MAX_ITEMS + 1} more arguments"]
+    return [_clip_item(item) for item in shown]
+
+
+def _clip_item(item: str) -> str:
+    if len(item) <= ARGV_ITEM_MAX_CHARS:
+        return item
+    mark = f"… ({len(item)} characters)"
+    return item[: ARGV_ITEM_MAX_CHARS - len(mark)] + mark
 
 
 def _fill(item: str, payload: Any) -> str:
