@@ -193,6 +193,31 @@ class OperatorSessions(Model):
     generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
+class JobRollup(Model):
+    """Finished jobs of one hour, type and status, counted and timed: /stats over days reads these."""
+
+    __tablename__ = "job_rollups"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)  # the hour's start
+    type: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    jobs: Mapped[int] = mapped_column(BigInteger)
+    wait_us: Mapped[int | None] = mapped_column(BigInteger)  # created → claimed, over `waits` jobs
+    waits: Mapped[int] = mapped_column(BigInteger)
+    claimed_us: Mapped[int | None] = mapped_column(BigInteger)  # claimed → started, over `runs` jobs
+    running_us: Mapped[int | None] = mapped_column(BigInteger)  # started → finished, over `runs` jobs
+    runs: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupProgress(Model):
+    """One row: every hour before `rolled_up_to` is in job_rollups (no row: none is yet)."""
+
+    __tablename__ = "rollup_progress"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    rolled_up_to: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class StepResult(Model):
     """A durable step's stored result: later attempts of the job return it instead of running the step."""
 

@@ -1,17 +1,14 @@
 """The /stats figures over a chosen window (1 h, 24 h, 7 d): throughput per bucket, time in
-each status, failures by error and by type — all counted and summed by the store."""
+each status, failures by error and by type — all counted and summed by the store, over days
+from its hourly rollups (`webapp.jobs.rollups`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-
 from .. import jobs
-from ..extensions import db
-from ..models import Job
-from ..states import FINISHED, Status
+from ..states import Status
 
 TYPES_SHOWN = 50
 
@@ -77,13 +74,8 @@ def _floor(moment: datetime, bucket: timedelta) -> datetime:
 
 def by_type(since: datetime) -> list[TypeRow]:
     """Finished jobs per type since `since`, by outcome, the most failing types first."""
-    counted = func.count().label("n")
     rows: dict[str, TypeRow] = {}
-    for job_type, status, n in db.session.execute(
-        select(Job.type, Job.status, counted)
-        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
-        .group_by(Job.type, Job.status)
-    ):
+    for (job_type, status), n in jobs.finished_by_type(since).items():
         row = rows.setdefault(job_type, TypeRow(job_type, 0, 0, 0))
         outcome = {Status.COMPLETED.value: "completed", Status.FAILED.value: "failed"}.get(status, "cancelled")
         setattr(row, outcome, n)
@@ -106,9 +98,9 @@ def over(now: datetime, window: Window) -> Stats:
         finished += row.jobs
         waits += row.waits
         runs += row.runs
-        wait_us += int(row.wait_us or 0)  # PostgreSQL sums to a Decimal
-        claimed_us += int(row.claimed_us or 0)
-        running_us += int(row.running_us or 0)
+        wait_us += row.wait_us
+        claimed_us += row.claimed_us
+        running_us += row.running_us
     buckets = [(first + i * window.bucket, completed[i], failed[i]) for i in range(window.buckets)]
     return Stats(
         window=window,

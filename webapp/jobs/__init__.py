@@ -4,7 +4,8 @@ is one transaction, committed on success and rolled back on refusal.
 
 One module per reason to change: `queries`, `filters` and `cursors` read;
 `lifecycle` is the worker's side of a job; `recovery` and `bulk` the
-operator's; `reaping` the health monitor's writes; `workers` the worker
+operator's; `reaping` the health monitor's writes and `rollups` its hourly
+rollups of finished jobs (and the /stats reads over them); `workers` the worker
 registry; `policy` the retry and heartbeat policy. Callers use this package's
 names (`jobs.create_job(...)`).
 """
@@ -26,10 +27,11 @@ from .queries import (
     count_matching,
     events_of,
     failures_by_error,
-    finished_per_bucket,
     get_job,
     ids_matching,
     list_jobs,
+    live_finished_by_type,
+    live_finished_per_bucket,
     queue_position,
     steps_of,
     uncovered_queued_types,
@@ -44,6 +46,7 @@ from .reaping import (
     release_unconfirmed_cancellation,
 )
 from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job
+from .rollups import finished_by_type, finished_per_bucket, roll_up, rolled_up_to
 from .transaction import as_committed, unit_of_work
 from .workers import register_worker, unserved_types
 
@@ -70,6 +73,7 @@ __all__ = [
     "fail_job",
     "fail_stale_pending",
     "failures_by_error",
+    "finished_by_type",
     "finished_per_bucket",
     "force_start",
     "get_job",
@@ -77,6 +81,8 @@ __all__ = [
     "heartbeat_timeout",
     "ids_matching",
     "list_jobs",
+    "live_finished_by_type",
+    "live_finished_per_bucket",
     "mark_failed",
     "mark_worker_gone",
     "orphan_job",
@@ -90,6 +96,8 @@ __all__ = [
     "release_stale_pending",
     "release_unconfirmed_cancellation",
     "retry_delay",
+    "roll_up",
+    "rolled_up_to",
     "start_job",
     "steps_of",
     "tail",

@@ -160,42 +160,59 @@ def uncovered_queued_types(covered: set[str], *, limit: int = 20) -> list[str]:
     return list(db.session.scalars(statement.distinct().order_by(Job.type).limit(limit)))
 
 
-def finished_per_bucket(since: datetime, bucket: timedelta) -> list[Any]:
-    """Jobs finished since `since`, per (bucket, status), bucketed and summed by the store.
+def finished_times(*conditions: Any, columns: tuple[Any, ...] = ()) -> Any:
+    """Finished jobs (those matching `conditions` too) with their status and each time in microseconds.
 
-    Each row: `slot` (the bucket's index from `since`), `status`, `jobs`, and the
-    microseconds spent waiting (created → claimed), claimed (→ started) and running
-    (→ finished) summed over the jobs that have those times (`waits`, `runs` of them).
     Each timestamp is converted once per job: the CTE is materialized, so the store
     does not repeat the conversion in every sum.
     """
-    times = (
+    return (
         select(
             Job.status,
+            *columns,
             epoch_us(Job.created_at).label("created"),
             epoch_us(Job.claimed_at).label("claimed"),
             epoch_us(Job.started_at).label("started"),
             epoch_us(Job.finished_at).label("finished"),
         )
-        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
+        .where(Job.status.in_(sorted(FINISHED)), *conditions)
         .cte("finished_times")
         .prefix_with("MATERIALIZED")
     )
-    t = times.c
+
+
+def phase_sums(t: Any) -> list[Any]:
+    """Over `finished_times` rows: how many, and the microseconds spent waiting (created → claimed),
+    claimed (→ started) and running (→ finished) summed over the jobs that have those times
+    (`waits`, `runs` of them). The hourly rollups keep exactly these columns."""
     ran = and_(t.claimed.is_not(None), t.started.is_not(None))
+    return [
+        func.count().label("jobs"),
+        func.sum(t.claimed - t.created).label("wait_us"),
+        func.count(t.claimed).label("waits"),
+        func.sum(case((ran, t.started - t.claimed))).label("claimed_us"),
+        func.sum(case((ran, t.finished - t.started))).label("running_us"),
+        func.count(case((ran, 1))).label("runs"),
+    ]
+
+
+def live_finished_per_bucket(since: datetime, bucket: timedelta, *, after: datetime | None = None) -> list[Any]:
+    """Jobs finished since `after` (default `since`), per (bucket, status), from the jobs table.
+
+    Each row: `slot` (the bucket's index from `since`), `status` and the `phase_sums`.
+    """
+    t = finished_times(Job.finished_at >= (after or since)).c
     slot = ((t.finished - microseconds(since)) // (bucket // MICROSECOND)).label("slot")
+    return list(db.session.execute(select(slot, t.status, *phase_sums(t)).group_by(slot, t.status)))
+
+
+def live_finished_by_type(since: datetime) -> list[Any]:
+    """Jobs finished since `since` per (type, status): rows of `type`, `status`, `jobs`."""
     return list(
         db.session.execute(
-            select(
-                slot,
-                t.status,
-                func.count().label("jobs"),
-                func.sum(t.claimed - t.created).label("wait_us"),
-                func.count(t.claimed).label("waits"),
-                func.sum(case((ran, t.started - t.claimed))).label("claimed_us"),
-                func.sum(case((ran, t.finished - t.started))).label("running_us"),
-                func.count(case((ran, 1))).label("runs"),
-            ).group_by(slot, t.status)
+            select(Job.type, Job.status, func.count().label("jobs"))
+            .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
+            .group_by(Job.type, Job.status)
         )
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, DateTime
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -41,3 +41,22 @@ def _postgresql(element, compiler, **kw) -> str:
 def microseconds(moment: datetime) -> int:
     """The same number for a Python (aware UTC) datetime."""
     return (moment - EPOCH) // MICROSECOND
+
+
+class hour_of(FunctionElement):  # noqa: N801  (a SQL function's name)
+    """hour_of(column): the naive-UTC timestamp column cut down to the start of its hour."""
+
+    type = DateTime()
+    inherit_cache = True
+    name = "hour_of"
+
+
+@compiles(hour_of, "sqlite")
+def _sqlite_hour(element, compiler, **kw) -> str:
+    # The stored text up to the hour, then the rest in the same format, so it compares as text.
+    return f"(substr({compiler.process(element.clauses, **kw)}, 1, 13) || ':00:00.000000')"
+
+
+@compiles(hour_of, "postgresql")
+def _postgresql_hour(element, compiler, **kw) -> str:
+    return f"date_trunc('hour', {compiler.process(element.clauses, **kw)})"

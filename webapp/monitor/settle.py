@@ -1,4 +1,4 @@
-"""One monitor pass: settle what is stuck, prune what is old, record the pass."""
+"""One monitor pass: settle what is stuck, roll up finished hours, prune what is old, record the pass."""
 
 from __future__ import annotations
 
@@ -189,12 +189,16 @@ def _settle(now: datetime, s: dict[str, Any]) -> dict[str, Any]:
     retention_cutoff = now - s["retention"]
     # Webhook notifications (and their delivery logs) are kept as long as jobs.
     changes["pruned_notifications"] = prune_notifications(retention_cutoff, batch_size=s["batch_size"])
+    # A finished job is pruned only once its hour is rolled up (the /stats history keeps it).
+    changes["rolled_up_hours"] = jobs.roll_up(now)
+    rolled_up_to = jobs.rolled_up_to()
+    prune_cutoff = min(retention_cutoff, rolled_up_to) if rolled_up_to else None
     for status in PRUNED_STATUSES:
         # Most passes find nothing due: a read answers that without a write transaction.
-        if db.session.execute(retention_scan(status, retention_cutoff, 1)).first() is None:
+        if prune_cutoff is None or db.session.execute(retention_scan(status, prune_cutoff, 1)).first() is None:
             continue
         for _ in range(s["max_batches"]):
-            deleted = jobs.prune_finished(status, cutoff=retention_cutoff, batch_size=s["batch_size"])
+            deleted = jobs.prune_finished(status, cutoff=prune_cutoff, batch_size=s["batch_size"])
             changes["pruned"] += deleted
             if deleted < s["batch_size"]:
                 break
