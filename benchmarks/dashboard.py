@@ -46,12 +46,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor import database, percentile, populate  # noqa: E402  (benchmarks/monitor.py)
+from monitor import database, percentile, populate, roll_up  # noqa: E402  (benchmarks/monitor.py)
 from sqlalchemy import event, text  # noqa: E402
 
-from webapp import create_app, jobs  # noqa: E402
+from webapp import create_app  # noqa: E402
 from webapp.extensions import db  # noqa: E402
-from webapp.timeutil import utcnow  # noqa: E402
 
 TARGET_MS = 50.0
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -190,15 +189,6 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
         db.session.remove()
         db.engine.dispose()
     return results
-
-
-def roll_up() -> tuple[float, int]:
-    """The hourly rollups /stats reads, up to date as the monitor keeps them; seconds taken and hours."""
-    clock = time.perf_counter()
-    hours = 0
-    while rolled := jobs.roll_up(utcnow()):
-        hours += rolled
-    return time.perf_counter() - clock, hours
 
 
 def rq_python() -> str:
