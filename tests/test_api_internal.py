@@ -8,11 +8,13 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy
+from sqlalchemy.orm import Session
 
-from webapp import jobs
+from webapp import jobs, wakeup
 from webapp.config import ConfigError
 from webapp.extensions import db
 from webapp.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
+from webapp.metrics import TRANSITIONS
 from webapp.models import Job, Worker
 from webapp.timeutil import utcnow
 
@@ -283,6 +285,58 @@ def test_a_batch_of_reports_applies_each_item_on_its_own_and_answers_each_in_ord
     assert (fresh(first["id"]).status, fresh(first["id"]).result) == ("completed", {"n": 1})
     assert [e.data["event"] for e in jobs.events_of(first["id"]) if e.kind == "step"] == ["started"]
     assert [fresh(j["id"]).status for j in (second, third, fourth)] == ["claimed", "claimed", "cancelled"]
+
+
+def transitions_counted(action: str, status: str) -> float:
+    return TRANSITIONS.labels(action, status)._value.get()
+
+
+def test_a_batch_wakes_waiting_claims_once_it_has_committed(client, monkeypatch):
+    make_job("queued", max_attempts=1)
+    job = running(client)
+    hub, engine = wakeup.hub(), db.engine
+    seen_at_wake = []
+    wake = hub.wake
+
+    def wake_and_look():
+        with engine.connect() as connection:
+            seen_at_wake.append(connection.execute(sqlalchemy.select(Job.status).where(Job.id == job["id"])).scalar())
+        wake()
+
+    monkeypatch.setattr(hub, "wake", wake_and_look)
+    results = reports(
+        client,
+        {"kind": "fail", "job_id": job["id"], "lease_token": job["lease_token"], "error": "bye", "interrupted": True},
+        {"kind": "heartbeat", "job_id": job["id"], "lease_token": "stale-token"},
+    ).json["results"]
+    assert [r["code"] for r in results] == [200, 409]
+    # A claim woken by the item's savepoint (before the commit) would find nothing and sleep on.
+    assert seen_at_wake and set(seen_at_wake) == {"queued"}
+
+
+def test_a_batch_whose_commit_fails_answers_503_and_stores_nothing(client):
+    for _ in range(2):
+        make_job("queued")
+    first, second = call(client, "/jobs/claim", worker_id="w1", batch_size=2).json["jobs"]
+    hub = wakeup.hub()
+    seen, started = hub.generation, transitions_counted("start", "running")
+
+    def commit_fails(session):
+        if not session.in_nested_transaction():
+            raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("the server closed the connection"))
+
+    sqlalchemy.event.listen(Session, "before_commit", commit_fails)
+    try:
+        response = reports(
+            client,
+            {"kind": "start", "job_id": first["id"], "lease_token": first["lease_token"]},
+            {"kind": "fail", "job_id": second["id"], "lease_token": second["lease_token"], "error": "x"},
+        )
+    finally:
+        sqlalchemy.event.remove(Session, "before_commit", commit_fails)
+    assert (response.status_code, response.json["error"]) == (503, "unavailable")
+    assert [fresh(j["id"]).status for j in (first, second)] == ["claimed", "claimed"]
+    assert (hub.generation, transitions_counted("start", "running")) == (seen, started)
 
 
 @pytest.mark.parametrize(

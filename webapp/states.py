@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import NamedFromClause
 
+from .commit_hooks import after_commit
 from .extensions import db
 from .metrics import TRANSITIONS
 from .models import Job, JobAttempt, JobEvent
@@ -395,7 +396,7 @@ def transition(
         # The status moved between our read and our write: read it again.
     else:
         raise why_refused(job_id, edge, lease_token)
-    TRANSITIONS.labels(action, edge.target).inc()
+    after_commit(TRANSITIONS.labels(action, edge.target).inc)
     if edge.target == Status.QUEUED:
         announce_claimable()
     if event is not None and not postgresql:  # PostgreSQL wrote it in the statement above
@@ -447,7 +448,7 @@ def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = No
         )
     )
     for job in jobs:
-        TRANSITIONS.labels("create", job.status).inc()
+        after_commit(TRANSITIONS.labels("create", job.status).inc)
     if any(job.status == Status.QUEUED for job in jobs):
         announce_claimable()
     return jobs
@@ -532,5 +533,5 @@ def claim(
     }
     jobs = _run(_claim_plan(bool(types), _is_postgresql()), params)
     if jobs:
-        TRANSITIONS.labels("claim", Status.CLAIMED).inc(len(jobs))
+        after_commit(partial(TRANSITIONS.labels("claim", Status.CLAIMED).inc, len(jobs)))
     return sorted(jobs, key=lambda job: (-job.priority, job.id))

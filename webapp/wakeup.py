@@ -28,10 +28,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
+from .commit_hooks import after_commit
 from .extensions import db
 from .integrity import sqlite_path
 from .models import Job
@@ -45,7 +45,6 @@ SQLITE_WATCH_INTERVAL_S = 0.01
 RECENT_WRITE_NS = 50_000_000
 LISTEN_RETRY_S = 1.0
 UNWATCHED_WAIT_S = 0.5  # the longest sleep while no listener or watcher runs (it is starting or down)
-_PENDING = "jobwarden_claimable"  # Session.info key: this transaction made a job claimable
 
 
 class Hub:
@@ -114,20 +113,14 @@ def hub() -> Hub:
 def announce_claimable() -> None:
     """Called by the state machine inside a transaction that made a job claimable."""
     session = db.session()
-    session.info[_PENDING] = True
+    after_commit(_wake_this_process)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 
 
-@event.listens_for(Session, "after_commit")
-def _wake_after_commit(session: Session) -> None:
-    if session.info.pop(_PENDING, False) and _hub is not None and _hub_pid == os.getpid():
+def _wake_this_process() -> None:
+    if _hub is not None and _hub_pid == os.getpid():
         _hub.wake()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
 
 
 # --- PostgreSQL: one LISTEN connection per process ------------------------------------------

@@ -1,6 +1,6 @@
 """The internal API workers speak: claim, start, heartbeat, steps, complete, fail,
 and `stopped` (a cancelled job has stopped), one by one or several in one request
-(`reports`, each item applied as its single report).
+(`reports`, each item applied as its single report, the batch committed once).
 
 Every route needs `Authorization: Bearer $JOBWARDEN_INTERNAL_API_KEY`; every
 call after the claim carries the claim's lease token, and a token that is no
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import auth, cancellation, jobs, states, steps
 from ..claim_wait import claim_waiting
@@ -198,11 +199,20 @@ SINGLE: dict[str, Callable[[int, Any], dict[str, Any]]] = {
 )
 def reports(body: s.Reports):
     """A worker's reports for all its jobs at once. Each item is applied as its single
-    report would be, in its own transaction and fenced by its own lease token, and gets
-    its own answer, in order, with the `code` the single report would have answered: an
-    invalid item (400 naming `items[i].field`), an unknown job (404) or a stale lease
-    (409 `lease_lost` with the job's status) never keeps the others from applying."""
-    return {"results": [_apply(index, item) for index, item in enumerate(body.items)]}
+    report would be, fenced by its own lease token, and gets its own answer, in order,
+    with the `code` the single report would have answered: an invalid item (400 naming
+    `items[i].field`), an unknown job (404) or a stale lease (409 `lease_lost` with the
+    job's status) never keeps the others from applying.
+
+    One transaction for the batch, a savepoint per item (a refused item undoes only its
+    own): the batch waits for one commit. If that commit fails nothing was applied, and
+    the whole request answers 503, which the worker sends again."""
+    try:
+        with jobs.unit_of_work():
+            results = [_apply(index, item) for index, item in enumerate(body.items)]
+    except SQLAlchemyError as error:
+        raise ApiError(503, "unavailable", "the reports were not stored; send them again") from error
+    return {"results": results}
 
 
 def _apply(index: int, item: Any) -> dict[str, Any]:

@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result
+from sqlalchemy.orm import Session
 
+from ..commit_hooks import dropped_if_raised
 from ..extensions import db
+
+_OPEN = "jobwarden_unit_of_work"  # Session.info key: a unit of work is open
 
 
 @contextmanager
 def unit_of_work() -> Iterator[None]:
-    """Commit what the block did, or roll all of it back if it raised."""
+    """Commit what the block did, or roll all of it back if it raised.
+
+    Nestable: inside another unit of work (a batch of worker reports) the block runs
+    in a SAVEPOINT, so raising undoes only its own changes, and the outermost unit
+    commits once for all: a batch waits for one commit, not one per report.
+    """
+    session = db.session()
+    if session.info.get(_OPEN):
+        _open_sqlite_transaction(session)
+        with dropped_if_raised(), session.begin_nested():
+            yield
+        return
+    session.info[_OPEN] = True
     try:
         yield
-        db.session.commit()
+        session.commit()
     except BaseException:
-        db.session.rollback()
+        session.rollback()
         raise
+    finally:
+        del session.info[_OPEN]
+
+
+def _open_sqlite_transaction(session: Session) -> None:
+    """pysqlite opens a transaction only before a write: a SAVEPOINT sent outside one
+    opens its own, which its RELEASE commits. Open the batch's first, for writing
+    (IMMEDIATE: a read transaction upgraded later could fail on a concurrent write)."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    if not cast(sqlite3.Connection, connection.connection.dbapi_connection).in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @contextmanager

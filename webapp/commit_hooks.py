@@ -1,0 +1,52 @@
+"""What may happen only once a transaction has committed: waking waiting claims,
+counting transitions. A hook runs after the outermost commit and is dropped by a
+rollback, and by the rollback of the savepoint it was registered in (a refused
+report in a batch: see jobs.unit_of_work), so nothing counts or wakes for work
+the database never kept.
+
+SQLAlchemy fires `after_commit` and `after_rollback` for savepoints too: releasing
+one is not a commit, and rolling one back leaves the hooks of its siblings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from .extensions import db
+
+_HOOKS = "jobwarden_after_commit"  # Session.info key: the hooks of the open transaction
+
+
+def after_commit(hook: Callable[[], None]) -> None:
+    """Run `hook` once the current transaction commits (never if it rolls back)."""
+    db.session().info.setdefault(_HOOKS, []).append(hook)
+
+
+@contextmanager
+def dropped_if_raised() -> Iterator[None]:
+    """The hooks registered in the block are dropped if it raises (its savepoint rolls back)."""
+    hooks = db.session().info.setdefault(_HOOKS, [])
+    kept = len(hooks)
+    try:
+        yield
+    except BaseException:
+        del hooks[kept:]
+        raise
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the transaction has not committed yet
+    for hook in session.info.pop(_HOOKS, ()):
+        hook()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint's own hooks: `dropped_if_raised`
+        session.info.pop(_HOOKS, None)
