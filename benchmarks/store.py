@@ -10,7 +10,10 @@ What one run measures, per backend and per number of worker processes:
    `jobs.claim_jobs(batch_size=--batch-size)` and, for every job claimed,
    `jobs.start_job` then `jobs.complete_job` (no work in between), until a
    claim comes back empty. Timed from the start signal to the last process's
-   empty claim.
+   empty claim. With --reports batched (as the server applies a worker's
+   coalesced `/reports`: webapp/worker/reports.py), a claimed batch's starts
+   share one unit of work, then its completes another (a savepoint per job, one
+   commit per batch); with single, each start and complete commits on its own.
 
 Printed: processing rate (jobs / process time) and the whole lifecycle rate
 (jobs / (create time + process time)). SQLite runs once per --synchronous mode
@@ -88,7 +91,15 @@ def app_config(database_url: str, synchronous: str, pre_ping: bool) -> dict:
 
 
 def work(
-    database_url: str, synchronous: str, pre_ping: bool, worker_id: str, batch_size: int, ready, start, results
+    database_url: str,
+    synchronous: str,
+    pre_ping: bool,
+    worker_id: str,
+    batch_size: int,
+    batched: bool,
+    ready,
+    start,
+    results,
 ) -> None:
     """One worker process: claim batches, start and complete each job, until the queue is empty."""
     from sqlalchemy import event
@@ -109,10 +120,18 @@ def work(
         start.wait()
         done = 0
         while batch := jobs.claim_jobs(worker_id, batch_size=batch_size):
-            for job in batch:
-                jobs.start_job(job.id, job.lease_token)
-                jobs.complete_job(job.id, job.lease_token)
-                done += 1
+            if batched:
+                with jobs.unit_of_work():
+                    for job in batch:
+                        jobs.start_job(job.id, job.lease_token)
+                with jobs.unit_of_work():
+                    for job in batch:
+                        jobs.complete_job(job.id, job.lease_token)
+            else:
+                for job in batch:
+                    jobs.start_job(job.id, job.lease_token)
+                    jobs.complete_job(job.id, job.lease_token)
+            done += len(batch)
         results.put((worker_id, done, time.monotonic(), statements))
 
 
@@ -129,7 +148,7 @@ def collect(results, workers) -> list:
     return finished
 
 
-def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: int, args) -> Run:
+def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: int, batched: bool, args) -> Run:
     from webapp import create_app, jobs
     from webapp.extensions import db
     from webapp.models import Job
@@ -154,6 +173,7 @@ def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: 
                     args.pre_ping == "on",
                     f"bench-{n}",
                     args.batch_size,
+                    batched,
                     ready,
                     start,
                     results,
@@ -180,7 +200,8 @@ def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: 
         db.session.remove()
         db.engine.dispose()
     statements = sum(sent for _, _, _, sent in finished)
-    return Run("jobwarden", backend, processes, args.jobs, create_s, process_s, statements)
+    label = f"{backend}, {'batched' if batched else 'single'} reports"
+    return Run("jobwarden", label, processes, args.jobs, create_s, process_s, statements)
 
 
 def procrastinate_python() -> str:
@@ -240,7 +261,7 @@ def run_procrastinate(python: str, database_url: str, processes: int, jobs: int)
 def report(run: Run) -> None:
     per_job = f"  {run.statements / run.jobs:.1f} statements/job" if run.statements is not None else ""
     print(
-        f"{run.system:<13} {run.backend:<22} {run.processes:>3} proc  {run.jobs:>6} jobs  "
+        f"{run.system:<13} {run.backend:<40} {run.processes:>3} proc  {run.jobs:>6} jobs  "
         f"create {run.create_s:6.2f} s  process {run.process_s:6.2f} s  "
         f"{run.rate:7.0f} jobs/s  (lifecycle incl. create {run.lifecycle_rate:6.0f}/s){per_job}",
         flush=True,
@@ -268,7 +289,14 @@ def main() -> None:
     )
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="a server to create throwaway databases on")
     parser.add_argument("--skip-procrastinate", action="store_true")
+    parser.add_argument(
+        "--reports",
+        default="single,batched",
+        help="how starts and completes commit: single (each its own) and/or batched (one commit per claimed "
+        "batch, as /reports applies a worker's reports); default both",
+    )
     args = parser.parse_args()
+    modes = [mode == "batched" for mode in args.reports.split(",")]
     counts = [int(n) for n in args.processes.split(",")]
     backends = args.backends.split(",")
 
@@ -281,30 +309,34 @@ def main() -> None:
     if "sqlite" in backends:
         for synchronous in args.synchronous.upper().split(","):
             for processes in counts:
-                with tempfile.TemporaryDirectory(prefix="jobwarden-bench-") as directory:
-                    url = f"sqlite:///{Path(directory) / 'jobwarden.db'}"
-                    runs.append(run_jobwarden(url, f"sqlite synchronous={synchronous}", synchronous, processes, args))
-                report(runs[-1])
+                for batched in modes:
+                    with tempfile.TemporaryDirectory(prefix="jobwarden-bench-") as directory:
+                        url = f"sqlite:///{Path(directory) / 'jobwarden.db'}"
+                        backend = f"sqlite synchronous={synchronous}"
+                        runs.append(run_jobwarden(url, backend, synchronous, processes, batched, args))
+                    report(runs[-1])
     if "postgresql" in backends:
         python = None if args.skip_procrastinate else procrastinate_python()
         # Each Jobwarden run right before procrastinate's at the same count, so both meet the same load.
         for processes in counts:
-            with postgres_test_database(args.postgres_url) as url:
-                runs.append(run_jobwarden(url, "postgresql", "FULL", processes, args))
-            report(runs[-1])
+            for batched in modes:
+                with postgres_test_database(args.postgres_url) as url:
+                    runs.append(run_jobwarden(url, "postgresql", "FULL", processes, batched, args))
+                report(runs[-1])
             if python:
                 with postgres_test_database(args.postgres_url) as url:
                     runs.append(run_procrastinate(python, url, processes, args.procrastinate_jobs or args.jobs))
                 report(runs[-1])
 
-    ours = {run.processes: run for run in runs if run.system == "jobwarden" and run.backend == "postgresql"}
     theirs = {run.processes: run for run in runs if run.system == "procrastinate"}
-    for processes in sorted(set(ours) & set(theirs)):
+    for run in runs:
+        if run.system != "jobwarden" or not run.backend.startswith("postgresql") or run.processes not in theirs:
+            continue
+        other = theirs[run.processes]
         print(
-            f"ratio Jobwarden/procrastinate on PostgreSQL, {processes} proc: "
-            f"{ours[processes].rate / theirs[processes].rate:.2f} "
-            f"({ours[processes].rate:.0f} vs {theirs[processes].rate:.0f} jobs/s); including create "
-            f"{ours[processes].lifecycle_rate / theirs[processes].lifecycle_rate:.2f}",
+            f"ratio Jobwarden ({run.backend})/procrastinate, {run.processes} proc: "
+            f"{run.rate / other.rate:.2f} ({run.rate:.0f} vs {other.rate:.0f} jobs/s); including create "
+            f"{run.lifecycle_rate / other.lifecycle_rate:.2f}",
             flush=True,
         )
 
