@@ -11,6 +11,7 @@ import sqlalchemy
 from sqlalchemy.orm import Session
 
 from webapp import jobs, wakeup
+from webapp.api import internal
 from webapp.config import ConfigError
 from webapp.extensions import db
 from webapp.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
@@ -287,6 +288,53 @@ def test_a_batch_of_reports_applies_each_item_on_its_own_and_answers_each_in_ord
     assert [fresh(j["id"]).status for j in (second, third, fourth)] == ["claimed", "claimed", "cancelled"]
 
 
+# A valid body for each report kind, so its refusal below is the store's, not validation's.
+REPORT_BODIES = {
+    "start": {},
+    "heartbeat": {"progress": 50},
+    "step": {"name": "s", "event": "started"},
+    "complete": {"result": {"n": 1}},
+    "fail": {"error": "x"},
+    "stopped": {},
+}
+
+
+def every_row() -> dict[str, list]:
+    with db.engine.connect() as connection:
+        return {
+            table.name: sorted(map(tuple, connection.execute(table.select())), key=repr)
+            for table in db.metadata.sorted_tables
+        }
+
+
+def test_every_report_kind_refuses_before_it_writes(client):
+    """A batch applies its items without a savepoint each (jobs.unit_of_work): that is
+    safe only while every kind refuses before its first write. A new kind must join
+    REPORT_BODIES, and is then held to the rule here."""
+    assert set(REPORT_BODIES) == set(internal.SINGLE)
+    for _ in range(2):
+        make_job("queued")
+    claimed, live = call(client, "/jobs/claim", worker_id="w1", batch_size=2).json["jobs"]
+    assert call(client, f"/jobs/{live['id']}/start", lease_token=live["lease_token"]).status_code == 200
+    refused = []
+    for kind, body in REPORT_BODIES.items():
+        refused += [
+            {"kind": kind, "job_id": live["id"], "lease_token": "stale-token", **body},
+            {"kind": kind, "job_id": claimed["id"], "lease_token": "stale-token", **body},
+            {"kind": kind, "job_id": 999_999, "lease_token": "t", **body},
+        ]
+    # The right lease, the wrong status: starting a running job, stopping one never cancelled.
+    refused += [
+        {"kind": "start", "job_id": live["id"], "lease_token": live["lease_token"]},
+        {"kind": "stopped", "job_id": live["id"], "lease_token": live["lease_token"]},
+    ]
+    before = every_row()
+    response = reports(client, *refused)
+    assert response.status_code == 200
+    assert [r["code"] for r in response.json["results"] if r["code"] == 200] == []
+    assert every_row() == before
+
+
 def transitions_counted(action: str, status: str) -> float:
     return TRANSITIONS.labels(action, status)._value.get()
 
@@ -310,7 +358,7 @@ def test_a_batch_wakes_waiting_claims_once_it_has_committed(client, monkeypatch)
         {"kind": "heartbeat", "job_id": job["id"], "lease_token": "stale-token"},
     ).json["results"]
     assert [r["code"] for r in results] == [200, 409]
-    # A claim woken by the item's savepoint (before the commit) would find nothing and sleep on.
+    # A claim woken before the batch committed would find nothing and sleep on.
     assert seen_at_wake and set(seen_at_wake) == {"queued"}
 
 

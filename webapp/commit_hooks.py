@@ -1,6 +1,6 @@
 """What may happen only once a transaction has committed: waking waiting claims,
 counting transitions. A hook runs after the outermost commit and is dropped by a
-rollback, and by the rollback of the savepoint it was registered in (a refused
+rollback, and when the nested unit of work that registered it raised (a refused
 report in a batch: see jobs.unit_of_work), so nothing counts or wakes for work
 the database never kept.
 
@@ -28,7 +28,7 @@ def after_commit(hook: Callable[[], None]) -> None:
 
 @contextmanager
 def dropped_if_raised() -> Iterator[None]:
-    """The hooks registered in the block are dropped if it raises (its savepoint rolls back)."""
+    """The hooks registered in the block are dropped if it raises (its work is not kept)."""
     hooks = db.session().info.setdefault(_HOOKS, [])
     kept = len(hooks)
     try:

@@ -204,9 +204,9 @@ def reports(body: s.Reports):
     `items[i].field`), an unknown job (404) or a stale lease (409 `lease_lost` with the
     job's status) never keeps the others from applying.
 
-    One transaction for the batch, a savepoint per item (a refused item undoes only its
-    own): the batch waits for one commit. If that commit fails nothing was applied, and
-    the whole request answers 503, which the worker sends again."""
+    One transaction for the batch (a refused item refuses before it writes, so it leaves
+    nothing behind): the batch waits for one commit. If that commit fails nothing was
+    applied, and the whole request answers 503, which the worker sends again."""
     try:
         with jobs.unit_of_work():
             results = [_apply(index, item) for index, item in enumerate(body.items)]
