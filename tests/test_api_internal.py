@@ -351,6 +351,12 @@ def test_a_batch_wakes_waiting_claims_once_it_has_committed(client, monkeypatch)
             seen_at_wake.append(connection.execute(sqlalchemy.select(Job.status).where(Job.id == job["id"])).scalar())
         wake()
 
+    # Let the setup's own wake-ups pass first (PostgreSQL's notifications arrive late).
+    settled_at, generation, give_up = time.monotonic(), hub.generation, time.monotonic() + 5
+    while time.monotonic() - settled_at < 0.3 and time.monotonic() < give_up:
+        if hub.generation != generation:
+            settled_at, generation = time.monotonic(), hub.generation
+        time.sleep(0.02)
     monkeypatch.setattr(hub, "wake", wake_and_look)
     results = reports(
         client,
@@ -458,6 +464,35 @@ def test_idle_workers_heartbeating_cost_the_database_no_statement_until_their_ro
     db.session.expire_all()
     assert db.session.get(Worker, "idle-0").concurrency == 4
     assert db.session.get(Worker, "idle-1").last_seen_at > first_seen
+
+
+def test_many_idle_workers_cost_a_server_a_few_writes_per_refresh_period_not_one_each(app, client):
+    """Refreshes are grouped: one UPDATE for every row past half its period. A worker that
+    falls silent is not kept alive by the others: its row keeps its last heartbeat's time."""
+    app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"] = 2.0  # rows are refreshed every 0.5 s
+    idle = [dict(worker_id=f"idle-{n}", hostname="box", pid=n, types=["t"], concurrency=1) for n in range(30)]
+    for body in idle:
+        call(client, "/workers/heartbeat", **body)
+    call(client, "/workers/heartbeat", worker_id="quiet", types=["t"])
+    quiet_last_heard = utcnow()
+    writes: list[str] = []
+
+    def count(_connection, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith(("UPDATE", "INSERT")):
+            writes.append(statement)
+
+    sqlalchemy.event.listen(db.engine, "before_cursor_execute", count)
+    began = time.monotonic()
+    try:
+        while time.monotonic() - began < 3.0:  # six refresh periods
+            assert all(call(client, "/workers/heartbeat", **body).status_code == 200 for body in idle)
+    finally:
+        sqlalchemy.event.remove(db.engine, "before_cursor_execute", count)
+    assert 1 <= len(writes) <= 2 * 6 + 2  # one each would be 30 per period, 180 in all
+    db.session.expire_all()
+    rows = {worker.id: worker.last_seen_at for worker in db.session.scalars(sqlalchemy.select(Worker))}
+    assert rows["quiet"] <= quiet_last_heard
+    assert all(utcnow() - rows[body["worker_id"]] < timedelta(seconds=2.0) for body in idle)
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import case, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -26,22 +28,79 @@ def register_worker(
     concurrency: int | None = None,
 ) -> None:
     """Register the worker, or refresh its row: at once when something about it changed, else
-    at most once per `refresh_s()` from this server process. An idle worker heartbeats every
-    second; writing each would cost the database one transaction per worker per second."""
+    once its row is `refresh_s()` old, together with every worker this process heard from
+    whose row is past half of that. An idle worker heartbeats every second; writing each
+    would cost the database one transaction per worker per second, and refreshing each on
+    its own one per worker per refresh period. Grouped, a server process writes about twice
+    per refresh period however many workers it serves."""
     fields = dict(hostname=hostname, pid=pid, types=types, concurrency=concurrency)
-    written = _writes()
-    last = written.get(worker_id)
+    registry = _registry()
     now = time.monotonic()
-    if last is not None and last[0] == fields and now - last[1] < refresh_s():
-        return
+    with registry.lock:
+        registry.heard[worker_id] = utcnow()
+        last = registry.written.get(worker_id)
+    if last is not None and last[0] == fields:
+        if now - last[1] < refresh_s():
+            return
+        if worker_id in _refresh_rows(registry, now):
+            return
     try:
         _save_worker(worker_id, **fields)
     except IntegrityError:
         # Two first heartbeats of one worker raced to insert it: the loser updates instead.
         _save_worker(worker_id, **fields)
-    for stale in [key for key, (_, at) in written.items() if now - at >= refresh_s()]:
-        written.pop(stale, None)
-    written[worker_id] = (fields, now)
+    with registry.lock:
+        registry.written[worker_id] = (fields, now)
+
+
+@dataclass
+class _Registry:
+    """What this server process last wrote for each worker (fields, monotonic time), and
+    when it last heard from each (UTC); the server's threads share it."""
+
+    written: dict[str, tuple[dict[str, Any], float]] = field(default_factory=dict)
+    heard: dict[str, datetime] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _refresh_rows(registry: _Registry, now: float) -> set[str]:
+    """One UPDATE for every row written more than half a refresh period ago whose worker was
+    heard from within a refresh period, each set to when it was last heard (never later, so
+    a silent worker's row ages from its last heartbeat). Workers left out, or whose row is
+    gone, are forgotten: their next heartbeat registers them again."""
+    silent_since = utcnow() - timedelta(seconds=refresh_s())
+    with registry.lock:
+        due = {
+            key: registry.heard[key]
+            for key, (_, at) in registry.written.items()
+            if now - at >= refresh_s() / 2 and registry.heard[key] >= silent_since
+        }
+    refreshed: set[str] = set()
+    if due:
+        with unit_of_work():
+            refreshed = set(
+                db.session.scalars(
+                    update(Worker)
+                    .where(Worker.id.in_(sorted(due)))
+                    .values(
+                        last_seen_at=case(
+                            {key: literal(at, Worker.last_seen_at.type) for key, at in due.items()},
+                            value=Worker.id,
+                        ),
+                        state="alive",
+                    )
+                    .returning(Worker.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+    with registry.lock:
+        for key, (fields, at) in list(registry.written.items()):
+            if key in refreshed:
+                registry.written[key] = (fields, now)
+            elif now - at >= refresh_s() / 2:
+                del registry.written[key]
+                registry.heard.pop(key, None)
+    return refreshed
 
 
 def refresh_s() -> float:
@@ -51,9 +110,9 @@ def refresh_s() -> float:
     return float(current_app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"]) / 4
 
 
-def _writes() -> dict[str, tuple[dict[str, Any], float]]:
-    """What this process last wrote for each worker, and when (monotonic), per app."""
-    return current_app.extensions.setdefault("jobwarden.worker_writes", {})
+def _registry() -> _Registry:
+    """This process's registry bookkeeping, per app."""
+    return current_app.extensions.setdefault("jobwarden.worker_registry", _Registry())
 
 
 def _save_worker(worker_id: str, **fields: Any) -> Worker:
