@@ -4,8 +4,9 @@ rollback, and when the nested unit of work that registered it raised (a refused
 report in a batch: see jobs.unit_of_work), so nothing counts or wakes for work
 the database never kept.
 
-SQLAlchemy fires `after_commit` and `after_rollback` for savepoints too: releasing
-one is not a commit, and rolling one back leaves the hooks of its siblings.
+No command here opens a SAVEPOINT (jobs.unit_of_work nests without one), so every
+`after_commit` is the transaction's own; SQLAlchemy fires it for a released savepoint
+too, and these hooks would need to tell the two apart if one were ever added.
 """
 
 from __future__ import annotations
@@ -40,13 +41,10 @@ def dropped_if_raised() -> Iterator[None]:
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint released: the transaction has not committed yet
     for hook in session.info.pop(_HOOKS, ()):
         hook()
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_rollback(session: Session) -> None:
-    if not session.in_nested_transaction():  # a savepoint's own hooks: `dropped_if_raised`
-        session.info.pop(_HOOKS, None)
+    session.info.pop(_HOOKS, None)
