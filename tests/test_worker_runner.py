@@ -248,19 +248,6 @@ def test_a_worker_sends_the_reports_of_its_jobs_together(server, start_worker):
     assert [a.outcome for c in created for a in attempts(c.id)] == ["completed"] * 6
 
 
-def test_between_jobs_the_worker_is_always_in_a_waiting_claim(server, start_worker):
-    """After a job the next claim waits at once: no claim that comes back empty first
-    (a job created while it was in flight, and through the pause after it, waited)."""
-    start_worker()
-    for number in range(3):
-        time.sleep(0.5)  # the worker waits in its claim
-        created = jobs.create_job(type="demo.noop", payload={"n": number})
-        wait_for(status_is(created.id, "completed"), what=f"job {number} completed")
-    time.sleep(0.5)
-    calls = re.findall(r'"POST /api/internal/(\S+) ', server.log_path.read_text())
-    assert calls.count("jobs/claim") == 3  # one answered claim per job; the fourth still waits
-
-
 def test_the_log_names_the_types_a_worker_claims_and_an_empty_list_claims_none():
     assert (types_label(None), types_label(["a", "b"])) == ("any", "a, b")
     assert types_label([]).startswith("none")

@@ -160,11 +160,7 @@ class WorkerRunner:
             free = self.settings.concurrency - self._busy()
             if free > 0 and now >= retry_at and (now >= next_claim or more_waiting):
                 try:
-                    # Waiting even when the last claim filled every slot: a claim finds
-                    # waiting jobs at once anyway, and one that came back empty would leave
-                    # the worker not listening for MIN_CLAIM_GAP_S and an HTTP round trip,
-                    # while a job created then waited for the next claim.
-                    claimed = self._claim(free, self.settings.claim_wait)
+                    claimed = self._claim(free, 0.0 if more_waiting else self.settings.claim_wait)
                     more_waiting = len(claimed) == free
                     pause = MIN_CLAIM_GAP_S if long_poll else self.settings.poll_interval
                     next_claim = time.monotonic() + jittered(pause)
