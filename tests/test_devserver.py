@@ -81,4 +81,4 @@ def test_dev_serves_sample_jobs_runs_them_and_hands_back_on_ctrl_c(tmp_path):
         check=True,
     )
     statuses = json.loads(listed.stdout)
-    assert "running" not in statuses and "claimed" not in statuses
+    assert "running" not in statuses and "claimed" not in statuses, statuses
