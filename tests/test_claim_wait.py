@@ -82,6 +82,32 @@ def test_a_retry_is_claimed_as_soon_as_its_backoff_ends(start_worker):
     assert 0 <= (second.claimed_at - due).total_seconds() < 0.5
 
 
+def test_a_claim_that_begins_to_wait_is_woken_by_another_process_s_job_at_once(app, database_url, tmp_path):
+    """The server's wake-up source idles while no claim waits; a claim beginning to wait
+    wakes it, so a job another process creates at that moment is not left for a timer."""
+    with running_server(database_url, tmp_path / "server.log", deployed=True, GUNICORN_WORKERS="1") as one_process:
+        client = JobwardenClient(one_process.url, internal_key=INTERNAL_KEY, timeout=30)
+        answers: list[tuple[float, list]] = []
+
+        def claim_waiting() -> None:
+            claimed = client.claim("w1", ["demo.noop"], wait_s=5)
+            answers.append((time.monotonic(), claimed))
+
+        for _ in range(3):
+            # A short wait that runs out: afterwards no claim waits and the wake-up source idles.
+            assert client.claim("w1", ["demo.noop"], wait_s=0.2) == []
+            time.sleep(0.05)
+            waiting = threading.Thread(target=claim_waiting)
+            waiting.start()
+            time.sleep(0.05)  # the claim now waits
+            created_at = time.monotonic()
+            jobs.create_job(type="demo.noop")  # this test's process, not the server's
+            waiting.join(timeout=10)
+            answered_at, claimed = answers[-1]
+            assert len(claimed) == 1
+            assert answered_at - created_at < 0.4
+
+
 @pytest.mark.parametrize("wait_s", [-1, 30.5, "soon"])
 def test_wait_s_outside_0_to_30_is_refused_naming_the_field(server, wait_s):
     response = requests.post(

@@ -21,7 +21,8 @@ from sqlalchemy import select
 from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Job, JobEvent, Worker
-from webapp.worker.runner import types_label
+from webapp.worker.handlers import Registry
+from webapp.worker.runner import CLAIM_WAIT_S, MIN_CLAIM_GAP_S, WorkerRunner, WorkerSettings, types_label
 
 from tests.conftest import INTERNAL_KEY
 from tests.support.processes import alive
@@ -246,6 +247,21 @@ def test_a_worker_sends_the_reports_of_its_jobs_together(server, start_worker):
     # a time share theirs (about 20).
     assert 0 < calls.count("reports") < 6 * 5
     assert [a.outcome for c in created for a in attempts(c.id)] == ["completed"] * 6
+
+
+def test_after_a_quick_claim_that_found_nothing_the_waiting_claim_goes_out_at_once():
+    """Between jobs a long-polling worker is never out of a claim for a pause: a job
+    created then would wait for the gap and a whole round trip (issue 14 pickup)."""
+    runner = WorkerRunner(WorkerSettings(server="http://127.0.0.1:9", internal_key=INTERNAL_KEY), Registry())
+    assert runner._pause_after(0.0, claimed=0) == 0.0
+    # Answers that come back at once with jobs, or a wait that ran out, keep the gap: no busy loop.
+    assert MIN_CLAIM_GAP_S * 0.5 < runner._pause_after(0.0, claimed=2) < MIN_CLAIM_GAP_S * 1.5
+    assert MIN_CLAIM_GAP_S * 0.5 < runner._pause_after(CLAIM_WAIT_S, claimed=0) < MIN_CLAIM_GAP_S * 1.5
+    polling = WorkerRunner(
+        WorkerSettings(server="http://127.0.0.1:9", internal_key=INTERNAL_KEY, claim_wait=0, poll_interval=2.0),
+        Registry(),
+    )
+    assert 1.5 < polling._pause_after(0.0, claimed=0) < 2.5
 
 
 def test_the_log_names_the_types_a_worker_claims_and_an_empty_list_claims_none():

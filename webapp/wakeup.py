@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "jobwarden_claimable"
 SQLITE_WATCH_INTERVAL_S = 0.01
+SQLITE_IDLE_LOOK_S = 1.0  # with no claim waiting the watcher sleeps until one does (this is its safety net)
 # File times tick coarsely (a few ms) and a rewritten WAL keeps its size: for this
 # long after a change the watcher queries even if the files look the same.
 RECENT_WRITE_NS = 50_000_000
@@ -54,6 +55,7 @@ class Hub:
         self._condition = threading.Condition()
         self._generation = 0
         self._waiting = 0
+        self.waiter_arrived = threading.Event()  # set when a claim begins to wait with none waiting before
         self.watching = False  # a listener or watcher is running and connected
 
     @property
@@ -75,6 +77,8 @@ class Hub:
         deadline = time.monotonic() + timeout
         with self._condition:
             self._waiting += 1
+            if self._waiting == 1:
+                self.waiter_arrived.set()
             try:
                 while self._generation == seen:
                     remaining = deadline - time.monotonic()
@@ -190,9 +194,13 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
     while True:
         try:
             if hub.waiting == 0:
+                # Nobody waits: sleep until a claim does, then look at once — a job another
+                # process creates just as the claim begins to wait must not wait for a timer.
                 hub.watching = True
-                time.sleep(SQLITE_WATCH_INTERVAL_S * 10)  # nobody waits: look less often
-                seen_files = ()  # and check the store when someone does
+                hub.waiter_arrived.clear()
+                if hub.waiting == 0:
+                    hub.waiter_arrived.wait(SQLITE_IDLE_LOOK_S)
+                seen_files = ()  # check the store now that someone waits
                 continue
             files = _file_state(paths)
             if files != seen_files or _written_lately(files):

@@ -150,7 +150,6 @@ class WorkerRunner:
             types_label(self.claim_types),
         )
         threading.Thread(target=self._beat_worker, name="worker-heartbeat", daemon=True).start()
-        long_poll = self.settings.claim_wait > 0
         next_claim = 0.0
         retry_at = 0.0
         failures = 0
@@ -160,10 +159,10 @@ class WorkerRunner:
             free = self.settings.concurrency - self._busy()
             if free > 0 and now >= retry_at and (now >= next_claim or more_waiting):
                 try:
-                    claimed = self._claim(free, 0.0 if more_waiting else self.settings.claim_wait)
+                    wait_s = 0.0 if more_waiting else self.settings.claim_wait
+                    claimed = self._claim(free, wait_s)
                     more_waiting = len(claimed) == free
-                    pause = MIN_CLAIM_GAP_S if long_poll else self.settings.poll_interval
-                    next_claim = time.monotonic() + jittered(pause)
+                    next_claim = time.monotonic() + self._pause_after(wait_s, len(claimed))
                     if failures:
                         log.info("the server answers again")
                     failures = 0
@@ -189,6 +188,20 @@ class WorkerRunner:
             self._wake.wait(self._sleep_for(free, retry_at, next_claim, more_waiting))
             self._wake.clear()
         return self._shut_down()
+
+    def _pause_after(self, wait_s: float, claimed: int) -> float:
+        """Seconds between the claim just answered and the next one.
+
+        A long-polling worker claims again at once after a quick claim that found
+        nothing: the next claim waits at the server, so no busy loop can come of it,
+        and a job created in the pause would otherwise wait for a whole round trip.
+        Otherwise a short jittered gap (long polls) or the poll interval.
+        """
+        if self.settings.claim_wait <= 0:
+            return jittered(self.settings.poll_interval)
+        if wait_s == 0 and claimed == 0:
+            return 0.0
+        return jittered(MIN_CLAIM_GAP_S)
 
     @staticmethod
     def _sleep_for(free: int, retry_at: float, next_claim: float, more_waiting: bool) -> float | None:
