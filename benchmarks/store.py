@@ -12,8 +12,9 @@ What one run measures, per backend and per number of worker processes:
    claim comes back empty. Timed from the start signal to the last process's
    empty claim. With --reports batched (as the server applies a worker's
    coalesced `/reports`: webapp/worker/reports.py), a claimed batch's starts
-   share one unit of work, then its completes another (a savepoint per job, one
-   commit per batch); with single, each start and complete commits on its own.
+   are one transaction, then its completes another — on PostgreSQL one statement
+   each (`jobs.start_jobs`, `jobs.complete_jobs`); with single, each start and
+   complete commits on its own.
 
 Printed: processing rate (jobs / process time) and the whole lifecycle rate
 (jobs / (create time + process time)). SQLite runs once per --synchronous mode
@@ -121,12 +122,8 @@ def work(
         done = 0
         while batch := jobs.claim_jobs(worker_id, batch_size=batch_size):
             if batched:
-                with jobs.unit_of_work():
-                    for job in batch:
-                        jobs.start_job(job.id, job.lease_token)
-                with jobs.unit_of_work():
-                    for job in batch:
-                        jobs.complete_job(job.id, job.lease_token)
+                jobs.start_jobs([jobs.StartReport(job.id, job.lease_token) for job in batch])
+                jobs.complete_jobs([jobs.CompleteReport(job.id, job.lease_token) for job in batch])
             else:
                 for job in batch:
                     jobs.start_job(job.id, job.lease_token)

@@ -19,7 +19,7 @@ from webapp.metrics import TRANSITIONS
 from webapp.models import Job, Worker
 from webapp.timeutil import utcnow
 
-from tests.conftest import INTERNAL_KEY, test_config
+from tests.conftest import INTERNAL_KEY, postgresql_only, test_config
 from tests.factories import make_job
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
@@ -286,6 +286,85 @@ def test_a_batch_of_reports_applies_each_item_on_its_own_and_answers_each_in_ord
     assert (fresh(first["id"]).status, fresh(first["id"]).result) == ("completed", {"n": 1})
     assert [e.data["event"] for e in jobs.events_of(first["id"]) if e.kind == "step"] == ["started"]
     assert [fresh(j["id"]).status for j in (second, third, fourth)] == ["claimed", "claimed", "cancelled"]
+
+
+def lifecycle_record(job_id: int) -> tuple:
+    """What a job's starts and completes leave in the store, its times reduced to set or not."""
+    job = fresh(job_id)
+    (attempt,) = jobs.attempts_of(job_id)
+    return (
+        (job.status, job.result, job.exit_code, job.progress, job.lease_token, job.worker_id),
+        (job.started_at is not None, job.heartbeat_at is not None, job.finished_at is not None),
+        (attempt.outcome, attempt.exit_code, attempt.output_tail, attempt.argv),
+        (attempt.started_at is not None, attempt.finished_at is not None),
+        [(e.kind, e.action, e.actor, e.from_status, e.to_status, e.attempt) for e in jobs.events_of(job_id)],
+    )
+
+
+def test_starts_and_completes_sent_together_leave_each_job_as_its_single_reports_would(client):
+    """Consecutive starts (and completes) of a batch are applied together: one statement on
+    PostgreSQL. Each job ends exactly as it would have with its own reports, and a stale
+    token, an unknown job or a job named twice still gets its own answer."""
+    for _ in range(8):
+        make_job("queued")
+    claimed = call(client, "/jobs/claim", worker_id="w1", batch_size=8).json["jobs"]
+    singles, together, stale = claimed[:3], claimed[3:6], claimed[6:]
+    reports_of = [
+        [
+            {"kind": "start", "argv": ["ffmpeg", "-i", "<in>"]},
+            {"kind": "complete", "result": {"n": 1}, "output": "ok\n"},
+        ],
+        [{"kind": "start"}, {"kind": "complete", "result": None, "exit_code": 3}],
+        [{"kind": "start"}, {"kind": "complete", "result": [1, "two"], "exit_code": None}],
+    ]
+    for job, sent in zip(singles, reports_of, strict=True):
+        for report in sent:
+            body = {key: value for key, value in report.items() if key != "kind"}
+            path = f"/jobs/{job['id']}/{report['kind']}"
+            assert call(client, path, lease_token=job["lease_token"], **body).status_code == 200
+
+    def item(job: dict, report: dict, token: str | None = None) -> dict:
+        return {**report, "job_id": job["id"], "lease_token": token or job["lease_token"]}
+
+    results = reports(
+        client,
+        *(item(job, sent[0]) for job, sent in zip(together, reports_of, strict=True)),
+        item(stale[0], {"kind": "start"}, token="stale-token"),
+        {"kind": "start", "job_id": 999_999, "lease_token": "t"},
+        item(stale[1], {"kind": "start"}),
+        item(stale[1], {"kind": "start"}),  # the same job again: applied after the first, refused
+        *(item(job, sent[1]) for job, sent in zip(together, reports_of, strict=True)),
+        item(stale[0], {"kind": "complete"}, token="stale-token"),
+    ).json["results"]
+    assert [r["code"] for r in results] == [200, 200, 200, 409, 404, 200, 409, 200, 200, 200, 409]
+    assert (results[3]["error"], results[3]["status"]) == ("lease_lost", "claimed")
+    assert (results[6]["error"], results[6]["status"]) == ("conflict", "running")
+    assert (results[10]["error"], results[10]["status"]) == ("lease_lost", "claimed")
+    for single, batched in zip(singles, together, strict=True):
+        assert lifecycle_record(batched["id"]) == lifecycle_record(single["id"])
+    assert [fresh(job["id"]).status for job in stale] == ["claimed", "running"]
+
+
+@postgresql_only
+def test_a_batch_of_starts_or_completes_is_one_statement_on_postgresql(app, client):
+    for _ in range(10):
+        make_job("queued")
+    claimed = call(client, "/jobs/claim", worker_id="w1", batch_size=10).json["jobs"]
+    statements: list[str] = []
+
+    def record(_connection, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    sqlalchemy.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        for kind in ("start", "complete"):
+            items = [{"kind": kind, "job_id": j["id"], "lease_token": j["lease_token"]} for j in claimed]
+            assert {r["code"] for r in reports(client, *items).json["results"]} == {200}
+    finally:
+        sqlalchemy.event.remove(db.engine, "before_cursor_execute", record)
+    moves = [statement for statement in statements if "UPDATE jobs" in statement]
+    assert len(moves) == 2, moves  # one per kind, not one per job
+    assert [fresh(j["id"]).status for j in claimed] == ["completed"] * 10
 
 
 # A valid body for each report kind, so its refusal below is the store's, not validation's.

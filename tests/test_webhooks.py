@@ -127,6 +127,22 @@ def test_the_notification_built_in_sql_is_the_job_json_the_api_shows(app, client
     assert stored == [json.dumps({"job": job_json(j)}, sort_keys=True) for j in (completed, cancelled)]
 
 
+@postgresql_only  # SQLite applies a batch's completes one by one
+def test_jobs_completed_in_one_statement_get_a_notification_each_with_its_own_id(app, client):
+    add_endpoint(client, "http://127.0.0.1:9/hook", [events.JOB_COMPLETED])
+    for number in range(3):
+        jobs.create_job(type="demo", payload={"n": number})
+    claimed = jobs.claim_jobs("w1", batch_size=3)
+    jobs.start_jobs([jobs.StartReport(job.id, job.lease_token) for job in claimed])
+    outcomes = jobs.complete_jobs([jobs.CompleteReport(job.id, job.lease_token, {"n": job.id}) for job in claimed])
+    written = notifications()
+    assert sorted(n.job_id for n in written) == sorted(job.id for job in claimed)
+    assert len({n.event_id for n in written}) == 3 and all(n.event_id.startswith("msg_") for n in written)
+    by_job = {n.job_id: json.dumps(n.payload, sort_keys=True) for n in written}
+    assert by_job == {job.id: json.dumps({"job": job_json(job)}, sort_keys=True) for job in outcomes}
+    assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 3
+
+
 def test_a_disabled_endpoint_gets_nothing_new(app, client):
     endpoint = add_endpoint(client, "http://127.0.0.1:9/hook")
     db.session.get(WebhookEndpoint, endpoint["id"]).enabled = False

@@ -10,7 +10,7 @@ exist, its lease is gone, or its current status refuses the move.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache, partial
@@ -26,12 +26,14 @@ from sqlalchemy import (
     Update,
     UpdateBase,
     bindparam,
+    column,
     func,
     insert,
     literal,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import NamedFromClause
 
@@ -203,9 +205,12 @@ def lease_holder(rows: FromClause) -> ColumnElement[str]:
     return func.coalesce(literal("worker:") + rows.c.worker_id, literal("worker"))
 
 
-def _plan(moved: Update, followups: list[FollowUp], postgresql: bool) -> _Plan:
+def _plan(
+    moved: Update, followups: list[FollowUp], postgresql: bool, carried: tuple[ColumnElement[Any], ...] = ()
+) -> _Plan:
+    """`carried`: further columns the moved rows bring along for the follow-ups (PostgreSQL)."""
     if postgresql:
-        rows: NamedFromClause = moved.returning(*_JOBS.c).cte("moved")
+        rows: NamedFromClause = moved.returning(*_JOBS.c, *carried).cte("moved")
         statement = select(aliased(Job, rows, adapt_on_names=True))
         for number, followup in enumerate(followups):
             statement = statement.add_cte(followup(rows).cte(f"followup_{number}"))
@@ -247,6 +252,48 @@ def _status_events(
     )
 
 
+AttemptValues = Callable[[FromClause], dict[str, Any]]  # the current attempt's new values, from the moved rows
+
+
+def _followups(
+    edge: Edge,
+    expected: Status,
+    attempt_values: AttemptValues | None,
+    rows_actor: RowsActor | None,
+    postgresql: bool,
+    notifies: bool,
+) -> list[FollowUp]:
+    """What a transition writes besides the job: its attempt's row, its event, its notification."""
+
+    def update_attempt(rows: FromClause) -> UpdateBase:
+        assert attempt_values is not None
+        return (
+            update(_ATTEMPTS)
+            .where(_ATTEMPTS.c.job_id == rows.c.id, _ATTEMPTS.c.number == rows.c.attempt)
+            .values(attempt_values(rows))
+        )
+
+    def record_transition(rows: FromClause) -> UpdateBase:
+        actor = rows_actor(rows) if rows_actor else _param("cas_actor", _EVENTS.c.actor)
+        return _status_events(rows, actor, edge.name, expected, edge.target)
+
+    def queue_notification(rows: NamedFromClause) -> UpdateBase:
+        return queue_for_moved(rows, _param("cas_now", _JOBS.c.updated_at))
+
+    # An attempt row exists only once the job was claimed.
+    closes_attempt = attempt_values is not None and expected in LIVE
+    followups: list[FollowUp] = [update_attempt, record_transition] if closes_attempt else [record_transition]
+    if notifies and postgresql:  # SQLite: `transition` calls the outbox after the statements
+        followups.append(queue_notification)
+    return followups
+
+
+def _shared_attempt_values(attempt_columns: tuple[str, ...]) -> AttemptValues | None:
+    if not attempt_columns:
+        return None
+    return lambda _rows: {name: _param(f"attempt_{name}", _ATTEMPTS.c[name]) for name in attempt_columns}
+
+
 def _transition_plan(
     edge: Edge,
     expected: Status,
@@ -265,27 +312,8 @@ def _transition_plan(
     )
     if fenced:
         moved = moved.where(_JOBS.c.lease_token == _param("cas_lease_token", _JOBS.c.lease_token))
-
-    def update_attempt(rows: FromClause) -> UpdateBase:
-        return (
-            update(_ATTEMPTS)
-            .where(_ATTEMPTS.c.job_id == rows.c.id, _ATTEMPTS.c.number == rows.c.attempt)
-            .values({name: _param(f"attempt_{name}", _ATTEMPTS.c[name]) for name in attempt_columns})
-        )
-
-    def record_transition(rows: FromClause) -> UpdateBase:
-        actor = rows_actor(rows) if rows_actor else _param("cas_actor", _EVENTS.c.actor)
-        return _status_events(rows, actor, edge.name, expected, edge.target)
-
-    def queue_notification(rows: NamedFromClause) -> UpdateBase:
-        return queue_for_moved(rows, _param("cas_now", _JOBS.c.updated_at))
-
-    # An attempt row exists only once the job was claimed.
-    closes_attempt = bool(attempt_columns) and expected in LIVE
-    followups: list[FollowUp] = [update_attempt, record_transition] if closes_attempt else [record_transition]
-    if notifies and postgresql:  # SQLite: `transition` calls the outbox after the statements
-        followups.append(queue_notification)
-    return _plan(moved, followups, postgresql)
+    attempt_values = _shared_attempt_values(attempt_columns)
+    return _plan(moved, _followups(edge, expected, attempt_values, rows_actor, postgresql, notifies), postgresql)
 
 
 @lru_cache(maxsize=256)
@@ -402,6 +430,154 @@ def transition(
     if event is not None and not postgresql:  # PostgreSQL wrote it in the statement above
         notify_job(event, moved[0], now)
     return moved[0]
+
+
+@dataclass(frozen=True)
+class HeldJob:
+    """One job of a worker's batch: the lease token it holds and the values of its own row."""
+
+    job_id: int
+    lease_token: str
+    values: dict[str, Any] = field(default_factory=dict)  # job columns
+    attempt_values: dict[str, Any] = field(default_factory=dict)  # attempt columns; None keeps the stored value
+
+
+Outcome = Job | TransitionRefused | JobNotFound
+
+
+def transition_held(
+    action: str,
+    held: list[HeldJob],
+    *,
+    values: dict[str, Any] | None = None,
+    attempt_values: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """`transition` for many jobs a worker holds, each fenced by its own lease token.
+
+    For a worker's coalesced reports: on PostgreSQL one statement moves every job
+    whose token and status still match (an UPDATE … FROM the batch's rows), with
+    their attempts, events and notifications as in `transition`; SQLite applies them
+    one by one. `values` and `attempt_values` are shared; each `HeldJob` brings its
+    own (every item the same keys). The answer is in the order given: the moved job,
+    or why it was refused (nothing of it was written). Single-source edges only.
+    """
+    edge = EDGES[action]
+    (expected,) = edge.sources
+    now = now or utcnow()
+    values = values or {}
+    attempt_values = attempt_values or {}
+    if not held:
+        return []
+    if not _is_postgresql() or len(held) == 1:
+        return [_transition_one(action, item, values, attempt_values, now) for item in held]
+    row_columns, attempt_row_columns = tuple(held[0].values), tuple(held[0].attempt_values)
+    if any((tuple(item.values), tuple(item.attempt_values)) != (row_columns, attempt_row_columns) for item in held):
+        raise ValueError("every held job brings values for the same columns")
+    if len({item.job_id for item in held}) < len(held):
+        raise ValueError("a job appears twice in one transition_held")
+    event = transition_event(action, expected, edge.target, lease_holder)
+    plan = _held_plan(
+        action, expected, tuple(values), tuple(attempt_values), row_columns, attempt_row_columns, event is not None
+    )
+    rows = [
+        {
+            "job_id": item.job_id,
+            "lease_token": item.lease_token,
+            **{f"row_{name}": value for name, value in item.values.items()},
+            **{f"row_attempt_{name}": value for name, value in item.attempt_values.items()},
+        }
+        for item in held
+    ]
+    params = {
+        "cas_items": rows,
+        "cas_now": now,
+        "cas_reason": None,
+        "cas_event_data": None,
+        **{f"set_{name}": value for name, value in values.items()},
+        **{f"attempt_{name}": value for name, value in attempt_values.items()},
+        **(transition_params(event) if event is not None else {}),
+    }
+    moved = {job.id: job for job in _run(plan, params)}
+    if moved:
+        after_commit(partial(TRANSITIONS.labels(action, edge.target).inc, len(moved)))
+        if edge.target == Status.QUEUED:
+            announce_claimable()
+    outcomes: list[Outcome] = []
+    for item in held:
+        if item.job_id in moved:
+            outcomes.append(moved[item.job_id])
+            continue
+        try:
+            outcomes.append(why_refused(item.job_id, edge, item.lease_token))
+        except JobNotFound as missing:
+            outcomes.append(missing)
+    return outcomes
+
+
+def _transition_one(
+    action: str, item: HeldJob, values: dict[str, Any], attempt_values: dict[str, Any], now: datetime
+) -> Outcome:
+    kept = {name: value for name, value in item.attempt_values.items() if value is not None}
+    try:
+        return transition(
+            item.job_id,
+            action,
+            actor=lease_holder,
+            lease_token=item.lease_token,
+            values={**values, **item.values},
+            attempt_values={**attempt_values, **kept},
+            now=now,
+        )
+    except (TransitionRefused, JobNotFound) as refusal:
+        return refusal
+
+
+@lru_cache(maxsize=32)
+def _held_plan(
+    action: str,
+    expected: Status,
+    value_columns: tuple[str, ...],
+    attempt_columns: tuple[str, ...],
+    row_columns: tuple[str, ...],
+    attempt_row_columns: tuple[str, ...],
+    notifies: bool,
+) -> _Plan:
+    """PostgreSQL: the batch's rows arrive as one JSONB array (`cas_items`) read by
+    jsonb_to_recordset, so the statement's shape does not depend on the batch's size."""
+    edge = EDGES[action]
+    items = (
+        func.jsonb_to_recordset(bindparam("cas_items", type_=JSONB))
+        .table_valued(
+            column("job_id", _JOBS.c.id.type),
+            column("lease_token", _JOBS.c.lease_token.type),
+            *(column(f"row_{name}", _JOBS.c[name].type) for name in row_columns),
+            *(column(f"row_attempt_{name}", _ATTEMPTS.c[name].type) for name in attempt_row_columns),
+        )
+        .render_derived(name="items", with_types=True)
+    )
+    moved = (
+        update(_JOBS)
+        .where(_JOBS.c.id == items.c.job_id, _JOBS.c.lease_token == items.c.lease_token, _JOBS.c.status == expected)
+        .values(
+            status=edge.target,
+            updated_at=_param("cas_now", _JOBS.c.updated_at),
+            **{name: _param(f"set_{name}", _JOBS.c[name]) for name in value_columns},
+            **{name: items.c[f"row_{name}"] for name in row_columns},
+        )
+    )
+
+    def attempt_values(rows: FromClause) -> dict[str, Any]:
+        return {
+            **{name: _param(f"attempt_{name}", _ATTEMPTS.c[name]) for name in attempt_columns},
+            **{name: func.coalesce(rows.c[f"row_attempt_{name}"], _ATTEMPTS.c[name]) for name in attempt_row_columns},
+        }
+
+    has_attempt_values = bool(attempt_columns or attempt_row_columns)
+    followups = _followups(edge, expected, attempt_values if has_attempt_values else None, lease_holder, True, notifies)
+    # The attempts' own values ride along in the moved rows, for the attempts' UPDATE.
+    carried = tuple(items.c[f"row_attempt_{name}"] for name in attempt_row_columns)
+    return _plan(moved, followups, True, carried)
 
 
 def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = None) -> list[Job]:

@@ -206,13 +206,63 @@ def reports(body: s.Reports):
 
     One transaction for the batch (a refused item refuses before it writes, so it leaves
     nothing behind): the batch waits for one commit. If that commit fails nothing was
-    applied, and the whole request answers 503, which the worker sends again."""
+    applied, and the whole request answers 503, which the worker sends again.
+
+    Consecutive starts (or completes) of different jobs are applied together, one
+    statement for them all on PostgreSQL (`states.transition_held`); every other item,
+    and anything after them, keeps its place in the order."""
     try:
         with jobs.unit_of_work():
-            results = [_apply(index, item) for index, item in enumerate(body.items)]
+            results = _apply_all(body.items)
     except SQLAlchemyError as error:
         raise ApiError(503, "unavailable", "the reports were not stored; send them again") from error
     return {"results": results}
+
+
+def _start_all(items: list[Any]) -> list[states.Outcome]:
+    return jobs.start_jobs([jobs.StartReport(item.job_id, item.lease_token, item.argv) for item in items])
+
+
+def _complete_all(items: list[Any]) -> list[states.Outcome]:
+    return jobs.complete_jobs(
+        [jobs.CompleteReport(item.job_id, item.lease_token, item.result, item.exit_code, item.output) for item in items]
+    )
+
+
+TOGETHER: dict[str, Callable[[list[Any]], list[states.Outcome]]] = {"start": _start_all, "complete": _complete_all}
+
+
+def _apply_all(items: list[Any]) -> list[dict[str, Any]]:
+    results: dict[int, dict[str, Any]] = {}
+    run: dict[int, Any] = {}  # index → item: consecutive items of one TOGETHER kind
+    run_jobs: set[int] = set()  # each for another job
+
+    def apply_run() -> None:
+        if run:
+            outcomes = TOGETHER[next(iter(run.values())).kind](list(run.values()))
+            for index, outcome in zip(run, outcomes, strict=True):
+                results[index] = _answer(outcome)
+            run.clear()
+            run_jobs.clear()
+
+    for index, item in enumerate(items):
+        together = not isinstance(item, s.BadItem) and item.kind in TOGETHER
+        if run and not (together and item.kind == next(iter(run.values())).kind and item.job_id not in run_jobs):
+            apply_run()
+        if together:
+            run[index] = item
+            run_jobs.add(item.job_id)
+        else:
+            results[index] = _apply(index, item)
+    apply_run()
+    return [results[index] for index in range(len(items))]
+
+
+def _answer(outcome: states.Outcome) -> dict[str, Any]:
+    if isinstance(outcome, Exception):
+        problem = refused(outcome)
+        return {"code": problem.code, "error": problem.error, "message": problem.message, **problem.extra}
+    return {"code": 200, "ok": True}
 
 
 def _apply(index: int, item: Any) -> dict[str, Any]:

@@ -16,7 +16,20 @@ from ..limits import OUTPUT_TAIL_BYTES
 from .bulk import apply_action
 from .cursors import decode_cursor, encode_cursor
 from .filters import BadQuery, JobFilter
-from .lifecycle import claim_jobs, complete_job, create_job, create_jobs, fail_job, heartbeat, record_step, start_job
+from .lifecycle import (
+    CompleteReport,
+    StartReport,
+    claim_jobs,
+    complete_job,
+    complete_jobs,
+    create_job,
+    create_jobs,
+    fail_job,
+    heartbeat,
+    record_step,
+    start_job,
+    start_jobs,
+)
 from .output import tail
 from .policy import end_attempt, heartbeat_timeout, retry_delay
 from .queries import (
@@ -55,13 +68,16 @@ __all__ = [
     "OUTPUT_TAIL_BYTES",
     "SORT_COLUMNS",
     "BadQuery",
+    "CompleteReport",
     "JobFilter",
+    "StartReport",
     "apply_action",
     "as_committed",
     "attempts_of",
     "cancel_job",
     "claim_jobs",
     "complete_job",
+    "complete_jobs",
     "count_by_status",
     "count_matching",
     "create_job",
@@ -99,6 +115,7 @@ __all__ = [
     "roll_up",
     "rolled_up_to",
     "start_job",
+    "start_jobs",
     "steps_of",
     "tail",
     "uncovered_queued_types",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
@@ -45,20 +46,38 @@ def claim_jobs(worker_id: str, *, types: list[str] | None = None, batch_size: in
     return claimed
 
 
-def start_job(job_id: int, lease_token: str, *, argv: list[str] | None = None) -> Job:
-    """claimed → running; a command job's argv is kept on the attempt for its job page."""
+@dataclass(frozen=True)
+class StartReport:
+    job_id: int
+    lease_token: str
+    argv: list[str] | None = None  # a command job's argv, kept on the attempt for its job page
+
+
+@dataclass(frozen=True)
+class CompleteReport:
+    job_id: int
+    lease_token: str
+    result: Any = None
+    exit_code: int | None = 0
+    output: str | None = None  # None keeps the output the heartbeats sent
+
+
+def start_jobs(reports: list[StartReport]) -> list[states.Outcome]:
+    """claimed → running for each job (one statement for them all on PostgreSQL); each
+    answer is the started job or why it was refused."""
     now = utcnow()
     with unit_of_work():
-        job = states.transition(
-            job_id,
+        return states.transition_held(
             "start",
-            actor=states.lease_holder,
-            lease_token=lease_token,
+            [states.HeldJob(r.job_id, r.lease_token, attempt_values={"argv": r.argv}) for r in reports],
             values={"started_at": now, "heartbeat_at": now},
-            attempt_values={"started_at": now, "argv": argv},
+            attempt_values={"started_at": now},
             now=now,
         )
-    return job
+
+
+def start_job(job_id: int, lease_token: str, *, argv: list[str] | None = None) -> Job:
+    return _moved(start_jobs([StartReport(job_id, lease_token, argv)])[0])
 
 
 def heartbeat(
@@ -172,6 +191,32 @@ def _already_recorded(job_id: int, attempt: int, report: dict[str, Any]) -> bool
     )
 
 
+def complete_jobs(reports: list[CompleteReport]) -> list[states.Outcome]:
+    """running → completed for each job (one statement for them all on PostgreSQL); each
+    answer is the completed job or why it was refused."""
+    now = utcnow()
+    held = [
+        states.HeldJob(
+            r.job_id,
+            r.lease_token,
+            values={"result": r.result, "exit_code": r.exit_code},
+            attempt_values={
+                "exit_code": r.exit_code,
+                "output_tail": tail(r.output) if r.output is not None else None,
+            },
+        )
+        for r in reports
+    ]
+    with unit_of_work():
+        return states.transition_held(
+            "complete",
+            held,
+            values={"finished_at": now, "progress": 100, "lease_token": None},
+            attempt_values={"finished_at": now, "outcome": "completed"},
+            now=now,
+        )
+
+
 def complete_job(
     job_id: int,
     lease_token: str,
@@ -180,22 +225,14 @@ def complete_job(
     exit_code: int | None = 0,
     output: str | None = None,
 ) -> Job:
-    now = utcnow()
-    with unit_of_work():
-        return states.transition(
-            job_id,
-            "complete",
-            actor=states.lease_holder,
-            lease_token=lease_token,
-            values={"finished_at": now, "result": result, "exit_code": exit_code, "progress": 100, "lease_token": None},
-            attempt_values={
-                "finished_at": now,
-                "outcome": "completed",
-                "exit_code": exit_code,
-                **({"output_tail": tail(output)} if output is not None else {}),
-            },
-            now=now,
-        )
+    return _moved(complete_jobs([CompleteReport(job_id, lease_token, result, exit_code, output)])[0])
+
+
+def _moved(outcome: states.Outcome) -> Job:
+    """A single report's answer: the moved job, or its refusal raised."""
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def fail_job(

@@ -19,9 +19,11 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     Executable,
     FromClause,
     Insert,
+    String,
     bindparam,
     delete,
     exists,
@@ -52,6 +54,11 @@ DELIVERIES = WebhookDelivery.__table__
 def new_event_id() -> str:
     """The Standard Webhooks message id: the same on every retry and redelivery of one event."""
     return f"msg_{uuid.uuid4().hex}"
+
+
+def new_event_id_sql() -> ColumnElement[str]:
+    """`new_event_id` made by PostgreSQL, one per row: a statement may notify for many jobs."""
+    return literal("msg_") + func.replace(func.cast(func.gen_random_uuid(), String), "-", "")
 
 
 def subscribed_endpoints(event: Any) -> Any:
@@ -153,12 +160,12 @@ def transition_event(action: str, from_status: str, to_status: str, actor: objec
 
 
 def transition_params(event: str) -> dict[str, Any]:
-    """The bound parameters of `queue_for_moved`'s statements for one transition raising `event`."""
-    return {"webhook_event": event, "webhook_event_id": new_event_id()}
+    """The bound parameters of `queue_for_moved`'s statements for a transition raising `event`."""
+    return {"webhook_event": event}
 
 
 def queue_for_moved(rows: NamedFromClause, now: BindParameter[Any]) -> Insert:
-    """PostgreSQL: the notification of the moved job in `rows` and its deliveries, as one INSERT
+    """PostgreSQL: the notification of each moved job in `rows` and its deliveries, as one INSERT
     to run as a CTE of the transition's own statement (so a finished job stays one round trip).
 
     The payload is `{"job": <job JSON>}` built in SQL from the moved row (`job_json_sql`).
@@ -169,7 +176,7 @@ def queue_for_moved(rows: NamedFromClause, now: BindParameter[Any]) -> Insert:
     listeners = _listeners(event, postgresql=True)
     payload = func.jsonb_build_object(literal_column("'job'"), job_json_sql(rows))
     written = (
-        _write_notification(listeners, event, _event_id_param(), rows.c.id, payload, now, source=rows)
+        _write_notification(listeners, event, new_event_id_sql(), rows.c.id, payload, now, source=rows)
         .returning(NOTIFICATIONS.c.id, NOTIFICATIONS.c.job_id)
         .cte("written")
     )
