@@ -8,6 +8,8 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,42 @@ def test_a_truncated_store_stops_start_up_and_is_left_as_it_was(healthy_store, c
     with pytest.raises(StoreUnreadable, match=f"{healthy_store}.*truncated"):
         start(healthy_store)
 
+    assert checksum(healthy_store) == before
+
+
+def cut_to_fewer_pages(store: Path) -> bytes:
+    """The state a reader meets mid-checkpoint: the header already promises pages the file has yet to grow."""
+    data = store.read_bytes()
+    page_size = int.from_bytes(data[16:18], "big")
+    store.write_bytes(data[: len(data) - 2 * page_size])
+    Path(f"{store}-wal").write_bytes(b"\x37\x7f\x06\x82" + bytes(4092))  # another process's log
+    return data
+
+
+def test_a_live_store_read_mid_checkpoint_is_not_taken_for_a_truncated_one(healthy_store):
+    """Seen in a full test run: one of eight processes starting while the others wrote
+    refused the store as truncated. With a write-ahead log beside it the check looks again."""
+    from webapp.integrity import check_sqlite_file
+
+    whole = cut_to_fewer_pages(healthy_store)
+    checkpoint_ends = threading.Timer(0.3, healthy_store.write_bytes, args=(whole,))
+    checkpoint_ends.start()
+    try:
+        check_sqlite_file(healthy_store, full_check=False)
+    finally:
+        checkpoint_ends.join()
+    assert healthy_store.read_bytes() == whole
+
+
+def test_a_store_that_stays_truncated_beside_its_log_is_still_refused_and_left_as_it_was(healthy_store):
+    from webapp.integrity import CHECKPOINT_SETTLE_S, check_sqlite_file
+
+    cut_to_fewer_pages(healthy_store)
+    before = checksum(healthy_store)
+    began = time.monotonic()
+    with pytest.raises(StoreUnreadable, match=f"{healthy_store}.*truncated"):
+        check_sqlite_file(healthy_store, full_check=False)
+    assert time.monotonic() - began >= CHECKPOINT_SETTLE_S
     assert checksum(healthy_store) == before
 
 

@@ -14,6 +14,7 @@ existed; the next `db upgrade` sets it). On PostgreSQL the mark is the
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -21,10 +22,15 @@ from sqlalchemy.engine import make_url
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # "JWRN": the SQLite header's application_id of every Jobwarden store (a signed 32-bit value).
 APPLICATION_ID = 0x4A57524E
+CHECKPOINT_SETTLE_S = 2.0  # how long a live store may look truncated while another process checkpoints
 
 
 class StoreUnreadable(RuntimeError):
     """The configured database cannot be opened or fails its integrity check."""
+
+
+class StoreTruncated(StoreUnreadable):
+    """The file is shorter than its header says."""
 
 
 def sqlite_path(database_url: str) -> Path | None:
@@ -39,27 +45,16 @@ def check_sqlite_file(path: Path, *, full_check: bool = True) -> None:
     """Raise StoreUnreadable unless `path` is absent, empty or a sound SQLite file."""
     if not path.exists():
         return
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(100)
-        size = path.stat().st_size
-    except OSError as error:
-        raise StoreUnreadable(f"cannot read the database file {path}: {error.strerror}") from None
-    if size == 0:
-        return
-    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
-        raise StoreUnreadable(
-            f"the database file {path} is not a SQLite database (its header is wrong); "
-            "Jobwarden will not touch it. Restore it from a backup or point DATABASE_URL elsewhere."
-        )
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages_in_header = int.from_bytes(header[28:32], "big")
-    if page_size < 512 or size % page_size or size < pages_in_header * page_size:
-        raise StoreUnreadable(
-            f"the database file {path} is truncated ({size} bytes, its header promises "
-            f"{pages_in_header * page_size}); Jobwarden will not touch it. Restore it from a backup."
-        )
+    problem = _header_problem(path)
+    # A checkpoint writes the header's new page count before the pages that grow the
+    # file: read while another process checkpoints, a live store looks truncated for an
+    # instant. With a write-ahead log beside it, look again before refusing.
+    settle_until = time.monotonic() + CHECKPOINT_SETTLE_S
+    while isinstance(problem, StoreTruncated) and _has_wal(path) and time.monotonic() < settle_until:
+        time.sleep(0.02)
+        problem = _header_problem(path)
+    if problem is not None:
+        raise problem
     if not full_check:
         return
     try:
@@ -77,6 +72,39 @@ def check_sqlite_file(path: Path, *, full_check: bool = True) -> None:
             f"the database file {path} is corrupt ({'; '.join(problems[:3])}); "
             "Jobwarden will not touch it. Restore it from a backup."
         )
+
+
+def _header_problem(path: Path) -> StoreUnreadable | None:
+    """What is wrong with the file's size and header, read directly (no SQLite lock), or None."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+        size = path.stat().st_size
+    except OSError as error:
+        return StoreUnreadable(f"cannot read the database file {path}: {error.strerror}")
+    if size == 0:
+        return None
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        return StoreUnreadable(
+            f"the database file {path} is not a SQLite database (its header is wrong); "
+            "Jobwarden will not touch it. Restore it from a backup or point DATABASE_URL elsewhere."
+        )
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages_in_header = int.from_bytes(header[28:32], "big")
+    if page_size < 512 or size % page_size or size < pages_in_header * page_size:
+        return StoreTruncated(
+            f"the database file {path} is truncated ({size} bytes, its header promises "
+            f"{pages_in_header * page_size}); Jobwarden will not touch it. Restore it from a backup."
+        )
+    return None
+
+
+def _has_wal(path: Path) -> bool:
+    try:
+        return Path(f"{path}-wal").stat().st_size > 0
+    except OSError:
+        return False
 
 
 # The tables of the first migration: a Jobwarden store made before migrations marked
