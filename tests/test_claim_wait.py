@@ -134,6 +134,32 @@ def test_a_stopped_worker_waiting_for_a_job_exits_at_once_and_claims_nothing(sta
     assert job(created.id).status == "queued"
 
 
+def test_a_claim_hung_up_half_way_is_answered_at_once_and_claims_nothing(server):
+    """A stopping worker half-closes its waiting claim: the server answers now (not after
+    wait_s) with nothing claimed, and a job created afterwards stays queued."""
+    client = JobwardenClient(server.url, internal_key=INTERNAL_KEY, timeout=30)
+    assert client.claim("w1", ["demo.noop"]) == []  # the server's processes have booted
+    answers: list[tuple[float, list]] = []
+
+    def claim_waiting() -> None:
+        claimed = client.claim("w1", ["demo.noop"], wait_s=20)
+        answers.append((time.monotonic(), claimed))
+
+    waiting = threading.Thread(target=claim_waiting)
+    waiting.start()
+    time.sleep(0.5)  # the claim waits at the server
+    hung_up_at = time.monotonic()
+    client.hang_up_claims()
+    waiting.join(timeout=10)
+    assert answers, "the hung-up claim was not answered"
+    answered_at, claimed = answers[0]
+    assert claimed == [] and answered_at - hung_up_at < 2.0
+    created = jobs.create_job(type="demo.noop")
+    time.sleep(0.5)
+    assert job(created.id).status == "queued"
+    assert client.claim("w1", ["demo.noop"], wait_s=5) == []  # later claims are not sent
+
+
 def connections_in_use(server, database_url: str) -> int:
     """Database connections the server holds open in a transaction (PostgreSQL) or at all (SQLite)."""
     if database_url.startswith("postgresql"):

@@ -4,12 +4,14 @@ on loopback, running real subprocesses, checked in the real store."""
 from __future__ import annotations
 
 import html
+import http.client
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from sqlalchemy import select
 from webapp import jobs
 from webapp.extensions import db
 from webapp.models import Job, JobEvent, Worker
+from webapp.worker import demo
 from webapp.worker.handlers import Registry
 from webapp.worker.runner import CLAIM_WAIT_S, MIN_CLAIM_GAP_S, WorkerRunner, WorkerSettings, types_label
 
@@ -262,6 +265,45 @@ def test_after_a_quick_claim_that_found_nothing_the_waiting_claim_goes_out_at_on
         Registry(),
     )
     assert 1.5 < polling._pause_after(0.0, claimed=0) < 2.5
+
+
+def test_jobs_a_claim_brought_back_as_a_signal_came_are_handed_back_not_left_claimed(server, monkeypatch):
+    """A signal that lands while a waiting claim's answer, with a job in it, is on its way:
+    the claim is hung up half-way, the answer still read, and the job queued again at once
+    (before, the read was abandoned and the job sat `claimed` until the monitor's timeout)."""
+    assert threading.current_thread() is threading.main_thread()  # signals reach this thread
+    created = jobs.create_job(type="demo.noop")
+    signalled = threading.Event()
+    plain_getresponse = http.client.HTTPConnection.getresponse
+
+    def signal_then_read(connection, *args, **kwargs):
+        # Only the claim's own connection is plain http.client (requests' is urllib3's subclass).
+        if type(connection) is http.client.HTTPConnection and not signalled.is_set():
+            signalled.set()
+            os.kill(os.getpid(), signal.SIGTERM)  # the server has claimed the job and is answering
+            time.sleep(0.3)
+        return plain_getresponse(connection, *args, **kwargs)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "getresponse", signal_then_read)
+    runner = WorkerRunner(
+        WorkerSettings(server=server.url, internal_key=INTERNAL_KEY, types=["demo.noop"], grace=1.0),
+        demo.registry,
+    )
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    backstop = threading.Timer(10, os.kill, args=(os.getpid(), signal.SIGINT))  # never hang the suite
+    backstop.start()
+    try:
+        runner.install_signal_handlers()
+        assert runner.run() == 0
+    finally:
+        backstop.cancel()
+        signal.signal(signal.SIGTERM, handlers[0])
+        signal.signal(signal.SIGINT, handlers[1])
+    assert signalled.is_set()
+    time.sleep(0.5)  # whatever the server did with the claim has landed
+    handed_back = job(created.id)
+    assert (handed_back.status, handed_back.worker_id) == ("queued", None)
+    assert [a.outcome for a in attempts(created.id)] == ["interrupted"]
 
 
 def test_the_log_names_the_types_a_worker_claims_and_an_empty_list_claims_none():

@@ -72,15 +72,20 @@ class Hub:
             self._generation += 1
             self._condition.notify_all()
 
-    def wait(self, seen: int, timeout: float) -> None:
-        """Sleep up to `timeout` s unless a wake-up has come since `seen` was read."""
+    def nudge(self) -> None:
+        """Wake the waiting claims to look at their own `stop` (no job became claimable)."""
+        with self._condition:
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float, stop: threading.Event | None = None) -> None:
+        """Sleep up to `timeout` s unless a wake-up has come since `seen` was read, or `stop` is set."""
         deadline = time.monotonic() + timeout
         with self._condition:
             self._waiting += 1
             if self._waiting == 1:
                 self.waiter_arrived.set()
             try:
-                while self._generation == seen:
+                while self._generation == seen and not (stop is not None and stop.is_set()):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return

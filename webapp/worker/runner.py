@@ -6,8 +6,9 @@ Claims are long polls: with nothing ready the server holds the claim until a job
 is (`claim_wait`), so a job starts milliseconds after it is created and an idle
 worker costs neither CPU nor database statements.
 
-Shutdown: the first signal stops claiming and lets running jobs finish within
-the grace; then they are stopped (SIGTERM to their process groups, SIGKILL
+Shutdown: the first signal stops claiming — a waiting claim is hung up half-way
+(the server answers at once; jobs it claimed a moment before are still received and
+handed back, never left claimed) — and lets running jobs finish within the grace; then they are stopped (SIGTERM to their process groups, SIGKILL
 after the kill grace) and handed back — queued again, the attempt recorded as
 interrupted — and the worker exits 0. A second signal kills running commands
 at once, hands the jobs back with one quick try each, and exits 1.
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 CLAIM_WAIT_S = 20.0  # below the server's limit (MAX_CLAIM_WAIT_S) and common proxy read timeouts
 MIN_CLAIM_GAP_S = 0.01  # between long polls: an answer that comes back at once never makes a busy loop
 HAND_BACK_WAIT_S = 10.0  # after the kill grace, for the hand-back reports to land
+HUNG_UP_ANSWER_S = 5.0  # a hung-up claim's answer is waited for this long, then the connection is dropped
 ABORT_WAIT_S = 2.0
 
 
@@ -121,11 +123,21 @@ class WorkerRunner:
         # Set from another thread: the handler runs inside the main thread, which may
         # hold the event's lock right now (in wait or clear); setting it here could deadlock.
         threading.Thread(target=self._stop_waiting, name="signal-wake", daemon=True).start()
-        if self._claim_waiting:
-            # Out of the waiting claim's read: its connection closes, and the server, seeing
-            # that, claims nothing for this worker (webapp/claim_wait.py).
+        if self._signals == 1:
+            # A waiting claim is half-closed: the server answers it at once and claims nothing
+            # more; its answer is still read, so jobs claimed a moment before are not lost.
+            self.client.hang_up_claims()
+            threading.Thread(target=self._drop_unanswered_claim, name="claim-hang-up", daemon=True).start()
+        elif self._claim_waiting:
+            # Stop at once: out of the claim's read (the server, seeing the connection go,
+            # claims nothing more for this worker; see webapp/claim_wait.py).
             self._claim_waiting = False
             raise ClaimInterrupted()
+
+    def _drop_unanswered_claim(self) -> None:
+        """A server that never saw the hang-up (a proxy in between) does not hold the worker up."""
+        time.sleep(HUNG_UP_ANSWER_S)
+        self.client.claim_line.drop()
 
     def _stop_waiting(self) -> None:
         self._wake.set()
@@ -169,6 +181,8 @@ class WorkerRunner:
                 except ClaimInterrupted:
                     break
                 except ServerUnavailable as error:
+                    if self.stopping:
+                        break  # a hung-up claim dropped after HUNG_UP_ANSWER_S: nothing to retry
                     failures += 1
                     delay = backoff_delay(failures, base=0.5, cap=self.settings.retry_max)
                     retry_at = time.monotonic() + delay
@@ -260,6 +274,9 @@ class WorkerRunner:
         finally:
             self._claim_waiting = False
         for job in jobs:
+            if self.stopping:  # the answer of a claim hung up by a signal: not to start now
+                self._hand_back(job)
+                continue
             try:
                 self._begin(job)
             except Exception as error:  # never leave a claimed job behind
@@ -294,6 +311,20 @@ class WorkerRunner:
             self.client.fail(job["id"], job["lease_token"], error=f"worker error: {describe(error)}", retryable=True)
         except Exception:
             log.exception("job %s: could not report the worker error; the monitor will settle it", job.get("id"))
+
+    def _hand_back(self, job: dict[str, Any]) -> None:
+        """Queued again at once, the attempt recorded as interrupted (no attempt used up)."""
+        log.info("job %s: claimed as the worker stops; handing it back", job.get("id"))
+        try:
+            self.client.fail(
+                job["id"],
+                job["lease_token"],
+                error=f"worker {self.worker_id} stopped before the job started",
+                retryable=True,
+                interrupted=True,
+            )
+        except Exception:
+            log.exception("job %s: could not hand it back; the monitor will settle it", job.get("id"))
 
     def _attempt_done(self, attempt: Attempt) -> None:
         with self._lock:
