@@ -418,6 +418,17 @@ def transitions_counted(action: str, status: str) -> float:
     return TRANSITIONS.labels(action, status)._value.get()
 
 
+def settled_generation(hub: wakeup.Hub) -> int:
+    """The hub's generation once the setup's own wake-ups have passed (PostgreSQL's
+    notifications reach the listener thread a moment after their commit)."""
+    settled_at, generation, give_up = time.monotonic(), hub.generation, time.monotonic() + 5
+    while time.monotonic() - settled_at < 0.3 and time.monotonic() < give_up:
+        if hub.generation != generation:
+            settled_at, generation = time.monotonic(), hub.generation
+        time.sleep(0.02)
+    return generation
+
+
 def test_a_batch_wakes_waiting_claims_once_it_has_committed(client, monkeypatch):
     make_job("queued", max_attempts=1)
     job = running(client)
@@ -430,12 +441,7 @@ def test_a_batch_wakes_waiting_claims_once_it_has_committed(client, monkeypatch)
             seen_at_wake.append(connection.execute(sqlalchemy.select(Job.status).where(Job.id == job["id"])).scalar())
         wake()
 
-    # Let the setup's own wake-ups pass first (PostgreSQL's notifications arrive late).
-    settled_at, generation, give_up = time.monotonic(), hub.generation, time.monotonic() + 5
-    while time.monotonic() - settled_at < 0.3 and time.monotonic() < give_up:
-        if hub.generation != generation:
-            settled_at, generation = time.monotonic(), hub.generation
-        time.sleep(0.02)
+    settled_generation(hub)
     monkeypatch.setattr(hub, "wake", wake_and_look)
     results = reports(
         client,
@@ -452,7 +458,7 @@ def test_a_batch_whose_commit_fails_answers_503_and_stores_nothing(client):
         make_job("queued")
     first, second = call(client, "/jobs/claim", worker_id="w1", batch_size=2).json["jobs"]
     hub = wakeup.hub()
-    seen, started = hub.generation, transitions_counted("start", "running")
+    seen, started = settled_generation(hub), transitions_counted("start", "running")
 
     def commit_fails(session):
         raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("the server closed the connection"))

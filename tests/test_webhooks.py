@@ -143,6 +143,18 @@ def test_jobs_completed_in_one_statement_get_a_notification_each_with_its_own_id
     assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 3
 
 
+def test_a_completed_job_s_notification_is_the_job_json_a_later_read_shows(app, client):
+    """On each database the payload says what GET /api/jobs/<id> says afterwards (SQLite once
+    sent `progress` 100 where every read says 100.0)."""
+    add_endpoint(client, "http://127.0.0.1:9/hook", [events.JOB_COMPLETED])
+    completed = run_job()
+    db.session.expire_all()
+    (written,) = notifications()
+    shown = client.get(f"/api/jobs/{completed.id}").get_json()  # the job and more (its attempts, steps)
+    sent = written.payload["job"]
+    assert json.dumps(sent, sort_keys=True) == json.dumps({key: shown[key] for key in sent}, sort_keys=True)
+
+
 def test_a_disabled_endpoint_gets_nothing_new(app, client):
     endpoint = add_endpoint(client, "http://127.0.0.1:9/hook")
     db.session.get(WebhookEndpoint, endpoint["id"]).enabled = False

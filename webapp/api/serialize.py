@@ -31,8 +31,16 @@ JOB_FIELDS = (
 JOB_TIMES = ("heartbeat_at", "run_after", "created_at", "claimed_at", "started_at", "finished_at", "updated_at")
 
 
+# SQLite stores an integral REAL as an integer and its RETURNING hands it back as one:
+# a float column is printed as a float whichever way the job was read (100.0, not 100).
+JOB_FLOATS = tuple(name for name in JOB_FIELDS if isinstance(Job.__table__.c[name].type, Float))
+
+
 def job_json(job: Job) -> dict[str, Any]:
     data = {name: getattr(job, name) for name in JOB_FIELDS}
+    for name in JOB_FLOATS:
+        if data[name] is not None:
+            data[name] = float(data[name])
     data.update({name: isoformat(getattr(job, name)) for name in JOB_TIMES})
     data["cancel_requested"] = bool(job.cancel_requested)
     return data
