@@ -218,3 +218,26 @@ def test_a_certificate_for_another_name_is_refused(authority, monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_resolver_that_never_answers_fails_the_delivery_within_its_deadline(monkeypatch):
+    """getaddrinfo has no timeout: a stalled resolver once held a sender, and its lease, for
+    as long as it stalled."""
+    released = threading.Event()
+
+    def stalled_getaddrinfo(host, port, *args, **kwargs):
+        if host != "stalled.example":
+            return REAL_GETADDRINFO(host, port, *args, **kwargs)
+        released.wait(30)
+        raise socket.gaierror("gave up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", stalled_getaddrinfo)
+    began = time.monotonic()
+    try:
+        with pytest.raises(AddressRefused, match="stalled.example: no answer within 0.5 s"):
+            transport.post(
+                "http://stalled.example/hook", b"{}", {}, timeout_s=0.5, allow_private=True, excerpt_bytes=10
+            )
+        assert time.monotonic() - began < 2
+    finally:
+        released.set()

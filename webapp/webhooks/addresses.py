@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from urllib.parse import urlsplit
+
+RESOLVE_TIMEOUT_S = 5.0  # an endpoint's name looked up when it is added
 
 
 class AddressRefused(ValueError):
@@ -34,7 +37,7 @@ def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     return None if address.is_global else "non-public"
 
 
-def resolve(url: str, *, allow_private: bool) -> str:
+def resolve(url: str, *, allow_private: bool, timeout_s: float = RESOLVE_TIMEOUT_S) -> str:
     """The address a delivery connects to: the first the URL's host resolves to, once every
     one was found public (unless private addresses are allowed). Connecting to this address,
     not to the name again, closes the window in which the name could be re-pointed."""
@@ -42,10 +45,7 @@ def resolve(url: str, *, allow_private: bool) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as error:
-        raise AddressRefused(f"cannot resolve {host}: {error}") from None
+    infos = _getaddrinfo_within(host, port, timeout_s)
     if not infos:
         raise AddressRefused(f"cannot resolve {host}: no address")
     addresses = [str(info[4][0]) for info in infos]
@@ -58,6 +58,30 @@ def resolve(url: str, *, allow_private: bool) -> str:
                     f"{host} resolves to {address}, a {kind} address (set JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=1 to allow)"
                 )
     return addresses[0]
+
+
+def _getaddrinfo_within(host: str, port: int, timeout_s: float) -> list:
+    """getaddrinfo has no timeout of its own: a resolver that never answers would hold a
+    delivery (and its lease) or a request as long as it likes. The lookup runs in a thread
+    of its own; past `timeout_s` the caller goes on and the thread ends when the resolver does."""
+    found: list = []
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP))
+        except (OSError, UnicodeError) as error:
+            failures.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name="webhook-resolve", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise AddressRefused(f"cannot resolve {host}: no answer within {timeout_s:g} s")
+    if failures:
+        raise AddressRefused(f"cannot resolve {host}: {failures[0]}")
+    return found
 
 
 def check_public(url: str) -> None:

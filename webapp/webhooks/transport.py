@@ -7,7 +7,7 @@ the name is kept for the Host header and for TLS (SNI and the certificate check)
 
 requests' timeouts are per socket operation: a receiver trickling a byte every few
 seconds would hold a sender, and its lease, for hours. A timer ends the exchange at
-the deadline whatever the receiver does.
+the deadline whatever the receiver does; the name's lookup counts against it too.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from http.client import HTTPException
 from urllib.parse import urlsplit
@@ -41,7 +42,11 @@ def post(
 ) -> Reply:
     """POST `body` and read at most `excerpt_bytes` of the answer; raises AddressRefused or SendFailed."""
     parts = urlsplit(url)
-    address = resolve(url, allow_private=allow_private)
+    began = time.monotonic()
+    address = resolve(url, allow_private=allow_private, timeout_s=timeout_s)
+    remaining_s = timeout_s - (time.monotonic() - began)  # the lookup counts against the deadline too
+    if remaining_s <= 0:
+        raise SendFailed(f"no complete answer within {timeout_s:g} s")
     connection: HTTPConnection
     if parts.scheme == "https":
         connection = HTTPSConnection(
@@ -55,7 +60,7 @@ def post(
         connection = HTTPConnection(address, parts.port or 80, timeout=timeout_s)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     cut = threading.Event()
-    deadline = threading.Timer(timeout_s, _cut, (connection, cut))
+    deadline = threading.Timer(remaining_s, _cut, (connection, cut))
     deadline.daemon = True
     deadline.start()
     try:
