@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import ssl
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+import trustme
 
 from webapp.client import ClientError, Conflict, JobwardenClient, LeaseLostError, NotFound, ServerUnavailable
 
@@ -224,3 +228,52 @@ def test_metrics_under_gunicorn_add_up_what_every_worker_process_counted(api, se
     text = requests.get(f"{server.url}/metrics", timeout=10).text
     assert 'jobwarden_transitions_total{action="create",to_status="queued"} 6.0' in text
     assert 'jobwarden_jobs{status="queued"} 6.0' in text
+
+
+# --- the claim's own connection over TLS ------------------------------------------------------
+
+
+def test_a_claim_hung_up_over_tls_still_reads_its_answer_verified_with_the_session_s_ca(tmp_path, monkeypatch):
+    """The worker's claim line: TLS verified with the CA the worker's other calls use
+    (REQUESTS_CA_BUNDLE), and a half-close that keeps TLS intact, so an answer sent after
+    the hang-up — jobs the server claimed a moment before — is still read."""
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    hung_up_seen = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            # The client's half-close makes the raw socket readable; TLS is left alone.
+            if select.select([self.connection], [], [], 10)[0]:
+                hung_up_seen.set()
+            body = json.dumps({"jobs": [{"id": 7, "lease_token": "t"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = JobwardenClient(f"https://127.0.0.1:{server.server_address[1]}", internal_key="k", timeout=10)
+        answers: list[list] = []
+        claiming = threading.Thread(target=lambda: answers.append(client.claim("w1", wait_s=20)))
+        claiming.start()
+        time.sleep(0.5)  # the claim waits at the server
+        client.hang_up_claims()
+        claiming.join(timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hung_up_seen.is_set()
+    assert answers == [[{"id": 7, "lease_token": "t"}]]

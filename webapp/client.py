@@ -15,6 +15,7 @@ import http.client
 import json
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from .backoff import backoff_delay
 
@@ -74,9 +76,10 @@ class ClaimLine:
     does not hand out the socket of a request in flight.
     """
 
-    def __init__(self, base_url: str, *, connect_timeout: float):
+    def __init__(self, base_url: str, *, connect_timeout: float, ca_bundle: str):
         parts = urlsplit(base_url)
         self._https = parts.scheme == "https"
+        self._ca_bundle = ca_bundle
         self._address = (parts.hostname or "127.0.0.1", parts.port or (443 if self._https else 80))
         self._prefix = parts.path.rstrip("/")
         self._connect_timeout = connect_timeout
@@ -152,7 +155,8 @@ class ClaimLine:
             self._close()
         host, port = self._address
         if self._https:
-            connection = http.client.HTTPSConnection(host, port, timeout=self._connect_timeout)
+            context = ssl.create_default_context(cafile=self._ca_bundle)
+            connection = http.client.HTTPSConnection(host, port, timeout=self._connect_timeout, context=context)
         else:
             connection = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
         try:
@@ -191,7 +195,13 @@ class JobwardenClient:
         self.session = requests.Session()
         if password:
             self.session.auth = ("operator", password)
-        self.claim_line = ClaimLine(self.base_url, connect_timeout=timeout)
+        # TLS verified as the session's other calls are (REQUESTS_CA_BUNDLE, else certifi's bundle).
+        verify = self.session.merge_environment_settings(self.base_url, {}, None, True, None)["verify"]
+        self.claim_line = ClaimLine(
+            self.base_url,
+            connect_timeout=timeout,
+            ca_bundle=verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH,
+        )
 
     # --- public API -------------------------------------------------------------------
 
