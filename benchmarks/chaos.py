@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -116,10 +117,13 @@ class Workers:
         self.running: dict[str, subprocess.Popen] = {}
         self.serial = 0
         self.kills: list[tuple[str, float]] = []
+        # Worker ids name the run too: the leftover count finds processes by the id in their
+        # environment, and two runs at once (the test on both databases) must not count each other's.
+        self.run_mark = uuid.uuid4().hex[:8]
 
     def start(self) -> None:
         self.serial += 1
-        worker_id = f"chaos-w{self.serial}"
+        worker_id = f"chaos-{self.run_mark}-w{self.serial}"
         env = {
             **os.environ,
             "JOBWARDEN_INTERNAL_API_KEY": KEY,
