@@ -88,6 +88,15 @@ def test_the_internal_api_with_a_wrong_key_raises_401(server):
     assert refused.value.code == 401
 
 
+def test_a_claim_after_the_server_closed_the_kept_alive_connection_goes_out_on_a_new_one(server):
+    """A worker claims again after a job that outlasted the server's keep-alive (gunicorn: 2 s):
+    the closed connection is noticed before it is used, so the claim neither fails nor backs off."""
+    client = JobwardenClient(server.url, internal_key=INTERNAL_KEY, timeout=10, retries=0)
+    assert client.claim("w1", ["nobody.runs.this"]) == []
+    time.sleep(3)  # past gunicorn's keep-alive: the server has closed the connection
+    assert client.claim("w1", ["nobody.runs.this"]) == []
+
+
 # --- retries, against a stub that counts requests ----------------------------------------
 
 

@@ -73,7 +73,8 @@ class ClaimLine:
     losing the answer: `hang_up` half-closes the connection (the server sees its worker
     leave and answers at once, claiming nothing more: webapp.hangups) and the answer,
     jobs claimed a moment before included, is still read. Plain `http.client`: requests
-    does not hand out the socket of a request in flight.
+    does not hand out the socket of a request in flight. It reads no proxy settings
+    (HTTP_PROXY…): claims go straight to the server.
     """
 
     def __init__(self, base_url: str, *, connect_timeout: float, ca_bundle: str):
@@ -149,8 +150,9 @@ class ClaimLine:
         checks before reusing one), else a new one."""
         connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
         if connection is not None and connection.sock is not None:
-            readable, _, _ = select.select([connection.sock], [], [], 0)
-            if not readable:
+            poller = select.poll()  # not select.select: it fails for descriptors past 1023
+            poller.register(connection.sock, select.POLLIN)
+            if not poller.poll(0):
                 return connection
             self._close()
         host, port = self._address
