@@ -487,7 +487,9 @@ def transition_held(
             **{f"row_{name}": value for name, value in item.values.items()},
             **{f"row_attempt_{name}": value for name, value in item.attempt_values.items()},
         }
-        for item in held
+        # In id order: two batches naming the same jobs (a zombie's and its successor's) then
+        # tend to meet the rows in one order and wait for each other rather than deadlock.
+        for item in sorted(held, key=lambda item: item.job_id)
     ]
     params = {
         "cas_items": rows,
