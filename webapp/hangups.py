@@ -9,12 +9,16 @@ readable, so watching costs nothing while nobody hangs up.
 
 from __future__ import annotations
 
+import logging
 import os
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
 
 _watcher: _Watcher | None = None
 _watcher_pid = 0
@@ -46,19 +50,26 @@ class _Watcher:
 
     def _run(self) -> None:
         while True:
-            for key, _events in self._selector.select():
-                if key.data is None:
-                    try:
-                        self._wake_reader.recv(4096)
-                    except BlockingIOError:
-                        pass
-                    continue
-                with self._lock:
-                    try:
-                        self._selector.unregister(key.fileobj)
-                    except (KeyError, ValueError):
-                        continue  # forgotten meanwhile: the claim has answered
-                key.data()
+            try:
+                self._report_hang_ups()
+            except Exception:  # never let the thread die: hang-ups would then wait for the worker's 5 s
+                log.exception("claim hang-ups: watching failed; watching again")
+                time.sleep(1.0)
+
+    def _report_hang_ups(self) -> None:
+        for key, _events in self._selector.select():
+            if key.data is None:
+                try:
+                    self._wake_reader.recv(4096)
+                except BlockingIOError:
+                    pass
+                continue
+            with self._lock:
+                try:
+                    self._selector.unregister(key.fileobj)
+                except (KeyError, ValueError):
+                    continue  # forgotten meanwhile: the claim has answered
+            key.data()
 
 
 def _this_process_watcher() -> _Watcher:
