@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -57,16 +59,8 @@ def check_sqlite_file(path: Path, *, full_check: bool = True) -> None:
         raise problem
     if not full_check:
         return
-    try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as error:
-        raise StoreUnreadable(
-            f"the database file {path} cannot be read: {error}; Jobwarden will not touch it."
-        ) from None
+    with _read_only(path) as connection:
+        problems = [row[0] for row in connection.execute("PRAGMA quick_check")]
     if problems != ["ok"]:
         raise StoreUnreadable(
             f"the database file {path} is corrupt ({'; '.join(problems[:3])}); "
@@ -100,6 +94,21 @@ def _header_problem(path: Path) -> StoreUnreadable | None:
     return None
 
 
+@contextmanager
+def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """The file opened read-only (it stays byte for byte as it was); an unreadable one is refused."""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            yield connection
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise StoreUnreadable(
+            f"the database file {path} cannot be read: {error}; Jobwarden will not touch it."
+        ) from None
+
+
 def _has_wal(path: Path) -> bool:
     try:
         return Path(f"{path}-wal").stat().st_size > 0
@@ -119,21 +128,13 @@ def check_sqlite_owner(path: Path) -> None:
     """
     if not path.exists() or path.stat().st_size == 0:
         return
-    try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            application_id = connection.execute("PRAGMA application_id").fetchone()[0]
-            tables = {
-                name
-                for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                if not name.startswith("sqlite_")
-            }
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as error:
-        raise StoreUnreadable(
-            f"the database file {path} cannot be read: {error}; Jobwarden will not touch it."
-        ) from None
+    with _read_only(path) as connection:
+        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
+        tables = {
+            name
+            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not name.startswith("sqlite_")
+        }
     if application_id == APPLICATION_ID:
         return
     if application_id == 0 and (not tables or tables >= TABLES_BEFORE_THE_MARK):
