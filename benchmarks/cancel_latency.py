@@ -40,8 +40,8 @@ from sqlalchemy import func, select  # noqa: E402
 
 from webapp import create_app, jobs  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
-from webapp.extensions import db  # noqa: E402
-from webapp.models import Job, JobAttempt  # noqa: E402
+from webapp.store.extensions import db  # noqa: E402
+from webapp.store.models import Job, JobAttempt  # noqa: E402
 
 from tests.support.databases import postgres_test_database  # noqa: E402
 from tests.support.processes import alive  # noqa: E402

@@ -51,8 +51,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select  # noqa: E402
 
 from webapp import create_app, jobs  # noqa: E402
-from webapp.extensions import db  # noqa: E402
-from webapp.models import Job, JobAttempt, JobEvent  # noqa: E402
+from webapp.store.extensions import db  # noqa: E402
+from webapp.store.models import Job, JobAttempt, JobEvent  # noqa: E402
 
 from tests.support.databases import postgres_test_database  # noqa: E402
 from tests.support.server import running_server  # noqa: E402

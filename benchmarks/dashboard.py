@@ -50,7 +50,7 @@ from monitor import database, percentile, populate, roll_up  # noqa: E402  (benc
 from sqlalchemy import event, text  # noqa: E402
 
 from webapp import create_app  # noqa: E402
-from webapp.extensions import db  # noqa: E402
+from webapp.store.extensions import db  # noqa: E402
 
 TARGET_MS = 50.0
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

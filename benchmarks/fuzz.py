@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from webapp import create_app  # noqa: E402
-from webapp.extensions import db  # noqa: E402
+from webapp.store.extensions import db  # noqa: E402
 
 from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
 from tests.factories import make_job  # noqa: E402

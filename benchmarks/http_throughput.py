@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.store import procrastinate_python, run_procrastinate  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
-from webapp.extensions import db  # noqa: E402
+from webapp.store.extensions import db  # noqa: E402
 
 from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
 from tests.support.databases import postgres_test_database  # noqa: E402

@@ -31,8 +31,8 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from webapp import create_app, jobs, monitor  # noqa: E402
-from webapp.extensions import db  # noqa: E402
-from webapp.timeutil import utcnow  # noqa: E402
+from webapp.domain.timeutil import utcnow  # noqa: E402
+from webapp.store.extensions import db  # noqa: E402
 
 TARGET_MS = 20.0
 QUEUED, PENDING, FAILED, CANCELLED = 5_000, 1_000, 20_000, 20_000

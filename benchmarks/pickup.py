@@ -44,8 +44,8 @@ from store import PROCRASTINATE_SIDE, procrastinate_python  # noqa: E402
 
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
-from webapp.extensions import db  # noqa: E402
-from webapp.models import Job  # noqa: E402
+from webapp.store.extensions import db  # noqa: E402
+from webapp.store.models import Job  # noqa: E402
 
 from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
 from tests.support.databases import postgres_test_database  # noqa: E402

@@ -106,7 +106,7 @@ def work(
     from sqlalchemy import event
 
     from webapp import create_app, jobs
-    from webapp.extensions import db
+    from webapp.store.extensions import db
 
     app = create_app(app_config(database_url, synchronous, pre_ping))
     with app.app_context():
@@ -147,8 +147,8 @@ def collect(results, workers) -> list:
 
 def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: int, batched: bool, args) -> Run:
     from webapp import create_app, jobs
-    from webapp.extensions import db
-    from webapp.models import Job
+    from webapp.store.extensions import db
+    from webapp.store.models import Job
 
     app = create_app(app_config(database_url, synchronous, args.pre_ping == "on"))
     with app.app_context():

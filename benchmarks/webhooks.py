@@ -6,7 +6,7 @@ file, synchronous=FULL; PostgreSQL: a throwaway database), creates --jobs no-op 
 batches of 500, then times the loop `jobs.claim_jobs(batch_size=10)` → `start_job` →
 `complete_job` until the queue is empty. Variants:
 
-- off:      `webapp.states.transition_event` replaced by one answering None (no outbox write at all)
+- off:      no outbox listening to the store's moves (`webapp.store.moves.set_outbox(None)`: no outbox write at all)
 - none:     the outbox on, no endpoint registered (the INSERT … SELECT … WHERE EXISTS writes nothing;
             on PostgreSQL a CTE of the transition's own statement, on SQLite a statement of its own)
 - endpoint: one enabled endpoint subscribed to job.completed: every job writes a notification
@@ -55,9 +55,10 @@ def fresh_database(backend: str, postgres: str) -> Iterator[str]:
 
 def run(database_url: str, variant: str, jobs_count: int, synchronous: str) -> tuple[float, float, float]:
     """(job lifecycles per second, CPU ms per job, statements per job) for one variant on a fresh database."""
-    from webapp import create_app, jobs, states
-    from webapp.extensions import db
-    from webapp.models import Job, WebhookNotification
+    from webapp import create_app, jobs
+    from webapp.store import moves
+    from webapp.store.extensions import db
+    from webapp.store.models import Job, WebhookNotification
     from webapp.webhooks import endpoints, outbox
 
     app = create_app(
@@ -70,7 +71,7 @@ def run(database_url: str, variant: str, jobs_count: int, synchronous: str) -> t
             "JOBWARDEN_SQLITE_SYNCHRONOUS": synchronous,
         }
     )
-    states.transition_event = (lambda *args: None) if variant == "off" else outbox.transition_event
+    moves.set_outbox(None if variant == "off" else outbox.TransitionOutbox())
     with app.app_context():
         db.create_all()
         if variant == "endpoint":

@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 
 from e2e.dialogs import confirm_in_page
 from webapp import jobs
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 SLOW_MS = 30_000  # a worker claiming and running three steps: beyond one poll
 

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Page
 
 from webapp import jobs
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.factories import make_job
 

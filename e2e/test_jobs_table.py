@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from webapp import jobs
-from webapp.dashboard.views import PAGE_SIZE
+from webapp.server.dashboard.views import PAGE_SIZE
 
 from tests.factories import make_job
 

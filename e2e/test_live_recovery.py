@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from e2e.dialogs import confirm_in_page
 from webapp import jobs
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.factories import make_job
 from tests.support.processes import alive

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from e2e.conftest import server_settings as base_settings  # noqa: F401
 from e2e.dialogs import confirm_in_page, confirmation
-from webapp.extensions import db
-from webapp.models import WebhookEndpoint
+from webapp.store.extensions import db
+from webapp.store.models import WebhookEndpoint
 
 URL = "http://127.0.0.1:9/hooks/jobwarden?team=<ops>"
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from webapp import create_app
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.support.databases import postgres_test_database
 

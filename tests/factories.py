@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from webapp import jobs
-from webapp.models import Job
+from webapp.store.models import Job
 
 _serial = itertools.count(1)
 

@@ -1,15 +1,15 @@
-"""webapp.actions is the one list of operator actions: the state machine knows each
+"""webapp.jobs.actions is the one list of operator actions: the state machine knows each
 edge, and the API, the dashboard and the CLI offer exactly these actions."""
 
 from __future__ import annotations
 
-from webapp import states
-from webapp.actions import ACTION_NAMES, ACTIONS, actions_from
-from webapp.operator_cli import jobs_group
+from webapp.cli.operator import jobs_group
+from webapp.domain import statuses
+from webapp.jobs.actions import ACTION_NAMES, ACTIONS, actions_from
 
 
 def test_every_action_takes_an_edge_of_the_state_machine():
-    assert all(action.edge in states.EDGES for action in ACTIONS)
+    assert all(action.edge in statuses.EDGES for action in ACTIONS)
 
 
 def test_the_api_has_one_route_per_action(app):
@@ -26,5 +26,5 @@ def test_the_cli_has_one_command_per_action():
 
 
 def test_the_actions_offered_are_the_ones_the_state_machine_allows():
-    assert [action.name for action in actions_from(states.Status.RUNNING)] == ["mark-failed", "cancel"]
-    assert actions_from(states.Status.COMPLETED) == []
+    assert [action.name for action in actions_from(statuses.Status.RUNNING)] == ["mark-failed", "cancel"]
+    assert actions_from(statuses.Status.COMPLETED) == []

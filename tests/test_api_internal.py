@@ -10,14 +10,15 @@ import pytest
 import sqlalchemy
 from sqlalchemy.orm import Session
 
-from webapp import jobs, wakeup
-from webapp.api import internal
+from webapp import jobs
 from webapp.config import ConfigError
-from webapp.extensions import db
-from webapp.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
+from webapp.domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
+from webapp.domain.timeutil import utcnow
 from webapp.metrics import TRANSITIONS
-from webapp.models import Job, Worker
-from webapp.timeutil import utcnow
+from webapp.server.api import internal
+from webapp.store import wakeup
+from webapp.store.extensions import db
+from webapp.store.models import Job, Worker
 
 from tests.conftest import INTERNAL_KEY, postgresql_only, test_config
 from tests.factories import make_job

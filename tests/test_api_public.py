@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, text
 
 from webapp import jobs
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.factories import make_job
 

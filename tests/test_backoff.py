@@ -1,8 +1,8 @@
-"""webapp.backoff: the one backoff formula the server's retries, the client and the worker share."""
+"""webapp.domain.backoff: the one backoff formula the server's retries, the client and the worker share."""
 
 from __future__ import annotations
 
-from webapp.backoff import backoff_delay, jittered
+from webapp.domain.backoff import backoff_delay, jittered
 
 
 def test_the_delay_doubles_per_attempt_within_its_jitter():

@@ -17,9 +17,9 @@ import time
 from datetime import timedelta
 
 from webapp import jobs, monitor
-from webapp.cancellation import CONFIRMED
-from webapp.extensions import db
-from webapp.timeutil import utcnow
+from webapp.domain.timeutil import utcnow
+from webapp.jobs.cancellation import CONFIRMED
+from webapp.store.extensions import db
 
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job

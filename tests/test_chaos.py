@@ -7,7 +7,7 @@ job's command outlives its SIGKILLed worker."""
 from __future__ import annotations
 
 from benchmarks.chaos import Settings, run
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 
 def test_killing_workers_and_restarting_the_server_loses_no_job(app, database_url, tmp_path):

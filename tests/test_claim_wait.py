@@ -16,8 +16,8 @@ from sqlalchemy import text
 
 from webapp import jobs
 from webapp.client import JobwardenClient
-from webapp.extensions import db
-from webapp.models import Worker
+from webapp.store.extensions import db
+from webapp.store.models import Worker
 
 from tests import test_worker_runner as runner
 from tests.conftest import INTERNAL_KEY

@@ -8,8 +8,8 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from webapp import jobs
-from webapp.extensions import db
-from webapp.models import Job, JobAttempt
+from webapp.store.extensions import db
+from webapp.store.models import Job, JobAttempt
 
 from tests.support.claimer import claim_until_empty
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from webapp.actions import ACTIONS, action_named
+from webapp.jobs.actions import ACTIONS, action_named
 
 from tests.factories import make_job
 

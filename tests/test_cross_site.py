@@ -22,8 +22,8 @@ from sqlalchemy import func, select
 
 from webapp import jobs
 from webapp.client import JobwardenClient
-from webapp.extensions import db
-from webapp.models import Job, MonitorPass
+from webapp.store.extensions import db
+from webapp.store.models import Job, MonitorPass
 
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job

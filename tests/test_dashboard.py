@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import update
 
 from webapp import jobs
-from webapp.dashboard import views
-from webapp.extensions import db
-from webapp.models import Job
-from webapp.states import Status
-from webapp.timeutil import utcnow
+from webapp.domain.statuses import Status
+from webapp.domain.timeutil import utcnow
+from webapp.server.dashboard import views
+from webapp.store.extensions import db
+from webapp.store.models import Job
 
 from tests.factories import make_job
 

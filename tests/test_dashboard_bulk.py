@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from webapp import jobs
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.factories import make_job
 

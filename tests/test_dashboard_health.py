@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import update
 
 from webapp import jobs
-from webapp.dashboard import stats
-from webapp.dashboard.stats import WINDOWS
-from webapp.extensions import db
-from webapp.models import Job
-from webapp.timeutil import utcnow
+from webapp.domain.timeutil import utcnow
+from webapp.server.dashboard import stats
+from webapp.server.dashboard.stats import WINDOWS
+from webapp.store.extensions import db
+from webapp.store.models import Job
 
 from tests.factories import make_job
 

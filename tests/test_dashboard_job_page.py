@@ -8,8 +8,8 @@ import re
 from datetime import timedelta
 
 from webapp import jobs
-from webapp.dashboard import display
-from webapp.timeutil import utcnow
+from webapp.domain.timeutil import utcnow
+from webapp.server.dashboard import display
 
 from tests.factories import make_job
 

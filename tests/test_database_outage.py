@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from webapp import create_app
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.conftest import POSTGRES_URL, test_config
 from tests.support.databases import postgres_test_database

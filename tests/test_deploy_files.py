@@ -17,7 +17,7 @@ import click
 import pytest
 import yaml
 
-from webapp.server_cli import cli
+from webapp.cli.server import cli
 
 from tests.support.server import PROJECT_ROOT, free_port, wait_for_port
 

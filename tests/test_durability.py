@@ -11,7 +11,7 @@ import time
 import requests
 
 from webapp import jobs
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.conftest import INTERNAL_KEY
 

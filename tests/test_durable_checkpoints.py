@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from webapp import jobs, steps
-from webapp.extensions import db
+from webapp import jobs
+from webapp.jobs import steps
+from webapp.store.extensions import db
 
 from tests.support.server import running_server
 from tests.test_worker_runner import job, start_worker, status_is, step_events, wait_for  # noqa: F401

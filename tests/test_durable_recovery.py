@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
-from webapp import jobs, steps
-from webapp.models import Job
+from webapp import jobs
+from webapp.jobs import steps
+from webapp.store.models import Job
 
 from tests.factories import make_job
 from tests.test_client import jobwarden

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from webapp import jobs, states, steps
+from webapp import jobs
 from webapp.client import ClientError, Conflict, JobwardenClient
-from webapp.extensions import db
-from webapp.models import Checkpoint, StepResult
-from webapp.timeutil import utcnow
+from webapp.domain import statuses
+from webapp.domain.timeutil import utcnow
+from webapp.jobs import steps
+from webapp.store.extensions import db
+from webapp.store.models import Checkpoint, StepResult
 
 from tests.test_worker_runner import (  # noqa: F401  (fixtures)
     job,
@@ -224,7 +226,7 @@ def test_restart_discards_in_the_transition_and_a_refused_restart_discards_nothi
     jobs.start_job(created.id, claimed.lease_token)
     jobs.record_step(created.id, claimed.lease_token, name="a", event="completed", result=None)
     jobs.heartbeat(created.id, claimed.lease_token, checkpoint={"data": [1, 2], "step": None})
-    with pytest.raises(states.TransitionRefused):
+    with pytest.raises(statuses.TransitionRefused):
         jobs.restart_job(created.id)  # running
     assert set(steps.results_of(created.id)) == {"a"} and steps.checkpoint_of(created.id).data == [1, 2]
     jobs.mark_failed(created.id)

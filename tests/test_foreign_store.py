@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from webapp.integrity import APPLICATION_ID
+from webapp.store.integrity import APPLICATION_ID
 
 from tests.support.server import PROJECT_ROOT, free_port
 

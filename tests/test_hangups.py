@@ -1,11 +1,11 @@
-"""webapp.hangups on real sockets: a waiting claim hears that its worker hung up."""
+"""webapp.server.hangups on real sockets: a waiting claim hears that its worker hung up."""
 
 from __future__ import annotations
 
 import socket
 import threading
 
-from webapp import hangups
+from webapp.server import hangups
 
 
 def test_a_half_close_is_reported_once_and_a_forgotten_socket_is_not():

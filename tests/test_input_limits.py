@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from webapp import jobs
 from webapp.config import ConfigError, from_environment
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job

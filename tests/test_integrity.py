@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from webapp import create_app, jobs
-from webapp.extensions import db
-from webapp.integrity import StoreUnreadable
+from webapp.store.extensions import db
+from webapp.store.integrity import StoreUnreadable
 
 from tests.conftest import test_config
 from tests.factories import make_job
@@ -48,7 +48,7 @@ def start(path: Path):
 
 def test_a_healthy_store_starts_and_is_not_changed_by_the_check(healthy_store):
     before = checksum(healthy_store)
-    from webapp.integrity import check_sqlite_file
+    from webapp.store.integrity import check_sqlite_file
 
     check_sqlite_file(healthy_store)
 
@@ -104,7 +104,7 @@ def cut_to_fewer_pages(store: Path) -> bytes:
 def test_a_live_store_read_mid_checkpoint_is_not_taken_for_a_truncated_one(healthy_store):
     """Seen in a full test run: one of eight processes starting while the others wrote
     refused the store as truncated. With a write-ahead log beside it the check looks again."""
-    from webapp.integrity import check_sqlite_file
+    from webapp.store.integrity import check_sqlite_file
 
     whole = cut_to_fewer_pages(healthy_store)
     checkpoint_ends = threading.Timer(0.3, healthy_store.write_bytes, args=(whole,))
@@ -117,7 +117,7 @@ def test_a_live_store_read_mid_checkpoint_is_not_taken_for_a_truncated_one(healt
 
 
 def test_a_store_that_stays_truncated_beside_its_log_is_still_refused_and_left_as_it_was(healthy_store):
-    from webapp.integrity import CHECKPOINT_SETTLE_S, check_sqlite_file
+    from webapp.store.integrity import CHECKPOINT_SETTLE_S, check_sqlite_file
 
     cut_to_fewer_pages(healthy_store)
     before = checksum(healthy_store)

@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.conftest import BACKENDS
 from tests.support.databases import postgres_test_database

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from webapp import jobs, monitor
-from webapp.extensions import db
-from webapp.models import Job, JobAttempt, JobEvent, MonitorPass, Worker
-from webapp.states import LeaseLost
-from webapp.timeutil import isoformat, utcnow
+from webapp.domain.statuses import LeaseLost
+from webapp.domain.timeutil import isoformat, utcnow
+from webapp.store.extensions import db
+from webapp.store.models import Job, JobAttempt, JobEvent, MonitorPass, Worker
 
 from tests.factories import make_job
 

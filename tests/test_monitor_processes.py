@@ -18,9 +18,9 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from webapp import jobs
-from webapp.extensions import db
-from webapp.models import Job, MonitorPass
-from webapp.timeutil import utcnow
+from webapp.domain.timeutil import utcnow
+from webapp.store.extensions import db
+from webapp.store.models import Job, MonitorPass
 
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select, text
 
 from webapp import create_app, monitor
-from webapp.extensions import db
-from webapp.models import JobEvent
-from webapp.timeutil import utcnow
+from webapp.domain.timeutil import utcnow
+from webapp.store.extensions import db
+from webapp.store.models import JobEvent
 
 from tests.conftest import test_config
 from tests.factories import make_job

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from webapp import jobs
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import PROJECT_ROOT, running_server

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, select, update
 
 from webapp import jobs, monitor
-from webapp.dashboard import stats
-from webapp.dashboard.stats import WINDOWS
-from webapp.extensions import db
 from webapp.jobs.rollups import MAX_HOURS_PER_PASS, SUMMED
-from webapp.models import Job, JobRollup, RollupProgress
+from webapp.server.dashboard import stats
+from webapp.server.dashboard.stats import WINDOWS
+from webapp.store.extensions import db
+from webapp.store.models import Job, JobRollup, RollupProgress
 
 from tests.factories import make_job
 

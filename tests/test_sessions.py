@@ -14,7 +14,7 @@ import requests
 
 from webapp import config as settings
 from webapp import jobs
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.factories import make_job
 from tests.support.server import running_server

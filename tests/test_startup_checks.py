@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from webapp import create_app
 from webapp.config import ConfigError
-from webapp.extensions import db
-from webapp.schema import migration_heads
+from webapp.store.extensions import db
+from webapp.store.schema import migration_heads
 
 from tests.conftest import test_config
 from tests.support.server import PROJECT_ROOT

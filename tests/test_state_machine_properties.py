@@ -14,10 +14,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sqlalchemy import func, select, text
 
 from webapp import jobs
-from webapp.extensions import db
-from webapp.models import JobAttempt, JobEvent
-from webapp.states import EDGES, LeaseLost, Status, TransitionRefused
-from webapp.timeutil import utcnow
+from webapp.domain.statuses import EDGES, LeaseLost, Status, TransitionRefused
+from webapp.domain.timeutil import utcnow
+from webapp.store.extensions import db
+from webapp.store.models import JobAttempt, JobEvent
 
 OPERATOR_MOVES = {  # command → the contract's transition
     "cancel": EDGES["cancel"],

@@ -8,11 +8,12 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import func, select, update
 
-from webapp import jobs, states
-from webapp.extensions import db
-from webapp.models import Job
-from webapp.states import ALLOWED, LeaseLost, Status, TransitionRefused
-from webapp.timeutil import utcnow
+from webapp import jobs
+from webapp.domain import statuses
+from webapp.domain.statuses import ALLOWED, LeaseLost, Status, TransitionRefused
+from webapp.domain.timeutil import utcnow
+from webapp.store.extensions import db
+from webapp.store.models import Job
 
 from tests.factories import events_of, make_job
 
@@ -208,7 +209,7 @@ def test_claim_never_hands_out_a_job_that_is_not_queued(app, status):
 
 
 def test_no_command_moves_a_job_back_to_pending(app):
-    assert not any(edge.target == "pending" for edge in states.EDGES.values())
+    assert not any(edge.target == "pending" for edge in statuses.EDGES.values())
 
 
 def test_each_claim_issues_a_fresh_token_and_opens_an_attempt(app):
@@ -313,5 +314,5 @@ def test_orphaning_respects_a_fresh_heartbeat(app):
 
 
 def test_an_unknown_job_is_not_found(app):
-    with pytest.raises(states.JobNotFound):
+    with pytest.raises(statuses.JobNotFound):
         jobs.cancel_job(424242)

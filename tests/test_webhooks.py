@@ -14,13 +14,14 @@ import pytest
 from sqlalchemy import event, func, select
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from webapp import jobs, monitor, states
-from webapp.api.serialize import job_json
-from webapp.extensions import db
-from webapp.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
-from webapp.timeutil import utcnow
+from webapp import jobs, monitor
+from webapp.domain.timeutil import utcnow
+from webapp.jobs.serialize import job_json
+from webapp.server.dashboard.webhooks import CONFIRMATIONS
+from webapp.store import transitions
+from webapp.store.extensions import db
+from webapp.store.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from webapp.webhooks import delivery, events
-from webapp.webhooks.views import CONFIRMATIONS
 
 from tests.conftest import postgresql_only, test_config
 from tests.support.receiver import Receiver
@@ -97,7 +98,7 @@ def test_a_notifying_transition_is_one_statement_on_postgresql(app, client):
 
     event.listen(db.engine, "before_cursor_execute", record)
     try:
-        states.transition(
+        transitions.transition(
             job.id, "complete", actor="worker:w1", lease_token=lease, attempt_values={"outcome": "completed"}
         )
         db.session.commit()
@@ -120,7 +121,7 @@ def test_the_notification_built_in_sql_is_the_job_json_the_api_shows(app, client
     other = jobs.create_job(type="demo")
     lease = jobs.claim_jobs("w1")[0].lease_token
     jobs.heartbeat(other.id, lease, progress=33.3, stage="half")
-    cancelled = states.transition(other.id, "cancel", actor="operator", now=utcnow().replace(microsecond=0))
+    cancelled = transitions.transition(other.id, "cancel", actor="operator", now=utcnow().replace(microsecond=0))
     db.session.commit()
     assert completed.progress == 100 and cancelled.updated_at.microsecond == 0
     stored = [json.dumps(n.payload, sort_keys=True) for n in notifications()]

@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from webapp import jobs
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.conftest import INTERNAL_KEY
 from tests.support.processes import alive, marked, zombie_children

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from webapp.api.schemas import Start
-from webapp.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
+from webapp.domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
+from webapp.server.api.schemas import Start
 from webapp.worker.process import (
     OUTPUT_TAIL_BYTES,
     GroupProcess,

@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from webapp import jobs
-from webapp.extensions import db
-from webapp.models import Job, Worker
+from webapp.store.extensions import db
+from webapp.store.models import Job, Worker
 
 from tests import test_worker_runner as runner
 from tests.support.server import PROJECT_ROOT

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import select
 
 from webapp import jobs
-from webapp.extensions import db
-from webapp.models import Job, JobEvent, Worker
+from webapp.store.extensions import db
+from webapp.store.models import Job, JobEvent, Worker
 from webapp.worker import demo
 from webapp.worker.handlers import Registry
 from webapp.worker.runner import CLAIM_WAIT_S, MIN_CLAIM_GAP_S, WorkerRunner, WorkerSettings, types_label

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from webapp import jobs
-from webapp.extensions import db
+from webapp.store.extensions import db
 
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job

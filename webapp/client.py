@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
-from .backoff import backoff_delay
+from .domain.backoff import backoff_delay
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -71,7 +71,7 @@ class ClaimLine:
 
     Its own, because a stopping worker must be able to end a waiting claim without
     losing the answer: `hang_up` half-closes the connection (the server sees its worker
-    leave and answers at once, claiming nothing more: webapp.hangups) and the answer,
+    leave and answers at once, claiming nothing more: webapp.server.hangups) and the answer,
     jobs claimed a moment before included, is still read. Plain `http.client`: requests
     does not hand out the socket of a request in flight. It reads no proxy settings
     (HTTP_PROXY…): claims go straight to the server.

@@ -1,19 +1,12 @@
-"""Prometheus metrics: transitions, claim latency and orphans reaped (counted
-where they happen) and jobs by status (read from the store at scrape time).
-
-Under gunicorn each worker process counts on its own; `gunicorn.conf.py` sets
-PROMETHEUS_MULTIPROC_DIR so /metrics adds them up (prometheus-client's
-multiprocess mode). Without it (the development server, tests) one process
-registry serves.
+"""Prometheus counters: transitions, claim latency and orphans reaped, counted where
+they happen. Jobs by status are read from the store at scrape time
+(`webapp.server.exposition`, which also adds up gunicorn's processes). This module
+imports nothing of the app, so any layer can count.
 """
 
 from __future__ import annotations
 
-import os
-
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Histogram
 
 TRANSITIONS = Counter(
     "jobwarden_transitions_total",
@@ -31,32 +24,4 @@ ORPHANS_REAPED = Counter(
     ["kind"],
 )
 
-
-class JobsByStatus(Collector):
-    """`jobwarden_jobs{status}`: read at scrape time, so every replica reports the same truth."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def collect(self):
-        from . import jobs
-
-        family = GaugeMetricFamily("jobwarden_jobs", "Jobs in the store by status.", labels=["status"])
-        with self.app.app_context():
-            for status, count in jobs.count_by_status().items():
-                family.add_metric([status], count)
-        yield family
-
-
-def render(app) -> tuple[bytes, str]:
-    """The exposition text for one scrape."""
-    registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        for collector in (TRANSITIONS, CLAIM_LATENCY, ORPHANS_REAPED):
-            registry.register(collector)
-    registry.register(JobsByStatus(app))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+COUNTERS = (TRANSITIONS, CLAIM_LATENCY, ORPHANS_REAPED)

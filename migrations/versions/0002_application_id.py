@@ -3,13 +3,13 @@
 Revision ID: 0002
 Revises: 0001
 
-SQLite: the header's application_id (webapp.integrity.APPLICATION_ID), so a
+SQLite: the header's application_id (webapp.store.integrity.APPLICATION_ID), so a
 foreign file is told apart from ours before anything touches it. PostgreSQL
 needs no change: there the mark is this alembic_version table and its revision.
 """
 from alembic import op
 
-from webapp.integrity import APPLICATION_ID
+from webapp.store.integrity import APPLICATION_ID
 
 revision = '0002'
 down_revision = '0001'

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from webapp.extensions import db
-from webapp.models import Job, JobAttempt, JobEvent, Worker
+from webapp.store.extensions import db
+from webapp.store.models import Job, JobAttempt, JobEvent, Worker
 
 
 def store_snapshot() -> dict[str, list[tuple]]:

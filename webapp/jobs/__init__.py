@@ -1,9 +1,9 @@
 """Queries and commands on jobs: what the API, the dashboard, the worker API and
-the monitor call. Status changes go through `webapp.states`; each command here
+the monitor call. Status changes go through `webapp.store.transitions`; each command here
 is one transaction, committed on success and rolled back on refusal.
 
 One module per reason to change: `queries`, `filters` and `cursors` read;
-`lifecycle` is the worker's side of a job; `recovery` and `bulk` the
+`lifecycle` is the worker's side of a job; `recovery` and `actions` the
 operator's; `reaping` the health monitor's writes and `rollups` its hourly
 rollups of finished jobs (and the /stats reads over them); `workers` the worker
 registry; `policy` the retry and heartbeat policy. Callers use this package's
@@ -12,8 +12,8 @@ names (`jobs.create_job(...)`).
 
 from __future__ import annotations
 
-from ..limits import OUTPUT_TAIL_BYTES
-from .bulk import apply_action
+from ..domain.limits import OUTPUT_TAIL_BYTES
+from ..store.transaction import as_committed, unit_of_work
 from .cursors import decode_cursor, encode_cursor
 from .filters import BadQuery, JobFilter
 from .lifecycle import (
@@ -60,7 +60,6 @@ from .reaping import (
 )
 from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job
 from .rollups import finished_by_type, finished_per_bucket, roll_up, rolled_up_to
-from .transaction import as_committed, unit_of_work
 from .workers import register_worker, unserved_types
 
 __all__ = [
@@ -71,7 +70,6 @@ __all__ = [
     "CompleteReport",
     "JobFilter",
     "StartReport",
-    "apply_action",
     "as_committed",
     "attempts_of",
     "cancel_job",

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, or_
 
-from ..models import Job
-from ..query_params import BadQuery, is_job_id
+from ..store.models import Job
+from .query_params import BadQuery, is_job_id
 
 __all__ = ["BadQuery", "JobFilter"]
 

@@ -8,15 +8,17 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
-from .. import states, steps
-from ..extensions import db
-from ..models import Job, JobAttempt, JobEvent
-from ..states import LIVE
-from ..timeutil import utcnow
+from ..domain import statuses
+from ..domain.statuses import LIVE
+from ..domain.timeutil import utcnow
+from ..store import transitions
+from ..store.extensions import db
+from ..store.models import Job, JobAttempt, JobEvent
+from ..store.transaction import unit_of_work
+from . import steps
 from .output import tail
 from .policy import end_attempt
 from .queries import get_job
-from .transaction import unit_of_work
 
 
 def create_jobs(specs: list[dict[str, Any]], *, actor: str = "api") -> list[Job]:
@@ -29,7 +31,7 @@ def create_jobs(specs: list[dict[str, Any]], *, actor: str = "api") -> list[Job]
             spec["max_attempts"] = default_attempts
         prepared.append(spec)
     with unit_of_work():
-        return states.create(prepared, actor=actor)
+        return transitions.create(prepared, actor=actor)
 
 
 def create_job(*, actor: str = "api", **spec: Any) -> Job:
@@ -38,7 +40,7 @@ def create_job(*, actor: str = "api", **spec: Any) -> Job:
 
 def claim_jobs(worker_id: str, *, types: list[str] | None = None, batch_size: int = 1) -> list[Job]:
     with unit_of_work():
-        claimed = states.claim(worker_id, types=types, batch_size=batch_size)
+        claimed = transitions.claim(worker_id, types=types, batch_size=batch_size)
         # Handed back detached, as RETURNING gave them: the commit would expire them
         # and reading a claimed job would then cost one query per job.
         for job in claimed:
@@ -62,14 +64,14 @@ class CompleteReport:
     output: str | None = None  # None keeps the output the heartbeats sent
 
 
-def start_jobs(reports: list[StartReport]) -> list[states.Outcome]:
+def start_jobs(reports: list[StartReport]) -> list[transitions.Outcome]:
     """claimed → running for each job (one statement for them all on PostgreSQL); each
     answer is the started job or why it was refused."""
     now = utcnow()
     with unit_of_work():
-        return states.transition_held(
+        return transitions.transition_held(
             "start",
-            [states.HeldJob(r.job_id, r.lease_token, attempt_values={"argv": r.argv}) for r in reports],
+            [transitions.HeldJob(r.job_id, r.lease_token, attempt_values={"argv": r.argv}) for r in reports],
             values={"started_at": now, "heartbeat_at": now},
             attempt_values={"started_at": now},
             now=now,
@@ -125,7 +127,7 @@ def _touch_live(job_id: int, lease_token: str, values: dict[str, Any]) -> Job:
         .execution_options(synchronize_session=False, populate_existing=True)
     ).one_or_none()
     if job is None:
-        raise states.why_refused(job_id, states.EDGES["start"], lease_token)
+        raise transitions.why_refused(job_id, statuses.EDGES["start"], lease_token)
     return job
 
 
@@ -162,7 +164,7 @@ def record_step(
             data["result_attempt"] = job.attempt
         elif result_attempt is not None:
             data["result_attempt"] = result_attempt
-        states.record_event(
+        transitions.record_event(
             job_id,
             kind="step",
             actor=f"worker:{job.worker_id}",
@@ -191,12 +193,12 @@ def _already_recorded(job_id: int, attempt: int, report: dict[str, Any]) -> bool
     )
 
 
-def complete_jobs(reports: list[CompleteReport]) -> list[states.Outcome]:
+def complete_jobs(reports: list[CompleteReport]) -> list[transitions.Outcome]:
     """running → completed for each job (one statement for them all on PostgreSQL); each
     answer is the completed job or why it was refused."""
     now = utcnow()
     held = [
-        states.HeldJob(
+        transitions.HeldJob(
             r.job_id,
             r.lease_token,
             values={"result": r.result, "exit_code": r.exit_code},
@@ -208,7 +210,7 @@ def complete_jobs(reports: list[CompleteReport]) -> list[states.Outcome]:
         for r in reports
     ]
     with unit_of_work():
-        return states.transition_held(
+        return transitions.transition_held(
             "complete",
             held,
             values={"finished_at": now, "progress": 100, "lease_token": None},
@@ -228,7 +230,7 @@ def complete_job(
     return _moved(complete_jobs([CompleteReport(job_id, lease_token, result, exit_code, output)])[0])
 
 
-def _moved(outcome: states.Outcome) -> Job:
+def _moved(outcome: transitions.Outcome) -> Job:
     """A single report's answer: the moved job, or its refusal raised."""
     if isinstance(outcome, Exception):
         raise outcome
@@ -275,6 +277,6 @@ def _set_attempt(job: Job, **values: Any) -> None:
 
 
 def _lease_holder(job: Job) -> str:
-    """`states.lease_holder` read before the command: a failure's retry clears the
+    """`transitions.lease_holder` read before the command: a failure's retry clears the
     row's worker in the same UPDATE, so the name must come from the row as it was."""
     return f"worker:{job.worker_id}" if job.worker_id else "worker"

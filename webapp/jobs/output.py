@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..limits import OUTPUT_TAIL_BYTES
+from ..domain.limits import OUTPUT_TAIL_BYTES
 
 
 def tail(text: str | None, limit: int = OUTPUT_TAIL_BYTES) -> str | None:

@@ -9,10 +9,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import case
 
-from .. import states
-from ..backoff import backoff_delay
-from ..models import Job
-from ..timeutil import utcnow
+from ..domain.backoff import backoff_delay
+from ..domain.timeutil import utcnow
+from ..store import transitions
+from ..store.models import Job
 from .output import tail
 
 
@@ -82,8 +82,8 @@ def end_attempt(
         }
         if give_back:
             values["max_attempts"] = case((Job.max_attempts < Job.attempt + 1, Job.attempt + 1), else_=Job.max_attempts)
-        return states.transition(job.id, "retry", values=values, **common)
-    return states.transition(
+        return transitions.transition(job.id, "retry", values=values, **common)
+    return transitions.transition(
         job.id,
         "fail",
         values={"finished_at": now, "last_error": error, "exit_code": exit_code},

@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy import UnaryExpression, and_, case, func, or_, select, tuple_, union_all
 
-from ..extensions import db
-from ..models import Job, JobAttempt, JobEvent
-from ..query_params import cursor_position
-from ..states import FINISHED, JobNotFound, Status
+from ..domain.statuses import FINISHED, JobNotFound, Status
+from ..store.extensions import db
+from ..store.models import Job, JobAttempt, JobEvent
+from ..store.sql_time import MICROSECOND, epoch_us, microseconds
 from .cursors import decode_cursor, encode_cursor
 from .filters import BadQuery, JobFilter
-from .sql_time import MICROSECOND, epoch_us, microseconds
+from .query_params import cursor_position
 
 SORT_COLUMNS = {
     "id": Job.id,

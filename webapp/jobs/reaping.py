@@ -11,14 +11,14 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, select, update
 
-from .. import states
-from ..extensions import db
-from ..models import Job, Worker
-from ..states import FINISHED, Status
-from ..timeutil import utcnow
+from ..domain.statuses import FINISHED, Status
+from ..domain.timeutil import utcnow
+from ..store import transitions
+from ..store.extensions import db
+from ..store.models import Job, Worker
+from ..store.transaction import rows_changed, unit_of_work
 from .policy import end_attempt
 from .queries import get_job
-from .transaction import rows_changed, unit_of_work
 
 
 def orphan_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = "monitor") -> Job:
@@ -60,7 +60,7 @@ def fail_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: str
     """A job held in pending since before `cutoff` is failed; a release meanwhile wins."""
     now = utcnow()
     with unit_of_work():
-        return states.transition(
+        return transitions.transition(
             job_id,
             "fail",
             actor=actor,
@@ -75,7 +75,7 @@ def release_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: 
     """A job held in pending since before `cutoff` is queued (JOBWARDEN_PENDING_ACTION=queue)."""
     now = utcnow()
     with unit_of_work():
-        return states.transition(
+        return transitions.transition(
             job_id,
             "force_start",
             actor=actor,
@@ -115,7 +115,7 @@ def release_unconfirmed_cancellation(job_id: int, *, cutoff: datetime, actor: st
         )
         if not released:
             return False
-        states.record_event(
+        transitions.record_event(
             job_id,
             kind="note",
             actor=actor,

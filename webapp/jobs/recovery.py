@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from sqlalchemy import case
 
-from .. import states, steps
-from ..models import Job
-from ..timeutil import utcnow
-from .transaction import unit_of_work
+from ..domain.timeutil import utcnow
+from ..store import transitions
+from ..store.models import Job
+from ..store.transaction import unit_of_work
+from . import steps
 
 
 def cancel_job(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
     """Cancel now; a live worker learns from its next heartbeat (lease_lost) and stops."""
     now = utcnow()
     with unit_of_work():
-        return states.transition(
+        return transitions.transition(
             job_id,
             "cancel",
             actor=actor,
@@ -29,7 +30,7 @@ def mark_failed(job_id: int, *, actor: str = "operator", reason: str | None = No
     now = utcnow()
     message = reason or "marked as failed by operator"
     with unit_of_work():
-        return states.transition(
+        return transitions.transition(
             job_id,
             "fail",
             actor=actor,
@@ -60,7 +61,7 @@ def _requeue(job_id: int, action: str, *, actor: str, reason: str, discard: bool
     """An operator's move back to queued: a fresh lease, due now, one more attempt allowed."""
     now = utcnow()
     with unit_of_work():
-        job = states.transition(
+        job = transitions.transition(
             job_id,
             action,
             actor=actor,

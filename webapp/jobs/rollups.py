@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..extensions import db
-from ..models import Job, JobRollup, RollupProgress
-from ..states import FINISHED
+from ..domain.statuses import FINISHED
+from ..store.extensions import db
+from ..store.models import Job, JobRollup, RollupProgress
+from ..store.sql_time import MICROSECOND, epoch_us, hour_of, microseconds
+from ..store.transaction import rows_changed, unit_of_work
 from .queries import finished_times, live_finished_by_type, live_finished_per_bucket, phase_sums
-from .sql_time import MICROSECOND, epoch_us, hour_of, microseconds
-from .transaction import rows_changed, unit_of_work
 
 HOUR = timedelta(hours=1)
 ROLLUP_MARGIN = timedelta(minutes=10)

@@ -12,11 +12,11 @@ from flask import current_app
 from sqlalchemy import case, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..extensions import db
-from ..models import Worker
-from ..timeutil import utcnow
+from ..domain.timeutil import utcnow
+from ..store.extensions import db
+from ..store.models import Worker
+from ..store.transaction import unit_of_work
 from .queries import uncovered_queued_types
-from .transaction import unit_of_work
 
 
 def register_worker(

@@ -14,7 +14,7 @@ health page); `scheduler` decides where passes run (see its docstring).
 
 from __future__ import annotations
 
-from ..limits import COUNT_CAP
+from ..domain.limits import COUNT_CAP
 from .report import REPORT_LIMIT, health_report
 from .scans import (
     PRUNED_STATUSES,

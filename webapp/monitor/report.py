@@ -9,10 +9,10 @@ from flask import current_app
 from sqlalchemy import select
 
 from .. import jobs
-from ..extensions import db
-from ..limits import COUNT_CAP
-from ..models import MonitorPass, Worker
-from ..timeutil import isoformat, utcnow
+from ..domain.limits import COUNT_CAP
+from ..domain.timeutil import isoformat, utcnow
+from ..store.extensions import db
+from ..store.models import MonitorPass, Worker
 from ..webhooks.endpoints import health as webhook_health
 from .scans import (
     age,

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, select
 
 from .. import jobs
-from ..models import Job, Worker
-from ..states import LIVE, Status
-from ..timeutil import isoformat, utcnow
+from ..domain.statuses import LIVE, Status
+from ..domain.timeutil import isoformat, utcnow
+from ..store.models import Job, Worker
 from .settings import monitor_settings
 
 PRUNED_STATUSES = (Status.COMPLETED, Status.CANCELLED)

@@ -26,7 +26,7 @@ from flask.helpers import get_debug_flag
 from werkzeug.serving import is_running_from_reloader
 
 from ..config import SERVING_COMMANDS
-from ..extensions import db
+from ..store.extensions import db
 from ..webhooks.delivery import schedule as schedule_webhook_deliveries
 from .settings import monitor_settings
 from .settle import run_pass

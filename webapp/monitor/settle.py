@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import delete, text
 
 from .. import jobs
-from ..extensions import db
+from ..domain.statuses import JobNotFound, Status, TransitionRefused
+from ..domain.timeutil import isoformat, utcnow
 from ..metrics import ORPHANS_REAPED
-from ..models import Job, MonitorPass
-from ..states import JobNotFound, Status, TransitionRefused
-from ..timeutil import isoformat, utcnow
+from ..store.extensions import db
+from ..store.models import Job, MonitorPass
 from ..webhooks.alerts import raise_alerts
 from ..webhooks.outbox import prune as prune_notifications
 from .scans import (

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import exists, select
 
-from ..extensions import db
 from ..jobs import unserved_types
-from ..models import MonitorPass
+from ..store.extensions import db
+from ..store.models import MonitorPass
 from .events import ALERT_STALE_PENDING, ALERT_UNSERVED_TYPE
 from .outbox import notify, subscribed_endpoints
 

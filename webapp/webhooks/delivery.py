@@ -32,9 +32,9 @@ from flask import Flask, current_app
 from sqlalchemy import exists, or_, select, text, true, update
 from sqlalchemy.orm import aliased
 
-from ..extensions import db
-from ..models import WebhookDelivery, WebhookEndpoint, WebhookNotification
-from ..timeutil import utcnow
+from ..domain.timeutil import utcnow
+from ..store.extensions import db
+from ..store.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from . import formats, transport
 from .addresses import AddressRefused
 from .signing import signed_headers

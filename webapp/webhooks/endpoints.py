@@ -12,15 +12,10 @@ from urllib.parse import urlsplit
 from flask import current_app
 from sqlalchemy import delete, func, select
 
-from ..extensions import db
+from ..domain.timeutil import isoformat, utcnow
 from ..jobs import unit_of_work
-from ..models import (
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookNotification,
-    WebhookSubscription,
-)
-from ..timeutil import isoformat, utcnow
+from ..store.extensions import db
+from ..store.models import WebhookDelivery, WebhookEndpoint, WebhookNotification, WebhookSubscription
 from .addresses import AddressRefused, check_public, check_url_shape
 from .events import EVENT_TYPES
 from .formats import FORMATS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..states import Status
+from ..domain.statuses import Status
 
 JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..models import WebhookNotification
-from ..timeutil import isoformat
+from ..domain.timeutil import isoformat
+from ..store.models import WebhookNotification
 from . import events
 
 FORMATS = ("standard", "slack")

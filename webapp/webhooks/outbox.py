@@ -3,8 +3,8 @@
 A job's transition writes its notification with its own rows, so the notification
 commits or rolls back with the change: a committed failure is never un-notified, a
 rolled-back one never notified. On PostgreSQL it is a further CTE of the transition's
-single statement (`queue_for_moved`): a finished job costs no extra round trip. On
-SQLite (no DML in CTEs) `notify_job` runs after it in the same transaction. With no
+single statement (`TransitionOutbox.followup`): a finished job costs no extra round trip. On
+SQLite (no DML in CTEs) `TransitionOutbox.write` runs after it in the same transaction. With no
 enabled endpoint subscribed to the event, the INSERT … SELECT … WHERE EXISTS writes
 nothing (correct across processes with no cache to invalidate); with one, the
 deliveries are queued by the same statement (PostgreSQL) or a second one (SQLite).
@@ -36,14 +36,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.selectable import NamedFromClause
 
-from ..extensions import db
-from ..models import (
-    Job,
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookNotification,
-    WebhookSubscription,
-)
+from ..domain.statuses import Status
+from ..jobs.serialize import job_json, job_json_sql
+from ..store.extensions import db
+from ..store.models import Job, WebhookDelivery, WebhookEndpoint, WebhookNotification, WebhookSubscription
+from .events import job_event
 
 ENDPOINTS = WebhookEndpoint.__table__
 SUBSCRIPTIONS = WebhookSubscription.__table__
@@ -151,43 +148,34 @@ def notify(event: str, data: dict[str, Any], *, job_id: int | None, now: datetim
         db.session.execute(queue_deliveries, {**params, "notification_id": notification_id})
 
 
-def transition_event(action: str, from_status: str, to_status: str, actor: object) -> str | None:
-    """The webhook event a transition raises, if any (see `events.job_event`)."""
-    # Imported here: webapp.states imports this module, and events imports webapp.states.
-    from .events import job_event
+class TransitionOutbox:
+    """The store's outbox (`webapp.store.moves.Outbox`): a transition's notification, written with it."""
 
-    return job_event(action, from_status, to_status, actor)
+    def event(self, action: str, from_status: Status, to_status: Status, actor: object) -> str | None:
+        return job_event(action, from_status, to_status, actor)
 
+    def params(self, event: str) -> dict[str, Any]:
+        return {"webhook_event": event}
 
-def transition_params(event: str) -> dict[str, Any]:
-    """The bound parameters of `queue_for_moved`'s statements for a transition raising `event`."""
-    return {"webhook_event": event}
+    def followup(self, rows: NamedFromClause, now: BindParameter[Any]) -> Insert:
+        """PostgreSQL: the notification of each moved job in `rows` and its deliveries, as one INSERT
+        to run as a CTE of the transition's own statement (so a finished job stays one round trip).
 
+        The payload is `{"job": <job JSON>}` built in SQL from the moved row (`job_json_sql`).
+        """
+        event = _event_param()
+        listeners = _listeners(event, postgresql=True)
+        payload = func.jsonb_build_object(literal_column("'job'"), job_json_sql(rows))
+        written = (
+            _write_notification(listeners, event, new_event_id_sql(), rows.c.id, payload, now, source=rows)
+            .returning(NOTIFICATIONS.c.id, NOTIFICATIONS.c.job_id)
+            .cte("written")
+        )
+        return _queue_deliveries(listeners, now, written.c.id, written.c.job_id, written)
 
-def queue_for_moved(rows: NamedFromClause, now: BindParameter[Any]) -> Insert:
-    """PostgreSQL: the notification of each moved job in `rows` and its deliveries, as one INSERT
-    to run as a CTE of the transition's own statement (so a finished job stays one round trip).
-
-    The payload is `{"job": <job JSON>}` built in SQL from the moved row (`job_json_sql`).
-    """
-    from ..api.serialize import job_json_sql
-
-    event = _event_param()
-    listeners = _listeners(event, postgresql=True)
-    payload = func.jsonb_build_object(literal_column("'job'"), job_json_sql(rows))
-    written = (
-        _write_notification(listeners, event, new_event_id_sql(), rows.c.id, payload, now, source=rows)
-        .returning(NOTIFICATIONS.c.id, NOTIFICATIONS.c.job_id)
-        .cte("written")
-    )
-    return _queue_deliveries(listeners, now, written.c.id, written.c.job_id, written)
-
-
-def notify_job(event: str, job: Job, now: datetime) -> None:
-    """SQLite: the notification of one transition, as separate statements after it (no DML in CTEs)."""
-    from ..api.serialize import job_json
-
-    notify(event, {"job": job_json(job)}, job_id=job.id, now=now)
+    def write(self, event: str, job: Job, now: datetime) -> None:
+        """SQLite: the notification of one transition, as separate statements after it (no DML in CTEs)."""
+        notify(event, {"job": job_json(job)}, job_id=job.id, now=now)
 
 
 def prune(cutoff: datetime, *, batch_size: int) -> int:

@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backoff import backoff_delay
 from ..client import Conflict, LeaseLostError, NotFound, ServerUnavailable
+from ..domain.backoff import backoff_delay
 from .context import (
     CANCEL,
     ERROR,

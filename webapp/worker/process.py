@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS, OUTPUT_TAIL_BYTES
+from ..domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS, OUTPUT_TAIL_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..backoff import backoff_delay, jittered
 from ..client import JobwardenClient, JobwardenError, ServerUnavailable
+from ..domain.backoff import backoff_delay, jittered
 from .attempt import Attempt
 from .context import SHUTDOWN, StopReason, describe
 from .handlers import Registry

@@ -1,0 +1,108 @@
+"""`jobwarden dev`: the README's first command — the dashboard on the embedded
+SQLite store, the health monitor, a local worker running the demo handlers,
+and a few sample jobs to look at."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import click
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+SAMPLE_JOBS: list[dict[str, Any]] = [
+    {"type": "demo.sleep", "payload": {"seconds": 30}},
+    {"type": "demo.pipeline", "payload": {"seconds_per_step": 8}},
+    {"type": "demo.pipeline", "payload": {"seconds_per_step": 4, "fail_step": "transcode"}, "max_attempts": 1},
+    # Fails at upload; "Resume from step upload" replays download and transcode and uploads.
+    {
+        "type": "demo.pipeline",
+        "payload": {"seconds_per_step": 3, "fail_once_at": "upload", "transcode_failures": 1},
+        "max_attempts": 1,
+    },
+    # Fails in epoch 4; its automatic retry resumes after the epoch-3 checkpoint.
+    {
+        "type": "demo.train",
+        "payload": {"epochs": 8, "seconds_per_epoch": 2, "fail_once_at_epoch": 4},
+        "max_attempts": 2,
+    },
+    {"type": "demo.flaky", "payload": {}},
+    {"type": "demo.crash", "payload": {}, "max_attempts": 1},
+    {"type": "demo.sleep", "payload": {"seconds": 10}, "priority": 5},
+    {"type": "demo.sleep", "payload": {"seconds": 5}, "hold": True},
+]
+
+
+def seed_samples() -> int:
+    """Create the sample jobs when the store has none; returns how many were created."""
+    from .. import jobs
+    from ..store.extensions import db
+    from ..store.models import Job
+
+    if db.session.execute(select(func.count()).select_from(Job)).scalar_one():
+        return 0
+    return len(jobs.create_jobs(SAMPLE_JOBS, actor="dev"))
+
+
+@click.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--concurrency", default=2, show_default=True, type=int, help="Slots of the local worker.")
+@click.option("--samples/--no-samples", default=True, show_default=True, help="Seed sample jobs into an empty store.")
+def dev_command(host: str, port: int, concurrency: int, samples: bool) -> None:
+    """Serve the dashboard with a local worker and sample jobs (for trying Jobwarden out)."""
+    from .. import create_app
+
+    os.environ.setdefault("JOBWARDEN_ENV", "development")
+    # One key for this session, shared with the worker through the environment only.
+    os.environ.setdefault("JOBWARDEN_INTERNAL_API_KEY", secrets.token_urlsafe(32))
+    app = create_app()
+    with app.app_context():
+        created = seed_samples() if samples else 0
+    server_url = f"http://{host}:{port}"
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per poll and heartbeat
+    server = make_server(host, port, app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, name="dev-server", daemon=True)
+    serving.start()
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "webapp",
+            "worker",
+            "--server",
+            server_url,
+            "--handlers",
+            "webapp.worker.demo",
+            "--concurrency",
+            str(concurrency),
+            "--grace",
+            "3",
+        ],
+        env=os.environ.copy(),
+        start_new_session=True,  # Ctrl-C reaches this process only; it stops the worker in order
+    )
+    click.echo(
+        f"Jobwarden on {server_url}/jobs — store {app.config['SQLALCHEMY_DATABASE_URI']}, "
+        f"{created} sample jobs created, local worker pid {worker.pid}. Ctrl-C stops both."
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.is_set() and worker.poll() is None:
+        stop.wait(0.5)
+    # The worker first, while the server still answers: it hands its running jobs back.
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    server.shutdown()

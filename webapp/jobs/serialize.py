@@ -1,0 +1,118 @@
+"""Jobs, attempts and events as the API's JSON (see schemas.py for their documented shape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Numeric, case, cast, false, func, literal, literal_column
+from sqlalchemy.sql.selectable import NamedFromClause
+from sqlalchemy.types import NullType
+
+from ..domain.timeutil import isoformat
+from ..store.models import Job, JobAttempt, JobEvent
+
+JOB_FIELDS = (
+    "id",
+    "type",
+    "payload",
+    "status",
+    "priority",
+    "attempt",
+    "max_attempts",
+    "timeout_s",
+    "progress",
+    "stage",
+    "current_step",
+    "worker_id",
+    "result",
+    "last_error",
+    "exit_code",
+)
+JOB_TIMES = ("heartbeat_at", "run_after", "created_at", "claimed_at", "started_at", "finished_at", "updated_at")
+
+
+# SQLite stores an integral REAL as an integer and its RETURNING hands it back as one:
+# a float column is printed as a float whichever way the job was read (100.0, not 100).
+JOB_FLOATS = tuple(name for name in JOB_FIELDS if isinstance(Job.__table__.c[name].type, Float))
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    data = {name: getattr(job, name) for name in JOB_FIELDS}
+    for name in JOB_FLOATS:
+        if data[name] is not None:
+            data[name] = float(data[name])
+    data.update({name: isoformat(getattr(job, name)) for name in JOB_TIMES})
+    data["cancel_requested"] = bool(job.cancel_requested)
+    return data
+
+
+def job_json_sql(rows: NamedFromClause) -> ColumnElement[Any]:
+    """`job_json` built by PostgreSQL from the row in `rows` (the jobs' columns), as JSONB.
+
+    For a write that must stay inside one statement (the webhook outbox): the row's own
+    JSON without the columns `job_json` leaves out, its times printed as `isoformat` does
+    (no fraction when it is zero) and its floats as Python's JSON does (50.0, not 50), so
+    the stored JSON is the same whichever side built it.
+    """
+    shown = {*JOB_FIELDS, *JOB_TIMES, "cancel_requested"}
+    row: ColumnElement[Any] = func.to_jsonb(rows.table_valued())
+    for column in rows.c:
+        if column.name not in shown:
+            row = row.op("-")(literal_column(f"'{column.name}'"))
+    pairs: list[Any] = []
+    for name in JOB_FIELDS:
+        if isinstance(rows.c[name].type, Float):
+            # PostgreSQL prints an integral float without its ".0"; numeric with scale 1 keeps it.
+            value = rows.c[name]
+            as_python = case(
+                (value == func.trunc(value), func.to_jsonb(func.round(cast(value, Numeric), literal_column("1")))),
+                else_=func.to_jsonb(value),
+            )
+            pairs += [literal_column(f"'{name}'"), as_python]
+    # One untyped parameter for the seven times: the statement stays under psycopg's 4 KiB
+    # limit for caching its parsed form (over it, every execution parses it again).
+    iso = literal('YYYY-MM-DD"T"HH24:MI:SS.US"Z"', NullType())
+    for name in JOB_TIMES:
+        stamp = func.to_char(rows.c[name], iso)
+        pairs += [literal_column(f"'{name}'"), func.replace(stamp, literal_column("'.000000Z'"), literal_column("'Z'"))]
+    pairs += [literal_column("'cancel_requested'"), func.coalesce(rows.c.cancel_requested, false())]
+    return row.op("||")(func.jsonb_build_object(*pairs))
+
+
+def claimed_job_json(job: Job) -> dict[str, Any]:
+    return {**job_json(job), "lease_token": job.lease_token}
+
+
+def attempt_json(attempt: JobAttempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "worker_id": attempt.worker_id,
+        "claimed_at": isoformat(attempt.claimed_at),
+        "started_at": isoformat(attempt.started_at),
+        "finished_at": isoformat(attempt.finished_at),
+        "outcome": attempt.outcome,
+        "error": attempt.error,
+        "exit_code": attempt.exit_code,
+        "step": attempt.step,
+        "output_tail": attempt.output_tail,
+        "argv": attempt.argv,
+    }
+
+
+def step_json(step: dict[str, Any]) -> dict[str, Any]:
+    return {**step, "started_at": isoformat(step["started_at"]), "finished_at": isoformat(step["finished_at"])}
+
+
+def event_json(event: JobEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": isoformat(event.at),
+        "kind": event.kind,
+        "actor": event.actor,
+        "action": event.action,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "attempt": event.attempt,
+        "reason": event.reason,
+        "data": event.data,
+    }

@@ -1,0 +1,299 @@
+"""The internal API workers speak: claim, start, heartbeat, steps, complete, fail,
+and `stopped` (a cancelled job has stopped), one by one or several in one request
+(`reports`, each item applied as its single report, the batch committed once).
+
+Every route needs `Authorization: Bearer $JOBWARDEN_INTERNAL_API_KEY`; every
+call after the claim carries the claim's lease token, and a token that is no
+longer current is a 409 `lease_lost` that changes nothing (see webapp.store.transitions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint
+from sqlalchemy.exc import SQLAlchemyError
+
+from ... import jobs
+from ...domain import statuses
+from ...jobs import cancellation, steps
+from ...jobs.serialize import claimed_job_json
+from ...store import transitions
+from .. import auth
+from ..claim_wait import claim_waiting
+from . import schemas as s
+from .spec import ApiError, invalid, operation, refused
+
+bp = Blueprint("internal", __name__, url_prefix="/api/internal")
+KEY: list[dict[str, list[str]]] = [{"internalKey": []}]
+ERRORS = (401, 404, 409)
+
+
+@bp.before_request
+def require_the_internal_key():
+    if not auth.internal_key_valid():
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <JOBWARDEN_INTERNAL_API_KEY>")
+
+
+@operation(
+    bp,
+    "POST",
+    "/jobs/claim",
+    summary="Claim up to batch_size queued jobs, waiting up to wait_s for one",
+    body=s.Claim,
+    responses={200: s.ClaimedJobs},
+    errors=(401,),
+    security=KEY,
+)
+def claim(body: s.Claim):
+    """Atomic: no job is ever handed to two workers. Each job comes with a fresh lease token.
+
+    With nothing ready and `wait_s` > 0 the answer waits until a job becomes claimable
+    (created, re-queued, force-started or its `run_after` comes) or `wait_s` passes.
+    """
+    if body.types == []:
+        return {"jobs": []}  # no types asked for: nothing to claim (transitions.claim reads "no filter" as any type)
+    claimed = claim_waiting(body.worker_id, types=body.types, batch_size=body.batch_size, wait_s=body.wait_s)
+    replay = steps.replay_state(job.id for job in claimed)
+    return {"jobs": [{**claimed_job_json(job), **replay[job.id]} for job in claimed]}
+
+
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/start",
+    summary="claimed → running",
+    body=s.Start,
+    responses={200: s.Accepted},
+    errors=ERRORS,
+    security=KEY,
+)
+def start(job_id: int, body: s.Start):
+    jobs.start_job(job_id, body.lease_token, argv=body.argv)
+    return {"ok": True}
+
+
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/heartbeat",
+    summary="Keep the lease; report progress",
+    body=s.Heartbeat,
+    responses={200: s.HeartbeatAnswer},
+    errors=ERRORS,
+    security=KEY,
+)
+def heartbeat(job_id: int, body: s.Heartbeat):
+    """Fields left out keep their values: a heartbeat naming no step keeps `current_step`."""
+    job = jobs.heartbeat(
+        job_id,
+        body.lease_token,
+        progress=body.progress,
+        stage=body.stage,
+        current_step=body.current_step,
+        output=body.output,
+        checkpoint=body.checkpoint.model_dump() if body.checkpoint else None,
+    )
+    return {"cancel_requested": bool(job.cancel_requested), "status": job.status}
+
+
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/steps",
+    summary="A step started, completed (with its result), failed, is retrying or was replayed",
+    body=s.Step,
+    responses={200: s.Accepted},
+    errors=ERRORS,
+    security=KEY,
+)
+def step(job_id: int, body: s.Step):
+    """A `completed` event that carries `result` stores it in the same transaction."""
+    stored = body.result if body.event == "completed" and "result" in body.model_fields_set else steps.NO_RESULT
+    jobs.record_step(
+        job_id,
+        body.lease_token,
+        name=body.name,
+        event=body.event,
+        attempt=body.attempt,
+        phase=body.phase,
+        error=body.error,
+        result=stored,
+        result_attempt=body.result_attempt,
+        step_attempt=body.step_attempt,
+    )
+    return {"ok": True}
+
+
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/complete",
+    summary="running → completed",
+    body=s.Complete,
+    responses={200: s.Accepted},
+    errors=ERRORS,
+    security=KEY,
+)
+def complete(job_id: int, body: s.Complete):
+    jobs.complete_job(job_id, body.lease_token, result=body.result, exit_code=body.exit_code, output=body.output)
+    return {"ok": True}
+
+
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/fail",
+    summary="The attempt failed: retried with backoff or failed",
+    body=s.Fail,
+    responses={200: s.Accepted},
+    errors=ERRORS,
+    security=KEY,
+)
+def fail(job_id: int, body: s.Fail):
+    jobs.fail_job(
+        job_id,
+        body.lease_token,
+        error=body.error,
+        exit_code=body.exit_code,
+        output=body.output,
+        retryable=body.retryable,
+        interrupted=body.interrupted,
+    )
+    return {"ok": True}
+
+
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/stopped",
+    summary="The worker stopped a cancelled job",
+    body=s.Stopped,
+    responses={200: s.Accepted},
+    errors=ERRORS,
+    security=KEY,
+)
+def stopped(job_id: int, body: s.Stopped):
+    """Releases the cancelled job's lease and notes who stopped it; without it the monitor
+    notes, after the job's timeout, that the worker never confirmed the cancellation."""
+    cancellation.confirm_stopped(job_id, body.lease_token, output=body.output)
+    return {"ok": True}
+
+
+SINGLE: dict[str, Callable[[int, Any], dict[str, Any]]] = {
+    "start": start,
+    "heartbeat": heartbeat,
+    "step": step,
+    "complete": complete,
+    "fail": fail,
+    "stopped": stopped,
+}
+
+
+@operation(
+    bp,
+    "POST",
+    "/reports",
+    summary="Several reports (start, heartbeat, step, complete, fail, stopped) in one request",
+    body=s.Reports,
+    responses={200: s.ReportResults},
+    errors=(401,),
+    security=KEY,
+)
+def reports(body: s.Reports):
+    """A worker's reports for all its jobs at once. Each item is applied as its single
+    report would be, fenced by its own lease token, and gets its own answer, in order,
+    with the `code` the single report would have answered: an invalid item (400 naming
+    `items[i].field`), an unknown job (404) or a stale lease (409 `lease_lost` with the
+    job's status) never keeps the others from applying.
+
+    One transaction for the batch (a refused item refuses before it writes, so it leaves
+    nothing behind): the batch waits for one commit. If that commit fails nothing was
+    applied, and the whole request answers 503, which the worker sends again.
+
+    Consecutive starts (or completes) of different jobs are applied together, one
+    statement for them all on PostgreSQL (`transitions.transition_held`); every other item,
+    and anything after them, keeps its place in the order."""
+    try:
+        with jobs.unit_of_work():
+            results = _apply_all(body.items)
+    except SQLAlchemyError as error:
+        raise ApiError(503, "unavailable", "the reports were not stored; send them again") from error
+    return {"results": results}
+
+
+def _start_all(items: list[Any]) -> list[transitions.Outcome]:
+    return jobs.start_jobs([jobs.StartReport(item.job_id, item.lease_token, item.argv) for item in items])
+
+
+def _complete_all(items: list[Any]) -> list[transitions.Outcome]:
+    return jobs.complete_jobs(
+        [jobs.CompleteReport(item.job_id, item.lease_token, item.result, item.exit_code, item.output) for item in items]
+    )
+
+
+TOGETHER: dict[str, Callable[[list[Any]], list[transitions.Outcome]]] = {"start": _start_all, "complete": _complete_all}
+
+
+def _apply_all(items: list[Any]) -> list[dict[str, Any]]:
+    results: dict[int, dict[str, Any]] = {}
+    run: dict[int, Any] = {}  # index → item: consecutive items of one TOGETHER kind
+    run_jobs: set[int] = set()  # each for another job
+
+    def apply_run() -> None:
+        if run:
+            outcomes = TOGETHER[next(iter(run.values())).kind](list(run.values()))
+            for index, outcome in zip(run, outcomes, strict=True):
+                results[index] = _answer(outcome)
+            run.clear()
+            run_jobs.clear()
+
+    for index, item in enumerate(items):
+        together = not isinstance(item, s.BadItem) and item.kind in TOGETHER
+        if run and not (together and item.kind == next(iter(run.values())).kind and item.job_id not in run_jobs):
+            apply_run()
+        if together:
+            run[index] = item
+            run_jobs.add(item.job_id)
+        else:
+            results[index] = _apply(index, item)
+    apply_run()
+    return [results[index] for index in range(len(items))]
+
+
+def _answer(outcome: transitions.Outcome) -> dict[str, Any]:
+    if isinstance(outcome, Exception):
+        problem = refused(outcome)
+        return {"code": problem.code, "error": problem.error, "message": problem.message, **problem.extra}
+    return {"code": 200, "ok": True}
+
+
+def _apply(index: int, item: Any) -> dict[str, Any]:
+    if isinstance(item, s.BadItem):
+        problem = invalid(item.error, ("items", index), tagged=True)
+    else:
+        try:
+            return {"code": 200, **SINGLE[item.kind](item.job_id, item)}
+        except (statuses.TransitionRefused, statuses.JobNotFound) as error:
+            problem = refused(error)
+        except ApiError as error:
+            problem = error
+    return {"code": problem.code, "error": problem.error, "message": problem.message, **problem.extra}
+
+
+@operation(
+    bp,
+    "POST",
+    "/workers/heartbeat",
+    summary="Register or refresh a worker",
+    body=s.WorkerHeartbeat,
+    responses={200: s.Accepted},
+    errors=(401,),
+    security=KEY,
+)
+def worker_heartbeat(body: s.WorkerHeartbeat):
+    jobs.register_worker(
+        body.worker_id, hostname=body.hostname, pid=body.pid, types=body.types, concurrency=body.concurrency
+    )
+    return {"ok": True}

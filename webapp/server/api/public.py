@@ -1,0 +1,181 @@
+"""The public JSON API: create, list, inspect and recover jobs, health and cleanup."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ... import jobs, monitor
+from ...jobs import steps
+from ...jobs.actions import ACTIONS, Action, apply_action
+from ...jobs.serialize import attempt_json, event_json, job_json, step_json
+from .. import auth
+from . import schemas as s
+from .spec import ApiError, invalid_query, operation
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+OPERATOR: list[dict[str, list[str]]] = [{}, {"operator": []}]
+WRITE_ERRORS = (401, 403)
+
+
+@bp.before_request
+def writes_need_an_operator():
+    from flask import request
+
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    if not auth.writes_allowed():
+        raise ApiError(403, "read_only", "this deployment is read-only (JOBWARDEN_READ_ONLY)")
+    if not auth.operator_authenticated(session_counts=False):
+        error = ApiError(401, "unauthorized", "operator credentials required: HTTP Basic with JOBWARDEN_ADMIN_PASSWORD")
+        response = error.get_response()
+        response.headers["WWW-Authenticate"] = 'Basic realm="jobwarden"'
+        return response
+    return None
+
+
+def _filter(query: s.JobQuery) -> jobs.JobFilter:
+    return jobs.JobFilter(statuses=[str(v) for v in query.status], type=query.type, worker=query.worker, q=query.q)
+
+
+@operation(
+    bp,
+    "POST",
+    "/jobs",
+    summary="Create a job",
+    body=s.CreateJob,
+    responses={201: ("Created", s.JobOut)},
+    errors=WRITE_ERRORS,
+    security=OPERATOR,
+)
+def create_job(body: s.CreateJob):
+    """Queued at once, or pending with `hold`."""
+    with jobs.as_committed():
+        job = jobs.create_job(actor="api", **body.model_dump())
+        return job_json(job), 201
+
+
+@operation(
+    bp,
+    "POST",
+    "/jobs/bulk",
+    summary="Create up to 1,000 jobs, all or nothing",
+    body=s.BulkCreate,
+    responses={201: ("Created", s.CreatedIds)},
+    errors=WRITE_ERRORS,
+    security=OPERATOR,
+)
+def create_jobs(body: s.BulkCreate):
+    """One transaction: a bad entry (named by index and field) creates nothing."""
+    created = jobs.create_jobs([spec.model_dump() for spec in body.jobs], actor="api")
+    return {"ids": [job.id for job in created]}, 201
+
+
+@operation(bp, "GET", "/jobs", summary="List jobs", query=s.ListQuery, responses={200: s.JobList})
+def list_jobs(query: s.ListQuery):
+    """Keyset pages: pass `next_cursor` back as `cursor` (with the same filters and sort)."""
+    with invalid_query():
+        rows, next_cursor = jobs.list_jobs(
+            _filter(query),
+            sort=query.sort,
+            order=query.order,
+            limit=query.limit,
+            cursor=query.cursor,
+        )
+    return {"jobs": [job_json(job) for job in rows], "next_cursor": next_cursor}
+
+
+@operation(
+    bp,
+    "GET",
+    "/jobs/<job_id:job_id>",
+    summary="One job with its attempts and steps",
+    responses={200: s.JobDetail},
+    errors=(404,),
+)
+def get_job(job_id: int):
+    job = jobs.get_job(job_id)
+    return {
+        **job_json(job),
+        "queue_position": jobs.queue_position(job),
+        "attempts": [attempt_json(attempt) for attempt in jobs.attempts_of(job_id)],
+        "steps": [step_json(step) for step in jobs.steps_of(job_id)],
+        "checkpoint": steps.checkpoint_json(steps.checkpoint_of(job_id)),
+    }
+
+
+@operation(
+    bp,
+    "GET",
+    "/jobs/<job_id:job_id>/events",
+    summary="The job's events, oldest first",
+    responses={200: s.EventList},
+    errors=(404,),
+)
+def job_events(job_id: int):
+    jobs.get_job(job_id)
+    return {"events": [event_json(event) for event in jobs.events_of(job_id)]}
+
+
+def _recovery(action: Action) -> None:
+    def view(job_id: int, body: s.ReasonBody):
+        with jobs.as_committed():
+            job = action.command(job_id, actor="api", reason=body.reason)
+            return job_json(job)
+
+    view.__name__ = action.python_name
+    view.__doc__ = action.description
+    operation(
+        bp,
+        "POST",
+        f"/jobs/<job_id:job_id>/{action.name}",
+        summary=action.summary,
+        body=s.ReasonBody,
+        body_required=False,
+        responses={200: s.JobOut},
+        errors=(*WRITE_ERRORS, 404, 409),
+        security=OPERATOR,
+    )(view)
+
+
+for _action in ACTIONS:
+    _recovery(_action)
+
+
+@operation(
+    bp,
+    "POST",
+    "/jobs/actions",
+    summary="One action on up to 1,000 jobs",
+    body=s.BulkAction,
+    responses={200: s.ActionResult},
+    errors=WRITE_ERRORS,
+    security=OPERATOR,
+)
+def bulk_action(body: s.BulkAction):
+    """Each job is its own compare-and-set; jobs that moved on are listed in `skipped` with why."""
+    if body.ids is not None:
+        ids = body.ids
+    else:
+        assert body.filter is not None  # BulkAction requires ids or filter
+        with invalid_query():
+            ids = jobs.ids_matching(_filter(body.filter))
+    return apply_action(body.action, ids, actor="api", reason=body.reason)
+
+
+@operation(bp, "GET", "/health", summary="What is stuck, the workers, and the monitor", responses={200: s.Health})
+def health():
+    return monitor.health_report()
+
+
+@operation(
+    bp,
+    "POST",
+    "/admin/cleanup",
+    summary="Run one health-monitor pass now",
+    responses={200: s.CleanupResult},
+    errors=WRITE_ERRORS,
+    security=OPERATOR,
+)
+def cleanup():
+    """Returns what the pass changed (ids per kind), or `skipped` when another replica's pass holds the lock."""
+    return monitor.run_pass(trigger="api")

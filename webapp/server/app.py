@@ -1,0 +1,178 @@
+"""The Flask app factory: settings, database, security headers, blueprints.
+
+Imported only by the server (see webapp/__init__.py): a worker never loads it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask
+from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from .. import config as settings
+from ..assets import asset_dir
+from ..store.extensions import db, migrate
+from ..store.integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path
+from . import api, query_time, static_gzip, static_urls
+from .api.spec import JobIdConverter
+from .auth import check_internal_key_configured
+from .extensions import compress, csrf, htmx, limiter, talisman
+from .listeners import listen_to_moves
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment, overridden by `config`."""
+    app = Flask(
+        __name__,
+        instance_path=str(settings.data_dir()),
+        template_folder=str(asset_dir("templates")),
+        static_folder=str(asset_dir("static")),
+    )
+    app.config.update(settings.from_environment())
+    app.config.update(config or {})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(app)
+    # The browser drops a login cookie after the lifetime; webapp.server.auth refuses an older login regardless.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["JOBWARDEN_SESSION_LIFETIME_S"])
+
+    # Refuse a corrupt or foreign store before anything is written anywhere.
+    database_file = sqlite_path(app.config["SQLALCHEMY_DATABASE_URI"])
+    if database_file is not None:
+        check_sqlite_file(database_file, full_check=app.config.get("JOBWARDEN_SQLITE_FULL_CHECK", True))
+        check_sqlite_owner(database_file)
+        database_file.parent.mkdir(parents=True, exist_ok=True)
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app)
+
+    db.init_app(app)
+    listen_to_moves()
+    query_time.install(db.session)
+    migrate.init_app(app, db, directory=str(asset_dir("migrations")))
+    csrf.init_app(app)
+    htmx.init_app(app)
+    compress.init_app(app)
+    static_urls.init_app(app)
+    static_gzip.init_app(app)
+    static_gzip.init_app(app)
+    _secure_headers(app)
+    limiter.init_app(app)
+    with app.app_context():
+        if database_file is not None:
+            event.listen(db.engine, "connect", _sqlite_pragmas(app.config))
+        _check_reachable(app)
+
+    check_internal_key_configured(app)
+    app.url_map.converters["job_id"] = JobIdConverter
+    for blueprint in _vendor_blueprints():
+        app.register_blueprint(blueprint)
+    from .dashboard import BLUEPRINTS as DASHBOARD_BLUEPRINTS
+
+    for blueprint in DASHBOARD_BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    api.register(app)
+    if app.config["JOBWARDEN_MONITOR"]:
+        # Once per serving process; see webapp/monitor/scheduler.py and gunicorn.conf.py.
+        from ..monitor import start_scheduler
+
+        start_scheduler(app)
+    return app
+
+
+# Only the app's own scripts and styles; no frames, no plugins, forms post only here.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+def _secure_headers(app: Flask) -> None:
+    """CSP, frame-ancestors none, nosniff, a strict referrer policy and HttpOnly, SameSite session cookies.
+
+    HTTPS is the reverse proxy's job, so nothing here redirects to it; cookies are
+    marked Secure unless JOBWARDEN_SECURE_COOKIES=0 (the default outside production).
+    """
+    talisman.init_app(
+        app,
+        force_https=False,
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        frame_options="DENY",
+        referrer_policy="same-origin",
+        session_cookie_secure=app.config["JOBWARDEN_SECURE_COOKIES"],
+        session_cookie_http_only=True,
+        session_cookie_samesite="Lax",
+    )
+
+
+def _engine_options(app: Flask) -> dict[str, Any]:
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        options.setdefault("connect_args", {"timeout": app.config["JOBWARDEN_SQLITE_BUSY_TIMEOUT_S"]})
+        # No SQLite connection outlives its use: a pooled one would be inherited by every
+        # gunicorn worker the master forks, and closing it there (even by garbage
+        # collection) can checkpoint or remove the WAL under the master — a corrupt file.
+        options.setdefault("poolclass", NullPool)
+    else:
+        options.setdefault("pool_pre_ping", True)
+    return options
+
+
+def _sqlite_pragmas(config: dict[str, Any]):
+    synchronous = config["JOBWARDEN_SQLITE_SYNCHRONOUS"]
+    if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise settings.ConfigError("JOBWARDEN_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA")
+    busy_ms = int(config["JOBWARDEN_SQLITE_BUSY_TIMEOUT_S"] * 1000)
+
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.close()
+
+    return on_connect
+
+
+def _check_reachable(app: Flask) -> None:
+    """Fail start-up with a clear message when the database does not answer."""
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as error:
+        where = db.engine.url.render_as_string(hide_password=True)
+        raise StoreUnreadable(f"cannot open the database {where}: {getattr(error, 'orig', None) or error}") from None
+
+
+def _instance_secret(app: Flask) -> str:
+    """A signing key kept in the data directory, so sessions survive restarts and replicas on one host agree."""
+    path = Path(app.instance_path) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+# The pinned npm packages the pages load (package.json): blueprint name → bundled folder.
+VENDOR_PACKAGES = {"vendor": "vendor/htmx", "vendor_idiomorph": "vendor/idiomorph"}
+
+
+def _vendor_blueprints() -> list[Blueprint]:
+    """Serve the pinned front-end packages (node_modules in a checkout, copied into the wheel by its build)."""
+    return [
+        Blueprint(name, __name__, static_folder=str(asset_dir(folder)), static_url_path=f"/static/{folder}")
+        for name, folder in VENDOR_PACKAGES.items()
+    ]

@@ -1,0 +1,92 @@
+"""A claim that waits: with nothing ready, hold the request until a job becomes
+claimable (see webapp.store.wakeup), its `run_after` comes, or `wait_s` runs out.
+
+While it waits the request holds no database connection, so a server keeps
+answering the dashboard with hundreds of idle workers connected (each waiting
+claim holds one gunicorn thread: see gunicorn.conf.py).
+"""
+
+from __future__ import annotations
+
+import select as io_select
+import socket
+import threading
+import time
+from datetime import datetime
+
+from flask import request
+from sqlalchemy import func, select
+
+from .. import jobs
+from ..domain.timeutil import utcnow
+from ..metrics import CLAIM_LATENCY
+from ..store import wakeup
+from ..store.extensions import db
+from ..store.models import Job
+from . import hangups
+
+RUN_AFTER_MARGIN_S = 0.002  # wake just after a job's run_after, not just before it
+
+
+def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, wait_s: float) -> list[Job]:
+    """Claim up to `batch_size` jobs, waiting up to `wait_s` seconds for the first.
+
+    A worker that hangs up while its claim waits (a stopping worker half-closes the
+    connection and still reads the answer) gets its answer at once, with nothing claimed.
+    """
+    if wait_s <= 0:
+        return _claim(worker_id, types, batch_size)
+    deadline = time.monotonic() + wait_s
+    hub = wakeup.hub()
+    hung_up = threading.Event()
+
+    def on_hang_up() -> None:
+        hung_up.set()
+        hub.nudge()
+
+    with hangups.watching(_client_socket(), on_hang_up):
+        while True:
+            seen = hub.generation
+            claimed = _claim(worker_id, types, batch_size)
+            if claimed or time.monotonic() >= deadline:
+                return claimed
+            until = deadline
+            next_due = _next_run_after(types)
+            db.session.close()  # wait without a connection
+            if next_due is not None:
+                until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
+            hub.wait(seen, until - time.monotonic(), stop=hung_up)
+            if _client_gone():
+                return []  # its worker is leaving: jobs claimed now would wait for the monitor
+
+
+def _claim(worker_id: str, types: list[str] | None, batch_size: int) -> list[Job]:
+    started = time.perf_counter()
+    claimed = jobs.claim_jobs(worker_id, types=types, batch_size=batch_size)
+    CLAIM_LATENCY.observe(time.perf_counter() - started)
+    return claimed
+
+
+def _next_run_after(types: list[str] | None) -> datetime | None:
+    """The earliest `run_after` of a queued job of `types` (only not-yet-due jobs remain queued here)."""
+    statement = select(func.min(Job.run_after)).where(Job.status == "queued")
+    if types:
+        statement = statement.where(Job.type.in_(types))
+    return db.session.execute(statement).scalar()
+
+
+def _client_socket() -> socket.socket | None:
+    sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _client_gone() -> bool:
+    """The worker half-closed or closed its connection while the claim waited (it is stopping)."""
+    sock = _client_socket()
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = io_select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True

@@ -1,0 +1,305 @@
+"""Dashboard routes: parse the request, call webapp.jobs, render a page or (for HTMX) its region."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
+
+from ... import jobs, monitor
+from ...domain.limits import COUNT_CAP
+from ...domain.statuses import FINISHED, LIVE, UNFINISHED, JobNotFound, Status, TransitionRefused
+from ...domain.timeutil import utcnow
+from ...jobs import query_params, steps
+from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action
+from .. import auth
+from ..extensions import htmx, limiter
+from . import display
+from .choices import known_types
+from .health import current_jobs_by_worker
+from .regions import render_region, wants_region
+from .stats import DEFAULT_WINDOW, WINDOWS, over
+
+bp = Blueprint("dashboard", __name__)
+bp.add_app_template_filter(display.duration, "duration")
+bp.add_app_template_filter(display.age, "age")
+bp.add_app_template_filter(display.when, "when")
+bp.add_app_template_filter(display.capped, "capped")
+bp.add_app_template_filter(display.timetag, "timetag")
+bp.add_app_template_filter(display.agotag, "agotag")
+bp.add_app_template_filter(display.isotag, "isotag")
+bp.add_app_template_filter(display.intag, "intag")
+bp.add_app_template_filter(display.error_headline, "error_headline")
+bp.add_app_template_filter(display.pretty_json, "pretty_json")
+bp.add_app_template_global(display.run_seconds, "run_seconds")
+bp.add_app_template_global(display.PAYLOAD_CAP, "PAYLOAD_CAP")  # type: ignore[arg-type]  # any value may be a global
+# One definition of each status set and of the operator actions, for the templates too.
+for _name, _value in {
+    "Status": Status,
+    "LIVE": LIVE,
+    "UNFINISHED": UNFINISHED,
+    "FINISHED": FINISHED,
+    "ACTIONS": ACTIONS,
+}.items():
+    bp.add_app_template_global(_value, _name)  # type: ignore[arg-type]  # any value may be a global
+
+PAGE_SIZE = 50
+POLL_DELAY = "2s"
+
+
+@bp.context_processor
+def dashboard_context() -> dict:
+    return {
+        "now": utcnow(),
+        "can_act": auth.can_act(),
+        "statuses": list(Status),
+        "poll_delay": POLL_DELAY,
+        "login_enabled": auth.password_required(),
+    }
+
+
+@bp.before_request
+def writes_come_from_this_site():
+    """Every dashboard form (login and logout too) is refused when posted from another site."""
+    if not auth.is_write():
+        return None
+    reason = auth.cross_site_reason()
+    if reason is None:
+        return None
+    return render_template("error.html", message=f"Refused: {reason}."), 403
+
+
+@bp.errorhandler(CSRFError)
+def csrf_refused(error: CSRFError):
+    return render_template("error.html", message=f"Refused: {error.description}"), 400
+
+
+@bp.errorhandler(JobNotFound)
+def job_not_found(error: JobNotFound):
+    return render_template("error.html", message=str(error)), 404
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("dashboard.job_list"))
+
+
+def _filter_from_args() -> tuple[jobs.JobFilter, dict]:
+    return _filter_from(request.args)
+
+
+def _filter_from(args) -> tuple[jobs.JobFilter, dict]:
+    """The table's filter and view from query parameters (or the bulk form's hidden copies)."""
+    statuses = query_params.unique_values("status", args.getlist("status"))
+    unknown = [s for s in statuses if s not in set(Status)]
+    if unknown:
+        raise query_params.MalformedParameter("status", f"unknown status {unknown[0]!r}")
+    job_filter = jobs.JobFilter(
+        statuses=statuses,
+        type=query_params.text("type", args.get("type")),
+        worker=query_params.text("worker", args.get("worker")),
+        q=query_params.text("q", args.get("q")),
+    )
+    view = {
+        "sort": args.get("sort") or "id",
+        "order": args.get("order") or "desc",
+        "cursor": query_params.text("cursor", args.get("cursor"), query_params.MAX_CURSOR),
+    }
+    return job_filter, view
+
+
+def _link_args(job_filter: jobs.JobFilter, view: dict) -> dict:
+    """The table's own parameters, for its links: never what else the query string held
+    (url_for reads `_external`, `_scheme`, `_anchor`, `_method` as instructions)."""
+    args = {
+        "status": job_filter.statuses,
+        "type": job_filter.type,
+        "worker": job_filter.worker,
+        "q": job_filter.q,
+        **view,
+    }
+    return {name: value for name, value in args.items() if value}
+
+
+def _refused(error: jobs.BadQuery):
+    return render_template("error.html", message=f"{error.field}: {error}"), 400
+
+
+def _reason_from_form() -> str | None:
+    reason = (request.form.get("reason") or "").strip()[:2000]
+    return query_params.text("reason", reason, max_length=2000)
+
+
+@bp.get("/jobs")
+def job_list():
+    """The table; an HTMX poll gets only the table region, with its next poll trigger."""
+    try:
+        job_filter, view = _filter_from_args()
+        rows, next_cursor = jobs.list_jobs(job_filter, limit=PAGE_SIZE, **view)
+    except jobs.BadQuery as error:
+        return _refused(error)
+    link_args = _link_args(job_filter, view)
+    matching = 0 if wants_region() or not auth.can_act() else jobs.count_matching(job_filter, cap=jobs.BULK_LIMIT)
+    types = [] if wants_region() else known_types()
+    return render_region(
+        "jobs/index.html",
+        "jobs/_table.html",
+        rows=rows,
+        next_cursor=next_cursor,
+        job_filter=job_filter,
+        view=view,
+        link_args=link_args,
+        matching=matching,
+        bulk_limit=jobs.BULK_LIMIT,
+        known_types=types,
+    )
+
+
+@bp.post("/jobs/bulk")
+def bulk_action():
+    """One action on the selected jobs, or on all the filter matches (at most 1,000); says what changed and what not."""
+    if not auth.can_act():
+        abort(403)
+    action = request.form.get("action")
+    if action not in ACTION_NAMES:
+        return render_template("error.html", message=f"action: choose {', '.join(ACTION_NAMES)}"), 400
+    try:
+        job_filter, _ = _filter_from(request.form)
+        reason = _reason_from_form()
+        ids = jobs.ids_matching(job_filter) if request.form.get("all_matching") else _selected_ids()
+    except query_params.MalformedParameter as error:
+        return _refused(error)
+    except jobs.BadQuery as error:
+        flash(f"Nothing was done — {error}.", "refused")
+        return redirect(url_for("dashboard.job_list", **_link_args(job_filter, {})))
+    filter_args = _link_args(job_filter, {})
+    result = apply_action(action, ids, actor="operator", reason=reason)
+    flash(display.bulk_summary(action_named(action).label, result), "ok" if not result["skipped"] else "refused")
+    return redirect(url_for("dashboard.job_list", **filter_args))
+
+
+def _selected_ids() -> list[int]:
+    ids = query_params.job_ids("ids", request.form.getlist("ids"), cap=jobs.BULK_LIMIT)
+    if not ids:
+        raise jobs.BadQuery("ids", "no jobs were selected")
+    return ids
+
+
+@bp.get("/jobs/counts")
+def job_counts():
+    """Counts per status for the filter bar, capped so a huge table stays cheap; loaded lazily."""
+    try:
+        job_filter, _ = _filter_from_args()
+    except jobs.BadQuery as error:
+        return _refused(error)
+    job_filter.statuses = []
+    counts = jobs.count_by_status(job_filter, cap=COUNT_CAP)
+    return render_template("jobs/_counts.html", counts=counts, cap=COUNT_CAP, filter_args=_link_args(job_filter, {}))
+
+
+def _job_context(job_id: int) -> dict:
+    job = jobs.get_job(job_id)
+    attempts = jobs.attempts_of(job_id)
+    job_steps = jobs.steps_of(job_id)
+    checkpoint = steps.checkpoint_of(job_id)
+    resume_label = _resume_label(job_id, job_steps, checkpoint, attempts)
+    return {
+        "job": job,
+        "attempts": attempts,
+        "failed_attempt": next((a for a in reversed(attempts) if a.error), None),
+        "latest_attempt": attempts[-1] if attempts else None,
+        "command_attempt": next((a for a in reversed(attempts) if a.argv), None),
+        "events": jobs.events_of(job_id),
+        "steps": job_steps,
+        "checkpoint": checkpoint,
+        "queue_position": jobs.queue_position(job),
+        "timeout": jobs.heartbeat_timeout(job),
+        "resume_label": resume_label,
+        "actions": actions_from(job.status, durable=resume_label is not None),
+    }
+
+
+def _resume_label(job_id: int, job_steps: list[dict], checkpoint, attempts) -> str | None:
+    """ "Resume from step NAME", naming the first step not completed; None when the job has
+    no recorded steps nor a checkpoint (then Force start is the same thing)."""
+    if not job_steps and checkpoint is None:
+        return None
+    name = (
+        steps.first_step_to_run(job_steps, steps.stored_names(job_id))
+        or (checkpoint.step if checkpoint else None)
+        or (attempts[-1].step if attempts else None)
+    )
+    return f"Resume from step {name}" if name else "Resume from the last checkpoint"
+
+
+@bp.get("/jobs/<job_id:job_id>")
+def job_page(job_id: int):
+    return render_region("jobs/show.html", "jobs/_detail.html", **_job_context(job_id))
+
+
+@bp.post("/jobs/<job_id:job_id>/<action>")
+def job_action(job_id: int, action: str):
+    """Run one recovery action; answer the whole re-rendered job region (HTMX) or go back to the job page."""
+    if action not in ACTION_NAMES:
+        abort(404)
+    if not auth.can_act():
+        abort(403)
+    chosen = action_named(action)
+    try:
+        reason = _reason_from_form()
+    except jobs.BadQuery as error:
+        return _refused(error)
+    try:
+        chosen.command(job_id, actor="operator", reason=reason)
+        message, ok = f"{chosen.label}: done.", True
+    except TransitionRefused as refused:
+        message, ok = f"Already {refused.status} — nothing was done.", False
+    if htmx:
+        return render_template("jobs/_detail.html", message=message, ok=ok, **_job_context(job_id))
+    flash(message, "ok" if ok else "refused")
+    return redirect(url_for("dashboard.job_page", job_id=job_id))
+
+
+def _login_rate_limit() -> str:
+    return current_app.config["JOBWARDEN_LOGIN_RATE_LIMIT"]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_rate_limit, methods=["POST"], error_message="Too many login attempts; wait a minute.")
+def login():
+    """Operator login, only when JOBWARDEN_ADMIN_PASSWORD is set."""
+    if not auth.password_required():
+        return redirect(url_for("dashboard.job_list"))
+    error = None
+    if request.method == "POST":
+        if auth.log_in(request.form.get("password", "")):
+            return redirect(url_for("dashboard.job_list"))
+        error = "Wrong password."
+    return render_template("login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+def logout():
+    auth.log_out()
+    return redirect(url_for("dashboard.job_list"))
+
+
+@bp.get("/health")
+def health():
+    """What is stuck, the workers, alerts for queued types nobody takes, and the monitor's passes."""
+    report = monitor.health_report()
+    return render_region(
+        "health/index.html",
+        "health/_report.html",
+        report=report,
+        cap=report["counts_cap"],
+        current_jobs=current_jobs_by_worker(),
+    )
+
+
+@bp.get("/stats")
+def stats():
+    """Throughput and failures over 1 h, 24 h or 7 d, as a server-rendered SVG chart and tables."""
+    key = request.args.get("window") or DEFAULT_WINDOW
+    if key not in WINDOWS:
+        return render_template("error.html", message=f"window: choose {', '.join(WINDOWS)}"), 400
+    return render_template("stats.html", stats=over(utcnow(), WINDOWS[key]), windows=WINDOWS)

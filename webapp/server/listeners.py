@@ -1,0 +1,32 @@
+"""Who listens to the store's moves (`webapp.store.moves`): the webhook outbox, the
+transition counter of /metrics, and the wake-up of waiting claims. `create_app`
+installs them, so every process that moves jobs (a server, the monitor, the command
+line) notifies, counts and wakes alike."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from ..domain.statuses import Status
+from ..metrics import TRANSITIONS
+from ..store import moves
+from ..store.commit_hooks import after_commit
+from ..store.wakeup import announce_claimable
+from ..webhooks.outbox import TransitionOutbox
+
+
+def count_transition(move: moves.Move) -> None:
+    """`jobwarden_transitions_total`, counted once the move commits."""
+    after_commit(partial(TRANSITIONS.labels(move.action, move.to_status).inc, move.count))
+
+
+def wake_waiting_claims(move: moves.Move) -> None:
+    """A job became claimable: waiting claims on every replica look again once it commits."""
+    if move.to_status == Status.QUEUED:
+        announce_claimable()
+
+
+def listen_to_moves() -> None:
+    moves.set_outbox(TransitionOutbox())
+    moves.on_move(count_transition)
+    moves.on_move(wake_waiting_claims)

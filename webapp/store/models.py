@@ -1,0 +1,336 @@
+"""The job store's tables, as SQLAlchemy 2 typed models.
+
+Status is written only by `webapp.store.transitions`; everything else here is plain data.
+Times are stored as naive UTC and handed back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import Model
+
+STATUS_VALUES = ("pending", "queued", "claimed", "running", "completed", "failed", "cancelled")
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
+Id = BigInteger().with_variant(Integer, "sqlite")
+Json = JSON().with_variant(JSONB, "postgresql")
+
+
+class UTCDateTime(TypeDecorator):
+    """Naive UTC in the database, aware UTC in Python, on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+class Job(Model):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    type: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[Any] = mapped_column(Json, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    timeout_s: Mapped[int | None] = mapped_column(Integer)
+    progress: Mapped[float | None] = mapped_column(Float)
+    stage: Mapped[str | None] = mapped_column(String(200))
+    current_step: Mapped[str | None] = mapped_column(String(200))
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    result: Mapped[Any] = mapped_column(Json, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'queued', 'claimed', 'running', 'completed', 'failed', 'cancelled')",
+            name="ck_jobs_status",
+        ),
+        CheckConstraint("progress IS NULL OR (progress >= 0 AND progress <= 100)", name="ck_jobs_progress"),
+        # The claim: queued jobs in priority order, then age.
+        Index(
+            "ix_jobs_claim",
+            text("priority DESC"),
+            "id",
+            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text("status = 'queued'"),
+        ),
+        # The dashboard's filters and sort orders, each ending in id for keyset pages.
+        Index("ix_jobs_status_id", "status", "id"),
+        Index("ix_jobs_status_updated", "status", "updated_at", "id"),
+        Index("ix_jobs_updated", "updated_at", "id"),
+        Index("ix_jobs_type_id", "type", "id"),
+        Index("ix_jobs_worker_id", "worker_id", "id"),
+        # The monitor's scans: live runs by heartbeat age, old pending, old finished.
+        Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_status_finished", "status", "finished_at"),
+    )
+
+
+class JobEvent(Model):
+    """Append-only history: status changes, step events and operator actions."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(16))  # status | step | note
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str | None] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[Any] = mapped_column(Json, nullable=True)
+
+    __table_args__ = (Index("ix_job_events_job", "job_id", "id"),)
+
+
+class JobAttempt(Model):
+    """One row per claim of a job: who ran it, when, and how it ended."""
+
+    __tablename__ = "job_attempts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # completed | failed | retried | orphaned | interrupted | cancelled | marked_failed
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[str | None] = mapped_column(String(200))
+    output_tail: Mapped[str | None] = mapped_column(Text)
+    argv: Mapped[Any] = mapped_column(Json, nullable=True)  # a command job's command line, as the worker ran it
+
+    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_attempts_number"),)
+
+
+class Worker(Model):
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    types: Mapped[Any] = mapped_column(Json, nullable=True)
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16), default="alive")  # alive | gone
+
+    __table_args__ = (Index("ix_workers_last_seen", "last_seen_at"),)
+
+
+class MonitorPass(Model):
+    """One health-monitor pass: when, how long, what it changed."""
+
+    __tablename__ = "monitor_passes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    instance: Mapped[str | None] = mapped_column(String(255))
+    trigger: Mapped[str] = mapped_column(String(16), default="schedule")  # schedule | startup | manual
+    changes: Mapped[Any] = mapped_column(Json, nullable=True)
+
+
+class OperatorSessions(Model):
+    """One row: the generation of dashboard logins. A login records it; logout bumps it,
+    so every cookie issued before stops acting (a signed cookie alone cannot be revoked)."""
+
+    __tablename__ = "operator_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class JobRollup(Model):
+    """Finished jobs of one hour, type and status, counted and timed: /stats over days reads these."""
+
+    __tablename__ = "job_rollups"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)  # the hour's start
+    type: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    jobs: Mapped[int] = mapped_column(BigInteger)
+    wait_us: Mapped[int | None] = mapped_column(BigInteger)  # created → claimed, over `waits` jobs
+    waits: Mapped[int] = mapped_column(BigInteger)
+    claimed_us: Mapped[int | None] = mapped_column(BigInteger)  # claimed → started, over `runs` jobs
+    running_us: Mapped[int | None] = mapped_column(BigInteger)  # started → finished, over `runs` jobs
+    runs: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupProgress(Model):
+    """One row: every hour before `rolled_up_to` is in job_rollups (no row: none is yet)."""
+
+    __tablename__ = "rollup_progress"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    rolled_up_to: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StepResult(Model):
+    """A durable step's stored result: later attempts of the job return it instead of running the step."""
+
+    __tablename__ = "job_step_results"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    attempt: Mapped[int] = mapped_column(Integer)  # the attempt that ran the step and produced the result
+    result: Mapped[Any] = mapped_column(Json, nullable=True)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("job_id", "name", name="uq_job_step_results_name"),)
+
+
+class Checkpoint(Model):
+    """The newest checkpoint a job's handler stored: a later attempt resumes from its data."""
+
+    __tablename__ = "job_checkpoints"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempt: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[Any] = mapped_column(Json, nullable=True)
+
+
+# --- webhooks (webapp/webhooks) ----------------------------------------------------
+
+
+class WebhookEndpoint(Model):
+    """A receiver of notifications: where, which events, in which format, and whether it still answers."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(16), default="standard")  # standard | slack
+    secret: Mapped[str] = mapped_column(String(100))  # whsec_…, shown once
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookSubscription(Model):
+    """One event type an endpoint receives; the outbox's "is anyone listening" check joins this."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), primary_key=True)
+    event: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+    __table_args__ = (Index("ix_webhook_subscriptions_event", "event", "endpoint_id"),)
+
+
+class WebhookNotification(Model):
+    """The outbox: one row per event, written in the transaction that caused it."""
+
+    __tablename__ = "webhook_notifications"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)  # the webhook-id, stable across retries
+    type: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)  # no foreign key: pruning a job keeps its history
+    payload: Mapped[Any] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_webhook_notifications_created", "created_at"),)
+
+
+class WebhookDelivery(Model):
+    """One attempt to post a notification to an endpoint; `at` is NULL until it has been made.
+
+    A pending row (at IS NULL) is due at `next_attempt_at`; a sender claims it by
+    setting `locked_until`, so a sender killed mid-send leaves it to be sent again.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    notification_id: Mapped[int] = mapped_column(ForeignKey("webhook_notifications.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)  # copied from the notification: per-job order
+    attempt: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)  # at most 1 KB
+    # delivered | retrying | gave_up | pending (at IS NULL)
+    outcome: Mapped[str] = mapped_column(String(16), default="pending")
+
+    __table_args__ = (
+        # The sender's scan: due pending rows.
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            sqlite_where=text("at IS NULL"),
+            postgresql_where=text("at IS NULL"),
+        ),
+        # Per-job order: is an earlier notification of this job still pending for this endpoint?
+        Index(
+            "ix_webhook_deliveries_pending_job",
+            "endpoint_id",
+            "job_id",
+            "notification_id",
+            sqlite_where=text("at IS NULL"),
+            postgresql_where=text("at IS NULL"),
+        ),
+        # The delivery log, newest first.
+        Index("ix_webhook_deliveries_log", "endpoint_id", "id"),
+    )

@@ -1,0 +1,78 @@
+"""One transaction per command: what every job command here runs inside."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Result
+from sqlalchemy.orm import Session
+
+from .commit_hooks import dropped_if_raised
+from .extensions import db
+
+_OPEN = "jobwarden_unit_of_work"  # Session.info key: a unit of work is open
+
+
+@contextmanager
+def unit_of_work() -> Iterator[None]:
+    """Commit what the block did, or roll all of it back if it raised.
+
+    Nestable: inside another unit of work (a batch of worker reports) the block joins
+    the outer transaction, and the outermost unit commits once for all: a batch waits
+    for one commit, not one per report. A nested block must refuse before it writes —
+    every worker report does, its first write being the fenced compare-and-set that
+    either moves the row or changes nothing — so a refused report leaves nothing to
+    undo and needs no SAVEPOINT (two round trips per report, a third of a batch's
+    time). tests/test_api_internal.py holds every report kind to that rule.
+    """
+    session = db.session()
+    if session.info.get(_OPEN):
+        _open_sqlite_transaction(session)
+        with dropped_if_raised():
+            yield
+        return
+    session.info[_OPEN] = True
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        del session.info[_OPEN]
+
+
+def _open_sqlite_transaction(session: Session) -> None:
+    """Open the batch's transaction for writing at once (IMMEDIATE): pysqlite would open
+    it only before the first write, and a transaction that read first and is upgraded
+    later can fail on a concurrent writer instead of waiting for it."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    if not cast(sqlite3.Connection, connection.connection.dbapi_connection).in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def as_committed() -> Iterator[None]:
+    """Objects keep the values their command committed, for an answer that reports them.
+
+    A commit expires every loaded object, and reading one reloads it: a resumed job
+    could then come back already `claimed` by a worker that woke on the commit. Read
+    them inside the block: at its end every object is expired, as a commit leaves it.
+    """
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        yield
+    finally:
+        session.expire_on_commit = True
+        session.expire_all()
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (its `rowcount`, which only a cursor result has)."""
+    return cast(CursorResult[Any], result).rowcount

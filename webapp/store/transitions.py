@@ -1,0 +1,653 @@
+"""The statements of the job state machine: the only code that writes a job's status
+(its vocabulary, the statuses and edges, is `webapp.domain.statuses`).
+
+Every change is one conditional UPDATE (id, allowed current statuses, and for
+worker calls the lease token) plus one event row, written in the caller's
+transaction. When nothing matched, the caller learns why: the job does not
+exist, its lease is gone, or its current status refuses the move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    ClauseElement,
+    Column,
+    ColumnElement,
+    Executable,
+    FromClause,
+    Update,
+    UpdateBase,
+    bindparam,
+    column,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.selectable import NamedFromClause
+
+from ..domain.actors import WORKER, WORKER_PREFIX
+from ..domain.statuses import (
+    EDGES,
+    LIVE,
+    Edge,
+    JobNotFound,
+    LeaseLost,
+    Status,
+    TransitionRefused,
+)
+from ..domain.timeutil import utcnow
+from . import moves
+from .extensions import db
+from .models import Job, JobAttempt, JobEvent
+
+# The tables behind the models: the state machine writes them with Core statements.
+_JOBS = Job.__table__
+_ATTEMPTS = JobAttempt.__table__
+_EVENTS = JobEvent.__table__
+
+
+def record_event(
+    job_id: int,
+    *,
+    kind: str,
+    actor: str,
+    at: datetime,
+    action: str | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    attempt: int | None = None,
+    reason: str | None = None,
+    data: Any = None,
+) -> None:
+    """Append one event row (a step, a note) in the caller's transaction.
+
+    A plain INSERT: events are never read back as objects in the transaction
+    that writes them, so they skip the ORM's unit of work. Status events are
+    written by `transition`, `claim` and `create` inside their own statements.
+    """
+    db.session.execute(
+        insert(_EVENTS).values(
+            job_id=job_id,
+            kind=kind,
+            actor=actor,
+            at=at,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            attempt=attempt,
+            reason=reason,
+            data=data,
+        )
+    )
+
+
+def why_refused(job_id: int, edge: Edge, lease_token: str | None) -> TransitionRefused:
+    row = db.session.execute(select(Job.status, Job.lease_token).where(Job.id == job_id)).one_or_none()
+    if row is None:
+        raise JobNotFound(job_id)
+    status, current_token = row
+    if lease_token is not None and (current_token != lease_token or status not in LIVE):
+        return LeaseLost(job_id, edge.name, status)
+    return TransitionRefused(job_id, edge.name, status)
+
+
+# --- statements ------------------------------------------------------------------
+# A transition is an UPDATE of the job, an UPDATE of its current attempt, an
+# INSERT of its event and, for the transitions that raise a webhook event, the
+# outbox's INSERTs. On PostgreSQL that is one statement: the job's UPDATE is a
+# CTE whose RETURNING rows feed the others as further CTEs. SQLite has no DML
+# in CTEs, so there the follow-ups run as separate statements that read the moved
+# rows by id. Each statement shape is built once and reused with bound
+# parameters, so SQLAlchemy compiles it once per process rather than per call.
+
+FollowUp = Callable[[NamedFromClause], UpdateBase]  # an INSERT or UPDATE, usable as a CTE
+RowsActor = Callable[[FromClause], ColumnElement[str]]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    moved: Executable  # returns the moved jobs as Job objects
+    followups: tuple[Executable, ...]  # SQLite only: run with the moved ids as `cas_ids`
+
+
+def _param(name: str, column: Column[Any]) -> BindParameter[Any]:
+    # Bound parameters are named `cas_…`, `set_…` or `attempt_…`: SQLAlchemy
+    # reserves the names of the updated table's columns for itself.
+    return bindparam(name, type_=column.type)
+
+
+def lease_holder(rows: FromClause) -> ColumnElement[str]:
+    """`actors.worker_actor` in SQL, from the worker the moved row names (no extra read)."""
+    return func.coalesce(literal(WORKER_PREFIX) + rows.c.worker_id, literal(WORKER))
+
+
+def _plan(
+    moved: Update, followups: list[FollowUp], postgresql: bool, carried: tuple[ColumnElement[Any], ...] = ()
+) -> _Plan:
+    """`carried`: further columns the moved rows bring along for the follow-ups (PostgreSQL)."""
+    if postgresql:
+        rows: NamedFromClause = moved.returning(*_JOBS.c, *carried).cte("moved")
+        statement = select(aliased(Job, rows, adapt_on_names=True))
+        for number, followup in enumerate(followups):
+            statement = statement.add_cte(followup(rows).cte(f"followup_{number}"))
+        return _Plan(statement, ())
+    rows = select(_JOBS).where(_JOBS.c.id.in_(bindparam("cas_ids", expanding=True))).subquery("moved")
+    return _Plan(
+        select(Job).from_statement(moved.returning(*_JOBS.c)),
+        tuple(followup(rows) for followup in followups),
+    )
+
+
+def _run(plan: _Plan, params: dict[str, Any]) -> list[Job]:
+    jobs = list(db.session.scalars(plan.moved, params, execution_options={"populate_existing": True}))
+    if jobs:
+        moved_ids = {**params, "cas_ids": [job.id for job in jobs]}
+        for statement in plan.followups:
+            db.session.execute(statement, moved_ids)
+    return jobs
+
+
+def _status_events(
+    rows: FromClause, actor: ColumnElement[str], action: str, from_status: Status, to_status: Status
+) -> UpdateBase:
+    """One status event per moved row, its reason and data from `cas_reason` and `cas_event_data`."""
+    return insert(_EVENTS).from_select(
+        ["job_id", "kind", "actor", "at", "action", "from_status", "to_status", "attempt", "reason", "data"],
+        select(
+            rows.c.id,
+            literal("status"),
+            actor,
+            _param("cas_now", _EVENTS.c.at),
+            literal(action),
+            literal(str(from_status)),
+            literal(str(to_status)),
+            func.nullif(rows.c.attempt, 0),
+            _param("cas_reason", _EVENTS.c.reason),
+            _param("cas_event_data", _EVENTS.c.data),
+        ),
+    )
+
+
+AttemptValues = Callable[[FromClause], dict[str, Any]]  # the current attempt's new values, from the moved rows
+
+
+def _followups(
+    edge: Edge,
+    expected: Status,
+    attempt_values: AttemptValues | None,
+    rows_actor: RowsActor | None,
+    postgresql: bool,
+    notifies: bool,
+) -> list[FollowUp]:
+    """What a transition writes besides the job: its attempt's row, its event, its notification."""
+
+    def update_attempt(rows: FromClause) -> UpdateBase:
+        assert attempt_values is not None
+        return (
+            update(_ATTEMPTS)
+            .where(_ATTEMPTS.c.job_id == rows.c.id, _ATTEMPTS.c.number == rows.c.attempt)
+            .values(attempt_values(rows))
+        )
+
+    def record_transition(rows: FromClause) -> UpdateBase:
+        actor = rows_actor(rows) if rows_actor else _param("cas_actor", _EVENTS.c.actor)
+        return _status_events(rows, actor, edge.name, expected, edge.target)
+
+    def queue_notification(rows: NamedFromClause) -> UpdateBase:
+        outbox = moves.outbox()
+        assert outbox is not None  # `notifies` is set only when an outbox named an event
+        return outbox.followup(rows, _param("cas_now", _JOBS.c.updated_at))
+
+    # An attempt row exists only once the job was claimed.
+    closes_attempt = attempt_values is not None and expected in LIVE
+    followups: list[FollowUp] = [update_attempt, record_transition] if closes_attempt else [record_transition]
+    if notifies and postgresql:  # SQLite: `transition` calls the outbox after the statements
+        followups.append(queue_notification)
+    return followups
+
+
+def _shared_attempt_values(attempt_columns: tuple[str, ...]) -> AttemptValues | None:
+    if not attempt_columns:
+        return None
+    return lambda _rows: {name: _param(f"attempt_{name}", _ATTEMPTS.c[name]) for name in attempt_columns}
+
+
+def _transition_plan(
+    edge: Edge,
+    expected: Status,
+    set_values: dict[str, Any],
+    attempt_columns: tuple[str, ...],
+    fenced: bool,
+    rows_actor: RowsActor | None,
+    postgresql: bool,
+    notifies: bool,
+    conditions: tuple[ColumnElement[bool], ...] = (),
+) -> _Plan:
+    moved = (
+        update(_JOBS)
+        .where(_JOBS.c.id == bindparam("cas_job_id"), _JOBS.c.status == expected, *conditions)
+        .values(status=edge.target, updated_at=_param("cas_now", _JOBS.c.updated_at), **set_values)
+    )
+    if fenced:
+        moved = moved.where(_JOBS.c.lease_token == _param("cas_lease_token", _JOBS.c.lease_token))
+    attempt_values = _shared_attempt_values(attempt_columns)
+    return _plan(moved, _followups(edge, expected, attempt_values, rows_actor, postgresql, notifies), postgresql)
+
+
+@lru_cache(maxsize=256)
+def _cached_transition_plan(
+    action: str,
+    expected: Status,
+    value_columns: tuple[str, ...],
+    attempt_columns: tuple[str, ...],
+    fenced: bool,
+    rows_actor: RowsActor | None,
+    postgresql: bool,
+    notifies: bool,
+) -> _Plan:
+    set_values = {name: _param(f"set_{name}", _JOBS.c[name]) for name in value_columns}
+    return _transition_plan(
+        EDGES[action], expected, set_values, attempt_columns, fenced, rows_actor, postgresql, notifies
+    )
+
+
+def _is_postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def transition(
+    job_id: int,
+    action: str,
+    *,
+    actor: str | RowsActor,
+    reason: str | None = None,
+    lease_token: str | None = None,
+    conditions: Iterable[ColumnElement[bool]] = (),
+    values: dict[str, Any] | None = None,
+    attempt_values: dict[str, Any] | None = None,
+    event_data: Any = None,
+    now: datetime | None = None,
+) -> Job:
+    """Apply one transition as a compare-and-set and record its event.
+
+    `conditions` narrow the match further (the monitor's heartbeat cut-off);
+    `attempt_values` close or update the current attempt's row when the job
+    comes from a live status. `actor` is a name, or a function giving it in SQL
+    from the moved row (`lease_holder`), so a worker's name comes from the row
+    it holds rather than from an extra read. Runs in the caller's transaction;
+    the caller commits or rolls back.
+    """
+    edge = EDGES[action]
+    now = now or utcnow()
+    values = values or {}
+    attempt_values = attempt_values or {}
+    conditions = tuple(conditions)
+    fenced = lease_token is not None
+    rows_actor = None if isinstance(actor, str) else actor
+    postgresql = _is_postgresql()
+    plain_values = {name: value for name, value in values.items() if not isinstance(value, ClauseElement)}
+    params = {
+        "cas_job_id": job_id,
+        "cas_now": now,
+        "cas_reason": reason,
+        "cas_event_data": event_data,
+        "cas_lease_token": lease_token,
+        "cas_actor": actor if rows_actor is None else None,
+        **{f"set_{name}": value for name, value in plain_values.items()},
+        **{f"attempt_{name}": value for name, value in attempt_values.items()},
+    }
+    attempt_columns = tuple(attempt_values)
+    # A multi-source edge reads the current status first so the event can name it,
+    # then updates only if the status is still the one read.
+    for _ in range(5):
+        if len(edge.sources) == 1:
+            (expected,) = edge.sources
+        else:
+            current = db.session.execute(select(Job.status).where(Job.id == job_id)).scalar()
+            if current is None:
+                raise JobNotFound(job_id)
+            if current not in edge.sources:
+                raise why_refused(job_id, edge, lease_token)
+            expected = Status(current)
+        # Webhooks (an outbox): the notification commits or rolls back with this transition.
+        event = _event(action, expected, edge.target, actor)
+        if event is not None:
+            params.update(_outbox_params(event))
+        if conditions or len(plain_values) < len(values):
+            # A one-off shape: the monitor's cut-offs and SQL expressions are rare.
+            set_values = {
+                name: value if isinstance(value, ClauseElement) else _param(f"set_{name}", _JOBS.c[name])
+                for name, value in values.items()
+            }
+            plan = _transition_plan(
+                edge,
+                expected,
+                set_values,
+                attempt_columns,
+                fenced,
+                rows_actor,
+                postgresql,
+                event is not None,
+                conditions,
+            )
+        else:
+            plan = _cached_transition_plan(
+                action, expected, tuple(values), attempt_columns, fenced, rows_actor, postgresql, event is not None
+            )
+        moved = _run(plan, params)
+        if moved:
+            break
+        if len(edge.sources) == 1 or lease_token or conditions:
+            raise why_refused(job_id, edge, lease_token)
+        # The status moved between our read and our write: read it again.
+    else:
+        raise why_refused(job_id, edge, lease_token)
+    moves.announce(action, edge.target)
+    outbox = moves.outbox()
+    if event is not None and outbox is not None and not postgresql:  # PostgreSQL wrote it in the statement above
+        outbox.write(event, moved[0], now)
+    return moved[0]
+
+
+def _event(action: str, from_status: Status, to_status: Status, actor: object) -> str | None:
+    """The notification the outbox writes for this transition, if there is an outbox and an event."""
+    outbox = moves.outbox()
+    return outbox.event(action, from_status, to_status, actor) if outbox is not None else None
+
+
+def _outbox_params(event: str) -> dict[str, Any]:
+    outbox = moves.outbox()
+    assert outbox is not None
+    return outbox.params(event)
+
+
+@dataclass(frozen=True)
+class HeldJob:
+    """One job of a worker's batch: the lease token it holds and the values of its own row."""
+
+    job_id: int
+    lease_token: str
+    values: dict[str, Any] = field(default_factory=dict)  # job columns
+    attempt_values: dict[str, Any] = field(default_factory=dict)  # attempt columns; None keeps the stored value
+
+
+Outcome = Job | TransitionRefused | JobNotFound
+
+
+def transition_held(
+    action: str,
+    held: list[HeldJob],
+    *,
+    values: dict[str, Any] | None = None,
+    attempt_values: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """`transition` for many jobs a worker holds, each fenced by its own lease token.
+
+    For a worker's coalesced reports: on PostgreSQL one statement moves every job
+    whose token and status still match (an UPDATE … FROM the batch's rows), with
+    their attempts, events and notifications as in `transition`; SQLite applies them
+    one by one. `values` and `attempt_values` are shared; each `HeldJob` brings its
+    own (every item the same keys). The answer is in the order given: the moved job,
+    or why it was refused (nothing of it was written). Single-source edges only.
+    """
+    edge = EDGES[action]
+    (expected,) = edge.sources
+    now = now or utcnow()
+    values = values or {}
+    attempt_values = attempt_values or {}
+    if not held:
+        return []
+    if not _is_postgresql() or len(held) == 1:
+        return [_transition_one(action, item, values, attempt_values, now) for item in held]
+    row_columns, attempt_row_columns = tuple(held[0].values), tuple(held[0].attempt_values)
+    if any((tuple(item.values), tuple(item.attempt_values)) != (row_columns, attempt_row_columns) for item in held):
+        raise ValueError("every held job brings values for the same columns")
+    if len({item.job_id for item in held}) < len(held):
+        raise ValueError("a job appears twice in one transition_held")
+    event = _event(action, expected, edge.target, lease_holder)
+    plan = _held_plan(
+        action, expected, tuple(values), tuple(attempt_values), row_columns, attempt_row_columns, event is not None
+    )
+    rows = [
+        {
+            "job_id": item.job_id,
+            "lease_token": item.lease_token,
+            **{f"row_{name}": value for name, value in item.values.items()},
+            **{f"row_attempt_{name}": value for name, value in item.attempt_values.items()},
+        }
+        # In id order: two batches naming the same jobs (a zombie's and its successor's) then
+        # tend to meet the rows in one order and wait for each other rather than deadlock.
+        for item in sorted(held, key=lambda item: item.job_id)
+    ]
+    params = {
+        "cas_items": rows,
+        "cas_now": now,
+        "cas_reason": None,
+        "cas_event_data": None,
+        **{f"set_{name}": value for name, value in values.items()},
+        **{f"attempt_{name}": value for name, value in attempt_values.items()},
+        **(_outbox_params(event) if event is not None else {}),
+    }
+    moved = {job.id: job for job in _run(plan, params)}
+    if moved:
+        moves.announce(action, edge.target, len(moved))
+    outcomes: list[Outcome] = []
+    for item in held:
+        if item.job_id in moved:
+            outcomes.append(moved[item.job_id])
+            continue
+        try:
+            outcomes.append(why_refused(item.job_id, edge, item.lease_token))
+        except JobNotFound as missing:
+            outcomes.append(missing)
+    return outcomes
+
+
+def _transition_one(
+    action: str, item: HeldJob, values: dict[str, Any], attempt_values: dict[str, Any], now: datetime
+) -> Outcome:
+    kept = {name: value for name, value in item.attempt_values.items() if value is not None}
+    try:
+        return transition(
+            item.job_id,
+            action,
+            actor=lease_holder,
+            lease_token=item.lease_token,
+            values={**values, **item.values},
+            attempt_values={**attempt_values, **kept},
+            now=now,
+        )
+    except (TransitionRefused, JobNotFound) as refusal:
+        return refusal
+
+
+@lru_cache(maxsize=32)
+def _held_plan(
+    action: str,
+    expected: Status,
+    value_columns: tuple[str, ...],
+    attempt_columns: tuple[str, ...],
+    row_columns: tuple[str, ...],
+    attempt_row_columns: tuple[str, ...],
+    notifies: bool,
+) -> _Plan:
+    """PostgreSQL: the batch's rows arrive as one JSONB array (`cas_items`) read by
+    jsonb_to_recordset, so the statement's shape does not depend on the batch's size."""
+    edge = EDGES[action]
+    items = (
+        func.jsonb_to_recordset(bindparam("cas_items", type_=JSONB))
+        .table_valued(
+            column("job_id", _JOBS.c.id.type),
+            column("lease_token", _JOBS.c.lease_token.type),
+            *(column(f"row_{name}", _JOBS.c[name].type) for name in row_columns),
+            *(column(f"row_attempt_{name}", _ATTEMPTS.c[name].type) for name in attempt_row_columns),
+        )
+        .render_derived(name="items", with_types=True)
+    )
+    moved = (
+        update(_JOBS)
+        .where(_JOBS.c.id == items.c.job_id, _JOBS.c.lease_token == items.c.lease_token, _JOBS.c.status == expected)
+        .values(
+            status=edge.target,
+            updated_at=_param("cas_now", _JOBS.c.updated_at),
+            **{name: _param(f"set_{name}", _JOBS.c[name]) for name in value_columns},
+            **{name: items.c[f"row_{name}"] for name in row_columns},
+        )
+    )
+
+    def attempt_values(rows: FromClause) -> dict[str, Any]:
+        return {
+            **{name: _param(f"attempt_{name}", _ATTEMPTS.c[name]) for name in attempt_columns},
+            **{name: func.coalesce(rows.c[f"row_attempt_{name}"], _ATTEMPTS.c[name]) for name in attempt_row_columns},
+        }
+
+    has_attempt_values = bool(attempt_columns or attempt_row_columns)
+    followups = _followups(edge, expected, attempt_values if has_attempt_values else None, lease_holder, True, notifies)
+    # The attempts' own values ride along in the moved rows, for the attempts' UPDATE.
+    carried = tuple(items.c[f"row_attempt_{name}"] for name in attempt_row_columns)
+    return _plan(moved, followups, True, carried)
+
+
+def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = None) -> list[Job]:
+    """Insert new jobs: `pending` when held, `queued` otherwise (the "(new)" edge).
+
+    One multi-row INSERT … RETURNING through the ORM's bulk path, which skips the
+    unit of work (two thirds of a large batch's time), then one INSERT … SELECT
+    of their events.
+    """
+    if not specs:
+        return []  # an INSERT with no rows would insert one row of defaults
+    now = now or utcnow()
+    rows = []
+    for spec in specs:
+        spec = dict(spec)
+        hold = spec.pop("hold", False)
+        # Every row carries the same keys, so the batch stays one statement.
+        rows.append(
+            {
+                "payload": None,
+                "priority": 0,
+                "timeout_s": None,
+                **spec,
+                "status": Status.PENDING if hold else Status.QUEUED,
+                "created_at": now,
+                "updated_at": now,
+                "run_after": now,
+                "attempt": 0,
+                "cancel_requested": False,
+            }
+        )
+    jobs = list(db.session.scalars(insert(Job).returning(Job, sort_by_parameter_order=True), rows))
+    db.session.execute(
+        insert(_EVENTS).from_select(
+            ["job_id", "kind", "actor", "at", "action", "to_status"],
+            select(
+                _JOBS.c.id,
+                literal("status"),
+                literal(actor),
+                literal(now, _EVENTS.c.at.type),
+                literal("create"),
+                _JOBS.c.status,
+            ).where(_JOBS.c.id.in_([job.id for job in jobs])),
+        )
+    )
+    for status in (Status.PENDING, Status.QUEUED):
+        created = sum(1 for job in jobs if job.status == status)
+        if created:
+            moves.announce("create", status, created)
+    return jobs
+
+
+def _new_token(postgresql: bool) -> ColumnElement[str]:
+    if postgresql:
+        return func.replace(func.cast(func.gen_random_uuid(), db.String), "-", "")
+    return func.lower(func.hex(func.randomblob(16)))
+
+
+@lru_cache(maxsize=8)
+def _claim_plan(by_type: bool, postgresql: bool) -> _Plan:
+    now = _param("cas_now", _JOBS.c.updated_at)
+    candidates = (
+        select(_JOBS.c.id)
+        .where(_JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now)
+        .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
+        .limit(bindparam("cas_batch_size"))
+    )
+    if by_type:
+        candidates = candidates.where(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
+    if postgresql:
+        # A CTE is evaluated once, so the locked rows are exactly the rows updated.
+        picked = candidates.with_for_update(skip_locked=True).cte("picked")
+        chosen = _JOBS.c.id == picked.c.id
+    else:
+        chosen = _JOBS.c.id.in_(candidates.scalar_subquery())
+    moved = (
+        update(_JOBS)
+        .where(chosen, _JOBS.c.status == Status.QUEUED)
+        .values(
+            status=Status.CLAIMED,
+            lease_token=_new_token(postgresql),
+            attempt=_JOBS.c.attempt + 1,
+            worker_id=_param("cas_worker_id", _JOBS.c.worker_id),
+            claimed_at=now,
+            heartbeat_at=now,
+            started_at=None,
+            progress=None,
+            stage=None,
+            current_step=None,
+            cancel_requested=False,
+            updated_at=now,
+        )
+    )
+
+    def open_attempts(rows: FromClause) -> UpdateBase:
+        return insert(_ATTEMPTS).from_select(
+            ["job_id", "number", "worker_id", "claimed_at"],
+            select(rows.c.id, rows.c.attempt, rows.c.worker_id, rows.c.claimed_at),
+        )
+
+    def record_claims(rows: FromClause) -> UpdateBase:
+        return _status_events(rows, lease_holder(rows), "claim", Status.QUEUED, Status.CLAIMED)
+
+    return _plan(moved, [open_attempts, record_claims], postgresql)
+
+
+def claim(
+    worker_id: str,
+    *,
+    types: list[str] | None = None,
+    batch_size: int = 1,
+    now: datetime | None = None,
+) -> list[Job]:
+    """Atomically hand up to `batch_size` due queued jobs to one worker.
+
+    One UPDATE … RETURNING: on PostgreSQL the candidates are locked with
+    FOR UPDATE SKIP LOCKED so claimers never wait on or collide with each other,
+    and the attempt rows and events are written by the same statement; on SQLite
+    the UPDATE takes the database's single write lock before it reads.
+    Each claimed job gets a fresh lease token, one more attempt and an attempt row.
+    """
+    params = {
+        "cas_worker_id": worker_id,
+        "cas_now": now or utcnow(),
+        "cas_batch_size": batch_size,
+        "cas_types": types or [],
+        "cas_reason": None,
+        "cas_event_data": None,
+    }
+    jobs = _run(_claim_plan(bool(types), _is_postgresql()), params)
+    if jobs:
+        moves.announce("claim", Status.CLAIMED, len(jobs))
+    return sorted(jobs, key=lambda job: (-job.priority, job.id))
