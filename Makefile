@@ -52,9 +52,10 @@ test: lint
 test-fast: install-test
 	$(BIN)/pytest tests -m "not slow" --durations=10
 
-# Lint and type checks (ruff's settings and mypy's are in pyproject.toml).
+# Lint, types and layers (ruff's, mypy's and import-linter's settings are in pyproject.toml).
 LINTED := webapp tests e2e benchmarks setup.py gunicorn.conf.py
 lint: install-test
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy webapp
+	$(BIN)/lint-imports

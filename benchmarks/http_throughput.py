@@ -31,6 +31,7 @@ from benchmarks.store import procrastinate_python, run_procrastinate  # noqa: E4
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
+from webapp.worker.protocol import WorkerClient  # noqa: E402
 
 from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
 from tests.support.databases import postgres_test_database  # noqa: E402
@@ -43,7 +44,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def client_loop(server_url: str, worker_id: str, batch: int, start, results) -> None:
-    client = JobwardenClient(server_url, internal_key=INTERNAL_KEY, retries=0, timeout=30)
+    client = WorkerClient(server_url, internal_key=INTERNAL_KEY, retries=0, timeout=30)
     timings: dict[str, list[float]] = {"claim": [], "start": [], "complete": []}
     done = 0
     start.wait()

@@ -18,6 +18,7 @@ from webapp import jobs
 from webapp.client import JobwardenClient
 from webapp.store.extensions import db
 from webapp.store.models import Worker
+from webapp.worker.protocol import WorkerClient
 
 from tests import test_worker_runner as runner
 from tests.conftest import INTERNAL_KEY
@@ -86,7 +87,7 @@ def test_a_claim_that_begins_to_wait_is_woken_by_another_process_s_job_at_once(a
     """The server's wake-up source idles while no claim waits; a claim beginning to wait
     wakes it, so a job another process creates at that moment is not left for a timer."""
     with running_server(database_url, tmp_path / "server.log", deployed=True, GUNICORN_WORKERS="1") as one_process:
-        client = JobwardenClient(one_process.url, internal_key=INTERNAL_KEY, timeout=30)
+        client = WorkerClient(one_process.url, internal_key=INTERNAL_KEY, timeout=30)
         answers: list[tuple[float, list]] = []
 
         def claim_waiting() -> None:
@@ -118,7 +119,7 @@ def test_wait_s_outside_0_to_30_is_refused_naming_the_field(server, wait_s):
 
 
 def test_an_empty_claim_answers_after_wait_s(server):
-    client = JobwardenClient(server.url, internal_key=INTERNAL_KEY, timeout=30)
+    client = WorkerClient(server.url, internal_key=INTERNAL_KEY, timeout=30)
     assert client.claim("w1", ["demo.noop"]) == []  # the server's processes have booted
     started = time.monotonic()
     assert client.claim("w1", ["demo.noop"], wait_s=0.5) == []
@@ -137,7 +138,7 @@ def test_a_stopped_worker_waiting_for_a_job_exits_at_once_and_claims_nothing(sta
 def test_a_claim_hung_up_half_way_is_answered_at_once_and_claims_nothing(server):
     """A stopping worker half-closes its waiting claim: the server answers now (not after
     wait_s) with nothing claimed, and a job created afterwards stays queued."""
-    client = JobwardenClient(server.url, internal_key=INTERNAL_KEY, timeout=30)
+    client = WorkerClient(server.url, internal_key=INTERNAL_KEY, timeout=30)
     assert client.claim("w1", ["demo.noop"]) == []  # the server's processes have booted
     answers: list[tuple[float, list]] = []
 
@@ -191,7 +192,7 @@ CLAIM_WAIT_S = 20  # long enough for a loaded machine to get through 200 first c
 
 def test_200_waiting_claims_hold_no_database_connection_and_the_dashboard_answers(app, database_url, tmp_path):
     with running_server(database_url, tmp_path / "server.log", deployed=True) as deployed:
-        client = JobwardenClient(deployed.url, internal_key=INTERNAL_KEY, timeout=30)
+        client = WorkerClient(deployed.url, internal_key=INTERNAL_KEY, timeout=30)
         client.claim("w0", ["nobody.runs.this"])  # the server's processes have booted
         waiting = [
             threading.Thread(target=client.claim, args=(f"w{n}", ["nobody.runs.this"]), kwargs={"wait_s": CLAIM_WAIT_S})

@@ -18,14 +18,15 @@ import requests
 import trustme
 
 from webapp.client import ClientError, Conflict, JobwardenClient, LeaseLostError, NotFound, ServerUnavailable
+from webapp.worker.protocol import WorkerClient
 
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import PROJECT_ROOT, free_port
 
 
 @pytest.fixture
-def api(server) -> JobwardenClient:
-    return JobwardenClient(server.url, internal_key=INTERNAL_KEY, timeout=5, retries=1, backoff=0.05)
+def api(server) -> WorkerClient:
+    return WorkerClient(server.url, internal_key=INTERNAL_KEY, timeout=5, retries=1, backoff=0.05)
 
 
 def test_a_job_created_through_the_client_can_be_listed_read_and_cancelled(api):
@@ -84,14 +85,14 @@ def test_a_cancelled_jobs_heartbeat_raises_lease_lost(api):
 
 def test_the_internal_api_with_a_wrong_key_raises_401(server):
     with pytest.raises(ClientError) as refused:
-        JobwardenClient(server.url, internal_key="wrong", retries=0).claim("w")
+        WorkerClient(server.url, internal_key="wrong", retries=0).claim("w")
     assert refused.value.code == 401
 
 
 def test_a_claim_after_the_server_closed_the_kept_alive_connection_goes_out_on_a_new_one(server):
     """A worker claims again after a job that outlasted the server's keep-alive (gunicorn: 2 s):
     the closed connection is noticed before it is used, so the claim neither fails nor backs off."""
-    client = JobwardenClient(server.url, internal_key=INTERNAL_KEY, timeout=10, retries=0)
+    client = WorkerClient(server.url, internal_key=INTERNAL_KEY, timeout=10, retries=0)
     assert client.claim("w1", ["nobody.runs.this"]) == []
     time.sleep(3)  # past gunicorn's keep-alive: the server has closed the connection
     assert client.claim("w1", ["nobody.runs.this"]) == []
@@ -148,7 +149,7 @@ def stub_server():
 
 def test_a_5xx_is_retried_then_raises_server_unavailable(stub_server):
     stub = stub_server(503)
-    client = JobwardenClient(stub.url, internal_key="k", retries=3, backoff=0.01)
+    client = WorkerClient(stub.url, internal_key="k", retries=3, backoff=0.01)
     with pytest.raises(ServerUnavailable, match="503"):
         client.heartbeat(1, "token")
     assert stub.requests == 4
@@ -156,7 +157,7 @@ def test_a_5xx_is_retried_then_raises_server_unavailable(stub_server):
 
 def test_a_4xx_is_never_retried(stub_server):
     stub = stub_server(400)
-    client = JobwardenClient(stub.url, internal_key="k", retries=3, backoff=0.01)
+    client = WorkerClient(stub.url, internal_key="k", retries=3, backoff=0.01)
     with pytest.raises(ClientError):
         client.heartbeat(1, "token")
     assert stub.requests == 1
@@ -274,7 +275,7 @@ def test_a_claim_hung_up_over_tls_still_reads_its_answer_verified_with_the_sessi
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = JobwardenClient(f"https://127.0.0.1:{server.server_address[1]}", internal_key="k", timeout=10)
+        client = WorkerClient(f"https://127.0.0.1:{server.server_address[1]}", internal_key="k", timeout=10)
         answers: list[list] = []
         claiming = threading.Thread(target=lambda: answers.append(client.claim("w1", wait_s=20)))
         claiming.start()

@@ -18,6 +18,7 @@ from webapp.domain.timeutil import utcnow
 from webapp.jobs import steps
 from webapp.store.extensions import db
 from webapp.store.models import Checkpoint, StepResult
+from webapp.worker.protocol import WorkerClient
 
 from tests.test_worker_runner import (  # noqa: F401  (fixtures)
     job,
@@ -174,7 +175,7 @@ def test_a_result_over_the_cap_fails_the_step_in_phase_record_naming_it(start_wo
 
 def test_the_server_refuses_a_result_over_the_cap_naming_the_field(server, api):
     created = jobs.create_job(type="t")
-    internal = JobwardenClient(server.url, internal_key=server.env["JOBWARDEN_INTERNAL_API_KEY"], retries=0)
+    internal = WorkerClient(server.url, internal_key=server.env["JOBWARDEN_INTERNAL_API_KEY"], retries=0)
     (claimed,) = internal.claim("w", ["t"])
     internal.start(created.id, claimed["lease_token"])
     with pytest.raises(ClientError) as refused:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from webapp.domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
-from webapp.server.api.schemas import Start
+from webapp.server.api.worker_schemas import Start
 from webapp.worker.process import (
     OUTPUT_TAIL_BYTES,
     GroupProcess,

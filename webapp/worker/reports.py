@@ -17,7 +17,8 @@ import threading
 import time
 from typing import Any
 
-from ..client import JobwardenClient, JobwardenError, item_answer
+from ..client import JobwardenError
+from .protocol import WorkerClient, item_answer
 
 MAX_ITEMS = 1000  # the server's limit per batch (api.schemas.MAX_BATCH)
 HEARTBEAT_LINGER_S = 0.005
@@ -33,7 +34,7 @@ class _Item:
 
 
 class ReportBatcher:
-    def __init__(self, client: JobwardenClient):
+    def __init__(self, client: WorkerClient):
         self.client = client
         self._lock = threading.Lock()
         self._pending: list[_Item] = []

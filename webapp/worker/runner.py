@@ -26,11 +26,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import JobwardenClient, JobwardenError, ServerUnavailable
+from ..client import JobwardenError, ServerUnavailable
 from ..domain.backoff import backoff_delay, jittered
 from .attempt import Attempt
 from .context import SHUTDOWN, StopReason, describe
 from .handlers import Registry
+from .protocol import WorkerClient
 from .reports import ReportBatcher
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def default_worker_id() -> str:
 class WorkerRunner:
     """Claims jobs and runs each as an `Attempt`, until a signal; not the `models.Worker` row it registers."""
 
-    def __init__(self, settings: WorkerSettings, registry: Registry, client: JobwardenClient | None = None):
+    def __init__(self, settings: WorkerSettings, registry: Registry, client: WorkerClient | None = None):
         self.settings = settings
         self.registry = registry
         self.worker_id = settings.worker_id or default_worker_id()
@@ -85,7 +86,7 @@ class WorkerRunner:
             self.claim_types: list[str] | None = None
         else:
             self.claim_types = settings.types or registry.types
-        self.client = client or JobwardenClient(
+        self.client = client or WorkerClient(
             settings.server,
             internal_key=settings.internal_key,
             timeout=max(2.0, 5 * settings.heartbeat_interval),

@@ -22,7 +22,7 @@ from ...jobs.serialize import claimed_job_json
 from ...store import transitions
 from .. import auth
 from ..claim_wait import claim_waiting
-from . import schemas as s
+from . import worker_schemas
 from .spec import ApiError, invalid, operation, refused
 
 bp = Blueprint("internal", __name__, url_prefix="/api/internal")
@@ -41,12 +41,12 @@ def require_the_internal_key():
     "POST",
     "/jobs/claim",
     summary="Claim up to batch_size queued jobs, waiting up to wait_s for one",
-    body=s.Claim,
-    responses={200: s.ClaimedJobs},
+    body=worker_schemas.Claim,
+    responses={200: worker_schemas.ClaimedJobs},
     errors=(401,),
     security=KEY,
 )
-def claim(body: s.Claim):
+def claim(body: worker_schemas.Claim):
     """Atomic: no job is ever handed to two workers. Each job comes with a fresh lease token.
 
     With nothing ready and `wait_s` > 0 the answer waits until a job becomes claimable
@@ -64,12 +64,12 @@ def claim(body: s.Claim):
     "POST",
     "/jobs/<job_id:job_id>/start",
     summary="claimed → running",
-    body=s.Start,
-    responses={200: s.Accepted},
+    body=worker_schemas.Start,
+    responses={200: worker_schemas.Accepted},
     errors=ERRORS,
     security=KEY,
 )
-def start(job_id: int, body: s.Start):
+def start(job_id: int, body: worker_schemas.Start):
     jobs.start_job(job_id, body.lease_token, argv=body.argv)
     return {"ok": True}
 
@@ -79,12 +79,12 @@ def start(job_id: int, body: s.Start):
     "POST",
     "/jobs/<job_id:job_id>/heartbeat",
     summary="Keep the lease; report progress",
-    body=s.Heartbeat,
-    responses={200: s.HeartbeatAnswer},
+    body=worker_schemas.Heartbeat,
+    responses={200: worker_schemas.HeartbeatAnswer},
     errors=ERRORS,
     security=KEY,
 )
-def heartbeat(job_id: int, body: s.Heartbeat):
+def heartbeat(job_id: int, body: worker_schemas.Heartbeat):
     """Fields left out keep their values: a heartbeat naming no step keeps `current_step`."""
     job = jobs.heartbeat(
         job_id,
@@ -103,12 +103,12 @@ def heartbeat(job_id: int, body: s.Heartbeat):
     "POST",
     "/jobs/<job_id:job_id>/steps",
     summary="A step started, completed (with its result), failed, is retrying or was replayed",
-    body=s.Step,
-    responses={200: s.Accepted},
+    body=worker_schemas.Step,
+    responses={200: worker_schemas.Accepted},
     errors=ERRORS,
     security=KEY,
 )
-def step(job_id: int, body: s.Step):
+def step(job_id: int, body: worker_schemas.Step):
     """A `completed` event that carries `result` stores it in the same transaction."""
     stored = body.result if body.event == "completed" and "result" in body.model_fields_set else steps.NO_RESULT
     jobs.record_step(
@@ -131,12 +131,12 @@ def step(job_id: int, body: s.Step):
     "POST",
     "/jobs/<job_id:job_id>/complete",
     summary="running → completed",
-    body=s.Complete,
-    responses={200: s.Accepted},
+    body=worker_schemas.Complete,
+    responses={200: worker_schemas.Accepted},
     errors=ERRORS,
     security=KEY,
 )
-def complete(job_id: int, body: s.Complete):
+def complete(job_id: int, body: worker_schemas.Complete):
     jobs.complete_job(job_id, body.lease_token, result=body.result, exit_code=body.exit_code, output=body.output)
     return {"ok": True}
 
@@ -146,12 +146,12 @@ def complete(job_id: int, body: s.Complete):
     "POST",
     "/jobs/<job_id:job_id>/fail",
     summary="The attempt failed: retried with backoff or failed",
-    body=s.Fail,
-    responses={200: s.Accepted},
+    body=worker_schemas.Fail,
+    responses={200: worker_schemas.Accepted},
     errors=ERRORS,
     security=KEY,
 )
-def fail(job_id: int, body: s.Fail):
+def fail(job_id: int, body: worker_schemas.Fail):
     jobs.fail_job(
         job_id,
         body.lease_token,
@@ -169,12 +169,12 @@ def fail(job_id: int, body: s.Fail):
     "POST",
     "/jobs/<job_id:job_id>/stopped",
     summary="The worker stopped a cancelled job",
-    body=s.Stopped,
-    responses={200: s.Accepted},
+    body=worker_schemas.Stopped,
+    responses={200: worker_schemas.Accepted},
     errors=ERRORS,
     security=KEY,
 )
-def stopped(job_id: int, body: s.Stopped):
+def stopped(job_id: int, body: worker_schemas.Stopped):
     """Releases the cancelled job's lease and notes who stopped it; without it the monitor
     notes, after the job's timeout, that the worker never confirmed the cancellation."""
     cancellation.confirm_stopped(job_id, body.lease_token, output=body.output)
@@ -196,12 +196,12 @@ SINGLE: dict[str, Callable[[int, Any], dict[str, Any]]] = {
     "POST",
     "/reports",
     summary="Several reports (start, heartbeat, step, complete, fail, stopped) in one request",
-    body=s.Reports,
-    responses={200: s.ReportResults},
+    body=worker_schemas.Reports,
+    responses={200: worker_schemas.ReportResults},
     errors=(401,),
     security=KEY,
 )
-def reports(body: s.Reports):
+def reports(body: worker_schemas.Reports):
     """A worker's reports for all its jobs at once. Each item is applied as its single
     report would be, fenced by its own lease token, and gets its own answer, in order,
     with the `code` the single report would have answered: an invalid item (400 naming
@@ -250,7 +250,7 @@ def _apply_all(items: list[Any]) -> list[dict[str, Any]]:
             run_jobs.clear()
 
     for index, item in enumerate(items):
-        together = not isinstance(item, s.BadItem) and item.kind in TOGETHER
+        together = not isinstance(item, worker_schemas.BadItem) and item.kind in TOGETHER
         if run and not (together and item.kind == next(iter(run.values())).kind and item.job_id not in run_jobs):
             apply_run()
         if together:
@@ -270,7 +270,7 @@ def _answer(outcome: transitions.Outcome) -> dict[str, Any]:
 
 
 def _apply(index: int, item: Any) -> dict[str, Any]:
-    if isinstance(item, s.BadItem):
+    if isinstance(item, worker_schemas.BadItem):
         problem = invalid(item.error, ("items", index), tagged=True)
     else:
         try:
@@ -287,12 +287,12 @@ def _apply(index: int, item: Any) -> dict[str, Any]:
     "POST",
     "/workers/heartbeat",
     summary="Register or refresh a worker",
-    body=s.WorkerHeartbeat,
-    responses={200: s.Accepted},
+    body=worker_schemas.WorkerHeartbeat,
+    responses={200: worker_schemas.Accepted},
     errors=(401,),
     security=KEY,
 )
-def worker_heartbeat(body: s.WorkerHeartbeat):
+def worker_heartbeat(body: worker_schemas.WorkerHeartbeat):
     jobs.register_worker(
         body.worker_id, hostname=body.hostname, pid=body.pid, types=body.types, concurrency=body.concurrency
     )

@@ -12,7 +12,7 @@ from ...store.extensions import db
 from ...store.schema import schema_problem
 from .. import exposition
 from ..current import current_flask_app
-from . import schemas as s
+from . import answers
 from .spec import openapi_document, operation
 
 bp = Blueprint("ops", __name__)
@@ -23,7 +23,10 @@ bp = Blueprint("ops", __name__)
     "GET",
     "/healthz",
     summary="Liveness: the app and its database answer, with the whole schema",
-    responses={200: s.Liveness, 503: ("The database does not answer, or its schema is missing", s.Liveness)},
+    responses={
+        200: answers.Liveness,
+        503: ("The database does not answer, or its schema is missing", answers.Liveness),
+    },
 )
 def healthz():
     try:

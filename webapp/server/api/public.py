@@ -9,7 +9,7 @@ from ...jobs import steps
 from ...jobs.actions import ACTIONS, Action, apply_action
 from ...jobs.serialize import attempt_json, event_json, job_json, step_json
 from .. import auth
-from . import schemas as s
+from . import answers, bodies
 from .spec import ApiError, invalid_query, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -33,7 +33,7 @@ def writes_need_an_operator():
     return None
 
 
-def _filter(query: s.JobQuery) -> jobs.JobFilter:
+def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
     return jobs.JobFilter(statuses=[str(v) for v in query.status], type=query.type, worker=query.worker, q=query.q)
 
 
@@ -42,12 +42,12 @@ def _filter(query: s.JobQuery) -> jobs.JobFilter:
     "POST",
     "/jobs",
     summary="Create a job",
-    body=s.CreateJob,
-    responses={201: ("Created", s.JobOut)},
+    body=bodies.CreateJob,
+    responses={201: ("Created", answers.JobOut)},
     errors=WRITE_ERRORS,
     security=OPERATOR,
 )
-def create_job(body: s.CreateJob):
+def create_job(body: bodies.CreateJob):
     """Queued at once, or pending with `hold`."""
     with jobs.as_committed():
         job = jobs.create_job(actor="api", **body.model_dump())
@@ -59,19 +59,19 @@ def create_job(body: s.CreateJob):
     "POST",
     "/jobs/bulk",
     summary="Create up to 1,000 jobs, all or nothing",
-    body=s.BulkCreate,
-    responses={201: ("Created", s.CreatedIds)},
+    body=bodies.BulkCreate,
+    responses={201: ("Created", answers.CreatedIds)},
     errors=WRITE_ERRORS,
     security=OPERATOR,
 )
-def create_jobs(body: s.BulkCreate):
+def create_jobs(body: bodies.BulkCreate):
     """One transaction: a bad entry (named by index and field) creates nothing."""
     created = jobs.create_jobs([spec.model_dump() for spec in body.jobs], actor="api")
     return {"ids": [job.id for job in created]}, 201
 
 
-@operation(bp, "GET", "/jobs", summary="List jobs", query=s.ListQuery, responses={200: s.JobList})
-def list_jobs(query: s.ListQuery):
+@operation(bp, "GET", "/jobs", summary="List jobs", query=bodies.ListQuery, responses={200: answers.JobList})
+def list_jobs(query: bodies.ListQuery):
     """Keyset pages: pass `next_cursor` back as `cursor` (with the same filters and sort)."""
     with invalid_query():
         rows, next_cursor = jobs.list_jobs(
@@ -89,7 +89,7 @@ def list_jobs(query: s.ListQuery):
     "GET",
     "/jobs/<job_id:job_id>",
     summary="One job with its attempts and steps",
-    responses={200: s.JobDetail},
+    responses={200: answers.JobDetail},
     errors=(404,),
 )
 def get_job(job_id: int):
@@ -108,7 +108,7 @@ def get_job(job_id: int):
     "GET",
     "/jobs/<job_id:job_id>/events",
     summary="The job's events, oldest first",
-    responses={200: s.EventList},
+    responses={200: answers.EventList},
     errors=(404,),
 )
 def job_events(job_id: int):
@@ -117,7 +117,7 @@ def job_events(job_id: int):
 
 
 def _recovery(action: Action) -> None:
-    def view(job_id: int, body: s.ReasonBody):
+    def view(job_id: int, body: bodies.ReasonBody):
         with jobs.as_committed():
             job = action.command(job_id, actor="api", reason=body.reason)
             return job_json(job)
@@ -129,9 +129,9 @@ def _recovery(action: Action) -> None:
         "POST",
         f"/jobs/<job_id:job_id>/{action.name}",
         summary=action.summary,
-        body=s.ReasonBody,
+        body=bodies.ReasonBody,
         body_required=False,
-        responses={200: s.JobOut},
+        responses={200: answers.JobOut},
         errors=(*WRITE_ERRORS, 404, 409),
         security=OPERATOR,
     )(view)
@@ -146,12 +146,12 @@ for _action in ACTIONS:
     "POST",
     "/jobs/actions",
     summary="One action on up to 1,000 jobs",
-    body=s.BulkAction,
-    responses={200: s.ActionResult},
+    body=bodies.BulkAction,
+    responses={200: answers.ActionResult},
     errors=WRITE_ERRORS,
     security=OPERATOR,
 )
-def bulk_action(body: s.BulkAction):
+def bulk_action(body: bodies.BulkAction):
     """Each job is its own compare-and-set; jobs that moved on are listed in `skipped` with why."""
     if body.ids is not None:
         ids = body.ids
@@ -162,7 +162,7 @@ def bulk_action(body: s.BulkAction):
     return apply_action(body.action, ids, actor="api", reason=body.reason)
 
 
-@operation(bp, "GET", "/health", summary="What is stuck, the workers, and the monitor", responses={200: s.Health})
+@operation(bp, "GET", "/health", summary="What is stuck, the workers, and the monitor", responses={200: answers.Health})
 def health():
     return monitor.health_report()
 
@@ -172,7 +172,7 @@ def health():
     "POST",
     "/admin/cleanup",
     summary="Run one health-monitor pass now",
-    responses={200: s.CleanupResult},
+    responses={200: answers.CleanupResult},
     errors=WRITE_ERRORS,
     security=OPERATOR,
 )

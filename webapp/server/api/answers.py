@@ -1,0 +1,143 @@
+"""What the public API answers (documentation; `webapp.jobs.serialize` produces the jobs' JSON)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+)
+
+from ...domain.statuses import Status
+from .schemas import (
+    Answer,
+    Time,
+)
+
+
+class JobOut(Answer):
+    id: int
+    type: str
+    payload: Any = None
+    status: Status
+    priority: int
+    attempt: int
+    max_attempts: int
+    timeout_s: int | None
+    progress: float | None
+    stage: str | None
+    current_step: str | None
+    worker_id: str | None
+    heartbeat_at: Time
+    run_after: Time
+    created_at: Time
+    claimed_at: Time
+    started_at: Time
+    finished_at: Time
+    updated_at: Time
+    result: Any = None
+    last_error: str | None
+    exit_code: int | None
+    cancel_requested: bool
+
+
+class AttemptOut(Answer):
+    number: int
+    worker_id: str | None
+    claimed_at: Time
+    started_at: Time
+    finished_at: Time
+    outcome: str | None
+    error: str | None
+    exit_code: int | None
+    step: str | None
+    output_tail: str | None
+    argv: list[str] | None = Field(None, description="The command line the attempt ran (command jobs).")
+
+
+class StepOut(Answer):
+    name: str | None
+    attempt: int | None
+    status: str | None
+    started_at: Time
+    finished_at: Time
+    phase: str | None
+    error: str | None
+    result_attempt: int | None = Field(None, description="The attempt whose stored result the step has.")
+    step_attempt: int | None = Field(None, description="The step's own try, when it was retried in place.")
+
+
+class CheckpointOut(Answer):
+    at: Time
+    step: str | None
+    attempt: int
+    data: Any = None
+
+
+class JobDetail(JobOut):
+    queue_position: int | None
+    attempts: list[AttemptOut]
+    steps: list[StepOut]
+    checkpoint: CheckpointOut | None
+
+
+class EventOut(Answer):
+    id: int
+    at: Time
+    kind: Literal["status", "step", "note"]
+    actor: str
+    action: str | None
+    from_status: str | None
+    to_status: str | None
+    attempt: int | None
+    reason: str | None
+    data: Any = None
+
+
+class JobList(Answer):
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class EventList(Answer):
+    events: list[EventOut]
+
+
+class CreatedIds(Answer):
+    ids: list[int]
+
+
+class Skipped(Answer):
+    id: int
+    status: str | None
+    reason: str
+
+
+class ActionResult(Answer):
+    changed: int
+    skipped: list[Skipped]
+
+
+class Health(Answer):
+    healthy: bool
+    orphaned_jobs: list[dict[str, Any]]
+    late_jobs: list[dict[str, Any]]
+    stale_pending_jobs: list[dict[str, Any]]
+    counts: dict[str, int]
+    workers: list[dict[str, Any]]
+    unserved_types: list[str] = Field(description="Types of queued jobs that no live worker takes.")
+    monitor: dict[str, Any]
+    webhooks: dict[str, Any] = Field(
+        description="`disabled_endpoints` (failing for a day, no longer sent to) and `failing_endpoints`."
+    )
+
+
+class CleanupResult(Answer):
+    skipped: bool
+
+
+class Liveness(Answer):
+    status: Literal["ok", "unavailable"]
+    message: str | None = Field(
+        None, description="why unavailable: the database does not answer, or which schema is missing"
+    )

@@ -1,0 +1,73 @@
+"""The public API's request bodies and queries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    model_validator,
+)
+
+from ...domain.statuses import Status
+from ...jobs.actions import ACTION_NAMES
+from .schemas import (
+    MAX_BATCH,
+    Body,
+    JobId,
+    JobJson,
+    Name,
+    Reason,
+    no_nul,
+    once_each,
+)
+
+
+class CreateJob(Body):
+    type: Name = Field(description="What the job does; workers pick their handler by it.")
+    payload: JobJson = None
+    priority: int = Field(0, ge=-1_000_000, le=1_000_000, description="Higher runs first.")
+    max_attempts: int | None = Field(None, ge=1, le=1000, description="Default JOBWARDEN_DEFAULT_MAX_ATTEMPTS.")
+    timeout_s: int | None = Field(None, ge=1, le=30 * 24 * 3600, description="The worker kills the job after this.")
+    hold: bool = Field(False, description="Create as pending: released by force-start.")
+
+
+class BulkCreate(Body):
+    jobs: list[CreateJob] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+SortKey = Literal["id", "created_at", "updated_at", "priority", "type", "status"]  # jobs.SORT_COLUMNS
+
+
+class JobQuery(Body):
+    """The list's filters; also the `filter` of a bulk action."""
+
+    status: Annotated[list[Status], AfterValidator(once_each)] = Field(default_factory=list, max_length=len(Status))
+    type: Name | None = None
+    worker: Name | None = None
+    q: Annotated[str, Field(max_length=200), AfterValidator(no_nul)] | None = None
+
+
+class ListQuery(JobQuery):
+    sort: SortKey = "id"
+    order: Literal["asc", "desc"] = "desc"
+    limit: int = Field(50, ge=1, le=500)
+    cursor: Annotated[str, Field(max_length=500), AfterValidator(no_nul)] | None = None
+
+
+class ReasonBody(Body):
+    reason: Reason | None = None
+
+
+class BulkAction(Body):
+    action: Literal[ACTION_NAMES]  # type: ignore[valid-type]  # the names, from webapp.jobs.actions
+    reason: Reason | None = None
+    ids: list[JobId] | None = Field(None, min_length=1, max_length=MAX_BATCH)
+    filter: JobQuery | None = None
+
+    @model_validator(mode="after")
+    def _ids_or_filter(self) -> BulkAction:
+        if (self.ids is None) == (self.filter is None):
+            raise ValueError("give either ids or filter, not both and not neither")
+        return self

@@ -1,0 +1,215 @@
+"""The internal API a worker speaks: the claim, the lease-fenced reports (one by one or
+batched) and their answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+
+from ...config import MAX_CLAIM_WAIT_S
+from ...domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
+from ...domain.statuses import Status
+from ...domain.step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES
+from .answers import CheckpointOut, JobOut
+from .schemas import (
+    INT32,
+    MAX_BATCH,
+    Answer,
+    Body,
+    ExitCode,
+    JobId,
+    JobJson,
+    Name,
+    ProcessText,
+    at_most,
+    no_nul,
+    once_each,
+)
+
+
+class Claim(Body):
+    worker_id: Name
+    types: Annotated[list[Name] | None, AfterValidator(once_each)] = Field(
+        None, max_length=200, description="Only these types; an empty list claims nothing. Leave out for any type."
+    )
+    batch_size: int = Field(1, ge=1, le=100)
+    wait_s: float = Field(0, ge=0, le=MAX_CLAIM_WAIT_S, description="with nothing ready, wait up to this long")
+
+
+class Lease(Body):
+    lease_token: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(no_nul)]
+
+
+class Start(Lease):
+    """The start report: claimed → running."""
+
+    argv: list[Annotated[str, Field(max_length=ARGV_ITEM_MAX_CHARS), AfterValidator(no_nul)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=ARGV_MAX_ITEMS,
+        description="A command job's command line as the worker filled it in, stored on the attempt "
+        "and shown on the job page. Left out for Python handlers.",
+    )
+
+
+class CheckpointIn(Body):
+    data: Annotated[JobJson, at_most(MAX_CHECKPOINT_BYTES)] = None
+    step: Name | None = Field(None, description="The innermost step open when the handler checkpointed.")
+
+
+class Heartbeat(Lease):
+    progress: float | None = Field(None, ge=0, le=100)
+    stage: Name | None = None
+    current_step: Name | None = None
+    output: ProcessText | None = None
+    checkpoint: CheckpointIn | None = Field(
+        None, description="The handler's newest checkpoint, replacing the stored one."
+    )
+
+
+class Step(Lease):
+    name: Name
+    event: Literal["started", "completed", "failed", "retrying", "replayed"]
+    attempt: int | None = Field(None, ge=1, le=INT32)
+    phase: Name | None = None
+    error: ProcessText | None = None
+    result: Annotated[JobJson, at_most(MAX_STEP_RESULT_BYTES)] = Field(
+        None,
+        description="With `completed`: stored as the step's result (even null) and replayed by later "
+        "attempts instead of running the step again. Left out: nothing is stored.",
+    )
+    result_attempt: int | None = Field(
+        None, ge=1, le=INT32, description="With `replayed`: the attempt that completed the step."
+    )
+    step_attempt: int | None = Field(None, ge=1, le=INT32, description="With `retrying`: the step's own next try.")
+
+
+class Complete(Lease):
+    result: JobJson = None
+    exit_code: ExitCode | None = 0
+    output: ProcessText | None = None
+
+
+class Fail(Lease):
+    error: Annotated[ProcessText, Field(min_length=1)]
+    exit_code: ExitCode | None = None
+    output: ProcessText | None = None
+    retryable: bool = True
+    interrupted: bool = Field(False, description="Handed back at shutdown: queued again, not counted as a failure.")
+
+
+class Stopped(Lease):
+    output: ProcessText | None = None
+
+
+class Addressed(Body):
+    job_id: JobId
+
+
+# One batch item per single report: the single route's model, plus the job and the kind.
+class StartItem(Start, Addressed):
+    kind: Literal["start"]
+
+
+class HeartbeatItem(Heartbeat, Addressed):
+    kind: Literal["heartbeat"]
+
+
+class StepItem(Step, Addressed):
+    kind: Literal["step"]
+
+
+class CompleteItem(Complete, Addressed):
+    kind: Literal["complete"]
+
+
+class FailItem(Fail, Addressed):
+    kind: Literal["fail"]
+
+
+class StoppedItem(Stopped, Addressed):
+    kind: Literal["stopped"]
+
+
+class BadItem:
+    """An item that did not validate: answered 400 on its own, the others still apply."""
+
+    def __init__(self, error: ValidationError):
+        self.error = error
+
+
+def _each_on_its_own(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError as error:
+        return BadItem(error)
+
+
+ReportItem = Annotated[
+    Annotated[
+        StartItem | HeartbeatItem | StepItem | CompleteItem | FailItem | StoppedItem, Field(discriminator="kind")
+    ],
+    WrapValidator(_each_on_its_own),
+]
+
+
+class Reports(Body):
+    items: list[ReportItem] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Each item is the body of its single report plus `kind` and `job_id`; "
+        "each is applied on its own and answered in order.",
+    )
+
+
+class WorkerHeartbeat(Body):
+    worker_id: Name
+    hostname: Name | None = None
+    pid: int | None = Field(None, ge=0, le=INT32)
+    types: list[Name] | None = Field(None, max_length=200)
+    concurrency: int | None = Field(None, ge=1, le=10_000)
+
+
+class StoredStep(Answer):
+    result: Any = None
+    attempt: int
+
+
+class ClaimedJob(JobOut):
+    lease_token: str
+    step_results: dict[str, StoredStep] = Field(description="Completed durable steps by name: replayed, not run.")
+    checkpoint: CheckpointOut | None
+
+
+class ClaimedJobs(Answer):
+    jobs: list[ClaimedJob]
+
+
+class HeartbeatAnswer(Answer):
+    cancel_requested: bool
+    status: Status
+
+
+class Accepted(Answer):
+    ok: bool
+
+
+class ReportResult(Answer):
+    code: int = Field(description="What the single report would have answered: 200, 400, 404 or 409.")
+    ok: bool | None = None
+    cancel_requested: bool | None = Field(None, description="A heartbeat's answer.")
+    status: str | None = Field(None, description="A heartbeat's answer, or the job's current status on 409.")
+    error: str | None = Field(None, description="invalid, not_found, conflict, lease_lost")
+    message: str | None = None
+    field: str | None = Field(None, description="On 400: the field, as items[i].name.")
+
+
+class ReportResults(Answer):
+    results: list[ReportResult]
