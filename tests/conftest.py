@@ -20,39 +20,13 @@ from tests.support.databases import postgres_test_database
 POSTGRES_URL = os.environ.get("JOBWARDEN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 INTERNAL_KEY = "test-internal-key"
-# Files whose tests start, stop and kill real processes (workers, the monitor, servers
-# under chaos, CLI commands, the webhook delivery process) or search long (hypothesis
-# state machine, schemathesis over the OpenAPI document, dashboard fuzzing). With every test that serves
-# through a real gunicorn (the `server` fixture), they are marked `slow`, which
-# `make test-fast` leaves out.
-SLOW_FILES = frozenset(
-    {
-        "test_cancel_confirmation.py",
-        "test_chaos.py",
-        "test_claim_wait.py",
-        "test_concurrent_claims.py",
-        "test_database_outage.py",
-        "test_devserver.py",
-        "test_durability.py",
-        "test_foreign_store.py",
-        "test_fuzz_dashboard.py",
-        "test_migrations.py",
-        "test_monitor_processes.py",
-        "test_monitor_worker_kill.py",
-        "test_openapi.py",
-        "test_state_machine_properties.py",
-        "test_webhooks.py",
-        "test_worker_containment.py",
-        "test_worker_resources.py",
-        "test_worker_runner.py",
-        "test_zombies.py",
-    }
-)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start, stop and kill real processes or search long carry `slow` themselves
+    (`pytestmark`); so does every test served by a real gunicorn (the `server` fixture)."""
     for item in items:
-        if item.path.name in SLOW_FILES or "server" in getattr(item, "fixturenames", ()):
+        if "server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
 
 

@@ -16,6 +16,8 @@ import sys
 import time
 from datetime import timedelta
 
+import pytest
+
 from webapp import jobs, monitor
 from webapp.domain.timeutil import utcnow
 from webapp.jobs.cancellation import CONFIRMED
@@ -25,6 +27,9 @@ from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.processes import alive
 from tests.support.server import PROJECT_ROOT
+
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 UNCONFIRMED = "cancel_unconfirmed"

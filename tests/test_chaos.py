@@ -6,8 +6,13 @@ job's command outlives its SIGKILLed worker."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.chaos import Settings, run
 from webapp.store.extensions import db
+
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def test_killing_workers_and_restarting_the_server_loses_no_job(app, database_url, tmp_path):

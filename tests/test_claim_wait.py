@@ -24,6 +24,9 @@ from tests import test_worker_runner as runner
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import running_server
 
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 server, start_worker = runner.server, runner.start_worker  # fixtures
 attempts, job, status_is, wait_for = runner.attempts, runner.job, runner.status_is, runner.wait_for
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from webapp import jobs
@@ -12,6 +13,9 @@ from webapp.store.extensions import db
 from webapp.store.models import Job, JobAttempt
 
 from tests.support.claimer import claim_until_empty
+
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 PROCESSES = 8
 JOBS = 2000

@@ -13,7 +13,10 @@ from webapp.store.extensions import db
 from tests.conftest import POSTGRES_URL, test_config
 from tests.support.databases import postgres_test_database
 
-pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs JOBWARDEN_TEST_POSTGRES_URL (a PostgreSQL server)")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not POSTGRES_URL, reason="needs JOBWARDEN_TEST_POSTGRES_URL (a PostgreSQL server)"),
+]
 
 
 def set_connections(admin, name: str, allowed: bool) -> None:

@@ -10,9 +10,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.support.server import PROJECT_ROOT, free_port
+
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 
 def wait_until(predicate, timeout: float, what: str):

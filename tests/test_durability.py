@@ -8,12 +8,16 @@ import signal
 import threading
 import time
 
+import pytest
 import requests
 
 from webapp import jobs
 from webapp.store.extensions import db
 
 from tests.conftest import INTERNAL_KEY
+
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 JOBS = 300

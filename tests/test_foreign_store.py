@@ -17,6 +17,9 @@ from webapp.store.integrity import APPLICATION_ID
 
 from tests.support.server import PROJECT_ROOT, free_port
 
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 def checksum(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

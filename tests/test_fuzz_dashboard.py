@@ -20,6 +20,9 @@ from werkzeug.datastructures import MultiDict
 from tests.factories import make_job
 from tests.support.snapshot import store_snapshot
 
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 QUERY_EXAMPLES, FORM_EXAMPLES = 250, 150
 
 

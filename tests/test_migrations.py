@@ -17,6 +17,9 @@ from webapp.store.extensions import db
 from tests.conftest import BACKENDS
 from tests.support.databases import postgres_test_database
 
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -15,6 +15,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from webapp import jobs
@@ -25,6 +26,9 @@ from webapp.store.models import Job, MonitorPass
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.server import PROJECT_ROOT, free_port, running_server, wait_for_port
+
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 HOST = socket.gethostname()
 

@@ -22,6 +22,9 @@ from webapp.store.extensions import db
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import PROJECT_ROOT, running_server
 
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 TIMEOUT_S = 2.0
 INTERVAL_S = 0.5
 SLACK_S = 3.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -16,6 +17,9 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
+
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 API_PREFIXES = ("/api/", "/healthz", "/metrics")
 

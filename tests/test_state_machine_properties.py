@@ -19,6 +19,9 @@ from webapp.domain.timeutil import utcnow
 from webapp.store.extensions import db
 from webapp.store.models import JobAttempt, JobEvent
 
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 OPERATOR_MOVES = {  # command → the contract's transition
     "cancel": EDGES["cancel"],
     "mark_failed": EDGES["fail"],

@@ -24,6 +24,9 @@ from tests.conftest import INTERNAL_KEY
 from tests.support.processes import alive, marked, zombie_children
 from tests.support.server import PROJECT_ROOT, running_server
 
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 HEARTBEAT_S = 0.3
 BOUND_S = HEARTBEAT_S + 2.0
 

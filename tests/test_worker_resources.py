@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from webapp import jobs
@@ -17,6 +18,9 @@ from webapp.store.models import Job, Worker
 
 from tests import test_worker_runner as runner
 from tests.support.server import PROJECT_ROOT
+
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
 
 server, start_worker, wait_for = runner.server, runner.start_worker, runner.wait_for  # fixtures, helper
 CPU_SHARE_BOUND = 0.05  # generous: the defect this catches burnt a whole core (≈ 1.0)

@@ -31,6 +31,9 @@ from tests.conftest import INTERNAL_KEY
 from tests.support.processes import alive
 from tests.support.server import PROJECT_ROOT, running_server
 
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 HEARTBEAT = 0.2
 
 

@@ -22,6 +22,9 @@ from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.server import PROJECT_ROOT, running_server
 
+# Real processes, kills or long searches: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 
 

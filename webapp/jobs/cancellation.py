@@ -10,8 +10,11 @@ to the monitor (`jobs.release_unconfirmed_cancellation`), so the monitor's
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select, update
 
+from ..domain.actors import worker_actor
 from ..domain.statuses import JobNotFound, LeaseLost, Status, TransitionRefused
 from ..domain.timeutil import utcnow
 from ..store import transitions
@@ -41,15 +44,7 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
             raise LeaseLost(job_id, "stopped", seen.status)
         if seen.status != Status.CANCELLED:
             raise TransitionRefused(job_id, "stopped", seen.status)
-        released = rows_changed(
-            db.session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == lease_token)
-                .values(lease_token=None, heartbeat_at=None, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        if not released:  # the monitor released it between our read and write
+        if not release_cancelled_lease(job_id, lease_token, now):  # the monitor released it between our read and write
             raise LeaseLost(job_id, "stopped", Status.CANCELLED)
         if output is not None and seen.attempt:
             db.session.execute(
@@ -61,10 +56,22 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
         transitions.record_event(
             job_id,
             kind="note",
-            actor=f"worker:{seen.worker_id}",
+            actor=worker_actor(seen.worker_id),
             at=now,
             action=CONFIRMED,
             attempt=seen.attempt or None,
             reason=f"worker {seen.worker_id} stopped the cancelled job",
             data={"worker_id": seen.worker_id},
         )
+
+
+def release_cancelled_lease(job_id: int, lease_token: str, now: datetime) -> bool:
+    """Drop the lease a cancelled job holds, if it is still `lease_token`: its worker
+    confirmed it stopped, or the monitor gave up waiting. Not a status change."""
+    released = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == lease_token)
+        .values(lease_token=None, heartbeat_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return rows_changed(released) > 0

@@ -9,6 +9,8 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ..domain import statuses
+from ..domain.actors import API, worker_actor
+from ..domain.outcomes import Outcome
 from ..domain.statuses import LIVE
 from ..domain.timeutil import utcnow
 from ..store import transitions
@@ -21,7 +23,7 @@ from .policy import end_attempt
 from .queries import get_job
 
 
-def create_jobs(specs: list[dict[str, Any]], *, actor: str = "api") -> list[Job]:
+def create_jobs(specs: list[dict[str, Any]], *, actor: str = API) -> list[Job]:
     """Create jobs all or nothing, in one transaction."""
     default_attempts = current_app.config["JOBWARDEN_DEFAULT_MAX_ATTEMPTS"]
     prepared = []
@@ -34,7 +36,7 @@ def create_jobs(specs: list[dict[str, Any]], *, actor: str = "api") -> list[Job]
         return transitions.create(prepared, actor=actor)
 
 
-def create_job(*, actor: str = "api", **spec: Any) -> Job:
+def create_job(*, actor: str = API, **spec: Any) -> Job:
     return create_jobs([spec], actor=actor)[0]
 
 
@@ -167,7 +169,7 @@ def record_step(
         transitions.record_event(
             job_id,
             kind="step",
-            actor=f"worker:{job.worker_id}",
+            actor=worker_actor(job.worker_id),
             at=now,
             attempt=number,
             reason=error,
@@ -214,7 +216,7 @@ def complete_jobs(reports: list[CompleteReport]) -> list[transitions.Outcome]:
             "complete",
             held,
             values={"finished_at": now, "progress": 100, "lease_token": None},
-            attempt_values={"finished_at": now, "outcome": "completed"},
+            attempt_values={"finished_at": now, "outcome": Outcome.COMPLETED},
             now=now,
         )
 
@@ -256,13 +258,13 @@ def fail_job(
     with unit_of_work():
         return end_attempt(
             job,
-            actor=_lease_holder(job),
+            actor=worker_actor(job.worker_id),
             lease_token=lease_token,
             error=error,
             exit_code=exit_code,
             output=output,
             retryable=retryable,
-            outcome="interrupted" if interrupted else "failed",
+            outcome=Outcome.INTERRUPTED if interrupted else Outcome.FAILED,
             give_back=interrupted,
         )
 
@@ -274,9 +276,3 @@ def _set_attempt(job: Job, **values: Any) -> None:
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-
-
-def _lease_holder(job: Job) -> str:
-    """`transitions.lease_holder` read before the command: a failure's retry clears the
-    row's worker in the same UPDATE, so the name must come from the row as it was."""
-    return f"worker:{job.worker_id}" if job.worker_id else "worker"

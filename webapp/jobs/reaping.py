@@ -11,17 +11,20 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, select, update
 
+from ..domain.actors import MONITOR
+from ..domain.outcomes import Outcome
 from ..domain.statuses import FINISHED, Status
 from ..domain.timeutil import utcnow
 from ..store import transitions
 from ..store.extensions import db
 from ..store.models import Job, Worker
 from ..store.transaction import rows_changed, unit_of_work
+from .cancellation import release_cancelled_lease
 from .policy import end_attempt
 from .queries import get_job
 
 
-def orphan_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = "monitor") -> Job:
+def orphan_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = MONITOR) -> Job:
     """The monitor fails a live attempt whose last heartbeat is older than `cutoff`.
 
     The heartbeat condition is part of the compare-and-set, so a heartbeat that
@@ -43,20 +46,20 @@ def _orphan(job_id: int, *, reason: str, actor: str, conditions: list[ColumnElem
             exit_code=None,
             output=None,
             retryable=True,
-            outcome="orphaned",
+            outcome=Outcome.ORPHANED,
             give_back=False,
             conditions=conditions,
         )
 
 
-def orphan_unstarted_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = "monitor") -> Job:
+def orphan_unstarted_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = MONITOR) -> Job:
     """The monitor fails an attempt that was claimed before `cutoff` and never started."""
     return _orphan(
         job_id, reason=reason, actor=actor, conditions=[Job.status == Status.CLAIMED, Job.claimed_at < cutoff]
     )
 
 
-def fail_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: str = "monitor") -> Job:
+def fail_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: str = MONITOR) -> Job:
     """A job held in pending since before `cutoff` is failed; a release meanwhile wins."""
     now = utcnow()
     with unit_of_work():
@@ -71,7 +74,7 @@ def fail_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: str
         )
 
 
-def release_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: str = "monitor") -> Job:
+def release_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: str = MONITOR) -> Job:
     """A job held in pending since before `cutoff` is queued (JOBWARDEN_PENDING_ACTION=queue)."""
     now = utcnow()
     with unit_of_work():
@@ -86,7 +89,7 @@ def release_stale_pending(job_id: int, *, cutoff: datetime, reason: str, actor: 
         )
 
 
-def release_unconfirmed_cancellation(job_id: int, *, cutoff: datetime, actor: str = "monitor") -> bool:
+def release_unconfirmed_cancellation(job_id: int, *, cutoff: datetime, actor: str = MONITOR) -> bool:
     """Drop the lease a cancelled job still holds when its worker never confirmed by `cutoff`.
 
     Not a status change: the job stays cancelled. The worker's last heartbeat
@@ -105,15 +108,7 @@ def release_unconfirmed_cancellation(job_id: int, *, cutoff: datetime, actor: st
         ).one_or_none()
         if seen is None:
             return False
-        released = rows_changed(
-            db.session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == seen.lease_token)
-                .values(lease_token=None, heartbeat_at=None, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        if not released:
+        if not release_cancelled_lease(job_id, seen.lease_token, now):
             return False
         transitions.record_event(
             job_id,

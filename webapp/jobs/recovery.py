@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import case
 
+from ..domain.actors import OPERATOR
+from ..domain.outcomes import Outcome
 from ..domain.timeutil import utcnow
 from ..store import transitions
 from ..store.models import Job
@@ -11,7 +13,7 @@ from ..store.transaction import unit_of_work
 from . import steps
 
 
-def cancel_job(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+def cancel_job(job_id: int, *, actor: str = OPERATOR, reason: str | None = None) -> Job:
     """Cancel now; a live worker learns from its next heartbeat (lease_lost) and stops."""
     now = utcnow()
     with unit_of_work():
@@ -21,12 +23,12 @@ def cancel_job(job_id: int, *, actor: str = "operator", reason: str | None = Non
             actor=actor,
             reason=reason or "cancelled by user",
             values={"cancel_requested": True, "finished_at": now},
-            attempt_values={"finished_at": now, "outcome": "cancelled", "error": reason or "cancelled by user"},
+            attempt_values={"finished_at": now, "outcome": Outcome.CANCELLED, "error": reason or "cancelled by user"},
             now=now,
         )
 
 
-def mark_failed(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+def mark_failed(job_id: int, *, actor: str = OPERATOR, reason: str | None = None) -> Job:
     now = utcnow()
     message = reason or "marked as failed by operator"
     with unit_of_work():
@@ -36,22 +38,22 @@ def mark_failed(job_id: int, *, actor: str = "operator", reason: str | None = No
             actor=actor,
             reason=message,
             values={"finished_at": now, "last_error": message},
-            attempt_values={"finished_at": now, "outcome": "marked_failed", "error": message},
+            attempt_values={"finished_at": now, "outcome": Outcome.MARKED_FAILED, "error": message},
             now=now,
         )
 
 
-def force_start(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+def force_start(job_id: int, *, actor: str = OPERATOR, reason: str | None = None) -> Job:
     """Pending → queued; failed or cancelled → queued with one more attempt (completed steps replay)."""
     return _requeue(job_id, "force_start", actor=actor, reason=reason or "force-started")
 
 
-def resume_job(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+def resume_job(job_id: int, *, actor: str = OPERATOR, reason: str | None = None) -> Job:
     """Failed or cancelled → queued with one more attempt, keeping the completed steps' results."""
     return _requeue(job_id, "resume", actor=actor, reason=reason or "resumed from the first step not completed")
 
 
-def restart_job(job_id: int, *, actor: str = "operator", reason: str | None = None) -> Job:
+def restart_job(job_id: int, *, actor: str = OPERATOR, reason: str | None = None) -> Job:
     """Failed or cancelled → queued with one more attempt; stored step results and the
     checkpoint are discarded in the same transaction, so every step runs again."""
     return _requeue(job_id, "restart", actor=actor, reason=reason or "restarted from scratch", discard=True)

@@ -1,34 +1,56 @@
-"""Jobs, attempts and events as the API's JSON (see schemas.py for their documented shape)."""
+"""Jobs, attempts and events as the API's JSON; the job's shape is defined once, by `JobOut`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Float, Numeric, case, cast, false, func, literal, literal_column
 from sqlalchemy.sql.selectable import NamedFromClause
 from sqlalchemy.types import NullType
 
+from ..domain.statuses import Status
 from ..domain.timeutil import isoformat
 from ..store.models import Job, JobAttempt, JobEvent
 
-JOB_FIELDS = (
-    "id",
-    "type",
-    "payload",
-    "status",
-    "priority",
-    "attempt",
-    "max_attempts",
-    "timeout_s",
-    "progress",
-    "stage",
-    "current_step",
-    "worker_id",
-    "result",
-    "last_error",
-    "exit_code",
-)
-JOB_TIMES = ("heartbeat_at", "run_after", "created_at", "claimed_at", "started_at", "finished_at", "updated_at")
+TIME_DESCRIPTION = "ISO 8601 UTC"
+Time = Annotated[str | None, Field(description=TIME_DESCRIPTION)]
+
+
+class JobOut(BaseModel):
+    """A job as the API, the webhooks and the dashboard's JSON show it: the one definition
+    `job_json`, `job_json_sql` and the OpenAPI document are made from."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    type: str
+    payload: Any = None
+    status: Status
+    priority: int
+    attempt: int
+    max_attempts: int
+    timeout_s: int | None
+    progress: float | None
+    stage: str | None
+    current_step: str | None
+    worker_id: str | None
+    heartbeat_at: Time
+    run_after: Time
+    created_at: Time
+    claimed_at: Time
+    started_at: Time
+    finished_at: Time
+    updated_at: Time
+    result: Any = None
+    last_error: str | None
+    exit_code: int | None
+    cancel_requested: bool
+
+
+JOB_TIMES = tuple(name for name, field in JobOut.model_fields.items() if field.description == TIME_DESCRIPTION)
+# Stored as they are shown; `cancel_requested` is shown as a bool whatever the column held.
+JOB_FIELDS = tuple(name for name in JobOut.model_fields if name not in JOB_TIMES and name != "cancel_requested")
 
 
 # SQLite stores an integral REAL as an integer and its RETURNING hands it back as one:

@@ -6,18 +6,18 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete
 
 from .. import jobs
 from ..domain.statuses import JobNotFound, Status, TransitionRefused
 from ..domain.timeutil import isoformat, utcnow
 from ..metrics import ORPHANS_REAPED
 from ..store.extensions import db
+from ..store.locks import one_at_a_time
 from ..store.models import Job, MonitorPass
 from ..webhooks.alerts import raise_alerts
 from ..webhooks.outbox import prune as prune_notifications
@@ -48,21 +48,6 @@ def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@contextmanager
-def _one_pass_at_a_time() -> Iterator[bool]:
-    """On PostgreSQL, hold pg_try_advisory_xact_lock for the pass on a connection of its own.
-
-    The lock lives in that connection's open transaction, so it goes when the
-    pass ends or its process dies. SQLite has no such lock; the conditional
-    changes alone keep a second pass harmless there.
-    """
-    if db.engine.dialect.name != "postgresql":
-        yield True
-        return
-    with db.engine.connect() as connection, connection.begin():
-        yield bool(connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}).scalar())
-
-
 def run_pass(*, trigger: str = "schedule", now: datetime | None = None) -> dict[str, Any]:
     """One monitor pass: settle what is stuck, prune what is old, record the pass.
 
@@ -74,7 +59,7 @@ def run_pass(*, trigger: str = "schedule", now: datetime | None = None) -> dict[
     started_at = utcnow()
     now = now or started_at
     settings = monitor_settings()
-    with _one_pass_at_a_time() as ours:
+    with one_at_a_time(LOCK_KEY) as ours:
         if not ours:
             return {"skipped": True, "trigger": trigger, "reason": "another monitor pass is running"}
         changes = _settle(now, settings)

@@ -30,8 +30,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import Model
 
-STATUS_VALUES = ("pending", "queued", "claimed", "running", "completed", "failed", "cancelled")
-
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 Id = BigInteger().with_variant(Integer, "sqlite")
 Json = JSON().with_variant(JSONB, "postgresql")

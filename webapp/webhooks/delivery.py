@@ -17,23 +17,24 @@ skips. The leases alone would keep two senders off one row anyway.
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import exists, or_, select, text, true, update
+from sqlalchemy import exists, or_, select, true, update
 from sqlalchemy.orm import aliased
 
+from ..domain.backoff import backoff_delay
 from ..domain.timeutil import utcnow
 from ..store.extensions import db
+from ..store.locks import one_at_a_time
 from ..store.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from . import formats, transport
 from .addresses import AddressRefused
@@ -43,9 +44,10 @@ log = logging.getLogger(__name__)
 
 # pg_try_advisory_xact_lock key of the delivery round ("JWHOOKS" in ASCII); the monitor's differs.
 LOCK_KEY = 0x4A57484F4F4B53
-# Seconds before attempt n+1 after attempt n failed (±10 %): the first retry within 10 s, a
+# Attempt n+1 waits 5 s · 2^(n−1), at most 4 h (±10 %): the first retry within 10 s, a
 # receiver back after a short outage caught up within a minute, then hours, until RETRY_FOR_S.
-RETRY_DELAYS_S = (5, 10, 20, 40, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
+RETRY_BASE_S = 5.0
+RETRY_MAX_S = 4 * 3600.0
 EXCERPT_BYTES = 1024
 USER_AGENT = "Jobwarden-Webhooks/1"
 ROUND_JOB_ID = "webhook-deliveries"
@@ -82,7 +84,7 @@ def settings() -> Settings:
 
 def retry_delay(attempt: int) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based)."""
-    return RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S)) - 1] * random.uniform(0.9, 1.1)
+    return backoff_delay(attempt, base=RETRY_BASE_S, cap=RETRY_MAX_S, jitter=0.1)
 
 
 @dataclass(frozen=True)
@@ -284,20 +286,10 @@ def record(item: Outgoing, answer: Answer, s: Settings, now: datetime) -> None:
 # --- rounds ------------------------------------------------------------------------------
 
 
-@contextmanager
-def _one_round_at_a_time() -> Iterator[bool]:
-    """On PostgreSQL, hold an advisory lock for the round on a connection of its own (see webapp.monitor)."""
-    if db.engine.dialect.name != "postgresql":
-        yield True
-        return
-    with db.engine.connect() as connection, connection.begin():
-        yield bool(connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}).scalar())
-
-
 def deliver_round(*, db_guard: Callable[[], AbstractContextManager[Any]] = nullcontext) -> dict[str, Any]:
     """Claim, send and record one batch. `db_guard` wraps the database work (the monitor's fork guard)."""
     s = settings()
-    with _one_round_at_a_time() as ours:
+    with one_at_a_time(LOCK_KEY) as ours:
         if not ours:
             return {"skipped": True, "claimed": 0, "delivered": 0, "failed": 0}
         with db_guard():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..domain.actors import MONITOR
 from ..domain.statuses import Status
 
 JOB_COMPLETED = "job.completed"
@@ -16,7 +17,6 @@ JOB_EVENTS = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED, JOB_ORPHANED, JOB_RECOVE
 ALERT_EVENTS = (ALERT_UNSERVED_TYPE, ALERT_STALE_PENDING)
 EVENT_TYPES = JOB_EVENTS + ALERT_EVENTS
 
-MONITOR = "monitor"  # the actor name of the health monitor's commands (webapp.monitor)
 # Edges that bring a finished job back: force-start, and resume/restart where the state machine has them.
 RECOVERY_ACTIONS = frozenset({"force_start", "resume", "restart"})
 RECOVERED_FROM = frozenset({Status.FAILED, Status.CANCELLED})

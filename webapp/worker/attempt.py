@@ -33,6 +33,7 @@ from typing import Any
 
 from ..client import Conflict, LeaseLostError, NotFound, ServerUnavailable
 from ..domain.backoff import backoff_delay
+from ..domain.outcomes import Outcome
 from .context import (
     CANCEL,
     ERROR,
@@ -458,8 +459,8 @@ class Attempt:
             if report.kind == "start":
                 self._started.set()
             if report.final:
-                self.outcome = {"complete": "completed", "stopped": "cancelled"}.get(report.kind) or (
-                    "interrupted" if report.fields.get("interrupted") else "failed"
+                self.outcome = {"complete": Outcome.COMPLETED, "stopped": Outcome.CANCELLED}.get(report.kind) or (
+                    Outcome.INTERRUPTED if report.fields.get("interrupted") else Outcome.FAILED
                 )
                 self.finished.set()
 
@@ -510,9 +511,9 @@ class Attempt:
             self._cancel()
             return
         if status == "cancelled":  # the confirmation itself came too late: the monitor released the lease
-            reason, outcome = StopReason(CANCEL, "cancelled"), "cancelled"
+            reason, outcome = StopReason(CANCEL, "cancelled"), Outcome.CANCELLED
         else:
-            reason, outcome = StopReason(LEASE_LOST, f"lease lost: the job is now {status}"), "lease_lost"
+            reason, outcome = StopReason(LEASE_LOST, f"lease lost: the job is now {status}"), Outcome.LEASE_LOST
         log.info("job %s: %s; stopping it", self.job_id, reason.message)
         self.stop(reason)
         self._close(outcome)
@@ -581,7 +582,7 @@ class Attempt:
                 self.job_id,
                 now - self._stop_requested_at,
             )
-            self._close("cancelled")
+            self._close(Outcome.CANCELLED)
             return
         if self._final_queued:
             return

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 import traceback
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..domain.backoff import backoff_delay
 from ..domain.step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES, json_size
 from .process import OUTPUT_TAIL_BYTES, GroupProcess, OutputTail
 
@@ -111,8 +111,8 @@ STEP_RETRY_MAX_S = 30.0
 
 def step_retry_delay(retry: int) -> float:
     """Seconds before a step's `retry`-th retry: exponential from 0.5 s, capped at 30 s, ±20 % jitter.
-    (Local: the server's `retry_delay` reads the app's config, which a worker does not have.)"""
-    return min(STEP_RETRY_MAX_S, STEP_RETRY_BASE_S * 2 ** (retry - 1)) * random.uniform(0.8, 1.2)
+    (Not the server's `retry_delay`, which reads the app's config that a worker does not have.)"""
+    return backoff_delay(retry, base=STEP_RETRY_BASE_S, cap=STEP_RETRY_MAX_S)
 
 
 def storable(what: str, value: Any, limit: int) -> Any:

@@ -8,37 +8,10 @@ from pydantic import (
     Field,
 )
 
-from ...domain.statuses import Status
+from ...jobs.serialize import JobOut, Time
 from .schemas import (
     Answer,
-    Time,
 )
-
-
-class JobOut(Answer):
-    id: int
-    type: str
-    payload: Any = None
-    status: Status
-    priority: int
-    attempt: int
-    max_attempts: int
-    timeout_s: int | None
-    progress: float | None
-    stage: str | None
-    current_step: str | None
-    worker_id: str | None
-    heartbeat_at: Time
-    run_after: Time
-    created_at: Time
-    claimed_at: Time
-    started_at: Time
-    finished_at: Time
-    updated_at: Time
-    result: Any = None
-    last_error: str | None
-    exit_code: int | None
-    cancel_requested: bool
 
 
 class AttemptOut(Answer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from ... import jobs, monitor
+from ...domain.actors import API
 from ...jobs import steps
 from ...jobs.actions import ACTIONS, Action, apply_action
 from ...jobs.serialize import attempt_json, event_json, job_json, step_json
@@ -50,7 +51,7 @@ def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
 def create_job(body: bodies.CreateJob):
     """Queued at once, or pending with `hold`."""
     with jobs.as_committed():
-        job = jobs.create_job(actor="api", **body.model_dump())
+        job = jobs.create_job(actor=API, **body.model_dump())
         return job_json(job), 201
 
 
@@ -66,7 +67,7 @@ def create_job(body: bodies.CreateJob):
 )
 def create_jobs(body: bodies.BulkCreate):
     """One transaction: a bad entry (named by index and field) creates nothing."""
-    created = jobs.create_jobs([spec.model_dump() for spec in body.jobs], actor="api")
+    created = jobs.create_jobs([spec.model_dump() for spec in body.jobs], actor=API)
     return {"ids": [job.id for job in created]}, 201
 
 
@@ -119,7 +120,7 @@ def job_events(job_id: int):
 def _recovery(action: Action) -> None:
     def view(job_id: int, body: bodies.ReasonBody):
         with jobs.as_committed():
-            job = action.command(job_id, actor="api", reason=body.reason)
+            job = action.command(job_id, actor=API, reason=body.reason)
             return job_json(job)
 
     view.__name__ = action.python_name
@@ -159,7 +160,7 @@ def bulk_action(body: bodies.BulkAction):
         assert body.filter is not None  # BulkAction requires ids or filter
         with invalid_query():
             ids = jobs.ids_matching(_filter(body.filter))
-    return apply_action(body.action, ids, actor="api", reason=body.reason)
+    return apply_action(body.action, ids, actor=API, reason=body.reason)
 
 
 @operation(bp, "GET", "/health", summary="What is stuck, the workers, and the monitor", responses={200: answers.Health})

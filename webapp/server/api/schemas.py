@@ -18,6 +18,7 @@ from pydantic import (
     JsonValue,
 )
 
+from ...domain.limits import MAX_REASON_CHARS
 from ...domain.step_limits import json_size
 from .json_input import safe_integers
 
@@ -67,7 +68,7 @@ def at_most(limit: int):
 
 Text = Annotated[str, AfterValidator(no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_nul)]
-Reason = Annotated[str, Field(max_length=2000), AfterValidator(no_nul)]
+Reason = Annotated[str, Field(max_length=MAX_REASON_CHARS), AfterValidator(no_nul)]
 JobJson = Annotated[JsonValue, AfterValidator(no_nul_anywhere), AfterValidator(safe_integers)]
 ProcessText = Annotated[str, BeforeValidator(nul_to_replacement), Field(max_length=1_000_000)]
 JobId = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -78,9 +79,6 @@ class Body(BaseModel):
     """Request bodies: unknown fields are refused, so a typo never passes silently."""
 
     model_config = ConfigDict(extra="forbid", strict=False)
-
-
-Time = Annotated[str | None, Field(description="ISO 8601 UTC")]
 
 
 class Answer(BaseModel):

@@ -6,7 +6,8 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_wtf.csrf import CSRFError
 
 from ... import jobs, monitor
-from ...domain.limits import COUNT_CAP
+from ...domain.actors import OPERATOR
+from ...domain.limits import COUNT_CAP, MAX_REASON_CHARS
 from ...domain.statuses import FINISHED, LIVE, UNFINISHED, JobNotFound, Status, TransitionRefused
 from ...domain.timeutil import utcnow
 from ...jobs import query_params, steps
@@ -125,8 +126,8 @@ def _refused(error: jobs.BadQuery):
 
 
 def _reason_from_form() -> str | None:
-    reason = (request.form.get("reason") or "").strip()[:2000]
-    return query_params.text("reason", reason, max_length=2000)
+    reason = (request.form.get("reason") or "").strip()
+    return query_params.text("reason", reason, max_length=MAX_REASON_CHARS)
 
 
 @bp.get("/jobs")
@@ -172,7 +173,7 @@ def bulk_action():
         flash(f"Nothing was done — {error}.", "refused")
         return redirect(url_for("dashboard.job_list", **_link_args(job_filter, {})))
     filter_args = _link_args(job_filter, {})
-    result = apply_action(action, ids, actor="operator", reason=reason)
+    result = apply_action(action, ids, actor=OPERATOR, reason=reason)
     flash(display.bulk_summary(action_named(action).label, result), "ok" if not result["skipped"] else "refused")
     return redirect(url_for("dashboard.job_list", **filter_args))
 
@@ -249,7 +250,7 @@ def job_action(job_id: int, action: str):
     except jobs.BadQuery as error:
         return _refused(error)
     try:
-        chosen.command(job_id, actor="operator", reason=reason)
+        chosen.command(job_id, actor=OPERATOR, reason=reason)
         message, ok = f"{chosen.label}: done.", True
     except TransitionRefused as refused:
         message, ok = f"Already {refused.status} — nothing was done.", False
