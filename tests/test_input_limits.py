@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from webapp import jobs
 from webapp.config import ConfigError, from_environment
+from webapp.domain.limits import MAX_REASON_CHARS
 from webapp.store.extensions import db
 
 from tests.conftest import INTERNAL_KEY
@@ -380,6 +381,17 @@ def test_a_nul_byte_in_a_recovery_reason_is_a_400_naming_reason(client, action, 
     before = store_snapshot()
     headers = {"HX-Request": "true"} if hx else {}
     refused(client.post(f"/jobs/{job.id}/{action}", data={"reason": "a\x00b"}, headers=headers), "reason")
+    assert store_snapshot() == before
+
+
+@pytest.mark.parametrize("action", ["cancel", "mark-failed"])
+def test_a_reason_longer_than_the_api_takes_is_a_400_in_the_dashboard_too(client, action):
+    """The dashboard and the API keep one limit, and neither cuts a reason short silently."""
+    job = make_job("queued")
+    before = store_snapshot()
+    too_long = "x" * (MAX_REASON_CHARS + 1)
+    refused(client.post(f"/jobs/{job.id}/{action}", data={"reason": too_long}), "reason")
+    refused(client.post(f"/api/jobs/{job.id}/{action}", json={"reason": too_long}), "reason")
     assert store_snapshot() == before
 
 
