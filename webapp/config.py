@@ -14,6 +14,7 @@ from pathlib import Path
 import platformdirs
 
 from .assets import SOURCE_ROOT
+from .trusted_hosts import trusted_hosts
 
 # CLI commands that serve the app in their own process (`dev` runs without the reloader):
 # they need the internal key, and they run the monitor in-process.
@@ -150,6 +151,8 @@ def from_environment(env: dict | None = None) -> dict:
         "JOBWARDEN_LOGIN_RATE_LIMIT": env.get("JOBWARDEN_LOGIN_RATE_LIMIT", "5 per minute"),
         "RATELIMIT_STORAGE_URI": env.get("JOBWARDEN_RATELIMIT_STORAGE_URI", "memory://"),
         "JOBWARDEN_PUBLIC_URL": _public_url(env),
+        # The Host names the server answers to (DNS rebinding): webapp/trusted_hosts.py.
+        "TRUSTED_HOSTS": trusted_hosts(env.get("JOBWARDEN_TRUSTED_HOSTS"), _public_url(env)),
         # Webhooks (webapp/webhooks): private, loopback and link-local receivers are refused unless allowed.
         "JOBWARDEN_WEBHOOK_ALLOW_PRIVATE": _flag(env, "JOBWARDEN_WEBHOOK_ALLOW_PRIVATE", False),
         "JOBWARDEN_WEBHOOK_INTERVAL": _float(env, "JOBWARDEN_WEBHOOK_INTERVAL", 1.0),
