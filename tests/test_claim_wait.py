@@ -4,8 +4,11 @@ process, re-queued, or due later; a waiting claim holds no database connection."
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -216,3 +219,27 @@ def test_200_waiting_claims_hold_no_database_connection_and_the_dashboard_answer
     assert held == 0, f"{held} database connections held while {IDLE_WORKERS} claims waited"
     assert still_waiting == IDLE_WORKERS
     assert page.status_code == 200 and answered_in < 2
+
+
+def test_a_waiting_claim_that_receives_more_bytes_is_refused_at_once_instead_of_spinning(server):
+    """Bytes after the claim are not a hang-up: the socket stays readable, and a claim that
+    took them for one looked again at once, forever (5,000 claim statements in 9 s). It is
+    answered 400 now, not 200 after wait_s."""
+    JobwardenClient(server.url, internal_key=INTERNAL_KEY, timeout=30).claim("w1", ["demo.noop"])  # booted
+    body = json.dumps({"worker_id": "w1", "types": ["demo.noop"], "wait_s": 20}).encode()
+    head = (
+        f"POST /api/internal/jobs/claim HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Authorization: Bearer {INTERNAL_KEY}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+        connection.sendall(head + body)
+        time.sleep(0.5)  # the claim waits at the server
+        sent_at = time.monotonic()
+        connection.sendall(b"x")
+        answer = http.client.HTTPResponse(connection)
+        answer.begin()
+        refusal = json.loads(answer.read())
+        answered_in = time.monotonic() - sent_at
+    assert answer.status == 400 and refusal["field"] == "wait_s", refusal
+    assert answered_in < 2.0

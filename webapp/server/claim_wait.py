@@ -32,7 +32,8 @@ def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, w
     """Claim up to `batch_size` jobs, waiting up to `wait_s` seconds for the first.
 
     A worker that hangs up while its claim waits (a stopping worker half-closes the
-    connection and still reads the answer) gets its answer at once, with nothing claimed.
+    connection and still reads the answer) gets its answer at once, with nothing claimed;
+    a client that sends more bytes instead gets UnexpectedBytes.
     """
     if wait_s <= 0:
         return _claim(worker_id, types, batch_size)
@@ -56,8 +57,16 @@ def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, w
             if next_due is not None:
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
             hub.wait(seen, until - time.monotonic(), stop=hung_up)
-            if _client_gone():
-                return []  # its worker is leaving: jobs claimed now would wait for the monitor
+            if hung_up.is_set():
+                if _client_gone():
+                    return []  # its worker is leaving: jobs claimed now would wait for the monitor
+                # Bytes, not a hang-up: the socket stays readable, so waiting again would return at
+                # once, forever (5,000 claim statements in 9 s). No worker sends them: refuse.
+                raise UnexpectedBytes("the client sent more bytes while its claim waited; send one request at a time")
+
+
+class UnexpectedBytes(Exception):
+    """The client of a waiting claim sent more than its request (a hang-up sends nothing)."""
 
 
 def _claim(worker_id: str, types: list[str] | None, batch_size: int) -> list[Job]:

@@ -21,7 +21,7 @@ from ...jobs import cancellation, steps
 from ...jobs.serialize import claimed_job_json
 from ...store import transitions
 from .. import auth
-from ..claim_wait import claim_waiting
+from ..claim_wait import UnexpectedBytes, claim_waiting
 from . import worker_schemas
 from .spec import ApiError, invalid, operation, refused
 
@@ -54,7 +54,10 @@ def claim(body: worker_schemas.Claim):
     """
     if body.types == []:
         return {"jobs": []}  # no types asked for: nothing to claim (transitions.claim reads "no filter" as any type)
-    claimed = claim_waiting(body.worker_id, types=body.types, batch_size=body.batch_size, wait_s=body.wait_s)
+    try:
+        claimed = claim_waiting(body.worker_id, types=body.types, batch_size=body.batch_size, wait_s=body.wait_s)
+    except UnexpectedBytes as error:
+        raise ApiError(400, "invalid", f"wait_s: {error}", field="wait_s") from None
     replay = steps.replay_state(job.id for job in claimed)
     return {"jobs": [{**claimed_job_json(job), **replay[job.id]} for job in claimed]}
 

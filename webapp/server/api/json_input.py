@@ -3,9 +3,15 @@ from either database, as JSON every reader parses.
 
 So: no NaN or Infinity (also not as `1e999`, which Python reads as inf), no
 lone surrogates (PostgreSQL cannot store them), nesting no deeper than
-JOBWARDEN_MAX_JSON_DEPTH (deeper is refused before Python's parser would
-recurse out), and integers in stored JSON within ±2^53, the range every JSON
-reader (JavaScript, PostgreSQL's json functions, SQLite's) keeps exact.
+JOBWARDEN_MAX_JSON_DEPTH, and integers in stored JSON within ±2^53, the range
+every JSON reader (JavaScript, PostgreSQL's json functions, SQLite's) keeps exact.
+
+Every check is one pass over the input: json's own C decoder parses (it stops
+a nesting deeper than the interpreter's recursion limit with RecursionError),
+then one walk over the parsed value checks depth and strings. A regex that
+skipped strings before parsing rescanned to the end from every unterminated
+quote: 32 KB of `\"` held the GIL for 1.8 s, 2 MB would have for hours
+(docs/reliability.md, "Hardening probes").
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ import re
 from typing import Any
 
 SAFE_INTEGER = 2**53
-STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-BRACKETS = re.compile(r"[][{}]")
+CONTAINERS = (dict, list)
+CONTAINER_KINDS = frozenset(CONTAINERS)
+# Raw UTF-8 cannot hold a surrogate, so a string can only hold one through a `\\uD800`–`\\uDFFF`
+# escape; without one in the text no string needs checking.
+ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class BadJson(ValueError):
@@ -29,14 +38,13 @@ def loads(raw: bytes, *, max_depth: int) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise BadJson(f"not valid UTF-8 ({error})") from None
-    _check_depth(text, max_depth)
     try:
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise BadJson(f"nested deeper than {max_depth} levels") from None
     except ValueError as error:
         raise BadJson(f"not valid JSON ({error})") from None
-    _check_strings(value)
+    _check_depth_and_strings(value, max_depth, escaped_surrogates=ESCAPED_SURROGATE.search(text) is not None)
     return value
 
 
@@ -56,27 +64,34 @@ def safe_integers(value: Any) -> Any:
     return value
 
 
-def _check_depth(text: str, max_depth: int) -> None:
-    """Refuse deep nesting by counting brackets outside strings, before parsing."""
-    depth = 0
-    for bracket in BRACKETS.findall(STRINGS.sub("", text)):
-        depth += 1 if bracket in "[{" else -1
-        if depth > max_depth:
-            raise BadJson(f"nested deeper than {max_depth} levels")
+def _check_depth_and_strings(value: Any, max_depth: int, *, escaped_surrogates: bool) -> None:
+    """One walk over the parsed value's containers: none deeper than `max_depth`, and (when
+    the text escapes a surrogate, the only way one gets in) every string valid Unicode.
 
-
-def _check_strings(value: Any) -> None:
-    stack = [value]
+    A container's children are sorted by kind in C (`map(type, …)`), so a list of a
+    million numbers costs one pass in C, not a million steps of Python.
+    """
+    if isinstance(value, str):
+        if escaped_surrogates:
+            _valid_unicode(value)
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, CONTAINERS) else []
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            _valid_unicode(item)
-        elif isinstance(item, dict):
-            for key, child in item.items():
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if escaped_surrogates and isinstance(item, dict):
+            for key in item:
                 _valid_unicode(key)
-                stack.append(child)
-        elif isinstance(item, list):
-            stack.extend(item)
+        kinds = set(map(type, children))
+        if escaped_surrogates and str in kinds:
+            for child in children:
+                if isinstance(child, str):
+                    _valid_unicode(child)
+        if kinds & CONTAINER_KINDS:
+            if depth == max_depth:
+                raise BadJson(f"nested deeper than {max_depth} levels")
+            # An empty child is as deep as its parent allows (checked just now) and holds nothing to walk.
+            stack.extend((child, depth + 1) for child in children if child and type(child) in CONTAINER_KINDS)
 
 
 def _valid_unicode(text: str) -> None:
