@@ -99,6 +99,10 @@ class LocalWorker:
 
 
 def describe_exit(code: int) -> str:
-    if code < 0:
+    """Popen's return code in words: a negative one is the signal that ended the process."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
         return f"was killed by {signal.Signals(-code).name}"
-    return f"exited with code {code}"
+    except ValueError:  # a real-time signal has no name
+        return f"was killed by signal {-code}"
