@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from benchmarks._support import postgres_database
 
 from tests.support.server import PROJECT_ROOT
 
@@ -54,3 +58,21 @@ def test_each_benchmark_starts_without_the_test_suite(copy_without_tests, script
 def test_the_chaos_workers_handlers_load_without_the_test_suite(copy_without_tests):
     done = run_in(copy_without_tests, "-c", "import sys; sys.path.insert(0, '.'); import benchmarks.chaos_handlers")
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_benchmarks_postgresql_database_is_named_by_its_prefix_and_dropped_after(postgres_url):
+    server = make_url(postgres_url)
+    with postgres_database(postgres_url, prefix="jw_prefix_check") as url:
+        name = make_url(url).database
+        assert name.startswith("jw_prefix_check_")
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT current_database()")).scalar_one() == name
+        engine.dispose()
+    admin = create_engine(server)
+    with admin.connect() as connection:
+        assert (
+            connection.execute(text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name}).scalar_one()
+            == 0
+        )
+    admin.dispose()
