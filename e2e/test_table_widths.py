@@ -100,6 +100,8 @@ def test_at_1280_px_no_table_scrolls_sideways_with_long_data(desktop_page: Page)
     desktop_page.goto("/jobs")
     assert desktop_page.locator("table.jobs thead th").last.bounding_box()["x"] < DESKTOP["width"]
     desktop_page.goto("/health")
+    workers = desktop_page.locator("table:has(th:text-is('Busy / slots')) thead th")
+    assert workers.all_inner_texts()[:3] == ["Worker", "State", "Last heartbeat"]  # what an incident needs, first
     for heading in ("State", "Last heartbeat"):
         box = desktop_page.get_by_role("columnheader", name=heading, exact=True).bounding_box()
         assert box is not None and box["x"] + box["width"] <= DESKTOP["width"], heading
