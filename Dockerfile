@@ -1,4 +1,5 @@
-# Jobwarden: the dashboard and API under gunicorn, as a non-root user on port 8000.
+# Jobwarden: the dashboard and API under gunicorn (`jobwarden serve`, with the settings
+# the package carries), as a non-root user on port 8000.
 # Three stages: the pinned front-end packages (npm ci), the wheel (which carries them,
 # the templates, static files and migrations), and a slim image with only that wheel
 # installed. The schema is migrated on every start (`jobwarden db upgrade` is idempotent).
@@ -31,13 +32,12 @@ COPY --from=wheel /wheels /tmp/wheels
 RUN pip install /tmp/wheels/*.whl \
  && rm -rf /tmp/wheels \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin jobwarden \
- && mkdir -p /data /etc/jobwarden \
+ && mkdir -p /data \
  && chown jobwarden:jobwarden /data
-COPY gunicorn.conf.py /etc/jobwarden/gunicorn.conf.py
 USER jobwarden
 WORKDIR /data
 # The secret key and, unless DATABASE_URL says otherwise, the SQLite store.
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"
-CMD ["sh", "-c", "jobwarden db upgrade && exec gunicorn --config /etc/jobwarden/gunicorn.conf.py --bind 0.0.0.0:8000 'webapp:create_app()'"]
+CMD ["sh", "-c", "jobwarden db upgrade && exec jobwarden serve --host 0.0.0.0 --port 8000"]

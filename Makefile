@@ -53,7 +53,7 @@ test-fast: install-test
 	$(BIN)/pytest tests -m "not slow" --durations=10
 
 # Lint, types and layers (ruff's, mypy's and import-linter's settings are in pyproject.toml).
-LINTED := webapp tests e2e benchmarks setup.py gunicorn.conf.py
+LINTED := webapp tests e2e benchmarks setup.py
 lint: install-test
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)

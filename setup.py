@@ -1,5 +1,6 @@
 """The build step of the wheel: copy the checkout's templates, static files, migrations
-and the pinned front-end packages (node_modules, from `npm ci`) into `webapp/bundled/`.
+and of the pinned front-end packages (node_modules, from `npm ci`) the files the pages
+load (webapp.assets.BUNDLED_ONLY) into `webapp/bundled/`.
 
 Everything else about the project is in pyproject.toml. The mapping is
 webapp.assets.BUNDLED_FROM, which the app also reads to find these directories.
@@ -34,7 +35,13 @@ class BuildWithAssets(build_py):
                 raise SystemExit(f"cannot build Jobwarden: {origin} is missing (run `npm ci` first)")
             target = Path(self.build_lib, "webapp", ASSETS["BUNDLE"], name)
             shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            only = ASSETS["BUNDLED_ONLY"].get(name)
+            if only is None:
+                shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                continue
+            target.mkdir(parents=True)
+            for file_name in only:
+                shutil.copy2(origin / file_name, target / file_name)
 
 
 setup(cmdclass={"build_py": BuildWithAssets})

@@ -38,14 +38,11 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from benchmarks._support import add_database_prefix_option, alive, fresh_database, running_server  # noqa: E402
 from webapp import create_app, jobs  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 from webapp.store.models import Job, JobAttempt  # noqa: E402
-
-from tests.support.databases import postgres_test_database  # noqa: E402
-from tests.support.processes import alive  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
 
 KEY = "bench-internal-key"
 TARGET_P99_S = 1.5
@@ -55,16 +52,6 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
-
-
-@contextmanager
-def database(url: str | None) -> Iterator[str]:
-    if url:
-        with postgres_test_database(url) as private:
-            yield private
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{tmp}/bench.db"
 
 
 @contextmanager
@@ -148,9 +135,10 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite under /tmp)")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--noops", type=int, default=500)
+    add_database_prefix_option(parser)
     args = parser.parse_args()
 
-    with database(args.database_url) as url, tempfile.TemporaryDirectory() as tmp:
+    with fresh_database(args.database_url, args.database_prefix) as url, tempfile.TemporaryDirectory() as tmp:
         app = create_app(
             {
                 "SQLALCHEMY_DATABASE_URI": url,

@@ -50,12 +50,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from benchmarks._support import add_database_prefix_option, postgres_database, running_server  # noqa: E402
 from webapp import create_app, jobs  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 from webapp.store.models import Job, JobAttempt, JobEvent  # noqa: E402
-
-from tests.support.databases import postgres_test_database  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
 
 KEY = "chaos-internal-key"
 HEARTBEAT_S = 0.5  # the workers' heartbeat interval
@@ -141,7 +139,7 @@ class Workers:
                     "--server",
                     self.server_url,
                     "--handlers",
-                    "tests.support.ledger_handlers",
+                    "benchmarks.chaos_handlers",
                     "--concurrency",
                     str(self.settings.concurrency),
                     "--heartbeat-interval",
@@ -340,12 +338,13 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=Settings.jobs)
     parser.add_argument("--workers", type=int, default=Settings.workers)
     parser.add_argument("--kill-every", type=float, default=Settings.kill_every)
+    add_database_prefix_option(parser)
     args = parser.parse_args()
     settings = Settings(jobs=args.jobs, workers=args.workers, kill_every=args.kill_every)
     with tempfile.TemporaryDirectory(prefix="jobwarden-chaos-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         if args.database_url:
-            url = stack.enter_context(postgres_test_database(args.database_url))
+            url = stack.enter_context(postgres_database(args.database_url, args.database_prefix))
         else:
             url = f"sqlite:///{workdir / 'chaos.db'}"
         print(f"chaos on {url.split('@')[-1]}: {settings}", flush=True)

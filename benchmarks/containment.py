@@ -28,9 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._support import marked  # noqa: E402
 from webapp.worker.process import GroupProcess, OutputTail  # noqa: E402
-
-from tests.support.processes import marked  # noqa: E402
 
 STUBBORN = (
     "import signal, subprocess, sys, time\n"

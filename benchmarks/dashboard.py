@@ -49,11 +49,11 @@ sys.path.insert(0, str(ROOT))
 from monitor import database, percentile, populate, roll_up  # noqa: E402  (benchmarks/monitor.py)
 from sqlalchemy import event, text  # noqa: E402
 
+from benchmarks._support import DEFAULT_POSTGRES, add_database_prefix_option  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 
 TARGET_MS = 50.0
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # rq-dashboard 0.9.0 imports six without declaring it; rq and redis pinned to what it ran with here.
 RQ_PINS = ("rq-dashboard==0.9.0", "rq==3.0.0", "redis==8.1.0", "six==1.17.0")
 RQ_VENV = ROOT / "benchmarks" / ".venv-rq-dashboard"
@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--rq-jobs", type=int, default=100_000)
     parser.add_argument("--skip-rq", action="store_true")
     parser.add_argument("--pages", default="", help="only the pages whose name contains one of these (comma-separated)")
+    add_database_prefix_option(parser)
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
 
@@ -240,7 +241,7 @@ def main() -> None:
     ours: dict[tuple[str, int], dict] = {}
     for backend in args.backends.split(","):
         for size in sizes:
-            with database(args.postgres_url if backend == "postgresql" else None) as url:
+            with database(args.postgres_url if backend == "postgresql" else None, args.database_prefix) as url:
                 ours[(backend, size)] = measure_jobwarden(url, size, args)
 
     if args.skip_rq:

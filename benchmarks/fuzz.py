@@ -32,23 +32,39 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from webapp import create_app  # noqa: E402
+from benchmarks._support import (  # noqa: E402
+    INTERNAL_KEY,
+    add_database_prefix_option,
+    app_config,
+    postgres_database,
+    running_server,
+)
+from webapp import create_app, jobs  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
-
-from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
-from tests.factories import make_job  # noqa: E402
-from tests.support.databases import postgres_test_database  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
+def seed_a_job_in_each_status() -> None:
+    """pending, queued, claimed, running, completed, failed and cancelled: one job each, through the state machine."""
+    jobs.create_job(type="fuzz.pending", hold=True)
+    jobs.create_job(type="fuzz.queued")
+    jobs.cancel_job(jobs.create_job(type="fuzz.cancelled").id, reason="fuzz seed")
+    jobs.mark_failed(jobs.create_job(type="fuzz.failed").id, reason="fuzz seed")
+    for status in ("claimed", "running", "completed"):
+        job = jobs.create_job(type=f"fuzz.{status}")
+        (claimed,) = jobs.claim_jobs("fuzz-seed", types=[job.type])
+        if status != "claimed":
+            jobs.start_job(job.id, claimed.lease_token)
+        if status == "completed":
+            jobs.complete_job(job.id, claimed.lease_token, result={"ok": True})
+
+
 def fuzz(database_url: str, examples: int, workdir: Path) -> tuple[Counter, Counter, list[str]]:
-    app = create_app(test_config(database_url))
+    app = create_app(app_config(database_url))
     with app.app_context():
         db.create_all()
-        for status in ("pending", "queued", "claimed", "running", "completed", "failed", "cancelled"):
-            make_job(status)
+        seed_a_job_in_each_status()
         db.session.remove()
     sent: Counter = Counter()
     statuses: Counter = Counter()
@@ -80,10 +96,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="a PostgreSQL server URL (a throwaway database is made); default SQLite")
     parser.add_argument("--examples", type=int, default=300, help="generated requests per operation")
+    add_database_prefix_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jobwarden-fuzz-") as tmp, ExitStack() as stack:
         url = (
-            stack.enter_context(postgres_test_database(args.database_url))
+            stack.enter_context(postgres_database(args.database_url, args.database_prefix))
             if args.database_url
             else f"sqlite:///{Path(tmp) / 'fuzz.db'}"
         )

@@ -27,15 +27,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._support import (  # noqa: E402
+    INTERNAL_KEY,
+    add_database_prefix_option,
+    app_config,
+    postgres_database,
+    running_server,
+)
 from benchmarks.store import procrastinate_python, run_procrastinate  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 from webapp.worker.protocol import WorkerClient  # noqa: E402
-
-from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
-from tests.support.databases import postgres_test_database  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -66,12 +69,12 @@ def client_loop(server_url: str, worker_id: str, batch: int, start, results) -> 
 
 
 def measure(database_url: str, jobs_count: int, processes: int, batch: int, workdir: Path) -> float:
-    app = create_app(test_config(database_url))
+    app = create_app(app_config(database_url))
     with app.app_context():
         db.create_all()
         db.session.remove()
         db.engine.dispose()
-    # The project's gunicorn.conf.py: 2 gthread workers of 8 threads (the test harness passes the same).
+    # 2 gthread workers of 8 threads (the test harness serves the same).
     with running_server(database_url, workdir / "server.log") as server:
         creator = JobwardenClient(server.url, retries=0, timeout=60)
         for offset in range(0, jobs_count, 1000):
@@ -112,10 +115,11 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--skip-procrastinate", action="store_true")
+    add_database_prefix_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jobwarden-http-") as tmp, ExitStack() as stack:
         url = (
-            stack.enter_context(postgres_test_database(args.database_url))
+            stack.enter_context(postgres_database(args.database_url, args.database_prefix))
             if args.database_url
             else f"sqlite:///{Path(tmp) / 'http.db'}"
         )
@@ -123,7 +127,7 @@ def main() -> int:
         ours = measure(url, args.jobs, args.processes, args.batch, Path(tmp))
     if args.database_url and not args.skip_procrastinate:
         python = procrastinate_python()
-        with postgres_test_database(args.database_url) as url:
+        with postgres_database(args.database_url, args.database_prefix) as url:
             theirs = run_procrastinate(python, url, args.processes, args.jobs)
         print(
             f"procrastinate on the same server, {args.processes} processes: {theirs.rate:.0f} jobs/s; "

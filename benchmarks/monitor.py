@@ -16,7 +16,6 @@ On PostgreSQL a throwaway database is created beside the one named and dropped a
 from __future__ import annotations
 
 import argparse
-import secrets
 import statistics
 import sys
 import tempfile
@@ -27,9 +26,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
+from benchmarks._support import (  # noqa: E402
+    DEFAULT_DATABASE_PREFIX,
+    add_database_prefix_option,
+    app_config,
+    postgres_database,
+)
 from webapp import create_app, jobs, monitor  # noqa: E402
 from webapp.domain.timeutil import utcnow  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
@@ -159,22 +163,14 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 @contextmanager
-def database(url: str | None) -> Iterator[str]:
+def database(url: str | None, prefix: str = DEFAULT_DATABASE_PREFIX) -> Iterator[str]:
+    """A throwaway database on a PostgreSQL server URL; a SQLite URL as given; else a SQLite file in a temporary directory."""
     if url is None or not url.startswith("postgresql"):
         with tempfile.TemporaryDirectory(prefix="jobwarden-bench-") as directory:
             yield url or f"sqlite:///{directory}/bench.db"
         return
-    server = make_url(url)
-    name = f"jobwarden_bench_{secrets.token_hex(4)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(url, prefix) as private:
+        yield private
 
 
 def main() -> None:
@@ -183,10 +179,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--running", type=int, default=1_000)
     parser.add_argument("--passes", type=int, default=50)
+    add_database_prefix_option(parser)
     args = parser.parse_args()
 
-    with database(args.database_url) as url:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBWARDEN_MONITOR": False})
+    with database(args.database_url, args.database_prefix) as url:
+        app = create_app(app_config(url))
         with app.app_context():
             db.create_all()
             backend = db.engine.dialect.name

@@ -2,7 +2,7 @@
 what the worker costs while it waits. Jobwarden (PostgreSQL and SQLite) beside
 procrastinate's LISTEN/NOTIFY worker on the same PostgreSQL, in one run.
 
-Jobwarden: gunicorn with gunicorn.conf.py's settings, the monitor off, and one
+Jobwarden: gunicorn with the package's settings (as `jobwarden serve`), the monitor off, and one
 `jobwarden worker` with default settings (long-poll claims, concurrency 1).
 procrastinate (pinned in benchmarks/store.py, in its own virtualenv): one worker
 with its defaults (concurrency 1, LISTEN/NOTIFY).
@@ -42,16 +42,18 @@ from sqlalchemy import create_engine, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from store import PROCRASTINATE_SIDE, procrastinate_python  # noqa: E402
 
+from benchmarks._support import (  # noqa: E402
+    DEFAULT_POSTGRES,
+    INTERNAL_KEY,
+    add_database_prefix_option,
+    app_config,
+    postgres_database,
+    running_server,
+)
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 from webapp.store.models import Job  # noqa: E402
-
-from tests.conftest import INTERNAL_KEY, test_config  # noqa: E402
-from tests.support.databases import postgres_test_database  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
-
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -82,9 +84,9 @@ def percentiles(values: list[float]) -> str:
 
 
 @contextmanager
-def jobwarden_database(backend: str, postgres: str) -> Iterator[str]:
+def jobwarden_database(backend: str, postgres: str, prefix: str) -> Iterator[str]:
     if backend == "postgresql":
-        with postgres_test_database(postgres) as url:
+        with postgres_database(postgres, prefix) as url:
             yield url
     else:
         with tempfile.TemporaryDirectory() as directory:
@@ -92,9 +94,12 @@ def jobwarden_database(backend: str, postgres: str) -> Iterator[str]:
 
 
 def run_jobwarden(backend: str, args: argparse.Namespace) -> None:
-    with jobwarden_database(backend, args.postgres) as url, tempfile.TemporaryDirectory() as scratch:
+    with (
+        jobwarden_database(backend, args.postgres, args.database_prefix) as url,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         logs = args.logs or scratch
-        app = create_app(test_config(url))
+        app = create_app(app_config(url))
         with app.app_context():
             db.create_all()
             db.engine.dispose()
@@ -152,7 +157,7 @@ def wait_finished(engine, job_id: int) -> tuple[datetime, datetime, datetime]:
 
 def run_procrastinate(args: argparse.Namespace) -> None:
     python = procrastinate_python()
-    with postgres_test_database(args.postgres) as url:
+    with postgres_database(args.postgres, args.database_prefix) as url:
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         worker = subprocess.Popen(
             [python, str(PROCRASTINATE_SIDE), "serve", dsn], stdout=subprocess.PIPE, text=True, start_new_session=True
@@ -191,6 +196,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="PostgreSQL server URL")
     parser.add_argument("--skip-procrastinate", action="store_true")
     parser.add_argument("--logs", default=None, help="keep the server's log in this directory")
+    add_database_prefix_option(parser)
     args = parser.parse_args()
     for backend in args.backends.split(","):
         run_jobwarden(backend, args)

@@ -51,12 +51,11 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from tests.support.databases import postgres_test_database  # noqa: E402
+from benchmarks._support import DEFAULT_POSTGRES, add_database_prefix_option, postgres_database  # noqa: E402
 
 PROCRASTINATE_PINS = ("procrastinate==3.10.0", "psycopg[binary]==3.3.9")
 PROCRASTINATE_VENV = ROOT / "benchmarks" / ".venv-procrastinate"
 PROCRASTINATE_SIDE = ROOT / "benchmarks" / "procrastinate_side.py"
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @dataclass
@@ -292,6 +291,7 @@ def main() -> None:
         help="how starts and completes commit: single (each its own) and/or batched (one commit per claimed "
         "batch, as /reports applies a worker's reports); default both",
     )
+    add_database_prefix_option(parser)
     args = parser.parse_args()
     modes = [mode == "batched" for mode in args.reports.split(",")]
     counts = [int(n) for n in args.processes.split(",")]
@@ -317,11 +317,11 @@ def main() -> None:
         # Each Jobwarden run right before procrastinate's at the same count, so both meet the same load.
         for processes in counts:
             for batched in modes:
-                with postgres_test_database(args.postgres_url) as url:
+                with postgres_database(args.postgres_url, args.database_prefix) as url:
                     runs.append(run_jobwarden(url, "postgresql", "FULL", processes, batched, args))
                 report(runs[-1])
             if python:
-                with postgres_test_database(args.postgres_url) as url:
+                with postgres_database(args.postgres_url, args.database_prefix) as url:
                     runs.append(run_procrastinate(python, url, processes, args.procrastinate_jobs or args.jobs))
                 report(runs[-1])
 

@@ -37,19 +37,18 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import event, func, select
 
-from tests.support.databases import postgres_test_database
+from benchmarks._support import DEFAULT_POSTGRES, add_database_prefix_option, postgres_database
 
-DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 VARIANTS = ("off", "none", "endpoint")
 
 
 @contextmanager
-def fresh_database(backend: str, postgres: str) -> Iterator[str]:
+def fresh_database(backend: str, postgres: str, prefix: str) -> Iterator[str]:
     if backend == "sqlite":
         with tempfile.TemporaryDirectory() as directory:
             yield f"sqlite:///{directory}/bench.db"
     else:
-        with postgres_test_database(postgres) as url:
+        with postgres_database(postgres, prefix) as url:
             yield url
 
 
@@ -109,6 +108,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--synchronous", default="FULL", help="SQLite: FULL (the default) or NORMAL")
+    add_database_prefix_option(parser)
     args = parser.parse_args()
     for backend in args.backends.split(","):
         rates: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
@@ -116,7 +116,7 @@ def main() -> None:
         per_job: dict[str, float] = {}
         for _ in range(args.repeats):
             for variant in VARIANTS:
-                with fresh_database(backend, args.postgres) as url:
+                with fresh_database(backend, args.postgres, args.database_prefix) as url:
                     rate, cpu_ms, statements = run(url, variant, args.jobs, args.synchronous)
                 rates[variant].append(rate)
                 cpu[variant].append(cpu_ms)

@@ -220,6 +220,15 @@ def test_jobs_list_show_and_cancel_from_the_terminal(server):
     assert again.returncode == 1 and "refused: current status is cancelled" in again.stderr
 
 
+def test_jobs_list_says_so_when_nothing_matches(server):
+    nothing = jobwarden("jobs", "list", server_url=server.url)
+    assert nothing.returncode == 0 and nothing.stdout == "" and nothing.stderr == "No jobs.\n"
+    jobwarden("submit", "mail.send", server_url=server.url)
+    filtered = jobwarden("jobs", "list", "--status", "failed", "--type", "mail.send", server_url=server.url)
+    assert filtered.returncode == 0 and filtered.stdout == ""
+    assert filtered.stderr == "No jobs match these filters.\n"
+
+
 def test_jobs_mark_failed_needs_a_reason(server):
     created = json.loads(jobwarden("submit", "x", server_url=server.url).stdout)
     assert jobwarden("jobs", "mark-failed", str(created["id"]), server_url=server.url).returncode == 2

@@ -1,5 +1,5 @@
-"""The data directory holds the secret key and the default store; the README's
-documented default is the real one (issue 15)."""
+"""The data directory holds the secret key and the default store; the documented
+default (docs/configuration.md) is the real one (issue 15)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from tests.conftest import test_config
 from tests.support.server import PROJECT_ROOT
 
 
-def test_a_checkout_keeps_its_data_in_instance_and_the_readme_says_so():
+def test_a_checkout_keeps_its_data_in_instance_and_the_configuration_reference_says_so():
     assert config.data_dir({}) == PROJECT_ROOT / "instance"
     assert config.default_database_url({}) == f"sqlite:///{PROJECT_ROOT / 'instance' / 'jobwarden.db'}"
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    assert "`sqlite:////path/to/checkout/instance/jobwarden.db`" in readme
+    reference = (PROJECT_ROOT / "docs" / "configuration.md").read_text()
+    assert "`sqlite:////path/to/checkout/instance/jobwarden.db`" in reference
 
 
 def test_jobwarden_data_dir_holds_the_default_store_and_the_secret_key(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,3 +87,64 @@ def test_dev_serves_sample_jobs_runs_them_and_hands_back_on_ctrl_c(tmp_path):
     )
     statuses = json.loads(listed.stdout)
     assert "running" not in statuses and "claimed" not in statuses, statuses
+
+
+def registered_pids(url: str) -> set[int]:
+    return {worker["pid"] for worker in requests.get(f"{url}/api/health", timeout=2).json()["workers"]}
+
+
+def test_dev_restarts_its_killed_worker_saying_so_and_prints_a_second_workers_command(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}", "PYTHONPATH": str(PROJECT_ROOT)}
+    env.pop("JOBWARDEN_INTERNAL_API_KEY", None)
+    subprocess.run(
+        [sys.executable, "-m", "webapp", "db", "upgrade"], cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "dev.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "webapp", "dev", "--port", str(port), "--no-samples"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    second = None
+    try:
+        first_pid = int(
+            wait_until(lambda: re.search(r"local worker pid (\d+)", log_path.read_text()), 30, "the banner").group(1)
+        )
+        wait_until(lambda: first_pid in registered_pids(url), 30, "the local worker to register")
+
+        os.kill(first_pid, signal.SIGKILL)
+        said = wait_until(
+            lambda: re.search(
+                rf"local worker pid {first_pid} was killed by SIGKILL .*\n.*local worker restarted, pid (\d+)",
+                log_path.read_text(),
+            ),
+            30,
+            "the restart message",
+        )
+        new_pid = int(said.group(1))
+        wait_until(lambda: new_pid in registered_pids(url), 30, "the restarted worker to register")
+        assert process.poll() is None and requests.get(f"{url}/jobs", timeout=2).status_code == 200
+
+        # The printed line, pasted as is into a shell that has no key of its own.
+        (command,) = re.findall(r"^  (JOBWARDEN_INTERNAL_API_KEY=.*)$", log_path.read_text(), re.MULTILINE)
+        shell_env = {key: value for key, value in os.environ.items() if not key.startswith("JOBWARDEN_")}
+        second = subprocess.Popen(
+            ["sh", "-c", command],
+            cwd=tmp_path,
+            env=shell_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_until(lambda: registered_pids(url) - {first_pid, new_pid}, 30, "the second worker to register")
+    finally:
+        if second is not None:
+            os.killpg(second.pid, signal.SIGTERM)
+            second.wait(timeout=30)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0

@@ -1,14 +1,18 @@
 """The wheel built from the checkout works installed, not editable, in a fresh
-virtualenv, run from any directory, and writes nothing under site-packages (issue 15)."""
+virtualenv, run from any directory, and writes nothing under site-packages (issue 15);
+`jobwarden serve` runs it, and the wheel carries only the front-end files the pages load
+(issue 22)."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,8 @@ import pytest
 from tests.support.server import PROJECT_ROOT, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
+
+WHEEL_MAX_BYTES = 300_000
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.
 NOT_SOURCE = {
@@ -54,17 +60,33 @@ def get(url: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """A fresh virtualenv (no system site-packages) holding the wheel built from a copy of the checkout."""
+def wheel(tmp_path_factory) -> Path:
+    """The wheel built from a copy of the checkout."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"
     shutil.copytree(PROJECT_ROOT, source, ignore=not_source)
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(root / "dist"), str(source))
-    (wheel,) = (root / "dist").glob("jobwarden-*.whl")
-    venv = root / "venv"
+    (built,) = (root / "dist").glob("jobwarden-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    """A fresh virtualenv (no system site-packages) holding the wheel."""
+    venv = tmp_path_factory.mktemp("venv") / "venv"
     run(sys.executable, "-m", "venv", str(venv))
     run(str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel))
     return venv
+
+
+def test_the_wheel_is_small_and_its_front_end_files_are_the_ones_the_pages_load(wheel):
+    assert wheel.stat().st_size <= WHEEL_MAX_BYTES, f"{wheel.stat().st_size} bytes"
+    with zipfile.ZipFile(wheel) as archive:
+        vendored = sorted(name for name in archive.namelist() if name.startswith("webapp/bundled/vendor/"))
+    assert vendored == [
+        "webapp/bundled/vendor/htmx/htmx.min.js",
+        "webapp/bundled/vendor/idiomorph/idiomorph-ext.min.js",
+    ]
 
 
 def test_the_installed_wheel_serves_the_dashboard_from_any_directory(installed, tmp_path):
@@ -92,16 +114,10 @@ def test_the_installed_wheel_serves_the_dashboard_from_any_directory(installed, 
     assert (data_dir / "jobwarden.db").is_file()
 
     port = free_port()
-    log_path = tmp_path / "gunicorn.log"
+    log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [
-                str(installed / "bin" / "gunicorn"),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--no-control-socket",
-                "webapp:create_app()",
-            ],
+            [str(installed / "bin" / "jobwarden"), "serve", "--port", str(port), "--workers", "1"],
             cwd=cwd,
             env=env,
             stdout=log,
@@ -110,12 +126,20 @@ def test_the_installed_wheel_serves_the_dashboard_from_any_directory(installed, 
         )
     try:
         wait_for_port(port, server, log_path, timeout=60)
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         status, page = get(f"http://127.0.0.1:{port}/jobs")
         assert status == 200 and "htmx.min.js" in page and "dashboard.css" in page
         status, css = get(f"http://127.0.0.1:{port}/static/dashboard.css")
         assert status == 200 and css == (PROJECT_ROOT / "static" / "dashboard.css").read_text()
         status, htmx = get(f"http://127.0.0.1:{port}/static/vendor/htmx/htmx.min.js")
         assert status == 200 and htmx == (PROJECT_ROOT / "node_modules/htmx.org/dist/htmx.min.js").read_text()
+        # Every script and stylesheet each page loads is served from the installed wheel.
+        for path in ("/jobs", "/health", "/webhooks"):
+            status, page = get(f"http://127.0.0.1:{port}{path}")
+            loaded = re.findall(r'<(?:script[^>]*\ssrc|link[^>]*\shref)="(/static/[^"]+)"', page)
+            assert loaded, path
+            for url in loaded:
+                assert get(f"http://127.0.0.1:{port}{url}")[0] == 200, url
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)

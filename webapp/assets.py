@@ -20,6 +20,13 @@ BUNDLED_FROM = {
     "vendor/htmx": "node_modules/htmx.org/dist",
     "vendor/idiomorph": "node_modules/idiomorph/dist",
 }
+# Of these bundled folders, the only files the wheel carries: the ones the pages load
+# (templates/base.html). The npm packages also ship other builds (AMD, CommonJS, ESM,
+# unminified) and htmx's extensions, over a megabyte nothing here serves.
+BUNDLED_ONLY = {
+    "vendor/htmx": ("htmx.min.js",),
+    "vendor/idiomorph": ("idiomorph-ext.min.js",),
+}
 # The checkout holding this package, when it runs from source or an editable install.
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 

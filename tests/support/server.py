@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from webapp.serve import GUNICORN_CONFIG
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,7 +55,7 @@ class Server:
     env: dict
     log_path: Path
     process: subprocess.Popen
-    # Process and thread counts; None: gunicorn.conf.py's, as deployed.
+    # Process and thread counts; None: the package's gunicorn settings', as deployed.
     gunicorn_args: tuple[str, ...] | None = ("--workers", "2", "--worker-class", "gthread", "--threads", "8")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -75,7 +77,9 @@ class Server:
                 "gunicorn",
                 "--bind",
                 f"127.0.0.1:{self.port}",
-                *(self.gunicorn_args or ("--config", "gunicorn.conf.py")),
+                "--config",
+                GUNICORN_CONFIG,
+                *(self.gunicorn_args or ()),
                 "--graceful-timeout",
                 "5",
                 "webapp:create_app()",
@@ -98,7 +102,7 @@ def running_server(database_url: str, log_path: Path, *, deployed: bool = False,
     """Serve `database_url` (schema already built) until the block ends.
 
     `settings` are extra environment variables, e.g. JOBWARDEN_MONITOR="on";
-    `deployed` serves with gunicorn.conf.py's processes and threads.
+    `deployed` serves with the package's gunicorn settings' processes and threads.
     """
     from tests.conftest import INTERNAL_KEY
 

@@ -1,6 +1,7 @@
 """`jobwarden dev`: the README's first command — the dashboard on the embedded
-SQLite store, the health monitor, a local worker running the demo handlers,
-and a few sample jobs to look at."""
+SQLite store, the health monitor, a local worker running the demo handlers
+(kept alive by webapp.cli.dev_worker), and a few sample jobs to look at. It prints the
+line that starts a second worker, with this session's internal key."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import logging
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import threading
 from typing import Any
 
 import click
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
+
+from .dev_worker import LocalWorker, second_worker_command, worker_argv
 
 SAMPLE_JOBS: list[dict[str, Any]] = [
     {"type": "demo.sleep", "payload": {"seconds": 30}},
@@ -71,38 +72,22 @@ def dev_command(host: str, port: int, concurrency: int, samples: bool) -> None:
     server = make_server(host, port, app, threaded=True)
     serving = threading.Thread(target=server.serve_forever, name="dev-server", daemon=True)
     serving.start()
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "webapp",
-            "worker",
-            "--server",
-            server_url,
-            "--handlers",
-            "webapp.worker.demo",
-            "--concurrency",
-            str(concurrency),
-            "--grace",
-            "3",
-        ],
-        env=os.environ.copy(),
-        start_new_session=True,  # Ctrl-C reaches this process only; it stops the worker in order
-    )
+
+    def say(line: str) -> None:
+        click.echo(f"jobwarden dev: {line}", err=True)
+
+    worker = LocalWorker(worker_argv(server_url, concurrency), os.environ.copy(), say)
     click.echo(
         f"Jobwarden on {server_url}/jobs — store {app.config['SQLALCHEMY_DATABASE_URI']}, "
-        f"{created} sample jobs created, local worker pid {worker.pid}. Ctrl-C stops both."
+        f"{created} sample jobs created, local worker pid {worker.process.pid} "
+        "(started again if it dies). Ctrl-C stops both.\n"
+        "A second worker, from another terminal:\n"
+        f"  {second_worker_command(server_url, os.environ['JOBWARDEN_INTERNAL_API_KEY'])}"
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    while not stop.is_set() and worker.poll() is None:
-        stop.wait(0.5)
+    worker.watch(stop)
     # The worker first, while the server still answers: it hands its running jobs back.
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+    worker.stop()
     server.shutdown()

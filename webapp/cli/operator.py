@@ -100,6 +100,9 @@ def list_command(status, job_type, worker, q, limit, cursor, as_json, server) ->
     if as_json:
         _print_json(page)
         return
+    if not page["jobs"]:
+        filtered = status or job_type or worker or q or cursor
+        click.echo("No jobs match these filters." if filtered else "No jobs.", err=True)
     for job in page["jobs"]:
         progress = "" if job["progress"] is None else f"{job['progress']:.0f}%"
         error = (job["last_error"] or "").splitlines()[0][:60] if job["last_error"] else ""

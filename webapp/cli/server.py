@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 import click
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, run_command, with_appcontext
 from flask_migrate.cli import db as migrate_db_group
 
 from ..config import ConfigError
@@ -18,6 +18,7 @@ from ..store.schema import schema_problem
 from ..worker.command import worker_command
 from .devserver import dev_command
 from .operator import jobs_group, submit_command
+from .serve import serve_command
 
 
 class HelpFirstGroup(click.Group):
@@ -36,10 +37,23 @@ class HelpFirstGroup(click.Group):
 
 class JobwardenGroup(HelpFirstGroup, FlaskGroup):
     """Flask's CLI group, but listing commands never builds the app: every command is
-    registered here, none comes from the app, so `jobwarden --help` touches nothing."""
+    registered here, none comes from the app, so `jobwarden --help` touches nothing.
+
+    Only Jobwarden's commands and options show: of Flask's defaults `run` stays (the
+    development server), `shell` and `routes` do not, nor the group options `--app`
+    (the app is always create_app), `--env-file` and `--debug`, nor other packages' plugins."""
+
+    FLASK_OPTIONS_LEFT_OUT = frozenset({"env_file", "app", "debug"})
+
+    def __init__(self, **settings) -> None:
+        super().__init__(add_default_commands=False, **settings)
+        self.params = [param for param in self.params if param.name not in self.FLASK_OPTIONS_LEFT_OUT]
+        self.add_command(run_command)
+
+    def _load_plugin_commands(self) -> None:
+        """No commands from other installed packages' entry points (Flask-Limiter's `limiter`)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load_plugin_commands()
         return sorted(click.Group.list_commands(self, ctx))
 
 
@@ -112,3 +126,4 @@ cli.add_command(worker_command)
 cli.add_command(submit_command)
 cli.add_command(jobs_group)
 cli.add_command(dev_command)
+cli.add_command(serve_command)

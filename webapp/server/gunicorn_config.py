@@ -1,4 +1,6 @@
-"""Gunicorn settings for Jobwarden (read from the project directory, or with -c gunicorn.conf.py).
+"""Gunicorn settings for Jobwarden, carried inside the package so an installed wheel has
+them: `jobwarden serve` passes `--config python:webapp.server.gunicorn_config` (the same works
+with plain gunicorn).
 
 The health monitor runs once per server, in the master, not once per worker:
 `when_ready` builds one app in the master, and create_app starts the monitor
@@ -16,6 +18,9 @@ PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory unless you set one) and
 import os
 import shutil
 import tempfile
+
+# The application, so `gunicorn --config python:webapp.server.gunicorn_config` needs no argument.
+wsgi_app = "webapp:create_app()"
 
 # Threads serve the many short requests of polling dashboards and heartbeating
 # workers, and every idle worker's waiting claim (a long poll) holds one thread —

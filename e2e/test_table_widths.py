@@ -1,0 +1,115 @@
+"""Every dashboard table fits a 1280 px window without sideways scrolling, with the long
+data real deployments have (long job types, worker ids with host names, multi-line
+errors, long webhook URLs): long text wraps inside its cell instead of pushing the
+columns that matter (status, updated, state, last heartbeat) off-screen. And at a phone's
+width the pages still fit the screen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from webapp import jobs
+from webapp.store.extensions import db
+from webapp.webhooks import endpoints
+from webapp.webhooks.events import EVENT_TYPES
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 740}
+LONG_TYPE = "media.video.transcode-4k-hdr-dolby-vision-with-burned-in-subtitles"
+LONG_WORKER = "worker-ip-10-0-112-234.eu-west-1.compute.internal-pid-31415-9f8e7d6c5b4a"
+LONG_STEP = "upload-rendition-to-object-storage-with-multipart-retries"
+LONG_ERROR = (
+    "subprocess.CalledProcessError: Command '['ffmpeg', '-i', '/var/lib/jobs/input/2026-12-06/"
+    "a-very-long-file-name-without-spaces-that-goes-on-and-on.mov', '-c:v', 'libx265']' "
+    "returned non-zero exit status 1.\n" + "frame=1234 fps=25 q=28.0 size=4096kB " * 10
+)
+LONG_URL = "https://93.184.215.14/hooks/jobwarden/" + "x" * 120 + "?team=platform-operations&channel=incidents"
+
+
+def seed_long_data() -> int:
+    """Running, failed and queued jobs, a worker and a webhook, all with long names; the failed job's id."""
+    jobs.register_worker(
+        LONG_WORKER, hostname="ip-10-0-112-234.eu-west-1.compute.internal", pid=31415, types=[LONG_TYPE], concurrency=8
+    )
+    for n in range(6):
+        job = jobs.create_job(type=f"{LONG_TYPE}-{n}", max_attempts=1)
+        (claimed,) = jobs.claim_jobs(LONG_WORKER, types=[job.type])
+        jobs.start_job(job.id, claimed.lease_token)
+        jobs.heartbeat(job.id, claimed.lease_token, progress=42.5, stage="encoding-second-pass", current_step=LONG_STEP)
+        if n % 2:
+            jobs.fail_job(job.id, claimed.lease_token, error=LONG_ERROR, exit_code=1, retryable=False)
+            failed_id = job.id
+    for n in range(4):
+        jobs.create_job(type=f"{LONG_TYPE}-queued-{n}")
+    endpoints.create(LONG_URL, list(EVENT_TYPES))
+    db.session.remove()
+    return failed_id
+
+
+def new_page(browser: Browser, server, viewport: dict) -> Iterator[Page]:
+    context = browser.new_context(base_url=server.url, viewport=viewport)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def desktop_page(browser, server) -> Iterator[Page]:
+    yield from new_page(browser, server, DESKTOP)
+
+
+@pytest.fixture
+def phone_page(browser, server) -> Iterator[Page]:
+    yield from new_page(browser, server, PHONE)
+
+
+def overflows(page: Page) -> list[str]:
+    """What scrolls sideways: the page itself, or a table wider than the box it sits in."""
+    return page.evaluate(
+        """() => {
+          const found = [];
+          const root = document.scrollingElement;
+          if (root.scrollWidth > root.clientWidth) found.push(`page ${root.scrollWidth} > ${root.clientWidth}`);
+          for (const table of document.querySelectorAll("main table")) {
+            const box = table.parentElement;
+            if (table.scrollWidth > box.clientWidth || box.scrollWidth > box.clientWidth) {
+              const heads = [...table.querySelectorAll("thead th")].map(th => th.textContent.trim()).join("|");
+              found.push(`table [${heads}] ${table.scrollWidth} in ${box.clientWidth}`);
+            }
+          }
+          return found;
+        }"""
+    )
+
+
+def pages(failed_id: int) -> list[str]:
+    return ["/jobs", "/health", "/webhooks", f"/jobs/{failed_id}", "/stats"]
+
+
+def test_at_1280_px_no_table_scrolls_sideways_with_long_data(desktop_page: Page):
+    failed_id = seed_long_data()
+    found: list[str] = []
+    for path in pages(failed_id):
+        desktop_page.goto(path)
+        assert desktop_page.locator("main table").count() > 0, path
+        found += [f"{path}: {o}" for o in overflows(desktop_page)]
+    assert found == []
+    # The columns that matter are on screen: the jobs table's last column and the workers table's state and heartbeat.
+    desktop_page.goto("/jobs")
+    assert desktop_page.locator("table.jobs thead th").last.bounding_box()["x"] < DESKTOP["width"]
+    desktop_page.goto("/health")
+    workers = desktop_page.locator("table:has(th:text-is('Busy / slots')) thead th")
+    assert workers.all_inner_texts()[:3] == ["Worker", "State", "Last heartbeat"]  # what an incident needs, first
+    for heading in ("State", "Last heartbeat"):
+        box = desktop_page.get_by_role("columnheader", name=heading, exact=True).bounding_box()
+        assert box is not None and box["x"] + box["width"] <= DESKTOP["width"], heading
+
+
+def test_at_phone_width_the_pages_fit_the_screen_with_long_data(phone_page: Page):
+    failed_id = seed_long_data()
+    for path in pages(failed_id):
+        phone_page.goto(path)
+        root = phone_page.evaluate("[document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]")
+        assert root[0] <= root[1], (path, root)
