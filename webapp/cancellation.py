@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from . import states
+from .column_limits import worker_actor
 from .extensions import db
 from .jobs import tail, unit_of_work
 from .jobs.transaction import rows_changed
@@ -61,7 +62,7 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
         states.record_event(
             job_id,
             kind="note",
-            actor=f"worker:{seen.worker_id}",
+            actor=worker_actor(seen.worker_id),
             at=now,
             action=CONFIRMED,
             attempt=seen.attempt or None,

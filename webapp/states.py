@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import NamedFromClause
 
+from .column_limits import WORKER_ACTOR_PREFIX
 from .commit_hooks import after_commit
 from .extensions import db
 from .metrics import TRANSITIONS
@@ -202,7 +203,7 @@ def _param(name: str, column: Column[Any]) -> BindParameter[Any]:
 
 def lease_holder(rows: FromClause) -> ColumnElement[str]:
     """The actor of a worker's command, in SQL: the worker the moved row names."""
-    return func.coalesce(literal("worker:") + rows.c.worker_id, literal("worker"))
+    return func.coalesce(literal(WORKER_ACTOR_PREFIX) + rows.c.worker_id, literal("worker"))
 
 
 def _plan(

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from ..actions import ACTION_NAMES
+from ..column_limits import HOSTNAME_MAX, JOB_TYPE_MAX, STAGE_MAX, STEP_NAME_MAX, WORKER_ID_MAX
 from ..config import MAX_CLAIM_WAIT_S
 from ..limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
 from ..states import Status
@@ -71,6 +72,12 @@ def _at_most(limit: int):
 
 Text = Annotated[str, AfterValidator(_no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+# Names that are stored: each as long as the columns it lands in allow (webapp.column_limits).
+JobType = Annotated[str, Field(min_length=1, max_length=JOB_TYPE_MAX), AfterValidator(_no_nul)]
+WorkerId = Annotated[str, Field(min_length=1, max_length=WORKER_ID_MAX), AfterValidator(_no_nul)]
+StepName = Annotated[str, Field(min_length=1, max_length=STEP_NAME_MAX), AfterValidator(_no_nul)]
+Stage = Annotated[str, Field(min_length=1, max_length=STAGE_MAX), AfterValidator(_no_nul)]
+Hostname = Annotated[str, Field(min_length=1, max_length=HOSTNAME_MAX), AfterValidator(_no_nul)]
 Reason = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
 JobJson = Annotated[JsonValue, AfterValidator(_no_nul_anywhere), AfterValidator(safe_integers)]
 ProcessText = Annotated[str, BeforeValidator(_nul_to_replacement), Field(max_length=1_000_000)]
@@ -88,7 +95,7 @@ class Body(BaseModel):
 
 
 class CreateJob(Body):
-    type: Name = Field(description="What the job does; workers pick their handler by it.")
+    type: JobType = Field(description="What the job does; workers pick their handler by it.")
     payload: JobJson = None
     priority: int = Field(0, ge=-1_000_000, le=1_000_000, description="Higher runs first.")
     max_attempts: int | None = Field(None, ge=1, le=1000, description="Default JOBWARDEN_DEFAULT_MAX_ATTEMPTS.")
@@ -140,7 +147,7 @@ class BulkAction(Body):
 
 
 class Claim(Body):
-    worker_id: Name
+    worker_id: WorkerId
     types: Annotated[list[Name] | None, AfterValidator(_once_each)] = Field(
         None, max_length=200, description="Only these types; an empty list claims nothing. Leave out for any type."
     )
@@ -166,13 +173,13 @@ class Start(Lease):
 
 class CheckpointIn(Body):
     data: Annotated[JobJson, _at_most(MAX_CHECKPOINT_BYTES)] = None
-    step: Name | None = Field(None, description="The innermost step open when the handler checkpointed.")
+    step: StepName | None = Field(None, description="The innermost step open when the handler checkpointed.")
 
 
 class Heartbeat(Lease):
     progress: float | None = Field(None, ge=0, le=100)
-    stage: Name | None = None
-    current_step: Name | None = None
+    stage: Stage | None = None
+    current_step: StepName | None = None
     output: ProcessText | None = None
     checkpoint: CheckpointIn | None = Field(
         None, description="The handler's newest checkpoint, replacing the stored one."
@@ -180,7 +187,7 @@ class Heartbeat(Lease):
 
 
 class Step(Lease):
-    name: Name
+    name: StepName
     event: Literal["started", "completed", "failed", "retrying", "replayed"]
     attempt: int | None = Field(None, ge=1, le=INT32)
     phase: Name | None = None
@@ -275,8 +282,8 @@ class Reports(Body):
 
 
 class WorkerHeartbeat(Body):
-    worker_id: Name
-    hostname: Name | None = None
+    worker_id: WorkerId
+    hostname: Hostname | None = None
     pid: int | None = Field(None, ge=0, le=INT32)
     types: list[Name] | None = Field(None, max_length=200)
     concurrency: int | None = Field(None, ge=1, le=10_000)

@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from .. import states, steps
+from ..column_limits import worker_actor
 from ..extensions import db
 from ..models import Job, JobAttempt, JobEvent
 from ..states import LIVE
@@ -165,7 +166,7 @@ def record_step(
         states.record_event(
             job_id,
             kind="step",
-            actor=f"worker:{job.worker_id}",
+            actor=_lease_holder(job),
             at=now,
             attempt=number,
             reason=error,
@@ -277,4 +278,4 @@ def _set_attempt(job: Job, **values: Any) -> None:
 def _lease_holder(job: Job) -> str:
     """`states.lease_holder` read before the command: a failure's retry clears the
     row's worker in the same UPDATE, so the name must come from the row as it was."""
-    return f"worker:{job.worker_id}" if job.worker_id else "worker"
+    return worker_actor(job.worker_id) if job.worker_id else "worker"
