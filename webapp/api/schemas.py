@@ -21,7 +21,7 @@ from pydantic import (
 from ..actions import ACTION_NAMES
 from ..column_limits import HOSTNAME_MAX, JOB_TYPE_MAX, STAGE_MAX, STEP_NAME_MAX, WORKER_ID_MAX
 from ..config import MAX_CLAIM_WAIT_S
-from ..limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
+from ..limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS, MAX_REPORTS_PER_BATCH
 from ..states import Status
 from ..step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES, json_size
 from .json_input import safe_integers
@@ -275,9 +275,10 @@ ReportItem = Annotated[
 class Reports(Body):
     items: list[ReportItem] = Field(
         min_length=1,
-        max_length=MAX_BATCH,
+        max_length=MAX_REPORTS_PER_BATCH,
         description="Each item is the body of its single report plus `kind` and `job_id`; "
-        "each is applied on its own and answered in order.",
+        f"each is applied on its own and answered in order. At most {MAX_REPORTS_PER_BATCH}: "
+        "the batch is one transaction, and on SQLite every other writer waits for it.",
     )
 
 
