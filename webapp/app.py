@@ -17,6 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from . import (
     api,
+    json_numbers,
     models,  # noqa: F401  (registers the tables with the metadata)
     query_time,
     static_gzip,
@@ -123,6 +124,7 @@ def _secure_headers(app: Flask) -> None:
 
 def _engine_options(app: Flask) -> dict[str, Any]:
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.setdefault("json_serializer", json_numbers.dumps)  # floats stay floats through jsonb
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         options.setdefault("connect_args", {"timeout": app.config["JOBWARDEN_SQLITE_BUSY_TIMEOUT_S"]})
         # No SQLite connection outlives its use: a pooled one would be inherited by every
