@@ -1,10 +1,11 @@
 """What a batch of step reports costs as a job's history grows (issue 24, item 6).
 
-One job is claimed and started; then --rounds batches of --batch step reports
-(each a new step's `started`) are posted to /api/internal/reports, so each batch
-meets --batch more earlier events than the one before. On SQLite, one other client
-creates a job while each batch is applied: how long that create waited behind the
-batch's write lock is printed beside the batch's own time.
+One job is claimed and started; then --rounds rounds of --batch step reports (each
+a new step's `started`) are posted to /api/internal/reports, --per-request at a time
+(the server's cap, `limits.MAX_REPORTS_PER_BATCH`), so each round meets --batch more
+earlier events than the one before. One other client creates a job during each
+round: how long that create waited (on SQLite, behind the batches' write lock) is
+printed beside the round's time and its longest request.
 
 A real gunicorn server on loopback, the store on SQLite (a file under /tmp) or the
 PostgreSQL database given.
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from webapp import create_app  # noqa: E402
 from webapp.extensions import db  # noqa: E402
+from webapp.limits import MAX_REPORTS_PER_BATCH  # noqa: E402
 
 from tests.conftest import INTERNAL_KEY  # noqa: E402
 from tests.support.databases import postgres_test_database  # noqa: E402
@@ -61,7 +63,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url")
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=1000, help="reports per round")
+    parser.add_argument(
+        "--per-request", type=int, default=MAX_REPORTS_PER_BATCH, help="reports per request (at most the cap)"
+    )
     args = parser.parse_args()
     with database(args.database_url) as url, tempfile.TemporaryDirectory() as tmp:
         app = create_app(
@@ -100,13 +105,23 @@ def main() -> None:
                 other.start()
                 begun = time.perf_counter()
                 started.set()
-                answer = http.post(f"{base}/api/internal/reports", json={"items": items}, headers=KEY, timeout=600)
+                requests_s, codes = [], set()
+                for first in range(0, len(items), args.per_request):
+                    sent = time.perf_counter()
+                    answer = http.post(
+                        f"{base}/api/internal/reports",
+                        json={"items": items[first : first + args.per_request]},
+                        headers=KEY,
+                        timeout=600,
+                    )
+                    requests_s.append(time.perf_counter() - sent)
+                    codes |= {result["code"] for result in answer.json()["results"]}
                 took = time.perf_counter() - begun
                 other.join()
-                codes = {result["code"] for result in answer.json()["results"]}
                 print(
-                    f"earlier events {round_number * args.batch:>6}: batch {took:6.2f} s, "
-                    f"another client's create {waits[0]:6.2f} s, codes {sorted(codes)}"
+                    f"earlier events {round_number * args.batch:>6}: {args.batch} reports {took:6.2f} s, "
+                    f"longest request {max(requests_s):5.2f} s, another client's create {waits[0]:5.2f} s, "
+                    f"codes {sorted(codes)}"
                 )
 
 
