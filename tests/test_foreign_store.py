@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -25,10 +26,12 @@ def checksum(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def jobwarden(*args: str, database: Path, data_dir: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def jobwarden(
+    *args: str, database: Path, data_dir: Path, cwd: Path | None = None, url: str | None = None
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": url or f"sqlite:///{database}",
         "JOBWARDEN_DATA_DIR": str(data_dir),
         "JOBWARDEN_INTERNAL_API_KEY": "k",
         "JOBWARDEN_MONITOR": "off",
@@ -52,12 +55,15 @@ def application_id(path: Path) -> int:
         connection.close()
 
 
-@pytest.fixture(params=["other tables", "other application_id"])
+@pytest.fixture(params=["other tables", "other application_id", "other tables, WAL mode"])
 def foreign_file(request, tmp_path) -> Path:
-    """A valid SQLite file of some other application, in rollback-journal mode."""
+    """A valid SQLite file of some other application, in rollback-journal or WAL mode
+    (closed: its -wal and -shm files are gone, as they are when nothing has it open)."""
     path = tmp_path / "contacts.db"
     connection = sqlite3.connect(path)
-    if request.param == "other tables":
+    if request.param.endswith("WAL mode"):
+        assert connection.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+    if request.param.startswith("other tables"):
         connection.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT)")
         connection.executemany("INSERT INTO contacts (name) VALUES (?)", [(f"n{i}",) for i in range(100)])
     else:
@@ -93,6 +99,46 @@ def test_every_command_refuses_a_foreign_sqlite_file_and_leaves_it_unchanged(for
     assert f"the database file {foreign_file} belongs to another application" in lines[0]
     assert checksum(foreign_file) == before
     assert sorted(p.name for p in foreign_file.parent.iterdir()) == siblings_before  # no -journal, -wal, data/
+
+
+# Every way to name the file that SQLAlchemy's SQLite driver accepts (issue 24, item 8).
+URL_FORMS = {
+    "file: URI": lambda path: f"sqlite:///file:{path}?uri=true",
+    "file:/// URI": lambda path: f"sqlite:///{path.as_uri()}?uri=true",
+    "file://localhost URI": lambda path: f"sqlite:///file://localhost{path}?uri=true",
+    "file: URI, percent-escaped, mode=rw": lambda path: f"sqlite:///file:{quote(str(path))}?mode=rw&uri=true",
+    "driver named": lambda path: f"sqlite+pysqlite:///{path}",
+}
+
+
+@pytest.mark.parametrize("form", URL_FORMS)
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["monitor", "--once"]], ids=" ".join)
+def test_every_url_form_names_the_file_that_is_checked(tmp_path, form, command):
+    foreign = tmp_path / "a dir" / "contacts.db"
+    foreign.parent.mkdir()
+    connection = sqlite3.connect(foreign)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT)")
+    connection.close()
+    before = checksum(foreign)
+
+    result = jobwarden(*command, database=foreign, data_dir=tmp_path / "data", url=URL_FORMS[form](foreign))
+
+    assert result.returncode != 0
+    assert f"the database file {foreign} belongs to another application" in result.stderr, result.stderr
+    assert checksum(foreign) == before
+    assert sorted(p.name for p in foreign.parent.iterdir()) == ["contacts.db"]
+
+
+def test_a_new_store_named_by_a_file_uri_is_made_and_marked_where_the_uri_says(tmp_path):
+    store = tmp_path / "new.db"
+
+    result = jobwarden(
+        "db", "upgrade", database=store, data_dir=tmp_path / "data", url=f"sqlite:///file:{store}?uri=true"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert application_id(store) == APPLICATION_ID
 
 
 def test_db_upgrade_marks_a_new_store_as_jobwarden_s(tmp_path):

@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from ..domain import statuses
 from ..domain.actors import API, worker_actor
 from ..domain.outcomes import Outcome
 from ..domain.statuses import LIVE
 from ..domain.timeutil import utcnow
-from ..store import transitions
+from ..store import step_reports, transitions
 from ..store.extensions import db
-from ..store.models import Job, JobAttempt, JobEvent
+from ..store.models import Job, JobAttempt
 from ..store.transaction import unit_of_work
 from . import steps
 from .output import tail
@@ -158,41 +158,24 @@ def record_step(
         data: dict[str, Any] = {"name": name, "event": event, "phase": phase, "error": error}
         if step_attempt is not None:
             data["step_attempt"] = step_attempt
-        number = attempt or job.attempt
-        if _already_recorded(job_id, number, data):
-            return job  # a client's retry of a report whose answer it never got: keep one event
-        if event == "completed" and result is not steps.NO_RESULT:
-            steps.store_result(job_id, name=name, attempt=job.attempt, result=result, at=now)
+        stores_result = event == "completed" and result is not steps.NO_RESULT
+        if stores_result:
             data["result_attempt"] = job.attempt
         elif result_attempt is not None:
             data["result_attempt"] = result_attempt
-        transitions.record_event(
+        recorded = step_reports.record_once(
             job_id,
-            kind="step",
+            key=step_reports.report_key(name, event, step_attempt),
             actor=worker_actor(job.worker_id),
             at=now,
-            attempt=number,
+            attempt=attempt or job.attempt,
             reason=error,
             data=data,
         )
+        if recorded and stores_result:
+            steps.store_result(job_id, name=name, attempt=job.attempt, result=result, at=now)
+        # Not recorded: a client's retry of a report whose answer it never got; one event is kept.
     return job
-
-
-REPORT_IDENTITY = ("name", "event", "step_attempt")
-
-
-def _already_recorded(job_id: int, attempt: int, report: dict[str, Any]) -> bool:
-    """A step report is sent at least once: a worker whose request timed out sends it
-    again, though the server may have recorded it. Within one attempt a step's name is
-    unique and each event happens once per step attempt, so an event with the same
-    name, event and step attempt is that report again."""
-    wanted = tuple(report.get(key) for key in REPORT_IDENTITY)
-    recorded = db.session.scalars(
-        select(JobEvent.data).where(JobEvent.job_id == job_id, JobEvent.kind == "step", JobEvent.attempt == attempt)
-    )
-    return any(
-        isinstance(data, dict) and tuple(data.get(key) for key in REPORT_IDENTITY) == wanted for data in recorded
-    )
 
 
 def complete_jobs(reports: list[CompleteReport]) -> list[transitions.Outcome]:

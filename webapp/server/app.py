@@ -17,6 +17,10 @@ from sqlalchemy.pool import NullPool
 
 from .. import config as settings
 from ..assets import asset_dir
+from ..store import (
+    json_numbers,
+    models,  # noqa: F401  (registers the tables with the metadata)
+)
 from ..store.extensions import db, migrate
 from ..store.integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path
 from . import api, query_time, static_gzip, static_urls
@@ -118,6 +122,7 @@ def _secure_headers(app: Flask) -> None:
 
 def _engine_options(app: Flask) -> dict[str, Any]:
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.setdefault("json_serializer", json_numbers.dumps)  # floats stay floats through jsonb
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         options.setdefault("connect_args", {"timeout": app.config["JOBWARDEN_SQLITE_BUSY_TIMEOUT_S"]})
         # No SQLite connection outlives its use: a pooled one would be inherited by every

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy.engine import make_url
 
@@ -36,11 +37,26 @@ class StoreTruncated(StoreUnreadable):
 
 
 def sqlite_path(database_url: str) -> Path | None:
-    """The file behind a SQLite URL, or None for in-memory and other backends."""
+    """The file behind a SQLite URL, or None for in-memory and other backends.
+
+    Read from the file name SQLAlchemy's driver will hand to sqlite3, so every form it
+    accepts names the file it opens: `sqlite:///rel.db`, `sqlite:////abs.db` and, with
+    `?uri=true`, SQLite's own `file:` URIs (`file:/abs.db`, `file:///abs.db`,
+    `file:rel.db?mode=rw`, percent-escapes); a `file:` URI without `uri=true` is a
+    plain relative name, as the driver takes it.
+    """
     url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    if url.get_backend_name() != "sqlite":
         return None
-    return Path(url.database)
+    [filename], options = url.get_dialect()().create_connect_args(url)
+    if options.get("uri") and filename.startswith("file:"):
+        parts = urlsplit(filename)
+        if parse_qs(parts.query).get("mode") == ["memory"]:
+            return None
+        filename = unquote(parts.path)
+    if filename in ("", ":memory:"):
+        return None
+    return Path(filename)
 
 
 def check_sqlite_file(path: Path, *, full_check: bool = True) -> None:
@@ -96,9 +112,15 @@ def _header_problem(path: Path) -> StoreUnreadable | None:
 
 @contextmanager
 def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    """The file opened read-only (it stays byte for byte as it was); an unreadable one is refused."""
+    """The file opened read-only (it stays byte for byte as it was); an unreadable one is refused.
+
+    A file in WAL mode opened read-only gets `-wal` and `-shm` files created beside it
+    unless they are there already: with neither there, no process has it open and no
+    log holds pages the file lacks, so it is read as immutable, which creates nothing.
+    """
+    mode = "ro" if _has_wal_files(path) or not _in_wal_mode(path) else "ro&immutable=1"
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True)
         try:
             yield connection
         finally:
@@ -107,6 +129,17 @@ def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
         raise StoreUnreadable(
             f"the database file {path} cannot be read: {error}; Jobwarden will not touch it."
         ) from None
+
+
+def _in_wal_mode(path: Path) -> bool:
+    """The header's read and write versions are 2 in WAL mode (1 with a rollback journal)."""
+    with path.open("rb") as handle:
+        header = handle.read(20)
+    return header[18:20] == b"\x02\x02"
+
+
+def _has_wal_files(path: Path) -> bool:
+    return Path(f"{path}-wal").exists() or Path(f"{path}-shm").exists()
 
 
 def _has_wal(path: Path) -> bool:

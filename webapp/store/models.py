@@ -125,8 +125,21 @@ class JobEvent(Model):
     attempt: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(Text)
     data: Mapped[Any] = mapped_column(Json, nullable=True)
+    # A step report's identity within its attempt (webapp.store.step_reports): recorded once.
+    report_key: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_job_events_job", "job_id", "id"),)
+    __table_args__ = (
+        Index("ix_job_events_job", "job_id", "id"),
+        Index(
+            "uq_job_events_report",
+            "job_id",
+            "attempt",
+            "report_key",
+            unique=True,
+            sqlite_where=text("report_key IS NOT NULL"),
+            postgresql_where=text("report_key IS NOT NULL"),
+        ),
+    )
 
 
 class JobAttempt(Model):

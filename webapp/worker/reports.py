@@ -18,9 +18,9 @@ import time
 from typing import Any
 
 from ..client import JobwardenError
+from ..domain.limits import MAX_REPORTS_PER_BATCH
 from .protocol import WorkerClient, item_answer
 
-MAX_ITEMS = 1000  # the server's limit per batch (api.schemas.MAX_BATCH)
 HEARTBEAT_LINGER_S = 0.005
 
 
@@ -60,7 +60,7 @@ class ReportBatcher:
 
     def _send_batch(self) -> None:
         with self._lock:
-            batch, self._pending = self._pending[:MAX_ITEMS], self._pending[MAX_ITEMS:]
+            batch, self._pending = self._pending[:MAX_REPORTS_PER_BATCH], self._pending[MAX_REPORTS_PER_BATCH:]
         try:
             results = self.client.reports([item.body for item in batch])
             if len(results) != len(batch):

@@ -17,6 +17,7 @@ from .schemas import (
     Body,
     JobId,
     JobJson,
+    JobType,
     Name,
     Reason,
     no_nul,
@@ -25,7 +26,7 @@ from .schemas import (
 
 
 class CreateJob(Body):
-    type: Name = Field(description="What the job does; workers pick their handler by it.")
+    type: JobType = Field(description="What the job does; workers pick their handler by it.")
     payload: JobJson = None
     priority: int = Field(0, ge=-1_000_000, le=1_000_000, description="Higher runs first.")
     max_attempts: int | None = Field(None, ge=1, le=1000, description="Default JOBWARDEN_DEFAULT_MAX_ATTEMPTS.")

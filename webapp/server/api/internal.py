@@ -213,7 +213,9 @@ def reports(body: worker_schemas.Reports):
 
     One transaction for the batch (a refused item refuses before it writes, so it leaves
     nothing behind): the batch waits for one commit. If that commit fails nothing was
-    applied, and the whole request answers 503, which the worker sends again.
+    applied, and the whole request answers 503, which the worker sends again. So a batch
+    is capped (`limits.MAX_REPORTS_PER_BATCH` items, a 400 beyond): on SQLite every other
+    writer waits for its transaction, which must not last seconds.
 
     Consecutive starts (or completes) of different jobs are applied together, one
     statement for them all on PostgreSQL (`transitions.transition_held`); every other item,

@@ -20,6 +20,7 @@ from pydantic import (
 
 from ...domain.limits import MAX_REASON_CHARS
 from ...domain.step_limits import json_size
+from ...store.column_limits import HOSTNAME_MAX, JOB_TYPE_MAX, STAGE_MAX, STEP_NAME_MAX, WORKER_ID_MAX
 from .json_input import safe_integers
 
 INT32 = 2**31 - 1
@@ -68,6 +69,12 @@ def at_most(limit: int):
 
 Text = Annotated[str, AfterValidator(no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(no_nul)]
+# Names that are stored: each as long as the columns it lands in allow (webapp.store.column_limits).
+JobType = Annotated[str, Field(min_length=1, max_length=JOB_TYPE_MAX), AfterValidator(no_nul)]
+WorkerId = Annotated[str, Field(min_length=1, max_length=WORKER_ID_MAX), AfterValidator(no_nul)]
+StepName = Annotated[str, Field(min_length=1, max_length=STEP_NAME_MAX), AfterValidator(no_nul)]
+Stage = Annotated[str, Field(min_length=1, max_length=STAGE_MAX), AfterValidator(no_nul)]
+Hostname = Annotated[str, Field(min_length=1, max_length=HOSTNAME_MAX), AfterValidator(no_nul)]
 Reason = Annotated[str, Field(max_length=MAX_REASON_CHARS), AfterValidator(no_nul)]
 JobJson = Annotated[JsonValue, AfterValidator(no_nul_anywhere), AfterValidator(safe_integers)]
 ProcessText = Annotated[str, BeforeValidator(nul_to_replacement), Field(max_length=1_000_000)]

@@ -14,20 +14,23 @@ from pydantic import (
 )
 
 from ...config import MAX_CLAIM_WAIT_S
-from ...domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
+from ...domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS, MAX_REPORTS_PER_BATCH
 from ...domain.statuses import Status
 from ...domain.step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES
 from .answers import CheckpointOut, JobOut
 from .schemas import (
     INT32,
-    MAX_BATCH,
     Answer,
     Body,
     ExitCode,
+    Hostname,
     JobId,
     JobJson,
     Name,
     ProcessText,
+    Stage,
+    StepName,
+    WorkerId,
     at_most,
     no_nul,
     once_each,
@@ -35,7 +38,7 @@ from .schemas import (
 
 
 class Claim(Body):
-    worker_id: Name
+    worker_id: WorkerId
     types: Annotated[list[Name] | None, AfterValidator(once_each)] = Field(
         None, max_length=200, description="Only these types; an empty list claims nothing. Leave out for any type."
     )
@@ -61,13 +64,13 @@ class Start(Lease):
 
 class CheckpointIn(Body):
     data: Annotated[JobJson, at_most(MAX_CHECKPOINT_BYTES)] = None
-    step: Name | None = Field(None, description="The innermost step open when the handler checkpointed.")
+    step: StepName | None = Field(None, description="The innermost step open when the handler checkpointed.")
 
 
 class Heartbeat(Lease):
     progress: float | None = Field(None, ge=0, le=100)
-    stage: Name | None = None
-    current_step: Name | None = None
+    stage: Stage | None = None
+    current_step: StepName | None = None
     output: ProcessText | None = None
     checkpoint: CheckpointIn | None = Field(
         None, description="The handler's newest checkpoint, replacing the stored one."
@@ -75,7 +78,7 @@ class Heartbeat(Lease):
 
 
 class Step(Lease):
-    name: Name
+    name: StepName
     event: Literal["started", "completed", "failed", "retrying", "replayed"]
     attempt: int | None = Field(None, ge=1, le=INT32)
     phase: Name | None = None
@@ -163,15 +166,16 @@ ReportItem = Annotated[
 class Reports(Body):
     items: list[ReportItem] = Field(
         min_length=1,
-        max_length=MAX_BATCH,
+        max_length=MAX_REPORTS_PER_BATCH,
         description="Each item is the body of its single report plus `kind` and `job_id`; "
-        "each is applied on its own and answered in order.",
+        f"each is applied on its own and answered in order. At most {MAX_REPORTS_PER_BATCH}: "
+        "the batch is one transaction, and on SQLite every other writer waits for it.",
     )
 
 
 class WorkerHeartbeat(Body):
-    worker_id: Name
-    hostname: Name | None = None
+    worker_id: WorkerId
+    hostname: Hostname | None = None
     pid: int | None = Field(None, ge=0, le=INT32)
     types: list[Name] | None = Field(None, max_length=200)
     concurrency: int | None = Field(None, ge=1, le=10_000)
