@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from webapp.serve import GUNICORN_CONFIG
+from webapp.cli.serve import GUNICORN_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

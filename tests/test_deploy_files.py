@@ -16,7 +16,7 @@ import click
 import pytest
 import yaml
 
-from webapp.cli.main.server import cli
+from webapp.cli.server import cli
 
 from tests.support.server import PROJECT_ROOT, free_port, wait_for_port
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from webapp.serve import GUNICORN_CONFIG
+from webapp.cli.serve import GUNICORN_CONFIG
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
