@@ -36,16 +36,18 @@ class ApiError(HTTPException):
 
     code: int  # always set, unlike HTTPException's
 
-    def __init__(self, code: int, error: str, message: str, **extra: Any):
+    def __init__(self, code: int, error: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(message)
         self.code = code
         self.error = error
         self.message = message
         self.extra = extra
+        self.headers = headers or {}  # e.g. Allow on a 405, Retry-After on a 429
 
     def get_response(self, environ=None, scope=None):
         response = jsonify({"error": self.error, "message": self.message, **self.extra})
         response.status_code = self.code
+        response.headers.update(self.headers)
         return response
 
 
