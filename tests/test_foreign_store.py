@@ -142,6 +142,8 @@ HELP_INVOCATIONS = [
     ["worker", "--help"],
     ["jobs", "--help"],
     ["submit", "--help"],
+    ["bogus"],  # an unknown command: a usage error, and nothing created
+    ["bogus", "--help"],
 ]
 
 
