@@ -125,3 +125,9 @@ def test_every_400_names_a_field_in_its_message(client):
     ):
         assert response.status_code == 400
         assert re.match(r"^[a-z_\[\]0-9.]+: ", response.json["message"]), response.json
+
+
+def test_a_405_names_the_methods_the_route_allows(client):
+    answer = client.delete("/api/jobs")
+    assert answer.status_code == 405 and answer.json["error"] == "method_not_allowed"
+    assert set(answer.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}

@@ -190,6 +190,8 @@ HELP_INVOCATIONS = [
     ["worker", "--help"],
     ["jobs", "--help"],
     ["submit", "--help"],
+    ["bogus"],  # an unknown command: a usage error, and nothing created
+    ["bogus", "--help"],
 ]
 
 

@@ -11,6 +11,7 @@ hours, and the GIL it held froze every other request of the process
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 import time
 
@@ -75,3 +76,24 @@ def test_every_hostile_body_at_the_limit_is_answered_quickly_while_healthz_answe
         if took > ANSWER_WITHIN_S or max(latencies, default=0.0) > HEALTHZ_WITHIN_S:
             slow[shape] = (round(took, 2), round(max(latencies, default=0.0), 2))
     assert not slow, f"answered (or /healthz waited) too long, in s: {slow}"
+
+
+def _chunked_post(port: int, body: bytes) -> tuple[int, dict]:
+    """POST `body` with Transfer-Encoding: chunked (no Content-Length), in 1 KB chunks."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        chunks = (body[start : start + 1024] for start in range(0, len(body), 1024))
+        connection.request("POST", "/api/jobs", chunks, {"Content-Type": "application/json"}, encode_chunked=True)
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_json_that_ends_early(database_url, app, tmp_path):
+    limit = 4096
+    with running_server(database_url, tmp_path / "server.log", JOBWARDEN_MAX_BODY_BYTES=str(limit)) as server:
+        over = _chunked_post(server.port, ('{"type":"x","payload":"' + "a" * limit + '"}').encode())
+        under = _chunked_post(server.port, b'{"type":"x","payload":"' + b"a" * (limit // 2) + b'"}')
+    assert over[0] == 413 and over[1]["error"] == "too_large", over
+    assert under[0] == 201, under

@@ -95,10 +95,21 @@ def test_a_loopback_answer_at_delivery_time_is_refused_before_connecting(monkeyp
     assert receiver.started_requests == 0
 
 
-@pytest.fixture
-def trickling_receiver() -> Iterator[int]:
-    """A receiver that reads the request, answers a status line, then one byte of a header
-    every 0.2 s, for ever."""
+TRICKLING_HEADER = b"HTTP/1.1 200 OK\r\nX-Slow: "
+# Answers that will close the connection: http.client then drops the connection's socket
+# (the response reads through its own file), and a cut that looked there found nothing.
+TRICKLING_BODY_HTTP_1_0 = b"HTTP/1.0 200 OK\r\n\r\n"
+TRICKLING_BODY_CONNECTION_CLOSE = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+
+
+@pytest.fixture(
+    params=[TRICKLING_HEADER, TRICKLING_BODY_HTTP_1_0, TRICKLING_BODY_CONNECTION_CLOSE],
+    ids=["header", "HTTP/1.0 body", "Connection: close body"],
+)
+def trickling_receiver(request) -> Iterator[int]:
+    """A receiver that reads the request, answers the start of an answer, then one byte
+    (of a header or of the body) every 0.2 s, for ever."""
+    head: bytes = request.param
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -108,7 +119,7 @@ def trickling_receiver() -> Iterator[int]:
         connection, _ = listener.accept()
         connection.recv(65536)
         with connection:
-            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            connection.sendall(head)
             while not stop.is_set():
                 try:
                     connection.sendall(b"y")

@@ -422,6 +422,8 @@ def test_slack_format_is_a_readable_incoming_webhook_message(app, client, receiv
         "http://[::1]/hook",
         "http://[fd00::1]/",
         "http://0.0.0.0/",
+        "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1: a relay delivers it to loopback
+        "http://[2002:a9fe:a9fe::]/",  # 6to4 of the cloud metadata address
     ],
 )
 def test_private_loopback_and_metadata_addresses_are_refused(app, client, url):

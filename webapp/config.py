@@ -149,6 +149,10 @@ def from_environment(env: dict | None = None) -> dict:
         # A dashboard login ends this long after it began, whatever the cookie says.
         "JOBWARDEN_SESSION_LIFETIME_S": _positive_float(env, "JOBWARDEN_SESSION_LIFETIME_S", 12 * 3600.0),
         "JOBWARDEN_LOGIN_RATE_LIMIT": env.get("JOBWARDEN_LOGIN_RATE_LIMIT", "5 per minute"),
+        # Wrong secrets (webapp/server/guesses.py): the password per address and overall, the internal key per address.
+        "JOBWARDEN_GUESS_RATE_LIMIT": env.get("JOBWARDEN_GUESS_RATE_LIMIT", "10 per minute"),
+        "JOBWARDEN_GUESS_RATE_LIMIT_TOTAL": env.get("JOBWARDEN_GUESS_RATE_LIMIT_TOTAL", "100 per minute"),
+        "JOBWARDEN_KEY_GUESS_RATE_LIMIT": env.get("JOBWARDEN_KEY_GUESS_RATE_LIMIT", "20 per minute"),
         "RATELIMIT_STORAGE_URI": env.get("JOBWARDEN_RATELIMIT_STORAGE_URI", "memory://"),
         "JOBWARDEN_PUBLIC_URL": _public_url(env),
         # The Host names the server answers to (DNS rebinding): see trusted_hosts below.

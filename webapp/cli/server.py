@@ -56,6 +56,12 @@ class JobwardenGroup(HelpFirstGroup, FlaskGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(click.Group.list_commands(self, ctx))
 
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Nor does looking a name up: FlaskGroup builds the app to search its commands for an
+        unknown name, so `jobwarden bogus` created the database and the secret key."""
+        self._load_plugin_commands()
+        return click.Group.get_command(self, ctx, cmd_name)
+
 
 @click.group(cls=JobwardenGroup, create_app=lambda: create_app(), add_version_option=False)
 def cli() -> None:

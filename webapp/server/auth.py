@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from ..config import SERVING_COMMANDS, ConfigError
 from ..store.extensions import db
 from ..store.models import OperatorSessions
+from . import guesses
 
 
 def _same_secret(given: str, expected: str) -> bool:
@@ -72,7 +73,11 @@ def internal_key_valid() -> bool:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if not expected or scheme.lower() != "bearer" or not given:
         return False
-    return _same_secret(given.strip(), expected)
+    guesses.refuse_when_exhausted(guesses.INTERNAL_KEY)
+    if _same_secret(given.strip(), expected):
+        return True
+    guesses.count_wrong(guesses.INTERNAL_KEY)
+    return False
 
 
 def password_required() -> bool:
@@ -97,12 +102,19 @@ def operator_authenticated(*, session_counts: bool) -> bool:
     except (binascii.Error, UnicodeDecodeError):
         return False
     _, _, given = decoded.partition(":")
-    return _same_secret(given, password)
+    return password_matches(given)
 
 
 def password_matches(given: str) -> bool:
+    """`given` is the password; every wrong guess counts against the shared allowance (webapp.server.guesses)."""
     password = current_app.config["JOBWARDEN_ADMIN_PASSWORD"]
-    return bool(password) and _same_secret(given, password)
+    if not password:
+        return False
+    guesses.refuse_when_exhausted(guesses.PASSWORD)
+    if _same_secret(given, password):
+        return True
+    guesses.count_wrong(guesses.PASSWORD)
+    return False
 
 
 # --- dashboard login sessions --------------------------------------------------------

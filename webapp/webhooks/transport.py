@@ -60,11 +60,16 @@ def post(
         connection = HTTPConnection(address, parts.port or 80, timeout=timeout_s)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     cut = threading.Event()
-    deadline = threading.Timer(remaining_s, _cut, (connection, cut))
+    connected: list[socket.socket] = []
+    deadline = threading.Timer(remaining_s, _cut, (connection, connected, cut))
     deadline.daemon = True
     deadline.start()
     try:
         connection.request("POST", target, body=body, headers={**headers, "host": parts.netloc}, preload_content=False)
+        if connection.sock is not None:
+            # Kept for the cut: an answer that will close the connection (HTTP/1.0, `Connection:
+            # close`) makes http.client drop `connection.sock` while the response still reads it.
+            connected.append(connection.sock)
         response = connection.getresponse()
         excerpt = response.read(excerpt_bytes, decode_content=True)
     except (OSError, HTTPException, HTTPError, ValueError) as failure:
@@ -79,11 +84,10 @@ def post(
     return Reply(response.status, response.headers.get("location"), excerpt)
 
 
-def _cut(connection: HTTPConnection, cut: threading.Event) -> None:
+def _cut(connection: HTTPConnection, connected: list[socket.socket], cut: threading.Event) -> None:
     """Unblock whatever the sending thread is waiting for on this connection."""
     cut.set()
-    sock = connection.sock
-    if sock is not None:
+    for sock in {id(sock): sock for sock in [connection.sock, *connected] if sock is not None}.values():
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:

@@ -51,9 +51,12 @@ def register(app: Flask) -> None:
             401: "unauthorized",
             403: "forbidden",
             415: "unsupported_media_type",
+            429: "too_many_requests",
         }
         code = error.code or 500
-        return ApiError(code, names.get(code, "error"), error.description or error.name)
+        # Keep what the answer says besides its body: Allow (405), Retry-After (429, 503).
+        kept = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        return ApiError(code, names.get(code, "error"), error.description or error.name, headers=kept)
 
     @app.errorhandler(statuses.JobNotFound)
     def job_not_found(error: statuses.JobNotFound):

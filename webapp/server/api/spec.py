@@ -36,16 +36,18 @@ class ApiError(HTTPException):
 
     code: int  # always set, unlike HTTPException's
 
-    def __init__(self, code: int, error: str, message: str, **extra: Any):
+    def __init__(self, code: int, error: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(message)
         self.code = code
         self.error = error
         self.message = message
         self.extra = extra
+        self.headers = headers or {}  # e.g. Allow on a 405, Retry-After on a 429
 
     def get_response(self, environ=None, scope=None):
         response = jsonify({"error": self.error, "message": self.message, **self.extra})
         response.status_code = self.code
+        response.headers.update(self.headers)
         return response
 
 
@@ -123,6 +125,11 @@ def invalid_query() -> Iterator[None]:
 def json_body() -> Any:
     """The request's JSON, strictly (see json_input): finite numbers, valid Unicode, bounded nesting."""
     raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body is cut at the limit without a word (werkzeug's LimitedStream reads up to
+        # it and stops): what was cut off is a body too large, not JSON that ends early.
+        raise ApiError(413, "too_large", f"the body is larger than the limit of {limit} bytes")
     if not raw.strip():
         return None
     if request.mimetype != "application/json":
