@@ -5,63 +5,16 @@ worker process running a job through it)."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
-import time
 from itertools import pairwise
-from pathlib import Path
 
 from webapp import jobs
-from webapp.extensions import db
 
-from tests.conftest import INTERNAL_KEY
-from tests.support.server import PROJECT_ROOT
+from tests.support.worker_process import running_worker, wait_for
 
 RETRY_MAX_S = 2.0
 JITTER = 0.2  # backoff.backoff_delay's default, which the worker uses
-
-
-def wait_for(predicate, timeout: float = 30, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def start_worker(server, log_path: Path) -> subprocess.Popen:
-    with log_path.open("w") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "webapp",
-                "worker",
-                "--server",
-                server.url,
-                "--handlers",
-                "webapp.worker.demo",
-                "--heartbeat-interval",
-                "0.2",
-                "--retry-max",
-                str(RETRY_MAX_S),
-                "--log-level",
-                "debug",
-                "--worker-id",
-                "w-outage",
-            ],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def retry_delays(log: str, job_id: int) -> list[float]:
@@ -71,8 +24,17 @@ def retry_delays(log: str, job_id: int) -> list[float]:
 def test_an_outage_is_logged_once_each_way_and_the_retries_back_off_to_the_cap(server, tmp_path):
     job = jobs.create_job(type="demo.sleep", payload={"seconds": 120})
     log_path = tmp_path / "worker.log"
-    worker = start_worker(server, log_path)
-    try:
+    with running_worker(
+        server.url,
+        log_path,
+        "w-outage",
+        "--heartbeat-interval",
+        "0.2",
+        "--retry-max",
+        str(RETRY_MAX_S),
+        "--log-level",
+        "debug",
+    ):
         wait_for(lambda: jobs.get_job(job.id).status == "running", what="the job to run")
         server.stop(signal.SIGKILL)
         # down until the job's backoff has reached the cap and stayed there for a while
@@ -82,10 +44,6 @@ def test_an_outage_is_logged_once_each_way_and_the_retries_back_off_to_the_cap(s
         wait_for(lambda: "the server answers again" in log_path.read_text(), what="the server's answer to be noticed")
         wait_for(lambda: jobs.get_job(job.id).heartbeat_at is not None, what="a heartbeat")
         log = log_path.read_text()
-    finally:
-        worker.send_signal(signal.SIGINT)
-        worker.send_signal(signal.SIGINT)
-        worker.wait(timeout=20)
 
     assert "answers again" not in down_log  # nothing answered while the server was down
     warnings = [line for line in log.splitlines() if " WARNING " in line and "unreachable" in line]
