@@ -9,6 +9,7 @@ from .. import auth, jobs, monitor, query_params, states, steps
 from ..actions import ACTION_NAMES, ACTIONS, action_named, actions_from
 from ..extensions import htmx, limiter
 from ..limits import COUNT_CAP
+from ..monitor.story import WORKER_STATE_LABELS
 from ..timeutil import utcnow
 from . import display, recovery_effects
 from .choices import known_types
@@ -36,6 +37,7 @@ for _name, _value in {
     "UNFINISHED": states.UNFINISHED,
     "FINISHED": states.FINISHED,
     "ACTIONS": ACTIONS,
+    "WORKER_STATE_LABELS": WORKER_STATE_LABELS,
 }.items():
     bp.add_app_template_global(_value, _name)  # type: ignore[arg-type]  # any value may be a global
 
