@@ -88,7 +88,10 @@ def effect(action: Action, job: Job, record: StepsOnRecord) -> str:
         return _ended(job, record, as_what="failed", stops="the worker running it is told to stop")
     if action.name == "cancel":
         return _ended(
-            job, record, as_what="cancelled", stops="its command gets SIGTERM, then SIGKILL after the grace period"
+            job,
+            record,
+            as_what="cancelled",
+            stops="a running command gets SIGTERM to its process group, then SIGKILL after the grace period",
         )
     return action.consequence
 
