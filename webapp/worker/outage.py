@@ -26,11 +26,6 @@ class ServerOutage:
         self._lock = threading.Lock()
         self._since: float | None = None  # monotonic time of the first failure, None while the server answers
 
-    @property
-    def ongoing(self) -> bool:
-        with self._lock:
-            return self._since is not None
-
     def unreachable(self, who: str, error: Exception, retry_in: float) -> None:
         """`who` (e.g. "job 7", "claims") found the server unreachable and retries after `retry_in` s."""
         with self._lock:
