@@ -41,8 +41,9 @@ def test_each_action_form_posts_without_javascript_and_carries_its_confirmation(
         action = action_named(action_url.rsplit("/", 1)[1])
         assert f'hx-post="{action_url}"' in form and 'name="csrf_token"' in form
         asked = re.search(r'data-confirm="([^"]*)" data-confirm-button="([^"]*)"', form)
-        if action.asks_first(status):
-            assert asked and markup.unescape(asked.group(1)) == action.confirm_text(job)
+        effect = markup.unescape(re.search(r'data-testid="action-effect"[^>]*>(.*?)</p>', form, re.S).group(1))
+        if action.asks_first(status):  # the question, then the line the card shows under the button
+            assert asked and markup.unescape(asked.group(1)) == action.confirm_text(job, effect)
             assert asked.group(2) == action.confirm_button
         else:
             assert asked is None

@@ -497,6 +497,24 @@ def test_sigterm_hands_back_a_job_that_outlasts_the_grace(start_worker):
     assert not alive(pid) and nothing_live()
 
 
+def test_a_graceful_hand_back_costs_no_attempt_the_job_still_gets_all_its_tries(start_worker):
+    created = jobs.create_job(type="test.sleeps_then_fails", payload={"seconds": 60}, max_attempts=2)
+    deployed = start_worker(grace=0.3)
+    wait_for(status_is(created.id, "running"), what="running")
+    deployed.signal(signal.SIGTERM)  # a deploy: the job outlasts the grace and is handed back
+    assert deployed.wait() == 0
+    handed_back = job(created.id)
+    assert (handed_back.status, handed_back.max_attempts - handed_back.attempt) == ("queued", 2)
+
+    start_worker()  # the new release: both tries the job was created with still happen
+    wait_for(status_is(created.id, "failed"), what="failed")
+    assert [(a.number, a.outcome) for a in attempts(created.id)] == [
+        (1, "interrupted"),
+        (2, "failed"),
+        (3, "failed"),
+    ]
+
+
 def test_a_second_signal_stops_at_once(start_worker):
     created = jobs.create_job(type="demo.hang")
     worker = start_worker(grace=60)

@@ -43,6 +43,14 @@ def step_stage(ctx: JobContext) -> dict:
     return {"published": True}
 
 
+@registry.handler("test.sleeps_then_fails")
+def sleeps_then_fails(ctx: JobContext) -> dict:
+    """Its first attempt sleeps (cooperatively) for payload["seconds"]; every later one fails."""
+    if ctx.attempt == 1:
+        ctx.sleep(float(ctx.payload["seconds"]))
+    raise RuntimeError(f"attempt {ctx.attempt} failed")
+
+
 @registry.handler("test.stubborn")
 def stubborn(ctx: JobContext) -> dict:
     """Never looks at the context while it works: stop requests go unnoticed."""

@@ -40,10 +40,11 @@ class Action:
         """Whether acting on a job in `status` opens a confirmation first."""
         return self.confirm_from is None or status in self.confirm_from
 
-    def confirm_text(self, job: Job) -> str:
-        """The confirmation's question: the action, the job, and what will happen."""
+    def confirm_text(self, job: Job, effect: str | None = None) -> str:
+        """The confirmation's question: the action, the job, and what will happen (`effect`:
+        said for this job, see dashboard.recovery_effects; else the generic consequence)."""
         named = f"job {job.id} ({job.type}, {job.status})"
-        return f"{self.question.format(job=named)} {self.consequence}"
+        return f"{self.question.format(job=named)} {effect or self.consequence}"
 
 
 ACTIONS: tuple[Action, ...] = (
@@ -56,7 +57,10 @@ ACTIONS: tuple[Action, ...] = (
         style="primary",
         confirm_button="Force start",
         question="Force start {job}?",
-        consequence="It goes back to the queue with one more attempt and runs again from the start.",
+        consequence=(
+            "It goes back to the queue with one more attempt; steps it completed before are replayed from their "
+            "stored results, not run again."
+        ),
         confirm_from=frozenset({"failed", "cancelled"}),
         summary="Force-start a job",
         description="Pending → queued; failed or cancelled → queued with one more attempt. A second click is a 409.",

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case
 
 from ..domain.backoff import backoff_delay
 from ..domain.timeutil import utcnow
@@ -80,8 +79,8 @@ def end_attempt(
             "exit_code": exit_code,
             "heartbeat_at": None,
         }
-        if give_back:
-            values["max_attempts"] = case((Job.max_attempts < Job.attempt + 1, Job.attempt + 1), else_=Job.max_attempts)
+        if give_back:  # a graceful hand-back (deploy, SIGTERM) costs no attempt: the one it used is given back
+            values["max_attempts"] = Job.max_attempts + 1
         return transitions.transition(job.id, "retry", values=values, **common)
     return transitions.transition(
         job.id,

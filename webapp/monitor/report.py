@@ -28,6 +28,7 @@ from .scans import (
 from .scheduler import scheduled_here
 from .settings import monitor_settings
 from .settle import changed_count
+from .story import recent_story
 
 REPORT_LIMIT = 100
 
@@ -83,6 +84,7 @@ def health_report(*, now: datetime | None = None) -> dict[str, Any]:
         "unserved_types": jobs.unserved_types(now, s["default_timeout"]),
         "monitor": monitor,
         "webhooks": webhooks,
+        "recent": recent_story(now),
     }
 
 

@@ -137,6 +137,11 @@ def _settle(now: datetime, s: dict[str, Any]) -> dict[str, Any]:
             reason,
             lambda: jobs.orphan_job(row.id, cutoff=now - timedelta(seconds=timeout), reason=reason),
         )
+        # Its worker fell silent with it: marked gone now, not a heartbeat timeout later (it was listed idle).
+        job_cutoff = now - timedelta(seconds=timeout)
+        if row.worker_id and row.id in changes["orphaned"] and jobs.mark_worker_gone(row.worker_id, cutoff=job_cutoff):
+            log.info("worker %s marked gone: its job %s was orphaned", row.worker_id, row.id)
+            changes["gone_workers"].append(row.worker_id)
 
     unstarted_rows = db.session.execute(unstarted_scan(now - timedelta(seconds=s["min_timeout"]), limit)).all()
     for row, timeout in unstarted_overdue(unstarted_rows, now):

@@ -48,6 +48,7 @@ from .context import (
     describe,
 )
 from .handlers import CommandHandler, PythonHandler, timeout_for
+from .outage import ServerOutage
 from .process import TemplateError, clip_argv
 from .reports import ReportBatcher
 
@@ -130,6 +131,7 @@ class Attempt:
         retry_max: float = 30.0,
         on_done: Callable[[Attempt], None] = lambda attempt: None,
         record_timeout: float = RECORD_TIMEOUT_S,
+        outage: ServerOutage | None = None,
     ):
         self.reports = reports
         self.job = job
@@ -142,6 +144,7 @@ class Attempt:
         self.kill_grace = kill_grace
         self.retry_max = retry_max
         self.on_done = on_done
+        self.outage = outage or ServerOutage()
         self._wake = threading.Event()
         self.ctx = JobContext(
             job,
@@ -375,37 +378,33 @@ class Attempt:
     def _report_until_finished(self) -> None:
         beat_at = next_beat(time.monotonic(), self.heartbeat_interval)
         retry_at = 0.0
-        failures = 0
+        failures = 0  # consecutive unanswered requests: only an answer resets the backoff
         while not self.finished.is_set():
             now = time.monotonic()
             self._check_deadline(now)
             self._check_abandoned(now)
             if now >= retry_at:
                 try:
-                    self._deliver()
+                    answered = self._deliver()
                     if (
                         not self.finished.is_set()
                         and self._started.is_set()
                         and not self._final_queued
                         and time.monotonic() >= beat_at
                     ):
+                        self._beat()  # a heartbeat that failed stays due: the retry sends it
                         beat_at = next_beat(time.monotonic(), self.heartbeat_interval)
-                        self._beat()
-                    if failures:
-                        log.info("job %s: the server answers again", self.job_id)
-                    failures = 0
+                        answered = True
+                    if answered:
+                        self.outage.answered()
+                        failures = 0
                 except ServerUnavailable as error:
                     failures += 1
                     delay = backoff_delay(failures, base=0.5, cap=self.retry_max)
                     retry_at = time.monotonic() + delay
-                    log.log(
-                        logging.WARNING if failures == 1 else logging.DEBUG,
-                        "job %s: server unreachable (%s); the job runs on, retrying in %.1f s",
-                        self.job_id,
-                        error,
-                        delay,
-                    )
+                    self.outage.unreachable(f"job {self.job_id}", error, delay)
                 except (LeaseLostError, Conflict, NotFound) as error:
+                    self.outage.answered()
                     self._lost(error)
                     return
                 except CheckpointRefused as refused:
@@ -414,7 +413,11 @@ class Attempt:
                 except Exception as error:  # a heartbeat the server refused, or our own bug
                     log.exception("job %s: heartbeat failed", self.job_id)
                     self._bookkeeping_failed("heartbeat", "the heartbeat", error)
-            wake_at = [beat_at, retry_at if retry_at > now else beat_at]
+            # the next heartbeat, not before the retry is due; queued reports go at the retry
+            wake_at = [max(beat_at, retry_at)]
+            with self._lock:
+                if self._outbox:
+                    wake_at.append(retry_at)
             if self._deadline is not None:
                 wake_at.append(self._deadline)
             if self._stop_requested_at is not None:
@@ -423,11 +426,13 @@ class Attempt:
             self._wake.wait(timeout)
             self._wake.clear()
 
-    def _deliver(self) -> None:
+    def _deliver(self) -> bool:
+        """Send the outbox in order; whether the server answered any of it."""
+        answered = False
         while not self.finished.is_set():
             with self._lock:
                 if not self._outbox:
-                    return
+                    return answered
                 report = self._outbox[0]
                 self._in_flight = report
             try:
@@ -441,6 +446,7 @@ class Attempt:
                     if self._outbox and self._outbox[0] is report:
                         self._outbox.popleft()
                     self._in_flight = None
+                answered = True
                 log.exception("job %s: reporting %s failed", self.job_id, report.label)
                 if report.delivery is not None:  # the waiting step fails in phase "record"
                     report.delivery.error = error
@@ -456,6 +462,7 @@ class Attempt:
                 if report.delivery is not None:
                     report.delivery.done.set()
                 self._in_flight = None
+            answered = True
             if report.kind == "start":
                 self._started.set()
             if report.final:
@@ -463,6 +470,7 @@ class Attempt:
                     Outcome.INTERRUPTED if report.fields.get("interrupted") else Outcome.FAILED
                 )
                 self.finished.set()
+        return answered
 
     def _send(self, report: Report) -> None:
         if report.kind == "fail" and self._checkpoint_unsent():

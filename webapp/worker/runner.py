@@ -31,6 +31,7 @@ from ..domain.backoff import backoff_delay, jittered
 from .attempt import Attempt
 from .context import SHUTDOWN, StopReason, describe
 from .handlers import Registry
+from .outage import ServerOutage
 from .protocol import WorkerClient
 from .reports import ReportBatcher
 
@@ -94,6 +95,7 @@ class WorkerRunner:
             backoff=0.2,
         )
         self.reports = ReportBatcher(self.client)
+        self.outage = ServerOutage()  # one story of the server's outages for all the worker's threads
         self.attempts: dict[int, Attempt] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -176,8 +178,7 @@ class WorkerRunner:
                     claimed = self._claim(free, wait_s)
                     more_waiting = len(claimed) == free
                     next_claim = time.monotonic() + self._pause_after(wait_s, len(claimed))
-                    if failures:
-                        log.info("the server answers again")
+                    self.outage.answered()
                     failures = 0
                 except ClaimInterrupted:
                     break
@@ -187,13 +188,9 @@ class WorkerRunner:
                     failures += 1
                     delay = backoff_delay(failures, base=0.5, cap=self.settings.retry_max)
                     retry_at = time.monotonic() + delay
-                    log.log(
-                        logging.WARNING if failures == 1 else logging.DEBUG,
-                        "server unreachable (%s); retrying in %.1f s",
-                        error,
-                        delay,
-                    )
+                    self.outage.unreachable("claims", error, delay)
                 except JobwardenError as error:
+                    self.outage.answered()
                     retry_at = time.monotonic() + self.settings.poll_interval
                     log.error("the server refused the worker: %s", error)
                 except Exception:
@@ -241,19 +238,14 @@ class WorkerRunner:
 
     def _beat_worker(self) -> None:
         """Register and refresh the worker every heartbeat interval, beside the claims."""
-        failures = 0
         while not self.stopping:
             try:
                 self._worker_heartbeat()
-                failures = 0
+                self.outage.answered()
             except ServerUnavailable as error:
-                failures += 1
-                log.log(
-                    logging.WARNING if failures == 1 else logging.DEBUG,
-                    "worker heartbeat: server unreachable (%s); retrying",
-                    error,
-                )
+                self.outage.unreachable("the worker heartbeat", error, self.settings.heartbeat_interval)
             except JobwardenError as error:
+                self.outage.answered()
                 log.error("the server refused the worker's heartbeat: %s", error)
             except Exception:
                 log.exception("worker error in the worker heartbeat")
@@ -297,6 +289,7 @@ class WorkerRunner:
             retry_max=self.settings.retry_max,
             on_done=self._attempt_done,
             record_timeout=self.settings.record_timeout,
+            outage=self.outage,
         )
         with self._lock:
             self.attempts[attempt.job_id] = attempt

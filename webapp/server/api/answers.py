@@ -103,6 +103,12 @@ class Health(Answer):
     webhooks: dict[str, Any] = Field(
         description="`disabled_endpoints` (failing for a day, no longer sent to) and `failing_endpoints`."
     )
+    recent: dict[str, Any] = Field(
+        description=(
+            "What happened lately (monitor.story): `window_s`, `incident` (any note is one), and `notes`, each "
+            "`kind` (orphaned, worker_died, worker_stopped, failure_spike), `severity`, `count`, `ids`, `text`."
+        )
+    )
 
 
 class CleanupResult(Answer):

@@ -12,9 +12,10 @@ from ...domain.statuses import FINISHED, LIVE, UNFINISHED, JobNotFound, Status, 
 from ...domain.timeutil import utcnow
 from ...jobs import query_params, steps
 from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action
+from ...monitor.story import WORKER_STATE_LABELS
 from .. import auth
 from ..extensions import htmx, limiter
-from . import display
+from . import display, recovery_effects
 from .choices import known_types
 from .health import current_jobs_by_worker
 from .regions import render_region, wants_region
@@ -40,6 +41,7 @@ for _name, _value in {
     "UNFINISHED": UNFINISHED,
     "FINISHED": FINISHED,
     "ACTIONS": ACTIONS,
+    "WORKER_STATE_LABELS": WORKER_STATE_LABELS,
 }.items():
     bp.add_app_template_global(_value, _name)  # type: ignore[arg-type]  # any value may be a global
 
@@ -202,7 +204,11 @@ def _job_context(job_id: int) -> dict:
     attempts = jobs.attempts_of(job_id)
     job_steps = jobs.steps_of(job_id)
     checkpoint = steps.checkpoint_of(job_id)
-    resume_label = _resume_label(job_id, job_steps, checkpoint, attempts)
+    stored = steps.stored_names(job_id)
+    resume_at = steps.first_step_to_run(job_steps, stored)
+    resume_label = _resume_label(job_steps, checkpoint, attempts, resume_at)
+    actions = actions_from(job.status, durable=resume_label is not None)
+    record = recovery_effects.steps_on_record(job_steps, stored, resume_at, checkpoint is not None)
     return {
         "job": job,
         "attempts": attempts,
@@ -215,20 +221,17 @@ def _job_context(job_id: int) -> dict:
         "queue_position": jobs.queue_position(job),
         "timeout": jobs.heartbeat_timeout(job),
         "resume_label": resume_label,
-        "actions": actions_from(job.status, durable=resume_label is not None),
+        "actions": actions,
+        "effects": recovery_effects.effects(actions, job, record),
     }
 
 
-def _resume_label(job_id: int, job_steps: list[dict], checkpoint, attempts) -> str | None:
+def _resume_label(job_steps: list[dict], checkpoint, attempts, resume_at: str | None) -> str | None:
     """ "Resume from step NAME", naming the first step not completed; None when the job has
     no recorded steps nor a checkpoint (then Force start is the same thing)."""
     if not job_steps and checkpoint is None:
         return None
-    name = (
-        steps.first_step_to_run(job_steps, steps.stored_names(job_id))
-        or (checkpoint.step if checkpoint else None)
-        or (attempts[-1].step if attempts else None)
-    )
+    name = resume_at or (checkpoint.step if checkpoint else None) or (attempts[-1].step if attempts else None)
     return f"Resume from step {name}" if name else "Resume from the last checkpoint"
 
 

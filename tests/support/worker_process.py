@@ -1,0 +1,79 @@
+"""A real worker process (`python -m webapp worker`) for tests that run jobs the way
+users do, with its log in a file the test can read."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from webapp.store.extensions import db
+
+from tests.conftest import INTERNAL_KEY
+from tests.support.server import PROJECT_ROOT
+
+
+def start_worker(server_url: str, log_path: Path, worker_id: str, *options: str) -> subprocess.Popen:
+    """A worker with the demo and the test handlers, in its own process group."""
+    argv = [
+        sys.executable,
+        "-m",
+        "webapp",
+        "worker",
+        "--server",
+        server_url,
+        "--handlers",
+        "webapp.worker.demo",
+        "--handlers",
+        "tests.support.worker_handlers",
+        "--worker-id",
+        worker_id,
+        *options,
+    ]
+    with log_path.open("w") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    """Two signals (stop at once), then SIGKILL to the group if it still lingers."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGINT)
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+@contextmanager
+def running_worker(server_url: str, log_path: Path, worker_id: str, *options: str) -> Iterator[subprocess.Popen]:
+    worker = start_worker(server_url, log_path, worker_id, *options)
+    try:
+        yield worker
+    finally:
+        stop_worker(worker)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30, what: str = "condition") -> object:
+    """Poll `predicate` (seeing the server's and the workers' commits) until it is true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

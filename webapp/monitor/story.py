@@ -1,0 +1,140 @@
+"""What happened lately, for /health: the incident as an operator needs to see it.
+
+The rest of the health report says what is stuck *now*. Right after a worker was
+killed and the monitor settled its jobs nothing is stuck any more, yet an operator
+must not read "Healthy": jobs were orphaned, a worker died, failures may be piling
+up. Each source below reads one cheap, indexed thing and gives a note
+(`kind`, `severity`, `count`, `text`, `ids`) or nothing; an `incident` note keeps the
+page from saying healthy, an `info` note (a worker that stopped cleanly) is only shown.
+
+Sources read:
+- the monitor's recorded passes (at most PASSES_KEPT rows) for jobs it orphaned;
+- workers by `last_seen_at` (ix_workers_last_seen) for those marked gone (died, or cut
+  off: silent past their timeout, or their job was orphaned) and those that said
+  goodbye on a graceful stop (state `stopped`);
+- jobs by (status, finished_at) (ix_jobs_status_finished) for a failure spike.
+Jobs still stopping (an ended attempt whose process may live on) are a source to add
+to NOTE_SOURCES alongside these once the job carries that state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ..domain.statuses import Status
+from ..store.extensions import db
+from ..store.models import Job, MonitorPass, Worker
+
+# Worker.state as the monitor (and a worker's goodbye) set it, and how /health names each.
+ALIVE, GONE, STOPPED = "alive", "gone", "stopped"
+WORKER_STATE_LABELS = {ALIVE: "alive", GONE: "dead", STOPPED: "stopped cleanly"}
+
+RECENT = timedelta(minutes=15)
+FAILURE_SPIKE_MIN = 5  # failed jobs in the window before it can be a spike …
+FAILURE_SPIKE_SHARE = 0.5  # … and at least this share of the jobs that finished in it
+
+INCIDENT = "incident"
+INFO = "info"
+
+Note = dict[str, Any]
+
+
+def _note(kind: str, severity: str, ids: list, text: str) -> Note:
+    return {"kind": kind, "severity": severity, "count": len(ids), "ids": ids, "text": text}
+
+
+def _minutes() -> str:
+    return f"{int(RECENT.total_seconds() // 60)} min"
+
+
+def orphaned_note(since: datetime) -> Note | None:
+    passes = db.session.scalars(select(MonitorPass.changes).where(MonitorPass.started_at >= since))
+    ids = sorted({job_id for changes in passes for job_id in (changes or {}).get("orphaned", [])})
+    if not ids:
+        return None
+    return _note(
+        "orphaned",
+        INCIDENT,
+        ids,
+        f"{len(ids)} job{'s' if len(ids) != 1 else ''} orphaned in the last {_minutes()}: "
+        "their worker stopped heartbeating (killed, frozen or cut off); each was re-queued or failed.",
+    )
+
+
+def _workers_in(state: str, since: datetime) -> list[str]:
+    return list(
+        db.session.scalars(
+            select(Worker.id).where(Worker.last_seen_at >= since, Worker.state == state).order_by(Worker.id)
+        )
+    )
+
+
+def died_note(since: datetime) -> Note | None:
+    ids = _workers_in(GONE, since)
+    if not ids:
+        return None
+    return _note(
+        "worker_died",
+        INCIDENT,
+        ids,
+        f"Worker{'s' if len(ids) != 1 else ''} {', '.join(ids)} died in the last {_minutes()} "
+        "(fell silent without a goodbye).",
+    )
+
+
+def stopped_note(since: datetime) -> Note | None:
+    ids = _workers_in(STOPPED, since)
+    if not ids:
+        return None
+    return _note(
+        "worker_stopped",
+        INFO,
+        ids,
+        f"Worker{'s' if len(ids) != 1 else ''} {', '.join(ids)} stopped cleanly in the last {_minutes()}.",
+    )
+
+
+def _finished(status: str, since: datetime) -> int:
+    return (
+        db.session.scalar(select(func.count()).select_from(Job).where(Job.status == status, Job.finished_at >= since))
+        or 0
+    )
+
+
+def failure_spike_note(since: datetime) -> Note | None:
+    failed = _finished(Status.FAILED, since)
+    if failed < FAILURE_SPIKE_MIN:
+        return None
+    finished = failed + _finished(Status.COMPLETED, since)
+    if failed < FAILURE_SPIKE_SHARE * finished:
+        return None
+    return {
+        "kind": "failure_spike",
+        "severity": INCIDENT,
+        "count": failed,
+        "ids": [],
+        "text": f"{failed} of the {finished} jobs that finished in the last {_minutes()} failed.",
+    }
+
+
+NOTE_SOURCES: tuple[Callable[[datetime], Note | None], ...] = (
+    orphaned_note,
+    died_note,
+    failure_spike_note,
+    stopped_note,
+)
+
+
+def recent_story(now: datetime) -> dict[str, Any]:
+    """The notes of the last RECENT, incidents first; `incident` when any is one."""
+    since = now - RECENT
+    notes = [note for source in NOTE_SOURCES if (note := source(since)) is not None]
+    return {
+        "window_s": int(RECENT.total_seconds()),
+        "incident": any(note["severity"] == INCIDENT for note in notes),
+        "notes": notes,
+    }
