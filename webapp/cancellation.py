@@ -45,7 +45,7 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
             db.session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == lease_token)
-                .values(lease_token=None, heartbeat_at=None, updated_at=now)
+                .values(lease_token=None, heartbeat_at=None, lease_expires_at=None, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
         )

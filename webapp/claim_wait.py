@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 
 from flask import request
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from . import hangups, jobs, wakeup
 from .extensions import db
@@ -66,8 +66,10 @@ def _claim(worker_id: str, types: list[str] | None, batch_size: int) -> list[Job
 
 
 def _next_run_after(types: list[str] | None) -> datetime | None:
-    """The earliest `run_after` of a queued job of `types` (only not-yet-due jobs remain queued here)."""
-    statement = select(func.min(Job.run_after)).where(Job.status == "queued")
+    """When the next queued job of `types` becomes claimable (only jobs not yet due remain
+    queued here): its `run_after`, or later while an earlier attempt's lease runs (webapp.leases)."""
+    due = case((Job.lease_expires_at > Job.run_after, Job.lease_expires_at), else_=Job.run_after)
+    statement = select(func.min(due)).where(Job.status == "queued")
     if types:
         statement = statement.where(Job.type.in_(types))
     return db.session.execute(statement).scalar()

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import auth, cancellation, jobs, states, steps
+from .. import auth, cancellation, jobs, leases, states, steps
 from ..claim_wait import claim_waiting
 from . import schemas as s
 from .serialize import claimed_job_json
@@ -52,7 +52,11 @@ def claim(body: s.Claim):
         return {"jobs": []}  # no types asked for: nothing to claim (states.claim reads "no filter" as any type)
     claimed = claim_waiting(body.worker_id, types=body.types, batch_size=body.batch_size, wait_s=body.wait_s)
     replay = steps.replay_state(job.id for job in claimed)
-    return {"jobs": [{**claimed_job_json(job), **replay[job.id]} for job in claimed]}
+    return {
+        "jobs": [
+            {**claimed_job_json(job), "lease_s": leases.lease_seconds(job.type), **replay[job.id]} for job in claimed
+        ]
+    }
 
 
 @operation(
@@ -164,7 +168,7 @@ def fail(job_id: int, body: s.Fail):
     bp,
     "POST",
     "/jobs/<job_id:job_id>/stopped",
-    summary="The worker stopped a cancelled job",
+    summary="The worker stopped a job it was told to stop (cancelled, or its lease lost)",
     body=s.Stopped,
     responses={200: s.Accepted},
     errors=ERRORS,
@@ -172,8 +176,16 @@ def fail(job_id: int, body: s.Fail):
 )
 def stopped(job_id: int, body: s.Stopped):
     """Releases the cancelled job's lease and notes who stopped it; without it the monitor
-    notes, after the job's timeout, that the worker never confirmed the cancellation."""
-    cancellation.confirm_stopped(job_id, body.lease_token, output=body.output)
+    notes, after the job's timeout, that the worker never confirmed the cancellation.
+    With `attempt`, an ended attempt's lease is released whatever the job did since (failed,
+    queued again): the job need not wait for the lease to run out (webapp.leases)."""
+    with jobs.unit_of_work():
+        released = body.attempt is not None and leases.release(job_id, body.attempt)
+        try:
+            cancellation.confirm_stopped(job_id, body.lease_token, output=body.output)
+        except (states.TransitionRefused, states.JobNotFound):
+            if not released:
+                raise
     return {"ok": True}
 
 

@@ -212,6 +212,9 @@ class Fail(Lease):
 
 class Stopped(Lease):
     output: ProcessText | None = None
+    attempt: int | None = Field(
+        None, ge=1, le=INT32, description="The attempt whose process stopped: the job need not wait for its lease."
+    )
 
 
 class Addressed(Body):
@@ -291,6 +294,11 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class Stopping(Answer):
+    attempt: int
+    deadline: Time = Field(description="When the attempt's lease runs out: its worker has stopped it by then.")
+
+
 class JobOut(Answer):
     id: int
     type: str
@@ -315,6 +323,9 @@ class JobOut(Answer):
     last_error: str | None
     exit_code: int | None
     cancel_requested: bool
+    stopping: Stopping | None = Field(
+        description="While an ended attempt's process may still live: the job runs again only after it."
+    )
 
 
 class AttemptOut(Answer):
@@ -401,6 +412,10 @@ class StoredStep(Answer):
 
 class ClaimedJob(JobOut):
     lease_token: str
+    lease_s: float = Field(
+        description="How long the lease lasts from the claim and from each heartbeat: a worker that "
+        "cannot renew it stops the job before it runs out."
+    )
     step_results: dict[str, StoredStep] = Field(description="Completed durable steps by name: replayed, not run.")
     checkpoint: CheckpointOut | None
 

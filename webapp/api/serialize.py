@@ -8,7 +8,9 @@ from sqlalchemy import ColumnElement, Float, Numeric, case, cast, false, func, l
 from sqlalchemy.sql.selectable import NamedFromClause
 from sqlalchemy.types import NullType
 
+from ..leases import stopping_json
 from ..models import Job, JobAttempt, JobEvent
+from ..states import LIVE
 from ..timeutil import isoformat
 
 JOB_FIELDS = (
@@ -43,6 +45,7 @@ def job_json(job: Job) -> dict[str, Any]:
             data[name] = float(data[name])
     data.update({name: isoformat(getattr(job, name)) for name in JOB_TIMES})
     data["cancel_requested"] = bool(job.cancel_requested)
+    data["stopping"] = stopping_json(job)
     return data
 
 
@@ -54,7 +57,7 @@ def job_json_sql(rows: NamedFromClause) -> ColumnElement[Any]:
     (no fraction when it is zero) and its floats as Python's JSON does (50.0, not 50), so
     the stored JSON is the same whichever side built it.
     """
-    shown = {*JOB_FIELDS, *JOB_TIMES, "cancel_requested"}
+    shown = {*JOB_FIELDS, *JOB_TIMES, "cancel_requested"}  # and `stopping`, built below
     row: ColumnElement[Any] = func.to_jsonb(rows.table_valued())
     for column in rows.c:
         if column.name not in shown:
@@ -76,6 +79,21 @@ def job_json_sql(rows: NamedFromClause) -> ColumnElement[Any]:
         stamp = func.to_char(rows.c[name], iso)
         pairs += [literal_column(f"'{name}'"), func.replace(stamp, literal_column("'.000000Z'"), literal_column("'Z'"))]
     pairs += [literal_column("'cancel_requested'"), func.coalesce(rows.c.cancel_requested, false())]
+    # `stopping_json`: while an ended attempt's lease runs, its number and the lease's end.
+    lease = rows.c.lease_expires_at
+    stopping = case(
+        (
+            rows.c.status.not_in(LIVE) & (lease > func.timezone(literal_column("'UTC'"), func.now())),
+            func.jsonb_build_object(
+                literal_column("'attempt'"),
+                rows.c.attempt,
+                literal_column("'deadline'"),
+                func.replace(func.to_char(lease, iso), literal_column("'.000000Z'"), literal_column("'Z'")),
+            ),
+        ),
+        else_=literal_column("'null'::jsonb"),
+    )
+    pairs += [literal_column("'stopping'"), stopping]
     return row.op("||")(func.jsonb_build_object(*pairs))
 
 

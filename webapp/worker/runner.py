@@ -273,18 +273,19 @@ class WorkerRunner:
             jobs = self.client.claim(self.worker_id, self.claim_types, batch_size=free, wait_s=wait_s)
         finally:
             self._claim_waiting = False
+        received_at = time.monotonic()  # the leases count from here (webapp.lease_clock)
         for job in jobs:
             if self.stopping:  # the answer of a claim hung up by a signal: not to start now
                 self._hand_back(job)
                 continue
             try:
-                self._begin(job)
+                self._begin(job, received_at)
             except Exception as error:  # never leave a claimed job behind
                 log.exception("job %s: could not begin the attempt", job.get("id"))
                 self._give_up(job, error)
         return jobs
 
-    def _begin(self, job: dict[str, Any]) -> None:
+    def _begin(self, job: dict[str, Any], received_at: float) -> None:
         attempt = Attempt(
             self.reports,
             job,
@@ -296,6 +297,7 @@ class WorkerRunner:
             retry_max=self.settings.retry_max,
             on_done=self._attempt_done,
             record_timeout=self.settings.record_timeout,
+            claim_received_at=received_at,
         )
         with self._lock:
             self.attempts[attempt.job_id] = attempt
