@@ -43,7 +43,9 @@ def typed() -> tuple[str, ...]:
     return tuple(sorted(current_app.config["JOBWARDEN_TYPE_TIMEOUTS"]))
 
 
-def expiry_sql(type_column: ColumnElement[str] | InstrumentedAttribute[str], types: tuple[str, ...]) -> ColumnElement[datetime]:
+def expiry_sql(
+    type_column: ColumnElement[str] | InstrumentedAttribute[str], types: tuple[str, ...]
+) -> ColumnElement[datetime]:
     """The new `lease_expires_at` of a row, by its type; the values come from `expiry_params`."""
     default = bindparam("lease_until_default", type_=UTCDateTime())
     if not types:
