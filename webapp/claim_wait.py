@@ -42,7 +42,7 @@ def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, w
         hung_up.set()
         hub.nudge()
 
-    with hangups.watching(_client_socket(), on_hang_up):
+    with hangups.watching(client_socket(), on_hang_up):
         while True:
             seen = hub.generation
             claimed = _claim(worker_id, types, batch_size)
@@ -54,7 +54,7 @@ def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, w
             if next_due is not None:
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
             hub.wait(seen, until - time.monotonic(), stop=hung_up)
-            if _client_gone():
+            if client_gone():
                 return []  # its worker is leaving: jobs claimed now would wait for the monitor
 
 
@@ -75,14 +75,14 @@ def _next_run_after(types: list[str] | None) -> datetime | None:
     return db.session.execute(statement).scalar()
 
 
-def _client_socket() -> socket.socket | None:
+def client_socket() -> socket.socket | None:
     sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
     return sock if isinstance(sock, socket.socket) else None
 
 
-def _client_gone() -> bool:
+def client_gone() -> bool:
     """The worker half-closed or closed its connection while the claim waited (it is stopping)."""
-    sock = _client_socket()
+    sock = client_socket()
     if sock is None:
         return False
     try:

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import auth, cancellation, jobs, leases, states, steps
+from .. import auth, cancellation, jobs, leases, presence, states, steps
 from ..claim_wait import claim_waiting
 from . import schemas as s
 from .serialize import claimed_job_json
@@ -304,4 +304,37 @@ def worker_heartbeat(body: s.WorkerHeartbeat):
     jobs.register_worker(
         body.worker_id, hostname=body.hostname, pid=body.pid, types=body.types, concurrency=body.concurrency
     )
+    return {"ok": True}
+
+
+@operation(
+    bp,
+    "POST",
+    "/workers/presence",
+    summary="Held open by each worker: its connection dropping without a goodbye is its death",
+    body=s.WorkerPresence,
+    responses={200: s.Accepted},
+    errors=(401,),
+    security=KEY,
+)
+def worker_presence(body: s.WorkerPresence):
+    """Answered after `wait_s`; the worker sends it again at once. If the connection drops
+    first and the worker never said goodbye, its live jobs are orphaned at once (they run
+    elsewhere once their lease runs out: see webapp.presence)."""
+    presence.hold(body.worker_id, body.wait_s)
+    return {"ok": True}
+
+
+@operation(
+    bp,
+    "POST",
+    "/workers/goodbye",
+    summary="The worker stops cleanly: the end of its presence is not a death",
+    body=s.WorkerGoodbye,
+    responses={200: s.Accepted},
+    errors=(401,),
+    security=KEY,
+)
+def worker_goodbye(body: s.WorkerGoodbye):
+    presence.say_goodbye(body.worker_id)
     return {"ok": True}

@@ -285,6 +285,17 @@ class WorkerHeartbeat(Body):
     concurrency: int | None = Field(None, ge=1, le=10_000)
 
 
+class WorkerPresence(Body):
+    worker_id: Name
+    wait_s: float = Field(
+        MAX_CLAIM_WAIT_S / 2, gt=0, le=MAX_CLAIM_WAIT_S, description="hold the request this long; then send it again"
+    )
+
+
+class WorkerGoodbye(Body):
+    worker_id: Name
+
+
 # --- answers (documentation; the serializers in serialize.py produce them) -----------------
 
 Time = Annotated[str | None, Field(description="ISO 8601 UTC")]

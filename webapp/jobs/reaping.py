@@ -49,6 +49,17 @@ def _orphan(job_id: int, *, reason: str, actor: str, conditions: list[ColumnElem
         )
 
 
+def orphan_job_of_dead_worker(job_id: int, worker_id: str, *, actor: str = "server") -> Job:
+    """The live attempt of a worker whose connection dropped without a goodbye is orphaned now;
+    its lease still holds the job back from another worker (webapp.presence)."""
+    return _orphan(
+        job_id,
+        reason=f"orphaned: worker {worker_id} died (its connection to the server dropped)",
+        actor=actor,
+        conditions=[Job.worker_id == worker_id, Job.status.in_(states.LIVE)],
+    )
+
+
 def orphan_unstarted_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = "monitor") -> Job:
     """The monitor fails an attempt that was claimed before `cutoff` and never started."""
     return _orphan(
