@@ -61,7 +61,7 @@ class Settings:
     pace: float = 0.15  # seconds between actions
     heartbeat_timeout: float = 4.0  # the lease
     kill_grace: float = 2.0
-    seconds: tuple[float, float] = (0.5, 4.0)  # each copy's work
+    seconds: tuple[float, float] = (5.0, 30.0)  # each copy's work: most are still running when an action comes
     worker_share: float = 0.1  # of the actions, on workers
     seed: int | None = None
 

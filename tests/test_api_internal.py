@@ -496,7 +496,7 @@ def test_a_zombie_s_batched_reports_are_fenced_item_by_item(client):
     make_job("queued", max_attempts=3)
     zombie = running(client, "zombie")
     jobs.orphan_job(zombie["id"], cutoff=utcnow() + timedelta(seconds=1), reason="orphaned: test")
-    db.session.execute(db.update(Job).values(run_after=utcnow()))
+    db.session.execute(db.update(Job).values(run_after=utcnow(), lease_expires_at=utcnow()))  # the lease ran out too
     db.session.commit()
     successor = running(client, "successor")
     stale = {"job_id": zombie["id"], "lease_token": zombie["lease_token"]}

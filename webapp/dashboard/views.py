@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError
 from .. import auth, jobs, monitor, query_params, states, steps
 from ..actions import ACTION_NAMES, ACTIONS, action_named, actions_from
 from ..extensions import htmx, limiter
+from ..leases import stopping_json
 from ..limits import COUNT_CAP
 from ..timeutil import utcnow
 from . import display
@@ -28,6 +29,7 @@ bp.add_app_template_filter(display.intag, "intag")
 bp.add_app_template_filter(display.error_headline, "error_headline")
 bp.add_app_template_filter(display.pretty_json, "pretty_json")
 bp.add_app_template_global(display.run_seconds, "run_seconds")
+bp.add_app_template_global(stopping_json, "stopping_json")
 bp.add_app_template_global(display.PAYLOAD_CAP, "PAYLOAD_CAP")  # type: ignore[arg-type]  # any value may be a global
 # One definition of each status set and of the operator actions, for the templates too.
 for _name, _value in {
