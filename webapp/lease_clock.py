@@ -12,13 +12,20 @@ from __future__ import annotations
 import threading
 import time
 
-MIN_MARGIN_S = 1.0
+MIN_MARGIN_S = 0.2
 
 
 def margin_s(lease_s: float) -> float:
     """How much earlier than the server the worker counts its lease out: a tenth of it, at
-    least a second (the answer's way back to the worker, a late tick, the kill itself)."""
+    least 0.2 s (the claim answer's way back to the worker, a late tick, the kill itself)."""
     return max(MIN_MARGIN_S, lease_s / 10)
+
+
+def stop_lead_s(lease_s: float, kill_grace: float) -> float:
+    """How long before the lease's end the worker stops the job (SIGTERM), so a command gets
+    its kill grace before the supervisor's SIGKILL at the end — at most half of what is left
+    of the lease, so a short lease still lets the job run between heartbeats."""
+    return min(kill_grace, (lease_s - margin_s(lease_s)) / 2)
 
 
 class LeaseClock:

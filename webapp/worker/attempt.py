@@ -36,7 +36,7 @@ from typing import Any
 
 from ..backoff import backoff_delay
 from ..client import Conflict, LeaseLostError, NotFound, ServerUnavailable
-from ..lease_clock import LeaseClock
+from ..lease_clock import LeaseClock, stop_lead_s
 from .context import (
     CANCEL,
     ERROR,
@@ -592,7 +592,7 @@ class Attempt:
         """When to stop the job so its commands are dead (SIGKILL after the grace) before the lease ends."""
         if self.lease.until is None or self.finished.is_set():
             return None
-        return self.lease.until - min(self.kill_grace, (self.lease.lease_s or 0) / 2)
+        return self.lease.until - stop_lead_s(self.lease.lease_s or 0, self.kill_grace)
 
     def _check_lease(self, now: float) -> None:
         stop_at = self._lease_stop_at()
