@@ -60,6 +60,10 @@ def flock_server(app, database_url, tmp_path):
         JOBWARDEN_MONITOR="on",
         JOBWARDEN_MONITOR_INTERVAL="0.5",
         JOBWARDEN_HEARTBEAT_TIMEOUT=str(LEASE_S),
+        # Short retries: a frozen worker's waiting claim can still be handed the orphaned job
+        # (answered into a socket nobody reads), which costs one more timeout and a retry.
+        JOBWARDEN_RETRY_BASE_S="0.1",
+        JOBWARDEN_RETRY_MAX_S="1",
         JOBWARDEN_INTERNAL_API_KEY=KEY,
     ) as server:
         yield server
