@@ -235,7 +235,8 @@ def test_a_zombie_whose_job_was_reaped_and_reclaimed_cannot_overwrite_the_new_at
     make_job("queued", max_attempts=3)
     zombie = running(client, "zombie")
     jobs.orphan_job(zombie["id"], cutoff=utcnow() + timedelta(seconds=1), reason="orphaned: test")
-    db.session.execute(db.update(Job).values(run_after=utcnow()))
+    # The lease the zombie was granted runs out too (webapp.store.leases): the job may run again.
+    db.session.execute(db.update(Job).values(run_after=utcnow(), lease_expires_at=utcnow()))
     db.session.commit()
     successor = running(client, "successor")
     assert successor["id"] == zombie["id"]
@@ -496,7 +497,7 @@ def test_a_zombie_s_batched_reports_are_fenced_item_by_item(client):
     make_job("queued", max_attempts=3)
     zombie = running(client, "zombie")
     jobs.orphan_job(zombie["id"], cutoff=utcnow() + timedelta(seconds=1), reason="orphaned: test")
-    db.session.execute(db.update(Job).values(run_after=utcnow()))
+    db.session.execute(db.update(Job).values(run_after=utcnow(), lease_expires_at=utcnow()))  # the lease ran out too
     db.session.commit()
     successor = running(client, "successor")
     stale = {"job_id": zombie["id"], "lease_token": zombie["lease_token"]}

@@ -1,9 +1,11 @@
-"""A real worker process killed with SIGKILL mid-job: the monitor settles its job.
+"""A real worker process killed with SIGKILL mid-job: its job is settled, with the reason.
 
 A real gunicorn server (running the monitor in-process, short timeout and
 interval) and a real `python -m webapp worker` on loopback; the worker's whole
-process group is killed while the job runs. The job must leave `running`
-within heartbeat timeout + one interval (plus start-up slack), with the reason.
+process group is killed while the job runs. The server sees the worker's presence
+drop (webapp.server.presence) and settles the job at once; a worker frozen with SIGSTOP
+keeps its connection and is settled by the monitor. Either way the job must leave
+`running` within heartbeat timeout + one interval (plus start-up slack).
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ def kill_mid_job(server, job_id: int, worker_id: str, tmp_path) -> float:
     return time.monotonic()
 
 
+DIED = "orphaned: worker w-killed died (its connection to the server dropped)"
+
+
 def test_a_job_whose_worker_is_killed_fails_within_timeout_and_interval_with_the_reason(monitored_server, tmp_path):
     job = jobs.create_job(type="demo.sleep", payload={"seconds": 60}, max_attempts=1)
 
@@ -104,7 +109,26 @@ def test_a_job_whose_worker_is_killed_fails_within_timeout_and_interval_with_the
     assert status == "failed"
     assert time.monotonic() - killed_at <= TIMEOUT_S + INTERVAL_S + SLACK_S
     after = jobs.get_job(job.id)
-    assert after.last_error.startswith("orphaned: no heartbeat from worker w-killed since ")
+    assert after.last_error == DIED
+    (event,) = [e for e in jobs.events_of(job.id) if e.actor == "server"]
+    assert (event.from_status, event.to_status, event.reason) == ("running", "failed", after.last_error)
+
+
+def test_a_job_whose_worker_is_frozen_is_failed_by_the_monitor_within_timeout_and_interval(monitored_server, tmp_path):
+    job = jobs.create_job(type="demo.sleep", payload={"seconds": 60}, max_attempts=1)
+    worker = start_worker(monitored_server, "w-frozen", tmp_path)
+    try:
+        wait_for_status(job.id, {"running"}, timeout=30)
+        os.killpg(worker.pid, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        status = wait_for_status(job.id, {"failed", "queued"}, timeout=TIMEOUT_S + INTERVAL_S + SLACK_S)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    assert status == "failed"
+    assert time.monotonic() - frozen_at <= TIMEOUT_S + INTERVAL_S + SLACK_S
+    after = jobs.get_job(job.id)
+    assert after.last_error.startswith("orphaned: no heartbeat from worker w-frozen since ")
     (event,) = [e for e in jobs.events_of(job.id) if e.actor == "monitor"]
     assert (event.from_status, event.to_status, event.reason) == ("running", "failed", after.last_error)
 
@@ -118,4 +142,4 @@ def test_a_job_whose_worker_is_killed_is_requeued_when_it_has_attempts_left(moni
     assert status == "queued"
     (attempt,) = jobs.attempts_of(job.id)
     assert (attempt.outcome, attempt.worker_id) == ("orphaned", "w-killed")
-    assert attempt.error.startswith("orphaned: no heartbeat from worker w-killed since ")
+    assert attempt.error == DIED

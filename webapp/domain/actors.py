@@ -10,6 +10,7 @@ from __future__ import annotations
 API = "api"  # a call to the public API
 OPERATOR = "operator"  # a person in the dashboard or the command line
 MONITOR = "monitor"  # the health monitor
+SERVER = "server"  # a server that saw a worker's connection drop (webapp.server.presence)
 WORKER = "worker"  # a worker that did not say its id
 WORKER_PREFIX = "worker:"
 

@@ -13,7 +13,7 @@ from ..domain.actors import API, worker_actor
 from ..domain.outcomes import Outcome
 from ..domain.statuses import LIVE
 from ..domain.timeutil import utcnow
-from ..store import step_reports, transitions
+from ..store import leases, step_reports, transitions
 from ..store.extensions import db
 from ..store.models import Job, JobAttempt
 from ..store.transaction import unit_of_work
@@ -119,14 +119,16 @@ def heartbeat(
 
 
 def _touch_live(job_id: int, lease_token: str, values: dict[str, Any]) -> Job:
-    """Update a live job the caller still holds (not a status change, but fenced like
-    one: a dead token changes nothing and says why)."""
+    """Update a live job the caller still holds, renewing its lease (not a status change,
+    but fenced like one: a dead token changes nothing and says why)."""
+    lease_types = leases.typed()
     job = db.session.scalars(
         update(Job)
         .where(Job.id == job_id, Job.lease_token == lease_token, Job.status.in_(LIVE))
-        .values(**values)
+        .values(**values, lease_expires_at=leases.expiry_sql(Job.type, lease_types))
         .returning(Job)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .execution_options(synchronize_session=False, populate_existing=True),
+        leases.expiry_params(values["updated_at"], lease_types),
     ).one_or_none()
     if job is None:
         raise transitions.why_refused(job_id, statuses.EDGES["start"], lease_token)
@@ -198,7 +200,8 @@ def complete_jobs(reports: list[CompleteReport]) -> list[transitions.Outcome]:
         return transitions.transition_held(
             "complete",
             held,
-            values={"finished_at": now, "progress": 100, "lease_token": None},
+            # The worker reports its outcome once its process has stopped: nothing is left live.
+            values={"finished_at": now, "progress": 100, "lease_token": None, "lease_expires_at": None},
             attempt_values={"finished_at": now, "outcome": Outcome.COMPLETED},
             now=now,
         )

@@ -69,6 +69,9 @@ def end_attempt(
         event_data={"step": job.current_step, "exit_code": exit_code, "outcome": outcome},
     )
     common["conditions"] = [*common["conditions"], Job.attempt == job.attempt]
+    # The worker's own report comes once its process has stopped; an attempt ended by anyone
+    # else keeps its lease until the worker confirms or it runs out (webapp.store.leases).
+    released: dict[str, Any] = {"lease_expires_at": None} if lease_token is not None else {}
     if give_back or (retryable and attempts_left):
         delay = 0.0 if give_back else retry_delay(job.attempt)
         values: dict[str, Any] = {
@@ -78,6 +81,7 @@ def end_attempt(
             "last_error": error,
             "exit_code": exit_code,
             "heartbeat_at": None,
+            **released,
         }
         if give_back:  # a graceful hand-back (deploy, SIGTERM) costs no attempt: the one it used is given back
             values["max_attempts"] = Job.max_attempts + 1
@@ -85,6 +89,6 @@ def end_attempt(
     return transitions.transition(
         job.id,
         "fail",
-        values={"finished_at": now, "last_error": error, "exit_code": exit_code},
+        values={"finished_at": now, "last_error": error, "exit_code": exit_code, **released},
         **common,
     )

@@ -11,9 +11,9 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, select, update
 
-from ..domain.actors import MONITOR
+from ..domain.actors import MONITOR, SERVER
 from ..domain.outcomes import Outcome
-from ..domain.statuses import FINISHED, Status
+from ..domain.statuses import FINISHED, LIVE, Status
 from ..domain.timeutil import utcnow
 from ..store import transitions
 from ..store.extensions import db
@@ -50,6 +50,17 @@ def _orphan(job_id: int, *, reason: str, actor: str, conditions: list[ColumnElem
             give_back=False,
             conditions=conditions,
         )
+
+
+def orphan_job_of_dead_worker(job_id: int, worker_id: str, *, actor: str = SERVER) -> Job:
+    """The live attempt of a worker whose connection dropped without a goodbye is orphaned now;
+    its lease still holds the job back from another worker (webapp.server.presence)."""
+    return _orphan(
+        job_id,
+        reason=f"orphaned: worker {worker_id} died (its connection to the server dropped)",
+        actor=actor,
+        conditions=[Job.worker_id == worker_id, Job.status.in_(LIVE)],
+    )
 
 
 def orphan_unstarted_job(job_id: int, *, cutoff: datetime, reason: str, actor: str = MONITOR) -> Job:

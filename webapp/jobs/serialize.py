@@ -9,12 +9,18 @@ from sqlalchemy import ColumnElement, Float, Numeric, case, cast, false, func, l
 from sqlalchemy.sql.selectable import NamedFromClause
 from sqlalchemy.types import NullType
 
-from ..domain.statuses import Status
+from ..domain.statuses import LIVE, Status
 from ..domain.timeutil import isoformat
+from ..store.leases import stopping_json
 from ..store.models import Job, JobAttempt, JobEvent
 
 TIME_DESCRIPTION = "ISO 8601 UTC"
 Time = Annotated[str | None, Field(description=TIME_DESCRIPTION)]
+
+
+class Stopping(BaseModel):
+    attempt: int
+    deadline: Time = Field(description="When the attempt's lease runs out: its worker has stopped it by then.")
 
 
 class JobOut(BaseModel):
@@ -46,11 +52,16 @@ class JobOut(BaseModel):
     last_error: str | None
     exit_code: int | None
     cancel_requested: bool
+    stopping: Stopping | None = Field(
+        description="While an ended attempt's process may still live: the job runs again only after it."
+    )
 
 
 JOB_TIMES = tuple(name for name, field in JobOut.model_fields.items() if field.description == TIME_DESCRIPTION)
-# Stored as they are shown; `cancel_requested` is shown as a bool whatever the column held.
-JOB_FIELDS = tuple(name for name in JobOut.model_fields if name not in JOB_TIMES and name != "cancel_requested")
+# Shown as they are stored, but for the computed ones: `cancel_requested` a bool whatever the
+# column held, `stopping` from the lease of an ended attempt.
+COMPUTED = ("cancel_requested", "stopping")
+JOB_FIELDS = tuple(name for name in JobOut.model_fields if name not in JOB_TIMES and name not in COMPUTED)
 
 
 # SQLite stores an integral REAL as an integer and its RETURNING hands it back as one:
@@ -65,6 +76,7 @@ def job_json(job: Job) -> dict[str, Any]:
             data[name] = float(data[name])
     data.update({name: isoformat(getattr(job, name)) for name in JOB_TIMES})
     data["cancel_requested"] = bool(job.cancel_requested)
+    data["stopping"] = stopping_json(job)
     return data
 
 
@@ -76,7 +88,7 @@ def job_json_sql(rows: NamedFromClause) -> ColumnElement[Any]:
     (no fraction when it is zero) and its floats as Python's JSON does (50.0, not 50), so
     the stored JSON is the same whichever side built it.
     """
-    shown = {*JOB_FIELDS, *JOB_TIMES, "cancel_requested"}
+    shown = {*JOB_FIELDS, *JOB_TIMES, "cancel_requested"}  # and `stopping`, built below
     row: ColumnElement[Any] = func.to_jsonb(rows.table_valued())
     for column in rows.c:
         if column.name not in shown:
@@ -98,6 +110,21 @@ def job_json_sql(rows: NamedFromClause) -> ColumnElement[Any]:
         stamp = func.to_char(rows.c[name], iso)
         pairs += [literal_column(f"'{name}'"), func.replace(stamp, literal_column("'.000000Z'"), literal_column("'Z'"))]
     pairs += [literal_column("'cancel_requested'"), func.coalesce(rows.c.cancel_requested, false())]
+    # `stopping_json`: while an ended attempt's lease runs, its number and the lease's end.
+    lease = rows.c.lease_expires_at
+    stopping = case(
+        (
+            rows.c.status.not_in(LIVE) & (lease > func.timezone(literal_column("'UTC'"), func.now())),
+            func.jsonb_build_object(
+                literal_column("'attempt'"),
+                rows.c.attempt,
+                literal_column("'deadline'"),
+                func.replace(func.to_char(lease, iso), literal_column("'.000000Z'"), literal_column("'Z'")),
+            ),
+        ),
+        else_=literal_column("'null'::jsonb"),
+    )
+    pairs += [literal_column("'stopping'"), stopping]
     return row.op("||")(func.jsonb_build_object(*pairs))
 
 

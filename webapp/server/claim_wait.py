@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 
 from flask import request
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from .. import jobs
 from ..domain.timeutil import utcnow
@@ -45,7 +45,7 @@ def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, w
         hung_up.set()
         hub.nudge()
 
-    with hangups.watching(_client_socket(), on_hang_up):
+    with hangups.watching(client_socket(), on_hang_up):
         while True:
             seen = hub.generation
             claimed = _claim(worker_id, types, batch_size)
@@ -58,7 +58,7 @@ def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, w
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
             hub.wait(seen, until - time.monotonic(), stop=hung_up)
             if hung_up.is_set():
-                if _client_gone():
+                if client_gone():
                     return []  # its worker is leaving: jobs claimed now would wait for the monitor
                 # Bytes, not a hang-up: the socket stays readable, so waiting again would return at
                 # once, forever (5,000 claim statements in 9 s). No worker sends them: refuse.
@@ -77,21 +77,23 @@ def _claim(worker_id: str, types: list[str] | None, batch_size: int) -> list[Job
 
 
 def _next_run_after(types: list[str] | None) -> datetime | None:
-    """The earliest `run_after` of a queued job of `types` (only not-yet-due jobs remain queued here)."""
-    statement = select(func.min(Job.run_after)).where(Job.status == "queued")
+    """When the next queued job of `types` becomes claimable (only jobs not yet due remain
+    queued here): its `run_after`, or later while an earlier attempt's lease runs (webapp.store.leases)."""
+    due = case((Job.lease_expires_at > Job.run_after, Job.lease_expires_at), else_=Job.run_after)
+    statement = select(func.min(due)).where(Job.status == "queued")
     if types:
         statement = statement.where(Job.type.in_(types))
     return db.session.execute(statement).scalar()
 
 
-def _client_socket() -> socket.socket | None:
+def client_socket() -> socket.socket | None:
     sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
     return sock if isinstance(sock, socket.socket) else None
 
 
-def _client_gone() -> bool:
+def client_gone() -> bool:
     """The worker half-closed or closed its connection while the claim waited (it is stopping)."""
-    sock = _client_socket()
+    sock = client_socket()
     if sock is None:
         return False
     try:

@@ -23,7 +23,8 @@ import tempfile
 wsgi_app = "webapp:create_app()"
 
 # Threads serve the many short requests of polling dashboards and heartbeating
-# workers, and every idle worker's waiting claim (a long poll) holds one thread —
+# workers; every worker's presence (webapp.server.presence) and every idle worker's waiting
+# claim (long polls) each hold one thread —
 # but no database connection — until a job comes: 2 × 256 threads keep the
 # dashboard answering with 200 idle workers (even all on one process) and room to
 # spare. Processes add CPU. Override with GUNICORN_WORKERS / GUNICORN_THREADS.

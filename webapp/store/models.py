@@ -71,6 +71,9 @@ class Job(Model):
     worker_id: Mapped[str | None] = mapped_column(String(200))
     lease_token: Mapped[str | None] = mapped_column(String(64))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Until when the attempt's worker (and its commands' supervisors) may run it unrenewed:
+    # kept after the attempt ends until its worker confirms it stopped (webapp.store.leases).
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     run_after: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

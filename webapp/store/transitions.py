@@ -47,7 +47,7 @@ from ..domain.statuses import (
     TransitionRefused,
 )
 from ..domain.timeutil import utcnow
-from . import moves
+from . import leases, moves
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent
 
@@ -577,11 +577,15 @@ def _new_token(postgresql: bool) -> ColumnElement[str]:
 
 
 @lru_cache(maxsize=8)
-def _claim_plan(by_type: bool, postgresql: bool) -> _Plan:
+def _claim_plan(by_type: bool, postgresql: bool, lease_types: tuple[str, ...]) -> _Plan:
     now = _param("cas_now", _JOBS.c.updated_at)
     candidates = (
         select(_JOBS.c.id)
-        .where(_JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now)
+        .where(
+            _JOBS.c.status == Status.QUEUED,
+            _JOBS.c.run_after <= now,
+            leases.claimable(_JOBS.c.lease_expires_at, now),  # one live copy: see webapp.store.leases
+        )
         .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
         .limit(bindparam("cas_batch_size"))
     )
@@ -603,6 +607,7 @@ def _claim_plan(by_type: bool, postgresql: bool) -> _Plan:
             worker_id=_param("cas_worker_id", _JOBS.c.worker_id),
             claimed_at=now,
             heartbeat_at=now,
+            lease_expires_at=leases.expiry_sql(_JOBS.c.type, lease_types),
             started_at=None,
             progress=None,
             stage=None,
@@ -637,17 +642,21 @@ def claim(
     FOR UPDATE SKIP LOCKED so claimers never wait on or collide with each other,
     and the attempt rows and events are written by the same statement; on SQLite
     the UPDATE takes the database's single write lock before it reads.
-    Each claimed job gets a fresh lease token, one more attempt and an attempt row.
+    Each claimed job gets a fresh lease token and lease, one more attempt and an attempt
+    row; a job whose previous attempt may still be live is skipped (webapp.store.leases).
     """
+    now = now or utcnow()
+    lease_types = leases.typed()
     params = {
         "cas_worker_id": worker_id,
-        "cas_now": now or utcnow(),
+        "cas_now": now,
         "cas_batch_size": batch_size,
         "cas_types": types or [],
         "cas_reason": None,
         "cas_event_data": None,
+        **leases.expiry_params(now, lease_types),
     }
-    jobs = _run(_claim_plan(bool(types), _is_postgresql()), params)
+    jobs = _run(_claim_plan(bool(types), _is_postgresql(), lease_types), params)
     if jobs:
         moves.announce("claim", Status.CLAIMED, len(jobs))
     return sorted(jobs, key=lambda job: (-job.priority, job.id))

@@ -13,8 +13,11 @@ Two threads per attempt:
   progress, stage, step and new output. When the server is unreachable it
   keeps the reports and retries with backoff while the handler keeps running.
   A heartbeat answer that says cancel, or a `lease_lost` answer to anything,
-  stops the job. A cancelled job, once stopped, is confirmed to the server
-  (`stopped`), so the monitor notes only cancellations nobody confirmed. Any
+  stops the job. A job stopped so, once stopped, is confirmed to the server
+  (`stopped`, naming the attempt), so the monitor notes only cancellations nobody
+  confirmed and the job need not wait for the lease to run again. A lease the
+  server could not renew stops the job before it runs out (webapp.worker.lease_clock),
+  the commands' supervisors holding the same deadline should the worker freeze. Any
   other failure to report is a bookkeeping failure: the job is stopped and
   failed, and its open steps are reported failed.
 """
@@ -48,6 +51,7 @@ from .context import (
     describe,
 )
 from .handlers import CommandHandler, PythonHandler, timeout_for
+from .lease_clock import LeaseClock, stop_lead_s
 from .outage import ServerOutage
 from .process import TemplateError, clip_argv
 from .reports import ReportBatcher
@@ -132,6 +136,7 @@ class Attempt:
         on_done: Callable[[Attempt], None] = lambda attempt: None,
         record_timeout: float = RECORD_TIMEOUT_S,
         outage: ServerOutage | None = None,
+        claim_received_at: float | None = None,
     ):
         self.reports = reports
         self.job = job
@@ -154,12 +159,16 @@ class Attempt:
             kill_grace=kill_grace,
         )
         self.ctx.record_timeout = record_timeout
+        received_at = time.monotonic() if claim_received_at is None else claim_received_at
+        self.lease = LeaseClock(job.get("lease_s"), received_at)
+        self.ctx.renew_lease(self.lease.until)
         self._lock = threading.Lock()
         self._outbox: deque[Report] = deque()
         self._in_flight: Report | None = None
         self._sent_checkpoint_version = 0
         self._final_queued = False
-        self._cancelled = False  # the server cancelled the job: confirm once the handler has stopped
+        self._cancelled = False  # the server cancelled the job or moved on: confirm once the handler has stopped
+        self._stopped_outcome = Outcome.CANCELLED  # or LEASE_LOST
         self._handler_ended = False
         self._started = threading.Event()
         self.finished = threading.Event()  # nothing more will be reported
@@ -352,7 +361,7 @@ class Attempt:
             if self.finished.is_set():
                 return
             self._outbox.clear()
-            self._outbox.append(Report("stopped", {"output": self.ctx.output.text()}))
+            self._outbox.append(Report("stopped", {"output": self.ctx.output.text(), "attempt": self.ctx.attempt}))
         self._wake.set()
 
     def _queue(self, report: Report) -> None:
@@ -382,6 +391,7 @@ class Attempt:
         while not self.finished.is_set():
             now = time.monotonic()
             self._check_deadline(now)
+            self._check_lease(now)
             self._check_abandoned(now)
             if now >= retry_at:
                 try:
@@ -420,6 +430,9 @@ class Attempt:
                     wake_at.append(retry_at)
             if self._deadline is not None:
                 wake_at.append(self._deadline)
+            lease_stop_at = self._lease_stop_at()
+            if lease_stop_at is not None and self.ctx.stop_reason is None:
+                wake_at.append(lease_stop_at)
             if self._stop_requested_at is not None:
                 wake_at.append(self._stop_requested_at + self.kill_grace + ABANDON_AFTER_S)
             timeout = max(0.0, min(wake_at) - time.monotonic())
@@ -466,7 +479,7 @@ class Attempt:
             if report.kind == "start":
                 self._started.set()
             if report.final:
-                self.outcome = {"complete": Outcome.COMPLETED, "stopped": Outcome.CANCELLED}.get(report.kind) or (
+                self.outcome = {"complete": Outcome.COMPLETED, "stopped": self._stopped_outcome}.get(report.kind) or (
                     Outcome.INTERRUPTED if report.fields.get("interrupted") else Outcome.FAILED
                 )
                 self.finished.set()
@@ -500,6 +513,7 @@ class Attempt:
         checkpoint_version, checkpoint = self.ctx.pending_checkpoint()
         if checkpoint_version != self._sent_checkpoint_version:
             send["checkpoint"] = checkpoint
+        sent_at = time.monotonic()
         try:
             answer = self.reports.send("heartbeat", self.job_id, self.lease_token, **send)
         except (ServerUnavailable, LeaseLostError, Conflict, NotFound):
@@ -510,31 +524,34 @@ class Attempt:
             raise
         self._sent_output_version = output_version
         self._sent_checkpoint_version = checkpoint_version
+        self.ctx.renew_lease(self.lease.renewed(sent_at))
         if answer.get("cancel_requested"):
             self._cancel()
 
     def _lost(self, error: Exception) -> None:
         status = getattr(error, "status", None)
-        if status == "cancelled" and not self._cancelled:
-            self._cancel()
+        if not self._cancelled:
+            if status == "cancelled":
+                self._cancel()
+            else:  # failed, queued again, …: stopped and confirmed as a cancellation is
+                self._cancel(StopReason(LEASE_LOST, f"lease lost: the job is now {status}"), Outcome.LEASE_LOST)
             return
-        if status == "cancelled":  # the confirmation itself came too late: the monitor released the lease
-            reason, outcome = StopReason(CANCEL, "cancelled"), Outcome.CANCELLED
-        else:
-            reason, outcome = StopReason(LEASE_LOST, f"lease lost: the job is now {status}"), Outcome.LEASE_LOST
-        log.info("job %s: %s; stopping it", self.job_id, reason.message)
-        self.stop(reason)
-        self._close(outcome)
+        # The confirmation itself came too late: the monitor released the lease, or it ran out.
+        log.info("job %s: the stop was not confirmed (the job is now %s)", self.job_id, status)
+        self.stop(StopReason(CANCEL, "cancelled") if status == "cancelled" else StopReason(LEASE_LOST, "lease lost"))
+        self._close(self._stopped_outcome)
 
-    def _cancel(self) -> None:
-        """Stop the cancelled job, report nothing more about it, and confirm once it has stopped."""
-        log.info("job %s: cancelled; stopping it", self.job_id)
+    def _cancel(self, reason: StopReason | None = None, outcome: Outcome = Outcome.CANCELLED) -> None:
+        """Stop the job the server ended, report nothing more about it, and confirm once it has stopped."""
+        reason = reason or StopReason(CANCEL, "cancelled")
+        log.info("job %s: %s; stopping it", self.job_id, reason.message)
         with self._lock:
             self._outbox.clear()
             self._final_queued = True  # no heartbeat, step or outcome any more
             self._cancelled = True
+            self._stopped_outcome = outcome
             confirm = self._handler_ended
-        self.stop(StopReason(CANCEL, "cancelled"))
+        self.stop(reason)
         if confirm:
             self._queue_stopped()
 
@@ -580,6 +597,20 @@ class Attempt:
             log.info("job %s: timed out after %s s; stopping it", self.job_id, _seconds(self.timeout_s or 0))
             self.stop(StopReason(TIMEOUT, f"timed out after {_seconds(self.timeout_s or 0)} s", phase="timeout"))
 
+    def _lease_stop_at(self) -> float | None:
+        """When to stop the job so its commands are dead (SIGKILL after the grace) before the lease ends."""
+        if self.lease.until is None or self.finished.is_set():
+            return None
+        return self.lease.until - stop_lead_s(self.lease.lease_s or 0, self.kill_grace)
+
+    def _check_lease(self, now: float) -> None:
+        stop_at = self._lease_stop_at()
+        if stop_at is None or now < stop_at or self.ctx.stop_reason is not None:
+            return
+        message = f"the server could not renew the job's {_seconds(self.lease.lease_s or 0)} s lease; stopped before it ran out"
+        log.warning("job %s: %s; stopping it", self.job_id, message)
+        self.stop(StopReason(ERROR, message, phase="lease"))
+
     def _check_abandoned(self, now: float) -> None:
         """A handler that ignored the stop past the grace: report for it and let its thread go."""
         if self._stop_requested_at is None or now < self._stop_requested_at + self.kill_grace + ABANDON_AFTER_S:
@@ -590,7 +621,7 @@ class Attempt:
                 self.job_id,
                 now - self._stop_requested_at,
             )
-            self._close(Outcome.CANCELLED)
+            self._close(self._stopped_outcome)
             return
         if self._final_queued:
             return

@@ -156,6 +156,9 @@ class JobContext:
         self._stop = threading.Event()
         self._stop_reason: StopReason | None = None
         self._processes: set[GroupProcess] = set()
+        # The monotonic time by which this attempt's commands must be dead unless the lease is
+        # renewed (webapp.worker.lease_clock): each command's supervisor holds it even if the worker freezes.
+        self._lease_until: float | None = None
         self.failed_step: StepFailure | None = None
         self.record_timeout = RECORD_TIMEOUT_S
         # Durable steps: what earlier attempts stored, names used in this run, the newest checkpoint.
@@ -365,8 +368,10 @@ class JobContext:
         SIGKILL after the grace, and `Stopped` is raised.
         """
         self.check()
-        process = GroupProcess(argv, output=self.output, kill_grace=self.kill_grace, env=env, cwd=cwd)
         with self._lock:
+            process = GroupProcess(
+                argv, output=self.output, kill_grace=self.kill_grace, env=env, cwd=cwd, lease_until=self._lease_until
+            )
             process.start()
             self._processes.add(process)
         try:
@@ -402,6 +407,14 @@ class JobContext:
             process.terminate()
         self._wake()
         return current is None
+
+    def renew_lease(self, until: float | None) -> None:
+        """The lease now runs until `until` (monotonic): tell every running command's supervisor."""
+        with self._lock:
+            self._lease_until = until
+            processes = list(self._processes)
+        for process in processes:
+            process.renew_lease(until)
 
     def kill_processes(self) -> None:
         """SIGKILL every command of this attempt now (the worker's second signal)."""

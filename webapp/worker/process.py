@@ -79,7 +79,8 @@ class GroupProcess:
     adopts and reaps every descendant, and stops all of them when the command
     is stopped, when the command exits leaving some behind, or when this worker
     dies — by a lifeline pipe the kernel closes on any death, `kill -9`
-    included. `wait()` returns the command's exit code once no descendant is
+    included — or, when the worker is frozen, when the lease it last passed down
+    the lifeline runs out. `wait()` returns the command's exit code once no descendant is
     left.
     """
 
@@ -91,6 +92,7 @@ class GroupProcess:
         kill_grace: float = 10.0,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
+        lease_until: float | None = None,
     ):
         if not argv:
             raise ValueError("an external command needs at least a program name")
@@ -99,9 +101,11 @@ class GroupProcess:
         self.kill_grace = kill_grace
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
+        self.lease_until = lease_until  # monotonic: the supervisor kills everything then unless renewed
         self.pid: int | None = None  # the command's (and its process group's) id
         self.supervisor: subprocess.Popen | None = None
         self._lifeline: int | None = None  # the write end: closed by the kernel when we die
+        self._lifeline_lock = threading.Lock()  # a renewal never writes to a closed (reused) descriptor
         self._status: BinaryIO | None = None
         self._reader: threading.Thread | None = None
 
@@ -140,6 +144,7 @@ class GroupProcess:
             os.close(lifeline_r)
             os.close(status_w)
         self._lifeline = lifeline_w
+        self.renew_lease(self.lease_until)
         self._status = os.fdopen(status_r, "rb")
         self._reader = threading.Thread(target=self._read, name=f"output-{self.supervisor.pid}", daemon=True)
         self._reader.start()
@@ -175,6 +180,8 @@ class GroupProcess:
                 returncode = int(value)
             elif word == "leftovers":
                 log.info("command %s left processes behind; stopping them", self.argv[0])
+            elif word == "lease":
+                log.warning("command %s: the job's lease ran out unrenewed; killed it", self.argv[0])
             elif word == "killing":
                 log.warning("command %s ignored SIGTERM for %s s; sending SIGKILL", self.argv[0], value)
             elif not word:  # the supervisor ended
@@ -190,10 +197,24 @@ class GroupProcess:
             self._reader.join(timeout=1.0)
         if self._status:
             self._status.close()
-        if self._lifeline is not None:
-            os.close(self._lifeline)
-            self._lifeline = None
+        with self._lifeline_lock:
+            if self._lifeline is not None:
+                os.close(self._lifeline)
+                self._lifeline = None
         return code
+
+    def renew_lease(self, until: float | None) -> None:
+        """Tell the supervisor the lease runs until `until` (monotonic, one clock for the machine)."""
+        if until is None:
+            return
+        with self._lifeline_lock:
+            if self._lifeline is None:
+                return
+            self.lease_until = until
+            try:
+                os.write(self._lifeline, f"lease {until:.6f}\n".encode())
+            except OSError:  # the supervisor is gone: nothing of the command is left to stop
+                pass
 
     def terminate(self) -> None:
         """SIGTERM to the command and all it started now; SIGKILL after the grace unless they are gone."""

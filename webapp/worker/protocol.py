@@ -148,6 +148,12 @@ class WorkerClient(JobwardenClient):
             connect_timeout=self.timeout,
             ca_bundle=verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH,
         )
+        # The worker's presence, held open on a connection of its own (webapp.server.presence).
+        self.presence_line = ClaimLine(
+            self.base_url,
+            connect_timeout=self.timeout,
+            ca_bundle=verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH,
+        )
 
     def claim(
         self, worker_id: str, types: builtins.list[str] | None = None, *, batch_size: int = 1, wait_s: float = 0
@@ -213,6 +219,30 @@ class WorkerClient(JobwardenClient):
         """Several reports in one request, each {"kind", "job_id", "lease_token", ...its fields}.
         One answer per item, in order, each with its `code`; `item_answer` reads one as its single call would."""
         return self._internal("/reports", {"items": items})["results"]
+
+    def presence(self, worker_id: str, *, wait_s: float) -> None:
+        """Held by the server for `wait_s`: while it is open, the server sees this worker die the
+        moment its connection drops. Returns at once after `presence_line.drop()`."""
+        try:
+            answer = self.presence_line.post(
+                "/api/internal/workers/presence",
+                {"worker_id": worker_id, "wait_s": wait_s},
+                self._internal_headers(),
+                timeout=self.timeout + wait_s,
+            )
+        except ConnectionNotMade as error:
+            raise ServerUnavailable(f"cannot reach {self.base_url}: {error}") from None
+        if answer is None:
+            return
+        code, data = answer
+        if code >= 500:
+            raise ServerUnavailable(f"POST /api/internal/workers/presence: server error {code}")
+        if code >= 400:
+            raise refusal(code, data)
+
+    def goodbye(self, worker_id: str) -> None:
+        """The worker stops cleanly: the drop of its presence that follows is not a death."""
+        self._internal("/workers/goodbye", {"worker_id": worker_id})
 
     def worker_heartbeat(self, worker_id: str, **fields: Any) -> None:
         """fields: hostname, pid, types, concurrency."""

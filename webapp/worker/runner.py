@@ -42,6 +42,7 @@ MIN_CLAIM_GAP_S = 0.01  # between long polls: an answer that comes back at once 
 HAND_BACK_WAIT_S = 10.0  # after the kill grace, for the hand-back reports to land
 HUNG_UP_ANSWER_S = 5.0  # a hung-up claim's answer is waited for this long, then the connection is dropped
 ABORT_WAIT_S = 2.0
+PRESENCE_WAIT_S = 20.0  # how long the server holds the presence request (webapp.server.presence); as CLAIM_WAIT_S
 
 
 class ClaimInterrupted(Exception):
@@ -101,6 +102,7 @@ class WorkerRunner:
         self._wake = threading.Event()
         self._stop_beating = threading.Event()
         self._claim_waiting = False
+        self._said_goodbye = False
         self._signals = 0
         self._shutdown_at: float | None = None
 
@@ -165,6 +167,7 @@ class WorkerRunner:
             types_label(self.claim_types),
         )
         threading.Thread(target=self._beat_worker, name="worker-heartbeat", daemon=True).start()
+        threading.Thread(target=self._keep_present, name="worker-presence", daemon=True).start()
         next_claim = 0.0
         retry_at = 0.0
         failures = 0
@@ -251,6 +254,29 @@ class WorkerRunner:
                 log.exception("worker error in the worker heartbeat")
             self._stop_beating.wait(self.settings.heartbeat_interval)
 
+    def _keep_present(self) -> None:
+        """Hold a presence request open at the server all the time (webapp.server.presence): killed,
+        this worker's connection drops and its jobs are orphaned within seconds."""
+        failures = 0
+        while not self._said_goodbye:
+            try:
+                self.client.presence(self.worker_id, wait_s=PRESENCE_WAIT_S)
+                failures = 0
+            except Exception as error:  # the heartbeats log the outage; only wait before the next
+                failures += 1
+                log.debug("worker presence: %s", error)
+                time.sleep(backoff_delay(failures, base=0.5, cap=self.settings.retry_max))
+
+    def _say_goodbye(self) -> None:
+        """A clean stop: told first, so the presence dropping next is not taken for a death."""
+        self._said_goodbye = True
+        try:
+            self.client.goodbye(self.worker_id)
+        except Exception as error:
+            log.warning("could not say goodbye to the server (%s): its jobs are settled as a death's", error)
+        self.client.presence_line.hang_up()
+        self.client.presence_line.drop()
+
     def _worker_heartbeat(self) -> None:
         self.client.worker_heartbeat(
             self.worker_id,
@@ -266,18 +292,19 @@ class WorkerRunner:
             jobs = self.client.claim(self.worker_id, self.claim_types, batch_size=free, wait_s=wait_s)
         finally:
             self._claim_waiting = False
+        received_at = time.monotonic()  # the leases count from here (webapp.worker.lease_clock)
         for job in jobs:
             if self.stopping:  # the answer of a claim hung up by a signal: not to start now
                 self._hand_back(job)
                 continue
             try:
-                self._begin(job)
+                self._begin(job, received_at)
             except Exception as error:  # never leave a claimed job behind
                 log.exception("job %s: could not begin the attempt", job.get("id"))
                 self._give_up(job, error)
         return jobs
 
-    def _begin(self, job: dict[str, Any]) -> None:
+    def _begin(self, job: dict[str, Any], received_at: float) -> None:
         attempt = Attempt(
             self.reports,
             job,
@@ -290,6 +317,7 @@ class WorkerRunner:
             on_done=self._attempt_done,
             record_timeout=self.settings.record_timeout,
             outage=self.outage,
+            claim_received_at=received_at,
         )
         with self._lock:
             self.attempts[attempt.job_id] = attempt
@@ -346,6 +374,7 @@ class WorkerRunner:
         started = self._shutdown_at or time.monotonic()
         if self._signals == 1 and self._wait_finished(started + self.settings.grace):
             log.info("all jobs finished; exiting")
+            self._say_goodbye()
             return 0
         message = f"worker {self.worker_id} shut down before the job finished"
         if self._signals == 1:
@@ -354,6 +383,7 @@ class WorkerRunner:
             for attempt in running:
                 attempt.stop(StopReason(SHUTDOWN, message, phase="shutdown"))
             if self._wait_finished(time.monotonic() + self.kill_grace + HAND_BACK_WAIT_S):
+                self._say_goodbye()
                 return 0
         running = self._running()
         log.warning("stopping at once: killing %d job(s) and handing them back", len(running))

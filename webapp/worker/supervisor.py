@@ -16,6 +16,11 @@ app). It
   The kernel closes it when the worker dies, however it dies (a pipe does not
   care which thread forked, unlike `PR_SET_PDEATHSIG`): then the supervisor
   stops everything — SIGTERM, SIGKILL after the orphan grace;
+- reads from that pipe the job's lease (`lease UNTIL`, a `time.monotonic()` value:
+  one clock for every process of the machine), renewed by the worker with each
+  heartbeat the server answered; when it runs out unrenewed — the worker is
+  frozen (SIGSTOP, a long pause) or cut off from the server — SIGKILLs everything
+  at once and tells the worker `lease`: by then the server may hand the job on;
 - on SIGTERM from the worker, stops everything (SIGKILL after the grace); on
   SIGUSR1, SIGKILLs everything at once;
 - when the command exits, tells the worker `exit RETURNCODE` (negative: killed
@@ -79,6 +84,9 @@ class Supervisor:
         self.kill_at: float | None = None  # SIGKILL everything from then on
         self.term_at: float | None = None  # when everything got SIGTERM
         self.killing = False
+        self.lease_until: float | None = None  # monotonic: everything dies then unless renewed
+        self.lease_out = False
+        self._lifeline_buffer = b""
 
     def tell(self, line: str) -> None:
         try:
@@ -115,6 +123,20 @@ class Supervisor:
         if self.term_at is None:
             self.term_at = time.monotonic()
             self.signal_all(signal.SIGTERM)
+
+    def read_lifeline(self) -> bool:
+        """Take the worker's lease renewals; False when the worker died (the pipe closed)."""
+        assert self.lifeline is not None
+        data = os.read(self.lifeline, 4096)
+        if not data:
+            return False
+        lines = (self._lifeline_buffer + data).split(b"\n")
+        self._lifeline_buffer = lines.pop()
+        for line in lines:
+            word, _, value = line.decode("ascii", "replace").partition(" ")
+            if word == "lease":
+                self.lease_until = float(value)
+        return True
 
     def reap(self) -> bool:
         """Reap every child that ended; False once no child is left."""
@@ -157,6 +179,10 @@ class Supervisor:
         self.tell(f"started {self.command_pid}")
         while self.reap():
             now = time.monotonic()
+            if self.lease_until is not None and now >= self.lease_until and not self.lease_out:
+                self.lease_out = True
+                self.tell("lease")
+                self.stop(0)
             if self.kill_at is not None and now >= self.kill_at:
                 if not self.killing and self.term_at is not None and now > self.term_at:
                     self.tell(f"killing {now - self.term_at:.1f}")  # something ignored SIGTERM
@@ -167,6 +193,9 @@ class Supervisor:
                 timeout = self.kill_at - now
             else:
                 timeout = None
+            if self.lease_until is not None and not self.lease_out:
+                until_lease = max(0.0, self.lease_until - now)
+                timeout = until_lease if timeout is None else min(timeout, until_lease)
             watched = [wake_r] + ([self.lifeline] if self.lifeline is not None else [])
             ready, _, _ = select.select(watched, [], [], timeout)
             if wake_r in ready:
@@ -175,7 +204,7 @@ class Supervisor:
                         self.stop(self.grace)
                     elif signum == signal.SIGUSR1:
                         self.stop(0)
-            if self.lifeline is not None and self.lifeline in ready and not os.read(self.lifeline, 512):
+            if self.lifeline is not None and self.lifeline in ready and not self.read_lifeline():
                 os.close(self.lifeline)
                 self.lifeline = None  # the worker died: nobody is left to report to
                 self.stop(self.orphan_grace)

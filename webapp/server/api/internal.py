@@ -19,8 +19,8 @@ from ... import jobs
 from ...domain import statuses
 from ...jobs import cancellation, steps
 from ...jobs.serialize import claimed_job_json
-from ...store import transitions
-from .. import auth
+from ...store import leases, transitions
+from .. import auth, presence
 from ..claim_wait import UnexpectedBytes, claim_waiting
 from . import worker_schemas
 from .spec import ApiError, invalid, operation, refused
@@ -59,7 +59,11 @@ def claim(body: worker_schemas.Claim):
     except UnexpectedBytes as error:
         raise ApiError(400, "invalid", f"wait_s: {error}", field="wait_s") from None
     replay = steps.replay_state(job.id for job in claimed)
-    return {"jobs": [{**claimed_job_json(job), **replay[job.id]} for job in claimed]}
+    return {
+        "jobs": [
+            {**claimed_job_json(job), "lease_s": leases.lease_seconds(job.type), **replay[job.id]} for job in claimed
+        ]
+    }
 
 
 @operation(
@@ -171,7 +175,7 @@ def fail(job_id: int, body: worker_schemas.Fail):
     bp,
     "POST",
     "/jobs/<job_id:job_id>/stopped",
-    summary="The worker stopped a cancelled job",
+    summary="The worker stopped a job it was told to stop (cancelled, or its lease lost)",
     body=worker_schemas.Stopped,
     responses={200: worker_schemas.Accepted},
     errors=ERRORS,
@@ -179,8 +183,16 @@ def fail(job_id: int, body: worker_schemas.Fail):
 )
 def stopped(job_id: int, body: worker_schemas.Stopped):
     """Releases the cancelled job's lease and notes who stopped it; without it the monitor
-    notes, after the job's timeout, that the worker never confirmed the cancellation."""
-    cancellation.confirm_stopped(job_id, body.lease_token, output=body.output)
+    notes, after the job's timeout, that the worker never confirmed the cancellation.
+    With `attempt`, an ended attempt's lease is released whatever the job did since (failed,
+    queued again): the job need not wait for the lease to run out (webapp.store.leases)."""
+    with jobs.unit_of_work():
+        released = body.attempt is not None and leases.release(job_id, body.attempt)
+        try:
+            cancellation.confirm_stopped(job_id, body.lease_token, output=body.output)
+        except (statuses.TransitionRefused, statuses.JobNotFound):
+            if not released:
+                raise
     return {"ok": True}
 
 
@@ -301,4 +313,37 @@ def worker_heartbeat(body: worker_schemas.WorkerHeartbeat):
     jobs.register_worker(
         body.worker_id, hostname=body.hostname, pid=body.pid, types=body.types, concurrency=body.concurrency
     )
+    return {"ok": True}
+
+
+@operation(
+    bp,
+    "POST",
+    "/workers/presence",
+    summary="Held open by each worker: its connection dropping without a goodbye is its death",
+    body=worker_schemas.WorkerPresence,
+    responses={200: worker_schemas.Accepted},
+    errors=(401,),
+    security=KEY,
+)
+def worker_presence(body: worker_schemas.WorkerPresence):
+    """Answered after `wait_s`; the worker sends it again at once. If the connection drops
+    first and the worker never said goodbye, its live jobs are orphaned at once (they run
+    elsewhere once their lease runs out: see webapp.server.presence)."""
+    presence.hold(body.worker_id, body.wait_s)
+    return {"ok": True}
+
+
+@operation(
+    bp,
+    "POST",
+    "/workers/goodbye",
+    summary="The worker stops cleanly: the end of its presence is not a death",
+    body=worker_schemas.WorkerGoodbye,
+    responses={200: worker_schemas.Accepted},
+    errors=(401,),
+    security=KEY,
+)
+def worker_goodbye(body: worker_schemas.WorkerGoodbye):
+    presence.say_goodbye(body.worker_id)
     return {"ok": True}

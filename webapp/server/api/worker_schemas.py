@@ -110,6 +110,9 @@ class Fail(Lease):
 
 class Stopped(Lease):
     output: ProcessText | None = None
+    attempt: int | None = Field(
+        None, ge=1, le=INT32, description="The attempt whose process stopped: the job need not wait for its lease."
+    )
 
 
 class Addressed(Body):
@@ -188,6 +191,10 @@ class StoredStep(Answer):
 
 class ClaimedJob(JobOut):
     lease_token: str
+    lease_s: float = Field(
+        description="How long the lease lasts from the claim and from each heartbeat: a worker that "
+        "cannot renew it stops the job before it runs out."
+    )
     step_results: dict[str, StoredStep] = Field(description="Completed durable steps by name: replayed, not run.")
     checkpoint: CheckpointOut | None
 
@@ -217,3 +224,14 @@ class ReportResult(Answer):
 
 class ReportResults(Answer):
     results: list[ReportResult]
+
+
+class WorkerPresence(Body):
+    worker_id: WorkerId
+    wait_s: float = Field(
+        MAX_CLAIM_WAIT_S / 2, gt=0, le=MAX_CLAIM_WAIT_S, description="hold the request this long; then send it again"
+    )
+
+
+class WorkerGoodbye(Body):
+    worker_id: WorkerId

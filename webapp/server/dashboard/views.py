@@ -13,6 +13,7 @@ from ...domain.timeutil import utcnow
 from ...jobs import query_params, steps
 from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action
 from ...monitor.story import WORKER_STATE_LABELS
+from ...store.leases import stopping_json
 from .. import auth
 from ..extensions import htmx, limiter
 from . import display, recovery_effects
@@ -33,6 +34,7 @@ bp.add_app_template_filter(display.intag, "intag")
 bp.add_app_template_filter(display.error_headline, "error_headline")
 bp.add_app_template_filter(display.pretty_json, "pretty_json")
 bp.add_app_template_global(display.run_seconds, "run_seconds")
+bp.add_app_template_global(stopping_json, "stopping_json")
 bp.add_app_template_global(display.PAYLOAD_CAP, "PAYLOAD_CAP")  # type: ignore[arg-type]  # any value may be a global
 # One definition of each status set and of the operator actions, for the templates too.
 for _name, _value in {

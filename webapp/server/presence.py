@@ -1,0 +1,84 @@
+"""A worker's death seen in seconds: each worker keeps one request open (`presence`, a
+long poll it sends again as soon as it is answered), and the server watches that
+request's socket (webapp.server.hangups). When it drops — the kernel closes a killed process's
+sockets at once — the worker is dead unless it said goodbye first (`goodbye`, the last
+thing a worker stopping cleanly does). Its live jobs are then orphaned at once, on
+whichever replica held the connection, rather than after the heartbeat timeout and the
+monitor's next pass.
+
+Orphaned is not runnable elsewhere yet: a command's supervisor outlives its worker
+(it kills the command within the orphan grace of seeing the worker die, or when the
+lease runs out if it cannot), and the server cannot see it. So the orphaned attempt
+keeps its lease (webapp.store.leases): the job shows `stopping` and the claim skips it until
+the lease runs out. A frozen worker keeps its connection open and is not seen here:
+its jobs fall to the heartbeat timeout, as a silent network partition does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import select, update
+
+from ..domain.statuses import LIVE, JobNotFound, TransitionRefused
+from ..jobs.reaping import orphan_job_of_dead_worker
+from ..store.extensions import db
+from ..store.models import Job, Worker
+from ..store.transaction import rows_changed, unit_of_work
+from . import hangups
+from .claim_wait import client_gone, client_socket
+
+log = logging.getLogger(__name__)
+
+ALIVE, DEAD, STOPPED = "alive", "gone", "stopped"  # Worker.state: `stopped` once it said goodbye
+
+
+def hold(worker_id: str, wait_s: float) -> bool:
+    """Hold the worker's presence request up to `wait_s`; True when its connection dropped
+    without a goodbye (it died), after its jobs were orphaned."""
+    sock = client_socket()
+    dropped = threading.Event()
+    db.session.close()  # wait without a database connection
+    with hangups.watching(sock, dropped.set):
+        dropped.wait(wait_s)
+    if not dropped.is_set() or not client_gone():
+        return False
+    return declare_dead(worker_id) is not None
+
+
+def declare_dead(worker_id: str) -> list[int] | None:
+    """Mark the worker gone and orphan its live jobs; None when it had said goodbye (or was
+    already gone): one UPDATE decides, so two replicas never both orphan."""
+    with unit_of_work():
+        died = rows_changed(
+            db.session.execute(
+                update(Worker)
+                .where(Worker.id == worker_id, Worker.state == ALIVE)
+                .values(state=DEAD)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    if not died:
+        return None
+    live = list(db.session.scalars(select(Job.id).where(Job.worker_id == worker_id, Job.status.in_(LIVE))))
+    orphaned = []
+    for job_id in live:
+        try:
+            orphan_job_of_dead_worker(job_id, worker_id)
+        except (TransitionRefused, JobNotFound):
+            continue  # it moved on meanwhile (a late report, an operator)
+        orphaned.append(job_id)
+    log.warning("worker %s: its connection dropped without a goodbye; orphaned jobs %s", worker_id, orphaned)
+    return orphaned
+
+
+def say_goodbye(worker_id: str) -> None:
+    """The worker stops cleanly: the drop of its presence that follows is not a death."""
+    with unit_of_work():
+        db.session.execute(
+            update(Worker)
+            .where(Worker.id == worker_id)
+            .values(state=STOPPED)
+            .execution_options(synchronize_session=False)
+        )
