@@ -81,6 +81,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .webhooks import register as register_webhooks
 
     register_webhooks(app)
+    from .schedules import register as register_schedules
+
+    register_schedules(app)
     if app.config["JOBWARDEN_MONITOR"]:
         # Once per serving process; see webapp/monitor/scheduler.py and gunicorn.conf.py.
         from .monitor import start_scheduler

@@ -109,6 +109,7 @@ class JobQuery(Body):
     status: Annotated[list[Status], AfterValidator(_once_each)] = Field(default_factory=list, max_length=len(Status))
     type: Name | None = None
     worker: Name | None = None
+    schedule: Name | None = None
     q: Annotated[str, Field(max_length=200), AfterValidator(_no_nul)] | None = None
 
 
@@ -315,6 +316,8 @@ class JobOut(Answer):
     last_error: str | None
     exit_code: int | None
     cancel_requested: bool
+    schedule: str | None = Field(None, description="The schedule that made the job, if one did.")
+    scheduled_for: Time = Field(None, description="The fire time the schedule made it for (UTC).")
 
 
 class AttemptOut(Answer):

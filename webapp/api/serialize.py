@@ -27,8 +27,18 @@ JOB_FIELDS = (
     "result",
     "last_error",
     "exit_code",
+    "schedule",
 )
-JOB_TIMES = ("heartbeat_at", "run_after", "created_at", "claimed_at", "started_at", "finished_at", "updated_at")
+JOB_TIMES = (
+    "heartbeat_at",
+    "run_after",
+    "created_at",
+    "claimed_at",
+    "started_at",
+    "finished_at",
+    "updated_at",
+    "scheduled_for",
+)
 
 
 # SQLite stores an integral REAL as an integer and its RETURNING hands it back as one:
@@ -69,7 +79,7 @@ def job_json_sql(rows: NamedFromClause) -> ColumnElement[Any]:
                 else_=func.to_jsonb(value),
             )
             pairs += [literal_column(f"'{name}'"), as_python]
-    # One untyped parameter for the seven times: the statement stays under psycopg's 4 KiB
+    # One untyped parameter for all the times: the statement stays under psycopg's 4 KiB
     # limit for caching its parsed form (over it, every execution parses it again).
     iso = literal('YYYY-MM-DD"T"HH24:MI:SS.US"Z"', NullType())
     for name in JOB_TIMES:
