@@ -3,6 +3,7 @@ misfire and overlap policies, each decision in the schedule's history."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from webapp.models import Job, Schedule
 from webapp.schedules import store
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+RACERS = 8
 
 
 def make(name="nightly", *, now=T0, **settings):
@@ -42,14 +44,12 @@ def test_a_due_schedule_fires_once_and_moves_on(app):
     assert store.get("nightly").next_fire_at == T0 + timedelta(seconds=120)
 
 
-def test_a_second_fire_of_the_same_time_matches_nothing(app):
-    """Two replicas that read the same schedule: the second one's conditional UPDATE finds it moved."""
+def test_a_time_already_fired_is_not_fired_again(app):
     make()
     due = T0 + timedelta(seconds=60)
     schedule_id = store.get("nightly").id
     db.session.rollback()
     assert len(store.fire(schedule_id, due)) == 1
-    # The loser read the row before the winner committed: put it back as it was and fire "again".
     assert store.fire(schedule_id, due) == []
     assert runs() == [due]
 
@@ -162,3 +162,33 @@ def test_declared_schedules_sync_and_a_missing_one_is_kept_and_marked(app):
     store.sync_declared(declared, actor="worker", now=T0)
     db.session.rollback()
     assert store.get("b").missing_from_code is False
+
+
+def test_racing_fires_of_one_time_make_one_job(app):
+    """Eight threads, each its own connection, fire the same due schedule at once."""
+    make()
+    schedule_id = store.get("nightly").id
+    db.session.rollback()
+    due = T0 + timedelta(seconds=60)
+    barrier = threading.Barrier(RACERS)
+    made: list[int] = []
+    errors: list[BaseException] = []
+
+    def racer() -> None:
+        with app.app_context():
+            try:
+                barrier.wait()
+                made.append(len(store.fire(schedule_id, due)))
+            except BaseException as error:  # reported by the test thread below
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=racer) for _ in range(RACERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(made) == [0] * (RACERS - 1) + [1]
+    assert runs() == [due]

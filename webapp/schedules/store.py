@@ -12,6 +12,7 @@ run still live) are events in the schedule's history, written in the same transa
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from ..states import UNFINISHED
 from ..timeutil import isoformat, utcnow
 from .timing import BadTiming, Timing
 
+FIRING_ACTOR = "scheduler"
 MISFIRE_POLICIES = ("skip", "run_once", "all")
 OVERLAP_POLICIES = ("allow", "skip", "wait")
 SOURCES = ("code", "api")
@@ -370,9 +372,10 @@ def fire(schedule_id: int, now: datetime | None = None) -> list[Job]:
         )
         if rows_changed(moved) == 0:
             return []  # another replica fired this time, or the schedule changed meanwhile
-        made = jobs.create_jobs([_job_spec(schedule, moment) for moment in plan.fire_times], actor="scheduler")
+        actor = f"{FIRING_ACTOR}:{os.getpid()}"  # which replica fired it
+        made = jobs.create_jobs([_job_spec(schedule, moment) for moment in plan.fire_times], actor=actor)
         for kind, message, fire_time in plan.events:
-            _record(schedule_id, kind, message, actor="scheduler", now=now, fire_time=fire_time)
+            _record(schedule_id, kind, message, actor=actor, now=now, fire_time=fire_time)
     return made
 
 
