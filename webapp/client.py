@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
@@ -328,6 +328,25 @@ class JobwardenClient:
     def worker_heartbeat(self, worker_id: str, **fields: Any) -> None:
         """fields: hostname, pid, types, concurrency."""
         self._internal("/workers/heartbeat", {"worker_id": worker_id, **fields})
+
+    def sync_schedules(self, declared: builtins.list[dict[str, Any]]) -> dict[str, Any]:
+        """Hand the server the schedules this worker's code declares (see webapp.schedules.store.sync_declared)."""
+        return self._internal("/schedules/sync", {"schedules": declared})
+
+    # --- schedules (operator) -------------------------------------------------------
+
+    def schedules(self) -> builtins.list[dict[str, Any]]:
+        return self._call("GET", "/api/schedules")["schedules"]
+
+    def add_schedule(self, name: str, **settings: Any) -> dict[str, Any]:
+        return self._call("POST", "/api/schedules", {"name": name, **settings}, repeatable=False)
+
+    def schedule_action(self, name: str, action: str) -> dict[str, Any]:
+        """`pause`, `resume` or `trigger` (the job made)."""
+        return self._call("POST", f"/api/schedules/{quote(name, safe='')}/{action}", {}, repeatable=False)
+
+    def remove_schedule(self, name: str) -> None:
+        self._call("DELETE", f"/api/schedules/{quote(name, safe='')}", repeatable=False)
 
     # --- transport -----------------------------------------------------------------------
 

@@ -16,5 +16,7 @@ def register(app: Flask) -> None:
 
     # JSON routes authenticate with headers, never the session cookie: no CSRF token needed.
     csrf.exempt(api.bp)
+    csrf.exempt(api.internal_bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.internal_bp)
     app.register_blueprint(views.bp)

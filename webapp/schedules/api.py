@@ -163,3 +163,36 @@ def trigger_schedule(name: str):
     with as_committed():
         job = store.trigger(name, actor="api")
         return job_json(job), 201
+
+
+# --- the worker's declared schedules (internal API key) --------------------------------
+
+internal_bp = Blueprint("schedules_internal", __name__, url_prefix="/api/internal")
+
+
+@internal_bp.before_request
+def require_the_internal_key():
+    if not auth.internal_key_valid():
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <JOBWARDEN_INTERNAL_API_KEY>")
+
+
+internal_bp.register_error_handler(store.BadSchedule, bad_schedule)
+
+
+@operation(
+    internal_bp,
+    "POST",
+    "/schedules/sync",
+    summary="Sync the schedules a worker's code declares",
+    body=s.DeclaredSchedules,
+    responses={200: s.SyncResult},
+    errors=(401,),
+    security=[{"internalKey": []}],
+)
+def sync_schedules(body: s.DeclaredSchedules):
+    """New ones are added, changed ones changed; code schedules left out are marked `missing_from_code`,
+    never deleted. A name taken by a schedule made through the API is left alone (`conflicts`)."""
+    declared = [{"name": spec.name, **given(spec)} for spec in body.schedules]
+    for spec in body.schedules:  # all checked before any is stored: a bad one changes nothing
+        store.check_settings({**store.DEFAULTS, **given(spec)})
+    return store.sync_declared(declared, actor="worker")

@@ -98,17 +98,17 @@ def all_schedules() -> list[Schedule]:
     return list(db.session.scalars(select(Schedule).order_by(Schedule.name)))
 
 
-def _check(settings: dict[str, Any], anchor: datetime) -> Timing:
+def check_settings(settings: dict[str, Any], anchor: datetime | None = None) -> Timing:
     for field, allowed in (("misfire", MISFIRE_POLICIES), ("overlap", OVERLAP_POLICIES)):
         if settings[field] not in allowed:
             raise BadSchedule(field, f"{field} is one of {', '.join(allowed)}")
-    return Timing(settings["cron"], settings["every_s"], settings["timezone"], anchor)
+    return Timing(settings["cron"], settings["every_s"], settings["timezone"], anchor or utcnow())
 
 
 def create(name: str, settings: dict[str, Any], *, source: str, actor: str, now: datetime | None = None) -> Schedule:
     now = now or utcnow()
     values = {**DEFAULTS, **{field: value for field, value in settings.items() if value is not None}}
-    timing = _check(values, now)
+    timing = check_settings(values, now)
     first = timing.next_after(now)
     schedule = Schedule(
         name=name,
@@ -148,7 +148,7 @@ def change(name: str, changes: dict[str, Any], *, actor: str, now: datetime | No
             values["every_s"] = None
         if "every_s" in changes and changes["every_s"] is not None and "cron" not in changes:
             values["cron"] = None
-        timing = _check(values, schedule.created_at)
+        timing = check_settings(values, schedule.created_at)
         retimed = any(values[field] != getattr(schedule, field) for field in TIMING_FIELDS)
         changed = [field for field in SETTINGS if values[field] != getattr(schedule, field)]
         for field in SETTINGS:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backoff import backoff_delay, jittered
-from ..client import JobwardenClient, JobwardenError, ServerUnavailable
+from ..client import ClientError, JobwardenClient, JobwardenError, ServerUnavailable
 from .attempt import Attempt
 from .context import SHUTDOWN, StopReason, describe
 from .handlers import Registry
@@ -239,10 +239,15 @@ class WorkerRunner:
             return len(self.attempts)
 
     def _beat_worker(self) -> None:
-        """Register and refresh the worker every heartbeat interval, beside the claims."""
+        """Register and refresh the worker every heartbeat interval, beside the claims;
+        the first time through, and until the server has them, hand it the declared schedules."""
         failures = 0
+        schedules_synced = not self.registry.schedules
         while not self.stopping:
             try:
+                if not schedules_synced:
+                    self._sync_schedules()
+                    schedules_synced = True
                 self._worker_heartbeat()
                 failures = 0
             except ServerUnavailable as error:
@@ -257,6 +262,16 @@ class WorkerRunner:
             except Exception:
                 log.exception("worker error in the worker heartbeat")
             self._stop_beating.wait(self.settings.heartbeat_interval)
+
+    def _sync_schedules(self) -> None:
+        try:
+            result = self.client.sync_schedules(list(self.registry.schedules.values()))
+        except ClientError as error:  # a bad declaration: said once, not retried
+            log.error("the server refused the declared schedules: %s", error)
+            return
+        for kind in ("created", "changed", "missing", "conflicts"):
+            if result.get(kind):
+                log.info("schedules %s: %s", kind, ", ".join(result[kind]))
 
     def _worker_heartbeat(self) -> None:
         self.client.worker_heartbeat(
