@@ -16,6 +16,7 @@ from .current import current_flask_app
 from .devserver import dev_command
 from .extensions import db
 from .operator_cli import jobs_group, submit_command
+from .schedules.cli import schedules_group
 from .schema import schema_problem
 from .worker.command import worker_command
 
@@ -111,4 +112,5 @@ def webhooks_deliver_command() -> None:
 cli.add_command(worker_command)
 cli.add_command(submit_command)
 cli.add_command(jobs_group)
+cli.add_command(schedules_group)
 cli.add_command(dev_command)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from ..api.schemas import Body, JobJson, Name, Time
-from .store import MISFIRE_POLICIES, OVERLAP_POLICIES
+from .policies import MISFIRE_POLICIES, OVERLAP_POLICIES
 
 MisfirePolicy = Literal[MISFIRE_POLICIES]  # type: ignore[valid-type]
 OverlapPolicy = Literal[OVERLAP_POLICIES]  # type: ignore[valid-type]

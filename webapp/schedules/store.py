@@ -27,14 +27,11 @@ from ..jobs.transaction import rows_changed, unit_of_work
 from ..models import Job, Schedule, ScheduleEvent
 from ..states import UNFINISHED
 from ..timeutil import isoformat, utcnow
+from .policies import DEFAULT_MISFIRE, DEFAULT_OVERLAP, MISFIRE_POLICIES, OVERLAP_POLICIES
 from .timing import BadTiming, Timing
 
 FIRING_ACTOR = "scheduler"
-MISFIRE_POLICIES = ("skip", "run_once", "all")
-OVERLAP_POLICIES = ("allow", "skip", "wait")
 SOURCES = ("code", "api")
-DEFAULT_MISFIRE = "run_once"
-DEFAULT_OVERLAP = "allow"
 # A fire found up to this late is on time (a monitor busy for a moment); older ones were missed.
 MISFIRE_GRACE = timedelta(seconds=60)
 MISFIRE_ALL_CAP = 100  # `all` makes at most this many jobs for missed times; the older ones are skipped
