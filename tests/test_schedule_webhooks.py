@@ -26,7 +26,7 @@ def test_job_events_sent_to_webhooks_carry_the_schedule(app, client):
     hook = {"url": "http://127.0.0.1:9/hook", "events": [events.JOB_COMPLETED]}  # never sent: no delivery runs
     assert client.post("/api/webhooks", json=hook).status_code == 201
     make()
-    store.fire_due(T0 + timedelta(seconds=60))
+    store.fire_round(T0 + timedelta(seconds=60))
     db.session.rollback()
     claimed = jobs.claim_jobs("w1")[0]
     jobs.start_job(claimed.id, claimed.lease_token)

@@ -1,9 +1,9 @@
 """The schedules' round in the monitor's scheduler: it sleeps until the next due fire, not on a fixed poll.
 
 One APScheduler job per process, on an executor of its own (a fire never waits for
-a monitor pass or a webhook round). A round fires what is due (store.fire_due), asks
-the store once when the earliest schedule is next due (ix_schedules_due) and sets its
-own next run to that time, or to MAX_SLEEP from now when that is sooner: a schedule
+a monitor pass or a webhook round). A round fires what is due and learns when the
+earliest schedule is next due (store.fire_round: one query on ix_schedules_due when
+nothing is due) and sets its own next run to that time, or to MAX_SLEEP from now when that is sooner: a schedule
 created or changed through another replica is seen within MAX_SLEEP, while one
 changed here wakes the round at once (`wake`, after the change commits). Any replica
 running it is enough: the store lets each fire time through once.
@@ -53,10 +53,10 @@ def run_round(app: Flask, db_guard: Callable[[], AbstractContextManager[Any]] = 
         wakes_before = _wakes
     with db_guard(), app.app_context():
         try:
-            made = store.fire_due()
-            if made:
-                log.info("schedules: %d job(s) fired", made)
-            due = store.next_due()
+            fired = store.fire_round()
+            if fired.made:
+                log.info("schedules: %d job(s) fired", fired.made)
+            due = fired.next_due
         except Exception:
             log.exception("schedule round failed")
             due = None

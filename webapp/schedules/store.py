@@ -12,12 +12,13 @@ run still live) are events in the schedule's history, written in the same transa
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Select, and_, delete, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import jobs
@@ -32,6 +33,8 @@ from .timing import BadTiming, Timing
 
 FIRING_ACTOR = "scheduler"
 SOURCES = ("code", "api")
+log = logging.getLogger(__name__)
+
 # A fire found up to this late is on time (a monitor busy for a moment); older ones were missed.
 MISFIRE_GRACE = timedelta(seconds=60)
 MISFIRE_ALL_CAP = 100  # `all` makes at most this many jobs for missed times; the older ones are skipped
@@ -247,20 +250,16 @@ def history(schedule_id: int, limit: int = 50) -> list[ScheduleEvent]:
 # --- firing ------------------------------------------------------------------------
 
 
-def next_due() -> datetime | None:
-    """When the earliest schedule that is not paused is due: one query on ix_schedules_due."""
-    return db.session.scalar(select(func.min(Schedule.due_at)).where(Schedule.paused.is_(False)))
+FIRE_BATCH = 100  # schedules looked at per query of a round
 
 
-def due_ids(now: datetime, limit: int = 100) -> list[int]:
-    return list(
-        db.session.scalars(
-            select(Schedule.id)
-            .where(Schedule.paused.is_(False), Schedule.due_at <= now)
-            .order_by(Schedule.due_at)
-            .limit(limit)
-        )
-    )
+def earliest(limit: int) -> list[Any]:
+    """The `limit` schedules due soonest that are not paused, (id, due_at): one range of ix_schedules_due."""
+    return list(db.session.execute(earliest_query(limit)).all())
+
+
+def earliest_query(limit: int) -> Select[int, datetime]:
+    return select(Schedule.id, Schedule.due_at).where(Schedule.paused == false()).order_by(Schedule.due_at).limit(limit)
 
 
 @dataclass(frozen=True)
@@ -376,14 +375,35 @@ def fire(schedule_id: int, now: datetime | None = None) -> list[Job]:
     return made
 
 
-def fire_due(now: datetime | None = None) -> int:
-    """Fire every due schedule; the number of jobs made."""
+@dataclass(frozen=True)
+class Round:
+    made: int  # jobs made
+    next_due: datetime | None  # when the earliest schedule not paused is due next (None: there is none)
+
+
+def fire_round(now: datetime | None = None) -> Round:
+    """Fire every due schedule and say when the next is due.
+
+    A round with nothing due is one query. Each batch that fires is followed by one more
+    (the schedules it fired are due again, maybe before the rest). A schedule whose fire
+    raises is logged and left for the next round, so one broken row never holds up the others.
+    """
     now = now or utcnow()
     made = 0
-    for schedule_id in due_ids(now):
-        made += len(fire(schedule_id, now))
-    db.session.rollback()
-    return made
+    broken: set[int] = set()
+    while True:
+        rows = [row for row in earliest(FIRE_BATCH + len(broken)) if row.id not in broken]
+        db.session.rollback()
+        due = [row.id for row in rows if row.due_at <= now]
+        if not due:
+            return Round(made, rows[0].due_at if rows else None)
+        for schedule_id in due:
+            try:
+                made += len(fire(schedule_id, now))
+            except Exception:
+                db.session.rollback()
+                log.exception("schedule %d: fire failed; left for the next round", schedule_id)
+                broken.add(schedule_id)
 
 
 # --- the schedules code declares -----------------------------------------------------
