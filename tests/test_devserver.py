@@ -64,6 +64,13 @@ def test_dev_serves_sample_jobs_runs_them_and_hands_back_on_ctrl_c(tmp_path):
             60,
             "the local worker to complete a sample job",
         )
+
+        def both_schedules() -> list:
+            listed = requests.get(f"{url}/api/schedules", timeout=2).json()["schedules"]
+            return listed if len(listed) == 2 else []
+
+        schedules = wait_until(both_schedules, 30, "the sample schedules, synced by the local worker")
+        assert {(s["name"], s["source"]) for s in schedules} == {("demo-tick", "code"), ("demo-nightly-report", "code")}
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:

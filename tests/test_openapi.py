@@ -64,6 +64,12 @@ def test_every_contract_route_is_in_the_document(client):
         "/api/internal/jobs/{job_id}/complete",
         "/api/internal/jobs/{job_id}/fail",
         "/api/internal/workers/heartbeat",
+        "/api/schedules",
+        "/api/schedules/{name}",
+        "/api/schedules/{name}/pause",
+        "/api/schedules/{name}/resume",
+        "/api/schedules/{name}/trigger",
+        "/api/internal/schedules/sync",
     ]:
         assert path in paths, path
 

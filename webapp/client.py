@@ -13,6 +13,7 @@ import builtins
 import time
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -125,6 +126,21 @@ class JobwardenClient:
 
     def cleanup(self) -> dict[str, Any]:
         return self._call("POST", "/api/admin/cleanup", {}, repeatable=False)
+
+    # --- schedules (operator) -------------------------------------------------------
+
+    def schedules(self) -> builtins.list[dict[str, Any]]:
+        return self._call("GET", "/api/schedules")["schedules"]
+
+    def add_schedule(self, name: str, **settings: Any) -> dict[str, Any]:
+        return self._call("POST", "/api/schedules", {"name": name, **settings}, repeatable=False)
+
+    def schedule_action(self, name: str, action: str) -> dict[str, Any]:
+        """`pause`, `resume` or `trigger` (the job made)."""
+        return self._call("POST", f"/api/schedules/{quote(name, safe='')}/{action}", {}, repeatable=False)
+
+    def remove_schedule(self, name: str) -> None:
+        self._call("DELETE", f"/api/schedules/{quote(name, safe='')}", repeatable=False)
 
     # --- transport -----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from ..store.schema import schema_problem
 from ..worker.command import worker_command
 from .devserver import dev_command
 from .operator import jobs_group, submit_command
+from .schedules import schedules_group
 from .serve import serve_command
 
 
@@ -131,5 +132,6 @@ def webhooks_deliver_command() -> None:
 cli.add_command(worker_command)
 cli.add_command(submit_command)
 cli.add_command(jobs_group)
+cli.add_command(schedules_group)
 cli.add_command(dev_command)
 cli.add_command(serve_command)

@@ -18,6 +18,7 @@ class JobFilter:
     type: str | None = None
     worker: str | None = None
     q: str | None = None
+    schedule: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
@@ -27,6 +28,8 @@ class JobFilter:
             conditions.append(Job.type == self.type)
         if self.worker:
             conditions.append(Job.worker_id == self.worker)
+        if self.schedule:
+            conditions.append(Job.schedule == self.schedule)
         if self.q:
             text = self.q.strip()
             matches = [

@@ -52,6 +52,8 @@ class JobOut(BaseModel):
     last_error: str | None
     exit_code: int | None
     cancel_requested: bool
+    schedule: str | None = Field(None, description="The schedule that made the job, if one did.")
+    scheduled_for: Time = Field(None, description="The fire time the schedule made it for (UTC).")
     stopping: Stopping | None = Field(
         description="While an ended attempt's process may still live: the job runs again only after it."
     )
@@ -103,7 +105,7 @@ def job_json_sql(rows: NamedFromClause) -> ColumnElement[Any]:
                 else_=func.to_jsonb(value),
             )
             pairs += [literal_column(f"'{name}'"), as_python]
-    # One untyped parameter for the seven times: the statement stays under psycopg's 4 KiB
+    # One untyped parameter for all the times: the statement stays under psycopg's 4 KiB
     # limit for caching its parsed form (over it, every execution parses it again).
     iso = literal('YYYY-MM-DD"T"HH24:MI:SS.US"Z"', NullType())
     for name in JOB_TIMES:

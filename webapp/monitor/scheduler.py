@@ -28,6 +28,7 @@ from werkzeug.serving import is_running_from_reloader
 from ..config import SERVING_COMMANDS
 from ..store.extensions import db
 from ..webhooks.delivery import schedule as schedule_webhook_deliveries
+from .schedule_round import schedule as schedule_fires
 from .settings import monitor_settings
 from .settle import run_pass
 
@@ -127,6 +128,7 @@ def start_scheduler(app: Flask) -> None:
             next_run_time=now + timedelta(seconds=interval),
         )
         schedule_webhook_deliveries(scheduler, app, db_guard=lambda: _no_fork_during_a_pass)
+        schedule_fires(scheduler, app, db_guard=lambda: _no_fork_during_a_pass)
         _guard_forks()
         scheduler.start()
         _scheduler, _scheduler_app = scheduler, app
@@ -192,6 +194,7 @@ def run_foreground(
 
     scheduler.add_job(report, "interval", seconds=interval, args=["schedule"], id=PASS_JOB_ID)
     schedule_webhook_deliveries(scheduler, app)
+    schedule_fires(scheduler, app)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     echo(f"health monitor running every {interval:g} s (pid {os.getpid()}); Ctrl-C to stop")
     try:

@@ -84,6 +84,10 @@ class Job(Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    queue: Mapped[str] = mapped_column(String(200), default="default", server_default="default")
+    # Set on a job a schedule made: the schedule's name and the fire time it ran for (webapp/schedules).
+    schedule: Mapped[str | None] = mapped_column(String(200))
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(
@@ -109,6 +113,10 @@ class Job(Model):
         Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_status_finished", "status", "finished_at"),
+        # A schedule fires each time at most once, on any number of replicas: the store says no to a second.
+        Index("uq_jobs_schedule_fire", "schedule", "scheduled_for", unique=True),
+        # A schedule's runs, newest first (/jobs?schedule=NAME, its last runs, its overlap check).
+        Index("ix_jobs_schedule_id", "schedule", "id"),
     )
 
 
@@ -348,3 +356,66 @@ class WebhookDelivery(Model):
         # The delivery log, newest first.
         Index("ix_webhook_deliveries_log", "endpoint_id", "id"),
     )
+
+
+# --- schedules (webapp/schedules) ---------------------------------------------------
+
+
+class Schedule(Model):
+    """A recurring job: when (`cron` in `timezone`, or every `every_s`), what (type, payload…), and policies.
+
+    `next_fire_at` is the fire time owed; `due_at` is when a monitor looks at the schedule
+    next: the same time, except while an `overlap="wait"` fire waits for the previous run.
+    A fire moves both forward with a conditional UPDATE in the transaction that inserts
+    its job, so of any number of replicas exactly one fires each time.
+    """
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    cron: Mapped[str | None] = mapped_column(String(200))
+    every_s: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    type: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[Any] = mapped_column(Json, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int | None] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(200), default="default")
+    misfire: Mapped[str] = mapped_column(String(16))  # skip | run_once | all
+    overlap: Mapped[str] = mapped_column(String(16))  # allow | skip | wait
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_fire_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(8))  # code | api
+    missing_from_code: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("(cron IS NULL) <> (every_s IS NULL)", name="ck_schedules_cron_or_every"),
+        # The monitor's one query per wake-up: the earliest due schedule that is not paused.
+        Index(
+            "ix_schedules_due",
+            "due_at",
+            sqlite_where=text("paused = 0"),
+            postgresql_where=text("paused = false"),
+        ),
+    )
+
+
+class ScheduleEvent(Model):
+    """A schedule's history: every fire, skip, wait and operator change, said in words."""
+
+    __tablename__ = "schedule_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(16))  # see webapp.jobs.schedules.EVENT_KINDS
+    actor: Mapped[str] = mapped_column(String(200))
+    fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    job_id: Mapped[int | None] = mapped_column(BigInteger)  # no foreign key: pruning a job keeps the history
+    message: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_schedule_events_schedule", "schedule_id", "id"),)

@@ -15,6 +15,9 @@
 - ``demo.crash``: an external command that writes to stderr and exits 1.
 - ``demo.hang``: an external command that ignores SIGTERM and sleeps.
 - ``demo.command_sleep``: an external command sleeping ``{"seconds": N}``.
+
+And two schedules, declared in code: ``demo-tick`` (``demo.noop`` every 2 minutes) and
+``demo-nightly-report`` (``demo.sleep`` every day at 02:30 Europe/Berlin).
 """
 
 from __future__ import annotations
@@ -125,4 +128,10 @@ registry.command(
         "import os, sys, time; print('sleeping; pid', os.getpid(), flush=True); time.sleep(float(sys.argv[1]))",
         "{seconds}",
     ],
+)
+
+# Sample schedules, declared in code: synced to the server when this worker starts (`make run`).
+registry.schedule("demo-tick", every_s=120, type="demo.noop", overlap="skip")
+registry.schedule(
+    "demo-nightly-report", cron="30 2 * * *", timezone="Europe/Berlin", type="demo.sleep", payload={"seconds": 3}
 )

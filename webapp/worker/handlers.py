@@ -9,8 +9,14 @@ A handlers module (``--handlers my.module``) defines a module-level
 
     registry.command("backup", ["pg_dump", "--dbname", "{database}"], timeout_s=3600)
 
+    registry.schedule("nightly-backup", cron="0 2 * * *", timezone="Europe/Berlin", type="backup")
+
 An external command is an argv template filled from the job's payload and run
 without a shell; exit code 0 completes the job, anything else fails it.
+
+A declared schedule is sent to the server when the worker starts (the server checks
+it: a bad one stops nothing but is logged); one no longer declared is marked missing
+there, never deleted.
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ class Registry:
     """Job type → handler. Types are matched exactly."""
 
     handlers: dict[str, PythonHandler | CommandHandler] = field(default_factory=dict)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → the schedule API's fields
 
     def handler(self, type: str, *, timeout_s: float | None = None) -> Callable[[Handler], Handler]:
         """Decorator: register a Python callable `f(ctx)` for `type`."""
@@ -99,6 +106,18 @@ class Registry:
             raise RegistryError(f"{type}: argv must be a non-empty list of strings (no shell)")
         self._add(CommandHandler(type, tuple(argv), timeout_s, dict(env) if env else None, cwd))
 
+    def schedule(
+        self, name: str, *, type: str, cron: str | None = None, every_s: int | None = None, **settings: Any
+    ) -> None:
+        """Declare a schedule: `cron` (with `timezone`) or `every_s`, and the job's `type`; settings as
+        the schedule API takes them (payload, priority, max_attempts, queue, misfire, overlap)."""
+        if name in self.schedules:
+            raise RegistryError(f"schedule {name!r} is declared twice")
+        if (cron is None) == (every_s is None):
+            raise RegistryError(f"schedule {name!r}: give either cron or every_s")
+        timing = {"cron": cron} if cron is not None else {"every_s": every_s}
+        self.schedules[name] = {"name": name, "type": type, **timing, **settings}
+
     def _add(self, handler: PythonHandler | CommandHandler) -> None:
         if not handler.type:
             raise RegistryError("a handler needs a job type")
@@ -118,6 +137,10 @@ class Registry:
     def merge(self, other: Registry) -> None:
         for handler in other.handlers.values():
             self._add(handler)
+        for name, declared in other.schedules.items():
+            if name in self.schedules:
+                raise RegistryError(f"schedule {name!r} is declared twice")
+            self.schedules[name] = declared
 
 
 def load(module_names: Sequence[str]) -> Registry:

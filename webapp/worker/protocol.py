@@ -244,6 +244,10 @@ class WorkerClient(JobwardenClient):
         """The worker stops cleanly: the drop of its presence that follows is not a death."""
         self._internal("/workers/goodbye", {"worker_id": worker_id})
 
+    def sync_schedules(self, declared: builtins.list[dict[str, Any]]) -> dict[str, Any]:
+        """Hand the server the schedules this worker's code declares (see webapp.jobs.schedules.sync_declared)."""
+        return self._internal("/schedules/sync", {"schedules": declared})
+
     def worker_heartbeat(self, worker_id: str, **fields: Any) -> None:
         """fields: hostname, pid, types, concurrency."""
         self._internal("/workers/heartbeat", {"worker_id": worker_id, **fields})

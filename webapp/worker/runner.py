@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import JobwardenError, ServerUnavailable
+from ..client import ClientError, JobwardenError, ServerUnavailable
 from ..domain.backoff import backoff_delay, jittered
 from .attempt import Attempt
 from .context import SHUTDOWN, StopReason, describe
@@ -240,9 +240,14 @@ class WorkerRunner:
             return len(self.attempts)
 
     def _beat_worker(self) -> None:
-        """Register and refresh the worker every heartbeat interval, beside the claims."""
+        """Register and refresh the worker every heartbeat interval, beside the claims;
+        the first time through, and until the server has them, hand it the declared schedules."""
+        schedules_synced = not self.registry.schedules
         while not self.stopping:
             try:
+                if not schedules_synced:
+                    self._sync_schedules()
+                    schedules_synced = True
                 self._worker_heartbeat()
                 self.outage.answered()
             except ServerUnavailable as error:
@@ -276,6 +281,16 @@ class WorkerRunner:
             log.warning("could not say goodbye to the server (%s): its jobs are settled as a death's", error)
         self.client.presence_line.hang_up()
         self.client.presence_line.drop()
+
+    def _sync_schedules(self) -> None:
+        try:
+            result = self.client.sync_schedules(list(self.registry.schedules.values()))
+        except ClientError as error:  # a bad declaration: said once, not retried
+            log.error("the server refused the declared schedules: %s", error)
+            return
+        for kind in ("created", "changed", "missing", "conflicts"):
+            if result.get(kind):
+                log.info("schedules %s: %s", kind, ", ".join(result[kind]))
 
     def _worker_heartbeat(self) -> None:
         self.client.worker_heartbeat(

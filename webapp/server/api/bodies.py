@@ -47,6 +47,7 @@ class JobQuery(Body):
     status: Annotated[list[Status], AfterValidator(once_each)] = Field(default_factory=list, max_length=len(Status))
     type: Name | None = None
     worker: Name | None = None
+    schedule: Name | None = None
     q: Annotated[str, Field(max_length=200), AfterValidator(no_nul)] | None = None
 
 

@@ -35,7 +35,13 @@ def writes_need_an_operator():
 
 
 def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
-    return jobs.JobFilter(statuses=[str(v) for v in query.status], type=query.type, worker=query.worker, q=query.q)
+    return jobs.JobFilter(
+        statuses=[str(v) for v in query.status],
+        type=query.type,
+        worker=query.worker,
+        q=query.q,
+        schedule=query.schedule,
+    )
 
 
 @operation(

@@ -1,6 +1,6 @@
 """The server-rendered dashboard: jobs table, job page with its recovery card, health
-page (`views`), and the webhooks page (`webhooks`)."""
+page (`views`), the webhooks page (`webhooks`) and the schedules page (`schedules`)."""
 
-from . import views, webhooks
+from . import schedules, views, webhooks
 
-BLUEPRINTS = (views.bp, webhooks.bp)
+BLUEPRINTS = (views.bp, webhooks.bp, schedules.bp)

@@ -103,6 +103,7 @@ def _filter_from(args) -> tuple[jobs.JobFilter, dict]:
         type=query_params.text("type", args.get("type")),
         worker=query_params.text("worker", args.get("worker")),
         q=query_params.text("q", args.get("q")),
+        schedule=query_params.text("schedule", args.get("schedule")),
     )
     view = {
         "sort": args.get("sort") or "id",
@@ -120,6 +121,7 @@ def _link_args(job_filter: jobs.JobFilter, view: dict) -> dict:
         "type": job_filter.type,
         "worker": job_filter.worker,
         "q": job_filter.q,
+        "schedule": job_filter.schedule,
         **view,
     }
     return {name: value for name, value in args.items() if value}
