@@ -14,8 +14,13 @@ from ..domain.timeutil import isoformat
 from ..store.leases import stopping_json
 from ..store.models import Job, JobAttempt, JobEvent
 
-TIME_DESCRIPTION = "ISO 8601 UTC"
-Time = Annotated[str | None, Field(description=TIME_DESCRIPTION)]
+
+class _IsoTime:
+    """Marks a field of `JobOut` as a time: a datetime column shown as ISO 8601 UTC."""
+
+
+ISO_TIME = _IsoTime()
+Time = Annotated[str | None, Field(description="ISO 8601 UTC"), ISO_TIME]
 
 
 class Stopping(BaseModel):
@@ -59,7 +64,7 @@ class JobOut(BaseModel):
     )
 
 
-JOB_TIMES = tuple(name for name, field in JobOut.model_fields.items() if field.description == TIME_DESCRIPTION)
+JOB_TIMES = tuple(name for name, field in JobOut.model_fields.items() if ISO_TIME in field.metadata)
 # Shown as they are stored, but for the computed ones: `cancel_requested` a bool whatever the
 # column held, `stopping` from the lease of an ended attempt.
 COMPUTED = ("cancel_requested", "stopping")
