@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,7 +21,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 # The same database fixtures as tests/ (imported, so each test gets a fresh database per backend).
 from tests.conftest import INTERNAL_KEY, app, app_config, database_url, postgres_url  # noqa: F401
-from tests.support.server import PROJECT_ROOT, Server, running_server
+from tests.support.server import Server, running_server
+from tests.support.worker_process import launch_worker
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = os.environ.get("JOBWARDEN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -110,29 +110,8 @@ def start_worker(server, tmp_path) -> Iterator[Callable[[str], WorkerProcess]]:
 
     def start(worker_id: str) -> WorkerProcess:
         log_path = tmp_path / f"{worker_id}.log"
-        argv = [
-            sys.executable,
-            "-m",
-            "webapp",
-            "worker",
-            "--server",
-            server.url,
-            "--handlers",
-            "webapp.worker.demo",
-            "--heartbeat-interval",
-            "0.3",
-            "--poll-interval",
-            "0.2",
-            "--grace",
-            "1",
-            "--worker-id",
-            worker_id,
-        ]
-        env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)}
-        with log_path.open("w") as log:
-            process = subprocess.Popen(
-                argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        options = ("--heartbeat-interval", "0.3", "--poll-interval", "0.2", "--grace", "1", "--worker-id", worker_id)
+        process = launch_worker(server.url, log_path, *options, handlers=("webapp.worker.demo",))
         worker = WorkerProcess(worker_id, process, log_path)
         started.append(worker)
         return worker

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -26,7 +25,7 @@ from webapp.store.extensions import db
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.processes import alive
-from tests.support.server import PROJECT_ROOT
+from tests.support.worker_process import launch_worker
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -107,32 +106,8 @@ def test_stopped_for_an_unknown_job_is_404(client):
 
 def start_worker(server_url: str, worker_id: str, tmp_path) -> tuple[subprocess.Popen, object]:
     log_path = tmp_path / f"{worker_id}.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "webapp",
-            "worker",
-            "--server",
-            server_url,
-            "--handlers",
-            "webapp.worker.demo",
-            "--worker-id",
-            worker_id,
-            "--heartbeat-interval",
-            "0.2",
-            "--poll-interval",
-            "0.1",
-            "--kill-grace",
-            "1",
-        ],
-        cwd=PROJECT_ROOT,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
-    )
-    return process, log_path
+    options = ("--worker-id", worker_id, "--heartbeat-interval", "0.2", "--poll-interval", "0.1", "--kill-grace", "1")
+    return launch_worker(server_url, log_path, *options, handlers=("webapp.worker.demo",)), log_path
 
 
 def wait_until(predicate, what: str, timeout: float = 30):

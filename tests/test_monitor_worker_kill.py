@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -21,8 +20,8 @@ import pytest
 from webapp import jobs
 from webapp.store.extensions import db
 
-from tests.conftest import INTERNAL_KEY
-from tests.support.server import PROJECT_ROOT, running_server
+from tests.support.server import running_server
+from tests.support.worker_process import launch_worker
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -56,34 +55,9 @@ def monitored_server(app, database_url, tmp_path):
 
 
 def start_worker(server, worker_id: str, tmp_path) -> subprocess.Popen:
-    log = (tmp_path / f"{worker_id}.log").open("w")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "webapp",
-            "worker",
-            "--server",
-            server.url,
-            "--handlers",
-            "webapp.worker.demo",
-            "--concurrency",
-            "1",
-            "--types",
-            "demo.sleep",
-            "--heartbeat-interval",
-            "0.3",
-            "--poll-interval",
-            "0.1",
-            "--worker-id",
-            worker_id,
-        ],
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
-    )
+    options = ("--concurrency", "1", "--types", "demo.sleep", "--heartbeat-interval", "0.3", "--poll-interval", "0.1")
+    log_path = tmp_path / f"{worker_id}.log"
+    return launch_worker(server.url, log_path, *options, "--worker-id", worker_id, handlers=("webapp.worker.demo",))
 
 
 def kill_mid_job(server, job_id: int, worker_id: str, tmp_path) -> float:

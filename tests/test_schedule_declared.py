@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,19 +16,13 @@ from webapp.store.extensions import db
 from webapp.worker.handlers import Registry, RegistryError
 
 from tests.conftest import INTERNAL_KEY
+from tests.support.worker_process import launch_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_worker(server_url: str, module: str, log_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "webapp", "worker", "--server", server_url, "--handlers", module],
-        cwd=PROJECT_ROOT,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
-    )
+    return launch_worker(server_url, log_path, handlers=(module,))
 
 
 def wait_until(predicate, what: str, timeout: float = 60):

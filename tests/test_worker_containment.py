@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
@@ -20,9 +19,9 @@ import pytest
 from webapp import jobs
 from webapp.store.extensions import db
 
-from tests.conftest import INTERNAL_KEY
 from tests.support.processes import alive, marked, zombie_children
-from tests.support.server import PROJECT_ROOT, running_server
+from tests.support.server import running_server
+from tests.support.worker_process import launch_worker
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -32,35 +31,10 @@ BOUND_S = HEARTBEAT_S + 2.0
 
 
 def start_worker(server_url: str, worker_id: str, tmp_path, *, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
-    log = (tmp_path / f"{worker_id}.log").open("w")
-    return subprocess.Popen(
-        [
-            *prefix,
-            sys.executable,
-            "-m",
-            "webapp",
-            "worker",
-            "--server",
-            server_url,
-            "--handlers",
-            "tests.support.worker_handlers",
-            "--types",
-            "*",
-            "--worker-id",
-            worker_id,
-            "--heartbeat-interval",
-            str(HEARTBEAT_S),
-            "--poll-interval",
-            "0.1",
-            "--grace",
-            "5",
-        ],
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
-    )
+    options = ("--types", "*", "--worker-id", worker_id, "--heartbeat-interval", str(HEARTBEAT_S))
+    options += ("--poll-interval", "0.1", "--grace", "5")
+    log_path = tmp_path / f"{worker_id}.log"
+    return launch_worker(server_url, log_path, *options, handlers=("tests.support.worker_handlers",), prefix=prefix)
 
 
 def wait_until(predicate, timeout: float, what: str):

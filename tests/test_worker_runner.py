@@ -29,7 +29,8 @@ from webapp.worker.runner import CLAIM_WAIT_S, MIN_CLAIM_GAP_S, WorkerRunner, Wo
 
 from tests.conftest import INTERNAL_KEY
 from tests.support.processes import alive
-from tests.support.server import PROJECT_ROOT, running_server
+from tests.support.server import running_server
+from tests.support.worker_process import launch_worker
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -73,34 +74,13 @@ def start_worker(server, tmp_path) -> Callable[..., WorkerProcess]:
     def start(*options: str, heartbeat: float = HEARTBEAT, grace: float = 1.0) -> WorkerProcess:
         number = len(started) + 1
         log_path = tmp_path / f"worker{number}.log"
-        argv = [
-            sys.executable,
-            "-m",
-            "webapp",
-            "worker",
-            "--server",
+        process = launch_worker(
             server.url,
-            "--handlers",
-            "webapp.worker.demo",
-            "--handlers",
-            "tests.support.worker_handlers",
-            "--heartbeat-interval",
-            str(heartbeat),
-            "--poll-interval",
-            "0.1",
-            "--grace",
-            str(grace),
-            "--retry-max",
-            "0.5",
-            "--worker-id",
-            f"w{number}",
+            log_path,
+            *("--heartbeat-interval", str(heartbeat), "--poll-interval", "0.1", "--grace", str(grace)),
+            *("--retry-max", "0.5", "--worker-id", f"w{number}"),
             *options,
-        ]
-        env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)}
-        with log_path.open("w") as log:
-            process = subprocess.Popen(
-                argv, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        )
         worker = WorkerProcess(process, log_path)
         started.append(worker)
         return worker

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from functools import partial
@@ -20,7 +19,8 @@ from webapp.store.extensions import db
 
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
-from tests.support.server import PROJECT_ROOT, running_server
+from tests.support.server import running_server
+from tests.support.worker_process import launch_worker
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -123,35 +123,10 @@ def monitored_server(app, database_url, tmp_path):
 
 
 def start_worker(server_url: str, worker_id: str, log_path) -> subprocess.Popen:
-    env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)}
-    with log_path.open("w") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "webapp",
-                "worker",
-                "--server",
-                server_url,
-                "--handlers",
-                "tests.support.worker_handlers",
-                "--types",
-                "test.step_sleep",
-                "--heartbeat-interval",
-                "0.2",
-                "--poll-interval",
-                "0.1",
-                "--grace",
-                "1",
-                "--worker-id",
-                worker_id,
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    options = ("--types", "test.step_sleep", "--heartbeat-interval", "0.2", "--poll-interval", "0.1", "--grace", "1")
+    return launch_worker(
+        server_url, log_path, *options, "--worker-id", worker_id, handlers=("tests.support.worker_handlers",)
+    )
 
 
 def wait_for(predicate, timeout: float, what: str):

@@ -17,33 +17,37 @@ from webapp.store.extensions import db
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import PROJECT_ROOT
 
+TEST_HANDLERS = ("webapp.worker.demo", "tests.support.worker_handlers")
 
-def start_worker(server_url: str, log_path: Path, worker_id: str, *options: str) -> subprocess.Popen:
-    """A worker with the demo and the test handlers, in its own process group."""
-    argv = [
-        sys.executable,
-        "-m",
-        "webapp",
-        "worker",
-        "--server",
-        server_url,
-        "--handlers",
-        "webapp.worker.demo",
-        "--handlers",
-        "tests.support.worker_handlers",
-        "--worker-id",
-        worker_id,
-        *options,
-    ]
+
+def launch_worker(
+    server_url: str,
+    log_path: Path,
+    *options: str,
+    handlers: tuple[str, ...] = TEST_HANDLERS,
+    prefix: tuple[str, ...] = (),
+) -> subprocess.Popen:
+    """The one way the tests start a real worker (`python -m webapp worker`): with the test
+    key, `handlers` and `options`, its output in `log_path`, in its own process group so a
+    test can signal the worker and everything it started. `prefix` runs it under another
+    command (a namespace, `setsid`…)."""
+    argv = [*prefix, sys.executable, "-m", "webapp", "worker", "--server", server_url]
+    for module in handlers:
+        argv += ["--handlers", module]
     with log_path.open("w") as log:
         return subprocess.Popen(
-            argv,
+            [*argv, *options],
             cwd=PROJECT_ROOT,
             env={**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(PROJECT_ROOT)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def start_worker(server_url: str, log_path: Path, worker_id: str, *options: str) -> subprocess.Popen:
+    """A worker with the demo and the test handlers."""
+    return launch_worker(server_url, log_path, "--worker-id", worker_id, *options)
 
 
 def stop_worker(worker: subprocess.Popen) -> None:
