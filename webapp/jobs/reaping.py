@@ -15,6 +15,7 @@ from ..domain.actors import MONITOR, SERVER
 from ..domain.outcomes import Outcome
 from ..domain.statuses import FINISHED, LIVE, Status
 from ..domain.timeutil import utcnow
+from ..domain.worker_states import WorkerState
 from ..store import transitions
 from ..store.extensions import db
 from ..store.models import Job, Worker
@@ -144,8 +145,8 @@ def mark_worker_gone(worker_id: str, *, cutoff: datetime) -> bool:
             rows_changed(
                 db.session.execute(
                     update(Worker)
-                    .where(Worker.id == worker_id, Worker.state == "alive", Worker.last_seen_at < cutoff)
-                    .values(state="gone")
+                    .where(Worker.id == worker_id, Worker.state == WorkerState.ALIVE, Worker.last_seen_at < cutoff)
+                    .values(state=WorkerState.GONE)
                     .execution_options(synchronize_session=False)
                 )
             )

@@ -13,6 +13,7 @@ from sqlalchemy import case, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.timeutil import utcnow
+from ..domain.worker_states import WorkerState
 from ..store.extensions import db
 from ..store.models import Worker
 from ..store.transaction import unit_of_work
@@ -87,7 +88,7 @@ def _refresh_rows(registry: _Registry, now: float) -> set[str]:
                             {key: literal(at, Worker.last_seen_at.type) for key, at in due.items()},
                             value=Worker.id,
                         ),
-                        state="alive",
+                        state=WorkerState.ALIVE,
                     )
                     .returning(Worker.id)
                     .execution_options(synchronize_session=False)
@@ -125,7 +126,7 @@ def _save_worker(worker_id: str, **fields: Any) -> Worker:
         for name, value in fields.items():
             setattr(worker, name, value)
         worker.last_seen_at = now
-        worker.state = "alive"
+        worker.state = WorkerState.ALIVE
     return worker
 
 
@@ -134,7 +135,7 @@ def unserved_types(now: datetime, worker_timeout_s: float) -> list[str]:
     they wait until one does. A live worker that names no types takes any type."""
     live_types = db.session.scalars(
         select(Worker.types).where(
-            Worker.state == "alive", Worker.last_seen_at >= now - timedelta(seconds=worker_timeout_s)
+            Worker.state == WorkerState.ALIVE, Worker.last_seen_at >= now - timedelta(seconds=worker_timeout_s)
         )
     ).all()
     if any(not types for types in live_types):

@@ -9,6 +9,7 @@ from sqlalchemy import Select, select
 from .. import jobs
 from ..domain.statuses import LIVE, Status
 from ..domain.timeutil import isoformat, utcnow
+from ..domain.worker_states import WorkerState
 from ..store.models import Job, Worker
 from .settings import monitor_settings
 
@@ -67,7 +68,7 @@ def worker_scan(cutoff: datetime, limit: int) -> Select:
     """Alive workers last seen before `cutoff` (ix_workers_last_seen)."""
     return (
         select(Worker.id, Worker.last_seen_at)
-        .where(Worker.last_seen_at < cutoff, Worker.state == "alive")
+        .where(Worker.last_seen_at < cutoff, Worker.state == WorkerState.ALIVE)
         .order_by(Worker.last_seen_at)
         .limit(limit)
     )

@@ -26,12 +26,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ..domain.statuses import Status
+from ..domain.worker_states import WorkerState
 from ..store.extensions import db
 from ..store.models import Job, MonitorPass, Worker
 
 # Worker.state as the monitor (and a worker's goodbye) set it, and how /health names each.
-ALIVE, GONE, STOPPED = "alive", "gone", "stopped"
-WORKER_STATE_LABELS = {ALIVE: "alive", GONE: "dead", STOPPED: "stopped cleanly"}
+ALIVE, GONE, STOPPED = WorkerState.ALIVE, WorkerState.GONE, WorkerState.STOPPED
 
 RECENT = timedelta(minutes=15)
 FAILURE_SPIKE_MIN = 5  # failed jobs in the window before it can be a spike …

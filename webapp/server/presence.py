@@ -22,6 +22,7 @@ import threading
 from sqlalchemy import select, update
 
 from ..domain.statuses import LIVE, JobNotFound, TransitionRefused
+from ..domain.worker_states import WorkerState
 from ..jobs.reaping import orphan_job_of_dead_worker
 from ..store.extensions import db
 from ..store.models import Job, Worker
@@ -31,7 +32,7 @@ from .claim_wait import client_gone, client_socket
 
 log = logging.getLogger(__name__)
 
-ALIVE, DEAD, STOPPED = "alive", "gone", "stopped"  # Worker.state: `stopped` once it said goodbye
+ALIVE, DEAD, STOPPED = WorkerState.ALIVE, WorkerState.GONE, WorkerState.STOPPED
 
 
 def hold(worker_id: str, wait_s: float) -> bool:

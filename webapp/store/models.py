@@ -186,7 +186,7 @@ class Worker(Model):
     concurrency: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    state: Mapped[str] = mapped_column(String(16), default="alive")  # alive | gone
+    state: Mapped[str] = mapped_column(String(16), default="alive")  # webapp.domain.worker_states
 
     __table_args__ = (Index("ix_workers_last_seen", "last_seen_at"),)
 

@@ -10,9 +10,9 @@ from ...domain.actors import OPERATOR
 from ...domain.limits import COUNT_CAP, MAX_REASON_CHARS
 from ...domain.statuses import FINISHED, LIVE, UNFINISHED, JobNotFound, Status, TransitionRefused
 from ...domain.timeutil import utcnow
+from ...domain.worker_states import WORKER_STATE_LABELS
 from ...jobs import query_params, steps
 from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action
-from ...monitor.story import WORKER_STATE_LABELS
 from ...store.leases import stopping_json
 from .. import auth
 from ..extensions import htmx, limiter
