@@ -18,3 +18,7 @@ class Outcome(StrEnum):
     MARKED_FAILED = "marked_failed"
     ORPHANED = "orphaned"  # the monitor found nobody running it
     LEASE_LOST = "lease_lost"  # the worker learnt its lease had moved on
+
+
+# The last error of a job the monitor or a server orphaned begins so ("orphaned: worker w1 died …").
+ORPHANED_PREFIX = "orphaned: "

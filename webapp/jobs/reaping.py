@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, delete, select, update
 
 from ..domain.actors import MONITOR, SERVER
-from ..domain.outcomes import Outcome
+from ..domain.outcomes import ORPHANED_PREFIX, Outcome
 from ..domain.statuses import FINISHED, LIVE, Status
 from ..domain.timeutil import utcnow
 from ..domain.worker_states import WorkerState
@@ -58,7 +58,7 @@ def orphan_job_of_dead_worker(job_id: int, worker_id: str, *, actor: str = SERVE
     its lease still holds the job back from another worker (webapp.server.presence)."""
     return _orphan(
         job_id,
-        reason=f"orphaned: worker {worker_id} died (its connection to the server dropped)",
+        reason=f"{ORPHANED_PREFIX}worker {worker_id} died (its connection to the server dropped)",
         actor=actor,
         conditions=[Job.worker_id == worker_id, Job.status.in_(LIVE)],
     )

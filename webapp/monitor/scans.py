@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, select
 
 from .. import jobs
+from ..domain.outcomes import ORPHANED_PREFIX
 from ..domain.statuses import LIVE, Status
 from ..domain.timeutil import isoformat, utcnow
 from ..domain.worker_states import WorkerState
@@ -117,11 +118,11 @@ def unstarted_overdue(rows, now: datetime) -> list:
 
 
 def orphan_reason(row) -> str:
-    return f"orphaned: no heartbeat from worker {row.worker_id} since {isoformat(row.heartbeat_at)}"
+    return f"{ORPHANED_PREFIX}no heartbeat from worker {row.worker_id} since {isoformat(row.heartbeat_at)}"
 
 
 def unstarted_reason(row) -> str:
-    return f"orphaned: claimed by worker {row.worker_id} at {isoformat(row.claimed_at)} and never started"
+    return f"{ORPHANED_PREFIX}claimed by worker {row.worker_id} at {isoformat(row.claimed_at)} and never started"
 
 
 def pending_reason(row) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from ..domain.outcomes import ORPHANED_PREFIX
 from ..domain.statuses import Status
 from ..domain.worker_states import WorkerState
 from ..store.extensions import db
@@ -51,9 +52,22 @@ def _minutes() -> str:
     return f"{int(RECENT.total_seconds() // 60)} min"
 
 
+ORPHANS_SHOWN = 1000
+
+
 def orphaned_note(since: datetime) -> Note | None:
     passes = db.session.scalars(select(MonitorPass.changes).where(MonitorPass.started_at >= since))
-    ids = sorted({job_id for changes in passes for job_id in (changes or {}).get("orphaned", [])})
+    by_monitor = {job_id for changes in passes for job_id in (changes or {}).get("orphaned", [])}
+    # A server that saw a worker's connection drop orphans its jobs outside any pass
+    # (webapp.server.presence): they are the jobs changed since whose last error says so
+    # (a range of ix_jobs_updated, capped).
+    by_server = db.session.scalars(
+        select(Job.id)
+        .where(Job.updated_at >= since, Job.last_error.startswith(ORPHANED_PREFIX))
+        .order_by(Job.updated_at.desc())
+        .limit(ORPHANS_SHOWN)
+    )
+    ids = sorted(by_monitor | set(by_server))
     if not ids:
         return None
     return _note(
@@ -61,7 +75,7 @@ def orphaned_note(since: datetime) -> Note | None:
         INCIDENT,
         ids,
         f"{len(ids)} job{'s' if len(ids) != 1 else ''} orphaned in the last {_minutes()}: "
-        "their worker stopped heartbeating (killed, frozen or cut off); each was re-queued or failed.",
+        "their worker died or stopped heartbeating (killed, frozen or cut off); each was re-queued or failed.",
     )
 
 
