@@ -42,8 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from webapp import create_app  # noqa: E402
-from webapp.client import Conflict, JobwardenClient  # noqa: E402
+from webapp.client import Conflict  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
+from webapp.worker.protocol import WorkerClient  # noqa: E402
 
 from tests.support.databases import postgres_test_database  # noqa: E402
 from tests.support.server import running_server  # noqa: E402
@@ -173,7 +174,7 @@ def run(database_url: str, settings: Settings, directory: Path) -> Result:
                 JOBWARDEN_INTERNAL_API_KEY=KEY,
             )
         )
-        client = JobwardenClient(server.url, internal_key=KEY, retries=0)
+        client = WorkerClient(server.url, internal_key=KEY, retries=0)
         job_ids = [
             client.create(
                 "live.flock",

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
+from webapp.worker.protocol import WorkerClient  # noqa: E402
 
 from tests.support.databases import postgres_test_database  # noqa: E402
 from tests.support.server import running_server  # noqa: E402
@@ -106,7 +107,7 @@ def measure(database_url: str, trials: int, directory: Path) -> list[float]:
             stack.enter_context(running_server(database_url, directory / f"replica-{n}.log", **settings))
             for n in (0, 1)
         ]
-        clients = [JobwardenClient(replica.url, internal_key=KEY) for replica in replicas]
+        clients = [WorkerClient(replica.url, internal_key=KEY) for replica in replicas]
         seconds = []
         for number in range(trials):
             held, watched = number % 2, 1 - number % 2

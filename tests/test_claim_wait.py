@@ -225,7 +225,7 @@ def test_a_waiting_claim_that_receives_more_bytes_is_refused_at_once_instead_of_
     """Bytes after the claim are not a hang-up: the socket stays readable, and a claim that
     took them for one looked again at once, forever (5,000 claim statements in 9 s). It is
     answered 400 now, not 200 after wait_s."""
-    JobwardenClient(server.url, internal_key=INTERNAL_KEY, timeout=30).claim("w1", ["demo.noop"])  # booted
+    WorkerClient(server.url, internal_key=INTERNAL_KEY, timeout=30).claim("w1", ["demo.noop"])  # booted
     body = json.dumps({"worker_id": "w1", "types": ["demo.noop"], "wait_s": 20}).encode()
     head = (
         f"POST /api/internal/jobs/claim HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.live_copy import KEY, Settings, Workers, run
-from webapp.client import JobwardenClient
 from webapp.store.extensions import db
+from webapp.worker.protocol import WorkerClient
 
 from tests.support.server import running_server
 
@@ -85,7 +85,7 @@ def two_workers(flock_server, tmp_path):
 def test_a_recovery_right_after_the_end_waits_for_the_old_copy_to_stop(
     flock_server, two_workers, tmp_path, ending, recovery
 ):
-    client = JobwardenClient(flock_server.url, internal_key=KEY)
+    client = WorkerClient(flock_server.url, internal_key=KEY)
     job = client.create("live.flock", {"dir": str(tmp_path), "key": "one", "seconds": 60}, max_attempts=5)
     wait_until(lambda: runs(tmp_path), 30, "the first copy runs")
     assert client.get(job["id"])["stopping"] is None
@@ -103,7 +103,7 @@ def test_a_recovery_right_after_the_end_waits_for_the_old_copy_to_stop(
 
 
 def test_a_frozen_workers_command_is_killed_before_the_job_runs_elsewhere(flock_server, two_workers, tmp_path):
-    client = JobwardenClient(flock_server.url, internal_key=KEY)
+    client = WorkerClient(flock_server.url, internal_key=KEY)
     job = client.create("live.flock", {"dir": str(tmp_path), "key": "frozen", "seconds": 60}, max_attempts=5)
     wait_until(lambda: runs(tmp_path), 30, "the first copy runs")
     worker_id = client.get(job["id"])["worker_id"]

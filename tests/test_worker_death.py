@@ -8,9 +8,9 @@ from __future__ import annotations
 import signal
 
 from benchmarks.worker_death import KEY, describe, measure, start_worker, wait_for
-from webapp.client import JobwardenClient
 from webapp.store.extensions import db
 from webapp.store.models import Worker
+from webapp.worker.protocol import WorkerClient
 
 from tests.support.server import running_server
 
@@ -26,7 +26,7 @@ def test_a_killed_workers_job_is_orphaned_within_seconds_across_replicas(app, da
 def test_the_orphaned_job_says_its_worker_died_and_waits_for_the_lease(app, database_url, tmp_path):
     db.session.remove()
     with running_server(database_url, tmp_path / "server.log", JOBWARDEN_INTERNAL_API_KEY=KEY) as server:
-        client = JobwardenClient(server.url, internal_key=KEY)
+        client = WorkerClient(server.url, internal_key=KEY)
         job = client.create("demo.sleep", {"seconds": 300}, max_attempts=3)
         worker = start_worker(server.url, "w-dies", tmp_path / "worker.log")
         wait_for(lambda: client.get(job["id"])["status"] == "running", 60)

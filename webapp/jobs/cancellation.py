@@ -44,7 +44,7 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
             raise LeaseLost(job_id, "stopped", seen.status)
         if seen.status != Status.CANCELLED:
             raise TransitionRefused(job_id, "stopped", seen.status)
-        if not release_cancelled_lease(job_id, lease_token, now):  # the monitor released it between our read and write
+        if not release_cancelled_lease(job_id, lease_token, now, stopped=True):  # the monitor released it between our read and write
             raise LeaseLost(job_id, "stopped", Status.CANCELLED)
         if output is not None and seen.attempt:
             db.session.execute(
@@ -65,13 +65,19 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
         )
 
 
-def release_cancelled_lease(job_id: int, lease_token: str, now: datetime) -> bool:
-    """Drop the lease a cancelled job holds, if it is still `lease_token`: its worker
-    confirmed it stopped, or the monitor gave up waiting. Not a status change."""
+def release_cancelled_lease(job_id: int, lease_token: str, now: datetime, *, stopped: bool) -> bool:
+    """Drop the lease a cancelled job holds, if it is still `lease_token`. Not a status change.
+
+    `stopped`: its worker confirmed the process stopped, so the lease's clock goes too and
+    the job may run again at once; otherwise (the monitor gave up waiting for the
+    confirmation) the job keeps `lease_expires_at` and stays `stopping` until it passes."""
+    values: dict[str, object] = {"lease_token": None, "heartbeat_at": None, "updated_at": now}
+    if stopped:
+        values["lease_expires_at"] = None
     released = db.session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == Status.CANCELLED, Job.lease_token == lease_token)
-        .values(lease_token=None, heartbeat_at=None, updated_at=now)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     return rows_changed(released) > 0

@@ -120,7 +120,7 @@ def release_unconfirmed_cancellation(job_id: int, *, cutoff: datetime, actor: st
         ).one_or_none()
         if seen is None:
             return False
-        if not release_cancelled_lease(job_id, seen.lease_token, now):
+        if not release_cancelled_lease(job_id, seen.lease_token, now, stopped=False):
             return False
         transitions.record_event(
             job_id,
