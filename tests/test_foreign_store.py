@@ -82,7 +82,7 @@ def commands() -> list[list[str]]:
         ["monitor", "--once"],
         ["run", "--port", str(free_port())],
         ["dev", "--port", str(free_port()), "--no-samples"],
-        ["routes"],
+        ["serve", "--port", str(free_port())],
     ]
 
 
