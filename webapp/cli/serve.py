@@ -13,6 +13,9 @@ import sys
 
 import click
 
+from ..config import from_environment
+from ..store.integrity import check_sqlite_file, check_sqlite_owner, sqlite_path
+
 GUNICORN_CONFIG = "python:webapp.server.gunicorn_config"
 
 
@@ -43,7 +46,17 @@ def gunicorn_argv(host: str, port: int, workers: int | None, threads: int | None
 )
 def serve_command(host: str, port: int, workers: int | None, threads: int | None) -> None:
     """Serve the dashboard and API in production (gunicorn). Run `jobwarden db upgrade` first."""
+    _refuse_an_unusable_store()
     argv = gunicorn_argv(host, port, workers, threads)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)
+
+
+def _refuse_an_unusable_store() -> None:
+    """A corrupt or foreign SQLite file stops `serve` with the one line every command prints,
+    before gunicorn starts (its processes would each refuse it, in a log of their own)."""
+    database_file = sqlite_path(from_environment()["SQLALCHEMY_DATABASE_URI"])
+    if database_file is not None:
+        check_sqlite_file(database_file)
+        check_sqlite_owner(database_file)
