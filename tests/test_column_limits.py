@@ -16,10 +16,20 @@ import pytest
 from sqlalchemy import String, select
 
 from webapp.domain.actors import WORKER_PREFIX
-from webapp.server.api import bodies, schemas, webhook_schemas, worker_schemas
+from webapp.server.api import bodies, schedule_schemas, schemas, webhook_schemas, worker_schemas
 from webapp.store.column_limits import WORKER_ID_MAX
 from webapp.store.extensions import Model, db
-from webapp.store.models import Checkpoint, Job, JobAttempt, JobEvent, JobRollup, StepResult, WebhookEndpoint, Worker
+from webapp.store.models import (
+    Checkpoint,
+    Job,
+    JobAttempt,
+    JobEvent,
+    JobRollup,
+    Schedule,
+    StepResult,
+    WebhookEndpoint,
+    Worker,
+)
 
 from tests.conftest import INTERNAL_KEY
 
@@ -54,6 +64,11 @@ LANDS_IN: dict[str, list[tuple[Any, str]]] = {
     "ReasonBody.reason": [(JobEvent.reason, "")],
     "BulkAction.reason": [(JobEvent.reason, "")],
     "CreateWebhook.url": [(WebhookEndpoint.url, "")],
+    "ScheduleSettings.cron": [(Schedule.cron, "")],
+    "ScheduleSettings.timezone": [(Schedule.timezone, "")],
+    "ScheduleSettings.type": [(Schedule.type, ""), (Job.type, ""), (JobRollup.type, "")],
+    "ScheduleSettings.queue": [(Schedule.queue, ""), (Job.queue, "")],
+    "CreateSchedule.name": [(Schedule.name, ""), (Job.schedule, "")],
 }
 # Fields that are compared or searched for, never stored: any limit holds, but there must be one.
 NOT_STORED = {
@@ -62,10 +77,19 @@ NOT_STORED = {
     "JobQuery.type",
     "JobQuery.worker",
     "JobQuery.q",
+    "JobQuery.schedule",
+    "WorkerPresence.worker_id",  # the worker whose connection is watched: compared with the registry's
+    "WorkerGoodbye.worker_id",
     "ListQuery.cursor",
 }
 # String columns no API field writes: the server fills them from its own vocabulary.
 SERVER_WRITTEN = {
+    "schedules.misfire",  # a policy name (MisfirePolicy)
+    "schedules.overlap",  # a policy name (OverlapPolicy)
+    "schedules.source",  # code or api
+    "schedule_events.kind",
+    "schedule_events.actor",
+    "schedule_events.message",  # the server's sentence about a decision
     "jobs.status",
     "jobs.lease_token",
     "job_events.kind",
@@ -89,7 +113,7 @@ SERVER_WRITTEN = {
 def input_schemas() -> list[type[schemas.Body]]:
     found = {
         model
-        for module in (bodies, worker_schemas, webhook_schemas)
+        for module in (bodies, worker_schemas, webhook_schemas, schedule_schemas)
         for _, model in inspect.getmembers(module, inspect.isclass)
         if issubclass(model, schemas.Body) and model is not schemas.Body
     }

@@ -44,7 +44,9 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
             raise LeaseLost(job_id, "stopped", seen.status)
         if seen.status != Status.CANCELLED:
             raise TransitionRefused(job_id, "stopped", seen.status)
-        if not release_cancelled_lease(job_id, lease_token, now, stopped=True):  # the monitor released it between our read and write
+        if not release_cancelled_lease(
+            job_id, lease_token, now, stopped=True
+        ):  # the monitor released it between our read and write
             raise LeaseLost(job_id, "stopped", Status.CANCELLED)
         if output is not None and seen.attempt:
             db.session.execute(

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from ...domain.schedule_policies import MISFIRE_POLICIES, OVERLAP_POLICIES
 from ...jobs.serialize import Time
-from .schemas import Body, JobJson, Name
+from .schemas import Body, JobJson, JobType, Name
 
 MisfirePolicy = Literal[MISFIRE_POLICIES]  # type: ignore[valid-type]
 OverlapPolicy = Literal[OVERLAP_POLICIES]  # type: ignore[valid-type]
@@ -20,7 +20,7 @@ class ScheduleSettings(Body):
     cron: str | None = Field(None, max_length=200, description="5 fields: minute hour day-of-month month day-of-week.")
     every_s: int | None = Field(None, le=366 * 24 * 3600, description="Fire every this many seconds (instead of cron).")
     timezone: str | None = Field(None, max_length=64, description="IANA zone of the cron expression; default UTC.")
-    type: Name | None = None
+    type: JobType | None = None
     payload: JobJson = None
     priority: int | None = Field(None, ge=-1_000_000, le=1_000_000)
     max_attempts: int | None = Field(None, ge=1, le=1000)
@@ -36,7 +36,7 @@ class ScheduleSettings(Body):
 
 class CreateSchedule(ScheduleSettings):
     name: ScheduleName
-    type: Name
+    type: JobType
 
 
 class DeclaredSchedules(Body):
