@@ -32,8 +32,8 @@ def test_the_card_offers_resume_from_the_first_step_not_completed_and_restart(cl
     assert buttons_in(html) == ["Force start", "Resume from step publish", "Restart from scratch"]
     assert f'action="/jobs/{job.id}/resume"' in html and f'hx-post="/jobs/{job.id}/resume"' in html
     assert (
-        f'data-confirm="Restart job {job.id} ({job.type}, failed) from scratch? Its stored step results and checkpoint '
-        'are discarded and every step runs again."'
+        f'data-confirm="Restart job {job.id} ({job.type}, failed) from scratch? Queues it again with one more attempt '
+        'and discards the stored results of fetch and the checkpoint: every step runs again."'
     ) in html
 
 
