@@ -103,7 +103,8 @@ def test_at_1280_px_no_table_scrolls_sideways_with_long_data(desktop_page: Page)
     workers = desktop_page.locator("table:has(th:text-is('Busy / slots')) thead th")
     assert workers.all_inner_texts()[:3] == ["Worker", "State", "Last heartbeat"]  # what an incident needs, first
     for heading in ("State", "Last heartbeat"):
-        box = desktop_page.get_by_role("columnheader", name=heading, exact=True).bounding_box()
+        workers_section = desktop_page.locator("section[aria-labelledby='workers-title']")
+        box = workers_section.get_by_role("columnheader", name=heading, exact=True).bounding_box()
         assert box is not None and box["x"] + box["width"] <= DESKTOP["width"], heading
 
 
