@@ -17,6 +17,7 @@ class JobFilter:
     statuses: list[str] = field(default_factory=list)
     type: str | None = None
     worker: str | None = None
+    queue: str | None = None
     q: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
@@ -27,6 +28,8 @@ class JobFilter:
             conditions.append(Job.type == self.type)
         if self.worker:
             conditions.append(Job.worker_id == self.worker)
+        if self.queue:
+            conditions.append(Job.queue == self.queue)
         if self.q:
             text = self.q.strip()
             matches = [

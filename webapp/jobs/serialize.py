@@ -46,6 +46,9 @@ class JobOut(BaseModel):
     last_error: str | None
     exit_code: int | None
     cancel_requested: bool
+    queue: str
+    concurrency_key: str | None
+    unique_key: str | None
 
 
 JOB_TIMES = tuple(name for name, field in JobOut.model_fields.items() if field.description == TIME_DESCRIPTION)

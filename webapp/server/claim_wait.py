@@ -28,14 +28,16 @@ from . import hangups
 RUN_AFTER_MARGIN_S = 0.002  # wake just after a job's run_after, not just before it
 
 
-def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, wait_s: float) -> list[Job]:
+def claim_waiting(
+    worker_id: str, *, types: list[str] | None, queues: list[str] | None = None, batch_size: int, wait_s: float
+) -> list[Job]:
     """Claim up to `batch_size` jobs, waiting up to `wait_s` seconds for the first.
 
     A worker that hangs up while its claim waits (a stopping worker half-closes the
     connection and still reads the answer) gets its answer at once, with nothing claimed.
     """
     if wait_s <= 0:
-        return _claim(worker_id, types, batch_size)
+        return _claim(worker_id, types, queues, batch_size)
     deadline = time.monotonic() + wait_s
     hub = wakeup.hub()
     hung_up = threading.Event()
@@ -47,11 +49,11 @@ def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, w
     with hangups.watching(_client_socket(), on_hang_up):
         while True:
             seen = hub.generation
-            claimed = _claim(worker_id, types, batch_size)
+            claimed = _claim(worker_id, types, queues, batch_size)
             if claimed or time.monotonic() >= deadline:
                 return claimed
             until = deadline
-            next_due = _next_run_after(types)
+            next_due = _next_run_after(types, queues)
             db.session.close()  # wait without a connection
             if next_due is not None:
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
@@ -60,18 +62,20 @@ def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, w
                 return []  # its worker is leaving: jobs claimed now would wait for the monitor
 
 
-def _claim(worker_id: str, types: list[str] | None, batch_size: int) -> list[Job]:
+def _claim(worker_id: str, types: list[str] | None, queues: list[str] | None, batch_size: int) -> list[Job]:
     started = time.perf_counter()
-    claimed = jobs.claim_jobs(worker_id, types=types, batch_size=batch_size)
+    claimed = jobs.claim_jobs(worker_id, types=types, queues=queues, batch_size=batch_size)
     CLAIM_LATENCY.observe(time.perf_counter() - started)
     return claimed
 
 
-def _next_run_after(types: list[str] | None) -> datetime | None:
-    """The earliest `run_after` of a queued job of `types` (only not-yet-due jobs remain queued here)."""
+def _next_run_after(types: list[str] | None, queues: list[str] | None) -> datetime | None:
+    """The earliest `run_after` of a queued job of `types` and `queues` (only not-yet-due jobs remain queued here)."""
     statement = select(func.min(Job.run_after)).where(Job.status == "queued")
     if types:
         statement = statement.where(Job.type.in_(types))
+    if queues:
+        statement = statement.where(Job.queue.in_(queues))
     return db.session.execute(statement).scalar()
 
 

@@ -47,6 +47,10 @@ class CheckpointOut(Answer):
     data: Any = None
 
 
+class DuplicateJob(JobOut):
+    duplicate: Literal[True]
+
+
 class JobDetail(JobOut):
     queue_position: int | None
     attempts: list[AttemptOut]

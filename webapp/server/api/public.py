@@ -35,7 +35,9 @@ def writes_need_an_operator():
 
 
 def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
-    return jobs.JobFilter(statuses=[str(v) for v in query.status], type=query.type, worker=query.worker, q=query.q)
+    return jobs.JobFilter(
+        statuses=[str(v) for v in query.status], type=query.type, worker=query.worker, queue=query.queue, q=query.q
+    )
 
 
 @operation(
@@ -44,15 +46,20 @@ def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
     "/jobs",
     summary="Create a job",
     body=bodies.CreateJob,
-    responses={201: ("Created", answers.JobOut)},
+    responses={
+        201: ("Created", answers.JobOut),
+        200: ("A live job already holds the unique_key: that job, with duplicate: true", answers.DuplicateJob),
+    },
     errors=WRITE_ERRORS,
     security=OPERATOR,
 )
 def create_job(body: bodies.CreateJob):
     """Queued at once, or pending with `hold`."""
     with jobs.as_committed():
-        job = jobs.create_job(actor=API, **body.model_dump())
-        return job_json(job), 201
+        created = jobs.create_job_once(actor=API, **body.model_dump())
+        if created.duplicate:
+            return {**job_json(created.job), "duplicate": True}, 200
+        return job_json(created.job), 201
 
 
 @operation(

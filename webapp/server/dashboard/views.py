@@ -98,6 +98,7 @@ def _filter_from(args) -> tuple[jobs.JobFilter, dict]:
         statuses=statuses,
         type=query_params.text("type", args.get("type")),
         worker=query_params.text("worker", args.get("worker")),
+        queue=query_params.text("queue", args.get("queue")),
         q=query_params.text("q", args.get("q")),
     )
     view = {
@@ -115,6 +116,7 @@ def _link_args(job_filter: jobs.JobFilter, view: dict) -> dict:
         "status": job_filter.statuses,
         "type": job_filter.type,
         "worker": job_filter.worker,
+        "queue": job_filter.queue,
         "q": job_filter.q,
         **view,
     }
