@@ -27,6 +27,7 @@ from ..domain.timeutil import utcnow
 from ..store.extensions import db
 from ..store.models import Job, Queue, QueueEvent
 from ..store.transaction import unit_of_work
+from ..store.wakeup import announce_claimable
 from .query_params import BadQuery
 
 LIMIT_NAMES = ("concurrency", "key_concurrency", "rate_limit")
@@ -98,6 +99,7 @@ def set_limits(name: str, changes: dict[str, Any], *, actor: str, reason: str | 
         if columns:
             db.session.execute(update(Queue).where(Queue.name == name).values(**columns, updated_at=now))
         _record(name, "set", actor=actor, reason=reason, data=changes, now=now)
+        announce_claimable()  # a raised or cleared limit may free jobs: waiting claims look again
         return _row(name)
 
 
@@ -117,6 +119,8 @@ def _set_paused(name: str, paused: bool, *, actor: str, reason: str | None) -> Q
         _ensure_row(name, now)
         db.session.execute(update(Queue).where(Queue.name == name).values(paused=paused, updated_at=now))
         _record(name, "pause" if paused else "resume", actor=actor, reason=reason, data=None, now=now)
+        if not paused:
+            announce_claimable()
         return _row(name)
 
 

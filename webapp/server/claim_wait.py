@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from .. import jobs
 from ..domain.timeutil import utcnow
 from ..metrics import CLAIM_LATENCY
-from ..store import wakeup
+from ..store import flow, wakeup
 from ..store.extensions import db
 from ..store.models import Job
 from . import hangups
@@ -53,7 +53,7 @@ def claim_waiting(
             if claimed or time.monotonic() >= deadline:
                 return claimed
             until = deadline
-            next_due = _next_run_after(types, queues)
+            next_due = _earliest(_next_run_after(types, queues), flow.held_back_until(utcnow(), types, queues))
             db.session.close()  # wait without a connection
             if next_due is not None:
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
@@ -77,6 +77,10 @@ def _next_run_after(types: list[str] | None, queues: list[str] | None) -> dateti
     if queues:
         statement = statement.where(Job.queue.in_(queues))
     return db.session.execute(statement).scalar()
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    return min((moment for moment in moments if moment is not None), default=None)
 
 
 def _client_socket() -> socket.socket | None:

@@ -27,7 +27,8 @@ the same transaction: a sliding window, so no window of `period_s` ever holds mo
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Select, bindparam, delete, func, insert, or_, select
 from sqlalchemy.sql.expression import FromClause, UpdateBase
@@ -150,3 +151,51 @@ def prune_starts(queues: list[str], now: datetime) -> None:
             or_(period.is_(None), _STARTS.c.at_us <= now_us - period),
         )
     )
+
+
+# --- waking claims that wait on a limit ------------------------------------------------------
+# A slot frees when a live job finishes and a rate window opens when a start leaves it;
+# neither makes a job newly queued, so the wake-up of waiting claims (webapp.store.wakeup)
+# does not see them. A claim that waits while a limited queue holds due jobs it may take
+# therefore looks again by FLOW_RECHECK_S at the latest, or when the earliest start leaves
+# its window; and a finish wakes waiting claims while limits are in use.
+FLOW_RECHECK_S = 0.25
+LIMITS_IN_USE_TTL_S = 1.0
+_limits_seen: tuple[float, bool] = (float("-inf"), False)
+
+
+def held_back_until(now: datetime, types: list[str] | None, queues: list[str] | None) -> datetime | None:
+    """When a waiting claim should look again for jobs its queues' limits hold back (None: none held)."""
+    due = select(_JOBS.c.id).where(
+        _JOBS.c.queue == _QUEUES.c.name, _JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now
+    )
+    if types:
+        due = due.where(_JOBS.c.type.in_(types))
+    held = select(_QUEUES.c.name).where(restricted(), _QUEUES.c.paused.is_(False), due.exists())
+    if queues:
+        held = held.where(_QUEUES.c.name.in_(queues))
+    held_names = list(db.session.scalars(held))
+    if not held_names:
+        return None
+    now_us = epoch_microseconds(now)
+    opening = db.session.execute(
+        select(func.min(_STARTS.c.at_us + window_us(_QUEUES)))
+        .select_from(_STARTS)
+        .join(_QUEUES, _QUEUES.c.name == _STARTS.c.queue)
+        .where(_STARTS.c.queue.in_(held_names), _STARTS.c.at_us > now_us - window_us(_QUEUES))
+    ).scalar()
+    recheck = now + timedelta(seconds=FLOW_RECHECK_S)
+    if opening is None:
+        return recheck
+    return min(recheck, EPOCH + int(opening) * MICROSECOND)
+
+
+def limits_in_use() -> bool:
+    """Whether any queue is limited, read at most once a second per process: a hint for
+    waking claims, never a claim's decision."""
+    global _limits_seen
+    checked_at, in_use = _limits_seen
+    if time.monotonic() - checked_at > LIMITS_IN_USE_TTL_S:
+        in_use = db.session.execute(select(select(_QUEUES.c.name).where(restricted()).exists())).scalar() or False
+        _limits_seen = (time.monotonic(), in_use)
+    return in_use
