@@ -18,6 +18,7 @@ from ..store.schema import schema_problem
 from ..worker.command import worker_command
 from .devserver import dev_command
 from .operator import jobs_group, submit_command
+from .queues import queues_group
 
 
 class HelpFirstGroup(click.Group):
@@ -111,4 +112,5 @@ def webhooks_deliver_command() -> None:
 cli.add_command(worker_command)
 cli.add_command(submit_command)
 cli.add_command(jobs_group)
+cli.add_command(queues_group)
 cli.add_command(dev_command)
