@@ -9,6 +9,7 @@ from ...domain.actors import API
 from ...jobs import steps
 from ...jobs.actions import ACTIONS, Action, apply_action
 from ...jobs.serialize import attempt_json, event_json, job_json, step_json
+from ...jobs.waiting import waiting_reasons, with_waiting
 from .. import auth
 from . import answers, bodies
 from .spec import ApiError, invalid_query, operation
@@ -89,7 +90,8 @@ def list_jobs(query: bodies.ListQuery):
             limit=query.limit,
             cursor=query.cursor,
         )
-    return {"jobs": [job_json(job) for job in rows], "next_cursor": next_cursor}
+    waiting = waiting_reasons(rows)
+    return {"jobs": [with_waiting(job_json(job), waiting[job.id]) for job in rows], "next_cursor": next_cursor}
 
 
 @operation(
@@ -103,7 +105,7 @@ def list_jobs(query: bodies.ListQuery):
 def get_job(job_id: int):
     job = jobs.get_job(job_id)
     return {
-        **job_json(job),
+        **with_waiting(job_json(job), waiting_reasons([job])[job.id]),
         "queue_position": jobs.queue_position(job),
         "attempts": [attempt_json(attempt) for attempt in jobs.attempts_of(job_id)],
         "steps": [step_json(step) for step in jobs.steps_of(job_id)],

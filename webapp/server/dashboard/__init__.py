@@ -1,6 +1,6 @@
 """The server-rendered dashboard: jobs table, job page with its recovery card, health
-page (`views`), and the webhooks page (`webhooks`)."""
+page (`views`), the webhooks page (`webhooks`) and the queues page (`queues`)."""
 
-from . import views, webhooks
+from . import queues, views, webhooks
 
-BLUEPRINTS = (views.bp, webhooks.bp)
+BLUEPRINTS = (views.bp, webhooks.bp, queues.bp)

@@ -12,6 +12,7 @@ from ...domain.statuses import FINISHED, LIVE, UNFINISHED, JobNotFound, Status, 
 from ...domain.timeutil import utcnow
 from ...jobs import query_params, steps
 from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action
+from ...jobs.waiting import waiting_reasons
 from .. import auth
 from ..extensions import htmx, limiter
 from . import display
@@ -147,6 +148,7 @@ def job_list():
         "jobs/index.html",
         "jobs/_table.html",
         rows=rows,
+        waiting=waiting_reasons(rows),
         next_cursor=next_cursor,
         job_filter=job_filter,
         view=view,
@@ -201,12 +203,14 @@ def job_counts():
 
 def _job_context(job_id: int) -> dict:
     job = jobs.get_job(job_id)
+    waiting = waiting_reasons([job])[job.id]
     attempts = jobs.attempts_of(job_id)
     job_steps = jobs.steps_of(job_id)
     checkpoint = steps.checkpoint_of(job_id)
     resume_label = _resume_label(job_id, job_steps, checkpoint, attempts)
     return {
         "job": job,
+        "waiting": display.WAITING_TEXT[waiting] if waiting else None,
         "attempts": attempts,
         "failed_attempt": next((a for a in reversed(attempts) if a.error), None),
         "latest_attempt": attempts[-1] if attempts else None,
