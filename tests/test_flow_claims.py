@@ -152,3 +152,12 @@ def test_unique_for_s_matches_a_job_finished_within_the_window(app):
     finish(claimed)
     assert jobs.create_job_once(type="import", unique_key="k", unique_for_s=3600).job.id == job.id
     assert not jobs.create_job_once(type="import", unique_key="k").duplicate
+
+
+def test_the_dev_samples_hold_a_limited_queue(app):
+    from webapp.cli.devserver import SAMPLE_QUEUE, seed_samples
+
+    seed_samples()
+    view = queues.get_queue(SAMPLE_QUEUE)
+    assert (view.concurrency, view.queued) == (1, 3)
+    assert len(claim(batch_size=100, queues=[SAMPLE_QUEUE])) == 1
