@@ -45,6 +45,9 @@ _STARTS = QueueStart.__table__
 _LIVE = sorted(LIVE)
 
 
+PRUNE_MARGIN_S = 60.0
+
+
 def epoch_microseconds(moment: datetime) -> int:
     return (moment - EPOCH) // MICROSECOND
 
@@ -142,8 +145,9 @@ def lock_limited_queues(now: datetime, types: list[str] | None, queues: list[str
 
 
 def prune_starts(queues: list[str], now: datetime) -> None:
-    """Drop the starts of `queues` that no window ending now or later can count."""
-    now_us = epoch_microseconds(now)
+    """Drop the starts of `queues` that no window ending now or later can count, with a margin
+    (PRUNE_MARGIN_S) for a claimer whose clock reads a little behind this one's."""
+    now_us = epoch_microseconds(now - timedelta(seconds=PRUNE_MARGIN_S))
     period = select(window_us(_QUEUES)).where(_QUEUES.c.name == _STARTS.c.queue).scalar_subquery()
     db.session.execute(
         delete(_STARTS).where(

@@ -677,6 +677,7 @@ def claim(
     `queues` keeps to those queues (None: any). Jobs of paused or limited queues are
     claimed only while their limits have room (`webapp.store.flow`).
     """
+    given_now = now
     now = now or utcnow()
     params = {
         "cas_worker_id": worker_id,
@@ -691,26 +692,36 @@ def claim(
     postgresql = _is_postgresql()
     jobs = _run(_claim_plan(bool(types), postgresql, bool(queues)), params)
     if len(jobs) < batch_size:
-        jobs += _claim_limited(params, batch_size - len(jobs), postgresql, types, queues)
+        jobs += _claim_limited(params, batch_size - len(jobs), postgresql, types, queues, given_now)
     if jobs:
         moves.announce("claim", Status.CLAIMED, len(jobs))
     return sorted(jobs, key=lambda job: (-job.priority, job.id))
 
 
 def _claim_limited(
-    params: dict[str, Any], room: int, postgresql: bool, types: list[str] | None, queues: list[str] | None
+    params: dict[str, Any],
+    room: int,
+    postgresql: bool,
+    types: list[str] | None,
+    queues: list[str] | None,
+    given_now: datetime | None,
 ) -> list[Job]:
     """Up to `room` jobs of limited queues, one statement each (each one counts the claims
     before it); nothing at all, not even a lock, when no limited queue has a due job."""
     limited_queues = flow.lock_limited_queues(params["cas_now"], types, queues)
     if not limited_queues:
         return []
+    # The time of these claims is read now that the claimer holds its queues (the row locks
+    # on PostgreSQL, the write lock on SQLite): claimers of a queue then record their starts
+    # in the order they take turns, and a window never counts a start from its future.
+    now = given_now or utcnow()
+    params = {**params, "cas_now": now, "cas_now_us": flow.epoch_microseconds(now)}
     plan = _claim_plan(bool(types), postgresql, bool(queues), limited=True)
     claimed: list[Job] = []
     while len(claimed) < room:
-        moved = _run(plan, {**params, "cas_batch_size": 1})
+        moved = _run(plan, params)
         if not moved:
             break
         claimed += moved
-    flow.prune_starts(limited_queues, params["cas_now"])
+    flow.prune_starts(limited_queues, now)
     return claimed
