@@ -152,9 +152,19 @@ def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: 
     app = create_app(app_config(database_url, synchronous, args.pre_ping == "on"))
     with app.app_context():
         db.create_all()
+        spec: dict = {"type": "bench.noop"}
+        if args.limits:
+            # Flow control on (webapp.store.flow): every claim goes through the limited part,
+            # counting its queue's and key's live jobs; limits high enough never to bind.
+            from webapp.jobs import queues
+
+            queues.set_limits("limited", {"concurrency": 10_000, "key_concurrency": 1_000}, actor="bench")
+            spec = {**spec, "queue": "limited"}
         begun = time.monotonic()
         for offset in range(0, args.jobs, args.create_batch):
-            jobs.create_jobs([{"type": "bench.noop"} for _ in range(min(args.create_batch, args.jobs - offset))])
+            batch = range(offset, min(offset + args.create_batch, args.jobs))
+            keyed = [{**spec, "concurrency_key": f"key-{n % args.keys}"} if args.limits else spec for n in batch]
+            jobs.create_jobs(keyed)
         create_s = time.monotonic() - begun
         db.session.remove()
 
@@ -196,7 +206,7 @@ def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: 
         db.session.remove()
         db.engine.dispose()
     statements = sum(sent for _, _, _, sent in finished)
-    label = f"{backend}, {'batched' if batched else 'single'} reports"
+    label = f"{backend}, {'batched' if batched else 'single'} reports{f', limits on ({args.keys} keys)' if args.limits else ''}"
     return Run("jobwarden", label, processes, args.jobs, create_s, process_s, statements)
 
 
@@ -292,6 +302,12 @@ def main() -> None:
         "batch, as /reports applies a worker's reports); default both",
     )
     add_database_prefix_option(parser)
+    parser.add_argument(
+        "--limits",
+        action="store_true",
+        help="jobs in a queue with concurrency and key_concurrency set (never binding): the limited claim's cost",
+    )
+    parser.add_argument("--keys", type=int, default=100, help="concurrency keys with --limits (default 100)")
     args = parser.parse_args()
     modes = [mode == "batched" for mode in args.reports.split(",")]
     counts = [int(n) for n in args.processes.split(",")]

@@ -121,6 +121,19 @@ class JobwardenClient:
         body = {"action": action, "reason": reason, **({"ids": ids} if ids is not None else {"filter": filter})}
         return self._call("POST", "/api/jobs/actions", body, repeatable=False)
 
+    def queues(self) -> builtins.list[dict[str, Any]]:
+        return self._call("GET", "/api/queues")["queues"]
+
+    def set_queue_limits(self, name: str, reason: str | None = None, **limits: Any) -> dict[str, Any]:
+        """`concurrency`, `key_concurrency`, `rate_limit` ({"limit", "period_s"}); None clears one."""
+        return self._call("PATCH", f"/api/queues/{quote(name, safe='')}", {**limits, "reason": reason})
+
+    def pause_queue(self, name: str, reason: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/queues/{quote(name, safe='')}/pause", {"reason": reason})
+
+    def resume_queue(self, name: str, reason: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/queues/{quote(name, safe='')}/resume", {"reason": reason})
+
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/api/health")
 

@@ -18,6 +18,8 @@ from werkzeug.serving import make_server
 
 from .dev_worker import LocalWorker, second_worker_command, worker_argv
 
+SAMPLE_QUEUE = "gpu"
+SAMPLE_QUEUE_LIMITS = {"concurrency": 1, "rate_limit": {"limit": 10, "period_s": 60}}
 SAMPLE_JOBS: list[dict[str, Any]] = [
     {"type": "demo.sleep", "payload": {"seconds": 30}},
     {"type": "demo.pipeline", "payload": {"seconds_per_step": 8}},
@@ -38,17 +40,23 @@ SAMPLE_JOBS: list[dict[str, Any]] = [
     {"type": "demo.crash", "payload": {}, "max_attempts": 1},
     {"type": "demo.sleep", "payload": {"seconds": 10}, "priority": 5},
     {"type": "demo.sleep", "payload": {"seconds": 5}, "hold": True},
+    # A limited queue: one "gpu" job at a time, so the others show "waiting: concurrency"
+    # on /jobs and /queues; and a unique job (a second create of its key answers with it).
+    *({"type": "demo.sleep", "payload": {"seconds": 6}, "queue": SAMPLE_QUEUE} for _ in range(3)),
+    {"type": "demo.sleep", "payload": {"seconds": 3}, "unique_key": "nightly-import"},
 ]
 
 
 def seed_samples() -> int:
     """Create the sample jobs when the store has none; returns how many were created."""
     from .. import jobs
+    from ..jobs import queues
     from ..store.extensions import db
     from ..store.models import Job
 
     if db.session.execute(select(func.count()).select_from(Job)).scalar_one():
         return 0
+    queues.set_limits(SAMPLE_QUEUE, SAMPLE_QUEUE_LIMITS, actor="dev", reason="sample: one GPU job at a time")
     return len(jobs.create_jobs(SAMPLE_JOBS, actor="dev"))
 
 

@@ -20,6 +20,7 @@ from .devserver import dev_command
 from .operator import jobs_group, submit_command
 from .schedules import schedules_group
 from .serve import serve_command
+from .queues import queues_group
 
 
 class HelpFirstGroup(click.Group):
@@ -133,5 +134,6 @@ cli.add_command(worker_command)
 cli.add_command(submit_command)
 cli.add_command(jobs_group)
 cli.add_command(schedules_group)
+cli.add_command(queues_group)
 cli.add_command(dev_command)
 cli.add_command(serve_command)

@@ -18,11 +18,13 @@ from .cursors import decode_cursor, encode_cursor
 from .filters import BadQuery, JobFilter
 from .lifecycle import (
     CompleteReport,
+    Created,
     StartReport,
     claim_jobs,
     complete_job,
     complete_jobs,
     create_job,
+    create_job_once,
     create_jobs,
     fail_job,
     heartbeat,
@@ -78,7 +80,9 @@ __all__ = [
     "complete_jobs",
     "count_by_status",
     "count_matching",
+    "Created",
     "create_job",
+    "create_job_once",
     "create_jobs",
     "decode_cursor",
     "encode_cursor",

@@ -17,6 +17,7 @@ class JobFilter:
     statuses: list[str] = field(default_factory=list)
     type: str | None = None
     worker: str | None = None
+    queue: str | None = None
     q: str | None = None
     schedule: str | None = None
 
@@ -30,6 +31,8 @@ class JobFilter:
             conditions.append(Job.worker_id == self.worker)
         if self.schedule:
             conditions.append(Job.schedule == self.schedule)
+        if self.queue:
+            conditions.append(Job.queue == self.queue)
         if self.q:
             text = self.q.strip()
             matches = [

@@ -23,8 +23,15 @@ from .policy import end_attempt
 from .queries import get_job
 
 
-def create_jobs(specs: list[dict[str, Any]], *, actor: str = API) -> list[Job]:
-    """Create jobs all or nothing, in one transaction."""
+@dataclass(frozen=True)
+class Created:
+    job: Job
+    duplicate: bool  # a live job (or one finished within `unique_for_s`) already held its unique key
+
+
+def create_jobs_once(specs: list[dict[str, Any]], *, actor: str = API) -> list[Created]:
+    """Create jobs all or nothing, in one transaction; a spec whose `unique_key` is held
+    answers with the job that holds it (webapp.store.unique)."""
     default_attempts = current_app.config["JOBWARDEN_DEFAULT_MAX_ATTEMPTS"]
     prepared = []
     for spec in specs:
@@ -33,16 +40,41 @@ def create_jobs(specs: list[dict[str, Any]], *, actor: str = API) -> list[Job]:
             spec["max_attempts"] = default_attempts
         prepared.append(spec)
     with unit_of_work():
-        return transitions.create(prepared, actor=actor)
+        plain = [spec for spec in prepared if not spec.get("unique_key")]
+        created = iter(transitions.create([_without_unique_for(spec) for spec in plain], actor=actor))
+        answers = []
+        for spec in prepared:
+            if not spec.get("unique_key"):
+                answers.append(Created(next(created), duplicate=False))
+                continue
+            job, duplicate = transitions.create_unique(
+                _without_unique_for(spec), actor=actor, unique_for_s=spec.get("unique_for_s")
+            )
+            answers.append(Created(job, duplicate))
+        return answers
+
+
+def _without_unique_for(spec: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in spec.items() if name != "unique_for_s"}
+
+
+def create_jobs(specs: list[dict[str, Any]], *, actor: str = API) -> list[Job]:
+    return [created.job for created in create_jobs_once(specs, actor=actor)]
+
+
+def create_job_once(*, actor: str = API, **spec: Any) -> Created:
+    return create_jobs_once([spec], actor=actor)[0]
 
 
 def create_job(*, actor: str = API, **spec: Any) -> Job:
-    return create_jobs([spec], actor=actor)[0]
+    return create_job_once(actor=actor, **spec).job
 
 
-def claim_jobs(worker_id: str, *, types: list[str] | None = None, batch_size: int = 1) -> list[Job]:
+def claim_jobs(
+    worker_id: str, *, types: list[str] | None = None, queues: list[str] | None = None, batch_size: int = 1
+) -> list[Job]:
     with unit_of_work():
-        claimed = transitions.claim(worker_id, types=types, batch_size=batch_size)
+        claimed = transitions.claim(worker_id, types=types, queues=queues, batch_size=batch_size)
         # Handed back detached, as RETURNING gave them: the commit would expire them
         # and reading a claimed job would then cost one query per job.
         for job in claimed:

@@ -57,6 +57,9 @@ class JobOut(BaseModel):
     last_error: str | None
     exit_code: int | None
     cancel_requested: bool
+    queue: str
+    concurrency_key: str | None
+    unique_key: str | None
     schedule: str | None = Field(None, description="The schedule that made the job, if one did.")
     scheduled_for: Time = Field(None, description="The fire time the schedule made it for (UTC).")
     stopping: Stopping | None = Field(

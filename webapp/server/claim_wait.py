@@ -20,7 +20,7 @@ from sqlalchemy import case, func, select
 from .. import jobs
 from ..domain.timeutil import utcnow
 from ..metrics import CLAIM_LATENCY
-from ..store import wakeup
+from ..store import flow, wakeup
 from ..store.extensions import db
 from ..store.models import Job
 from . import hangups
@@ -28,7 +28,9 @@ from . import hangups
 RUN_AFTER_MARGIN_S = 0.002  # wake just after a job's run_after, not just before it
 
 
-def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, wait_s: float) -> list[Job]:
+def claim_waiting(
+    worker_id: str, *, types: list[str] | None, queues: list[str] | None = None, batch_size: int, wait_s: float
+) -> list[Job]:
     """Claim up to `batch_size` jobs, waiting up to `wait_s` seconds for the first.
 
     A worker that hangs up while its claim waits (a stopping worker half-closes the
@@ -36,7 +38,7 @@ def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, w
     a client that sends more bytes instead gets UnexpectedBytes.
     """
     if wait_s <= 0:
-        return _claim(worker_id, types, batch_size)
+        return _claim(worker_id, types, queues, batch_size)
     deadline = time.monotonic() + wait_s
     hub = wakeup.hub()
     hung_up = threading.Event()
@@ -48,11 +50,11 @@ def claim_waiting(worker_id: str, *, types: list[str] | None, batch_size: int, w
     with hangups.watching(client_socket(), on_hang_up):
         while True:
             seen = hub.generation
-            claimed = _claim(worker_id, types, batch_size)
+            claimed = _claim(worker_id, types, queues, batch_size)
             if claimed or time.monotonic() >= deadline:
                 return claimed
             until = deadline
-            next_due = _next_run_after(types)
+            next_due = _earliest(_next_run_after(types, queues), flow.held_back_until(utcnow(), types, queues))
             db.session.close()  # wait without a connection
             if next_due is not None:
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
@@ -69,21 +71,28 @@ class UnexpectedBytes(Exception):
     """The client of a waiting claim sent more than its request (a hang-up sends nothing)."""
 
 
-def _claim(worker_id: str, types: list[str] | None, batch_size: int) -> list[Job]:
+def _claim(worker_id: str, types: list[str] | None, queues: list[str] | None, batch_size: int) -> list[Job]:
     started = time.perf_counter()
-    claimed = jobs.claim_jobs(worker_id, types=types, batch_size=batch_size)
+    claimed = jobs.claim_jobs(worker_id, types=types, queues=queues, batch_size=batch_size)
     CLAIM_LATENCY.observe(time.perf_counter() - started)
     return claimed
 
 
-def _next_run_after(types: list[str] | None) -> datetime | None:
-    """When the next queued job of `types` becomes claimable (only jobs not yet due remain
-    queued here): its `run_after`, or later while an earlier attempt's lease runs (webapp.store.leases)."""
+def _next_run_after(types: list[str] | None, queues: list[str] | None) -> datetime | None:
+    """When the next queued job of `types` and `queues` becomes claimable (only jobs not yet
+    due remain queued here): its `run_after`, or later while an earlier attempt's lease runs
+    (webapp.store.leases)."""
     due = case((Job.lease_expires_at > Job.run_after, Job.lease_expires_at), else_=Job.run_after)
     statement = select(func.min(due)).where(Job.status == "queued")
     if types:
         statement = statement.where(Job.type.in_(types))
+    if queues:
+        statement = statement.where(Job.queue.in_(queues))
     return db.session.execute(statement).scalar()
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    return min((moment for moment in moments if moment is not None), default=None)
 
 
 def client_socket() -> socket.socket | None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..domain.statuses import Status
+from ..domain.statuses import FINISHED, Status
 from ..metrics import TRANSITIONS
-from ..store import moves
+from ..store import flow, moves
 from ..store.commit_hooks import after_commit
 from ..store.wakeup import announce_claimable
 from ..webhooks.outbox import TransitionOutbox
@@ -21,8 +21,9 @@ def count_transition(move: moves.Move) -> None:
 
 
 def wake_waiting_claims(move: moves.Move) -> None:
-    """A job became claimable: waiting claims on every replica look again once it commits."""
-    if move.to_status == Status.QUEUED:
+    """A job became claimable: waiting claims on every replica look again once it commits.
+    A job that finished may have freed a limited queue's slot (webapp.store.flow)."""
+    if move.to_status == Status.QUEUED or (move.to_status in FINISHED and flow.limits_in_use()):
         announce_claimable()
 
 

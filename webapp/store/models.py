@@ -28,11 +28,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..domain.queues import DEFAULT_QUEUE
+from ..domain.statuses import UNFINISHED
 from .extensions import Model
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 Id = BigInteger().with_variant(Integer, "sqlite")
 Json = JSON().with_variant(JSONB, "postgresql")
+
+
+# The statuses a unique key is held in: a job not finished yet.
+LIVE_UNIQUE_WHERE = "unique_key IS NOT NULL AND status IN ({})".format(
+    ", ".join(f"'{status}'" for status in sorted(UNFINISHED))
+)
 
 
 class UTCDateTime(TypeDecorator):
@@ -84,7 +92,11 @@ class Job(Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    queue: Mapped[str] = mapped_column(String(200), default="default", server_default="default")
+    # Flow control (webapp.store.flow): the queue whose limits hold the job, the key that
+    # `key_concurrency` counts by, and the key a create is deduplicated by among live jobs.
+    queue: Mapped[str] = mapped_column(String(200), nullable=False, default=DEFAULT_QUEUE, server_default=DEFAULT_QUEUE)
+    concurrency_key: Mapped[str | None] = mapped_column(String(200))
+    unique_key: Mapped[str | None] = mapped_column(String(200))
     # Set on a job a schedule made: the schedule's name and the fire time it ran for (webapp/schedules).
     schedule: Mapped[str | None] = mapped_column(String(200))
     scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -117,6 +129,35 @@ class Job(Model):
         Index("uq_jobs_schedule_fire", "schedule", "scheduled_for", unique=True),
         # A schedule's runs, newest first (/jobs?schedule=NAME, its last runs, its overlap check).
         Index("ix_jobs_schedule_id", "schedule", "id"),
+        # A limited queue's claim: its queued jobs in claim order, its live jobs counted per key.
+        Index(
+            "ix_jobs_queue_claim",
+            "queue",
+            text("priority DESC"),
+            "id",
+            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text("status = 'queued'"),
+        ),
+        Index("ix_jobs_queue_status_key", "queue", "status", "concurrency_key"),
+        # Unique jobs: at most one live job per (type, unique_key); a create inserts with
+        # ON CONFLICT DO NOTHING against this index and reads the holder only when refused.
+        Index(
+            "uq_jobs_live_unique_key",
+            "type",
+            "unique_key",
+            unique=True,
+            sqlite_where=text(LIVE_UNIQUE_WHERE),
+            postgresql_where=text(LIVE_UNIQUE_WHERE),
+        ),
+        # `unique_for_s`: the finished jobs of a key, newest first.
+        Index(
+            "ix_jobs_unique_finished",
+            "type",
+            "unique_key",
+            "finished_at",
+            sqlite_where=text("unique_key IS NOT NULL"),
+            postgresql_where=text("unique_key IS NOT NULL"),
+        ),
     )
 
 
@@ -419,3 +460,61 @@ class ScheduleEvent(Model):
     message: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_schedule_events_schedule", "schedule_id", "id"),)
+
+
+# --- queues and flow control (webapp.store.flow) -------------------------------------
+
+
+class Queue(Model):
+    """A queue's limits and pause, once an operator set them (a queue named only by its
+    jobs has no row and no limit: its claims stay on the fast path)."""
+
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    concurrency: Mapped[int | None] = mapped_column(Integer)  # live jobs (claimed + running) at most
+    key_concurrency: Mapped[int | None] = mapped_column(Integer)  # live jobs per concurrency_key at most
+    rate_limit_count: Mapped[int | None] = mapped_column(Integer)  # starts in any window of the period at most
+    rate_limit_period_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("concurrency IS NULL OR concurrency >= 0", name="ck_queues_concurrency"),
+        CheckConstraint("key_concurrency IS NULL OR key_concurrency >= 1", name="ck_queues_key_concurrency"),
+        CheckConstraint(
+            "(rate_limit_count IS NULL) = (rate_limit_period_s IS NULL)"
+            " AND (rate_limit_count IS NULL OR (rate_limit_count >= 1 AND rate_limit_period_s > 0))",
+            name="ck_queues_rate_limit",
+        ),
+    )
+
+
+class QueueStart(Model):
+    """A rate-limited queue's claims, as microseconds since the epoch: the sliding window the
+    claim counts (rows in (now - period, now]); older rows are pruned by the claim itself."""
+
+    __tablename__ = "queue_starts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(200))
+    at_us: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_queue_starts_queue_at", "queue", "at_us"),)
+
+
+class QueueEvent(Model):
+    """A queue's history: pauses, resumes and limit changes, with who and why."""
+
+    __tablename__ = "queue_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))  # pause | resume | set
+    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[Any] = mapped_column(Json, nullable=True)
+
+    __table_args__ = (Index("ix_queue_events_queue", "queue", "id"),)

@@ -37,6 +37,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from ..domain.actors import WORKER, WORKER_PREFIX
+from ..domain.queues import DEFAULT_QUEUE
 from ..domain.statuses import (
     EDGES,
     LIVE,
@@ -47,7 +48,7 @@ from ..domain.statuses import (
     TransitionRefused,
 )
 from ..domain.timeutil import utcnow
-from . import leases, moves
+from . import flow, leases, moves, unique
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent
 
@@ -530,26 +531,49 @@ def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = No
     if not specs:
         return []  # an INSERT with no rows would insert one row of defaults
     now = now or utcnow()
-    rows = []
-    for spec in specs:
-        spec = dict(spec)
-        hold = spec.pop("hold", False)
-        # Every row carries the same keys, so the batch stays one statement.
-        rows.append(
-            {
-                "payload": None,
-                "priority": 0,
-                "timeout_s": None,
-                **spec,
-                "status": Status.PENDING if hold else Status.QUEUED,
-                "created_at": now,
-                "updated_at": now,
-                "run_after": now,
-                "attempt": 0,
-                "cancel_requested": False,
-            }
-        )
+    rows = [_new_row(spec, now) for spec in specs]
     jobs = list(db.session.scalars(insert(Job).returning(Job, sort_by_parameter_order=True), rows))
+    record_creates(jobs, actor=actor, now=now)
+    return jobs
+
+
+def _new_row(spec: dict[str, Any], now: datetime) -> dict[str, Any]:
+    spec = dict(spec)
+    hold = spec.pop("hold", False)
+    # Every row carries the same keys, so the batch stays one statement.
+    return {
+        "payload": None,
+        "priority": 0,
+        "timeout_s": None,
+        "queue": DEFAULT_QUEUE,
+        "concurrency_key": None,
+        "unique_key": None,
+        **spec,
+        "status": Status.PENDING if hold else Status.QUEUED,
+        "created_at": now,
+        "updated_at": now,
+        "run_after": now,
+        "attempt": 0,
+        "cancel_requested": False,
+    }
+
+
+def create_unique(
+    spec: dict[str, Any], *, actor: str, unique_for_s: float | None = None, now: datetime | None = None
+) -> tuple[Job, bool]:
+    """`create` for one job with a `unique_key`: (the new job, False), or (the job holding
+    the key, True) and nothing written (`webapp.store.unique`)."""
+    now = now or utcnow()
+    job, duplicate = unique.insert_unique(_new_row(spec, now), unique_for_s, now)
+    if not duplicate:
+        record_creates([job], actor=actor, now=now)
+    return job, duplicate
+
+
+def record_creates(jobs: list[Job], *, actor: str, now: datetime) -> None:
+    """The "create" status events of new jobs (one INSERT … SELECT) and their announcement."""
+    if not jobs:
+        return
     db.session.execute(
         insert(_EVENTS).from_select(
             ["job_id", "kind", "actor", "at", "action", "to_status"],
@@ -567,7 +591,6 @@ def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = No
         created = sum(1 for job in jobs if job.status == status)
         if created:
             moves.announce("create", status, created)
-    return jobs
 
 
 def _new_token(postgresql: bool) -> ColumnElement[str]:
@@ -576,8 +599,10 @@ def _new_token(postgresql: bool) -> ColumnElement[str]:
     return func.lower(func.hex(func.randomblob(16)))
 
 
-@lru_cache(maxsize=8)
-def _claim_plan(by_type: bool, postgresql: bool, lease_types: tuple[str, ...]) -> _Plan:
+@lru_cache(maxsize=32)
+def _claim_plan(
+    by_type: bool, postgresql: bool, lease_types: tuple[str, ...], by_queue: bool = False, limited: bool = False
+) -> _Plan:
     now = _param("cas_now", _JOBS.c.updated_at)
     candidates = (
         select(_JOBS.c.id)
@@ -591,9 +616,20 @@ def _claim_plan(by_type: bool, postgresql: bool, lease_types: tuple[str, ...]) -
     )
     if by_type:
         candidates = candidates.where(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
+    # Flow control (webapp.store.flow): `by_queue` keeps to the worker's queues; the fast
+    # plan leaves out paused and limited queues, the limited plan takes one job of them
+    # whose limits have room, counted inside this statement.
+    if by_queue:
+        candidates = candidates.where(_JOBS.c.queue.in_(bindparam("cas_queues", expanding=True)))
+    if limited:
+        candidates = flow.limited_candidate(now, by_type, by_queue).where(
+            leases.claimable(_JOBS.c.lease_expires_at, now)  # one live copy, in the limited part too
+        )
+    else:
+        candidates = candidates.where(flow.unrestricted_job())
     if postgresql:
         # A CTE is evaluated once, so the locked rows are exactly the rows updated.
-        picked = candidates.with_for_update(skip_locked=True).cte("picked")
+        picked = candidates.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
         chosen = _JOBS.c.id == picked.c.id
     else:
         chosen = _JOBS.c.id.in_(candidates.scalar_subquery())
@@ -626,13 +662,17 @@ def _claim_plan(by_type: bool, postgresql: bool, lease_types: tuple[str, ...]) -
     def record_claims(rows: FromClause) -> UpdateBase:
         return _status_events(rows, lease_holder(rows), "claim", Status.QUEUED, Status.CLAIMED)
 
-    return _plan(moved, [open_attempts, record_claims], postgresql)
+    followups: list[FollowUp] = [open_attempts, record_claims]
+    if limited:
+        followups.append(flow.record_starts)  # the rate limit's window
+    return _plan(moved, followups, postgresql)
 
 
 def claim(
     worker_id: str,
     *,
     types: list[str] | None = None,
+    queues: list[str] | None = None,
     batch_size: int = 1,
     now: datetime | None = None,
 ) -> list[Job]:
@@ -644,19 +684,62 @@ def claim(
     the UPDATE takes the database's single write lock before it reads.
     Each claimed job gets a fresh lease token and lease, one more attempt and an attempt
     row; a job whose previous attempt may still be live is skipped (webapp.store.leases).
+    `queues` keeps to those queues (None: any). Jobs of paused or limited queues are
+    claimed only while their limits have room (`webapp.store.flow`).
     """
+    given_now = now
     now = now or utcnow()
     lease_types = leases.typed()
     params = {
         "cas_worker_id": worker_id,
         "cas_now": now,
+        "cas_now_us": flow.epoch_microseconds(now),
         "cas_batch_size": batch_size,
         "cas_types": types or [],
+        "cas_queues": queues or [],
         "cas_reason": None,
         "cas_event_data": None,
         **leases.expiry_params(now, lease_types),
     }
-    jobs = _run(_claim_plan(bool(types), _is_postgresql(), lease_types), params)
+    postgresql = _is_postgresql()
+    jobs = _run(_claim_plan(bool(types), postgresql, lease_types, bool(queues)), params)
+    if len(jobs) < batch_size:
+        jobs += _claim_limited(params, batch_size - len(jobs), postgresql, lease_types, types, queues, given_now)
     if jobs:
         moves.announce("claim", Status.CLAIMED, len(jobs))
     return sorted(jobs, key=lambda job: (-job.priority, job.id))
+
+
+def _claim_limited(
+    params: dict[str, Any],
+    room: int,
+    postgresql: bool,
+    lease_types: tuple[str, ...],
+    types: list[str] | None,
+    queues: list[str] | None,
+    given_now: datetime | None,
+) -> list[Job]:
+    """Up to `room` jobs of limited queues, one statement each (each one counts the claims
+    before it); nothing at all, not even a lock, when no limited queue has a due job."""
+    limited_queues = flow.lock_limited_queues(params["cas_now"], types, queues)
+    if not limited_queues:
+        return []
+    # The time of these claims is read now that the claimer holds its queues (the row locks
+    # on PostgreSQL, the write lock on SQLite): claimers of a queue then record their starts
+    # in the order they take turns, and a window never counts a start from its future.
+    now = given_now or utcnow()
+    params = {
+        **params,
+        "cas_now": now,
+        "cas_now_us": flow.epoch_microseconds(now),
+        **leases.expiry_params(now, lease_types),
+    }
+    plan = _claim_plan(bool(types), postgresql, lease_types, bool(queues), limited=True)
+    claimed: list[Job] = []
+    while len(claimed) < room:
+        moved = _run(plan, params)
+        if not moved:
+            break
+        claimed += moved
+    flow.prune_starts(limited_queues, now)
+    return claimed

@@ -21,6 +21,15 @@ def _types(_ctx, _param, value: str | None) -> list[str] | None:
     return types
 
 
+def _queues(_ctx, _param, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    queues = [q.strip() for q in value.split(",") if q.strip()]
+    if not queues:
+        raise click.BadParameter("name at least one queue, or leave --queues out for all")
+    return queues
+
+
 @click.command("worker")
 @click.option(
     "--server",
@@ -42,6 +51,12 @@ def _types(_ctx, _param, value: str | None) -> list[str] | None:
     callback=_types,
     default=None,
     help="Comma-separated job types to claim (default: the handlers' types; * for any).",
+)
+@click.option(
+    "--queues",
+    callback=_queues,
+    default=None,
+    help="Comma-separated queues to claim from (default: all).",
 )
 @click.option(
     "--concurrency", type=click.IntRange(min=1), default=1, show_default=True, help="Jobs run at the same time."
@@ -99,6 +114,7 @@ def worker_command(
     server: str,
     handler_modules: tuple[str, ...],
     types: list[str] | None,
+    queues: list[str] | None,
     concurrency: int,
     heartbeat_interval: float,
     poll_interval: float,
@@ -133,6 +149,7 @@ def worker_command(
         internal_key=key,
         concurrency=concurrency,
         types=types,
+        queues=queues,
         heartbeat_interval=heartbeat_interval,
         poll_interval=poll_interval,
         grace=grace,

@@ -156,14 +156,22 @@ class WorkerClient(JobwardenClient):
         )
 
     def claim(
-        self, worker_id: str, types: builtins.list[str] | None = None, *, batch_size: int = 1, wait_s: float = 0
+        self,
+        worker_id: str,
+        types: builtins.list[str] | None = None,
+        *,
+        queues: builtins.list[str] | None = None,
+        batch_size: int = 1,
+        wait_s: float = 0,
     ) -> builtins.list[dict[str, Any]]:
         """Up to batch_size jobs; with none ready the server holds the answer up to wait_s for one.
 
         Sent on a connection of its own (`ClaimLine`), so `hang_up_claims` can end a waiting
         claim without losing its answer. None after `hang_up_claims`: answers [] unsent."""
         # Not repeated after a lost answer: the jobs it claimed would sit claimed until the monitor frees them.
-        body = {"worker_id": worker_id, "types": types, "batch_size": batch_size, "wait_s": wait_s}
+        body: dict[str, Any] = {"worker_id": worker_id, "types": types, "batch_size": batch_size, "wait_s": wait_s}
+        if queues is not None:
+            body["queues"] = queues
         headers = self._internal_headers()
         last_problem = ""
         for attempt in range(self.retries + 1):

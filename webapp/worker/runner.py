@@ -55,6 +55,7 @@ class WorkerSettings:
     internal_key: str | None
     concurrency: int = 1
     types: list[str] | None = None  # None: the registry's types; ["*"]: any type
+    queues: list[str] | None = None  # None: any queue
     heartbeat_interval: float = 1.0
     poll_interval: float = 1.0  # between claims when claim_wait is 0
     claim_wait: float = CLAIM_WAIT_S  # the server holds an empty claim this long for a job (long poll)
@@ -160,11 +161,12 @@ class WorkerRunner:
         if unknown:
             log.warning("no handler for %s: such jobs will fail", ", ".join(unknown))
         log.info(
-            "worker %s: %s, concurrency %d, types %s",
+            "worker %s: %s, concurrency %d, types %s, queues %s",
             self.worker_id,
             self.settings.server,
             self.settings.concurrency,
             types_label(self.claim_types),
+            ", ".join(self.settings.queues or []) or "all",
         )
         threading.Thread(target=self._beat_worker, name="worker-heartbeat", daemon=True).start()
         threading.Thread(target=self._keep_present, name="worker-presence", daemon=True).start()
@@ -304,7 +306,9 @@ class WorkerRunner:
     def _claim(self, free: int, wait_s: float) -> list[dict[str, Any]]:
         self._claim_waiting = wait_s > 0 and not self.stopping
         try:
-            jobs = self.client.claim(self.worker_id, self.claim_types, batch_size=free, wait_s=wait_s)
+            jobs = self.client.claim(
+                self.worker_id, self.claim_types, queues=self.settings.queues, batch_size=free, wait_s=wait_s
+            )
         finally:
             self._claim_waiting = False
         received_at = time.monotonic()  # the leases count from here (webapp.worker.lease_clock)

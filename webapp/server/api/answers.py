@@ -8,6 +8,7 @@ from pydantic import (
     Field,
 )
 
+from ...domain.queues import Waiting
 from ...jobs.serialize import JobOut, Time
 from .schemas import (
     Answer,
@@ -47,7 +48,17 @@ class CheckpointOut(Answer):
     data: Any = None
 
 
-class JobDetail(JobOut):
+class DuplicateJob(JobOut):
+    duplicate: Literal[True]
+
+
+class JobListed(JobOut):
+    waiting: Waiting | None = Field(
+        description="Why a queued job is not running yet (null: nothing holds it back but its turn)"
+    )
+
+
+class JobDetail(JobListed):
     queue_position: int | None
     attempts: list[AttemptOut]
     steps: list[StepOut]
@@ -68,7 +79,7 @@ class EventOut(Answer):
 
 
 class JobList(Answer):
-    jobs: list[JobOut]
+    jobs: list[JobListed]
     next_cursor: str | None
 
 

@@ -10,6 +10,7 @@ from pydantic import (
     model_validator,
 )
 
+from ...domain.queues import DEFAULT_QUEUE, MAX_UNIQUE_FOR_S
 from ...domain.statuses import Status
 from ...jobs.actions import ACTION_NAMES
 from .schemas import (
@@ -32,6 +33,25 @@ class CreateJob(Body):
     max_attempts: int | None = Field(None, ge=1, le=1000, description="Default JOBWARDEN_DEFAULT_MAX_ATTEMPTS.")
     timeout_s: int | None = Field(None, ge=1, le=30 * 24 * 3600, description="The worker kills the job after this.")
     hold: bool = Field(False, description="Create as pending: released by force-start.")
+    queue: Name = Field(DEFAULT_QUEUE, description="The queue whose limits and pause hold the job.")
+    concurrency_key: Name | None = Field(None, description="The queue's `key_concurrency` counts live jobs per key.")
+    unique_key: Name | None = Field(
+        None,
+        description="With a live job of the same type and key, nothing is created: 200 with that job and "
+        '`"duplicate": true`.',
+    )
+    unique_for_s: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_UNIQUE_FOR_S,
+        description="With `unique_key`: also match a job of the key that finished within this many seconds.",
+    )
+
+    @model_validator(mode="after")
+    def unique_for_needs_a_key(self) -> CreateJob:
+        if self.unique_for_s is not None and self.unique_key is None:
+            raise ValueError("unique_for_s needs a unique_key")
+        return self
 
 
 class BulkCreate(Body):
@@ -48,6 +68,7 @@ class JobQuery(Body):
     type: Name | None = None
     worker: Name | None = None
     schedule: Name | None = None
+    queue: Name | None = None
     q: Annotated[str, Field(max_length=200), AfterValidator(no_nul)] | None = None
 
 

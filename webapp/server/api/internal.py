@@ -52,10 +52,12 @@ def claim(body: worker_schemas.Claim):
     With nothing ready and `wait_s` > 0 the answer waits until a job becomes claimable
     (created, re-queued, force-started or its `run_after` comes) or `wait_s` passes.
     """
-    if body.types == []:
-        return {"jobs": []}  # no types asked for: nothing to claim (transitions.claim reads "no filter" as any type)
+    if body.types == [] or body.queues == []:
+        return {"jobs": []}  # none asked for: nothing to claim (transitions.claim reads "no filter" as any)
     try:
-        claimed = claim_waiting(body.worker_id, types=body.types, batch_size=body.batch_size, wait_s=body.wait_s)
+        claimed = claim_waiting(
+            body.worker_id, types=body.types, queues=body.queues, batch_size=body.batch_size, wait_s=body.wait_s
+        )
     except UnexpectedBytes as error:
         raise ApiError(400, "invalid", f"wait_s: {error}", field="wait_s") from None
     replay = steps.replay_state(job.id for job in claimed)

@@ -9,6 +9,7 @@ from ...domain.actors import API
 from ...jobs import steps
 from ...jobs.actions import ACTIONS, Action, apply_action
 from ...jobs.serialize import attempt_json, event_json, job_json, step_json
+from ...jobs.waiting import waiting_reasons, with_waiting
 from .. import auth
 from . import answers, bodies
 from .spec import ApiError, invalid_query, operation
@@ -41,6 +42,7 @@ def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
         worker=query.worker,
         q=query.q,
         schedule=query.schedule,
+        queue=query.queue,
     )
 
 
@@ -50,15 +52,20 @@ def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
     "/jobs",
     summary="Create a job",
     body=bodies.CreateJob,
-    responses={201: ("Created", answers.JobOut)},
+    responses={
+        201: ("Created", answers.JobOut),
+        200: ("A live job already holds the unique_key: that job, with duplicate: true", answers.DuplicateJob),
+    },
     errors=WRITE_ERRORS,
     security=OPERATOR,
 )
 def create_job(body: bodies.CreateJob):
     """Queued at once, or pending with `hold`."""
     with jobs.as_committed():
-        job = jobs.create_job(actor=API, **body.model_dump())
-        return job_json(job), 201
+        created = jobs.create_job_once(actor=API, **body.model_dump())
+        if created.duplicate:
+            return {**job_json(created.job), "duplicate": True}, 200
+        return job_json(created.job), 201
 
 
 @operation(
@@ -88,7 +95,8 @@ def list_jobs(query: bodies.ListQuery):
             limit=query.limit,
             cursor=query.cursor,
         )
-    return {"jobs": [job_json(job) for job in rows], "next_cursor": next_cursor}
+    waiting = waiting_reasons(rows)
+    return {"jobs": [with_waiting(job_json(job), waiting[job.id]) for job in rows], "next_cursor": next_cursor}
 
 
 @operation(
@@ -102,7 +110,7 @@ def list_jobs(query: bodies.ListQuery):
 def get_job(job_id: int):
     job = jobs.get_job(job_id)
     return {
-        **job_json(job),
+        **with_waiting(job_json(job), waiting_reasons([job])[job.id]),
         "queue_position": jobs.queue_position(job),
         "attempts": [attempt_json(attempt) for attempt in jobs.attempts_of(job_id)],
         "steps": [step_json(step) for step in jobs.steps_of(job_id)],

@@ -42,6 +42,9 @@ class Claim(Body):
     types: Annotated[list[Name] | None, AfterValidator(once_each)] = Field(
         None, max_length=200, description="Only these types; an empty list claims nothing. Leave out for any type."
     )
+    queues: Annotated[list[Name] | None, AfterValidator(once_each)] = Field(
+        None, max_length=200, description="Only jobs of these queues; an empty list claims nothing. Leave out for any."
+    )
     batch_size: int = Field(1, ge=1, le=100)
     wait_s: float = Field(0, ge=0, le=MAX_CLAIM_WAIT_S, description="with nothing ready, wait up to this long")
 

@@ -1,6 +1,7 @@
 """The server-rendered dashboard: jobs table, job page with its recovery card, health
-page (`views`), the webhooks page (`webhooks`) and the schedules page (`schedules`)."""
+page (`views`), the webhooks page (`webhooks`), the schedules page (`schedules`) and the
+queues page (`queues`)."""
 
-from . import schedules, views, webhooks
+from . import queues, schedules, views, webhooks
 
-BLUEPRINTS = (views.bp, webhooks.bp, schedules.bp)
+BLUEPRINTS = (views.bp, webhooks.bp, schedules.bp, queues.bp)

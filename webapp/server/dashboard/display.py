@@ -8,6 +8,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from ...domain.queues import Waiting
 from ...domain.statuses import FINISHED, LIVE
 from ...domain.timeutil import utcnow
 
@@ -116,3 +117,14 @@ def bulk_summary(label: str, result: dict) -> str:
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
         message += f"; {len(skipped)} skipped: {shown}{more}"
     return message + "."
+
+
+WAITING_TEXT = {
+    Waiting.QUEUE_PAUSED: "its queue is paused",
+    Waiting.CONCURRENCY: "a free slot: its queue runs as many jobs as its concurrency allows",
+    Waiting.KEY_CONCURRENCY: "its concurrency key: another job of the key runs",
+    Waiting.RATE_LIMIT: "its queue's rate limit: the window is full",
+    Waiting.RUN_AFTER: "its run_after time",
+    Waiting.STOPPING: "its previous attempt to stop",
+    Waiting.NO_WORKER: "a worker: no live worker takes its type",
+}

@@ -14,6 +14,7 @@ from ...domain.worker_states import WORKER_STATE_LABELS
 from ...jobs import query_params, steps
 from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action
 from ...store.leases import stopping_json
+from ...jobs.waiting import waiting_reasons
 from .. import auth
 from ..extensions import htmx, limiter
 from . import display, recovery_effects
@@ -102,6 +103,7 @@ def _filter_from(args) -> tuple[jobs.JobFilter, dict]:
         statuses=statuses,
         type=query_params.text("type", args.get("type")),
         worker=query_params.text("worker", args.get("worker")),
+        queue=query_params.text("queue", args.get("queue")),
         q=query_params.text("q", args.get("q")),
         schedule=query_params.text("schedule", args.get("schedule")),
     )
@@ -120,6 +122,7 @@ def _link_args(job_filter: jobs.JobFilter, view: dict) -> dict:
         "status": job_filter.statuses,
         "type": job_filter.type,
         "worker": job_filter.worker,
+        "queue": job_filter.queue,
         "q": job_filter.q,
         "schedule": job_filter.schedule,
         **view,
@@ -151,6 +154,7 @@ def job_list():
         "jobs/index.html",
         "jobs/_table.html",
         rows=rows,
+        waiting=waiting_reasons(rows),
         next_cursor=next_cursor,
         job_filter=job_filter,
         view=view,
@@ -205,6 +209,7 @@ def job_counts():
 
 def _job_context(job_id: int) -> dict:
     job = jobs.get_job(job_id)
+    waiting = waiting_reasons([job])[job.id]
     attempts = jobs.attempts_of(job_id)
     job_steps = jobs.steps_of(job_id)
     checkpoint = steps.checkpoint_of(job_id)
@@ -215,6 +220,7 @@ def _job_context(job_id: int) -> dict:
     record = recovery_effects.steps_on_record(job_steps, stored, resume_at, checkpoint is not None)
     return {
         "job": job,
+        "waiting": display.WAITING_TEXT[waiting] if waiting else None,
         "attempts": attempts,
         "failed_attempt": next((a for a in reversed(attempts) if a.error), None),
         "latest_attempt": attempts[-1] if attempts else None,

@@ -1,0 +1,144 @@
+"""The flow-control API: queue on a job, duplicates of unique jobs, /api/queues reads,
+limits, pause and resume, and bad input refused with the field named and nothing changed."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import threading
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from webapp import jobs
+from webapp.jobs import queues
+from webapp.store.extensions import db
+from webapp.store.models import Job, QueueEvent
+
+
+def test_a_job_is_created_in_a_queue_and_listed_by_it(client):
+    made = client.post("/api/jobs", json={"type": "t", "queue": "mail", "concurrency_key": "k"})
+    assert made.status_code == 201
+    assert (made.json["queue"], made.json["concurrency_key"]) == ("mail", "k")
+    assert client.post("/api/jobs", json={"type": "t"}).json["queue"] == "default"
+    listed = client.get("/api/jobs?queue=mail").json["jobs"]
+    assert [job["id"] for job in listed] == [made.json["id"]]
+    assert client.get("/jobs?queue=mail").status_code == 200
+
+
+def test_a_create_with_a_live_unique_key_answers_200_with_that_job(client):
+    first = client.post("/api/jobs", json={"type": "import", "unique_key": "nightly"})
+    again = client.post("/api/jobs", json={"type": "import", "unique_key": "nightly"})
+    assert first.status_code == 201 and "duplicate" not in first.json
+    assert again.status_code == 200
+    assert (again.json["id"], again.json["duplicate"]) == (first.json["id"], True)
+
+
+def test_unique_for_s_needs_a_unique_key(client):
+    refused = client.post("/api/jobs", json={"type": "import", "unique_for_s": 60})
+    assert refused.status_code == 400 and "unique_for_s" in refused.json["message"]
+
+
+def test_queues_list_their_limits_depth_and_load(client):
+    jobs.create_jobs([{"type": "t", "queue": "gpu"}] * 3)
+    set_limits = client.patch("/api/queues/gpu", json={"concurrency": 2, "rate_limit": {"limit": 10, "period_s": 1}})
+    assert set_limits.status_code == 200
+    (gpu,) = client.get("/api/queues").json["queues"]
+    assert gpu == {
+        "name": "gpu",
+        "paused": False,
+        "concurrency": 2,
+        "key_concurrency": None,
+        "rate_limit": {"limit": 10, "period_s": 1.0},
+        "queued": 3,
+        "running": 0,
+        "oldest_queued_s": gpu["oldest_queued_s"],
+        "finished_last_hour": 0,
+    }
+    assert gpu["oldest_queued_s"] >= 0
+    cleared = client.patch("/api/queues/gpu", json={"rate_limit": None}).json
+    assert (cleared["concurrency"], cleared["rate_limit"]) == (2, None)
+
+
+def test_pause_and_resume_are_recorded_with_actor_and_reason(client):
+    jobs.create_job(type="t", queue="mail")
+    paused = client.post("/api/queues/mail/pause", json={"reason": "incident 42"})
+    assert paused.status_code == 200 and paused.json["paused"] is True
+    assert client.post("/api/queues/mail/resume", json={}).json["paused"] is False
+    events = db.session.scalars(select(QueueEvent).order_by(QueueEvent.id)).all()
+    assert [(e.queue, e.action, e.actor, e.reason) for e in events] == [
+        ("mail", "pause", "api", "incident 42"),
+        ("mail", "resume", "api", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"concurrency": -1}, "concurrency"),
+        ({"key_concurrency": 0}, "key_concurrency"),
+        ({"rate_limit": {"limit": -5, "period_s": 1}}, "rate_limit.limit"),
+        ({"rate_limit": {"limit": 5, "period_s": 1e12}}, "rate_limit.period_s"),
+        ({"rate_limit": {"limit": 5, "period_s": 0}}, "rate_limit.period_s"),
+        ({"concurrency": "many"}, "concurrency"),
+        ({"paused": True}, "paused"),
+        ({}, None),
+    ],
+)
+def test_bad_limits_are_a_400_naming_the_field_and_change_nothing(client, body, field):
+    client.patch("/api/queues/q", json={"concurrency": 3})
+    refused = client.patch("/api/queues/q", json=body)
+    assert refused.status_code == 400
+    if field:
+        assert field in refused.json["message"]
+    (queue,) = client.get("/api/queues").json["queues"]
+    assert (queue["concurrency"], queue["key_concurrency"], queue["rate_limit"]) == (3, None, None)
+
+
+def test_pausing_an_unknown_queue_is_a_400_and_creates_nothing(client):
+    refused = client.post("/api/queues/nobody/pause", json={})
+    assert refused.status_code == 400 and "name" in refused.json["message"]
+    assert client.get("/api/queues").json["queues"] == []
+
+
+def test_queue_writes_need_the_operator_password(app, client):
+    app.config["JOBWARDEN_ADMIN_PASSWORD"] = "s3cret"
+    jobs.create_job(type="t", queue="mail")
+    assert client.post("/api/queues/mail/pause", json={}).status_code == 401
+    assert client.patch("/api/queues/mail", json={"concurrency": 1}).status_code == 401
+    assert client.get("/api/queues").status_code == 200
+    auth = {"Authorization": "Basic " + base64.b64encode(b"operator:s3cret").decode()}
+    assert client.post("/api/queues/mail/pause", json={}, headers=auth).status_code == 200
+    assert queues.get_queue("mail").paused
+
+
+def test_sixteen_concurrent_creates_of_one_unique_key_make_one_job(server):
+    address = urlsplit(server.url)
+    start = threading.Barrier(16)
+    answers: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def create() -> None:
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+        body = json.dumps({"type": "import", "unique_key": "nightly-2026-12-06"})
+        start.wait()
+        connection.request("POST", "/api/jobs", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        with lock:
+            answers.append((response.status, json.loads(response.read())))
+        connection.close()
+
+    threads = [threading.Thread(target=create) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert sorted(status for status, _ in answers).count(201) == 1
+    assert sorted(status for status, _ in answers).count(200) == 15
+    assert len({answer["id"] for _, answer in answers}) == 1
+    assert all(answer["duplicate"] for status, answer in answers if status == 200)
+    db.session.rollback()
+    assert db.session.execute(select(func.count()).select_from(Job)).scalar_one() == 1

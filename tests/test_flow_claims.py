@@ -1,0 +1,164 @@
+"""Flow control in the claim statement (webapp.store.flow), on each database: named queues,
+pause, concurrency, key concurrency and the sliding-window rate limit, each as the claim
+itself decides it. The multi-process proofs are in test_flow_workers.py."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from webapp import jobs
+from webapp.domain.timeutil import utcnow
+from webapp.jobs import queues
+from webapp.store import transitions
+from webapp.store.extensions import db
+from webapp.store.models import QueueStart
+from webapp.store.transaction import unit_of_work
+
+
+def claim(worker: str = "w", *, batch_size: int = 1, now=None, **kwargs) -> list[int]:
+    with unit_of_work():
+        return [job.id for job in transitions.claim(worker, batch_size=batch_size, now=now, **kwargs)]
+
+
+def finish(job_id: int) -> None:
+    job = jobs.get_job(job_id)
+    with unit_of_work():
+        transitions.transition(job_id, "start", actor="w", lease_token=job.lease_token)
+    jobs.complete_job(job_id, job.lease_token, result=None)
+
+
+def test_a_job_has_a_queue_default_and_a_worker_claims_only_its_queues(app):
+    default = jobs.create_job(type="t")
+    mail = jobs.create_job(type="t", queue="mail")
+    assert default.queue == "default"
+
+    assert claim(queues=["mail"], batch_size=10) == [mail.id]
+    assert claim(queues=["mail"], batch_size=10) == []
+    assert claim(batch_size=10) == [default.id]
+
+
+def test_a_paused_queue_is_skipped_and_its_running_jobs_go_on(app):
+    running = jobs.create_job(type="t", queue="q")
+    assert claim() == [running.id]
+    waiting = jobs.create_job(type="t", queue="q")
+    queues.pause("q", actor="ops", reason="incident")
+
+    assert claim(batch_size=10) == []
+    assert jobs.get_job(running.id).status == "claimed"
+    queues.resume("q", actor="ops")
+    assert claim(batch_size=10) == [waiting.id]
+    assert [(e.action, e.actor, e.reason) for e in reversed(queues.events_of("q"))] == [
+        ("pause", "ops", "incident"),
+        ("resume", "ops", None),
+    ]
+
+
+def test_concurrency_counts_claimed_and_running_jobs_of_the_queue(app):
+    queues.set_limits("gpu", {"concurrency": 2}, actor="ops")
+    made = [jobs.create_job(type="t", queue="gpu").id for _ in range(5)]
+    other = jobs.create_job(type="t").id
+
+    first = claim(batch_size=10)
+    assert sorted(first) == sorted([other, *made[:2]])
+    assert claim(batch_size=10) == []
+    finish(made[0])
+    assert claim(batch_size=10) == [made[2]]
+
+
+def test_key_concurrency_holds_per_key_and_lets_other_keys_through(app):
+    queues.set_limits("api", {"key_concurrency": 1}, actor="ops")
+    a1 = jobs.create_job(type="t", queue="api", concurrency_key="a").id
+    a2 = jobs.create_job(type="t", queue="api", concurrency_key="a").id
+    b1 = jobs.create_job(type="t", queue="api", concurrency_key="b").id
+    unkeyed = jobs.create_job(type="t", queue="api").id
+
+    assert sorted(claim(batch_size=10)) == sorted([a1, b1, unkeyed])
+    finish(a1)
+    assert claim(batch_size=10) == [a2]
+
+
+def test_the_rate_limit_is_a_sliding_window_not_a_bucket(app):
+    queues.set_limits("calls", {"rate_limit": {"limit": 3, "period_s": 10}}, actor="ops")
+    made = [jobs.create_job(type="t", queue="calls").id for _ in range(8)]
+    start = utcnow()
+
+    assert claim(batch_size=2, now=start) == made[:2]
+    assert claim(batch_size=5, now=start + timedelta(seconds=6)) == made[2:3]
+    # Ten seconds after the first two: they leave the window, the third is still in it.
+    assert claim(batch_size=5, now=start + timedelta(seconds=9.999)) == []
+    assert claim(batch_size=5, now=start + timedelta(seconds=10)) == made[3:5]
+    assert claim(batch_size=5, now=start + timedelta(seconds=15.9)) == []
+    assert claim(batch_size=5, now=start + timedelta(seconds=16)) == made[5:6]
+    assert claim(batch_size=5, now=start + timedelta(seconds=100)) == made[6:8]
+    # Pruned: only the starts a window ending now (less a margin for clocks) can still count are kept.
+    kept = db.session.execute(select(func.count()).select_from(QueueStart)).scalar_one()
+    assert kept == 2
+
+
+def test_a_cleared_limit_puts_the_queue_back_on_the_fast_path(app):
+    queues.set_limits("gpu", {"concurrency": 0}, actor="ops")
+    job = jobs.create_job(type="t", queue="gpu").id
+    assert claim() == []
+    queues.set_limits("gpu", {"concurrency": None}, actor="ops")
+    assert claim() == [job]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"concurrency": -1}, "concurrency"),
+        ({"key_concurrency": 0}, "key_concurrency"),
+        ({"rate_limit": {"limit": 0, "period_s": 1}}, "rate_limit.limit"),
+        ({"rate_limit": {"limit": 5, "period_s": 10**9}}, "rate_limit.period_s"),
+        ({"rate_limit": {"limit": 5}}, "rate_limit"),
+        ({"paused": True}, "paused"),
+    ],
+)
+def test_bad_limits_name_the_field_and_change_nothing(app, changes, field):
+    queues.set_limits("q", {"concurrency": 3}, actor="ops")
+    with pytest.raises(jobs.BadQuery) as refused:
+        queues.set_limits("q", changes, actor="ops")
+    assert refused.value.field == field
+    (view,) = queues.list_queues()
+    assert (view.concurrency, view.key_concurrency, view.rate_limit) == (3, None, None)
+
+
+def test_pausing_an_unknown_queue_is_refused(app):
+    with pytest.raises(queues.UnknownQueue):
+        queues.pause("nobody", actor="ops")
+    assert queues.list_queues() == []
+
+
+def test_a_unique_key_held_by_a_live_job_answers_with_that_job(app):
+    first = jobs.create_job_once(type="import", unique_key="nightly")
+    second = jobs.create_job_once(type="import", unique_key="nightly")
+    other_type = jobs.create_job_once(type="export", unique_key="nightly")
+    assert (first.duplicate, second.duplicate, other_type.duplicate) == (False, True, False)
+    assert second.job.id == first.job.id
+
+    (claimed,) = claim()
+    finish(claimed)
+    third = jobs.create_job_once(type="import", unique_key="nightly")
+    assert not third.duplicate
+    within = jobs.create_job_once(type="import", unique_key="nightly", unique_for_s=60)
+    assert within.duplicate and within.job.id == third.job.id
+
+
+def test_unique_for_s_matches_a_job_finished_within_the_window(app):
+    job = jobs.create_job_once(type="import", unique_key="k").job
+    (claimed,) = claim()
+    finish(claimed)
+    assert jobs.create_job_once(type="import", unique_key="k", unique_for_s=3600).job.id == job.id
+    assert not jobs.create_job_once(type="import", unique_key="k").duplicate
+
+
+def test_the_dev_samples_hold_a_limited_queue(app):
+    from webapp.cli.devserver import SAMPLE_QUEUE, seed_samples
+
+    seed_samples()
+    view = queues.get_queue(SAMPLE_QUEUE)
+    assert (view.concurrency, view.queued) == (1, 3)
+    assert len(claim(batch_size=100, queues=[SAMPLE_QUEUE])) == 1

@@ -1,0 +1,139 @@
+"""`/api/queues`: each queue's limits, pause and numbers; set limits, pause and resume.
+
+Reads are open like the job list; writes need the operator's credentials like every
+other write (the public API's check). Limits are checked by `webapp.jobs.queues`, whose
+refusal names the field; a pause or resume is recorded with its actor and reason.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from flask import Blueprint
+from pydantic import BaseModel, Field, model_validator
+
+from ...domain.actors import API
+from ...domain.queues import MAX_CONCURRENCY, MAX_RATE_LIMIT, MAX_RATE_PERIOD_S, MIN_RATE_PERIOD_S
+from ...jobs import queues
+from ...jobs.query_params import BadQuery
+from .public import OPERATOR, WRITE_ERRORS, writes_need_an_operator
+from .schemas import Body, Name, Reason
+from .spec import invalid_query, operation
+
+bp = Blueprint("queues_api", __name__, url_prefix="/api")
+bp.before_request(writes_need_an_operator)
+
+
+class RateLimitIn(Body):
+    limit: int = Field(ge=1, le=MAX_RATE_LIMIT, description="Starts at most, in any window of period_s.")
+    period_s: float = Field(ge=MIN_RATE_PERIOD_S, le=MAX_RATE_PERIOD_S)
+
+
+class QueueLimits(Body):
+    """Only the fields sent change; null clears a limit."""
+
+    concurrency: Annotated[int | None, Field(ge=0, le=MAX_CONCURRENCY)] = Field(
+        None, description="Live jobs (claimed + running) at most; 0 holds every job back."
+    )
+    key_concurrency: Annotated[int | None, Field(ge=1, le=MAX_CONCURRENCY)] = Field(
+        None, description="Live jobs per concurrency_key at most."
+    )
+    rate_limit: RateLimitIn | None = None
+    reason: Reason | None = None
+
+    @model_validator(mode="after")
+    def names_a_setting(self) -> QueueLimits:
+        if not self.model_fields_set - {"reason"}:
+            raise ValueError("send at least one of concurrency, key_concurrency, rate_limit")
+        return self
+
+
+class PauseBody(Body):
+    reason: Reason | None = None
+
+
+class RateLimitOut(BaseModel):
+    limit: int
+    period_s: float
+
+
+class QueueOut(BaseModel):
+    name: str
+    paused: bool
+    concurrency: int | None
+    key_concurrency: int | None
+    rate_limit: RateLimitOut | None
+    queued: int
+    running: int = Field(description="claimed + running: what concurrency counts")
+    oldest_queued_s: float | None
+    finished_last_hour: int
+
+
+class QueueList(BaseModel):
+    queues: list[QueueOut]
+
+
+QueueName = Annotated[Name, Field()]
+
+
+@operation(bp, "GET", "/queues", summary="Every queue: limits, pause, depth and load", responses={200: QueueList})
+def list_queues():
+    """A queue exists once named, by a job or by a setting."""
+    return {"queues": [view.json() for view in queues.list_queues()]}
+
+
+@operation(
+    bp,
+    "PATCH",
+    "/queues/<name>",
+    summary="Set a queue's limits (null clears one); effective on the next claim",
+    body=QueueLimits,
+    responses={200: QueueOut},
+    errors=(400, *WRITE_ERRORS),
+    security=OPERATOR,
+)
+def set_limits(name: str, body: QueueLimits):
+    changes = body.model_dump(exclude_unset=True, exclude={"reason"})
+    with invalid_query():
+        queues.set_limits(_name(name), changes, actor=API, reason=body.reason)
+        return queues.get_queue(name).json()
+
+
+@operation(
+    bp,
+    "POST",
+    "/queues/<name>/pause",
+    summary="Pause a queue: claims skip it, running jobs go on",
+    body=PauseBody,
+    body_required=False,
+    responses={200: QueueOut},
+    errors=(400, *WRITE_ERRORS),
+    security=OPERATOR,
+)
+def pause(name: str, body: PauseBody | None = None):
+    with invalid_query():
+        queues.pause(_name(name), actor=API, reason=body.reason if body else None)
+        return queues.get_queue(name).json()
+
+
+@operation(
+    bp,
+    "POST",
+    "/queues/<name>/resume",
+    summary="Resume a paused queue",
+    body=PauseBody,
+    body_required=False,
+    responses={200: QueueOut},
+    errors=(400, *WRITE_ERRORS),
+    security=OPERATOR,
+)
+def resume(name: str, body: PauseBody | None = None):
+    with invalid_query():
+        queues.resume(_name(name), actor=API, reason=body.reason if body else None)
+        return queues.get_queue(name).json()
+
+
+def _name(name: str) -> str:
+    if not 1 <= len(name) <= 200 or "\x00" in name:
+        raise BadQuery("name", "a queue name is 1 to 200 characters")
+    return name
