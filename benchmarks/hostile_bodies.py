@@ -1,4 +1,4 @@
-"""Time per request of every hostile body shape (tests/support/hostile_bodies.py) at
+"""Time per request of every hostile body shape (benchmarks/hostile_shapes.py) at
 growing sizes up to the body limit, against a real one-process gunicorn on loopback.
 
 Input checks must be linear: a shape whose time grows with the square of its size
@@ -7,6 +7,7 @@ request slower than --flag-ms (default 100 ms) at the sizes given.
 
     .venv/bin/python benchmarks/hostile_bodies.py
     .venv/bin/python benchmarks/hostile_bodies.py --sizes 8192,65536,2097152 --flag-ms 250
+    .venv/bin/python benchmarks/hostile_bodies.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -21,12 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._support import add_database_prefix_option, app_config, fresh_database, running_server  # noqa: E402
+from benchmarks.hostile_shapes import BODY_LIMIT, SHAPES  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
-
-from tests.conftest import test_config  # noqa: E402
-from tests.support.hostile_bodies import BODY_LIMIT, SHAPES  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
 
 REPEATS = 3
 
@@ -47,14 +46,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=f"8192,65536,524288,{BODY_LIMIT}", help="body sizes in bytes")
     parser.add_argument("--flag-ms", type=float, default=100.0, help="flag a request slower than this")
+    parser.add_argument("--database-url", help="a PostgreSQL server URL (a throwaway database is made); default SQLite")
+    add_database_prefix_option(parser)
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     flagged = []
-    with tempfile.TemporaryDirectory(prefix="jobwarden-hostile-") as tmp:
-        database_url = f"sqlite:///{tmp}/jobwarden.db"
-        app = create_app(test_config(database_url))
+    with (
+        tempfile.TemporaryDirectory(prefix="jobwarden-hostile-") as tmp,
+        fresh_database(args.database_url, args.database_prefix) as database_url,
+    ):
+        app = create_app(app_config(database_url))
         with app.app_context():
             db.create_all()
+            db.session.remove()
         with running_server(database_url, Path(tmp) / "server.log", deployed=True, GUNICORN_WORKERS="1") as server:
             print(f"{'shape':32} " + " ".join(f"{size:>10}" for size in sizes) + "   (ms, slowest of 3; status)")
             for shape, build in SHAPES.items():

@@ -1,6 +1,6 @@
 """One live copy: random operator actions and worker deaths never leave two copies of a job running.
 
-J jobs of `live.flock` (tests/support/flock_handlers.py: a command that ignores SIGTERM
+J jobs of `live.flock` (benchmarks/flock_handlers.py: a command that ignores SIGTERM
 and holds an exclusive lock on its job's file while it works, writing a line to
 `overlaps` whenever it finds the lock already held); W worker processes with a kill
 grace; a real server (gunicorn) with the monitor on and a short heartbeat timeout (so
@@ -41,13 +41,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._support import add_database_prefix_option, postgres_database, running_server  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.client import Conflict  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 from webapp.worker.protocol import WorkerClient  # noqa: E402
-
-from tests.support.databases import postgres_test_database  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
 
 KEY = "live-copy-internal-key"
 JOB_ACTIONS = ("cancel", "mark_failed", "force_start", "resume", "restart")
@@ -102,7 +100,7 @@ class Workers:
                 "--server",
                 self.server_url,
                 "--handlers",
-                "tests.support.flock_handlers",
+                "benchmarks.flock_handlers",
                 "--types",
                 "live.flock",
                 "--concurrency",
@@ -217,12 +215,13 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=Settings.jobs)
     parser.add_argument("--workers", type=int, default=Settings.workers)
     parser.add_argument("--seed", type=int)
+    add_database_prefix_option(parser)
     args = parser.parse_args()
     settings = Settings(actions=args.actions, jobs=args.jobs, workers=args.workers, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="live-copy-") as scratch, ExitStack() as stack:
         directory = Path(scratch)
         if args.database_url:
-            url = stack.enter_context(postgres_test_database(args.database_url))
+            url = stack.enter_context(postgres_database(args.database_url, args.database_prefix))
         else:
             url = f"sqlite:///{directory / 'live.db'}"
         result = run(url, settings, directory)

@@ -21,8 +21,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -30,25 +28,17 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._support import (  # noqa: E402
+    INTERNAL_KEY,
+    add_database_prefix_option,
+    fresh_database,
+    running_server,
+)
 from webapp import create_app  # noqa: E402
 from webapp.domain.limits import MAX_REPORTS_PER_BATCH  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 
-from tests.conftest import INTERNAL_KEY  # noqa: E402
-from tests.support.databases import postgres_test_database  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
-
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
-
-
-@contextmanager
-def database(url: str | None) -> Iterator[str]:
-    if url:
-        with postgres_test_database(url) as private:
-            yield private
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite:///{tmp}/bench.db"
 
 
 def timed_create(base: str, waits: list[float], started: threading.Event) -> None:
@@ -61,14 +51,15 @@ def timed_create(base: str, waits: list[float], started: threading.Event) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url")
+    parser.add_argument("--database-url", help="a PostgreSQL server URL (a throwaway database is made); default SQLite")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--batch", type=int, default=1000, help="reports per round")
     parser.add_argument(
         "--per-request", type=int, default=MAX_REPORTS_PER_BATCH, help="reports per request (at most the cap)"
     )
+    add_database_prefix_option(parser)
     args = parser.parse_args()
-    with database(args.database_url) as url, tempfile.TemporaryDirectory() as tmp:
+    with fresh_database(args.database_url, args.database_prefix) as url, tempfile.TemporaryDirectory() as tmp:
         app = create_app(
             {
                 "SQLALCHEMY_DATABASE_URI": url,

@@ -27,13 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._support import add_database_prefix_option, postgres_database, running_server  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 from webapp.worker.protocol import WorkerClient  # noqa: E402
-
-from tests.support.databases import postgres_test_database  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
 
 KEY = "worker-death-internal-key"
 POLL_S = 0.01
@@ -128,11 +126,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="PostgreSQL: a fresh database is made on that server")
     parser.add_argument("--trials", type=int, default=20)
+    add_database_prefix_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="worker-death-") as scratch, ExitStack() as stack:
         directory = Path(scratch)
         if args.database_url:
-            url = stack.enter_context(postgres_test_database(args.database_url))
+            url = stack.enter_context(postgres_database(args.database_url, args.database_prefix))
         else:
             url = f"sqlite:///{directory / 'death.db'}"
         print(describe(measure(url, args.trials, directory)))

@@ -20,10 +20,12 @@ pytestmark = pytest.mark.slow
 
 # Scripts run inside their own virtualenvs (procrastinate's, rq-dashboard's), not Jobwarden's.
 OTHER_SIDES = {"procrastinate_side.py", "rq_dashboard_side.py"}
+# Not benchmarks: what a benchmark and its test share (a worker's handlers, a command, request bodies).
+SHARED = {"chaos_handlers.py", "flock_handlers.py", "flock_job.py", "hostile_shapes.py"}
 SCRIPTS = sorted(
     path.name
     for path in (PROJECT_ROOT / "benchmarks").glob("*.py")
-    if not path.name.startswith("_") and path.name not in OTHER_SIDES and path.name != "chaos_handlers.py"
+    if not path.name.startswith("_") and path.name not in OTHER_SIDES | SHARED
 )
 
 
@@ -55,8 +57,9 @@ def test_each_benchmark_starts_without_the_test_suite(copy_without_tests, script
     assert "--database-prefix" in done.stdout or script == "containment.py"  # containment uses no database
 
 
-def test_the_chaos_workers_handlers_load_without_the_test_suite(copy_without_tests):
-    done = run_in(copy_without_tests, "-c", "import sys; sys.path.insert(0, '.'); import benchmarks.chaos_handlers")
+@pytest.mark.parametrize("module", sorted(name.removesuffix(".py") for name in SHARED))
+def test_what_the_benchmarks_share_with_the_tests_loads_without_the_test_suite(copy_without_tests, module):
+    done = run_in(copy_without_tests, "-c", f"import sys; sys.path.insert(0, '.'); import benchmarks.{module}")
     assert done.returncode == 0, done.stderr[-3000:]
 
 

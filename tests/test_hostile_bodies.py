@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from tests.support.hostile_bodies import BODY_LIMIT, SHAPES
+from benchmarks.hostile_shapes import BODY_LIMIT, SHAPES
+
 from tests.support.server import running_server
 
 # Parsing 2 MB of JSON in C takes ~0.1–0.5 s (more on a loaded machine); the quadratic

@@ -1,5 +1,5 @@
 """One live copy of a job at any moment (webapp.store.leases), with real workers and commands
-that hold an exclusive lock on their job's file (tests/support/flock_job.py) and record
+that hold an exclusive lock on their job's file (benchmarks/flock_job.py) and record
 every overlap.
 
 Each command ignores SIGTERM, so a stopped copy lives until its worker's kill grace

@@ -1,5 +1,6 @@
-"""`live.flock`: a command job whose copies hold one lock file per job (tests/support/flock_job.py),
-so two live copies of one job leave a line in the run's `overlaps` file."""
+"""`live.flock`: a command job whose copies hold one lock file per job (benchmarks/flock_job.py),
+so two live copies of one job leave a line in the run's `overlaps` file. The worker's `--handlers`
+module in benchmarks/live_copy.py and tests/test_live_copy.py."""
 
 from __future__ import annotations
 
