@@ -18,9 +18,9 @@ from ..store.schema import schema_problem
 from ..worker.command import worker_command
 from .devserver import dev_command
 from .operator import jobs_group, submit_command
+from .queues import queues_group
 from .schedules import schedules_group
 from .serve import serve_command
-from .queues import queues_group
 
 
 class HelpFirstGroup(click.Group):

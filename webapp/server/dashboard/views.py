@@ -13,8 +13,8 @@ from ...domain.timeutil import utcnow
 from ...domain.worker_states import WORKER_STATE_LABELS
 from ...jobs import query_params, steps
 from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action
-from ...store.leases import stopping_json
 from ...jobs.waiting import waiting_reasons
+from ...store.leases import stopping_json
 from .. import auth
 from ..extensions import htmx, limiter
 from . import display, recovery_effects
