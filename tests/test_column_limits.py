@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import String, select
 
 from webapp.domain.actors import WORKER_PREFIX
-from webapp.server.api import bodies, schedule_schemas, schemas, webhook_schemas, worker_schemas
+from webapp.server.api import bodies, queues, schedule_schemas, schemas, webhook_schemas, worker_schemas
 from webapp.store.column_limits import WORKER_ID_MAX
 from webapp.store.extensions import Model, db
 from webapp.store.models import (
@@ -25,6 +25,9 @@ from webapp.store.models import (
     JobAttempt,
     JobEvent,
     JobRollup,
+    Queue,
+    QueueEvent,
+    QueueStart,
     Schedule,
     StepResult,
     WebhookEndpoint,
@@ -64,6 +67,11 @@ LANDS_IN: dict[str, list[tuple[Any, str]]] = {
     "ReasonBody.reason": [(JobEvent.reason, "")],
     "BulkAction.reason": [(JobEvent.reason, "")],
     "CreateWebhook.url": [(WebhookEndpoint.url, "")],
+    "CreateJob.queue": [(Job.queue, ""), (Queue.name, ""), (QueueEvent.queue, ""), (QueueStart.queue, "")],
+    "CreateJob.concurrency_key": [(Job.concurrency_key, "")],
+    "CreateJob.unique_key": [(Job.unique_key, "")],
+    "PauseBody.reason": [(QueueEvent.reason, "")],
+    "QueueLimits.reason": [(QueueEvent.reason, "")],
     "ScheduleSettings.cron": [(Schedule.cron, "")],
     "ScheduleSettings.timezone": [(Schedule.timezone, "")],
     "ScheduleSettings.type": [(Schedule.type, ""), (Job.type, ""), (JobRollup.type, "")],
@@ -78,6 +86,8 @@ NOT_STORED = {
     "JobQuery.worker",
     "JobQuery.q",
     "JobQuery.schedule",
+    "JobQuery.queue",
+    "Claim.queues",
     "WorkerPresence.worker_id",  # the worker whose connection is watched: compared with the registry's
     "WorkerGoodbye.worker_id",
     "ListQuery.cursor",
@@ -90,6 +100,8 @@ SERVER_WRITTEN = {
     "schedule_events.kind",
     "schedule_events.actor",
     "schedule_events.message",  # the server's sentence about a decision
+    "queue_events.actor",
+    "queue_events.action",  # pause, resume or set
     "jobs.status",
     "jobs.lease_token",
     "job_events.kind",
@@ -113,7 +125,7 @@ SERVER_WRITTEN = {
 def input_schemas() -> list[type[schemas.Body]]:
     found = {
         model
-        for module in (bodies, worker_schemas, webhook_schemas, schedule_schemas)
+        for module in (bodies, worker_schemas, webhook_schemas, schedule_schemas, queues)
         for _, model in inspect.getmembers(module, inspect.isclass)
         if issubclass(model, schemas.Body) and model is not schemas.Body
     }
