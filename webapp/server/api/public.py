@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 
 from ... import jobs, monitor
 from ...domain.actors import API
@@ -19,20 +19,24 @@ OPERATOR: list[dict[str, list[str]]] = [{}, {"operator": []}]
 WRITE_ERRORS = (401, 403)
 
 
-@bp.before_request
-def writes_need_an_operator():
-    from flask import request
-
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return None
+def operator_refusal(read_only_detail: str = "") -> Response | None:
+    """Why this request may not act: 403 on a read-only deployment, 401 asking for HTTP Basic
+    without the operator's credentials; None when it may. One answer for every API family."""
     if not auth.writes_allowed():
-        raise ApiError(403, "read_only", "this deployment is read-only (JOBWARDEN_READ_ONLY)")
+        raise ApiError(403, "read_only", f"this deployment is read-only (JOBWARDEN_READ_ONLY){read_only_detail}")
     if not auth.operator_authenticated(session_counts=False):
         error = ApiError(401, "unauthorized", "operator credentials required: HTTP Basic with JOBWARDEN_ADMIN_PASSWORD")
         response = error.get_response()
         response.headers["WWW-Authenticate"] = 'Basic realm="jobwarden"'
         return response
     return None
+
+
+@bp.before_request
+def writes_need_an_operator() -> Response | None:
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    return operator_refusal()
 
 
 def _filter(query: bodies.JobQuery) -> jobs.JobFilter:

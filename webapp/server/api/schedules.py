@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from ...jobs import schedules as store
 from ...jobs.serialize import JobOut, job_json
 from ...store.transaction import as_committed
 from .. import auth
 from . import schedule_schemas as s
-from .public import OPERATOR
+from .public import OPERATOR, writes_need_an_operator
 from .spec import ApiError, operation
 
 bp = Blueprint("schedules_api", __name__, url_prefix="/api")
@@ -23,19 +23,7 @@ ERRORS = (401, 403, 404)
 RUNS_IN_LIST = 1
 
 
-@bp.before_request
-def writes_need_an_operator():
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return None
-    if not auth.writes_allowed():
-        raise ApiError(403, "read_only", "this deployment is read-only (JOBWARDEN_READ_ONLY)")
-    if not auth.operator_authenticated(session_counts=False):
-        response = ApiError(
-            401, "unauthorized", "operator credentials required: HTTP Basic with JOBWARDEN_ADMIN_PASSWORD"
-        ).get_response()
-        response.headers["WWW-Authenticate"] = 'Basic realm="jobwarden"'
-        return response
-    return None
+bp.before_request(writes_need_an_operator)
 
 
 @bp.errorhandler(store.ScheduleNotFound)

@@ -6,12 +6,11 @@ a credential itself, as Slack's are), and a read-only deployment refuses them al
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from ...webhooks import endpoints
-from .. import auth
 from . import webhook_schemas as s
-from .public import OPERATOR
+from .public import OPERATOR, operator_refusal
 from .spec import ApiError, operation
 
 bp = Blueprint("webhooks_api", __name__, url_prefix="/api")
@@ -19,18 +18,8 @@ ERRORS = (401, 403, 404)
 
 
 @bp.before_request
-def management_needs_an_operator():
-    if not auth.writes_allowed():
-        raise ApiError(
-            403, "read_only", "this deployment is read-only (JOBWARDEN_READ_ONLY): webhooks are managed elsewhere"
-        )
-    if not auth.operator_authenticated(session_counts=False):
-        response = ApiError(
-            401, "unauthorized", "operator credentials required: HTTP Basic with JOBWARDEN_ADMIN_PASSWORD"
-        ).get_response()
-        response.headers["WWW-Authenticate"] = 'Basic realm="jobwarden"'
-        return response
-    return None
+def management_needs_an_operator() -> Response | None:
+    return operator_refusal(": webhooks are managed elsewhere")
 
 
 @bp.errorhandler(endpoints.EndpointNotFound)
