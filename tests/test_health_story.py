@@ -15,6 +15,7 @@ import requests
 
 from webapp import jobs
 
+from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.server import running_server
 from tests.support.worker_process import start_worker, stop_worker, wait_for
@@ -74,3 +75,22 @@ def test_a_failure_spike_is_an_incident_and_a_few_failures_are_not(client):
     (note,) = client.get("/api/health").json["recent"]["notes"]
     assert (note["kind"], note["count"], note["severity"]) == ("failure_spike", 5, "incident")
     assert "Healthy" not in client.get("/health").get_data(as_text=True).split('data-testid="health-summary">')[1][:80]
+
+
+def test_a_job_stopping_after_a_cancel_is_worth_seeing_until_its_worker_confirms(client):
+    """/health does not say Healthy while an ended attempt may still run (one live copy)."""
+    make_job("queued", type="demo.sleep")
+    (claimed,) = jobs.claim_jobs("w1", batch_size=1)
+    jobs.start_job(claimed.id, claimed.lease_token)
+    jobs.cancel_job(claimed.id)
+    (note,) = client.get("/api/health").json["recent"]["notes"]
+    assert (note["kind"], note["ids"], note["severity"]) == ("stopping", [claimed.id], "incident")
+    summary = client.get("/health").get_data(as_text=True).split('data-testid="health-summary">')[1][:120]
+    assert "Healthy" not in summary
+    confirm = client.post(
+        f"/api/internal/jobs/{claimed.id}/stopped",
+        json={"lease_token": claimed.lease_token, "attempt": claimed.attempt},
+        headers={"Authorization": f"Bearer {INTERNAL_KEY}"},
+    )
+    assert confirm.status_code == 200
+    assert client.get("/api/health").json["recent"]["notes"] == []

@@ -23,10 +23,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from ..domain.outcomes import ORPHANED_PREFIX
-from ..domain.statuses import Status
+from ..domain.statuses import LIVE, Status
 from ..domain.worker_states import WorkerState
 from ..store.extensions import db
 from ..store.models import Job, MonitorPass, Worker
@@ -100,6 +101,37 @@ def died_note(since: datetime) -> Note | None:
     )
 
 
+def stopping_note(since: datetime) -> Note | None:
+    """Jobs whose ended attempt may still live (webapp.store.leases): the job runs again only
+    once its worker confirms the stop or the lease runs out. Such a job ended within the
+    longest lease, so the read is a range of ix_jobs_updated, however large the store."""
+    now = since + RECENT
+    longest = max(
+        [current_app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"], *current_app.config["JOBWARDEN_TYPE_TIMEOUTS"].values()]
+    )
+    ids = list(
+        db.session.scalars(
+            select(Job.id)
+            .where(
+                Job.updated_at >= now - timedelta(seconds=longest),
+                Job.lease_expires_at > now,
+                Job.status.not_in(LIVE),
+            )
+            .order_by(Job.id)
+            .limit(ORPHANS_SHOWN)
+        )
+    )
+    if not ids:
+        return None
+    return _note(
+        "stopping",
+        INCIDENT,
+        ids,
+        f"{len(ids)} job{'s' if len(ids) != 1 else ''} stopping: an ended attempt may still be running until its "
+        "worker confirms or its lease runs out; the job runs again only after that.",
+    )
+
+
 def stopped_note(since: datetime) -> Note | None:
     ids = _workers_in(STOPPED, since)
     if not ids:
@@ -139,6 +171,7 @@ NOTE_SOURCES: tuple[Callable[[datetime], Note | None], ...] = (
     orphaned_note,
     died_note,
     failure_spike_note,
+    stopping_note,
     stopped_note,
 )
 
