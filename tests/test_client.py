@@ -229,6 +229,13 @@ def test_jobs_list_says_so_when_nothing_matches(server):
     assert filtered.stderr == "No jobs match these filters.\n"
 
 
+def test_schedules_and_queues_lists_say_so_when_there_are_none(server):
+    schedules = jobwarden("schedules", "list", server_url=server.url)
+    assert schedules.returncode == 0 and schedules.stdout == "" and schedules.stderr == "No schedules.\n"
+    queues = jobwarden("queues", "list", server_url=server.url)
+    assert queues.returncode == 0 and queues.stdout == "" and queues.stderr == "No queues: no job named one yet.\n"
+
+
 def test_jobs_mark_failed_needs_a_reason(server):
     created = json.loads(jobwarden("submit", "x", server_url=server.url).stdout)
     assert jobwarden("jobs", "mark-failed", str(created["id"]), server_url=server.url).returncode == 2

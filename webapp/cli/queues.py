@@ -50,6 +50,9 @@ def list_command(as_json: bool, server: str) -> None:
     if as_json:
         _print_json(queues)
         return
+    if not queues:
+        click.echo("No queues: no job named one yet.", err=True)
+        return
     click.echo(f"{'QUEUE':<24} {'STATE':<7} {'QUEUED':>7} {'RUNNING':>9} {'OLDEST':>8}  LIMITS")
     for queue in queues:
         limits = []

@@ -27,6 +27,9 @@ def list_command(as_json: bool, server: str) -> None:
     if as_json:
         _print_json(schedules)
         return
+    if not schedules:
+        click.echo("No schedules.", err=True)
+        return
     for schedule in schedules:
         state = "paused" if schedule["paused"] else ("missing" if schedule["missing_from_code"] else "active")
         last = schedule["last_job"]
