@@ -20,8 +20,11 @@ import logging
 import threading
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..domain.statuses import LIVE, JobNotFound, TransitionRefused
+from ..domain.timeutil import utcnow
 from ..domain.worker_states import WorkerState
 from ..jobs.reaping import orphan_job_of_dead_worker
 from ..store.extensions import db
@@ -60,8 +63,12 @@ def declare_dead(worker_id: str) -> list[int] | None:
                 .execution_options(synchronize_session=False)
             )
         )
+        # Killed before its first registration landed: no row to update, so its death is
+        # recorded as a row of its own (one INSERT decides, as the UPDATE does above).
+        if not died:
+            died = _record_unregistered_death(worker_id)
     if not died:
-        return None
+        return None  # it said goodbye, or another replica declared it dead
     live = list(db.session.scalars(select(Job.id).where(Job.worker_id == worker_id, Job.status.in_(LIVE))))
     orphaned = []
     for job_id in live:
@@ -72,6 +79,18 @@ def declare_dead(worker_id: str) -> list[int] | None:
         orphaned.append(job_id)
     log.warning("worker %s: its connection dropped without a goodbye; orphaned jobs %s", worker_id, orphaned)
     return orphaned
+
+
+def _record_unregistered_death(worker_id: str) -> int:
+    now = utcnow()
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(Worker)
+        .values(id=worker_id, started_at=now, last_seen_at=now, state=DEAD)
+        .on_conflict_do_nothing(index_elements=[Worker.id])
+    )
+    return rows_changed(db.session.execute(statement))
 
 
 def say_goodbye(worker_id: str) -> None:

@@ -47,9 +47,12 @@ class ClaimLine:
         self._in_flight: dict[int, socket.socket] = {}  # thread id → the socket of its claim in flight
         self.hung_up = False
 
-    def post(self, path: str, body: Any, headers: dict[str, str], *, timeout: float) -> tuple[int, Any] | None:
+    def post(
+        self, path: str, body: Any, headers: dict[str, str], *, timeout: float, sent: threading.Event | None = None
+    ) -> tuple[int, Any] | None:
         """(status, JSON answer), or None once hung up. Raises ConnectionNotMade, or
-        ServerUnavailable when the request may have reached the server."""
+        ServerUnavailable when the request may have reached the server. `sent` is set once the
+        request is on its way (before the answer, which a held request gives only later)."""
         if self.hung_up:
             return None
         connection = self._ready_connection()
@@ -64,6 +67,8 @@ class ClaimLine:
                 body=json.dumps(body),
                 headers={**headers, "Content-Type": "application/json"},
             )
+            if sent is not None:
+                sent.set()
             if self.hung_up:  # a signal came while it was being sent
                 self._half_close(sock)
             response = connection.getresponse()
@@ -228,7 +233,7 @@ class WorkerClient(JobwardenClient):
         One answer per item, in order, each with its `code`; `item_answer` reads one as its single call would."""
         return self._internal("/reports", {"items": items})["results"]
 
-    def presence(self, worker_id: str, *, wait_s: float) -> None:
+    def presence(self, worker_id: str, *, wait_s: float, sent: threading.Event | None = None) -> None:
         """Held by the server for `wait_s`: while it is open, the server sees this worker die the
         moment its connection drops. Returns at once after `presence_line.drop()`."""
         try:
@@ -237,6 +242,7 @@ class WorkerClient(JobwardenClient):
                 {"worker_id": worker_id, "wait_s": wait_s},
                 self._internal_headers(),
                 timeout=self.timeout + wait_s,
+                sent=sent,
             )
         except ConnectionNotMade as error:
             raise ServerUnavailable(f"cannot reach {self.base_url}: {error}") from None

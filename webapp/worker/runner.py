@@ -42,6 +42,7 @@ MIN_CLAIM_GAP_S = 0.01  # between long polls: an answer that comes back at once 
 HAND_BACK_WAIT_S = 10.0  # after the kill grace, for the hand-back reports to land
 HUNG_UP_ANSWER_S = 5.0  # a hung-up claim's answer is waited for this long, then the connection is dropped
 ABORT_WAIT_S = 2.0
+PRESENCE_FIRST_WAIT_S = 2.0  # the most the first claim waits for the presence request to be sent
 PRESENCE_WAIT_S = 20.0  # how long the server holds the presence request (webapp.server.presence); as CLAIM_WAIT_S
 
 
@@ -104,6 +105,7 @@ class WorkerRunner:
         self._stop_beating = threading.Event()
         self._claim_waiting = False
         self._said_goodbye = False
+        self._presence_sent = threading.Event()
         self._signals = 0
         self._shutdown_at: float | None = None
 
@@ -170,6 +172,9 @@ class WorkerRunner:
         )
         threading.Thread(target=self._beat_worker, name="worker-heartbeat", daemon=True).start()
         threading.Thread(target=self._keep_present, name="worker-presence", daemon=True).start()
+        # Present before the first claim: a worker killed while it runs its first job is then
+        # seen dying at once, not after the heartbeat timeout (bounded: an outage must not stall it).
+        self._presence_sent.wait(PRESENCE_FIRST_WAIT_S)
         next_claim = 0.0
         retry_at = 0.0
         failures = 0
@@ -267,7 +272,7 @@ class WorkerRunner:
         failures = 0
         while not self._said_goodbye:
             try:
-                self.client.presence(self.worker_id, wait_s=PRESENCE_WAIT_S)
+                self.client.presence(self.worker_id, wait_s=PRESENCE_WAIT_S, sent=self._presence_sent)
                 failures = 0
             except Exception as error:  # the heartbeats log the outage; only wait before the next
                 failures += 1
