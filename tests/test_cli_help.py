@@ -10,7 +10,19 @@ import sys
 
 from tests.support.server import PROJECT_ROOT
 
-JOBWARDEN_COMMANDS = ["db", "dev", "jobs", "monitor", "queues", "run", "schedules", "serve", "submit", "webhooks", "worker"]
+JOBWARDEN_COMMANDS = [
+    "db",
+    "dev",
+    "jobs",
+    "monitor",
+    "queues",
+    "run",
+    "schedules",
+    "serve",
+    "submit",
+    "webhooks",
+    "worker",
+]
 
 
 def help_text(*args: str) -> str:
