@@ -260,8 +260,12 @@ def test_jobs_a_claim_brought_back_as_a_signal_came_are_handed_back_not_left_cla
     plain_getresponse = http.client.HTTPConnection.getresponse
 
     def signal_then_read(connection, *args, **kwargs):
-        # Only the claim's own connection is plain http.client (requests' is urllib3's subclass).
-        if type(connection) is http.client.HTTPConnection and not signalled.is_set():
+        # The claim's own connection is plain http.client (requests' is urllib3's subclass), and
+        # the claim is sent from the main thread (the presence line, plain too, from its own).
+        is_claim = (
+            type(connection) is http.client.HTTPConnection and threading.current_thread() is threading.main_thread()
+        )
+        if is_claim and not signalled.is_set():
             signalled.set()
             os.kill(os.getpid(), signal.SIGTERM)  # the server has claimed the job and is answering
             time.sleep(0.3)
