@@ -1,32 +1,13 @@
-"""Looking at processes from the outside, as an operator would."""
+"""Looking at processes from the outside, as an operator would. `alive` and `marked` are the
+benchmarks' (they run without the test suite, so the tests use theirs)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from benchmarks._support import alive, marked
 
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, we read
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def marked(marker: str) -> list[int]:
-    """Live processes whose command line contains `marker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
+__all__ = ["alive", "marked", "zombie_children"]
 
 
 def zombie_children(pid: int) -> list[int]:
