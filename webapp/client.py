@@ -60,6 +60,7 @@ class JobwardenClient:
         base_url: str,
         *,
         password: str | None = None,
+        token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 3,
         backoff: float = 0.5,
@@ -71,7 +72,9 @@ class JobwardenClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.session = requests.Session()
-        if password:
+        if token:  # an API token (`jw_…`): the person it belongs to, with its role
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        elif password:
             self.session.auth = ("operator", password)
 
     # --- public API -------------------------------------------------------------------

@@ -165,7 +165,24 @@ def from_environment(env: dict | None = None) -> dict:
         "JOBWARDEN_WEBHOOK_BATCH_SIZE": _int(env, "JOBWARDEN_WEBHOOK_BATCH_SIZE", 20),
         "JOBWARDEN_WEBHOOK_RETRY_FOR_S": _float(env, "JOBWARDEN_WEBHOOK_RETRY_FOR_S", 86400.0),
         "JOBWARDEN_WEBHOOK_DISABLE_AFTER_S": _float(env, "JOBWARDEN_WEBHOOK_DISABLE_AFTER_S", 86400.0),
+        # Identity (docs/identity.md): what nobody signed in may read, OpenID Connect, personal data.
+        "JOBWARDEN_ANONYMOUS_ROLE": _anonymous_role(env),
+        "JOBWARDEN_OIDC_ISSUER": (env.get("JOBWARDEN_OIDC_ISSUER") or "").strip().rstrip("/") or None,
+        "JOBWARDEN_OIDC_CLIENT_ID": env.get("JOBWARDEN_OIDC_CLIENT_ID") or None,
+        "JOBWARDEN_OIDC_CLIENT_SECRET": env.get("JOBWARDEN_OIDC_CLIENT_SECRET") or None,
+        "JOBWARDEN_OIDC_ROLE_CLAIM": env.get("JOBWARDEN_OIDC_ROLE_CLAIM") or "jobwarden_role",
+        "JOBWARDEN_OIDC_NAME_CLAIM": env.get("JOBWARDEN_OIDC_NAME_CLAIM") or "preferred_username",
+        "JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS": _flag(env, "JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS", False),
     }
+
+
+def _anonymous_role(env: dict) -> str | None:
+    """`viewer` (the default: anyone who reaches the dashboard reads it, as before identities)
+    or `none` (reading needs a sign-in too)."""
+    raw = (env.get("JOBWARDEN_ANONYMOUS_ROLE") or "viewer").strip().lower()
+    if raw not in ("viewer", "none"):
+        raise ConfigError(f"JOBWARDEN_ANONYMOUS_ROLE must be viewer or none, got {raw!r}")
+    return None if raw == "none" else raw
 
 
 # Which names the server answers to: the `Host` header is checked (Flask's TRUSTED_HOSTS).

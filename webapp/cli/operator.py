@@ -1,8 +1,8 @@
 """`jobwarden submit` and `jobwarden jobs …`: the public API from a terminal.
 
 Like the worker, these never open the database: they speak HTTP to a server
-(`--server` or JOBWARDEN_SERVER), with the operator password from
-JOBWARDEN_ADMIN_PASSWORD when the deployment sets one.
+(`--server` or JOBWARDEN_SERVER), as the API token in JOBWARDEN_TOKEN or else with the
+admin password from JOBWARDEN_ADMIN_PASSWORD when the deployment sets one.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ server_option = click.option(
 
 
 def _client(server: str) -> JobwardenClient:
-    return JobwardenClient(server, password=os.environ.get("JOBWARDEN_ADMIN_PASSWORD"), retries=2)
+    return JobwardenClient(
+        server,
+        token=os.environ.get("JOBWARDEN_TOKEN"),
+        password=os.environ.get("JOBWARDEN_ADMIN_PASSWORD"),
+        retries=2,
+    )
 
 
 def _run(call: Callable[[], Any]) -> Any:

@@ -1,4 +1,4 @@
-"""The `jobwarden` command's Flask CLI group (run, dev, db, worker, monitor, submit, jobs).
+"""The `jobwarden` command's Flask CLI group (run, dev, db, worker, monitor, submit, jobs, users).
 
 Loaded by webapp.cli.main for every subcommand but `worker`."""
 
@@ -21,6 +21,7 @@ from .operator import jobs_group, submit_command
 from .queues import queues_group
 from .schedules import schedules_group
 from .serve import serve_command
+from .users import users_group
 
 
 class HelpFirstGroup(click.Group):
@@ -137,3 +138,4 @@ cli.add_command(schedules_group)
 cli.add_command(queues_group)
 cli.add_command(dev_command)
 cli.add_command(serve_command)
+cli.add_command(users_group)

@@ -162,3 +162,8 @@ def apply_action(action: str, ids: list[int], *, actor: str, reason: str | None 
                 {"id": job_id, "status": refused.status, "reason": f"already {refused.status} — nothing was done"}
             )
     return {"changed": changed, "skipped": skipped}
+
+
+def bulk_audit(ids: list[int], result: dict[str, Any]) -> dict[str, Any]:
+    """What a bulk action's audit entry keeps: the ids asked for, how many changed, which were skipped."""
+    return {"ids": ids, "changed": result["changed"], "skipped": [s["id"] for s in result["skipped"]]}

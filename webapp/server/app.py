@@ -23,7 +23,7 @@ from ..store import (
 )
 from ..store.extensions import db, migrate
 from ..store.integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path
-from . import api, query_time, static_gzip, static_urls
+from . import access, api, audit_trail, oidc, query_time, static_gzip, static_urls
 from .api.spec import JobIdConverter
 from .auth import check_internal_key_configured
 from .extensions import compress, csrf, htmx, limiter, talisman
@@ -80,6 +80,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in DASHBOARD_BLUEPRINTS:
         app.register_blueprint(blueprint)
     api.register(app)
+    oidc.install(app)
+    app.register_blueprint(oidc.bp)
+    access.install(app)
+    audit_trail.install(app)
     if app.config["JOBWARDEN_MONITOR"]:
         # Once per serving process; see webapp/monitor/scheduler.py and gunicorn.conf.py.
         from ..monitor import start_scheduler

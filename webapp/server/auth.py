@@ -1,14 +1,24 @@
-"""Who may do what: the workers' internal key, the operator's password, and which
-requests count as coming from this site.
+"""Who is asking, and may they: the workers' internal key, people (sessions, HTTP Basic,
+API tokens), the admin password of JOBWARDEN_ADMIN_PASSWORD, and which requests count as
+coming from this site. What each route needs is declared in webapp.server.access.
 
-Both secrets are compared in constant time (`hmac.compare_digest`) and never
-logged or echoed. An operator proves itself with the dashboard's session
-(after /login) or, for scripts, HTTP Basic with the password (any user name).
+Every secret is compared in constant time and never logged or echoed. Every way of
+presenting a password or a token (HTTP Basic, Bearer `jw_…`, /login) draws on the same
+allowance of wrong guesses (webapp.server.guesses).
+
+A person proves themselves with the dashboard's session (after /login or an OpenID
+Connect sign-in) or, for scripts, `Authorization: Bearer jw_…` or HTTP Basic NAME:password.
+JOBWARDEN_ADMIN_PASSWORD keeps working as one admin named `admin` (HTTP Basic with any
+name, or /login without a name), so an install that had only it is never locked out.
+With no admin password, no OpenID Connect and no user, nobody needs to sign in (a laptop):
+every request acts as an unnamed admin, as before identities existed.
+
+The JSON API never accepts the session cookie: its routes carry no CSRF token, so a
+cookie alone must not be enough to change anything.
 
 Writes from another site are refused whatever the credentials: a browser attaches
-cached Basic credentials and cookies to a hostile page's form, and without a password
-nothing else stands between that form and a job. A JSON API write must also say
-`Content-Type: application/json`, which no HTML form can send.
+cached Basic credentials and cookies to a hostile page's form. A JSON API write must
+also say `Content-Type: application/json`, which no HTML form can send.
 """
 
 from __future__ import annotations
@@ -18,17 +28,22 @@ import binascii
 import hashlib
 import hmac
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import click
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, g, request, session
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..config import SERVING_COMMANDS, ConfigError
+from ..domain.roles import Role
+from ..jobs import tokens, users
 from ..store.extensions import db
 from ..store.models import OperatorSessions
 from . import guesses
+
+ADMIN_NAME = "admin"  # who JOBWARDEN_ADMIN_PASSWORD signs in as
 
 
 def _same_secret(given: str, expected: str) -> bool:
@@ -80,47 +95,115 @@ def internal_key_valid() -> bool:
     return False
 
 
-def password_required() -> bool:
-    return bool(current_app.config["JOBWARDEN_ADMIN_PASSWORD"])
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as. `name` None: nobody signed in (anonymous, or an open install);
+    `role` None: may read nothing (anonymous where JOBWARDEN_ANONYMOUS_ROLE=none)."""
+
+    name: str | None
+    role: Role | None
+    via: str  # open, anonymous, password, session, oidc, basic, token:ID
+    user_id: int | None = None
+
+    def may(self, needed: Role) -> bool:
+        return self.role is not None and self.role >= needed
 
 
-def operator_authenticated(*, session_counts: bool) -> bool:
-    """The request comes from an operator: no password is set, HTTP Basic with it, or
-    (where `session_counts`, i.e. CSRF-protected dashboard forms) a live login session.
-
-    The JSON API does not accept the session: its routes carry no CSRF token, so
-    a cookie alone must not be enough to change a job.
-    """
-    password = current_app.config["JOBWARDEN_ADMIN_PASSWORD"]
-    if not password or (session_counts and operator_session_live()):
-        return True
-    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    _, _, given = decoded.partition(":")
-    return password_matches(given)
+OPEN = "open"
+ANONYMOUS = "anonymous"
 
 
-def password_matches(given: str) -> bool:
-    """`given` is the password; every wrong guess counts against the shared allowance (webapp.server.guesses)."""
-    password = current_app.config["JOBWARDEN_ADMIN_PASSWORD"]
-    if not password:
-        return False
-    guesses.refuse_when_exhausted(guesses.PASSWORD)
-    if _same_secret(given, password):
-        return True
+def sign_in_required() -> bool:
+    """Whether anybody must sign in to act: an admin password, OpenID Connect or a user exists."""
+    config = current_app.config
+    return bool(config["JOBWARDEN_ADMIN_PASSWORD"] or config["JOBWARDEN_OIDC_ISSUER"] or users.any_user())
+
+
+def current_principal() -> Principal:
+    """Who this request acts as, decided once per request."""
+    if "principal" not in g:
+        g.principal = _decide_principal()
+    principal: Principal = g.principal
+    return principal
+
+
+def _decide_principal() -> Principal:
+    if not sign_in_required():
+        return Principal(name=None, role=Role.ADMIN, via=OPEN)
+    presented = _from_header()
+    if presented is not None:
+        return presented
+    if not _is_api_request():
+        from_session = session_principal()
+        if from_session is not None:
+            return from_session
+    anonymous_role = current_app.config["JOBWARDEN_ANONYMOUS_ROLE"]
+    return Principal(name=None, role=Role.named(anonymous_role) if anonymous_role else None, via=ANONYMOUS)
+
+
+def _is_api_request() -> bool:
+    return request.path.startswith("/api/") or request.path in ("/healthz", "/metrics")
+
+
+def credentials_refused() -> bool:
+    """The request presented a password or token that was wrong (it then acts as nobody)."""
+    current_principal()
+    return bool(g.get("credentials_refused"))
+
+
+def _from_header() -> Principal | None:
+    """The person of `Authorization: Bearer jw_…` or HTTP Basic; None when the header names
+    none (a worker's key on its own API is not a person). A wrong one is counted as a guess."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "bearer" and tokens.looks_like_token(value):
+        guesses.refuse_when_exhausted(guesses.PASSWORD)
+        holder = tokens.authenticate(value)
+        if holder is not None:
+            person = holder.person
+            return Principal(name=person.name, role=person.role, via=f"token:{holder.token_id}", user_id=person.id)
+    elif scheme == "basic":
+        try:
+            name, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            name, password = "", ""
+        guesses.refuse_when_exhausted(guesses.PASSWORD)
+        found = password_principal(name, password, via="basic")
+        if found is not None:
+            return found
+    else:
+        return None
     guesses.count_wrong(guesses.PASSWORD)
-    return False
+    g.credentials_refused = True
+    return None
+
+
+def password_principal(name: str, password: str, *, via: str) -> Principal | None:
+    """The admin of JOBWARDEN_ADMIN_PASSWORD (any name) or the user `name` with this password;
+    the caller counts a wrong guess. An empty password never matches."""
+    if not password:
+        return None
+    admin_password = current_app.config["JOBWARDEN_ADMIN_PASSWORD"]
+    if admin_password and _same_secret(password, admin_password) and (not name or not _is_user(name)):
+        return Principal(name=ADMIN_NAME, role=Role.ADMIN, via="password")
+    if not name:
+        return None
+    person = users.authenticate(name, password)
+    if person is None:
+        return None
+    return Principal(name=person.name, role=person.role, via=via, user_id=person.id)
+
+
+def _is_user(name: str) -> bool:
+    """A user of this name exists: then only their own password signs in as them."""
+    return users.exists(name)
 
 
 # --- dashboard login sessions --------------------------------------------------------
-# The cookie is signed but cannot be revoked by itself, so it carries three things the
-# server checks on every request: the login generation (logout bumps it), a fingerprint
-# of the password (changing the password changes it) and when the login began.
+# The cookie is signed but cannot be revoked by itself, so it carries what the server
+# checks on every request: when the login began, and a generation that logout (and, for a
+# user, disabling or a new password) bumps. The admin password's logins also carry a
+# fingerprint of the password, so changing JOBWARDEN_ADMIN_PASSWORD ends them.
 
 
 def _password_fingerprint() -> str:
@@ -131,14 +214,14 @@ def _password_fingerprint() -> str:
 
 
 def session_generation() -> int:
-    """The current login generation (0 before the first logout)."""
+    """The current generation of the admin password's logins (0 before the first logout)."""
     with db.engine.connect() as connection:
         generation = connection.execute(select(OperatorSessions.generation).where(OperatorSessions.id == 1)).scalar()
     return generation or 0
 
 
 def end_all_operator_sessions() -> None:
-    """Bump the generation: every login session issued so far stops acting, on every replica."""
+    """Bump the generation: every admin-password login issued so far stops acting, on every replica."""
     bump = update(OperatorSessions).where(OperatorSessions.id == 1).values(generation=OperatorSessions.generation + 1)
     try:
         with db.engine.begin() as connection:
@@ -149,37 +232,54 @@ def end_all_operator_sessions() -> None:
             connection.execute(bump)
 
 
-LOGIN_FIELDS = ("operator", "generation", "password", "since")
+LOGIN_FIELDS = ("operator", "user", "via", "generation", "password", "since")
 
 
-def start_operator_session() -> None:
-    """A fresh session on login: nothing planted before it carries over."""
+def start_session(principal: Principal) -> None:
+    """A fresh session on sign-in: nothing planted before it carries over."""
     session.clear()
     session.permanent = True  # the browser drops it after the lifetime too
-    session.update(operator=True, generation=session_generation(), password=_password_fingerprint(), since=time.time())
+    if principal.user_id is None:
+        session.update(operator=True, generation=session_generation(), password=_password_fingerprint())
+    else:
+        person = users.live_person(principal.user_id)
+        session.update(
+            user=principal.user_id, via=principal.via, generation=person.session_generation if person else -1
+        )
+    session["since"] = time.time()
 
 
-def operator_session_live() -> bool:
-    """The session is a login of the current password and generation, younger than its lifetime.
-    A dead one is forgotten, so the browser's cookie is replaced (its CSRF token stays)."""
-    live = _check_operator_session()
-    if not live and "operator" in session:
+def session_principal() -> Principal | None:
+    """Who the session's live login is; a dead login is forgotten, so the browser's cookie
+    is replaced (its CSRF token stays)."""
+    principal = _check_session()
+    if principal is None and any(name in session for name in LOGIN_FIELDS):
         for name in LOGIN_FIELDS:
             session.pop(name, None)
-    return live
+    return principal
 
 
-def _check_operator_session() -> bool:
-    if session.get("operator") is not True or not current_app.config["JOBWARDEN_ADMIN_PASSWORD"]:
-        return False
+def _check_session() -> Principal | None:
     since, generation = session.get("since"), session.get("generation")
     if not isinstance(since, (int, float)) or not isinstance(generation, int):
-        return False
+        return None
     if not 0 <= time.time() - since < current_app.config["JOBWARDEN_SESSION_LIFETIME_S"]:
-        return False
-    if not hmac.compare_digest(str(session.get("password", "")), _password_fingerprint()):
-        return False
-    return generation == session_generation()
+        return None
+    if session.get("operator") is True:
+        if not current_app.config["JOBWARDEN_ADMIN_PASSWORD"]:
+            return None
+        if not hmac.compare_digest(str(session.get("password", "")), _password_fingerprint()):
+            return None
+        if generation != session_generation():
+            return None
+        return Principal(name=ADMIN_NAME, role=Role.ADMIN, via="session")
+    user_id = session.get("user")
+    if not isinstance(user_id, int):
+        return None
+    person = users.live_person(user_id)
+    if person is None or person.session_generation != generation:
+        return None
+    return Principal(name=person.name, role=person.role, via=str(session.get("via", "session")), user_id=person.id)
 
 
 # --- same-site writes ----------------------------------------------------------------
@@ -237,21 +337,46 @@ def writes_allowed() -> bool:
 
 
 def can_act() -> bool:
-    """The dashboard shows and accepts actions: not read-only, and no password set or a live login."""
-    return writes_allowed() and operator_authenticated(session_counts=True)
+    """The dashboard shows and accepts job actions: not read-only, and an operator or admin."""
+    return writes_allowed() and current_principal().may(Role.OPERATOR)
 
 
-def log_in(given: str) -> bool:
-    """Start an operator session if `given` is the password (compared in constant time)."""
-    if not password_matches(given):
+def can_admin() -> bool:
+    """The dashboard shows and accepts management (schedules, queues, webhooks, users)."""
+    return writes_allowed() and current_principal().may(Role.ADMIN)
+
+
+def log_in(name: str, password: str) -> bool:
+    """Start a session if `password` is the admin password (with no name) or `name`'s password."""
+    guesses.refuse_when_exhausted(guesses.PASSWORD)
+    principal = password_principal(name.strip(), password, via="session")
+    if principal is None:
+        guesses.count_wrong(guesses.PASSWORD)
         return False
-    start_operator_session()
+    start_session(principal)
+    g.principal = principal
     return True
 
 
 def log_out() -> None:
-    """End every login session, here and in other browsers: there is one operator identity.
-    Only a live login may do that, so a visitor cannot log everyone out."""
-    if password_required() and operator_session_live():
+    """End the signed-in person's sessions, here and in other browsers (the admin password's
+    sessions are one identity: all of them). Only a live login may do that, so a visitor
+    cannot log everyone out."""
+    principal = session_principal()
+    if principal is not None and principal.user_id is not None:
+        users.end_sessions(principal.user_id)
+    elif principal is not None:
         end_all_operator_sessions()
     session.clear()
+
+
+def acting_as(default: str) -> str:
+    """The actor a change records (job events, schedule and queue history): the signed-in
+    person's name, or `default` (`api`, `operator`) on an install where nobody signs in."""
+    return current_principal().name or default
+
+
+def may_see_payloads() -> bool:
+    """Payloads, results, output and logs may hold personal data: with
+    JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS only operators and admins see them."""
+    return not current_app.config["JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS"] or current_principal().may(Role.OPERATOR)

@@ -518,3 +518,56 @@ class QueueEvent(Model):
     data: Mapped[Any] = mapped_column(Json, nullable=True)
 
     __table_args__ = (Index("ix_queue_events_queue", "queue", "id"),)
+
+
+class User(Model):
+    """A person: a local account (argon2 password hash) or one signed in through OpenID
+    Connect (`oidc_subject`). Disabling sets `disabled_at` and bumps `session_generation`,
+    which every login cookie of the user carries, so their sessions stop acting at once."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # webapp.domain.roles.ROLE_NAMES
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # None: signs in through OIDC only
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    session_generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Model):
+    """An API token of a user: only the SHA-256 of the `jw_…` secret is kept (the secret is
+    random and long, so a fast hash is enough), with a role no higher than the owner's."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Model):
+    """One change made by a person or a token, or refused to them: who, when, from where,
+    what, on what, why and how it ended. The app only ever inserts these rows."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_at", "at"), Index("ix_audit_entries_actor_at", "actor", "at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    via: Mapped[str] = mapped_column(String(64))  # session, oidc, basic, token:ID, password, cli, open
+    action: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str | None] = mapped_column(String(400))
+    reason: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(200))
+    data: Mapped[Any] = mapped_column(Json, nullable=True)

@@ -10,34 +10,28 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from ...domain import statuses
-from .. import auth, query_time
+from .. import query_time
 from .spec import ApiError, refused
 
 
 def register(app: Flask) -> None:
     from ...store.extensions import db
     from ..extensions import csrf
-    from . import internal, ops, public, queues, schedules, webhooks
+    from . import identity, internal, ops, public, queues, schedules, webhooks
 
-    for blueprint in (public.bp, internal.bp, ops.bp, webhooks.bp, schedules.bp, schedules.internal_bp, queues.bp):
+    for blueprint in (
+        public.bp,
+        internal.bp,
+        ops.bp,
+        webhooks.bp,
+        schedules.bp,
+        schedules.internal_bp,
+        queues.bp,
+        identity.bp,
+    ):
         # JSON routes authenticate with headers (Bearer, Basic), never the session cookie: no CSRF token needed.
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
-
-    @app.before_request
-    def api_writes_are_json_from_this_site():
-        """No HTML form on any website can act through the operator's browser: a write
-        from another site is a 403, and one not declared JSON a 415 (even with no body),
-        before credentials are looked at. Scripts, the CLI and workers send JSON and no Origin."""
-        if not (_is_api_request() and auth.is_write()):
-            return
-        reason = auth.cross_site_reason()
-        if reason is not None:
-            raise ApiError(403, "cross_site", f"{reason}; the API accepts writes only from this site or from scripts")
-        if auth.form_could_send() and not auth.json_content_type():
-            raise ApiError(
-                415, "unsupported_media_type", "send writes with Content-Type: application/json (an empty body too)"
-            )
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -2,41 +2,36 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint
 
 from ... import jobs, monitor
 from ...domain.actors import API
 from ...jobs import steps
-from ...jobs.actions import ACTIONS, Action, apply_action
+from ...jobs.actions import ACTIONS, Action, apply_action, bulk_audit
 from ...jobs.serialize import attempt_json, event_json, job_json, step_json
 from ...jobs.waiting import waiting_reasons, with_waiting
 from .. import auth
+from ..audit_trail import note
 from . import answers, bodies
-from .spec import ApiError, invalid_query, operation
+from .spec import invalid_query, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-OPERATOR: list[dict[str, list[str]]] = [{}, {"operator": []}]
+# Who may call a write: a token, HTTP Basic, or nobody on an install where nobody signs in.
+OPERATOR: list[dict[str, list[str]]] = [{}, {"token": []}, {"operator": []}]
 WRITE_ERRORS = (401, 403)
 
 
-def operator_refusal(read_only_detail: str = "") -> Response | None:
-    """Why this request may not act: 403 on a read-only deployment, 401 asking for HTTP Basic
-    without the operator's credentials; None when it may. One answer for every API family."""
-    if not auth.writes_allowed():
-        raise ApiError(403, "read_only", f"this deployment is read-only (JOBWARDEN_READ_ONLY){read_only_detail}")
-    if not auth.operator_authenticated(session_counts=False):
-        error = ApiError(401, "unauthorized", "operator credentials required: HTTP Basic with JOBWARDEN_ADMIN_PASSWORD")
-        response = error.get_response()
-        response.headers["WWW-Authenticate"] = 'Basic realm="jobwarden"'
-        return response
-    return None
-
-
-@bp.before_request
-def writes_need_an_operator() -> Response | None:
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return None
-    return operator_refusal()
+def without_personal_data(job: dict) -> dict:
+    """A job as a viewer may see it when JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS is on: no payload,
+    result, output or checkpoint data (they may hold personal data); as it is otherwise."""
+    if auth.may_see_payloads():
+        return job
+    hidden = {**job, "payload": None, "result": None}
+    if "attempts" in hidden:
+        hidden["attempts"] = [{**attempt, "output_tail": None, "argv": None} for attempt in hidden["attempts"]]
+    if hidden.get("checkpoint"):
+        hidden["checkpoint"] = {**hidden["checkpoint"], "data": None}
+    return hidden
 
 
 def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
@@ -66,7 +61,7 @@ def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
 def create_job(body: bodies.CreateJob):
     """Queued at once, or pending with `hold`."""
     with jobs.as_committed():
-        created = jobs.create_job_once(actor=API, **body.model_dump())
+        created = jobs.create_job_once(actor=auth.acting_as(API), **body.model_dump())
         if created.duplicate:
             return {**job_json(created.job), "duplicate": True}, 200
         return job_json(created.job), 201
@@ -84,7 +79,7 @@ def create_job(body: bodies.CreateJob):
 )
 def create_jobs(body: bodies.BulkCreate):
     """One transaction: a bad entry (named by index and field) creates nothing."""
-    created = jobs.create_jobs([spec.model_dump() for spec in body.jobs], actor=API)
+    created = jobs.create_jobs([spec.model_dump() for spec in body.jobs], actor=auth.acting_as(API))
     return {"ids": [job.id for job in created]}, 201
 
 
@@ -100,7 +95,8 @@ def list_jobs(query: bodies.ListQuery):
             cursor=query.cursor,
         )
     waiting = waiting_reasons(rows)
-    return {"jobs": [with_waiting(job_json(job), waiting[job.id]) for job in rows], "next_cursor": next_cursor}
+    listed = [without_personal_data(with_waiting(job_json(job), waiting[job.id])) for job in rows]
+    return {"jobs": listed, "next_cursor": next_cursor}
 
 
 @operation(
@@ -113,13 +109,15 @@ def list_jobs(query: bodies.ListQuery):
 )
 def get_job(job_id: int):
     job = jobs.get_job(job_id)
-    return {
-        **with_waiting(job_json(job), waiting_reasons([job])[job.id]),
-        "queue_position": jobs.queue_position(job),
-        "attempts": [attempt_json(attempt) for attempt in jobs.attempts_of(job_id)],
-        "steps": [step_json(step) for step in jobs.steps_of(job_id)],
-        "checkpoint": steps.checkpoint_json(steps.checkpoint_of(job_id)),
-    }
+    return without_personal_data(
+        {
+            **with_waiting(job_json(job), waiting_reasons([job])[job.id]),
+            "queue_position": jobs.queue_position(job),
+            "attempts": [attempt_json(attempt) for attempt in jobs.attempts_of(job_id)],
+            "steps": [step_json(step) for step in jobs.steps_of(job_id)],
+            "checkpoint": steps.checkpoint_json(steps.checkpoint_of(job_id)),
+        }
+    )
 
 
 @operation(
@@ -138,7 +136,7 @@ def job_events(job_id: int):
 def _recovery(action: Action) -> None:
     def view(job_id: int, body: bodies.ReasonBody):
         with jobs.as_committed():
-            job = action.command(job_id, actor=API, reason=body.reason)
+            job = action.command(job_id, actor=auth.acting_as(API), reason=body.reason)
             return job_json(job)
 
     view.__name__ = action.python_name
@@ -178,7 +176,9 @@ def bulk_action(body: bodies.BulkAction):
         assert body.filter is not None  # BulkAction requires ids or filter
         with invalid_query():
             ids = jobs.ids_matching(_filter(body.filter))
-    return apply_action(body.action, ids, actor=API, reason=body.reason)
+    result = apply_action(body.action, ids, actor=auth.acting_as(API), reason=body.reason)
+    note(target=f"{len(ids)} jobs", data=bulk_audit(ids, result))
+    return result
 
 
 @operation(bp, "GET", "/health", summary="What is stuck, the workers, and the monitor", responses={200: answers.Health})

@@ -1,7 +1,6 @@
 """`/api/queues`: each queue's limits, pause and numbers; set limits, pause and resume.
 
-Reads are open like the job list; writes need the operator's credentials like every
-other write (the public API's check). Limits are checked by `webapp.jobs.queues`, whose
+Viewers read; changes need an admin (webapp.server.access). Limits are checked by `webapp.jobs.queues`, whose
 refusal names the field; a pause or resume is recorded with its actor and reason.
 """
 
@@ -16,12 +15,12 @@ from ...domain.actors import API
 from ...domain.queues import MAX_CONCURRENCY, MAX_RATE_LIMIT, MAX_RATE_PERIOD_S, MIN_RATE_PERIOD_S
 from ...jobs import queues
 from ...jobs.query_params import BadQuery
-from .public import OPERATOR, WRITE_ERRORS, writes_need_an_operator
+from .. import auth
+from .public import OPERATOR, WRITE_ERRORS
 from .schemas import Body, Name, Reason
 from .spec import invalid_query, operation
 
 bp = Blueprint("queues_api", __name__, url_prefix="/api")
-bp.before_request(writes_need_an_operator)
 
 
 class RateLimitIn(Body):
@@ -95,7 +94,7 @@ def list_queues():
 def set_limits(name: str, body: QueueLimits):
     changes = body.model_dump(exclude_unset=True, exclude={"reason"})
     with invalid_query():
-        queues.set_limits(_name(name), changes, actor=API, reason=body.reason)
+        queues.set_limits(_name(name), changes, actor=auth.acting_as(API), reason=body.reason)
         return queues.get_queue(name).json()
 
 
@@ -112,7 +111,7 @@ def set_limits(name: str, body: QueueLimits):
 )
 def pause(name: str, body: PauseBody | None = None):
     with invalid_query():
-        queues.pause(_name(name), actor=API, reason=body.reason if body else None)
+        queues.pause(_name(name), actor=auth.acting_as(API), reason=body.reason if body else None)
         return queues.get_queue(name).json()
 
 
@@ -129,7 +128,7 @@ def pause(name: str, body: PauseBody | None = None):
 )
 def resume(name: str, body: PauseBody | None = None):
     with invalid_query():
-        queues.resume(_name(name), actor=API, reason=body.reason if body else None)
+        queues.resume(_name(name), actor=auth.acting_as(API), reason=body.reason if body else None)
         return queues.get_queue(name).json()
 
 

@@ -1,25 +1,20 @@
 """`/api/webhooks`: add, list, remove endpoints, rotate secrets, read delivery logs, redeliver.
 
-Every route needs the operator credentials, reads included (a receiver's URL can be
-a credential itself, as Slack's are), and a read-only deployment refuses them all.
+Every route needs an admin, reads included (a receiver's URL can be a credential
+itself, as Slack's are): webapp.server.access.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint
 
 from ...webhooks import endpoints
 from . import webhook_schemas as s
-from .public import OPERATOR, operator_refusal
+from .public import OPERATOR
 from .spec import ApiError, operation
 
 bp = Blueprint("webhooks_api", __name__, url_prefix="/api")
 ERRORS = (401, 403, 404)
-
-
-@bp.before_request
-def management_needs_an_operator() -> Response | None:
-    return operator_refusal(": webhooks are managed elsewhere")
 
 
 @bp.errorhandler(endpoints.EndpointNotFound)

@@ -2,6 +2,6 @@
 page (`views`), the webhooks page (`webhooks`), the schedules page (`schedules`) and the
 queues page (`queues`)."""
 
-from . import queues, schedules, views, webhooks
+from . import audit, queues, schedules, views, webhooks
 
-BLUEPRINTS = (views.bp, webhooks.bp, schedules.bp, queues.bp)
+BLUEPRINTS = (views.bp, webhooks.bp, schedules.bp, queues.bp, audit.bp)

@@ -7,20 +7,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_wtf.csrf import CSRFError
 
 from ...domain.actors import OPERATOR
 from ...jobs import queues
 from ...jobs.query_params import BadQuery
-from ..auth import can_act
+from .. import auth
 from .regions import render_region, wants_region
-from .views import csrf_refused, dashboard_context, writes_come_from_this_site
+from .views import csrf_refused, dashboard_context
 
 bp = Blueprint("queues", __name__)
 bp.context_processor(dashboard_context)
 bp.register_error_handler(CSRFError, csrf_refused)
-bp.before_request(writes_come_from_this_site)
 
 
 @dataclass(frozen=True)
@@ -39,12 +38,6 @@ CONFIRMATIONS = {
     ),
     "resume": Confirmation("Resume queue", "Resume {queue}?", "Workers take its jobs again at once."),
 }
-
-
-@bp.before_request
-def operators_only():
-    if request.method != "GET" and not can_act():
-        abort(403)
 
 
 def _page(status: int = 200, **shown: Any):
@@ -74,7 +67,7 @@ def index():
 @bp.post("/queues/<name>/pause")
 def pause(name: str):
     try:
-        queues.pause(name, actor=OPERATOR, reason=_reason())
+        queues.pause(name, actor=auth.acting_as(OPERATOR), reason=_reason())
     except BadQuery as error:
         return _refused(error)
     return _done(f"Queue {name}: paused.")
@@ -83,7 +76,7 @@ def pause(name: str):
 @bp.post("/queues/<name>/resume")
 def resume(name: str):
     try:
-        queues.resume(name, actor=OPERATOR, reason=_reason())
+        queues.resume(name, actor=auth.acting_as(OPERATOR), reason=_reason())
     except BadQuery as error:
         return _refused(error)
     return _done(f"Queue {name}: resumed.")
@@ -101,7 +94,7 @@ def set_limits(name: str):
         if (limit is None) != (period is None):
             raise BadQuery("rate_limit", "give both the limit and the period, or neither")
         changes["rate_limit"] = None if limit is None else {"limit": limit, "period_s": period}
-        queues.set_limits(name, changes, actor=OPERATOR, reason=_reason())
+        queues.set_limits(name, changes, actor=auth.acting_as(OPERATOR), reason=_reason())
     except BadQuery as error:
         return _refused(error)
     return _done(f"Queue {name}: limits saved; they hold from the next claim.")

@@ -12,10 +12,11 @@ from ...domain.statuses import FINISHED, LIVE, UNFINISHED, JobNotFound, Status, 
 from ...domain.timeutil import utcnow
 from ...domain.worker_states import WORKER_STATE_LABELS
 from ...jobs import query_params, steps
-from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action
+from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action, bulk_audit
 from ...jobs.waiting import waiting_reasons
 from ...store.leases import stopping_json
-from .. import auth
+from .. import auth, oidc
+from ..audit_trail import note
 from ..extensions import htmx, limiter
 from . import display, recovery_effects
 from .choices import known_types
@@ -57,21 +58,14 @@ def dashboard_context() -> dict:
     return {
         "now": utcnow(),
         "can_act": auth.can_act(),
+        "can_admin": auth.can_admin(),
+        "principal": auth.current_principal(),
+        "see_payloads": auth.may_see_payloads(),
         "statuses": list(Status),
         "poll_delay": POLL_DELAY,
-        "login_enabled": auth.password_required(),
+        "login_enabled": auth.sign_in_required(),
+        "oidc_enabled": oidc.enabled(),
     }
-
-
-@bp.before_request
-def writes_come_from_this_site():
-    """Every dashboard form (login and logout too) is refused when posted from another site."""
-    if not auth.is_write():
-        return None
-    reason = auth.cross_site_reason()
-    if reason is None:
-        return None
-    return render_template("error.html", message=f"Refused: {reason}."), 403
 
 
 @bp.errorhandler(CSRFError)
@@ -168,8 +162,6 @@ def job_list():
 @bp.post("/jobs/bulk")
 def bulk_action():
     """One action on the selected jobs, or on all the filter matches (at most 1,000); says what changed and what not."""
-    if not auth.can_act():
-        abort(403)
     action = request.form.get("action")
     if action not in ACTION_NAMES:
         return render_template("error.html", message=f"action: choose {', '.join(ACTION_NAMES)}"), 400
@@ -183,7 +175,8 @@ def bulk_action():
         flash(f"Nothing was done — {error}.", "refused")
         return redirect(url_for("dashboard.job_list", **_link_args(job_filter, {})))
     filter_args = _link_args(job_filter, {})
-    result = apply_action(action, ids, actor=OPERATOR, reason=reason)
+    result = apply_action(action, ids, actor=auth.acting_as(OPERATOR), reason=reason)
+    note(target=f"{len(ids)} jobs", data=bulk_audit(ids, result))
     flash(display.bulk_summary(action_named(action).label, result), "ok" if not result["skipped"] else "refused")
     return redirect(url_for("dashboard.job_list", **filter_args))
 
@@ -255,18 +248,17 @@ def job_action(job_id: int, action: str):
     """Run one recovery action; answer the whole re-rendered job region (HTMX) or go back to the job page."""
     if action not in ACTION_NAMES:
         abort(404)
-    if not auth.can_act():
-        abort(403)
     chosen = action_named(action)
     try:
         reason = _reason_from_form()
     except jobs.BadQuery as error:
         return _refused(error)
     try:
-        chosen.command(job_id, actor=OPERATOR, reason=reason)
+        chosen.command(job_id, actor=auth.acting_as(OPERATOR), reason=reason)
         message, ok = f"{chosen.label}: done.", True
     except TransitionRefused as refused:
         message, ok = f"Already {refused.status} — nothing was done.", False
+        note(outcome=f"409 conflict: already {refused.status}")
     if htmx:
         return render_template("jobs/_detail.html", message=message, ok=ok, **_job_context(job_id))
     flash(message, "ok" if ok else "refused")
@@ -280,15 +272,17 @@ def _login_rate_limit() -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_rate_limit, methods=["POST"], error_message="Too many login attempts; wait a minute.")
 def login():
-    """Operator login, only when JOBWARDEN_ADMIN_PASSWORD is set."""
-    if not auth.password_required():
+    """Sign in with a name and password (no name: the admin password), or through OpenID Connect."""
+    if not auth.sign_in_required():
         return redirect(url_for("dashboard.job_list"))
+    next_path = oidc.local_path(request.values.get("next"))
     error = None
     if request.method == "POST":
-        if auth.log_in(request.form.get("password", "")):
-            return redirect(url_for("dashboard.job_list"))
-        error = "Wrong password."
-    return render_template("login.html", error=error), 401 if error else 200
+        name = request.form.get("name", "").strip()
+        if auth.log_in(name, request.form.get("password", "")):
+            return redirect(next_path or url_for("dashboard.job_list"))
+        error = "Wrong name or password."
+    return render_template("login.html", error=error, next_path=next_path), 401 if error else 200
 
 
 @bp.post("/logout")

@@ -1,0 +1,102 @@
+"""Every write a person or a token asks for is one audit entry, written after the answer
+is decided: who (and how they signed in), when, from which address, the route and its
+target, the reason they gave, and the outcome (`ok`, or the refusal: `403 forbidden`,
+`409 conflict`, …). Nothing to remember per route: a route declared with a role in
+webapp.server.access is audited. A view may add what the route alone does not say
+(`note(outcome=…, target=…, data=…)`), e.g. a bulk action's ids and what it skipped.
+
+Requests by nobody signed in are not recorded (scanners would fill the table); wrong
+credentials are counted and limited instead (webapp.server.guesses). The entry is
+written in its own transaction after the change committed: if the database fails in
+between, the change stands without its entry, and the failure is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from flask import Flask, Response, g, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..domain.roles import Role
+from ..jobs import audit
+from . import access, auth
+
+log = logging.getLogger(__name__)
+MAX_REASON_CHARS = 2000
+_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+NAMED_IN_ACTION = ("action",)  # path arguments that say what was done, not to what
+
+
+def install(app: Flask) -> None:
+    app.after_request(record_write)
+
+
+def note(*, outcome: str | None = None, target: str | None = None, data: Any = None) -> None:
+    """What this request's audit entry should say beyond the route (one call from a view)."""
+    if outcome is not None:
+        g.audit_outcome = outcome
+    if target is not None:
+        g.audit_target = target
+    if data is not None:
+        g.audit_data = data
+
+
+def record_write(response: Response) -> Response:
+    if not auth.is_write() or request.url_rule is None or request.endpoint is None:
+        return response
+    if not isinstance(access.level_for(request.endpoint, request.method), Role):
+        return response  # public and worker routes: no person acts
+    principal = auth.current_principal()
+    if principal.via == auth.ANONYMOUS:
+        return response
+    try:
+        audit.record(
+            actor=principal.name or auth.OPEN,
+            via=principal.via,
+            action=_action(),
+            target=g.get("audit_target") or _target(),
+            reason=_reason(),
+            address=request.remote_addr,
+            outcome=g.get("audit_outcome") or _outcome(response),
+            data=g.get("audit_data"),
+        )
+    except SQLAlchemyError as error:
+        log.error("the audit entry of %s %s was not written: %s", request.method, request.path, error)
+    return response
+
+
+def _action() -> str:
+    """`POST /api/jobs/<job_id>/cancel`: the route, with the arguments that name the action filled in."""
+    args = request.view_args or {}
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(args[name]) if name in NAMED_IN_ACTION and name in args else f"<{name}>"
+
+    return f"{request.method} {_ARGUMENT.sub(fill, str(request.url_rule))}"
+
+
+def _target() -> str | None:
+    args = {name: value for name, value in (request.view_args or {}).items() if name not in NAMED_IN_ACTION}
+    return ", ".join(f"{name}={value}" for name, value in args.items()) or None
+
+
+def _reason() -> str | None:
+    given: Any = None
+    if request.mimetype == "application/json":
+        body = request.get_json(silent=True)
+        given = body.get("reason") if isinstance(body, dict) else None
+    else:
+        given = request.form.get("reason")
+    return given.strip()[:MAX_REASON_CHARS] or None if isinstance(given, str) else None
+
+
+def _outcome(response: Response) -> str:
+    if response.status_code < 400:
+        return "ok"
+    error = response.get_json(silent=True) if response.is_json else None
+    name = error.get("error") if isinstance(error, dict) else None
+    return f"{response.status_code} {name or response.status.partition(' ')[2].lower()}"
