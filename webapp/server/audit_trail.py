@@ -17,8 +17,9 @@ import logging
 import re
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
 from ..domain.roles import Role
 from ..jobs import audit
@@ -27,7 +28,8 @@ from . import access, auth
 log = logging.getLogger(__name__)
 MAX_REASON_CHARS = 2000
 _ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
-NAMED_IN_ACTION = ("action",)  # path arguments that say what was done, not to what
+NAMED_IN_ACTION = ("action",)
+NOTED_KEY = "jobwarden.audit_noted"  # in the request's environ, as webapp.server.auth keeps the principal  # path arguments that say what was done, not to what
 
 
 def install(app: Flask) -> None:
@@ -36,12 +38,9 @@ def install(app: Flask) -> None:
 
 def note(*, outcome: str | None = None, target: str | None = None, data: Any = None) -> None:
     """What this request's audit entry should say beyond the route (one call from a view)."""
-    if outcome is not None:
-        g.audit_outcome = outcome
-    if target is not None:
-        g.audit_target = target
-    if data is not None:
-        g.audit_data = data
+    noted = request.environ.setdefault(NOTED_KEY, {})
+    given = {"outcome": outcome, "target": target, "data": data}
+    noted.update({key: value for key, value in given.items() if value is not None})
 
 
 def record_write(response: Response) -> Response:
@@ -49,19 +48,20 @@ def record_write(response: Response) -> Response:
         return response
     if not isinstance(access.level_for(request.endpoint, request.method), Role):
         return response  # public and worker routes: no person acts
-    principal = auth.current_principal()
-    if principal.via == auth.ANONYMOUS:
+    principal = auth.decided_principal()
+    if principal is None or principal.via == auth.ANONYMOUS:
         return response
+    noted = request.environ.get(NOTED_KEY, {})
     try:
         audit.record(
             actor=principal.name or auth.OPEN,
             via=principal.via,
             action=_action(),
-            target=g.get("audit_target") or _target(),
+            target=noted.get("target") or _target(),
             reason=_reason(),
             address=request.remote_addr,
-            outcome=g.get("audit_outcome") or _outcome(response),
-            data=g.get("audit_data"),
+            outcome=noted.get("outcome") or _outcome(response),
+            data=noted.get("data"),
         )
     except SQLAlchemyError as error:
         log.error("the audit entry of %s %s was not written: %s", request.method, request.path, error)
@@ -85,12 +85,16 @@ def _target() -> str | None:
 
 
 def _reason() -> str | None:
+    """The `reason` of the JSON body or the form; none from a body the request could not read (413)."""
     given: Any = None
-    if request.mimetype == "application/json":
-        body = request.get_json(silent=True)
-        given = body.get("reason") if isinstance(body, dict) else None
-    else:
-        given = request.form.get("reason")
+    try:
+        if request.mimetype == "application/json":
+            body = request.get_json(silent=True)
+            given = body.get("reason") if isinstance(body, dict) else None
+        else:
+            given = request.form.get("reason")
+    except HTTPException:
+        return None
     return given.strip()[:MAX_REASON_CHARS] or None if isinstance(given, str) else None
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import click
-from flask import Flask, current_app, g, request, session
+from flask import Flask, current_app, request, session
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -119,11 +119,14 @@ def sign_in_required() -> bool:
     return bool(config["JOBWARDEN_ADMIN_PASSWORD"] or config["JOBWARDEN_OIDC_ISSUER"] or users.any_user())
 
 
+PRINCIPAL_KEY = "jobwarden.principal"  # in the request's environ: `g` can outlive a request (tests)
+
+
 def current_principal() -> Principal:
     """Who this request acts as, decided once per request."""
-    if "principal" not in g:
-        g.principal = _decide_principal()
-    principal: Principal = g.principal
+    if PRINCIPAL_KEY not in request.environ:
+        request.environ[PRINCIPAL_KEY] = _decide_principal()
+    principal: Principal = request.environ[PRINCIPAL_KEY]
     return principal
 
 
@@ -145,10 +148,9 @@ def _is_api_request() -> bool:
     return request.path.startswith("/api/") or request.path in ("/healthz", "/metrics")
 
 
-def credentials_refused() -> bool:
-    """The request presented a password or token that was wrong (it then acts as nobody)."""
-    current_principal()
-    return bool(g.get("credentials_refused"))
+def decided_principal() -> Principal | None:
+    """Who this request acted as, if that was decided (not when guessing was refused first)."""
+    return request.environ.get(PRINCIPAL_KEY)
 
 
 def _from_header() -> Principal | None:
@@ -174,7 +176,6 @@ def _from_header() -> Principal | None:
     else:
         return None
     guesses.count_wrong(guesses.PASSWORD)
-    g.credentials_refused = True
     return None
 
 
@@ -354,7 +355,7 @@ def log_in(name: str, password: str) -> bool:
         guesses.count_wrong(guesses.PASSWORD)
         return False
     start_session(principal)
-    g.principal = principal
+    request.environ[PRINCIPAL_KEY] = principal
     return True
 
 
