@@ -66,10 +66,18 @@ def people(app) -> dict[Role, str]:
 def samples(app, people) -> dict[str, str]:
     """A value for each kind of path argument, naming things that exist."""
     job = make_job("failed")
-    spare = tokens.create(users.live_person(users.add_user("spare", Role.OPERATOR, "a password of twelve+").id), "spare", Role.VIEWER)
+    spare = tokens.create(
+        users.live_person(users.add_user("spare", Role.OPERATOR, "a password of twelve+").id), "spare", Role.VIEWER
+    )
     queues.pause("default", actor="test")
     webhook = endpoints.create("http://127.0.0.1:9/hook", ["job.failed"], "standard").endpoint
-    return {"job_id": str(job.id), "name": "default", "webhook_id": str(webhook.id), "delivery_id": "1", "token_id": str(spare.token.id)}
+    return {
+        "job_id": str(job.id),
+        "name": "default",
+        "webhook_id": str(webhook.id),
+        "delivery_id": "1",
+        "token_id": str(spare.token.id),
+    }
 
 
 def _url(rule: Rule, samples: dict[str, str]) -> str:

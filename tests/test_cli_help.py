@@ -20,6 +20,7 @@ JOBWARDEN_COMMANDS = [
     "schedules",
     "serve",
     "submit",
+    "users",
     "webhooks",
     "worker",
 ]

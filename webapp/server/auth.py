@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import click
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, g, request, session
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -239,6 +239,7 @@ LOGIN_FIELDS = ("operator", "user", "via", "generation", "password", "since")
 def start_session(principal: Principal) -> None:
     """A fresh session on sign-in: nothing planted before it carries over."""
     session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)  # flask-wtf's copy of the old token
     session.permanent = True  # the browser drops it after the lifetime too
     if principal.user_id is None:
         session.update(operator=True, generation=session_generation(), password=_password_fingerprint())
