@@ -114,7 +114,7 @@ def _call(client, method: str, url: str, headers: dict[str, str]):
 
 def test_the_api_and_the_pages_answer_each_role_as_declared(app, client, people, samples):
     checked = 0
-    for rule, method, needed, url in _calls(app, samples):
+    for _rule, method, needed, url in _calls(app, samples):
         for role in ROLES:
             headers = {"Authorization": f"Bearer {people[role]}"} if role else {}
             answer = _call(client, method, url, headers)
