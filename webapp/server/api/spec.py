@@ -71,7 +71,10 @@ OPERATIONS: list[Operation] = []
 ERROR_TEXT = {
     400: "Bad input; `field` names it.",
     401: "Missing or wrong credentials.",
-    403: "Refused: the deployment is read-only (`read_only`), or the request comes from another site (`cross_site`).",
+    403: (
+        "Refused: the role is too low (`forbidden`), the deployment is read-only (`read_only`), or the request "
+        "comes from another site (`cross_site`)."
+    ),
     404: "No such job (or webhook, or delivery).",
     409: "Refused: the job's current status does not allow it (`status` says which).",
     413: "Body too large.",
@@ -281,10 +284,15 @@ def openapi_document(*, title: str, version: str) -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "Authorization: Bearer $JOBWARDEN_INTERNAL_API_KEY",
                 },
+                "token": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Authorization: Bearer jw_… (an API token: POST /api/tokens).",
+                },
                 "operator": {
                     "type": "http",
                     "scheme": "basic",
-                    "description": "Any user name, password JOBWARDEN_ADMIN_PASSWORD (when set).",
+                    "description": "A user's NAME:password, or any name with JOBWARDEN_ADMIN_PASSWORD.",
                 },
             },
         },
