@@ -291,7 +291,9 @@ def _queued_since(engine: Engine, since: datetime | None) -> tuple[Kinds | None,
             .where(queued, Job.updated_at > since)
             .group_by(Job.type, Job.queue)
         ).all()
-    return {(job_type, queue): count for job_type, queue, count, _ in rows}, max((row[3] for row in rows), default=since)
+    return {(job_type, queue): count for job_type, queue, count, _ in rows}, max(
+        (row[3] for row in rows), default=since
+    )
 
 
 def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
