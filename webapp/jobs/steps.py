@@ -13,7 +13,7 @@ from sqlalchemy import CursorResult, delete, insert, select, update
 
 from ..domain.timeutil import isoformat
 from ..store.extensions import db
-from ..store.models import Checkpoint, StepResult
+from ..store.models import Checkpoint, Job, StepResult
 
 NO_RESULT: Any = object()  # a step event that stores no result (`None` is a result)
 
@@ -72,11 +72,14 @@ def checkpoint_json(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
     }
 
 
-def replay_state(job_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def replay_state(claimed: Iterable[Job]) -> dict[int, dict[str, Any]]:
     """What claimed jobs need to skip completed steps and resume from their checkpoint:
-    per job `step_results` ({name: {"result", "attempt"}}) and `checkpoint`. Two queries per claim."""
-    ids = list(job_ids)
-    state: dict[int, dict[str, Any]] = {job_id: {"step_results": {}, "checkpoint": None} for job_id in ids}
+    per job `step_results` ({name: {"result", "attempt"}}) and `checkpoint`. Two queries per
+    claim, none for jobs in their first attempt: step results and checkpoints are written under
+    a lease, and a job's first lease is the claim that just made its first attempt."""
+    jobs = list(claimed)
+    state: dict[int, dict[str, Any]] = {job.id: {"step_results": {}, "checkpoint": None} for job in jobs}
+    ids = [job.id for job in jobs if job.attempt > 1]
     if not ids:
         return state
     for row in db.session.scalars(select(StepResult).where(StepResult.job_id.in_(ids))):

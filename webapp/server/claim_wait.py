@@ -58,7 +58,7 @@ def claim_waiting(
             db.session.close()  # wait without a connection
             if next_due is not None:
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
-            hub.wait(seen, until - time.monotonic(), stop=hung_up)
+            hub.wait(seen, until - time.monotonic(), stop=hung_up, types=types, queues=queues)
             if hung_up.is_set():
                 if client_gone():
                     return []  # its worker is leaving: jobs claimed now would wait for the monitor

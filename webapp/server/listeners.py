@@ -21,9 +21,12 @@ def count_transition(move: moves.Move) -> None:
 
 
 def wake_waiting_claims(move: moves.Move) -> None:
-    """A job became claimable: waiting claims on every replica look again once it commits.
-    A job that finished may have freed a limited queue's slot (webapp.store.flow)."""
-    if move.to_status == Status.QUEUED or (move.to_status in FINISHED and flow.limits_in_use()):
+    """Jobs became claimable: as many waiting claims as there are jobs (of claims that take
+    their type and queue) look again once it commits, on every replica. A job that finished
+    may have freed a limited queue's slot for a job of any type (webapp.store.flow): all look."""
+    if move.to_status == Status.QUEUED:
+        announce_claimable(move.kinds)
+    elif move.to_status in FINISHED and flow.limits_in_use():
         announce_claimable()
 
 

@@ -14,8 +14,9 @@ modules. Two kinds of listener:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,13 +29,18 @@ if TYPE_CHECKING:
     from .models import Job
 
 
+Kinds = Mapping[tuple[str, str], int]  # how many of the moved jobs are of each (type, queue)
+
+
 @dataclass(frozen=True)
 class Move:
-    """`count` jobs took the edge `action` to `to_status` in one statement."""
+    """`count` jobs took the edge `action` to `to_status` in one statement; `kinds` says of
+    which type and queue (so a wake-up can wake only the claims that take them)."""
 
     action: str
     to_status: Status
     count: int = 1
+    kinds: Kinds = field(default_factory=dict)
 
 
 MoveListener = Callable[[Move], None]
@@ -74,7 +80,8 @@ def outbox() -> Outbox | None:
     return _outbox
 
 
-def announce(action: str, to_status: Status, count: int = 1) -> None:
-    move = Move(action, to_status, count)
+def announce(action: str, to_status: Status, jobs: Sequence[Job]) -> None:
+    """`jobs` moved by one statement (each has its `type` and `queue`)."""
+    move = Move(action, to_status, len(jobs), Counter((job.type, job.queue) for job in jobs))
     for listener in _listeners:
         listener(move)

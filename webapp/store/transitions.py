@@ -354,7 +354,7 @@ def transition(
         # The status moved between our read and our write: read it again.
     else:
         raise why_refused(job_id, edge, lease_token)
-    moves.announce(action, edge.target)
+    moves.announce(action, edge.target, moved)
     outbox = moves.outbox()
     if event is not None and outbox is not None and not postgresql:  # PostgreSQL wrote it in the statement above
         outbox.write(event, moved[0], now)
@@ -443,7 +443,7 @@ def transition_held(
     }
     moved = {job.id: job for job in _run(plan, params)}
     if moved:
-        moves.announce(action, edge.target, len(moved))
+        moves.announce(action, edge.target, list(moved.values()))
     outcomes: list[Outcome] = []
     for item in held:
         if item.job_id in moved:
@@ -588,7 +588,7 @@ def record_creates(jobs: list[Job], *, actor: str, now: datetime) -> None:
         )
     )
     for status in (Status.PENDING, Status.QUEUED):
-        created = sum(1 for job in jobs if job.status == status)
+        created = [job for job in jobs if job.status == status]
         if created:
             moves.announce("create", status, created)
 
@@ -706,7 +706,7 @@ def claim(
     if len(jobs) < batch_size:
         jobs += _claim_limited(params, batch_size - len(jobs), postgresql, lease_types, types, queues, given_now)
     if jobs:
-        moves.announce("claim", Status.CLAIMED, len(jobs))
+        moves.announce("claim", Status.CLAIMED, jobs)
     return sorted(jobs, key=lambda job: (-job.priority, job.id))
 
 

@@ -1,30 +1,40 @@
 """Waking waiting claims when a job becomes claimable.
 
-One `Hub` per server process: waiting claim requests sleep on its condition
-variable, holding no database connection, and every wake-up reaches them all.
-What wakes the hub:
+One `Hub` per server process: waiting claim requests sleep on it, each on an event of
+its own, holding no database connection. What wakes the hub:
 
 - the state machine's `announce_claimable()` in the transaction that made a job
   claimable (created queued, re-queued, force-started): after that commit the
   hub of the committing process wakes at once;
 - PostgreSQL: the same call sends `NOTIFY jobwarden_claimable`, delivered on
   commit; one listening connection per process (a thread, outside the pool)
-  wakes the hub, so a job created through any replica wakes every replica;
+  wakes the hub, so a job created through any replica wakes every replica (the
+  notification names its kinds of jobs, and the process that sent it, whose own
+  listener skips it);
 - SQLite: other processes' commits are seen by a thread that watches the
   database files (a `stat`, no query) every `SQLITE_WATCH_INTERVAL_S` while
   claims wait, and on a change (or within RECENT_WRITE_NS of one) runs one
-  indexed query: has a queued job been added or re-queued since it last looked?
+  indexed query: how many jobs, of which type and queue, were added or re-queued since
+  it last looked?
+
+Each wake-up wakes as many waiting claims as jobs became claimable, of the claims that take
+their type and queue (a job created with 500 claims waiting costs one claim statement per
+process, not 500); a waiting claim a wake-up picked that finds nothing waits again.
 
 Nothing here polls per waiting worker: at rest a server runs no statement at all.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import os
+import secrets
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +45,7 @@ from .commit_hooks import after_commit
 from .extensions import db
 from .integrity import sqlite_path
 from .models import Job
+from .moves import Kinds
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +56,33 @@ SQLITE_IDLE_LOOK_S = 1.0  # with no claim waiting the watcher sleeps until one d
 # long after a change the watcher queries even if the files look the same.
 RECENT_WRITE_NS = 50_000_000
 LISTEN_RETRY_S = 1.0
+NOTHING_QUEUED = datetime(1970, 1, 1, tzinfo=UTC)  # before every job: all queued later are new
+MAX_PAYLOAD_CHARS = 7900  # PostgreSQL's limit is 8000 bytes
 UNWATCHED_WAIT_S = 0.5  # the longest sleep while no listener or watcher runs (it is starting or down)
+
+
+class Waiter:
+    """One waiting claim: which jobs it takes (None: any type, any queue) and what wakes it."""
+
+    def __init__(self, types: list[str] | None, queues: list[str] | None) -> None:
+        self.types = frozenset(types) if types else None
+        self.queues = frozenset(queues) if queues else None
+        self.event = threading.Event()
+        self.chosen = False  # a wake-up picked it: it claims now
+
+    def takes(self, job_type: str, queue: str) -> bool:
+        return (self.types is None or job_type in self.types) and (self.queues is None or queue in self.queues)
 
 
 class Hub:
     """Waiting claims of one process and what wakes them."""
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
         self._generation = 0
-        self._waiting = 0
+        self._waiters: dict[Waiter, None] = {}  # in the order they began to wait: the longest first
+        self._sequence = itertools.count()
+        self.origin = secrets.token_hex(8)  # names this process's notifications, which it has woken for already
         self.waiter_arrived = threading.Event()  # set when a claim begins to wait with none waiting before
         self.watching = False  # a listener or watcher is running and connected
 
@@ -65,37 +93,76 @@ class Hub:
 
     @property
     def waiting(self) -> int:
-        return self._waiting
+        return len(self._waiters)
 
-    def wake(self) -> None:
-        with self._condition:
+    def wake(self, kinds: Kinds | None = None) -> None:
+        """Jobs became claimable: `kinds` counts them by (type, queue), and as many waiting
+        claims that take each kind as there are such jobs claim again (None: every claim
+        looks). Claims between two looks see the generation change and look again."""
+        with self._lock:
             self._generation += 1
-            self._condition.notify_all()
+            if kinds is None:
+                chosen = list(self._waiters)
+            else:
+                chosen = []
+                for (job_type, queue), count in kinds.items():
+                    for waiter in self._waiters:
+                        if count <= 0:
+                            break
+                        if not waiter.chosen and waiter.takes(job_type, queue):
+                            waiter.chosen = True
+                            chosen.append(waiter)
+                            count -= 1
+            for waiter in chosen:
+                waiter.chosen = True
+                del self._waiters[waiter]
+                waiter.event.set()
 
     def nudge(self) -> None:
         """Wake the waiting claims to look at their own `stop` (no job became claimable)."""
-        with self._condition:
-            self._condition.notify_all()
+        with self._lock:
+            for waiter in self._waiters:
+                waiter.event.set()
 
-    def wait(self, seen: int, timeout: float, stop: threading.Event | None = None) -> None:
-        """Sleep up to `timeout` s unless a wake-up has come since `seen` was read, or `stop` is set."""
+    def next_notification(self) -> int:
+        return next(self._sequence)
+
+    def wait(
+        self,
+        seen: int,
+        timeout: float,
+        stop: threading.Event | None = None,
+        *,
+        types: list[str] | None = None,
+        queues: list[str] | None = None,
+    ) -> None:
+        """Sleep up to `timeout` s until a wake-up picks this claim (it takes jobs of `types` and
+        `queues`), unless a wake-up has come since `seen` was read, or `stop` is set."""
         deadline = time.monotonic() + timeout
-        with self._condition:
-            self._waiting += 1
-            if self._waiting == 1:
+        waiter = Waiter(types, queues)
+        with self._lock:
+            if self._generation != seen:
+                return
+            self._waiters[waiter] = None
+            if len(self._waiters) == 1:
                 self.waiter_arrived.set()
-            try:
-                while self._generation == seen and not (stop is not None and stop.is_set()):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
+        try:
+            while not (stop is not None and stop.is_set()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                if not self.watching:
+                    remaining = min(remaining, UNWATCHED_WAIT_S)
+                waiter.event.wait(remaining)
+                with self._lock:
+                    if waiter.chosen:
                         return
-                    if not self.watching:
-                        remaining = min(remaining, UNWATCHED_WAIT_S)
-                    self._condition.wait(remaining)
-                    if not self.watching:
-                        return  # nothing would have woken us: look again
-            finally:
-                self._waiting -= 1
+                    waiter.event.clear()  # a nudge: look at `stop` again
+                if not self.watching:
+                    return  # nothing would have woken us: look again
+        finally:
+            with self._lock:
+                self._waiters.pop(waiter, None)
 
 
 _hub: Hub | None = None
@@ -119,17 +186,43 @@ def hub() -> Hub:
         return _hub
 
 
-def announce_claimable() -> None:
-    """Called by the state machine inside a transaction that made a job claimable."""
+def announce_claimable(kinds: Kinds | None = None) -> None:
+    """Called inside a transaction that made jobs claimable: `kinds` counts them by (type, queue);
+    None (an operator's change of a queue, a released lease): every waiting claim looks again."""
     session = db.session()
-    after_commit(_wake_this_process)
+    after_commit(partial(_wake_this_process, kinds))
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": _payload(kinds)})
 
 
-def _wake_this_process() -> None:
+def _wake_this_process(kinds: Kinds | None) -> None:
     if _hub is not None and _hub_pid == os.getpid():
-        _hub.wake()
+        _hub.wake(kinds)
+
+
+def _payload(kinds: Kinds | None) -> str:
+    """The notification: who sent it (its own listener skips it: this process woke its claims after
+    the commit), a sequence number (PostgreSQL folds equal notifications of one transaction into
+    one) and the kinds, or null (all look) when they would not fit in a notification."""
+    own = _hub if _hub is not None and _hub_pid == os.getpid() else None
+    listed = None if kinds is None else [[job_type, queue, count] for (job_type, queue), count in kinds.items()]
+    origin = own.origin if own is not None else ""
+    sequence = own.next_notification() if own is not None else 0
+    payload = json.dumps({"from": origin, "n": sequence, "jobs": listed})
+    if len(payload) > MAX_PAYLOAD_CHARS:
+        payload = json.dumps({"from": origin, "n": sequence, "jobs": None})
+    return payload
+
+
+def _kinds_of(payload: str) -> tuple[str, Kinds | None]:
+    """(origin, kinds) of a notification; one this version cannot read wakes every claim."""
+    try:
+        message = json.loads(payload)
+        listed = message["jobs"]
+        kinds = None if listed is None else {(str(t), str(q)): int(n) for t, q, n in listed}
+        return str(message["from"]), kinds
+    except (ValueError, TypeError, KeyError):
+        return "", None
 
 
 # --- PostgreSQL: one LISTEN connection per process ------------------------------------------
@@ -147,8 +240,10 @@ def _listen(hub: Hub, engine: Engine) -> None:
                 hub.watching = True
                 failures = 0
                 hub.wake()  # a notification may have been missed while not listening
-                for _notification in connection.notifies():
-                    hub.wake()
+                for notification in connection.notifies():
+                    origin, kinds = _kinds_of(notification.payload)
+                    if origin != hub.origin:
+                        hub.wake(kinds)
         except Exception as error:  # the database restarted or is unreachable: listen again
             failures += 1
             log.log(
@@ -182,10 +277,23 @@ def _written_lately(files: tuple[Any, ...]) -> bool:
     return any(state is not None and now - state[0] < RECENT_WRITE_NS for state in files)
 
 
-def _latest_queued(engine: Engine) -> datetime | None:
-    """When a job last became queued (ix_jobs_status_updated): a new value means a new claimable job."""
+def _queued_since(engine: Engine, since: datetime | None) -> tuple[Kinds | None, datetime | None]:
+    """The jobs that became queued after `since`, counted by (type, queue), and the newest time
+    among them (ix_jobs_status_updated). The first look (`since` None) counts nothing: None
+    (every claim looks) if any job is queued, and from then on every job queued is new."""
+    queued = Job.status == "queued"
     with engine.connect() as connection:
-        return connection.execute(select(func.max(Job.updated_at)).where(Job.status == "queued")).scalar()
+        if since is None:
+            newest = connection.execute(select(func.max(Job.updated_at)).where(queued)).scalar()
+            return (None, newest) if newest is not None else ({}, NOTHING_QUEUED)
+        rows = connection.execute(
+            select(Job.type, Job.queue, func.count(), func.max(Job.updated_at))
+            .where(queued, Job.updated_at > since)
+            .group_by(Job.type, Job.queue)
+        ).all()
+    return {(job_type, queue): count for job_type, queue, count, _ in rows}, max(
+        (row[3] for row in rows), default=since
+    )
 
 
 def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
@@ -210,10 +318,9 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
             files = _file_state(paths)
             if files != seen_files or _written_lately(files):
                 seen_files = files
-                newest = _latest_queued(engine)
-                if newest is not None and (latest is None or newest > latest):
-                    hub.wake()
-                latest = newest
+                kinds, latest = _queued_since(engine, latest)
+                if kinds is None or kinds:
+                    hub.wake(kinds)
             hub.watching = True
         except Exception:
             hub.watching = False

@@ -60,7 +60,7 @@ def claim(body: worker_schemas.Claim):
         )
     except UnexpectedBytes as error:
         raise ApiError(400, "invalid", f"wait_s: {error}", field="wait_s") from None
-    replay = steps.replay_state(job.id for job in claimed)
+    replay = steps.replay_state(claimed)
     return {
         "jobs": [
             {**claimed_job_json(job), "lease_s": leases.lease_seconds(job.type), **replay[job.id]} for job in claimed
