@@ -14,8 +14,8 @@ its own, holding no database connection. What wakes the hub:
 - SQLite: other processes' commits are seen by a thread that watches the
   database files (a `stat`, no query) every `SQLITE_WATCH_INTERVAL_S` while
   claims wait, and on a change (or within RECENT_WRITE_NS of one) runs one
-  indexed query: how many jobs, of which type and queue, were added or re-queued since
-  it last looked?
+  indexed query: how many jobs, of which type and queue, were added or re-queued (their
+  status events) since it last looked?
 
 Each wake-up wakes as many waiting claims as jobs became claimable, of the claims that take
 their type and queue (a job created with 500 claims waiting costs one claim statement per
@@ -33,7 +33,6 @@ import os
 import secrets
 import threading
 import time
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from sqlalchemy.engine import Engine
 from .commit_hooks import after_commit
 from .extensions import db
 from .integrity import sqlite_path
-from .models import Job
+from .models import Job, JobEvent
 from .moves import Kinds
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,6 @@ SQLITE_IDLE_LOOK_S = 1.0  # with no claim waiting the watcher sleeps until one d
 # long after a change the watcher queries even if the files look the same.
 RECENT_WRITE_NS = 50_000_000
 LISTEN_RETRY_S = 1.0
-NOTHING_QUEUED = datetime(1970, 1, 1, tzinfo=UTC)  # before every job: all queued later are new
 MAX_PAYLOAD_CHARS = 7900  # PostgreSQL's limit is 8000 bytes
 UNWATCHED_WAIT_S = 0.5  # the longest sleep while no listener or watcher runs (it is starting or down)
 
@@ -277,23 +275,25 @@ def _written_lately(files: tuple[Any, ...]) -> bool:
     return any(state is not None and now - state[0] < RECENT_WRITE_NS for state in files)
 
 
-def _queued_since(engine: Engine, since: datetime | None) -> tuple[Kinds | None, datetime | None]:
-    """The jobs that became queued after `since`, counted by (type, queue), and the newest time
-    among them (ix_jobs_status_updated). The first look (`since` None) counts nothing: None
-    (every claim looks) if any job is queued, and from then on every job queued is new."""
-    queued = Job.status == "queued"
+def _queued_since(engine: Engine, since: int | None) -> tuple[Kinds | None, int | None]:
+    """The jobs that became queued after the event `since`, still queued, counted by (type, queue),
+    and the newest event id seen. Event ids, not times: SQLite hands them out under its write lock,
+    in commit order, while a writer takes its timestamp before it waits for that lock (a create that
+    waited behind a batch would carry a time older than one seen already, and never be counted).
+    The first look (`since` None) counts nothing: None (every claim looks) if any job is queued."""
     with engine.connect() as connection:
+        newest = connection.execute(select(func.max(JobEvent.id))).scalar() or 0
         if since is None:
-            newest = connection.execute(select(func.max(Job.updated_at)).where(queued)).scalar()
-            return (None, newest) if newest is not None else ({}, NOTHING_QUEUED)
+            anything = connection.execute(select(Job.id).where(Job.status == "queued").limit(1)).first()
+            return (None if anything else {}), newest
         rows = connection.execute(
-            select(Job.type, Job.queue, func.count(), func.max(Job.updated_at))
-            .where(queued, Job.updated_at > since)
+            select(Job.type, Job.queue, func.count())
+            .select_from(JobEvent)
+            .join(Job, Job.id == JobEvent.job_id)
+            .where(JobEvent.id > since, JobEvent.id <= newest, JobEvent.to_status == "queued", Job.status == "queued")
             .group_by(Job.type, Job.queue)
         ).all()
-    return {(job_type, queue): count for job_type, queue, count, _ in rows}, max(
-        (row[3] for row in rows), default=since
-    )
+    return {(job_type, queue): count for job_type, queue, count in rows}, newest
 
 
 def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
@@ -303,7 +303,7 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
         return
     paths = [database, Path(f"{database}-wal")]
     seen_files: tuple[Any, ...] = ()
-    latest: datetime | None = None
+    latest: int | None = None
     while True:
         try:
             if hub.waiting == 0:
