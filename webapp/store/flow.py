@@ -33,9 +33,9 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, func, insert, or_, select, tuple_
 from sqlalchemy.sql.expression import FromClause, UpdateBase
-from sqlalchemy.types import BigInteger
+from sqlalchemy.types import BigInteger, Integer
 
 from ..domain.statuses import LIVE, Status
 from .extensions import db
@@ -94,12 +94,17 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
     """The jobs the limited part claims in one statement: due jobs of the queues this claimer
     holds (`cas_limited`), in claim order, as many as every limit has room for, up to the batch.
 
-    The room is counted once per statement: each queue's free slots and rate window
-    (`room`), each key's live jobs (`key_live`). Jobs of a full queue or key are passed
-    over in the scan, so its first row always fits and a claim makes progress whenever any
-    job may start; the scan reads `cas_scan` rows. Within them, a key takes at most its
-    room (rank within the key), then a queue at most its room (rank within the queue).
-    `conditions`: the claim's own (type, queue, lease) on the queued job.
+    The room is counted once per statement, in two small CTEs: each queue's free slots and
+    rate window (`room`), each key's live jobs (`key_live`). The scan walks the queued jobs
+    in claim order and passes over those of a full queue or key (hashed lookups, so the scan
+    can stop at its LIMIT instead of counting for every queued row): its first row always
+    fits, so a claim makes progress whenever any job may start. Within the `cas_scan` rows
+    it reads, a key takes at most its room (rank within the key), then a queue at most its
+    room (rank within the queue). `conditions`: the claim's own (type, lease) on the job.
+
+    The two LIMITs are written into the statement's text (`literal_execute`): PostgreSQL then
+    keeps one generic plan per batch size for a prepared statement, where a LIMIT it cannot
+    see makes it plan the statement again at every claim (half its time).
     """
     live = _JOBS.alias("live")
     held = bindparam("cas_limited", expanding=True)
@@ -118,6 +123,7 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
         )
         .scalar_subquery()
     )
+    # MATERIALIZED: counted once, not once per row that reads them.
     counted = (
         select(
             _QUEUES.c.name,
@@ -129,6 +135,7 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
         )
         .where(_QUEUES.c.name.in_(held), _QUEUES.c.paused.is_(False))
         .cte("counted")
+        .prefix_with("MATERIALIZED")
     )
     room = select(
         counted.c.name, counted.c.key_concurrency, _smaller(counted.c.slots, counted.c.starts).label("room")
@@ -138,38 +145,57 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
         .where(live.c.queue.in_(held), live.c.status.in_(_LIVE), live.c.concurrency_key.is_not(None))
         .group_by(live.c.queue, live.c.concurrency_key)
         .cte("key_live")
+        .prefix_with("MATERIALIZED")
     )
-    key_room = case(
-        (
-            and_(room.c.key_concurrency.is_not(None), _JOBS.c.concurrency_key.is_not(None)),
-            room.c.key_concurrency - func.coalesce(key_live.c.live, 0),
-        )
+    full_queues = select(room.c.name).where(room.c.room <= 0)
+    full_keys = (
+        select(key_live.c.queue, key_live.c.concurrency_key)
+        .join(room, room.c.name == key_live.c.queue)
+        .where(key_live.c.live >= room.c.key_concurrency)
     )
     scanned = (
-        select(_JOBS.c.id, _JOBS.c.queue, _JOBS.c.concurrency_key, _JOBS.c.priority, room.c.room, key_room.label("key_room"))
-        .select_from(
-            _JOBS.join(room, room.c.name == _JOBS.c.queue).outerjoin(
-                key_live, and_(key_live.c.queue == _JOBS.c.queue, key_live.c.concurrency_key == _JOBS.c.concurrency_key)
-            )
-        )
+        select(_JOBS.c.id, _JOBS.c.queue, _JOBS.c.concurrency_key, _JOBS.c.priority)
         .where(
             _JOBS.c.status == Status.QUEUED,
             _JOBS.c.run_after <= now,
-            or_(room.c.room.is_(None), room.c.room > 0),
-            or_(key_room.is_(None), key_room > 0),
+            _JOBS.c.queue.in_(held),
+            _JOBS.c.queue.not_in(full_queues),
+            or_(
+                _JOBS.c.concurrency_key.is_(None),
+                tuple_(_JOBS.c.queue, _JOBS.c.concurrency_key).not_in(full_keys),
+            ),
             *conditions,
         )
         .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
-        .limit(bindparam("cas_scan"))
+        .limit(bindparam("cas_scan", type_=Integer, literal_execute=True))
         .subquery("scanned")
     )
-    in_claim_order = (scanned.c.priority.desc(), scanned.c.id)
-    keyed = select(
-        scanned,
-        func.row_number()
-        .over(partition_by=(scanned.c.queue, scanned.c.concurrency_key), order_by=in_claim_order)
-        .label("key_rank"),
-    ).subquery("keyed")
+    key_room = case(
+        (
+            and_(room.c.key_concurrency.is_not(None), scanned.c.concurrency_key.is_not(None)),
+            room.c.key_concurrency - func.coalesce(key_live.c.live, 0),
+        )
+    )
+    keyed = (
+        select(
+            scanned,
+            room.c.room,
+            key_room.label("key_room"),
+            func.row_number()
+            .over(
+                partition_by=(scanned.c.queue, scanned.c.concurrency_key),
+                order_by=(scanned.c.priority.desc(), scanned.c.id),
+            )
+            .label("key_rank"),
+        )
+        .select_from(
+            scanned.join(room, room.c.name == scanned.c.queue).outerjoin(
+                key_live,
+                and_(key_live.c.queue == scanned.c.queue, key_live.c.concurrency_key == scanned.c.concurrency_key),
+            )
+        )
+        .subquery("keyed")
+    )
     within_keys = (
         select(keyed.c.id, keyed.c.queue, keyed.c.priority, keyed.c.room)
         .where(or_(keyed.c.key_room.is_(None), keyed.c.key_rank <= keyed.c.key_room))
@@ -185,7 +211,7 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
         select(ranked.c.id)
         .where(or_(ranked.c.room.is_(None), ranked.c.queue_rank <= ranked.c.room))
         .order_by(ranked.c.priority.desc(), ranked.c.id)
-        .limit(bindparam("cas_batch_size"))
+        .limit(bindparam("cas_batch_size", type_=Integer, literal_execute=True))
     )
 
 

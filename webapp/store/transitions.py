@@ -707,9 +707,20 @@ def claim(
         **leases.expiry_params(now, lease_types),
     }
     postgresql = _is_postgresql()
-    jobs = _run(_claim_plan(bool(types), postgresql, lease_types, bool(queues)), params)
+
+    def claim_fast(room: int) -> list[Job]:
+        return _run(_claim_plan(bool(types), postgresql, lease_types, bool(queues)), {**params, "cas_batch_size": room})
+
+    def claim_limited(room: int) -> list[Job]:
+        return _claim_limited(params, room, postgresql, lease_types, types, queues, given_now)
+
+    # The limited part first while limits are in use (PostgreSQL): a batch it fills then costs
+    # no fast claim that finds nothing. SQLite keeps the fast part first: its UPDATE takes the
+    # write lock before the limited part reads its time (see _claim_limited).
+    first, second = (claim_limited, claim_fast) if postgresql and flow.limits_in_use() else (claim_fast, claim_limited)
+    jobs = first(batch_size)
     if len(jobs) < batch_size:
-        jobs += _claim_limited(params, batch_size - len(jobs), postgresql, lease_types, types, queues, given_now)
+        jobs += second(batch_size - len(jobs))
     if jobs:
         moves.announce("claim", Status.CLAIMED, len(jobs))
     return sorted(jobs, key=lambda job: (-job.priority, job.id))
