@@ -23,7 +23,7 @@ def claim(worker: str = "w", *, batch_size: int = 1, now=None, **kwargs) -> list
         return [job.id for job in transitions.claim(worker, batch_size=batch_size, now=now, **kwargs)]
 
 
-class count_statements:
+class ClaimStatements:
     """Counts the claim statements (UPDATEs of jobs) sent inside the block."""
 
     def __init__(self) -> None:
@@ -33,7 +33,7 @@ class count_statements:
         if "UPDATE jobs SET status" in statement:
             self.claims += 1
 
-    def __enter__(self) -> count_statements:
+    def __enter__(self) -> ClaimStatements:
         event.listen(db.engine, "before_cursor_execute", self.record)
         return self
 
@@ -122,7 +122,7 @@ def test_one_claim_takes_a_batch_up_to_each_key_and_queue_room_in_claim_order(ap
     b = [jobs.create_job(type="t", queue="api", concurrency_key="b").id for _ in range(4)]
     urgent = jobs.create_job(type="t", queue="api", concurrency_key="c", priority=5).id
     c = jobs.create_job(type="t", queue="api", concurrency_key="c").id
-    statements = count_statements()
+    statements = ClaimStatements()
     with statements:
         taken = claim(batch_size=10)
     # Two per key, five in all, the first in claim order: c's urgent job, then a, a, b, b.

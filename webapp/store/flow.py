@@ -4,8 +4,8 @@ followed by a write.
 
 A claim has two parts. The fast part takes jobs of queues with no limit and no pause;
 its only extra cost is `queue NOT IN (restricted queues)`, a lookup in a table of a few
-rows. The limited part runs only when the fast part left room in the batch and a
-restricted queue has a due job: one statement counts, once, each held queue's live jobs
+rows. The limited part runs when a restricted queue has a due job (on PostgreSQL first
+while limits are in use, else once the fast part left room in the batch): one statement counts, once, each held queue's live jobs
 and its starts in the window (now - period, now] and each key's live jobs, and claims
 in claim order as many jobs as that room allows (`limited_candidates`), so no limit is
 passed at the moment of the write. Counting per statement, not per candidate row, keeps a
@@ -33,7 +33,20 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, delete, func, insert, or_, select, tuple_
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.sql.expression import FromClause, UpdateBase
 from sqlalchemy.types import BigInteger, Integer
 
@@ -107,7 +120,7 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
     see makes it plan the statement again at every claim (half its time).
     """
     live = _JOBS.alias("live")
-    held = bindparam("cas_limited", expanding=True)
+    held: BindParameter[list[str]] = bindparam("cas_limited", expanding=True)
     live_in_queue = (
         select(func.count())
         .select_from(live)
