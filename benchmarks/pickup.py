@@ -15,9 +15,14 @@ with its defaults (concurrency 1, LISTEN/NOTIFY).
    the store recorded it (Jobwarden `started_at`; procrastinate's `started`
    event) minus the clock read just before the create request (Jobwarden: an
    HTTP POST /api/jobs; procrastinate: `defer`). p50/p95/p99/max printed.
+3. With --limits, each Jobwarden backend runs twice, back to back: as above, then with every
+   job in a queue with `concurrency` and `key_concurrency` set (never binding, a key per
+   job out of --keys), so each claim goes through the limited part (webapp/store/flow.py);
+   the ratio of the pickup p50s is printed.
 
     .venv/bin/python benchmarks/pickup.py
     .venv/bin/python benchmarks/pickup.py --jobs 100 --backends sqlite --skip-procrastinate
+    .venv/bin/python benchmarks/pickup.py --limits --skip-procrastinate
 """
 
 from __future__ import annotations
@@ -93,7 +98,11 @@ def jobwarden_database(backend: str, postgres: str, prefix: str) -> Iterator[str
             yield f"sqlite:///{directory}/pickup.db"
 
 
-def run_jobwarden(backend: str, args: argparse.Namespace) -> None:
+LIMITED_QUEUE = "limited"
+
+
+def run_jobwarden(backend: str, args: argparse.Namespace, limits: bool = False) -> float:
+    """The run's pickups; returns the p50 in seconds."""
     with (
         jobwarden_database(backend, args.postgres, args.database_prefix) as url,
         tempfile.TemporaryDirectory() as scratch,
@@ -102,7 +111,12 @@ def run_jobwarden(backend: str, args: argparse.Namespace) -> None:
         app = create_app(app_config(url))
         with app.app_context():
             db.create_all()
+            if limits:
+                from webapp.jobs import queues
+
+                queues.set_limits(LIMITED_QUEUE, {"concurrency": 1_000, "key_concurrency": 1}, actor="bench")
             db.engine.dispose()
+        spec = {"queue": LIMITED_QUEUE} if limits else {}
         with running_server(url, Path(logs) / f"server-{backend}.log", deployed=True) as server:
             env = {**os.environ, "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY, "PYTHONPATH": str(ROOT)}
             worker = subprocess.Popen(
@@ -123,9 +137,10 @@ def run_jobwarden(backend: str, args: argparse.Namespace) -> None:
                 server_cpu = cpu_share([server.process.pid, *children(server.process.pid)], args.idle_s)
                 pickups: list[float] = []
                 steps: dict[str, list[float]] = {"created": [], "claimed": [], "started": []}
-                for _ in range(args.jobs):
+                for number in range(args.jobs):
+                    keyed = {**spec, "concurrency_key": f"key-{number % args.keys}"} if limits else spec
                     before = datetime.now(UTC)
-                    created = api.create("demo.noop")
+                    created = api.create("demo.noop", **keyed)
                     times = wait_finished(engine, created["id"])
                     pickups.append((times[-1] - before).total_seconds())
                     for step, at, previous in zip(steps, times, (before, *times), strict=False):
@@ -134,13 +149,15 @@ def run_jobwarden(backend: str, args: argparse.Namespace) -> None:
             finally:
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(timeout=30)
+    label = f"{backend}{', limits on' if limits else ''}"
     print(
-        f"jobwarden     {backend:<10} idle CPU: worker {worker_cpu:6.2%}  server {server_cpu:6.2%} of a core",
+        f"jobwarden     {label:<10} idle CPU: worker {worker_cpu:6.2%}  server {server_cpu:6.2%} of a core",
         flush=True,
     )
-    print(f"jobwarden     {backend:<10} pickup: {percentiles(pickups)}", flush=True)
+    print(f"jobwarden     {label:<10} pickup: {percentiles(pickups)}", flush=True)
     for step, durations in steps.items():
         print(f"              {step + ' after the last':<24} {percentiles(durations)}", flush=True)
+    return sorted(pickups)[len(pickups) // 2]
 
 
 def wait_finished(engine, job_id: int) -> tuple[datetime, datetime, datetime]:
@@ -196,10 +213,15 @@ def main() -> None:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="PostgreSQL server URL")
     parser.add_argument("--skip-procrastinate", action="store_true")
     parser.add_argument("--logs", default=None, help="keep the server's log in this directory")
+    parser.add_argument("--limits", action="store_true", help="each backend again with its jobs in a limited queue")
+    parser.add_argument("--keys", type=int, default=100, help="concurrency keys with --limits (default 100)")
     add_database_prefix_option(parser)
     args = parser.parse_args()
     for backend in args.backends.split(","):
-        run_jobwarden(backend, args)
+        off = run_jobwarden(backend, args)
+        if args.limits:
+            on = run_jobwarden(backend, args, limits=True)
+            print(f"ratio pickup p50 limits on/off, {backend}: {on / off:.2f}", flush=True)
     if not args.skip_procrastinate:
         run_procrastinate(args)
 

@@ -4,7 +4,8 @@ benchmark's own virtualenv.
 procrastinate is not a Jobwarden dependency: benchmarks/store.py installs it into
 benchmarks/.venv-procrastinate and runs this file with that interpreter.
 
-    python procrastinate_side.py prepare DSN JOBS   # apply the schema, defer JOBS no-op jobs
+    python procrastinate_side.py prepare DSN JOBS [KEYS]  # apply the schema, defer JOBS no-op jobs
+                                                    # (with KEYS: each with lock key-(n % KEYS))
     python procrastinate_side.py work DSN           # print "ready", wait for a line on stdin,
                                                     # work until the queue is empty, print the
                                                     # monotonic clock at the end
@@ -36,14 +37,19 @@ def build(dsn: str) -> App:
     return app
 
 
-def prepare(dsn: str, count: int) -> None:
+def prepare(dsn: str, count: int, keys: int = 0) -> None:
     app = build(dsn)
     with app.open():
         app.schema_manager.apply_schema()
         task = app.tasks["noop"]
         begun = time.monotonic()
-        for offset in range(0, count, DEFER_CHUNK):
-            task.batch_defer(*({} for _ in range(min(DEFER_CHUNK, count - offset))))
+        if keys:
+            # A lock per job: one defer each, in key order round after round.
+            for number in range(count):
+                task.configure(lock=f"key-{number % keys}").defer()
+        else:
+            for offset in range(0, count, DEFER_CHUNK):
+                task.batch_defer(*({} for _ in range(min(DEFER_CHUNK, count - offset))))
         print(time.monotonic() - begun, flush=True)
 
 
@@ -92,7 +98,7 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("procrastinate.blueprints").setLevel(logging.ERROR)  # "app in __main__": intended here
     if sys.argv[1] == "prepare":
-        prepare(sys.argv[2], int(sys.argv[3]))
+        prepare(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     elif sys.argv[1] == "serve":
         asyncio.run(serve(sys.argv[2]))
     elif sys.argv[1] == "pickup":

@@ -144,7 +144,9 @@ def collect(results, workers) -> list:
     return finished
 
 
-def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: int, batched: bool, args) -> Run:
+def run_jobwarden(
+    database_url: str, backend: str, synchronous: str, processes: int, batched: bool, args, limits: bool = False
+) -> Run:
     from webapp import create_app, jobs
     from webapp.store.extensions import db
     from webapp.store.models import Job
@@ -153,17 +155,18 @@ def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: 
     with app.app_context():
         db.create_all()
         spec: dict = {"type": "bench.noop"}
-        if args.limits:
+        if limits:
             # Flow control on (webapp.store.flow): every claim goes through the limited part,
-            # counting its queue's and key's live jobs; limits high enough never to bind.
+            # counting its queue's and key's live jobs. One live job per key, as procrastinate's
+            # `lock`; a queue limit that never binds.
             from webapp.jobs import queues
 
-            queues.set_limits("limited", {"concurrency": 10_000, "key_concurrency": 1_000}, actor="bench")
+            queues.set_limits("limited", {"concurrency": 10_000, "key_concurrency": 1}, actor="bench")
             spec = {**spec, "queue": "limited"}
         begun = time.monotonic()
         for offset in range(0, args.jobs, args.create_batch):
             batch = range(offset, min(offset + args.create_batch, args.jobs))
-            keyed = [{**spec, "concurrency_key": f"key-{n % args.keys}"} if args.limits else spec for n in batch]
+            keyed = [{**spec, "concurrency_key": f"key-{n % args.keys}"} if limits else spec for n in batch]
             jobs.create_jobs(keyed)
         create_s = time.monotonic() - begun
         db.session.remove()
@@ -206,7 +209,9 @@ def run_jobwarden(database_url: str, backend: str, synchronous: str, processes: 
         db.session.remove()
         db.engine.dispose()
     statements = sum(sent for _, _, _, sent in finished)
-    label = f"{backend}, {'batched' if batched else 'single'} reports{f', limits on ({args.keys} keys)' if args.limits else ''}"
+    label = (
+        f"{backend}, {'batched' if batched else 'single'} reports{f', limits on ({args.keys} keys)' if limits else ''}"
+    )
     return Run("jobwarden", label, processes, args.jobs, create_s, process_s, statements)
 
 
@@ -222,10 +227,14 @@ def procrastinate_python() -> str:
     return str(python)
 
 
-def run_procrastinate(python: str, database_url: str, processes: int, jobs: int) -> Run:
+def run_procrastinate(python: str, database_url: str, processes: int, jobs: int, keys: int = 0) -> Run:
+    """`keys`: each job takes `lock=key-(n % keys)` (procrastinate's one-at-a-time per lock), 0 for none."""
     dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     prepared = subprocess.run(
-        [python, str(PROCRASTINATE_SIDE), "prepare", dsn, str(jobs)], check=True, capture_output=True, text=True
+        [python, str(PROCRASTINATE_SIDE), "prepare", dsn, str(jobs), str(keys)],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     create_s = float(prepared.stdout.split()[-1])
     workers = [
@@ -261,7 +270,14 @@ def run_procrastinate(python: str, database_url: str, processes: int, jobs: int)
     engine.dispose()
     if succeeded != jobs:
         raise SystemExit(f"procrastinate: {succeeded} of {jobs} jobs succeeded; the run is not valid")
-    return Run("procrastinate", "postgresql", processes, jobs, create_s, process_s)
+    return Run(
+        "procrastinate",
+        f"postgresql{f', lock per key ({keys} keys)' if keys else ''}",
+        processes,
+        jobs,
+        create_s,
+        process_s,
+    )
 
 
 def report(run: Run) -> None:
@@ -272,6 +288,13 @@ def report(run: Run) -> None:
         f"{run.rate:7.0f} jobs/s  (lifecycle incl. create {run.lifecycle_rate:6.0f}/s){per_job}",
         flush=True,
     )
+
+
+def report_limits(runs: list[Run], limits: bool) -> None:
+    """With --limits: the last pair's ratio, limits on over limits off, measured back to back."""
+    if limits:
+        off, on = runs[-2], runs[-1]
+        print(f"ratio limits on/off, {on.processes} proc: {on.rate / off.rate:.2f}", flush=True)
 
 
 def main() -> None:
@@ -305,9 +328,11 @@ def main() -> None:
     parser.add_argument(
         "--limits",
         action="store_true",
-        help="jobs in a queue with concurrency and key_concurrency set (never binding): the limited claim's cost",
+        help="after each Jobwarden run, the same run with its jobs in a queue with concurrency and key_concurrency "
+        "set (never binding), and the ratio: the limited claim's cost",
     )
     parser.add_argument("--keys", type=int, default=100, help="concurrency keys with --limits (default 100)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each Jobwarden configuration (default 1)")
     args = parser.parse_args()
     modes = [mode == "batched" for mode in args.reports.split(",")]
     counts = [int(n) for n in args.processes.split(",")]
@@ -319,35 +344,47 @@ def main() -> None:
         flush=True,
     )
     runs: list[Run] = []
+    flow_modes = [False, True] if args.limits else [False]
     if "sqlite" in backends:
         for synchronous in args.synchronous.upper().split(","):
             for processes in counts:
                 for batched in modes:
-                    with tempfile.TemporaryDirectory(prefix="jobwarden-bench-") as directory:
-                        url = f"sqlite:///{Path(directory) / 'jobwarden.db'}"
-                        backend = f"sqlite synchronous={synchronous}"
-                        runs.append(run_jobwarden(url, backend, synchronous, processes, batched, args))
-                    report(runs[-1])
+                    for _ in range(args.repeat):
+                        for limits in flow_modes:
+                            with tempfile.TemporaryDirectory(prefix="jobwarden-bench-") as directory:
+                                url = f"sqlite:///{Path(directory) / 'jobwarden.db'}"
+                                backend = f"sqlite synchronous={synchronous}"
+                                runs.append(run_jobwarden(url, backend, synchronous, processes, batched, args, limits))
+                            report(runs[-1])
+                        report_limits(runs, args.limits)
     if "postgresql" in backends:
         python = None if args.skip_procrastinate else procrastinate_python()
         # Each Jobwarden run right before procrastinate's at the same count, so both meet the same load.
         for processes in counts:
             for batched in modes:
-                with postgres_database(args.postgres_url, args.database_prefix) as url:
-                    runs.append(run_jobwarden(url, "postgresql", "FULL", processes, batched, args))
-                report(runs[-1])
+                for _ in range(args.repeat):
+                    for limits in flow_modes:
+                        with postgres_database(args.postgres_url, args.database_prefix) as url:
+                            runs.append(run_jobwarden(url, "postgresql", "FULL", processes, batched, args, limits))
+                        report(runs[-1])
+                    report_limits(runs, args.limits)
             if python:
-                with postgres_database(args.postgres_url, args.database_prefix) as url:
-                    runs.append(run_procrastinate(python, url, processes, args.procrastinate_jobs or args.jobs))
-                report(runs[-1])
+                for keys in [0, args.keys] if args.limits else [0]:
+                    with postgres_database(args.postgres_url, args.database_prefix) as url:
+                        runs.append(
+                            run_procrastinate(python, url, processes, args.procrastinate_jobs or args.jobs, keys)
+                        )
+                    report(runs[-1])
 
-    theirs = {run.processes: run for run in runs if run.system == "procrastinate"}
+    # Each Jobwarden run beside procrastinate's like it: limits on beside its locks.
+    theirs = {(run.processes, "lock" in run.backend): run for run in runs if run.system == "procrastinate"}
     for run in runs:
-        if run.system != "jobwarden" or not run.backend.startswith("postgresql") or run.processes not in theirs:
+        peer = (run.processes, "limits on" in run.backend)
+        if run.system != "jobwarden" or not run.backend.startswith("postgresql") or peer not in theirs:
             continue
-        other = theirs[run.processes]
+        other = theirs[peer]
         print(
-            f"ratio Jobwarden ({run.backend})/procrastinate, {run.processes} proc: "
+            f"ratio Jobwarden ({run.backend})/procrastinate ({other.backend}), {run.processes} proc: "
             f"{run.rate / other.rate:.2f} ({run.rate:.0f} vs {other.rate:.0f} jobs/s); including create "
             f"{run.lifecycle_rate / other.lifecycle_rate:.2f}",
             flush=True,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from webapp import jobs
 from webapp.domain.timeutil import utcnow
@@ -21,6 +21,24 @@ from webapp.store.transaction import unit_of_work
 def claim(worker: str = "w", *, batch_size: int = 1, now=None, **kwargs) -> list[int]:
     with unit_of_work():
         return [job.id for job in transitions.claim(worker, batch_size=batch_size, now=now, **kwargs)]
+
+
+class ClaimStatements:
+    """Counts the claim statements (UPDATEs of jobs) sent inside the block."""
+
+    def __init__(self) -> None:
+        self.claims = 0
+
+    def record(self, _connection, _cursor, statement: str, *_args) -> None:
+        if "UPDATE jobs SET status" in statement:
+            self.claims += 1
+
+    def __enter__(self) -> ClaimStatements:
+        event.listen(db.engine, "before_cursor_execute", self.record)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        event.remove(db.engine, "before_cursor_execute", self.record)
 
 
 def finish(job_id: int) -> None:
@@ -96,6 +114,53 @@ def test_the_rate_limit_is_a_sliding_window_not_a_bucket(app):
     # Pruned: only the starts a window ending now (less a margin for clocks) can still count are kept.
     kept = db.session.execute(select(func.count()).select_from(QueueStart)).scalar_one()
     assert kept == 2
+
+
+def test_one_claim_takes_a_batch_up_to_each_key_and_queue_room_in_claim_order(app):
+    queues.set_limits("api", {"concurrency": 5, "key_concurrency": 2}, actor="ops")
+    a = [jobs.create_job(type="t", queue="api", concurrency_key="a").id for _ in range(4)]
+    b = [jobs.create_job(type="t", queue="api", concurrency_key="b").id for _ in range(4)]
+    urgent = jobs.create_job(type="t", queue="api", concurrency_key="c", priority=5).id
+    c = jobs.create_job(type="t", queue="api", concurrency_key="c").id
+    statements = ClaimStatements()
+    with statements:
+        taken = claim(batch_size=10)
+    # Two per key, five in all, the first in claim order: c's urgent job, then a, a, b, b.
+    assert taken == [urgent, *a[:2], *b[:2]]
+    assert statements.claims == 2  # the fast part and the limited part: one statement for the batch
+    assert claim(batch_size=10) == []  # the queue is full
+    finish(a[0])
+    finish(urgent)
+    assert claim(batch_size=10) == [a[2], c]
+
+
+def test_a_full_key_at_the_head_of_the_queue_does_not_hold_back_the_others(app):
+    queues.set_limits("api", {"key_concurrency": 1}, actor="ops")
+    busy = [jobs.create_job(type="t", queue="api", concurrency_key="busy").id for _ in range(60)]
+    other = jobs.create_job(type="t", queue="api", concurrency_key="other").id
+    assert claim() == [busy[0]]
+    # Sixty rows of a full key come first in claim order; a claim of one looks past them.
+    assert claim() == [other]
+    assert claim(batch_size=10) == []
+
+
+def test_the_rate_limit_and_concurrency_together_take_the_smaller_room(app):
+    queues.set_limits("calls", {"concurrency": 4, "rate_limit": {"limit": 3, "period_s": 60}}, actor="ops")
+    made = [jobs.create_job(type="t", queue="calls").id for _ in range(6)]
+    start = utcnow()
+    assert claim(batch_size=10, now=start) == made[:3]  # the window's 3, though 4 slots are free
+    finish(made[0])
+    finish(made[1])
+    later = start + timedelta(seconds=61)
+    assert claim(batch_size=10, now=later) == made[3:6]  # the window reopened: 3 left of 4 slots minus 1 live
+
+
+def test_two_limited_queues_share_one_claim_in_priority_order(app):
+    queues.set_limits("gpu", {"concurrency": 1}, actor="ops")
+    queues.set_limits("cpu", {"concurrency": 2}, actor="ops")
+    gpu = [jobs.create_job(type="t", queue="gpu").id for _ in range(2)]
+    cpu = [jobs.create_job(type="t", queue="cpu", priority=1).id for _ in range(3)]
+    assert claim(batch_size=10) == [*cpu[:2], gpu[0]]
 
 
 def test_a_cleared_limit_puts_the_queue_back_on_the_fast_path(app):

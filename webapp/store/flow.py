@@ -4,11 +4,12 @@ followed by a write.
 
 A claim has two parts. The fast part takes jobs of queues with no limit and no pause;
 its only extra cost is `queue NOT IN (restricted queues)`, a lookup in a table of a few
-rows. The limited part runs only when the fast part left room in the batch and a
-restricted queue has a due job: it claims one job per statement, and that statement
-counts, in its own WHERE, the queue's live jobs, the key's live jobs and the queue's
-starts in the window (now - period, now], so the job is claimed only if every count is
-under its limit at the moment of the write.
+rows. The limited part runs when a restricted queue has a due job (on PostgreSQL first
+while limits are in use, else once the fast part left room in the batch): one statement
+counts, once, each held queue's live jobs and its starts in the window (now - period, now]
+and each key's live jobs, and claims in claim order as many jobs as that room allows
+(`limited_candidates`), so no limit is passed at the moment of the write. Counting per statement, not per candidate row, keeps a
+claim's cost to the rows it looks at, not the queue's depth.
 
 Concurrent claimers must not both count the same state. SQLite has one writer: the
 claim's UPDATE holds the write lock while it counts. On PostgreSQL the limited queues'
@@ -28,11 +29,26 @@ the same transaction: a sliding window, so no window of `period_s` ever holds mo
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, func, insert, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.sql.expression import FromClause, UpdateBase
-from sqlalchemy.types import BigInteger
+from sqlalchemy.types import BigInteger, Integer
 
 from ..domain.statuses import LIVE, Status
 from .extensions import db
@@ -67,53 +83,149 @@ def unrestricted_job() -> ColumnElement[bool]:
     return _JOBS.c.queue.not_in(select(_QUEUES.c.name).where(restricted()).scalar_subquery())
 
 
-def within_limits(queue: FromClause) -> list[ColumnElement[bool]]:
-    """The limited part's conditions on a queued job of `queue` (a row of `queues` joined on it)."""
-    live = _JOBS.alias("live")
-    live_in_queue = (
-        select(func.count()).select_from(live).where(live.c.status.in_(_LIVE), live.c.queue == _JOBS.c.queue)
-    )
-    live_with_key = live_in_queue.where(live.c.concurrency_key == _JOBS.c.concurrency_key)
-    starts = (
-        select(func.count())
-        .select_from(_STARTS)
-        .where(
-            _STARTS.c.queue == _JOBS.c.queue,
-            _STARTS.c.at_us > bindparam("cas_now_us", type_=BigInteger) - window_us(queue),
-        )
-    )
-    return [
-        queue.c.paused.is_(False),
-        or_(queue.c.concurrency.is_(None), live_in_queue.scalar_subquery() < queue.c.concurrency),
-        or_(
-            queue.c.key_concurrency.is_(None),
-            _JOBS.c.concurrency_key.is_(None),
-            live_with_key.scalar_subquery() < queue.c.key_concurrency,
-        ),
-        or_(queue.c.rate_limit_count.is_(None), starts.scalar_subquery() < queue.c.rate_limit_count),
-    ]
-
-
 def window_us(queue: FromClause) -> ColumnElement[int]:
     """A rate-limited queue's period in whole microseconds."""
     return func.cast(func.round(queue.c.rate_limit_period_s * 1_000_000), BigInteger)
 
 
-def limited_candidate(now: ColumnElement[datetime], by_type: bool, by_queue: bool) -> Select:
-    """The one job the limited part claims: the first due job, in claim order, of a restricted
-    queue whose every limit has room for it."""
-    candidate = (
-        select(_JOBS.c.id)
-        .join(_QUEUES, _QUEUES.c.name == _JOBS.c.queue)
-        .where(_JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now, restricted(), *within_limits(_QUEUES))
-        .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
-        .limit(1)
+# Rows of limited queues the claim looks at per job of its batch: enough to fill a batch when
+# a few keys fill up within it; the first row looked at always fits (see `limited_candidates`).
+SCAN_PER_CLAIMED_JOB = 4
+
+
+def _smaller(first: ColumnElement[int], second: ColumnElement[int]) -> ColumnElement[int]:
+    """The smaller of two limits' room, where NULL is no limit."""
+    return case(
+        (first.is_(None), second),
+        (second.is_(None), first),
+        (first < second, first),
+        else_=second,
     )
-    if by_type:
-        candidate = candidate.where(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
-    if by_queue:
-        candidate = candidate.where(_JOBS.c.queue.in_(bindparam("cas_queues", expanding=True)))
-    return candidate
+
+
+def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[ColumnElement[bool]]) -> Select:
+    """The jobs the limited part claims in one statement: due jobs of the queues this claimer
+    holds (`cas_limited`), in claim order, as many as every limit has room for, up to the batch.
+
+    The room is counted once per statement, in two small CTEs: each queue's free slots and
+    rate window (`room`), each key's live jobs (`key_live`). The scan walks the queued jobs
+    in claim order and passes over those of a full queue or key (hashed lookups, so the scan
+    can stop at its LIMIT instead of counting for every queued row): its first row always
+    fits, so a claim makes progress whenever any job may start. Within the `cas_scan` rows
+    it reads, a key takes at most its room (rank within the key), then a queue at most its
+    room (rank within the queue). `conditions`: the claim's own (type, lease) on the job.
+
+    The two LIMITs are written into the statement's text (`literal_execute`): PostgreSQL then
+    keeps one generic plan per batch size for a prepared statement, where a LIMIT it cannot
+    see makes it plan the statement again at every claim (half its time).
+    """
+    live = _JOBS.alias("live")
+    held: BindParameter[list[str]] = bindparam("cas_limited", expanding=True)
+    live_in_queue = (
+        select(func.count())
+        .select_from(live)
+        .where(live.c.queue == _QUEUES.c.name, live.c.status.in_(_LIVE))
+        .scalar_subquery()
+    )
+    starts_in_window = (
+        select(func.count())
+        .select_from(_STARTS)
+        .where(
+            _STARTS.c.queue == _QUEUES.c.name,
+            _STARTS.c.at_us > bindparam("cas_now_us", type_=BigInteger) - window_us(_QUEUES),
+        )
+        .scalar_subquery()
+    )
+    # MATERIALIZED: counted once, not once per row that reads them.
+    counted = (
+        select(
+            _QUEUES.c.name,
+            _QUEUES.c.key_concurrency,
+            case((_QUEUES.c.concurrency.is_not(None), _QUEUES.c.concurrency - live_in_queue)).label("slots"),
+            case((_QUEUES.c.rate_limit_count.is_not(None), _QUEUES.c.rate_limit_count - starts_in_window)).label(
+                "starts"
+            ),
+        )
+        .where(_QUEUES.c.name.in_(held), _QUEUES.c.paused.is_(False))
+        .cte("counted")
+        .prefix_with("MATERIALIZED")
+    )
+    room = select(
+        counted.c.name, counted.c.key_concurrency, _smaller(counted.c.slots, counted.c.starts).label("room")
+    ).cte("room")
+    key_live = (
+        select(live.c.queue, live.c.concurrency_key, func.count().label("live"))
+        .where(live.c.queue.in_(held), live.c.status.in_(_LIVE), live.c.concurrency_key.is_not(None))
+        .group_by(live.c.queue, live.c.concurrency_key)
+        .cte("key_live")
+        .prefix_with("MATERIALIZED")
+    )
+    full_queues = select(room.c.name).where(room.c.room <= 0)
+    full_keys = (
+        select(key_live.c.queue, key_live.c.concurrency_key)
+        .join(room, room.c.name == key_live.c.queue)
+        .where(key_live.c.live >= room.c.key_concurrency)
+    )
+    scanned = (
+        select(_JOBS.c.id, _JOBS.c.queue, _JOBS.c.concurrency_key, _JOBS.c.priority)
+        .where(
+            _JOBS.c.status == Status.QUEUED,
+            _JOBS.c.run_after <= now,
+            _JOBS.c.queue.in_(held),
+            _JOBS.c.queue.not_in(full_queues),
+            or_(
+                _JOBS.c.concurrency_key.is_(None),
+                tuple_(_JOBS.c.queue, _JOBS.c.concurrency_key).not_in(full_keys),
+            ),
+            *conditions,
+        )
+        .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
+        .limit(bindparam("cas_scan", type_=Integer, literal_execute=True))
+        .subquery("scanned")
+    )
+    key_room = case(
+        (
+            and_(room.c.key_concurrency.is_not(None), scanned.c.concurrency_key.is_not(None)),
+            room.c.key_concurrency - func.coalesce(key_live.c.live, 0),
+        )
+    )
+    keyed = (
+        select(
+            scanned,
+            room.c.room,
+            key_room.label("key_room"),
+            func.row_number()
+            .over(
+                partition_by=(scanned.c.queue, scanned.c.concurrency_key),
+                order_by=(scanned.c.priority.desc(), scanned.c.id),
+            )
+            .label("key_rank"),
+        )
+        .select_from(
+            scanned.join(room, room.c.name == scanned.c.queue).outerjoin(
+                key_live,
+                and_(key_live.c.queue == scanned.c.queue, key_live.c.concurrency_key == scanned.c.concurrency_key),
+            )
+        )
+        .subquery("keyed")
+    )
+    within_keys = (
+        select(keyed.c.id, keyed.c.queue, keyed.c.priority, keyed.c.room)
+        .where(or_(keyed.c.key_room.is_(None), keyed.c.key_rank <= keyed.c.key_room))
+        .subquery("within_keys")
+    )
+    ranked = select(
+        within_keys,
+        func.row_number()
+        .over(partition_by=within_keys.c.queue, order_by=(within_keys.c.priority.desc(), within_keys.c.id))
+        .label("queue_rank"),
+    ).subquery("ranked")
+    return (
+        select(ranked.c.id)
+        .where(or_(ranked.c.room.is_(None), ranked.c.queue_rank <= ranked.c.room))
+        .order_by(ranked.c.priority.desc(), ranked.c.id)
+        .limit(bindparam("cas_batch_size", type_=Integer, literal_execute=True))
+    )
 
 
 def record_starts(rows: FromClause) -> UpdateBase:
@@ -126,7 +238,12 @@ def record_starts(rows: FromClause) -> UpdateBase:
     )
 
 
-def lock_limited_queues(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[str]:
+class HeldQueue(NamedTuple):
+    name: str
+    rate_limited: bool
+
+
+def lock_limited_queues(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[HeldQueue]:
     """The restricted, unpaused queues with a due job this claimer may take, in name order;
     on PostgreSQL their rows stay locked (FOR UPDATE) until the claim's transaction ends."""
     due = select(_JOBS.c.id).where(
@@ -135,13 +252,15 @@ def lock_limited_queues(now: datetime, types: list[str] | None, queues: list[str
     if types:
         due = due.where(_JOBS.c.type.in_(types))
     statement = (
-        select(_QUEUES.c.name).where(restricted(), _QUEUES.c.paused.is_(False), due.exists()).order_by(_QUEUES.c.name)
+        select(_QUEUES.c.name, _QUEUES.c.rate_limit_count.is_not(None))
+        .where(restricted(), _QUEUES.c.paused.is_(False), due.exists())
+        .order_by(_QUEUES.c.name)
     )
     if queues:
         statement = statement.where(_QUEUES.c.name.in_(queues))
     if db.session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update()
-    return list(db.session.scalars(statement))
+    return [HeldQueue(name, bool(rate_limited)) for name, rate_limited in db.session.execute(statement)]
 
 
 def prune_starts(queues: list[str], now: datetime) -> None:

@@ -617,18 +617,23 @@ def _claim_plan(
     if by_type:
         candidates = candidates.where(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
     # Flow control (webapp.store.flow): `by_queue` keeps to the worker's queues; the fast
-    # plan leaves out paused and limited queues, the limited plan takes one job of them
-    # whose limits have room, counted inside this statement.
+    # plan leaves out paused and limited queues, the limited plan takes the jobs of the
+    # queues this claimer holds that their limits have room for, counted inside this statement.
     if by_queue:
         candidates = candidates.where(_JOBS.c.queue.in_(bindparam("cas_queues", expanding=True)))
     if limited:
-        candidates = flow.limited_candidate(now, by_type, by_queue).where(
-            leases.claimable(_JOBS.c.lease_expires_at, now)  # one live copy, in the limited part too
-        )
+        conditions = [leases.claimable(_JOBS.c.lease_expires_at, now)]  # one live copy, in the limited part too
+        if by_type:
+            conditions.append(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
+        candidates = flow.limited_candidates(now, conditions)
     else:
         candidates = candidates.where(flow.unrestricted_job())
     if postgresql:
-        # A CTE is evaluated once, so the locked rows are exactly the rows updated.
+        # A CTE is evaluated once, so the locked rows are exactly the rows updated. The limited
+        # candidates are ranked (window functions, which FOR UPDATE cannot lock): their rows
+        # are locked by an outer select of them.
+        if limited:
+            candidates = select(_JOBS.c.id).where(_JOBS.c.id.in_(candidates.scalar_subquery()))
         picked = candidates.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
         chosen = _JOBS.c.id == picked.c.id
     else:
@@ -702,9 +707,20 @@ def claim(
         **leases.expiry_params(now, lease_types),
     }
     postgresql = _is_postgresql()
-    jobs = _run(_claim_plan(bool(types), postgresql, lease_types, bool(queues)), params)
+
+    def claim_fast(room: int) -> list[Job]:
+        return _run(_claim_plan(bool(types), postgresql, lease_types, bool(queues)), {**params, "cas_batch_size": room})
+
+    def claim_limited(room: int) -> list[Job]:
+        return _claim_limited(params, room, postgresql, lease_types, types, queues, given_now)
+
+    # The limited part first while limits are in use (PostgreSQL): a batch it fills then costs
+    # no fast claim that finds nothing. SQLite keeps the fast part first: its UPDATE takes the
+    # write lock before the limited part reads its time (see _claim_limited).
+    first, second = (claim_limited, claim_fast) if postgresql and flow.limits_in_use() else (claim_fast, claim_limited)
+    jobs = first(batch_size)
     if len(jobs) < batch_size:
-        jobs += _claim_limited(params, batch_size - len(jobs), postgresql, lease_types, types, queues, given_now)
+        jobs += second(batch_size - len(jobs))
     if jobs:
         moves.announce("claim", Status.CLAIMED, jobs)
     return sorted(jobs, key=lambda job: (-job.priority, job.id))
@@ -719,10 +735,10 @@ def _claim_limited(
     queues: list[str] | None,
     given_now: datetime | None,
 ) -> list[Job]:
-    """Up to `room` jobs of limited queues, one statement each (each one counts the claims
-    before it); nothing at all, not even a lock, when no limited queue has a due job."""
-    limited_queues = flow.lock_limited_queues(params["cas_now"], types, queues)
-    if not limited_queues:
+    """Up to `room` jobs of limited queues in one statement (webapp.store.flow.limited_candidates);
+    nothing at all, not even a lock, when no limited queue has a due job."""
+    held = flow.lock_limited_queues(params["cas_now"], types, queues)
+    if not held:
         return []
     # The time of these claims is read now that the claimer holds its queues (the row locks
     # on PostgreSQL, the write lock on SQLite): claimers of a queue then record their starts
@@ -732,14 +748,13 @@ def _claim_limited(
         **params,
         "cas_now": now,
         "cas_now_us": flow.epoch_microseconds(now),
+        "cas_batch_size": room,
+        "cas_scan": room * flow.SCAN_PER_CLAIMED_JOB,
+        "cas_limited": [queue.name for queue in held],
         **leases.expiry_params(now, lease_types),
     }
-    plan = _claim_plan(bool(types), postgresql, lease_types, bool(queues), limited=True)
-    claimed: list[Job] = []
-    while len(claimed) < room:
-        moved = _run(plan, params)
-        if not moved:
-            break
-        claimed += moved
-    flow.prune_starts(limited_queues, now)
+    claimed = _run(_claim_plan(bool(types), postgresql, lease_types, bool(queues), limited=True), params)
+    rate_limited = [queue.name for queue in held if queue.rate_limited]
+    if rate_limited:
+        flow.prune_starts(rate_limited, now)
     return claimed
