@@ -57,6 +57,8 @@ def postgres_url():
 
 # For a test of something only PostgreSQL does (a data-modifying CTE): it runs there alone.
 postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+# For a test of something only SQLite does (its file watcher): it runs there alone.
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -6,23 +6,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from webapp.domain.timeutil import utcnow
 from webapp.store import transitions
 from webapp.store.extensions import db
 from webapp.store.wakeup import _queued_since
 
-
-@pytest.fixture
-def sqlite_app(app, database_url):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("the file watcher is SQLite's wake-up; PostgreSQL notifies")
-    return app
+from tests.conftest import sqlite_only
 
 
-def test_a_job_committed_later_with_an_older_time_is_still_counted(sqlite_app):
-    with sqlite_app.app_context():
+@sqlite_only
+def test_a_job_committed_later_with_an_older_time_is_still_counted(app):
+    with app.app_context():
         engine = db.engine
         kinds, seen = _queued_since(engine, None)
         assert kinds == {}  # nothing queued yet
