@@ -1,0 +1,137 @@
+"""An attempt's log on the worker's side: the lines its job wrote, waiting to be sent.
+
+Everything a job writes — a command's stdout and stderr, a handler's `print`,
+`logging` records and `ctx.log` — becomes timestamped lines here
+(webapp.domain.log_lines), and the attempt's reporting thread sends them in pieces
+with the worker's batched reports (attempt.py). Each piece names its byte offset in
+the attempt's log, so a piece sent twice (an answer lost) is stored once. The buffer is
+bounded: a job writing faster than its lines can be sent loses lines, and the log
+says how many, rather than the worker's memory or its heartbeats paying for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..domain.limits import LOG_ITEM_MAX_BYTES, LOG_WORKER_BUFFER_BYTES
+from ..domain.log_lines import LOGGING, prefix
+
+# A line longer than this (a progress bar without newlines, a binary blob) is cut into pieces.
+MAX_LINE_CHARS = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Log text to send: it starts at byte `offset` of the attempt's log and is `size` bytes long."""
+
+    offset: int
+    text: str
+    size: int
+
+
+class AttemptLog:
+    """One attempt's unsent lines; safe to write from any thread."""
+
+    def __init__(self, buffer_limit: int = LOG_WORKER_BUFFER_BYTES, on_pending: Callable[[], None] = lambda: None):
+        self.buffer_limit = buffer_limit
+        self._on_pending = on_pending  # called when the first unsent line arrives
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._offset = 0  # the log offset of the first byte not yet handed out in a piece
+        self._in_flight: Piece | None = None
+        self._partial: dict[str, str] = {}  # a stream's line not ended yet
+        self._dropped_bytes = 0
+        self._dropped_lines = 0
+        self.written_bytes = 0  # accepted into the log, sent or not
+
+    def write(self, stream: str, text: str, at: float | None = None) -> None:
+        """Text as a stream wrote it: whole lines go to the log, an unended line waits for its end."""
+        if not text:
+            return
+        with self._lock:
+            lines = (self._partial.pop(stream, "") + text).split("\n")
+            rest = lines.pop()
+            if len(rest) > MAX_LINE_CHARS:
+                lines.append(rest)
+                rest = ""
+            if rest:
+                self._partial[stream] = rest
+            if lines:
+                self._add(stream, lines, at)
+
+    def end(self, stream: str | None = None) -> None:
+        """The stream (or, with None, every stream) ended: its unended line goes to the log as it is."""
+        with self._lock:
+            names = [stream] if stream is not None else list(self._partial)
+            for name in names:
+                rest = self._partial.pop(name, "")
+                if rest:
+                    self._add(name, [rest], None)
+
+    def take(self, max_bytes: int = LOG_ITEM_MAX_BYTES) -> Piece | None:
+        """The next piece to send, up to `max_bytes` of whole lines; the same piece again until `sent`."""
+        with self._lock:
+            if self._in_flight is not None:
+                return self._in_flight
+            self._note_drops()
+            if not self._pending:
+                return None
+            data = b"".join(self._pending)
+            if len(data) > max_bytes:
+                cut = data.rfind(b"\n", 0, max_bytes) + 1 or max_bytes
+                while cut < len(data) and (data[cut] & 0xC0) == 0x80:  # never inside a character
+                    cut -= 1
+                data, rest = data[:cut], data[cut:]
+                self._pending = [rest]
+            else:
+                self._pending = []
+            self._pending_bytes -= len(data)
+            self._in_flight = Piece(self._offset, data.decode("utf-8", "replace"), len(data))
+            self._offset += len(data)
+            return self._in_flight
+
+    def sent(self, piece: Piece) -> None:
+        """The server stored `piece` (or refused it for good): the next `take` moves on."""
+        with self._lock:
+            if self._in_flight is piece:
+                self._in_flight = None
+
+    @property
+    def unsent_bytes(self) -> int:
+        with self._lock:
+            return self._pending_bytes + (self._in_flight.size if self._in_flight else 0)
+
+    def _add(self, stream: str, lines: list[str], at: float | None) -> None:
+        head = prefix(stream, at)
+        data = "".join(f"{head}{line}\n" for line in lines).replace("\0", "\ufffd").encode("utf-8", "replace")
+        if self._dropped_bytes or self._pending_bytes + len(data) > self.buffer_limit:
+            self._note_drops()
+        if self._pending_bytes + len(data) > self.buffer_limit:
+            self._dropped_bytes += len(data)
+            self._dropped_lines += len(lines)
+            return
+        self._append(data)
+
+    def _note_drops(self) -> None:
+        """Once there is room again, the log says what it lost."""
+        if not self._dropped_bytes:
+            return
+        notice = (
+            f"{prefix(LOGGING)}jobwarden: the worker dropped {self._dropped_lines:,} lines "
+            f"({self._dropped_bytes:,} bytes): the job wrote faster than they could be sent\n"
+        ).encode()
+        if self._pending_bytes + len(notice) > self.buffer_limit:
+            return
+        self._dropped_bytes = self._dropped_lines = 0
+        self._append(notice)
+
+    def _append(self, data: bytes) -> None:
+        first = not self._pending and self._in_flight is None
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        self.written_bytes += len(data)
+        if first:
+            self._on_pending()
