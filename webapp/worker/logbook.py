@@ -5,8 +5,10 @@ Everything a job writes — a command's stdout and stderr, a handler's `print`,
 (webapp.domain.log_lines), and the attempt's reporting thread sends them in pieces
 with the worker's batched reports (attempt.py). Each piece names its byte offset in
 the attempt's log, so a piece sent twice (an answer lost) is stored once. The buffer is
-bounded: a job writing faster than its lines can be sent loses lines, and the log
-says how many, rather than the worker's memory or its heartbeats paying for it.
+bounded: a job writing faster than its lines can be sent loses lines, and the log says
+how many where they were, rather than the worker's memory or its heartbeats paying for
+it. What is lost is the middle, as the server's cap would cut it: the log's first half
+buffer is never dropped, and the newest lines push out the oldest unsent ones after it.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ class AttemptLog:
         self.buffer_limit = buffer_limit
         self._on_pending = on_pending  # called when the first unsent line arrives
         self._lock = threading.Lock()
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
+        self._beginning: list[bytes] = []  # unsent lines of the log's first buffer_limit // 2 bytes: kept
+        self._pending: list[bytes] = []  # unsent lines after them: the oldest go first when over the limit
+        self._pending_bytes = 0  # both
         self._offset = 0  # the log offset of the first byte not yet handed out in a piece
         self._in_flight: Piece | None = None
         self._partial: dict[str, str] = {}  # a stream's line not ended yet
@@ -76,10 +79,10 @@ class AttemptLog:
         with self._lock:
             if self._in_flight is not None:
                 return self._in_flight
-            self._note_drops()
-            if not self._pending:
+            if not self._pending and not self._beginning:
                 return None
-            data = b"".join(self._pending)
+            data = b"".join([*self._beginning, self._drop_notice(), *self._pending])
+            self._beginning = []
             if len(data) > max_bytes:
                 cut = data.rfind(b"\n", 0, max_bytes) + 1 or max_bytes
                 while cut < len(data) and (data[cut] & 0xC0) == 0x80:  # never inside a character
@@ -88,7 +91,7 @@ class AttemptLog:
                 self._pending = [rest]
             else:
                 self._pending = []
-            self._pending_bytes -= len(data)
+            self._pending_bytes = sum(map(len, self._pending))
             self._in_flight = Piece(self._offset, data.decode("utf-8", "replace"), len(data))
             self._offset += len(data)
             return self._in_flight
@@ -107,31 +110,28 @@ class AttemptLog:
     def _add(self, stream: str, lines: list[str], at: float | None) -> None:
         head = prefix(stream, at)
         data = "".join(f"{head}{line}\n" for line in lines).replace("\0", "\ufffd").encode("utf-8", "replace")
-        if self._dropped_bytes or self._pending_bytes + len(data) > self.buffer_limit:
-            self._note_drops()
-        if self._pending_bytes + len(data) > self.buffer_limit:
-            self._dropped_bytes += len(data)
-            self._dropped_lines += len(lines)
-            return
-        self._append(data)
-
-    def _note_drops(self) -> None:
-        """Once there is room again, the log says what it lost."""
-        if not self._dropped_bytes:
-            return
-        notice = (
-            f"{prefix(LOGGING)}jobwarden: the worker dropped {self._dropped_lines:,} lines "
-            f"({self._dropped_bytes:,} bytes): the job wrote faster than they could be sent\n"
-        ).encode()
-        if self._pending_bytes + len(notice) > self.buffer_limit:
-            return
-        self._dropped_bytes = self._dropped_lines = 0
-        self._append(notice)
-
-    def _append(self, data: bytes) -> None:
-        first = not self._pending and self._in_flight is None
-        self._pending.append(data)
+        first = not self._pending and not self._beginning and self._in_flight is None
+        if self.written_bytes < self.buffer_limit // 2:
+            self._beginning.append(data)
+        else:
+            self._pending.append(data)
         self._pending_bytes += len(data)
         self.written_bytes += len(data)
+        while self._pending_bytes > self.buffer_limit and self._pending:
+            dropped = self._pending.pop(0)
+            self._pending_bytes -= len(dropped)
+            self._dropped_bytes += len(dropped)
+            self._dropped_lines += dropped.count(b"\n")
         if first:
             self._on_pending()
+
+    def _drop_notice(self) -> bytes:
+        """The line that stands where lines were dropped (before the unsent ones that are left)."""
+        if not self._dropped_bytes:
+            return b""
+        notice = (
+            f"{prefix(LOGGING)}jobwarden: the worker dropped {self._dropped_lines:,} lines "
+            f"({self._dropped_bytes:,} bytes) here: the job wrote faster than they could be sent\n"
+        ).encode()
+        self._dropped_bytes = self._dropped_lines = 0
+        return notice
