@@ -175,13 +175,13 @@ def test_bad_log_requests_are_refused_by_name(server):
 
 
 def test_logs_go_with_their_job_when_it_is_deleted(server, start_worker):
-    created = jobs.create_job(type="test.log_interleaved")
+    job_id = jobs.create_job(type="test.log_interleaved").id
     start_worker()
-    wait_for(status_is(created.id, "completed"), what="completed")
+    wait_for(status_is(job_id, "completed"), what="completed")
     db.session.rollback()
-    assert db.session.scalar(select(func.count()).select_from(JobLogChunk).where(JobLogChunk.job_id == created.id))
-    finished = job(created.id).finished_at
+    assert db.session.scalar(select(func.count()).select_from(JobLogChunk).where(JobLogChunk.job_id == job_id))
+    finished = job(job_id).finished_at
     assert jobs.prune_finished("completed", cutoff=finished.replace(year=finished.year + 1), batch_size=10) == 1
     db.session.rollback()
-    assert not db.session.scalar(select(func.count()).select_from(Job).where(Job.id == created.id))
-    assert not db.session.scalar(select(func.count()).select_from(JobLogChunk).where(JobLogChunk.job_id == created.id))
+    assert not db.session.scalar(select(func.count()).select_from(Job).where(Job.id == job_id))
+    assert not db.session.scalar(select(func.count()).select_from(JobLogChunk).where(JobLogChunk.job_id == job_id))
