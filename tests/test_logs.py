@@ -4,7 +4,10 @@ processes running real commands and Python handlers, read through GET /api/jobs/
 # ruff: noqa: F811  (pytest fixtures imported from test_worker_runner are parameters here)
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -17,7 +20,7 @@ from webapp.domain.log_lines import parse
 from webapp.store.extensions import db
 from webapp.store.models import Job, JobLogChunk
 
-from tests.support.server import running_server
+from tests.support.server import PROJECT_ROOT, running_server
 from tests.test_worker_runner import job, start_worker, status_is, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -185,3 +188,37 @@ def test_logs_go_with_their_job_when_it_is_deleted(server, start_worker):
     db.session.rollback()
     assert not db.session.scalar(select(func.count()).select_from(Job).where(Job.id == job_id))
     assert not db.session.scalar(select(func.count()).select_from(JobLogChunk).where(JobLogChunk.job_id == job_id))
+
+
+def test_the_cli_follows_a_running_attempt_until_it_ends(server, start_worker):
+    created = jobs.create_job(type="test.log_slow", payload={"lines": 10, "pause": 0.2})
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "webapp", "jobs", "logs", str(created.id), "--follow", "--server", server.url],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    start_worker()
+    out, err = follower.communicate(timeout=60)  # it ends by itself when the attempt does
+    assert follower.returncode == 0, err
+    assert lines_of(out) == [f"tick {i}" for i in range(10)]
+    again = subprocess.run(
+        [sys.executable, "-m", "webapp", "jobs", "logs", str(created.id), "--attempt", "1", "--server", server.url],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert again.returncode == 0 and again.stdout == out
+    missing = subprocess.run(
+        [sys.executable, "-m", "webapp", "jobs", "logs", str(created.id), "--attempt", "5", "--server", server.url],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert missing.returncode == 1 and "has no attempt 5" in missing.stderr
