@@ -52,7 +52,7 @@ def test_hostile_lines_arriving_live_stay_text(page: Page):
     job = make_job("running")
     page.goto(f"/jobs/{job.id}")
     page.evaluate("window.__pwned = false")
-    hostile = "<img src=x onerror=\"window.__pwned = true\"><script>window.__pwned = true</script>"
+    hostile = '<img src=x onerror="window.__pwned = true"><script>window.__pwned = true</script>'
     with jobs.unit_of_work():
         logs.append([LogPiece(job.id, job.lease_token, 0, f"{prefix('out')}{hostile}\n")])
     db.session.commit()

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import click
@@ -133,7 +134,7 @@ def logs_command(job_id: int, attempt: int | None, follow: bool, server: str) ->
     client = _client(server)
     offset = 0
     while True:
-        piece = _run(lambda: client.log(job_id, attempt=attempt, offset=offset))
+        piece = _run(partial(client.log, job_id, attempt=attempt, offset=offset))
         if piece["text"]:
             click.echo(piece["text"], nl=False)
         offset = piece["next_offset"]

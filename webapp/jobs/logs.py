@@ -55,7 +55,9 @@ def attempt_log(job_id: int, *, attempt: int | None = None, offset: int = 0) -> 
 
 
 def attempt_numbers(job_id: int) -> list[int]:
-    return list(db.session.scalars(select(JobAttempt.number).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)))
+    return list(
+        db.session.scalars(select(JobAttempt.number).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number))
+    )
 
 
 def log_json(found: AttemptLog) -> dict[str, object]:

@@ -40,6 +40,7 @@ from ..client import Conflict, LeaseLostError, NotFound, ServerUnavailable
 from ..domain.backoff import backoff_delay
 from ..domain.limits import LOG_ITEM_MAX_BYTES
 from ..domain.outcomes import Outcome
+from .capture import routed_to
 from .context import (
     CANCEL,
     ERROR,
@@ -53,7 +54,6 @@ from .context import (
     StopReason,
     describe,
 )
-from .capture import routed_to
 from .handlers import CommandHandler, PythonHandler, timeout_for
 from .lease_clock import LeaseClock, stop_lead_s
 from .logbook import Piece

@@ -66,9 +66,9 @@ class RoutedHandler(logging.Handler):
 def install() -> None:
     """Route `print` and `logging` per job in this process (once; idempotent)."""
     if not isinstance(sys.stdout, RoutedStream):
-        sys.stdout = RoutedStream(STDOUT, sys.stdout)  # type: ignore[assignment]
+        sys.stdout = RoutedStream(STDOUT, sys.stdout)
     if not isinstance(sys.stderr, RoutedStream):
-        sys.stderr = RoutedStream(STDERR, sys.stderr)  # type: ignore[assignment]
+        sys.stderr = RoutedStream(STDERR, sys.stderr)
     root = logging.getLogger()
     if not any(isinstance(handler, RoutedHandler) for handler in root.handlers):
         root.addHandler(RoutedHandler())

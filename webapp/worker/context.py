@@ -378,7 +378,10 @@ class JobContext:
                 argv,
                 output=self.output,
                 log=self.logbook,
-                kill_grace=self.kill_grace, env=env, cwd=cwd, lease_until=self._lease_until
+                kill_grace=self.kill_grace,
+                env=env,
+                cwd=cwd,
+                lease_until=self._lease_until,
             )
             process.start()
             self._processes.add(process)

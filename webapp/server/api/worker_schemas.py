@@ -180,7 +180,8 @@ def _each_on_its_own(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 ReportItem = Annotated[
     Annotated[
-        StartItem | HeartbeatItem | StepItem | CompleteItem | FailItem | StoppedItem | LogItem, Field(discriminator="kind")
+        StartItem | HeartbeatItem | StepItem | CompleteItem | FailItem | StoppedItem | LogItem,
+        Field(discriminator="kind"),
     ],
     WrapValidator(_each_on_its_own),
 ]
