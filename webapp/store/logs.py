@@ -138,14 +138,15 @@ def read(job_id: int, attempt: int, *, offset: int, max_bytes: int) -> LogSlice:
     parts: list[str] = []
     position = offset
     for start, size, piece in rows:
-        data = piece.encode("utf-8")
-        for low, high in ((start, min(start + size, head_end)), (max(start, tail_start), start + size)):
+        end = start + size
+        for low, high in ((start, min(end, head_end)), (max(start, tail_start), end)):
             low = max(low, position)
             if low >= high:
                 continue
             if low > position:
                 parts.append(cut_marker(low - position))
-            parts.append(data[low - start : high - start].decode("utf-8", "ignore"))
+            whole = low == start and high == end  # most pieces: no bytes to count
+            parts.append(piece if whole else piece.encode("utf-8")[low - start : high - start].decode("utf-8", "ignore"))
             position = high
     return LogSlice(offset, max(position, offset), "".join(parts), tail_start - head_end, length)
 
