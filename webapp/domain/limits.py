@@ -21,8 +21,8 @@ MAX_REPORTS_PER_BATCH = 100
 # more), the most log text of all jobs one report batch carries (so a flood never makes a batch,
 # and the heartbeats in it, slow), and the most an attempt's worker holds unsent before it drops
 # lines (counting them, and saying so in the log).
-LOG_ITEM_MAX_BYTES = 64 * 1024
-LOG_BATCH_MAX_BYTES = 256 * 1024
+LOG_ITEM_MAX_BYTES = 256 * 1024
+LOG_BATCH_MAX_BYTES = 512 * 1024
 LOG_WORKER_BUFFER_BYTES = 1024 * 1024
 # What an attempt keeps of its log unless JOBWARDEN_LOG_MAX_BYTES says otherwise.
 DEFAULT_LOG_MAX_BYTES = 1024 * 1024

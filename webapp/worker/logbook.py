@@ -81,17 +81,23 @@ class AttemptLog:
                 return self._in_flight
             if not self._pending and not self._beginning:
                 return None
-            data = b"".join([*self._beginning, self._drop_notice(), *self._pending])
+            notice = self._drop_notice()
+            queued_bytes = self._pending_bytes + len(notice)
+            queued = [*self._beginning, notice, *self._pending]
             self._beginning = []
+            taken = 0
+            for count, entry in enumerate(queued, 1):  # only what the piece needs is joined
+                taken += len(entry)
+                if taken >= max_bytes:
+                    break
+            data, self._pending = b"".join(queued[:count]), queued[count:]
             if len(data) > max_bytes:
                 cut = data.rfind(b"\n", 0, max_bytes) + 1 or max_bytes
                 while cut < len(data) and (data[cut] & 0xC0) == 0x80:  # never inside a character
                     cut -= 1
                 data, rest = data[:cut], data[cut:]
-                self._pending = [rest]
-            else:
-                self._pending = []
-            self._pending_bytes = sum(map(len, self._pending))
+                self._pending.insert(0, rest)
+            self._pending_bytes = queued_bytes - len(data)
             self._in_flight = Piece(self._offset, data.decode("utf-8", "replace"), len(data))
             self._offset += len(data)
             return self._in_flight
