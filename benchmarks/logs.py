@@ -298,7 +298,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10, help="jobs in each report batch (statements)")
     parser.add_argument("--polls", type=int, default=200)
     parser.add_argument("--storage-lines", type=int, default=200, help="lines of each of the 1,000 jobs (storage)")
-    parser.add_argument("--skip-cpu", action="store_true", help="only the statements and the poll")
+    parser.add_argument("--skip-cpu", action="store_true", help="leave out the worker's CPU")
+    parser.add_argument("--skip-storage", action="store_true", help="leave out the storage of 1,000 jobs")
     add_database_prefix_option(parser)
     args = parser.parse_args()
     with fresh_database(args.database_url, args.database_prefix) as url, tempfile.TemporaryDirectory() as tmp:
@@ -307,7 +308,8 @@ def main() -> None:
             db.create_all()
             print(f"backend: {db.engine.dialect.name}")
         statements_per_batch(url, args.jobs)
-        storage(url, 1000, args.storage_lines)
+        if not args.skip_storage:
+            storage(url, 1000, args.storage_lines)
         with running_server(url, Path(tmp) / "server.log") as server:
             log_poll(server.url, url, args.polls)
             if not args.skip_cpu:

@@ -38,7 +38,9 @@ def append(pieces: Sequence[LogPiece]) -> list[Stored]:
 
 def attempt_log(job_id: int, *, attempt: int | None = None, offset: int = 0) -> AttemptLog:
     """The log of `attempt` (default: the newest) from byte `offset`. JobNotFound, AttemptNotFound."""
-    query = select(JobAttempt.number, JobAttempt.outcome).where(JobAttempt.job_id == job_id)
+    query = select(
+        JobAttempt.number, JobAttempt.outcome, logs.length_of(JobAttempt.job_id, JobAttempt.number)
+    ).where(JobAttempt.job_id == job_id)
     if attempt is None:
         query = query.order_by(JobAttempt.number.desc()).limit(1)
     else:
@@ -49,8 +51,8 @@ def attempt_log(job_id: int, *, attempt: int | None = None, offset: int = 0) -> 
         if attempt is not None:
             raise AttemptNotFound(job_id, attempt)
         return AttemptLog(None, LogSlice(offset, offset, "", 0, 0), final=False)
-    number, outcome = row
-    found = logs.read(job_id, number, offset=offset, max_bytes=max_bytes())
+    number, outcome, length = row
+    found = logs.read(job_id, number, offset=offset, max_bytes=max_bytes(), length=length)
     return AttemptLog(number, found, final=outcome is not None)
 
 

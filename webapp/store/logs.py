@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, text
+from sqlalchemy import ColumnElement, ScalarSelect, and_, delete, or_, select, text
 
 from ..domain.log_lines import cut_marker
 from .extensions import db
@@ -117,18 +118,30 @@ class LogSlice:
     length: int  # the attempt's log's length in bytes, cut included
 
 
-def read(job_id: int, attempt: int, *, offset: int, max_bytes: int) -> LogSlice:
-    """The attempt's log from byte `offset`, as the cap shows it (see the module's docstring)."""
+def length_of(job_id: Any, attempt: Any) -> ScalarSelect[int]:
+    """The attempt's log's length in bytes (NULL: nothing written), as a subquery: a caller reads
+    it in the statement that finds the attempt."""
+    chunk = JobLogChunk
+    return (
+        select(chunk.start + chunk.size)
+        .where(chunk.job_id == job_id, chunk.attempt == attempt)
+        .order_by(chunk.start.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def read(job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int | None) -> LogSlice:
+    """The attempt's log from byte `offset`, as the cap shows it (see the module's docstring);
+    `length` as `length_of` found it."""
     chunk = JobLogChunk
     of_attempt = and_(chunk.job_id == job_id, chunk.attempt == attempt)
-    length = db.session.scalar(select(chunk.start + chunk.size).where(of_attempt).order_by(chunk.start.desc()).limit(1))
     if length is None:
         return LogSlice(offset, offset, "", 0, 0)
     head_end = tail_start = length  # nothing cut
     if length > max_bytes:
         head, tail = _halves(max_bytes)
-        head_end = _line_boundary(of_attempt, head, backwards=True)
-        tail_start = _line_boundary(of_attempt, length - tail, backwards=False)
+        head_end, tail_start = _line_boundaries(of_attempt, head, length - tail)
     ends = chunk.start + chunk.size
     rows = db.session.execute(
         select(chunk.start, chunk.size, chunk.text)
@@ -151,15 +164,23 @@ def read(job_id: int, attempt: int, *, offset: int, max_bytes: int) -> LogSlice:
     return LogSlice(offset, max(position, offset), "".join(parts), tail_start - head_end, length)
 
 
-def _line_boundary(of_attempt: ColumnElement[bool], at: int, *, backwards: bool) -> int:
-    """The start of a line nearest `at` (before it, or after it): the cap cuts between lines."""
+def _line_boundaries(of_attempt: ColumnElement[bool], head: int, tail: int) -> tuple[int, int]:
+    """(the start of the line at or before byte `head`, the start of the line at or after byte
+    `tail`): the cap cuts between lines. One statement reads the (at most two) pieces they are in."""
     chunk = JobLogChunk
+    ends = chunk.start + chunk.size
     found = db.session.execute(
-        select(chunk.start, chunk.text).where(of_attempt, chunk.start < at, chunk.start + chunk.size > at)
-    ).first()
-    if found is None:
-        return at  # a boundary between pieces, which end with whole lines
-    start, piece = found
-    data = piece.encode("utf-8")
-    newline = data.rfind(b"\n", 0, at - start) if backwards else data.find(b"\n", at - start)
-    return at if newline < 0 else start + newline + 1
+        select(chunk.start, chunk.text).where(
+            of_attempt, or_(and_(chunk.start < head, ends > head), and_(chunk.start < tail, ends > tail))
+        )
+    ).all()
+    head_end, tail_start = head, tail  # a boundary between pieces, which end with whole lines
+    for start, piece in found:
+        data = piece.encode("utf-8")
+        if start < head < start + len(data):
+            newline = data.rfind(b"\n", 0, head - start)
+            head_end = head if newline < 0 else start + newline + 1
+        if start < tail < start + len(data):
+            newline = data.find(b"\n", tail - start)
+            tail_start = tail if newline < 0 else start + newline + 1
+    return head_end, tail_start
