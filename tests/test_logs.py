@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from itertools import pairwise
 
 import pytest
 import requests
@@ -60,7 +61,7 @@ def test_a_flood_over_the_cap_keeps_the_beginning_and_the_end_and_counts_the_cut
     flood = jobs.create_job(type="test.log_flood", payload={"lines": lines})
     beside = jobs.create_job(type="test.step_sleep", payload={"seconds": 4})
     start_worker("--concurrency", "2", heartbeat=0.2)
-    beats: list = []
+    beats: list = []  # the other job's heartbeat_at, sampled while the flood runs
 
     def flooded() -> bool:
         beats.append(job(beside.id).heartbeat_at)
@@ -89,9 +90,12 @@ def test_a_flood_over_the_cap_keeps_the_beginning_and_the_end_and_counts_the_cut
     db.session.rollback()
     stored = db.session.scalar(select(func.sum(JobLogChunk.size)).where(JobLogChunk.job_id == flood.id))
     assert stored <= CAP + CAP // 8 + 2 * LOG_ITEM_MAX_BYTES
-    # The other job's heartbeats went on meanwhile.
+    # The other job's heartbeats (every 0.2 s) went on meanwhile (sampled by this test's
+    # polling, itself slow on a loaded machine, so a gap of 2 s is allowed, not more).
     seen = sorted({beat for beat in beats if beat is not None})
-    assert len(seen) >= 5, "the job beside the flood kept beating"
+    assert len(seen) >= 3, "the job beside the flood kept beating"
+    gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(seen)]
+    assert max(gaps) < 2.0, f"a heartbeat waited {max(gaps):.2f} s behind the flood"
 
 
 def test_a_reader_follows_a_running_attempt_from_an_offset(server, start_worker):
