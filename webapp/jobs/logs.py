@@ -38,9 +38,9 @@ def append(pieces: Sequence[LogPiece]) -> list[Stored]:
 
 def attempt_log(job_id: int, *, attempt: int | None = None, offset: int = 0) -> AttemptLog:
     """The log of `attempt` (default: the newest) from byte `offset`. JobNotFound, AttemptNotFound."""
-    query = select(
-        JobAttempt.number, JobAttempt.outcome, logs.length_of(JobAttempt.job_id, JobAttempt.number)
-    ).where(JobAttempt.job_id == job_id)
+    query = select(JobAttempt.number, JobAttempt.outcome, logs.length_of(JobAttempt.job_id, JobAttempt.number)).where(
+        JobAttempt.job_id == job_id
+    )
     if attempt is None:
         query = query.order_by(JobAttempt.number.desc()).limit(1)
     else:

@@ -159,7 +159,9 @@ def read(job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int 
             if low > position:
                 parts.append(cut_marker(low - position))
             whole = low == start and high == end  # most pieces: no bytes to count
-            parts.append(piece if whole else piece.encode("utf-8")[low - start : high - start].decode("utf-8", "ignore"))
+            parts.append(
+                piece if whole else piece.encode("utf-8")[low - start : high - start].decode("utf-8", "ignore")
+            )
             position = high
     return LogSlice(offset, max(position, offset), "".join(parts), tail_start - head_end, length)
 

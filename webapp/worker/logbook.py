@@ -85,11 +85,10 @@ class AttemptLog:
             queued_bytes = self._pending_bytes + len(notice)
             queued = [*self._beginning, notice, *self._pending]
             self._beginning = []
-            taken = 0
-            for count, entry in enumerate(queued, 1):  # only what the piece needs is joined
-                taken += len(entry)
-                if taken >= max_bytes:
-                    break
+            count = taken = 0
+            while count < len(queued) and taken < max_bytes:  # only what the piece needs is joined
+                taken += len(queued[count])
+                count += 1
             data, self._pending = b"".join(queued[:count]), queued[count:]
             if len(data) > max_bytes:
                 cut = data.rfind(b"\n", 0, max_bytes) + 1 or max_bytes
