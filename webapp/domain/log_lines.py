@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from functools import cache
+from typing import NamedTuple
 
 STDOUT = "out"
 STDERR = "err"
 LOGGING = "log"
 STREAMS = (STDOUT, STDERR, LOGGING)
 
-_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (out|err|log) (.*)", re.DOTALL)
-# ANSI escape sequences (colours, cursor moves): stripped for display, never interpreted.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+@cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(a line, an ANSI escape sequence): compiled when first read, never by a worker, which only writes."""
+    line = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (out|err|log) (.*)", re.DOTALL)
+    # colours, cursor moves, titles: stripped for display, never interpreted
+    ansi = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+    return line, ansi
 
 
 def stamp(at: float | None = None) -> str:
@@ -32,8 +38,7 @@ def prefix(stream: str, at: float | None = None) -> str:
     return f"{stamp(at)} {stream} "
 
 
-@dataclass(frozen=True)
-class LogLine:
+class LogLine(NamedTuple):
     at: str | None  # None: a line that is not in the format (a cut marker)
     stream: str | None
     text: str
@@ -41,14 +46,14 @@ class LogLine:
 
 def parse(line: str) -> LogLine:
     """A stored line, split into its time, stream and text (ANSI codes stripped)."""
-    match = _LINE.fullmatch(line)
+    match = _patterns()[0].fullmatch(line)
     if match is None:
         return LogLine(None, None, strip_ansi(line))
     return LogLine(match.group(1), match.group(2), strip_ansi(match.group(3)))
 
 
 def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
+    return _patterns()[1].sub("", text)
 
 
 def cut_marker(cut_bytes: int) -> str:

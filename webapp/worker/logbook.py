@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..domain.limits import LOG_ITEM_MAX_BYTES, LOG_WORKER_BUFFER_BYTES
 from ..domain.log_lines import LOGGING, prefix
@@ -24,13 +23,14 @@ from ..domain.log_lines import LOGGING, prefix
 MAX_LINE_CHARS = 16 * 1024
 
 
-@dataclass(frozen=True)
 class Piece:
-    """Log text to send: it starts at byte `offset` of the attempt's log and is `size` bytes long."""
+    """Log text to send: it starts at byte `offset` of the attempt's log and is `size` bytes long.
+    (A plain class: a dataclass or NamedTuple would cost the worker's start-up a few ms.)"""
 
-    offset: int
-    text: str
-    size: int
+    __slots__ = ("offset", "size", "text")
+
+    def __init__(self, offset: int, text: str, size: int):
+        self.offset, self.text, self.size = offset, text, size
 
 
 class AttemptLog:
