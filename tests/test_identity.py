@@ -302,3 +302,20 @@ def test_viewers_see_no_buttons_and_with_the_setting_no_payloads(app, app_config
             assert "someone@example.com" in hidden_client.get(path, headers=bearer(operator)).get_data(as_text=True)
         assert "someone@example.com" not in hidden_client.get(f"/jobs/{job.id}").get_data(as_text=True)
         db.session.remove()
+
+
+def test_with_the_setting_viewers_get_no_logs(app, app_config):
+    from webapp import create_app
+
+    viewer = token_of("quinn", Role.VIEWER)
+    operator = token_of("rob", Role.OPERATOR)
+    job = make_job("failed", payload={})
+    hiding = create_app({**app_config, "JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS": True})
+    with hiding.app_context():
+        client = hiding.test_client()
+        for path in (f"/api/jobs/{job.id}/log", f"/jobs/{job.id}/log"):
+            assert client.get(path, headers=bearer(viewer)).status_code == 403
+            assert client.get(path, headers=bearer(operator)).status_code != 403
+        assert 'data-testid="job-log"' not in client.get(f"/jobs/{job.id}", headers=bearer(viewer)).get_data(as_text=True)
+        assert 'data-testid="job-log"' in client.get(f"/jobs/{job.id}", headers=bearer(operator)).get_data(as_text=True)
+        db.session.remove()

@@ -150,6 +150,8 @@ def test_a_database_time_bound_does_not_touch_writes(slow_routes, client):
         ("JOBWARDEN_MAX_LIST_VALUES", "0"),
         ("JOBWARDEN_MAX_LIST_VALUES", "many"),
         ("JOBWARDEN_MAX_JSON_DEPTH", "-1"),
+        ("JOBWARDEN_LOG_MAX_BYTES", "1MiB"),
+        ("JOBWARDEN_LOG_MAX_BYTES", "100"),
     ],
 )
 def test_a_bad_limit_in_the_environment_is_refused_naming_it(name, raw):

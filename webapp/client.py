@@ -98,6 +98,12 @@ class JobwardenClient:
     def events(self, job_id: int) -> builtins.list[dict[str, Any]]:
         return self._call("GET", f"/api/jobs/{job_id}/events")["events"]
 
+    def log(self, job_id: int, *, attempt: int | None = None, offset: int = 0) -> dict[str, Any]:
+        """An attempt's log from byte `offset` (default: the newest attempt): attempt, offset,
+        next_offset, text, cut_bytes, final. Send `next_offset` back to follow it."""
+        params = {"offset": offset, **({"attempt": attempt} if attempt is not None else {})}
+        return self._call("GET", f"/api/jobs/{job_id}/log", params=params)
+
     def cancel(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
         return self._call("POST", f"/api/jobs/{job_id}/cancel", {"reason": reason}, repeatable=False)
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from .assets import SOURCE_ROOT
+from .domain.limits import DEFAULT_LOG_MAX_BYTES
 
 # CLI commands that serve the app in their own process (`dev` runs without the reloader):
 # they need the internal key, and they run the monitor in-process.
@@ -71,6 +72,14 @@ def _flag(env: dict, name: str, default: bool) -> bool:
     if value in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be on or off, got {raw!r}")
+
+
+def _log_max_bytes(env: dict) -> int:
+    """What each attempt keeps of its log; below 1 KiB a log would be nothing but its cut."""
+    value = _int(env, "JOBWARDEN_LOG_MAX_BYTES", DEFAULT_LOG_MAX_BYTES)
+    if value < 1024:
+        raise ConfigError(f"JOBWARDEN_LOG_MAX_BYTES must be at least 1024 (bytes), got {value}")
+    return value
 
 
 def _type_timeouts(env: dict) -> dict[str, int]:
@@ -139,6 +148,7 @@ def from_environment(env: dict | None = None) -> dict:
         "JOBWARDEN_SQLITE_BUSY_TIMEOUT_S": _float(env, "JOBWARDEN_SQLITE_BUSY_TIMEOUT_S", 30.0),
         # Bounds on what one request may ask of the database (webapp/query_params.py, webapp/query_time.py).
         "JOBWARDEN_QUERY_TIMEOUT_S": _positive_float(env, "JOBWARDEN_QUERY_TIMEOUT_S", 10.0),
+        "JOBWARDEN_LOG_MAX_BYTES": _log_max_bytes(env),
         "JOBWARDEN_MAX_LIST_VALUES": _positive_int(env, "JOBWARDEN_MAX_LIST_VALUES", 100),
         "JOBWARDEN_MAX_JSON_DEPTH": _positive_int(env, "JOBWARDEN_MAX_JSON_DEPTH", 32),
         "MAX_CONTENT_LENGTH": _int(env, "JOBWARDEN_MAX_BODY_BYTES", 2 * 1024 * 1024),

@@ -183,3 +183,63 @@ def unrecorded(ctx: JobContext) -> str:
         return "done"
 
     return ctx.step("work", work)
+
+
+# Logs (tests/test_logs.py): a flood, interleaved streams, a handler that writes every way.
+registry.command(
+    "test.log_flood",
+    [
+        sys.executable,
+        "-c",
+        "import sys\n"
+        "n = int(sys.argv[1])\n"
+        "out = sys.stdout\n"
+        "for i in range(n):\n"
+        "    out.write('line %07d ' % i + 'x' * 60 + '\\n')\n"
+        "out.flush()\n",
+        "{lines}",
+    ],
+)
+registry.command(
+    "test.log_interleaved",
+    [
+        sys.executable,
+        "-c",
+        "import sys, time\n"
+        "for i in range(6):\n"
+        "    stream = sys.stdout if i % 2 == 0 else sys.stderr\n"
+        "    print('%s %d' % (stream.name[4:-1], i), file=stream, flush=True)\n"
+        "    time.sleep(0.1)\n",
+    ],
+)
+registry.command(
+    "test.log_slow",
+    [
+        sys.executable,
+        "-c",
+        "import sys, time\n"
+        "for i in range(int(sys.argv[1])):\n"
+        "    print('tick %d' % i, flush=True)\n"
+        "    time.sleep(float(sys.argv[2]))\n",
+        "{lines}",
+        "{pause}",
+    ],
+)
+
+
+@registry.handler("test.log_python")
+def log_python(ctx: JobContext) -> dict:
+    """Prints, logs and ctx.logs lines naming its job, slowly, so two of these overlap in one worker."""
+    import logging
+
+    name = ctx.payload["name"]
+    logger = logging.getLogger("tests.handler")
+    for i in range(int(ctx.payload.get("lines", 5))):
+        print(f"print {name} {i}")
+        logger.warning("logging %s %d", name, i)
+        ctx.log(f"ctx {name} {i}")
+        print(f"stderr {name} {i}", file=sys.stderr)
+        ctx.sleep(float(ctx.payload.get("pause", 0.05)))
+    if ctx.payload.get("fail_first") and ctx.attempt == 1:
+        raise RuntimeError(f"attempt 1 of {name} fails")
+    return {"name": name}

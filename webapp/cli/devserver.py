@@ -37,6 +37,7 @@ SAMPLE_JOBS: list[dict[str, Any]] = [
         "max_attempts": 2,
     },
     {"type": "demo.flaky", "payload": {}},
+    {"type": "demo.chatty", "payload": {"lines": 3000, "pause": 0.05}},  # a long log, followed live
     {"type": "demo.crash", "payload": {}, "max_attempts": 1},
     {"type": "demo.sleep", "payload": {"seconds": 10}, "priority": 5},
     {"type": "demo.sleep", "payload": {"seconds": 5}, "hold": True},

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import click
@@ -122,6 +124,30 @@ def list_command(status, job_type, worker, q, limit, cursor, as_json, server) ->
 def show_command(job_id: int, server: str) -> None:
     """One job with its attempts and steps, as JSON."""
     _print_json(_run(lambda: _client(server).get(job_id)))
+
+
+FOLLOW_EVERY_S = 0.5
+
+
+@jobs_group.command("logs")
+@click.argument("job_id", type=click.IntRange(min=1))
+@click.option("--attempt", type=click.IntRange(min=1), default=None, help="Default: the newest attempt.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing what the running attempt writes until it ends.")
+@server_option
+def logs_command(job_id: int, attempt: int | None, follow: bool, server: str) -> None:
+    """Print a job's log: one attempt's timestamped lines (out, err, log), as stored."""
+    client = _client(server)
+    offset = 0
+    while True:
+        piece = _run(partial(client.log, job_id, attempt=attempt, offset=offset))
+        if piece["text"]:
+            click.echo(piece["text"], nl=False)
+        offset = piece["next_offset"]
+        if piece["attempt"] is not None:
+            attempt = piece["attempt"]  # followed from here on, even once another attempt begins
+        if not follow or piece["final"]:
+            return
+        time.sleep(FOLLOW_EVERY_S)
 
 
 def _recovery_command(action: Action) -> click.Command:

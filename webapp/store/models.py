@@ -217,6 +217,25 @@ class JobAttempt(Model):
     __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_attempts_number"),)
 
 
+class JobLogChunk(Model):
+    """A piece of one attempt's log, as one report carried it (webapp.store.logs).
+
+    `start` is its byte offset in the attempt's log; a piece sent twice is stored once.
+    Pieces in the middle of a log over the cap are deleted: the beginning and end stay.
+    """
+
+    __tablename__ = "job_log_chunks"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("job_id", "attempt", "start", name="uq_job_log_chunks_start"),)
+
+
 class Worker(Model):
     __tablename__ = "workers"
 

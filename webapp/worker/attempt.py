@@ -10,7 +10,9 @@ Two threads per attempt:
   attempt (through the worker's `ReportBatcher`, which coalesces the reports of
   all its attempts into as few requests as it can). It sends, in order, everything queued in the outbox (start, step
   events, the final complete or fail) and a heartbeat every interval with
-  progress, stage, step and new output. When the server is unreachable it
+  progress, stage, step and new output, and the job's new log lines every
+  LOG_SEND_S (at once while a backlog is waiting), one piece per round so a
+  flood never holds up its heartbeats. When the server is unreachable it
   keeps the reports and retries with backoff while the handler keeps running.
   A heartbeat answer that says cancel, or a `lease_lost` answer to anything,
   stops the job. A job stopped so, once stopped, is confirmed to the server
@@ -36,7 +38,9 @@ from typing import Any
 
 from ..client import Conflict, LeaseLostError, NotFound, ServerUnavailable
 from ..domain.backoff import backoff_delay
+from ..domain.limits import LOG_ITEM_MAX_BYTES
 from ..domain.outcomes import Outcome
+from .capture import routed_to
 from .context import (
     CANCEL,
     ERROR,
@@ -52,6 +56,7 @@ from .context import (
 )
 from .handlers import CommandHandler, PythonHandler, timeout_for
 from .lease_clock import LeaseClock, stop_lead_s
+from .logbook import Piece
 from .outage import ServerOutage
 from .process import TemplateError, clip_argv
 from .reports import ReportBatcher
@@ -60,6 +65,7 @@ log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 4000
 ABANDON_AFTER_S = 2.0  # beyond the kill grace, for a Python handler that ignores the stop
+LOG_SEND_S = 0.2  # new log lines wait at most this long (plus a request) before they are sent
 
 
 class ReportDelivery:
@@ -178,6 +184,7 @@ class Attempt:
         self._deadline: float | None = None
         self._stop_requested_at: float | None = None
         self._sent_output_version = 0
+        self._log_sent_at = 0.0
         self._handler_thread = threading.Thread(target=self._run, name=f"job-{self.job_id}", daemon=True)
         self._reporter_thread = threading.Thread(target=self._report_loop, name=f"report-{self.job_id}", daemon=True)
 
@@ -205,6 +212,10 @@ class Attempt:
     # --- the handler thread: the guarded path ---------------------------------------
 
     def _run(self) -> None:
+        with routed_to(self.ctx.logbook):  # the handler's print and logging go to this attempt's log
+            self._run_routed()
+
+    def _run_routed(self) -> None:
         try:
             if not self._wait_started():
                 reason = self.ctx.stop_reason
@@ -405,6 +416,9 @@ class Attempt:
                         self._beat()  # a heartbeat that failed stays due: the retry sends it
                         beat_at = next_beat(time.monotonic(), self.heartbeat_interval)
                         answered = True
+                    if not self.finished.is_set() and self._log_due(time.monotonic()):
+                        self._send_log_piece()
+                        answered = True
                     if answered:
                         self.outage.answered()
                         failures = 0
@@ -430,6 +444,8 @@ class Attempt:
                     wake_at.append(retry_at)
             if self._deadline is not None:
                 wake_at.append(self._deadline)
+            if self.ctx.logbook.unsent_bytes:
+                wake_at.append(max(retry_at, self._log_sent_at + self._log_pause()))
             lease_stop_at = self._lease_stop_at()
             if lease_stop_at is not None and self.ctx.stop_reason is None:
                 wake_at.append(lease_stop_at)
@@ -485,7 +501,37 @@ class Attempt:
                 self.finished.set()
         return answered
 
+    def _log_pause(self) -> float:
+        """A backlog goes piece after piece; a trickle waits LOG_SEND_S to gather lines."""
+        return 0.0 if self.ctx.logbook.unsent_bytes >= LOG_ITEM_MAX_BYTES else LOG_SEND_S
+
+    def _log_due(self, now: float) -> bool:
+        return bool(self.ctx.logbook.unsent_bytes) and now >= self._log_sent_at + self._log_pause()
+
+    def _send_log_piece(self) -> bool:
+        """One piece of the log; False when nothing was left to send."""
+        piece: Piece | None = self.ctx.logbook.take()
+        if piece is None:
+            return False
+        self._log_sent_at = time.monotonic()
+        try:
+            self.reports.send("log", self.job_id, self.lease_token, offset=piece.offset, text=piece.text)
+        except (ServerUnavailable, LeaseLostError, Conflict, NotFound):
+            raise  # sent again (the same piece) at the retry, or the job is over
+        except Exception:
+            log.exception("job %s: the server refused a piece of the log; dropping it", self.job_id)
+        self.ctx.logbook.sent(piece)
+        return True
+
+    def _flush_log(self) -> None:
+        """Before the final report: every line the job wrote, its unended lines too."""
+        self.ctx.logbook.end()
+        while not self.finished.is_set() and self._send_log_piece():
+            pass
+
     def _send(self, report: Report) -> None:
+        if report.final:
+            self._flush_log()
         if report.kind == "fail" and self._checkpoint_unsent():
             # the checkpoint a failing handler just took is what a retry resumes from
             self._flush_checkpoint()

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..domain.backoff import backoff_delay
+from ..domain.log_lines import LOGGING, STDERR
 from ..domain.step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES, json_size
+from .capture import ECHO
+from .logbook import AttemptLog
 from .process import OUTPUT_TAIL_BYTES, GroupProcess, OutputTail
 
 log = logging.getLogger(__name__)
@@ -146,6 +149,7 @@ class JobContext:
         self.worker_id = worker_id
         self.kill_grace = kill_grace
         self.output = OutputTail(OUTPUT_TAIL_BYTES)
+        self.logbook = AttemptLog(on_pending=wake)  # every line, sent to the server's log of the attempt
         self._report_step = report_step
         self._wake = wake
         self._lock = threading.Lock()
@@ -189,10 +193,11 @@ class JobContext:
         self.check()
 
     def log(self, *parts: Any) -> None:
-        """Append one line to the attempt's output (kept: the last 64 KB)."""
+        """Append one line to the attempt's log (and to its output tail, the last 64 KB)."""
         line = " ".join(str(part) for part in parts)
         self.output.write(f"{time.strftime('%H:%M:%S')} {line}\n")
-        log.debug("job %s: %s", self.job_id, line)
+        self.logbook.write(LOGGING, line + "\n")
+        log.debug("job %s: %s", self.job_id, line, extra={ECHO: True})
 
     def step(self, name: str, fn: Callable[..., Any] | None = None, *args: Any, retries: int = 0, **kwargs: Any) -> Any:
         """Run `fn(*args, **kwargs)` as the durable step `name` and return its result, or,
@@ -370,7 +375,13 @@ class JobContext:
         self.check()
         with self._lock:
             process = GroupProcess(
-                argv, output=self.output, kill_grace=self.kill_grace, env=env, cwd=cwd, lease_until=self._lease_until
+                argv,
+                output=self.output,
+                log=self.logbook,
+                kill_grace=self.kill_grace,
+                env=env,
+                cwd=cwd,
+                lease_until=self._lease_until,
             )
             process.start()
             self._processes.add(process)
@@ -444,7 +455,9 @@ class JobContext:
             return list(reversed(self._steps))
 
     def log_exception(self, error: BaseException) -> None:
-        self.output.write("".join(traceback.format_exception(error)))
+        text = "".join(traceback.format_exception(error))
+        self.output.write(text)
+        self.logbook.write(STDERR, text)
 
     def _step_failed(self, name: str, phase: str, error: str, exception: BaseException) -> None:
         # The innermost step an exception passed through is the one the job failed in.

@@ -15,6 +15,8 @@
 - ``demo.crash``: an external command that writes to stderr and exits 1.
 - ``demo.hang``: an external command that ignores SIGTERM and sleeps.
 - ``demo.command_sleep``: an external command sleeping ``{"seconds": N}``.
+- ``demo.chatty``: writes a long log ``{"lines": N, "pause": S}`` — ``print``, ``logging``,
+  ``ctx.log`` and stderr, some lines in ANSI colour — for the job page's live log.
 
 And two schedules, declared in code: ``demo-tick`` (``demo.noop`` every 2 minutes) and
 ``demo-nightly-report`` (``demo.sleep`` every day at 02:30 Europe/Berlin).
@@ -94,6 +96,26 @@ def train(ctx: JobContext) -> dict:
         ctx.progress(100 * epoch / epochs)
         ctx.log(f"epoch {epoch}: loss {loss}")
     return {"epochs": epochs, "loss": loss, "resumed_after": int(last["epoch"])}
+
+
+@registry.handler("demo.chatty")
+def chatty(ctx: JobContext) -> dict:
+    import logging
+
+    logger = logging.getLogger("demo.chatty")
+    lines = int(ctx.payload.get("lines", 200))
+    for number in range(1, lines + 1):
+        if number % 10 == 0:
+            logger.info("checkpoint %d of %d", number, lines)
+        elif number % 7 == 0:
+            print(f"warning: item {number} took a slow path", file=sys.stderr)
+        elif number % 5 == 0:
+            ctx.log(f"\x1b[32mok\x1b[0m item {number}")
+        else:
+            print(f"processing item {number} of {lines}")
+        ctx.progress(100 * number / lines)
+        ctx.sleep(float(ctx.payload.get("pause", 0.1)))
+    return {"lines": lines}
 
 
 @registry.handler("demo.flaky")

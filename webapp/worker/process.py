@@ -1,29 +1,40 @@
 """External commands: run without a shell under a supervisor, keep the last
-64 KB of their output, and stop the command and every process it started
+64 KB of their output and every line of it in the attempt's log (stdout and stderr
+apart), and stop the command and every process it started
 (children, grandchildren, daemons in their own sessions) with SIGTERM, then
 SIGKILL after a grace period — also when the worker itself dies.
 """
 
 from __future__ import annotations
 
+import codecs
 import errno
 import logging
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS, OUTPUT_TAIL_BYTES
+from ..domain.log_lines import STDERR, STDOUT
+from .logbook import AttemptLog
 
 log = logging.getLogger(__name__)
 
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 ORPHAN_GRACE_S = 1.0  # SIGTERM → SIGKILL for the commands of a worker that died (at most the kill grace)
+# After a read that found little, the output reader waits this long for more: a command printing
+# line by line costs the worker a read per READ_PAUSE_S, not one per line (docs/benchmarks.md,
+# logs). It is also how closely lines of stdout and stderr keep their order between the two.
+READ_PAUSE_S = 0.01
+SMALL_READ_BYTES = 16 * 1024
 
 
 class OutputTail:
@@ -89,6 +100,7 @@ class GroupProcess:
         argv: Sequence[str],
         *,
         output: OutputTail,
+        log: AttemptLog | None = None,
         kill_grace: float = 10.0,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
@@ -98,6 +110,7 @@ class GroupProcess:
             raise ValueError("an external command needs at least a program name")
         self.argv = [str(arg) for arg in argv]
         self.output = output
+        self.log = log
         self.kill_grace = kill_grace
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
@@ -129,7 +142,7 @@ class GroupProcess:
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.PIPE,
                 start_new_session=True,  # out of reach of the worker's terminal signals
                 close_fds=True,
                 pass_fds=(lifeline_r, status_w),
@@ -160,15 +173,33 @@ class GroupProcess:
         return self._status.readline().decode("ascii", "replace").strip().partition(" ")
 
     def _read(self) -> None:
-        assert self.supervisor and self.supervisor.stdout
-        fd = self.supervisor.stdout.fileno()
+        """Both pipes, into the output tail and the log (a decoder per stream: a character
+        split between two reads stays whole)."""
+        assert self.supervisor and self.supervisor.stdout and self.supervisor.stderr
+        pipes = {self.supervisor.stdout.fileno(): STDOUT, self.supervisor.stderr.fileno(): STDERR}
+        decoders = {fd: codecs.getincrementaldecoder("utf-8")("replace") for fd in pipes}
         try:
-            while chunk := os.read(fd, 65536):
-                self.output.write(chunk)
+            while pipes:
+                ready, _, _ = select.select(list(pipes), [], [])
+                read = 0
+                for fd in ready:
+                    chunk = os.read(fd, 65536)
+                    read += len(chunk)
+                    if chunk:
+                        self.output.write(chunk)
+                    if self.log is not None:
+                        self.log.write(pipes[fd], decoders[fd].decode(chunk, final=not chunk))
+                    if not chunk:
+                        if self.log is not None:
+                            self.log.end(pipes[fd])
+                        del pipes[fd]
+                if pipes and read < SMALL_READ_BYTES:
+                    time.sleep(READ_PAUSE_S)
         except OSError:
             pass
         finally:
             self.supervisor.stdout.close()
+            self.supervisor.stderr.close()
 
     def wait(self) -> int:
         """Block until the command and every process it started are gone; the command's exit code."""

@@ -7,7 +7,9 @@ together in the next batch (`POST /api/internal/reports`), sent by the first of 
 threads. So nothing but a heartbeat waits for a timer (one that finds no request in
 flight waits HEARTBEAT_LINGER_S for the heartbeats of the worker's other jobs, which
 beat on the same grid: see attempt.next_beat), and at most one report request of the
-worker is in flight at any moment. Each item keeps its own lease token and gets its own answer:
+worker is in flight at any moment. Log pieces share the batch up to LOG_BATCH_MAX_BYTES
+(one at least); the rest wait for the next, while every other report goes at once: a job
+printing as fast as it can never holds up a heartbeat. Each item keeps its own lease token and gets its own answer:
 a `lease_lost` for one job is raised in that job's thread only.
 """
 
@@ -18,7 +20,7 @@ import time
 from typing import Any
 
 from ..client import JobwardenError
-from ..domain.limits import MAX_REPORTS_PER_BATCH
+from ..domain.limits import LOG_BATCH_MAX_BYTES, MAX_REPORTS_PER_BATCH
 from .protocol import WorkerClient, item_answer
 
 HEARTBEAT_LINGER_S = 0.005
@@ -41,7 +43,7 @@ class ReportBatcher:
         self._sending = False  # a batch is in flight, or its sender is about to send it
 
     def send(self, kind: str, job_id: int, lease_token: str, **fields: Any) -> dict[str, Any]:
-        """One report (start, heartbeat, step, complete, fail, stopped); answers as its single call would."""
+        """One report (start, heartbeat, step, log, complete, fail, stopped); answers as its single call would."""
         item = _Item({"kind": kind, "job_id": job_id, "lease_token": lease_token, **fields})
         with self._lock:
             self._pending.append(item)
@@ -60,7 +62,7 @@ class ReportBatcher:
 
     def _send_batch(self) -> None:
         with self._lock:
-            batch, self._pending = self._pending[:MAX_REPORTS_PER_BATCH], self._pending[MAX_REPORTS_PER_BATCH:]
+            batch, self._pending = _within_budget(self._pending)
         try:
             results = self.client.reports([item.body for item in batch])
             if len(results) != len(batch):
@@ -79,3 +81,22 @@ class ReportBatcher:
                 self._sending = False
         for item in batch:
             item.ready.set()
+
+
+def _within_budget(pending: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+    """(this batch, what waits): at most MAX_REPORTS_PER_BATCH reports, and log text up to
+    LOG_BATCH_MAX_BYTES (the first piece always goes); in order otherwise."""
+    batch: list[_Item] = []
+    waiting: list[_Item] = []
+    log_chars = 0
+    for item in pending:
+        text = item.body.get("text") if item.body["kind"] == "log" else None
+        if len(batch) >= MAX_REPORTS_PER_BATCH or (
+            text is not None and log_chars and log_chars + len(text) > LOG_BATCH_MAX_BYTES
+        ):
+            waiting.append(item)
+            continue
+        if text is not None:
+            log_chars += len(text)
+        batch.append(item)
+    return batch, waiting

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..client import ClientError, JobwardenError, ServerUnavailable
 from ..domain.backoff import backoff_delay, jittered
+from . import capture
 from .attempt import Attempt
 from .context import SHUTDOWN, StopReason, describe
 from .handlers import Registry
@@ -162,6 +163,7 @@ class WorkerRunner:
         unknown = [t for t in (self.claim_types or []) if self.registry.get(t) is None]
         if unknown:
             log.warning("no handler for %s: such jobs will fail", ", ".join(unknown))
+        capture.install()  # each handler's print and logging go to its own job's log
         log.info(
             "worker %s: %s, concurrency %d, types %s, queues %s",
             self.worker_id,

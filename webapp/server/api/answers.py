@@ -87,6 +87,15 @@ class EventList(Answer):
     events: list[EventOut]
 
 
+class AttemptLog(Answer):
+    attempt: int | None = Field(description="The attempt shown; null before the job's first claim.")
+    offset: int
+    next_offset: int = Field(description="Send it as `offset` to get what was written since.")
+    text: str = Field(description="Timestamped lines: `TIME STREAM TEXT`, STREAM one of out, err, log.")
+    cut_bytes: int = Field(description="Bytes cut from the middle of a log over JOBWARDEN_LOG_MAX_BYTES.")
+    final: bool = Field(description="The attempt has ended: nothing more will be written.")
+
+
 class CreatedIds(Answer):
     ids: list[int]
 

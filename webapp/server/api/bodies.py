@@ -94,3 +94,9 @@ class BulkAction(Body):
         if (self.ids is None) == (self.filter is None):
             raise ValueError("give either ids or filter, not both and not neither")
         return self
+
+
+class LogQuery(Body):
+    attempt: int | None = Field(None, ge=1, le=2**31 - 1, description="Default: the newest attempt.")
+    offset: int = Field(0, ge=0, le=2**62, description="A byte offset in the log: send `next_offset` to follow.")
+    format: Literal["json", "text"] = Field("json", description="`text`: the log as text/plain.")

@@ -1,4 +1,4 @@
-"""The internal API workers speak: claim, start, heartbeat, steps, complete, fail,
+"""The internal API workers speak: claim, start, heartbeat, steps, log, complete, fail,
 and `stopped` (a cancelled job has stopped), one by one or several in one request
 (`reports`, each item applied as its single report, the batch committed once).
 
@@ -17,9 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ... import jobs
 from ...domain import statuses
-from ...jobs import cancellation, steps
+from ...jobs import cancellation, logs, steps
 from ...jobs.serialize import claimed_job_json
 from ...store import leases, transitions
+from ...store.logs import LogPiece
 from .. import auth, presence
 from ..claim_wait import UnexpectedBytes, claim_waiting
 from . import worker_schemas
@@ -198,6 +199,24 @@ def stopped(job_id: int, body: worker_schemas.Stopped):
     return {"ok": True}
 
 
+@operation(
+    bp,
+    "POST",
+    "/jobs/<job_id:job_id>/log",
+    summary="A piece of the attempt's log, at its byte offset",
+    body=worker_schemas.Log,
+    responses={200: worker_schemas.LogStored},
+    errors=(401,),
+    security=KEY,
+)
+def log(job_id: int, body: worker_schemas.Log):
+    """Stored once per offset, and only while the lease token is the job's: a worker that
+    lost the job stores nothing (its next heartbeat says so)."""
+    with jobs.unit_of_work():
+        stored = logs.append([LogPiece(job_id, body.lease_token, body.offset, body.text)])
+    return {"stored": bool(stored)}
+
+
 SINGLE: dict[str, Callable[[int, Any], dict[str, Any]]] = {
     "start": start,
     "heartbeat": heartbeat,
@@ -233,7 +252,9 @@ def reports(body: worker_schemas.Reports):
 
     Consecutive starts (or completes) of different jobs are applied together, one
     statement for them all on PostgreSQL (`transitions.transition_held`); every other item,
-    and anything after them, keeps its place in the order."""
+    and anything after them, keeps its place in the order. The batch's log pieces are stored
+    first, all in one statement, each fenced by its lease token as it stood before the batch
+    (a worker sends an attempt's last lines before its final report)."""
     try:
         with jobs.unit_of_work():
             results = _apply_all(body.items)
@@ -255,8 +276,24 @@ def _complete_all(items: list[Any]) -> list[transitions.Outcome]:
 TOGETHER: dict[str, Callable[[list[Any]], list[transitions.Outcome]]] = {"start": _start_all, "complete": _complete_all}
 
 
+def _store_logs(items: list[Any]) -> dict[int, dict[str, Any]]:
+    """The batch's log pieces, in one statement; each one's answer by its index."""
+    pieces = {
+        index: item
+        for index, item in enumerate(items)
+        if not isinstance(item, worker_schemas.BadItem) and item.kind == "log"
+    }
+    stored = {
+        (piece.job_id, piece.start)
+        for piece in logs.append(
+            [LogPiece(item.job_id, item.lease_token, item.offset, item.text) for item in pieces.values()]
+        )
+    }
+    return {index: {"code": 200, "stored": (item.job_id, item.offset) in stored} for index, item in pieces.items()}
+
+
 def _apply_all(items: list[Any]) -> list[dict[str, Any]]:
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[int, dict[str, Any]] = _store_logs(items)
     run: dict[int, Any] = {}  # index → item: consecutive items of one TOGETHER kind
     run_jobs: set[int] = set()  # each for another job
 
@@ -269,6 +306,8 @@ def _apply_all(items: list[Any]) -> list[dict[str, Any]]:
             run_jobs.clear()
 
     for index, item in enumerate(items):
+        if index in results:
+            continue
         together = not isinstance(item, worker_schemas.BadItem) and item.kind in TOGETHER
         if run and not (together and item.kind == next(iter(run.values())).kind and item.job_id not in run_jobs):
             apply_run()

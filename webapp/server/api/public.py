@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from ... import jobs, monitor
 from ...domain.actors import API
-from ...jobs import steps
+from ...jobs import logs, steps
 from ...jobs.actions import ACTIONS, Action, apply_action, bulk_audit
 from ...jobs.serialize import attempt_json, event_json, job_json, step_json
 from ...jobs.waiting import waiting_reasons, with_waiting
 from .. import auth
 from ..audit_trail import note
 from . import answers, bodies
-from .spec import invalid_query, operation
+from .spec import ApiError, invalid_query, operation
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 # Who may call a write: a token, HTTP Basic, or nobody on an install where nobody signs in.
@@ -131,6 +131,29 @@ def get_job(job_id: int):
 def job_events(job_id: int):
     jobs.get_job(job_id)
     return {"events": [event_json(event) for event in jobs.events_of(job_id)]}
+
+
+@operation(
+    bp,
+    "GET",
+    "/jobs/<job_id:job_id>/log",
+    summary="An attempt's log from a byte offset (follow it with next_offset)",
+    query=bodies.LogQuery,
+    responses={200: answers.AttemptLog},
+    errors=(400, 403, 404),
+)
+def job_log(job_id: int, query: bodies.LogQuery):
+    """Default: the newest attempt from byte 0. `?format=text` answers the text as text/plain.
+    Hidden from viewers, like payloads, with JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS."""
+    if not auth.may_see_payloads():
+        raise ApiError(403, "forbidden", "logs are hidden from viewers (JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS)")
+    try:
+        found = logs.attempt_log(job_id, attempt=query.attempt, offset=query.offset)
+    except logs.AttemptNotFound as error:
+        raise ApiError(404, "not_found", str(error)) from None
+    if query.format == "text":
+        return Response(found.slice.text, mimetype="text/plain")
+    return logs.log_json(found)
 
 
 def _recovery(action: Action) -> None:

@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from ...config import MAX_CLAIM_WAIT_S
-from ...domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS, MAX_REPORTS_PER_BATCH
+from ...domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS, LOG_ITEM_MAX_BYTES, MAX_REPORTS_PER_BATCH
 from ...domain.statuses import Status
 from ...domain.step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES
 from .answers import CheckpointOut, JobOut
@@ -118,6 +118,19 @@ class Stopped(Lease):
     )
 
 
+def _within_log_item(value: str) -> str:
+    if len(value.encode("utf-8")) > LOG_ITEM_MAX_BYTES:
+        raise ValueError(f"at most {LOG_ITEM_MAX_BYTES} bytes of log text per report")
+    return value
+
+
+class Log(Lease):
+    offset: int = Field(ge=0, le=2**62, description="The byte offset of `text` in the attempt's log.")
+    text: Annotated[ProcessText, Field(min_length=1), AfterValidator(_within_log_item)] = Field(
+        description="Whole lines of the attempt's log (webapp.domain.log_lines), stored once per offset."
+    )
+
+
 class Addressed(Body):
     job_id: JobId
 
@@ -147,6 +160,10 @@ class StoppedItem(Stopped, Addressed):
     kind: Literal["stopped"]
 
 
+class LogItem(Log, Addressed):
+    kind: Literal["log"]
+
+
 class BadItem:
     """An item that did not validate: answered 400 on its own, the others still apply."""
 
@@ -163,7 +180,8 @@ def _each_on_its_own(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 ReportItem = Annotated[
     Annotated[
-        StartItem | HeartbeatItem | StepItem | CompleteItem | FailItem | StoppedItem, Field(discriminator="kind")
+        StartItem | HeartbeatItem | StepItem | CompleteItem | FailItem | StoppedItem | LogItem,
+        Field(discriminator="kind"),
     ],
     WrapValidator(_each_on_its_own),
 ]
@@ -215,9 +233,14 @@ class Accepted(Answer):
     ok: bool
 
 
+class LogStored(Answer):
+    stored: bool = Field(description="False: the lease is no longer current, or the piece was stored before.")
+
+
 class ReportResult(Answer):
     code: int = Field(description="What the single report would have answered: 200, 400, 404 or 409.")
     ok: bool | None = None
+    stored: bool | None = Field(None, description="A log piece's answer.")
     cancel_requested: bool | None = Field(None, description="A heartbeat's answer.")
     status: str | None = Field(None, description="A heartbeat's answer, or the job's current status on 409.")
     error: str | None = Field(None, description="invalid, not_found, conflict, lease_lost")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
 from ... import jobs, monitor
@@ -11,14 +11,14 @@ from ...domain.limits import COUNT_CAP, MAX_REASON_CHARS
 from ...domain.statuses import FINISHED, LIVE, UNFINISHED, JobNotFound, Status, TransitionRefused
 from ...domain.timeutil import utcnow
 from ...domain.worker_states import WORKER_STATE_LABELS
-from ...jobs import query_params, steps
+from ...jobs import logs, query_params, steps
 from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action, bulk_audit
 from ...jobs.waiting import waiting_reasons
 from ...store.leases import stopping_json
 from .. import auth, oidc
 from ..audit_trail import note
 from ..extensions import htmx, limiter
-from . import display, recovery_effects
+from . import display, log_view, recovery_effects
 from .choices import known_types
 from .health import current_jobs_by_worker
 from .regions import render_region, wants_region
@@ -51,6 +51,9 @@ for _name, _value in {
 
 PAGE_SIZE = 50
 POLL_DELAY = "2s"
+
+
+LOGS_HIDDEN = "Logs are hidden from viewers here (JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS)."
 
 
 @bp.context_processor
@@ -240,7 +243,41 @@ def _resume_label(job_steps: list[dict], checkpoint, attempts, resume_at: str | 
 
 @bp.get("/jobs/<job_id:job_id>")
 def job_page(job_id: int):
-    return render_region("jobs/show.html", "jobs/_detail.html", **_job_context(job_id))
+    """The job page; its log (an attempt's, `log_attempt`, default the newest) only with the whole
+    page: the log follows itself (`job_log_lines`), the region's polls leave it alone."""
+    context = _job_context(job_id)
+    if not wants_region() and auth.may_see_payloads():
+        try:
+            attempt = log_view.number_arg(request.args.get("log_attempt"), "log_attempt", low=1)
+            context.update(log_view.log_context(job_id, attempt))
+        except jobs.BadQuery as error:
+            return _refused(error)
+        except logs.AttemptNotFound as error:
+            return render_template("error.html", message=str(error)), 404
+    return render_region("jobs/show.html", "jobs/_detail.html", **context)
+
+
+@bp.get("/jobs/<job_id:job_id>/log")
+def job_log_lines(job_id: int):
+    """The lines of an attempt's log from byte `offset`, as the page shows them (a fragment the
+    page's follower appends); the next offset and whether the attempt ended in headers."""
+    if not auth.may_see_payloads():
+        return render_template("error.html", message=LOGS_HIDDEN), 403
+    try:
+        attempt = log_view.number_arg(request.args.get("attempt"), "attempt", low=1)
+        offset = log_view.number_arg(request.args.get("offset"), "offset", low=0) or 0
+        context = log_view.log_context(job_id, attempt, offset)
+    except jobs.BadQuery as error:
+        return _refused(error)
+    except logs.AttemptNotFound as error:
+        return render_template("error.html", message=str(error)), 404
+    response = make_response(render_template("jobs/_log_lines.html", **context))
+    found = context["log"]
+    response.headers[log_view.NEXT_OFFSET_HEADER] = str(found.slice.next_offset)
+    response.headers[log_view.FINAL_HEADER] = "1" if found.final else "0"
+    response.headers[log_view.ATTEMPT_HEADER] = str(found.attempt or "")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/jobs/<job_id:job_id>/<action>")

@@ -1,0 +1,62 @@
+"""The job page's log in a real browser, with a real worker: a printed line appears within
+about a second, without a reload; scrolling up pauses the following and says so; hostile
+text stays text."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from playwright.sync_api import Page, expect
+
+from webapp import jobs
+from webapp.domain.log_lines import prefix
+from webapp.jobs import logs
+from webapp.store.extensions import db
+from webapp.store.logs import LogPiece
+
+from tests.factories import make_job
+
+
+def test_a_printed_line_appears_on_the_page_within_a_second(page: Page, start_worker):
+    job = jobs.create_job(type="demo.chatty", payload={"lines": 400, "pause": 0.05})
+    page.goto(f"/jobs/{job.id}")
+    page.evaluate("window.__notReloaded = true")
+    log = page.get_by_test_id("job-log")
+    start_worker("e2e-log")
+    expect(log).to_contain_text("processing item 1 of 400", timeout=15_000)
+    # From now on each new line must show within ~1 s of the worker reading it.
+    lags = []
+    for _ in range(5):
+        shown = page.evaluate(
+            "() => Array.from(document.querySelectorAll('[data-testid=job-log] time')).map(t => t.getAttribute('datetime')).pop()"
+        )
+        lags.append(time.time() - datetime.fromisoformat(shown.replace("Z", "+00:00")).timestamp())
+        time.sleep(0.3)
+    assert max(lags) < 1.5, f"the newest line shown was {max(lags):.2f} s old"
+    assert "\x1b" not in log.inner_text() and "ok item 5" in log.inner_text()
+    expect(page.get_by_test_id("log-follow")).to_have_attribute("data-state", "following")
+    # Scrolled up, it stops following and says so; lines still arrive below.
+    log.evaluate("element => { element.scrollTop = 0; }")
+    expect(page.get_by_test_id("log-follow")).to_have_attribute("data-state", "paused")
+    expect(page.get_by_test_id("log-follow")).to_contain_text("scroll to the end")
+    top = log.evaluate("element => element.scrollTop")
+    time.sleep(1.2)
+    assert log.evaluate("element => element.scrollTop") == top
+    log.evaluate("element => { element.scrollTop = element.scrollHeight; }")
+    expect(page.get_by_test_id("log-follow")).to_have_attribute("data-state", "following")
+    assert page.evaluate("window.__notReloaded === true")
+
+
+def test_hostile_lines_arriving_live_stay_text(page: Page):
+    job = make_job("running")
+    page.goto(f"/jobs/{job.id}")
+    page.evaluate("window.__pwned = false")
+    hostile = '<img src=x onerror="window.__pwned = true"><script>window.__pwned = true</script>'
+    with jobs.unit_of_work():
+        logs.append([LogPiece(job.id, job.lease_token, 0, f"{prefix('out')}{hostile}\n")])
+    db.session.commit()
+    log = page.get_by_test_id("job-log")
+    expect(log).to_contain_text(hostile)
+    assert page.locator("[data-testid=job-log] img, [data-testid=job-log] script").count() == 0
+    assert page.evaluate("window.__pwned") is False

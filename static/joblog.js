@@ -1,0 +1,86 @@
+// The job page's log (templates/jobs/_log.html): follows a running attempt live.
+// Every FOLLOW_MS it asks only for what the page does not have (from data-offset) and
+// appends the server's escaped lines. While the reader has scrolled up or selected text in
+// the log it stops scrolling to the end and says so; scrolling back to the end resumes.
+// It stops asking once the attempt has ended; a failed ask is retried with backoff.
+(function () {
+  "use strict";
+  var FOLLOW_MS = 500, MAX_RETRY_MS = 8000, AT_END_PX = 4;
+
+  function start(log) {
+    var state = document.querySelector("[data-testid='log-follow']");
+    var url = new URL(log.getAttribute("data-log-url"), document.baseURI);
+    var offset = Number(log.getAttribute("data-offset")) || 0;
+    var delay = FOLLOW_MS, waiting = 0, timer = null;
+
+    function say(key, text) {
+      if (!state) return;
+      if (state.getAttribute("data-state") !== key) state.setAttribute("data-state", key);
+      if (state.textContent !== text) state.textContent = text;
+    }
+    function atEnd() { return log.scrollHeight - log.scrollTop - log.clientHeight <= AT_END_PX; }
+    function selecting() {
+      var selection = window.getSelection();
+      return !!selection && !selection.isCollapsed && log.contains(selection.anchorNode);
+    }
+    function paused() { return selecting() || log.getAttribute("data-scrolled-up") === "1"; }
+    function describe(ended) {
+      if (ended) { say("ended", "This attempt has ended."); return; }
+      if (paused()) {
+        var why = selecting() ? "while text is selected" : "while you read above; scroll to the end to follow again";
+        say("paused", "Paused " + why + (waiting ? " (" + waiting + " new lines below)." : "."));
+      } else {
+        say("following", "Following the running attempt.");
+      }
+    }
+    log.addEventListener("scroll", function () {
+      log.setAttribute("data-scrolled-up", atEnd() ? "0" : "1");
+      if (atEnd()) waiting = 0;
+      describe(false);
+    });
+    document.addEventListener("selectionchange", function () { describe(log.getAttribute("data-final") === "1"); });
+
+    function ask() {
+      url.searchParams.set("offset", String(offset));
+      fetch(url.toString(), { headers: { Accept: "text/html" }, credentials: "same-origin", cache: "no-store" })
+        .then(function (response) {
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.text().then(function (html) { return { html: html, headers: response.headers }; });
+        })
+        .then(function (answer) {
+          var attempt = answer.headers.get("X-Log-Attempt");
+          if (attempt && !url.searchParams.get("attempt")) url.searchParams.set("attempt", attempt);
+          var follow = !paused();
+          if (answer.html.trim()) {
+            var empty = log.parentNode.querySelector(".log-empty");
+            if (empty) empty.remove();
+            log.insertAdjacentHTML("beforeend", answer.html);  // the server's escaped lines
+            if (!follow) waiting += (answer.html.match(/class="log-line"/g) || []).length;
+          }
+          offset = Number(answer.headers.get("X-Log-Next-Offset")) || offset;
+          log.setAttribute("data-offset", String(offset));
+          if (follow) log.scrollTop = log.scrollHeight;
+          var ended = answer.headers.get("X-Log-Final") === "1";
+          log.setAttribute("data-final", ended ? "1" : "0");
+          describe(ended);
+          delay = FOLLOW_MS;
+          if (!ended) timer = setTimeout(ask, delay);
+        })
+        .catch(function () {
+          say("reconnecting", "Reconnecting…");
+          delay = Math.min(delay * 2, MAX_RETRY_MS);
+          timer = setTimeout(ask, delay);
+        });
+    }
+    log.scrollTop = log.scrollHeight;
+    if (log.getAttribute("data-final") !== "1") timer = setTimeout(ask, FOLLOW_MS);
+    return timer;
+  }
+
+  function init() {
+    var log = document.querySelector("[data-testid='job-log'][data-log-url]");
+    if (log) start(log);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

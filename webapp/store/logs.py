@@ -1,0 +1,188 @@
+"""Attempt logs in the database: pieces appended in one statement per report batch,
+capped with the beginning and the end kept, read from any byte offset.
+
+An attempt's log is the text its worker sent, in pieces that each name their byte offset
+(`start`) in it. All the pieces of a batch go in ONE statement, fenced by each piece's lease
+token inside it (a worker that lost the job stores nothing) and stored once however often a
+piece is sent (`ON CONFLICT DO NOTHING` on the offset).
+
+The cap (`max_bytes`): once a log is longer, what is shown is its first half and its last
+half, each cut between lines (so a little less); what lies between is cut, and counted. The pieces in the cut are
+deleted when a log crosses each further eighth of the cap (one DELETE for the batch, so
+stored pieces stay within about 1⅛ of the cap). Offsets never move: a reader that follows
+from an offset inside the cut is sent on from the first piece kept, with a marker line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, ScalarSelect, and_, delete, or_, select, text
+
+from ..domain.log_lines import cut_marker
+from .extensions import db
+from .models import JobLogChunk
+
+CUTS_PER_CAP = 8  # the stored pieces are trimmed each time a log grows by a further 1/8 of the cap
+
+
+@dataclass(frozen=True)
+class LogPiece:
+    job_id: int
+    lease_token: str
+    start: int
+    text: str
+
+    @property
+    def size(self) -> int:
+        return len(self.text.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class Stored:
+    job_id: int
+    attempt: int
+    start: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+def append(pieces: Sequence[LogPiece], *, max_bytes: int) -> list[Stored]:
+    """Store the pieces whose lease token is still the job's (one statement); what was stored.
+    Then trim the logs they pushed over a further eighth of the cap (one more, rarely)."""
+    if not pieces:
+        return []
+    rows = []
+    params: dict[str, object] = {}
+    for index, piece in enumerate(pieces):
+        rows.append(
+            f"(CAST(:j{index} AS BIGINT), CAST(:t{index} AS VARCHAR(64)), CAST(:s{index} AS BIGINT),"
+            f" CAST(:z{index} AS INTEGER), CAST(:x{index} AS TEXT))"
+        )
+        params.update(
+            {f"j{index}": piece.job_id, f"t{index}": piece.lease_token, f"s{index}": piece.start}
+            | {f"z{index}": piece.size, f"x{index}": piece.text}
+        )
+    statement = text(
+        "WITH pieces (job_id, lease_token, start, size, text) AS (VALUES " + ", ".join(rows) + ") "
+        "INSERT INTO job_log_chunks (job_id, attempt, start, size, text) "
+        "SELECT jobs.id, jobs.attempt, pieces.start, pieces.size, pieces.text FROM pieces, jobs "
+        "WHERE jobs.id = pieces.job_id AND jobs.lease_token = pieces.lease_token "
+        "ON CONFLICT (job_id, attempt, start) DO NOTHING "
+        "RETURNING job_id, attempt, start, size"
+    )
+    stored = [Stored(*row) for row in db.session.execute(statement, params)]
+    _trim([piece for piece in stored if _crosses_a_cut(piece, max_bytes)], max_bytes)
+    return stored
+
+
+def _crosses_a_cut(piece: Stored, max_bytes: int) -> bool:
+    if piece.end <= max_bytes:
+        return False
+    step = max(1, max_bytes // CUTS_PER_CAP)
+    return piece.start <= max_bytes or (piece.start - max_bytes) // step != (piece.end - max_bytes) // step
+
+
+def _trim(pieces: Iterable[Stored], max_bytes: int) -> None:
+    head, tail = _halves(max_bytes)
+    chunk = JobLogChunk
+    cut = [
+        and_(
+            chunk.job_id == piece.job_id,
+            chunk.attempt == piece.attempt,
+            chunk.start >= head,
+            chunk.start + chunk.size <= piece.end - tail,
+        )
+        for piece in pieces
+    ]
+    if cut:
+        db.session.execute(delete(chunk).where(or_(*cut)).execution_options(synchronize_session=False))
+
+
+def _halves(max_bytes: int) -> tuple[int, int]:
+    """(the beginning kept, the end kept), in bytes."""
+    return max_bytes // 2, max_bytes - max_bytes // 2
+
+
+@dataclass(frozen=True)
+class LogSlice:
+    offset: int
+    next_offset: int
+    text: str  # with a marker line where the cut lies inside it
+    cut_bytes: int  # bytes of this attempt's log cut so far (not only in this slice)
+    length: int  # the attempt's log's length in bytes, cut included
+
+
+def length_of(job_id: Any, attempt: Any) -> ScalarSelect[int]:
+    """The attempt's log's length in bytes (NULL: nothing written), as a subquery: a caller reads
+    it in the statement that finds the attempt."""
+    chunk = JobLogChunk
+    return (
+        select(chunk.start + chunk.size)
+        .where(chunk.job_id == job_id, chunk.attempt == attempt)
+        .order_by(chunk.start.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def read(job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int | None) -> LogSlice:
+    """The attempt's log from byte `offset`, as the cap shows it (see the module's docstring);
+    `length` as `length_of` found it."""
+    chunk = JobLogChunk
+    of_attempt = and_(chunk.job_id == job_id, chunk.attempt == attempt)
+    if length is None:
+        return LogSlice(offset, offset, "", 0, 0)
+    head_end = tail_start = length  # nothing cut
+    if length > max_bytes:
+        head, tail = _halves(max_bytes)
+        head_end, tail_start = _line_boundaries(of_attempt, head, length - tail)
+    ends = chunk.start + chunk.size
+    rows = db.session.execute(
+        select(chunk.start, chunk.size, chunk.text)
+        .where(of_attempt, ends > offset, or_(chunk.start < head_end, ends > tail_start))
+        .order_by(chunk.start)
+    ).all()
+    parts: list[str] = []
+    position = offset
+    for start, size, piece in rows:
+        end = start + size
+        for low, high in ((start, min(end, head_end)), (max(start, tail_start), end)):
+            low = max(low, position)
+            if low >= high:
+                continue
+            if low > position:
+                parts.append(cut_marker(low - position))
+            whole = low == start and high == end  # most pieces: no bytes to count
+            parts.append(
+                piece if whole else piece.encode("utf-8")[low - start : high - start].decode("utf-8", "ignore")
+            )
+            position = high
+    return LogSlice(offset, max(position, offset), "".join(parts), tail_start - head_end, length)
+
+
+def _line_boundaries(of_attempt: ColumnElement[bool], head: int, tail: int) -> tuple[int, int]:
+    """(the start of the line at or before byte `head`, the start of the line at or after byte
+    `tail`): the cap cuts between lines. One statement reads the (at most two) pieces they are in."""
+    chunk = JobLogChunk
+    ends = chunk.start + chunk.size
+    found = db.session.execute(
+        select(chunk.start, chunk.text).where(
+            of_attempt, or_(and_(chunk.start < head, ends > head), and_(chunk.start < tail, ends > tail))
+        )
+    ).all()
+    head_end, tail_start = head, tail  # a boundary between pieces, which end with whole lines
+    for start, piece in found:
+        data = piece.encode("utf-8")
+        if start < head < start + len(data):
+            newline = data.rfind(b"\n", 0, head - start)
+            head_end = head if newline < 0 else start + newline + 1
+        if start < tail < start + len(data):
+            newline = data.find(b"\n", tail - start)
+            tail_start = tail if newline < 0 else start + newline + 1
+    return head_end, tail_start
