@@ -17,9 +17,18 @@ from .spec import ApiError, refused
 def register(app: Flask) -> None:
     from ...store.extensions import db
     from ..extensions import csrf
-    from . import internal, ops, public, queues, schedules, webhooks
+    from . import alerts, internal, ops, public, queues, schedules, webhooks
 
-    for blueprint in (public.bp, internal.bp, ops.bp, webhooks.bp, schedules.bp, schedules.internal_bp, queues.bp):
+    for blueprint in (
+        public.bp,
+        internal.bp,
+        ops.bp,
+        webhooks.bp,
+        schedules.bp,
+        schedules.internal_bp,
+        queues.bp,
+        alerts.bp,
+    ):
         # JSON routes authenticate with headers (Bearer, Basic), never the session cookie: no CSRF token needed.
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
