@@ -16,10 +16,12 @@ import pytest
 from sqlalchemy import String, select
 
 from webapp.domain.actors import WORKER_PREFIX
-from webapp.server.api import bodies, queues, schedule_schemas, schemas, webhook_schemas, worker_schemas
+from webapp.server.api import alert_schemas, bodies, queues, schedule_schemas, schemas, webhook_schemas, worker_schemas
 from webapp.store.column_limits import WORKER_ID_MAX
 from webapp.store.extensions import Model, db
 from webapp.store.models import (
+    Alert,
+    AlertRule,
     Checkpoint,
     Job,
     JobAttempt,
@@ -67,6 +69,7 @@ LANDS_IN: dict[str, list[tuple[Any, str]]] = {
     "ReasonBody.reason": [(JobEvent.reason, "")],
     "BulkAction.reason": [(JobEvent.reason, "")],
     "CreateWebhook.url": [(WebhookEndpoint.url, "")],
+    "CreateAlertRule.subject": [(AlertRule.subject, ""), (Alert.subject, "")],
     "CreateJob.queue": [(Job.queue, ""), (Queue.name, ""), (QueueEvent.queue, ""), (QueueStart.queue, "")],
     "CreateJob.concurrency_key": [(Job.concurrency_key, "")],
     "CreateJob.unique_key": [(Job.unique_key, "")],
@@ -94,6 +97,12 @@ NOT_STORED = {
 }
 # String columns no API field writes: the server fills them from its own vocabulary.
 SERVER_WRITTEN = {
+    "alert_rules.kind",  # a rule kind (RuleKind)
+    "alerts.state",  # firing or resolved
+    "queue_samples.subject",  # a queue, type: + a type, or * (copied from jobs)
+    "job_wait_rollups.type",  # copied from jobs
+    "job_wait_rollups.queue",
+    "job_wait_rollups.status",
     "schedules.misfire",  # a policy name (MisfirePolicy)
     "schedules.overlap",  # a policy name (OverlapPolicy)
     "schedules.source",  # code or api
@@ -125,7 +134,7 @@ SERVER_WRITTEN = {
 def input_schemas() -> list[type[schemas.Body]]:
     found = {
         model
-        for module in (bodies, worker_schemas, webhook_schemas, schedule_schemas, queues)
+        for module in (bodies, worker_schemas, webhook_schemas, schedule_schemas, queues, alert_schemas)
         for _, model in inspect.getmembers(module, inspect.isclass)
         if issubclass(model, schemas.Body) and model is not schemas.Body
     }

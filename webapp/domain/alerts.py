@@ -97,7 +97,8 @@ def format_value(kind: str, value: float) -> str:
 
 
 def format_seconds(seconds: float) -> str:
+    """"15 min" for a whole number of a unit, "2.0 min" for a measure, "4.2 s" below a minute."""
     for size, name in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g} {name}"
-    return f"{seconds:g} s"
+        if seconds >= size:
+            return f"{seconds / size:g} {name}" if seconds % size == 0 else f"{seconds / size:.1f} {name}"
+    return f"{seconds:g} s" if seconds == int(seconds) else f"{seconds:.1f} s"

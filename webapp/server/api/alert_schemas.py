@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ...domain.alerts import ALERT_STATES, KIND_NAMES
+from ...domain.alerts import ALERT_STATES, KIND_NAMES, MAX_SUBJECT_LENGTH
 from .schemas import Body
 
 RuleKind = Literal[KIND_NAMES]  # type: ignore[valid-type]
@@ -18,7 +18,11 @@ AlertState = Literal[ALERT_STATES]  # type: ignore[valid-type]
 
 class CreateAlertRule(Body):
     kind: RuleKind = Field(description="What is measured: " + ", ".join(KIND_NAMES) + ".")
-    subject: str = Field("*", description="A type, queue (or queue:NAME for failure_rate) or schedule name, or `*`.")
+    subject: str = Field(
+        "*",
+        max_length=MAX_SUBJECT_LENGTH,
+        description="A type, queue (or queue:NAME for failure_rate) or schedule name, or `*`.",
+    )
     threshold: float = Field(description="Fires when the measure is at least this (a failure rate: 0.5 is 50 %).")
     window_s: int | None = Field(None, description="failure_rate and worker_deaths: the window counted, seconds.")
     min_jobs: int | None = Field(None, description="failure_rate: fewer finished jobs in the window never fire.")
