@@ -18,6 +18,7 @@ from ..store.schema import schema_problem
 from ..worker.command import worker_command
 from .devserver import dev_command
 from .operator import jobs_group, submit_command
+from .alerts import alerts_group
 from .queues import queues_group
 from .schedules import schedules_group
 from .serve import serve_command
@@ -135,5 +136,6 @@ cli.add_command(submit_command)
 cli.add_command(jobs_group)
 cli.add_command(schedules_group)
 cli.add_command(queues_group)
+cli.add_command(alerts_group)
 cli.add_command(dev_command)
 cli.add_command(serve_command)

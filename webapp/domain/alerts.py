@@ -97,7 +97,7 @@ def format_value(kind: str, value: float) -> str:
 
 
 def format_seconds(seconds: float) -> str:
-    """"15 min" for a whole number of a unit, "2.0 min" for a measure, "4.2 s" below a minute."""
+    """ "15 min" for a whole number of a unit, "2.0 min" for a measure, "4.2 s" below a minute."""
     for size, name in ((86400, "d"), (3600, "h"), (60, "min")):
         if seconds >= size:
             return f"{seconds / size:g} {name}" if seconds % size == 0 else f"{seconds / size:.1f} {name}"
