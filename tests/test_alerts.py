@@ -4,6 +4,7 @@ notification in the outbox; bad rules are a 400 naming the field."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -160,3 +161,53 @@ def test_rules_are_listed_with_their_description(app, client):
     (rule,) = client.get("/api/alert-rules").get_json()["rules"]
     assert rule["description"] == "failure_rate of type video.transcode ≥ 60 % over 15 min"
     assert (rule["min_jobs"], rule["firing"]) == (10, 0)
+
+
+# --- the dashboard -----------------------------------------------------------------------
+
+
+def csrf_token(client, path: str) -> str:
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the page has no form"
+    return found.group(1)
+
+
+def test_the_alerts_page_adds_and_removes_rules_with_csrf_and_names_a_bad_field(app, client):
+    token = csrf_token(client, "/alerts")
+    refused = client.post("/alerts/rules", data={"kind": "failure_rate", "threshold": "0.5", "window_s": "600"})
+    assert refused.status_code == 400 and alert_rules.all_rules() == []  # no token, nothing done
+
+    bad = client.post("/alerts/rules", data={"kind": "failure_rate", "threshold": "lots", "csrf_token": token})
+    assert bad.status_code == 400
+    assert "threshold: must be a number" in bad.get_data(as_text=True)
+
+    added = client.post(
+        "/alerts/rules",
+        data={"kind": "queue_latency", "subject": "<reports>", "threshold": "300", "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert added.status_code == 201
+    page = added.get_data(as_text=True)
+    assert "queue_latency of queue &lt;reports&gt; ≥ 5 min" in page  # escaped
+    (rule,) = alert_rules.all_rules()
+    removed = client.post(f"/alerts/rules/{rule.id}/delete", data={"csrf_token": token})
+    assert removed.status_code == 302 and alert_rules.all_rules() == []
+
+
+def test_health_shows_firing_alerts_since_when_and_the_history(app, client):
+    rule = alert_rules.add("queue_latency", "*", 10)
+    job = jobs.create_job(type="t", queue="imports")
+    start = utcnow()
+    run_pass(now=start + timedelta(seconds=20))
+    page = client.get("/health").get_data(as_text=True)
+    alert_id = client.get("/api/alerts").get_json()["alerts"][0]["id"]
+    assert f'id="alert-{alert_id}"' in page and "queue_latency of queue imports is" in page
+    assert "firing since <time" in page and f"(rule {rule.id}: queue_latency of every queue ≥ 10 s)" in page
+    assert client.get("/api/health").get_json()["alerts"]["firing"][0]["id"] == alert_id
+
+    jobs.cancel_job(job.id, reason="test")
+    run_pass(now=start + timedelta(seconds=30))
+    page = client.get("/health").get_data(as_text=True)
+    assert 'data-testid="firing-alerts"' not in page
+    assert 'data-testid="alert-history"' in page and "resolved: queue_latency of queue imports" in page
