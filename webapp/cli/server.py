@@ -16,9 +16,9 @@ from ..server.current import current_flask_app
 from ..store.extensions import db
 from ..store.schema import schema_problem
 from ..worker.command import worker_command
+from .alerts import alerts_group
 from .devserver import dev_command
 from .operator import jobs_group, submit_command
-from .alerts import alerts_group
 from .queues import queues_group
 from .schedules import schedules_group
 from .serve import serve_command
