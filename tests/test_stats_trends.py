@@ -79,3 +79,20 @@ def test_the_stats_page_draws_four_charts_with_ticks_and_tables(app, client):
     assert "queue media" in page
     assert client.get("/stats?window=30d").status_code == 200
     assert client.get("/stats?type=" + "x" * 201).status_code == 400
+
+
+def test_metrics_carry_the_same_series(app, client):
+    from webapp.jobs import alert_rules
+    from webapp.monitor import run_pass
+
+    finish("video", "media", 2)
+    finish("video", "media", 3, fail=True)
+    jobs.create_job(type="video", queue="media")
+    alert_rules.add("queue_latency", "media", 1)
+    run_pass(now=utcnow() + timedelta(seconds=5))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'jobwarden_queue_depth{queue="media"} 1.0' in text
+    assert 'jobwarden_finished_last_hour{queue="media",status="failed",type="video"} 1.0' in text
+    assert 'jobwarden_failure_rate_last_hour{type="video"} 0.5' in text
+    assert re.search(r'jobwarden_queue_latency_seconds_last_hour\{quantile="0.95",queue="media"\} [0-9.]+', text)
+    assert 'jobwarden_alerts_firing{kind="queue_latency"} 1.0' in text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from ..domain.alerts import (
     ANY_SUBJECT,
@@ -93,6 +93,16 @@ def firing_counts() -> dict[int, int]:
     for rule_id in db.session.scalars(select(Alert.rule_id).where(Alert.state == FIRING)):
         counts[rule_id] = counts.get(rule_id, 0) + 1
     return counts
+
+
+def firing_by_kind() -> dict[str, int]:
+    rows = db.session.execute(
+        select(AlertRule.kind, func.count())
+        .join(Alert, Alert.rule_id == AlertRule.id)
+        .where(Alert.state == FIRING)
+        .group_by(AlertRule.kind)
+    )
+    return {kind: int(n) for kind, n in rows}
 
 
 def recent_alerts(limit: int = HISTORY_SHOWN) -> list[tuple[Alert, AlertRule]]:

@@ -157,3 +157,25 @@ def series(
             )
         )
     return points
+
+
+def finished_since(since: datetime) -> list[tuple[str, str, str, int, int]]:
+    """Jobs finished since `since` per (type, queue, status, wait bucket): /metrics' figures."""
+    bucket = wait_bucket().label("bucket")
+    rows = db.session.execute(
+        select(Job.type, Job.queue, Job.status, bucket, func.count())
+        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
+        .group_by(Job.type, Job.queue, Job.status, bucket)
+    )
+    return [(job_type, queue, status, int(index), int(n)) for job_type, queue, status, index, n in rows]
+
+
+def queued_now(now: datetime) -> dict[str, tuple[int, float | None]]:
+    """Per queue: queued jobs and the oldest ready one's wait in seconds."""
+    rows = db.session.execute(
+        select(Job.queue, func.count(), func.min(Job.run_after)).where(Job.status == Status.QUEUED).group_by(Job.queue)
+    )
+    return {
+        queue: (int(n), None if oldest is None else max(0.0, (now - oldest).total_seconds()))
+        for queue, n, oldest in rows
+    }
