@@ -23,6 +23,7 @@ from ..domain.wait_buckets import quantile
 from ..store.extensions import db
 from ..store.models import Job, QueueSample, WaitRollup
 from ..store.sql_time import MICROSECOND, epoch_us, microseconds
+from ..store.transaction import rows_changed
 from .rollups import HOUR, rolled_up_to
 from .wait_rollups import wait_bucket
 
@@ -60,9 +61,9 @@ def sample_queue_depth(now: datetime, *, keep: timedelta) -> int:
         for subject, count, first in rows
     ]
     insert_ = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    written = db.session.execute(
-        insert_(QueueSample).values(values).on_conflict_do_nothing(index_elements=["at", "subject"])
-    ).rowcount
+    written = rows_changed(
+        db.session.execute(insert_(QueueSample).values(values).on_conflict_do_nothing(index_elements=["at", "subject"]))
+    )
     db.session.execute(delete(QueueSample).where(QueueSample.at < at - keep))
     return max(0, written or 0)
 

@@ -14,6 +14,7 @@ neither the change nor its notification, and the next pass decides again.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -71,7 +72,7 @@ def measure(alert_id: int, value: float) -> None:
     db.session.execute(update(Alert).where(Alert.id == alert_id, Alert.state == FIRING).values(value=value))
 
 
-def _changed(statement) -> Alert | None:  # type: ignore[no-untyped-def]
+def _changed(statement: Any) -> Alert | None:
     return db.session.execute(
         select(Alert).from_statement(statement), execution_options={"populate_existing": True}
     ).scalar()

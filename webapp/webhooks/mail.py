@@ -125,10 +125,13 @@ def send(smtp_url: str | None, sender: str, url: str, text: str, *, timeout_s: f
         raise SendFailed("JOBWARDEN_SMTP_URL is not set: mailto: endpoints cannot be sent")
     smtp = smtp_settings(smtp_url)
     to = address_of(url)
-    client_class = smtplib.SMTP_SSL if smtp.tls else smtplib.SMTP
-    options = {"context": ssl.create_default_context()} if smtp.tls else {}
     try:
-        with client_class(smtp.host, smtp.port, timeout=timeout_s, **options) as client:
+        client = (
+            smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout_s, context=ssl.create_default_context())
+            if smtp.tls
+            else smtplib.SMTP(smtp.host, smtp.port, timeout=timeout_s)
+        )
+        with client:
             if smtp.username and smtp.password:
                 client.login(smtp.username, smtp.password)
             refused = client.sendmail(sender, [to], text.encode("utf-8"))

@@ -108,10 +108,11 @@ def line_chart(
     every = max(1, math.ceil(count / TIME_TICKS))
     time_ticks = [Tick(x(i), starts[i].strftime(time_format)) for i in range(0, count, every)]
     rows = [
-        (
-            start.strftime(time_format),
-            ["—" if points[i] is None else value_label(points[i]) for _, points in series.values()],
-        )  # type: ignore[arg-type]
+        (start.strftime(time_format), [_cell(points[i], value_label) for _, points in series.values()])
         for i, start in enumerate(starts)
     ]
     return Chart(key, title, unit, description, lines, value_ticks, time_ticks, rows, empty=not values)
+
+
+def _cell(value: float | None, label: Callable[[float], str]) -> str:
+    return "—" if value is None else label(value)
