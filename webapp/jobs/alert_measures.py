@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from ..domain.alerts import QUEUE_PREFIX
 from ..domain.statuses import Status
@@ -25,18 +25,32 @@ SCHEDULES_LOOKED_AT = 100  # schedule_failing of *: the schedules with a recent 
 SCHEDULE_LOOKBACK = timedelta(days=7)
 
 
-def failure_counts(now: datetime, window_s: int) -> Ratios:
-    """Finished jobs of the window per type and per queue: (failed, completed + failed)."""
+def failure_counts(now: datetime, windows: Iterable[int]) -> dict[int, Ratios]:
+    """Per window, finished jobs per type and per queue: (failed, completed + failed).
+
+    One index range over the longest window; each row is tagged with the shortest window
+    it falls in, and the counts of a window add up the tags up to its own."""
+    ordered = sorted(set(windows))
+    if not ordered:
+        return {}
+    tag = case(
+        *((Job.finished_at >= now - timedelta(seconds=w), index) for index, w in enumerate(ordered)),
+        else_=len(ordered),
+    ).label("tag")
     rows = db.session.execute(
-        select(Job.type, Job.queue, Job.status, func.count())
-        .where(Job.status.in_((Status.COMPLETED, Status.FAILED)), Job.finished_at >= now - timedelta(seconds=window_s))
-        .group_by(Job.type, Job.queue, Job.status)
-    )
-    counts: Ratios = {}
-    for job_type, queue, status, n in rows:
-        for subject in (job_type, QUEUE_PREFIX + queue):
-            failed, ran = counts.get(subject, (0, 0))
-            counts[subject] = (failed + (n if status == Status.FAILED else 0), ran + n)
+        select(Job.type, Job.queue, Job.status, tag, func.count())
+        .where(
+            Job.status.in_((Status.COMPLETED, Status.FAILED)), Job.finished_at >= now - timedelta(seconds=ordered[-1])
+        )
+        .group_by(Job.type, Job.queue, Job.status, tag)
+    ).all()
+    counts: dict[int, Ratios] = {w: {} for w in ordered}
+    for job_type, queue, status, shortest, n in rows:
+        for window in ordered[shortest:]:
+            per_window = counts[window]
+            for subject in (job_type, QUEUE_PREFIX + queue):
+                failed, ran = per_window.get(subject, (0, 0))
+                per_window[subject] = (failed + (n if status == Status.FAILED else 0), ran + n)
     return counts
 
 
@@ -98,13 +112,24 @@ def schedule_failures(now: datetime, named: Iterable[str], most: int) -> dict[st
     return streaks
 
 
-def worker_deaths(now: datetime, window_s: int) -> dict[str, float]:
-    """Workers declared dead in the window, per host and in all (`*`)."""
+def worker_deaths(now: datetime, windows: Iterable[int]) -> dict[int, dict[str, float]]:
+    """Per window, workers declared dead in it, per host and in all (`*`): one read of the
+    (few) dead workers of the longest window."""
+    ordered = sorted(set(windows))
+    if not ordered:
+        return {}
     rows = db.session.execute(
-        select(Worker.hostname, func.count())
-        .where(Worker.state == WorkerState.GONE, Worker.last_seen_at >= now - timedelta(seconds=window_s))
-        .group_by(Worker.hostname)
-    )
-    deaths = {str(host): float(n) for host, n in rows}
-    total = sum(deaths.values())
-    return {**deaths, "*": total} if total else {}
+        select(Worker.hostname, Worker.last_seen_at).where(
+            Worker.state == WorkerState.GONE, Worker.last_seen_at >= now - timedelta(seconds=ordered[-1])
+        )
+    ).all()
+    deaths: dict[int, dict[str, float]] = {}
+    for window in ordered:
+        cutoff = now - timedelta(seconds=window)
+        per_host: dict[str, float] = {}
+        for host, seen in rows:
+            if seen >= cutoff:
+                per_host[str(host)] = per_host.get(str(host), 0.0) + 1
+        total = sum(per_host.values())
+        deaths[window] = {**per_host, "*": total} if total else {}
+    return deaths

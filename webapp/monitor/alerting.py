@@ -56,32 +56,36 @@ class Outcome:
 
 
 class _Measures:
-    """One pass's measures, each read once however many rules share it."""
+    """One pass's measures: each kind read once for all its rules and windows."""
 
     def __init__(self, now: datetime, settings: AlertSettings, rules: list[AlertRule]):
         self.now = now
         self.settings = settings
-        self.cache: dict[tuple[str, int], Any] = {}
+        self.windows = {
+            kind: [r.window_s for r in rules if r.kind == kind] for kind in ("failure_rate", "worker_deaths")
+        }
         self.schedules_named = {r.subject for r in rules if r.kind == "schedule_failing" and r.subject != ANY_SUBJECT}
         self.longest_streak = max([int(r.threshold) for r in rules if r.kind == "schedule_failing"] + [1])
+        self.cache: dict[str, Any] = {}
 
-    def _read(self, kind: str, window_s: int) -> Any:
-        key = (kind, window_s if kind in ("failure_rate", "worker_deaths") else 0)
-        if key not in self.cache:
+    def _read(self, kind: str) -> Any:
+        if kind not in self.cache:
             now = self.now
-            self.cache[key] = {
-                "failure_rate": lambda: measures.failure_counts(now, window_s),
+            self.cache[kind] = {
+                "failure_rate": lambda: measures.failure_counts(now, self.windows["failure_rate"]),
                 "queue_latency": lambda: measures.queue_latency(now),
                 "no_worker": lambda: measures.unserved(now, self.settings.worker_timeout_s),
                 "stalled": lambda: measures.stalled(now),
                 "schedule_failing": lambda: measures.schedule_failures(now, self.schedules_named, self.longest_streak),
-                "worker_deaths": lambda: measures.worker_deaths(now, window_s),
+                "worker_deaths": lambda: measures.worker_deaths(now, self.windows["worker_deaths"]),
             }[kind]()
-        return self.cache[key]
+        return self.cache[kind]
 
     def values(self, rule: AlertRule) -> dict[str, float]:
         """The rule's subjects and their values (`*`: every subject measured)."""
-        read = self._read(rule.kind, rule.window_s)
+        read = self._read(rule.kind)
+        if rule.kind in self.windows:
+            read = read[rule.window_s]
         if rule.kind == "failure_rate":
             read = {
                 subject: failed / ran
@@ -105,6 +109,9 @@ def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
     values = _Measures(now, settings, rules)
     outcome = Outcome()
     breaching: set[tuple[int, str]] = set()
+    cutoff = now - settings.renotify
+    due: dict[int, float] = {}  # firing alerts to notify again, with their values
+    changed: dict[int, float] = {}  # firing alerts whose value moved
     for rule in rules:
         for subject, value in values.values(rule).items():
             if value < rule.threshold:
@@ -117,12 +124,16 @@ def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
                     notify(ALERT_FIRING, {"alert": alert_json(fired, rule)}, job_id=None, now=now)
                     outcome.fired.append(fired.id)
                 continue
-            again = alert_state.renotify(current.id, value, now, cutoff=now - settings.renotify)
-            if again is not None:
-                notify(ALERT_FIRING, {"alert": alert_json(again, rule)}, job_id=None, now=now)
-                outcome.renotified.append(again.id)
+            if current.notified_at <= cutoff:
+                due[current.id] = value
             elif current.value != value:
-                alert_state.measure(current.id, value)
+                changed[current.id] = value
+    # One statement each, whatever the number of alerts: the re-notifications claimed (the
+    # statement re-checks notified_at, so one replica claims each), the values kept current.
+    for again in alert_state.renotify(due, now, cutoff):
+        notify(ALERT_FIRING, {"alert": alert_json(again, by_id[again.rule_id])}, job_id=None, now=now)
+        outcome.renotified.append(again.id)
+    alert_state.measure(changed)
     for key, alert in firing.items():
         if key in breaching or key[0] not in by_id:
             continue

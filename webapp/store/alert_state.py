@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import case, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.alerts import FIRING, RESOLVED
@@ -57,19 +57,32 @@ def resolve(alert_id: int, value: float, now: datetime) -> Alert | None:
     )
 
 
-def renotify(alert_id: int, value: float, now: datetime, cutoff: datetime) -> Alert | None:
-    """Claim the re-notification of an alert still firing and last notified before `cutoff`."""
-    return _changed(
+def renotify(values: dict[int, float], now: datetime, cutoff: datetime) -> list[Alert]:
+    """Claim the re-notification of the alerts in `values` still firing and last notified
+    before `cutoff` (one statement), setting their values; the ones claimed."""
+    if not values:
+        return []
+    statement = (
         update(Alert)
-        .where(Alert.id == alert_id, Alert.state == FIRING, Alert.notified_at <= cutoff)
-        .values(notified_at=now, value=value)
+        .where(Alert.id.in_(sorted(values)), Alert.state == FIRING, Alert.notified_at <= cutoff)
+        .values(notified_at=now, value=_value_of(values))
         .returning(Alert)
+    )
+    return list(
+        db.session.scalars(select(Alert).from_statement(statement), execution_options={"populate_existing": True})
     )
 
 
-def measure(alert_id: int, value: float) -> None:
-    """Keep a firing alert's value current (no notification: its state did not change)."""
-    db.session.execute(update(Alert).where(Alert.id == alert_id, Alert.state == FIRING).values(value=value))
+def measure(values: dict[int, float]) -> None:
+    """Keep firing alerts' values current, one statement (no notification: no state changed)."""
+    if values:
+        db.session.execute(
+            update(Alert).where(Alert.id.in_(sorted(values)), Alert.state == FIRING).values(value=_value_of(values))
+        )
+
+
+def _value_of(values: dict[int, float]) -> Any:
+    return case(*((Alert.id == alert_id, value) for alert_id, value in values.items()), else_=Alert.value)
 
 
 def _changed(statement: Any) -> Alert | None:
