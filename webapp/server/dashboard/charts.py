@@ -111,7 +111,7 @@ def line_chart(
         (start.strftime(time_format), [_cell(points[i], value_label) for _, points in series.values()])
         for i, start in enumerate(starts)
     ]
-    return Chart(key, title, unit, description, lines, value_ticks, time_ticks, rows, empty=not values)
+    return Chart(key, title, unit, description, lines, value_ticks, time_ticks, rows, empty=not any(values))
 
 
 def _cell(value: float | None, label: Callable[[float], str]) -> str:
