@@ -23,7 +23,6 @@ from ..domain.wait_buckets import quantile
 from ..store.extensions import db
 from ..store.models import Job, QueueSample, WaitRollup
 from ..store.sql_time import MICROSECOND, epoch_us, microseconds
-from ..store.transaction import rows_changed
 from .rollups import HOUR, rolled_up_to
 from .wait_rollups import wait_bucket
 
@@ -61,11 +60,14 @@ def sample_queue_depth(now: datetime, *, keep: timedelta) -> int:
         for subject, count, first in rows
     ]
     insert_ = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    written = rows_changed(
-        db.session.execute(insert_(QueueSample).values(values).on_conflict_do_nothing(index_elements=["at", "subject"]))
-    )
+    written = db.session.execute(
+        insert_(QueueSample)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["at", "subject"])
+        .returning(QueueSample.subject)
+    ).all()
     db.session.execute(delete(QueueSample).where(QueueSample.at < at - keep))
-    return max(0, written or 0)
+    return len(written)
 
 
 @dataclass(frozen=True)
