@@ -11,6 +11,7 @@ import sys
 from tests.support.server import PROJECT_ROOT
 
 JOBWARDEN_COMMANDS = [
+    "alerts",
     "db",
     "dev",
     "jobs",

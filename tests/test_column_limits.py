@@ -16,14 +16,27 @@ import pytest
 from sqlalchemy import String, select
 
 from webapp.domain.actors import WORKER_PREFIX
-from webapp.server.api import bodies, queues, schedule_schemas, schemas, webhook_schemas, worker_schemas
+from webapp.server.api import (
+    alert_schemas,
+    bodies,
+    identity_schemas,
+    queues,
+    schedule_schemas,
+    schemas,
+    webhook_schemas,
+    worker_schemas,
+)
 from webapp.store.column_limits import WORKER_ID_MAX
 from webapp.store.extensions import Model, db
 from webapp.store.models import (
+    Alert,
+    AlertRule,
+    ApiToken,
     Checkpoint,
     Job,
     JobAttempt,
     JobEvent,
+    JobLogChunk,
     JobRollup,
     Queue,
     QueueEvent,
@@ -67,6 +80,7 @@ LANDS_IN: dict[str, list[tuple[Any, str]]] = {
     "ReasonBody.reason": [(JobEvent.reason, "")],
     "BulkAction.reason": [(JobEvent.reason, "")],
     "CreateWebhook.url": [(WebhookEndpoint.url, "")],
+    "CreateAlertRule.subject": [(AlertRule.subject, ""), (Alert.subject, "")],
     "CreateJob.queue": [(Job.queue, ""), (Queue.name, ""), (QueueEvent.queue, ""), (QueueStart.queue, "")],
     "CreateJob.concurrency_key": [(Job.concurrency_key, "")],
     "CreateJob.unique_key": [(Job.unique_key, "")],
@@ -77,6 +91,8 @@ LANDS_IN: dict[str, list[tuple[Any, str]]] = {
     "ScheduleSettings.type": [(Schedule.type, ""), (Job.type, ""), (JobRollup.type, "")],
     "ScheduleSettings.queue": [(Schedule.queue, ""), (Job.queue, "")],
     "CreateSchedule.name": [(Schedule.name, ""), (Job.schedule, "")],
+    "Log.text": [(JobLogChunk.text, "")],
+    "CreateToken.name": [(ApiToken.name, "")],
 }
 # Fields that are compared or searched for, never stored: any limit holds, but there must be one.
 NOT_STORED = {
@@ -91,9 +107,16 @@ NOT_STORED = {
     "WorkerPresence.worker_id",  # the worker whose connection is watched: compared with the registry's
     "WorkerGoodbye.worker_id",
     "ListQuery.cursor",
+    "CreateToken.user",  # the owner, looked up by name
 }
 # String columns no API field writes: the server fills them from its own vocabulary.
 SERVER_WRITTEN = {
+    "alert_rules.kind",  # a rule kind (RuleKind)
+    "alerts.state",  # firing or resolved
+    "queue_samples.subject",  # a queue, type: + a type, or * (copied from jobs)
+    "job_wait_rollups.type",  # copied from jobs
+    "job_wait_rollups.queue",
+    "job_wait_rollups.status",
     "schedules.misfire",  # a policy name (MisfirePolicy)
     "schedules.overlap",  # a policy name (OverlapPolicy)
     "schedules.source",  # code or api
@@ -119,13 +142,36 @@ SERVER_WRITTEN = {
     "webhook_notifications.event_id",
     "webhook_notifications.type",
     "webhook_deliveries.outcome",
+    # identity: names checked by webapp.jobs.users (1–200, by the CLI or the provider's claim),
+    # the provider's subject (OpenID Connect caps it at 255), hashes and roles the server makes,
+    # audit texts cut to their columns by webapp.jobs.audit
+    "users.name",
+    "users.role",
+    "users.password_hash",
+    "users.oidc_subject",
+    "api_tokens.role",
+    "api_tokens.secret_hash",
+    "audit_entries.actor",
+    "audit_entries.via",
+    "audit_entries.action",
+    "audit_entries.target",
+    "audit_entries.address",
+    "audit_entries.outcome",
 }
 
 
 def input_schemas() -> list[type[schemas.Body]]:
     found = {
         model
-        for module in (bodies, worker_schemas, webhook_schemas, schedule_schemas, queues)
+        for module in (
+            bodies,
+            worker_schemas,
+            webhook_schemas,
+            schedule_schemas,
+            queues,
+            alert_schemas,
+            identity_schemas,
+        )
         for _, model in inspect.getmembers(module, inspect.isclass)
         if issubclass(model, schemas.Body) and model is not schemas.Body
     }

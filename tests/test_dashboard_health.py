@@ -82,9 +82,10 @@ def test_an_htmx_poll_of_the_health_page_gets_only_its_region(client):
 def test_the_stats_chart_counts_finished_and_failed_jobs_in_the_current_minute(client):
     make_job("completed"), make_job("completed"), make_job("failed")
     html = text_of(client.get("/stats"))
-    assert 'data-testid="throughput-chart"' in html
-    assert re.search(r"<title>\d\d:\d\d: 2 completed, 1 failed</title>", html)
-    assert len(re.findall(r"<title>\d\d:\d\d: ", html)) == 60
+    chart = html.split('data-testid="chart-throughput"', 1)[1].split("</figure>", 1)[0]
+    assert re.search(r"<title>\d\d:\d\d: completed 2</title>", chart)
+    assert re.search(r"<title>\d\d:\d\d: failed 1</title>", chart)
+    assert len(re.findall(r"<tr><th scope=\"row\">\d\d:\d\d</th>", chart)) == 60  # a table row per minute
 
 
 def test_the_stats_group_failures_by_error_with_a_link_to_the_filtered_table(client):
@@ -156,12 +157,13 @@ def test_the_stats_by_type_give_each_types_failure_rate(client):
     assert rows == [("video.encode", "0", "1", "0", "100"), ("mail.send", "3", "1", "1", "25")]
 
 
-def test_the_stats_windows_are_1h_24h_and_7d_and_another_is_a_400(client):
+def test_the_stats_windows_are_1h_24h_7d_and_30d_and_another_is_a_400(client):
     make_job("completed")
-    for window, buckets in (("1h", 60), ("24h", 48), ("7d", 56)):
+    for window, buckets in (("1h", 60), ("24h", 48), ("7d", 56), ("30d", 60)):
         html = text_of(client.get(f"/stats?window={window}"))
-        assert len(re.findall(r"<title>[^<]*: \d+ completed, \d+ failed</title>", html)) == buckets, window
-        assert re.search(r"<title>[^<]*: 1 completed, 0 failed</title>", html), window
+        chart = html.split('data-testid="chart-throughput"', 1)[1].split("</figure>", 1)[0]
+        assert len(re.findall(r'<tr><th scope="row">', chart)) == buckets, window
+        assert re.search(r"<title>[^<]*: completed 1</title>", chart), window
     response = client.get("/stats?window=1y")
     assert response.status_code == 400 and "window:" in text_of(response)
 
@@ -170,7 +172,8 @@ def test_the_stats_say_so_when_nothing_finished_instead_of_drawing_an_empty_char
     make_job("queued")
     html = text_of(client.get("/stats"))
     assert 'data-testid="stats-empty"' in html and "No job finished in the last hour" in html
-    assert "throughput-chart" not in html
+    chart = html.split('data-testid="chart-throughput"', 1)[1].split("</figure>", 1)[0]
+    assert "nothing to show in this window" in chart and "<circle" not in chart
 
 
 def test_the_stats_buckets_and_averages_take_each_finished_jobs_times_to_the_microsecond(client):

@@ -14,6 +14,8 @@ import time
 import pytest
 import requests
 
+from webapp.domain.alerts import DEFAULT_RULES, KIND_NAMES
+
 from tests.support.server import PROJECT_ROOT, free_port
 
 # Real processes, kills or long searches: left out of `make test-fast`.
@@ -71,6 +73,17 @@ def test_dev_serves_sample_jobs_runs_them_and_hands_back_on_ctrl_c(tmp_path):
 
         schedules = wait_until(both_schedules, 30, "the sample schedules, synced by the local worker")
         assert {(s["name"], s["source"]) for s in schedules} == {("demo-tick", "code"), ("demo-nightly-report", "code")}
+
+        # The fresh install's default rules and the sample rule, which fires once demo.crash failed.
+        rules = requests.get(f"{url}/api/alert-rules", timeout=2).json()["rules"]
+        assert {r["kind"] for r in rules} == set(KIND_NAMES) and len(rules) == len(DEFAULT_RULES) + 1
+
+        def sample_alert() -> list:
+            alerts = requests.get(f"{url}/api/alerts", timeout=2).json()["alerts"]
+            return [a for a in alerts if a["subject"] == "demo.crash" and a["state"] == "firing"]
+
+        wait_until(sample_alert, 60, "the sample alert to fire")
+        assert 'data-testid="firing-alerts"' in requests.get(f"{url}/health", timeout=5).text
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:

@@ -316,6 +316,16 @@ def test_with_the_setting_viewers_get_no_logs(app, app_config):
         for path in (f"/api/jobs/{job.id}/log", f"/jobs/{job.id}/log"):
             assert client.get(path, headers=bearer(viewer)).status_code == 403
             assert client.get(path, headers=bearer(operator)).status_code != 403
-        assert 'data-testid="job-log"' not in client.get(f"/jobs/{job.id}", headers=bearer(viewer)).get_data(as_text=True)
+        assert 'data-testid="job-log"' not in client.get(f"/jobs/{job.id}", headers=bearer(viewer)).get_data(
+            as_text=True
+        )
         assert 'data-testid="job-log"' in client.get(f"/jobs/{job.id}", headers=bearer(operator)).get_data(as_text=True)
         db.session.remove()
+
+
+def test_an_oidc_subject_longer_than_the_protocol_allows_is_refused_not_a_500(app):
+    """OpenID Connect caps `sub` at 255 characters; a provider sending more is refused with a
+    sign-in message (PostgreSQL's varchar(255) would otherwise raise)."""
+    with pytest.raises(users.SignInRefused):
+        users.oidc_sign_in("s" * 256, "longsub", Role.VIEWER)
+    assert users.oidc_sign_in("s" * 255, "longsub", Role.VIEWER).name == "longsub"

@@ -22,8 +22,9 @@ from tests.support.server import PROJECT_ROOT, free_port, wait_for_port
 pytestmark = pytest.mark.slow
 
 # 254 KB when the unused htmx builds left it (issue 22); schedules, queues and leases brought
-# it to 328 KB of code, migrations and templates. The front-end files are the two below (21 KB).
-WHEEL_MAX_BYTES = 350_000
+# it to 328 KB of code, migrations and templates; alerts and the /stats charts to 362 KB.
+# The front-end files are the two below (21 KB).
+WHEEL_MAX_BYTES = 380_000
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.
 NOT_SOURCE = {

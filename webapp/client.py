@@ -164,6 +164,21 @@ class JobwardenClient:
     def remove_schedule(self, name: str) -> None:
         self._call("DELETE", f"/api/schedules/{quote(name, safe='')}", repeatable=False)
 
+    def alert_rules(self) -> builtins.list[dict[str, Any]]:
+        return self._call("GET", "/api/alert-rules")["rules"]
+
+    def add_alert_rule(self, kind: str, threshold: float, **settings: Any) -> dict[str, Any]:
+        """`subject` (default `*`), `window_s`, `min_jobs`."""
+        return self._call(
+            "POST", "/api/alert-rules", {"kind": kind, "threshold": threshold, **settings}, repeatable=False
+        )
+
+    def remove_alert_rule(self, rule_id: int) -> None:
+        self._call("DELETE", f"/api/alert-rules/{rule_id}", repeatable=False)
+
+    def alerts(self) -> builtins.list[dict[str, Any]]:
+        return self._call("GET", "/api/alerts")["alerts"]
+
     # --- transport -----------------------------------------------------------------------
 
     def _call(

@@ -103,6 +103,26 @@ def _public_url(env: dict) -> str | None:
     return raw.rstrip("/")
 
 
+SMTP_SCHEMES = ("smtp", "smtps")
+
+
+def _smtp_url(env: dict) -> str | None:
+    """JOBWARDEN_SMTP_URL: smtp://[user:password@]host:port (smtps:// for TLS from the start)."""
+    raw = (env.get("JOBWARDEN_SMTP_URL") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in SMTP_SCHEMES or not parts.hostname or port is None:
+        raise ConfigError(
+            f"JOBWARDEN_SMTP_URL must look like smtp://host:port or smtps://host:port, got {parts.scheme}://…"
+        )
+    return raw
+
+
 def runs_from_source() -> bool:
     """True in a checkout (or an editable install of one), False for an installed wheel."""
     return (SOURCE_ROOT / "pyproject.toml").is_file() and (SOURCE_ROOT / "webapp").is_dir()
@@ -183,6 +203,11 @@ def from_environment(env: dict | None = None) -> dict:
         "JOBWARDEN_OIDC_ROLE_CLAIM": env.get("JOBWARDEN_OIDC_ROLE_CLAIM") or "jobwarden_role",
         "JOBWARDEN_OIDC_NAME_CLAIM": env.get("JOBWARDEN_OIDC_NAME_CLAIM") or "preferred_username",
         "JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS": _flag(env, "JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS", False),
+        # Alerts (webapp/monitor/alerting.py): mailto: endpoints go out through this server.
+        "JOBWARDEN_SMTP_URL": _smtp_url(env),
+        "JOBWARDEN_SMTP_FROM": env.get("JOBWARDEN_SMTP_FROM") or "jobwarden@localhost",
+        # A firing alert is notified again after this long while it keeps firing.
+        "JOBWARDEN_ALERT_RENOTIFY_S": _positive_float(env, "JOBWARDEN_ALERT_RENOTIFY_S", 4 * 3600.0),
     }
 
 

@@ -46,18 +46,28 @@ SAMPLE_JOBS: list[dict[str, Any]] = [
     *({"type": "demo.sleep", "payload": {"seconds": 6}, "queue": SAMPLE_QUEUE} for _ in range(3)),
     {"type": "demo.sleep", "payload": {"seconds": 3}, "unique_key": "nightly-import"},
 ]
+# A sample alert: demo.crash always fails, so this rule fires on the monitor's first pass after
+# it ran (on /health, and to any webhook that subscribes to alert.firing).
+SAMPLE_ALERT_RULE: dict[str, Any] = {
+    "kind": "failure_rate",
+    "subject": "demo.crash",
+    "threshold": 0.5,
+    "window_s": 3600,
+    "min_jobs": 1,
+}
 
 
 def seed_samples() -> int:
     """Create the sample jobs when the store has none; returns how many were created."""
     from .. import jobs
-    from ..jobs import queues
+    from ..jobs import alert_rules, queues
     from ..store.extensions import db
     from ..store.models import Job
 
     if db.session.execute(select(func.count()).select_from(Job)).scalar_one():
         return 0
     queues.set_limits(SAMPLE_QUEUE, SAMPLE_QUEUE_LIMITS, actor="dev", reason="sample: one GPU job at a time")
+    alert_rules.add(**SAMPLE_ALERT_RULE)
     return len(jobs.create_jobs(SAMPLE_JOBS, actor="dev"))
 
 

@@ -16,6 +16,7 @@ from ..server.current import current_flask_app
 from ..store.extensions import db
 from ..store.schema import schema_problem
 from ..worker.command import worker_command
+from .alerts import alerts_group
 from .devserver import dev_command
 from .operator import jobs_group, submit_command
 from .queues import queues_group
@@ -136,6 +137,7 @@ cli.add_command(submit_command)
 cli.add_command(jobs_group)
 cli.add_command(schedules_group)
 cli.add_command(queues_group)
+cli.add_command(alerts_group)
 cli.add_command(dev_command)
 cli.add_command(serve_command)
 cli.add_command(users_group)

@@ -62,6 +62,7 @@ from .reaping import (
 )
 from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job
 from .rollups import finished_by_type, finished_per_bucket, roll_up, rolled_up_to
+from .series import sample_queue_depth
 from .workers import register_worker, unserved_types
 
 __all__ = [
@@ -115,6 +116,7 @@ __all__ = [
     "release_unconfirmed_cancellation",
     "retry_delay",
     "roll_up",
+    "sample_queue_depth",
     "rolled_up_to",
     "start_job",
     "start_jobs",

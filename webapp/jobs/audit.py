@@ -15,12 +15,17 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from ..domain.timeutil import isoformat, utcnow
+from ..store.column_limits import column_length
 from ..store.extensions import db
 from ..store.models import AuditEntry
 from ..store.transaction import unit_of_work
 
 MAX_LIMIT = 500
-TEXT_CAPS = {"actor": 200, "via": 64, "action": 200, "target": 400, "address": 64, "outcome": 200}
+# Each text is cut to its column (a long target or address is recorded, shortened, never refused).
+TEXT_CAPS = {
+    name: column_length(getattr(AuditEntry, name))
+    for name in ("actor", "via", "action", "target", "address", "outcome")
+}
 
 
 def record(

@@ -22,6 +22,7 @@ from ..store.models import Job, JobRollup, RollupProgress
 from ..store.sql_time import MICROSECOND, epoch_us, hour_of, microseconds
 from ..store.transaction import rows_changed, unit_of_work
 from .queries import finished_times, live_finished_by_type, live_finished_per_bucket, phase_sums
+from .wait_rollups import roll_up_waits
 
 HOUR = timedelta(hours=1)
 ROLLUP_MARGIN = timedelta(minutes=10)
@@ -95,6 +96,7 @@ def roll_up(now: datetime) -> int:
                     select(t.hour, t.type, t.status, *phase_sums(t)).group_by(t.hour, t.type, t.status),
                 )
             )
+            roll_up_waits(start, end)
     except (_Overtaken, IntegrityError):
         return 0
     return (end - start) // HOUR

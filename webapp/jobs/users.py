@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 
 from ..domain.roles import Role
 from ..domain.timeutil import isoformat, utcnow
+from ..store.column_limits import column_length
 from ..store.extensions import db
 from ..store.models import User
 from ..store.transaction import unit_of_work
@@ -173,6 +174,8 @@ class SignInRefused(Exception):
 
 def oidc_sign_in(subject: str, name: str, role: Role) -> Person:
     """The user this provider's subject is, made on first sign-in; the role follows the claim each time."""
+    if len(subject) > column_length(User.oidc_subject):  # OpenID Connect says at most 255 ASCII characters
+        raise SignInRefused("the provider's subject identifier is longer than OpenID Connect allows")
     with unit_of_work():
         user = db.session.execute(select(User).where(User.oidc_subject == subject)).scalar_one_or_none()
         if user is None:

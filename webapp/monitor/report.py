@@ -9,8 +9,10 @@ from flask import current_app
 from sqlalchemy import select
 
 from .. import jobs
+from ..domain.alerts import FIRING
 from ..domain.limits import COUNT_CAP
 from ..domain.timeutil import isoformat, utcnow
+from ..jobs.alert_rules import alert_json, recent_alerts
 from ..store.extensions import db
 from ..store.models import MonitorPass, Worker
 from ..webhooks.endpoints import health as webhook_health
@@ -85,6 +87,16 @@ def health_report(*, now: datetime | None = None) -> dict[str, Any]:
         "monitor": monitor,
         "webhooks": webhooks,
         "recent": recent_story(now),
+        "alerts": _alerts(),
+    }
+
+
+def _alerts() -> dict[str, list[dict[str, Any]]]:
+    """Firing alerts (oldest first) and the history of recent ones (newest first)."""
+    shown = [alert_json(alert, rule) for alert, rule in recent_alerts()]
+    return {
+        "firing": [alert for alert in shown if alert["state"] == FIRING],
+        "recent": [alert for alert in shown if alert["state"] != FIRING],
     }
 
 

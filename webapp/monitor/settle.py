@@ -21,6 +21,7 @@ from ..store.locks import one_at_a_time
 from ..store.models import Job, MonitorPass
 from ..webhooks.alerts import raise_alerts
 from ..webhooks.outbox import prune as prune_notifications
+from .alerting import alert_settings, evaluate
 from .scans import (
     PRUNED_STATUSES,
     cancelled_scan,
@@ -66,6 +67,8 @@ def run_pass(*, trigger: str = "schedule", now: datetime | None = None) -> dict[
         raise_alerts(
             changes, now, worker_timeout_s=settings["default_timeout"], pending_action=settings["pending_action"]
         )
+        changes["alerts"] = evaluate(now, alert_settings()).json()
+        changes["queue_samples"] = jobs.sample_queue_depth(now, keep=settings["retention"])
         finished_at = utcnow()
         duration_ms = round((time.perf_counter() - clock) * 1000, 3)
         record = MonitorPass(

@@ -134,6 +134,14 @@ ROUTES: dict[str, Needs] = {
     "webhooks.enable": needs(ADMIN),
     "webhooks.rotate_secret": needs(ADMIN),
     "webhooks.redeliver": needs(ADMIN),
+    # alerts: viewers read, admins change the rules
+    "alerts_api.list_rules": needs(VIEWER),
+    "alerts_api.list_alerts": needs(VIEWER),
+    "alerts_api.create_rule": needs(ADMIN),
+    "alerts_api.delete_rule": needs(ADMIN),
+    "alerts.index": needs(VIEWER),
+    "alerts.create": needs(ADMIN),
+    "alerts.delete": needs(ADMIN),
     # identity: tokens (an operator's own; an admin's for anyone), the audit trail
     "identity_api.create_token": needs(OPERATOR),
     "identity_api.list_tokens": needs(OPERATOR),

@@ -590,3 +590,82 @@ class AuditEntry(Model):
     address: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(200))
     data: Mapped[Any] = mapped_column(Json, nullable=True)
+
+
+# --- alerts and history (webapp.monitor.alerting, webapp.jobs.alert_rules, webapp.jobs.series) ---
+
+
+class AlertRule(Model):
+    """What the monitor watches: a kind (webapp.domain.alerts.RULE_KINDS) of a subject, and when it fires."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(210))  # a type, queue:NAME, queue or schedule name, or *
+    threshold: Mapped[float] = mapped_column(Float)
+    window_s: Mapped[int] = mapped_column(Integer, default=0)
+    min_jobs: Mapped[int] = mapped_column(Integer, default=0)  # failure_rate: fewer finished jobs say nothing
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Alert(Model):
+    """One episode of a rule firing for one subject: firing from `since`, resolved at `resolved_at`.
+
+    At most one firing alert per (rule, subject), held by the partial unique index, so of
+    any number of monitor replicas exactly one inserts it (and notifies); the resolve and
+    the re-notify are conditional UPDATEs that exactly one replica's statement matches.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    subject: Mapped[str] = mapped_column(String(210))  # the concrete type, queue, schedule (or * for workers)
+    state: Mapped[str] = mapped_column(String(16))  # firing | resolved
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    value: Mapped[float] = mapped_column(Float)  # the newest measure while firing, the last one once resolved
+    threshold: Mapped[float] = mapped_column(Float)
+    notified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("state IN ('firing', 'resolved')", name="ck_alerts_state"),
+        Index(
+            "uq_alerts_firing",
+            "rule_id",
+            "subject",
+            unique=True,
+            sqlite_where=text("state = 'firing'"),
+            postgresql_where=text("state = 'firing'"),
+        ),
+        Index("ix_alerts_rule", "rule_id", "id"),
+    )
+
+
+class QueueSample(Model):
+    """Queued jobs once a minute, sampled by the monitor: /stats charts them over days.
+
+    `subject` is a queue's name, `type:NAME` for a type, or `*` for all (written every
+    sample, so a minute with no row was a minute no monitor ran)."""
+
+    __tablename__ = "queue_samples"
+
+    at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)  # the minute's start
+    subject: Mapped[str] = mapped_column(String(210), primary_key=True)
+    queued: Mapped[int] = mapped_column(BigInteger)
+    oldest_s: Mapped[float | None] = mapped_column(Float)
+
+
+class WaitRollup(Model):
+    """Finished jobs of one hour, type, queue and status per queue-latency bucket
+    (webapp.domain.wait_buckets): throughput, failure rate and latency percentiles per type or queue."""
+
+    __tablename__ = "job_wait_rollups"
+
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    type: Mapped[str] = mapped_column(String(200), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    jobs: Mapped[int] = mapped_column(BigInteger)

@@ -36,7 +36,7 @@ from ..domain.timeutil import utcnow
 from ..store.extensions import db
 from ..store.locks import one_at_a_time
 from ..store.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
-from . import formats, transport
+from . import formats, mail, transport
 from .addresses import AddressRefused
 from .signing import signed_headers
 
@@ -66,6 +66,8 @@ class Settings:
     disable_after_s: float
     allow_private: bool
     public_url: str | None
+    smtp_url: str | None
+    mail_from: str
 
 
 def settings() -> Settings:
@@ -79,6 +81,8 @@ def settings() -> Settings:
         disable_after_s=float(c["JOBWARDEN_WEBHOOK_DISABLE_AFTER_S"]),
         allow_private=bool(c["JOBWARDEN_WEBHOOK_ALLOW_PRIVATE"]),
         public_url=c["JOBWARDEN_PUBLIC_URL"],
+        smtp_url=c["JOBWARDEN_SMTP_URL"],
+        mail_from=c["JOBWARDEN_SMTP_FROM"],
     )
 
 
@@ -110,6 +114,7 @@ class Answer:
 
     @property
     def delivered(self) -> bool:
+        """A 2xx: HTTP's success, or SMTP's 250 (accepted) for a mail."""
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
@@ -170,7 +175,7 @@ def claim(s: Settings, now: datetime) -> list[Outgoing]:
             attempt=delivery.attempt,
             url=endpoint.url,
             secret=endpoint.secret,
-            body=formats.body(notification, endpoint.format, s.public_url),
+            body=_body(notification, endpoint, s),
             event_id=notification.event_id,
             notification_created_at=notification.created_at,
         )
@@ -180,12 +185,21 @@ def claim(s: Settings, now: datetime) -> list[Outgoing]:
     return claimed
 
 
+def _body(notification: WebhookNotification, endpoint: WebhookEndpoint, s: Settings) -> str:
+    """What is sent: a mail for a mailto: endpoint, else the endpoint's format."""
+    if mail.is_mail(endpoint.url):
+        return mail.compose(notification, mail.address_of(endpoint.url), s.mail_from, s.public_url)
+    return formats.body(notification, endpoint.format, s.public_url)
+
+
 # --- send --------------------------------------------------------------------------------
 
 
 def send(item: Outgoing, s: Settings) -> Answer:
     """One POST to the checked address: one deadline for all of it, no redirects followed,
-    at most 1 KB of the answer kept."""
+    at most 1 KB of the answer kept. A mailto: endpoint's message goes to the SMTP server."""
+    if mail.is_mail(item.url):
+        return _send_mail(item, s)
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
@@ -213,6 +227,15 @@ def send(item: Outgoing, s: Settings) -> Answer:
         error = f"HTTP {reply.status_code}"
     excerpt = reply.excerpt.decode("utf-8", "replace")[:EXCERPT_BYTES] if reply.excerpt else None
     return Answer(reply.status_code, latency_ms, error, excerpt)
+
+
+def _send_mail(item: Outgoing, s: Settings) -> Answer:
+    started = time.perf_counter()
+    try:
+        code = mail.send(s.smtp_url, s.mail_from, item.url, item.body, timeout_s=s.timeout_s)
+    except (mail.SendFailed, AddressRefused) as failure:
+        return Answer(None, round((time.perf_counter() - started) * 1000, 3), str(failure), None)
+    return Answer(code, round((time.perf_counter() - started) * 1000, 3), None, None)
 
 
 # --- record ------------------------------------------------------------------------------

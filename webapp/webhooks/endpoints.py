@@ -19,6 +19,7 @@ from ..store.models import WebhookDelivery, WebhookEndpoint, WebhookNotification
 from .addresses import AddressRefused, check_public, check_url_shape
 from .events import EVENT_TYPES
 from .formats import FORMATS
+from .mail import address_of, is_mail
 from .signing import new_secret
 
 MAX_URL_LENGTH = 2000
@@ -52,7 +53,9 @@ def validate(url: str, events: list[str], format: str) -> tuple[str, list[str]]:
     if not url or len(url) > MAX_URL_LENGTH:
         raise BadEndpoint("url", f"must be 1 to {MAX_URL_LENGTH} characters")
     try:
-        if current_app.config["JOBWARDEN_WEBHOOK_ALLOW_PRIVATE"]:
+        if is_mail(url):
+            address_of(url)
+        elif current_app.config["JOBWARDEN_WEBHOOK_ALLOW_PRIVATE"]:
             check_url_shape(url)
         else:
             check_public(url)

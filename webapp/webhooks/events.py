@@ -12,9 +12,12 @@ JOB_ORPHANED = "job.orphaned"
 JOB_RECOVERED = "job.recovered"
 ALERT_UNSERVED_TYPE = "alert.unserved_type"
 ALERT_STALE_PENDING = "alert.stale_pending"
+# An alert rule's alert changed state (webapp.monitor.alerting): once per change, on any number of replicas.
+ALERT_FIRING = "alert.firing"
+ALERT_RESOLVED = "alert.resolved"
 
 JOB_EVENTS = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED, JOB_ORPHANED, JOB_RECOVERED)
-ALERT_EVENTS = (ALERT_UNSERVED_TYPE, ALERT_STALE_PENDING)
+ALERT_EVENTS = (ALERT_UNSERVED_TYPE, ALERT_STALE_PENDING, ALERT_FIRING, ALERT_RESOLVED)
 EVENT_TYPES = JOB_EVENTS + ALERT_EVENTS
 
 # Edges that bring a finished job back: force-start, and resume/restart where the state machine has them.

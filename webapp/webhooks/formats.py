@@ -52,7 +52,11 @@ def slack_text(notification: WebhookNotification, public_url: str | None) -> str
             text += f"\n>{_escape(error.splitlines()[0][:300])}"
         return text
     alert = data.get("alert", {})
-    text = f":rotating_light: Jobwarden alert: {_escape(str(alert.get('message', notification.type)))}"
+    icon = ":white_check_mark:" if notification.type == events.ALERT_RESOLVED else ":rotating_light:"
+    text = f"{icon} Jobwarden alert: {_escape(str(alert.get('message', notification.type)))}"
+    if "rule_description" in alert:
+        text += f"\nRule {alert['rule']}: {_escape(str(alert['rule_description']))} — since {alert['since']}"
     if public_url:
-        text += f" <{public_url}/health|Health>"
+        anchor = f"#alert-{alert['id']}" if "id" in alert else ""
+        text += f" <{public_url}/health{anchor}|Health>"
     return text

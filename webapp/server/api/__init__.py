@@ -17,7 +17,7 @@ from .spec import ApiError, refused
 def register(app: Flask) -> None:
     from ...store.extensions import db
     from ..extensions import csrf
-    from . import identity, internal, ops, public, queues, schedules, webhooks
+    from . import alerts, identity, internal, ops, public, queues, schedules, webhooks
 
     for blueprint in (
         public.bp,
@@ -28,6 +28,7 @@ def register(app: Flask) -> None:
         schedules.internal_bp,
         queues.bp,
         identity.bp,
+        alerts.bp,
     ):
         # JSON routes authenticate with headers (Bearer, Basic), never the session cookie: no CSRF token needed.
         csrf.exempt(blueprint)

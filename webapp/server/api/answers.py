@@ -129,6 +129,9 @@ class Health(Answer):
             "`kind` (orphaned, worker_died, worker_stopped, failure_spike), `severity`, `count`, `ids`, `text`."
         )
     )
+    alerts: dict[str, Any] = Field(
+        description="`firing` (oldest first) and `recent` (resolved, newest first): each as in GET /api/alerts."
+    )
 
 
 class CleanupResult(Answer):

@@ -1,7 +1,7 @@
 """The server-rendered dashboard: jobs table, job page with its recovery card, health
-page (`views`), the webhooks page (`webhooks`), the schedules page (`schedules`) and the
-queues page (`queues`)."""
+page (`views`), the webhooks page (`webhooks`), the schedules page (`schedules`), the
+queues page (`queues`) and the alert rules (`alerts`)."""
 
-from . import audit, queues, schedules, views, webhooks
+from . import alerts, audit, queues, schedules, views, webhooks
 
-BLUEPRINTS = (views.bp, webhooks.bp, schedules.bp, queues.bp, audit.bp)
+BLUEPRINTS = (views.bp, webhooks.bp, schedules.bp, queues.bp, audit.bp, alerts.bp)

@@ -1,4 +1,4 @@
-"""The /stats figures over a chosen window (1 h, 24 h, 7 d): throughput per bucket, time in
+"""The /stats figures over a chosen window (1 h, 24 h, 7 d, 30 d): throughput per bucket, time in
 each status, failures by error and by type — all counted and summed by the store, over days
 from its hourly rollups (`webapp.jobs.rollups`)."""
 
@@ -26,6 +26,7 @@ WINDOWS = {
     "1h": Window("1h", "the last hour", 60, timedelta(minutes=1), "%H:%M"),
     "24h": Window("24h", "the last 24 hours", 48, timedelta(minutes=30), "%H:%M"),
     "7d": Window("7d", "the last 7 days", 56, timedelta(hours=3), "%a %H:%M"),
+    "30d": Window("30d", "the last 30 days", 60, timedelta(hours=12), "%d %b %H:%M"),
 }
 DEFAULT_WINDOW = "1h"
 

@@ -23,6 +23,7 @@ from .choices import known_types
 from .health import current_jobs_by_worker
 from .regions import render_region, wants_region
 from .stats import DEFAULT_WINDOW, WINDOWS, over
+from .trends import trends
 
 bp = Blueprint("dashboard", __name__)
 bp.add_app_template_filter(display.duration, "duration")
@@ -341,10 +342,26 @@ def health():
     )
 
 
+MAX_FILTER_CHARS = 200  # a type or queue name
+
+
 @bp.get("/stats")
 def stats():
-    """Throughput and failures over 1 h, 24 h or 7 d, as a server-rendered SVG chart and tables."""
+    """Throughput, failure rate, queue latency and depth over 1 h, 24 h, 7 d or 30 d (all jobs,
+    `type` or `queue`), as server-rendered SVG charts and tables."""
     key = request.args.get("window") or DEFAULT_WINDOW
     if key not in WINDOWS:
         return render_template("error.html", message=f"window: choose {', '.join(WINDOWS)}"), 400
-    return render_template("stats.html", stats=over(utcnow(), WINDOWS[key]), windows=WINDOWS)
+    job_type, queue = (request.args.get(name) or None for name in ("type", "queue"))
+    for name, value in (("type", job_type), ("queue", queue)):
+        if value is not None and len(value) > MAX_FILTER_CHARS:
+            return render_template("error.html", message=f"{name}: at most {MAX_FILTER_CHARS} characters"), 400
+    now = utcnow()
+    return render_template(
+        "stats.html",
+        stats=over(now, WINDOWS[key]),
+        trends=trends(now, WINDOWS[key], job_type=job_type, queue=queue),
+        windows=WINDOWS,
+        job_type=job_type,
+        queue=queue,
+    )

@@ -1,0 +1,127 @@
+"""What evaluating the alert rules adds to a monitor pass, at 1 M jobs and 100 rules.
+
+Builds the store of benchmarks/monitor.py (--jobs jobs, finished ones spread over 13 days,
+5,000 queued, 1,000 running), rolls up its hours, then in the same run times:
+- the baseline: --passes monitor passes with no rule;
+- `alerting.evaluate` alone with --rules rules of every kind, several windows and
+  subjects (the rules' alerts fire on the first pass and stay firing: the steady state);
+- monitor passes with those rules.
+Target: evaluation ≤ 20 ms per pass. Prints the figures and the ratio to the baseline.
+
+    .venv/bin/python benchmarks/alerts.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    .venv/bin/python benchmarks/alerts.py                      # SQLite (a file under /tmp)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._support import add_database_prefix_option, app_config  # noqa: E402
+from benchmarks.monitor import database, keep_alive, percentile, populate, roll_up  # noqa: E402
+from webapp import create_app, monitor  # noqa: E402
+from webapp.domain.alerts import KIND_NAMES  # noqa: E402
+from webapp.domain.timeutil import utcnow  # noqa: E402
+from webapp.jobs import alert_rules  # noqa: E402
+from webapp.monitor.alerting import alert_settings, evaluate  # noqa: E402
+from webapp.store.extensions import db  # noqa: E402
+
+TARGET_MS = 20.0
+WINDOWS = (300, 900, 3600, 6 * 3600)
+SUBJECTS = {
+    "failure_rate": ("*", "bench.other", "bench.work", "queue:default"),
+    "queue_latency": ("*", "default", "gpu"),
+    "no_worker": ("*", "bench.other"),
+    "stalled": ("*", "bench.work"),
+    "schedule_failing": ("*", "nightly"),
+    "worker_deaths": ("*", "bench"),
+}
+
+
+def add_rules(count: int) -> None:
+    for n in range(count):
+        kind = KIND_NAMES[n % len(KIND_NAMES)]
+        subjects = SUBJECTS[kind]
+        window = WINDOWS[(n // len(KIND_NAMES)) % len(WINDOWS)]
+        threshold = {"failure_rate": 0.2, "queue_latency": 60, "stalled": 30, "schedule_failing": 3}.get(kind, 1)
+        alert_rules.add(
+            kind,
+            subjects[n % len(subjects)],
+            threshold,
+            window if kind in ("failure_rate", "worker_deaths") else 0,
+            10 if kind == "failure_rate" else None,
+        )
+
+
+def timed(call, passes: int) -> list[float]:
+    times = []
+    for _ in range(passes):
+        keep_alive()
+        clock = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - clock) * 1000)
+    return times
+
+
+def summary(name: str, times: list[float]) -> str:
+    return f"{name:<34} median {statistics.median(times):6.1f} ms   p95 {percentile(times, 0.95):6.1f} ms   max {max(times):6.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=None, help="default: a SQLite file in a temporary directory")
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--rules", type=int, default=100)
+    parser.add_argument("--passes", type=int, default=30)
+    add_database_prefix_option(parser)
+    args = parser.parse_args()
+
+    with database(args.database_url, args.database_prefix) as url:
+        app = create_app(app_config(url))
+        with app.app_context():
+            db.create_all()
+            seconds = populate(args.jobs, 1_000)
+            print(f"backend: {db.engine.dialect.name}; built {args.jobs:,} jobs in {seconds:.1f} s")
+            seconds, hours = roll_up()
+            print(f"rolled up {hours:,} hours in {seconds:.1f} s")
+            monitor.run_pass(trigger="manual")  # warms the pool and statement caches
+            baseline = timed(lambda: monitor.run_pass(), args.passes)
+
+            add_rules(args.rules)
+            settings = alert_settings()
+
+            changes = {"fired": 0, "resolved": 0, "renotified": 0}
+
+            def evaluate_and_commit():
+                outcome = evaluate(utcnow(), settings)
+                db.session.commit()
+                for name, ids in outcome.json().items():
+                    changes[name] += len(ids)
+                return outcome
+
+            first = evaluate_and_commit()
+            print(f"{args.rules} rules; first evaluation fired {len(first.fired)} alerts")
+            changes.update(fired=0, resolved=0, renotified=0)
+            evaluation = timed(evaluate_and_commit, args.passes)
+            print(f"during the timed evaluations: {changes}")
+            with_rules = timed(lambda: monitor.run_pass(), args.passes)
+
+    print()
+    print(summary("monitor pass, no rules (baseline)", baseline))
+    print(summary(f"evaluate {args.rules} rules", evaluation))
+    print(summary(f"monitor pass with {args.rules} rules", with_rules))
+    base, cost = statistics.median(baseline), statistics.median(evaluation)
+    print(
+        f"\nevaluation / baseline pass: {cost / base:.2f}×; pass with rules / baseline: {statistics.median(with_rules) / base:.2f}×"
+    )
+    verdict = "meets" if cost <= TARGET_MS else "misses"
+    print(f"target ≤ {TARGET_MS:g} ms per pass for the evaluation: {verdict} ({cost:.1f} ms median)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Alerts and /stats in a real browser against a real server whose own monitor runs: a rule
+added on /alerts (confirmed removal in the page), its alert firing on /health by the next
+polls, resolving into the history; and the /stats charts with their axes, legends and
+tables, in light and dark."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from e2e.dialogs import confirm_in_page
+from webapp import jobs
+from webapp.store.extensions import db
+
+
+def test_a_rule_added_on_the_page_fires_on_health_and_resolves_into_the_history(page: Page):
+    job = jobs.create_job(type="report.build", queue="reports")
+    page.goto("/alerts")
+    form = page.locator("form").filter(has=page.get_by_role("button", name="Add rule"))
+    form.get_by_label("Kind").select_option("queue_latency")
+    form.get_by_label("Subject").fill("reports")
+    form.get_by_label("Threshold").fill("many")
+    form.get_by_role("button", name="Add rule").click()
+    expect(page.get_by_test_id("rule-error")).to_contain_text("threshold: must be a number")
+    form = page.locator("form").filter(has=page.get_by_role("button", name="Add rule"))
+    form.get_by_label("Threshold").fill("1")
+    form.get_by_role("button", name="Add rule").click()
+    expect(page.get_by_role("status")).to_contain_text("queue_latency of queue reports ≥ 1 s")
+
+    page.goto("/health")
+    firing = page.get_by_test_id("firing-alerts")
+    expect(firing).to_contain_text("queue_latency of queue reports is", timeout=15_000)
+    expect(firing.locator("time")).to_have_count(1)
+    expect(page.get_by_test_id("health-summary")).to_have_text("Attention needed.")
+
+    jobs.cancel_job(job.id, reason="e2e")
+    db.session.commit()
+    expect(page.get_by_test_id("alert-history")).to_contain_text(
+        "resolved: queue_latency of queue reports", timeout=15_000
+    )
+    expect(page.get_by_test_id("firing-alerts")).to_have_count(0)
+
+    page.goto("/alerts")
+    row = page.locator("tr[data-rule-id]").filter(has_text="queue reports")
+    row.get_by_role("button", name="Remove").click()
+    assert confirm_in_page(page, "Remove rule").startswith("Remove rule")
+    expect(page.get_by_role("status")).to_contain_text("removed")
+    expect(page.locator("tr[data-rule-id]")).to_have_count(0)
+
+
+def test_the_stats_charts_have_axes_legends_and_tables_in_light_and_dark(page: Page, browser, server):
+    for _ in range(3):
+        jobs.create_job(type="video", queue="media")
+    page.goto("/stats?window=24h&queue=media")
+    for key in ("throughput", "failure-rate", "latency", "depth"):
+        chart = page.get_by_test_id(f"chart-{key}")
+        svg = chart.get_by_role("img")
+        expect(svg).to_be_visible()
+        assert svg.get_attribute("aria-labelledby")
+        assert chart.locator(".tick-value").count() >= 3 and chart.locator(".tick-time").count() >= 4
+        chart.get_by_text("Table of").click()
+        expect(chart.get_by_test_id(f"table-{key}")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("queue media")
+
+    colours = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(base_url=server.url, color_scheme=scheme)
+        themed = context.new_page()
+        themed.goto("/stats?window=1h")
+        tick = themed.get_by_test_id("chart-throughput").locator(".tick-value").first
+        colours[scheme] = tick.evaluate("node => getComputedStyle(node).fill")
+        context.close()
+    assert colours["light"] != colours["dark"]

@@ -1,0 +1,37 @@
+"""A monitor replica's alert evaluation in a process of its own, for the race and kill tests.
+
+`python -m tests.support.alert_replica DATABASE_URL NOW_ISO START_AT MODE`: waits until
+the wall clock reaches START_AT (so all replicas begin together), evaluates the rules
+as the monitor's pass does (without the pass's advisory lock: the statements alone
+must decide), then commits (`commit`), or says it is done and hangs before committing
+(`hang`) so the test can kill -9 it mid-pass."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+
+
+def main(database_url: str, now_iso: str, start_at: float, mode: str) -> None:
+    from webapp import create_app
+    from webapp.monitor.alerting import alert_settings, evaluate
+    from webapp.store.extensions import db
+
+    from tests.conftest import test_config
+
+    app = create_app(test_config(database_url))
+    with app.app_context():
+        db.session.connection()  # connected before the start, so the replicas race the statements
+        time.sleep(max(0.0, start_at - time.time()))
+        outcome = evaluate(datetime.fromisoformat(now_iso), alert_settings())
+        if mode == "hang":
+            db.session.flush()
+            print("evaluated", flush=True)
+            time.sleep(3600)
+        db.session.commit()
+        print("fired", ",".join(map(str, outcome.fired)), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4])

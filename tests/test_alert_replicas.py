@@ -1,0 +1,86 @@
+"""Several monitor replicas (real processes) evaluating the same rules at once notify each
+change once; a replica killed mid-pass, after its statements and before its commit,
+leaves nothing behind, and the next replica notifies once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from webapp import jobs
+from webapp.domain.timeutil import utcnow
+from webapp.jobs import alert_rules
+from webapp.store.extensions import db
+from webapp.store.models import Alert, WebhookNotification
+from webapp.webhooks import endpoints, events
+
+from tests.conftest import test_config
+
+pytestmark = pytest.mark.slow
+REPLICAS = 4
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def app_config(database_url):
+    return test_config(database_url, JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=True)
+
+
+def replica(database_url: str, now, start_at: float, mode: str = "commit") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.alert_replica", database_url, now.isoformat(), str(start_at), mode],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def counts() -> tuple[int, int]:
+    db.session.expire_all()
+    alerts = db.session.scalar(select(func.count()).select_from(Alert))
+    notified = db.session.scalar(select(func.count()).where(WebhookNotification.type == events.ALERT_FIRING))
+    return alerts, notified
+
+
+@pytest.fixture
+def breaching(app):
+    """Three rules each breached by one queued job (three alerts to fire), and a listener."""
+    endpoints.create("https://hooks.example.com/x", [events.ALERT_FIRING, events.ALERT_RESOLVED])
+    for queue in ("a", "b", "c"):
+        alert_rules.add("queue_latency", queue, 10)
+        jobs.create_job(type="t", queue=queue)
+    return utcnow() + timedelta(seconds=60)
+
+
+def test_replicas_racing_fire_each_alert_once_and_notify_once(app, database_url, breaching):
+    start_at = time.time() + 3
+    racers = [replica(database_url, breaching, start_at) for _ in range(REPLICAS)]
+    outputs = [racer.communicate(timeout=90)[0] for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers), outputs
+    fired = [int(i) for line in outputs for i in line.split(" ", 1)[1].strip().split(",") if i]
+    assert sorted(fired) == sorted(set(fired)) and len(fired) == 3, outputs
+    assert counts() == (3, 3)
+
+
+def test_a_replica_killed_mid_pass_leaves_nothing_and_the_next_notifies_once(app, database_url, breaching):
+    hung = replica(database_url, breaching, time.time(), mode="hang")
+    assert hung.stdout is not None and hung.stdout.readline().strip() == "evaluated"
+    os.kill(hung.pid, signal.SIGKILL)
+    hung.wait(timeout=30)
+    assert counts() == (0, 0)
+
+    survivor = replica(database_url, breaching, time.time())
+    out = survivor.communicate(timeout=90)[0]
+    assert survivor.returncode == 0, out
+    assert counts() == (3, 3)
+    again = replica(database_url, breaching, time.time())  # a later pass: nothing new
+    again.communicate(timeout=90)
+    assert counts() == (3, 3)
+    assert {a.state for a in db.session.scalars(select(Alert))} == {"firing"}

@@ -1,0 +1,213 @@
+"""Alert rules end to end on the real store: a rule fires once and resolves once (with a
+controlled clock), re-notifies only after its interval, and each change is one
+notification in the outbox; bad rules are a 400 naming the field."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from webapp import jobs
+from webapp.domain.timeutil import utcnow
+from webapp.jobs import alert_rules
+from webapp.monitor import run_pass
+from webapp.store.extensions import db
+from webapp.store.models import Alert, WebhookNotification
+from webapp.webhooks import events
+
+from tests.conftest import test_config
+
+
+@pytest.fixture
+def app_config(database_url):
+    return test_config(
+        database_url,
+        JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=True,
+        JOBWARDEN_PUBLIC_URL="https://jobs.example.com",
+        JOBWARDEN_ALERT_RENOTIFY_S=600.0,
+    )
+
+
+def listen(client) -> None:
+    response = client.post(
+        "/api/webhooks",
+        json={"url": "https://hooks.example.com/a", "events": [events.ALERT_FIRING, events.ALERT_RESOLVED]},
+    )
+    assert response.status_code == 201, response.get_json()
+
+
+def alert_notifications() -> list[tuple[str, dict]]:
+    db.session.expire_all()
+    rows = db.session.scalars(
+        select(WebhookNotification)
+        .where(WebhookNotification.type.in_((events.ALERT_FIRING, events.ALERT_RESOLVED)))
+        .order_by(WebhookNotification.id)
+    )
+    return [(row.type, row.payload["alert"]) for row in rows]
+
+
+def run_failing(job_type: str, count: int, *, fail: bool = True) -> None:
+    for _ in range(count):
+        job = jobs.create_job(type=job_type, max_attempts=1)
+        (claimed,) = jobs.claim_jobs("w1", types=[job_type])
+        jobs.start_job(job.id, claimed.lease_token)
+        if fail:
+            jobs.fail_job(job.id, claimed.lease_token, error="boom", exit_code=1, retryable=False)
+        else:
+            jobs.complete_job(job.id, claimed.lease_token, result=None, exit_code=0, output="")
+
+
+def test_a_queue_latency_rule_fires_once_renotifies_after_its_interval_and_resolves_once(app, client):
+    listen(client)
+    rule = alert_rules.add("queue_latency", "reports", 60)
+    job = jobs.create_job(type="report.build", queue="reports")
+    start = utcnow()
+
+    run_pass(now=start + timedelta(seconds=30))  # below the threshold
+    assert alert_notifications() == []
+
+    for seconds in (61, 90, 300):  # firing: notified once, however many passes see it
+        run_pass(now=start + timedelta(seconds=seconds))
+    (fired,) = alert_notifications()
+    assert fired[0] == events.ALERT_FIRING
+    assert (fired[1]["rule"], fired[1]["subject"], fired[1]["state"]) == (rule.id, "reports", "firing")
+    assert fired[1]["value"] >= 60 and fired[1]["threshold"] == 60
+
+    run_pass(now=start + timedelta(seconds=61 + 601))  # still firing after the re-notify interval
+    assert [kind for kind, _ in alert_notifications()] == [events.ALERT_FIRING, events.ALERT_FIRING]
+
+    jobs.cancel_job(job.id, reason="done waiting")
+    for seconds in (700, 710):
+        run_pass(now=start + timedelta(seconds=seconds))
+    kinds = [kind for kind, _ in alert_notifications()]
+    assert kinds == [events.ALERT_FIRING, events.ALERT_FIRING, events.ALERT_RESOLVED]
+    resolved = alert_notifications()[-1][1]
+    assert resolved["id"] == fired[1]["id"] and resolved["state"] == "resolved"
+
+    answer = client.get("/api/alerts").get_json()["alerts"]
+    assert [(a["id"], a["state"], a["subject"]) for a in answer] == [(fired[1]["id"], "resolved", "reports")]
+
+
+def test_a_failure_rate_rule_needs_its_minimum_of_jobs_and_fires_per_type(app, client):
+    listen(client)
+    alert_rules.add("failure_rate", "*", 0.5, 900, 4)
+    run_failing("video.transcode", 3)
+    run_pass()
+    assert alert_notifications() == []  # 3 jobs ran: fewer than min_jobs
+
+    run_failing("video.transcode", 1)
+    run_failing("video.thumbs", 4, fail=False)
+    run_pass()
+    run_pass()
+    (fired,) = alert_notifications()
+    assert fired[1]["subject"] == "video.transcode" and fired[1]["value"] == 1.0
+    assert "failure_rate of type video.transcode is 100 %" in fired[1]["message"]
+
+
+def test_a_schedule_failing_n_times_in_a_row_fires(app, client):
+    listen(client)
+    from webapp.jobs import schedules
+
+    schedules.create("nightly", {"type": "report.nightly", "every_s": 3600}, source="api", actor="test")
+    alert_rules.add("schedule_failing", "nightly", 2)
+    for _ in range(2):
+        job = schedules.trigger("nightly", actor="test")
+        (claimed,) = jobs.claim_jobs("w1", types=["report.nightly"])
+        jobs.start_job(job.id, claimed.lease_token)
+        jobs.fail_job(job.id, claimed.lease_token, error="no data", exit_code=1, retryable=False)
+        run_pass()
+    (fired,) = alert_notifications()
+    assert (fired[1]["kind"], fired[1]["subject"], fired[1]["value"]) == ("schedule_failing", "nightly", 2.0)
+
+
+def test_removing_a_rule_removes_its_alerts(app, client):
+    rule = alert_rules.add("queue_latency", "*", 1)
+    jobs.create_job(type="x")
+    run_pass(now=utcnow() + timedelta(seconds=5))
+    assert db.session.scalar(select(Alert.state)) == "firing"
+    assert client.delete(f"/api/alert-rules/{rule.id}").status_code == 204
+    assert db.session.scalars(select(Alert)).all() == []
+    assert client.delete(f"/api/alert-rules/{rule.id}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "nope", "subject": "*", "threshold": 1}, "kind"),
+        ({"kind": "failure_rate", "subject": "*", "threshold": 1.5, "window_s": 600}, "threshold"),
+        ({"kind": "failure_rate", "subject": "*", "threshold": 0.5, "window_s": 5}, "window_s"),
+        ({"kind": "queue_latency", "subject": "*", "threshold": "soon"}, "threshold"),
+        ({"kind": "queue_latency", "subject": "x" * 211, "threshold": 5}, "subject"),
+        ({"kind": "stalled", "subject": "queue:a", "threshold": 5}, "subject"),
+        ({"kind": "queue_latency", "subject": "*", "threshold": 0}, "threshold"),
+    ],
+)
+def test_a_bad_rule_is_a_400_naming_the_field_and_changes_nothing(app, client, body, field):
+    response = client.post("/api/alert-rules", json=body)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["field"] == field
+    assert client.get("/api/alert-rules").get_json()["rules"] == []
+
+
+def test_rules_are_listed_with_their_description(app, client):
+    response = client.post(
+        "/api/alert-rules",
+        json={"kind": "failure_rate", "subject": "video.transcode", "threshold": 0.6, "window_s": 900},
+    )
+    assert response.status_code == 201
+    (rule,) = client.get("/api/alert-rules").get_json()["rules"]
+    assert rule["description"] == "failure_rate of type video.transcode ≥ 60 % over 15 min"
+    assert (rule["min_jobs"], rule["firing"]) == (10, 0)
+
+
+# --- the dashboard -----------------------------------------------------------------------
+
+
+def csrf_token(client, path: str) -> str:
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "the page has no form"
+    return found.group(1)
+
+
+def test_the_alerts_page_adds_and_removes_rules_with_csrf_and_names_a_bad_field(app, client):
+    token = csrf_token(client, "/alerts")
+    refused = client.post("/alerts/rules", data={"kind": "failure_rate", "threshold": "0.5", "window_s": "600"})
+    assert refused.status_code == 400 and alert_rules.all_rules() == []  # no token, nothing done
+
+    bad = client.post("/alerts/rules", data={"kind": "failure_rate", "threshold": "lots", "csrf_token": token})
+    assert bad.status_code == 400
+    assert "threshold: must be a number" in bad.get_data(as_text=True)
+
+    added = client.post(
+        "/alerts/rules",
+        data={"kind": "queue_latency", "subject": "<reports>", "threshold": "300", "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
+    assert added.status_code == 201
+    page = added.get_data(as_text=True)
+    assert "queue_latency of queue &lt;reports&gt; ≥ 5 min" in page  # escaped
+    (rule,) = alert_rules.all_rules()
+    removed = client.post(f"/alerts/rules/{rule.id}/delete", data={"csrf_token": token})
+    assert removed.status_code == 302 and alert_rules.all_rules() == []
+
+
+def test_health_shows_firing_alerts_since_when_and_the_history(app, client):
+    rule = alert_rules.add("queue_latency", "*", 10)
+    job = jobs.create_job(type="t", queue="imports")
+    start = utcnow()
+    run_pass(now=start + timedelta(seconds=20))
+    page = client.get("/health").get_data(as_text=True)
+    alert_id = client.get("/api/alerts").get_json()["alerts"][0]["id"]
+    assert f'id="alert-{alert_id}"' in page and "queue_latency of queue imports is" in page
+    assert "firing since <time" in page and f"(rule {rule.id}: queue_latency of every queue ≥ 10 s)" in page
+    assert client.get("/api/health").get_json()["alerts"]["firing"][0]["id"] == alert_id
+
+    jobs.cancel_job(job.id, reason="test")
+    run_pass(now=start + timedelta(seconds=30))
+    page = client.get("/health").get_data(as_text=True)
+    assert 'data-testid="firing-alerts"' not in page
+    assert 'data-testid="alert-history"' in page and "resolved: queue_latency of queue imports" in page

@@ -1,0 +1,98 @@
+"""/stats over time from the store: throughput, failure rate, queue latency percentiles and
+queue depth per bucket, from the jobs table and, past the watermark, the wait rollups —
+both reads answer the same; the chart has labelled axes with several ticks and a table."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from webapp import jobs
+from webapp.domain.timeutil import utcnow
+from webapp.domain.wait_buckets import quantile
+from webapp.jobs.series import sample_queue_depth, series
+from webapp.store.extensions import db
+from webapp.store.models import Job
+
+
+def finish(job_type: str, queue: str, waited_s: float, *, fail: bool = False) -> None:
+    job = jobs.create_job(type=job_type, queue=queue, max_attempts=1)
+    db.session.execute(update(Job).where(Job.id == job.id).values(created_at=utcnow() - timedelta(seconds=waited_s)))
+    db.session.commit()
+    (claimed,) = jobs.claim_jobs("w", types=[job_type])
+    jobs.start_job(job.id, claimed.lease_token)
+    if fail:
+        jobs.fail_job(job.id, claimed.lease_token, error="x", exit_code=1, retryable=False)
+    else:
+        jobs.complete_job(job.id, claimed.lease_token, result=None, exit_code=0, output="")
+
+
+def test_the_percentile_interpolates_inside_its_bucket():
+    # 10 waits in bucket 6 (2.5 s, 5 s]: the median is half way, the 95th near the top.
+    assert quantile({6: 10}, 0.5) == 3.75
+    assert quantile({6: 10}, 0.95) == 2.5 + 2.5 * 0.95
+    assert quantile({-1: 3}, 0.5) is None  # never claimed: no wait
+
+
+def test_series_count_per_type_and_queue_and_read_the_same_from_the_rollups(app):
+    for waited in (1, 2, 3, 4):
+        finish("video", "media", waited)
+    finish("video", "media", 200, fail=True)
+    finish("mail", "default", 0.01)
+    hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    live = series(hour, timedelta(hours=1), 1, queue="media")
+    (point,) = live
+    assert (point.completed, point.failed, point.failure_rate) == (4, 1, 0.2)
+    assert 1 < point.p50_s <= 5 and point.p95_s > 120  # the slow failed one is in the top 5 %
+    assert series(hour, timedelta(hours=1), 1, job_type="mail")[0].completed == 1
+
+    # Roll the hour up (the monitor does this once it is over) and read it back from the rollups.
+    assert jobs.roll_up(hour + timedelta(hours=2)) >= 1
+    from_rollups = series(hour, timedelta(hours=1), 1, queue="media")
+    assert from_rollups == live
+
+
+def test_queue_depth_is_sampled_once_a_minute_across_passes(app):
+    for _ in range(3):
+        jobs.create_job(type="t", queue="imports")
+    now = utcnow()
+    assert sample_queue_depth(now, keep=timedelta(days=1)) == 3  # imports, type:t, *
+    assert sample_queue_depth(now, keep=timedelta(days=1)) == 0  # the same minute again: nothing
+    db.session.commit()
+    minute = now.replace(second=0, microsecond=0)
+    assert series(minute, timedelta(minutes=1), 1, queue="imports")[0].depth == 3
+    assert series(minute, timedelta(minutes=1), 1, queue="elsewhere")[0].depth == 0  # sampled, none queued
+    assert series(minute + timedelta(minutes=1), timedelta(minutes=1), 1)[0].depth is None  # not sampled
+
+
+def test_the_stats_page_draws_four_charts_with_ticks_and_tables(app, client):
+    finish("video", "media", 2)
+    finish("video", "media", 3, fail=True)
+    page = client.get("/stats?window=24h&queue=media").get_data(as_text=True)
+    for key in ("throughput", "failure-rate", "latency", "depth"):
+        chart = page.split(f'data-testid="chart-{key}"', 1)[1].split("</figure>", 1)[0]
+        assert len(re.findall(r'class="axis tick-value"', chart)) >= 3, key
+        assert len(re.findall(r'class="axis tick-time"', chart)) >= 4, key
+        assert 'role="img"' in chart and "<desc" in chart and f'data-testid="table-{key}"' in chart
+    assert "queue media" in page
+    assert client.get("/stats?window=30d").status_code == 200
+    assert client.get("/stats?type=" + "x" * 201).status_code == 400
+
+
+def test_metrics_carry_the_same_series(app, client):
+    from webapp.jobs import alert_rules
+    from webapp.monitor import run_pass
+
+    finish("video", "media", 2)
+    finish("video", "media", 3, fail=True)
+    jobs.create_job(type="video", queue="media")
+    alert_rules.add("queue_latency", "media", 1)
+    run_pass(now=utcnow() + timedelta(seconds=5))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'jobwarden_queue_depth{queue="media"} 1.0' in text
+    assert 'jobwarden_finished_last_hour{queue="media",status="failed",type="video"} 1.0' in text
+    assert 'jobwarden_failure_rate_last_hour{type="video"} 0.5' in text
+    assert re.search(r'jobwarden_queue_latency_seconds_last_hour\{quantile="0.95",queue="media"\} [0-9.]+', text)
+    assert 'jobwarden_alerts_firing{kind="queue_latency"} 1.0' in text

@@ -1,0 +1,184 @@
+"""/stats over time: throughput, failure rate, queue latency p50/p95 and queue depth per
+bucket, for all jobs, a type or a queue — and the data kept for them.
+
+- `wait_rollups.roll_up_waits` (in `rollups.roll_up`'s transaction) counts each rolled-up hour's
+  finished jobs per type, queue, status and wait bucket (`webapp.domain.wait_buckets`):
+  throughput and failure rate are their sums, the percentiles are read from the buckets.
+  The hours after the watermark are counted from the jobs table the same way.
+- `sample_queue_depth` (each monitor pass, at most one row per minute and subject, by
+  the store's primary key) records queued jobs per queue, per type and in all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, literal, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..domain.statuses import FINISHED, Status
+from ..domain.wait_buckets import quantile
+from ..store.extensions import db
+from ..store.models import Job, QueueSample, WaitRollup
+from ..store.sql_time import MICROSECOND, epoch_us, microseconds
+from .rollups import HOUR, rolled_up_to
+from .wait_rollups import wait_bucket
+
+ALL = "*"
+TYPE_PREFIX = "type:"
+
+
+def _minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def sample_queue_depth(now: datetime, *, keep: timedelta) -> int:
+    """Record this minute's queued jobs (per queue, `type:NAME` and `*`) once across replicas;
+    drop samples older than `keep`. How many rows were written (0: this minute's were)."""
+    at = _minute(now)
+    oldest = func.min(Job.run_after)
+    per_queue = select(Job.queue.label("subject"), func.count().label("queued"), oldest.label("oldest"))
+    per_type = select((literal(TYPE_PREFIX) + Job.type).label("subject"), func.count(), oldest)
+    total = select(literal(ALL).label("subject"), func.count(), oldest)
+    queued = Job.status == Status.QUEUED
+    rows = db.session.execute(
+        union_all(
+            per_queue.where(queued).group_by(Job.queue),
+            per_type.where(queued).group_by(Job.type),
+            total.where(queued),
+        )
+    ).all()
+    values = [
+        {
+            "at": at,
+            "subject": subject,
+            "queued": count,
+            "oldest_s": None if first is None else max(0.0, (now - first).total_seconds()),
+        }
+        for subject, count, first in rows
+    ]
+    insert_ = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    written = db.session.execute(
+        insert_(QueueSample)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["at", "subject"])
+        .returning(QueueSample.subject)
+    ).all()
+    db.session.execute(delete(QueueSample).where(QueueSample.at < at - keep))
+    return len(written)
+
+
+@dataclass(frozen=True)
+class Point:
+    start: datetime
+    completed: int
+    failed: int
+    failure_rate: float | None  # failed among completed and failed
+    p50_s: float | None  # queue latency (created → claimed) of the jobs finished in the bucket
+    p95_s: float | None
+    depth: int | None  # most jobs queued at one sample; None: no sample in the bucket
+
+
+def _filters(model: Any, job_type: str | None, queue: str | None) -> list[Any]:
+    conditions = []
+    if job_type is not None:
+        conditions.append(model.type == job_type)
+    if queue is not None:
+        conditions.append(model.queue == queue)
+    return conditions
+
+
+def _live_from(since: datetime, bucket: timedelta) -> datetime:
+    """Where the jobs table takes over from the rollups (as `rollups` decides it)."""
+    if bucket % HOUR or microseconds(since) % (HOUR // MICROSECOND):
+        return since
+    done = rolled_up_to()
+    return max(since, done) if done else since
+
+
+def series(
+    since: datetime, bucket: timedelta, buckets: int, *, job_type: str | None = None, queue: str | None = None
+) -> list[Point]:
+    """`buckets` points from `since`, each `bucket` long (UTC)."""
+    width = bucket // MICROSECOND
+    live_from = _live_from(since, bucket)
+    counts: dict[int, dict[str, dict[int, int]]] = {}  # slot → status → wait bucket → jobs
+
+    live_slot = ((epoch_us(Job.finished_at) - microseconds(since)) // width).label("slot")
+    wait = wait_bucket().label("bucket")
+    reads = [
+        select(live_slot, Job.status, wait, func.count())
+        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= live_from, *_filters(Job, job_type, queue))
+        .group_by(live_slot, Job.status, wait)
+    ]
+    if live_from > since:
+        r = WaitRollup
+        slot = ((epoch_us(r.hour) - microseconds(since)) // width).label("slot")
+        reads.append(
+            select(slot, r.status, r.bucket, func.sum(r.jobs))
+            .where(r.hour >= since, r.hour < live_from, *_filters(r, job_type, queue))
+            .group_by(slot, r.status, r.bucket)
+        )
+    for read in reads:
+        for slot, status, wait_index, n in db.session.execute(read):
+            per_status = counts.setdefault(min(int(slot), buckets - 1), {})
+            per_bucket = per_status.setdefault(status, {})
+            per_bucket[int(wait_index)] = per_bucket.get(int(wait_index), 0) + int(n)
+
+    subject = queue if queue is not None else (TYPE_PREFIX + job_type if job_type is not None else ALL)
+    sample_slot = ((epoch_us(QueueSample.at) - microseconds(since)) // width).label("slot")
+    sampled: dict[int, dict[str, int]] = {}
+    for slot, sampled_subject, most in db.session.execute(
+        select(sample_slot, QueueSample.subject, func.max(QueueSample.queued))
+        .where(QueueSample.at >= since, QueueSample.subject.in_((subject, ALL)))
+        .group_by(sample_slot, QueueSample.subject)
+    ):
+        sampled.setdefault(int(slot), {})[sampled_subject] = int(most)
+    # A minute sampled (`*` is always written) without this subject had none of it queued.
+    depth = {slot: rows.get(subject, 0) for slot, rows in sampled.items()}
+    points = []
+    for index in range(buckets):
+        per_status = counts.get(index, {})
+        completed = sum(per_status.get(Status.COMPLETED, {}).values())
+        failed = sum(per_status.get(Status.FAILED, {}).values())
+        waits: dict[int, int] = {}
+        for per_bucket in per_status.values():
+            for wait_index, n in per_bucket.items():
+                waits[wait_index] = waits.get(wait_index, 0) + n
+        ran = completed + failed
+        points.append(
+            Point(
+                start=since + index * bucket,
+                completed=completed,
+                failed=failed,
+                failure_rate=failed / ran if ran else None,
+                p50_s=quantile(waits, 0.5),
+                p95_s=quantile(waits, 0.95),
+                depth=depth.get(index),
+            )
+        )
+    return points
+
+
+def finished_since(since: datetime) -> list[tuple[str, str, str, int, int]]:
+    """Jobs finished since `since` per (type, queue, status, wait bucket): /metrics' figures."""
+    bucket = wait_bucket().label("bucket")
+    rows = db.session.execute(
+        select(Job.type, Job.queue, Job.status, bucket, func.count())
+        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= since)
+        .group_by(Job.type, Job.queue, Job.status, bucket)
+    )
+    return [(job_type, queue, status, int(index), int(n)) for job_type, queue, status, index, n in rows]
+
+
+def queued_now(now: datetime) -> dict[str, tuple[int, float | None]]:
+    """Per queue: queued jobs and the oldest ready one's wait in seconds."""
+    rows = db.session.execute(
+        select(Job.queue, func.count(), func.min(Job.run_after)).where(Job.status == Status.QUEUED).group_by(Job.queue)
+    )
+    return {
+        queue: (int(n), None if oldest is None else max(0.0, (now - oldest).total_seconds()))
+        for queue, n, oldest in rows
+    }

@@ -1,0 +1,34 @@
+"""The hourly rollup of finished jobs per type, queue, status and queue-latency bucket
+(`webapp.domain.wait_buckets`), written with `rollups.roll_up`'s and read by `series`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, case, delete, func, insert, select
+
+from ..domain.statuses import FINISHED
+from ..domain.wait_buckets import NEVER_CLAIMED, OVERFLOW, WAIT_BOUNDS_S
+from ..store.extensions import db
+from ..store.models import Job, WaitRollup
+from ..store.sql_time import epoch_us, hour_of
+
+
+def wait_bucket() -> ColumnElement[int]:
+    """The job's wait (created → claimed) bucket, in SQL."""
+    wait_us = epoch_us(Job.claimed_at) - epoch_us(Job.created_at)
+    whens = [(wait_us <= int(bound * 1_000_000), index) for index, bound in enumerate(WAIT_BOUNDS_S)]
+    return case((Job.claimed_at.is_(None), NEVER_CLAIMED), *whens, else_=OVERFLOW)
+
+
+def roll_up_waits(start: datetime, end: datetime) -> None:
+    """Count the hours [start, end) anew (the caller's transaction moves the watermark)."""
+    db.session.execute(delete(WaitRollup).where(WaitRollup.hour >= start, WaitRollup.hour < end))
+    bucket = wait_bucket().label("bucket")
+    hour = hour_of(Job.finished_at).label("hour")
+    rows = (
+        select(hour, Job.type, Job.queue, Job.status, bucket, func.count())
+        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= start, Job.finished_at < end)
+        .group_by(hour, Job.type, Job.queue, Job.status, bucket)
+    )
+    db.session.execute(insert(WaitRollup).from_select(["hour", "type", "queue", "status", "bucket", "jobs"], rows))

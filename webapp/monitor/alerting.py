@@ -1,0 +1,147 @@
+"""Alert rules, evaluated once per monitor pass: measure, then fire, re-notify or resolve.
+
+Each rule kind is measured by one grouped read for all its subjects
+(`webapp.jobs.alert_measures`), shared by the rules of that kind and window. A breach
+(value ≥ threshold) with no firing alert fires one; a firing alert whose subject no
+longer breaches resolves; one that keeps firing is notified again after
+JOBWARDEN_ALERT_RENOTIFY_S. Every change is decided by one statement of
+`webapp.store.alert_state` and notified (`alert.firing`, `alert.resolved`) in the pass's
+transaction only when that statement returned the row: any number of replicas notify
+once per change, and a replica killed mid-pass leaves neither change nor notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import delete
+
+from ..domain.alerts import ANY_SUBJECT, QUEUE_PREFIX, RESOLVED
+from ..jobs import alert_measures as measures
+from ..jobs.alert_rules import alert_json, all_rules
+from ..store import alert_state
+from ..store.extensions import db
+from ..store.models import Alert, AlertRule
+from ..webhooks.events import ALERT_FIRING, ALERT_RESOLVED
+from ..webhooks.outbox import notify
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    renotify: timedelta  # a firing alert is notified again after this long
+    worker_timeout_s: float  # a worker heard from within this is live (no_worker)
+    history_kept: timedelta  # resolved alerts older than this are pruned
+
+
+def alert_settings() -> AlertSettings:
+    config = current_app.config
+    return AlertSettings(
+        renotify=timedelta(seconds=float(config["JOBWARDEN_ALERT_RENOTIFY_S"])),
+        worker_timeout_s=float(config["JOBWARDEN_HEARTBEAT_TIMEOUT"]),
+        history_kept=timedelta(days=float(config["JOBWARDEN_RETENTION_DAYS"])),
+    )
+
+
+@dataclass
+class Outcome:
+    fired: list[int] = field(default_factory=list)
+    renotified: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+
+    def json(self) -> dict[str, list[int]]:
+        return {"fired": self.fired, "renotified": self.renotified, "resolved": self.resolved}
+
+
+class _Measures:
+    """One pass's measures: each kind read once for all its rules and windows."""
+
+    def __init__(self, now: datetime, settings: AlertSettings, rules: list[AlertRule]):
+        self.now = now
+        self.settings = settings
+        self.windows = {
+            kind: [r.window_s for r in rules if r.kind == kind] for kind in ("failure_rate", "worker_deaths")
+        }
+        self.schedules_named = {r.subject for r in rules if r.kind == "schedule_failing" and r.subject != ANY_SUBJECT}
+        self.longest_streak = max([int(r.threshold) for r in rules if r.kind == "schedule_failing"] + [1])
+        self.cache: dict[str, Any] = {}
+
+    def _read(self, kind: str) -> Any:
+        if kind not in self.cache:
+            now = self.now
+            self.cache[kind] = {
+                "failure_rate": lambda: measures.failure_counts(now, self.windows["failure_rate"]),
+                "queue_latency": lambda: measures.queue_latency(now),
+                "no_worker": lambda: measures.unserved(now, self.settings.worker_timeout_s),
+                "stalled": lambda: measures.stalled(now),
+                "schedule_failing": lambda: measures.schedule_failures(now, self.schedules_named, self.longest_streak),
+                "worker_deaths": lambda: measures.worker_deaths(now, self.windows["worker_deaths"]),
+            }[kind]()
+        return self.cache[kind]
+
+    def values(self, rule: AlertRule) -> dict[str, float]:
+        """The rule's subjects and their values (`*`: every subject measured)."""
+        read = self._read(rule.kind)
+        if rule.kind in self.windows:
+            read = read[rule.window_s]
+        if rule.kind == "failure_rate":
+            read = {
+                subject: failed / ran
+                for subject, (failed, ran) in read.items()
+                if ran
+                and ran >= rule.min_jobs
+                and (rule.subject != ANY_SUBJECT or not subject.startswith(QUEUE_PREFIX))
+            }
+        if rule.kind == "worker_deaths" and rule.subject == ANY_SUBJECT:
+            return {ANY_SUBJECT: read.get(ANY_SUBJECT, 0.0)}
+        if rule.subject == ANY_SUBJECT:
+            return {subject: value for subject, value in read.items() if subject != ANY_SUBJECT}
+        return {rule.subject: read.get(rule.subject, 0.0)}
+
+
+def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
+    """Decide every rule's alerts, in the caller's transaction (the pass commits once)."""
+    rules = all_rules()
+    by_id = {rule.id: rule for rule in rules}
+    firing = {(alert.rule_id, alert.subject): alert for alert in alert_state.firing()}
+    values = _Measures(now, settings, rules)
+    outcome = Outcome()
+    breaching: set[tuple[int, str]] = set()
+    cutoff = now - settings.renotify
+    due: dict[int, float] = {}  # firing alerts to notify again, with their values
+    changed: dict[int, float] = {}  # firing alerts whose value moved
+    for rule in rules:
+        for subject, value in values.values(rule).items():
+            if value < rule.threshold:
+                continue
+            breaching.add((rule.id, subject))
+            current = firing.get((rule.id, subject))
+            if current is None:
+                fired = alert_state.fire(rule.id, subject, value, rule.threshold, now)
+                if fired is not None:
+                    notify(ALERT_FIRING, {"alert": alert_json(fired, rule)}, job_id=None, now=now)
+                    outcome.fired.append(fired.id)
+                continue
+            if current.notified_at <= cutoff:
+                due[current.id] = value
+            elif current.value != value:
+                changed[current.id] = value
+    # One statement each, whatever the number of alerts: the re-notifications claimed (the
+    # statement re-checks notified_at, so one replica claims each), the values kept current.
+    for again in alert_state.renotify(due, now, cutoff):
+        notify(ALERT_FIRING, {"alert": alert_json(again, by_id[again.rule_id])}, job_id=None, now=now)
+        outcome.renotified.append(again.id)
+    alert_state.measure(changed)
+    for key, alert in firing.items():
+        if key in breaching or key[0] not in by_id:
+            continue
+        rule = by_id[key[0]]
+        value = values.values(rule).get(alert.subject, 0.0)
+        resolved = alert_state.resolve(alert.id, value, now)
+        if resolved is not None:
+            notify(ALERT_RESOLVED, {"alert": alert_json(resolved, rule)}, job_id=None, now=now)
+            outcome.resolved.append(resolved.id)
+    db.session.execute(delete(Alert).where(Alert.state == RESOLVED, Alert.resolved_at < now - settings.history_kept))
+    return outcome
