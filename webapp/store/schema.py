@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
@@ -27,14 +28,14 @@ def migrations_directory() -> Path:
 
 def _revision_names(source: str) -> tuple[str, set[str]]:
     """A migration file's `revision` and the revisions its `down_revision` names."""
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for statement in ast.parse(source).body:
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
             target = statement.targets[0]
             if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
                 values[target.id] = ast.literal_eval(statement.value)
-    down = values.get("down_revision")
-    downs = {down} if isinstance(down, str) else set(down or ())  # type: ignore[arg-type]  # None, a name or a tuple
+    down = values.get("down_revision")  # None, one revision, or a tuple of them (a merge)
+    downs = {down} if isinstance(down, str) else set(down or ())
     return str(values["revision"]), downs
 
 
