@@ -190,7 +190,10 @@ def memory_mib(pid: int) -> dict[str, float]:
 
 def server_memory(master_pid: int) -> dict[str, dict[str, float]]:
     """The gunicorn master's memory and each of its workers'."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    # Each thread lists the children it forked; gunicorn may fork from more than one.
+    children = [
+        pid for task in Path(f"/proc/{master_pid}/task").iterdir() for pid in (task / "children").read_text().split()
+    ]
     found = {"master": memory_mib(master_pid)}
     for number, pid in enumerate(sorted(int(child) for child in children), start=1):
         found[f"worker {number}"] = memory_mib(pid)
@@ -211,7 +214,7 @@ def measure_through_gunicorn(url: str, failed_id: int, args) -> dict[str, dict]:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="jobwarden-dashboard-bench-") as scratch:
         # As an installed package runs: bytecode cached (the checkout's shell may say not to write it).
-        settings = {"JOBWARDEN_MONITOR": "on", "PYTHONDONTWRITEBYTECODE": ""}
+        settings = {"PYTHONDONTWRITEBYTECODE": ""}
         with running_server(url, Path(scratch) / "server.log", deployed=True, **settings) as server:
             print(f"  through gunicorn (`jobwarden serve` settings) on port {server.port}:", flush=True)
             for name, path, headers in chosen_pages(args.pages):
