@@ -286,7 +286,7 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
                     client.get(path.format(failed_id=failed_id), headers=headers)
                 print(f"  - {name}:")
                 for statement, parameters in seen:
-                    if statement.lstrip().upper().startswith("SELECT"):
+                    if statement.lstrip().upper().startswith(("SELECT", "WITH")):
                         print(f"    {' '.join(statement.split())}  {parameters}\n{explain(statement, parameters)}")
         db.session.remove()
         db.engine.dispose()
