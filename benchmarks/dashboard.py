@@ -1,4 +1,4 @@
-"""Server time of the jobs dashboard on a big store, beside rq-dashboard on Redis.
+"""Server time and memory of the jobs dashboard on a big store, beside rq-dashboard on Redis.
 
 For each backend (SQLite, PostgreSQL) and each store size (--sizes, default
 100,000 and 1,000,000 jobs, built with set-based SQL by benchmarks/monitor.py's
@@ -19,6 +19,15 @@ the bytes of each answer on the wire (gzipped) and uncompressed, and EXPLAIN of 
 a page ran (captured from the engine while one request ran). Target: p95 ≤ 50 ms
 at 1,000,000 jobs.
 
+With --through gunicorn the same pages are timed end to end over HTTP (one keep-alive
+connection, after warm-up requests on fresh connections so that every worker has served
+every page) from a real server with the package's settings (`jobwarden serve`: 2 gthread
+workers, the monitor in the master), and then the resident memory of its processes is
+read from /proc: RSS (what `ps` shows; a forked worker counts the pages it shares with
+the master), PSS (shared pages divided among their sharers) and USS (its own pages).
+Targets at 1,000,000 jobs (issue 29): the full `/jobs` page and `?status=failed` p95 ≤ 25 ms,
+the poll p95 ≤ 10 ms; a worker ≤ 60 MiB resident.
+
 rq-dashboard (pinned below, installed into benchmarks/.venv-rq-dashboard on first
 use, never a Jobwarden dependency) is run in the same run by
 benchmarks/rq_dashboard_side.py against Redis db --redis-db (flushed before and
@@ -29,16 +38,19 @@ The ratio printed is Jobwarden's poll p50 over rq-dashboard's JSON p50.
     .venv/bin/python benchmarks/dashboard.py
     .venv/bin/python benchmarks/dashboard.py --backends sqlite --sizes 100000 --skip-rq
     .venv/bin/python benchmarks/dashboard.py --sizes 100000 --skip-rq --pages /stats
+    .venv/bin/python benchmarks/dashboard.py --backends postgresql --sizes 1000000 --through gunicorn --no-explain
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import http.client
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,11 +61,12 @@ sys.path.insert(0, str(ROOT))
 from monitor import database, percentile, populate, roll_up  # noqa: E402  (benchmarks/monitor.py)
 from sqlalchemy import event, text  # noqa: E402
 
-from benchmarks._support import DEFAULT_POSTGRES, add_database_prefix_option  # noqa: E402
+from benchmarks._support import DEFAULT_POSTGRES, add_database_prefix_option, running_server  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 
 TARGET_MS = 50.0
+WORKER_TARGET_MIB = 60.0
 # rq-dashboard 0.9.0 imports six without declaring it; rq and redis pinned to what it ran with here.
 RQ_PINS = ("rq-dashboard==0.9.0", "rq==3.0.0", "redis==8.1.0", "six==1.17.0")
 RQ_VENV = ROOT / "benchmarks" / ".venv-rq-dashboard"
@@ -130,6 +143,98 @@ def time_page(client, path: str, headers: dict, requests: int, warm_up: int) -> 
     }
 
 
+def time_page_over_http(port: int, path: str, headers: dict, requests: int, warm_up: int) -> dict:
+    """The page through a real server: warm-up requests each on a fresh connection (so each
+    worker serves the page), then `requests` timed on one keep-alive connection."""
+    headers = {**headers, **GZIP}
+
+    def fetch(connection: http.client.HTTPConnection) -> tuple[int, bytes, str | None]:
+        connection.request("GET", path, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read(), answer.getheader("Content-Encoding")
+
+    for _ in range(max(warm_up, 4)):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        status, body, _ = fetch(connection)
+        connection.close()
+        if status != 200:
+            raise SystemExit(f"{path} answered {status}: {body[:300]!r}")
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    times = []
+    for _ in range(requests):
+        clock = time.perf_counter()
+        status, body, encoding = fetch(connection)
+        times.append((time.perf_counter() - clock) * 1000)
+    connection.close()
+    return {
+        "p50": statistics.median(times),
+        "p95": percentile(times, 0.95),
+        "max": max(times),
+        "bytes": len(body),
+        "uncompressed": len(gzip.decompress(body)) if encoding == "gzip" else len(body),
+    }
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """RSS, PSS and USS of one process, from /proc (smaps_rollup), in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value, *_ = line.split()
+        fields[name.rstrip(":")] = int(value) / 1024
+    return {
+        "rss": fields["Rss"],
+        "pss": fields["Pss"],
+        "uss": fields["Private_Clean"] + fields["Private_Dirty"],
+    }
+
+
+def server_memory(master_pid: int) -> dict[str, dict[str, float]]:
+    """The gunicorn master's memory and each of its workers'."""
+    # Each thread lists the children it forked; gunicorn may fork from more than one.
+    children = [
+        pid for task in Path(f"/proc/{master_pid}/task").iterdir() for pid in (task / "children").read_text().split()
+    ]
+    found = {"master": memory_mib(master_pid)}
+    for number, pid in enumerate(sorted(int(child) for child in children), start=1):
+        found[f"worker {number}"] = memory_mib(pid)
+    return found
+
+
+def print_row(name: str, row: dict) -> None:
+    print(
+        f"  {name:<38} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  max {row['max']:6.1f} ms  "
+        f"{row['bytes']:>7,} bytes on the wire ({row['uncompressed']:,} uncompressed)"
+        f"{'' if row['p95'] <= TARGET_MS else '  (over target)'}",
+        flush=True,
+    )
+
+
+def measure_through_gunicorn(url: str, failed_id: int, args) -> dict[str, dict]:
+    """Each page end to end through `jobwarden serve`'s gunicorn, then the processes' memory."""
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="jobwarden-dashboard-bench-") as scratch:
+        # As an installed package runs: bytecode cached (the checkout's shell may say not to write it).
+        settings = {"PYTHONDONTWRITEBYTECODE": ""}
+        with running_server(url, Path(scratch) / "server.log", deployed=True, **settings) as server:
+            print(f"  through gunicorn (`jobwarden serve` settings) on port {server.port}:", flush=True)
+            for name, path, headers in chosen_pages(args.pages):
+                results[name] = row = time_page_over_http(
+                    server.port, path.format(failed_id=failed_id), headers, args.requests, args.warm_up
+                )
+                print_row(name, row)
+            assert server.process is not None
+            memory = server_memory(server.process.pid)
+    for process, figures in memory.items():
+        over = process.startswith("worker") and figures["rss"] > WORKER_TARGET_MIB
+        print(
+            f"  memory of the {process:<9} RSS {figures['rss']:5.1f} MiB  PSS {figures['pss']:5.1f} MiB  "
+            f"USS {figures['uss']:5.1f} MiB{'  (over target)' if over else ''}",
+            flush=True,
+        )
+    results["memory"] = memory
+    return results
+
+
 def chosen_pages(names: str) -> tuple[tuple[str, str, dict], ...]:
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     return tuple(page for page in PAGES if not wanted or any(name in page[0] for name in wanted))
@@ -159,17 +264,14 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
     # Requests are made outside any app context, so each one gets its own (its own session,
     # pool checkout with pre-ping, and rollback at the end), as under a real server.
     client = app.test_client()
-    results = {}
     pages = chosen_pages(args.pages)
-    for name, path, headers in pages:
-        results[name] = time_page(client, path.format(failed_id=failed_id), headers, args.requests, args.warm_up)
-        row = results[name]
-        print(
-            f"  {name:<38} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  max {row['max']:6.1f} ms  "
-            f"{row['bytes']:>7,} bytes on the wire ({row['uncompressed']:,} uncompressed)"
-            f"{'' if row['p95'] <= TARGET_MS else '  (over target)'}",
-            flush=True,
-        )
+    if args.through == "gunicorn":
+        results = measure_through_gunicorn(url, failed_id, args)
+    else:
+        results = {}
+        for name, path, headers in pages:
+            results[name] = time_page(client, path.format(failed_id=failed_id), headers, args.requests, args.warm_up)
+            print_row(name, results[name])
     with app.app_context():
         if backend == "postgresql":
             # psycopg prepares a statement on its 5th run and PostgreSQL may then pick one generic plan
@@ -184,7 +286,7 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
                     client.get(path.format(failed_id=failed_id), headers=headers)
                 print(f"  - {name}:")
                 for statement, parameters in seen:
-                    if statement.lstrip().upper().startswith("SELECT"):
+                    if statement.lstrip().upper().startswith(("SELECT", "WITH")):
                         print(f"    {' '.join(statement.split())}  {parameters}\n{explain(statement, parameters)}")
         db.session.remove()
         db.engine.dispose()
@@ -224,6 +326,12 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=5, help="untimed requests per page first (default 5)")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="a server to create throwaway databases on")
     parser.add_argument("--no-explain", dest="explain", action="store_false")
+    parser.add_argument(
+        "--through",
+        choices=("client", "gunicorn"),
+        default="client",
+        help="time with the Flask test client in-process (default) or over HTTP through gunicorn, with memory",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379", help="Redis server for rq-dashboard")
     parser.add_argument("--redis-db", type=int, default=9, help="the Redis db filled and flushed (default 9)")
     parser.add_argument("--rq-jobs", type=int, default=100_000)
@@ -233,9 +341,9 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
 
+    how = "Flask test client in-process" if args.through == "client" else "HTTP through gunicorn"
     print(
-        f"Flask test client in-process; {args.requests} timed requests per page after {args.warm_up} untimed; "
-        f"target p95 ≤ {TARGET_MS:.0f} ms",
+        f"{how}; {args.requests} timed requests per page after {args.warm_up} untimed; target p95 ≤ {TARGET_MS:.0f} ms",
         flush=True,
     )
     ours: dict[tuple[str, int], dict] = {}
@@ -246,7 +354,8 @@ def main() -> None:
 
     if args.skip_rq:
         return
-    theirs = measure_rq_dashboard(args)
+    answer = measure_rq_dashboard(args)
+    theirs = answer["pages"]
     print(f"\nrq-dashboard 0.9.0, Redis db {args.redis_db}, {args.rq_jobs:,} queued RQ jobs:")
     for name, row in theirs.items():
         print(
@@ -265,6 +374,14 @@ def main() -> None:
             f"bytes {poll['bytes']:,} vs {reference['bytes']:,}",
             flush=True,
         )
+        memory = results.get("memory")
+        if memory is not None:
+            largest = max(figures["rss"] for process, figures in memory.items() if process.startswith("worker"))
+            print(
+                f"ratio Jobwarden's largest gunicorn worker RSS / rq-dashboard's process RSS, {backend} "
+                f"{size:,} jobs: {largest / answer['rss_mib']:.2f} ({largest:.1f} vs {answer['rss_mib']:.1f} MiB)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

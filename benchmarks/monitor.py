@@ -45,7 +45,8 @@ WORKERS = 10
 # One row per n: the first `running` rows run, then bands of the other statuses, the rest completed.
 # {age} stands for "now minus (n mod 13 days) seconds", {recent} for "now minus 60 s". Each status
 # carries the times the store gives it: finished jobs a finish time within the retention days,
-# cancelled ones no heartbeat (nothing holds their lease), pending ones a recent creation.
+# cancelled ones no heartbeat (nothing holds their lease), pending ones a recent creation; a
+# finished job was last updated when it finished, the others a minute ago.
 ROWS = """
 SELECT n,
   CASE WHEN status = 'running' THEN 'bench.work' ELSE 'bench.other' END,
@@ -61,7 +62,7 @@ SELECT n,
   CASE WHEN status = 'running' THEN {recent} WHEN status IN ('completed', 'failed') THEN {age} END,
   CASE WHEN status = 'running' THEN {recent} WHEN status IN ('completed', 'failed') THEN {age} END,
   CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN {age} END,
-  {recent},
+  CASE WHEN status IN ('completed', 'failed', 'cancelled') THEN {age} ELSE {recent} END,
   CASE WHEN status = 'completed' THEN 0 END,
   {false}
 FROM (

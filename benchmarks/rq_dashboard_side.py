@@ -9,7 +9,9 @@ REDIS_URL names one Redis db (e.g. redis://127.0.0.1:6379/9); only that db is
 flushed, before filling it and again at the end. It fills the db with JOBS
 queued no-op RQ jobs in one queue, then times rq-dashboard's jobs-list JSON
 (50 per page, the request its jobs page polls) and its jobs page (the HTML shell)
-with the Flask test client, and prints one JSON line of p50/p95/max/bytes.
+with the Flask test client, and prints one JSON line: p50/p95/max/bytes per page and
+`rss_mib`, this process's resident memory after the requests (rq-dashboard's whole server
+but for an HTTP server in front).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import rq_dashboard
 from flask import Flask
@@ -115,7 +118,14 @@ def main() -> None:
         }
     finally:
         redis.flushdb()
-    print(json.dumps(results))
+    print(json.dumps({"pages": results, "rss_mib": resident_mib()}))
+
+
+def resident_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit("no VmRSS in /proc/self/status")
 
 
 if __name__ == "__main__":

@@ -335,6 +335,16 @@ def test_the_type_filter_suggests_the_known_types(client):
     assert re.findall(r'<option value="([^"]+)">', datalist) == ["mail.send", "video.encode"]
 
 
+def test_the_suggested_types_are_the_first_alphabetically_each_once(app):
+    """The loose index scan behind the suggestions: each value once, in order, stopping at the limit."""
+    assert jobs.distinct_values(Job.type, limit=3) == []
+    for job_type in ("e.five", "b.two", "d.four", "a.one", "c.three", "b.two", "a.one"):
+        make_job("completed", type=job_type)
+    assert jobs.distinct_values(Job.type, limit=3) == ["a.one", "b.two", "c.three"]
+    assert jobs.distinct_values(Job.type) == ["a.one", "b.two", "c.three", "d.four", "e.five"]
+    assert jobs.distinct_values(Job.queue) == ["default"]
+
+
 def test_the_counts_link_to_the_table_narrowed_to_each_status_keeping_the_other_filters(client):
     make_job("failed", type="mail.send")
     html = text_of(client.get("/jobs/counts?type=mail.send", headers=HX))

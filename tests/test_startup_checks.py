@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from sqlalchemy import text
 from webapp import create_app
 from webapp.config import ConfigError
 from webapp.store.extensions import db
-from webapp.store.schema import migration_heads
+from webapp.store.schema import migration_heads, migrations_directory
 
 from tests.conftest import test_config
 from tests.support.server import PROJECT_ROOT
@@ -75,7 +76,7 @@ def test_healthz_answers_503_on_an_empty_database(tmp_path):
 
 
 def test_healthz_answers_503_naming_an_old_migration_revision(app, client):
-    head = min(migration_heads(app.extensions["migrate"].directory))
+    head = min(migration_heads())
     db.session.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
     db.session.execute(text("INSERT INTO alembic_version VALUES ('0001')"))
     db.session.commit()
@@ -90,3 +91,34 @@ def test_healthz_answers_503_naming_an_old_migration_revision(app, client):
         db.session.rollback()
         db.session.execute(text("DROP TABLE alembic_version"))
         db.session.commit()
+
+
+def test_the_newest_revisions_read_without_alembic_are_alembics():
+    """The web process reads the migration heads from the files (webapp.store.schema); Alembic agrees."""
+    from alembic.script import ScriptDirectory
+
+    assert migration_heads() == frozenset(ScriptDirectory(str(migrations_directory())).get_heads())
+
+
+def test_a_serving_process_loads_no_migration_tooling(tmp_path):
+    """Alembic, Mako and Pygments (about 8 MiB) are the command line's: every dashboard page,
+    /healthz and the API leave them unloaded."""
+    script = f"""
+import json
+import sys
+from webapp import create_app
+from webapp.store.extensions import db
+app = create_app({test_config(f"sqlite:///{tmp_path / 'jobwarden.db'}")!r})
+with app.app_context():
+    db.create_all()
+client = app.test_client()
+for path in ("/jobs", "/jobs/counts", "/health", "/stats", "/schedules", "/queues", "/webhooks", "/healthz", "/api/jobs"):
+    assert client.get(path).status_code == 200, path
+print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}})))
+"""
+    answer = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
+    )
+    loaded = set(json.loads(answer.stdout.strip().splitlines()[-1]))
+    assert "flask" in loaded and "sqlalchemy" in loaded
+    assert not loaded & {"alembic", "flask_migrate", "mako", "pygments"}

@@ -7,14 +7,16 @@ from __future__ import annotations
 import logging
 
 import click
+from flask import Flask
 from flask.cli import FlaskGroup, run_command, with_appcontext
+from flask_migrate import Migrate
 from flask_migrate.cli import db as migrate_db_group
 
 from ..config import ConfigError
 from ..server.app import create_app
 from ..server.current import current_flask_app
 from ..store.extensions import db
-from ..store.schema import schema_problem
+from ..store.schema import migrations_directory, schema_problem
 from ..worker.command import worker_command
 from .alerts import alerts_group
 from .devserver import dev_command
@@ -67,7 +69,15 @@ class JobwardenGroup(HelpFirstGroup, FlaskGroup):
         return click.Group.get_command(self, ctx, cmd_name)
 
 
-@click.group(cls=JobwardenGroup, create_app=lambda: create_app(), add_version_option=False)
+def create_app_with_migrations() -> Flask:
+    """The app, with Flask-Migrate bound for the `db` commands: only the command line loads
+    Alembic, not a serving process (webapp.store.schema)."""
+    app = create_app()
+    Migrate(app, db, directory=str(migrations_directory()))
+    return app
+
+
+@click.group(cls=JobwardenGroup, create_app=create_app_with_migrations, add_version_option=False)
 def cli() -> None:
     """Jobwarden: jobs whose true state you can see and recover."""
 
@@ -88,7 +98,7 @@ def require_current_schema() -> None:
     """A command that writes the store refuses one whose schema is behind this code, in
     one line that says to upgrade, rather than failing on the first missing table."""
     with db.engine.connect() as connection:
-        problem = schema_problem(connection, current_flask_app().extensions["migrate"].directory)
+        problem = schema_problem(connection)
     if problem is not None:
         raise ConfigError(f"{db.engine.url.render_as_string(hide_password=True)}: {problem}")
 

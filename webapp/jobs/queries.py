@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import UnaryExpression, and_, case, func, or_, select, tuple_, union_all
+from sqlalchemy import ColumnElement, UnaryExpression, and_, case, func, literal, or_, select, tuple_, union_all
 
 from ..domain.statuses import FINISHED, JobNotFound, Status
 from ..store.extensions import db
@@ -141,13 +141,18 @@ def list_jobs(
 
 
 def count_by_status(job_filter: JobFilter | None = None, cap: int | None = None) -> dict[str, int]:
-    """Jobs per status; with `cap`, each count stops at cap + 1 (shown as "cap+")."""
+    """Jobs per status; with `cap`, each count stops at cap + 1 (shown as "cap+").
+
+    A capped count reads its rows in id order, so the store walks the (status, id) index
+    and stops at the cap: unordered, PostgreSQL reads a common status by a sequential
+    scan that stops at the cap only when the matches come early in the table.
+    """
     counts = {}
     base_conditions = (job_filter or JobFilter()).conditions()
     for status in Status:
         inner = select(Job.id).where(Job.status == status, *base_conditions)
         if cap is not None:
-            inner = inner.limit(cap + 1)
+            inner = inner.order_by(Job.id).limit(cap + 1)
         counts[str(status)] = db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
     return counts
 
@@ -241,6 +246,25 @@ def ids_matching(job_filter: JobFilter, *, limit: int = BULK_LIMIT) -> list[int]
 
 
 def count_matching(job_filter: JobFilter, *, cap: int) -> int:
-    """How many jobs a filter matches, counting no further than cap + 1."""
-    inner = select(Job.id).where(*job_filter.conditions()).limit(cap + 1)
+    """How many jobs a filter matches, counting no further than cap + 1 (in id order, through an index)."""
+    inner = select(Job.id).where(*job_filter.conditions()).order_by(Job.id).limit(cap + 1)
     return db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
+
+
+def distinct_values(column: Any, *, limit: int | None = None) -> list[Any]:
+    """The distinct non-null values of an indexed `column` of jobs, in order (at most `limit`).
+
+    A loose index scan: a recursive CTE asks the index that `column` leads for the
+    smallest value above the last one found, one probe per value, so the cost grows
+    with the number of values returned, not with the table (SELECT DISTINCT reads
+    every row). `column` must lead an index of its table (ix_jobs_type_id,
+    ix_jobs_queue_status_key).
+    """
+    walk_start = select(func.min(column).label("value"), literal(1).label("n")).cte("walk", recursive=True)
+    next_value = select(func.min(column)).where(column > walk_start.c.value).scalar_subquery()
+    step = select(next_value, walk_start.c.n + 1).where(walk_start.c.value.is_not(None))
+    if limit is not None:
+        step = step.where(walk_start.c.n < limit)
+    walk = walk_start.union_all(step)
+    found: ColumnElement[Any] = walk.c.value
+    return list(db.session.scalars(select(found).where(found.is_not(None)).order_by(found)))

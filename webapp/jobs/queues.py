@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, union, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.queues import (
@@ -28,6 +28,7 @@ from ..store.extensions import db
 from ..store.models import Job, Queue, QueueEvent
 from ..store.transaction import unit_of_work
 from ..store.wakeup import announce_claimable
+from .queries import distinct_values
 from .query_params import BadQuery
 
 LIMIT_NAMES = ("concurrency", "key_concurrency", "rate_limit")
@@ -191,7 +192,7 @@ class QueueView:
 def list_queues(now: datetime | None = None) -> list[QueueView]:
     """Every queue named by a row or by a job, in name order: three grouped reads, whatever the count."""
     now = now or utcnow()
-    names = db.session.scalars(union(select(Queue.name), select(Job.queue.label("name")).distinct())).all()
+    names = set(db.session.scalars(select(Queue.name))) | set(distinct_values(Job.queue))
     settings = {row.name: row for row in db.session.scalars(select(Queue))}
     waiting = {
         queue: (count, oldest)

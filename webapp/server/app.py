@@ -21,7 +21,7 @@ from ..store import (
     json_numbers,
     models,  # noqa: F401  (registers the tables with the metadata)
 )
-from ..store.extensions import db, migrate
+from ..store.extensions import db
 from ..store.integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path
 from . import access, api, audit_trail, oidc, query_time, static_gzip, static_urls
 from .api.spec import JobIdConverter
@@ -57,7 +57,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     listen_to_moves()
     query_time.install(db.session)
-    migrate.init_app(app, db, directory=str(asset_dir("migrations")))
     csrf.init_app(app)
     htmx.init_app(app)
     compress.init_app(app)

@@ -1,9 +1,9 @@
-"""The database and its migrations (Flask-SQLAlchemy, Flask-Migrate), created once here and bound
-to the app in `create_app`; the web layer's extensions are in `webapp.server.extensions`."""
+"""The database (Flask-SQLAlchemy), created once here and bound to the app in `create_app`; the
+web layer's extensions are in `webapp.server.extensions`, the migrations' (Flask-Migrate) are
+bound by the command line only (webapp.cli.server)."""
 
 from typing import TYPE_CHECKING, ClassVar
 
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Table
 from sqlalchemy.orm import DeclarativeBase
@@ -23,4 +23,3 @@ if TYPE_CHECKING:
         __table__: ClassVar[Table]
 else:
     Model = db.Model  # the base of every table in webapp.store.models
-migrate = Migrate()

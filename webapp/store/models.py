@@ -119,6 +119,7 @@ class Job(Model):
         Index("ix_jobs_status_id", "status", "id"),
         Index("ix_jobs_status_updated", "status", "updated_at", "id"),
         Index("ix_jobs_updated", "updated_at", "id"),
+        Index("ix_jobs_created_id", "created_at", "id"),
         Index("ix_jobs_type_id", "type", "id"),
         Index("ix_jobs_worker_id", "worker_id", "id"),
         # The monitor's scans: live runs by heartbeat age, old pending, old finished.

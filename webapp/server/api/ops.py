@@ -31,7 +31,7 @@ bp = Blueprint("ops", __name__)
 def healthz():
     try:
         db.session.execute(text("SELECT 1"))
-        problem = schema_problem(db.session.connection(), current_app.extensions["migrate"].directory)
+        problem = schema_problem(db.session.connection())
     except SQLAlchemyError:
         db.session.rollback()
         current_app.logger.warning("healthz: the database does not answer", exc_info=True)

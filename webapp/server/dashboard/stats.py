@@ -24,7 +24,8 @@ class Window:
 
 WINDOWS = {
     "1h": Window("1h", "the last hour", 60, timedelta(minutes=1), "%H:%M"),
-    "24h": Window("24h", "the last 24 hours", 48, timedelta(minutes=30), "%H:%M"),
+    # Whole hours, so all but the newest come from the hourly rollups, not the jobs table.
+    "24h": Window("24h", "the last 24 hours", 24, timedelta(hours=1), "%H:%M"),
     "7d": Window("7d", "the last 7 days", 56, timedelta(hours=3), "%a %H:%M"),
     "30d": Window("30d", "the last 30 days", 60, timedelta(hours=12), "%d %b %H:%M"),
 }
