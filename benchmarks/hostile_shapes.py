@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from webapp.config import from_environment
+from webapp.domain.limits import MAX_JSON_VALUES
 
 BODY_LIMIT: int = from_environment({})["MAX_CONTENT_LENGTH"]
 
@@ -31,6 +32,12 @@ def _filled(prefix: str, unit: str, suffix: str = "") -> Callable[[int], bytes]:
         return (prefix + unit * (room // len(unit)) + suffix).encode()
 
     return build
+
+
+def at_the_value_cap() -> bytes:
+    """The costliest body the public API accepts: MAX_JSON_VALUES values, all but 3 of them
+    (the object, its two members, the array) tiny numbers."""
+    return ('{"type":"x","payload":[' + ",".join(["0"] * (MAX_JSON_VALUES - 3)) + "]}").encode()
 
 
 SHAPES: dict[str, Callable[[int], bytes]] = {

@@ -17,7 +17,7 @@ ARGV_ITEM_MAX_CHARS = 4096
 # (statement building, mostly), 100 hold the write lock for about 0.2 s, where 1,000 held
 # it for seconds (issue 24, item 6). The worker sends its reports in batches of this size.
 MAX_REPORTS_PER_BATCH = 100
-# The work one batch of reports does in its transaction: past this, the items not yet applied
+# On SQLite, the work one batch of reports does in its transaction: past this, the items not yet applied
 # are answered DEFERRED (nothing of them written) and the worker sends them again in its next
 # batch. On a loaded machine 100 reports took up to a second; with this budget a batch holds
 # SQLite's write lock for about this long, and another writer waits behind a few batches at most.

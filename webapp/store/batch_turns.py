@@ -33,10 +33,15 @@ GAP_AFTER_LONG_BATCH_S = 0.12
 LONG_BATCH_S = REPORT_BATCH_BUDGET_S
 
 
+def turns_needed() -> bool:
+    """Whether the store has one write lock for all (SQLite), so batches take turns and are cut short."""
+    return db.engine.dialect.name == "sqlite"
+
+
 @contextmanager
 def batch_turn() -> Iterator[None]:
     """Hold the store's turn for one report batch (its transaction inside the block)."""
-    if db.engine.dialect.name != "sqlite":
+    if not turns_needed():
         yield
         return
     with _turn_file().open("a") as turn:

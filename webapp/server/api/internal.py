@@ -9,6 +9,7 @@ longer current is a 409 `lease_lost` that changes nothing (see webapp.store.tran
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from functools import partial
@@ -23,7 +24,7 @@ from ...domain.limits import DEFERRED, REPORT_BATCH_BUDGET_S
 from ...jobs import cancellation, steps
 from ...jobs.serialize import claimed_job_json
 from ...store import leases, transitions
-from ...store.batch_turns import batch_turn
+from ...store.batch_turns import batch_turn, turns_needed
 from ...store.transaction import take_the_write_lock
 from .. import auth, presence
 from ..claim_wait import UnexpectedBytes, claim_waiting
@@ -244,7 +245,7 @@ def reports(body: worker_schemas.Reports):
     statement for them all on PostgreSQL (`transitions.transition_held`); every other item,
     and anything after them, keeps its place in the order.
 
-    The batch's work is capped in time too: once `limits.REPORT_BATCH_BUDGET_S` has passed,
+    On SQLite the batch's work is capped in time too: once `limits.REPORT_BATCH_BUDGET_S` has passed,
     the items not yet applied answer 503 `deferred` (nothing of them written), and the worker
     sends them again in its next batch — so no batch holds SQLite's write lock for seconds.
     On SQLite batches also take turns, leaving the lock free after a long one
@@ -252,7 +253,7 @@ def reports(body: worker_schemas.Reports):
     try:
         with batch_turn(), jobs.unit_of_work():
             take_the_write_lock()  # the budget counts the batch's own work, not its wait for the lock
-            results = _apply_all(body.items)
+            results = _apply_all(body.items, REPORT_BATCH_BUDGET_S if turns_needed() else math.inf)
     except SQLAlchemyError as error:
         raise ApiError(503, "unavailable", "the reports were not stored; send them again") from error
     return {"results": results}
@@ -272,7 +273,7 @@ DEFERRED_ANSWER = {"code": 503, "error": DEFERRED, "message": "not applied: the 
 TOGETHER: dict[str, Callable[[list[Any]], list[transitions.Outcome]]] = {"start": _start_all, "complete": _complete_all}
 
 
-def _apply_all(items: list[Any]) -> list[dict[str, Any]]:
+def _apply_all(items: list[Any], budget_s: float) -> list[dict[str, Any]]:
     results: dict[int, dict[str, Any]] = {}
     run: dict[int, Any] = {}  # index → item: consecutive items of one TOGETHER kind
     run_jobs: set[int] = set()  # each for another job
@@ -285,7 +286,7 @@ def _apply_all(items: list[Any]) -> list[dict[str, Any]]:
             run.clear()
             run_jobs.clear()
 
-    deadline = time.monotonic() + REPORT_BATCH_BUDGET_S
+    deadline = time.monotonic() + budget_s
     for index, item in enumerate(items):
         if index and time.monotonic() > deadline:
             apply_run()
