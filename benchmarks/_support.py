@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +106,17 @@ def wait_for_port(port: int, process: subprocess.Popen, log_path: Path, timeout:
         finally:
             connection.close()
     raise RuntimeError(f"server did not answer on {port} within {timeout}s:\n{log_path.read_text()[-4000:]}")
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str = "the condition", interval: float = 0.05) -> Any:
+    """Call `check` until it returns something true, and return that; TimeoutError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"not within {timeout} s: {what}")
 
 
 @dataclass

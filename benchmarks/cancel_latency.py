@@ -38,7 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from benchmarks._support import add_database_prefix_option, alive, fresh_database, running_server  # noqa: E402
+from benchmarks._support import (  # noqa: E402
+    add_database_prefix_option,
+    alive,
+    fresh_database,
+    running_server,
+    wait_until,
+)
 from webapp import create_app, jobs  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
@@ -91,15 +97,13 @@ def worker(server_url: str, log_path: Path, *options: str) -> Iterator[subproces
 
 def command_pid(job_id: int, timeout: float = 30) -> int:
     """The pid the running command printed, from the output its heartbeats carried."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def printed() -> re.Match | None:
         db.session.rollback()
         tail = db.session.scalar(select(JobAttempt.output_tail).where(JobAttempt.job_id == job_id))
-        match = re.search(r"pid (\d+)", tail or "")
-        if match:
-            return int(match.group(1))
-        time.sleep(0.01)
-    raise RuntimeError(f"job {job_id} never showed its pid")
+        return re.search(r"pid (\d+)", tail or "")
+
+    return int(wait_until(printed, timeout, f"job {job_id} to show its pid", interval=0.01).group(1))
 
 
 def cancel_latencies(client: JobwardenClient, runs: int) -> list[float]:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._support import add_database_prefix_option, app_config, fresh_database, running_server  # noqa: E402
-from benchmarks.hostile_shapes import BODY_LIMIT, SHAPES  # noqa: E402
+from benchmarks.hostile_shapes import BODY_LIMIT, SHAPES, at_the_value_cap  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 
@@ -70,6 +70,12 @@ def main() -> int:
                     if slowest * 1000 > args.flag_ms:
                         flagged.append(f"{shape} at {size} bytes: {slowest * 1000:.0f} ms")
                 print(f"{shape:32} " + " ".join(f"{cell:>10}" for cell in cells))
+            body = at_the_value_cap()
+            results = [time_request(server.port, body) for _ in range(REPEATS)]
+            slowest = max(took for _, took in results)
+            print(f"{'tiny numbers at the value cap':32} {slowest * 1000:7.1f} {results[0][0]} ({len(body)} bytes)")
+            if slowest * 1000 > args.flag_ms:
+                flagged.append(f"tiny numbers at the value cap: {slowest * 1000:.0f} ms")
     for line in flagged:
         print(f"SLOW: {line}")
     return 1 if flagged else 0

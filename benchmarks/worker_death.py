@@ -27,7 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._support import add_database_prefix_option, postgres_database, running_server  # noqa: E402
+from benchmarks._support import (  # noqa: E402
+    add_database_prefix_option,
+    postgres_database,
+    running_server,
+    wait_until,
+)
 from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
@@ -61,28 +66,18 @@ def start_worker(server_url: str, worker_id: str, log_path: Path) -> subprocess.
     )
 
 
-def wait_for(check, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(POLL_S)
-    raise TimeoutError(f"not within {timeout} s")
-
-
 def trial(held_by: JobwardenClient, watched_by: JobwardenClient, worker_url: str, number: int, directory: Path):
     """Seconds from SIGKILL to the job leaving `running`, seen through the other replica."""
     job = held_by.create("demo.sleep", {"seconds": 300}, max_attempts=1)
     worker = start_worker(worker_url, f"death-{number}", directory / f"worker-{number}.log")
     try:
-        wait_for(lambda: watched_by.get(job["id"])["status"] == "running", 60)
+        wait_until(lambda: watched_by.get(job["id"])["status"] == "running", 60, "the job to run", POLL_S)
         time.sleep(0.3)  # past the start: a worker at work, its presence long established
     finally:
         worker.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         worker.wait()
-    wait_for(lambda: watched_by.get(job["id"])["status"] != "running", 60)
+    wait_until(lambda: watched_by.get(job["id"])["status"] != "running", 60, "the job to leave running", POLL_S)
     return time.monotonic() - killed_at
 
 

@@ -5,7 +5,6 @@ cancelling it, losing its worker, recovering it, and bulk actions."""
 from __future__ import annotations
 
 import re
-import time
 
 from playwright.sync_api import Page, expect
 
@@ -15,6 +14,7 @@ from webapp.store.extensions import db
 
 from tests.factories import make_job
 from tests.support.processes import alive
+from tests.support.worker_process import wait_for
 
 SLOW_MS = 30_000  # a worker claiming, a monitor pass, a process exiting: beyond one poll
 
@@ -34,15 +34,12 @@ def assert_not_reloaded(page: Page) -> None:
 
 def printed_pid(job_id: int, timeout: float = 20) -> int:
     """The pid the job's command printed, from the output its heartbeats carried to the store."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()
+
+    def found() -> re.Match | None:
         attempts = jobs.attempts_of(job_id)
-        found = re.search(r"pid (\d+)", (attempts[-1].output_tail or "") if attempts else "")
-        if found:
-            return int(found.group(1))
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} printed no pid within {timeout}s")
+        return re.search(r"pid (\d+)", (attempts[-1].output_tail or "") if attempts else "")
+
+    return int(wait_for(found, timeout, f"job {job_id} to print its pid").group(1))
 
 
 def test_a_running_jobs_progress_advances_without_a_reload(page: Page, start_worker):
@@ -73,10 +70,7 @@ def test_cancelling_a_running_job_turns_its_badge_cancelled_and_its_process_gone
     assert "SIGTERM to its process group, then SIGKILL after the grace" in asked
     expect(badge(page)).to_have_attribute("data-status", "cancelled")
     expect(badge(page)).to_have_text("Cancelled")
-    deadline = time.monotonic() + 15
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive(pid), f"the job's process {pid} survived the cancel"
+    wait_for(lambda: not alive(pid), 15, f"the job's process {pid} to end with the cancel")
     assert_not_reloaded(page)
 
 

@@ -25,7 +25,7 @@ from webapp.store.extensions import db
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.processes import alive
-from tests.support.worker_process import launch_worker
+from tests.support.worker_process import launch_worker, wait_for
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -110,17 +110,6 @@ def start_worker(server_url: str, worker_id: str, tmp_path) -> tuple[subprocess.
     return launch_worker(server_url, log_path, *options, handlers=("webapp.worker.demo",)), log_path
 
 
-def wait_until(predicate, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def command_pid(job_id: int) -> int | None:
     db.session.rollback()
     attempts = jobs.attempts_of(job_id)
@@ -142,11 +131,11 @@ def test_a_job_cancelled_while_it_runs_is_confirmed_and_gets_no_monitor_note(ser
     job = jobs.create_job(type="demo.hang")  # ignores SIGTERM: stopped only by the SIGKILL after the grace
     worker, log_path = start_worker(server.url, "w-confirms", tmp_path)
     try:
-        pid = wait_until(lambda: command_pid(job.id), "the command to run")
+        pid = wait_for(lambda: command_pid(job.id), what="the command to run")
         jobs.cancel_job(job.id)
-        wait_until(lambda: not alive(pid), "the command to be stopped")
-        wait_until(
-            lambda: f"runner: job {job.id}: cancelled" in log_path.read_text(), "the worker to finish the attempt"
+        wait_for(lambda: not alive(pid), what="the command to be stopped")
+        wait_for(
+            lambda: f"runner: job {job.id}: cancelled" in log_path.read_text(), what="the worker to finish the attempt"
         )
 
         result = monitor.run_pass(now=past_the_timeout())
@@ -162,7 +151,7 @@ def test_a_worker_frozen_before_it_could_confirm_gets_the_monitor_note(server, t
     job = jobs.create_job(type="demo.command_sleep", payload={"seconds": 60})
     worker, _ = start_worker(server.url, "w-frozen", tmp_path)
     try:
-        pid = wait_until(lambda: command_pid(job.id), "the command to run")
+        pid = wait_for(lambda: command_pid(job.id), what="the command to run")
         os.kill(worker.pid, signal.SIGSTOP)
         jobs.cancel_job(job.id)
 
@@ -173,7 +162,7 @@ def test_a_worker_frozen_before_it_could_confirm_gets_the_monitor_note(server, t
             (UNCONFIRMED, "worker w-frozen never confirmed the cancellation")
         ]
         os.kill(worker.pid, signal.SIGCONT)  # it wakes, stops the command, and its late confirmation changes nothing
-        wait_until(lambda: not alive(pid), "the woken worker to stop the command")
+        wait_for(lambda: not alive(pid), what="the woken worker to stop the command")
         time.sleep(1.0)
         assert [n.action for n in notes(job.id)] == [UNCONFIRMED]
     finally:

@@ -9,11 +9,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
+from benchmarks import _support
 from webapp.domain.alerts import DEFAULT_RULES, KIND_NAMES
 
 from tests.support.server import PROJECT_ROOT, free_port
@@ -23,16 +23,15 @@ pytestmark = pytest.mark.slow
 
 
 def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """The benchmarks' wait_until, a refused connection (the server not up yet) counting as not yet."""
+
+    def answered():
         try:
-            value = predicate()
-            if value:
-                return value
+            return predicate()
         except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+            return None
+
+    return _support.wait_until(answered, timeout, what, interval=0.2)
 
 
 def test_dev_serves_sample_jobs_runs_them_and_hands_back_on_ctrl_c(tmp_path):

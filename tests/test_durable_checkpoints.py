@@ -15,7 +15,8 @@ from webapp.jobs import steps
 from webapp.store.extensions import db
 
 from tests.support.server import running_server
-from tests.test_worker_runner import job, start_worker, status_is, step_events, wait_for  # noqa: F401
+from tests.support.worker_process import wait_for
+from tests.test_worker_runner import job, start_worker, status_is, step_events  # noqa: F401
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from webapp.store.models import Job, JobAttempt
 
 from tests.conftest import INTERNAL_KEY
 from tests.support.server import PROJECT_ROOT, running_server
+from tests.support.worker_process import wait_for
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -80,14 +80,12 @@ def stop(workers: list[subprocess.Popen]) -> None:
 
 
 def wait_until_finished(job_ids: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()  # see the server's commits
+
+    def all_completed() -> bool:
         statuses = db.session.scalars(select(Job.status).where(Job.id.in_(job_ids))).all()
-        if all(status == "completed" for status in statuses):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not all {len(job_ids)} jobs completed within {timeout}s: {sorted(set(statuses))}")
+        return all(status == "completed" for status in statuses)
+
+    wait_for(all_completed, timeout, f"all {len(job_ids)} jobs to complete")
 
 
 def read_ledger(ledger: Path) -> list[tuple[int, str, float, float]]:
@@ -200,11 +198,7 @@ def test_a_killed_worker_frees_its_slot_when_its_job_is_orphaned(app, database_u
     ) as server:
         killed = start_worker(server, ledger, "killed", tmp_path, concurrency=2)
         try:
-            deadline = time.monotonic() + 60
-            while jobs.get_job(held.id).status != "running" and time.monotonic() < deadline:
-                db.session.rollback()
-                time.sleep(0.05)
-            assert jobs.get_job(held.id).status == "running"
+            wait_for(lambda: jobs.get_job(held.id).status == "running", 60, "the held job to run")
             # The worker has a free slot, but the queue has none: the second job waits.
             db.session.rollback()
             assert jobs.get_job(waiting.id).status == "queued"

@@ -11,11 +11,11 @@ supervisor before the lease runs out and the monitor hands the job on.
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
+from benchmarks._support import wait_until
 from benchmarks.live_copy import KEY, Settings, Workers, run
 from webapp.store.extensions import db
 from webapp.worker.protocol import WorkerClient
@@ -24,16 +24,6 @@ from tests.support.server import running_server
 
 KILL_GRACE_S = 3.0
 LEASE_S = 4.0
-
-
-def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def overlaps(directory: Path) -> list[str]:

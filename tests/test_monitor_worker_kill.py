@@ -18,10 +18,9 @@ import time
 import pytest
 
 from webapp import jobs
-from webapp.store.extensions import db
 
 from tests.support.server import running_server
-from tests.support.worker_process import launch_worker
+from tests.support.worker_process import launch_worker, wait_for
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -32,14 +31,9 @@ SLACK_S = 3.0
 
 
 def wait_for_status(job_id: int, statuses: set[str], timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()  # see the server's commits
-        status = jobs.get_job(job_id).status
-        if status in statuses:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {jobs.get_job(job_id).status} after {timeout}s")
+    return wait_for(
+        lambda: (status := jobs.get_job(job_id).status) in statuses and status, timeout, f"job {job_id} {statuses}"
+    )
 
 
 @pytest.fixture

@@ -6,34 +6,21 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from webapp.jobs import schedules as store
-from webapp.store.extensions import db
 from webapp.worker.handlers import Registry, RegistryError
 
 from tests.conftest import INTERNAL_KEY
-from tests.support.worker_process import launch_worker
+from tests.support.worker_process import launch_worker, wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_worker(server_url: str, module: str, log_path: Path) -> subprocess.Popen:
     return launch_worker(server_url, log_path, handlers=(module,))
-
-
-def wait_until(predicate, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -48,7 +35,7 @@ def schedules() -> dict:
 def test_a_workers_declared_schedules_are_synced_and_never_deleted_silently(server, tmp_path):
     worker = run_worker(server.url, "tests.support.schedule_handlers_first", tmp_path / "first.log")
     try:
-        found = wait_until(lambda: len(schedules()) == 2 and schedules(), "the first worker's schedules")
+        found = wait_for(lambda: len(schedules()) == 2 and schedules(), 60, "the first worker's schedules")
     finally:
         stop(worker)
     nightly = found["nightly-report"]
@@ -62,7 +49,7 @@ def test_a_workers_declared_schedules_are_synced_and_never_deleted_silently(serv
 
     worker = run_worker(server.url, "tests.support.schedule_handlers_second", tmp_path / "second.log")
     try:
-        wait_until(lambda: store.get("tick").missing_from_code, "tick marked missing")
+        wait_for(lambda: store.get("tick").missing_from_code, 60, "tick marked missing")
     finally:
         stop(worker)
     now = schedules()

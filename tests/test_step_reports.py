@@ -157,4 +157,7 @@ def test_a_batch_over_the_cap_is_refused_whole_before_it_takes_the_write_lock(cl
     accepted = client.post("/api/internal/reports", json={"items": items[:-1]}, headers=KEY)
 
     assert refused.status_code == 400 and refused.get_json()["field"] == "items", refused.get_json()
-    assert [r["code"] for r in accepted.get_json()["results"]] == [200] * MAX_REPORTS_PER_BATCH
+    codes = [r["code"] for r in accepted.get_json()["results"]]
+    # Each applied, or (on a machine slow enough to pass the batch's time budget) the rest deferred.
+    applied = codes.count(200)
+    assert applied and codes == [200] * applied + [503] * (MAX_REPORTS_PER_BATCH - applied), codes

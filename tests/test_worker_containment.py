@@ -21,7 +21,7 @@ from webapp.store.extensions import db
 
 from tests.support.processes import alive, marked, zombie_children
 from tests.support.server import running_server
-from tests.support.worker_process import launch_worker
+from tests.support.worker_process import launch_worker, wait_for
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -35,17 +35,6 @@ def start_worker(server_url: str, worker_id: str, tmp_path, *, prefix: tuple[str
     options += ("--poll-interval", "0.1", "--grace", "5")
     log_path = tmp_path / f"{worker_id}.log"
     return launch_worker(server_url, log_path, *options, handlers=("tests.support.worker_handlers",), prefix=prefix)
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()  # see the server's commits
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -74,11 +63,11 @@ def test_sigkill_of_a_worker_takes_its_stubborn_command_and_grandchild_with_it(s
     jobs.create_job(type="test.stubborn_family", payload={"marker": marker})
     worker = start_worker(server.url, "w-doomed", tmp_path)
     try:
-        pids = wait_until(lambda: family(marker), 30, "the command and its grandchild to run")
+        pids = wait_for(lambda: family(marker), 30, "the command and its grandchild to run")
         os.kill(worker.pid, signal.SIGKILL)  # the worker alone: its commands are in sessions of their own
         killed_at = time.monotonic()
         worker.wait()
-        wait_until(lambda: not any(alive(pid) for pid in pids), BOUND_S + 5, "the job's processes to end")
+        wait_for(lambda: not any(alive(pid) for pid in pids), BOUND_S + 5, "the job's processes to end")
         took = time.monotonic() - killed_at
     finally:
         stop(worker)
@@ -104,7 +93,7 @@ def test_a_restarted_worker_never_runs_beside_an_earlier_copy(monitored_server, 
     first = start_worker(monitored_server.url, "w-first", tmp_path)
     second = None
     try:
-        earlier = wait_until(lambda: family(marker), 30, "the first copy to run")
+        earlier = wait_for(lambda: family(marker), 30, "the first copy to run")
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
         second = start_worker(monitored_server.url, "w-second", tmp_path)  # at once, on the same host
@@ -126,7 +115,7 @@ def test_a_restarted_worker_never_runs_beside_an_earlier_copy(monitored_server, 
         stop(first)
         if second is not None:
             stop(second)
-    wait_until(lambda: not marked(marker), BOUND_S + 5, "the second copy to die with its worker")
+    wait_for(lambda: not marked(marker), BOUND_S + 5, "the second copy to die with its worker")
 
 
 def test_a_worker_that_is_pid_1_reaps_what_its_commands_leave_behind(server, tmp_path):
@@ -138,7 +127,7 @@ def test_a_worker_that_is_pid_1_reaps_what_its_commands_leave_behind(server, tmp
         server.url, "w-init", tmp_path, prefix=(unshare, "--user", "--map-root-user", "--pid", "--fork", "--mount-proc")
     )
     try:
-        wait_until(
+        wait_for(
             lambda: all(jobs.get_job(i).status == "completed" for i in ids),
             30,
             "every job to complete (a worker counting zombies waits forever)",

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import signal
 
-from benchmarks.worker_death import KEY, describe, measure, start_worker, wait_for
+from benchmarks._support import wait_until
+from benchmarks.worker_death import KEY, describe, measure, start_worker
 from webapp.store.extensions import db
 from webapp.store.models import Worker
 from webapp.worker.protocol import WorkerClient
@@ -29,10 +30,12 @@ def test_the_orphaned_job_says_its_worker_died_and_waits_for_the_lease(app, data
         client = WorkerClient(server.url, internal_key=KEY)
         job = client.create("demo.sleep", {"seconds": 300}, max_attempts=3)
         worker = start_worker(server.url, "w-dies", tmp_path / "worker.log")
-        wait_for(lambda: client.get(job["id"])["status"] == "running", 60)
+        wait_until(lambda: client.get(job["id"])["status"] == "running", 60, "the job to run")
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-        orphaned = wait_for(lambda: (found := client.get(job["id"]))["status"] != "running" and found, 10)
+        orphaned = wait_until(
+            lambda: (found := client.get(job["id"]))["status"] != "running" and found, 10, "the job to leave running"
+        )
         assert orphaned["status"] == "queued"
         assert orphaned["last_error"] == "orphaned: worker w-dies died (its connection to the server dropped)"
         # Its command's supervisor might live on: the job runs elsewhere once the lease runs out.
@@ -44,7 +47,7 @@ def test_a_worker_stopped_cleanly_says_goodbye_and_is_not_taken_for_dead(app, da
     db.session.remove()
     with running_server(database_url, tmp_path / "server.log", JOBWARDEN_INTERNAL_API_KEY=KEY) as server:
         worker = start_worker(server.url, "w-leaves", tmp_path / "worker.log")
-        wait_for(lambda: db.session.get(Worker, "w-leaves") or db.session.rollback(), 30)
+        wait_until(lambda: db.session.get(Worker, "w-leaves") or db.session.rollback(), 30, "the worker row")
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
         db.session.rollback()

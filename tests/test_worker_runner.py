@@ -30,7 +30,7 @@ from webapp.worker.runner import CLAIM_WAIT_S, MIN_CLAIM_GAP_S, WorkerRunner, Wo
 from tests.conftest import INTERNAL_KEY
 from tests.support.processes import alive
 from tests.support.server import running_server
-from tests.support.worker_process import launch_worker
+from tests.support.worker_process import launch_worker, wait_for
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -95,17 +95,6 @@ def start_worker(server, tmp_path) -> Callable[..., WorkerProcess]:
             except subprocess.TimeoutExpired:
                 os.killpg(worker.process.pid, signal.SIGKILL)
                 worker.wait()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 15, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()  # see the server's and the worker's commits
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def job(job_id: int) -> Job:

@@ -20,7 +20,7 @@ from webapp.store.extensions import db
 from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 from tests.support.server import running_server
-from tests.support.worker_process import launch_worker
+from tests.support.worker_process import launch_worker, wait_for
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -127,16 +127,6 @@ def start_worker(server_url: str, worker_id: str, log_path) -> subprocess.Popen:
     return launch_worker(
         server_url, log_path, *options, "--worker-id", worker_id, handlers=("tests.support.worker_handlers",)
     )
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_paused_worker_resumed_after_its_job_was_reaped_and_rerun_changes_nothing(monitored_server, tmp_path):

@@ -1,25 +1,12 @@
-"""A throwaway PostgreSQL database per test session, so parallel runs never share state."""
+"""A throwaway PostgreSQL database per test session, so parallel runs never share state:
+the benchmarks' (one copy), named jobwarden_test_…"""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from benchmarks._support import postgres_database
 
 
-@contextmanager
-def postgres_test_database(server_url: str) -> Iterator[str]:
-    url = make_url(server_url)
-    name = f"jobwarden_test_{secrets.token_hex(4)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def postgres_test_database(server_url: str) -> AbstractContextManager[str]:
+    return postgres_database(server_url, prefix="jobwarden_test")

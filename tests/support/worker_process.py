@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmarks._support import wait_until
 from webapp.store.extensions import db
 
 from tests.conftest import INTERNAL_KEY
@@ -72,12 +72,10 @@ def running_worker(server_url: str, log_path: Path, worker_id: str, *options: st
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30, what: str = "condition") -> object:
-    """Poll `predicate` (seeing the server's and the workers' commits) until it is true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Poll `predicate`, seeing the server's and the workers' commits, until it is true (the benchmarks' wait_until)."""
+
+    def fresh() -> object:
         db.session.rollback()
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return predicate()
+
+    return wait_until(fresh, timeout, what)

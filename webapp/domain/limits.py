@@ -26,3 +26,17 @@ LOG_BATCH_MAX_BYTES = 512 * 1024
 LOG_WORKER_BUFFER_BYTES = 1024 * 1024
 # What an attempt keeps of its log unless JOBWARDEN_LOG_MAX_BYTES says otherwise.
 DEFAULT_LOG_MAX_BYTES = 1024 * 1024
+# On SQLite, the work one batch of reports does in its transaction: past this, the items not yet applied
+# are answered DEFERRED (nothing of them written) and the worker sends them again in its next
+# batch. On a loaded machine 100 reports took up to a second; with this budget a batch holds
+# SQLite's write lock for about this long, and another writer waits behind a few batches at most.
+REPORT_BATCH_BUDGET_S = 0.2
+# The error of a report the batch left for the next one (answered with code 503).
+DEFERRED = "deferred"
+# Values in one request body's JSON (every number, string, array and object counts one).
+# Validating, storing and answering cost per value, about 9 µs each on the loaded project
+# machine, so a 2 MB body of a million tiny values took 8.7 s; at this cap the worst body
+# takes about a tenth of a second (docs/reliability.md, "Hardening probes"). A bulk create of
+# 1,000 jobs keeps room for about 20 values of payload each. The worker API is not counted
+# (its bodies carry results; only holders of the internal key reach it).
+MAX_JSON_VALUES = 25_000

@@ -116,8 +116,7 @@ ROUTES: dict[str, Needs] = {
     "queues_api.pause": needs(ADMIN),
     "queues_api.resume": needs(ADMIN),
     "queues.index": needs(VIEWER),
-    "queues.pause": needs(ADMIN),
-    "queues.resume": needs(ADMIN),
+    "queues.pause_or_resume": needs(ADMIN),
     "queues.set_limits": needs(ADMIN),
     # webhooks: admins only, reads too (a receiver's URL can be a credential)
     "webhooks_api.create_webhook": needs(ADMIN),

@@ -26,6 +26,9 @@ from ..jobs import audit
 from . import access, auth
 
 log = logging.getLogger(__name__)
+# The body the API's strict reader parsed (webapp.server.api.spec.json_body), kept for the reason
+# here: parsed once; a body it refused is not there.
+PARSED_BODY_KEY = "jobwarden.parsed_body"
 MAX_REASON_CHARS = 2000
 _ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 NAMED_IN_ACTION = ("action",)
@@ -85,11 +88,13 @@ def _target() -> str | None:
 
 
 def _reason() -> str | None:
-    """The `reason` of the JSON body or the form; none from a body the request could not read (413)."""
+    """The `reason` of the JSON body as the API read it (never parsed again here: a hostile body
+    costs its reader once, and one the reader refused gives none) or of the form; none from a
+    body the request could not read (413)."""
     given: Any = None
     try:
         if request.mimetype == "application/json":
-            body = request.get_json(silent=True)
+            body = request.environ.get(PARSED_BODY_KEY)
             given = body.get("reason") if isinstance(body, dict) else None
         else:
             given = request.form.get("reason")

@@ -45,6 +45,12 @@ def unit_of_work() -> Iterator[None]:
         del session.info[_OPEN]
 
 
+def take_the_write_lock() -> None:
+    """Inside a unit of work: on SQLite, wait for the write lock now (a no-op on PostgreSQL),
+    so what follows is timed from when it holds the lock."""
+    _open_sqlite_transaction(db.session())
+
+
 def _open_sqlite_transaction(session: Session) -> None:
     """Open the batch's transaction for writing at once (IMMEDIATE): pysqlite would open
     it only before the first write, and a transaction that read first and is upgraded

@@ -9,8 +9,10 @@ flight waits HEARTBEAT_LINGER_S for the heartbeats of the worker's other jobs, w
 beat on the same grid: see attempt.next_beat), and at most one report request of the
 worker is in flight at any moment. Log pieces share the batch up to LOG_BATCH_MAX_BYTES
 (one at least); the rest wait for the next, while every other report goes at once: a job
-printing as fast as it can never holds up a heartbeat. Each item keeps its own lease token and gets its own answer:
-a `lease_lost` for one job is raised in that job's thread only.
+printing as fast as it can never holds up a heartbeat. Each item keeps its own lease token and
+gets its own answer: a `lease_lost` for one job is raised in that job's thread only. An item the
+server left for later (`deferred`: its batch's time was up, nothing of it written) goes first in
+the next batch.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from typing import Any
 
 from ..client import JobwardenError
-from ..domain.limits import LOG_BATCH_MAX_BYTES, MAX_REPORTS_PER_BATCH
+from ..domain.limits import DEFERRED, LOG_BATCH_MAX_BYTES, MAX_REPORTS_PER_BATCH
 from .protocol import WorkerClient, item_answer
 
 HEARTBEAT_LINGER_S = 0.005
@@ -49,12 +51,14 @@ class ReportBatcher:
             self._pending.append(item)
             if not self._sending:
                 self._sending = item.sender = True
-        if not item.sender:
-            item.ready.wait()
-        if item.sender:
-            if kind == "heartbeat":
-                time.sleep(HEARTBEAT_LINGER_S)
-            self._send_batch()
+        if item.sender and kind == "heartbeat":
+            time.sleep(HEARTBEAT_LINGER_S)
+        while item.result is None and item.error is None:  # a deferred item waits again
+            if not item.sender:
+                item.ready.wait()
+                item.ready.clear()
+            if item.sender:
+                self._send_batch()
         if item.error is not None:
             raise item.error
         assert item.result is not None
@@ -72,14 +76,20 @@ class ReportBatcher:
         except Exception as error:  # the batch as a whole failed: each report fails as its single call would
             for item in batch:
                 item.error = error
+        deferred = [item for item in batch if item.result is not None and item.result.get("error") == DEFERRED]
+        answered = [item for item in batch if item not in deferred]
         with self._lock:
+            self._pending[:0] = deferred
+            for item in deferred:
+                item.result = None
+                item.sender = False
             if self._pending:  # what came in meanwhile goes next, sent by the first of its threads
                 following = self._pending[0]
                 following.sender = True
                 following.ready.set()
             else:
                 self._sending = False
-        for item in batch:
+        for item in answered:
             item.ready.set()
 
 

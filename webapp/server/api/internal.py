@@ -9,7 +9,10 @@ longer current is a 409 `lease_lost` that changes nothing (see webapp.store.tran
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from flask import Blueprint
@@ -17,16 +20,23 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ... import jobs
 from ...domain import statuses
+from ...domain.limits import DEFERRED, REPORT_BATCH_BUDGET_S
 from ...jobs import cancellation, logs, steps
 from ...jobs.serialize import claimed_job_json
 from ...store import leases, transitions
+from ...store.batch_turns import batch_turn, turns_needed
 from ...store.logs import LogPiece
+from ...store.transaction import take_the_write_lock
 from .. import auth, presence
 from ..claim_wait import UnexpectedBytes, claim_waiting
 from . import worker_schemas
 from .spec import ApiError, invalid, operation, refused
 
 bp = Blueprint("internal", __name__, url_prefix="/api/internal")
+# A worker's bodies carry its jobs' results (only the body limit bounds their size): uncounted,
+# so a large result is never refused and lost. Only holders of the internal key reach them:
+# the key is checked before a body is read.
+worker_operation = partial(operation, max_json_values=None)
 KEY: list[dict[str, list[str]]] = [{"internalKey": []}]
 ERRORS = (401, 404, 409)
 
@@ -37,7 +47,7 @@ def require_the_internal_key():
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <JOBWARDEN_INTERNAL_API_KEY>")
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/jobs/claim",
@@ -69,7 +79,7 @@ def claim(body: worker_schemas.Claim):
     }
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/jobs/<job_id:job_id>/start",
@@ -84,7 +94,7 @@ def start(job_id: int, body: worker_schemas.Start):
     return {"ok": True}
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/jobs/<job_id:job_id>/heartbeat",
@@ -108,7 +118,7 @@ def heartbeat(job_id: int, body: worker_schemas.Heartbeat):
     return {"cancel_requested": bool(job.cancel_requested), "status": job.status}
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/jobs/<job_id:job_id>/steps",
@@ -136,7 +146,7 @@ def step(job_id: int, body: worker_schemas.Step):
     return {"ok": True}
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/jobs/<job_id:job_id>/complete",
@@ -151,7 +161,7 @@ def complete(job_id: int, body: worker_schemas.Complete):
     return {"ok": True}
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/jobs/<job_id:job_id>/fail",
@@ -174,7 +184,7 @@ def fail(job_id: int, body: worker_schemas.Fail):
     return {"ok": True}
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/jobs/<job_id:job_id>/stopped",
@@ -227,7 +237,7 @@ SINGLE: dict[str, Callable[[int, Any], dict[str, Any]]] = {
 }
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/reports",
@@ -254,10 +264,17 @@ def reports(body: worker_schemas.Reports):
     statement for them all on PostgreSQL (`transitions.transition_held`); every other item,
     and anything after them, keeps its place in the order. The batch's log pieces are stored
     first, all in one statement, each fenced by its lease token as it stood before the batch
-    (a worker sends an attempt's last lines before its final report)."""
+    (a worker sends an attempt's last lines before its final report).
+
+    On SQLite the batch's work is capped in time too: once `limits.REPORT_BATCH_BUDGET_S` has passed,
+    the items not yet applied answer 503 `deferred` (nothing of them written), and the worker
+    sends them again in its next batch — so no batch holds SQLite's write lock for seconds.
+    On SQLite batches also take turns, leaving the lock free after a long one
+    (`store.batch_turns`), so another client's write is not starved by back-to-back batches."""
     try:
-        with jobs.unit_of_work():
-            results = _apply_all(body.items)
+        with batch_turn(), jobs.unit_of_work():
+            take_the_write_lock()  # the budget counts the batch's own work, not its wait for the lock
+            results = _apply_all(body.items, REPORT_BATCH_BUDGET_S if turns_needed() else math.inf)
     except SQLAlchemyError as error:
         raise ApiError(503, "unavailable", "the reports were not stored; send them again") from error
     return {"results": results}
@@ -273,6 +290,7 @@ def _complete_all(items: list[Any]) -> list[transitions.Outcome]:
     )
 
 
+DEFERRED_ANSWER = {"code": 503, "error": DEFERRED, "message": "not applied: the batch's time was up; send it again"}
 TOGETHER: dict[str, Callable[[list[Any]], list[transitions.Outcome]]] = {"start": _start_all, "complete": _complete_all}
 
 
@@ -292,7 +310,7 @@ def _store_logs(items: list[Any]) -> dict[int, dict[str, Any]]:
     return {index: {"code": 200, "stored": (item.job_id, item.offset) in stored} for index, item in pieces.items()}
 
 
-def _apply_all(items: list[Any]) -> list[dict[str, Any]]:
+def _apply_all(items: list[Any], budget_s: float) -> list[dict[str, Any]]:
     results: dict[int, dict[str, Any]] = _store_logs(items)
     run: dict[int, Any] = {}  # index → item: consecutive items of one TOGETHER kind
     run_jobs: set[int] = set()  # each for another job
@@ -305,9 +323,14 @@ def _apply_all(items: list[Any]) -> list[dict[str, Any]]:
             run.clear()
             run_jobs.clear()
 
+    deadline = time.monotonic() + budget_s
     for index, item in enumerate(items):
         if index in results:
-            continue
+            continue  # a log piece, stored already
+        if index and time.monotonic() > deadline:
+            apply_run()
+            results.update((later, dict(DEFERRED_ANSWER)) for later in range(index, len(items)) if later not in results)
+            break
         together = not isinstance(item, worker_schemas.BadItem) and item.kind in TOGETHER
         if run and not (together and item.kind == next(iter(run.values())).kind and item.job_id not in run_jobs):
             apply_run()
@@ -340,7 +363,7 @@ def _apply(index: int, item: Any) -> dict[str, Any]:
     return {"code": problem.code, "error": problem.error, "message": problem.message, **problem.extra}
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/workers/heartbeat",
@@ -357,7 +380,7 @@ def worker_heartbeat(body: worker_schemas.WorkerHeartbeat):
     return {"ok": True}
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/workers/presence",
@@ -375,7 +398,7 @@ def worker_presence(body: worker_schemas.WorkerPresence):
     return {"ok": True}
 
 
-@operation(
+@worker_operation(
     bp,
     "POST",
     "/workers/goodbye",

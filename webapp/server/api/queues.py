@@ -6,13 +6,20 @@ refusal names the field; a pause or resume is recorded with its actor and reason
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from flask import Blueprint
 from pydantic import BaseModel, Field, model_validator
 
 from ...domain.actors import API
-from ...domain.queues import MAX_CONCURRENCY, MAX_RATE_LIMIT, MAX_RATE_PERIOD_S, MIN_RATE_PERIOD_S
+from ...domain.queues import (
+    MAX_CONCURRENCY,
+    MAX_RATE_LIMIT,
+    MAX_RATE_PERIOD_S,
+    MIN_RATE_PERIOD_S,
+    QUEUE_NAME_MAX_CHARS,
+)
 from ...jobs import queues
 from ...jobs.query_params import BadQuery
 from .. import auth
@@ -110,9 +117,7 @@ def set_limits(name: str, body: QueueLimits):
     security=OPERATOR,
 )
 def pause(name: str, body: PauseBody | None = None):
-    with invalid_query():
-        queues.pause(_name(name), actor=auth.acting_as(API), reason=body.reason if body else None)
-        return queues.get_queue(name).json()
+    return _change_pause(queues.pause, name, body)
 
 
 @operation(
@@ -127,12 +132,17 @@ def pause(name: str, body: PauseBody | None = None):
     security=OPERATOR,
 )
 def resume(name: str, body: PauseBody | None = None):
+    return _change_pause(queues.resume, name, body)
+
+
+def _change_pause(change: Callable[..., object], name: str, body: PauseBody | None):
+    """Pause or resume (`change`), recorded with the API as actor and the body's reason; the queue as it is now."""
     with invalid_query():
-        queues.resume(_name(name), actor=auth.acting_as(API), reason=body.reason if body else None)
+        change(_name(name), actor=auth.acting_as(API), reason=body.reason if body else None)
         return queues.get_queue(name).json()
 
 
 def _name(name: str) -> str:
-    if not 1 <= len(name) <= 200 or "\x00" in name:
-        raise BadQuery("name", "a queue name is 1 to 200 characters")
+    if not 1 <= len(name) <= QUEUE_NAME_MAX_CHARS or "\x00" in name:
+        raise BadQuery("name", f"a queue name is 1 to {QUEUE_NAME_MAX_CHARS} characters")
     return name

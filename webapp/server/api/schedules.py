@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint
 
+from ...domain.actors import API, WORKER
 from ...jobs import schedules as store
 from ...jobs.serialize import JobOut, job_json
 from ...store.transaction import as_committed
@@ -59,7 +60,7 @@ def given(body: s.ScheduleSettings) -> dict[str, Any]:
 )
 def create_schedule(body: s.CreateSchedule):
     """`cron` (in `timezone`) or `every_s`, not both. Its jobs carry `schedule` and `scheduled_for`."""
-    store.create(body.name, given(body), source="api", actor=auth.acting_as("api"))
+    store.create(body.name, given(body), source="api", actor=auth.acting_as(API))
     return one_json(body.name), 201
 
 
@@ -87,7 +88,7 @@ def get_schedule(name: str):
 )
 def change_schedule(name: str, body: s.ScheduleSettings):
     """A new `cron`, `every_s` or `timezone` fires from now on; times in between are not made up."""
-    store.change(name, given(body), actor=auth.acting_as("api"))
+    store.change(name, given(body), actor=auth.acting_as(API))
     return one_json(name)
 
 
@@ -115,8 +116,7 @@ def delete_schedule(name: str):
     security=OPERATOR,
 )
 def pause_schedule(name: str):
-    store.set_paused(name, True, actor=auth.acting_as("api"))
-    return one_json(name)
+    return _set_paused(name, True)
 
 
 @operation(
@@ -130,7 +130,11 @@ def pause_schedule(name: str):
 )
 def resume_schedule(name: str):
     """It fires next at its first time after now: times it was paused over are not made up."""
-    store.set_paused(name, False, actor=auth.acting_as("api"))
+    return _set_paused(name, False)
+
+
+def _set_paused(name: str, paused: bool):
+    store.set_paused(name, paused, actor=auth.acting_as(API))
     return one_json(name)
 
 
@@ -145,7 +149,7 @@ def resume_schedule(name: str):
 )
 def trigger_schedule(name: str):
     with as_committed():
-        job = store.trigger(name, actor=auth.acting_as("api"))
+        job = store.trigger(name, actor=auth.acting_as(API))
         return job_json(job), 201
 
 
@@ -179,4 +183,4 @@ def sync_schedules(body: s.DeclaredSchedules):
     declared = [{"name": spec.name, **given(spec)} for spec in body.schedules]
     for spec in body.schedules:  # all checked before any is stored: a bad one changes nothing
         store.check_settings({**store.DEFAULTS, **given(spec)})
-    return store.sync_declared(declared, actor="worker")
+    return store.sync_declared(declared, actor=WORKER)

@@ -25,7 +25,9 @@ from werkzeug.routing import BaseConverter
 from werkzeug.routing import ValidationError as RoutingValidationError
 
 from ...domain import statuses
+from ...domain.limits import MAX_JSON_VALUES
 from ...jobs.query_params import unique_values
+from ..audit_trail import PARSED_BODY_KEY
 from . import json_input, schemas
 
 REF = "#/components/schemas/{model}"
@@ -125,8 +127,9 @@ def invalid_query() -> Iterator[None]:
         raise ApiError(400, "invalid", f"{error.field}: {error}", field=error.field) from None
 
 
-def json_body() -> Any:
-    """The request's JSON, strictly (see json_input): finite numbers, valid Unicode, bounded nesting."""
+def json_body(max_values: int | None = MAX_JSON_VALUES) -> Any:
+    """The request's JSON, strictly (see json_input): finite numbers, valid Unicode, bounded nesting,
+    at most `max_values` values (None: as many as the body limit holds)."""
     raw = request.get_data(cache=True)
     limit = request.max_content_length
     if request.content_length is None and limit is not None and len(raw) >= limit:
@@ -138,9 +141,11 @@ def json_body() -> Any:
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
     try:
-        return json_input.loads(raw, max_depth=current_app.config["JOBWARDEN_MAX_JSON_DEPTH"])
+        body = json_input.loads(raw, max_depth=current_app.config["JOBWARDEN_MAX_JSON_DEPTH"], max_values=max_values)
     except json_input.BadJson as error:
         raise ApiError(400, "invalid", f"body: {error}", field="body") from None
+    request.environ[PARSED_BODY_KEY] = body
+    return body
 
 
 def _query_values(model: type[BaseModel]) -> dict[str, Any]:
@@ -168,8 +173,10 @@ def operation(
     errors: tuple[int, ...] = (),
     security: list[dict[str, list]] | None = None,
     media_type: str = "application/json",
+    max_json_values: int | None = MAX_JSON_VALUES,
 ) -> Callable:
-    """Route `method rule` on `bp`; the view gets `body=` and `query=` as validated models."""
+    """Route `method rule` on `bp`; the view gets `body=` and `query=` as validated models (the body
+    of at most `max_json_values` JSON values)."""
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
@@ -183,7 +190,7 @@ def operation(
                 except ValidationError as error:
                     raise invalid(error) from None
             if body is not None or method != "GET":
-                data = json_body() if method != "GET" else None
+                data = json_body(max_json_values) if method != "GET" else None
                 if body is not None:
                     if data is None and not body_required:
                         data = {}

@@ -64,22 +64,14 @@ def index():
     return _page()
 
 
-@bp.post("/queues/<name>/pause")
-def pause(name: str):
+@bp.post("/queues/<name>/<any(pause, resume):action>")
+def pause_or_resume(name: str, action: str):
+    change = queues.pause if action == "pause" else queues.resume
     try:
-        queues.pause(name, actor=auth.acting_as(OPERATOR), reason=_reason())
+        change(name, actor=auth.acting_as(OPERATOR), reason=_reason())
     except BadQuery as error:
         return _refused(error)
-    return _done(f"Queue {name}: paused.")
-
-
-@bp.post("/queues/<name>/resume")
-def resume(name: str):
-    try:
-        queues.resume(name, actor=auth.acting_as(OPERATOR), reason=_reason())
-    except BadQuery as error:
-        return _refused(error)
-    return _done(f"Queue {name}: resumed.")
+    return _done(f"Queue {name}: {action}d.")
 
 
 @bp.post("/queues/<name>/limits")

@@ -13,6 +13,7 @@ from flask import Blueprint, flash, redirect, request, url_for
 from flask_wtf.csrf import CSRFError
 from pydantic import ValidationError
 
+from ...domain.actors import OPERATOR
 from ...domain.schedule_policies import MISFIRE_POLICIES, OVERLAP_POLICIES
 from ...domain.schedule_timing import zone
 from ...jobs import schedules as store
@@ -107,7 +108,7 @@ def create():
         return _page(400, error=body, form=form)
     try:
         store.create(body.name, {k: getattr(body, k) for k in body.model_fields_set if k in store.SETTINGS},
-                     source="api", actor=auth.acting_as("dashboard"))  # fmt: skip
+                     source="api", actor=auth.acting_as(OPERATOR))  # fmt: skip
     except store.BadSchedule as error:
         return _page(400, error=f"{error.field}: {error}", form=form)
     except store.ScheduleExists as error:
@@ -126,7 +127,7 @@ def edit(name: str):
     try:
         if store.get(name).source != "api":
             return _page(409, error=f"schedule {name} is declared in code: change it there")
-        store.change(name, changes, actor=auth.acting_as("dashboard"))
+        store.change(name, changes, actor=auth.acting_as(OPERATOR))
     except store.BadSchedule as error:
         return _page(400, error=f"{error.field}: {error}")
     except store.ScheduleNotFound as error:
@@ -137,12 +138,12 @@ def edit(name: str):
 def _act(name: str, action: str):
     try:
         if action == "trigger":
-            job = store.trigger(name, actor=auth.acting_as("dashboard"))
+            job = store.trigger(name, actor=auth.acting_as(OPERATOR))
             return _done(f"Schedule {name} triggered: job {job.id}.")
         if action == "delete":
             store.remove(name)
             return _done(f"Schedule {name} removed; its jobs stay.")
-        store.set_paused(name, action == "pause", actor=auth.acting_as("dashboard"))
+        store.set_paused(name, action == "pause", actor=auth.acting_as(OPERATOR))
     except store.ScheduleNotFound as error:
         return _page(404, error=str(error))
     return _done(f"Schedule {name} {'paused' if action == 'pause' else 'resumed'}.")
