@@ -345,17 +345,16 @@ def _plan(schedule: Any, now: datetime, live: Any) -> _Plan | None:
                     dropped[0],
                 )
             )
-    if firing and schedule.overlap != "allow":
-        if live is not None:
-            first = firing[0]
-            said = f"{_stamp(first, schedule.timezone)}: previous run {live.id} still {live.status}"
-            if schedule.overlap == "wait":
-                # Owe the first time still: look again soon; the history says so once per time.
-                if schedule.due_at == schedule.next_fire_at:
-                    events.append(("waiting", f"waiting {said}", first))
-                return _Plan([], first, now + OVERLAP_WAIT_RECHECK, events)
-            events.append(("skipped", f"skipped {said}", first))
-            firing = []
+    if firing and schedule.overlap != "allow" and live is not None:
+        first = firing[0]
+        said = f"{_stamp(first, schedule.timezone)}: previous run {live.id} still {live.status}"
+        if schedule.overlap == "wait":
+            # Owe the first time still: look again soon; the history says so once per time.
+            if schedule.due_at == schedule.next_fire_at:
+                events.append(("waiting", f"waiting {said}", first))
+            return _Plan([], first, now + OVERLAP_WAIT_RECHECK, events)
+        events.append(("skipped", f"skipped {said}", first))
+        firing = []
     return _Plan(firing, following, following, events)
 
 
@@ -402,7 +401,14 @@ def fire_many(schedule_ids: list[int], now: datetime | None = None) -> list[Job]
                 continue  # another replica fired this time, or the schedule changed meanwhile
             specs.extend(_job_spec(schedule, moment) for moment in plan.fire_times)
             events.extend(
-                {"schedule_id": schedule.id, "kind": kind, "message": message, "actor": actor, "at": now, "fire_time": at}
+                {
+                    "schedule_id": schedule.id,
+                    "kind": kind,
+                    "message": message,
+                    "actor": actor,
+                    "at": now,
+                    "fire_time": at,
+                }
                 for kind, message, at in plan.events
             )
         made = jobs.create_jobs(specs, actor=actor)
