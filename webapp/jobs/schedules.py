@@ -3,7 +3,8 @@
 A fire is one transaction: a conditional UPDATE moves the schedule's `next_fire_at`
 (and `due_at`) on from the values this replica read, then the job is inserted through
 the state machine's create with its `(schedule, scheduled_for)` pair, which a unique
-index holds once. Of two replicas firing the same time, the loser's UPDATE matches no
+index holds once. The schedules due together share that transaction (`fire_many`): one
+commit and one INSERT of jobs for all of them, so a burst is not fired one commit at a time. Of two replicas firing the same time, the loser's UPDATE matches no
 row (PostgreSQL re-checks the WHERE after the winner's commit; SQLite writes one at a
 time), so it inserts nothing; a replica killed mid-fire leaves no trace, and the
 next one fires that time. Decisions other than a plain fire (missed times, a previous
@@ -217,14 +218,22 @@ def trigger(name: str, *, actor: str, now: datetime | None = None) -> Job:
     return job
 
 
-def live_run(schedule_name: str) -> Any:
-    """The schedule's newest run still pending, queued, claimed or running, if any."""
-    return db.session.execute(
-        select(Job.id, Job.status)
-        .where(Job.schedule == schedule_name, Job.status.in_([str(s) for s in UNFINISHED]))
-        .order_by(Job.id.desc())
-        .limit(1)
-    ).first()
+def live_runs(names: list[str]) -> dict[str, Any]:
+    """Each schedule's newest run still pending, queued, claimed or running (id, status), by name."""
+    if not names:
+        return {}
+    ranked = (
+        select(
+            Job.id,
+            Job.status,
+            Job.schedule,
+            func.row_number().over(partition_by=Job.schedule, order_by=Job.id.desc()).label("rank"),
+        )
+        .where(Job.schedule.in_(names), Job.status.in_([str(s) for s in UNFINISHED]))
+        .subquery()
+    )
+    rows = db.session.execute(select(ranked.c.id, ranked.c.status, ranked.c.schedule).where(ranked.c.rank == 1))
+    return {row.schedule: row for row in rows}
 
 
 def last_runs(names: list[str], count: int) -> dict[str, list[Any]]:
@@ -303,7 +312,8 @@ def _stamp(moment: datetime, timezone: str) -> str:
     return moment.astimezone(zone(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def _plan(schedule: Any, now: datetime) -> _Plan | None:
+def _plan(schedule: Any, now: datetime, live: Any) -> _Plan | None:
+    """What firing `schedule` at `now` does; `live` is its newest unfinished run (None: there is none)."""
     timing = Timing(schedule.cron, schedule.every_s, schedule.timezone, schedule.created_at)
     owed = _owed(timing, schedule.next_fire_at, now)
     if not owed:
@@ -335,51 +345,75 @@ def _plan(schedule: Any, now: datetime) -> _Plan | None:
                     dropped[0],
                 )
             )
-    if firing and schedule.overlap != "allow":
-        live = live_run(schedule.name)
-        if live is not None:
-            first = firing[0]
-            said = f"{_stamp(first, schedule.timezone)}: previous run {live.id} still {live.status}"
-            if schedule.overlap == "wait":
-                # Owe the first time still: look again soon; the history says so once per time.
-                if schedule.due_at == schedule.next_fire_at:
-                    events.append(("waiting", f"waiting {said}", first))
-                return _Plan([], first, now + OVERLAP_WAIT_RECHECK, events)
-            events.append(("skipped", f"skipped {said}", first))
-            firing = []
+    if firing and schedule.overlap != "allow" and live is not None:
+        first = firing[0]
+        said = f"{_stamp(first, schedule.timezone)}: previous run {live.id} still {live.status}"
+        if schedule.overlap == "wait":
+            # Owe the first time still: look again soon; the history says so once per time.
+            if schedule.due_at == schedule.next_fire_at:
+                events.append(("waiting", f"waiting {said}", first))
+            return _Plan([], first, now + OVERLAP_WAIT_RECHECK, events)
+        events.append(("skipped", f"skipped {said}", first))
+        firing = []
     return _Plan(firing, following, following, events)
 
 
 def fire(schedule_id: int, now: datetime | None = None) -> list[Job]:
     """Fire one schedule's owed times, once across replicas (see the module's docstring)."""
+    return fire_many([schedule_id], now)
+
+
+def fire_many(schedule_ids: list[int], now: datetime | None = None) -> list[Job]:
+    """Fire these schedules' owed times in one transaction, each time once across replicas.
+
+    Each schedule's compare-and-set UPDATE, then one INSERT of all their jobs and one of
+    their history: the last of many due together does not wait for the others' commits.
+    Rows are moved in id order, so replicas firing overlapping sets wait for each other
+    instead of deadlocking. All or nothing: `fire_round` fires a failed batch one by one.
+    """
     now = now or utcnow()
     table = Schedule.__table__
-    schedule = db.session.execute(select(table).where(table.c.id == schedule_id)).first()
-    db.session.rollback()  # the read's snapshot ends here: the write below begins on its own
-    if schedule is None or schedule.paused or schedule.due_at > now:
+    rows = db.session.execute(select(table).where(table.c.id.in_(schedule_ids)).order_by(table.c.id)).all()
+    due = [row for row in rows if not row.paused and row.due_at <= now]
+    live = live_runs([row.name for row in due if row.overlap != "allow"])
+    db.session.rollback()  # the reads' snapshot ends here: the writes below begin on their own
+    plans = [(row, plan) for row in due if (plan := _plan(row, now, live.get(row.name))) is not None]
+    if not plans:
         return []
-    plan = _plan(schedule, now)
-    if plan is None:
-        return []
+    actor = f"{FIRING_ACTOR}:{os.getpid()}"  # which replica fired it
+    specs: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     with unit_of_work():
-        moved = db.session.execute(
-            update(table)
-            .where(
-                and_(
-                    table.c.id == schedule_id,
-                    table.c.next_fire_at == schedule.next_fire_at,
-                    table.c.due_at == schedule.due_at,
-                    table.c.paused.is_(False),
+        for schedule, plan in plans:
+            moved = db.session.execute(
+                update(table)
+                .where(
+                    and_(
+                        table.c.id == schedule.id,
+                        table.c.next_fire_at == schedule.next_fire_at,
+                        table.c.due_at == schedule.due_at,
+                        table.c.paused.is_(False),
+                    )
                 )
+                .values(next_fire_at=plan.next_fire_at, due_at=plan.due_at)
             )
-            .values(next_fire_at=plan.next_fire_at, due_at=plan.due_at)
-        )
-        if rows_changed(moved) == 0:
-            return []  # another replica fired this time, or the schedule changed meanwhile
-        actor = f"{FIRING_ACTOR}:{os.getpid()}"  # which replica fired it
-        made = jobs.create_jobs([_job_spec(schedule, moment) for moment in plan.fire_times], actor=actor)
-        for kind, message, fire_time in plan.events:
-            _record(schedule_id, kind, message, actor=actor, now=now, fire_time=fire_time)
+            if rows_changed(moved) == 0:
+                continue  # another replica fired this time, or the schedule changed meanwhile
+            specs.extend(_job_spec(schedule, moment) for moment in plan.fire_times)
+            events.extend(
+                {
+                    "schedule_id": schedule.id,
+                    "kind": kind,
+                    "message": message,
+                    "actor": actor,
+                    "at": now,
+                    "fire_time": at,
+                }
+                for kind, message, at in plan.events
+            )
+        made = jobs.create_jobs(specs, actor=actor)
+        if events:
+            db.session.execute(ScheduleEvent.__table__.insert(), events)
     return made
 
 
@@ -392,22 +426,31 @@ class Round:
 def fire_round(now: datetime | None = None) -> Round:
     """Fire every due schedule and say when the next is due.
 
-    A round with nothing due is one query. Each batch that fires is followed by one more
-    (the schedules it fired are due again, maybe before the rest). A schedule whose fire
-    raises is logged and left for the next round, so one broken row never holds up the others.
+    A round with nothing due is one query. The schedules due in each batch fire together
+    (`fire_many`), and each batch is followed by one more query (the schedules it fired are
+    due again, maybe before the rest). Without a `now` given, each batch reads the clock
+    again, so schedules that fell due while the last batch fired join the next at once. A
+    batch that raises is fired again one schedule at a time, and a schedule whose own fire
+    raises is logged and left for the next round: one broken row never holds up the others.
     """
-    now = now or utcnow()
     made = 0
     broken: set[int] = set()
     while True:
+        moment = now or utcnow()
         rows = [row for row in earliest(FIRE_BATCH + len(broken)) if row.id not in broken]
         db.session.rollback()
-        due = [row.id for row in rows if row.due_at <= now]
+        due = [row.id for row in rows if row.due_at <= moment]
         if not due:
             return Round(made, rows[0].due_at if rows else None)
+        try:
+            made += len(fire_many(due, moment))
+            continue
+        except Exception:
+            db.session.rollback()
+            log.warning("schedules: a batch of %d fires failed; firing them one at a time", len(due), exc_info=True)
         for schedule_id in due:
             try:
-                made += len(fire(schedule_id, now))
+                made += len(fire(schedule_id, moment))
             except Exception:
                 db.session.rollback()
                 log.exception("schedule %d: fire failed; left for the next round", schedule_id)
