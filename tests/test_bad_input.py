@@ -21,6 +21,7 @@ INTERNAL_BODIES = {
     "steps": {"lease_token": "t", "name": "s", "event": "started"},
     "fail": {"lease_token": "t", "error": "e"},
     "stopped": {"lease_token": "t"},
+    "log": {"lease_token": "t", "offset": 0, "text": "2026-12-06T00:00:00.000Z out hello\n"},
 }
 HOSTILE = [
     "'; DROP TABLE jobs; --",

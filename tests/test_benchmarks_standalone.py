@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 # Scripts run inside their own virtualenvs (procrastinate's, rq-dashboard's), not Jobwarden's.
 OTHER_SIDES = {"procrastinate_side.py", "rq_dashboard_side.py"}
 # Not benchmarks: what a benchmark and its test share (a worker's handlers, a command, request bodies).
-SHARED = {"chaos_handlers.py", "flock_handlers.py", "flock_job.py", "hostile_shapes.py"}
+SHARED = {"chaos_handlers.py", "flock_handlers.py", "flock_job.py", "hostile_shapes.py", "log_handlers.py"}
 SCRIPTS = sorted(
     path.name
     for path in (PROJECT_ROOT / "benchmarks").glob("*.py")

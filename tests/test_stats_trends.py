@@ -96,3 +96,10 @@ def test_metrics_carry_the_same_series(app, client):
     assert 'jobwarden_failure_rate_last_hour{type="video"} 0.5' in text
     assert re.search(r'jobwarden_queue_latency_seconds_last_hour\{quantile="0.95",queue="media"\} [0-9.]+', text)
     assert 'jobwarden_alerts_firing{kind="queue_latency"} 1.0' in text
+
+
+def test_a_nul_or_overlong_filter_is_a_400_naming_it(client):
+    """PostgreSQL refuses NUL in text: the filter is checked at the edge, never a 500."""
+    for query, field in (("type=%00", "type"), ("queue=a%00b", "queue"), ("type=" + "x" * 300, "type")):
+        response = client.get(f"/stats?{query}")
+        assert response.status_code == 400 and f"{field}:" in response.get_data(as_text=True), query

@@ -22,9 +22,10 @@ from tests.support.server import PROJECT_ROOT, free_port, wait_for_port
 pytestmark = pytest.mark.slow
 
 # 254 KB when the unused htmx builds left it (issue 22); schedules, queues and leases brought
-# it to 328 KB of code, migrations and templates; alerts and the /stats charts to 362 KB.
+# it to 328 KB of code, migrations and templates; alerts and the /stats charts to 362 KB;
+# identity, logs and the rest of the third programme to 415 KB (issue 22 asks for 300: open).
 # The front-end files are the two below (21 KB).
-WHEEL_MAX_BYTES = 380_000
+WHEEL_MAX_BYTES = 420_000
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.
 NOT_SOURCE = {

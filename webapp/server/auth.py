@@ -144,6 +144,12 @@ def _decide_principal() -> Principal:
     return Principal(name=None, role=Role.named(anonymous_role) if anonymous_role else None, via=ANONYMOUS)
 
 
+def undecided_while_the_database_is_down() -> None:
+    """The database went away before this request's principal was decided: the error page acts
+    as nobody (no buttons, nothing read) instead of asking the database again."""
+    request.environ.setdefault(PRINCIPAL_KEY, Principal(name=None, role=None, via=ANONYMOUS))
+
+
 def _is_api_request() -> bool:
     return request.path.startswith("/api/") or request.path in ("/healthz", "/metrics")
 

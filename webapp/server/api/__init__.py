@@ -10,7 +10,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from ...domain import statuses
-from .. import query_time
+from .. import auth, query_time
 from .spec import ApiError, refused
 
 
@@ -70,6 +70,7 @@ def register(app: Flask) -> None:
         app.logger.error("the database does not answer: %s", getattr(error, "orig", error))
         if _is_api_request():
             return ApiError(503, "unavailable", "the database does not answer; try again shortly")
+        auth.undecided_while_the_database_is_down()
         return render_template("error.html", message="The database does not answer; try again shortly."), 503
 
     @app.errorhandler(statuses.TransitionRefused)

@@ -216,14 +216,19 @@ def stopped(job_id: int, body: worker_schemas.Stopped):
     summary="A piece of the attempt's log, at its byte offset",
     body=worker_schemas.Log,
     responses={200: worker_schemas.LogStored},
-    errors=(401,),
+    errors=(401, 404),
     security=KEY,
 )
 def log(job_id: int, body: worker_schemas.Log):
     """Stored once per offset, and only while the lease token is the job's: a worker that
-    lost the job stores nothing (its next heartbeat says so)."""
+    lost the job stores nothing (its next heartbeat says so). An unknown job is a 404."""
     with jobs.unit_of_work():
         stored = logs.append([LogPiece(job_id, body.lease_token, body.offset, body.text)])
+        if not stored:
+            try:
+                jobs.get_job(job_id)
+            except statuses.JobNotFound as error:
+                raise ApiError(404, "not_found", str(error)) from None
     return {"stored": bool(stored)}
 
 
