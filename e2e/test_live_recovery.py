@@ -86,7 +86,9 @@ def test_dismissing_the_confirmation_changes_nothing(page: Page):
 
 
 def test_a_killed_workers_job_is_failed_by_the_monitor_then_force_started_to_completion(page: Page, start_worker):
-    job = jobs.create_job(type="demo.sleep", payload={"seconds": 3}, max_attempts=1)
+    # Long enough that the kill lands while it runs even when the page sees `running` seconds
+    # late (a loaded machine: at 3 s the job once completed first); short enough for the rescuer.
+    job = jobs.create_job(type="demo.sleep", payload={"seconds": 10}, max_attempts=1)
     first = start_worker("e2e-doomed")
     page.goto(f"/jobs/{job.id}")
     expect(badge(page)).to_have_attribute("data-status", "running", timeout=SLOW_MS)
