@@ -142,6 +142,7 @@ def test_removing_a_rule_removes_its_alerts(app, client):
         ({"kind": "queue_latency", "subject": "*", "threshold": "soon"}, "threshold"),
         ({"kind": "queue_latency", "subject": "x" * 211, "threshold": 5}, "subject"),
         ({"kind": "stalled", "subject": "queue:a", "threshold": 5}, "subject"),
+        ({"kind": "no_worker", "subject": "a\x00b", "threshold": 1}, "subject"),  # PostgreSQL: was a 500
         ({"kind": "queue_latency", "subject": "*", "threshold": 0}, "threshold"),
     ],
 )

@@ -329,3 +329,12 @@ def test_an_oidc_subject_longer_than_the_protocol_allows_is_refused_not_a_500(ap
     with pytest.raises(users.SignInRefused):
         users.oidc_sign_in("s" * 256, "longsub", Role.VIEWER)
     assert users.oidc_sign_in("s" * 255, "longsub", Role.VIEWER).name == "longsub"
+
+
+def test_a_nul_in_an_audit_filter_is_a_400_naming_it_not_a_500(app):
+    """PostgreSQL text holds no NUL: the API's audit filters refuse it at the edge, as the page does."""
+    client = app.test_client()
+    admin = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
+    for name in ("actor", "action", "target", "outcome"):
+        response = client.get(f"/api/audit?{name}=a%00b", headers=admin)
+        assert response.status_code == 400 and name in response.get_data(as_text=True), name

@@ -48,6 +48,8 @@ def check(kind: Any, subject: Any, threshold: Any, window_s: Any, min_jobs: Any)
     subject = (subject if isinstance(subject, str) else "").strip() or ANY_SUBJECT
     if len(subject) > MAX_SUBJECT_LENGTH:
         raise BadRule("subject", f"must be at most {MAX_SUBJECT_LENGTH} characters")
+    if "\x00" in subject:  # PostgreSQL text holds no NUL: refused on both backends alike
+        raise BadRule("subject", "must not contain NUL characters")
     if subject.startswith(QUEUE_PREFIX) and kind != "failure_rate":
         raise BadRule("subject", f"names a {spec.subject} (or *); {QUEUE_PREFIX}NAME is for failure_rate")
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from ...domain.roles import ROLE_NAMES
-from .schemas import Body, Name
+from .schemas import Body, Name, no_nul
 
 RoleName = Literal[ROLE_NAMES]  # type: ignore[valid-type]
+Filter = Annotated[str, AfterValidator(no_nul)]  # compared in the database: PostgreSQL text holds no NUL
 
 
 class CreateToken(Body):
@@ -52,10 +53,10 @@ class UserList(BaseModel):
 
 
 class AuditQuery(BaseModel):
-    actor: str | None = Field(None, max_length=200, description="Exactly this actor.")
-    action: str | None = Field(None, max_length=200, description="Actions containing this.")
-    target: str | None = Field(None, max_length=400, description="Targets containing this.")
-    outcome: str | None = Field(None, max_length=200, description="`ok`, or a part of a refusal (`403`).")
+    actor: Filter | None = Field(None, max_length=200, description="Exactly this actor.")
+    action: Filter | None = Field(None, max_length=200, description="Actions containing this.")
+    target: Filter | None = Field(None, max_length=400, description="Targets containing this.")
+    outcome: Filter | None = Field(None, max_length=200, description="`ok`, or a part of a refusal (`403`).")
     since: datetime | None = None
     until: datetime | None = None
     before: int | None = Field(None, ge=1, description="The next page: `next_before` of the previous one.")
