@@ -4,12 +4,12 @@ schedule created in this process moves it at once. Real APScheduler, real store,
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from benchmarks._support import wait_until
 from webapp.domain.timeutil import utcnow
 from webapp.jobs import schedules as store
 from webapp.monitor import schedule_round
@@ -46,23 +46,18 @@ def next_run_of(scheduler) -> object:
     return scheduler.get_job(schedule_round.ROUND_JOB_ID).next_run_time
 
 
-def wait_for(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_the_scheduled_round_wakes_for_the_next_due_fire_and_for_a_new_schedule(app, scheduler):
     make("daily", 86_400)
     schedule_round.schedule(scheduler, app)
     scheduler.resume()
     daily_due = store.get("daily").due_at
     # After its first round the job sleeps, at most MAX_SLEEP: the daily fire is further away.
-    wait_for(lambda: next_run_of(scheduler) > utcnow() + timedelta(seconds=5))
+    wait_until(
+        lambda: next_run_of(scheduler) > utcnow() + timedelta(seconds=5), 20, "the round to sleep until the daily fire"
+    )
     assert next_run_of(scheduler) < daily_due
     # A schedule created here wakes the round, which then sleeps until exactly that schedule's
     # fire time: no poll interval would land on it.
     make("soon", 12)
     soon_due = store.get("soon").due_at
-    wait_for(lambda: next_run_of(scheduler) == soon_due)
+    wait_until(lambda: next_run_of(scheduler) == soon_due, 20, "the round to wake for the new schedule")

@@ -12,6 +12,7 @@ from functools import partial
 import pytest
 import requests
 
+from benchmarks._support import wait_until
 from webapp.client import JobwardenClient
 from webapp.worker.protocol import WorkerClient
 
@@ -40,14 +41,6 @@ def claim_statements(url: str) -> float:
 
 def all_claimed(answers: dict[str, list], job_ids: list[int]) -> bool:
     return set(job_ids) <= {job["id"] for claimed in answers.values() for job in claimed}
-
-
-def wait_until(condition, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_a_new_job_wakes_about_one_waiting_claim_per_process_of_those_that_take_it(app, database_url, tmp_path):
