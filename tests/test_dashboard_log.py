@@ -92,3 +92,48 @@ def test_over_the_cap_the_beginning_and_end_are_kept_the_cut_counted_and_offsets
     assert client.get(f"/api/jobs/{job.id}/log").get_json()["text"] == shown
     from_cut = client.get(f"/api/jobs/{job.id}/log", query_string={"offset": 2500}).get_json()
     assert "bytes cut" in from_cut["text"].splitlines()[0] and from_cut["text"].endswith(lines[-1])
+
+
+def test_a_log_of_mixed_scripts_reads_the_same_bytes_from_any_offset(app, client):
+    """ASCII pieces are sliced by character, others by byte: both must give the bytes the
+    offsets name, whichever side of the cut they lie on."""
+    app.config["JOBWARDEN_LOG_MAX_BYTES"] = 4096
+    job = make_job("running")
+    offset, pieces = 0, []
+    words = ["plain ascii", "café crème", "€ 12,50 — ok", "🚀 launched 🛰"]
+    for batch in range(60):
+        text = "".join(
+            f"{prefix('out')}{words[(batch + i) % len(words)] if batch % 3 else 'ascii'} {i}\n" for i in range(4)
+        )
+        pieces.append((offset, text.encode()))
+        offset = write(job, text, offset)
+    whole = b"".join(data for _, data in pieces)
+
+    def line_start(byte: int, forward: bool) -> int:
+        start, data = next((start, data) for start, data in pieces if start < byte < start + len(data))
+        newline = data.find(b"\n", byte - start) if forward else data.rfind(b"\n", 0, byte - start)
+        return byte if newline < 0 else start + newline + 1
+
+    head_end, tail_start = line_start(2048, forward=False), line_start(len(whole) - 2048, forward=True)
+
+    def expected(at: int) -> str:
+        if at >= tail_start:
+            return whole[at:].decode()
+        head = whole[at:head_end] if at < head_end else b""
+        cut = tail_start - max(at, head_end)
+        return head.decode() + f"[{cut:,} bytes cut" + whole[tail_start:].decode()
+
+    text = whole.decode()
+    for char in range(0, len(text), 31):
+        at = len(text[:char].encode())
+        answer = client.get(f"/api/jobs/{job.id}/log", query_string={"offset": at}).get_json()
+        shown = answer["text"]
+        assert answer["cut_bytes"] == tail_start - head_end
+        assert answer["next_offset"] == len(whole)
+        want = expected(at)
+        if "bytes cut" in want:  # the marker's wording past its count is the domain's
+            before, after = want.split("[", 1)[0], want.split(" bytes cut", 1)[0]
+            assert shown.startswith(after) and shown.endswith(whole[tail_start:].decode()), at
+            assert before == shown[: len(before)]
+        else:
+            assert shown == want, at

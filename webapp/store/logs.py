@@ -133,51 +133,58 @@ def length_of(job_id: Any, attempt: Any) -> ScalarSelect[int]:
 
 def read(job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int | None) -> LogSlice:
     """The attempt's log from byte `offset`, as the cap shows it (see the module's docstring);
-    `length` as `length_of` found it."""
-    chunk = JobLogChunk
-    of_attempt = and_(chunk.job_id == job_id, chunk.attempt == attempt)
+    `length` as `length_of` found it. One statement: the pieces from `offset` that the cap shows,
+    and the (at most two) pieces the cut's boundaries lie in, which say where the cut's lines are."""
     if length is None:
         return LogSlice(offset, offset, "", 0, 0)
-    head_end = tail_start = length  # nothing cut
-    if length > max_bytes:
-        head, tail = _halves(max_bytes)
-        head_end, tail_start = _line_boundaries(of_attempt, head, length - tail)
+    chunk = JobLogChunk
     ends = chunk.start + chunk.size
+    wanted: ColumnElement[bool] = ends > offset
+    head = tail = length  # nothing cut
+    if length > max_bytes:
+        head, kept_tail = _halves(max_bytes)
+        tail = length - kept_tail
+        wanted = or_(
+            and_(wanted, or_(chunk.start < head, ends > tail)),
+            and_(chunk.start < head, ends > head),
+            and_(chunk.start < tail, ends > tail),
+        )
     rows = db.session.execute(
-        select(chunk.start, chunk.size, chunk.text)
-        .where(of_attempt, ends > offset, or_(chunk.start < head_end, ends > tail_start))
+        select(chunk.start, chunk.text)
+        .where(chunk.job_id == job_id, chunk.attempt == attempt, wanted)
         .order_by(chunk.start)
     ).all()
+    head_end, tail_start = (head, tail) if length <= max_bytes else _line_boundaries(rows, head, tail)
     parts: list[str] = []
     position = offset
-    for start, size, piece in rows:
-        end = start + size
+    for start, piece in rows:
+        data = None if piece.isascii() else piece.encode("utf-8")
+        end = start + (len(piece) if data is None else len(data))
         for low, high in ((start, min(end, head_end)), (max(start, tail_start), end)):
             low = max(low, position)
             if low >= high:
                 continue
             if low > position:
                 parts.append(cut_marker(low - position))
-            whole = low == start and high == end  # most pieces: no bytes to count
-            parts.append(
-                piece if whole else piece.encode("utf-8")[low - start : high - start].decode("utf-8", "ignore")
-            )
+            if low == start and high == end:  # most pieces: no bytes to count
+                parts.append(piece)
+            elif data is None:
+                parts.append(piece[low - start : high - start])
+            else:
+                parts.append(data[low - start : high - start].decode("utf-8", "ignore"))
             position = high
     return LogSlice(offset, max(position, offset), "".join(parts), tail_start - head_end, length)
 
 
-def _line_boundaries(of_attempt: ColumnElement[bool], head: int, tail: int) -> tuple[int, int]:
+def _line_boundaries(rows: Sequence[Any], head: int, tail: int) -> tuple[int, int]:
     """(the start of the line at or before byte `head`, the start of the line at or after byte
-    `tail`): the cap cuts between lines. One statement reads the (at most two) pieces they are in."""
-    chunk = JobLogChunk
-    ends = chunk.start + chunk.size
-    found = db.session.execute(
-        select(chunk.start, chunk.text).where(
-            of_attempt, or_(and_(chunk.start < head, ends > head), and_(chunk.start < tail, ends > tail))
-        )
-    ).all()
+    `tail`): the cap cuts between lines. `rows` hold the pieces these bytes lie in."""
     head_end, tail_start = head, tail  # a boundary between pieces, which end with whole lines
-    for start, piece in found:
+    for start, piece in rows:
+        if start >= tail:
+            break
+        if start + len(piece) * 4 <= head:  # UTF-8 takes at most 4 bytes a character
+            continue
         data = piece.encode("utf-8")
         if start < head < start + len(data):
             newline = data.rfind(b"\n", 0, head - start)
