@@ -11,9 +11,10 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from benchmarks._support import statements_run
 from webapp import jobs, monitor
 from webapp.domain.timeutil import utcnow
 from webapp.jobs.serialize import job_json
@@ -94,19 +95,11 @@ def test_a_notifying_transition_is_one_statement_on_postgresql(app, client):
     job = jobs.create_job(type="demo")
     lease = jobs.claim_jobs("w1")[0].lease_token
     jobs.start_job(job.id, lease)
-    statements: list[str] = []
-
-    def record(_connection, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements_run(db.engine) as statements:
         transitions.transition(
             job.id, "complete", actor="worker:w1", lease_token=lease, attempt_values={"outcome": "completed"}
         )
         db.session.commit()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
     assert len(statements) == 1, statements  # the job, its attempt, its event, the notification, the delivery
     assert [n.type for n in notifications()] == [events.JOB_COMPLETED]
     assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
