@@ -1,5 +1,6 @@
 """What the benchmarks share: a throwaway database, a real gunicorn server on a loopback
-port, the app settings and internal key they run with, and looking at processes.
+port, the app settings and internal key they run with, the statements a block sends, and
+looking at processes.
 
 Their own, not the test suite's: the benchmarks run from a copy of Jobwarden that has no
 tests/ (and no pytest). Each benchmark puts the checkout on sys.path, then imports this.
@@ -23,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
 
 from webapp.cli.serve import GUNICORN_CONFIG
 
@@ -117,6 +118,21 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str = "the condit
             return value
         time.sleep(interval)
     raise TimeoutError(f"not within {timeout} s: {what}")
+
+
+@contextmanager
+def statements_run(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """Each (SQL, parameters) the engine sends while the block runs, in order: what a test or benchmark counts."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_connection, _cursor, statement, parameters, _context, _executemany) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 @dataclass

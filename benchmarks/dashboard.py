@@ -52,16 +52,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor import database, percentile, populate, roll_up  # noqa: E402  (benchmarks/monitor.py)
-from sqlalchemy import event, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
-from benchmarks._support import DEFAULT_POSTGRES, add_database_prefix_option, running_server  # noqa: E402
+from benchmarks._support import DEFAULT_POSTGRES, add_database_prefix_option, running_server, statements_run  # noqa: E402
 from webapp import create_app  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 
@@ -87,21 +86,6 @@ PAGES = (
     ("/stats (1 h)", "/stats", {}),
     ("/stats?window=7d", "/stats?window=7d", {}),
 )
-
-
-@contextmanager
-def statements_run():
-    """Collect (sql, parameters) of every statement the engine runs inside the block."""
-    seen: list[tuple[str, object]] = []
-
-    def record(_conn, _cursor, statement, parameters, _context, _executemany):
-        seen.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def explain(statement: str, parameters) -> str:
@@ -282,7 +266,7 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
         if args.explain:
             print("  EXPLAIN of the queries each page ran:")
             for name, path, headers in pages:
-                with statements_run() as seen:
+                with statements_run(db.engine) as seen:
                     client.get(path.format(failed_id=failed_id), headers=headers)
                 print(f"  - {name}:")
                 for statement, parameters in seen:

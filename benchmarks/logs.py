@@ -27,8 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -36,7 +34,6 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event  # noqa: E402
 
 from benchmarks._support import (  # noqa: E402
     INTERNAL_KEY,
@@ -44,6 +41,7 @@ from benchmarks._support import (  # noqa: E402
     app_config,
     fresh_database,
     running_server,
+    statements_run,
 )
 from webapp import create_app  # noqa: E402
 from webapp.domain.limits import DEFAULT_LOG_MAX_BYTES, LOG_ITEM_MAX_BYTES  # noqa: E402
@@ -112,20 +110,6 @@ def worker_cpu(base: str, tmp: Path, lines: int, seconds: float, rounds: int) ->
     )
 
 
-@contextmanager
-def counted() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, _parameters, _context, _executemany):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-
-
 def statements_per_batch(url: str, jobs_in_batch: int) -> None:
     app = create_app(app_config(url))
     client = app.test_client()
@@ -155,10 +139,10 @@ def statements_per_batch(url: str, jobs_in_batch: int) -> None:
                         }
                     )
                     offsets[job_id] += len(piece.encode())
-            with counted() as seen:
+            with statements_run(db.engine) as seen:
                 answer = client.post("/api/internal/reports", json={"items": items}, headers=KEY)
             assert answer.status_code == 200 and all(r["code"] == 200 for r in answer.get_json()["results"])
-            return len(seen), sum("job_log_chunks" in statement for statement in seen)
+            return len(seen), sum("job_log_chunks" in statement for statement, _ in seen)
 
         for _ in range(3):  # warm
             batch(True)

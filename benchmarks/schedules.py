@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event, insert, select, text  # noqa: E402
+from sqlalchemy import insert, select, text  # noqa: E402
 
 from benchmarks._support import (  # noqa: E402
     DEFAULT_POSTGRES,
@@ -38,6 +38,7 @@ from benchmarks._support import (  # noqa: E402
     app_config,
     fresh_database,
     running_server,
+    statements_run,
 )
 from webapp import create_app  # noqa: E402
 from webapp.domain.timeutil import utcnow  # noqa: E402
@@ -86,21 +87,13 @@ def seed(count: int, measured: int, every_s: int) -> None:
 
 
 def wake_up_cost(rounds: int) -> None:
-    statements: list[str] = []
-
-    def record(_connection, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
     durations = []
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements_run(db.engine) as statements:
         for _ in range(rounds):
             begun = time.perf_counter()
             fired = schedules.fire_round(utcnow() - timedelta(hours=1))  # nothing is due an hour ago
             durations.append(time.perf_counter() - begun)
             assert fired.made == 0 and fired.next_due is not None
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
     per_round = len(statements) / rounds
     print(
         f"  wake-up with nothing due: {per_round:.1f} statement(s), "

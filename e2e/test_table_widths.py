@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from webapp import jobs
+from webapp.jobs import alert_rules, audit, queues, schedules
 from webapp.store.extensions import db
 from webapp.webhooks import endpoints
 from webapp.webhooks.events import EVENT_TYPES
@@ -27,6 +28,8 @@ LONG_ERROR = (
     "returned non-zero exit status 1.\n" + "frame=1234 fps=25 q=28.0 size=4096kB " * 10
 )
 LONG_URL = "https://93.184.215.14/hooks/jobwarden/" + "x" * 120 + "?team=platform-operations&channel=incidents"
+LONG_QUEUE = "gpu-a100-80gb-eu-west-1-spot-instances-for-overnight-batch-rendering"
+LONG_SCHEDULE = "nightly-transcode-of-every-uploaded-master-into-all-delivery-renditions"
 
 
 def seed_long_data() -> int:
@@ -43,8 +46,13 @@ def seed_long_data() -> int:
             jobs.fail_job(job.id, claimed.lease_token, error=LONG_ERROR, exit_code=1, retryable=False)
             failed_id = job.id
     for n in range(4):
-        jobs.create_job(type=f"{LONG_TYPE}-queued-{n}")
+        jobs.create_job(type=f"{LONG_TYPE}-queued-{n}", queue=LONG_QUEUE)
     endpoints.create(LONG_URL, list(EVENT_TYPES))
+    queues.set_limits(LONG_QUEUE, {"concurrency": 2, "key_concurrency": 1}, actor=LONG_WORKER)
+    schedules.create(LONG_SCHEDULE, {"every_s": 3600, "type": LONG_TYPE}, source="api", actor=LONG_WORKER)
+    alert_rules.add("failure_rate", f"queue:{LONG_QUEUE}", 0.5)
+    alert_rules.add("queue_latency", LONG_QUEUE, 600)
+    audit.record(actor=LONG_WORKER, via="token", action="jobs cancel", target=LONG_TYPE, reason=LONG_ERROR)
     db.session.remove()
     return failed_id
 
@@ -85,7 +93,17 @@ def overflows(page: Page) -> list[str]:
 
 
 def pages(failed_id: int) -> list[str]:
-    return ["/jobs", "/health", "/webhooks", f"/jobs/{failed_id}", "/stats"]
+    return [
+        "/jobs",
+        "/health",
+        "/webhooks",
+        f"/jobs/{failed_id}",
+        "/stats",
+        "/queues",
+        "/schedules",
+        "/alerts",
+        "/audit",
+    ]
 
 
 def test_at_1280_px_no_table_scrolls_sideways_with_long_data(desktop_page: Page):

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.orm import Session
 
+from benchmarks._support import statements_run
 from webapp import jobs
 from webapp.config import ConfigError
 from webapp.domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS
@@ -359,19 +360,11 @@ def test_a_batch_of_starts_or_completes_is_one_statement_on_postgresql(app, clie
     for _ in range(10):
         make_job("queued")
     claimed = call(client, "/jobs/claim", worker_id="w1", batch_size=10).json["jobs"]
-    statements: list[str] = []
-
-    def record(_connection, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    sqlalchemy.event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements_run(db.engine) as statements:
         for kind in ("start", "complete"):
             items = [{"kind": kind, "job_id": j["id"], "lease_token": j["lease_token"]} for j in claimed]
             assert {r["code"] for r in reports(client, *items).json["results"]} == {200}
-    finally:
-        sqlalchemy.event.remove(db.engine, "before_cursor_execute", record)
-    moves = [statement for statement in statements if "UPDATE jobs" in statement]
+    moves = [statement for statement, _ in statements if "UPDATE jobs" in statement]
     assert len(moves) == 2, moves  # one per kind, not one per job
     assert [fresh(j["id"]).status for j in claimed] == ["completed"] * 10
 

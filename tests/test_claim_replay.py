@@ -4,11 +4,7 @@ first lease is that claim), so its claim reads neither table; a later attempt's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import event
-
+from benchmarks._support import statements_run
 from webapp import jobs
 from webapp.store.extensions import db
 
@@ -16,21 +12,6 @@ from tests.conftest import INTERNAL_KEY
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 REPLAY_TABLES = ("job_step_results", "job_checkpoints")
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """The SQL the app runs on its engine while the block runs."""
-    seen: list[str] = []
-
-    def record(_connection, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def claim(client) -> dict:
@@ -48,10 +29,10 @@ def report(client, path: str, body: dict) -> None:
 def test_a_first_attempt_s_claim_reads_no_step_table_and_a_later_one_replays(app):
     client = app.test_client()
     created = jobs.create_job(type="t", max_attempts=2)
-    with statements() as first_claim:
+    with statements_run(db.engine) as first_claim:
         first = claim(client)
     assert first["attempt"] == 1 and first["step_results"] == {} and first["checkpoint"] is None
-    assert not [sql for sql in first_claim if any(table in sql for table in REPLAY_TABLES)]
+    assert not [sql for sql, _ in first_claim if any(table in sql for table in REPLAY_TABLES)]
 
     lease = {"lease_token": first["lease_token"]}
     report(client, f"{created.id}/start", lease)
@@ -59,9 +40,9 @@ def test_a_first_attempt_s_claim_reads_no_step_table_and_a_later_one_replays(app
     report(client, f"{created.id}/heartbeat", {**lease, "checkpoint": {"data": {"page": 3}, "step": "fetch"}})
     report(client, f"{created.id}/fail", {**lease, "error": "deploy", "retryable": True, "interrupted": True})
 
-    with statements() as second_claim:
+    with statements_run(db.engine) as second_claim:
         second = claim(client)
     assert second["attempt"] == 2
     assert second["step_results"] == {"fetch": {"result": 7, "attempt": 1}}
     assert second["checkpoint"]["data"] == {"page": 3}
-    assert [sql for sql in second_claim if any(table in sql for table in REPLAY_TABLES)]
+    assert [sql for sql, _ in second_claim if any(table in sql for table in REPLAY_TABLES)]

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
+from benchmarks._support import statements_run
 from benchmarks.monitor import populate, roll_up
 from webapp.server.dashboard import BLUEPRINTS
 from webapp.store.extensions import db
@@ -70,20 +70,6 @@ def app_config(database_url) -> dict:
 def sample_arguments(webhook_id: int) -> dict[str, list[Any]]:
     """Values for each path argument a dashboard route takes (a new argument needs an entry)."""
     return {"job_id": list(JOB_IDS.values()), "webhook_id": [webhook_id]}
-
-
-@contextmanager
-def statements_run() -> Iterator[list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn, _cursor, statement, parameters, _context, _executemany):
-        seen.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def plan_of(statement: str, parameters: Any) -> dict:
@@ -176,7 +162,7 @@ def test_no_dashboard_query_scans_the_jobs_or_events_table(app):
     statements = 0
     requests = 0
     for url, headers in dashboard_requests(app, webhook_id):
-        with statements_run() as seen:
+        with statements_run(db.engine) as seen:
             answer = client.get(url, headers=headers)
         requests += 1
         assert answer.status_code in (200, 302), f"{url} {headers}: {answer.status_code}"

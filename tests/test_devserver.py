@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from benchmarks import _support
+from webapp.cli.devserver import SAMPLE_JOBS
 from webapp.domain.alerts import DEFAULT_RULES, KIND_NAMES
 
 from tests.support.server import PROJECT_ROOT, free_port
@@ -167,3 +168,10 @@ def test_dev_restarts_its_killed_worker_saying_so_and_prints_a_second_workers_co
             second.wait(timeout=30)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+def test_the_readme_counts_the_sample_jobs_make_run_creates():
+    """The README's `make run` line and its first job's id follow the sample jobs (9 and 10 drifted to 14 and 15)."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert f", {len(SAMPLE_JOBS)} sample jobs created," in readme
+    assert f".venv/bin/jobwarden jobs show {len(SAMPLE_JOBS) + 1} " in readme

@@ -82,6 +82,12 @@ def test_users_add_prints_a_one_time_password_that_signs_in_and_is_stored_as_arg
     assert jobs.events_of(job.id)[-1].actor == "alice"
 
 
+def test_users_list_says_when_there_is_nobody(app):
+    listed = app.test_cli_runner().invoke(users_group, ["list"])
+    assert listed.exit_code == 0 and listed.stdout == ""
+    assert listed.stderr == "No users: add one with `jobwarden users add NAME --role admin`.\n"
+
+
 def test_users_add_reads_the_password_from_stdin_and_refuses_a_short_one(app):
     runner = app.test_cli_runner()
     done = runner.invoke(users_group, ["add", "bob", "--role", "viewer", "--password-stdin"], input=PASSWORD + "\n")

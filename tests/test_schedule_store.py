@@ -7,8 +7,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import func, select, text, update
 
+from benchmarks._support import statements_run
 from webapp import jobs
 from webapp.jobs import schedules as store
 from webapp.store import transitions as states
@@ -134,17 +135,9 @@ def test_a_paused_schedule_does_not_fire_and_resumes_from_now(app):
 def test_a_round_says_when_the_earliest_unpaused_schedule_is_due_in_one_query(app):
     make("a", every_s=600)
     make("b", every_s=60)
-    statements: list[str] = []
-
-    def record(_connection, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements_run(db.engine) as statements:
         assert store.fire_round(T0 + timedelta(seconds=1)) == store.Round(0, T0 + timedelta(seconds=60))
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-    (query,) = [statement for statement in statements if "schedules" in statement]
+    (query,) = [statement for statement, _ in statements if "schedules" in statement]
     assert query.lstrip().startswith("SELECT")
     db.session.rollback()
     if db.engine.dialect.name == "postgresql":

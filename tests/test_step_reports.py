@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from functools import partial
 from typing import Any
 
 import pytest
-import sqlalchemy
 from sqlalchemy import insert
 
+from benchmarks._support import statements_run
 from webapp import jobs
 from webapp.domain.limits import MAX_REPORTS_PER_BATCH
 from webapp.domain.timeutil import utcnow
@@ -55,20 +55,6 @@ def add_earlier_step_events(job_id: int, count: int, start: int = 0) -> None:
     ]
     db.session.execute(insert(JobEvent), rows)
     db.session.commit()
-
-
-@contextmanager
-def statements_run() -> Iterator[list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def record(_connection, _cursor, statement, parameters, *_args) -> None:
-        seen.append((statement, parameters))
-
-    sqlalchemy.event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sqlalchemy.event.remove(db.engine, "before_cursor_execute", record)
 
 
 def sqlite_instructions(report: Callable[[], object]) -> int:
@@ -121,7 +107,7 @@ def test_a_step_report_costs_the_same_with_10_or_2010_earlier_events(backend, ru
     for earlier, name in ((10, "upload"), (2000, "publish")):
         add_earlier_step_events(job_id, earlier, start=len(costs) * 10)
         report = partial(jobs.record_step, job_id, token, name=name, event="started")
-        with statements_run() as statements:
+        with statements_run(db.engine) as statements:
             if backend == "sqlite":
                 cost = sqlite_instructions(report)
             else:

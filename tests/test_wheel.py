@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 # 254 KB when the unused htmx builds left it (issue 22); schedules, queues and leases brought
 # it to 328 KB of code, migrations and templates; alerts and the /stats charts to 362 KB;
 # identity, logs and the rest of the third programme to 415 KB (issue 22 asks for 300: open).
-# The front-end files are the two below (21 KB).
+# The front-end files are the two below (21 KB). Of the 416 KB: 185 Python modules 316 KB
+# compressed (already over 300 KB alone), static files and templates 65 KB (htmx 17 KB), the
+# dist-info 15 KB (RECORD 10 KB), zip headers 31 KB. Every module is imported or an entry point.
 WHEEL_MAX_BYTES = 420_000
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.

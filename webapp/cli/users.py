@@ -64,7 +64,11 @@ def add_command(name: str, role: str, password_stdin: bool) -> None:
 @with_appcontext
 def list_command() -> None:
     """Every user: name, role, how they sign in, whether disabled."""
-    for user in users.all_users():
+    everyone = users.all_users()
+    if not everyone:
+        click.echo("No users: add one with `jobwarden users add NAME --role admin`.", err=True)
+        return
+    for user in everyone:
         shown = users.user_json(user)
         state = "disabled" if shown["disabled"] else "active"
         click.echo(
