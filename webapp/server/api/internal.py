@@ -25,7 +25,7 @@ from ...jobs.serialize import claimed_job_json
 from ...store import leases, transitions
 from ...store.logs import LogPiece
 from ...store.transaction import take_the_write_lock
-from ...store.write_turns import others_waiting, turns_needed
+from ...store.write_turns import batch_turn, others_waiting, turns_needed
 from .. import auth, presence
 from ..claim_wait import UnexpectedBytes, claim_waiting
 from . import worker_schemas
@@ -273,11 +273,11 @@ def reports(body: worker_schemas.Reports):
     On SQLite the batch's work is capped in time too: once `limits.REPORT_BATCH_BUDGET_S` has passed
     (`limits.REPORT_BATCH_SHARE_S` once another writer queues behind it), the items not yet
     applied answer 503 `deferred` (nothing of them written), and the worker sends them again in
-    its next batch — so no batch holds SQLite's write lock for seconds, and a writer queued
-    behind it (`store.write_turns`, first come first served) waits about one share per batch
-    queued before it."""
+    its next batch — so no batch holds SQLite's write lock for seconds. Batches queue among
+    themselves before they queue with every other writer (`store.write_turns`, first come first
+    served), so another writer waits behind one batch's share, not one per worker."""
     try:
-        with jobs.unit_of_work():
+        with batch_turn(), jobs.unit_of_work():
             take_the_write_lock()  # the budget counts the batch's own work, not its wait for the lock
             results = _apply_all(body.items, _time_is_up if turns_needed() else _never)
     except SQLAlchemyError as error:
