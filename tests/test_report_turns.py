@@ -29,10 +29,11 @@ from tests.conftest import INTERNAL_KEY, sqlite_only
 from tests.test_step_reports import KEY, running_job  # noqa: F401 (a fixture)
 
 SENDERS = 3
-# First come first served, each of a create's two transactions (the job, then its audit row)
-# waits for at most the batches queued before it, one per sender, each holding the turn for
-# its share (a writer waits behind it) and its commit: 2 × 3 × ~0.08 s, and the create's own
-# request on a loaded machine. Before the queue: 3.3–17 s; with the queue but whole budgets, 1.3 s.
+# Writers queue first come first served and batches queue among themselves first, so each of a
+# create's two transactions (the job, then its audit row) waits for at most one batch, which
+# stops at its share (limits.REPORT_BATCH_SHARE_S, 50 ms) once the create queues behind it,
+# and its commit; the rest is the create's own request on a loaded machine (max 0.28–0.72 s
+# at load 14–22). Before the queue: 3.3 s on a quiet machine, 5–6.4 s at load 11–14.
 CREATE_BOUND_S = 1.0
 
 
