@@ -96,7 +96,8 @@ def fuzz(
             started = time.monotonic()
             try:
                 answers_within_the_document()
-            except Exception as error:  # a failing example: recorded and shown, the run goes on
+            except (Exception, BaseExceptionGroup) as error:  # a failing example (schemathesis groups
+                # its failures in a BaseExceptionGroup): recorded and shown, the run goes on
                 failures.append(f"{name}: {str(error)[:2000]}")
             print(f"{name:55} {sent[name]:5} examples  {time.monotonic() - started:5.1f} s", flush=True)
     return sent, statuses, failures, times
