@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks._support import wait_until
+from webapp.store import write_turns
 from webapp.store.write_turns import TurnConnection, queue_of
 
 
@@ -129,6 +130,21 @@ def test_a_thread_writing_on_a_second_connection_does_not_wait_for_itself(store)
     second.commit()
     for connection in (first, second):
         connection.close()
+
+
+def test_a_turns_directory_others_can_write_is_not_used(store, tmp_path, monkeypatch):
+    """Whoever can write the queue's files could make every writer wait for a lock of theirs:
+    in a directory open to others, writers do not queue (SQLite's busy timeout decides)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setattr(write_turns, "TURNS_DIRECTORY", shared)
+    writer = connect(store, timeout=5)
+    writer.execute("INSERT INTO t VALUES ('kept')")
+    writer.commit()
+    assert writer.execute("SELECT who FROM t").fetchall() == [("kept",)]
+    assert list(shared.iterdir()) == []
+    writer.close()
 
 
 def test_a_store_in_memory_has_no_queue():

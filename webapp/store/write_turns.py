@@ -10,7 +10,8 @@ So every connection the app opens to a SQLite file (`TurnConnection`, given to s
 its connection factory) joins one queue just before its write transaction begins and
 leaves it when the transaction ends (commit, rollback, close, or its process's death).
 The queue is shared by the server's threads, gunicorn's processes and the CLI: a CLH
-queue of lock files in /dev/shm or the temporary directory (nothing is created beside the store).
+queue of lock files in a private directory of /dev/shm or the temporary directory (nothing
+is created beside the store).
 A newcomer holds a lock on a file of its own, writes that file's name as the queue's tail
 (under a short lock of the tail file) and waits for the lock of the file it found there,
 which the writer before it holds until its transaction ends. Each waits only for the one
@@ -34,6 +35,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import stat
 import tempfile
 import threading
 import uuid
@@ -54,8 +56,11 @@ _WRITES = re.compile(
 
 NAME_LENGTH = len(uuid.uuid4().hex)  # a writer's file is named by a fresh uuid
 # Memory, where the system has it: creating and removing a file per transaction on a disk
-# under load took milliseconds.
-TURNS_DIRECTORY = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+# under load took milliseconds. One directory per user, private: another user able to write
+# a queue's files could make every writer wait for a lock of theirs.
+TURNS_DIRECTORY = (Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())) / (
+    f"jobwarden-turns-{os.geteuid()}"
+)
 _holders: set[int] = set()  # the threads that hold a turn (each at most one, on any of their connections)
 
 
@@ -73,6 +78,7 @@ class TurnQueue:
 
     def join(self) -> IO[str]:
         """Wait for this writer's turn; the open file returned holds it until `leave`."""
+        _private(TURNS_DIRECTORY)
         self.directory.mkdir(mode=0o700, exist_ok=True)
         mine = open(self.directory / uuid.uuid4().hex, "w")  # noqa: SIM115 (held for the turn)
         fcntl.flock(mine, fcntl.LOCK_EX)
@@ -141,6 +147,14 @@ def others_waiting() -> bool:
     return isinstance(connection, TurnConnection) and connection.others_waiting()
 
 
+def _private(directory: Path) -> None:
+    """Make `directory` this user's alone, or raise OSError if someone else's is in the way."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    found = directory.lstat()
+    if found.st_uid != os.geteuid() or not stat.S_ISDIR(found.st_mode) or found.st_mode & 0o077:
+        raise PermissionError(f"{directory} is not this user's private directory: writers do not queue")
+
+
 def queue_of(database: str, kind: str = "writers") -> TurnQueue | None:
     """The queue of `kind` of the SQLite store `database` names (as given to sqlite3.connect),
     or None for a store of one connection (in memory, or a temporary one)."""
@@ -148,7 +162,7 @@ def queue_of(database: str, kind: str = "writers") -> TurnQueue | None:
         return None
     name = database if database.startswith("file:") else os.path.realpath(database)
     store = hashlib.sha256(name.encode()).hexdigest()[:16]
-    return TurnQueue(TURNS_DIRECTORY / f"jobwarden-{kind}-{store}")
+    return TurnQueue(TURNS_DIRECTORY / f"{kind}-{store}")
 
 
 class TurnCursor(sqlite3.Cursor):
