@@ -3,10 +3,13 @@
 Every operation of GET /api/openapi.json gets --examples generated requests
 (the unit suite's test_openapi.py runs 15), on a store holding a job in each
 status, with the internal key, checked for: no 5xx; status code, content type
-and body all as documented. Prints the examples per operation and every failure;
-exits 1 on any.
+and body all as documented. Each request is timed, and one slower than --flag-ms
+(default 100 ms, issue 24: no request may hold the server) is flagged. Prints the
+examples per operation, every failure and every flagged request; exits 1 on any.
+Times are wall clock: on a loaded machine compare against the same run's median.
 
     .venv/bin/python benchmarks/fuzz.py
+    .venv/bin/python benchmarks/fuzz.py --examples 50 --flag-ms 250
     .venv/bin/python benchmarks/fuzz.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 """
 
@@ -60,7 +63,10 @@ def seed_a_job_in_each_status() -> None:
             jobs.complete_job(job.id, claimed.lease_token, result={"ok": True})
 
 
-def fuzz(database_url: str, examples: int, workdir: Path) -> tuple[Counter, Counter, list[str]]:
+def fuzz(
+    database_url: str, examples: int, workdir: Path
+) -> tuple[Counter, Counter, list[str], list[tuple[float, str]]]:
+    """Requests per operation, answers per status, failures, and every request's time with its operation."""
     app = create_app(app_config(database_url))
     with app.app_context():
         db.create_all()
@@ -69,6 +75,7 @@ def fuzz(database_url: str, examples: int, workdir: Path) -> tuple[Counter, Coun
     sent: Counter = Counter()
     statuses: Counter = Counter()
     failures: list[str] = []
+    times: list[tuple[float, str]] = []
     with running_server(database_url, workdir / "server.log") as server:
         schema = schemathesis.openapi.from_url(f"{server.url}/api/openapi.json")
         for result in schema.get_all_operations():
@@ -79,23 +86,28 @@ def fuzz(database_url: str, examples: int, workdir: Path) -> tuple[Counter, Coun
             @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
             def answers_within_the_document(case):
                 sent[name] += 1  # noqa: B023  (runs now, within this iteration)
+                began = time.perf_counter()
                 response = case.call(headers={"Authorization": f"Bearer {INTERNAL_KEY}"})
+                if not (isinstance(case.body, dict) and case.body.get("wait_s")):  # a waiting claim waits by design
+                    times.append((time.perf_counter() - began, f"{name} → {response.status_code}"))  # noqa: B023
                 statuses[response.status_code] += 1
                 case.validate_response(response, checks=CHECKS)
 
             started = time.monotonic()
             try:
                 answers_within_the_document()
-            except Exception as error:  # a failing example: recorded and shown, the run goes on
+            except (Exception, BaseExceptionGroup) as error:  # a failing example (schemathesis groups
+                # its failures in a BaseExceptionGroup): recorded and shown, the run goes on
                 failures.append(f"{name}: {str(error)[:2000]}")
             print(f"{name:55} {sent[name]:5} examples  {time.monotonic() - started:5.1f} s", flush=True)
-    return sent, statuses, failures
+    return sent, statuses, failures, times
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="a PostgreSQL server URL (a throwaway database is made); default SQLite")
     parser.add_argument("--examples", type=int, default=300, help="generated requests per operation")
+    parser.add_argument("--flag-ms", type=float, default=100.0, help="flag a request slower than this")
     add_database_prefix_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="jobwarden-fuzz-") as tmp, ExitStack() as stack:
@@ -105,7 +117,7 @@ def main() -> int:
             else f"sqlite:///{Path(tmp) / 'fuzz.db'}"
         )
         started = time.monotonic()
-        sent, statuses, failures = fuzz(url, args.examples, Path(tmp))
+        sent, statuses, failures, times = fuzz(url, args.examples, Path(tmp))
     print(
         f"\n{sum(sent.values())} requests over {len(sent)} operations in {time.monotonic() - started:.0f} s; "
         f"answers by status: {dict(sorted(statuses.items()))}; 5xx: {sum(n for s, n in statuses.items() if s >= 500)}; "
@@ -113,7 +125,15 @@ def main() -> int:
     )
     for failure in failures:
         print("FAILURE:", failure)
-    return 1 if failures else 0
+    times.sort()
+    flagged = [(took, what) for took, what in times if took * 1000 > args.flag_ms]
+    print(
+        f"request time p50 {times[len(times) // 2][0] * 1000:.1f} ms, p99 {times[int(len(times) * 0.99)][0] * 1000:.1f} ms, "
+        f"max {times[-1][0] * 1000:.1f} ms; over {args.flag_ms:.0f} ms: {len(flagged)}"
+    )
+    for took, what in flagged[::-1]:
+        print(f"SLOW: {what} {took * 1000:.0f} ms")
+    return 1 if failures or flagged else 0
 
 
 if __name__ == "__main__":

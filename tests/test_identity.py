@@ -337,6 +337,15 @@ def test_an_oidc_subject_longer_than_the_protocol_allows_is_refused_not_a_500(ap
     assert users.oidc_sign_in("s" * 255, "longsub", Role.VIEWER).name == "longsub"
 
 
+def test_an_audit_cursor_past_the_id_range_is_a_400_naming_it_not_a_500(app):
+    """Found by benchmarks/fuzz.py: `before` past 2^63 - 1 reached the store (SQLite cannot bind it)."""
+    client = app.test_client()
+    admin = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
+    response = client.get(f"/api/audit?before={2**63}", headers=admin)
+    assert response.status_code == 400 and "before" in response.get_data(as_text=True)
+    assert client.get(f"/api/audit?before={2**63 - 1}", headers=admin).status_code == 200
+
+
 def test_a_nul_in_an_audit_filter_is_a_400_naming_it_not_a_500(app):
     """PostgreSQL text holds no NUL: the API's audit filters refuse it at the edge, as the page does."""
     client = app.test_client()

@@ -31,6 +31,11 @@ DEFAULT_LOG_MAX_BYTES = 1024 * 1024
 # batch. On a loaded machine 100 reports took up to a second; with this budget a batch holds
 # SQLite's write lock for about this long, and another writer waits behind a few batches at most.
 REPORT_BATCH_BUDGET_S = 0.2
+# ... and past this once another writer queues for its turn behind the batch (store.write_turns):
+# that writer waits for this share, not the whole budget (a create is two transactions, the
+# job and its audit row, and waited behind a whole budget twice). Batches are not cut short by
+# each other: they queue among themselves first.
+REPORT_BATCH_SHARE_S = 0.05
 # The error of a report the batch left for the next one (answered with code 503).
 DEFERRED = "deferred"
 # Values in one request body's JSON (every number, string, array and object counts one).

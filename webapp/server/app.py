@@ -23,6 +23,7 @@ from ..store import (
 )
 from ..store.extensions import db
 from ..store.integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path
+from ..store.write_turns import TurnConnection
 from . import access, api, audit_trail, oidc, query_time, static_gzip, static_urls
 from .api.spec import JobIdConverter
 from .auth import check_internal_key_configured
@@ -127,7 +128,10 @@ def _engine_options(app: Flask) -> dict[str, Any]:
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     options.setdefault("json_serializer", json_numbers.dumps)  # floats stay floats through jsonb
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        options.setdefault("connect_args", {"timeout": app.config["JOBWARDEN_SQLITE_BUSY_TIMEOUT_S"]})
+        # Every writer queues for its turn (store.write_turns): SQLite's busy handler is not fair.
+        options.setdefault(
+            "connect_args", {"timeout": app.config["JOBWARDEN_SQLITE_BUSY_TIMEOUT_S"], "factory": TurnConnection}
+        )
         # No SQLite connection outlives its use: a pooled one would be inherited by every
         # gunicorn worker the master forks, and closing it there (even by garbage
         # collection) can checkpoint or remove the WAL under the master — a corrupt file.

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field
 
 from ...domain.roles import ROLE_NAMES
+from ...jobs.query_params import MAX_ID
 from .schemas import Body, Name, no_nul
 
 RoleName = Literal[ROLE_NAMES]  # type: ignore[valid-type]
@@ -59,7 +60,7 @@ class AuditQuery(BaseModel):
     outcome: Filter | None = Field(None, max_length=200, description="`ok`, or a part of a refusal (`403`).")
     since: datetime | None = None
     until: datetime | None = None
-    before: int | None = Field(None, ge=1, description="The next page: `next_before` of the previous one.")
+    before: int | None = Field(None, ge=1, le=MAX_ID, description="The next page: `next_before` of the previous one.")
     limit: int = Field(100, ge=1, le=500)
 
 

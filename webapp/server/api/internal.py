@@ -9,7 +9,6 @@ longer current is a 409 `lease_lost` that changes nothing (see webapp.store.tran
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from functools import partial
@@ -20,13 +19,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ... import jobs
 from ...domain import statuses
-from ...domain.limits import DEFERRED, REPORT_BATCH_BUDGET_S
+from ...domain.limits import DEFERRED, REPORT_BATCH_BUDGET_S, REPORT_BATCH_SHARE_S
 from ...jobs import cancellation, logs, steps
 from ...jobs.serialize import claimed_job_json
 from ...store import leases, transitions
-from ...store.batch_turns import batch_turn, turns_needed
 from ...store.logs import LogPiece
 from ...store.transaction import take_the_write_lock
+from ...store.write_turns import batch_turn, others_waiting, turns_needed
 from .. import auth, presence
 from ..claim_wait import UnexpectedBytes, claim_waiting
 from . import worker_schemas
@@ -271,15 +270,16 @@ def reports(body: worker_schemas.Reports):
     first, all in one statement, each fenced by its lease token as it stood before the batch
     (a worker sends an attempt's last lines before its final report).
 
-    On SQLite the batch's work is capped in time too: once `limits.REPORT_BATCH_BUDGET_S` has passed,
-    the items not yet applied answer 503 `deferred` (nothing of them written), and the worker
-    sends them again in its next batch — so no batch holds SQLite's write lock for seconds.
-    On SQLite batches also take turns, leaving the lock free after a long one
-    (`store.batch_turns`), so another client's write is not starved by back-to-back batches."""
+    On SQLite the batch's work is capped in time too: once `limits.REPORT_BATCH_BUDGET_S` has passed
+    (`limits.REPORT_BATCH_SHARE_S` once another writer queues behind it), the items not yet
+    applied answer 503 `deferred` (nothing of them written), and the worker sends them again in
+    its next batch — so no batch holds SQLite's write lock for seconds. Batches queue among
+    themselves before they queue with every other writer (`store.write_turns`, first come first
+    served), so another writer waits behind one batch's share, not one per worker."""
     try:
         with batch_turn(), jobs.unit_of_work():
             take_the_write_lock()  # the budget counts the batch's own work, not its wait for the lock
-            results = _apply_all(body.items, REPORT_BATCH_BUDGET_S if turns_needed() else math.inf)
+            results = _apply_all(body.items, _time_is_up if turns_needed() else _never)
     except SQLAlchemyError as error:
         raise ApiError(503, "unavailable", "the reports were not stored; send them again") from error
     return {"results": results}
@@ -315,7 +315,7 @@ def _store_logs(items: list[Any]) -> dict[int, dict[str, Any]]:
     return {index: {"code": 200, "stored": (item.job_id, item.offset) in stored} for index, item in pieces.items()}
 
 
-def _apply_all(items: list[Any], budget_s: float) -> list[dict[str, Any]]:
+def _apply_all(items: list[Any], time_is_up: Callable[[float], bool]) -> list[dict[str, Any]]:
     results: dict[int, dict[str, Any]] = _store_logs(items)
     run: dict[int, Any] = {}  # index → item: consecutive items of one TOGETHER kind
     run_jobs: set[int] = set()  # each for another job
@@ -328,11 +328,11 @@ def _apply_all(items: list[Any], budget_s: float) -> list[dict[str, Any]]:
             run.clear()
             run_jobs.clear()
 
-    deadline = time.monotonic() + budget_s
+    began = time.monotonic()
     for index, item in enumerate(items):
         if index in results:
             continue  # a log piece, stored already
-        if index and time.monotonic() > deadline:
+        if index and time_is_up(time.monotonic() - began):
             apply_run()
             results.update((later, dict(DEFERRED_ANSWER)) for later in range(index, len(items)) if later not in results)
             break
@@ -346,6 +346,16 @@ def _apply_all(items: list[Any], budget_s: float) -> list[dict[str, Any]]:
             results[index] = _apply(index, item)
     apply_run()
     return [results[index] for index in range(len(items))]
+
+
+def _time_is_up(worked_s: float) -> bool:
+    """On SQLite: past the batch's budget, or past its share of it while another writer waits for its turn."""
+    return worked_s > REPORT_BATCH_BUDGET_S or (worked_s > REPORT_BATCH_SHARE_S and others_waiting())
+
+
+def _never(_worked_s: float) -> bool:
+    """On PostgreSQL, which locks rows, not the store: a batch is never cut short."""
+    return False
 
 
 def _answer(outcome: transitions.Outcome) -> dict[str, Any]:
