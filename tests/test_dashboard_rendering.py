@@ -71,9 +71,7 @@ def test_each_row_has_its_badge_its_link_and_its_times(client, app, status):
     ), row
 
 
-@pytest.mark.parametrize(
-    ("value", "shown"), [(0.0, 0), (12.4, 12), (49.5, 50), (50.5, 50), (99.6, 100), (100.0, 100)]
-)
+@pytest.mark.parametrize(("value", "shown"), [(0.0, 0), (12.4, 12), (49.5, 50), (50.5, 50), (99.6, 100), (100.0, 100)])
 def test_a_running_jobs_progress_is_a_bar_and_its_rounded_percentage(client, value, shown):
     job = make_job("running")
     jobs.heartbeat(job.id, job.lease_token, progress=value)

@@ -88,7 +88,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     audit_trail.install(app)
     if app.config["JOBWARDEN_MONITOR"]:
         # Once per serving process; see webapp/monitor/scheduler.py and gunicorn.conf.py.
-        from ..monitor import start_scheduler
+        from ..monitor.scheduler import start_scheduler
 
         start_scheduler(app)
     return app

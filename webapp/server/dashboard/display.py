@@ -19,7 +19,6 @@ from ...domain.statuses import FINISHED, LIVE, Status
 from ...domain.timeutil import utcnow
 
 
-
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -113,7 +112,9 @@ def _badge(status: str) -> Markup:
         '<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 16 16" width="12" height="12">'
         f"{STATUS_SHAPES.get(status, '')}</svg>"  # type: ignore[call-overload]  # any text may be looked up
     )
-    return Markup(f'<span class="badge badge-{name}" data-status="{name}">{icon}{escape(str(status).capitalize())}</span>')
+    return Markup(
+        f'<span class="badge badge-{name}" data-status="{name}">{icon}{escape(str(status).capitalize())}</span>'
+    )
 
 
 BADGES = {status: _badge(status) for status in Status}
