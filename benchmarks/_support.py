@@ -143,6 +143,7 @@ class Server:
     env: dict[str, str]
     log_path: Path
     gunicorn_args: tuple[str, ...] | None = SMALL_SERVER
+    checkout: Path = ROOT  # whose code it serves (its working directory; PYTHONPATH in env)
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -164,7 +165,7 @@ class Server:
                     "--graceful-timeout",
                     "5",
                 ],
-                cwd=ROOT,
+                cwd=self.checkout,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -187,9 +188,12 @@ class Server:
 
 
 @contextmanager
-def running_server(database_url: str, log_path: Path, *, deployed: bool = False, **settings: str) -> Iterator[Server]:
+def running_server(
+    database_url: str, log_path: Path, *, deployed: bool = False, checkout: Path = ROOT, **settings: str
+) -> Iterator[Server]:
     """Serve `database_url` (schema already built) until the block ends; `settings` are extra
-    environment variables; `deployed` keeps the package's process and thread counts."""
+    environment variables; `deployed` keeps the package's process and thread counts; `checkout`
+    is whose code is served (another worktree, for a baseline in the same run)."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -197,10 +201,11 @@ def running_server(database_url: str, log_path: Path, *, deployed: bool = False,
         "JOBWARDEN_INTERNAL_API_KEY": INTERNAL_KEY,
         "JOBWARDEN_SECRET_KEY": "benchmark-secret",
         "JOBWARDEN_MONITOR": "off",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(checkout),
         **settings,
     }
-    server = Server(port=free_port(), env=env, log_path=log_path, gunicorn_args=None if deployed else SMALL_SERVER)
+    gunicorn_args = None if deployed else SMALL_SERVER
+    server = Server(port=free_port(), env=env, log_path=log_path, gunicorn_args=gunicorn_args, checkout=checkout)
     server.start()
     try:
         yield server

@@ -39,6 +39,15 @@ The ratio printed is Jobwarden's poll p50 over rq-dashboard's JSON p50.
     .venv/bin/python benchmarks/dashboard.py --backends sqlite --sizes 100000 --skip-rq
     .venv/bin/python benchmarks/dashboard.py --sizes 100000 --skip-rq --pages /stats
     .venv/bin/python benchmarks/dashboard.py --backends postgresql --sizes 1000000 --through gunicorn --no-explain
+
+--keep builds each PostgreSQL store once, as `<--database-prefix>_<size>`, and keeps it: a
+later run with --keep reuses it (only the rollups are brought up to date), so a 1,000,000 or
+10,000,000-job store is built once for many runs (drop it by hand). --serve-checkout DIR
+serves another checkout's code (say a worktree of main) through gunicorn against the same
+store, for a baseline measured in the same run:
+
+    .venv/bin/python benchmarks/dashboard.py --backends postgresql --sizes 1000000 --keep --through gunicorn \
+        --no-explain --skip-rq --serve-checkout ../main-checkout
 """
 
 from __future__ import annotations
@@ -52,13 +61,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor import database, percentile, populate, roll_up  # noqa: E402  (benchmarks/monitor.py)
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
 from benchmarks._support import DEFAULT_POSTGRES, add_database_prefix_option, running_server, statements_run  # noqa: E402
 from webapp import create_app  # noqa: E402
@@ -193,14 +203,18 @@ def print_row(name: str, row: dict) -> None:
     )
 
 
-def measure_through_gunicorn(url: str, failed_id: int, args) -> dict[str, dict]:
-    """Each page end to end through `jobwarden serve`'s gunicorn, then the processes' memory."""
+def measure_through_gunicorn(url: str, failed_id: int, args, checkout: Path = ROOT) -> dict[str, dict]:
+    """Each page end to end through `jobwarden serve`'s gunicorn serving `checkout`'s code, then
+    the processes' memory."""
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="jobwarden-dashboard-bench-") as scratch:
         # As an installed package runs: bytecode cached (the checkout's shell may say not to write it).
         settings = {"PYTHONDONTWRITEBYTECODE": ""}
-        with running_server(url, Path(scratch) / "server.log", deployed=True, **settings) as server:
-            print(f"  through gunicorn (`jobwarden serve` settings) on port {server.port}:", flush=True)
+        log = Path(scratch) / "server.log"
+        with running_server(url, log, deployed=True, checkout=checkout, **settings) as server:
+            print(
+                f"  through gunicorn (`jobwarden serve` settings) serving {checkout} on port {server.port}:", flush=True
+            )
             for name, path, headers in chosen_pages(args.pages):
                 results[name] = row = time_page_over_http(
                     server.port, path.format(failed_id=failed_id), headers, args.requests, args.warm_up
@@ -219,6 +233,19 @@ def measure_through_gunicorn(url: str, failed_id: int, args) -> dict[str, dict]:
     return results
 
 
+@contextmanager
+def kept_database(server_url: str, prefix: str, size: int):
+    """`<prefix>_<size>` on the PostgreSQL server, created when missing and never dropped."""
+    url = make_url(server_url)
+    name = f"{prefix}_{size}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first() is None:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    yield url.set(database=name).render_as_string(hide_password=False)
+
+
 def chosen_pages(names: str) -> tuple[tuple[str, str, dict], ...]:
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     return tuple(page for page in PAGES if not wanted or any(name in page[0] for name in wanted))
@@ -235,9 +262,12 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
     )
     with app.app_context():
         db.create_all()
-        seconds = populate(size, 1_000)
         backend = db.engine.dialect.name
-        print(f"\n{backend}: built {size:,} jobs in {seconds:.0f} s", flush=True)
+        if db.session.execute(text("SELECT EXISTS (SELECT 1 FROM jobs)")).scalar_one():
+            print(f"\n{backend}: reusing the kept store of {size:,} jobs", flush=True)
+        else:
+            seconds = populate(size, 1_000)
+            print(f"\n{backend}: built {size:,} jobs in {seconds:.0f} s", flush=True)
         seconds, hours = roll_up()
         print(
             f"  rolled up {hours:,} hours of finished jobs in {seconds:.1f} s, as the monitor's passes would",
@@ -251,6 +281,16 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
     pages = chosen_pages(args.pages)
     if args.through == "gunicorn":
         results = measure_through_gunicorn(url, failed_id, args)
+        if args.serve_checkout:
+            baseline = Path(args.serve_checkout).resolve()
+            for name, row in measure_through_gunicorn(url, failed_id, args, baseline).items():
+                results[f"{name} [{baseline.name}]"] = row
+            for name, row in list(results.items()):
+                other = results.get(f"{name} [{baseline.name}]")
+                if other is not None and name != "memory":
+                    print(
+                        f"  {name:<38} p50 {row['p50'] / other['p50']:.2f}, p95 {row['p95'] / other['p95']:.2f} of {baseline.name}'s"
+                    )
     else:
         results = {}
         for name, path, headers in pages:
@@ -321,6 +361,12 @@ def main() -> None:
     parser.add_argument("--rq-jobs", type=int, default=100_000)
     parser.add_argument("--skip-rq", action="store_true")
     parser.add_argument("--pages", default="", help="only the pages whose name contains one of these (comma-separated)")
+    parser.add_argument(
+        "--keep", action="store_true", help="PostgreSQL: build each size once as <prefix>_<size>, reuse it"
+    )
+    parser.add_argument(
+        "--serve-checkout", default=None, help="with --through gunicorn: also serve this checkout's code, same store"
+    )
     add_database_prefix_option(parser)
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
@@ -333,7 +379,11 @@ def main() -> None:
     ours: dict[tuple[str, int], dict] = {}
     for backend in args.backends.split(","):
         for size in sizes:
-            with database(args.postgres_url if backend == "postgresql" else None, args.database_prefix) as url:
+            if backend == "postgresql" and args.keep:
+                store = kept_database(args.postgres_url, args.database_prefix, size)
+            else:
+                store = database(args.postgres_url if backend == "postgresql" else None, args.database_prefix)
+            with store as url:
                 ours[(backend, size)] = measure_jobwarden(url, size, args)
 
     if args.skip_rq:

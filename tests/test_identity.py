@@ -353,3 +353,19 @@ def test_a_nul_in_an_audit_filter_is_a_400_naming_it_not_a_500(app):
     for name in ("actor", "action", "target", "outcome"):
         response = client.get(f"/api/audit?{name}=a%00b", headers=admin)
         assert response.status_code == 400 and name in response.get_data(as_text=True), name
+
+
+def test_an_oidc_callback_that_authlib_refuses_answers_401_with_authlib_loaded_on_demand(app, app_config):
+    """webapp.server.oidc imports Authlib only when OpenID Connect is configured (in install and
+    the callback); a callback with no sign-in under way is Authlib's refusal, shown as a 401."""
+    from webapp import create_app
+
+    settings = {
+        "JOBWARDEN_OIDC_ISSUER": "http://127.0.0.1:9",  # never asked: no sign-in was started
+        "JOBWARDEN_OIDC_CLIENT_ID": "jobwarden",
+        "JOBWARDEN_OIDC_CLIENT_SECRET": "secret",
+    }
+    with_oidc = create_app({**app_config, **settings})
+    answer = with_oidc.test_client().get("/login/oidc/callback?code=forged&state=forged")
+    assert answer.status_code == 401
+    assert "The sign-in failed" in answer.get_data(as_text=True)

@@ -100,8 +100,9 @@ def test_the_newest_revisions_read_without_alembic_are_alembics():
     assert migration_heads() == frozenset(ScriptDirectory(str(migrations_directory())).get_heads())
 
 
-def test_a_serving_process_loads_no_migration_tooling(tmp_path):
-    """Alembic, Mako and Pygments (about 8 MiB) are the command line's: every dashboard page,
+def test_a_serving_process_loads_no_migration_tooling_and_no_oidc_client(tmp_path):
+    """Alembic, Mako and Pygments (about 8 MiB) are the command line's, and Authlib with requests
+    (about 17 MiB) is loaded only when OpenID Connect is configured: every dashboard page,
     /healthz and the API leave them unloaded."""
     script = f"""
 import json
@@ -122,3 +123,5 @@ print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}})))
     loaded = set(json.loads(answer.stdout.strip().splitlines()[-1]))
     assert "flask" in loaded and "sqlalchemy" in loaded
     assert not loaded & {"alembic", "flask_migrate", "mako", "pygments"}
+    assert not loaded & {"authlib", "joserfc", "requests"}
+    assert "urllib3" not in loaded  # the webhook delivery comes with the monitor's scheduler, off here

@@ -114,7 +114,7 @@ def require_current_schema() -> None:
 @with_appcontext
 def monitor_command(interval: float | None, once: bool) -> None:
     """Run the health monitor in the foreground: a pass now, then one every interval."""
-    from ..monitor import run_foreground
+    from ..monitor.scheduler import run_foreground
 
     require_current_schema()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -9,7 +9,10 @@ schedule) never act twice on one job; on PostgreSQL an advisory lock also lets
 only one pass run at a time, and the others skip.
 
 `report` answers what is stuck without changing anything (/api/health and the
-health page); `scheduler` decides where passes run (see its docstring).
+health page); `scheduler` decides where passes run (see its docstring). The scheduler
+is imported from its module by what starts it, not here: with APScheduler's schedulers
+and the webhook delivery it brings (urllib3, smtplib) it is about 4.5 MiB that a web
+process with JOBWARDEN_MONITOR=off, which only reports, never loads.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from .scans import (
     unstarted_scan,
     worker_scan,
 )
-from .scheduler import PASS_JOB_ID, after_fork, run_foreground, start_scheduler, stop_scheduler
 from .settings import PENDING_ACTIONS, monitor_settings
 from .settle import LOCK_KEY, PASSES_KEPT, changed_count, instance_name, run_pass
 
@@ -34,11 +36,9 @@ __all__ = [
     "COUNT_CAP",
     "LOCK_KEY",
     "PASSES_KEPT",
-    "PASS_JOB_ID",
     "PENDING_ACTIONS",
     "PRUNED_STATUSES",
     "REPORT_LIMIT",
-    "after_fork",
     "cancelled_scan",
     "changed_count",
     "health_report",
@@ -47,11 +47,8 @@ __all__ = [
     "monitor_settings",
     "pending_scan",
     "retention_scan",
-    "run_foreground",
     "run_pass",
     "scans",
-    "start_scheduler",
-    "stop_scheduler",
     "unstarted_scan",
     "worker_scan",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,6 @@ from .scans import (
     unstarted_reason,
     unstarted_scan,
 )
-from .scheduler import scheduled_here
 from .settings import monitor_settings
 from .settle import changed_count
 from .story import recent_story
@@ -137,6 +137,13 @@ def _workers(now: datetime, timeout: float) -> list[dict[str, Any]]:
     return report
 
 
+def _scheduled_here() -> datetime | None:
+    """This process's next pass; none where the scheduler was never imported (only what starts
+    one imports it, so a web process with JOBWARDEN_MONITOR=off does not load APScheduler)."""
+    scheduler = sys.modules.get(f"{__package__}.scheduler")
+    return None if scheduler is None else scheduler.scheduled_here()
+
+
 def _monitor_status(now: datetime, interval: float) -> dict[str, Any]:
     """The last pass any replica recorded, and when the next is due.
 
@@ -144,7 +151,7 @@ def _monitor_status(now: datetime, interval: float) -> dict[str, Any]:
     it is estimated from the last pass, as another process runs the monitor.
     """
     last = db.session.scalars(select(MonitorPass).order_by(MonitorPass.id.desc()).limit(1)).first()
-    here = scheduled_here()
+    here = _scheduled_here()
     if here is not None:
         next_run, estimated = here, False
     elif last is not None:

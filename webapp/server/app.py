@@ -60,9 +60,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     query_time.install(db.session)
     csrf.init_app(app)
     htmx.init_app(app)
+    # Every poll's answer is compressed afresh: gzip level 1 and brotli quality 1 take 0.2 ms
+    # of a 60 kB jobs page where level 6 took 0.5 and quality 4 0.65, for 8 % and 20 % more bytes.
+    app.config.setdefault("COMPRESS_LEVEL", 1)
+    app.config.setdefault("COMPRESS_BR_LEVEL", 1)
     compress.init_app(app)
     static_urls.init_app(app)
-    static_gzip.init_app(app)
     static_gzip.init_app(app)
     _secure_headers(app)
     limiter.init_app(app)
@@ -86,7 +89,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     audit_trail.install(app)
     if app.config["JOBWARDEN_MONITOR"]:
         # Once per serving process; see webapp/monitor/scheduler.py and gunicorn.conf.py.
-        from ..monitor import start_scheduler
+        from ..monitor.scheduler import start_scheduler
 
         start_scheduler(app)
     return app

@@ -54,9 +54,12 @@ def when_ready(server):
 
 
 def post_fork(server, worker):
-    from webapp import monitor
+    import sys
 
-    monitor.after_fork()
+    # A master that runs no monitor never imported the scheduler; a worker need not either.
+    scheduler = sys.modules.get("webapp.monitor.scheduler")
+    if scheduler is not None:
+        scheduler.after_fork()
 
 
 def child_exit(server, worker):

@@ -7,14 +7,15 @@ comes from the claim JOBWARDEN_OIDC_ROLE_CLAIM (a role name or a list of them; t
 wins; none named: viewer), read from the ID token or, failing that, from the userinfo
 endpoint, and follows the provider on every sign-in. The account is made on the first
 sign-in (webapp.jobs.users.oidc_sign_in) so that it can be disabled here and own tokens.
+
+Authlib (with requests, urllib3 and joserfc, about 18 MiB resident) is imported only when
+OpenID Connect is configured: a server without it never loads them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from authlib.integrations.base_client.errors import OAuthError
-from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, session, url_for
 
 from ..domain.roles import Role, highest_role
@@ -41,6 +42,8 @@ def install(app: Flask) -> None:
 
         missing = ", ".join(name for name in SETTINGS if name not in given)
         raise ConfigError(f"OpenID Connect needs {', '.join(SETTINGS)}; {missing} is not set")
+    from authlib.integrations.flask_client import OAuth
+
     oauth = OAuth()
     oauth.init_app(app)
     oauth.register(
@@ -76,6 +79,8 @@ def start():
 def callback():
     if not enabled():
         return redirect(url_for("dashboard.login"))
+    from authlib.integrations.base_client.errors import OAuthError  # loaded by install() already
+
     client = _client()
     try:
         token = client.authorize_access_token()
