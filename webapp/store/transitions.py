@@ -30,6 +30,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -40,6 +41,7 @@ from ..domain.actors import WORKER, WORKER_PREFIX
 from ..domain.queues import DEFAULT_QUEUE
 from ..domain.statuses import (
     EDGES,
+    FINISHED,
     LIVE,
     Edge,
     JobNotFound,
@@ -48,7 +50,7 @@ from ..domain.statuses import (
     TransitionRefused,
 )
 from ..domain.timeutil import utcnow
-from . import flow, leases, moves, unique
+from . import flow, leases, moves, unique, wakeup
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent
 
@@ -134,12 +136,23 @@ def lease_holder(rows: FromClause) -> ColumnElement[str]:
 
 
 def _plan(
-    moved: Update, followups: list[FollowUp], postgresql: bool, carried: tuple[ColumnElement[Any], ...] = ()
+    moved: Update,
+    followups: list[FollowUp],
+    postgresql: bool,
+    carried: tuple[ColumnElement[Any], ...] = (),
+    wakes: bool = False,
 ) -> _Plan:
-    """`carried`: further columns the moved rows bring along for the follow-ups (PostgreSQL)."""
+    """`carried`: further columns the moved rows bring along for the follow-ups (PostgreSQL).
+    `wakes`: the statement also notifies waiting claims when a moved row freed a limited
+    queue's slot (`flow.freed_slot_notice`, PostgreSQL): a SELECT, so the moved rows are
+    joined to it (one row or none) to make PostgreSQL run it."""
     if postgresql:
         rows: NamedFromClause = moved.returning(*_JOBS.c, *carried).cte("moved")
-        statement = select(aliased(Job, rows, adapt_on_names=True))
+        job = aliased(Job, rows, adapt_on_names=True)
+        statement = select(job)
+        if wakes:
+            notice = flow.freed_slot_notice(rows).cte("freed_slot_notice")
+            statement = statement.outerjoin(notice, true())
         for number, followup in enumerate(followups):
             statement = statement.add_cte(followup(rows).cte(f"followup_{number}"))
         return _Plan(statement, ())
@@ -233,6 +246,7 @@ def _transition_plan(
     rows_actor: RowsActor | None,
     postgresql: bool,
     notifies: bool,
+    wakes: bool,
     conditions: tuple[ColumnElement[bool], ...] = (),
 ) -> _Plan:
     moved = (
@@ -243,7 +257,8 @@ def _transition_plan(
     if fenced:
         moved = moved.where(_JOBS.c.lease_token == _param("cas_lease_token", _JOBS.c.lease_token))
     attempt_values = _shared_attempt_values(attempt_columns)
-    return _plan(moved, _followups(edge, expected, attempt_values, rows_actor, postgresql, notifies), postgresql)
+    followups = _followups(edge, expected, attempt_values, rows_actor, postgresql, notifies)
+    return _plan(moved, followups, postgresql, wakes=wakes)
 
 
 @lru_cache(maxsize=256)
@@ -256,11 +271,18 @@ def _cached_transition_plan(
     rows_actor: RowsActor | None,
     postgresql: bool,
     notifies: bool,
+    wakes: bool,
 ) -> _Plan:
     set_values = {name: _param(f"set_{name}", _JOBS.c[name]) for name in value_columns}
     return _transition_plan(
-        EDGES[action], expected, set_values, attempt_columns, fenced, rows_actor, postgresql, notifies
+        EDGES[action], expected, set_values, attempt_columns, fenced, rows_actor, postgresql, notifies, wakes
     )
+
+
+def _frees_slot(expected: Status, target: Status, postgresql: bool) -> bool:
+    """A live job finishing may free a limited queue's slot: while limits are in use, the
+    statement on PostgreSQL then wakes waiting claims itself (`flow.freed_slot_notice`)."""
+    return postgresql and expected in LIVE and target in FINISHED and flow.limits_in_use()
 
 
 def _is_postgresql() -> bool:
@@ -325,6 +347,9 @@ def transition(
         event = _event(action, expected, edge.target, actor)
         if event is not None:
             params.update(_outbox_params(event))
+        wakes = _frees_slot(expected, edge.target, postgresql)
+        if wakes:
+            params["cas_wake_payload"] = wakeup.notification_payload()
         if conditions or len(plain_values) < len(values):
             # A one-off shape: the monitor's cut-offs and SQL expressions are rare.
             set_values = {
@@ -340,11 +365,20 @@ def transition(
                 rows_actor,
                 postgresql,
                 event is not None,
+                wakes,
                 conditions,
             )
         else:
             plan = _cached_transition_plan(
-                action, expected, tuple(values), attempt_columns, fenced, rows_actor, postgresql, event is not None
+                action,
+                expected,
+                tuple(values),
+                attempt_columns,
+                fenced,
+                rows_actor,
+                postgresql,
+                event is not None,
+                wakes,
             )
         moved = _run(plan, params)
         if moved:
@@ -418,8 +452,16 @@ def transition_held(
     if len({item.job_id for item in held}) < len(held):
         raise ValueError("a job appears twice in one transition_held")
     event = _event(action, expected, edge.target, lease_holder)
+    wakes = _frees_slot(expected, edge.target, True)
     plan = _held_plan(
-        action, expected, tuple(values), tuple(attempt_values), row_columns, attempt_row_columns, event is not None
+        action,
+        expected,
+        tuple(values),
+        tuple(attempt_values),
+        row_columns,
+        attempt_row_columns,
+        event is not None,
+        wakes,
     )
     rows = [
         {
@@ -440,6 +482,7 @@ def transition_held(
         **{f"set_{name}": value for name, value in values.items()},
         **{f"attempt_{name}": value for name, value in attempt_values.items()},
         **(_outbox_params(event) if event is not None else {}),
+        **({"cas_wake_payload": wakeup.notification_payload()} if wakes else {}),
     }
     moved = {job.id: job for job in _run(plan, params)}
     if moved:
@@ -483,6 +526,7 @@ def _held_plan(
     row_columns: tuple[str, ...],
     attempt_row_columns: tuple[str, ...],
     notifies: bool,
+    wakes: bool,
 ) -> _Plan:
     """PostgreSQL: the batch's rows arrive as one JSONB array (`cas_items`) read by
     jsonb_to_recordset, so the statement's shape does not depend on the batch's size."""
@@ -518,7 +562,7 @@ def _held_plan(
     followups = _followups(edge, expected, attempt_values if has_attempt_values else None, lease_holder, True, notifies)
     # The attempts' own values ride along in the moved rows, for the attempts' UPDATE.
     carried = tuple(items.c[f"row_attempt_{name}"] for name in attempt_row_columns)
-    return _plan(moved, followups, True, carried)
+    return _plan(moved, followups, True, carried, wakes)
 
 
 def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = None) -> list[Job]:
