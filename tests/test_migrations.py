@@ -131,22 +131,3 @@ def test_the_step_report_migration_keys_the_earliest_copy_of_each_report(empty_d
         None,
         None,
     ]
-
-
-def test_a_limited_claim_runs_on_an_upgraded_database(empty_database):
-    # PostgreSQL's limited claim calls a function the migrations create (webapp.store.flow).
-    assert upgrade(empty_database).returncode == 0
-    from webapp import create_app, jobs
-    from webapp.jobs import queues
-
-    from tests.conftest import test_config
-
-    app = create_app(test_config(empty_database))
-    with app.app_context():
-        try:
-            queues.set_limits("gpu", {"concurrency": 1, "key_concurrency": 1}, actor="ops")
-            made = jobs.create_jobs([{"type": "t", "queue": "gpu", "concurrency_key": "k"}] * 2)
-            assert [job.id for job in jobs.claim_jobs("w", batch_size=2)] == [made[0].id]
-        finally:
-            db.session.remove()
-            db.engine.dispose()

@@ -13,23 +13,17 @@ claim's cost to the rows it looks at, not the queue's depth.
 
 Concurrent claimers must not both count the same state. SQLite has one writer: the
 claim's UPDATE holds the write lock while it counts. On PostgreSQL the limited queues'
-rows are locked (SELECT … FOR UPDATE, in name order so claimers never deadlock) and held
-to the commit, so claimers of one limited queue take turns. Under READ COMMITTED a
-statement sees the data as of its own start, so a count taken by the statement that waited
-for the lock would miss the claims of the claimer it waited for: the lock and the counts
-are a VOLATILE function the claim statement calls (`LIMITED_ROOM_FUNCTION`), whose own
-queries each see the data as of their own start, so it counts once it holds the locks. The
-claim is then one round trip, and the queues are held from the lock to the commit with one
-turn of the client in between instead of two. The rest of the statement may read older
-data: a job it sees queued that another claimer took is skipped by the UPDATE's recheck
-of its status, and a job queued since it began waits for the next claim.
+rows are locked first (`lock_limited_queues`, SELECT … FOR UPDATE, in name order so
+claimers never deadlock) and held to the commit, so claimers of one limited queue take
+turns. That lock is a statement of its own, before the claim: under READ COMMITTED a
+statement sees the data as of its own start, so a count in the same statement as the
+lock would be taken before the lock was granted and miss the claims of the claimer it
+waited for; the claim statement after it starts later and counts them.
 
 A rate-limited queue's starts are rows of `queue_starts` (whole microseconds since the
 epoch), written by the claim that takes the job and pruned past the queue's period by
 the same transaction: a sliding window, so no window of `period_s` ever holds more than
-`limit` starts (a token bucket would let 2 × limit through across a boundary). The count
-has no upper bound (every start after now - period), so a claimer whose time was read
-before it waited for another's turn still counts that other's later starts.
+`limit` starts (a token bucket would let 2 × limit through across a boundary).
 """
 
 from __future__ import annotations
@@ -40,16 +34,13 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import (
-    DDL,
     BindParameter,
     ColumnElement,
     Select,
     and_,
     bindparam,
     case,
-    column,
     delete,
-    event,
     func,
     insert,
     literal,
@@ -57,8 +48,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.expression import CTE, FromClause, UpdateBase
+from sqlalchemy.sql.expression import FromClause, UpdateBase
 from sqlalchemy.types import BigInteger, Integer, String
 
 from ..domain.statuses import LIVE, Status
@@ -115,10 +105,24 @@ def _smaller(first: ColumnElement[int], second: ColumnElement[int]) -> ColumnEle
     )
 
 
-def _counted_in_statement(held: BindParameter[list[str]]) -> tuple[CTE, CTE]:
-    """SQLite (one writer, which holds the write lock while it counts): each held queue's room
-    and each key's live jobs, counted by the claim statement itself."""
+def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[ColumnElement[bool]]) -> Select:
+    """The jobs the limited part claims in one statement: due jobs of the queues this claimer
+    holds (`cas_limited`), in claim order, as many as every limit has room for, up to the batch.
+
+    The room is counted once per statement, in two small CTEs: each queue's free slots and
+    rate window (`room`), each key's live jobs (`key_live`). The scan walks the queued jobs
+    in claim order and passes over those of a full queue or key (hashed lookups, so the scan
+    can stop at its LIMIT instead of counting for every queued row): its first row always
+    fits, so a claim makes progress whenever any job may start. Within the `cas_scan` rows
+    it reads, a key takes at most its room (rank within the key), then a queue at most its
+    room (rank within the queue). `conditions`: the claim's own (type, lease) on the job.
+
+    The two LIMITs are written into the statement's text (`literal_execute`): PostgreSQL then
+    keeps one generic plan per batch size for a prepared statement, where a LIMIT it cannot
+    see makes it plan the statement again at every claim (half its time).
+    """
     live = _JOBS.alias("live")
+    held: BindParameter[list[str]] = bindparam("cas_limited", expanding=True)
     live_in_queue = (
         select(func.count())
         .select_from(live)
@@ -158,70 +162,6 @@ def _counted_in_statement(held: BindParameter[list[str]]) -> tuple[CTE, CTE]:
         .cte("key_live")
         .prefix_with("MATERIALIZED")
     )
-    return room, key_live
-
-
-def _counted_after_the_locks(now: ColumnElement[datetime]) -> tuple[CTE, CTE]:
-    """PostgreSQL: the same two CTEs from `LIMITED_ROOM_FUNCTION`, which locks the queues this
-    claimer may take from and counts only then (its rows computed once: MATERIALIZED)."""
-    counts = (
-        getattr(func, LIMITED_ROOM_FUNCTION)(
-            bindparam("cas_queue_list", type_=ARRAY(String)),
-            bindparam("cas_type_list", type_=ARRAY(String)),
-            now,
-            bindparam("cas_now_us", type_=BigInteger),
-            bindparam("cas_prune_margin_us", type_=BigInteger),
-        )
-        .table_valued(
-            column("held_queue", String),
-            column("key", String),
-            column("room", BigInteger),
-            column("key_concurrency", Integer),
-            column("live", BigInteger),
-        )
-        .alias("counts")
-    )
-    held = select(counts).cte("held").prefix_with("MATERIALIZED")
-    room = (
-        select(held.c.held_queue.label("name"), held.c.key_concurrency, held.c.room)
-        .where(held.c.key.is_(None))
-        .cte("room")
-    )
-    key_live = (
-        select(held.c.held_queue.label("queue"), held.c.key.label("concurrency_key"), held.c.live)
-        .where(held.c.key.is_not(None))
-        .cte("key_live")
-    )
-    return room, key_live
-
-
-def limited_candidates(
-    now: ColumnElement[datetime], conditions: Iterable[ColumnElement[bool]], postgresql: bool
-) -> Select:
-    """The jobs the limited part claims in one statement: due jobs of the queues this claimer
-    holds, in claim order, as many as every limit has room for, up to the batch. The queues
-    held: on SQLite those `lock_limited_queues` found (`cas_limited`); on PostgreSQL those the
-    statement's own first step locks (`LIMITED_ROOM_FUNCTION`), so a claim is one round trip.
-
-    The room is counted once per statement, in two small CTEs: each queue's free slots and
-    rate window (`room`), each key's live jobs (`key_live`). The scan walks the queued jobs
-    in claim order and passes over those of a full queue or key (hashed lookups, so the scan
-    can stop at its LIMIT instead of counting for every queued row): its first row always
-    fits, so a claim makes progress whenever any job may start. Within the `cas_scan` rows
-    it reads, a key takes at most its room (rank within the key), then a queue at most its
-    room (rank within the queue). `conditions`: the claim's own (type, lease) on the job.
-
-    The two LIMITs are written into the statement's text (`literal_execute`): PostgreSQL then
-    keeps one generic plan per batch size for a prepared statement, where a LIMIT it cannot
-    see makes it plan the statement again at every claim (half its time).
-    """
-    if postgresql:
-        room, key_live = _counted_after_the_locks(now)
-        held_queues: ColumnElement[bool] = _JOBS.c.queue.in_(select(room.c.name))
-    else:
-        held: BindParameter[list[str]] = bindparam("cas_limited", expanding=True)
-        room, key_live = _counted_in_statement(held)
-        held_queues = _JOBS.c.queue.in_(held)
     full_queues = select(room.c.name).where(room.c.room <= 0)
     full_keys = (
         select(key_live.c.queue, key_live.c.concurrency_key)
@@ -233,7 +173,7 @@ def limited_candidates(
         .where(
             _JOBS.c.status == Status.QUEUED,
             _JOBS.c.run_after <= now,
-            held_queues,
+            _JOBS.c.queue.in_(held),
             _JOBS.c.queue.not_in(full_queues),
             or_(
                 _JOBS.c.concurrency_key.is_(None),
@@ -300,84 +240,14 @@ def record_starts(rows: FromClause) -> UpdateBase:
     )
 
 
-# PostgreSQL: the limited claim's lock and counts, as one function its statement calls first.
-# Under READ COMMITTED a statement reads the data as of its own start, so counts taken in the
-# statement that waits for the queues' locks would miss the claims of the claimer it waited
-# for. A VOLATILE function's own queries each read the data as of their own start: this one
-# locks the queues (in name order, so claimers never deadlock) and only then counts, so its
-# counts include every claim committed before it held the locks. It also prunes the held
-# rate-limited queues' starts (as `prune_starts`). Rows: one per held queue (`key` NULL:
-# its room, the smaller of the free slots and the window's free starts, NULL for no limit;
-# its key_concurrency), one per live key of a held queue (`live`).
-LIMITED_ROOM_FUNCTION = "jobwarden_limited_room"
-LIMITED_ROOM_DDL = f"""
-CREATE OR REPLACE FUNCTION {LIMITED_ROOM_FUNCTION}(
-    worker_queues text[], job_types text[], due_at timestamp, now_us bigint, prune_margin_us bigint
-) RETURNS TABLE (held_queue text, key text, room bigint, key_concurrency integer, live bigint)
-LANGUAGE plpgsql VOLATILE AS $function$
-#variable_conflict use_column
-DECLARE
-    held text[];
-BEGIN
-    SELECT coalesce(array_agg(locked.name ORDER BY locked.name), '{{}}') INTO held FROM (
-        SELECT q.name FROM queues q
-        WHERE NOT q.paused
-          AND (q.concurrency IS NOT NULL OR q.key_concurrency IS NOT NULL OR q.rate_limit_count IS NOT NULL)
-          AND (cardinality(worker_queues) = 0 OR q.name = ANY (worker_queues))
-          AND EXISTS (
-              SELECT FROM jobs j
-              WHERE j.queue = q.name AND j.status = '{Status.QUEUED}' AND j.run_after <= due_at
-                AND (cardinality(job_types) = 0 OR j.type = ANY (job_types)))
-        ORDER BY q.name
-        FOR UPDATE OF q
-    ) locked;
-    IF cardinality(held) = 0 THEN
-        RETURN;
-    END IF;
-    DELETE FROM queue_starts s USING queues q
-    WHERE s.queue = q.name AND q.name = ANY (held) AND q.rate_limit_count IS NOT NULL
-      AND s.at_us <= now_us - prune_margin_us - round(q.rate_limit_period_s * 1000000)::bigint;
-    RETURN QUERY
-    SELECT counted.name::text, NULL::text,
-           CASE WHEN counted.slots IS NULL THEN counted.starts
-                WHEN counted.starts IS NULL OR counted.slots < counted.starts THEN counted.slots
-                ELSE counted.starts END,
-           counted.key_concurrency, NULL::bigint
-    FROM (
-        SELECT q.name, q.key_concurrency,
-               q.concurrency - (SELECT count(*) FROM jobs j
-                                WHERE j.queue = q.name AND j.status IN ({", ".join(f"'{s}'" for s in _LIVE)})) AS slots,
-               q.rate_limit_count - (SELECT count(*) FROM queue_starts s
-                                     WHERE s.queue = q.name
-                                       AND s.at_us > now_us - round(q.rate_limit_period_s * 1000000)::bigint)
-                   AS starts
-        FROM queues q WHERE q.name = ANY (held)
-    ) counted;
-    RETURN QUERY
-    SELECT j.queue::text, j.concurrency_key::text, NULL::bigint, NULL::integer, count(*)
-    FROM jobs j
-    WHERE j.queue = ANY (held) AND j.status IN ({", ".join(f"'{s}'" for s in _LIVE)})
-      AND j.concurrency_key IS NOT NULL
-    GROUP BY j.queue, j.concurrency_key;
-END
-$function$
-"""
-
-
-# Databases built by `create_all` (the tests and benchmarks) get the function
-# with the queues table; migration 0016 creates it in migrated ones.
-event.listen(_QUEUES, "after_create", DDL(LIMITED_ROOM_DDL).execute_if(dialect="postgresql"))
-
-
 class HeldQueue(NamedTuple):
     name: str
     rate_limited: bool
 
 
 def lock_limited_queues(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[HeldQueue]:
-    """SQLite: the restricted, unpaused queues with a due job this claimer may take (the claim
-    that follows holds the database's one write lock while it counts; PostgreSQL's claim
-    locks its queues itself: `LIMITED_ROOM_FUNCTION`)."""
+    """The restricted, unpaused queues with a due job this claimer may take, in name order;
+    on PostgreSQL their rows stay locked (FOR UPDATE) until the claim's transaction ends."""
     due = select(_JOBS.c.id).where(
         _JOBS.c.queue == _QUEUES.c.name, _JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now
     )
@@ -390,6 +260,8 @@ def lock_limited_queues(now: datetime, types: list[str] | None, queues: list[str
     )
     if queues:
         statement = statement.where(_QUEUES.c.name.in_(queues))
+    if db.session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()
     return [HeldQueue(name, bool(rate_limited)) for name, rate_limited in db.session.execute(statement)]
 
 

@@ -670,7 +670,7 @@ def _claim_plan(
         conditions = [leases.claimable(_JOBS.c.lease_expires_at, now)]  # one live copy, in the limited part too
         if by_type:
             conditions.append(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
-        candidates = flow.limited_candidates(now, conditions, postgresql)
+        candidates = flow.limited_candidates(now, conditions)
     else:
         candidates = candidates.where(flow.unrestricted_job())
     if postgresql:
@@ -788,36 +788,26 @@ def _claim_limited(
     queues: list[str] | None,
     given_now: datetime | None,
 ) -> list[Job]:
-    """Up to `room` jobs of limited queues in one statement (webapp.store.flow.limited_candidates).
-    PostgreSQL: that statement locks the queues itself. SQLite: nothing at all is run when no
-    limited queue has a due job."""
-    if postgresql:
-        now = given_now or utcnow()
-        params = {
-            **params,
-            "cas_queue_list": queues or [],
-            "cas_type_list": types or [],
-            "cas_prune_margin_us": round(flow.PRUNE_MARGIN_S * 1_000_000),
-        }
-    else:
-        held = flow.lock_limited_queues(params["cas_now"], types, queues)
-        if not held:
-            return []
-        # The time of these claims is read now that the claimer holds the write lock: claimers
-        # then record their starts in the order they take turns.
-        now = given_now or utcnow()
-        params = {**params, "cas_limited": [queue.name for queue in held]}
+    """Up to `room` jobs of limited queues in one statement (webapp.store.flow.limited_candidates);
+    nothing at all, not even a lock, when no limited queue has a due job."""
+    held = flow.lock_limited_queues(params["cas_now"], types, queues)
+    if not held:
+        return []
+    # The time of these claims is read now that the claimer holds its queues (the row locks
+    # on PostgreSQL, the write lock on SQLite): claimers of a queue then record their starts
+    # in the order they take turns, and a window never counts a start from its future.
+    now = given_now or utcnow()
     params = {
         **params,
         "cas_now": now,
         "cas_now_us": flow.epoch_microseconds(now),
         "cas_batch_size": room,
         "cas_scan": room * flow.SCAN_PER_CLAIMED_JOB,
+        "cas_limited": [queue.name for queue in held],
         **leases.expiry_params(now, lease_types),
     }
     claimed = _run(_claim_plan(bool(types), postgresql, lease_types, bool(queues), limited=True), params)
-    if not postgresql:  # PostgreSQL: the statement pruned them
-        rate_limited = [queue.name for queue in held if queue.rate_limited]
-        if rate_limited:
-            flow.prune_starts(rate_limited, now)
+    rate_limited = [queue.name for queue in held if queue.rate_limited]
+    if rate_limited:
+        flow.prune_starts(rate_limited, now)
     return claimed
