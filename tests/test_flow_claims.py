@@ -4,18 +4,23 @@ itself decides it. The multi-process proofs are in test_flow_workers.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
+import psycopg
 import pytest
 from sqlalchemy import event, func, select
 
 from webapp import jobs
 from webapp.domain.timeutil import utcnow
 from webapp.jobs import queues
-from webapp.store import transitions
+from webapp.store import flow, transitions, wakeup
 from webapp.store.extensions import db
 from webapp.store.models import QueueStart
 from webapp.store.transaction import unit_of_work
+
+from tests.conftest import postgresql_only
 
 
 def claim(worker: str = "w", *, batch_size: int = 1, now=None, **kwargs) -> list[int]:
@@ -227,3 +232,60 @@ def test_the_dev_samples_hold_a_limited_queue(app):
     view = queues.get_queue(SAMPLE_QUEUE)
     assert (view.concurrency, view.queued) == (1, 3)
     assert len(claim(batch_size=100, queues=[SAMPLE_QUEUE])) == 1
+
+
+# --- waking claims when a finish frees a slot (PostgreSQL: its listeners are other processes) ---
+
+
+@contextmanager
+def notifications() -> Iterator[Callable[[], list[str]]]:
+    """A LISTEN connection of its own, as another replica's: yields a function giving the
+    wake-up notifications delivered so far (it waits one second for stragglers)."""
+    conninfo = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    received: list[str] = []
+    with psycopg.connect(conninfo, autocommit=True) as listener:
+        listener.execute(f"LISTEN {wakeup.CHANNEL}")
+
+        def delivered() -> list[str]:
+            received.extend(notice.payload for notice in listener.notifies(timeout=1.0))
+            return received
+
+        yield delivered
+
+
+class NotifyStatements(ClaimStatements):
+    """Counts the statements sent only to notify (`SELECT pg_notify(…)`)."""
+
+    def record(self, _connection, _cursor, statement: str, *_args) -> None:
+        if statement.lstrip().startswith("SELECT pg_notify"):
+            self.claims += 1
+
+
+def claimed_and_started(count: int, queue: str) -> list[jobs.CompleteReport]:
+    made = jobs.create_jobs([{"type": "t", "queue": queue}] * count)
+    held = jobs.claim_jobs("w", batch_size=count)
+    assert sorted(job.id for job in held) == [job.id for job in made]
+    jobs.start_jobs([jobs.StartReport(job.id, job.lease_token) for job in held])
+    return [jobs.CompleteReport(job.id, job.lease_token) for job in held]
+
+
+@postgresql_only
+@pytest.mark.parametrize("count", [1, 3])  # one job (`transition`), a worker's batch (`transition_held`)
+def test_a_finish_that_frees_a_limited_slot_notifies_from_its_own_statement(app, monkeypatch, count):
+    queues.set_limits("gpu", {"concurrency": 5}, actor="ops")
+    monkeypatch.setattr(flow, "_limits_seen", (float("-inf"), False))  # no stale hint from an earlier test
+    reports = claimed_and_started(count, "gpu")
+    with notifications() as delivered, NotifyStatements() as separate:
+        jobs.complete_jobs(reports)
+        assert len(delivered()) == 1  # every other replica's waiting claims look at the freed slot
+    assert separate.claims == 0  # no round trip of its own
+
+
+@postgresql_only
+def test_a_finish_that_frees_no_limited_slot_wakes_no_other_process(app, monkeypatch):
+    queues.set_limits("gpu", {"concurrency": 5}, actor="ops")  # limits are in use, elsewhere
+    monkeypatch.setattr(flow, "_limits_seen", (float("-inf"), False))
+    reports = claimed_and_started(2, "default")
+    with notifications() as delivered:
+        jobs.complete_jobs(reports)
+        assert delivered() == []

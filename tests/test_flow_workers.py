@@ -36,7 +36,7 @@ WORKERS = 4
 SLOTS_PER_WORKER = 2
 
 
-def start_worker(server, ledger: Path, name: str, tmp_path: Path, concurrency: int = SLOTS_PER_WORKER):
+def start_worker(server, ledger: Path, name: str, tmp_path: Path, *options: str, concurrency: int = SLOTS_PER_WORKER):
     log = (tmp_path / f"{name}.log").open("w")
     return subprocess.Popen(
         [
@@ -58,6 +58,7 @@ def start_worker(server, ledger: Path, name: str, tmp_path: Path, concurrency: i
             "0.1",
             "--worker-id",
             name,
+            *options,
         ],
         cwd=PROJECT_ROOT,
         stdout=log,
@@ -151,6 +152,22 @@ def test_concurrency_and_key_concurrency_hold_across_worker_processes(flow_serve
     assert max(most_at_once(by_key[key]) for key in keys) == 1
     # The keys did run side by side: the limit is per key, not per queue.
     assert most_at_once([interval for key in keys for interval in by_key[key]]) > 1
+
+
+def test_a_worker_started_with_queues_takes_only_those_queues(flow_server, tmp_path):
+    made = {
+        queue: jobs.create_jobs([{"type": "flow.record", "queue": queue, "payload": {"key": queue, "seconds": 0}}] * 5)
+        for queue in ("a", "b", "c")
+    }
+    ledger = tmp_path / "ledger"
+    worker = start_worker(flow_server, ledger, "w-ab", tmp_path, "--queues", "a,b")
+    try:
+        wait_until_finished([job.id for job in made["a"] + made["b"]], timeout=60)
+    finally:
+        stop([worker])
+    assert sorted(key for _, key, _, _ in read_ledger(ledger)) == ["a"] * 5 + ["b"] * 5
+    db.session.expire_all()
+    assert {db.session.get(Job, job.id).status for job in made["c"]} == {"queued"}
 
 
 def test_the_rate_limit_holds_in_every_window_across_worker_processes(flow_server, tmp_path):

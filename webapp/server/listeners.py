@@ -11,7 +11,7 @@ from ..domain.statuses import FINISHED, Status
 from ..metrics import TRANSITIONS
 from ..store import flow, moves
 from ..store.commit_hooks import after_commit
-from ..store.wakeup import announce_claimable
+from ..store.wakeup import announce_claimable, wake_here_after_commit
 from ..webhooks.outbox import TransitionOutbox
 
 
@@ -23,11 +23,13 @@ def count_transition(move: moves.Move) -> None:
 def wake_waiting_claims(move: moves.Move) -> None:
     """Jobs became claimable: as many waiting claims as there are jobs (of claims that take
     their type and queue) look again once it commits, on every replica. A job that finished
-    may have freed a limited queue's slot for a job of any type (webapp.store.flow): all look."""
+    may have freed a limited queue's slot for a job of any type (webapp.store.flow): all of
+    this process's claims look; other processes are told by the finishing statement itself
+    (`flow.freed_slot_notice`, PostgreSQL) or see it by their recheck (SQLite)."""
     if move.to_status == Status.QUEUED:
         announce_claimable(move.kinds)
     elif move.to_status in FINISHED and flow.limits_in_use():
-        announce_claimable()
+        wake_here_after_commit()
 
 
 def listen_to_moves() -> None:

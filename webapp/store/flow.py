@@ -43,17 +43,19 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     or_,
     select,
     tuple_,
 )
 from sqlalchemy.sql.expression import FromClause, UpdateBase
-from sqlalchemy.types import BigInteger, Integer
+from sqlalchemy.types import BigInteger, Integer, String
 
 from ..domain.statuses import LIVE, Status
 from .extensions import db
 from .models import Job, Queue, QueueStart
 from .sql_time import EPOCH, MICROSECOND
+from .wakeup import CHANNEL
 
 _JOBS = Job.__table__
 _QUEUES = Queue.__table__
@@ -281,7 +283,24 @@ def prune_starts(queues: list[str], now: datetime) -> None:
 # neither makes a job newly queued, so the wake-up of waiting claims (webapp.store.wakeup)
 # does not see them. A claim that waits while a limited queue holds due jobs it may take
 # therefore looks again by FLOW_RECHECK_S at the latest, or when the earliest start leaves
-# its window; and a finish wakes waiting claims while limits are in use.
+# its window; and a finish that frees a slot wakes waiting claims (`freed_slot_notice`).
+
+
+def freed_slot_notice(rows: FromClause) -> Select:
+    """PostgreSQL: the finishing statement's own wake-up of every waiting claim, sent only when
+    one of its moved rows (live jobs that finished) held a slot of a queue with `concurrency`
+    or `key_concurrency`; delivered on commit like any NOTIFY. A CTE of the statement, so a
+    finish costs no round trip of its own (payload: `cas_wake_payload`)."""
+    held_slot = (
+        select(rows.c.id)
+        .join(_QUEUES, _QUEUES.c.name == rows.c.queue)
+        .where(or_(_QUEUES.c.concurrency.is_not(None), _QUEUES.c.key_concurrency.is_not(None)))
+    )
+    return select(func.pg_notify(literal(CHANNEL), bindparam("cas_wake_payload", type_=String))).where(
+        held_slot.exists()
+    )
+
+
 FLOW_RECHECK_S = 0.25
 LIMITS_IN_USE_TTL_S = 1.0
 _limits_seen: tuple[float, bool] = (float("-inf"), False)

@@ -188,9 +188,22 @@ def announce_claimable(kinds: Kinds | None = None) -> None:
     """Called inside a transaction that made jobs claimable: `kinds` counts them by (type, queue);
     None (an operator's change of a queue, a released lease): every waiting claim looks again."""
     session = db.session()
-    after_commit(partial(_wake_this_process, kinds))
+    wake_here_after_commit(kinds)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": _payload(kinds)})
+
+
+def wake_here_after_commit(kinds: Kinds | None = None) -> None:
+    """This process's waiting claims look again once the transaction commits; other processes
+    learn it from a notification (`announce_claimable`, or one a statement sends itself:
+    `notification_payload`)."""
+    after_commit(partial(_wake_this_process, kinds))
+
+
+def notification_payload() -> str:
+    """The payload of a notification that wakes every waiting claim, for a statement that
+    sends it itself (`pg_notify` in one of its CTEs) rather than as a statement of its own."""
+    return _payload(None)
 
 
 def _wake_this_process(kinds: Kinds | None) -> None:
