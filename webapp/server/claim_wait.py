@@ -29,7 +29,13 @@ RUN_AFTER_MARGIN_S = 0.002  # wake just after a job's run_after, not just before
 
 
 def claim_waiting(
-    worker_id: str, *, types: list[str] | None, queues: list[str] | None = None, batch_size: int, wait_s: float
+    worker_id: str,
+    *,
+    types: list[str] | None,
+    queues: list[str] | None = None,
+    batch_size: int,
+    wait_s: float,
+    start: bool = False,
 ) -> list[Job]:
     """Claim up to `batch_size` jobs, waiting up to `wait_s` seconds for the first.
 
@@ -38,7 +44,7 @@ def claim_waiting(
     a client that sends more bytes instead gets UnexpectedBytes.
     """
     if wait_s <= 0:
-        return _claim(worker_id, types, queues, batch_size)
+        return _claim(worker_id, types, queues, batch_size, start)
     deadline = time.monotonic() + wait_s
     hub = wakeup.hub()
     hung_up = threading.Event()
@@ -50,7 +56,7 @@ def claim_waiting(
     with hangups.watching(client_socket(), on_hang_up):
         while True:
             seen = hub.generation
-            claimed = _claim(worker_id, types, queues, batch_size)
+            claimed = _claim(worker_id, types, queues, batch_size, start)
             if claimed or time.monotonic() >= deadline:
                 return claimed
             until = deadline
@@ -71,9 +77,11 @@ class UnexpectedBytes(Exception):
     """The client of a waiting claim sent more than its request (a hang-up sends nothing)."""
 
 
-def _claim(worker_id: str, types: list[str] | None, queues: list[str] | None, batch_size: int) -> list[Job]:
+def _claim(
+    worker_id: str, types: list[str] | None, queues: list[str] | None, batch_size: int, start: bool
+) -> list[Job]:
     started = time.perf_counter()
-    claimed = jobs.claim_jobs(worker_id, types=types, queues=queues, batch_size=batch_size)
+    claimed = jobs.claim_jobs(worker_id, types=types, queues=queues, batch_size=batch_size, start=start)
     CLAIM_LATENCY.observe(time.perf_counter() - started)
     return claimed
 
