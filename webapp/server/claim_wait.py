@@ -53,10 +53,15 @@ def claim_waiting(
         hung_up.set()
         hub.nudge()
 
+    woken_for: tuple[str, str] | None = None
     with hangups.watching(client_socket(), on_hang_up):
         while True:
             seen = hub.generation
             claimed = _claim(worker_id, types, queues, batch_size, start)
+            if woken_for is not None and claimed and woken_for not in {(job.type, job.queue) for job in claimed}:
+                # Picked for a new job, it took others (of a higher priority, or due at the same
+                # moment): the new job may still wait, so another claim that takes it looks.
+                hub.wake({woken_for: 1})
             if claimed or time.monotonic() >= deadline:
                 return claimed
             until = deadline
@@ -64,7 +69,7 @@ def claim_waiting(
             db.session.close()  # wait without a connection
             if next_due is not None:
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
-            hub.wait(seen, until - time.monotonic(), stop=hung_up, types=types, queues=queues)
+            woken_for = hub.wait(seen, until - time.monotonic(), stop=hung_up, types=types, queues=queues)
             if hung_up.is_set():
                 if client_gone():
                     return []  # its worker is leaving: jobs claimed now would wait for the monitor

@@ -74,6 +74,7 @@ class Waiter:
         self.queues = frozenset(queues) if queues else None
         self.event = threading.Event()
         self.chosen = False  # a wake-up picked it: it claims now
+        self.woken_for: tuple[str, str] | None = None  # the (type, queue) of the job it was picked for
 
     def takes(self, job_type: str, queue: str) -> bool:
         return (self.types is None or job_type in self.types) and (self.queues is None or queue in self.queues)
@@ -116,6 +117,7 @@ class Hub:
                             break
                         if not waiter.chosen and waiter.takes(job_type, queue):
                             waiter.chosen = True
+                            waiter.woken_for = (job_type, queue)
                             chosen.append(waiter)
                             count -= 1
             for waiter in chosen:
@@ -140,14 +142,15 @@ class Hub:
         *,
         types: list[str] | None = None,
         queues: list[str] | None = None,
-    ) -> None:
+    ) -> tuple[str, str] | None:
         """Sleep up to `timeout` s until a wake-up picks this claim (it takes jobs of `types` and
-        `queues`), unless a wake-up has come since `seen` was read, or `stop` is set."""
+        `queues`), unless a wake-up has come since `seen` was read, or `stop` is set. The
+        (type, queue) of the job it was picked for, if it was picked for one."""
         deadline = time.monotonic() + timeout
         waiter = Waiter(types, queues)
         with self._lock:
             if self._generation != seen:
-                return
+                return None
             self._waiters[waiter] = None
             if len(self._waiters) == 1:
                 self.waiter_arrived.set()
@@ -155,16 +158,17 @@ class Hub:
             while not (stop is not None and stop.is_set()):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return
+                    return None
                 if not self.watching:
                     remaining = min(remaining, UNWATCHED_WAIT_S)
                 waiter.event.wait(remaining)
                 with self._lock:
                     if waiter.chosen:
-                        return
+                        return waiter.woken_for
                     waiter.event.clear()  # a nudge: look at `stop` again
                 if not self.watching:
-                    return  # nothing would have woken us: look again
+                    return None  # nothing would have woken us: look again
+            return None
         finally:
             with self._lock:
                 self._waiters.pop(waiter, None)
