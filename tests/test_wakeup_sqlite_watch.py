@@ -53,6 +53,7 @@ def test_a_job_another_process_creates_wakes_a_waiting_claim_without_the_ticks(a
     """The watcher learns of another process's write from the write itself (inotify): with the
     safety-net ticks an hour apart, the claim still wakes."""
     monkeypatch.setattr(wakeup, "SQLITE_WATCH_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(wakeup, "_hub", None)  # a hub of its own, watching this test's database
     with app.app_context():
         hub = wakeup.hub()
         wait_until(lambda: hub.watching, 30, "the watcher runs")
