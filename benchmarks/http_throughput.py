@@ -1,8 +1,8 @@
 """The end-to-end rate through HTTP under gunicorn: 4 client processes, each a
-loop of claim(batch) → the batch's starts → its completes over the internal API
-with webapp.client, on jobs created up front in bulk. The starts and the
-completes each go as one `/reports` request, as a worker's coalesced reports do
-(webapp/worker/reports.py). Prints jobs per second and the p50/p99 latency of each
+loop of claim(batch) → its completes over the internal API with webapp.client, on
+jobs created up front in bulk. As a worker does, the claim starts its jobs
+(`start=true`: they come back running) and the completes go as one `/reports`
+request, as a worker's coalesced reports do (webapp/worker/reports.py). Prints jobs per second and the p50/p99 latency of each
 request as the client saw it; on PostgreSQL then procrastinate at the same number
 of processes on the same server (benchmarks/store.py's run), in the same run.
 
@@ -48,22 +48,24 @@ def percentile(values: list[float], pct: float) -> float:
 
 def client_loop(server_url: str, worker_id: str, batch: int, start, results) -> None:
     client = WorkerClient(server_url, internal_key=INTERNAL_KEY, retries=0, timeout=30)
-    timings: dict[str, list[float]] = {"claim": [], "start": [], "complete": []}
+    timings: dict[str, list[float]] = {"claim": [], "complete": []}
     done = 0
     start.wait()
     while True:
         clock = time.perf_counter()
-        claimed = client.claim(worker_id, ["bench"], batch_size=batch)
+        claimed = client.claim(worker_id, ["bench"], batch_size=batch, start=True)
         timings["claim"].append(time.perf_counter() - clock)
         if not claimed:
             break
-        for kind, fields in (("start", {}), ("complete", {"result": None, "exit_code": 0})):
-            clock = time.perf_counter()
-            answers = client.reports(
-                [{"kind": kind, "job_id": job["id"], "lease_token": job["lease_token"], **fields} for job in claimed]
-            )
-            timings[kind].append(time.perf_counter() - clock)
-            assert all(answer["code"] == 200 for answer in answers), answers
+        clock = time.perf_counter()
+        answers = client.reports(
+            [
+                {"kind": "complete", "job_id": job["id"], "lease_token": job["lease_token"], "result": None}
+                for job in claimed
+            ]
+        )
+        timings["complete"].append(time.perf_counter() - clock)
+        assert all(answer["code"] == 200 for answer in answers), answers
         done += len(claimed)
     results.put((done, time.perf_counter(), timings))
 
@@ -98,8 +100,8 @@ def measure(database_url: str, jobs_count: int, processes: int, batch: int, work
     print(
         f"  {done} jobs by {processes} processes (claim batch {batch}) in {elapsed:.1f} s: {done / elapsed:.0f} jobs/s"
     )
-    print("  (start and complete: one /reports request per claimed batch)")
-    for call in ("claim", "start", "complete"):
+    print("  (claim and start: one request; the completes: one /reports request per claimed batch)")
+    for call in ("claim", "complete"):
         values = [v * 1000 for o in outcomes for v in o[2][call]]
         print(
             f"  {call:9} {len(values):6} calls  p50 {percentile(values, 50):6.1f} ms  "

@@ -88,6 +88,36 @@ def test_claim_takes_only_the_named_types_and_answers_empty_when_none_wait(clien
     assert claim(client, types=["mail"])["type"] == "mail"
 
 
+def test_a_claim_that_starts_hands_out_running_jobs_with_both_events_in_order(client):
+    first, second = make_job("queued"), make_job("queued")
+    before = TRANSITIONS.labels("start", "running")._value.get()
+    claimed = call(client, "/jobs/claim", worker_id="w1", batch_size=2, start=True).json["jobs"]
+    assert [(job["id"], job["status"]) for job in claimed] == [(first.id, "running"), (second.id, "running")]
+    for job in claimed:
+        stored = fresh(job["id"])
+        assert stored.started_at == stored.claimed_at is not None
+        (attempt,) = jobs.attempts_of(job["id"])
+        assert attempt.started_at == stored.started_at
+        moves = [
+            (e.action, e.from_status, e.to_status, e.actor) for e in jobs.events_of(job["id"]) if e.kind == "status"
+        ]
+        assert moves[-2:] == [("claim", "queued", "claimed", "worker:w1"), ("start", "claimed", "running", "worker:w1")]
+        token = job["lease_token"]
+        assert call(client, f"/jobs/{job['id']}/start", lease_token=token).status_code == 409  # started once
+        assert call(client, f"/jobs/{job['id']}/complete", lease_token=token).status_code == 200
+    assert TRANSITIONS.labels("start", "running")._value.get() == before + 2
+    make_job("queued")
+    assert claim(client)["status"] == "claimed"  # without `start`, as before
+
+
+def test_a_heartbeat_stores_the_argv_of_a_command_its_claim_started(client):
+    make_job("queued")
+    job = claim(client, start=True)
+    argv = ["ffmpeg", "-i", "in put.mp4"]
+    assert call(client, f"/jobs/{job['id']}/heartbeat", lease_token=job["lease_token"], argv=argv).status_code == 200
+    assert jobs.attempts_of(job["id"])[0].argv == argv
+
+
 def test_start_then_heartbeats_record_progress_stage_and_keep_the_step_when_none_is_named(client):
     make_job("queued")
     job = running(client)
@@ -599,6 +629,8 @@ def test_many_idle_workers_cost_a_server_a_few_writes_per_refresh_period_not_one
         ("/jobs/1/start", {"lease_token": "t", "argv": ["ok", "x" * (ARGV_ITEM_MAX_CHARS + 1)]}, "argv[1]"),
         ("/jobs/1/start", {"lease_token": "t", "argv": ["ok", 7]}, "argv[1]"),
         ("/jobs/1/start", {"lease_token": "t", "argv": ["a\x00b"]}, "argv[0]"),
+        ("/jobs/1/heartbeat", {"lease_token": "t", "argv": []}, "argv"),
+        ("/jobs/claim", {"worker_id": "w", "start": "yes please"}, "start"),
     ],
 )
 def test_a_bad_worker_body_is_a_400_naming_the_field(client, path, body, field):

@@ -68,6 +68,7 @@ LANDS_IN: dict[str, list[tuple[Any, str]]] = {
     "Heartbeat.stage": [(Job.stage, "")],
     "Heartbeat.current_step": [(Job.current_step, ""), (JobAttempt.step, "")],
     "Heartbeat.output": [(JobAttempt.output_tail, "")],
+    "Heartbeat.argv": [(JobAttempt.argv, "")],
     "CheckpointIn.step": [(Checkpoint.step, "")],
     "Step.name": [(Job.current_step, ""), (JobAttempt.step, ""), (StepResult.name, ""), (JobEvent.data, "")],
     "Step.phase": [(JobEvent.data, "")],

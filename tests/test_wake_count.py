@@ -79,3 +79,41 @@ def test_a_new_job_wakes_about_one_waiting_claim_per_process_of_those_that_take_
             claimer.hang_up_claims()
             for thread in threads:
                 thread.join(timeout=20)
+
+
+def test_a_claim_woken_for_a_job_that_takes_another_lets_the_next_claim_take_the_new_one(app):
+    """One process's hub (the test's app): two new jobs in one create wake one claim for each
+    kind that has a taker. The claim woken for `a` takes `b`, of a higher priority; the claim
+    that takes only `a` must then be woken for it, not sleep until its wait runs out. (On SQLite
+    the process's file watcher also hears the create and wakes a claim again, which hid the gap
+    there; PostgreSQL's listener skips its own process's notifications, so there it showed.)"""
+    from webapp.store import transitions, wakeup
+    from webapp.store.extensions import db
+
+    hub = wakeup.hub()
+    answers: dict[str, list] = {}
+
+    def claim(name: str, types: list[str]) -> None:
+        response = app.test_client().post(
+            "/api/internal/jobs/claim",
+            json={"worker_id": name, "types": types, "wait_s": CLAIM_WAIT_S},
+            headers={"Authorization": f"Bearer {INTERNAL_KEY}"},
+        )
+        answers[name] = response.json["jobs"]
+
+    both = threading.Thread(target=claim, args=("both", ["demo.a", "demo.b"]), daemon=True)
+    both.start()
+    wait_until(lambda: hub.waiting == 1, 30, "the first claim waits")  # the first a wake-up picks
+    only_a = threading.Thread(target=claim, args=("only-a", ["demo.a"]), daemon=True)
+    only_a.start()
+    wait_until(lambda: hub.waiting == 2, 30, "both claims wait")
+
+    new_a, new_b = transitions.create(
+        [{"type": "demo.a", "max_attempts": 1}, {"type": "demo.b", "priority": 9, "max_attempts": 1}], actor="api"
+    )
+    db.session.commit()
+    for thread in (both, only_a):
+        thread.join(CLAIM_WAIT_S / 3)  # woken, not answered by its wait running out
+        assert not thread.is_alive(), "a waiting claim slept while a job it takes waited"
+    assert [job["id"] for job in answers["both"]] == [new_b.id]
+    assert [job["id"] for job in answers["only-a"]] == [new_a.id]

@@ -439,9 +439,11 @@ def test_a_job_whose_lease_was_lost_while_the_server_was_down_is_stopped(server,
 
 
 def test_sigterm_lets_a_running_job_finish_within_the_grace_and_exits_0(start_worker):
-    created = jobs.create_job(type="demo.sleep", payload={"seconds": 1})
+    created = jobs.create_job(type="demo.sleep", payload={"seconds": 2})
     worker = start_worker(grace=10)
-    wait_for(status_is(created.id, "running"), what="running")
+    # Its handler runs (its progress came): `running` alone is set by the claim, before the
+    # worker has the answer, and a job whose claim answer comes after the signal is handed back.
+    wait_for(lambda: job(created.id).progress, what="the handler's progress")
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
     assert job(created.id).status == "completed"

@@ -74,7 +74,8 @@ def install() -> None:
     before(wakeup, "_wake_this_process", "server:create committed")
     before(wakeup.Hub, "wake", "server:hub woken")
     around(claim_wait, "_claim", "server:claim statement")
-    around(transitions, "transition_held", "server:start statement")
+    # the first held transition: the start report, or (a claim that started the job) the complete
+    around(transitions, "transition_held", "server:start or complete statement")
     around(protocol.WorkerClient, "claim", "worker:claim request")
     before(attempt.Attempt, "begin", "worker:attempt begins")
     around(reports.ReportBatcher, "_send_batch", "worker:report request")

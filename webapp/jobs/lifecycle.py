@@ -71,10 +71,15 @@ def create_job(*, actor: str = API, **spec: Any) -> Job:
 
 
 def claim_jobs(
-    worker_id: str, *, types: list[str] | None = None, queues: list[str] | None = None, batch_size: int = 1
+    worker_id: str,
+    *,
+    types: list[str] | None = None,
+    queues: list[str] | None = None,
+    batch_size: int = 1,
+    start: bool = False,
 ) -> list[Job]:
     with unit_of_work():
-        claimed = transitions.claim(worker_id, types=types, queues=queues, batch_size=batch_size)
+        claimed = transitions.claim(worker_id, types=types, queues=queues, batch_size=batch_size, start=start)
         # Handed back detached, as RETURNING gave them: the commit would expire them
         # and reading a claimed job would then cost one query per job.
         for job in claimed:
@@ -125,8 +130,10 @@ def heartbeat(
     current_step: str | None = None,
     output: str | None = None,
     checkpoint: dict[str, Any] | None = None,
+    argv: list[str] | None = None,
 ) -> Job:
-    """Keep a live job's lease alive and record its progress (and its newest checkpoint).
+    """Keep a live job's lease alive and record its progress (and its newest checkpoint; a
+    command's argv when its claim started it, which the start report carries otherwise).
 
     Fields left out keep their values (a heartbeat naming no step keeps the step).
     Not a status change, but fenced like one: a dead token changes nothing.
@@ -141,8 +148,13 @@ def heartbeat(
         values["current_step"] = current_step
     with unit_of_work():
         job = _touch_live(job_id, lease_token, values)
+        attempt_values: dict[str, Any] = {}
         if output is not None:
-            _set_attempt(job, output_tail=tail(output))
+            attempt_values["output_tail"] = tail(output)
+        if argv is not None:
+            attempt_values["argv"] = argv
+        if attempt_values:
+            _set_attempt(job, **attempt_values)
         if checkpoint is not None:
             steps.save_checkpoint(
                 job_id, attempt=job.attempt, step=checkpoint.get("step"), data=checkpoint.get("data"), at=now

@@ -113,10 +113,25 @@ OPEN = "open"
 ANONYMOUS = "anonymous"
 
 
+USERS_EXIST = "jobwarden.users_exist"  # in the app's extensions, once a user was seen
+
+
 def sign_in_required() -> bool:
-    """Whether anybody must sign in to act: an admin password, OpenID Connect or a user exists."""
+    """Whether anybody must sign in to act: an admin password, OpenID Connect or a user exists
+    (disabled or not: with every user disabled nobody may act, the install does not turn open).
+
+    Users are never deleted, so once one exists the app remembers it and asks no more (a query
+    per request before). Only that is remembered: while none exists each request asks again,
+    since another replica or the command line may add the first user at any moment."""
     config = current_app.config
-    return bool(config["JOBWARDEN_ADMIN_PASSWORD"] or config["JOBWARDEN_OIDC_ISSUER"] or users.any_user())
+    if config["JOBWARDEN_ADMIN_PASSWORD"] or config["JOBWARDEN_OIDC_ISSUER"]:
+        return True
+    if current_app.extensions.get(USERS_EXIST):
+        return True
+    if not users.any_user():
+        return False
+    current_app.extensions[USERS_EXIST] = True
+    return True
 
 
 PRINCIPAL_KEY = "jobwarden.principal"  # in the request's environ: `g` can outlive a request (tests)

@@ -29,7 +29,13 @@ RUN_AFTER_MARGIN_S = 0.002  # wake just after a job's run_after, not just before
 
 
 def claim_waiting(
-    worker_id: str, *, types: list[str] | None, queues: list[str] | None = None, batch_size: int, wait_s: float
+    worker_id: str,
+    *,
+    types: list[str] | None,
+    queues: list[str] | None = None,
+    batch_size: int,
+    wait_s: float,
+    start: bool = False,
 ) -> list[Job]:
     """Claim up to `batch_size` jobs, waiting up to `wait_s` seconds for the first.
 
@@ -38,7 +44,7 @@ def claim_waiting(
     a client that sends more bytes instead gets UnexpectedBytes.
     """
     if wait_s <= 0:
-        return _claim(worker_id, types, queues, batch_size)
+        return _claim(worker_id, types, queues, batch_size, start)
     deadline = time.monotonic() + wait_s
     hub = wakeup.hub()
     hung_up = threading.Event()
@@ -47,10 +53,15 @@ def claim_waiting(
         hung_up.set()
         hub.nudge()
 
+    woken_for: tuple[str, str] | None = None
     with hangups.watching(client_socket(), on_hang_up):
         while True:
             seen = hub.generation
-            claimed = _claim(worker_id, types, queues, batch_size)
+            claimed = _claim(worker_id, types, queues, batch_size, start)
+            if woken_for is not None and claimed and woken_for not in {(job.type, job.queue) for job in claimed}:
+                # Picked for a new job, it took others (of a higher priority, or due at the same
+                # moment): the new job may still wait, so another claim that takes it looks.
+                hub.wake({woken_for: 1})
             if claimed or time.monotonic() >= deadline:
                 return claimed
             until = deadline
@@ -58,7 +69,7 @@ def claim_waiting(
             db.session.close()  # wait without a connection
             if next_due is not None:
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
-            hub.wait(seen, until - time.monotonic(), stop=hung_up, types=types, queues=queues)
+            woken_for = hub.wait(seen, until - time.monotonic(), stop=hung_up, types=types, queues=queues)
             if hung_up.is_set():
                 if client_gone():
                     return []  # its worker is leaving: jobs claimed now would wait for the monitor
@@ -71,9 +82,11 @@ class UnexpectedBytes(Exception):
     """The client of a waiting claim sent more than its request (a hang-up sends nothing)."""
 
 
-def _claim(worker_id: str, types: list[str] | None, queues: list[str] | None, batch_size: int) -> list[Job]:
+def _claim(
+    worker_id: str, types: list[str] | None, queues: list[str] | None, batch_size: int, start: bool
+) -> list[Job]:
     started = time.perf_counter()
-    claimed = jobs.claim_jobs(worker_id, types=types, queues=queues, batch_size=batch_size)
+    claimed = jobs.claim_jobs(worker_id, types=types, queues=queues, batch_size=batch_size, start=start)
     CLAIM_LATENCY.observe(time.perf_counter() - started)
     return claimed
 

@@ -22,16 +22,19 @@ from sqlalchemy import (
     ColumnElement,
     Executable,
     FromClause,
+    Select,
     Update,
     UpdateBase,
     any_,
     bindparam,
+    case,
     column,
     func,
     insert,
     literal,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -173,25 +176,31 @@ def _run(plan: _Plan, params: dict[str, Any]) -> list[Job]:
     return jobs
 
 
+_EVENT_COLUMNS = ["job_id", "kind", "actor", "at", "action", "from_status", "to_status", "attempt", "reason", "data"]
+
+
+def _event_rows(
+    rows: FromClause, actor: ColumnElement[str], action: str, from_status: Status, to_status: Status
+) -> Select[Any]:
+    return select(
+        rows.c.id.label("job_id"),
+        literal("status").label("kind"),
+        actor.label("actor"),
+        _param("cas_now", _EVENTS.c.at).label("at"),
+        literal(action).label("action"),
+        literal(str(from_status)).label("from_status"),
+        literal(str(to_status)).label("to_status"),
+        func.nullif(rows.c.attempt, 0).label("attempt"),
+        _param("cas_reason", _EVENTS.c.reason).label("reason"),
+        _param("cas_event_data", _EVENTS.c.data).label("data"),
+    )
+
+
 def _status_events(
     rows: FromClause, actor: ColumnElement[str], action: str, from_status: Status, to_status: Status
 ) -> UpdateBase:
     """One status event per moved row, its reason and data from `cas_reason` and `cas_event_data`."""
-    return insert(_EVENTS).from_select(
-        ["job_id", "kind", "actor", "at", "action", "from_status", "to_status", "attempt", "reason", "data"],
-        select(
-            rows.c.id,
-            literal("status"),
-            actor,
-            _param("cas_now", _EVENTS.c.at),
-            literal(action),
-            literal(str(from_status)),
-            literal(str(to_status)),
-            func.nullif(rows.c.attempt, 0),
-            _param("cas_reason", _EVENTS.c.reason),
-            _param("cas_event_data", _EVENTS.c.data),
-        ),
-    )
+    return insert(_EVENTS).from_select(_EVENT_COLUMNS, _event_rows(rows, actor, action, from_status, to_status))
 
 
 AttemptValues = Callable[[FromClause], dict[str, Any]]  # the current attempt's new values, from the moved rows
@@ -644,6 +653,13 @@ def _new_token(postgresql: bool) -> ColumnElement[str]:
     return func.lower(func.hex(func.randomblob(16)))
 
 
+def _edge_ends(action: str) -> tuple[Status, Status]:
+    """The one status an edge with a single source leaves, and the one it reaches."""
+    edge = EDGES[action]
+    (source,) = edge.sources
+    return source, edge.target
+
+
 @lru_cache(maxsize=32)
 def _claim_plan(
     by_type: bool, postgresql: bool, lease_types: tuple[str, ...], by_queue: bool = False, limited: bool = False
@@ -691,18 +707,22 @@ def _claim_plan(
         )
     else:
         chosen = _JOBS.c.id.in_(candidates.scalar_subquery())
+    # `cas_start`: the claim starts the jobs too (queued → claimed → running in this one
+    # statement, both events recorded), so the worker runs them without a start report's
+    # round trip. A bound parameter, not a plan of its own: every claim plan can start.
+    starts = bindparam("cas_start", type_=db.Boolean)
     moved = (
         update(_JOBS)
         .where(chosen, _JOBS.c.status == Status.QUEUED)
         .values(
-            status=Status.CLAIMED,
+            status=case((starts, literal(str(Status.RUNNING))), else_=literal(str(Status.CLAIMED))),
             lease_token=_new_token(postgresql),
             attempt=_JOBS.c.attempt + 1,
             worker_id=_param("cas_worker_id", _JOBS.c.worker_id),
             claimed_at=now,
             heartbeat_at=now,
             lease_expires_at=leases.expiry_sql(_JOBS.c.type, lease_types),
-            started_at=None,
+            started_at=case((starts, now), else_=None),
             progress=None,
             stage=None,
             current_step=None,
@@ -713,12 +733,23 @@ def _claim_plan(
 
     def open_attempts(rows: FromClause) -> UpdateBase:
         return insert(_ATTEMPTS).from_select(
-            ["job_id", "number", "worker_id", "claimed_at"],
-            select(rows.c.id, rows.c.attempt, rows.c.worker_id, rows.c.claimed_at),
+            ["job_id", "number", "worker_id", "claimed_at", "started_at"],
+            select(rows.c.id, rows.c.attempt, rows.c.worker_id, rows.c.claimed_at, rows.c.started_at),
         )
 
     def record_claims(rows: FromClause) -> UpdateBase:
-        return _status_events(rows, lease_holder(rows), "claim", Status.QUEUED, Status.CLAIMED)
+        """The claim's event, and the start's after it for the jobs the claim started (one
+        INSERT, in that order, so the events keep the state machine's two edges)."""
+        actor = lease_holder(rows)
+        claims = _event_rows(rows, actor, "claim", *_edge_ends("claim")).add_columns(literal(0).label("step"))
+        started = (
+            _event_rows(rows, actor, "start", *_edge_ends("start"))
+            .add_columns(literal(1).label("step"))
+            .where(rows.c.status == Status.RUNNING)
+        )
+        both = union_all(claims, started).subquery("claim_events")
+        ordered = select(*(both.c[name] for name in _EVENT_COLUMNS)).order_by(both.c.job_id, both.c.step)
+        return insert(_EVENTS).from_select(_EVENT_COLUMNS, ordered)
 
     followups: list[FollowUp] = [open_attempts, record_claims]
     if limited:
@@ -732,9 +763,11 @@ def claim(
     types: list[str] | None = None,
     queues: list[str] | None = None,
     batch_size: int = 1,
+    start: bool = False,
     now: datetime | None = None,
 ) -> list[Job]:
-    """Atomically hand up to `batch_size` due queued jobs to one worker.
+    """Atomically hand up to `batch_size` due queued jobs to one worker; with `start`, running
+    (the claim and the start in one statement: the worker needs no start report before it runs).
 
     One UPDATE … RETURNING: on PostgreSQL the candidates are locked with
     FOR UPDATE SKIP LOCKED so claimers never wait on or collide with each other,
@@ -753,6 +786,7 @@ def claim(
         "cas_now": now,
         "cas_now_us": flow.epoch_microseconds(now),
         "cas_batch_size": batch_size,
+        "cas_start": start,
         "cas_types": types or [],
         "cas_queues": queues or [],
         "cas_reason": None,
@@ -776,6 +810,8 @@ def claim(
         jobs += second(batch_size - len(jobs))
     if jobs:
         moves.announce("claim", Status.CLAIMED, jobs)
+        if start:
+            moves.announce("start", Status.RUNNING, jobs)
     return sorted(jobs, key=lambda job: (-job.priority, job.id))
 
 

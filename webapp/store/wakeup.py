@@ -12,10 +12,13 @@ its own, holding no database connection. What wakes the hub:
   notification names its kinds of jobs, and the process that sent it, whose own
   listener skips it);
 - SQLite: other processes' commits are seen by a thread that watches the
-  database files (a `stat`, no query) every `SQLITE_WATCH_INTERVAL_S` while
-  claims wait, and on a change (or within RECENT_WRITE_NS of one) runs one
-  indexed query: how many jobs, of which type and queue, were added or re-queued (their
-  status events) since it last looked?
+  database files while claims wait: on Linux inotify wakes it the moment any process
+  writes the database or its WAL (a create in another gunicorn worker or the command
+  line picks up at once, not at the next tick); a `stat` every `SQLITE_WATCH_INTERVAL_S`
+  stays as the safety net (and is all there is elsewhere). On a change (or within
+  RECENT_WRITE_NS of one) it runs one indexed query: how many jobs, of which type and
+  queue, were added or re-queued (their status events) since it last looked? Under a
+  storm of writes it looks at most every SQLITE_LOOK_GAP_S.
 
 Each wake-up wakes as many waiting claims as jobs became claimable, of the claims that take
 their type and queue (a job created with 500 claims waiting costs one claim statement per
@@ -26,11 +29,14 @@ Nothing here polls per waiting worker: at rest a server runs no statement at all
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import logging
 import os
 import secrets
+import select as io_select
+import struct
 import threading
 import time
 from functools import partial
@@ -50,6 +56,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "jobwarden_claimable"
 SQLITE_WATCH_INTERVAL_S = 0.01
+SQLITE_LOOK_GAP_S = 0.002  # the watcher's looks, however fast the files change
 SQLITE_IDLE_LOOK_S = 1.0  # with no claim waiting the watcher sleeps until one does (this is its safety net)
 # File times tick coarsely (a few ms) and a rewritten WAL keeps its size: for this
 # long after a change the watcher queries even if the files look the same.
@@ -67,6 +74,7 @@ class Waiter:
         self.queues = frozenset(queues) if queues else None
         self.event = threading.Event()
         self.chosen = False  # a wake-up picked it: it claims now
+        self.woken_for: tuple[str, str] | None = None  # the (type, queue) of the job it was picked for
 
     def takes(self, job_type: str, queue: str) -> bool:
         return (self.types is None or job_type in self.types) and (self.queues is None or queue in self.queues)
@@ -109,6 +117,7 @@ class Hub:
                             break
                         if not waiter.chosen and waiter.takes(job_type, queue):
                             waiter.chosen = True
+                            waiter.woken_for = (job_type, queue)
                             chosen.append(waiter)
                             count -= 1
             for waiter in chosen:
@@ -133,14 +142,15 @@ class Hub:
         *,
         types: list[str] | None = None,
         queues: list[str] | None = None,
-    ) -> None:
+    ) -> tuple[str, str] | None:
         """Sleep up to `timeout` s until a wake-up picks this claim (it takes jobs of `types` and
-        `queues`), unless a wake-up has come since `seen` was read, or `stop` is set."""
+        `queues`), unless a wake-up has come since `seen` was read, or `stop` is set. The
+        (type, queue) of the job it was picked for, if it was picked for one."""
         deadline = time.monotonic() + timeout
         waiter = Waiter(types, queues)
         with self._lock:
             if self._generation != seen:
-                return
+                return None
             self._waiters[waiter] = None
             if len(self._waiters) == 1:
                 self.waiter_arrived.set()
@@ -148,16 +158,17 @@ class Hub:
             while not (stop is not None and stop.is_set()):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return
+                    return None
                 if not self.watching:
                     remaining = min(remaining, UNWATCHED_WAIT_S)
                 waiter.event.wait(remaining)
                 with self._lock:
                     if waiter.chosen:
-                        return
+                        return waiter.woken_for
                     waiter.event.clear()  # a nudge: look at `stop` again
                 if not self.watching:
-                    return  # nothing would have woken us: look again
+                    return None  # nothing would have woken us: look again
+            return None
         finally:
             with self._lock:
                 self._waiters.pop(waiter, None)
@@ -309,14 +320,68 @@ def _queued_since(engine: Engine, since: int | None) -> tuple[Kinds | None, int 
     return {(job_type, queue): count for job_type, queue, count in rows}, newest
 
 
+class _Writes:
+    """Wakes the watcher when a file of `names` in `directory` is written, by any process
+    (Linux inotify on the directory, so a WAL deleted and made again stays watched); where
+    inotify is not to be had, `wait` just sleeps its timeout."""
+
+    _IN_MODIFY, _IN_CREATE, _IN_MOVED_TO = 0x2, 0x100, 0x80
+    _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
+
+    def __init__(self, directory: Path, names: set[str]) -> None:
+        self._names = {name.encode() for name in names}
+        self._fd: int | None = None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+            if fd < 0:
+                return
+            mask = self._IN_MODIFY | self._IN_CREATE | self._IN_MOVED_TO
+            if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
+                os.close(fd)
+                return
+            self._fd = fd
+        except (OSError, AttributeError):  # not Linux: the stat ticks alone
+            self._fd = None
+
+    def wait(self, timeout: float) -> None:
+        """Until one of the files is written, or `timeout` passes."""
+        fd = self._fd
+        if fd is None:
+            time.sleep(timeout)
+            return
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            readable, _, _ = io_select.select([fd], [], [], remaining)
+            if readable and self._drained_ours(fd):
+                return
+
+    def _drained_ours(self, fd: int) -> bool:
+        """Read every pending event; whether one was of our files."""
+        ours = False
+        try:
+            while data := os.read(fd, 65536):
+                offset = 0
+                while offset < len(data):
+                    _wd, _mask, _cookie, length = self._HEADER.unpack_from(data, offset)
+                    start = offset + self._HEADER.size
+                    ours = ours or data[start : start + length].rstrip(b"\0") in self._names
+                    offset = start + length
+        except BlockingIOError:
+            pass
+        return ours
+
+
 def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
     database = sqlite_path(engine.url.render_as_string(hide_password=False))
     if database is None:  # in memory: one process, the in-process wake-up is all there is
         hub.watching = True
         return
     paths = [database, Path(f"{database}-wal")]
+    writes = _Writes(database.parent, {path.name for path in paths})
     seen_files: tuple[Any, ...] = ()
     latest: int | None = None
+    looked_at = 0.0
     while True:
         try:
             if hub.waiting == 0:
@@ -331,6 +396,7 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
             files = _file_state(paths)
             if files != seen_files or _written_lately(files):
                 seen_files = files
+                looked_at = time.monotonic()
                 kinds, latest = _queued_since(engine, latest)
                 if kinds is None or kinds:
                     hub.wake(kinds)
@@ -339,4 +405,5 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
             hub.watching = False
             log.exception("claim wake-up: cannot watch the SQLite store; waiting claims look again")
             time.sleep(LISTEN_RETRY_S)
-        time.sleep(SQLITE_WATCH_INTERVAL_S)
+        writes.wait(SQLITE_WATCH_INTERVAL_S)
+        time.sleep(max(0.0, looked_at + SQLITE_LOOK_GAP_S - time.monotonic()))

@@ -85,7 +85,7 @@ class ReportDelivery:
 class Report:
     """One call to the server about this attempt, queued in order."""
 
-    kind: str  # start | step | complete | fail | stopped
+    kind: str  # start | heartbeat (a started job's argv) | step | complete | fail | stopped
     fields: dict[str, Any] = field(default_factory=dict)
     fallback: bool = False  # the minimal failure sent when the server refused the final report
     delivery: ReportDelivery | None = None  # set when the handler waits for this report
@@ -96,7 +96,7 @@ class Report:
 
     @property
     def phase(self) -> str:
-        return {"start": "start", "step": "report"}.get(self.kind, "finish")
+        return {"start": "start", "heartbeat": "start", "step": "report"}.get(self.kind, "finish")
 
     @property
     def label(self) -> str:
@@ -191,9 +191,16 @@ class Attempt:
     # --- control from the runner ----------------------------------------------
 
     def begin(self) -> None:
-        # Queued before either thread runs: the reporting thread sends it as its first act,
-        # with no hand-off from the handler thread in between (the job's pickup latency).
-        self._queue(Report("start", self._start_fields()))
+        if self.job.get("status") == "running":
+            # The claim started it: the handler runs now; a command's argv follows in a heartbeat.
+            self._started.set()
+            argv = self._start_fields()
+            if argv:
+                self._queue(Report("heartbeat", argv))
+        else:
+            # Queued before either thread runs: the reporting thread sends it as its first act,
+            # with no hand-off from the handler thread in between (the job's pickup latency).
+            self._queue(Report("start", self._start_fields()))
         self._reporter_thread.start()
         self._handler_thread.start()
 

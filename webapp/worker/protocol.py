@@ -168,8 +168,10 @@ class WorkerClient(JobwardenClient):
         queues: builtins.list[str] | None = None,
         batch_size: int = 1,
         wait_s: float = 0,
+        start: bool = False,
     ) -> builtins.list[dict[str, Any]]:
         """Up to batch_size jobs; with none ready the server holds the answer up to wait_s for one.
+        With `start` they come back running: no start report is needed before they run.
 
         Sent on a connection of its own (`ClaimLine`), so `hang_up_claims` can end a waiting
         claim without losing its answer. None after `hang_up_claims`: answers [] unsent."""
@@ -177,6 +179,8 @@ class WorkerClient(JobwardenClient):
         body: dict[str, Any] = {"worker_id": worker_id, "types": types, "batch_size": batch_size, "wait_s": wait_s}
         if queues is not None:
             body["queues"] = queues
+        if start:
+            body["start"] = True
         headers = self._internal_headers()
         last_problem = ""
         for attempt in range(self.retries + 1):
@@ -208,7 +212,7 @@ class WorkerClient(JobwardenClient):
         self._internal(f"/jobs/{job_id}/start", {"lease_token": lease_token, **fields})
 
     def heartbeat(self, job_id: int, lease_token: str, **fields: Any) -> dict[str, Any]:
-        """fields: progress, stage, current_step, output, checkpoint. Answers {"cancel_requested", "status"}."""
+        """fields: progress, stage, current_step, output, checkpoint, argv. Answers {"cancel_requested", "status"}."""
         return self._internal(f"/jobs/{job_id}/heartbeat", {"lease_token": lease_token, **fields})
 
     def step(self, job_id: int, lease_token: str, **fields: Any) -> None:

@@ -313,8 +313,14 @@ class WorkerRunner:
     def _claim(self, free: int, wait_s: float) -> list[dict[str, Any]]:
         self._claim_waiting = wait_s > 0 and not self.stopping
         try:
+            # Started by the claim: each job runs as soon as its answer arrives (no start report).
             jobs = self.client.claim(
-                self.worker_id, self.claim_types, queues=self.settings.queues, batch_size=free, wait_s=wait_s
+                self.worker_id,
+                self.claim_types,
+                queues=self.settings.queues,
+                batch_size=free,
+                wait_s=wait_s,
+                start=True,
             )
         finally:
             self._claim_waiting = False

@@ -66,7 +66,12 @@ def claim(body: worker_schemas.Claim):
         return {"jobs": []}  # none asked for: nothing to claim (transitions.claim reads "no filter" as any)
     try:
         claimed = claim_waiting(
-            body.worker_id, types=body.types, queues=body.queues, batch_size=body.batch_size, wait_s=body.wait_s
+            body.worker_id,
+            types=body.types,
+            queues=body.queues,
+            batch_size=body.batch_size,
+            wait_s=body.wait_s,
+            start=body.start,
         )
     except UnexpectedBytes as error:
         raise ApiError(400, "invalid", f"wait_s: {error}", field="wait_s") from None
@@ -113,6 +118,7 @@ def heartbeat(job_id: int, body: worker_schemas.Heartbeat):
         current_step=body.current_step,
         output=body.output,
         checkpoint=body.checkpoint.model_dump() if body.checkpoint else None,
+        argv=body.argv,
     )
     return {"cancel_requested": bool(job.cancel_requested), "status": job.status}
 

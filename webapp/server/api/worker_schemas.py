@@ -47,22 +47,33 @@ class Claim(Body):
     )
     batch_size: int = Field(1, ge=1, le=100)
     wait_s: float = Field(0, ge=0, le=MAX_CLAIM_WAIT_S, description="with nothing ready, wait up to this long")
+    start: bool = Field(
+        False,
+        description="Start the claimed jobs too: they come back running (claimed → running in the claim's "
+        "statement, both events recorded), so no start report is needed before they run.",
+    )
 
 
 class Lease(Body):
     lease_token: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(no_nul)]
 
 
-class Start(Lease):
-    """The start report: claimed → running."""
-
-    argv: list[Annotated[str, Field(max_length=ARGV_ITEM_MAX_CHARS), AfterValidator(no_nul)]] | None = Field(
+Argv = Annotated[
+    list[Annotated[str, Field(max_length=ARGV_ITEM_MAX_CHARS), AfterValidator(no_nul)]] | None,
+    Field(
         None,
         min_length=1,
         max_length=ARGV_MAX_ITEMS,
         description="A command job's command line as the worker filled it in, stored on the attempt "
         "and shown on the job page. Left out for Python handlers.",
-    )
+    ),
+]
+
+
+class Start(Lease):
+    """The start report: claimed → running."""
+
+    argv: Argv = None
 
 
 class CheckpointIn(Body):
@@ -78,6 +89,7 @@ class Heartbeat(Lease):
     checkpoint: CheckpointIn | None = Field(
         None, description="The handler's newest checkpoint, replacing the stored one."
     )
+    argv: Argv = Field(None, description="As the start's `argv`, for a job its claim started (no start report).")
 
 
 class Step(Lease):
