@@ -8,15 +8,17 @@ answers how many jobs ran, for the rule's `min_jobs`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 
 from ..domain.alerts import QUEUE_PREFIX
 from ..domain.statuses import Status
 from ..domain.worker_states import WorkerState
 from ..store.extensions import db
-from ..store.models import Job, Worker
+from ..store.models import Job, WaitRollup, Worker
+from .rollups import HOUR, rolled_up_to, start_of_hour
 from .workers import unserved_types
 
 # failure_rate: per subject (type, or queue:NAME), failed and ran (completed + failed).
@@ -28,30 +30,95 @@ SCHEDULE_LOOKBACK = timedelta(days=7)
 def failure_counts(now: datetime, windows: Iterable[int]) -> dict[int, Ratios]:
     """Per window, finished jobs per type and per queue: (failed, completed + failed).
 
-    One index range over the longest window; each row is tagged with the shortest window
-    it falls in, and the counts of a window add up the tags up to its own."""
+    A window's whole hours that are rolled up come from `job_wait_rollups` (a few rows an
+    hour, counted as the jobs table counts them); only its edges come from the jobs table:
+    the part of its first hour inside the window, and the time since the rollups'
+    watermark (10 to 70 min). One grouped read of each table serves every window: each row
+    is tagged with the piece of time it falls in, and a window adds up the pieces it covers.
+    """
     ordered = sorted(set(windows))
     if not ordered:
         return {}
-    tag = case(
-        *((Job.finished_at >= now - timedelta(seconds=w), index) for index, w in enumerate(ordered)),
-        else_=len(ordered),
-    ).label("tag")
-    rows = db.session.execute(
-        select(Job.type, Job.queue, Job.status, tag, func.count())
-        .where(
-            Job.status.in_((Status.COMPLETED, Status.FAILED)), Job.finished_at >= now - timedelta(seconds=ordered[-1])
-        )
-        .group_by(Job.type, Job.queue, Job.status, tag)
-    ).all()
+    done = rolled_up_to()
+    rolled_end = min(done, start_of_hour(now)) if done else None  # the hours before this are rolled up
+    spans = [_Span.of(window, now - timedelta(seconds=window), rolled_end) for window in ordered]
     counts: dict[int, Ratios] = {w: {} for w in ordered}
-    for job_type, queue, status, shortest, n in rows:
-        for window in ordered[shortest:]:
+    for job_type, queue, status, n, covering in [*_jobs_pieces(spans), *_rolled_pieces(spans, rolled_end)]:
+        for window in covering:
             per_window = counts[window]
             for subject in (job_type, QUEUE_PREFIX + queue):
                 failed, ran = per_window.get(subject, (0, 0))
                 per_window[subject] = (failed + (n if status == Status.FAILED else 0), ran + n)
     return counts
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Where a window's counts come from: jobs finished in `from_jobs` (ranges, an open end
+    None), and rolled-up hours from `hours_from` (None: none) to the watermark."""
+
+    window: int
+    from_jobs: tuple[tuple[datetime, datetime | None], ...]
+    hours_from: datetime | None
+
+    @classmethod
+    def of(cls, window: int, since: datetime, rolled_end: datetime | None) -> _Span:
+        first_whole = start_of_hour(since) + HOUR if since != start_of_hour(since) else since
+        if rolled_end is None or first_whole >= rolled_end:
+            return cls(window, ((since, None),), None)
+        edge = ((since, first_whole),) if since < first_whole else ()
+        return cls(window, (*edge, (rolled_end, None)), first_whole)
+
+
+def _jobs_pieces(spans: list[_Span]) -> list[tuple[str, str, str, int, list[int]]]:
+    """The jobs-table edges of every window, one grouped read; each row with the windows it counts for."""
+    cuts = sorted({moment for span in spans for lo, hi in span.from_jobs for moment in (lo, hi) if moment})
+    piece = case(*((Job.finished_at >= cut, len(cuts) - 1 - i) for i, cut in enumerate(reversed(cuts)))).label("piece")
+    ranges = [
+        Job.finished_at >= lo if hi is None else and_(Job.finished_at >= lo, Job.finished_at < hi)
+        for lo, hi in _merged(r for span in spans for r in span.from_jobs)
+    ]
+    rows = db.session.execute(
+        select(Job.type, Job.queue, Job.status, piece, func.count())
+        .where(Job.status.in_((Status.COMPLETED, Status.FAILED)), or_(*ranges))
+        .group_by(Job.type, Job.queue, Job.status, piece)
+    ).all()
+    covering = [
+        [s.window for s in spans if any(lo <= cut and (hi is None or cut < hi) for lo, hi in s.from_jobs)]
+        for cut in cuts
+    ]
+    return [(job_type, queue, status, n, covering[index]) for job_type, queue, status, index, n in rows]
+
+
+def _merged(ranges: Iterable[tuple[datetime, datetime | None]]) -> list[tuple[datetime, datetime | None]]:
+    merged: list[tuple[datetime, datetime | None]] = []
+    for lo, hi in sorted(ranges, key=lambda r: r[0]):
+        if merged and (merged[-1][1] is None or lo <= merged[-1][1]):
+            last_lo, last_hi = merged[-1]
+            merged[-1] = (last_lo, None if hi is None or last_hi is None else max(hi, last_hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _rolled_pieces(spans: list[_Span], rolled_end: datetime | None) -> list[tuple[str, str, str, int, list[int]]]:
+    """The rolled-up whole hours of every window, one grouped read of `job_wait_rollups`. The
+    windows' hours all end at the watermark, so a row counts for the window whose first hour
+    it is in and every longer one."""
+    rolled = [span for span in spans if span.hours_from is not None]
+    if not rolled or rolled_end is None:
+        return []
+    r = WaitRollup
+    shortest = case(*((r.hour >= span.hours_from, index) for index, span in enumerate(rolled))).label("shortest")
+    rows = db.session.execute(
+        select(r.type, r.queue, r.status, shortest, func.sum(r.jobs))
+        .where(r.status.in_((Status.COMPLETED, Status.FAILED)), r.hour >= rolled[-1].hours_from, r.hour < rolled_end)
+        .group_by(r.type, r.queue, r.status, shortest)
+    ).all()
+    return [
+        (job_type, queue, status, int(n), [span.window for span in rolled[index:]])
+        for job_type, queue, status, index, n in rows
+    ]
 
 
 def queue_latency(now: datetime) -> dict[str, float]:
