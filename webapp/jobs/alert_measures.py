@@ -1,17 +1,21 @@
-"""What the alert rules measure, each kind one grouped read over an index range.
+"""What the alert rules measure, in a few grouped reads for every rule at once.
 
 Every function answers `{subject: value}` for all subjects at once, so a pass with a
-hundred rules costs one read per (kind, window), not one per rule. failure_rate also
-answers how many jobs ran, for the rule's `min_jobs`.
+hundred rules costs a constant number of statements, not one per rule: the failure
+rates of every window in one (whole hours from the rollups, only the edges from the jobs
+table), queue latency, stalled runs and queued jobs per type in one, one for the workers and
+two for the schedules. Each round trip counts: on a loaded machine it costs more than
+the statement. failure_rate also answers how many jobs ran, for the rule's `min_jobs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, literal, null, or_, select, union_all
 
 from ..domain.alerts import QUEUE_PREFIX
 from ..domain.statuses import Status
@@ -19,7 +23,7 @@ from ..domain.worker_states import WorkerState
 from ..store.extensions import db
 from ..store.models import Job, WaitRollup, Worker
 from .rollups import HOUR, rolled_up_to, start_of_hour
-from .workers import unserved_types
+from .workers import served_types
 
 # failure_rate: per subject (type, or queue:NAME), failed and ran (completed + failed).
 Ratios = dict[str, tuple[int, int]]
@@ -33,8 +37,9 @@ def failure_counts(now: datetime, windows: Iterable[int]) -> dict[int, Ratios]:
     A window's whole hours that are rolled up come from `job_wait_rollups` (a few rows an
     hour, counted as the jobs table counts them); only its edges come from the jobs table:
     the part of its first hour inside the window, and the time since the rollups'
-    watermark (10 to 70 min). One grouped read of each table serves every window: each row
-    is tagged with the piece of time it falls in, and a window adds up the pieces it covers.
+    watermark (10 to 70 min). One statement serves every window: a grouped read of each
+    table (UNION ALL), each row tagged with the piece of time it falls in, and a window adds
+    up the pieces it covers.
     """
     ordered = sorted(set(windows))
     if not ordered:
@@ -43,12 +48,16 @@ def failure_counts(now: datetime, windows: Iterable[int]) -> dict[int, Ratios]:
     rolled_end = min(done, start_of_hour(now)) if done else None  # the hours before this are rolled up
     spans = [_Span.of(window, now - timedelta(seconds=window), rolled_end) for window in ordered]
     counts: dict[int, Ratios] = {w: {} for w in ordered}
-    for job_type, queue, status, n, covering in [*_jobs_pieces(spans), *_rolled_pieces(spans, rolled_end)]:
-        for window in covering:
+    reads = [read for read in (_jobs_pieces(spans), _rolled_pieces(spans, rolled_end)) if read]
+    statement = union_all(
+        *(query.add_columns(literal(source).label("source")) for source, (query, _) in enumerate(reads))
+    )
+    for job_type, queue, status, piece, n, source in db.session.execute(statement):
+        for window in reads[source][1][piece]:
             per_window = counts[window]
             for subject in (job_type, QUEUE_PREFIX + queue):
                 failed, ran = per_window.get(subject, (0, 0))
-                per_window[subject] = (failed + (n if status == Status.FAILED else 0), ran + n)
+                per_window[subject] = (failed + (int(n) if status == Status.FAILED else 0), ran + int(n))
     return counts
 
 
@@ -70,24 +79,28 @@ class _Span:
         return cls(window, (*edge, (rolled_end, None)), first_whole)
 
 
-def _jobs_pieces(spans: list[_Span]) -> list[tuple[str, str, str, int, list[int]]]:
-    """The jobs-table edges of every window, one grouped read; each row with the windows it counts for."""
+# A grouped read (type, queue, status, piece, jobs) and, per piece, the windows it counts for.
+_Pieces = tuple[Select[Any], list[list[int]]]
+
+
+def _jobs_pieces(spans: list[_Span]) -> _Pieces:
+    """The jobs-table edges of every window."""
     cuts = sorted({moment for span in spans for lo, hi in span.from_jobs for moment in (lo, hi) if moment})
     piece = case(*((Job.finished_at >= cut, len(cuts) - 1 - i) for i, cut in enumerate(reversed(cuts)))).label("piece")
     ranges = [
         Job.finished_at >= lo if hi is None else and_(Job.finished_at >= lo, Job.finished_at < hi)
         for lo, hi in _merged(r for span in spans for r in span.from_jobs)
     ]
-    rows = db.session.execute(
+    query = (
         select(Job.type, Job.queue, Job.status, piece, func.count())
         .where(Job.status.in_((Status.COMPLETED, Status.FAILED)), or_(*ranges))
         .group_by(Job.type, Job.queue, Job.status, piece)
-    ).all()
+    )
     covering = [
         [s.window for s in spans if any(lo <= cut and (hi is None or cut < hi) for lo, hi in s.from_jobs)]
         for cut in cuts
     ]
-    return [(job_type, queue, status, n, covering[index]) for job_type, queue, status, index, n in rows]
+    return query, covering
 
 
 def _merged(ranges: Iterable[tuple[datetime, datetime | None]]) -> list[tuple[datetime, datetime | None]]:
@@ -101,81 +114,99 @@ def _merged(ranges: Iterable[tuple[datetime, datetime | None]]) -> list[tuple[da
     return merged
 
 
-def _rolled_pieces(spans: list[_Span], rolled_end: datetime | None) -> list[tuple[str, str, str, int, list[int]]]:
-    """The rolled-up whole hours of every window, one grouped read of `job_wait_rollups`. The
-    windows' hours all end at the watermark, so a row counts for the window whose first hour
-    it is in and every longer one."""
+def _rolled_pieces(spans: list[_Span], rolled_end: datetime | None) -> _Pieces | None:
+    """The rolled-up whole hours of every window (None: no window has any). The windows'
+    hours all end at the watermark, so a row counts for the window whose first hour it is
+    in and every longer one."""
     rolled = [span for span in spans if span.hours_from is not None]
     if not rolled or rolled_end is None:
-        return []
+        return None
     r = WaitRollup
     shortest = case(*((r.hour >= span.hours_from, index) for index, span in enumerate(rolled))).label("shortest")
-    rows = db.session.execute(
+    query = (
         select(r.type, r.queue, r.status, shortest, func.sum(r.jobs))
         .where(r.status.in_((Status.COMPLETED, Status.FAILED)), r.hour >= rolled[-1].hours_from, r.hour < rolled_end)
         .group_by(r.type, r.queue, r.status, shortest)
-    ).all()
-    return [
-        (job_type, queue, status, int(n), [span.window for span in rolled[index:]])
-        for job_type, queue, status, index, n in rows
-    ]
+    )
+    return query, [[span.window for span in rolled[index:]] for index in range(len(rolled))]
 
 
-def queue_latency(now: datetime) -> dict[str, float]:
-    """Per queue, seconds the oldest ready queued job has waited (since it became ready: its
-    `run_after`, which is its creation unless a retry's backoff held it)."""
-    rows = db.session.execute(
-        select(Job.queue, func.min(Job.run_after))
+@dataclass
+class LiveJobs:
+    """What three kinds measure of the queued and running jobs, read in one statement."""
+
+    oldest_wait: dict[str, float]  # per queue, seconds the oldest ready queued job has waited (queue_latency)
+    silence: dict[str, float]  # per type, the longest a running job has sent no heartbeat (stalled)
+    queued: dict[str, float]  # per type, its queued jobs (no_worker keeps the types no live worker takes)
+
+
+def live_jobs(now: datetime) -> LiveJobs:
+    """One statement (UNION ALL): per queue the oldest ready queued job's wait (since it
+    became ready: its `run_after`, which is its creation unless a retry's backoff held it);
+    per type the oldest heartbeat of a running job (progress reports are heartbeats); per
+    type its queued jobs."""
+    waiting = (
+        select(literal("wait").label("kind"), Job.queue.label("subject"), func.min(Job.run_after), literal(0))
         .where(Job.status == Status.QUEUED, Job.run_after <= now)
         .group_by(Job.queue)
     )
-    return {queue: (now - oldest).total_seconds() for queue, oldest in rows}
-
-
-def unserved(now: datetime, worker_timeout_s: float) -> dict[str, float]:
-    """Per type no live worker takes, its queued jobs."""
-    types = unserved_types(now, worker_timeout_s)
-    if not types:
-        return {}
-    rows = db.session.execute(
-        select(Job.type, func.count()).where(Job.status == Status.QUEUED, Job.type.in_(types)).group_by(Job.type)
+    silent = (
+        select(literal("silence"), Job.type, func.min(func.coalesce(Job.heartbeat_at, Job.started_at)), literal(0))
+        .where(Job.status == Status.RUNNING)
+        .group_by(Job.type)
     )
-    return {job_type: float(n) for job_type, n in rows}
+    queued = (
+        select(literal("queued"), Job.type, null(), func.count()).where(Job.status == Status.QUEUED).group_by(Job.type)
+    )
+    found = LiveJobs({}, {}, {})
+    rows: Sequence[Any] = db.session.execute(union_all(waiting, silent, queued)).all()
+    for kind, subject, since, n in rows:
+        if kind == "queued":
+            found.queued[subject] = float(n)
+        elif since is not None:
+            (found.oldest_wait if kind == "wait" else found.silence)[subject] = (now - since).total_seconds()
+    return found
 
 
-def stalled(now: datetime) -> dict[str, float]:
-    """Per type, the longest a running job has gone without a heartbeat (progress reports are heartbeats)."""
-    last_sign = func.min(func.coalesce(Job.heartbeat_at, Job.started_at))
-    rows = db.session.execute(select(Job.type, last_sign).where(Job.status == Status.RUNNING).group_by(Job.type))
-    return {job_type: (now - seen).total_seconds() for job_type, seen in rows if seen is not None}
+def unserved(now: datetime, worker_timeout_s: float, queued: dict[str, float]) -> dict[str, float]:
+    """Of `queued` (per type), the types no live worker takes."""
+    served = served_types(now, worker_timeout_s)
+    return {} if served is None else {t: n for t, n in queued.items() if t not in served}
 
 
 def schedule_failures(now: datetime, named: Iterable[str], most: int) -> dict[str, float]:
     """Per schedule, how many of its newest finished runs failed in a row (counted up to `most`).
 
     Looks at the schedules `named` and those with a run failed in the last week (one
-    index range), one short read of its newest runs each (ix_jobs_schedule_id)."""
+    index range), then reads the newest runs of all of them in one statement (a short
+    range of ix_jobs_schedule_id each, UNION ALL)."""
     recent = db.session.scalars(
         select(Job.schedule)
         .where(Job.status == Status.FAILED, Job.finished_at >= now - SCHEDULE_LOOKBACK, Job.schedule.is_not(None))
         .distinct()
         .limit(SCHEDULES_LOOKED_AT)
     )
+    names = sorted({*named, *(name for name in recent if name)})
+    if not names:
+        return {}
+    newest = [
+        select(Job.schedule, Job.status, Job.id)
+        .where(Job.schedule == name, Job.status.in_((Status.COMPLETED, Status.FAILED)))
+        .order_by(Job.id.desc())
+        .limit(most)
+        .subquery()
+        for name in names
+    ]
+    runs = db.session.execute(union_all(*(select(run.c.schedule, run.c.status, run.c.id) for run in newest))).all()
     streaks: dict[str, float] = {}
-    for schedule in sorted({*named, *(name for name in recent if name)}):
-        statuses = db.session.scalars(
-            select(Job.status)
-            .where(Job.schedule == schedule, Job.status.in_((Status.COMPLETED, Status.FAILED)))
-            .order_by(Job.id.desc())
-            .limit(most)
-        )
-        streak = 0
-        for status in statuses:
-            if status != Status.FAILED:
-                break
-            streak += 1
-        if streak:
-            streaks[schedule] = float(streak)
+    broken: set[str] = set()
+    for schedule, status, _ in sorted(runs, key=lambda run: (run[0], -run[2])):
+        if schedule in broken:
+            continue
+        if status != Status.FAILED:
+            broken.add(schedule)
+            continue
+        streaks[schedule] = streaks.get(schedule, 0.0) + 1
     return streaks
 
 
