@@ -86,7 +86,7 @@ def server_times(call) -> list[tuple[float, str]]:
     seen: list[tuple[str, object]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "INSERT", "DELETE")):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE", "INSERT", "DELETE")):
             seen.append((statement, parameters[0] if executemany else parameters))  # one row's worth
 
     event.listen(db.engine, "before_cursor_execute", record)
