@@ -62,6 +62,7 @@ def app_config(database_url, smtp_port):
         JOBWARDEN_PUBLIC_URL="https://jobs.example.com",
         JOBWARDEN_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
         JOBWARDEN_SMTP_FROM="jobwarden@example.com",
+        JOBWARDEN_ALERT_RESOLVE_AFTER_S=0.0,  # resolved at the first pass below the threshold: on the real clock
     )
 
 

@@ -18,7 +18,7 @@ from webapp import jobs
 from webapp.domain.timeutil import utcnow
 from webapp.jobs import alert_rules
 from webapp.store.extensions import db
-from webapp.store.models import Alert, WebhookNotification
+from webapp.store.models import Alert, Job, WebhookNotification
 from webapp.webhooks import endpoints, events
 
 from tests.conftest import test_config
@@ -40,6 +40,12 @@ def replica(database_url: str, now, start_at: float, mode: str = "commit") -> su
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def said(line: str, word: str) -> list[int]:
+    """The ids a replica printed after `word` ("fired 1,2 resolved 3")."""
+    words = line.split(word, 1)[1].split()
+    return [int(i) for i in words[0].split(",")] if words and words[0][0].isdigit() else []
 
 
 def counts() -> tuple[int, int]:
@@ -64,7 +70,7 @@ def test_replicas_racing_fire_each_alert_once_and_notify_once(app, database_url,
     racers = [replica(database_url, breaching, start_at) for _ in range(REPLICAS)]
     outputs = [racer.communicate(timeout=90)[0] for racer in racers]
     assert all(racer.returncode == 0 for racer in racers), outputs
-    fired = [int(i) for line in outputs for i in line.split(" ", 1)[1].strip().split(",") if i]
+    fired = [alert_id for line in outputs for alert_id in said(line, "fired")]
     assert sorted(fired) == sorted(set(fired)) and len(fired) == 3, outputs
     assert counts() == (3, 3)
 
@@ -84,3 +90,30 @@ def test_a_replica_killed_mid_pass_leaves_nothing_and_the_next_notifies_once(app
     again.communicate(timeout=90)
     assert counts() == (3, 3)
     assert {a.state for a in db.session.scalars(select(Alert))} == {"firing"}
+
+
+def test_removals_racing_each_other_and_passes_resolve_each_alert_once(app, database_url, breaching):
+    """Two removals of one rule and two passes race, with every value below its threshold:
+    the removed rule's alert resolves once (by a removal or a pass), the others once each."""
+    replica(database_url, breaching, time.time()).communicate(timeout=90)
+    assert counts() == (3, 3)
+    for job in db.session.scalars(select(Job).where(Job.status == "queued")):
+        jobs.cancel_job(job.id, reason="test")
+    removed = db.session.scalar(select(func.min(Alert.rule_id)))
+    later = breaching + timedelta(seconds=10)
+    start_at = time.time() + 3
+    modes = [f"remove:{removed}", "commit", f"remove:{removed}", "commit"]
+    racers = [replica(database_url, later, start_at, mode) for mode in modes]
+    outputs = [racer.communicate(timeout=90)[0] for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers), outputs
+    removals = sorted("removed" if out.startswith("removed") else out.strip() for out in outputs[::2])
+    assert removals == ["not found", "removed"], outputs
+
+    db.session.expire_all()
+    resolved = db.session.scalars(
+        select(WebhookNotification.payload).where(WebhookNotification.type == events.ALERT_RESOLVED)
+    ).all()
+    assert sorted(payload["alert"]["rule"] for payload in resolved) == sorted(
+        {rule.id for rule in alert_rules.all_rules()} | {removed}
+    ), outputs
+    assert db.session.scalar(select(func.count()).where(Alert.rule_id == removed)) == 0

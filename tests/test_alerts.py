@@ -28,6 +28,7 @@ def app_config(database_url):
         JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=True,
         JOBWARDEN_PUBLIC_URL="https://jobs.example.com",
         JOBWARDEN_ALERT_RENOTIFY_S=600.0,
+        JOBWARDEN_ALERT_RESOLVE_AFTER_S=300.0,
     )
 
 
@@ -80,7 +81,10 @@ def test_a_queue_latency_rule_fires_once_renotifies_after_its_interval_and_resol
     assert [kind for kind, _ in alert_notifications()] == [events.ALERT_FIRING, events.ALERT_FIRING]
 
     jobs.cancel_job(job.id, reason="done waiting")
-    for seconds in (700, 710):
+    for seconds in (700, 710, 999):  # below the threshold, not yet for JOBWARDEN_ALERT_RESOLVE_AFTER_S
+        run_pass(now=start + timedelta(seconds=seconds))
+    assert [kind for kind, _ in alert_notifications()] == [events.ALERT_FIRING, events.ALERT_FIRING]
+    for seconds in (1000, 1010):
         run_pass(now=start + timedelta(seconds=seconds))
     kinds = [kind for kind, _ in alert_notifications()]
     assert kinds == [events.ALERT_FIRING, events.ALERT_FIRING, events.ALERT_RESOLVED]
@@ -123,14 +127,52 @@ def test_a_schedule_failing_n_times_in_a_row_fires(app, client):
     assert (fired[1]["kind"], fired[1]["subject"], fired[1]["value"]) == ("schedule_failing", "nightly", 2.0)
 
 
-def test_removing_a_rule_removes_its_alerts(app, client):
+def test_removing_a_rule_resolves_its_firing_alerts_once_and_removes_them(app, client):
+    listen(client)
     rule = alert_rules.add("queue_latency", "*", 1)
-    jobs.create_job(type="x")
+    jobs.create_job(type="x", queue="a")
+    jobs.create_job(type="x", queue="b")
     run_pass(now=utcnow() + timedelta(seconds=5))
-    assert db.session.scalar(select(Alert.state)) == "firing"
+    assert {a.state for a in db.session.scalars(select(Alert))} == {"firing"}
     assert client.delete(f"/api/alert-rules/{rule.id}").status_code == 204
     assert db.session.scalars(select(Alert)).all() == []
+    notified = alert_notifications()
+    assert [kind for kind, _ in notified] == [events.ALERT_FIRING] * 2 + [events.ALERT_RESOLVED] * 2
+    resolved = [alert for kind, alert in notified if kind == events.ALERT_RESOLVED]
+    assert sorted(a["subject"] for a in resolved) == ["a", "b"]
+    assert all(a["state"] == "resolved" and "was removed" in a["message"] for a in resolved)
     assert client.delete(f"/api/alert-rules/{rule.id}").status_code == 404
+    run_pass(now=utcnow() + timedelta(seconds=10))
+    assert len(alert_notifications()) == 4  # nothing fires or resolves for the gone rule
+
+
+def test_a_value_wavering_about_the_threshold_stays_one_alert(app, client):
+    """Hysteresis: a firing alert resolves only once its value stayed below the threshold for
+    JOBWARDEN_ALERT_RESOLVE_AFTER_S (300 s here); dipping below and back keeps it firing,
+    unnotified, and restarts the wait."""
+    listen(client)
+    alert_rules.add("no_worker", "report.build", 2)  # 2 queued jobs of a type no worker takes
+    start = utcnow()
+    first = jobs.create_job(type="report.build")
+    jobs.create_job(type="report.build")
+    run_pass(now=start)
+    wavering = first
+    for step in range(1, 6):  # below (1 job), at (2 jobs), below, …, 100 s apart
+        if step % 2:
+            jobs.cancel_job(wavering.id, reason="test")
+        else:
+            wavering = jobs.create_job(type="report.build")
+        run_pass(now=start + timedelta(seconds=100 * step))
+    assert [kind for kind, _ in alert_notifications()] == [events.ALERT_FIRING]
+    (alert,) = client.get("/api/alerts").get_json()["alerts"]
+    assert alert["state"] == "firing" and alert["clear_since"] is not None  # below since step 5
+
+    run_pass(now=start + timedelta(seconds=500 + 299))
+    assert [kind for kind, _ in alert_notifications()] == [events.ALERT_FIRING]
+    run_pass(now=start + timedelta(seconds=500 + 300))
+    run_pass(now=start + timedelta(seconds=500 + 400))
+    assert [kind for kind, _ in alert_notifications()] == [events.ALERT_FIRING, events.ALERT_RESOLVED]
+    assert alert_notifications()[1][1]["value"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -208,7 +250,8 @@ def test_health_shows_firing_alerts_since_when_and_the_history(app, client):
     assert client.get("/api/health").get_json()["alerts"]["firing"][0]["id"] == alert_id
 
     jobs.cancel_job(job.id, reason="test")
-    run_pass(now=start + timedelta(seconds=30))
+    run_pass(now=start + timedelta(seconds=30))  # below the threshold since: resolved 300 s on
+    run_pass(now=start + timedelta(seconds=330))
     page = client.get("/health").get_data(as_text=True)
     assert 'data-testid="firing-alerts"' not in page
     assert 'data-testid="alert-history"' in page and "resolved: queue_latency of queue imports" in page

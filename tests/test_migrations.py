@@ -131,3 +131,63 @@ def test_the_step_report_migration_keys_the_earliest_copy_of_each_report(empty_d
         None,
         None,
     ]
+
+
+def test_the_hours_rolled_up_before_the_wait_rollups_are_counted_into_them(empty_database):
+    """0013 began job_wait_rollups empty; 0016 counts the hours rolled up before it from the
+    jobs table, and leaves the hours 0013's roll-up wrote as they are."""
+    assert upgrade(empty_database, "0012").returncode == 0
+    engine = create_engine(empty_database)
+    hour = datetime(2026, 12, 1, 10)
+    try:
+        tables = MetaData()
+        tables.reflect(engine, only=["jobs", "rollup_progress"])
+        jobs, progress = tables.tables["jobs"], tables.tables["rollup_progress"]
+        finished = [  # (queue, status, finished_at): two hours rolled up before 0013, one after
+            ("default", "completed", hour.replace(minute=5)),
+            ("default", "failed", hour.replace(minute=59)),
+            ("gpu", "failed", hour.replace(hour=11, minute=30)),
+            ("gpu", "completed", hour.replace(hour=12, minute=1)),
+        ]
+        with engine.begin() as connection:
+            for number, (queue, status, at) in enumerate(finished, start=1):
+                connection.execute(
+                    jobs.insert().values(
+                        id=number,
+                        type="t",
+                        queue=queue,
+                        status=status,
+                        priority=0,
+                        attempt=1,
+                        max_attempts=1,
+                        run_after=at,
+                        created_at=at,
+                        updated_at=at,
+                        finished_at=at,
+                        cancel_requested=False,
+                    )
+                )
+            connection.execute(progress.insert().values(id=1, rolled_up_to=hour.replace(hour=12)))
+        assert upgrade(empty_database, "0015").returncode == 0
+        tables = MetaData()
+        tables.reflect(engine, only=["job_wait_rollups"])
+        waits = tables.tables["job_wait_rollups"]
+        later = {"hour": hour.replace(hour=12), "type": "t", "queue": "gpu", "status": "completed", "bucket": -1}
+        with engine.begin() as connection:  # what 0013's roll-up wrote for the 12:00 hour
+            connection.execute(waits.insert().values(**later, jobs=7))
+        result = upgrade(empty_database)
+        assert result.returncode == 0, result.stderr
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(waits.c.hour, waits.c.queue, waits.c.status, waits.c.jobs).order_by(
+                    waits.c.hour, waits.c.queue, waits.c.status
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert [(row.hour.hour, row.queue, row.status, row.jobs) for row in rows] == [
+        (10, "default", "completed", 1),
+        (10, "default", "failed", 1),
+        (11, "gpu", "failed", 1),
+        (12, "gpu", "completed", 7),
+    ]

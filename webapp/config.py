@@ -62,6 +62,13 @@ def _positive_float(env: dict, name: str, default: float) -> float:
     return value
 
 
+def _seconds_or_zero(env: dict, name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"{name} must be 0 or a positive number of seconds, got {env.get(name)!r}")
+    return value
+
+
 def _flag(env: dict, name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw in (None, ""):
@@ -208,6 +215,7 @@ def from_environment(env: dict | None = None) -> dict:
         "JOBWARDEN_SMTP_FROM": env.get("JOBWARDEN_SMTP_FROM") or "jobwarden@localhost",
         # A firing alert is notified again after this long while it keeps firing.
         "JOBWARDEN_ALERT_RENOTIFY_S": _positive_float(env, "JOBWARDEN_ALERT_RENOTIFY_S", 4 * 3600.0),
+        "JOBWARDEN_ALERT_RESOLVE_AFTER_S": _seconds_or_zero(env, "JOBWARDEN_ALERT_RESOLVE_AFTER_S", 300.0),
     }
 
 

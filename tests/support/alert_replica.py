@@ -4,7 +4,8 @@
 the wall clock reaches START_AT (so all replicas begin together), evaluates the rules
 as the monitor's pass does (without the pass's advisory lock: the statements alone
 must decide), then commits (`commit`), or says it is done and hangs before committing
-(`hang`) so the test can kill -9 it mid-pass."""
+(`hang`) so the test can kill -9 it mid-pass. `remove:RULE_ID` removes that rule instead,
+as the API does. Alerts resolve at the first pass below the threshold here."""
 
 from __future__ import annotations
 
@@ -15,22 +16,31 @@ from datetime import datetime
 
 def main(database_url: str, now_iso: str, start_at: float, mode: str) -> None:
     from webapp import create_app
-    from webapp.monitor.alerting import alert_settings, evaluate
+    from webapp.jobs.alert_rules import RuleNotFound
+    from webapp.monitor.alerting import alert_settings, evaluate, remove_rule
     from webapp.store.extensions import db
 
     from tests.conftest import test_config
 
-    app = create_app(test_config(database_url))
+    app = create_app(test_config(database_url, JOBWARDEN_ALERT_RESOLVE_AFTER_S=0.0))
     with app.app_context():
         db.session.connection()  # connected before the start, so the replicas race the statements
         time.sleep(max(0.0, start_at - time.time()))
+        if mode.startswith("remove:"):
+            try:
+                resolved = remove_rule(int(mode.removeprefix("remove:")), datetime.fromisoformat(now_iso))
+            except RuleNotFound:
+                print("not found", flush=True)
+                return
+            print("removed", ",".join(map(str, resolved)), flush=True)
+            return
         outcome = evaluate(datetime.fromisoformat(now_iso), alert_settings())
         if mode == "hang":
             db.session.flush()
             print("evaluated", flush=True)
             time.sleep(3600)
         db.session.commit()
-        print("fired", ",".join(map(str, outcome.fired)), flush=True)
+        print("fired", ",".join(map(str, outcome.fired)), "resolved", ",".join(map(str, outcome.resolved)), flush=True)
 
 
 if __name__ == "__main__":

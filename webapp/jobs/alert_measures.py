@@ -1,23 +1,29 @@
-"""What the alert rules measure, each kind one grouped read over an index range.
+"""What the alert rules measure, in a few grouped reads for every rule at once.
 
 Every function answers `{subject: value}` for all subjects at once, so a pass with a
-hundred rules costs one read per (kind, window), not one per rule. failure_rate also
-answers how many jobs ran, for the rule's `min_jobs`.
+hundred rules costs a constant number of statements, not one per rule: the failure
+rates of every window in one (whole hours from the rollups, only the edges from the jobs
+table), queue latency, stalled runs and queued jobs per type in one, one for the workers and
+two for the schedules. Each round trip counts: on a loaded machine it costs more than
+the statement. failure_rate also answers how many jobs ran, for the rule's `min_jobs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, and_, case, func, literal, null, or_, select, union_all
 
 from ..domain.alerts import QUEUE_PREFIX
 from ..domain.statuses import Status
 from ..domain.worker_states import WorkerState
 from ..store.extensions import db
-from ..store.models import Job, Worker
-from .workers import unserved_types
+from ..store.models import Job, WaitRollup, Worker
+from .rollups import HOUR, rolled_up_to, start_of_hour
+from .workers import served_types
 
 # failure_rate: per subject (type, or queue:NAME), failed and ran (completed + failed).
 Ratios = dict[str, tuple[int, int]]
@@ -28,87 +34,187 @@ SCHEDULE_LOOKBACK = timedelta(days=7)
 def failure_counts(now: datetime, windows: Iterable[int]) -> dict[int, Ratios]:
     """Per window, finished jobs per type and per queue: (failed, completed + failed).
 
-    One index range over the longest window; each row is tagged with the shortest window
-    it falls in, and the counts of a window add up the tags up to its own."""
+    A window's whole hours that are rolled up come from `job_wait_rollups` (a few rows an
+    hour, counted as the jobs table counts them); only its edges come from the jobs table:
+    the part of its first hour inside the window, and the time since the rollups'
+    watermark (10 to 70 min). One statement serves every window: a grouped read of each
+    table (UNION ALL), each row tagged with the piece of time it falls in, and a window adds
+    up the pieces it covers.
+    """
     ordered = sorted(set(windows))
     if not ordered:
         return {}
-    tag = case(
-        *((Job.finished_at >= now - timedelta(seconds=w), index) for index, w in enumerate(ordered)),
-        else_=len(ordered),
-    ).label("tag")
-    rows = db.session.execute(
-        select(Job.type, Job.queue, Job.status, tag, func.count())
-        .where(
-            Job.status.in_((Status.COMPLETED, Status.FAILED)), Job.finished_at >= now - timedelta(seconds=ordered[-1])
-        )
-        .group_by(Job.type, Job.queue, Job.status, tag)
-    ).all()
+    done = rolled_up_to()
+    rolled_end = min(done, start_of_hour(now)) if done else None  # the hours before this are rolled up
+    spans = [_Span.of(window, now - timedelta(seconds=window), rolled_end) for window in ordered]
     counts: dict[int, Ratios] = {w: {} for w in ordered}
-    for job_type, queue, status, shortest, n in rows:
-        for window in ordered[shortest:]:
+    reads = [read for read in (_jobs_pieces(spans), _rolled_pieces(spans, rolled_end)) if read]
+    statement = union_all(
+        *(query.add_columns(literal(source).label("source")) for source, (query, _) in enumerate(reads))
+    )
+    for job_type, queue, status, piece, n, source in db.session.execute(statement):
+        for window in reads[source][1][piece]:
             per_window = counts[window]
             for subject in (job_type, QUEUE_PREFIX + queue):
                 failed, ran = per_window.get(subject, (0, 0))
-                per_window[subject] = (failed + (n if status == Status.FAILED else 0), ran + n)
+                per_window[subject] = (failed + (int(n) if status == Status.FAILED else 0), ran + int(n))
     return counts
 
 
-def queue_latency(now: datetime) -> dict[str, float]:
-    """Per queue, seconds the oldest ready queued job has waited (since it became ready: its
-    `run_after`, which is its creation unless a retry's backoff held it)."""
-    rows = db.session.execute(
-        select(Job.queue, func.min(Job.run_after))
-        .where(Job.status == Status.QUEUED, Job.run_after <= now)
-        .group_by(Job.queue)
+@dataclass(frozen=True)
+class _Span:
+    """Where a window's counts come from: jobs finished in `from_jobs` (ranges, an open end
+    None), and rolled-up hours from `hours_from` (None: none) to the watermark."""
+
+    window: int
+    from_jobs: tuple[tuple[datetime, datetime | None], ...]
+    hours_from: datetime | None
+
+    @classmethod
+    def of(cls, window: int, since: datetime, rolled_end: datetime | None) -> _Span:
+        first_whole = start_of_hour(since) + HOUR if since != start_of_hour(since) else since
+        if rolled_end is None or first_whole >= rolled_end:
+            return cls(window, ((since, None),), None)
+        edge = ((since, first_whole),) if since < first_whole else ()
+        return cls(window, (*edge, (rolled_end, None)), first_whole)
+
+
+# A grouped read (type, queue, status, piece, jobs) and, per piece, the windows it counts for.
+_Pieces = tuple[Select[Any], list[list[int]]]
+
+
+def _jobs_pieces(spans: list[_Span]) -> _Pieces:
+    """The jobs-table edges of every window."""
+    cuts = sorted({moment for span in spans for lo, hi in span.from_jobs for moment in (lo, hi) if moment})
+    piece = case(*((Job.finished_at >= cut, len(cuts) - 1 - i) for i, cut in enumerate(reversed(cuts)))).label("piece")
+    ranges = [
+        Job.finished_at >= lo if hi is None else and_(Job.finished_at >= lo, Job.finished_at < hi)
+        for lo, hi in _merged(r for span in spans for r in span.from_jobs)
+    ]
+    query = (
+        select(Job.type, Job.queue, Job.status, piece, func.count())
+        .where(Job.status.in_((Status.COMPLETED, Status.FAILED)), or_(*ranges))
+        .group_by(Job.type, Job.queue, Job.status, piece)
     )
-    return {queue: (now - oldest).total_seconds() for queue, oldest in rows}
+    covering = [
+        [s.window for s in spans if any(lo <= cut and (hi is None or cut < hi) for lo, hi in s.from_jobs)]
+        for cut in cuts
+    ]
+    return query, covering
 
 
-def unserved(now: datetime, worker_timeout_s: float) -> dict[str, float]:
-    """Per type no live worker takes, its queued jobs."""
-    types = unserved_types(now, worker_timeout_s)
-    if not types:
-        return {}
-    rows = db.session.execute(
-        select(Job.type, func.count()).where(Job.status == Status.QUEUED, Job.type.in_(types)).group_by(Job.type)
+def _merged(ranges: Iterable[tuple[datetime, datetime | None]]) -> list[tuple[datetime, datetime | None]]:
+    merged: list[tuple[datetime, datetime | None]] = []
+    for lo, hi in sorted(ranges, key=lambda r: r[0]):
+        if merged and (merged[-1][1] is None or lo <= merged[-1][1]):
+            last_lo, last_hi = merged[-1]
+            merged[-1] = (last_lo, None if hi is None or last_hi is None else max(hi, last_hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _rolled_pieces(spans: list[_Span], rolled_end: datetime | None) -> _Pieces | None:
+    """The rolled-up whole hours of every window (None: no window has any). The windows'
+    hours all end at the watermark, so a row counts for the window whose first hour it is
+    in and every longer one."""
+    rolled = [span for span in spans if span.hours_from is not None]
+    if not rolled or rolled_end is None:
+        return None
+    r = WaitRollup
+    shortest = case(*((r.hour >= span.hours_from, index) for index, span in enumerate(rolled))).label("shortest")
+    query = (
+        select(r.type, r.queue, r.status, shortest, func.sum(r.jobs))
+        .where(r.status.in_((Status.COMPLETED, Status.FAILED)), r.hour >= rolled[-1].hours_from, r.hour < rolled_end)
+        .group_by(r.type, r.queue, r.status, shortest)
     )
-    return {job_type: float(n) for job_type, n in rows}
+    return query, [[span.window for span in rolled[index:]] for index in range(len(rolled))]
 
 
-def stalled(now: datetime) -> dict[str, float]:
-    """Per type, the longest a running job has gone without a heartbeat (progress reports are heartbeats)."""
-    last_sign = func.min(func.coalesce(Job.heartbeat_at, Job.started_at))
-    rows = db.session.execute(select(Job.type, last_sign).where(Job.status == Status.RUNNING).group_by(Job.type))
-    return {job_type: (now - seen).total_seconds() for job_type, seen in rows if seen is not None}
+@dataclass
+class LiveJobs:
+    """What three kinds measure of the queued and running jobs, read in one statement."""
+
+    oldest_wait: dict[str, float]  # per queue, seconds the oldest ready queued job has waited (queue_latency)
+    silence: dict[str, float]  # per type, the longest a running job has sent no heartbeat (stalled)
+    queued: dict[str, float]  # per type, its queued jobs (no_worker keeps the types no live worker takes)
+
+
+def live_jobs(now: datetime) -> LiveJobs:
+    """One statement (UNION ALL): per queue the oldest ready queued job's wait (since it
+    became ready: its `run_after`, which is its creation unless a retry's backoff held it);
+    per type the oldest heartbeat of a running job (progress reports are heartbeats); per
+    type its queued jobs."""
+    # Each status's jobs read once, through its own index (MATERIALIZED: SQLite would
+    # otherwise walk the whole table in type order to group it).
+    queued = (
+        select(Job.type, Job.queue, Job.run_after)
+        .where(Job.status == Status.QUEUED)
+        .cte("queued")
+        .prefix_with("MATERIALIZED")
+    )
+    running = (
+        select(Job.type, func.coalesce(Job.heartbeat_at, Job.started_at).label("seen"))
+        .where(Job.status == Status.RUNNING)
+        .cte("running")
+        .prefix_with("MATERIALIZED")
+    )
+    waiting = (
+        select(literal("wait").label("kind"), queued.c.queue.label("subject"), func.min(queued.c.run_after), literal(0))
+        .where(queued.c.run_after <= now)
+        .group_by(queued.c.queue)
+    )
+    silent = select(literal("silence"), running.c.type, func.min(running.c.seen), literal(0)).group_by(running.c.type)
+    per_type = select(literal("queued"), queued.c.type, null(), func.count()).group_by(queued.c.type)
+    found = LiveJobs({}, {}, {})
+    rows: Sequence[Any] = db.session.execute(union_all(waiting, silent, per_type)).all()
+    for kind, subject, since, n in rows:
+        if kind == "queued":
+            found.queued[subject] = float(n)
+        elif since is not None:
+            (found.oldest_wait if kind == "wait" else found.silence)[subject] = (now - since).total_seconds()
+    return found
+
+
+def unserved(now: datetime, worker_timeout_s: float, queued: dict[str, float]) -> dict[str, float]:
+    """Of `queued` (per type), the types no live worker takes."""
+    served = served_types(now, worker_timeout_s)
+    return {} if served is None else {t: n for t, n in queued.items() if t not in served}
 
 
 def schedule_failures(now: datetime, named: Iterable[str], most: int) -> dict[str, float]:
     """Per schedule, how many of its newest finished runs failed in a row (counted up to `most`).
 
     Looks at the schedules `named` and those with a run failed in the last week (one
-    index range), one short read of its newest runs each (ix_jobs_schedule_id)."""
+    index range), then reads the newest runs of all of them in one statement (a short
+    range of ix_jobs_schedule_id each, UNION ALL)."""
     recent = db.session.scalars(
         select(Job.schedule)
         .where(Job.status == Status.FAILED, Job.finished_at >= now - SCHEDULE_LOOKBACK, Job.schedule.is_not(None))
         .distinct()
         .limit(SCHEDULES_LOOKED_AT)
     )
+    names = sorted({*named, *(name for name in recent if name)})
+    if not names:
+        return {}
+    newest = [
+        select(Job.schedule, Job.status, Job.id)
+        .where(Job.schedule == name, Job.status.in_((Status.COMPLETED, Status.FAILED)))
+        .order_by(Job.id.desc())
+        .limit(most)
+        .subquery()
+        for name in names
+    ]
+    runs = db.session.execute(union_all(*(select(run.c.schedule, run.c.status, run.c.id) for run in newest))).all()
     streaks: dict[str, float] = {}
-    for schedule in sorted({*named, *(name for name in recent if name)}):
-        statuses = db.session.scalars(
-            select(Job.status)
-            .where(Job.schedule == schedule, Job.status.in_((Status.COMPLETED, Status.FAILED)))
-            .order_by(Job.id.desc())
-            .limit(most)
-        )
-        streak = 0
-        for status in statuses:
-            if status != Status.FAILED:
-                break
-            streak += 1
-        if streak:
-            streaks[schedule] = float(streak)
+    broken: set[str] = set()
+    for schedule, status, _ in sorted(runs, key=lambda run: (run[0], -run[2])):
+        if schedule in broken:
+            continue
+        if status != Status.FAILED:
+            broken.add(schedule)
+            continue
+        streaks[schedule] = streaks.get(schedule, 0.0) + 1
     return streaks
 
 

@@ -23,7 +23,7 @@ from ..domain.alerts import (
 from ..domain.timeutil import isoformat, utcnow
 from ..store.extensions import db
 from ..store.models import Alert, AlertRule
-from ..store.transaction import unit_of_work
+from ..store.transaction import take_the_write_lock, unit_of_work
 
 HISTORY_SHOWN = 50
 
@@ -78,12 +78,19 @@ def add(kind: Any, subject: Any, threshold: Any, window_s: Any = None, min_jobs:
     return rule
 
 
-def remove(rule_id: int) -> None:
-    """Remove a rule and its alerts (their history goes with it)."""
-    with unit_of_work():
-        if db.session.get(AlertRule, rule_id) is None:
-            raise RuleNotFound(f"alert rule {rule_id} not found")
-        db.session.execute(delete(AlertRule).where(AlertRule.id == rule_id))
+def locked(rule_id: int) -> AlertRule:
+    """Inside a unit of work: the rule, its row locked against a pass firing one of its
+    alerts until this transaction ends (on SQLite, the write lock); RuleNotFound if gone."""
+    take_the_write_lock()
+    rule = db.session.scalar(select(AlertRule).where(AlertRule.id == rule_id).with_for_update())
+    if rule is None:
+        raise RuleNotFound(f"alert rule {rule_id} not found")
+    return rule
+
+
+def delete_rule(rule_id: int) -> None:
+    """Delete a rule and its alerts (their history goes with it)."""
+    db.session.execute(delete(AlertRule).where(AlertRule.id == rule_id))
 
 
 def all_rules() -> list[AlertRule]:
@@ -129,8 +136,9 @@ def rule_json(rule: AlertRule, firing: int = 0) -> dict[str, Any]:
     }
 
 
-def alert_message(alert: Alert, rule: AlertRule) -> str:
-    """One line for pages, Slack and mail: what is measured, its value, and the threshold."""
+def alert_message(alert: Alert, rule: AlertRule, *, removed: bool = False) -> str:
+    """One line for pages, Slack and mail: what is measured, its value, and the threshold
+    (`removed`: the alert resolved because its rule was removed)."""
     spec = RULE_KINDS[rule.kind]
     what = f"{spec.subject} {alert.subject}" if alert.subject != ANY_SUBJECT else "all " + spec.subject
     if alert.subject.startswith(QUEUE_PREFIX):
@@ -139,10 +147,12 @@ def alert_message(alert: Alert, rule: AlertRule) -> str:
     threshold = format_value(rule.kind, alert.threshold)
     if alert.state == FIRING:
         return f"{rule.kind} of {what} is {value} (threshold {threshold}): {spec.measures}"
+    if removed:
+        return f"resolved: the rule {rule.kind} of {what} was removed (last {value}, threshold {threshold})"
     return f"resolved: {rule.kind} of {what} is back to {value} (threshold {threshold})"
 
 
-def alert_json(alert: Alert, rule: AlertRule) -> dict[str, Any]:
+def alert_json(alert: Alert, rule: AlertRule, *, removed: bool = False) -> dict[str, Any]:
     return {
         "id": alert.id,
         "rule": rule.id,
@@ -154,5 +164,6 @@ def alert_json(alert: Alert, rule: AlertRule) -> dict[str, Any]:
         "resolved_at": isoformat(alert.resolved_at),
         "value": alert.value,
         "threshold": alert.threshold,
-        "message": alert_message(alert, rule),
+        "clear_since": isoformat(alert.clear_since),
+        "message": alert_message(alert, rule, removed=removed),
     }

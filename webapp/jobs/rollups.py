@@ -48,7 +48,7 @@ class _Overtaken(Exception):
     """Another pass moved the watermark first: it rolled up these hours."""
 
 
-def _hour(moment: datetime) -> datetime:
+def start_of_hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
@@ -64,7 +64,7 @@ def _oldest_finished_hour() -> datetime | None:
         for status in sorted(FINISHED)
     ]
     found = [moment for moment in oldest if moment is not None]
-    return _hour(min(found)) if found else None
+    return start_of_hour(min(found)) if found else None
 
 
 def roll_up(now: datetime) -> int:
@@ -75,7 +75,7 @@ def roll_up(now: datetime) -> int:
     """
     done = rolled_up_to()
     start = done or _oldest_finished_hour()
-    due = _hour(now - ROLLUP_MARGIN)
+    due = start_of_hour(now - ROLLUP_MARGIN)
     if start is None or start >= due:
         return 0
     end = min(due, start + MAX_HOURS_PER_PASS * HOUR)

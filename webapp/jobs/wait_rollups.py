@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, case, delete, func, insert, select
+from sqlalchemy import ColumnElement, Insert, case, delete, func, insert, select
 
 from ..domain.statuses import FINISHED
 from ..domain.wait_buckets import NEVER_CLAIMED, OVERFLOW, WAIT_BOUNDS_S
@@ -24,11 +24,17 @@ def wait_bucket() -> ColumnElement[int]:
 def roll_up_waits(start: datetime, end: datetime) -> None:
     """Count the hours [start, end) anew (the caller's transaction moves the watermark)."""
     db.session.execute(delete(WaitRollup).where(WaitRollup.hour >= start, WaitRollup.hour < end))
+    db.session.execute(counted_hours(Job.finished_at >= start, Job.finished_at < end))
+
+
+def counted_hours(*finished: ColumnElement[bool]) -> Insert:
+    """The INSERT of the wait rollups of the finished jobs matching `finished` (whole hours:
+    the roll-up's, and migration 0016's backfill of the hours rolled up before 0013)."""
     bucket = wait_bucket().label("bucket")
     hour = hour_of(Job.finished_at).label("hour")
     rows = (
         select(hour, Job.type, Job.queue, Job.status, bucket, func.count())
-        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= start, Job.finished_at < end)
+        .where(Job.status.in_(sorted(FINISHED)), *finished)
         .group_by(hour, Job.type, Job.queue, Job.status, bucket)
     )
-    db.session.execute(insert(WaitRollup).from_select(["hour", "type", "queue", "status", "bucket", "jobs"], rows))
+    return insert(WaitRollup).from_select(["hour", "type", "queue", "status", "bucket", "jobs"], rows)

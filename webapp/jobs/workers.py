@@ -132,12 +132,19 @@ def _save_worker(worker_id: str, **fields: Any) -> Worker:
 
 def unserved_types(now: datetime, worker_timeout_s: float) -> list[str]:
     """Types of queued jobs that no live worker (heard from within the timeout) takes:
-    they wait until one does. A live worker that names no types takes any type."""
+    they wait until one does."""
+    served = served_types(now, worker_timeout_s)
+    return [] if served is None else uncovered_queued_types(served)
+
+
+def served_types(now: datetime, worker_timeout_s: float) -> set[str] | None:
+    """The types live workers (heard from within the timeout) take; None: every type (a
+    live worker that names no types takes any)."""
     live_types = db.session.scalars(
         select(Worker.types).where(
             Worker.state == WorkerState.ALIVE, Worker.last_seen_at >= now - timedelta(seconds=worker_timeout_s)
         )
     ).all()
     if any(not types for types in live_types):
-        return []
-    return uncovered_queued_types({t for types in live_types for t in types})
+        return None
+    return {t for types in live_types for t in types}

@@ -1,9 +1,13 @@
 """Alert rules, evaluated once per monitor pass: measure, then fire, re-notify or resolve.
 
-Each rule kind is measured by one grouped read for all its subjects
-(`webapp.jobs.alert_measures`), shared by the rules of that kind and window. A breach
-(value ≥ threshold) with no firing alert fires one; a firing alert whose subject no
-longer breaches resolves; one that keeps firing is notified again after
+Each rule kind is measured by a grouped read for all its subjects
+(`webapp.jobs.alert_measures`), shared by the rules of that kind and window (and by the
+kinds that read the same jobs). A breach (value ≥ threshold) with no firing alert fires
+one; a firing alert whose value has
+stayed below the threshold for JOBWARDEN_ALERT_RESOLVE_AFTER_S resolves (Prometheus'
+`keep_firing_for`, Alertmanager's `resolve_timeout`: a value wavering about the
+threshold stays one firing alert instead of flapping; `clear_since` holds when it went
+below, and a breach empties it); one that keeps firing is notified again after
 JOBWARDEN_ALERT_RENOTIFY_S. Every change is decided by one statement of
 `webapp.store.alert_state` and notified (`alert.firing`, `alert.resolved`) in the pass's
 transaction only when that statement returned the row: any number of replicas notify
@@ -21,10 +25,11 @@ from sqlalchemy import delete
 
 from ..domain.alerts import ANY_SUBJECT, QUEUE_PREFIX, RESOLVED
 from ..jobs import alert_measures as measures
-from ..jobs.alert_rules import alert_json, all_rules
+from ..jobs.alert_rules import alert_json, all_rules, delete_rule, locked
 from ..store import alert_state
 from ..store.extensions import db
 from ..store.models import Alert, AlertRule
+from ..store.transaction import unit_of_work
 from ..webhooks.events import ALERT_FIRING, ALERT_RESOLVED
 from ..webhooks.outbox import notify
 
@@ -32,6 +37,7 @@ from ..webhooks.outbox import notify
 @dataclass(frozen=True)
 class AlertSettings:
     renotify: timedelta  # a firing alert is notified again after this long
+    resolve_after: timedelta  # a firing alert resolves once its value stayed below the threshold this long
     worker_timeout_s: float  # a worker heard from within this is live (no_worker)
     history_kept: timedelta  # resolved alerts older than this are pruned
 
@@ -40,6 +46,7 @@ def alert_settings() -> AlertSettings:
     config = current_app.config
     return AlertSettings(
         renotify=timedelta(seconds=float(config["JOBWARDEN_ALERT_RENOTIFY_S"])),
+        resolve_after=timedelta(seconds=float(config["JOBWARDEN_ALERT_RESOLVE_AFTER_S"])),
         worker_timeout_s=float(config["JOBWARDEN_HEARTBEAT_TIMEOUT"]),
         history_kept=timedelta(days=float(config["JOBWARDEN_RETENTION_DAYS"])),
     )
@@ -73,13 +80,19 @@ class _Measures:
             now = self.now
             self.cache[kind] = {
                 "failure_rate": lambda: measures.failure_counts(now, self.windows["failure_rate"]),
-                "queue_latency": lambda: measures.queue_latency(now),
-                "no_worker": lambda: measures.unserved(now, self.settings.worker_timeout_s),
-                "stalled": lambda: measures.stalled(now),
+                "queue_latency": lambda: self._live().oldest_wait,
+                "no_worker": lambda: measures.unserved(now, self.settings.worker_timeout_s, self._live().queued),
+                "stalled": lambda: self._live().silence,
                 "schedule_failing": lambda: measures.schedule_failures(now, self.schedules_named, self.longest_streak),
                 "worker_deaths": lambda: measures.worker_deaths(now, self.windows["worker_deaths"]),
             }[kind]()
         return self.cache[kind]
+
+    def _live(self) -> measures.LiveJobs:
+        """queue_latency's, stalled's and no_worker's reads of the queued and running jobs, together."""
+        if "live" not in self.cache:
+            self.cache["live"] = measures.live_jobs(self.now)
+        return self.cache["live"]
 
     def values(self, rule: AlertRule) -> dict[str, float]:
         """The rule's subjects and their values (`*`: every subject measured)."""
@@ -112,6 +125,7 @@ def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
     cutoff = now - settings.renotify
     due: dict[int, float] = {}  # firing alerts to notify again, with their values
     changed: dict[int, float] = {}  # firing alerts whose value moved
+    back: list[int] = []  # firing alerts that were clearing and breach again
     for rule in rules:
         for subject, value in values.values(rule).items():
             if value < rule.threshold:
@@ -124,6 +138,8 @@ def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
                     notify(ALERT_FIRING, {"alert": alert_json(fired, rule)}, job_id=None, now=now)
                     outcome.fired.append(fired.id)
                 continue
+            if current.clear_since is not None:
+                back.append(current.id)
             if current.notified_at <= cutoff:
                 due[current.id] = value
             elif current.value != value:
@@ -133,15 +149,41 @@ def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
     for again in alert_state.renotify(due, now, cutoff):
         notify(ALERT_FIRING, {"alert": alert_json(again, by_id[again.rule_id])}, job_id=None, now=now)
         outcome.renotified.append(again.id)
-    alert_state.measure(changed)
+    clear_before = now - settings.resolve_after
+    clearing: list[int] = []  # firing alerts whose value just went below the threshold
     for key, alert in firing.items():
         if key in breaching or key[0] not in by_id:
             continue
         rule = by_id[key[0]]
         value = values.values(rule).get(alert.subject, 0.0)
-        resolved = alert_state.resolve(alert.id, value, now)
+        if (alert.clear_since or now) > clear_before:  # not below long enough: still firing
+            if alert.clear_since is None:
+                clearing.append(alert.id)
+            if alert.value != value:
+                changed[alert.id] = value
+            continue
+        resolved = alert_state.resolve(alert.id, value, now, clear_before if settings.resolve_after else None)
         if resolved is not None:
             notify(ALERT_RESOLVED, {"alert": alert_json(resolved, rule)}, job_id=None, now=now)
             outcome.resolved.append(resolved.id)
+    alert_state.clearing(clearing, now)
+    alert_state.breaching_again(back)
+    alert_state.measure(changed)
     db.session.execute(delete(Alert).where(Alert.state == RESOLVED, Alert.resolved_at < now - settings.history_kept))
     return outcome
+
+
+def remove_rule(rule_id: int, now: datetime) -> list[int]:
+    """Remove a rule (RuleNotFound if gone): its firing alerts resolve first, each notified
+    `alert.resolved` once in the removal's own transaction, then the rule and its alerts'
+    history go. The rule's row is locked first, so a pass firing one of its alerts at that
+    moment either commits before (and its alert is resolved here) or fails on the gone rule;
+    of two removals racing, the second finds no rule. The resolved alerts' ids."""
+    with unit_of_work():
+        rule = locked(rule_id)
+        resolved = []
+        for alert in alert_state.resolve_rule(rule_id, now):
+            notify(ALERT_RESOLVED, {"alert": alert_json(alert, rule, removed=True)}, job_id=None, now=now)
+            resolved.append(alert.id)
+        delete_rule(rule_id)
+    return resolved

@@ -3,7 +3,10 @@
 - fire: INSERT … ON CONFLICT DO NOTHING against `uq_alerts_firing` (one firing alert per
   rule and subject): of any number of monitor replicas evaluating at once, exactly one
   gets the row back;
-- resolve: UPDATE … WHERE state = 'firing' RETURNING: exactly one replica matches;
+- resolve: UPDATE … WHERE state = 'firing' (and, with a resolve delay, its value below
+  the threshold since before the cutoff) RETURNING: exactly one replica matches;
+- clearing / breaching again: one UPDATE each per pass, setting or emptying `clear_since`
+  only where it is not so already (no notification: the state did not change);
 - re-notify: UPDATE … WHERE state = 'firing' AND notified_at <= the re-notify cutoff.
 
 The caller writes the notification in the same transaction (`webapp.webhooks.outbox.notify`)
@@ -16,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, text, update
+from sqlalchemy import bindparam, case, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.alerts import FIRING, RESOLVED
@@ -47,14 +50,49 @@ def fire(rule_id: int, subject: str, value: float, threshold: float, now: dateti
     return None if alert_id is None else db.session.get(Alert, alert_id)
 
 
-def resolve(alert_id: int, value: float, now: datetime) -> Alert | None:
-    """Resolve a firing alert; None when another replica (or an earlier pass) did."""
+def resolve(alert_id: int, value: float, now: datetime, clear_before: datetime | None = None) -> Alert | None:
+    """Resolve a firing alert (with `clear_before`: only one below its threshold since then);
+    None when another replica (or an earlier pass) did, or it breached again meanwhile."""
+    held = () if clear_before is None else (Alert.clear_since <= clear_before,)
     return _changed(
         update(Alert)
-        .where(Alert.id == alert_id, Alert.state == FIRING)
+        .where(Alert.id == alert_id, Alert.state == FIRING, *held)
         .values(state=RESOLVED, resolved_at=now, value=value)
         .returning(Alert)
     )
+
+
+def resolve_rule(rule_id: int, now: datetime) -> list[Alert]:
+    """Resolve every firing alert of a rule (it is being removed); the ones this statement did."""
+    statement = (
+        update(Alert)
+        .where(Alert.rule_id == rule_id, Alert.state == FIRING)
+        .values(state=RESOLVED, resolved_at=now)
+        .returning(Alert)
+    )
+    return list(
+        db.session.scalars(select(Alert).from_statement(statement), execution_options={"populate_existing": True})
+    )
+
+
+def clearing(alert_ids: list[int], now: datetime) -> None:
+    """Mark firing alerts whose value went below the threshold (kept from an earlier pass if marked)."""
+    if alert_ids:
+        db.session.execute(
+            update(ALERTS)
+            .where(ALERTS.c.id.in_(sorted(alert_ids)), ALERTS.c.state == FIRING, ALERTS.c.clear_since.is_(None))
+            .values(clear_since=now)
+        )
+
+
+def breaching_again(alert_ids: list[int]) -> None:
+    """Firing alerts whose value is back at the threshold: not clearing any more."""
+    if alert_ids:
+        db.session.execute(
+            update(ALERTS)
+            .where(ALERTS.c.id.in_(sorted(alert_ids)), ALERTS.c.state == FIRING, ALERTS.c.clear_since.is_not(None))
+            .values(clear_since=None)
+        )
 
 
 def renotify(values: dict[int, float], now: datetime, cutoff: datetime) -> list[Alert]:
@@ -74,10 +112,15 @@ def renotify(values: dict[int, float], now: datetime, cutoff: datetime) -> list[
 
 
 def measure(values: dict[int, float]) -> None:
-    """Keep firing alerts' values current, one statement (no notification: no state changed)."""
+    """Keep firing alerts' values current (no notification: no state changed). One
+    statement, sent with every alert's parameters at once (its text does not grow with
+    the number of alerts, so it is built and prepared once)."""
     if values:
         db.session.execute(
-            update(Alert).where(Alert.id.in_(sorted(values)), Alert.state == FIRING).values(value=_value_of(values))
+            update(ALERTS)
+            .where(ALERTS.c.id == bindparam("alert_id"), ALERTS.c.state == FIRING)
+            .values(value=bindparam("new_value")),
+            [{"alert_id": alert_id, "new_value": value} for alert_id, value in sorted(values.items())],
         )
 
 

@@ -629,6 +629,10 @@ class Alert(Model):
     value: Mapped[float] = mapped_column(Float)  # the newest measure while firing, the last one once resolved
     threshold: Mapped[float] = mapped_column(Float)
     notified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # While firing: since when the value has been below the threshold (None: it breaches).
+    # It resolves once that lasts JOBWARDEN_ALERT_RESOLVE_AFTER_S, so a value wavering
+    # about the threshold does not flap.
+    clear_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint("state IN ('firing', 'resolved')", name="ck_alerts_state"),

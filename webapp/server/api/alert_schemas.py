@@ -55,6 +55,10 @@ class AlertOut(BaseModel):
     resolved_at: str | None
     value: float
     threshold: float
+    clear_since: str | None = Field(
+        description="while firing: since when the value has been below the threshold (null: it breaches); "
+        "the alert resolves once that lasts JOBWARDEN_ALERT_RESOLVE_AFTER_S (default 300 s)"
+    )
     message: str
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from ...domain.timeutil import utcnow
 from ...jobs import alert_rules
+from ...monitor import alerting
 from . import alert_schemas as s
 from .public import OPERATOR
 from .spec import ApiError, operation
@@ -52,13 +54,13 @@ def list_rules():
     bp,
     "DELETE",
     "/alert-rules/<job_id:rule_id>",
-    summary="Remove an alert rule (and its alerts)",
+    summary="Remove an alert rule: its firing alerts resolve (alert.resolved, once each), then its alerts go",
     responses={204: ("Removed", None)},
     errors=(401, 403, 404),
     security=OPERATOR,
 )
 def delete_rule(rule_id: int):
-    alert_rules.remove(rule_id)
+    alerting.remove_rule(rule_id, utcnow())
     return "", 204
 
 

@@ -8,7 +8,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
 from ...domain.alerts import KIND_NAMES, RULE_KINDS
+from ...domain.timeutil import utcnow
 from ...jobs import alert_rules
+from ...monitor import alerting
 from .regions import render_region, wants_region
 from .views import csrf_refused, dashboard_context
 
@@ -67,7 +69,7 @@ def create():
 
 @bp.post("/alerts/rules/<job_id:rule_id>/delete")
 def delete(rule_id: int):
-    alert_rules.remove(rule_id)
+    alerting.remove_rule(rule_id, utcnow())
     message = f"Rule {rule_id} removed."
     if wants_region():
         return _page(message=message)
