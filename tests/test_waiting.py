@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from webapp import jobs
 from webapp.domain.timeutil import utcnow
@@ -77,3 +77,34 @@ def test_a_job_due_later_waits_for_its_run_after(app, client):
             values={"run_after": utcnow() + timedelta(hours=1), "lease_token": None},
         )
     assert waiting_of(client, job.id) == "run_after"
+    answer = client.get(f"/api/jobs/{job.id}").json
+    assert answer["waiting_until"] == answer["run_after"]
+
+
+def test_a_full_rate_window_says_when_it_next_has_room(client):
+    """`waiting_until` is the moment the start that keeps the window full leaves it: with a
+    limit of 2 and 3 starts in the window, the second oldest."""
+    serve_type_t(client)
+    queues.set_limits("api", {"rate_limit": {"limit": 2, "period_s": 3600}}, actor="test")
+    for _ in range(2):
+        jobs.create_job(type="t", queue="api")
+    with unit_of_work():
+        started = transitions.claim("w", queues=["api"], batch_size=2)
+    assert len(started) == 2
+    held = jobs.create_job(type="t", queue="api")
+    answer = client.get(f"/api/jobs/{held.id}").json
+    assert answer["waiting"] == "rate_limit"
+    opens_at = datetime.fromisoformat(answer["waiting_until"])
+    claimed_at = max(
+        datetime.fromisoformat(job["claimed_at"])
+        for job in client.get("/api/jobs?queue=api").json["jobs"]
+        if job["claimed_at"]
+    )
+    assert abs((opens_at - claimed_at - timedelta(hours=1)).total_seconds()) < 1
+    listed = {job["id"]: job for job in client.get("/api/jobs?queue=api").json["jobs"]}
+    assert listed[held.id]["waiting_until"] == answer["waiting_until"]
+    page = client.get(f"/jobs/{held.id}").get_data(as_text=True)
+    assert "the window is full, until" in page
+
+    queues.set_limits("api", {"rate_limit": {"limit": 3, "period_s": 3600}}, actor="test")
+    assert client.get(f"/api/jobs/{held.id}").json["waiting_until"] is None  # room now: nothing holds it

@@ -1,6 +1,7 @@
-"""Why each queued job of a page waits (the job JSON's `waiting`), in a few grouped reads
-per page, never one per row: the queues' settings, live counts per queue and per key,
-starts in each rate window, and the types no live worker takes.
+"""Why each queued job of a page waits (the job JSON's `waiting`) and, where that is known,
+until when (`waiting_until`: a full rate window's next free start, a retry's `run_after`), in
+a few grouped reads per page, never one per row: the queues' settings, live counts per queue
+and per key, starts in each rate window, and the types no live worker takes.
 
 A hint, read after the fact: the claim itself decides (webapp.store.flow), and by the
 time a page shows "concurrency" the slot may have freed.
@@ -10,25 +11,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
 from sqlalchemy import func, select, tuple_
 
 from ..domain.queues import Waiting
 from ..domain.statuses import LIVE, Status
-from ..domain.timeutil import utcnow
+from ..domain.timeutil import isoformat, utcnow
 from ..store.extensions import db
 from ..store.flow import epoch_microseconds
 from ..store.models import Job, Queue, QueueStart
+from ..store.sql_time import EPOCH, MICROSECOND
 from .workers import unserved_types
 
 
-def waiting_reasons(page: Iterable[Job], now: datetime | None = None) -> dict[int, Waiting | None]:
-    """Each job's reason to wait, by id; None for a job not queued or waiting for nothing."""
+class Hold(NamedTuple):
+    """What holds a queued job back, and when it lets go where that is known (None: not known
+    ahead, e.g. a slot frees when another job finishes)."""
+
+    reason: Waiting
+    until: datetime | None = None
+
+
+class RateWindow(NamedTuple):
+    starts: int  # starts inside the window now
+    opens_at: datetime | None  # when the window next has room, if it is full
+
+
+def waiting_reasons(page: Iterable[Job], now: datetime | None = None) -> dict[int, Hold | None]:
+    """Each job's hold, by id; None for a job not queued or waiting for nothing."""
     now = now or utcnow()
     queued = [job for job in page if job.status == Status.QUEUED]
-    reasons: dict[int, Waiting | None] = {job.id: None for job in page}
+    reasons: dict[int, Hold | None] = {job.id: None for job in page}
     if not queued:
         return reasons
     names = sorted({job.queue for job in queued})
@@ -38,13 +53,13 @@ def waiting_reasons(page: Iterable[Job], now: datetime | None = None) -> dict[in
         {(job.queue, job.concurrency_key) for job in queued if job.concurrency_key and _keyed(settings.get(job.queue))}
     )
     live_per_key = _live_per_key(keyed)
-    starts = _starts_in_window(
+    windows = _rate_windows(
         [row for row in settings.values() if row.rate_limit_count is not None and row.rate_limit_period_s], now
     )
     unserved = set(unserved_types(now, float(current_app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"])))
     for job in queued:
         row = settings.get(job.queue)
-        reasons[job.id] = _reason(job, row, live, live_per_key, starts, unserved, now)
+        reasons[job.id] = _reason(job, row, live, live_per_key, windows, unserved, now)
     return reasons
 
 
@@ -53,27 +68,28 @@ def _reason(
     row: Queue | None,
     live: dict[str, int],
     live_per_key: dict[tuple[str, str], int],
-    starts: dict[str, int],
+    windows: dict[str, RateWindow],
     unserved: set[str],
     now: datetime,
-) -> Waiting | None:
+) -> Hold | None:
     if row is not None and row.paused:
-        return Waiting.QUEUE_PAUSED
+        return Hold(Waiting.QUEUE_PAUSED)
     if job.run_after > now:
-        return Waiting.RUN_AFTER
+        return Hold(Waiting.RUN_AFTER, job.run_after)
     if row is not None and row.concurrency is not None and live.get(job.queue, 0) >= row.concurrency:
-        return Waiting.CONCURRENCY
+        return Hold(Waiting.CONCURRENCY)
     if (
         row is not None
         and row.key_concurrency is not None
         and job.concurrency_key
         and live_per_key.get((job.queue, job.concurrency_key), 0) >= row.key_concurrency
     ):
-        return Waiting.KEY_CONCURRENCY
-    if row is not None and row.rate_limit_count is not None and starts.get(job.queue, 0) >= row.rate_limit_count:
-        return Waiting.RATE_LIMIT
+        return Hold(Waiting.KEY_CONCURRENCY)
+    window = windows.get(job.queue)
+    if window is not None and window.opens_at is not None:
+        return Hold(Waiting.RATE_LIMIT, window.opens_at)
     if job.type in unserved:
-        return Waiting.NO_WORKER
+        return Hold(Waiting.NO_WORKER)
     return None
 
 
@@ -105,17 +121,34 @@ def _live_per_key(keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
     return {(queue, str(key)): count for queue, key, count in rows}
 
 
-def _starts_in_window(rows: list[Queue], now: datetime) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def _rate_windows(rows: list[Queue], now: datetime) -> dict[str, RateWindow]:
+    """Each rate-limited queue's starts in its window and, when they fill it, the moment the
+    oldest start that keeps it full leaves it (the claim's own rule: `limit` starts in any
+    window of `period_s`)."""
+    windows: dict[str, RateWindow] = {}
     now_us = epoch_microseconds(now)
     for row in rows:  # one per rate-limited queue on the page: a handful at most
-        assert row.rate_limit_period_s is not None
-        since = now_us - round(row.rate_limit_period_s * 1_000_000)
-        counts[row.name] = db.session.execute(
-            select(func.count()).where(QueueStart.queue == row.name, QueueStart.at_us > since)
-        ).scalar_one()
-    return counts
+        assert row.rate_limit_period_s is not None and row.rate_limit_count is not None
+        period_us = round(row.rate_limit_period_s * 1_000_000)
+        in_window = (QueueStart.queue == row.name, QueueStart.at_us > now_us - period_us)
+        starts = db.session.execute(select(func.count()).where(*in_window)).scalar_one()
+        opens_at = None
+        if starts >= row.rate_limit_count:
+            leaving = db.session.execute(
+                select(QueueStart.at_us)
+                .where(*in_window)
+                .order_by(QueueStart.at_us)
+                .offset(starts - row.rate_limit_count)
+                .limit(1)
+            ).scalar_one()
+            opens_at = EPOCH + (leaving + period_us) * MICROSECOND
+        windows[row.name] = RateWindow(starts, opens_at)
+    return windows
 
 
-def with_waiting(data: dict[str, Any], reason: Waiting | None) -> dict[str, Any]:
-    return {**data, "waiting": None if reason is None else str(reason)}
+def with_waiting(data: dict[str, Any], hold: Hold | None) -> dict[str, Any]:
+    return {
+        **data,
+        "waiting": None if hold is None else str(hold.reason),
+        "waiting_until": None if hold is None else isoformat(hold.until),
+    }

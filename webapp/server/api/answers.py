@@ -56,6 +56,10 @@ class JobListed(JobOut):
     waiting: Waiting | None = Field(
         description="Why a queued job is not running yet (null: nothing holds it back but its turn)"
     )
+    waiting_until: Time = Field(
+        description="When what holds it back lets go, where that is known ahead: the moment a full "
+        "rate window next has room (`rate_limit`), or `run_after`; null otherwise"
+    )
 
 
 class JobDetail(JobListed):

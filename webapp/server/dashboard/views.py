@@ -208,7 +208,7 @@ def job_counts():
 
 def _job_context(job_id: int) -> dict:
     job = jobs.get_job(job_id)
-    waiting = waiting_reasons([job])[job.id]
+    hold = waiting_reasons([job])[job.id]
     attempts = jobs.attempts_of(job_id)
     job_steps = jobs.steps_of(job_id)
     checkpoint = steps.checkpoint_of(job_id)
@@ -219,7 +219,8 @@ def _job_context(job_id: int) -> dict:
     record = recovery_effects.steps_on_record(job_steps, stored, resume_at, checkpoint is not None)
     return {
         "job": job,
-        "waiting": display.WAITING_TEXT[waiting] if waiting else None,
+        "waiting": display.WAITING_TEXT[hold.reason] if hold else None,
+        "waiting_until": hold.until if hold else None,
         "attempts": attempts,
         "failed_attempt": next((a for a in reversed(attempts) if a.error), None),
         "latest_attempt": attempts[-1] if attempts else None,
