@@ -5,11 +5,18 @@ tables, in light and dark."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.dialogs import confirm_in_page
 from webapp import jobs
 from webapp.store.extensions import db
+
+
+@pytest.fixture
+def server_settings(server_settings: dict[str, str]) -> dict[str, str]:
+    """An alert resolves once its value has stayed below the threshold for 2 s (default 300 s)."""
+    return {**server_settings, "JOBWARDEN_ALERT_RESOLVE_AFTER_S": "2"}
 
 
 def test_a_rule_added_on_the_page_fires_on_health_and_resolves_into_the_history(page: Page):
