@@ -46,6 +46,9 @@ from webapp import create_app, jobs  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# A generated claim may ask to wait up to a minute for a job that never comes: longer than the
+# client waits (the quiet run of 2026-12-06 spent 335 s shrinking such time-outs).
+CLAIM_WAIT_S = 0.2
 
 
 def seed_a_job_in_each_status() -> None:
@@ -86,9 +89,12 @@ def fuzz(
             @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
             def answers_within_the_document(case):
                 sent[name] += 1  # noqa: B023  (runs now, within this iteration)
+                waits = isinstance(case.body, dict) and bool(case.body.get("wait_s"))
+                if waits:  # a waiting claim waits by design: briefly here, inside the client's timeout
+                    case.body["wait_s"] = min(float(case.body["wait_s"]), CLAIM_WAIT_S)
                 began = time.perf_counter()
                 response = case.call(headers={"Authorization": f"Bearer {INTERNAL_KEY}"})
-                if not (isinstance(case.body, dict) and case.body.get("wait_s")):  # a waiting claim waits by design
+                if not waits:
                     times.append((time.perf_counter() - began, f"{name} → {response.status_code}"))  # noqa: B023
                 statuses[response.status_code] += 1
                 case.validate_response(response, checks=CHECKS)
