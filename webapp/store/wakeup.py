@@ -14,8 +14,9 @@ its own, holding no database connection. What wakes the hub:
 - SQLite: other processes' commits are seen by a thread that watches the
   database files while claims wait: on Linux inotify wakes it the moment any process
   writes the database or its WAL (a create in another gunicorn worker or the command
-  line picks up at once, not at the next tick); a `stat` every `SQLITE_WATCH_INTERVAL_S`
-  stays as the safety net (and is all there is elsewhere). On a change (or within
+  line picks up at once, not at the next tick); a `stat` every `SQLITE_HEARD_LOOK_S` stays
+  as the safety net, every `SQLITE_WATCH_INTERVAL_S` within RECENT_WRITE_NS of a write and
+  where inotify is not to be had. On a change (or within
   RECENT_WRITE_NS of one) it runs one indexed query: how many jobs, of which type and
   queue, were added or re-queued (their status events) since it last looked? Under a
   storm of writes it looks at most every SQLITE_LOOK_GAP_S.
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "jobwarden_claimable"
 SQLITE_WATCH_INTERVAL_S = 0.01
+SQLITE_HEARD_LOOK_S = 1.0  # the safety net's tick where inotify hears the writes (idle: ~0 CPU)
 SQLITE_LOOK_GAP_S = 0.002  # the watcher's looks, however fast the files change
 SQLITE_IDLE_LOOK_S = 1.0  # with no claim waiting the watcher sleeps until one does (this is its safety net)
 # File times tick coarsely (a few ms) and a rewritten WAL keeps its size: for this
@@ -344,6 +346,11 @@ class _Writes:
         except (OSError, AttributeError):  # not Linux: the stat ticks alone
             self._fd = None
 
+    @property
+    def heard(self) -> bool:
+        """Whether writes wake `wait` (inotify), so the stat ticks are only a safety net."""
+        return self._fd is not None
+
     def wait(self, timeout: float) -> None:
         """Until one of the files is written, or `timeout` passes."""
         fd = self._fd
@@ -405,5 +412,7 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
             hub.watching = False
             log.exception("claim wake-up: cannot watch the SQLite store; waiting claims look again")
             time.sleep(LISTEN_RETRY_S)
-        writes.wait(SQLITE_WATCH_INTERVAL_S)
+        # Between writes inotify wakes the watcher: an idle claim costs a stat a second, not 100.
+        quiet = writes.heard and not _written_lately(seen_files)
+        writes.wait(SQLITE_HEARD_LOOK_S if quiet else SQLITE_WATCH_INTERVAL_S)
         time.sleep(max(0.0, looked_at + SQLITE_LOOK_GAP_S - time.monotonic()))
