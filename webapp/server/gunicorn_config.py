@@ -15,7 +15,7 @@ PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory unless you set one) and
 /metrics adds them up across the processes.
 
 Frozen start-up objects: once the app is built, `gc.freeze()` (in the master before it forks,
-in each worker once it has loaded the app) moves every object then alive, about 110,000, into
+in each worker once it has loaded the app) moves every object then alive, over 100,000, into
 the collector's permanent generation. They live as long as the process anyway; unfrozen, each
 full collection walks them all (tens of ms on this machine: a pause in whichever request
 triggers it). Frozen in the master, the workers' collections also leave the pages they share
