@@ -12,7 +12,8 @@ batch with log pieces in it, and the poll of a 1 MiB log.
    and counts the SQL statements each batch runs.
 3. poll: a log filled past 1 MiB (so the cap cuts it) is read over HTTP from the start
    (GET /api/jobs/<id>/log: about 1 MiB answered), and followed from its end (nothing new),
-   --polls times each, beside GET /api/jobs/<id> (the job's JSON) in the same run.
+   --polls times each, beside GET /api/jobs/<id> (the job's JSON) in the same run; then its
+   job completes and the whole log is read --polls times more.
 
     .venv/bin/python benchmarks/logs.py
     .venv/bin/python benchmarks/logs.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -270,6 +271,22 @@ def log_poll(base: str, url: str, polls: int) -> None:
         f"{statistics.median(local_start):.1f} ms, p95 {percentile(local_start, 0.95):.1f} ms; following "
         f"p50 {statistics.median(local_follow):.1f} ms, p95 {percentile(local_follow, 0.95):.1f} ms; "
         f"job JSON p50 {statistics.median(local_job):.1f} ms, p95 {percentile(local_job, 0.95):.1f} ms"
+    )
+    ended = http.post(
+        f"{base}/api/internal/reports",
+        json={
+            "items": [
+                {"kind": "start", "job_id": job_id, "lease_token": token},
+                {"kind": "complete", "job_id": job_id, "lease_token": token, "exit_code": 0},
+            ]
+        },
+        headers=KEY,
+    ).json()["results"]
+    assert [result["code"] for result in ended] == [200, 200], ended
+    finished = timed(f"{base}/api/jobs/{job_id}/log", {})
+    print(
+        f"the same log once its job has completed (sealed: each process keeps its answer after the first read), "
+        f"whole, over HTTP: p50 {statistics.median(finished):.1f} ms, p95 {percentile(finished, 0.95):.1f} ms"
     )
 
 

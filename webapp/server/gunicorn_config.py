@@ -13,8 +13,16 @@ Metrics: each gunicorn worker counts its own transitions and claims, so
 prometheus-client's multiprocess mode keeps them in files under
 PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory unless you set one) and
 /metrics adds them up across the processes.
+
+Frozen start-up objects: once the app is built, `gc.freeze()` (in the master before it forks,
+in each worker once it has loaded the app) moves every object then alive, over 100,000, into
+the collector's permanent generation. They live as long as the process anyway; unfrozen, each
+full collection walks them all (tens of ms on this machine: a pause in whichever request
+triggers it). Frozen in the master, the workers' collections also leave the pages they share
+with it alone.
 """
 
+import gc
 import os
 import shutil
 import tempfile
@@ -51,6 +59,7 @@ def when_ready(server):
     from webapp import create_app
 
     server.jobwarden_app = create_app()
+    _freeze_what_lives()
 
 
 def post_fork(server, worker):
@@ -60,6 +69,16 @@ def post_fork(server, worker):
     scheduler = sys.modules.get("webapp.monitor.scheduler")
     if scheduler is not None:
         scheduler.after_fork()
+
+
+def post_worker_init(worker):
+    _freeze_what_lives()  # the worker's own app, loaded after the fork
+
+
+def _freeze_what_lives():
+    """Collect the garbage start-up left, then exempt the survivors from later collections."""
+    gc.collect()
+    gc.freeze()
 
 
 def child_exit(server, worker):

@@ -19,11 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, delete, or_, select, text
+from sqlalchemy import ColumnElement, ScalarSelect, and_, delete, exists, or_, select, text
 
 from ..domain.log_lines import cut_marker
 from .extensions import db
-from .models import JobLogChunk
+from .models import Job, JobLogChunk
 
 CUTS_PER_CAP = 8  # the stored pieces are trimmed each time a log grows by a further 1/8 of the cap
 
@@ -129,6 +129,15 @@ def length_of(job_id: Any, attempt: Any) -> ScalarSelect[int]:
         .limit(1)
         .scalar_subquery()
     )
+
+
+def sealed(job_id: Any, attempt: Any) -> ColumnElement[bool]:
+    """Whether nothing can be added to the attempt's log any more, as a condition a caller reads
+    in the statement that finds the attempt. `append` stores a piece only under the job's live
+    lease token and for the job's current attempt; every claim writes a fresh token and bumps
+    the attempt. An ended attempt is not always sealed: a cancelled job's worker holds its lease,
+    and may still send what its process wrote, until it confirms that the process stopped."""
+    return ~exists().where(Job.id == job_id, Job.attempt == attempt, Job.lease_token.is_not(None))
 
 
 def read(job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int | None) -> LogSlice:

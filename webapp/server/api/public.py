@@ -148,12 +148,14 @@ def job_log(job_id: int, query: bodies.LogQuery):
     if not auth.may_see_payloads():
         raise ApiError(403, "forbidden", "logs are hidden from viewers (JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS)")
     try:
-        found = logs.attempt_log(job_id, attempt=query.attempt, offset=query.offset)
+        if query.format == "text":
+            found = logs.attempt_log(job_id, attempt=query.attempt, offset=query.offset)
+            return Response(found.slice.text, mimetype="text/plain")
+        return Response(
+            logs.log_answer(job_id, attempt=query.attempt, offset=query.offset), mimetype="application/json"
+        )
     except logs.AttemptNotFound as error:
         raise ApiError(404, "not_found", str(error)) from None
-    if query.format == "text":
-        return Response(found.slice.text, mimetype="text/plain")
-    return logs.log_json(found)
 
 
 def _recovery(action: Action) -> None:

@@ -1,0 +1,138 @@
+"""A sealed attempt's big log answer is kept and answered again from memory
+(webapp/jobs/logs.py), and only while nothing can change it: through the app on a real
+database (each backend), its workers' reports sent to the internal API as a worker sends
+them, the SQL it runs counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks._support import statements_run
+from webapp import jobs
+from webapp.domain.log_lines import prefix
+from webapp.jobs import logs as job_logs
+from webapp.store.extensions import db
+
+from tests.conftest import INTERNAL_KEY
+
+KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
+LINE = prefix("out") + "a line of a long log, as a chatty job writes it\n"
+
+
+def lines(first: int, count: int) -> str:
+    return "".join(f"{LINE[:-1]} {number}\n" for number in range(first, first + count))
+
+
+def claimed(client) -> tuple[int, str]:
+    job_id = client.post("/api/jobs", json={"type": "test.answers"}).get_json()["id"]
+    [held] = client.post(
+        "/api/internal/jobs/claim", json={"worker_id": "w", "types": ["test.answers"]}, headers=KEY
+    ).get_json()["jobs"]
+    assert held["id"] == job_id
+    return job_id, held["lease_token"]
+
+
+def report(client, *items: dict) -> list[dict]:
+    answer = client.post("/api/internal/reports", json={"items": list(items)}, headers=KEY)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return answer.get_json()["results"]
+
+
+def write(client, job_id: int, token: str, offset: int, text: str) -> int:
+    """Send a piece of the log at `offset`; the offset after it."""
+    [result] = report(client, {"kind": "log", "job_id": job_id, "lease_token": token, "offset": offset, "text": text})
+    assert result == {"code": 200, "stored": True}
+    return offset + len(text.encode())
+
+
+def completed_with_log(client, text: str) -> int:
+    job_id, token = claimed(client)
+    write(client, job_id, token, 0, text)
+    done = report(
+        client,
+        {"kind": "start", "job_id": job_id, "lease_token": token},
+        {"kind": "complete", "job_id": job_id, "lease_token": token, "exit_code": 0},
+    )
+    assert [result["code"] for result in done] == [200, 200]
+    return job_id
+
+
+def read(client, job_id: int, **params) -> tuple[bytes, int]:
+    """The answer's body, and how many statements read the log's pieces to make it."""
+    with statements_run(db.engine) as seen:
+        answer = client.get(f"/api/jobs/{job_id}/log", query_string=params)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.mimetype == "application/json"
+    return answer.get_data(), sum("job_log_chunks.text" in statement for statement, _ in seen)
+
+
+def test_a_finished_jobs_whole_log_read_again_reads_no_piece(app, client):
+    text = lines(0, 2_000)  # about 160 KB
+    job_id = completed_with_log(client, text)
+    first, pieces_read = read(client, job_id)
+    assert pieces_read == 1
+    again, pieces_read_again = read(client, job_id)
+    assert pieces_read_again == 0
+    assert again == first
+    answer = client.get(f"/api/jobs/{job_id}/log").get_json()
+    assert answer == {
+        "attempt": 1,
+        "offset": 0,
+        "next_offset": len(text.encode()),
+        "text": text,
+        "cut_bytes": 0,
+        "final": True,
+    }
+    # Another offset is another answer; a small one is made again each time.
+    tail, _ = read(client, job_id, offset=len(text.encode()) - len(LINE))
+    assert read(client, job_id, offset=len(text.encode()) - len(LINE)) == (tail, 1)
+
+
+def test_a_cancelled_attempt_whose_worker_still_writes_is_read_afresh(app, client):
+    """Cancelled: the attempt has ended (`final`), but its worker holds the lease until it
+    confirms the process stopped, and what it sends meanwhile is stored, even into a gap
+    (the log's length unchanged): every read shows it."""
+    job_id, token = claimed(client)
+    first, gap, last = lines(0, 1_000), lines(1_000, 10), lines(1_010, 1_000)
+    end_of_gap = write(client, job_id, token, 0, first) + len(gap.encode())
+    write(client, job_id, token, end_of_gap, last)
+    assert client.post(f"/api/jobs/{job_id}/cancel", json={}).status_code == 200
+    before, _ = read(client, job_id)
+    read(client, job_id)
+    write(client, job_id, token, len(first.encode()), gap)
+    after, pieces_read = read(client, job_id)
+    assert pieces_read == 1 and after != before
+    answer = client.get(f"/api/jobs/{job_id}/log").get_json()
+    assert answer["final"] is True and answer["text"] == first + gap + last
+
+
+def test_a_deleted_jobs_kept_answer_is_never_given(app, client):
+    """Pruned, the job's log is gone (404); a job made after it, which may get its id back on
+    SQLite, answers its own log."""
+    job_id = completed_with_log(client, lines(0, 2_000))
+    read(client, job_id)
+    read(client, job_id)
+    finished = jobs.get_job(job_id).finished_at
+    db.session.rollback()
+    assert jobs.prune_finished("completed", cutoff=finished.replace(year=finished.year + 1), batch_size=10) == 1
+    assert client.get(f"/api/jobs/{job_id}/log").status_code == 404
+    other = lines(5_000, 2_000)
+    other_id = completed_with_log(client, other)
+    assert client.get(f"/api/jobs/{other_id}/log").get_json()["text"] == other
+
+
+def test_kept_answers_stay_within_their_budget_the_least_recently_read_going_first(app, client, monkeypatch):
+    texts = [lines(index * 10_000, 2_000) for index in range(4)]  # answers of 163-167 KB
+    monkeypatch.setattr(job_logs, "ANSWER_CACHE_BYTES", 3 * 170_000)  # room for three
+    logs = [completed_with_log(client, text) for text in texts]
+    for job_id in logs:
+        read(client, job_id)
+    assert read(client, logs[0])[1] == 1  # dropped for the fourth
+    assert read(client, logs[3])[1] == 0
+    assert read(client, logs[2])[1] == 0
+    assert read(client, logs[1])[1] == 1  # dropped for the first, read again
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
