@@ -103,7 +103,8 @@ def test_the_newest_revisions_read_without_alembic_are_alembics():
 def test_a_serving_process_loads_no_migration_tooling_and_no_oidc_client(tmp_path):
     """Alembic, Mako and Pygments (about 8 MiB) are the command line's, and Authlib with requests
     (about 17 MiB) is loaded only when OpenID Connect is configured: every dashboard page,
-    /healthz and the API leave them unloaded."""
+    /healthz and the API leave them unloaded. So do argon2 (until a password is checked) and
+    APScheduler's triggers with tzlocal (until a schedule's time is read)."""
     script = f"""
 import json
 import sys
@@ -125,3 +126,4 @@ print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}})))
     assert not loaded & {"alembic", "flask_migrate", "mako", "pygments"}
     assert not loaded & {"authlib", "joserfc", "requests"}
     assert "urllib3" not in loaded  # the webhook delivery comes with the monitor's scheduler, off here
+    assert not loaded & {"argon2", "_argon2_cffi_bindings", "apscheduler", "tzlocal"}

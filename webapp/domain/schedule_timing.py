@@ -12,16 +12,20 @@ repeats the same instant (seen with Europe/Berlin, 2026-10-25). Here:
 - every next fire time is strictly after the one before, so a sequence never loops.
 
 `every_s` schedules are an IntervalTrigger anchored at the schedule's creation.
+
+APScheduler (with tzlocal) is imported when a schedule's time is first read or checked: a
+serving process whose store has no schedules never loads it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 _TICK = timedelta(microseconds=1)
 _WEEKDAYS = {
@@ -65,6 +69,8 @@ def _zone_names() -> frozenset[str]:
 
 def wall_trigger(cron: str) -> CronTrigger:
     """The 5-field expression as a trigger over naive wall-clock time (carried as UTC)."""
+    from apscheduler.triggers.cron import CronTrigger
+
     if len(cron.split()) != 5:
         raise BadTiming("cron", "a cron expression has 5 fields: minute hour day-of-month month day-of-week")
     try:
@@ -94,6 +100,8 @@ class Timing:
     def next_after(self, instant: datetime) -> datetime:
         """The first fire time strictly after `instant` (aware UTC)."""
         if self.every_s is not None:
+            from apscheduler.triggers.interval import IntervalTrigger
+
             trigger = IntervalTrigger(seconds=self.every_s, start_date=self.anchor, timezone=UTC)
             fire = trigger.get_next_fire_time(None, instant + _TICK)
             return fire.astimezone(UTC)

@@ -6,6 +6,10 @@ Passwords are hashed with argon2id (argon2-cffi's current defaults, which it rai
 hardware grows; an old hash is re-hashed on the next good sign-in). A name that does not
 exist costs the same hashing as a wrong password, so timing does not tell which names exist.
 Disabling a user bumps their session generation: every cookie they hold stops acting.
+
+argon2-cffi (and its cffi bindings) is loaded on the first password hashed or checked: a
+server whose dashboard and API are used without passwords (tokens, a reverse proxy, no
+credentials) never loads it.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select, update
 
 from ..domain.roles import Role
@@ -26,12 +30,25 @@ from ..store.models import User
 from ..store.transaction import unit_of_work
 from .query_params import BadQuery
 
-HASHER = PasswordHasher()
-# Verified when the name is unknown, so a missing user takes as long as a wrong password.
-_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,199}")
 MIN_PASSWORD_CHARS = 12
 ONE_TIME_PASSWORD_BYTES = 18  # 24 URL-safe characters
+
+
+@cache
+def _hasher() -> PasswordHasher:
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the name is unknown, so a missing user takes as long as a wrong password."""
+    return _hasher().hash(secrets.token_urlsafe(16))
 
 
 class UserNotFound(BadQuery):
@@ -76,7 +93,7 @@ def add_user(name: str, role: Role, password: str) -> Person:
     with unit_of_work():
         if db.session.execute(select(User.id).where(User.name == name)).first():
             raise BadQuery("name", f"a user named {name!r} exists already")
-        user = User(name=name, role=role.label, password_hash=HASHER.hash(password), created_at=utcnow())
+        user = User(name=name, role=role.label, password_hash=_hasher().hash(password), created_at=utcnow())
         db.session.add(user)
         db.session.flush()
         return _person(user)
@@ -125,7 +142,7 @@ def reset_password(name: str, password: str) -> None:
         db.session.execute(
             update(User)
             .where(User.id == _named(name).id)
-            .values(password_hash=HASHER.hash(password), session_generation=User.session_generation + 1)
+            .values(password_hash=_hasher().hash(password), session_generation=User.session_generation + 1)
         )
 
 
@@ -144,18 +161,21 @@ def end_sessions(user_id: int) -> None:
 
 def authenticate(name: str, password: str) -> Person | None:
     """The enabled user `name` whose password this is, else None (at the same cost either way)."""
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     user = db.session.execute(select(User).where(User.name == name)).scalar_one_or_none()
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    dummy = _dummy_hash()
+    stored = user.password_hash if user is not None and user.password_hash else dummy
     try:
-        HASHER.verify(stored, password)
+        _hasher().verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
-    if user is None or stored is _DUMMY_HASH or user.disabled_at is not None:
+    if user is None or stored is dummy or user.disabled_at is not None:
         return None
     with unit_of_work():
         values: dict = {"last_login_at": utcnow()}
-        if HASHER.check_needs_rehash(stored):
-            values["password_hash"] = HASHER.hash(password)
+        if _hasher().check_needs_rehash(stored):
+            values["password_hash"] = _hasher().hash(password)
         db.session.execute(update(User).where(User.id == user.id).values(**values))
     return _person(user)
 

@@ -22,6 +22,7 @@ triggers it). Frozen in the master, the workers' collections also leave the page
 with it alone.
 """
 
+import ctypes
 import gc
 import os
 import shutil
@@ -47,6 +48,25 @@ graceful_timeout = 20
 control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
 if not control_socket_disable:
     control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+
+# glibc gives threads that allocate at the same moment malloc arenas of their own, up to 8 per
+# core, and each keeps what it once held: a worker whose threads served ~100 waiting claims and
+# then the pages held 96-98 MiB resident in 16 arenas, 91-92 MiB in 2. Python runs one thread at
+# a time (the GIL), so two arenas are all its threads contend for. Set here, in the master before
+# it forks, every worker inherits it; a MALLOC_ARENA_MAX in the environment still wins.
+MALLOC_ARENAS = 2
+M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+
+
+def _limit_malloc_arenas() -> None:
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # glibc's; None (or a no-op) elsewhere
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
+_limit_malloc_arenas()
 
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobwarden-metrics-")
