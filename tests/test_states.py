@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from itertools import pairwise
 
+import psycopg
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import make_url
 
+from benchmarks._support import statements_run
 from webapp import jobs
 from webapp.domain import statuses
 from webapp.domain.statuses import ALLOWED, LeaseLost, Status, TransitionRefused
 from webapp.domain.timeutil import utcnow
+from webapp.store import wakeup
 from webapp.store.extensions import db
 from webapp.store.models import Job
 
+from tests.conftest import postgresql_only
 from tests.factories import events_of, make_job
 
 ALL = [str(s) for s in Status]
@@ -159,6 +165,43 @@ def test_a_batch_is_created_in_the_order_given_with_one_create_event_each(app):
     ]
     assert [events_of(job.id) for job in created[:2]] == [[("create", None, "queued")], [("create", None, "pending")]]
     assert all(len(events_of(job.id)) == 1 for job in created)
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_one_job_is_created_with_its_event_in_one_statement_on_postgresql(app, backend, hold):
+    """A create request's job, its "create" event and (queued) the wake-up of other processes'
+    claims: one round trip on PostgreSQL (webapp.store.transitions._create_plan), two statements on SQLite."""
+    with statements_run(db.engine) as statements:
+        job = jobs.create_job(type="single", payload={"n": 1}, priority=2, hold=hold, actor="api")
+    written = [sql for sql, _ in statements if sql.lstrip().startswith(("INSERT", "WITH"))]
+    assert len(written) == (1 if backend == "postgresql" else 2), written
+    if backend == "postgresql":  # no statement of its own for the NOTIFY either
+        assert not [sql for sql, _ in statements if "pg_notify" in sql and sql is not written[0]]
+    assert (job.type, job.payload, job.priority, job.status) == ("single", {"n": 1}, 2, "pending" if hold else "queued")
+    db.session.expire_all()
+    (event,) = jobs.events_of(job.id)
+    stored = jobs.get_job(job.id)
+    assert (event.kind, event.action, event.actor, event.from_status, event.to_status, event.at) == (
+        "status",
+        "create",
+        "api",
+        None,
+        stored.status,
+        stored.created_at,
+    )
+
+
+@postgresql_only
+@pytest.mark.parametrize("hold", [False, True])
+def test_a_created_queued_job_notifies_other_processes_on_commit_with_its_kind(app, database_url, hold):
+    """Another replica's listener learns of the new queued job (its type and queue, one of them),
+    once it committed; a held job wakes nobody."""
+    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as listener:
+        listener.execute(f"LISTEN {wakeup.CHANNEL}")
+        jobs.create_job(type="heard", queue="q1", hold=hold)
+        heard = [json.loads(note.payload) for note in listener.notifies(timeout=1.0)]
+    assert [message["jobs"] for message in heard] == ([] if hold else [[["heard", "q1", 1]]])
 
 
 def test_an_empty_batch_creates_nothing(app):

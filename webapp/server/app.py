@@ -23,6 +23,7 @@ from ..store import (
 )
 from ..store.extensions import db
 from ..store.integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path
+from ..store.pings import ping_idle_connections
 from ..store.write_turns import TurnConnection
 from . import access, api, audit_trail, oidc, query_time, static_gzip, static_urls
 from .api.spec import JobIdConverter
@@ -72,6 +73,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         if database_file is not None:
             event.listen(db.engine, "connect", _sqlite_pragmas(app.config))
+        if db.engine.dialect.name == "postgresql" and "pool_pre_ping" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]:
+            ping_idle_connections(db.engine)  # pooled connections: see webapp.store.pings
         _check_reachable(app)
 
     check_internal_key_configured(app)
@@ -149,8 +152,6 @@ def _engine_options(app: Flask) -> dict[str, Any]:
         # gunicorn worker the master forks, and closing it there (even by garbage
         # collection) can checkpoint or remove the WAL under the master — a corrupt file.
         options.setdefault("poolclass", NullPool)
-    else:
-        options.setdefault("pool_pre_ping", True)
     return options
 
 

@@ -27,7 +27,8 @@ def wake_waiting_claims(move: moves.Move) -> None:
     this process's claims look; other processes are told by the finishing statement itself
     (`flow.freed_slot_notice`, PostgreSQL) or see it by their recheck (SQLite)."""
     if move.to_status == Status.QUEUED:
-        announce_claimable(move.kinds)
+        # A statement that notified other processes itself (a job's create) leaves only this one's.
+        (wake_here_after_commit if move.notified else announce_claimable)(move.kinds)
     elif move.to_status in FINISHED and flow.limits_in_use():
         wake_here_after_commit()
 

@@ -41,6 +41,7 @@ class Move:
     to_status: Status
     count: int = 1
     kinds: Kinds = field(default_factory=dict)
+    notified: bool = False  # the statement sent other processes' wake-up itself (PostgreSQL's NOTIFY)
 
 
 MoveListener = Callable[[Move], None]
@@ -80,8 +81,9 @@ def outbox() -> Outbox | None:
     return _outbox
 
 
-def announce(action: str, to_status: Status, jobs: Sequence[Job]) -> None:
-    """`jobs` moved by one statement (each has its `type` and `queue`)."""
-    move = Move(action, to_status, len(jobs), Counter((job.type, job.queue) for job in jobs))
+def announce(action: str, to_status: Status, jobs: Sequence[Job], *, notified: bool = False) -> None:
+    """`jobs` moved by one statement (each has its `type` and `queue`); `notified`: that statement
+    notified waiting claims of other processes itself."""
+    move = Move(action, to_status, len(jobs), Counter((job.type, job.queue) for job in jobs), notified)
     for listener in _listeners:
         listener(move)

@@ -213,10 +213,11 @@ def wake_here_after_commit(kinds: Kinds | None = None) -> None:
     after_commit(partial(_wake_this_process, kinds))
 
 
-def notification_payload() -> str:
-    """The payload of a notification that wakes every waiting claim, for a statement that
-    sends it itself (`pg_notify` in one of its CTEs) rather than as a statement of its own."""
-    return _payload(None)
+def notification_payload(kinds: Kinds | None = None) -> str:
+    """The payload of a notification for a statement that sends it itself (`pg_notify` in one
+    of its CTEs) rather than as a statement of its own: it wakes as many claims as `kinds`
+    counts jobs, or (None) every waiting claim."""
+    return _payload(kinds)
 
 
 def _wake_this_process(kinds: Kinds | None) -> None:
