@@ -60,13 +60,7 @@ from .wakeup import CHANNEL
 _JOBS = Job.__table__
 _QUEUES = Queue.__table__
 _STARTS = QueueStart.__table__
-
-
-def is_live(jobs: FromClause) -> ColumnElement[bool]:
-    """A job that holds a slot of its queue and key (claimed or running). The statuses are
-    written into the statement's text, not bound: PostgreSQL then matches the condition to
-    the partial index of live jobs (`ix_jobs_live_queue_key`) in a generic plan too."""
-    return jobs.c.status.in_([literal(str(status), literal_execute=True) for status in sorted(LIVE)])
+_LIVE = sorted(LIVE)
 
 
 PRUNE_MARGIN_S = 60.0
@@ -130,7 +124,10 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
     live = _JOBS.alias("live")
     held: BindParameter[list[str]] = bindparam("cas_limited", expanding=True)
     live_in_queue = (
-        select(func.count()).select_from(live).where(live.c.queue == _QUEUES.c.name, is_live(live)).scalar_subquery()
+        select(func.count())
+        .select_from(live)
+        .where(live.c.queue == _QUEUES.c.name, live.c.status.in_(_LIVE))
+        .scalar_subquery()
     )
     starts_in_window = (
         select(func.count())
@@ -160,7 +157,7 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
     ).cte("room")
     key_live = (
         select(live.c.queue, live.c.concurrency_key, func.count().label("live"))
-        .where(live.c.queue.in_(held), is_live(live), live.c.concurrency_key.is_not(None))
+        .where(live.c.queue.in_(held), live.c.status.in_(_LIVE), live.c.concurrency_key.is_not(None))
         .group_by(live.c.queue, live.c.concurrency_key)
         .cte("key_live")
         .prefix_with("MATERIALIZED")

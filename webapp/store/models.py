@@ -29,16 +29,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..domain.queues import DEFAULT_QUEUE
-from ..domain.statuses import LIVE, UNFINISHED
+from ..domain.statuses import UNFINISHED
 from .extensions import Model
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 Id = BigInteger().with_variant(Integer, "sqlite")
 Json = JSON().with_variant(JSONB, "postgresql")
 
-
-# The statuses that hold a flow-control slot (`webapp.store.flow`): a job claimed or running.
-LIVE_WHERE = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(LIVE)))
 
 # The statuses a unique key is held in: a job not finished yet.
 LIVE_UNIQUE_WHERE = "unique_key IS NOT NULL AND status IN ({})".format(
@@ -143,16 +140,6 @@ class Job(Model):
             postgresql_where=text("status = 'queued'"),
         ),
         Index("ix_jobs_queue_status_key", "queue", "status", "concurrency_key"),
-        # A limited claim counts its queue's and keys' live jobs while it holds the queue:
-        # only the live jobs are in this index, so the count reads as many entries as there
-        # are live jobs, however deep the queue, and with or without the table's statistics.
-        Index(
-            "ix_jobs_live_queue_key",
-            "queue",
-            "concurrency_key",
-            sqlite_where=text(LIVE_WHERE),
-            postgresql_where=text(LIVE_WHERE),
-        ),
         # Unique jobs: at most one live job per (type, unique_key); a create inserts with
         # ON CONFLICT DO NOTHING against this index and reads the holder only when refused.
         Index(
