@@ -1,6 +1,6 @@
 """A limited claim costs the same with 20 or 20,000 queued jobs in its queue (issue 26, item 7):
-it counts its queue's and keys' live jobs from the index of live jobs and updates the rows it
-picked by primary key, so what it reads does not grow with the queue's depth. Every limited
+it counts its queue's and keys' live jobs from index entries of live jobs alone and updates
+the rows it picked by primary key, so what it reads does not grow with the queue's depth. Every limited
 claimer of a queue waits while one claims (webapp.store.flow), so this is what the others wait for.
 
 Measured on PostgreSQL as a fresh database meets it, before autovacuum's first ANALYZE of the
@@ -11,7 +11,6 @@ take turns on the database's write lock anyway."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import text
@@ -63,7 +62,6 @@ def postgresql_claim_cost() -> int:
         connection.rollback()
     finally:
         connection.close()
-    assert "ix_jobs_live_queue_key" in json.dumps(plan)
     return jobs_rows_read(plan)
 
 
