@@ -28,6 +28,8 @@ the same transaction: a sliding window, so no window of `period_s` ever holds mo
 
 from __future__ import annotations
 
+import functools
+import operator
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -47,8 +49,9 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    union_all,
 )
-from sqlalchemy.sql.expression import FromClause, UpdateBase
+from sqlalchemy.sql.expression import FromClause, Subquery, UpdateBase
 from sqlalchemy.types import BigInteger, Integer, String
 
 from ..domain.statuses import LIVE, Status
@@ -61,6 +64,36 @@ _JOBS = Job.__table__
 _QUEUES = Queue.__table__
 _STARTS = QueueStart.__table__
 _LIVE = sorted(LIVE)
+
+
+def _live_in_queue() -> ColumnElement[int]:
+    """The live jobs of the queue `queues` names: one count per live status, each an equality
+    on the status that an index of (queue, status) or (status) reads as a range of live
+    entries only. As one `status IN (…)`, a planner without statistics of the jobs read that
+    condition as a filter over every entry of the queue, its queued jobs too."""
+    live = _JOBS.alias("live")
+    counts = [
+        select(func.count())
+        .select_from(live)
+        .where(live.c.queue == _QUEUES.c.name, live.c.status == str(status))
+        .scalar_subquery()
+        for status in _LIVE
+    ]
+    return functools.reduce(operator.add, counts)
+
+
+def _live_keyed(held: BindParameter[list[str]]) -> Subquery:
+    """The keyed live jobs of the held queues (queue, concurrency_key), read per live status
+    as `_live_in_queue` reads them."""
+    live = _JOBS.alias("live")
+    return union_all(
+        *(
+            select(live.c.queue, live.c.concurrency_key).where(
+                live.c.queue.in_(held), live.c.status == str(status), live.c.concurrency_key.is_not(None)
+            )
+            for status in _LIVE
+        )
+    ).subquery("live_keyed")
 
 
 PRUNE_MARGIN_S = 60.0
@@ -121,14 +154,8 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
     keeps one generic plan per batch size for a prepared statement, where a LIMIT it cannot
     see makes it plan the statement again at every claim (half its time).
     """
-    live = _JOBS.alias("live")
     held: BindParameter[list[str]] = bindparam("cas_limited", expanding=True)
-    live_in_queue = (
-        select(func.count())
-        .select_from(live)
-        .where(live.c.queue == _QUEUES.c.name, live.c.status.in_(_LIVE))
-        .scalar_subquery()
-    )
+    live_in_queue = _live_in_queue()
     starts_in_window = (
         select(func.count())
         .select_from(_STARTS)
@@ -155,9 +182,9 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
     room = select(
         counted.c.name, counted.c.key_concurrency, _smaller(counted.c.slots, counted.c.starts).label("room")
     ).cte("room")
+    live = _live_keyed(held)
     key_live = (
         select(live.c.queue, live.c.concurrency_key, func.count().label("live"))
-        .where(live.c.queue.in_(held), live.c.status.in_(_LIVE), live.c.concurrency_key.is_not(None))
         .group_by(live.c.queue, live.c.concurrency_key)
         .cte("key_live")
         .prefix_with("MATERIALIZED")
