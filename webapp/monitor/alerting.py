@@ -21,14 +21,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete
 
-from ..domain.alerts import ANY_SUBJECT, QUEUE_PREFIX, RESOLVED
+from ..domain.alerts import ANY_SUBJECT, QUEUE_PREFIX
 from ..jobs import alert_measures as measures
 from ..jobs.alert_rules import alert_json, all_rules, delete_rule, locked
 from ..store import alert_state
-from ..store.extensions import db
-from ..store.models import Alert, AlertRule
+from ..store.models import AlertRule
 from ..store.transaction import unit_of_work
 from ..webhooks.events import ALERT_FIRING, ALERT_RESOLVED
 from ..webhooks.outbox import notify
@@ -169,7 +167,7 @@ def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
     alert_state.clearing(clearing, now)
     alert_state.breaching_again(back)
     alert_state.measure(changed)
-    db.session.execute(delete(Alert).where(Alert.state == RESOLVED, Alert.resolved_at < now - settings.history_kept))
+    alert_state.prune(now - settings.history_kept)
     return outcome
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, select, text, update
+from sqlalchemy import bindparam, case, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.alerts import FIRING, RESOLVED
@@ -137,3 +137,9 @@ def _changed(statement: Any) -> Alert | None:
 def firing() -> list[Alert]:
     """Every firing alert (few: one per rule and subject at most)."""
     return list(db.session.scalars(select(Alert).where(Alert.state == FIRING).order_by(Alert.since, Alert.id)))
+
+
+def prune(resolved_before: datetime) -> None:
+    """Forget the alerts resolved before `resolved_before`. On the table, not the ORM: no
+    loaded alert is matched against the criteria in Python (9 ms a pass with 100 rules)."""
+    db.session.execute(delete(ALERTS).where(ALERTS.c.state == RESOLVED, ALERTS.c.resolved_at < resolved_before))
