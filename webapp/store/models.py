@@ -24,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -634,6 +635,8 @@ class AlertRule(Model):
     window_s: Mapped[int] = mapped_column(Integer, default=0)
     min_jobs: Mapped[int] = mapped_column(Integer, default=0)  # failure_rate: fewer finished jobs say nothing
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A disabled rule is kept but not evaluated, and has no firing alert (disabling resolves them).
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Alert(Model):
