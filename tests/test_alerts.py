@@ -322,8 +322,16 @@ def test_health_shows_firing_alerts_since_when_and_the_history(app, client):
     assert "firing since <time" in page and f"(rule {rule.id}: queue_latency of every queue ≥ 10 s)" in page
     assert client.get("/api/health").get_json()["alerts"]["firing"][0]["id"] == alert_id
 
+    assert 'data-testid="clear-since"' not in page
+
     jobs.cancel_job(job.id, reason="test")
     run_pass(now=start + timedelta(seconds=30))  # below the threshold since: resolved 300 s on
+    page = client.get("/health").get_data(as_text=True)
+    clear_since = client.get("/api/alerts").get_json()["alerts"][0]["clear_since"]
+    assert clear_since is not None and f'id="alert-{alert_id}"' in page
+    shown = re.search(r'data-testid="clear-since">below its threshold since (<time[^>]*>)', page)
+    assert shown and f'datetime="{clear_since}"' in shown.group(1), page
+    assert "resolves once below for 5m 00s" in page
     run_pass(now=start + timedelta(seconds=330))
     page = client.get("/health").get_data(as_text=True)
     assert 'data-testid="firing-alerts"' not in page
