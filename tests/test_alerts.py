@@ -179,6 +179,8 @@ def test_disabling_a_rule_resolves_its_alerts_once_keeps_it_quiet_and_enabling_f
     kinds = [kind for kind, _ in alert_notifications()]
     assert kinds == [events.ALERT_FIRING] * 2 + [events.ALERT_RESOLVED] * 2 + [events.ALERT_FIRING] * 2
     assert client.get("/api/alert-rules").get_json()["rules"][0]["firing"] == 2
+    history = [a for a in client.get("/api/alerts").get_json()["alerts"] if a["state"] == "resolved"]
+    assert len(history) == 2 and all("was disabled" in a["message"] for a in history)  # not "back to"
 
     changes = [e for e in client.get("/api/audit").get_json()["entries"] if e["action"].startswith("PATCH")]
     assert [(e["action"], e["target"], e["outcome"]) for e in changes] == [

@@ -159,9 +159,9 @@ def rule_json(rule: AlertRule, firing: int = 0) -> dict[str, Any]:
     }
 
 
-def alert_message(alert: Alert, rule: AlertRule, *, rule_was: str | None = None) -> str:
+def alert_message(alert: Alert, rule: AlertRule) -> str:
     """One line for pages, Slack and mail: what is measured, its value, and the threshold
-    (`rule_was`: the alert resolved because its rule was `removed` or `disabled`)."""
+    (or, resolved by its rule's removal or disabling, that)."""
     spec = RULE_KINDS[rule.kind]
     what = f"{spec.subject} {alert.subject}" if alert.subject != ANY_SUBJECT else "all " + spec.subject
     if alert.subject.startswith(QUEUE_PREFIX):
@@ -170,12 +170,12 @@ def alert_message(alert: Alert, rule: AlertRule, *, rule_was: str | None = None)
     threshold = format_value(rule.kind, alert.threshold)
     if alert.state == FIRING:
         return f"{rule.kind} of {what} is {value} (threshold {threshold}): {spec.measures}"
-    if rule_was:
-        return f"resolved: the rule {rule.kind} of {what} was {rule_was} (last {value}, threshold {threshold})"
+    if alert.rule_change:
+        return f"resolved: the rule {rule.kind} of {what} was {alert.rule_change} (last {value}, threshold {threshold})"
     return f"resolved: {rule.kind} of {what} is back to {value} (threshold {threshold})"
 
 
-def alert_json(alert: Alert, rule: AlertRule, *, rule_was: str | None = None) -> dict[str, Any]:
+def alert_json(alert: Alert, rule: AlertRule) -> dict[str, Any]:
     return {
         "id": alert.id,
         "rule": rule.id,
@@ -188,5 +188,5 @@ def alert_json(alert: Alert, rule: AlertRule, *, rule_was: str | None = None) ->
         "value": alert.value,
         "threshold": alert.threshold,
         "clear_since": isoformat(alert.clear_since),
-        "message": alert_message(alert, rule, rule_was=rule_was),
+        "message": alert_message(alert, rule),
     }

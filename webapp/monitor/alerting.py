@@ -179,7 +179,7 @@ def remove_rule(rule_id: int, now: datetime) -> list[int]:
     of two removals racing, the second finds no rule. The resolved alerts' ids."""
     with unit_of_work():
         rule = locked(rule_id)
-        resolved = _resolve_alerts_of(rule, now, rule_was="removed")
+        resolved = _resolve_alerts_of(rule, now, "removed")
         delete_rule(rule_id)
     return resolved
 
@@ -193,12 +193,12 @@ def set_enabled(rule_id: int, enabled: object, now: datetime) -> list[int]:
     with unit_of_work():
         rule = locked(rule_id)
         rule.enabled = wanted
-        return [] if wanted else _resolve_alerts_of(rule, now, rule_was="disabled")
+        return [] if wanted else _resolve_alerts_of(rule, now, "disabled")
 
 
-def _resolve_alerts_of(rule: AlertRule, now: datetime, *, rule_was: str) -> list[int]:
+def _resolve_alerts_of(rule: AlertRule, now: datetime, rule_change: str) -> list[int]:
     resolved = []
-    for alert in alert_state.resolve_rule(rule.id, now):
-        notify(ALERT_RESOLVED, {"alert": alert_json(alert, rule, rule_was=rule_was)}, job_id=None, now=now)
+    for alert in alert_state.resolve_rule(rule.id, now, rule_change):
+        notify(ALERT_RESOLVED, {"alert": alert_json(alert, rule)}, job_id=None, now=now)
         resolved.append(alert.id)
     return resolved

@@ -69,12 +69,12 @@ def resolve(alert_id: int, value: float, now: datetime, clear_before: datetime |
     )
 
 
-def resolve_rule(rule_id: int, now: datetime) -> list[Alert]:
-    """Resolve every firing alert of a rule (it is being removed or disabled); the ones this statement did."""
+def resolve_rule(rule_id: int, now: datetime, rule_change: str) -> list[Alert]:
+    """Resolve every firing alert of a rule, saying why (`removed`, `disabled`); the ones this statement did."""
     statement = (
         update(Alert)
         .where(Alert.rule_id == rule_id, Alert.state == FIRING)
-        .values(state=RESOLVED, resolved_at=now)
+        .values(state=RESOLVED, resolved_at=now, rule_change=rule_change)
         .returning(Alert)
     )
     return list(

@@ -662,6 +662,9 @@ class Alert(Model):
     # It resolves once that lasts JOBWARDEN_ALERT_RESOLVE_AFTER_S, so a value wavering
     # about the threshold does not flap.
     clear_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Resolved by a change of its rule (`removed`, `disabled`), not by its value: what the
+    # history says of it (None: the value went back below the threshold).
+    rule_change: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         CheckConstraint("state IN ('firing', 'resolved')", name="ck_alerts_state"),
