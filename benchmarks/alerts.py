@@ -16,6 +16,10 @@ the reference query, and the load average.
 
     .venv/bin/python benchmarks/alerts.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
     .venv/bin/python benchmarks/alerts.py                      # SQLite (a file under /tmp)
+    .venv/bin/python benchmarks/alerts.py --database-url sqlite:////tmp/NAME/jobs.db  # kept, reused
+
+A SQLite file named by --database-url is kept: a later run over it skips the build (its jobs
+age meanwhile; the roll-up catches up) and replaces the rules.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import event, func, select  # noqa: E402
+from sqlalchemy import delete, event, func, select  # noqa: E402
 
 from benchmarks._support import add_database_prefix_option, app_config  # noqa: E402
 from benchmarks.monitor import database, keep_alive, percentile, populate, roll_up  # noqa: E402
@@ -41,7 +45,7 @@ from webapp.domain.timeutil import utcnow  # noqa: E402
 from webapp.jobs import alert_rules  # noqa: E402
 from webapp.monitor.alerting import alert_settings, evaluate  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
-from webapp.store.models import Job  # noqa: E402
+from webapp.store.models import Alert, AlertRule, Job  # noqa: E402
 
 TARGET_MS = 20.0
 WINDOWS = (300, 900, 3600, 6 * 3600)
@@ -136,8 +140,14 @@ def main() -> None:
         app = create_app(app_config(url))
         with app.app_context():
             db.create_all()
-            seconds = populate(args.jobs, 1_000)
-            print(f"backend: {db.engine.dialect.name}; built {args.jobs:,} jobs in {seconds:.1f} s")
+            if db.session.scalar(select(Job.id).limit(1)) is None:
+                seconds = populate(args.jobs, 1_000)
+                print(f"backend: {db.engine.dialect.name}; built {args.jobs:,} jobs in {seconds:.1f} s")
+            else:
+                print(f"backend: {db.engine.dialect.name}; reusing the jobs of {url}")
+                db.session.execute(delete(Alert))
+                db.session.execute(delete(AlertRule))
+                db.session.commit()
             seconds, hours = roll_up()
             print(f"rolled up {hours:,} hours in {seconds:.1f} s")
             monitor.run_pass(trigger="manual")  # warms the pool and statement caches

@@ -1,7 +1,8 @@
 """Alerts and /stats in a real browser against a real server whose own monitor runs: a rule
 added on /alerts (confirmed removal in the page), its alert firing on /health by the next
-polls, resolving into the history; and the /stats charts with their axes, legends and
-tables, in light and dark."""
+polls, resolving into the history; a rule disabled on /alerts (its alert resolves) and
+enabled again (it fires anew); and the /stats charts with their axes, legends and tables, in
+light and dark."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from e2e.dialogs import confirm_in_page
 from webapp import jobs
+from webapp.jobs import alert_rules
 from webapp.store.extensions import db
 
 
@@ -52,6 +54,32 @@ def test_a_rule_added_on_the_page_fires_on_health_and_resolves_into_the_history(
     assert confirm_in_page(page, "Remove rule").startswith("Remove rule")
     expect(page.get_by_role("status")).to_contain_text("removed")
     expect(page.locator("tr[data-rule-id]")).to_have_count(0)
+
+
+def test_a_rule_disabled_on_the_page_resolves_its_alert_and_enabled_again_fires_anew(page: Page):
+    jobs.create_job(type="import.run", queue="imports")
+    rule = alert_rules.add("queue_latency", "imports", 1)
+    db.session.commit()
+    page.goto("/health")
+    expect(page.get_by_test_id("firing-alerts")).to_contain_text("queue_latency of queue imports is", timeout=15_000)
+
+    page.goto("/alerts")
+    row = page.locator(f'tr[data-rule-id="{rule.id}"]')
+    expect(row.get_by_test_id("rule-state")).to_contain_text("1 firing")
+    row.get_by_role("button", name="Disable").click()
+    expect(page.get_by_role("status")).to_have_text(f"Rule {rule.id} disabled: 1 firing alert(s) resolved.")
+    row = page.locator(f'tr[data-rule-id="{rule.id}"]')
+    expect(row.get_by_test_id("rule-state")).to_have_text("disabled")
+
+    page.goto("/health")
+    expect(page.get_by_test_id("firing-alerts")).to_have_count(0)
+    expect(page.get_by_test_id("alert-history")).to_contain_text("the rule queue_latency of queue imports was disabled")
+
+    page.goto("/alerts")
+    page.locator(f'tr[data-rule-id="{rule.id}"]').get_by_role("button", name="Enable").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Rule {rule.id} enabled")
+    page.goto("/health")
+    expect(page.get_by_test_id("firing-alerts")).to_contain_text("queue_latency of queue imports is", timeout=15_000)
 
 
 def test_the_stats_charts_have_axes_legends_and_tables_in_light_and_dark(page: Page, browser, server):

@@ -117,3 +117,25 @@ def test_removals_racing_each_other_and_passes_resolve_each_alert_once(app, data
         {rule.id for rule in alert_rules.all_rules()} | {removed}
     ), outputs
     assert db.session.scalar(select(func.count()).where(Alert.rule_id == removed)) == 0
+
+
+def test_a_disable_racing_passes_leaves_the_rule_no_firing_alert_and_resolves_each_once(app, database_url, breaching):
+    """A disable and three passes race over rules whose alerts have not fired yet: whichever
+    commits first, the disabled rule ends with no firing alert, each of its alerts that fired
+    resolved once (by the disable), and the other rules' alerts fire once each."""
+    disabled = min(rule.id for rule in alert_rules.all_rules())
+    start_at = time.time() + 3
+    modes = ["commit", f"disable:{disabled}", "commit", "commit"]
+    racers = [replica(database_url, breaching, start_at, mode) for mode in modes]
+    outputs = [racer.communicate(timeout=90)[0] for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers), outputs
+
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).where(Alert.rule_id == disabled, Alert.state == "firing")) == 0
+    notified = db.session.execute(select(WebhookNotification.type, WebhookNotification.payload)).all()
+    fired = sorted(payload["alert"]["id"] for kind, payload in notified if kind == events.ALERT_FIRING)
+    resolved = sorted(payload["alert"]["id"] for kind, payload in notified if kind == events.ALERT_RESOLVED)
+    mine = set(db.session.scalars(select(Alert.id).where(Alert.rule_id == disabled)))
+    assert fired == sorted(db.session.scalars(select(Alert.id))), outputs  # each alert fired once
+    assert resolved == sorted(mine), outputs  # the disabled rule's alerts resolved once each, no other
+    assert db.session.scalar(select(func.count()).where(Alert.state == "firing")) == 2

@@ -146,6 +146,71 @@ def test_removing_a_rule_resolves_its_firing_alerts_once_and_removes_them(app, c
     assert len(alert_notifications()) == 4  # nothing fires or resolves for the gone rule
 
 
+def test_disabling_a_rule_resolves_its_alerts_once_keeps_it_quiet_and_enabling_fires_anew(app, client):
+    """Disabled: its firing alerts resolve (alert.resolved once each, saying so), the rule and
+    its history stay, the passes skip it while it still breaches; enabled: it fires anew."""
+    listen(client)
+    rule = alert_rules.add("queue_latency", "*", 1)
+    jobs.create_job(type="x", queue="a")
+    jobs.create_job(type="x", queue="b")
+    start = utcnow()
+    run_pass(now=start + timedelta(seconds=5))
+    assert [kind for kind, _ in alert_notifications()] == [events.ALERT_FIRING] * 2
+
+    answer = client.patch(f"/api/alert-rules/{rule.id}", json={"enabled": False})
+    assert answer.status_code == 200, answer.get_json()
+    assert (answer.get_json()["enabled"], answer.get_json()["firing"]) == (False, 0)
+    notified = alert_notifications()
+    resolved = [alert for kind, alert in notified if kind == events.ALERT_RESOLVED]
+    assert sorted(a["subject"] for a in resolved) == ["a", "b"]
+    assert all(a["state"] == "resolved" and "was disabled" in a["message"] for a in resolved)
+    db.session.expire_all()
+    assert sorted(a.state for a in db.session.scalars(select(Alert))) == ["resolved", "resolved"]  # history kept
+
+    assert client.patch(f"/api/alert-rules/{rule.id}", json={"enabled": False}).status_code == 200  # again: no-op
+    for seconds in (10, 20):  # still breaching, not evaluated
+        run_pass(now=start + timedelta(seconds=seconds))
+    assert len(alert_notifications()) == 4
+    (listed,) = client.get("/api/alert-rules").get_json()["rules"]
+    assert (listed["id"], listed["enabled"], listed["firing"]) == (rule.id, False, 0)
+
+    assert client.patch(f"/api/alert-rules/{rule.id}", json={"enabled": True}).get_json()["enabled"] is True
+    run_pass(now=start + timedelta(seconds=30))
+    kinds = [kind for kind, _ in alert_notifications()]
+    assert kinds == [events.ALERT_FIRING] * 2 + [events.ALERT_RESOLVED] * 2 + [events.ALERT_FIRING] * 2
+    assert client.get("/api/alert-rules").get_json()["rules"][0]["firing"] == 2
+    history = [a for a in client.get("/api/alerts").get_json()["alerts"] if a["state"] == "resolved"]
+    assert len(history) == 2 and all("was disabled" in a["message"] for a in history)  # not "back to"
+
+    changes = [e for e in client.get("/api/audit").get_json()["entries"] if e["action"].startswith("PATCH")]
+    assert [(e["action"], e["target"], e["outcome"]) for e in changes] == [
+        ("PATCH /api/alert-rules/<rule_id>", f"rule_id={rule.id}", "ok")
+    ] * 3
+    assert all(e["actor"] for e in changes)
+
+
+@pytest.mark.parametrize(
+    "body", [{"enabled": "no"}, {"enabled": 0}, {"enabled": None}, {}, {"enabled": True, "threshold": 3}]
+)
+def test_a_bad_rule_change_is_a_400_naming_the_field_and_changes_nothing(app, client, body):
+    rule = alert_rules.add("queue_latency", "*", 1)
+    response = client.patch(f"/api/alert-rules/{rule.id}", json=body)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["field"] == ("threshold" if "threshold" in body else "enabled")
+    assert client.get("/api/alert-rules").get_json()["rules"][0]["enabled"] is True
+
+
+def test_changing_a_missing_rule_is_a_404_and_a_rule_can_be_added_disabled(app, client):
+    assert client.patch("/api/alert-rules/999", json={"enabled": False}).status_code == 404
+    refused = client.post("/api/alert-rules", json={"kind": "stalled", "threshold": 60, "enabled": "yes"})
+    assert refused.status_code == 400 and refused.get_json()["field"] == "enabled"
+    added = client.post("/api/alert-rules", json={"kind": "queue_latency", "threshold": 1, "enabled": False})
+    assert added.status_code == 201 and added.get_json()["enabled"] is False
+    jobs.create_job(type="x", queue="a")
+    run_pass(now=utcnow() + timedelta(seconds=5))
+    assert db.session.scalars(select(Alert)).all() == []
+
+
 def test_a_value_wavering_about_the_threshold_stays_one_alert(app, client):
     """Hysteresis: a firing alert resolves only once its value stayed below the threshold for
     JOBWARDEN_ALERT_RESOLVE_AFTER_S (300 s here); dipping below and back keeps it firing,
@@ -234,6 +299,16 @@ def test_the_alerts_page_adds_and_removes_rules_with_csrf_and_names_a_bad_field(
     page = added.get_data(as_text=True)
     assert "queue_latency of queue &lt;reports&gt; ≥ 5 min" in page  # escaped
     (rule,) = alert_rules.all_rules()
+    disabled = client.post(
+        f"/alerts/rules/{rule.id}/disable", data={"csrf_token": token}, headers={"HX-Request": "true"}
+    )
+    assert disabled.status_code == 200 and f"Rule {rule.id} disabled." in disabled.get_data(as_text=True)
+    assert re.search(r'data-testid="rule-state"><span class="muted">disabled</span>', disabled.get_data(as_text=True))
+    assert alert_rules.one_rule(rule.id).enabled is False
+    refused = client.post(f"/alerts/rules/{rule.id}/enable")
+    assert refused.status_code == 400 and alert_rules.one_rule(rule.id).enabled is False  # no token
+    enabled = client.post(f"/alerts/rules/{rule.id}/enable", data={"csrf_token": token})
+    assert enabled.status_code == 302 and alert_rules.one_rule(rule.id).enabled is True
     removed = client.post(f"/alerts/rules/{rule.id}/delete", data={"csrf_token": token})
     assert removed.status_code == 302 and alert_rules.all_rules() == []
 
@@ -249,8 +324,16 @@ def test_health_shows_firing_alerts_since_when_and_the_history(app, client):
     assert "firing since <time" in page and f"(rule {rule.id}: queue_latency of every queue ≥ 10 s)" in page
     assert client.get("/api/health").get_json()["alerts"]["firing"][0]["id"] == alert_id
 
+    assert 'data-testid="clear-since"' not in page
+
     jobs.cancel_job(job.id, reason="test")
     run_pass(now=start + timedelta(seconds=30))  # below the threshold since: resolved 300 s on
+    page = client.get("/health").get_data(as_text=True)
+    clear_since = client.get("/api/alerts").get_json()["alerts"][0]["clear_since"]
+    assert clear_since is not None and f'id="alert-{alert_id}"' in page
+    shown = re.search(r'data-testid="clear-since">below its threshold since (<time[^>]*>)', page)
+    assert shown and f'datetime="{clear_since}"' in shown.group(1), page
+    assert "resolves once below for 5m 00s" in page
     run_pass(now=start + timedelta(seconds=330))
     page = client.get("/health").get_data(as_text=True)
     assert 'data-testid="firing-alerts"' not in page

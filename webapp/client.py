@@ -173,6 +173,9 @@ class JobwardenClient:
             "POST", "/api/alert-rules", {"kind": kind, "threshold": threshold, **settings}, repeatable=False
         )
 
+    def set_alert_rule_enabled(self, rule_id: int, enabled: bool) -> dict[str, Any]:
+        return self._call("PATCH", f"/api/alert-rules/{rule_id}", {"enabled": enabled})
+
     def remove_alert_rule(self, rule_id: int) -> None:
         self._call("DELETE", f"/api/alert-rules/{rule_id}", repeatable=False)
 

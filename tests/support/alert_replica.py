@@ -5,7 +5,7 @@ the wall clock reaches START_AT (so all replicas begin together), evaluates the 
 as the monitor's pass does (without the pass's advisory lock: the statements alone
 must decide), then commits (`commit`), or says it is done and hangs before committing
 (`hang`) so the test can kill -9 it mid-pass. `remove:RULE_ID` removes that rule instead,
-as the API does. Alerts resolve at the first pass below the threshold here."""
+as the API does, and `disable:RULE_ID` disables it. Alerts resolve at the first pass below the threshold here."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from datetime import datetime
 def main(database_url: str, now_iso: str, start_at: float, mode: str) -> None:
     from webapp import create_app
     from webapp.jobs.alert_rules import RuleNotFound
-    from webapp.monitor.alerting import alert_settings, evaluate, remove_rule
+    from webapp.monitor.alerting import alert_settings, evaluate, remove_rule, set_enabled
     from webapp.store.extensions import db
 
     from tests.conftest import test_config
@@ -33,6 +33,10 @@ def main(database_url: str, now_iso: str, start_at: float, mode: str) -> None:
                 print("not found", flush=True)
                 return
             print("removed", ",".join(map(str, resolved)), flush=True)
+            return
+        if mode.startswith("disable:"):
+            resolved = set_enabled(int(mode.removeprefix("disable:")), False, datetime.fromisoformat(now_iso))
+            print("disabled", ",".join(map(str, resolved)), flush=True)
             return
         outcome = evaluate(datetime.fromisoformat(now_iso), alert_settings())
         if mode == "hang":

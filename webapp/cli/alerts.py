@@ -1,4 +1,5 @@
-"""`jobwarden alerts list` and `jobwarden alerts rules list|add|rm`: the alert API from a terminal.
+"""`jobwarden alerts list` and `jobwarden alerts rules list|add|disable|enable|rm`: the alert API
+from a terminal.
 
 Like `jobwarden jobs …` these speak HTTP to a server and never open the database.
 """
@@ -35,7 +36,7 @@ def list_alerts(as_json: bool, server: str) -> None:
 
 @alerts_group.group("rules")
 def rules_group() -> None:
-    """List, add and remove alert rules."""
+    """List, add, disable, enable and remove alert rules."""
 
 
 @rules_group.command("list")
@@ -51,8 +52,8 @@ def list_rules(as_json: bool, server: str) -> None:
         click.echo("No alert rules.", err=True)
         return
     for rule in rules:
-        firing = f"{rule['firing']} firing" if rule["firing"] else "quiet"
-        click.echo(f"{rule['id']:>6} {firing:<10} {rule['description']}")
+        state = "disabled" if not rule["enabled"] else f"{rule['firing']} firing" if rule["firing"] else "quiet"
+        click.echo(f"{rule['id']:>6} {state:<10} {rule['description']}")
 
 
 @rules_group.command("add")
@@ -72,6 +73,24 @@ def add_rule(
     )
     click.echo(f"rule {rule['id']}: {rule['description']}", err=True)
     _print_json(rule)
+
+
+@rules_group.command("disable")
+@click.argument("rule_id", type=int)
+@server_option
+def disable_rule(rule_id: int, server: str) -> None:
+    """Stop evaluating rule RULE_ID (kept, with its history); its firing alerts resolve."""
+    _run(lambda: _client(server).set_alert_rule_enabled(rule_id, False))
+    click.echo(f"rule {rule_id} disabled", err=True)
+
+
+@rules_group.command("enable")
+@click.argument("rule_id", type=int)
+@server_option
+def enable_rule(rule_id: int, server: str) -> None:
+    """Evaluate rule RULE_ID again from the next monitor pass."""
+    _run(lambda: _client(server).set_alert_rule_enabled(rule_id, True))
+    click.echo(f"rule {rule_id} enabled", err=True)
 
 
 @rules_group.command("rm")

@@ -1,5 +1,6 @@
 """Alert rules and alerts as the API, the dashboard and the CLI see them: add, list, remove
-rules (each command one transaction), and the one JSON shape of a rule and of an alert."""
+rules (each command one transaction), and the one JSON shape of a rule and of an alert.
+(Removing and disabling a rule, which resolve its alerts, are webapp.monitor.alerting's.)"""
 
 from __future__ import annotations
 
@@ -70,10 +71,19 @@ def check(kind: Any, subject: Any, threshold: Any, window_s: Any, min_jobs: Any)
     return {"kind": kind, "subject": subject, "threshold": float(threshold), "window_s": window_s, "min_jobs": min_jobs}
 
 
-def add(kind: Any, subject: Any, threshold: Any, window_s: Any = None, min_jobs: Any = None) -> AlertRule:
+def checked_enabled(enabled: Any) -> bool:
+    """`enabled` as given, or BadRule naming it: only true or false (no "yes", no 1)."""
+    if not isinstance(enabled, bool):
+        raise BadRule("enabled", "must be true or false")
+    return enabled
+
+
+def add(
+    kind: Any, subject: Any, threshold: Any, window_s: Any = None, min_jobs: Any = None, enabled: Any = True
+) -> AlertRule:
     columns = check(kind, subject, threshold, window_s, min_jobs)
     with unit_of_work():
-        rule = AlertRule(**columns, created_at=utcnow())
+        rule = AlertRule(**columns, enabled=checked_enabled(enabled), created_at=utcnow())
         db.session.add(rule)
     return rule
 
@@ -93,8 +103,20 @@ def delete_rule(rule_id: int) -> None:
     db.session.execute(delete(AlertRule).where(AlertRule.id == rule_id))
 
 
+def one_rule(rule_id: int) -> AlertRule:
+    rule = db.session.get(AlertRule, rule_id)
+    if rule is None:
+        raise RuleNotFound(f"alert rule {rule_id} not found")
+    return rule
+
+
 def all_rules() -> list[AlertRule]:
     return list(db.session.scalars(select(AlertRule).order_by(AlertRule.id)))
+
+
+def enabled_rules() -> list[AlertRule]:
+    """The rules a monitor pass evaluates."""
+    return list(db.session.scalars(select(AlertRule).where(AlertRule.enabled).order_by(AlertRule.id)))
 
 
 def firing_counts() -> dict[int, int]:
@@ -130,15 +152,16 @@ def rule_json(rule: AlertRule, firing: int = 0) -> dict[str, Any]:
         "threshold": rule.threshold,
         "window_s": rule.window_s,
         "min_jobs": rule.min_jobs,
+        "enabled": rule.enabled,
         "description": describe(rule.kind, rule.subject, rule.threshold, rule.window_s),
         "firing": firing,
         "created_at": isoformat(rule.created_at),
     }
 
 
-def alert_message(alert: Alert, rule: AlertRule, *, removed: bool = False) -> str:
+def alert_message(alert: Alert, rule: AlertRule) -> str:
     """One line for pages, Slack and mail: what is measured, its value, and the threshold
-    (`removed`: the alert resolved because its rule was removed)."""
+    (or, resolved by its rule's removal or disabling, that)."""
     spec = RULE_KINDS[rule.kind]
     what = f"{spec.subject} {alert.subject}" if alert.subject != ANY_SUBJECT else "all " + spec.subject
     if alert.subject.startswith(QUEUE_PREFIX):
@@ -147,12 +170,12 @@ def alert_message(alert: Alert, rule: AlertRule, *, removed: bool = False) -> st
     threshold = format_value(rule.kind, alert.threshold)
     if alert.state == FIRING:
         return f"{rule.kind} of {what} is {value} (threshold {threshold}): {spec.measures}"
-    if removed:
-        return f"resolved: the rule {rule.kind} of {what} was removed (last {value}, threshold {threshold})"
+    if alert.rule_change:
+        return f"resolved: the rule {rule.kind} of {what} was {alert.rule_change} (last {value}, threshold {threshold})"
     return f"resolved: {rule.kind} of {what} is back to {value} (threshold {threshold})"
 
 
-def alert_json(alert: Alert, rule: AlertRule, *, removed: bool = False) -> dict[str, Any]:
+def alert_json(alert: Alert, rule: AlertRule) -> dict[str, Any]:
     return {
         "id": alert.id,
         "rule": rule.id,
@@ -165,5 +188,5 @@ def alert_json(alert: Alert, rule: AlertRule, *, removed: bool = False) -> dict[
         "value": alert.value,
         "threshold": alert.threshold,
         "clear_since": isoformat(alert.clear_since),
-        "message": alert_message(alert, rule, removed=removed),
+        "message": alert_message(alert, rule),
     }

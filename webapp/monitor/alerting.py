@@ -21,14 +21,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete
 
-from ..domain.alerts import ANY_SUBJECT, QUEUE_PREFIX, RESOLVED
+from ..domain.alerts import ANY_SUBJECT, QUEUE_PREFIX
 from ..jobs import alert_measures as measures
-from ..jobs.alert_rules import alert_json, all_rules, delete_rule, locked
+from ..jobs.alert_rules import alert_json, checked_enabled, delete_rule, enabled_rules, locked
 from ..store import alert_state
-from ..store.extensions import db
-from ..store.models import Alert, AlertRule
+from ..store.models import AlertRule
 from ..store.transaction import unit_of_work
 from ..webhooks.events import ALERT_FIRING, ALERT_RESOLVED
 from ..webhooks.outbox import notify
@@ -116,7 +114,7 @@ class _Measures:
 
 def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
     """Decide every rule's alerts, in the caller's transaction (the pass commits once)."""
-    rules = all_rules()
+    rules = enabled_rules()
     by_id = {rule.id: rule for rule in rules}
     firing = {(alert.rule_id, alert.subject): alert for alert in alert_state.firing()}
     values = _Measures(now, settings, rules)
@@ -169,7 +167,7 @@ def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
     alert_state.clearing(clearing, now)
     alert_state.breaching_again(back)
     alert_state.measure(changed)
-    db.session.execute(delete(Alert).where(Alert.state == RESOLVED, Alert.resolved_at < now - settings.history_kept))
+    alert_state.prune(now - settings.history_kept)
     return outcome
 
 
@@ -181,9 +179,26 @@ def remove_rule(rule_id: int, now: datetime) -> list[int]:
     of two removals racing, the second finds no rule. The resolved alerts' ids."""
     with unit_of_work():
         rule = locked(rule_id)
-        resolved = []
-        for alert in alert_state.resolve_rule(rule_id, now):
-            notify(ALERT_RESOLVED, {"alert": alert_json(alert, rule, removed=True)}, job_id=None, now=now)
-            resolved.append(alert.id)
+        resolved = _resolve_alerts_of(rule, now, "removed")
         delete_rule(rule_id)
+    return resolved
+
+
+def set_enabled(rule_id: int, enabled: object, now: datetime) -> list[int]:
+    """Enable or disable a rule (RuleNotFound if gone; BadRule if `enabled` is not a bool).
+    Disabling resolves its firing alerts as removing it does (`alert.resolved` once each, in
+    this transaction, under the rule's row lock) and keeps the rule and its history; the
+    passes skip it until it is enabled again, and fire anew then. The resolved alerts' ids."""
+    wanted = checked_enabled(enabled)
+    with unit_of_work():
+        rule = locked(rule_id)
+        rule.enabled = wanted
+        return [] if wanted else _resolve_alerts_of(rule, now, "disabled")
+
+
+def _resolve_alerts_of(rule: AlertRule, now: datetime, rule_change: str) -> list[int]:
+    resolved = []
+    for alert in alert_state.resolve_rule(rule.id, now, rule_change):
+        notify(ALERT_RESOLVED, {"alert": alert_json(alert, rule)}, job_id=None, now=now)
+        resolved.append(alert.id)
     return resolved

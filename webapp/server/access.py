@@ -138,9 +138,12 @@ ROUTES: dict[str, Needs] = {
     "alerts_api.list_alerts": needs(VIEWER),
     "alerts_api.create_rule": needs(ADMIN),
     "alerts_api.delete_rule": needs(ADMIN),
+    "alerts_api.change_rule": needs(ADMIN),
     "alerts.index": needs(VIEWER),
     "alerts.create": needs(ADMIN),
     "alerts.delete": needs(ADMIN),
+    "alerts.enable": needs(ADMIN),
+    "alerts.disable": needs(ADMIN),
     # identity: tokens (an operator's own; an admin's for anyone), the audit trail
     "identity_api.create_token": needs(OPERATOR),
     "identity_api.list_tokens": needs(OPERATOR),

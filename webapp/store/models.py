@@ -24,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -122,10 +123,36 @@ class Job(Model):
         Index("ix_jobs_created_id", "created_at", "id"),
         Index("ix_jobs_type_id", "type", "id"),
         Index("ix_jobs_worker_id", "worker_id", "id"),
-        # The monitor's scans: live runs by heartbeat age, old pending, old finished.
-        Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
+        # The monitor's scans: live runs by heartbeat age, old pending, old finished. The
+        # trailing columns are what the alert rules read of those rows (stalled: a running
+        # job's type and start; failure_rate: a finished job's type and queue), so those
+        # reads stay inside the index: no table row fetched per job. They cost no extra index
+        # writes: a heartbeat or a finish rewrites these entries anyway.
+        Index("ix_jobs_status_heartbeat", "status", "heartbeat_at", "type", "started_at"),
         Index("ix_jobs_status_created", "status", "created_at"),
-        Index("ix_jobs_status_finished", "status", "finished_at"),
+        Index("ix_jobs_status_finished", "status", "finished_at", "type", "queue"),
+        # queue_latency and no_worker: every queued job's queue, readiness and type, read
+        # from the index alone (status leads so the read covers the row; partial, so it
+        # holds only the queued jobs).
+        Index(
+            "ix_jobs_queued_ready",
+            "status",
+            "queue",
+            "run_after",
+            "type",
+            sqlite_where=text("status = 'queued'"),
+            postgresql_where=text("status = 'queued'"),
+        ),
+        # schedule_failing of *: the schedules with a recent failure, from the scheduled jobs
+        # alone (a few, where the status index would walk every failed job of the week).
+        Index(
+            "ix_jobs_scheduled_finished",
+            "status",
+            "finished_at",
+            "schedule",
+            sqlite_where=text("schedule IS NOT NULL"),
+            postgresql_where=text("schedule IS NOT NULL"),
+        ),
         # A schedule fires each time at most once, on any number of replicas: the store says no to a second.
         Index("uq_jobs_schedule_fire", "schedule", "scheduled_for", unique=True),
         # A schedule's runs, newest first (/jobs?schedule=NAME, its last runs, its overlap check).
@@ -608,6 +635,8 @@ class AlertRule(Model):
     window_s: Mapped[int] = mapped_column(Integer, default=0)
     min_jobs: Mapped[int] = mapped_column(Integer, default=0)  # failure_rate: fewer finished jobs say nothing
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A disabled rule is kept but not evaluated, and has no firing alert (disabling resolves them).
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Alert(Model):
@@ -633,6 +662,9 @@ class Alert(Model):
     # It resolves once that lasts JOBWARDEN_ALERT_RESOLVE_AFTER_S, so a value wavering
     # about the threshold does not flap.
     clear_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Resolved by a change of its rule (`removed`, `disabled`), not by its value: what the
+    # history says of it (None: the value went back below the threshold).
+    rule_change: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         CheckConstraint("state IN ('firing', 'resolved')", name="ck_alerts_state"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from ...domain.alerts import ALERT_STATES, KIND_NAMES, MAX_SUBJECT_LENGTH
 from .schemas import Body
@@ -26,6 +26,14 @@ class CreateAlertRule(Body):
     threshold: float = Field(description="Fires when the measure is at least this (a failure rate: 0.5 is 50 %).")
     window_s: int | None = Field(None, description="failure_rate and worker_deaths: the window counted, seconds.")
     min_jobs: int | None = Field(None, description="failure_rate: fewer finished jobs in the window never fire.")
+    enabled: StrictBool = Field(True, description="false: kept, not evaluated (nothing fires) until enabled.")
+
+
+class ChangeAlertRule(Body):
+    enabled: StrictBool = Field(
+        description="false disables the rule: its firing alerts resolve (alert.resolved, once each) and it is "
+        "not evaluated until enabled again (true)."
+    )
 
 
 class AlertRuleOut(BaseModel):
@@ -35,6 +43,7 @@ class AlertRuleOut(BaseModel):
     threshold: float
     window_s: int
     min_jobs: int
+    enabled: bool
     description: str
     firing: int
     created_at: str

@@ -1,4 +1,4 @@
-"""`/api/alert-rules` (add, list, remove) and `/api/alerts` (firing and recently resolved).
+"""`/api/alert-rules` (add, list, enable or disable, remove) and `/api/alerts` (firing and recently resolved).
 
 Viewers read, like `/api/health`; admins change the rules (webapp.server.access), as they
 change schedules and webhooks.
@@ -40,7 +40,7 @@ def bad_rule(error: alert_rules.BadRule):
 )
 def create_rule(body: s.CreateAlertRule):
     """The monitor evaluates it on its next pass; `alert.firing` and `alert.resolved` go through the webhooks."""
-    rule = alert_rules.add(body.kind, body.subject, body.threshold, body.window_s, body.min_jobs)
+    rule = alert_rules.add(body.kind, body.subject, body.threshold, body.window_s, body.min_jobs, body.enabled)
     return alert_rules.rule_json(rule), 201
 
 
@@ -62,6 +62,22 @@ def list_rules():
 def delete_rule(rule_id: int):
     alerting.remove_rule(rule_id, utcnow())
     return "", 204
+
+
+@operation(
+    bp,
+    "PATCH",
+    "/alert-rules/<job_id:rule_id>",
+    summary="Enable or disable an alert rule: disabling resolves its firing alerts (alert.resolved, once each)",
+    body=s.ChangeAlertRule,
+    responses={200: ("Changed", s.AlertRuleOut)},
+    errors=(401, 403, 404),
+    security=OPERATOR,
+)
+def change_rule(rule_id: int, body: s.ChangeAlertRule):
+    """A disabled rule is kept with its history and not evaluated; enabled again, it fires anew on the next pass."""
+    alerting.set_enabled(rule_id, body.enabled, utcnow())
+    return alert_rules.rule_json(alert_rules.one_rule(rule_id), alert_rules.firing_counts().get(rule_id, 0)), 200
 
 
 @operation(bp, "GET", "/alerts", summary="Firing and recently resolved alerts", responses={200: s.AlertList})

@@ -1,5 +1,5 @@
 """The `/alerts` dashboard page: the alert rules in words with how many of their alerts fire,
-the add form and remove (confirmed in the page). Admins only for changes (webapp.server.access);
+the add form, disable and enable, and remove (confirmed in the page). Admins only for changes (webapp.server.access);
 others see the rules without the forms. What fires is on /health."""
 
 from __future__ import annotations
@@ -67,10 +67,25 @@ def create():
     return redirect(url_for("alerts.index"))
 
 
+@bp.post("/alerts/rules/<job_id:rule_id>/disable")
+def disable(rule_id: int):
+    resolved = alerting.set_enabled(rule_id, False, utcnow())
+    return _done(f"Rule {rule_id} disabled" + (f": {len(resolved)} firing alert(s) resolved." if resolved else "."))
+
+
+@bp.post("/alerts/rules/<job_id:rule_id>/enable")
+def enable(rule_id: int):
+    alerting.set_enabled(rule_id, True, utcnow())
+    return _done(f"Rule {rule_id} enabled: evaluated from the next monitor pass.")
+
+
 @bp.post("/alerts/rules/<job_id:rule_id>/delete")
 def delete(rule_id: int):
     alerting.remove_rule(rule_id, utcnow())
-    message = f"Rule {rule_id} removed."
+    return _done(f"Rule {rule_id} removed.")
+
+
+def _done(message: str):
     if wants_region():
         return _page(message=message)
     flash(message, "ok")
