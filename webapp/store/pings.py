@@ -11,8 +11,9 @@ with a new connection when the ping fails).
 
 What the window gives up: a connection the server killed less than ALIVE_BYPASS_S after its
 last use (an operator's `pg_terminate_backend`, a fail-over faster than that) fails its first
-statement; the request answers 503, which workers and clients retry, and SQLAlchemy then
-replaces every connection of the pool.
+statement; the request answers 503 with nothing written (workers retry it; a create's caller
+sees the error once and may send it again), and SQLAlchemy then replaces every connection of
+the pool.
 """
 
 from __future__ import annotations
