@@ -89,9 +89,10 @@ def test_a_finished_jobs_whole_log_read_again_reads_no_piece(app, client):
 
 
 def test_a_cancelled_attempt_whose_worker_still_writes_is_read_afresh(app, client):
-    """Cancelled: the attempt has ended (`final`), but its worker holds the lease until it
-    confirms the process stopped, and what it sends meanwhile is stored, even into a gap
-    (the log's length unchanged): every read shows it."""
+    """Cancelled: the attempt has ended, but its worker holds the lease until it confirms the
+    process stopped, and what it sends meanwhile is stored, even into a gap (the log's length
+    unchanged): every read shows it, and says the log is not final (a page or `--follow` that
+    stopped there would miss the last lines) until the worker confirms."""
     job_id, token = claimed(client)
     first, gap, last = lines(0, 1_000), lines(1_000, 10), lines(1_010, 1_000)
     end_of_gap = write(client, job_id, token, 0, first) + len(gap.encode())
@@ -103,7 +104,10 @@ def test_a_cancelled_attempt_whose_worker_still_writes_is_read_afresh(app, clien
     after, pieces_read = read(client, job_id)
     assert pieces_read == 1 and after != before
     answer = client.get(f"/api/jobs/{job_id}/log").get_json()
-    assert answer["final"] is True and answer["text"] == first + gap + last
+    assert answer["final"] is False and answer["text"] == first + gap + last
+    [stopped] = report(client, {"kind": "stopped", "job_id": job_id, "lease_token": token})
+    assert stopped["code"] == 200
+    assert client.get(f"/api/jobs/{job_id}/log").get_json()["final"] is True
 
 
 def test_a_deleted_jobs_kept_answer_is_never_given(app, client):

@@ -39,13 +39,14 @@ class AttemptNotFound(LookupError):
 class AttemptLog:
     attempt: int | None  # None: the job has not been claimed yet
     slice: LogSlice
-    final: bool  # the attempt has ended: nothing more will be written
+    # Nothing more will be written: the attempt has ended and no worker can add to it (a
+    # cancelled job's worker holds its lease, and sends what its process wrote, until it confirms the stop).
+    final: bool
 
 
 @dataclass(frozen=True)
 class _Attempt:
     number: int
-    outcome: str | None
     length: int | None  # of its log in bytes, as webapp.store.logs.length_of finds it
     sealed_as: Hashable | None  # who it is, once its log can no longer change (None before)
 
@@ -101,14 +102,14 @@ def _find(job_id: int, attempt: int | None) -> _Attempt | None:
         return None
     row_id, claimed_at, number, outcome, length, sealed = row
     identity = (job_id, row_id, claimed_at, number, outcome, length) if sealed and outcome is not None else None
-    return _Attempt(number, outcome, length, identity)
+    return _Attempt(number, length, identity)
 
 
 def _read(job_id: int, found: _Attempt | None, offset: int) -> AttemptLog:
     if found is None:
         return AttemptLog(None, LogSlice(offset, offset, "", 0, 0), final=False)
     piece = logs.read(job_id, found.number, offset=offset, max_bytes=max_bytes(), length=found.length)
-    return AttemptLog(found.number, piece, final=found.outcome is not None)
+    return AttemptLog(found.number, piece, final=found.sealed_as is not None)
 
 
 def attempt_numbers(job_id: int) -> list[int]:
