@@ -114,6 +114,7 @@ NOT_STORED = {
 SERVER_WRITTEN = {
     "alert_rules.kind",  # a rule kind (RuleKind)
     "alerts.state",  # firing or resolved
+    "alerts.rule_change",  # RULE_REMOVED or RULE_DISABLED (webapp.domain.alerts)
     "queue_samples.subject",  # a queue, type: + a type, or * (copied from jobs)
     "job_wait_rollups.type",  # copied from jobs
     "job_wait_rollups.queue",

@@ -68,6 +68,9 @@ def test_the_threads_of_a_gunicorn_worker_allocate_from_two_malloc_arenas(app, s
         for pid in (task / "children").read_text().split()
     ]
     assert len(workers) == 2
-    for pid in workers:
-        assert len(list(Path(f"/proc/{pid}/task").iterdir())) >= 4  # threads that served claims at once
+    # Either worker may have accepted most of the claims (or all: whichever wakes first takes
+    # a connection), so the workers whose threads served claims at once are the ones checked.
+    served = [pid for pid in workers if len(list(Path(f"/proc/{pid}/task").iterdir())) >= 4]
+    assert served
+    for pid in served:
         assert malloc_arenas_beside_the_main_one(pid) <= 1  # gunicorn_config's MALLOC_ARENAS = 2, the main one and one

@@ -14,6 +14,9 @@ QUEUE_PREFIX = "queue:"  # a failure_rate rule's subject names a queue this way,
 FIRING = "firing"
 RESOLVED = "resolved"
 ALERT_STATES = (FIRING, RESOLVED)
+# Why an alert resolved when its rule changed rather than its value (`alerts.rule_change`).
+RULE_REMOVED = "removed"
+RULE_DISABLED = "disabled"
 
 
 @dataclass(frozen=True)

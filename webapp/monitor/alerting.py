@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import current_app
 
-from ..domain.alerts import ANY_SUBJECT, QUEUE_PREFIX
+from ..domain.alerts import ANY_SUBJECT, QUEUE_PREFIX, RULE_DISABLED, RULE_REMOVED
 from ..jobs import alert_measures as measures
 from ..jobs.alert_rules import alert_json, checked_enabled, delete_rule, enabled_rules, locked
 from ..store import alert_state
@@ -179,7 +179,7 @@ def remove_rule(rule_id: int, now: datetime) -> list[int]:
     of two removals racing, the second finds no rule. The resolved alerts' ids."""
     with unit_of_work():
         rule = locked(rule_id)
-        resolved = _resolve_alerts_of(rule, now, "removed")
+        resolved = _resolve_alerts_of(rule, now, RULE_REMOVED)
         delete_rule(rule_id)
     return resolved
 
@@ -193,7 +193,7 @@ def set_enabled(rule_id: int, enabled: object, now: datetime) -> list[int]:
     with unit_of_work():
         rule = locked(rule_id)
         rule.enabled = wanted
-        return [] if wanted else _resolve_alerts_of(rule, now, "disabled")
+        return [] if wanted else _resolve_alerts_of(rule, now, RULE_DISABLED)
 
 
 def _resolve_alerts_of(rule: AlertRule, now: datetime, rule_change: str) -> list[int]:
