@@ -28,6 +28,7 @@ from .queries import get_job
 # A few whole 1 MiB logs per process; answers under the floor are cheap to make again.
 ANSWER_CACHE_BYTES = 8 * 1024 * 1024
 CACHED_ANSWER_MIN_BYTES = 64 * 1024
+_ANSWERS_KEY = "jobwarden_log_answers"  # in the app's extensions
 
 
 class AttemptNotFound(LookupError):
@@ -162,8 +163,7 @@ class _Answers:
 
 def _answers() -> _Answers:
     """This app's kept answers (one app per serving process; each test's app its own)."""
-    extensions = current_app.extensions
-    if "jobwarden_log_answers" not in extensions:
-        extensions.setdefault("jobwarden_log_answers", _Answers(ANSWER_CACHE_BYTES))
-    answers: _Answers = extensions["jobwarden_log_answers"]
+    answers: _Answers | None = current_app.extensions.get(_ANSWERS_KEY)
+    if answers is None:  # two threads may get here at once: setdefault keeps the first one made
+        answers = current_app.extensions.setdefault(_ANSWERS_KEY, _Answers(ANSWER_CACHE_BYTES))
     return answers

@@ -593,12 +593,9 @@ def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = No
     if len(rows) == 1:
         (row,) = rows
         postgresql = _is_postgresql()
-        params = {
-            **{f"new_{name}": value for name, value in row.items()},
-            "cas_now": now,
-            "cas_actor": actor,
-            "cas_wake_payload": wakeup.notification_payload({(row["type"], row["queue"]): 1}),
-        }
+        params = {**{f"new_{name}": value for name, value in row.items()}, "cas_now": now, "cas_actor": actor}
+        if postgresql:  # the statement's own NOTIFY (SQLite's plan has none)
+            params["cas_wake_payload"] = wakeup.notification_payload({(row["type"], row["queue"]): 1})
         jobs = _run(_create_plan(tuple(row), postgresql), params)
         _announce_creates(jobs, notified=postgresql)
         return jobs
