@@ -138,9 +138,10 @@ def test_dev_restarts_its_killed_worker_saying_so_and_prints_a_second_workers_co
         wait_until(lambda: first_pid in registered_pids(url), 30, "the local worker to register")
 
         os.kill(first_pid, signal.SIGKILL)
+        # The two lines in order, though the server's own lines (the dropped claim) may come between them.
         said = wait_until(
             lambda: re.search(
-                rf"local worker pid {first_pid} was killed by SIGKILL .*\n.*local worker restarted, pid (\d+)",
+                rf"local worker pid {first_pid} was killed by SIGKILL .*\n(?:.*\n)*?.*local worker restarted, pid (\d+)",
                 log_path.read_text(),
             ),
             30,

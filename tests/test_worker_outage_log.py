@@ -38,7 +38,12 @@ def test_an_outage_is_logged_once_each_way_and_the_retries_back_off_to_the_cap(s
         wait_for(lambda: jobs.get_job(job.id).status == "running", what="the job to run")
         server.stop(signal.SIGKILL)
         # down until the job's backoff has reached the cap and stayed there for a while
-        wait_for(lambda: len(retry_delays(log_path.read_text(), job.id)) >= 6, timeout=60, what="six retries")
+        wait_for(
+            lambda: len(retry_delays(log_path.read_text(), job.id)) >= 6,
+            timeout=60,
+            what="six retries",
+            logs=(log_path, server.log_path),
+        )
         down_log = log_path.read_text()
         server.start()
         wait_for(lambda: "the server answers again" in log_path.read_text(), what="the server's answer to be noticed")

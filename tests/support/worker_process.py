@@ -71,11 +71,18 @@ def running_worker(server_url: str, log_path: Path, worker_id: str, *options: st
         stop_worker(worker)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30, what: str = "condition") -> object:
-    """Poll `predicate`, seeing the server's and the workers' commits, until it is true (the benchmarks' wait_until)."""
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 30, what: str = "condition", *, logs: tuple[Path, ...] = ()
+) -> object:
+    """Poll `predicate`, seeing the server's and the workers' commits, until it is true (the
+    benchmarks' wait_until); on timeout the error ends with the last lines of `logs`."""
 
     def fresh() -> object:
         db.session.rollback()
         return predicate()
 
-    return wait_until(fresh, timeout, what)
+    try:
+        return wait_until(fresh, timeout, what)
+    except TimeoutError as error:
+        tails = [f"--- {path.name}:\n" + "\n".join(path.read_text().splitlines()[-40:]) for path in logs]
+        raise TimeoutError("\n".join([str(error), *tails])) from None
