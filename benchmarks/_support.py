@@ -12,6 +12,7 @@ import argparse
 import http.client
 import itertools
 import os
+import random
 import secrets
 import signal
 import socket
@@ -87,10 +88,11 @@ def fresh_database(postgres_url: str | None, prefix: str = DEFAULT_DATABASE_PREF
 
 
 # Under pytest-xdist (which names each of its processes gw0, gw1 …) each process takes its
-# ports from a block of its own below the kernel's ephemeral range (32768 and up), in turn.
+# ports from a block of its own below the kernel's ephemeral range (32768 and up), in turn,
+# from a random place in it (two test runs at once, in two checkouts, seldom meet).
 XDIST_FIRST_PORT = 20_000
 XDIST_PORTS_EACH = 1_000
-_ports_given = itertools.count()
+_ports_given = itertools.count(random.randrange(XDIST_PORTS_EACH))
 
 
 def free_port() -> int:
