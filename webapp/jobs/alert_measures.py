@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, case, func, literal, null, or_, select, union_all
+from sqlalchemy import Select, and_, bindparam, case, func, literal, null, select, union_all
 
 from ..domain.alerts import QUEUE_PREFIX
 from ..domain.statuses import Status
@@ -52,7 +52,11 @@ def failure_counts(now: datetime, windows: Iterable[int]) -> dict[int, Ratios]:
     counts: dict[int, Ratios] = {w: {} for w in ordered}
     reads = [read for read in (_jobs_pieces(spans), _rolled_pieces(spans, rolled_end)) if read]
     statement = union_all(
-        *(query.add_columns(literal(source).label("source")) for source, (query, _) in enumerate(reads))
+        *(
+            query.add_columns(literal(source).label("source"))
+            for source, (queries, _) in enumerate(reads)
+            for query in queries
+        )
     )
     for job_type, queue, status, piece, n, source in db.session.execute(statement):
         for window in reads[source][1][piece]:
@@ -81,28 +85,31 @@ class _Span:
         return cls(window, (*edge, (rolled_end, None)), first_whole)
 
 
-# A grouped read (type, queue, status, piece, jobs) and, per piece, the windows it counts for.
-_Pieces = tuple[Select[Any], list[list[int]]]
+# Grouped reads (type, queue, status, piece, jobs) and, per piece, the windows it counts for.
+_Pieces = tuple[list[Select[Any]], list[list[int]]]
 
 
 def _jobs_pieces(spans: list[_Span]) -> _Pieces:
-    """The jobs-table edges of every window."""
+    """The jobs-table edges of every window: one grouped read per range of finish times.
+    (One read of the ranges OR-ed together made SQLite gather the rows' ids and fetch each
+    row from the table, 4.0 ms against 2.5 ms for ~3,000 jobs; PostgreSQL runs both alike.)"""
     cuts = sorted({moment for span in spans for lo, hi in span.from_jobs for moment in (lo, hi) if moment})
     piece = case(*((Job.finished_at >= cut, len(cuts) - 1 - i) for i, cut in enumerate(reversed(cuts)))).label("piece")
     ranges = [
         Job.finished_at >= lo if hi is None else and_(Job.finished_at >= lo, Job.finished_at < hi)
         for lo, hi in _merged(r for span in spans for r in span.from_jobs)
     ]
-    query = (
+    queries = [
         select(Job.type, Job.queue, Job.status, piece, func.count())
-        .where(Job.status.in_((Status.COMPLETED, Status.FAILED)), or_(*ranges))
+        .where(Job.status.in_((Status.COMPLETED, Status.FAILED)), in_range)
         .group_by(Job.type, Job.queue, Job.status, piece)
-    )
+        for in_range in ranges
+    ]
     covering = [
         [s.window for s in spans if any(lo <= cut and (hi is None or cut < hi) for lo, hi in s.from_jobs)]
         for cut in cuts
     ]
-    return query, covering
+    return queries, covering
 
 
 def _merged(ranges: Iterable[tuple[datetime, datetime | None]]) -> list[tuple[datetime, datetime | None]]:
@@ -130,7 +137,7 @@ def _rolled_pieces(spans: list[_Span], rolled_end: datetime | None) -> _Pieces |
         .where(r.status.in_((Status.COMPLETED, Status.FAILED)), r.hour >= rolled[-1].hours_from, r.hour < rolled_end)
         .group_by(r.type, r.queue, r.status, shortest)
     )
-    return query, [[span.window for span in rolled[index:]] for index in range(len(rolled))]
+    return [query], [[span.window for span in rolled[index:]] for index in range(len(rolled))]
 
 
 @dataclass
