@@ -77,6 +77,20 @@ def postgres_database(server_url: str, prefix: str = DEFAULT_DATABASE_PREFIX) ->
 
 
 @contextmanager
+def kept_database(server_url: str, prefix: str, size: int) -> Iterator[str]:
+    """`<prefix>_<size>` on the PostgreSQL server, created when missing and never dropped:
+    a store of `size` jobs built once and reused by later runs (and by another tree's code)."""
+    url = make_url(server_url)
+    name = f"{prefix}_{size}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first() is None:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    yield url.set(database=name).render_as_string(hide_password=False)
+
+
+@contextmanager
 def fresh_database(postgres_url: str | None, prefix: str = DEFAULT_DATABASE_PREFIX) -> Iterator[str]:
     """A throwaway PostgreSQL database when a server URL is given, else a SQLite file in a temporary directory."""
     if postgres_url:

@@ -19,7 +19,12 @@ the reference query, and the load average.
     .venv/bin/python benchmarks/alerts.py --database-url sqlite:////tmp/NAME/jobs.db  # kept, reused
 
 A SQLite file named by --database-url is kept: a later run over it skips the build (its jobs
-age meanwhile; the roll-up catches up) and replaces the rules.
+age meanwhile; the roll-up catches up) and replaces the rules. On PostgreSQL, --keep does
+the same with the database `<--database-prefix>_<--jobs>`, built once and never dropped, so
+two trees' code can be timed alternately against one store:
+
+    .venv/bin/python benchmarks/alerts.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test \
+        --keep --database-prefix NAME
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import delete, event, func, select  # noqa: E402
 
-from benchmarks._support import add_database_prefix_option, app_config  # noqa: E402
+from benchmarks._support import add_database_prefix_option, app_config, kept_database  # noqa: E402
 from benchmarks.monitor import database, keep_alive, percentile, populate, roll_up  # noqa: E402
 from webapp import create_app, monitor  # noqa: E402
 from webapp.domain.alerts import KIND_NAMES  # noqa: E402
@@ -133,10 +138,19 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--rules", type=int, default=100)
     parser.add_argument("--passes", type=int, default=30)
+    parser.add_argument(
+        "--keep", action="store_true", help="PostgreSQL: build the store once as <prefix>_<jobs>, reuse it"
+    )
     add_database_prefix_option(parser)
     args = parser.parse_args()
 
-    with database(args.database_url, args.database_prefix) as url:
+    postgres = (args.database_url or "").startswith("postgresql")
+    store = (
+        kept_database(args.database_url, args.database_prefix, args.jobs)
+        if postgres and args.keep
+        else database(args.database_url, args.database_prefix)
+    )
+    with store as url:
         app = create_app(app_config(url))
         with app.app_context():
             db.create_all()

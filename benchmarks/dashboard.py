@@ -61,16 +61,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor import database, percentile, populate, roll_up  # noqa: E402  (benchmarks/monitor.py)
-from sqlalchemy import create_engine, make_url, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
-from benchmarks._support import DEFAULT_POSTGRES, add_database_prefix_option, running_server, statements_run  # noqa: E402
+from benchmarks._support import (  # noqa: E402
+    DEFAULT_POSTGRES,
+    add_database_prefix_option,
+    kept_database,
+    running_server,
+    statements_run,
+)
 from webapp import create_app  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 
@@ -231,19 +236,6 @@ def measure_through_gunicorn(url: str, failed_id: int, args, checkout: Path = RO
         )
     results["memory"] = memory
     return results
-
-
-@contextmanager
-def kept_database(server_url: str, prefix: str, size: int):
-    """`<prefix>_<size>` on the PostgreSQL server, created when missing and never dropped."""
-    url = make_url(server_url)
-    name = f"{prefix}_{size}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        if connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first() is None:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    yield url.set(database=name).render_as_string(hide_password=False)
 
 
 def chosen_pages(names: str) -> tuple[tuple[str, str, dict], ...]:

@@ -10,10 +10,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from benchmarks._support import statements_run
 from webapp import jobs
 from webapp.domain.timeutil import utcnow
 from webapp.jobs import alert_rules
 from webapp.monitor import run_pass
+from webapp.monitor.alerting import alert_settings, evaluate
 from webapp.store.extensions import db
 from webapp.store.models import Alert, WebhookNotification
 from webapp.webhooks import events
@@ -338,3 +340,38 @@ def test_health_shows_firing_alerts_since_when_and_the_history(app, client):
     page = client.get("/health").get_data(as_text=True)
     assert 'data-testid="firing-alerts"' not in page
     assert 'data-testid="alert-history"' in page and "resolved: queue_latency of queue imports" in page
+
+
+def test_a_pass_prunes_resolved_alerts_past_the_history_kept_and_sends_no_delete_otherwise(app):
+    """Resolved alerts older than JOBWARDEN_RETENTION_DAYS go; until one is that old a pass
+    sends no DELETE at all (on SQLite a DELETE takes the write lock even when it matches
+    nothing): the pass's first read says whether there is anything to prune."""
+    rule = alert_rules.add("queue_latency", "reports", 60)
+    now = utcnow()
+    kept = app.config["JOBWARDEN_RETENTION_DAYS"]
+    old, recent = (
+        Alert(
+            rule_id=rule.id,
+            subject="reports",
+            state="resolved",
+            since=at - timedelta(hours=1),
+            resolved_at=at,
+            value=1.0,
+            threshold=60.0,
+            notified_at=at,
+        )
+        for at in (now - timedelta(days=kept, hours=1), now - timedelta(days=kept) + timedelta(hours=1))
+    )
+    db.session.add_all([old, recent])
+    db.session.commit()
+    recent_id = recent.id
+
+    run_pass(now=now)
+    db.session.expire_all()
+    assert db.session.scalars(select(Alert.id).order_by(Alert.id)).all() == [recent_id]
+
+    with statements_run(db.engine) as seen:
+        evaluate(now, alert_settings())
+        db.session.commit()
+    assert [sql for sql, _ in seen if sql.lstrip().upper().startswith("DELETE")] == []
+    assert db.session.scalars(select(Alert.id)).all() == [recent_id]

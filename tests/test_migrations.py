@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, create_engine, inspect, select
+from sqlalchemy import MetaData, Table, create_engine, inspect, select, text
 
 from webapp.store.extensions import db
 from webapp.store.step_reports import report_key
@@ -35,20 +36,28 @@ def empty_database(request, tmp_path):
 
 
 def upgrade(url: str, *revision: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "webapp", "db", "upgrade", *revision],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
+    return subprocess.run(db_command("upgrade", *revision), capture_output=True, text=True, timeout=120, **db_env(url))
+
+
+def downgrade(url: str, revision: str) -> subprocess.CompletedProcess:
+    return subprocess.run(db_command("downgrade", revision), capture_output=True, text=True, timeout=120, **db_env(url))
+
+
+def db_command(*command: str) -> list[str]:
+    return [sys.executable, "-m", "webapp", "db", *command]
+
+
+def db_env(url: str) -> dict:
+    return {
+        "cwd": PROJECT_ROOT,
+        "env": {
             **os.environ,
             "DATABASE_URL": url,
             "JOBWARDEN_MONITOR": "off",
             "JOBWARDEN_INTERNAL_API_KEY": "k",
             "JOBWARDEN_ENV": "testing",
         },
-    )
+    }
 
 
 def test_db_upgrade_builds_a_schema_that_matches_the_models(empty_database):
@@ -191,3 +200,121 @@ def test_the_hours_rolled_up_before_the_wait_rollups_are_counted_into_them(empty
         (11, "gpu", "failed", 1),
         (12, "gpu", "completed", 7),
     ]
+
+
+# 0017's indexes as each side of it leaves them: name -> columns.
+INDEXES_BEFORE_0017 = {
+    "ix_jobs_status_finished": ["status", "finished_at"],
+    "ix_jobs_status_heartbeat": ["status", "heartbeat_at"],
+}
+INDEXES_AFTER_0017 = {
+    "ix_jobs_status_finished": ["status", "finished_at", "type", "queue"],
+    "ix_jobs_status_heartbeat": ["status", "heartbeat_at", "type", "started_at"],
+    "ix_jobs_queued_ready": ["status", "queue", "run_after", "type"],
+    "ix_jobs_scheduled_finished": ["status", "finished_at", "schedule"],
+}
+
+
+def jobs_indexes(url: str) -> dict[str, list[str]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            found = {ix["name"]: ix["column_names"] for ix in inspect(connection).get_indexes("jobs")}
+            if engine.dialect.name == "postgresql":  # a concurrent build that failed leaves an invalid index
+                invalid = connection.execute(
+                    text("SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid")
+                ).scalars()
+                assert list(invalid) == []
+    finally:
+        engine.dispose()
+    return {name: columns for name, columns in found.items() if name in INDEXES_AFTER_0017}
+
+
+def test_0017_upgrades_and_downgrades_and_upgrades_again(empty_database):
+    """0017 (its indexes built CONCURRENTLY on PostgreSQL, outside the migration's
+    transaction) goes up, down to 0016 and up again, each time with the indexes it names."""
+    assert upgrade(empty_database, "0016").returncode == 0
+    assert jobs_indexes(empty_database) == INDEXES_BEFORE_0017
+    result = upgrade(empty_database)
+    assert result.returncode == 0, result.stderr
+    assert jobs_indexes(empty_database) == INDEXES_AFTER_0017
+    result = downgrade(empty_database, "0016")
+    assert result.returncode == 0, result.stderr
+    assert jobs_indexes(empty_database) == INDEXES_BEFORE_0017
+    result = upgrade(empty_database)
+    assert result.returncode == 0, result.stderr
+    assert jobs_indexes(empty_database) == INDEXES_AFTER_0017
+
+
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="PostgreSQL only: SQLite has one writer anyway")
+def test_0017_lets_writes_to_jobs_through_while_it_builds_on_postgresql(tmp_path):
+    """While 0017 builds its indexes, other sessions still write jobs. A transaction that
+    wrote a job and stays open holds the build back (any build waits for it); a plain
+    CREATE or DROP INDEX then queues a lock on `jobs` that every other writer queues
+    behind, so a second session's insert waits too (here: fails on its lock_timeout). A
+    concurrent build takes no lock that writers wait for: the insert goes through."""
+    with postgres_test_database(os.environ["JOBWARDEN_TEST_POSTGRES_URL"]) as url:
+        assert upgrade(url, "0016").returncode == 0
+        engine = create_engine(url)
+        jobs = Table("jobs", MetaData(), autoload_with=engine)
+        open_writer = engine.connect()
+        migration = None
+        try:
+            open_writer.begin()
+            open_writer.execute(jobs.insert().values(**_job_row(1)))
+            migration = subprocess.Popen(
+                db_command("upgrade", "0017"),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                **db_env(url),
+            )
+            _wait_until_the_migration_waits(engine, migration)
+            with engine.connect() as other:
+                other.execute(text("SET lock_timeout = '5s'"))
+                other.execute(jobs.insert().values(**_job_row(2)))
+                other.commit()
+            open_writer.rollback()
+            output, _ = migration.communicate(timeout=120)
+            assert migration.returncode == 0, output
+        finally:
+            open_writer.close()
+            if migration is not None and migration.poll() is None:
+                migration.kill()
+                migration.wait()
+            engine.dispose()
+        assert jobs_indexes(url) == INDEXES_AFTER_0017
+
+
+def _job_row(number: int) -> dict:
+    at = datetime(2026, 12, 1, 10)
+    return {
+        "id": number,
+        "type": "t",
+        "status": "queued",
+        "priority": 0,
+        "attempt": 0,
+        "max_attempts": 1,
+        "run_after": at,
+        "created_at": at,
+        "updated_at": at,
+        "cancel_requested": False,
+    }
+
+
+def _wait_until_the_migration_waits(engine, migration: subprocess.Popen) -> None:
+    """Until the migration's session waits for a lock (the open transaction's), in this database."""
+    deadline = time.monotonic() + 60  # a bound on a hang, not a speed check
+    while time.monotonic() < deadline:
+        assert migration.poll() is None, migration.communicate()[0]
+        with engine.connect() as connection:
+            waiting = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        if waiting:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the migration never waited for the open transaction")

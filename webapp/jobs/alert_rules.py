@@ -5,7 +5,7 @@ rules (each command one transaction), and the one JSON shape of a rule and of an
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select
 
@@ -27,6 +27,21 @@ from ..store.models import Alert, AlertRule
 from ..store.transaction import take_the_write_lock, unit_of_work
 
 HISTORY_SHOWN = 50
+
+
+class RuleFields(Protocol):
+    """What an alert's JSON and message say of its rule: a rule, or a pass's row of one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def window_s(self) -> int: ...
 
 
 class RuleNotFound(LookupError):
@@ -114,11 +129,6 @@ def all_rules() -> list[AlertRule]:
     return list(db.session.scalars(select(AlertRule).order_by(AlertRule.id)))
 
 
-def enabled_rules() -> list[AlertRule]:
-    """The rules a monitor pass evaluates."""
-    return list(db.session.scalars(select(AlertRule).where(AlertRule.enabled).order_by(AlertRule.id)))
-
-
 def firing_counts() -> dict[int, int]:
     counts: dict[int, int] = {}
     for rule_id in db.session.scalars(select(Alert.rule_id).where(Alert.state == FIRING)):
@@ -159,7 +169,7 @@ def rule_json(rule: AlertRule, firing: int = 0) -> dict[str, Any]:
     }
 
 
-def alert_message(alert: Alert, rule: AlertRule) -> str:
+def alert_message(alert: Alert, rule: RuleFields) -> str:
     """One line for pages, Slack and mail: what is measured, its value, and the threshold
     (or, resolved by its rule's removal or disabling, that)."""
     spec = RULE_KINDS[rule.kind]
@@ -175,7 +185,7 @@ def alert_message(alert: Alert, rule: AlertRule) -> str:
     return f"resolved: {rule.kind} of {what} is back to {value} (threshold {threshold})"
 
 
-def alert_json(alert: Alert, rule: AlertRule) -> dict[str, Any]:
+def alert_json(alert: Alert, rule: RuleFields) -> dict[str, Any]:
     return {
         "id": alert.id,
         "rule": rule.id,

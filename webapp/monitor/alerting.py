@@ -24,7 +24,7 @@ from flask import current_app
 
 from ..domain.alerts import ANY_SUBJECT, QUEUE_PREFIX, RULE_DISABLED, RULE_REMOVED
 from ..jobs import alert_measures as measures
-from ..jobs.alert_rules import alert_json, checked_enabled, delete_rule, enabled_rules, locked
+from ..jobs.alert_rules import alert_json, checked_enabled, delete_rule, locked
 from ..store import alert_state
 from ..store.models import AlertRule
 from ..store.transaction import unit_of_work
@@ -63,7 +63,7 @@ class Outcome:
 class _Measures:
     """One pass's measures: each kind read once for all its rules and windows."""
 
-    def __init__(self, now: datetime, settings: AlertSettings, rules: list[AlertRule]):
+    def __init__(self, now: datetime, settings: AlertSettings, rules: list[alert_state.RuleRow]):
         self.now = now
         self.settings = settings
         self.windows = {
@@ -72,6 +72,7 @@ class _Measures:
         self.schedules_named = {r.subject for r in rules if r.kind == "schedule_failing" and r.subject != ANY_SUBJECT}
         self.longest_streak = max([int(r.threshold) for r in rules if r.kind == "schedule_failing"] + [1])
         self.cache: dict[str, Any] = {}
+        self.per_rule: dict[int, dict[str, float]] = {}  # each rule's values, worked out once a pass
 
     def _read(self, kind: str) -> Any:
         if kind not in self.cache:
@@ -92,8 +93,13 @@ class _Measures:
             self.cache["live"] = measures.live_jobs(self.now)
         return self.cache["live"]
 
-    def values(self, rule: AlertRule) -> dict[str, float]:
+    def values(self, rule: alert_state.RuleRow) -> dict[str, float]:
         """The rule's subjects and their values (`*`: every subject measured)."""
+        if rule.id not in self.per_rule:
+            self.per_rule[rule.id] = self._values(rule)
+        return self.per_rule[rule.id]
+
+    def _values(self, rule: alert_state.RuleRow) -> dict[str, float]:
         read = self._read(rule.kind)
         if rule.kind in self.windows:
             read = read[rule.window_s]
@@ -114,9 +120,10 @@ class _Measures:
 
 def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
     """Decide every rule's alerts, in the caller's transaction (the pass commits once)."""
-    rules = enabled_rules()
+    state = alert_state.pass_state(now - settings.history_kept)
+    rules = state.rules
     by_id = {rule.id: rule for rule in rules}
-    firing = {(alert.rule_id, alert.subject): alert for alert in alert_state.firing()}
+    firing = {(alert.rule_id, alert.subject): alert for alert in state.firing}
     values = _Measures(now, settings, rules)
     outcome = Outcome()
     breaching: set[tuple[int, str]] = set()
@@ -150,7 +157,7 @@ def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
     clear_before = now - settings.resolve_after
     clearing: list[int] = []  # firing alerts whose value just went below the threshold
     for key, alert in firing.items():
-        if key in breaching or key[0] not in by_id:
+        if key in breaching:
             continue
         rule = by_id[key[0]]
         value = values.values(rule).get(alert.subject, 0.0)
@@ -167,7 +174,8 @@ def evaluate(now: datetime, settings: AlertSettings) -> Outcome:
     alert_state.clearing(clearing, now)
     alert_state.breaching_again(back)
     alert_state.measure(changed)
-    alert_state.prune(now - settings.history_kept)
+    if state.prunable:
+        alert_state.prune(now - settings.history_kept)
     return outcome
 
 

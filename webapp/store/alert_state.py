@@ -9,6 +9,11 @@
   only where it is not so already (no notification: the state did not change);
 - re-notify: UPDATE … WHERE state = 'firing' AND notified_at <= the re-notify cutoff.
 
+What a pass starts from (`pass_state`) is one read of plain rows, not ORM objects: the
+enabled rules, their firing alerts, and whether any resolved alert is old enough to
+prune, so a pass with nothing to prune sends no DELETE (on SQLite a DELETE takes the
+write lock even when it matches nothing).
+
 The caller writes the notification in the same transaction (`webapp.webhooks.outbox.notify`)
 only when its statement returned the row, so a replica killed before its commit leaves
 neither the change nor its notification, and the next pass decides again.
@@ -16,10 +21,11 @@ neither the change nor its notification, and the next pass decides again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Float, String, bindparam, case, delete, literal, select, text, update
+from sqlalchemy import Float, String, and_, bindparam, case, delete, exists, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.alerts import FIRING, RESOLVED
@@ -141,9 +147,84 @@ def _changed(statement: Any) -> Alert | None:
     ).scalar()
 
 
-def firing() -> list[Alert]:
-    """Every firing alert (few: one per rule and subject at most)."""
-    return list(db.session.scalars(select(Alert).where(Alert.state == FIRING).order_by(Alert.since, Alert.id)))
+class RuleRow(NamedTuple):
+    """An enabled rule as a pass reads it."""
+
+    id: int
+    kind: str
+    subject: str
+    threshold: float
+    window_s: int
+    min_jobs: int
+
+
+class FiringRow(NamedTuple):
+    """A firing alert as a pass reads it."""
+
+    id: int
+    rule_id: int
+    subject: str
+    value: float
+    notified_at: datetime
+    clear_since: datetime | None
+    since: datetime
+
+
+@dataclass(frozen=True)
+class PassState:
+    rules: list[RuleRow]  # by id
+    firing: list[FiringRow]  # of those rules, oldest first (since, id)
+    prunable: bool  # a resolved alert is older than the history kept (always true with no rule: not read)
+
+
+_RULE_COLUMNS = (
+    AlertRule.id,
+    AlertRule.kind,
+    AlertRule.subject,
+    AlertRule.threshold,
+    AlertRule.window_s,
+    AlertRule.min_jobs,
+)
+_FIRING_COLUMNS = (
+    Alert.id,
+    Alert.rule_id,
+    Alert.subject,
+    Alert.value,
+    Alert.notified_at,
+    Alert.clear_since,
+    Alert.since,
+)
+# Built once (the pass runs it every few seconds): its only parameter is the prune cutoff.
+_PASS_STATE = (
+    select(
+        *_RULE_COLUMNS,
+        *_FIRING_COLUMNS,
+        exists()
+        .where(Alert.state == RESOLVED, Alert.resolved_at < bindparam("resolved_before", type_=UTCDateTime))
+        .label("prunable"),
+    )
+    .select_from(AlertRule)
+    .outerjoin(Alert, and_(Alert.rule_id == AlertRule.id, Alert.state == FIRING))
+    .where(AlertRule.enabled)
+    .order_by(AlertRule.id)
+)
+
+
+def pass_state(resolved_before: datetime) -> PassState:
+    """The enabled rules and their firing alerts, in one statement (a rule's columns repeat
+    beside each of its firing alerts; a rule with none comes once, its alert's columns NULL)."""
+    rules: list[RuleRow] = []
+    firing: list[FiringRow] = []
+    prunable = True
+    width = len(_RULE_COLUMNS)
+    for row in db.session.execute(_PASS_STATE, {"resolved_before": resolved_before}):
+        if not rules or rules[-1].id != row[0]:
+            rules.append(RuleRow._make(row[:width]))
+        if row[width] is not None:
+            firing.append(FiringRow._make(row[width:-1]))
+        prunable = bool(row[-1])
+    firing.sort(key=lambda alert: (alert.since, alert.id))
+    return PassState(rules, firing, prunable)
 
 
 def prune(resolved_before: datetime) -> None:
