@@ -37,7 +37,7 @@ from .queries import get_job
 ANSWER_CACHE_BYTES = 8 * 1024 * 1024
 CACHED_ANSWER_MIN_BYTES = 64 * 1024
 _ANSWERS_KEY = "jobwarden_log_answers"  # in the app's extensions
-# The escaped pieces of a few running attempts' 1 MiB logs per process (logs under the floor: none).
+# The escaped pieces of a few running attempts' 1 MiB logs per process (reads of less than the floor: none).
 PIECES_CACHE_BYTES = 8 * 1024 * 1024
 _PIECES_KEY = "jobwarden_log_pieces"
 _TEXT = "\x00the log's text\x00"  # stands for the text in the answer's envelope
@@ -88,7 +88,7 @@ def log_answer(job_id: int, *, attempt: int | None = None, offset: int = 0) -> b
     if key is not None and (body := answers.get(key)) is not None:
         return body
     body = None
-    if found is not None and (found.length or 0) >= CACHED_ANSWER_MIN_BYTES:
+    if found is not None and (found.length or 0) - offset >= CACHED_ANSWER_MIN_BYTES:  # not a follow's poll
         body = _from_pieces(job_id, found, offset)
     if body is None:
         body = (current_app.json.dumps(log_json(_read(job_id, found, offset))) + "\n").encode()

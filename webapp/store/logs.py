@@ -193,10 +193,12 @@ def read_parts(
             and_(chunk.start < head, ends > head),
             and_(chunk.start < tail, ends > tail),
         )
-    # Shown whole, unless pieces overlap (then `parts` is None) or a gap's marker comes before it.
-    skipped = and_(chunk.start.in_(list(held)), chunk.start >= offset, or_(ends <= head, chunk.start >= tail))
+    piece_text: ColumnElement[Any] = chunk.text.expression
+    if held:  # not read where it is shown whole (unless pieces overlap: then `parts` is None)
+        skipped = and_(chunk.start.in_(list(held)), chunk.start >= offset, or_(ends <= head, chunk.start >= tail))
+        piece_text = case((skipped, None), else_=chunk.text)
     rows = db.session.execute(
-        select(chunk.start, chunk.size, case((skipped, None), else_=chunk.text))
+        select(chunk.start, chunk.size, piece_text)
         .where(chunk.job_id == job_id, chunk.attempt == attempt, wanted)
         .order_by(chunk.start)
     ).all()
