@@ -18,6 +18,8 @@ batch with log pieces in it, and the poll of a 1 MiB log.
    is read --polls times more. With --baseline, another checkout's server (the same settings,
    the same database) answers the same polls, alternated with this one's in --pairs rounds,
    the order swapped each round: the figures of the two trees come from the same minutes.
+   Beside each series' times, its server's CPU per request (its gunicorn workers' utime +
+   stime), which the machine's other load disturbs less than the times.
 
     .venv/bin/python benchmarks/logs.py
     .venv/bin/python benchmarks/logs.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -44,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._support import (  # noqa: E402
     INTERNAL_KEY,
+    Server,
     add_database_prefix_option,
     app_config,
     fresh_database,
@@ -62,6 +65,19 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: this process's own threads
+
+
+def server_cpu_seconds(master: int) -> float:
+    """The CPU its gunicorn workers (the master's children) have used: what serving costs."""
+    used = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == master:  # its parent
+            used += (int(fields[11]) + int(fields[12])) / TICKS
+    return used
 
 
 def wait_finished(http: requests.Session, base: str, job_id: int, timeout: float = 120) -> dict:
@@ -222,10 +238,10 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def log_poll(servers: dict[str, str], url: str, polls: int, pairs: int) -> None:
-    """`servers`: name → base URL, all serving the database `url`; the first writes the log."""
+def log_poll(servers: dict[str, Server], url: str, polls: int, pairs: int) -> None:
+    """`servers`: by name, all serving the database `url`; the first writes the log."""
     http = requests.Session()
-    base = next(iter(servers.values()))
+    base = next(iter(servers.values())).url
     job_id = http.post(f"{base}/api/jobs", json={"type": "bench.poll"}).json()["id"]
     job = http.post(
         f"{base}/api/internal/jobs/claim", json={"worker_id": "p", "types": ["bench.poll"]}, headers=KEY
@@ -236,10 +252,11 @@ def log_poll(servers: dict[str, str], url: str, polls: int, pairs: int) -> None:
     piece = line * (LOG_ITEM_MAX_BYTES // len(line.encode()))
     small = line * (13_000 // len(line.encode()))
 
-    def write(text: str) -> None:
+    def write(text: str, to: str = base) -> None:
+        """Through the server `to` (the one measured, so each server's CPU holds its own writes)."""
         nonlocal offset
         item = {"kind": "log", "job_id": job_id, "lease_token": token, "offset": offset, "text": text}
-        assert http.post(f"{base}/api/internal/reports", json={"items": [item]}, headers=KEY).status_code == 200
+        assert http.post(f"{to}/api/internal/reports", json={"items": [item]}, headers=KEY).status_code == 200
         offset += len(text.encode())
 
     while offset < 2 * DEFAULT_LOG_MAX_BYTES:
@@ -279,21 +296,28 @@ def log_poll(servers: dict[str, str], url: str, polls: int, pairs: int) -> None:
         f"job JSON p50 {statistics.median(local_job):.1f} ms, p95 {percentile(local_job, 0.95):.1f} ms"
     )
 
-    def alternated(measure) -> dict[str, list[float]]:
-        """`measure(server_url, count)` for each server in turn, `pairs` rounds, the order swapped each round."""
+    def alternated(measure) -> dict[str, tuple[list[float], float]]:
+        """`measure(server_url, count)` for each server in turn, `pairs` rounds, the order swapped
+        each round: each server's times, and its workers' CPU per request (ms)."""
         taken: dict[str, list[float]] = {name: [] for name in servers}
+        cpu = dict.fromkeys(servers, 0.0)
         names = list(servers)
         for round_ in range(pairs):
             for name in names if round_ % 2 == 0 else names[::-1]:
-                taken[name] += measure(servers[name], max(1, polls // pairs))
-        return taken
+                master = servers[name].process
+                assert master is not None
+                before = server_cpu_seconds(master.pid)
+                taken[name] += measure(servers[name].url, max(1, polls // pairs))
+                cpu[name] += server_cpu_seconds(master.pid) - before
+        return {name: (values, 1000 * cpu[name] / len(values)) for name, values in taken.items()}
 
-    def line_of(what: str, taken: dict[str, list[float]]) -> None:
+    def line_of(what: str, taken: dict[str, tuple[list[float], float]]) -> None:
         print(
             f"  {what}: "
             + "; ".join(
-                f"{name} p50 {statistics.median(values):.1f} ms, p95 {percentile(values, 0.95):.1f} ms"
-                for name, values in taken.items()
+                f"{name} p50 {statistics.median(values):.1f} ms, p95 {percentile(values, 0.95):.1f} ms, "
+                f"server CPU {cpu:.1f} ms a request"
+                for name, (values, cpu) in taken.items()
             )
         )
 
@@ -311,7 +335,7 @@ def log_poll(servers: dict[str, str], url: str, polls: int, pairs: int) -> None:
     line_of("GET /api/jobs/<id>", alternated(lambda at, n: timed(f"{at}/api/jobs/{job_id}", {}, n)))
     line_of(
         f"whole, running, a {len(small.encode()):,}-byte piece written before each read",
-        alternated(lambda at, n: timed(f"{at}/api/jobs/{job_id}/log", {}, n, before=lambda: write(small))),
+        alternated(lambda at, n: timed(f"{at}/api/jobs/{job_id}/log", {}, n, before=lambda: write(small, at))),
     )
     ended = http.post(
         f"{base}/api/internal/reports",
@@ -359,10 +383,10 @@ def main() -> None:
             storage(url, 1000, args.storage_lines)
         with contextlib.ExitStack() as stack:
             server = stack.enter_context(running_server(url, Path(tmp) / "server.log"))
-            servers = {"this": server.url}
+            servers = {"this": server}
             if args.baseline is not None:
                 baseline = running_server(url, Path(tmp) / "baseline.log", checkout=args.baseline.resolve())
-                servers["baseline"] = stack.enter_context(baseline).url
+                servers["baseline"] = stack.enter_context(baseline)
             log_poll(servers, url, args.polls, args.pairs)
             if not (args.skip_cpu or args.only_poll):
                 worker_cpu(server.url, Path(tmp), args.lines, args.seconds, args.rounds)
