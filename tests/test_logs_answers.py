@@ -169,7 +169,7 @@ def test_a_running_attempts_answer_joined_from_pieces_held_is_the_answer_read_af
     held = app.extensions
     while offset < 3 * job_logs.max_bytes():
         count = sizes[number % len(sizes)]
-        if number == 7:  # a gap, filled two pieces later
+        if number == 3:  # a gap in the beginning, filled two pieces later
             gap_at, gap, offset = (
                 offset,
                 mixed(number * 10_000, count),
@@ -177,7 +177,7 @@ def test_a_running_attempts_answer_joined_from_pieces_held_is_the_answer_read_af
             )
         else:
             offset = write(client, job_id, token, offset, mixed(number * 10_000, count))
-        if number == 9:
+        if number == 5:
             write(client, job_id, token, gap_at, gap)
         number += 1
         whole, pieces_read = read(client, job_id)
@@ -254,3 +254,31 @@ def test_the_pieces_kept_stay_within_their_budget_however_many_running_logs_are_
     assert kept <= budget + 256 * 1024  # what is counted, and a little more (the statements' own)
     assert pieces.get((job_logs._find(running[-1], None).row, job_logs.max_bytes())) is not None
     assert pieces.get((job_logs._find(running[0], None).row, job_logs.max_bytes())) is None
+
+
+def test_a_log_of_many_one_line_pieces_is_joined_the_same_through_a_small_cap(app, client, monkeypatch):
+    """A job writing a line now and then sends a piece a line: thousands of pieces, held as two
+    runs (the statement the same however many), the cap cutting between them."""
+    app.config["JOBWARDEN_LOG_MAX_BYTES"] = 100_000
+    monkeypatch.setattr(job_logs, "CACHED_ANSWER_MIN_BYTES", 20_000)
+    joined: list[bytes | None] = []
+    join = job_logs._from_pieces
+    monkeypatch.setattr(job_logs, "_from_pieces", lambda *args: joined.append(join(*args)) or joined[-1])
+    job_id, token = claimed(client)
+    offset = 0
+    for batch in range(30):
+        items = []
+        for number in range(batch * 100, batch * 100 + 100):
+            text = mixed(number, 1)
+            items.append({"kind": "log", "job_id": job_id, "lease_token": token, "offset": offset, "text": text})
+            offset += len(text.encode())
+        assert all(result["code"] == 200 for result in report(client, *items))
+        whole, pieces_read = read(client, job_id)
+        assert pieces_read == 1 and whole == reference(app, job_id)
+    assert client.get(f"/api/jobs/{job_id}/log").get_json()["cut_bytes"] > 100_000
+    assert len(joined) > 20 and None not in joined
+    escaped: list[int] = []
+    escape = job_logs._escaped
+    monkeypatch.setattr(job_logs, "_escaped", lambda text: escaped.append(len(text)) or escape(text))
+    assert read(client, job_id)[0] == whole
+    assert 0 < sum(escaped) < 1_000  # the parts of the two pieces the cut's boundaries lie in, and its marker

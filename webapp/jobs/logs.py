@@ -11,10 +11,12 @@ deleted job's log is never answered from the cache, and an id used again is anot
 A running attempt's log still grows, but a stored piece never changes, and a piece the cap
 shows whole stays shown whole until the cut passes it (the beginning never moves). So each
 process also keeps, per attempt and within a budget, the JSON-escaped text of the pieces its
-last whole read showed whole: the next read's one statement reads only the other pieces' text
-(what came since, and the pieces the cap's boundaries lie in), and only they are encoded; the
-answer is joined from the escaped parts, which is the same bytes as escaping the joined text
-(JSON escapes each character alone). Where the text cannot come from pieces held (pieces that
+last whole read showed whole, in at most two runs of pieces one after the other (the
+beginning's and the end's: the statement names two ranges however many pieces a job sent):
+the next read's one statement reads only the other pieces' text (what came since, and the
+pieces the cap's boundaries lie in), and only they are encoded; the answer is joined from the
+escaped parts, which is the same bytes as escaping the joined text (JSON escapes each
+character alone). Where the text cannot come from pieces held (pieces that
 overlap, which a worker sending one stream's bytes never sends) it is read whole as before.
 """
 
@@ -40,6 +42,7 @@ _ANSWERS_KEY = "jobwarden_log_answers"  # in the app's extensions
 # The escaped pieces of a few running attempts' 1 MiB logs per process (reads of less than the floor: none).
 PIECES_CACHE_BYTES = 8 * 1024 * 1024
 _PIECES_KEY = "jobwarden_log_pieces"
+_PIECE_OVERHEAD = 100  # bytes a held piece takes beside its text: its bytes object, its key, its slot
 _TEXT = "\x00the log's text\x00"  # stands for the text in the answer's envelope
 
 
@@ -102,25 +105,38 @@ def _from_pieces(job_id: int, found: _Attempt, offset: int) -> bytes | None:
     the module's docstring); None where the pieces held cannot make it."""
     pieces = kept(_PIECES_KEY, PIECES_CACHE_BYTES)
     key = (found.row, max_bytes())
-    held: dict[int, bytes] = pieces.get(key) or {}
+    held: _Held = pieces.get(key) or _Held((), {})
     read = logs.read_parts(
-        job_id, found.number, offset=offset, max_bytes=max_bytes(), length=found.length, held=held.keys()
+        job_id, found.number, offset=offset, max_bytes=max_bytes(), length=found.length, held=held.runs
     )
     if read.parts is None:
         return None
-    shown: dict[int, bytes] = {}
+    runs: list[list[logs.Whole]] = []  # the pieces shown whole, in runs one after the other
     escaped: list[bytes] = []
+    fragments: dict[int, bytes] = {}
     for part in read.parts:
         if isinstance(part, str):
             escaped.append(_escaped(part))
             continue
-        fragment = held[part.start] if part.text is None else _escaped(part.text)
-        shown[part.start] = fragment
+        if part.text is None and part.start not in held.fragments:  # a piece overlapping those held
+            return None
+        fragment = held.fragments[part.start] if part.text is None else _escaped(part.text)
+        fragments[part.start] = fragment
         escaped.append(fragment)
+        if runs and runs[-1][-1].start + runs[-1][-1].size == part.start:
+            runs[-1].append(part)
+        else:
+            runs.append([part])
     if found.sealed_as is not None:  # its answer is kept whole instead
         pieces.drop(key)
     elif offset == 0:  # what a whole read shows whole; a read from further on shows less of it
-        pieces.put(key, shown, sum(map(len, shown.values())))
+        biggest = sorted(runs, key=lambda run: sum(piece.size for piece in run))[-logs.HELD_RUNS :]
+        kept_runs = sorted((run[0].start, run[-1].start + run[-1].size, run) for run in biggest)
+        now = _Held(
+            tuple(logs.Run(start, end) for start, end, _ in kept_runs),
+            {piece.start: fragments[piece.start] for *_, run in kept_runs for piece in run},
+        )
+        pieces.put(key, now, sum(len(fragment) + _PIECE_OVERHEAD for fragment in now.fragments.values()))
     slice_ = LogSlice(read.offset, read.next_offset, _TEXT, read.cut_bytes, read.length)
     envelope = (
         current_app.json.dumps(log_json(AttemptLog(found.number, slice_, found.sealed_as is not None))) + "\n"
@@ -128,6 +144,15 @@ def _from_pieces(job_id: int, found: _Attempt, offset: int) -> bytes | None:
     before, text, after = envelope.partition(_escaped(_TEXT))  # the quotes stay around it
     assert text, "the envelope holds the text's stand-in"
     return b"".join((before, *escaped, after))
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What a process holds of a running attempt's log: the runs of pieces its last whole read
+    showed whole, and their text escaped, by where each piece starts."""
+
+    runs: tuple[logs.Run, ...]
+    fragments: dict[int, bytes]
 
 
 def _escaped(text: str) -> bytes:

@@ -15,7 +15,7 @@ from an offset inside the cut is sent on from the first piece kept, with a marke
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +128,18 @@ class Whole:
     text: str | None
 
 
+HELD_RUNS = 2  # what a whole read shows whole: the beginning's pieces and the end's
+
+
+@dataclass(frozen=True)
+class Run:
+    """Pieces one after the other, from the start of the first to the end of the last: no other
+    piece can start in between but one overlapping them, which a worker never sends."""
+
+    start: int
+    end: int
+
+
 @dataclass(frozen=True)
 class LogParts:
     """A LogSlice before its text is joined: pieces shown whole, and the strings between and
@@ -173,12 +185,12 @@ def read(job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int 
 
 
 def read_parts(
-    job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int | None, held: Collection[int] = ()
+    job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int | None, held: Sequence[Run] = ()
 ) -> LogParts:
     """`read`'s slice in parts. One statement: the pieces from `offset` that the cap shows, and
-    the (at most two) pieces the cut's boundaries lie in, which say where the cut's lines are;
-    the text of a piece that starts at an offset in `held` and is shown whole is not read (the
-    caller holds it: a stored piece never changes)."""
+    the (at most two) pieces the cut's boundaries lie in, which say where the cut's lines are.
+    The text of a piece that starts in one of the `held` runs (at most HELD_RUNS) and is shown
+    whole is not read: the caller holds it (a stored piece never changes)."""
     if length is None:
         return LogParts(offset, offset, [], 0, 0)
     chunk = JobLogChunk
@@ -195,7 +207,10 @@ def read_parts(
         )
     piece_text: ColumnElement[Any] = chunk.text.expression
     if held:  # not read where it is shown whole (unless pieces overlap: then `parts` is None)
-        skipped = and_(chunk.start.in_(list(held)), chunk.start >= offset, or_(ends <= head, chunk.start >= tail))
+        assert len(held) <= HELD_RUNS, held
+        runs = [*held, *[Run(0, 0)] * (HELD_RUNS - len(held))]  # one statement whatever the runs
+        in_a_run = or_(*(and_(chunk.start >= run.start, chunk.start < run.end) for run in runs))
+        skipped = and_(in_a_run, chunk.start >= offset, or_(ends <= head, chunk.start >= tail))
         piece_text = case((skipped, None), else_=chunk.text)
     rows = db.session.execute(
         select(chunk.start, chunk.size, piece_text)
