@@ -12,16 +12,24 @@ batch with log pieces in it, and the poll of a 1 MiB log.
    and counts the SQL statements each batch runs.
 3. poll: a log filled past 1 MiB (so the cap cuts it) is read over HTTP from the start
    (GET /api/jobs/<id>/log: about 1 MiB answered), and followed from its end (nothing new),
-   --polls times each, beside GET /api/jobs/<id> (the job's JSON) in the same run; then its
-   job completes and the whole log is read --polls times more.
+   --polls times each, beside GET /api/jobs/<id> (the job's JSON) in the same run; then
+   read whole --polls times more with a 13 KB piece written before each read (not timed), as
+   a running job's page is opened while it writes; then its job completes and the whole log
+   is read --polls times more. With --baseline, another checkout's server (the same settings,
+   the same database) answers the same polls, alternated with this one's in --pairs rounds,
+   the order swapped each round: the figures of the two trees come from the same minutes.
+   Beside each series' times, its server's CPU per request (its gunicorn workers' utime +
+   stime), which the machine's other load disturbs less than the times.
 
     .venv/bin/python benchmarks/logs.py
     .venv/bin/python benchmarks/logs.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    .venv/bin/python benchmarks/logs.py --only-poll --baseline ../wt-main [--database-url ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -38,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._support import (  # noqa: E402
     INTERNAL_KEY,
+    Server,
     add_database_prefix_option,
     app_config,
     fresh_database,
@@ -56,6 +65,19 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: this process's own threads
+
+
+def server_cpu_seconds(master: int) -> float:
+    """The CPU its gunicorn workers (the master's children) have used: what serving costs."""
+    used = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == master:  # its parent
+            used += (int(fields[11]) + int(fields[12])) / TICKS
+    return used
 
 
 def wait_finished(http: requests.Session, base: str, job_id: int, timeout: float = 120) -> dict:
@@ -216,8 +238,10 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def log_poll(base: str, url: str, polls: int) -> None:
+def log_poll(servers: dict[str, Server], url: str, polls: int, pairs: int) -> None:
+    """`servers`: by name, all serving the database `url`; the first writes the log."""
     http = requests.Session()
+    base = next(iter(servers.values())).url
     job_id = http.post(f"{base}/api/jobs", json={"type": "bench.poll"}).json()["id"]
     job = http.post(
         f"{base}/api/internal/jobs/claim", json={"worker_id": "p", "types": ["bench.poll"]}, headers=KEY
@@ -226,16 +250,26 @@ def log_poll(base: str, url: str, polls: int) -> None:
     offset = 0
     line = f"{prefix('out')}" + "a line of a long log, as a chatty job writes it " * 2 + "\n"
     piece = line * (LOG_ITEM_MAX_BYTES // len(line.encode()))
+    small = line * (13_000 // len(line.encode()))
+
+    def write(text: str, to: str = base) -> None:
+        """Through the server `to` (the one measured, so each server's CPU holds its own writes)."""
+        nonlocal offset
+        item = {"kind": "log", "job_id": job_id, "lease_token": token, "offset": offset, "text": text}
+        assert http.post(f"{to}/api/internal/reports", json={"items": [item]}, headers=KEY).status_code == 200
+        offset += len(text.encode())
+
     while offset < 2 * DEFAULT_LOG_MAX_BYTES:
-        item = {"kind": "log", "job_id": job_id, "lease_token": token, "offset": offset, "text": piece}
-        assert http.post(f"{base}/api/internal/reports", json={"items": [item]}, headers=KEY).status_code == 200
-        offset += len(piece.encode())
+        write(piece)
     whole = http.get(f"{base}/api/jobs/{job_id}/log").json()
     assert whole["cut_bytes"] > 0 and whole["next_offset"] == offset
+    end = whole["next_offset"]
 
-    def timed(url: str, params: dict) -> list[float]:
+    def timed(url: str, params: dict, count: int, before=None) -> list[float]:
         taken = []
-        for _ in range(polls):
+        for _ in range(count):
+            if before is not None:
+                before()
             begun = time.perf_counter()
             answer = http.get(url, params=params)
             answer.raise_for_status()
@@ -253,24 +287,55 @@ def log_poll(base: str, url: str, polls: int) -> None:
         return taken
 
     local_start = timed_in_process(f"/api/jobs/{job_id}/log", {})
-    local_follow = timed_in_process(f"/api/jobs/{job_id}/log", {"offset": whole["next_offset"]})
+    local_follow = timed_in_process(f"/api/jobs/{job_id}/log", {"offset": end})
     local_job = timed_in_process(f"/api/jobs/{job_id}", {})
-    from_start = timed(f"{base}/api/jobs/{job_id}/log", {})
-    following = timed(f"{base}/api/jobs/{job_id}/log", {"offset": whole["next_offset"]})
-    job_json = timed(f"{base}/api/jobs/{job_id}", {})
-    shown = len(whole["text"].encode())
     print(
-        f"log poll over HTTP, {polls} each: the whole {shown:,}-byte log (of {offset:,} written) "
-        f"p50 {statistics.median(from_start):.1f} ms, p95 {percentile(from_start, 0.95):.1f} ms (target ≤ 20 ms); "
-        f"following from its end p50 {statistics.median(following):.1f} ms, p95 {percentile(following, 0.95):.1f} ms; "
-        f"beside GET /api/jobs/<id> p95 {percentile(job_json, 0.95):.1f} ms "
-        f"(whole log / job JSON = {percentile(from_start, 0.95) / percentile(job_json, 0.95):.1f}×)"
-    )
-    print(
-        f"the same in-process (Flask's test client: no network, no gunicorn): whole log p50 "
+        f"in-process (this checkout, Flask's test client: no network, no gunicorn): whole log p50 "
         f"{statistics.median(local_start):.1f} ms, p95 {percentile(local_start, 0.95):.1f} ms; following "
         f"p50 {statistics.median(local_follow):.1f} ms, p95 {percentile(local_follow, 0.95):.1f} ms; "
         f"job JSON p50 {statistics.median(local_job):.1f} ms, p95 {percentile(local_job, 0.95):.1f} ms"
+    )
+
+    def alternated(measure) -> dict[str, tuple[list[float], float]]:
+        """`measure(server_url, count)` for each server in turn, `pairs` rounds, the order swapped
+        each round: each server's times, and its workers' CPU per request (ms)."""
+        taken: dict[str, list[float]] = {name: [] for name in servers}
+        cpu = dict.fromkeys(servers, 0.0)
+        names = list(servers)
+        for round_ in range(pairs):
+            for name in names if round_ % 2 == 0 else names[::-1]:
+                master = servers[name].process
+                assert master is not None
+                before = server_cpu_seconds(master.pid)
+                taken[name] += measure(servers[name].url, max(1, polls // pairs))
+                cpu[name] += server_cpu_seconds(master.pid) - before
+        return {name: (values, 1000 * cpu[name] / len(values)) for name, values in taken.items()}
+
+    def line_of(what: str, taken: dict[str, tuple[list[float], float]]) -> None:
+        print(
+            f"  {what}: "
+            + "; ".join(
+                f"{name} p50 {statistics.median(values):.1f} ms, p95 {percentile(values, 0.95):.1f} ms, "
+                f"server CPU {cpu:.1f} ms a request"
+                for name, (values, cpu) in taken.items()
+            )
+        )
+
+    shown = len(whole["text"].encode())
+    print(
+        f"log poll over HTTP, {polls} each (in {pairs} alternated rounds): the {shown:,}-byte log (of {offset:,} written)"
+    )
+    line_of(
+        "whole, running (target p95 ≤ 20 ms)", alternated(lambda at, n: timed(f"{at}/api/jobs/{job_id}/log", {}, n))
+    )
+    line_of(
+        "following from its end",
+        alternated(lambda at, n: timed(f"{at}/api/jobs/{job_id}/log", {"offset": end}, n)),
+    )
+    line_of("GET /api/jobs/<id>", alternated(lambda at, n: timed(f"{at}/api/jobs/{job_id}", {}, n)))
+    line_of(
+        f"whole, running, a {len(small.encode()):,}-byte piece written before each read",
+        alternated(lambda at, n: timed(f"{at}/api/jobs/{job_id}/log", {}, n, before=lambda: write(small, at))),
     )
     ended = http.post(
         f"{base}/api/internal/reports",
@@ -283,10 +348,9 @@ def log_poll(base: str, url: str, polls: int) -> None:
         headers=KEY,
     ).json()["results"]
     assert [result["code"] for result in ended] == [200, 200], ended
-    finished = timed(f"{base}/api/jobs/{job_id}/log", {})
-    print(
-        f"the same log once its job has completed (sealed: each process keeps its answer after the first read), "
-        f"whole, over HTTP: p50 {statistics.median(finished):.1f} ms, p95 {percentile(finished, 0.95):.1f} ms"
+    line_of(
+        "whole, once its job has completed (sealed: each process keeps its answer after the first read)",
+        alternated(lambda at, n: timed(f"{at}/api/jobs/{job_id}/log", {}, n)),
     )
 
 
@@ -301,6 +365,11 @@ def main() -> None:
     parser.add_argument("--storage-lines", type=int, default=200, help="lines of each of the 1,000 jobs (storage)")
     parser.add_argument("--skip-cpu", action="store_true", help="leave out the worker's CPU")
     parser.add_argument("--skip-storage", action="store_true", help="leave out the storage of 1,000 jobs")
+    parser.add_argument("--only-poll", action="store_true", help="only the log poll (no statements, storage or CPU)")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout whose server answers the same polls, alternated"
+    )
+    parser.add_argument("--pairs", type=int, default=1, help="alternated rounds of the polls (with --baseline)")
     add_database_prefix_option(parser)
     args = parser.parse_args()
     with fresh_database(args.database_url, args.database_prefix) as url, tempfile.TemporaryDirectory() as tmp:
@@ -308,12 +377,18 @@ def main() -> None:
         with app.app_context():
             db.create_all()
             print(f"backend: {db.engine.dialect.name}")
-        statements_per_batch(url, args.jobs)
-        if not args.skip_storage:
+        if not args.only_poll:
+            statements_per_batch(url, args.jobs)
+        if not (args.skip_storage or args.only_poll):
             storage(url, 1000, args.storage_lines)
-        with running_server(url, Path(tmp) / "server.log") as server:
-            log_poll(server.url, url, args.polls)
-            if not args.skip_cpu:
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(running_server(url, Path(tmp) / "server.log"))
+            servers = {"this": server}
+            if args.baseline is not None:
+                baseline = running_server(url, Path(tmp) / "baseline.log", checkout=args.baseline.resolve())
+                servers["baseline"] = stack.enter_context(baseline)
+            log_poll(servers, url, args.polls, args.pairs)
+            if not (args.skip_cpu or args.only_poll):
                 worker_cpu(server.url, Path(tmp), args.lines, args.seconds, args.rounds)
 
 

@@ -140,3 +140,145 @@ def test_kept_answers_stay_within_their_budget_the_least_recently_read_going_fir
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# A running attempt's answer: joined from the escaped pieces the process holds and those it reads.
+
+WIDE = prefix("err") + 'é ✓ 😀 "quoted" \\ \t a line past ASCII, as a job in the wide world writes it\n'
+
+
+def reference(app, job_id: int, **params) -> bytes:
+    """The answer as it is made with nothing held: the whole text read and escaped at once."""
+    return (app.json.dumps(job_logs.log_json(job_logs.attempt_log(job_id, **params))) + "\n").encode()
+
+
+def mixed(first: int, count: int) -> str:
+    return "".join(f"{(WIDE if number % 3 else LINE)[:-1]} {number}\n" for number in range(first, first + count))
+
+
+def test_a_running_attempts_answer_joined_from_pieces_held_is_the_answer_read_afresh(app, client, monkeypatch):
+    """Pieces of uneven sizes, some with non-ASCII text, the log growing through the cap and to
+    three times it (so both boundaries of the cut move through pieces, held and read), a read
+    from further on between the whole reads, a gap filled late; then the job completes. Every
+    answer is joined from pieces (none made afresh because the pieces held could not make it)."""
+    joined: list[bytes | None] = []
+    join = job_logs._from_pieces
+    monkeypatch.setattr(job_logs, "_from_pieces", lambda *args: joined.append(join(*args)) or joined[-1])
+    job_id, token = claimed(client)
+    offset, number, sizes = 0, 0, [900, 37, 1_900, 1, 1_300, 411]
+    held = app.extensions
+    while offset < 3 * job_logs.max_bytes():
+        count = sizes[number % len(sizes)]
+        if number == 3:  # a gap in the beginning, filled two pieces later
+            gap_at, gap, offset = (
+                offset,
+                mixed(number * 10_000, count),
+                offset + len(mixed(number * 10_000, count).encode()),
+            )
+        else:
+            offset = write(client, job_id, token, offset, mixed(number * 10_000, count))
+        if number == 5:
+            write(client, job_id, token, gap_at, gap)
+        number += 1
+        whole, pieces_read = read(client, job_id)
+        assert pieces_read == 1
+        assert whole == reference(app, job_id)
+        if number % 4 == 0:  # as a page following it does: from its end, and from inside the cut
+            for inside in (offset - 100, offset // 3, 10):
+                assert read(client, job_id, offset=inside)[0] == reference(app, job_id, offset=inside)
+            assert read(client, job_id)[0] == reference(app, job_id)
+    assert held[job_logs._PIECES_KEY].size > 0
+    answer = client.get(f"/api/jobs/{job_id}/log").get_json()
+    assert answer["cut_bytes"] > job_logs.max_bytes() and answer["next_offset"] == offset
+    assert answer["text"].startswith(mixed(0, sizes[0])) and "😀" in answer["text"]
+    done = report(
+        client,
+        {"kind": "start", "job_id": job_id, "lease_token": token},
+        {"kind": "complete", "job_id": job_id, "lease_token": token, "exit_code": 0},
+    )
+    assert [result["code"] for result in done] == [200, 200]
+    sealed, _ = read(client, job_id)
+    assert sealed == reference(app, job_id) and sealed == read(client, job_id)[0]
+    assert client.get(f"/api/jobs/{job_id}/log").get_json()["final"] is True
+    assert held[job_logs._PIECES_KEY].size == 0  # its answer is kept whole instead
+    assert len(joined) > 40 and None not in joined
+
+
+def test_a_repeated_whole_read_of_a_running_attempt_escapes_only_what_came_since(app, client, monkeypatch):
+    """Past the cap, the second read escapes the new piece and the shown parts of the two
+    pieces the cut's boundaries lie in; not the megabyte the answer carries."""
+    escaped: list[int] = []
+    escape = job_logs._escaped
+    monkeypatch.setattr(job_logs, "_escaped", lambda text: escaped.append(len(text)) or escape(text))
+    job_id, token = claimed(client)
+    offset = 0
+    piece = lines(0, 600)  # about 50 KB
+    while offset < 1.5 * job_logs.max_bytes():
+        offset = write(client, job_id, token, offset, piece)
+    first, _ = read(client, job_id)
+    assert sum(escaped) > job_logs.max_bytes() * 0.9
+    escaped.clear()
+    write(client, job_id, token, offset, LINE)
+    again, _ = read(client, job_id)
+    assert again == reference(app, job_id) and again != first
+    assert sum(escaped) <= 2 * len(piece) + len(LINE) + 100
+
+
+def test_the_pieces_kept_stay_within_their_budget_however_many_running_logs_are_read(app, client, monkeypatch):
+    """What the process holds after reading many running attempts' logs: their escaped pieces
+    counted within the budget (the least recently read dropped), and the memory they take is
+    what is counted."""
+    import gc
+    import tracemalloc
+
+    budget = 3 * 170_000
+    monkeypatch.setattr(job_logs, "PIECES_CACHE_BYTES", budget)  # room for about three
+    running = []
+    for index in range(12):
+        job_id, token = claimed(client)
+        write(client, job_id, token, 0, lines(index * 10_000, 2_000))  # about 165 KB
+        running.append(job_id)
+    read(client, running[0])  # the process's first read: its kept pieces and statements made
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for job_id in running[1:]:
+            assert read(client, job_id)[0] == reference(app, job_id)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    pieces = app.extensions[job_logs._PIECES_KEY]
+    assert 2 * 160_000 <= pieces.size <= budget
+    assert kept <= budget + 256 * 1024  # what is counted, and a little more (the statements' own)
+    assert pieces.get((job_logs._find(running[-1], None).row, job_logs.max_bytes())) is not None
+    assert pieces.get((job_logs._find(running[0], None).row, job_logs.max_bytes())) is None
+
+
+def test_a_log_of_many_one_line_pieces_is_joined_the_same_through_a_small_cap(app, client, monkeypatch):
+    """A job writing a line now and then sends a piece a line: thousands of pieces, held as two
+    runs (the statement the same however many), the cap cutting between them."""
+    app.config["JOBWARDEN_LOG_MAX_BYTES"] = 100_000
+    monkeypatch.setattr(job_logs, "CACHED_ANSWER_MIN_BYTES", 20_000)
+    joined: list[bytes | None] = []
+    join = job_logs._from_pieces
+    monkeypatch.setattr(job_logs, "_from_pieces", lambda *args: joined.append(join(*args)) or joined[-1])
+    job_id, token = claimed(client)
+    offset = 0
+    for batch in range(30):
+        items = []
+        for number in range(batch * 100, batch * 100 + 100):
+            text = mixed(number, 1)
+            items.append({"kind": "log", "job_id": job_id, "lease_token": token, "offset": offset, "text": text})
+            offset += len(text.encode())
+        assert all(result["code"] == 200 for result in report(client, *items))
+        whole, pieces_read = read(client, job_id)
+        assert pieces_read == 1 and whole == reference(app, job_id)
+    assert client.get(f"/api/jobs/{job_id}/log").get_json()["cut_bytes"] > 100_000
+    assert len(joined) > 20 and None not in joined
+    escaped: list[int] = []
+    escape = job_logs._escaped
+    monkeypatch.setattr(job_logs, "_escaped", lambda text: escaped.append(len(text)) or escape(text))
+    assert read(client, job_id)[0] == whole
+    assert 0 < sum(escaped) < 1_000  # the parts of the two pieces the cut's boundaries lie in, and its marker

@@ -7,12 +7,21 @@ ID`) costs the one statement that finds the attempt and a lookup, where reading 
 megabyte cost most of the answer's time. The key names the attempt's row and its claim time and
 everything else the answer depends on, and the statement that finds the attempt runs first: a
 deleted job's log is never answered from the cache, and an id used again is another key.
+
+A running attempt's log still grows, but a stored piece never changes, and a piece the cap
+shows whole stays shown whole until the cut passes it (the beginning never moves). So each
+process also keeps, per attempt and within a budget, the JSON-escaped text of the pieces its
+last whole read showed whole, in at most two runs of pieces one after the other (the
+beginning's and the end's: the statement names two ranges however many pieces a job sent):
+the next read's one statement reads only the other pieces' text (what came since, and the
+pieces the cap's boundaries lie in), and only they are encoded; the answer is joined from the
+escaped parts, which is the same bytes as escaping the joined text (JSON escapes each
+character alone). Where the text cannot come from pieces held (pieces that
+overlap, which a worker sending one stream's bytes never sends) it is read whole as before.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -23,12 +32,18 @@ from ..store import logs
 from ..store.extensions import db
 from ..store.logs import LogPiece, LogSlice, Stored
 from ..store.models import JobAttempt
+from .kept import kept
 from .queries import get_job
 
 # A few whole 1 MiB logs per process; answers under the floor are cheap to make again.
 ANSWER_CACHE_BYTES = 8 * 1024 * 1024
 CACHED_ANSWER_MIN_BYTES = 64 * 1024
 _ANSWERS_KEY = "jobwarden_log_answers"  # in the app's extensions
+# The escaped pieces of a few running attempts' 1 MiB logs per process (reads of less than the floor: none).
+PIECES_CACHE_BYTES = 8 * 1024 * 1024
+_PIECES_KEY = "jobwarden_log_pieces"
+_PIECE_OVERHEAD = 100  # bytes a held piece takes beside its text: its bytes object, its key, its slot
+_TEXT = "\x00the log's text\x00"  # stands for the text in the answer's envelope
 
 
 class AttemptNotFound(LookupError):
@@ -49,6 +64,7 @@ class AttemptLog:
 class _Attempt:
     number: int
     length: int | None  # of its log in bytes, as webapp.store.logs.length_of finds it
+    row: Hashable  # who it is: its row and claim, so a deleted job's pieces are never taken for another's
     sealed_as: Hashable | None  # who it is, once its log can no longer change (None before)
 
 
@@ -71,13 +87,77 @@ def log_answer(job_id: int, *, attempt: int | None = None, offset: int = 0) -> b
     is kept and answered again from memory (see the module's docstring)."""
     found = _find(job_id, attempt)
     key = None if found is None or found.sealed_as is None else (found.sealed_as, offset, max_bytes())
-    answers = _answers()
-    if key is not None and (kept := answers.get(key)) is not None:
-        return kept
-    body = (current_app.json.dumps(log_json(_read(job_id, found, offset))) + "\n").encode()
+    answers = kept(_ANSWERS_KEY, ANSWER_CACHE_BYTES)
+    if key is not None and (body := answers.get(key)) is not None:
+        return body
+    body = None
+    if found is not None and (found.length or 0) - offset >= CACHED_ANSWER_MIN_BYTES:  # not a follow's poll
+        body = _from_pieces(job_id, found, offset)
+    if body is None:
+        body = (current_app.json.dumps(log_json(_read(job_id, found, offset))) + "\n").encode()
     if key is not None and len(body) >= CACHED_ANSWER_MIN_BYTES:
-        answers.put(key, body)
+        answers.put(key, body, len(body))
     return body
+
+
+def _from_pieces(job_id: int, found: _Attempt, offset: int) -> bytes | None:
+    """The answer joined from the escaped pieces this process holds and those it reads now (see
+    the module's docstring); None where the pieces held cannot make it."""
+    pieces = kept(_PIECES_KEY, PIECES_CACHE_BYTES)
+    key = (found.row, max_bytes())
+    held: _Held = pieces.get(key) or _Held((), {})
+    read = logs.read_parts(
+        job_id, found.number, offset=offset, max_bytes=max_bytes(), length=found.length, held=held.runs
+    )
+    if read.parts is None:
+        return None
+    runs: list[list[logs.Whole]] = []  # the pieces shown whole, in runs one after the other
+    escaped: list[bytes] = []
+    fragments: dict[int, bytes] = {}
+    for part in read.parts:
+        if isinstance(part, str):
+            escaped.append(_escaped(part))
+            continue
+        if part.text is None and part.start not in held.fragments:  # a piece overlapping those held
+            return None
+        fragment = held.fragments[part.start] if part.text is None else _escaped(part.text)
+        fragments[part.start] = fragment
+        escaped.append(fragment)
+        if runs and runs[-1][-1].start + runs[-1][-1].size == part.start:
+            runs[-1].append(part)
+        else:
+            runs.append([part])
+    if found.sealed_as is not None:  # its answer is kept whole instead
+        pieces.drop(key)
+    elif offset == 0:  # what a whole read shows whole; a read from further on shows less of it
+        biggest = sorted(runs, key=lambda run: sum(piece.size for piece in run))[-logs.HELD_RUNS :]
+        kept_runs = sorted((run[0].start, run[-1].start + run[-1].size, run) for run in biggest)
+        now = _Held(
+            tuple(logs.Run(start, end) for start, end, _ in kept_runs),
+            {piece.start: fragments[piece.start] for *_, run in kept_runs for piece in run},
+        )
+        pieces.put(key, now, sum(len(fragment) + _PIECE_OVERHEAD for fragment in now.fragments.values()))
+    slice_ = LogSlice(read.offset, read.next_offset, _TEXT, read.cut_bytes, read.length)
+    envelope = (
+        current_app.json.dumps(log_json(AttemptLog(found.number, slice_, found.sealed_as is not None))) + "\n"
+    ).encode()
+    before, text, after = envelope.partition(_escaped(_TEXT))  # the quotes stay around it
+    assert text, "the envelope holds the text's stand-in"
+    return b"".join((before, *escaped, after))
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What a process holds of a running attempt's log: the runs of pieces its last whole read
+    showed whole, and their text escaped, by where each piece starts."""
+
+    runs: tuple[logs.Run, ...]
+    fragments: dict[int, bytes]
+
+
+def _escaped(text: str) -> bytes:
+    """`text` as the answer's JSON writes it inside a string's quotes."""
+    return current_app.json.dumps(text)[1:-1].encode()
 
 
 def _find(job_id: int, attempt: int | None) -> _Attempt | None:
@@ -102,8 +182,8 @@ def _find(job_id: int, attempt: int | None) -> _Attempt | None:
             raise AttemptNotFound(job_id, attempt)
         return None
     row_id, claimed_at, number, outcome, length, sealed = row
-    identity = (job_id, row_id, claimed_at, number, outcome, length) if sealed and outcome is not None else None
-    return _Attempt(number, length, identity)
+    who = (job_id, row_id, claimed_at, number)
+    return _Attempt(number, length, who, (*who, outcome, length) if sealed and outcome is not None else None)
 
 
 def _read(job_id: int, found: _Attempt | None, offset: int) -> AttemptLog:
@@ -130,40 +210,3 @@ def log_json(found: AttemptLog) -> dict[str, object]:
         "cut_bytes": piece.cut_bytes,
         "final": found.final,
     }
-
-
-class _Answers:
-    """Encoded answers by key, at most `budget` bytes in all: the least recently read go first."""
-
-    def __init__(self, budget: int):
-        self._budget = budget
-        self._held: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()  # gunicorn's threads share the process's answers
-
-    def get(self, key: Hashable) -> bytes | None:
-        with self._lock:
-            body = self._held.get(key)
-            if body is not None:
-                self._held.move_to_end(key)
-            return body
-
-    def put(self, key: Hashable, body: bytes) -> None:
-        if len(body) > self._budget:
-            return
-        with self._lock:
-            if key in self._held:
-                return
-            self._held[key] = body
-            self._size += len(body)
-            while self._size > self._budget:
-                _, dropped = self._held.popitem(last=False)
-                self._size -= len(dropped)
-
-
-def _answers() -> _Answers:
-    """This app's kept answers (one app per serving process; each test's app its own)."""
-    answers: _Answers | None = current_app.extensions.get(_ANSWERS_KEY)
-    if answers is None:  # two threads may get here at once: setdefault keeps the first one made
-        answers = current_app.extensions.setdefault(_ANSWERS_KEY, _Answers(ANSWER_CACHE_BYTES))
-    return answers

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, delete, exists, or_, select, text
+from sqlalchemy import ColumnElement, ScalarSelect, and_, case, delete, exists, or_, select, text
 
 from ..domain.log_lines import cut_marker
 from .extensions import db
@@ -118,6 +118,41 @@ class LogSlice:
     length: int  # the attempt's log's length in bytes, cut included
 
 
+@dataclass(frozen=True)
+class Whole:
+    """A piece shown whole: where it starts, its size in bytes, and its text (None: the caller
+    said it holds it)."""
+
+    start: int
+    size: int
+    text: str | None
+
+
+HELD_RUNS = 2  # what a whole read shows whole: the beginning's pieces and the end's
+
+
+@dataclass(frozen=True)
+class Run:
+    """Pieces one after the other, from the start of the first to the end of the last: no other
+    piece can start in between but one overlapping them, which a worker never sends."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class LogParts:
+    """A LogSlice before its text is joined: pieces shown whole, and the strings between and
+    around them (a piece's part, a cut marker). None: a piece the caller holds is shown only in
+    part, which a worker sending one stream's bytes never causes; read it without `held`."""
+
+    offset: int
+    next_offset: int
+    parts: list[str | Whole] | None
+    cut_bytes: int
+    length: int
+
+
 def length_of(job_id: Any, attempt: Any) -> ScalarSelect[int]:
     """The attempt's log's length in bytes (NULL: nothing written), as a subquery: a caller reads
     it in the statement that finds the attempt."""
@@ -142,10 +177,22 @@ def sealed(job_id: Any, attempt: Any) -> ColumnElement[bool]:
 
 def read(job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int | None) -> LogSlice:
     """The attempt's log from byte `offset`, as the cap shows it (see the module's docstring);
-    `length` as `length_of` found it. One statement: the pieces from `offset` that the cap shows,
-    and the (at most two) pieces the cut's boundaries lie in, which say where the cut's lines are."""
+    `length` as `length_of` found it. One statement: see `read_parts`."""
+    found = read_parts(job_id, attempt, offset=offset, max_bytes=max_bytes, length=length)
+    assert found.parts is not None  # nothing held: every text was read
+    text = "".join(part if isinstance(part, str) else part.text or "" for part in found.parts)
+    return LogSlice(found.offset, found.next_offset, text, found.cut_bytes, found.length)
+
+
+def read_parts(
+    job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int | None, held: Sequence[Run] = ()
+) -> LogParts:
+    """`read`'s slice in parts. One statement: the pieces from `offset` that the cap shows, and
+    the (at most two) pieces the cut's boundaries lie in, which say where the cut's lines are.
+    The text of a piece that starts in one of the `held` runs (at most HELD_RUNS) and is shown
+    whole is not read: the caller holds it (a stored piece never changes)."""
     if length is None:
-        return LogSlice(offset, offset, "", 0, 0)
+        return LogParts(offset, offset, [], 0, 0)
     chunk = JobLogChunk
     ends = chunk.start + chunk.size
     wanted: ColumnElement[bool] = ends > offset
@@ -158,17 +205,24 @@ def read(job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int 
             and_(chunk.start < head, ends > head),
             and_(chunk.start < tail, ends > tail),
         )
+    piece_text: ColumnElement[Any] = chunk.text.expression
+    if held:  # not read where it is shown whole (unless pieces overlap: then `parts` is None)
+        assert len(held) <= HELD_RUNS, held
+        runs = [*held, *[Run(0, 0)] * (HELD_RUNS - len(held))]  # one statement whatever the runs
+        in_a_run = or_(*(and_(chunk.start >= run.start, chunk.start < run.end) for run in runs))
+        skipped = and_(in_a_run, chunk.start >= offset, or_(ends <= head, chunk.start >= tail))
+        piece_text = case((skipped, None), else_=chunk.text)
     rows = db.session.execute(
-        select(chunk.start, chunk.text)
+        select(chunk.start, chunk.size, piece_text)
         .where(chunk.job_id == job_id, chunk.attempt == attempt, wanted)
         .order_by(chunk.start)
     ).all()
     head_end, tail_start = (head, tail) if length <= max_bytes else _line_boundaries(rows, head, tail)
-    parts: list[str] = []
+    parts: list[str | Whole] = []
     position = offset
-    for start, piece in rows:
-        data = None if piece.isascii() else piece.encode("utf-8")
-        end = start + (len(piece) if data is None else len(data))
+    for start, size, piece in rows:
+        end = start + size
+        data = None if piece is None or piece.isascii() else piece.encode("utf-8")
         for low, high in ((start, min(end, head_end)), (max(start, tail_start), end)):
             low = max(low, position)
             if low >= high:
@@ -176,23 +230,25 @@ def read(job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int 
             if low > position:
                 parts.append(cut_marker(low - position))
             if low == start and high == end:  # most pieces: no bytes to count
-                parts.append(piece)
+                parts.append(Whole(start, size, piece))
+            elif piece is None:
+                return LogParts(offset, offset, None, 0, length)
             elif data is None:
                 parts.append(piece[low - start : high - start])
             else:
                 parts.append(data[low - start : high - start].decode("utf-8", "ignore"))
             position = high
-    return LogSlice(offset, max(position, offset), "".join(parts), tail_start - head_end, length)
+    return LogParts(offset, max(position, offset), parts, tail_start - head_end, length)
 
 
 def _line_boundaries(rows: Sequence[Any], head: int, tail: int) -> tuple[int, int]:
     """(the start of the line at or before byte `head`, the start of the line at or after byte
     `tail`): the cap cuts between lines. `rows` hold the pieces these bytes lie in."""
     head_end, tail_start = head, tail  # a boundary between pieces, which end with whole lines
-    for start, piece in rows:
+    for start, size, piece in rows:
         if start >= tail:
             break
-        if start + len(piece) * 4 <= head:  # UTF-8 takes at most 4 bytes a character
+        if piece is None or start + size <= head:  # not at a boundary (a piece the caller holds never is)
             continue
         data = piece.encode("utf-8")
         if start < head < start + len(data):
