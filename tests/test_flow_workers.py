@@ -157,7 +157,7 @@ def test_concurrency_and_key_concurrency_hold_across_worker_processes(flow_serve
 
 def test_key_concurrency_holds_across_worker_processes_claiming_side_by_side(flow_server, tmp_path):
     """One queue with keys and a concurrency far from full: on PostgreSQL every claim takes
-    lanes of the queue (webapp.store.flow.take_lanes), so claimers of other keys do not take
+    lanes of the queue (webapp.store.flow.hold_lanes), so claimers of other keys do not take
     turns; the claimers of a key still do: many keys at once, each one at a time."""
     keys = [f"k{n}" for n in range(12)]
     # The least that lets every claim take lanes with each worker's 4 slots full.

@@ -20,7 +20,7 @@ earlier claims of it committed, while claimers holding other lanes run beside it
 `concurrency` is shared by every lane: a claimer leaves room (`lane_reserve`) for what the
 claimers holding the other lanes may be taking at that moment (at most LANE_BATCH_MAX
 each), so the sum never passes the limit. A claimer takes the free lanes of the first due
-jobs in claim order with `pg_try_advisory_xact_lock` (`take_lanes`): it waits only when
+jobs in claim order with `pg_try_advisory_xact_lock` (`hold_lanes`): it waits only when
 every lane it would use is taken, and then on one lane. A claim that cannot leave that
 room (a rate limit, a concurrency near full, several held queues) takes every lane of its
 queues in order (`lock_whole_queues`) and is alone on them, as all claimers were before.
@@ -318,7 +318,7 @@ class HeldQueue(NamedTuple):
 
 def limited_queues(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[HeldQueue]:
     """The restricted, unpaused queues with a due job this claimer may take, in name order.
-    Read without a lock: which queues to lock, and how (`take_lanes` or `lock_whole_queues`)."""
+    Read without a lock: which queues to lock, and how (`hold_lanes` or `lock_whole_queues`)."""
     rows = db.session.execute(
         _limited_queues_statement(bool(types), bool(queues)),
         {"lq_now": now, "lq_types": types or [], "lq_queues": queues or []},
@@ -344,7 +344,9 @@ def _limited_queues_statement(by_type: bool, by_queue: bool) -> Select:
         ),
     )
     statement = (
-        select(_QUEUES.c.name, _QUEUES.c.rate_limit_count.is_not(None), lanes_fit)
+        select(
+            _QUEUES.c.name, _QUEUES.c.rate_limit_count.is_not(None).label("rate_limited"), lanes_fit.label("lanes_fit")
+        )
         .where(restricted(), _QUEUES.c.paused.is_(False), due.exists())
         .order_by(_QUEUES.c.name)
     )
@@ -353,44 +355,78 @@ def _limited_queues_statement(by_type: bool, by_queue: bool) -> Select:
     return statement
 
 
-def take_lanes(queue: str, now: datetime, types: list[str] | None, batch: int) -> list[int]:
-    """PostgreSQL: lock the lanes of `queue` the claim will take its jobs from, to the end of
-    the transaction. The first due jobs in claim order (SCAN_PER_CLAIMED_JOB per job of the
-    batch) name the lanes, tried in the order their first job comes; a lane another claimer
-    holds is passed over, and the trying stops once the lanes taken hold as many of those
-    jobs as the batch would have if none were passed over. When every one is held, waits
-    for the first job's lane."""
+def hold_lanes(
+    now: datetime, types: list[str] | None, queues: list[str] | None, batch: int
+) -> tuple[list[HeldQueue], list[int] | None]:
+    """PostgreSQL, one statement: the held queues (`limited_queues`) and, when that is one
+    queue whose lanes fit, the lanes of it this claim holds to the end of its transaction
+    (None: the claim must `lock_whole_queues`). The first due jobs in claim order
+    (SCAN_PER_CLAIMED_JOB per job of the batch) name the lanes, tried in the order their
+    first job comes; a lane another claimer holds is passed over, and the trying stops once
+    the lanes taken hold as many of those jobs as the batch would have if none were passed
+    over. When every one is held, waits for the first job's lane (a statement of its own)."""
     params = {
-        "lane_queue": queue,
-        "lane_queues": [queue],
-        "lane_now": now,
-        "lane_types": types or [],
+        "lq_now": now,
+        "lq_types": types or [],
+        "lq_queues": queues or [],
         "lane_batch": batch,
         "lane_scan": batch * SCAN_PER_CLAIMED_JOB,
     }
-    try_lanes, wait_for_lane = _lane_statements(bool(types))
-    taken = [int(lane) for lane in db.session.scalars(try_lanes, params)]
+    hold, wait_for_lane = _lane_statements(bool(types), bool(queues))
+    rows = db.session.execute(hold, params).all()
+    held = [HeldQueue(name, bool(rate), bool(fit)) for name, rate, fit, _ in rows]
+    if len(held) != 1 or not held[0].lanes_fit:
+        return held, None
+    taken = rows[0][3]
     if taken:
-        return taken
-    return [int(lane) for lane, _ in db.session.execute(wait_for_lane, params)]
+        return held, [int(lane) for lane in taken]
+    waited = db.session.execute(wait_for_lane, {**params, "lane_queue": held[0].name}).all()
+    return held, [int(lane) for lane, _ in waited]
 
 
-@functools.lru_cache(maxsize=2)
-def _lane_statements(by_type: bool) -> tuple[Select, Select]:
-    name = bindparam("lane_queue", type_=String)
+@functools.lru_cache(maxsize=4)
+def _lane_statements(by_type: bool, by_queue: bool) -> tuple[Select, Select]:
+    """Built once per shape: building these statements cost a claim more than running them."""
+    held = _limited_queues_statement(by_type, by_queue).cte("held").prefix_with("MATERIALIZED")
+    alone = (
+        select(held.c.name)
+        .where(held.c.lanes_fit, select(func.count()).select_from(held).scalar_subquery() == 1)
+        .scalar_subquery()
+    )
+    try_lanes, _ = _lanes_of(alone, by_type)
+    taken = try_lanes.subquery("taken")
+    hold = select(
+        held.c.name, held.c.rate_limited, held.c.lanes_fit, select(func.array_agg(taken.c.lane)).scalar_subquery()
+    ).order_by(held.c.name)
+    _, wait_for_lane = _lanes_of(bindparam("lane_queue", type_=String), by_type)
+    return hold, wait_for_lane
+
+
+def _lanes_of(name: ColumnElement[str], by_type: bool) -> tuple[Select, Select]:
+    """The lanes of queue `name` to try (NULL: none), and the wait for its first job's lane."""
     # Keys already at their limit are left out, as the claim leaves them (a hint: read
     # before the lanes are held, so the claim counts again).
-    live = _live_keyed(bindparam("lane_queues", expanding=True))
+    live = _JOBS.alias("live")
+    live_keys = union_all(
+        *(
+            select(live.c.concurrency_key).where(
+                live.c.queue == name, live.c.status == str(status), live.c.concurrency_key.is_not(None)
+            )
+            for status in _LIVE
+        )
+    ).subquery("live_keys")
     key_limit = select(_QUEUES.c.key_concurrency).where(_QUEUES.c.name == name).scalar_subquery()
-    full_keys = select(live.c.concurrency_key).group_by(live.c.concurrency_key).having(func.count() >= key_limit)
+    full_keys = (
+        select(live_keys.c.concurrency_key).group_by(live_keys.c.concurrency_key).having(func.count() >= key_limit)
+    )
     due = [
         _JOBS.c.status == Status.QUEUED,
-        _JOBS.c.run_after <= bindparam("lane_now", type_=_JOBS.c.run_after.type),
+        _JOBS.c.run_after <= bindparam("lq_now", type_=_JOBS.c.run_after.type),
         _JOBS.c.queue == name,
         or_(_JOBS.c.concurrency_key.is_(None), _JOBS.c.concurrency_key.not_in(full_keys)),
     ]
     if by_type:
-        due.append(_JOBS.c.type.in_(bindparam("lane_types", expanding=True)))
+        due.append(_JOBS.c.type.in_(bindparam("lq_types", expanding=True)))
     first_jobs = (
         select(lane_of(_JOBS).label("lane"), _JOBS.c.priority, _JOBS.c.id)
         .where(*due)

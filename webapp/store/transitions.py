@@ -888,16 +888,18 @@ def _claim_limited(
 ) -> list[Job]:
     """Up to `room` jobs of limited queues in one statement (webapp.store.flow.limited_candidates);
     nothing at all, not even a lock, when no limited queue has a due job. On PostgreSQL the
-    claimer first holds lanes of one queue (flow.take_lanes), or every lane of its queues."""
-    held = flow.limited_queues(params["cas_now"], types, queues)
+    claimer first holds lanes of one queue (flow.hold_lanes), or every lane of its queues."""
+    lanes: list[int] | None = None
+    if postgresql:
+        held, lanes = flow.hold_lanes(params["cas_now"], types, queues, min(room, flow.LANE_BATCH_MAX))
+        if lanes is not None:
+            room = min(room, flow.LANE_BATCH_MAX)  # what the other lanes' claimers leave room for
+        elif held:
+            flow.lock_whole_queues([queue.name for queue in held])
+    else:
+        held = flow.limited_queues(params["cas_now"], types, queues)
     if not held:
         return []
-    lanes: list[int] | None = None
-    if postgresql and len(held) == 1 and held[0].lanes_fit:
-        room = min(room, flow.LANE_BATCH_MAX)
-        lanes = flow.take_lanes(held[0].name, params["cas_now"], types, room)
-    elif postgresql:
-        flow.lock_whole_queues([queue.name for queue in held])
     # The time of these claims is read now that the claimer holds its lanes (the advisory
     # locks on PostgreSQL, the write lock on SQLite): claimers of a queue then record their
     # starts in the order they take turns, and a window never counts a start from its future.
