@@ -19,7 +19,8 @@ so claimers of one key take turns on its lane and each counts the key's live job
 earlier claims of it committed, while claimers holding other lanes run beside it. A queue's
 `concurrency` is shared by every lane: a claimer leaves room (`lane_reserve`) for what the
 claimers holding the other lanes may be taking at that moment (at most LANE_BATCH_MAX
-each), so the sum never passes the limit. A claimer takes the free lanes of the first due
+each: a transaction makes one limited claim, `jobs.claim_jobs`), so the sum never passes
+the limit. A claimer takes the free lanes of the first due
 jobs in claim order with `pg_try_advisory_xact_lock` (`hold_lanes`): it waits only when
 every lane it would use is taken, and then on one lane. A claim that cannot leave that
 room (a rate limit, a concurrency near full, several held queues) takes every lane of its
@@ -286,8 +287,9 @@ def record_starts(rows: FromClause) -> UpdateBase:
 
 
 # Lanes of a limited queue (PostgreSQL). More lanes let more claimers run beside each other
-# (a batch of 10 jobs over many keys touches about 9 of 32); each lane held by another
-# claimer costs LANE_BATCH_MAX of the queue's concurrency while a claim counts.
+# (a batch of 10 over many keys holds a few of 32); each lane another claimer may hold costs
+# LANE_BATCH_MAX of the queue's concurrency while a claim counts, so a queue with less than
+# `lane_reserve(1) + LANE_BATCH_MAX` free (640) is claimed alone, as before lanes.
 LANES = 32
 LANE_BATCH_MAX = 20
 
