@@ -13,8 +13,9 @@ its own, holding no database connection. What wakes the hub:
   listener skips it);
 - SQLite: other processes' commits are seen by a thread that watches the
   database files while claims wait: on Linux inotify wakes it the moment any process
-  writes the database or its WAL (a create in another gunicorn worker or the command
-  line picks up at once, not at the next tick); a `stat` every `SQLITE_HEARD_LOOK_S` stays
+  writes the database or its WAL, and again as it closes them after its commit (a create
+  in another gunicorn worker or the command line picks up at once, not at the next tick);
+  a `stat` every `SQLITE_HEARD_LOOK_S` stays
   as the safety net, every `SQLITE_WATCH_INTERVAL_S` within RECENT_WRITE_NS of a write and
   where inotify is not to be had. On a change (or within
   RECENT_WRITE_NS of one) it runs one indexed query: how many jobs, of which type and
@@ -326,9 +327,18 @@ def _queued_since(engine: Engine, since: int | None) -> tuple[Kinds | None, int 
 class _Writes:
     """Wakes the watcher when a file of `names` in `directory` is written, by any process
     (Linux inotify on the directory, so a WAL deleted and made again stays watched); where
-    inotify is not to be had, `wait` just sleeps its timeout."""
+    inotify is not to be had, `wait` just sleeps its timeout.
 
-    _IN_MODIFY, _IN_CREATE, _IN_MOVED_TO = 0x2, 0x100, 0x80
+    Written, and closed after writing: the WAL's write arrives before its commit is visible
+    (the commit's fsync and the shared index come after it), so the look it wakes may find
+    nothing, and the next write was the watcher's only prompt. The app closes each SQLite
+    connection at its transaction's end (NullPool), after the commit: that close wakes the
+    watcher again, now seeing the job (a create in another process waited up to
+    SQLITE_WATCH_INTERVAL_S more, 10 ms of a 20 ms pickup, where an audit entry written after
+    it used to be that next write). The watcher's own looks close their connections too: within
+    RECENT_WRITE_NS of a write it then looks every SQLITE_LOOK_GAP_S, as a stream of writes makes it."""
+
+    _IN_MODIFY, _IN_CLOSE_WRITE, _IN_CREATE, _IN_MOVED_TO = 0x2, 0x8, 0x100, 0x80
     _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
 
     def __init__(self, directory: Path, names: set[str]) -> None:
@@ -339,7 +349,7 @@ class _Writes:
             fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
             if fd < 0:
                 return
-            mask = self._IN_MODIFY | self._IN_CREATE | self._IN_MOVED_TO
+            mask = self._IN_MODIFY | self._IN_CLOSE_WRITE | self._IN_CREATE | self._IN_MOVED_TO
             if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
                 os.close(fd)
                 return
@@ -352,17 +362,18 @@ class _Writes:
         """Whether writes wake `wait` (inotify), so the stat ticks are only a safety net."""
         return self._fd is not None
 
-    def wait(self, timeout: float) -> None:
-        """Until one of the files is written, or `timeout` passes."""
+    def wait(self, timeout: float) -> bool:
+        """Until one of the files is written or closed after writing (True), or `timeout` passes."""
         fd = self._fd
         if fd is None:
             time.sleep(timeout)
-            return
+            return False
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             readable, _, _ = io_select.select([fd], [], [], remaining)
             if readable and self._drained_ours(fd):
-                return
+                return True
+        return False
 
     def _drained_ours(self, fd: int) -> bool:
         """Read every pending event; whether one was of our files."""
