@@ -9,15 +9,6 @@ Requests by nobody signed in are not recorded (scanners would fill the table); w
 credentials are counted and limited instead (webapp.server.guesses). The entry is
 written in its own transaction after the change committed: if the database fails in
 between, the change stands without its entry, and the failure is logged.
-
-A view on a hot path may instead write its `ok` entry inside its own transaction
-(`record_with_change()`, before the commit): the change and its entry commit together,
-and nothing is left to write after the commit. A job's create does, so the worker that
-wakes on the commit claims the job while nothing else of the create runs beside it on
-the same cores (the audit entry's own transaction took 4 ms there, docs/benchmarks.md,
-pickup timeline). The entry then counts as this request's only when the transaction
-committed (a commit hook marks it) and the answer is not a refusal; otherwise the answer
-is recorded after it as usual: one entry per request either way.
 """
 
 from __future__ import annotations
@@ -32,7 +23,6 @@ from werkzeug.exceptions import HTTPException
 
 from ..domain.roles import Role
 from ..jobs import audit
-from ..store.commit_hooks import after_commit
 from . import access, auth
 
 log = logging.getLogger(__name__)
@@ -43,7 +33,6 @@ MAX_REASON_CHARS = 2000
 _ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 NAMED_IN_ACTION = ("action",)
 NOTED_KEY = "jobwarden.audit_noted"  # in the request's environ, as webapp.server.auth keeps the principal  # path arguments that say what was done, not to what
-WRITTEN_KEY = "jobwarden.audit_written"  # in the request's environ: its `ok` entry committed with the change
 
 
 def install(app: Flask) -> None:
@@ -57,52 +46,29 @@ def note(*, outcome: str | None = None, target: str | None = None, data: Any = N
     noted.update({key: value for key, value in given.items() if value is not None})
 
 
-def record_with_change() -> None:
-    """Inside the view's unit of work, before its commit: write this request's `ok` entry in
-    the same transaction (nothing when the request is not audited). Call it once the change
-    is known to be kept (a refusal raised later rolls the entry back with the change)."""
-    entry = _entry()
-    if entry is None:
-        return
-    audit.record(**entry, outcome="ok")
-    environ = request.environ
-    after_commit(lambda: environ.__setitem__(WRITTEN_KEY, True))
-
-
 def record_write(response: Response) -> Response:
-    if request.environ.get(WRITTEN_KEY) and response.status_code < 400:
-        return response  # written with the change (record_with_change)
-    entry = _entry()
-    if entry is None:
+    if not auth.is_write() or request.url_rule is None or request.endpoint is None:
+        return response
+    if not isinstance(access.level_for(request.endpoint, request.method), Role):
+        return response  # public and worker routes: no person acts
+    principal = auth.decided_principal()
+    if principal is None or principal.via == auth.ANONYMOUS:
         return response
     noted = request.environ.get(NOTED_KEY, {})
     try:
-        audit.record(**entry, outcome=noted.get("outcome") or _outcome(response))
+        audit.record(
+            actor=principal.name or auth.OPEN,
+            via=principal.via,
+            action=_action(),
+            target=noted.get("target") or _target(),
+            reason=_reason(),
+            address=request.remote_addr,
+            outcome=noted.get("outcome") or _outcome(response),
+            data=noted.get("data"),
+        )
     except SQLAlchemyError as error:
         log.error("the audit entry of %s %s was not written: %s", request.method, request.path, error)
     return response
-
-
-def _entry() -> dict[str, Any] | None:
-    """This request's entry but its outcome, or None when no person acts in it (a read, a
-    public or worker route, nobody signed in)."""
-    if not auth.is_write() or request.url_rule is None or request.endpoint is None:
-        return None
-    if not isinstance(access.level_for(request.endpoint, request.method), Role):
-        return None  # public and worker routes: no person acts
-    principal = auth.decided_principal()
-    if principal is None or principal.via == auth.ANONYMOUS:
-        return None
-    noted = request.environ.get(NOTED_KEY, {})
-    return {
-        "actor": principal.name or auth.OPEN,
-        "via": principal.via,
-        "action": _action(),
-        "target": noted.get("target") or _target(),
-        "reason": _reason(),
-        "address": request.remote_addr,
-        "data": noted.get("data"),
-    }
 
 
 def _action() -> str:

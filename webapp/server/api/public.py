@@ -11,7 +11,7 @@ from ...jobs.actions import ACTIONS, Action, apply_action, bulk_audit
 from ...jobs.serialize import attempt_json, event_json, job_json, step_json
 from ...jobs.waiting import waiting_reasons, with_waiting
 from .. import auth
-from ..audit_trail import note, record_with_change
+from ..audit_trail import note
 from . import answers, bodies
 from .spec import ApiError, invalid_query, operation
 
@@ -60,12 +60,8 @@ def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
 )
 def create_job(body: bodies.CreateJob):
     """Queued at once, or pending with `hold`."""
-    # The audit entry commits with the job (webapp.server.audit_trail.record_with_change):
-    # after the commit only the answer is left, while a worker claims the job.
     with jobs.as_committed():
-        with jobs.unit_of_work():
-            created = jobs.create_job_once(actor=auth.acting_as(API), **body.model_dump())
-            record_with_change()
+        created = jobs.create_job_once(actor=auth.acting_as(API), **body.model_dump())
         if created.duplicate:
             return {**job_json(created.job), "duplicate": True}, 200
         return job_json(created.job), 201
