@@ -27,7 +27,9 @@ TEXT_CAPS = {
     for name in ("actor", "via", "action", "target", "address", "outcome")
 }
 # The table's Core INSERT, its values bound: compiled once, and no ORM bulk path nor RETURNING
-# of the id (an entry per write request: the ORM's insert took 1.5 ms of a create on PostgreSQL).
+# of the id. An entry per write request, written after its change while a worker may be
+# claiming the job a create just made: the ORM's insert took 1.48 ms per entry on PostgreSQL
+# and 0.70 on SQLite, this one 0.23 and 0.30 (the same rows: a `data` of None is JSON null).
 _INSERT = insert(AuditEntry.__table__)
 
 
