@@ -329,14 +329,14 @@ class _Writes:
     (Linux inotify on the directory, so a WAL deleted and made again stays watched); where
     inotify is not to be had, `wait` just sleeps its timeout.
 
-    Written, and closed after writing: the WAL's write arrives before its commit is visible
-    (the commit's fsync and the shared index come after it), so the look it wakes may find
-    nothing, and the next write was the watcher's only prompt. The app closes each SQLite
-    connection at its transaction's end (NullPool), after the commit: that close wakes the
-    watcher again, now seeing the job (a create in another process waited up to
-    SQLITE_WATCH_INTERVAL_S more, 10 ms of a 20 ms pickup, where an audit entry written after
-    it used to be that next write). The watcher's own looks close their connections too: within
-    RECENT_WRITE_NS of a write it then looks every SQLITE_LOOK_GAP_S, as a stream of writes makes it."""
+    Closed after writing, when `closes` asks: the WAL's write arrives before its commit is
+    visible (the commit's fsync and the shared index come after it), so the look it wakes may
+    find nothing, and the next write or tick was the watcher's only prompt (a create in another
+    process waited up to SQLITE_WATCH_INTERVAL_S more, 10 ms of a 20 ms pickup, unless an audit
+    entry written after it came first). The app closes each SQLite connection at its
+    transaction's end (NullPool), after the commit: that close tells the watcher to look again.
+    Only then: every look closes a connection too (readers open the files for writing), so
+    heard always, two processes' watchers would wake each other every SQLITE_LOOK_GAP_S."""
 
     _IN_MODIFY, _IN_CLOSE_WRITE, _IN_CREATE, _IN_MOVED_TO = 0x2, 0x8, 0x100, 0x80
     _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
@@ -362,8 +362,9 @@ class _Writes:
         """Whether writes wake `wait` (inotify), so the stat ticks are only a safety net."""
         return self._fd is not None
 
-    def wait(self, timeout: float) -> bool:
-        """Until one of the files is written or closed after writing (True), or `timeout` passes."""
+    def wait(self, timeout: float, *, closes: bool = False) -> bool:
+        """Until one of the files is written (or, with `closes`, closed after writing): True;
+        or `timeout` passes: False."""
         fd = self._fd
         if fd is None:
             time.sleep(timeout)
@@ -371,20 +372,21 @@ class _Writes:
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             readable, _, _ = io_select.select([fd], [], [], remaining)
-            if readable and self._drained_ours(fd):
+            if readable and self._drained_ours(fd, closes):
                 return True
         return False
 
-    def _drained_ours(self, fd: int) -> bool:
-        """Read every pending event; whether one was of our files."""
+    def _drained_ours(self, fd: int, closes: bool) -> bool:
+        """Read every pending event; whether one was of our files (a close only with `closes`)."""
         ours = False
         try:
             while data := os.read(fd, 65536):
                 offset = 0
                 while offset < len(data):
-                    _wd, _mask, _cookie, length = self._HEADER.unpack_from(data, offset)
+                    _wd, mask, _cookie, length = self._HEADER.unpack_from(data, offset)
                     start = offset + self._HEADER.size
-                    ours = ours or data[start : start + length].rstrip(b"\0") in self._names
+                    wanted = closes or mask & ~self._IN_CLOSE_WRITE
+                    ours = ours or bool(wanted and data[start : start + length].rstrip(b"\0") in self._names)
                     offset = start + length
         except BlockingIOError:
             pass
@@ -401,6 +403,7 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
     seen_files: tuple[Any, ...] = ()
     latest: int | None = None
     looked_at = 0.0
+    awaiting_commit = False  # the files changed and the look found nothing new: its commit may not show yet
     while True:
         try:
             if hub.waiting == 0:
@@ -414,11 +417,13 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
                 continue
             files = _file_state(paths)
             if files != seen_files or _written_lately(files):
+                changed = files != seen_files
                 seen_files = files
                 looked_at = time.monotonic()
                 kinds, latest = _queued_since(engine, latest)
                 if kinds is None or kinds:
                     hub.wake(kinds)
+                awaiting_commit = changed and kinds == {}
             hub.watching = True
         except Exception:
             hub.watching = False
@@ -426,5 +431,5 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
             time.sleep(LISTEN_RETRY_S)
         # Between writes inotify wakes the watcher: an idle claim costs a stat a second, not 100.
         quiet = writes.heard and not _written_lately(seen_files)
-        writes.wait(SQLITE_HEARD_LOOK_S if quiet else SQLITE_WATCH_INTERVAL_S)
+        writes.wait(SQLITE_HEARD_LOOK_S if quiet else SQLITE_WATCH_INTERVAL_S, closes=awaiting_commit)
         time.sleep(max(0.0, looked_at + SQLITE_LOOK_GAP_S - time.monotonic()))
