@@ -78,3 +78,17 @@ def test_a_job_another_process_creates_wakes_a_waiting_claim_without_the_ticks(a
         monkeypatch.undo()
         transitions.create([{"type": "demo.noop", "max_attempts": 1}], actor="api")
         db.session.commit()  # a write the watcher hears: it leaves its long wait for the usual ticks
+
+
+def test_a_file_closed_after_writing_wakes_the_watcher_that_waits_for_a_commit(tmp_path):
+    """A writer's commit is visible after its WAL write (the write's inotify event can wake a look
+    that finds nothing yet); its connection closing the files afterwards wakes the watcher again,
+    when the watcher asks for it (every look of its own closes the files too)."""
+    wal = tmp_path / "jobwarden.db-wal"
+    wal.write_bytes(b"")
+    writes = wakeup._Writes(tmp_path, {wal.name})
+    assert writes.heard
+    wal.open("r+b").close()  # opened for writing and closed, nothing written: as a look closes its connection
+    assert not writes.wait(0.2), "a close woke the watcher that did not ask for closes"
+    wal.open("r+b").close()  # as a writer's connection closes after its commit
+    assert writes.wait(60.0, closes=True), "the close of a file opened for writing did not wake the watcher"

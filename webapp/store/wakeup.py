@@ -13,8 +13,9 @@ its own, holding no database connection. What wakes the hub:
   listener skips it);
 - SQLite: other processes' commits are seen by a thread that watches the
   database files while claims wait: on Linux inotify wakes it the moment any process
-  writes the database or its WAL (a create in another gunicorn worker or the command
-  line picks up at once, not at the next tick); a `stat` every `SQLITE_HEARD_LOOK_S` stays
+  writes the database or its WAL, and again as it closes them after its commit (a create
+  in another gunicorn worker or the command line picks up at once, not at the next tick);
+  a `stat` every `SQLITE_HEARD_LOOK_S` stays
   as the safety net, every `SQLITE_WATCH_INTERVAL_S` within RECENT_WRITE_NS of a write and
   where inotify is not to be had. On a change (or within
   RECENT_WRITE_NS of one) it runs one indexed query: how many jobs, of which type and
@@ -326,9 +327,18 @@ def _queued_since(engine: Engine, since: int | None) -> tuple[Kinds | None, int 
 class _Writes:
     """Wakes the watcher when a file of `names` in `directory` is written, by any process
     (Linux inotify on the directory, so a WAL deleted and made again stays watched); where
-    inotify is not to be had, `wait` just sleeps its timeout."""
+    inotify is not to be had, `wait` just sleeps its timeout.
 
-    _IN_MODIFY, _IN_CREATE, _IN_MOVED_TO = 0x2, 0x100, 0x80
+    Closed after writing, when `closes` asks: the WAL's write arrives before its commit is
+    visible (the commit's fsync and the shared index come after it), so the look it wakes may
+    find nothing, and the next write or tick was the watcher's only prompt (a create in another
+    process waited up to SQLITE_WATCH_INTERVAL_S more, 10 ms of a 20 ms pickup, unless an audit
+    entry written after it came first). The app closes each SQLite connection at its
+    transaction's end (NullPool), after the commit: that close tells the watcher to look again.
+    Only then: every look closes a connection too (readers open the files for writing), so
+    heard always, two processes' watchers would wake each other every SQLITE_LOOK_GAP_S."""
+
+    _IN_MODIFY, _IN_CLOSE_WRITE, _IN_CREATE, _IN_MOVED_TO = 0x2, 0x8, 0x100, 0x80
     _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
 
     def __init__(self, directory: Path, names: set[str]) -> None:
@@ -339,7 +349,7 @@ class _Writes:
             fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
             if fd < 0:
                 return
-            mask = self._IN_MODIFY | self._IN_CREATE | self._IN_MOVED_TO
+            mask = self._IN_MODIFY | self._IN_CLOSE_WRITE | self._IN_CREATE | self._IN_MOVED_TO
             if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
                 os.close(fd)
                 return
@@ -352,28 +362,31 @@ class _Writes:
         """Whether writes wake `wait` (inotify), so the stat ticks are only a safety net."""
         return self._fd is not None
 
-    def wait(self, timeout: float) -> None:
-        """Until one of the files is written, or `timeout` passes."""
+    def wait(self, timeout: float, *, closes: bool = False) -> bool:
+        """Until one of the files is written (or, with `closes`, closed after writing): True;
+        or `timeout` passes: False."""
         fd = self._fd
         if fd is None:
             time.sleep(timeout)
-            return
+            return False
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             readable, _, _ = io_select.select([fd], [], [], remaining)
-            if readable and self._drained_ours(fd):
-                return
+            if readable and self._drained_ours(fd, closes):
+                return True
+        return False
 
-    def _drained_ours(self, fd: int) -> bool:
-        """Read every pending event; whether one was of our files."""
+    def _drained_ours(self, fd: int, closes: bool) -> bool:
+        """Read every pending event; whether one was of our files (a close only with `closes`)."""
         ours = False
         try:
             while data := os.read(fd, 65536):
                 offset = 0
                 while offset < len(data):
-                    _wd, _mask, _cookie, length = self._HEADER.unpack_from(data, offset)
+                    _wd, mask, _cookie, length = self._HEADER.unpack_from(data, offset)
                     start = offset + self._HEADER.size
-                    ours = ours or data[start : start + length].rstrip(b"\0") in self._names
+                    wanted = closes or mask & ~self._IN_CLOSE_WRITE
+                    ours = ours or bool(wanted and data[start : start + length].rstrip(b"\0") in self._names)
                     offset = start + length
         except BlockingIOError:
             pass
@@ -390,6 +403,7 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
     seen_files: tuple[Any, ...] = ()
     latest: int | None = None
     looked_at = 0.0
+    awaiting_commit = False  # the files changed and the look found nothing new: its commit may not show yet
     while True:
         try:
             if hub.waiting == 0:
@@ -403,11 +417,13 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
                 continue
             files = _file_state(paths)
             if files != seen_files or _written_lately(files):
+                changed = files != seen_files
                 seen_files = files
                 looked_at = time.monotonic()
                 kinds, latest = _queued_since(engine, latest)
                 if kinds is None or kinds:
                     hub.wake(kinds)
+                awaiting_commit = changed and kinds == {}
             hub.watching = True
         except Exception:
             hub.watching = False
@@ -415,5 +431,5 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
             time.sleep(LISTEN_RETRY_S)
         # Between writes inotify wakes the watcher: an idle claim costs a stat a second, not 100.
         quiet = writes.heard and not _written_lately(seen_files)
-        writes.wait(SQLITE_HEARD_LOOK_S if quiet else SQLITE_WATCH_INTERVAL_S)
+        writes.wait(SQLITE_HEARD_LOOK_S if quiet else SQLITE_WATCH_INTERVAL_S, closes=awaiting_commit)
         time.sleep(max(0.0, looked_at + SQLITE_LOOK_GAP_S - time.monotonic()))
