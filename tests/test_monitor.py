@@ -229,6 +229,27 @@ def test_a_worker_silent_past_the_timeout_is_marked_gone_and_its_job_orphaned(ap
     assert after.last_error.startswith("orphaned: no heartbeat from worker w-dead since ")
 
 
+def test_a_job_orphaned_and_its_silent_worker_marked_gone_are_one_commit(app, monkeypatch):
+    """A reader between the two (the health page) saw the job orphaned and its worker alive."""
+    app.config["JOBWARDEN_TYPE_TIMEOUTS"] = {"owned-by-w-quiet": 2}  # the job's timeout, not the worker's
+    jobs.register_worker("w-quiet", hostname="h", pid=1)
+    job = running_job_of("w-quiet", max_attempts=1)
+    seen_elsewhere: list[str] = []
+    mark_worker_gone = jobs.mark_worker_gone
+
+    def marking(worker_id: str, *, cutoff):
+        with db.engine.connect() as other:  # another connection: what any reader sees now
+            seen_elsewhere.append(other.scalar(select(Job.status).where(Job.id == job.id)))
+        return mark_worker_gone(worker_id, cutoff=cutoff)
+
+    monkeypatch.setattr(jobs, "mark_worker_gone", marking)
+    result = monitor.run_pass(now=later(5))
+
+    assert seen_elsewhere == ["running"]  # the orphaning not yet committed on its own
+    assert result["orphaned"] == [job.id] and result["gone_workers"] == ["w-quiet"]
+    assert jobs.get_job(job.id).status == "failed" and db.session.get(Worker, "w-quiet").state == "gone"
+
+
 def test_a_worker_that_heartbeats_stays_alive(app):
     jobs.register_worker("w-alive")
 

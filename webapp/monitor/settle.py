@@ -19,6 +19,7 @@ from ..metrics import ORPHANS_REAPED
 from ..store.extensions import db
 from ..store.locks import one_at_a_time
 from ..store.models import Job, MonitorPass
+from ..store.transaction import unit_of_work
 from ..webhooks.alerts import raise_alerts
 from ..webhooks.outbox import prune as prune_notifications
 from .alerting import alert_settings, evaluate
@@ -133,18 +134,24 @@ def _settle(now: datetime, s: dict[str, Any]) -> dict[str, Any]:
     changes["late"] = [row.id for row, _ in late]
     for row, timeout in orphaned:
         reason = orphan_reason(row)
-        _apply(
-            changes,
-            "orphaned",
-            row.id,
-            reason,
-            lambda: jobs.orphan_job(row.id, cutoff=now - timedelta(seconds=timeout), reason=reason),
-        )
-        # Its worker fell silent with it: marked gone now, not a heartbeat timeout later (it was listed idle).
         job_cutoff = now - timedelta(seconds=timeout)
-        if row.worker_id and row.id in changes["orphaned"] and jobs.mark_worker_gone(row.worker_id, cutoff=job_cutoff):
-            log.info("worker %s marked gone: its job %s was orphaned", row.worker_id, row.id)
-            changes["gone_workers"].append(row.worker_id)
+        # One commit: no reader sees the job orphaned while its worker is still listed alive.
+        with unit_of_work():
+            _apply(
+                changes,
+                "orphaned",
+                row.id,
+                reason,
+                lambda: jobs.orphan_job(row.id, cutoff=job_cutoff, reason=reason),
+            )
+            # Its worker fell silent with it: marked gone now, not a heartbeat timeout later (it was listed idle).
+            if (
+                row.worker_id
+                and row.id in changes["orphaned"]
+                and jobs.mark_worker_gone(row.worker_id, cutoff=job_cutoff)
+            ):
+                log.info("worker %s marked gone: its job %s was orphaned", row.worker_id, row.id)
+                changes["gone_workers"].append(row.worker_id)
 
     unstarted_rows = db.session.execute(unstarted_scan(now - timedelta(seconds=s["min_timeout"]), limit)).all()
     for row, timeout in unstarted_overdue(unstarted_rows, now):
