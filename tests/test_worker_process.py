@@ -27,8 +27,9 @@ PY = sys.executable
 def wait_for_line(output: OutputTail, prefix: str, timeout: float = 10.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for line in output.text().splitlines():
-            if line.startswith(prefix):
+        # Whole lines only: an unbuffered child (PYTHONUNBUFFERED) writes print's parts one by one.
+        for line in output.text().splitlines(keepends=True):
+            if line.startswith(prefix) and line.endswith("\n"):
                 return line[len(prefix) :].strip()
         time.sleep(0.02)
     raise AssertionError(f"no line starting with {prefix!r} in {output.text()!r}")
