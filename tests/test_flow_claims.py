@@ -4,21 +4,20 @@ itself decides it. The multi-process proofs are in test_flow_workers.py."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
 import psycopg
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select
 
 from webapp import jobs
 from webapp.domain.timeutil import utcnow
 from webapp.jobs import queues
 from webapp.store import flow, transitions, wakeup
 from webapp.store.extensions import db
-from webapp.store.models import Job, QueueStart
+from webapp.store.models import QueueStart
 from webapp.store.transaction import unit_of_work
 
 from tests.conftest import postgresql_only
@@ -290,37 +289,3 @@ def test_a_finish_that_frees_no_limited_slot_wakes_no_other_process(app, monkeyp
     with notifications() as delivered:
         jobs.complete_jobs(reports)
         assert delivered() == []
-
-
-@postgresql_only
-def test_a_second_claimer_of_a_limited_queue_claims_while_the_first_holds_its_claim_open(app):
-    """Claimers of a limited queue no longer take turns on the queue (webapp.store.flow,
-    lanes): while one claim's transaction is open, another claims other keys without waiting
-    for it (a lock wait would end at `lock_timeout`), and no key has two live jobs after both."""
-    queues.set_limits("limited", {"concurrency": 10_000, "key_concurrency": 1}, actor="ops")
-    jobs.create_jobs([{"type": "t", "queue": "limited", "concurrency_key": f"key-{n % 100}"} for n in range(400)])
-    holding, release = threading.Event(), threading.Event()
-    first: list[int] = []
-
-    def hold_a_claim_open() -> None:
-        with app.app_context(), unit_of_work():
-            first.extend(job.id for job in transitions.claim("a", batch_size=10))
-            holding.set()
-            release.wait(60)
-
-    thread = threading.Thread(target=hold_a_claim_open)
-    thread.start()
-    try:
-        assert holding.wait(60)
-        with unit_of_work():
-            db.session.execute(text("SET LOCAL lock_timeout = '5s'"))
-            second = [job.id for job in transitions.claim("b", batch_size=10)]
-    finally:
-        release.set()
-        thread.join()
-
-    assert len(first) == len(second) == 10
-    assert not set(first) & set(second)
-    live = select(Job.concurrency_key, func.count()).where(Job.status.in_(["claimed", "running"]))
-    per_key = dict(db.session.execute(live.group_by(Job.concurrency_key)).all())
-    assert len(per_key) == 20 and set(per_key.values()) == {1}

@@ -22,7 +22,6 @@ from sqlalchemy import select
 
 from webapp import jobs
 from webapp.jobs import queues
-from webapp.store import flow
 from webapp.store.extensions import db
 from webapp.store.models import Job, JobAttempt
 
@@ -153,36 +152,6 @@ def test_concurrency_and_key_concurrency_hold_across_worker_processes(flow_serve
     assert max(most_at_once(by_key[key]) for key in keys) == 1
     # The keys did run side by side: the limit is per key, not per queue.
     assert most_at_once([interval for key in keys for interval in by_key[key]]) > 1
-
-
-def test_key_concurrency_holds_across_worker_processes_claiming_side_by_side(flow_server, tmp_path):
-    """One queue with keys and a concurrency far from full: on PostgreSQL every claim takes
-    lanes of the queue (webapp.store.flow.hold_lanes), so claimers of other keys do not take
-    turns; the claimers of a key still do: many keys at once, each one at a time."""
-    keys = [f"k{n}" for n in range(12)]
-    # The least that lets every claim take lanes with each worker's 4 slots full.
-    concurrency = flow.lane_reserve(1) + flow.LANE_BATCH_MAX + WORKERS * 4
-    queues.set_limits("api", {"concurrency": concurrency, "key_concurrency": 1}, actor="test")
-    made = jobs.create_jobs(
-        [
-            {"type": "flow.record", "queue": "api", "concurrency_key": key, "payload": {"key": key, "seconds": 0.05}}
-            for key in keys * 20
-        ]
-    )
-    ledger = tmp_path / "ledger"
-    workers = [start_worker(flow_server, ledger, f"w{n}", tmp_path, concurrency=4) for n in range(WORKERS)]
-    try:
-        wait_until_finished([job.id for job in made], timeout=240)
-    finally:
-        stop(workers)
-
-    runs = read_ledger(ledger)
-    assert len(runs) == len(made)
-    by_key: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for _, key, started, ended in runs:
-        by_key[key].append((started, ended))
-    assert max(most_at_once(intervals) for intervals in by_key.values()) == 1
-    assert most_at_once([interval for intervals in by_key.values() for interval in intervals]) > 1
 
 
 def test_a_worker_started_with_queues_takes_only_those_queues(flow_server, tmp_path):

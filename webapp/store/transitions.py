@@ -715,12 +715,7 @@ def _edge_ends(action: str) -> tuple[Status, Status]:
 
 @lru_cache(maxsize=32)
 def _claim_plan(
-    by_type: bool,
-    postgresql: bool,
-    lease_types: tuple[str, ...],
-    by_queue: bool = False,
-    limited: bool = False,
-    lanes: bool = False,
+    by_type: bool, postgresql: bool, lease_types: tuple[str, ...], by_queue: bool = False, limited: bool = False
 ) -> _Plan:
     now = _param("cas_now", _JOBS.c.updated_at)
     candidates = (
@@ -744,7 +739,7 @@ def _claim_plan(
         conditions = [leases.claimable(_JOBS.c.lease_expires_at, now)]  # one live copy, in the limited part too
         if by_type:
             conditions.append(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
-        candidates = flow.limited_candidates(now, conditions, lanes)
+        candidates = flow.limited_candidates(now, conditions)
     else:
         candidates = candidates.where(flow.unrestricted_job())
     if postgresql:
@@ -887,22 +882,13 @@ def _claim_limited(
     given_now: datetime | None,
 ) -> list[Job]:
     """Up to `room` jobs of limited queues in one statement (webapp.store.flow.limited_candidates);
-    nothing at all, not even a lock, when no limited queue has a due job. On PostgreSQL the
-    claimer first holds lanes of one queue (flow.hold_lanes), or every lane of its queues."""
-    lanes: list[int] | None = None
-    if postgresql:
-        held, lanes = flow.hold_lanes(params["cas_now"], types, queues, min(room, flow.LANE_BATCH_MAX))
-        if lanes is not None:
-            room = min(room, flow.LANE_BATCH_MAX)  # what the other lanes' claimers leave room for
-        elif held:
-            flow.lock_whole_queues([queue.name for queue in held])
-    else:
-        held = flow.limited_queues(params["cas_now"], types, queues)
+    nothing at all, not even a lock, when no limited queue has a due job."""
+    held = flow.lock_limited_queues(params["cas_now"], types, queues)
     if not held:
         return []
-    # The time of these claims is read now that the claimer holds its lanes (the advisory
-    # locks on PostgreSQL, the write lock on SQLite): claimers of a queue then record their
-    # starts in the order they take turns, and a window never counts a start from its future.
+    # The time of these claims is read now that the claimer holds its queues (the row locks
+    # on PostgreSQL, the write lock on SQLite): claimers of a queue then record their starts
+    # in the order they take turns, and a window never counts a start from its future.
     now = given_now or utcnow()
     params = {
         **params,
@@ -911,12 +897,9 @@ def _claim_limited(
         "cas_batch_size": room,
         "cas_scan": room * flow.SCAN_PER_CLAIMED_JOB,
         "cas_limited": [queue.name for queue in held],
-        "cas_lanes": lanes or [],
-        "cas_reserve": 0 if lanes is None else flow.lane_reserve(len(lanes)),
         **leases.expiry_params(now, lease_types),
     }
-    plan = _claim_plan(bool(types), postgresql, lease_types, bool(queues), limited=True, lanes=lanes is not None)
-    claimed = _run(plan, params)
+    claimed = _run(_claim_plan(bool(types), postgresql, lease_types, bool(queues), limited=True), params)
     rate_limited = [queue.name for queue in held if queue.rate_limited]
     if rate_limited:
         flow.prune_starts(rate_limited, now)
