@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from benchmarks._support import statements_run
 from webapp import jobs
@@ -340,6 +340,36 @@ def test_health_shows_firing_alerts_since_when_and_the_history(app, client):
     page = client.get("/health").get_data(as_text=True)
     assert 'data-testid="firing-alerts"' not in page
     assert 'data-testid="alert-history"' in page and "resolved: queue_latency of queue imports" in page
+
+
+def test_a_pass_with_no_enabled_rule_sends_no_delete_while_nothing_is_old_enough(app):
+    """With every rule disabled the pass's first read returns no row: whether to prune is
+    then asked on its own, not assumed (a DELETE each pass took SQLite's write lock)."""
+    rule = alert_rules.add("queue_latency", "reports", 60, enabled=False)
+    now = utcnow()
+    db.session.add(
+        Alert(
+            rule_id=rule.id,
+            subject="reports",
+            state="resolved",
+            since=now - timedelta(hours=2),
+            resolved_at=now - timedelta(hours=1),
+            value=1.0,
+            threshold=60.0,
+            notified_at=now - timedelta(hours=2),
+        )
+    )
+    db.session.commit()
+
+    with statements_run(db.engine) as seen:
+        evaluate(now, alert_settings())
+        db.session.commit()
+    assert [sql for sql, _ in seen if sql.lstrip().upper().startswith("DELETE")] == []
+    assert db.session.scalar(select(func.count()).select_from(Alert)) == 1
+
+    evaluate(now + timedelta(days=app.config["JOBWARDEN_RETENTION_DAYS"]), alert_settings())
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(Alert)) == 0  # pruned once old enough
 
 
 def test_a_pass_prunes_resolved_alerts_past_the_history_kept_and_sends_no_delete_otherwise(app):

@@ -174,7 +174,7 @@ class FiringRow(NamedTuple):
 class PassState:
     rules: list[RuleRow]  # by id
     firing: list[FiringRow]  # of those rules, oldest first (since, id)
-    prunable: bool  # a resolved alert is older than the history kept (always true with no rule: not read)
+    prunable: bool  # a resolved alert is older than the history kept
 
 
 _RULE_COLUMNS = (
@@ -194,14 +194,13 @@ _FIRING_COLUMNS = (
     Alert.clear_since,
     Alert.since,
 )
+_PRUNABLE = exists().where(Alert.state == RESOLVED, Alert.resolved_at < bindparam("resolved_before", type_=UTCDateTime))
 # Built once (the pass runs it every few seconds): its only parameter is the prune cutoff.
 _PASS_STATE = (
     select(
         *_RULE_COLUMNS,
         *_FIRING_COLUMNS,
-        exists()
-        .where(Alert.state == RESOLVED, Alert.resolved_at < bindparam("resolved_before", type_=UTCDateTime))
-        .label("prunable"),
+        _PRUNABLE.label("prunable"),
     )
     .select_from(AlertRule)
     .outerjoin(Alert, and_(Alert.rule_id == AlertRule.id, Alert.state == FIRING))
@@ -215,7 +214,7 @@ def pass_state(resolved_before: datetime) -> PassState:
     beside each of its firing alerts; a rule with none comes once, its alert's columns NULL)."""
     rules: list[RuleRow] = []
     firing: list[FiringRow] = []
-    prunable = True
+    prunable: bool | None = None
     width = len(_RULE_COLUMNS)
     for row in db.session.execute(_PASS_STATE, {"resolved_before": resolved_before}):
         if not rules or rules[-1].id != row[0]:
@@ -223,6 +222,8 @@ def pass_state(resolved_before: datetime) -> PassState:
         if row[width] is not None:
             firing.append(FiringRow._make(row[width:-1]))
         prunable = bool(row[-1])
+    if prunable is None:  # no enabled rule, so no row to carry the answer: asked on its own
+        prunable = bool(db.session.scalar(select(_PRUNABLE), {"resolved_before": resolved_before}))
     firing.sort(key=lambda alert: (alert.since, alert.id))
     return PassState(rules, firing, prunable)
 
