@@ -35,7 +35,14 @@ def test_an_outage_is_logged_once_each_way_and_the_retries_back_off_to_the_cap(s
         "--log-level",
         "debug",
     ):
-        wait_for(lambda: jobs.get_job(job.id).status == "running", what="the job to run")
+        # The worker has the job, not only the store: the claim that starts it commits
+        # `running` before its answer is sent, and a server killed in between leaves the
+        # worker without the job (it is the monitor's to orphan then) and so without its retries.
+        wait_for(
+            lambda: f"job {job.id} (demo.sleep): attempt 1" in log_path.read_text(),
+            what="the worker to start the job",
+            logs=(log_path,),
+        )
         server.stop(signal.SIGKILL)
         # down until the job's backoff has reached the cap and stayed there for a while
         wait_for(
