@@ -65,10 +65,10 @@ class _Registry:
 
 
 def _refresh_rows(registry: _Registry, now: float) -> set[str]:
-    """One UPDATE for every row written more than half a refresh period ago whose worker was
-    heard from within a refresh period, each set to when it was last heard (never later, so
-    a silent worker's row ages from its last heartbeat). Workers left out, or whose row is
-    gone, are forgotten: their next heartbeat registers them again."""
+    """One UPDATE for every alive row written more than half a refresh period ago whose worker
+    was heard from within a refresh period, each set to when it was last heard (never later,
+    so a silent worker's row ages from its last heartbeat). Workers left out, or whose row is
+    gone or no longer alive, are forgotten: their next heartbeat registers them again."""
     silent_since = utcnow() - timedelta(seconds=refresh_s())
     with registry.lock:
         due = {
@@ -88,8 +88,8 @@ def _refresh_rows(registry: _Registry, now: float) -> set[str]:
                             {key: literal(at, Worker.last_seen_at.type) for key, at in due.items()},
                             value=Worker.id,
                         ),
-                        state=WorkerState.ALIVE,
                     )
+                    .where(Worker.state == WorkerState.ALIVE)
                     .returning(Worker.id)
                     .execution_options(synchronize_session=False)
                 )
@@ -117,16 +117,22 @@ def _registry() -> _Registry:
 
 
 def _save_worker(worker_id: str, **fields: Any) -> Worker:
+    """Insert the worker alive, or update its row. A heartbeat never brings a gone worker
+    back: one sent just before its worker was killed can be answered after the death was
+    recorded (webapp.server.presence). Its presence request, held open only by a live
+    process, says that it lives again (`presence.revive`). A stopped worker said goodbye and
+    beats no more, so a heartbeat under its id is a new process."""
     now = utcnow()
     with unit_of_work():
         worker = db.session.get(Worker, worker_id)
         if worker is None:
-            worker = Worker(id=worker_id, started_at=now)
+            worker = Worker(id=worker_id, started_at=now, state=WorkerState.ALIVE)
             db.session.add(worker)
         for name, value in fields.items():
             setattr(worker, name, value)
-        worker.last_seen_at = now
-        worker.state = WorkerState.ALIVE
+        if worker.state != WorkerState.GONE:
+            worker.last_seen_at = now
+            worker.state = WorkerState.ALIVE
     return worker
 
 

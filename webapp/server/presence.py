@@ -43,12 +43,36 @@ def hold(worker_id: str, wait_s: float) -> bool:
     without a goodbye (it died), after its jobs were orphaned."""
     sock = client_socket()
     dropped = threading.Event()
+    revive(worker_id)
     db.session.close()  # wait without a database connection
     with hangups.watching(sock, dropped.set):
         dropped.wait(wait_s)
     if not dropped.is_set() or not client_gone():
         return False
     return declare_dead(worker_id) is not None
+
+
+def revive(worker_id: str) -> bool:
+    """A worker taken for gone (its connection dropped, or it fell silent) holds its presence
+    again: it lives. Heartbeats never say so (webapp.jobs.workers): one sent just before its
+    worker was killed can be answered after the death. A killed worker's presence request,
+    if one was still in flight, finds its socket closed and is declared dead again at once.
+    Read first, so a live worker's presence costs no write."""
+    state = db.session.scalar(select(Worker.state).where(Worker.id == worker_id))
+    db.session.rollback()
+    if state != DEAD:
+        return False
+    with unit_of_work():
+        return bool(
+            rows_changed(
+                db.session.execute(
+                    update(Worker)
+                    .where(Worker.id == worker_id, Worker.state == DEAD)
+                    .values(state=ALIVE, last_seen_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+            )
+        )
 
 
 def declare_dead(worker_id: str) -> list[int] | None:

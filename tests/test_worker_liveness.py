@@ -1,0 +1,63 @@
+"""Who says a worker lives (webapp.jobs.workers, webapp.server.presence): its heartbeats keep
+an alive row fresh, but only its presence brings a gone one back. A heartbeat sent just before
+its worker was killed can be answered after the death was recorded; the row then stays gone
+(CI saw a killed worker's first heartbeat mark it alive after its death)."""
+
+from __future__ import annotations
+
+import time
+
+from webapp import jobs
+from webapp.server import presence
+from webapp.store.extensions import db
+from webapp.store.models import Worker
+
+
+def state_of(worker_id: str) -> str:
+    db.session.rollback()
+    return db.session.get(Worker, worker_id).state
+
+
+def test_a_heartbeat_answered_after_the_death_leaves_the_worker_gone(app):
+    app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"] = 0.04  # refresh rows every 10 ms
+    jobs.register_worker("w-late", hostname="h", pid=1)
+    assert presence.declare_dead("w-late") == []
+
+    jobs.register_worker("w-late", hostname="h", pid=1)  # within the refresh period: no write
+    time.sleep(0.03)
+    jobs.register_worker("w-late", hostname="h", pid=1)  # the refresh
+    assert state_of("w-late") == "gone"
+    jobs.register_worker("w-late", hostname="h", pid=1, concurrency=2)  # a change: a full save
+    assert state_of("w-late") == "gone"
+    assert db.session.get(Worker, "w-late").concurrency == 2
+
+
+def test_a_first_heartbeat_answered_after_the_death_leaves_the_worker_gone(app):
+    """Killed before its first registration landed: the death is a row of its own."""
+    assert presence.declare_dead("w-early") == []
+    jobs.register_worker("w-early", hostname="h", pid=1)
+    assert state_of("w-early") == "gone"
+
+
+def test_its_presence_brings_a_gone_worker_back_and_its_heartbeats_keep_it(app):
+    app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"] = 0.04
+    jobs.register_worker("w-back", hostname="h", pid=1)
+    presence.declare_dead("w-back")
+    before = db.session.get(Worker, "w-back").last_seen_at
+
+    assert presence.revive("w-back") is True
+    assert state_of("w-back") == "alive" and db.session.get(Worker, "w-back").last_seen_at > before
+    assert presence.revive("w-back") is False  # alive already: nothing written
+    time.sleep(0.03)
+    jobs.register_worker("w-back", hostname="h", pid=1)
+    assert state_of("w-back") == "alive"
+
+
+def test_presence_does_not_undo_a_goodbye_but_a_new_process_under_the_id_lives(app):
+    jobs.register_worker("w-again", hostname="h", pid=1)
+    presence.say_goodbye("w-again")
+
+    assert presence.revive("w-again") is False
+    assert state_of("w-again") == "stopped"
+    jobs.register_worker("w-again", hostname="h", pid=2)
+    assert state_of("w-again") == "alive"
