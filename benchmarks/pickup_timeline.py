@@ -7,9 +7,15 @@ sitecustomize wraps the functions a pickup passes through (the create and claim 
 commit's wake-up, the hub's wake, the requests, the worker's claim answer and start report) and
 appends wall-clock marks to one file. For each of --jobs jobs created one at a time (each once
 the previous one finished, so the worker is always waiting), every mark's first time after the
-create request began is taken; printed: the median and p90 of each, in order.
+create request began is taken; printed: the median and p90 of each, in order, and how many
+times the mark came per job (a second claim round shows there, not in the first time).
+
+With --limits the jobs are in a limited queue, as benchmarks/pickup.py --limits puts them
+(`concurrency` and `key_concurrency` never binding, a key per job out of --keys), so every
+claim takes the limited part (webapp/store/flow.py): compare its marks with a run without.
 
     .venv/bin/python benchmarks/pickup_timeline.py --backends postgresql,sqlite --jobs 100
+    .venv/bin/python benchmarks/pickup_timeline.py --backends postgresql --limits
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ PROBE = ROOT / "benchmarks" / "timeline_probe"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pickup import jobwarden_database, wait_finished  # noqa: E402
+from pickup import LIMITED_QUEUE, jobwarden_database, wait_finished  # noqa: E402
 from sqlalchemy import create_engine  # noqa: E402
 
 from benchmarks._support import (  # noqa: E402
@@ -61,6 +67,10 @@ def run(backend: str, args: argparse.Namespace) -> None:
         app = create_app(app_config(url))
         with app.app_context():
             db.create_all()
+            if args.limits:
+                from webapp.jobs import queues
+
+                queues.set_limits(LIMITED_QUEUE, {"concurrency": 1_000, "key_concurrency": 1}, actor="bench")
             db.engine.dispose()
         probed = {"PYTHONPATH": f"{PROBE}:{ROOT}", "JOBWARDEN_TIMELINE": str(marks)}
         with running_server(url, Path(scratch) / "server.log", deployed=True, **probed) as server:
@@ -79,9 +89,10 @@ def run(backend: str, args: argparse.Namespace) -> None:
                 wait_finished(engine, api.create("demo.noop")["id"])  # warm-up
                 time.sleep(1)
                 marks.unlink()
-                for _ in range(args.jobs):
+                for number in range(args.jobs):
+                    spec = {"queue": LIMITED_QUEUE, "concurrency_key": f"key-{number % args.keys}"} if args.limits else {}
                     client_mark(marks, f"{CREATE}:begin")
-                    created = api.create("demo.noop")
+                    created = api.create("demo.noop", **spec)
                     client_mark(marks, f"{CREATE}:end")
                     wait_finished(engine, created["id"])
                     time.sleep(args.gap_s)  # the worker's next claim is waiting again
@@ -89,30 +100,35 @@ def run(backend: str, args: argparse.Namespace) -> None:
             finally:
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(timeout=30)
-        report(backend, marks.read_text().splitlines())
+        if args.keep_marks:
+            Path(args.keep_marks).write_text(marks.read_text())
+        report(f"{backend}{', limits on' if args.limits else ''}", marks.read_text().splitlines())
 
 
-def report(backend: str, lines: list[str]) -> None:
+def report(label: str, lines: list[str]) -> None:
     offsets: dict[str, list[float]] = defaultdict(list)
+    counts: dict[str, int] = defaultdict(int)
     window: dict[str, float] = {}
     start = 0
+    jobs = 0
     for line in sorted(lines, key=lambda line: int(line.split(" ", 1)[0])):
         at_ns, _pid, name = line.split(" ", 2)
         at = int(at_ns)
         if name == f"{CREATE}:begin":
             for seen, offset in window.items():
                 offsets[seen].append(offset)
-            window, start = {}, at
-        if start and name not in window:
-            window[name] = (at - start) / 1e6
+            window, start, jobs = {}, at, jobs + 1
+        if start:
+            counts[name] += 1
+            window.setdefault(name, (at - start) / 1e6)
     for seen, offset in window.items():
         offsets[seen].append(offset)
-    print(f"\n{backend}: first time of each mark after the create request began (ms)")
-    print(f"{'mark':<48} {'p50':>7} {'p90':>7} {'jobs':>5}")
+    print(f"\n{label}: first time of each mark after the create request began (ms), and its calls per job")
+    print(f"{'mark':<48} {'p50':>7} {'p90':>7} {'jobs':>5} {'per job':>7}")
     for name, values in sorted(offsets.items(), key=lambda item: statistics.median(item[1])):
         ordered = sorted(values)
         p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-        print(f"{name:<48} {statistics.median(values):7.2f} {p90:7.2f} {len(values):5}")
+        print(f"{name:<48} {statistics.median(values):7.2f} {p90:7.2f} {len(values):5} {counts[name] / jobs:7.2f}")
 
 
 def main() -> None:
@@ -121,6 +137,9 @@ def main() -> None:
     parser.add_argument("--gap-s", type=float, default=0.05, help="pause after each job finished (default 0.05)")
     parser.add_argument("--backends", default="postgresql,sqlite", help="backends (default both)")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="PostgreSQL server URL")
+    parser.add_argument("--limits", action="store_true", help="the jobs in a limited queue (see above)")
+    parser.add_argument("--keys", type=int, default=100, help="concurrency keys with --limits (default 100)")
+    parser.add_argument("--keep-marks", default=None, help="copy the marks (`ns pid mark` lines) to this file")
     add_database_prefix_option(parser)
     args = parser.parse_args()
     for backend in args.backends.split(","):

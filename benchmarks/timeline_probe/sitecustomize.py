@@ -53,7 +53,7 @@ def install() -> None:
     import flask
 
     from webapp.server import claim_wait
-    from webapp.store import transitions, wakeup
+    from webapp.store import flow, transitions, wakeup
     from webapp.worker import attempt, protocol, reports
 
     def request_path() -> str:
@@ -74,6 +74,9 @@ def install() -> None:
     before(wakeup, "_wake_this_process", "server:create committed")
     before(wakeup.Hub, "wake", "server:hub woken")
     around(claim_wait, "_claim", "server:claim statement")
+    around(flow, "lock_limited_queues", "server:lock limited queues")
+    around(flow, "held_back_until", "server:held back until")
+    around(wakeup.Hub, "wait", "server:claim waits")
     # the first held transition: the start report, or (a claim that started the job) the complete
     around(transitions, "transition_held", "server:start or complete statement")
     around(protocol.WorkerClient, "claim", "worker:claim request")
