@@ -8,7 +8,9 @@ commit's wake-up, the hub's wake, the requests, the worker's claim answer and st
 appends wall-clock marks to one file. For each of --jobs jobs created one at a time (each once
 the previous one finished, so the worker is always waiting), every mark's first time after the
 create request began is taken; printed: the median and p90 of each, in order, and how many
-times the mark came per job (a second claim round shows there, not in the first time).
+times the mark came per job (a second claim round shows there, not in the first time). Then the
+claim round that took each job, per job: its length, the queue lock within it, and what came
+between the hub's wake and the round, and between the round and the worker's start.
 
 With --limits the jobs are in a limited queue, as benchmarks/pickup.py --limits puts them
 (`concurrency` and `key_concurrency` never binding, a key per job out of --keys), so every
@@ -90,7 +92,9 @@ def run(backend: str, args: argparse.Namespace) -> None:
                 time.sleep(1)
                 marks.unlink()
                 for number in range(args.jobs):
-                    spec = {"queue": LIMITED_QUEUE, "concurrency_key": f"key-{number % args.keys}"} if args.limits else {}
+                    spec = (
+                        {"queue": LIMITED_QUEUE, "concurrency_key": f"key-{number % args.keys}"} if args.limits else {}
+                    )
                     client_mark(marks, f"{CREATE}:begin")
                     created = api.create("demo.noop", **spec)
                     client_mark(marks, f"{CREATE}:end")
@@ -102,7 +106,10 @@ def run(backend: str, args: argparse.Namespace) -> None:
                 worker.wait(timeout=30)
         if args.keep_marks:
             Path(args.keep_marks).write_text(marks.read_text())
-        report(f"{backend}{', limits on' if args.limits else ''}", marks.read_text().splitlines())
+        lines = marks.read_text().splitlines()
+        label = f"{backend}{', limits on' if args.limits else ''}"
+        report(label, lines)
+        report_taking_round(label, lines)
 
 
 def report(label: str, lines: list[str]) -> None:
@@ -129,6 +136,46 @@ def report(label: str, lines: list[str]) -> None:
         ordered = sorted(values)
         p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
         print(f"{name:<48} {statistics.median(values):7.2f} {p90:7.2f} {len(values):5} {counts[name] / jobs:7.2f}")
+
+
+def windows(lines: list[str]) -> list[list[tuple[float, str]]]:
+    """The marks (ms, name) from each create request's beginning to the next one's."""
+    found: list[list[tuple[float, str]]] = []
+    for line in sorted(lines, key=lambda line: int(line.split(" ", 1)[0])):
+        at_ns, _pid, name = line.split(" ", 2)
+        if name == f"{CREATE}:begin":
+            found.append([])
+        if found:
+            found[-1].append((int(at_ns) / 1e6, name))
+    return found
+
+
+def report_taking_round(label: str, lines: list[str]) -> None:
+    intervals: dict[str, list[float]] = defaultdict(list)
+    for window in windows(lines):
+        names = [name for _, name in window]
+        if "worker:attempt begins" not in names:
+            continue
+        began = names.index("worker:attempt begins")
+        claim = max(i for i in range(began) if names[i] == "server:claim statement:begin")
+        claimed = names.index("server:claim statement:end", claim)
+        at = [moment for moment, _ in window]
+        intervals["claim round that took the job"].append(at[claimed] - at[claim])
+        if "server:lock limited queues:begin" in names[claim:claimed]:
+            lock = names.index("server:lock limited queues:begin", claim)
+            intervals["  the queue lock within it"].append(
+                at[names.index("server:lock limited queues:end", lock)] - at[lock]
+            )
+        woken = [i for i in range(claim) if names[i] == "server:hub woken"]
+        if woken:
+            intervals["hub woken -> that round begins"].append(at[claim] - at[woken[-1]])
+        intervals["that round ends -> worker:attempt begins"].append(at[began] - at[claimed])
+    print(f"\n{label}: the claim round that took each job (ms, per job)")
+    print(f"{'interval':<48} {'p50':>7} {'p90':>7} {'jobs':>5}")
+    for name, values in intervals.items():
+        ordered = sorted(values)
+        p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+        print(f"{name:<48} {statistics.median(values):7.2f} {p90:7.2f} {len(values):5}")
 
 
 def main() -> None:
