@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from webapp import jobs
 from webapp.client import JobwardenClient
+from webapp.server.claim_wait import peer_closed
 from webapp.store.extensions import db
 from webapp.store.models import Worker
 from webapp.worker.protocol import WorkerClient
@@ -243,3 +244,22 @@ def test_a_waiting_claim_that_receives_more_bytes_is_refused_at_once_instead_of_
         answered_in = time.monotonic() - sent_at
     assert answer.status == 400 and refusal["field"] == "wait_s", refusal
     assert answered_in < 2.0
+
+
+def test_a_hang_up_is_told_from_bytes_on_a_descriptor_past_1023():
+    """A server holding a thousand workers' connections has descriptors past select()'s range;
+    there select raised, and a presence or claim that received bytes was taken for a hang-up."""
+    ours, theirs = socket.socketpair()
+    high = os.dup2(ours.fileno(), 1500)
+    sock = socket.socket(fileno=high)
+    try:
+        assert not peer_closed(sock)
+        theirs.sendall(b"x")
+        assert not peer_closed(sock)  # bytes, not a hang-up
+        theirs.shutdown(socket.SHUT_WR)
+        sock.recv(1)
+        assert peer_closed(sock)
+    finally:
+        sock.close()
+        ours.close()
+        theirs.close()

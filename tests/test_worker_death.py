@@ -40,7 +40,15 @@ def test_the_orphaned_job_says_its_worker_died_and_waits_for_the_lease(app, data
         assert orphaned["last_error"] == "orphaned: worker w-dies died (its connection to the server dropped)"
         # Its command's supervisor might live on: the job runs elsewhere once the lease runs out.
         assert orphaned["stopping"]["attempt"] == 1
-        assert db.session.get(Worker, "w-dies").state == "gone"
+        assert db.session.get(Worker, "w-dies").state == "gone", logs_of(tmp_path)
+
+
+def logs_of(directory) -> str:
+    """The last lines of the server's and the worker's logs: which presence dropped when."""
+    return "\n".join(
+        f"--- {name}\n" + "\n".join((directory / name).read_text().splitlines()[-25:])
+        for name in ("server.log", "worker.log")
+    )
 
 
 def test_a_worker_stopped_cleanly_says_goodbye_and_is_not_taken_for_dead(app, database_url, tmp_path):

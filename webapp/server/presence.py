@@ -63,16 +63,17 @@ def revive(worker_id: str) -> bool:
     if state != DEAD:
         return False
     with unit_of_work():
-        return bool(
-            rows_changed(
-                db.session.execute(
-                    update(Worker)
-                    .where(Worker.id == worker_id, Worker.state == DEAD)
-                    .values(state=ALIVE, last_seen_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
+        revived = rows_changed(
+            db.session.execute(
+                update(Worker)
+                .where(Worker.id == worker_id, Worker.state == DEAD)
+                .values(state=ALIVE, last_seen_at=utcnow())
+                .execution_options(synchronize_session=False)
             )
         )
+    if revived:
+        log.warning("worker %s: taken for gone, it holds its presence again; alive", worker_id)
+    return bool(revived)
 
 
 def declare_dead(worker_id: str) -> list[int] | None:
