@@ -5,12 +5,19 @@ its worker was killed can be answered after the death was recorded; the row then
 
 from __future__ import annotations
 
+import threading
 import time
 
+from sqlalchemy import insert, text
+
+from benchmarks._support import wait_until
 from webapp import jobs
+from webapp.domain.timeutil import utcnow
 from webapp.server import presence
 from webapp.store.extensions import db
 from webapp.store.models import Worker
+
+from tests.conftest import postgresql_only
 
 
 def state_of(worker_id: str) -> str:
@@ -61,3 +68,29 @@ def test_presence_does_not_undo_a_goodbye_but_a_new_process_under_the_id_lives(a
     assert state_of("w-again") == "stopped"
     jobs.register_worker("w-again", hostname="h", pid=2)
     assert state_of("w-again") == "alive"
+
+
+@postgresql_only
+def test_a_death_racing_the_first_heartbeats_insert_is_recorded(app):
+    """The first heartbeat's INSERT, uncommitted while the death is declared, commits first:
+    the death still marks the row gone and says it died (its jobs are orphaned)."""
+    heartbeat = db.engine.connect()
+    heartbeat.execute(insert(Worker).values(id="w-racing", started_at=utcnow(), last_seen_at=utcnow(), state="alive"))
+    answers = []
+
+    def declare() -> None:
+        with app.app_context():
+            answers.append(presence.declare_dead("w-racing"))
+
+    dying = threading.Thread(target=declare)
+    dying.start()
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    wait_until(lambda: db.session.scalar(waiting) or db.session.rollback(), 10, "the death to wait for the INSERT")
+    heartbeat.commit()
+    heartbeat.close()
+    dying.join(10)
+
+    assert answers == [[]]
+    assert state_of("w-racing") == "gone"

@@ -78,20 +78,9 @@ def revive(worker_id: str) -> bool:
 
 def declare_dead(worker_id: str) -> list[int] | None:
     """Mark the worker gone and orphan its live jobs; None when it had said goodbye (or was
-    already gone): one UPDATE decides, so two replicas never both orphan."""
+    already gone): one statement decides, so two replicas never both orphan."""
     with unit_of_work():
-        died = rows_changed(
-            db.session.execute(
-                update(Worker)
-                .where(Worker.id == worker_id, Worker.state == ALIVE)
-                .values(state=DEAD)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        # Killed before its first registration landed: no row to update, so its death is
-        # recorded as a row of its own (one INSERT decides, as the UPDATE does above).
-        if not died:
-            died = _record_unregistered_death(worker_id)
+        died = _mark_gone(worker_id)
     if not died:
         return None  # it said goodbye, or another replica declared it dead
     live = list(db.session.scalars(select(Job.id).where(Job.worker_id == worker_id, Job.status.in_(LIVE))))
@@ -106,14 +95,17 @@ def declare_dead(worker_id: str) -> list[int] | None:
     return orphaned
 
 
-def _record_unregistered_death(worker_id: str) -> int:
+def _mark_gone(worker_id: str) -> int:
+    """An alive row becomes gone; no row at all (killed before its first registration
+    landed) becomes a gone row of its own. One upsert, not an UPDATE then an INSERT: a first
+    heartbeat inserting the row between the two (uncommitted when the UPDATE looked) made the
+    INSERT find it and do nothing, and the dead worker stayed alive with its jobs running."""
     now = utcnow()
     dialect = db.session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
-        insert(Worker)
-        .values(id=worker_id, started_at=now, last_seen_at=now, state=DEAD)
-        .on_conflict_do_nothing(index_elements=[Worker.id])
+    statement = insert(Worker).values(id=worker_id, started_at=now, last_seen_at=now, state=DEAD)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Worker.id], set_={"state": DEAD}, where=Worker.state == ALIVE
     )
     return rows_changed(db.session.execute(statement))
 
