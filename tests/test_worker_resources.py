@@ -61,7 +61,6 @@ def test_a_worker_whose_slots_are_all_busy_sleeps_while_its_jobs_do(start_worker
 # --- what a worker loads ----------------------------------------------------------------------
 
 SERVER_PACKAGES = ("flask", "sqlalchemy", "pydantic", "flask_limiter", "flask_talisman", "werkzeug", "jinja2")
-IMPORT_TIME_BOUND_S = 0.3  # the target is 150 ms (measured ≈ 40 ms); with the server's packages it was 0.56 s
 RSS_BOUND_KB = 40 * 1024
 
 
@@ -74,14 +73,9 @@ def imported_top_level(import_log: str) -> set[str]:
     return names
 
 
-def cumulative_import_s(import_log: str, module: str) -> float:
-    for line in import_log.splitlines():
-        if line.startswith("import time:") and line.rsplit("|", 1)[1].strip() == module:
-            return int(line.split("|")[1]) / 1e6
-    raise AssertionError(f"{module} not in the import log")
-
-
-def test_importing_the_worker_package_loads_no_server_package_and_is_quick():
+def test_importing_the_worker_package_loads_no_server_package():
+    """What keeps a worker quick to start (benchmarks/worker_import.py times it: with the
+    server's packages its import took 0.56 s)."""
     answer = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import webapp.worker"],
         cwd=PROJECT_ROOT,
@@ -89,8 +83,9 @@ def test_importing_the_worker_package_loads_no_server_package_and_is_quick():
         text=True,
         check=True,
     )
-    assert imported_top_level(answer.stderr) & set(SERVER_PACKAGES) == set()
-    assert cumulative_import_s(answer.stderr, "webapp.worker") <= IMPORT_TIME_BOUND_S
+    loaded = imported_top_level(answer.stderr)
+    assert "webapp" in loaded  # the log is of the import
+    assert loaded & set(SERVER_PACKAGES) == set()
 
 
 def test_a_running_worker_loads_no_server_package_and_stays_small(start_worker, monkeypatch):
