@@ -107,12 +107,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, process: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
-    """Return once a gunicorn worker answers HTTP on `port` (the master binds it before the app is built)."""
+def wait_for_port(
+    port: int, process: subprocess.Popen, log_path: Path, timeout: float = 60, *, gunicorn_log_from: int | None = None
+) -> None:
+    """Return once a gunicorn worker answers HTTP on `port` (the master binds it before the app is
+    built). With `gunicorn_log_from`, also once the master logged past that offset that it listens
+    there: a port another process took between `free_port` and the bind answers too, from the
+    other server, while ours retries the bind and then exits (a browser test met it refused)."""
     deadline = time.monotonic() + timeout
+    listening = f"Listening at: http://127.0.0.1:{port} ".encode()
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+        if gunicorn_log_from is not None and listening not in log_path.read_bytes()[gunicorn_log_from:]:
+            time.sleep(0.1)
+            continue
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
             connection.request("GET", "/healthz")
@@ -167,6 +176,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 [
@@ -187,7 +197,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_for_port(self.port, self.process, self.log_path)
+        wait_for_port(self.port, self.process, self.log_path, gunicorn_log_from=log_from)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
