@@ -274,10 +274,10 @@ def test_the_cli_and_sign_ins_are_audited_too(app):
     assert (entry.action, entry.target, entry.via) == ("users add", "user pia", "cli")
 
 
-def test_a_create_and_its_audit_entry_commit_together_once(app):
-    """A job's create writes its entry with the job (nothing is left to write after the commit
-    the worker wakes on): one entry per create, duplicate or not, and a create whose entry
-    cannot be written creates nothing, where the entry used to follow the commit."""
+def test_a_create_and_its_audit_entry_commit_together_once(app, backend):
+    """One entry per create, duplicate or not. On PostgreSQL a create writes its entry with the
+    job (nothing is left to write after the commit the worker wakes on), so a create whose
+    entry cannot be written creates nothing, where the entry used to follow the commit."""
     operator = token_of("sam", Role.OPERATOR)
     client = app.test_client()
     first = client.post("/api/jobs", json={"type": "mail", "unique_key": "k"},
@@ -292,16 +292,15 @@ def test_a_create_and_its_audit_entry_commit_together_once(app):
     assert (entries[0].address, entries[0].target, entries[0].data) == ("10.9.8.7", None, None)
     assert entries[0].via.startswith("token:")
     db.session.rollback()
+    if backend == "sqlite":
+        return  # there the entry follows the commit (webapp.server.audit_trail)
 
     db.session.execute(text("ALTER TABLE audit_entries RENAME TO audit_entries_away"))
     db.session.commit()
     try:
         for spec in ({"type": "lost"}, {"type": "lost", "unique_key": "u"}):
-            try:  # the database refuses the entry's INSERT: SQLite's error is a 503, PostgreSQL's raised
-                status = client.post("/api/jobs", json=spec, headers=bearer(operator)).status_code
-            except SQLAlchemyError:
-                status = 500
-            assert status >= 500
+            with pytest.raises(SQLAlchemyError):  # the database refuses the entry's INSERT
+                client.post("/api/jobs", json=spec, headers=bearer(operator))
             db.session.rollback()
         assert db.session.execute(text("SELECT count(*) FROM jobs WHERE type = 'lost'")).scalar_one() == 0
     finally:
