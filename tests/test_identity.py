@@ -12,7 +12,9 @@ import re
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
 
+from benchmarks._support import statements_run
 from webapp import jobs
 from webapp.cli.users import users_group
 from webapp.domain.roles import Role
@@ -20,6 +22,7 @@ from webapp.jobs import tokens, users
 from webapp.store.extensions import db
 from webapp.store.models import ApiToken, AuditEntry, User
 
+from tests.conftest import postgresql_only
 from tests.factories import make_job
 
 ADMIN_PASSWORD = "the old shared admin password"
@@ -269,6 +272,51 @@ def test_the_cli_and_sign_ins_are_audited_too(app):
     app.test_cli_runner().invoke(users_group, ["add", "pia", "--role", "viewer", "--password-stdin"], input=PASSWORD)
     entry = db.session.execute(select(AuditEntry)).scalar_one()
     assert (entry.action, entry.target, entry.via) == ("users add", "user pia", "cli")
+
+
+def test_a_create_and_its_audit_entry_commit_together_once(app, backend):
+    """One entry per create, duplicate or not. On PostgreSQL a create writes its entry with the
+    job (nothing is left to write after the commit the worker wakes on), so a create whose
+    entry cannot be written creates nothing, where the entry used to follow the commit."""
+    operator = token_of("sam", Role.OPERATOR)
+    client = app.test_client()
+    first = client.post("/api/jobs", json={"type": "mail", "unique_key": "k"},
+                        headers=bearer(operator), environ_base={"REMOTE_ADDR": "10.9.8.7"})  # fmt: skip
+    again = client.post("/api/jobs", json={"type": "mail", "unique_key": "k"}, headers=bearer(operator))
+    plain = client.post("/api/jobs", json={"type": "mail"}, headers=bearer(operator))
+    refused = client.post("/api/jobs", json={"type": "mail"}, headers=bearer(token_of("tia", Role.VIEWER)))
+    assert [a.status_code for a in (first, again, plain, refused)] == [201, 200, 201, 403]
+    entries = db.session.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars().all()
+    assert [(e.actor, e.action, e.outcome) for e in entries] == [("sam", "POST /api/jobs", "ok")] * 3 + [
+        ("tia", "POST /api/jobs", "403 forbidden")]  # fmt: skip
+    assert (entries[0].address, entries[0].target, entries[0].data) == ("10.9.8.7", None, None)
+    assert entries[0].via.startswith("token:")
+    db.session.rollback()
+    if backend == "sqlite":
+        return  # there the entry follows the commit (webapp.server.audit_trail)
+
+    db.session.execute(text("ALTER TABLE audit_entries RENAME TO audit_entries_away"))
+    db.session.commit()
+    try:
+        for spec in ({"type": "lost"}, {"type": "lost", "unique_key": "u"}):
+            with pytest.raises(SQLAlchemyError):  # the database refuses the entry's INSERT
+                client.post("/api/jobs", json=spec, headers=bearer(operator))
+            db.session.rollback()
+        assert db.session.execute(text("SELECT count(*) FROM jobs WHERE type = 'lost'")).scalar_one() == 0
+    finally:
+        db.session.rollback()
+        db.session.execute(text("ALTER TABLE audit_entries_away RENAME TO audit_entries"))
+        db.session.commit()
+
+
+@postgresql_only
+def test_a_create_request_writes_its_job_and_audit_entry_in_one_statement_on_postgresql(app):
+    operator = token_of("uma", Role.OPERATOR)
+    client = app.test_client()
+    with statements_run(db.engine) as statements:
+        assert client.post("/api/jobs", json={"type": "mail"}, headers=bearer(operator)).status_code == 201
+    writes = [statement for statement, _ in statements if re.search(r"INSERT INTO (jobs|audit_entries)\b", statement)]
+    assert len(writes) == 1 and "INSERT INTO audit_entries" in writes[0], writes  # not a second statement
 
 
 def test_audit_entries_are_only_ever_appended(app):

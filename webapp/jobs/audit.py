@@ -1,9 +1,11 @@
 """The audit trail: every change made by a person or a token, and every one refused to
 them, as one appended row. The app never updates or deletes these rows (only
-`record` writes here); retention, if wanted, is the database administrator's.
+`write` and webapp.store.audit_rows insert them); retention, if wanted, is the database administrator's.
 
 `record` is the one call: the server calls it once per write request
-(webapp.server.audit_trail), the command line for `jobwarden users`.
+(webapp.server.audit_trail), the command line for `jobwarden users`. A job's create
+request instead hands its `entry` to the create, which writes it in its own transaction
+(in its own statement on PostgreSQL: webapp.store.audit_rows).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from ..domain.timeutil import isoformat, utcnow
+from ..store import audit_rows
 from ..store.column_limits import column_length
 from ..store.extensions import db
 from ..store.models import AuditEntry
@@ -26,14 +29,9 @@ TEXT_CAPS = {
     name: column_length(getattr(AuditEntry, name))
     for name in ("actor", "via", "action", "target", "address", "outcome")
 }
-# The table's Core INSERT, its values bound: compiled once, and no ORM bulk path nor RETURNING
-# of the id. An entry per write request, written after its change while a worker may be
-# claiming the job a create just made: the ORM's insert took 1.48 ms per entry on PostgreSQL
-# and 0.70 on SQLite, this one 0.23 and 0.30 (the same rows: a `data` of None is JSON null).
-_INSERT = insert(AuditEntry.__table__)
 
 
-def record(
+def entry(
     *,
     actor: str,
     via: str,
@@ -43,12 +41,22 @@ def record(
     address: str | None = None,
     outcome: str = "ok",
     data: Any = None,
-) -> None:
-    """Append one entry, in its own transaction (or the caller's unit of work)."""
+) -> dict[str, Any]:
+    """One entry's row, stamped now, each text cut to its column (a `data` of None is JSON null)."""
     values = {"actor": actor, "via": via, "action": action, "target": target, "address": address, "outcome": outcome}
     capped = {key: value[: TEXT_CAPS[key]] if isinstance(value, str) else value for key, value in values.items()}
+    return {"at": utcnow(), "reason": reason, "data": data, **capped}
+
+
+def write(row: dict[str, Any]) -> None:
+    """Append an `entry` in the caller's transaction."""
+    db.session.execute(audit_rows.INSERT, row)
+
+
+def record(**given: Any) -> None:
+    """Append one entry (`entry`'s arguments), in its own transaction (or the caller's unit of work)."""
     with unit_of_work():
-        db.session.execute(_INSERT, {"at": utcnow(), "reason": reason, "data": data, **capped})
+        write(entry(**given))
 
 
 @dataclass

@@ -17,7 +17,7 @@ from ..store import leases, step_reports, transitions
 from ..store.extensions import db
 from ..store.models import Job, JobAttempt
 from ..store.transaction import unit_of_work
-from . import steps
+from . import audit, steps
 from .output import tail
 from .policy import end_attempt
 from .queries import get_job
@@ -29,9 +29,13 @@ class Created:
     duplicate: bool  # a live job (or one finished within `unique_for_s`) already held its unique key
 
 
-def create_jobs_once(specs: list[dict[str, Any]], *, actor: str = API) -> list[Created]:
+def create_jobs_once(
+    specs: list[dict[str, Any]], *, actor: str = API, audit_entry: dict[str, Any] | None = None
+) -> list[Created]:
     """Create jobs all or nothing, in one transaction; a spec whose `unique_key` is held
-    answers with the job that holds it (webapp.store.unique)."""
+    answers with the job that holds it (webapp.store.unique). `audit_entry` (audit.entry):
+    the request's audit row, committed with the jobs (in their statement where the store
+    can: `transitions.create`)."""
     default_attempts = current_app.config["JOBWARDEN_DEFAULT_MAX_ATTEMPTS"]
     prepared = []
     for spec in specs:
@@ -41,7 +45,12 @@ def create_jobs_once(specs: list[dict[str, Any]], *, actor: str = API) -> list[C
         prepared.append(spec)
     with unit_of_work():
         plain = [spec for spec in prepared if not spec.get("unique_key")]
-        created = iter(transitions.create([_without_unique_for(spec) for spec in plain], actor=actor))
+        entry_with_plain = audit_entry if plain and len(plain) == len(prepared) else None
+        created = iter(
+            transitions.create([_without_unique_for(spec) for spec in plain], actor=actor, audit_entry=entry_with_plain)
+        )
+        if audit_entry is not None and entry_with_plain is None:
+            audit.write(audit_entry)
         answers = []
         for spec in prepared:
             if not spec.get("unique_key"):
@@ -62,8 +71,8 @@ def create_jobs(specs: list[dict[str, Any]], *, actor: str = API) -> list[Job]:
     return [created.job for created in create_jobs_once(specs, actor=actor)]
 
 
-def create_job_once(*, actor: str = API, **spec: Any) -> Created:
-    return create_jobs_once([spec], actor=actor)[0]
+def create_job_once(*, actor: str = API, audit_entry: dict[str, Any] | None = None, **spec: Any) -> Created:
+    return create_jobs_once([spec], actor=actor, audit_entry=audit_entry)[0]
 
 
 def create_job(*, actor: str = API, **spec: Any) -> Job:

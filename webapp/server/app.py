@@ -28,7 +28,7 @@ from ..store.write_turns import TurnConnection
 from . import access, api, audit_trail, oidc, query_time, static_gzip, static_urls
 from .api.spec import JobIdConverter
 from .auth import check_internal_key_configured
-from .extensions import compress, csrf, htmx, limiter, talisman
+from .extensions import compress, csrf, htmx, limited_where_decorated, limiter, talisman
 from .listeners import listen_to_moves
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     static_gzip.init_app(app)
     _secure_headers(app)
     limiter.init_app(app)
+    limited_where_decorated(app)
     with app.app_context():
         if database_file is not None:
             event.listen(db.engine, "connect", _sqlite_pragmas(app.config))

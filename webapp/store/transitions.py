@@ -56,7 +56,7 @@ from ..domain.statuses import (
     TransitionRefused,
 )
 from ..domain.timeutil import utcnow
-from . import flow, leases, moves, unique, wakeup
+from . import audit_rows, flow, leases, moves, unique, wakeup
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent
 
@@ -577,7 +577,13 @@ def _held_plan(
     return _plan(moved, followups, True, carried, wakes)
 
 
-def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = None) -> list[Job]:
+def create(
+    specs: list[dict[str, Any]],
+    *,
+    actor: str,
+    now: datetime | None = None,
+    audit_entry: dict[str, Any] | None = None,
+) -> list[Job]:
     """Insert new jobs: `pending` when held, `queued` otherwise (the "(new)" edge).
 
     One job (every create request): its INSERT … RETURNING and its event in one cached Core
@@ -585,6 +591,9 @@ def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = No
     one multi-row INSERT … RETURNING through the ORM's bulk path, which skips the unit of
     work (two thirds of a large batch's time) and keeps the batch's order, then one
     INSERT … SELECT of their events.
+
+    `audit_entry` (webapp.jobs.audit.entry): the request's audit row, written with the jobs
+    in the caller's transaction; for one job on PostgreSQL a CTE of its statement.
     """
     if not specs:
         return []  # an INSERT with no rows would insert one row of defaults
@@ -594,21 +603,29 @@ def create(specs: list[dict[str, Any]], *, actor: str, now: datetime | None = No
         (row,) = rows
         postgresql = _is_postgresql()
         params = {**{f"new_{name}": value for name, value in row.items()}, "cas_now": now, "cas_actor": actor}
+        audited_here = False
         if postgresql:  # the statement's own NOTIFY (SQLite's plan has none)
             params["cas_wake_payload"] = wakeup.notification_payload({(row["type"], row["queue"]): 1})
-        jobs = _run(_create_plan(tuple(row), postgresql), params)
+            if audit_entry is not None:
+                params.update(audit_rows.bound(audit_entry))
+                audited_here = True
+        jobs = _run(_create_plan(tuple(row), postgresql, audited_here), params)
         _announce_creates(jobs, notified=postgresql)
-        return jobs
-    jobs = list(db.session.scalars(insert(Job).returning(Job, sort_by_parameter_order=True), rows))
-    record_creates(jobs, actor=actor, now=now)
+    else:
+        audited_here = False
+        jobs = list(db.session.scalars(insert(Job).returning(Job, sort_by_parameter_order=True), rows))
+        record_creates(jobs, actor=actor, now=now)
+    if audit_entry is not None and not audited_here:
+        db.session.execute(audit_rows.INSERT, audit_entry)
     return jobs
 
 
 @lru_cache(maxsize=32)
-def _create_plan(columns: tuple[str, ...], postgresql: bool) -> _Plan:
+def _create_plan(columns: tuple[str, ...], postgresql: bool, audited: bool = False) -> _Plan:
     """One new job (its values bound as `new_<column>`) and its "create" status event; on
     PostgreSQL one statement that also notifies other processes' waiting claims of a queued
-    job (payload `cas_wake_payload`), so a pickup waits for one round trip, not three."""
+    job (payload `cas_wake_payload`), so a pickup waits for one round trip, not three, and
+    when `audited` writes the request's audit entry (`audit_<column>`, webapp.store.audit_rows)."""
     inserted = insert(_JOBS).values({name: _param(f"new_{name}", _JOBS.c[name]) for name in columns})
 
     def record_create(rows: FromClause) -> UpdateBase:
@@ -637,6 +654,8 @@ def _create_plan(columns: tuple[str, ...], postgresql: bool) -> _Plan:
         .outerjoin(notice, true())  # a SELECT CTE runs only when the statement reads it
         .add_cte(record_create(rows).cte("create_event"))
     )
+    if audited:
+        statement = statement.add_cte(audit_rows.written_with())
     return _Plan(statement, ())
 
 

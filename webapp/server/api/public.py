@@ -11,7 +11,7 @@ from ...jobs.actions import ACTIONS, Action, apply_action, bulk_audit
 from ...jobs.serialize import attempt_json, event_json, job_json, step_json
 from ...jobs.waiting import waiting_reasons, with_waiting
 from .. import auth
-from ..audit_trail import note
+from ..audit_trail import entry_with_change, note
 from . import answers, bodies
 from .spec import ApiError, invalid_query, operation
 
@@ -61,7 +61,7 @@ def _filter(query: bodies.JobQuery) -> jobs.JobFilter:
 def create_job(body: bodies.CreateJob):
     """Queued at once, or pending with `hold`."""
     with jobs.as_committed():
-        created = jobs.create_job_once(actor=auth.acting_as(API), **body.model_dump())
+        created = jobs.create_job_once(actor=auth.acting_as(API), audit_entry=entry_with_change(), **body.model_dump())
         if created.duplicate:
             return {**job_json(created.job), "duplicate": True}, 200
         return job_json(created.job), 201
