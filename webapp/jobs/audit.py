@@ -47,7 +47,7 @@ def record(
     """Append one entry, in its own transaction (or the caller's unit of work)."""
     values = {"actor": actor, "via": via, "action": action, "target": target, "address": address, "outcome": outcome}
     capped = {key: value[: TEXT_CAPS[key]] if isinstance(value, str) else value for key, value in values.items()}
-    with unit_of_work():
+    with unit_of_work(one_statement=True):
         db.session.execute(_INSERT, {"at": utcnow(), "reason": reason, "data": data, **capped})
 
 

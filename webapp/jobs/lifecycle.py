@@ -39,7 +39,8 @@ def create_jobs_once(specs: list[dict[str, Any]], *, actor: str = API) -> list[C
         if spec.get("max_attempts") is None:
             spec["max_attempts"] = default_attempts
         prepared.append(spec)
-    with unit_of_work():
+    # One job without a unique key is one statement on PostgreSQL (transitions.create).
+    with unit_of_work(one_statement=len(prepared) == 1 and not prepared[0].get("unique_key")):
         plain = [spec for spec in prepared if not spec.get("unique_key")]
         created = iter(transitions.create([_without_unique_for(spec) for spec in plain], actor=actor))
         answers = []
