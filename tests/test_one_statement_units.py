@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import event, func, select
 
 from webapp import jobs
-from webapp.jobs import audit
-from webapp.store import wakeup
+from webapp.jobs import audit, queues
+from webapp.store import flow, wakeup
 from webapp.store.extensions import db
 from webapp.store.models import AuditEntry, Job, JobEvent
 
@@ -105,3 +105,26 @@ def test_the_connection_goes_back_to_the_pool_transactional(app, writing):
         kinds = _kinds(seen)
     assert kinds[0] == "INSERT"
     assert kinds[1] == "BEGIN" and kinds[-1] == "COMMIT", kinds
+
+
+def test_a_claim_that_finds_its_job_at_once_is_one_statement(app, writing):
+    jobs.create_job(type="echo")
+    flow.limits_in_use()  # its once-a-second read, done now
+    with statements_the_server_receives() as seen:
+        (claimed,) = jobs.claim_jobs("w1", start=True)
+        assert _kinds(seen) == ["WITH"]
+    assert db.session.get(Job, claimed.id).status == "running"
+
+
+def test_a_claim_in_a_limited_queue_locks_and_claims_in_one_transaction(app, writing):
+    queues.set_limits("slow", {"concurrency": 1}, actor="test")
+    jobs.create_job(type="echo", queue="slow")
+    with statements_the_server_receives() as seen:
+        (claimed,) = jobs.claim_jobs("w1", start=True)
+        kinds = _kinds(seen)
+    # Whatever the fast claim read before (in autocommit, writing nothing), the queue's lock
+    # and the claim it guards are one transaction: the lock is held until the claim commits.
+    begin = kinds.index("BEGIN")
+    assert kinds[begin + 1 : begin + 3] == ["SELECT", "WITH"] and kinds[-1] == "COMMIT", kinds
+    assert "FOR UPDATE" in seen[begin + 1]
+    assert claimed.queue == "slow"
