@@ -55,7 +55,7 @@ def write(row: dict[str, Any]) -> None:
 
 def record(**given: Any) -> None:
     """Append one entry (`entry`'s arguments), in its own transaction (or the caller's unit of work)."""
-    with unit_of_work():
+    with unit_of_work(one_statement=True):
         write(entry(**given))
 
 

@@ -43,7 +43,8 @@ def create_jobs_once(
         if spec.get("max_attempts") is None:
             spec["max_attempts"] = default_attempts
         prepared.append(spec)
-    with unit_of_work():
+    # One job without a unique key is one statement on PostgreSQL (transitions.create).
+    with unit_of_work(one_statement=len(prepared) == 1 and not prepared[0].get("unique_key")):
         plain = [spec for spec in prepared if not spec.get("unique_key")]
         entry_with_plain = audit_entry if plain and len(plain) == len(prepared) else None
         created = iter(
@@ -87,7 +88,9 @@ def claim_jobs(
     batch_size: int = 1,
     start: bool = False,
 ) -> list[Job]:
-    with unit_of_work():
+    # One job: one statement when the fast claim finds it; when it finds none it wrote nothing,
+    # and a claim in a limited queue makes the rest one transaction (flow.lock_limited_queues).
+    with unit_of_work(one_statement=batch_size == 1):
         claimed = transitions.claim(worker_id, types=types, queues=queues, batch_size=batch_size, start=start)
         # Handed back detached, as RETURNING gave them: the commit would expire them
         # and reading a claimed job would then cost one query per job.

@@ -58,6 +58,7 @@ from ..domain.statuses import LIVE, Status
 from .extensions import db
 from .models import Job, Queue, QueueStart
 from .sql_time import EPOCH, MICROSECOND
+from .transaction import one_transaction_from_here
 from .wakeup import CHANNEL
 
 _JOBS = Job.__table__
@@ -275,6 +276,7 @@ class HeldQueue(NamedTuple):
 def lock_limited_queues(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[HeldQueue]:
     """The restricted, unpaused queues with a due job this claimer may take, in name order;
     on PostgreSQL their rows stay locked (FOR UPDATE) until the claim's transaction ends."""
+    one_transaction_from_here()  # a claim that began in autocommit: the lock must outlive its statement
     due = select(_JOBS.c.id).where(
         _JOBS.c.queue == _QUEUES.c.name, _JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now
     )

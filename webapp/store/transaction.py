@@ -1,4 +1,11 @@
-"""One transaction per command: what every job command here runs inside."""
+"""One transaction per command: what every job command here runs inside.
+
+A command that is one statement runs it in autocommit on PostgreSQL (`one_statement`): the
+statement is then its own transaction, atomic and committed when it returns. psycopg outside
+autocommit sends BEGIN before the first statement and COMMIT after it as round trips of their
+own, so a one-statement transaction cost three round trips where one does; a pickup crosses
+three such commands (the create, its audit entry, the claim that starts the job).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import CursorResult, Result
 from sqlalchemy.orm import Session
 
@@ -17,8 +25,14 @@ _OPEN = "jobwarden_unit_of_work"  # Session.info key: a unit of work is open
 
 
 @contextmanager
-def unit_of_work() -> Iterator[None]:
+def unit_of_work(*, one_statement: bool = False) -> Iterator[None]:
     """Commit what the block did, or roll all of it back if it raised.
+
+    `one_statement`: the block runs exactly one statement (a second would commit apart
+    from the first, and one that raised would keep what the first did), or calls
+    `one_transaction_from_here` before any statement that must share a transaction. On
+    PostgreSQL it then runs in autocommit, without BEGIN and COMMIT; on SQLite, and when the
+    block joins a transaction already open, as any other block.
 
     Nestable: inside another unit of work (a batch of worker reports) the block joins
     the outer transaction, and the outermost unit commits once for all: a batch waits
@@ -36,6 +50,8 @@ def unit_of_work() -> Iterator[None]:
         return
     session.info[_OPEN] = True
     try:
+        if one_statement and not session.in_transaction():
+            _autocommit_on_postgresql(session)
         yield
         session.commit()
     except BaseException:
@@ -43,6 +59,29 @@ def unit_of_work() -> Iterator[None]:
         raise
     finally:
         del session.info[_OPEN]
+
+
+def _autocommit_on_postgresql(session: Session) -> None:
+    """The session's connection for this transaction runs each statement as its own
+    transaction. Setting it sends nothing (psycopg's `autocommit` is a client-side mode), the
+    session's commit then has nothing to send, and the pool restores the engine's isolation
+    level, again without a round trip, when the connection goes back to it."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def one_transaction_from_here() -> None:
+    """Inside a unit of work: the statements from here to its end are one transaction. A
+    `one_statement` unit that runs in autocommit leaves it (the statements before, each
+    committed on its own, must have written nothing the rest could need to undo); any other
+    unit is one transaction already. Leaving autocommit sends nothing: psycopg sends BEGIN
+    before the next statement."""
+    connection = db.session().connection()
+    if connection.dialect.name != "postgresql":
+        return
+    dbapi_connection = cast(psycopg.Connection[Any], connection.connection.dbapi_connection)
+    if dbapi_connection.autocommit:
+        dbapi_connection.autocommit = False
 
 
 def take_the_write_lock() -> None:

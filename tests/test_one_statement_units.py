@@ -1,0 +1,130 @@
+"""A unit of work that is one statement sends PostgreSQL that statement alone: no BEGIN before
+it, no COMMIT after it (webapp.store.transaction, `one_statement`), and keeps what a transaction
+gave it: committed when it returns, nothing left by one that raised, its notification delivered.
+
+What the server received is what it logs: `log_statement = 'all'` with `client_min_messages =
+'log'` sends each statement's log line back to the client as it arrives, psycopg hands it to a
+notice handler, so BEGIN and COMMIT show even though psycopg sends them on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from sqlalchemy import event, func, select
+
+from webapp import jobs
+from webapp.jobs import audit, queues
+from webapp.store import flow, wakeup
+from webapp.store.extensions import db
+from webapp.store.models import AuditEntry, Job, JobEvent
+
+from tests.conftest import postgresql_only
+
+pytestmark = postgresql_only
+
+
+@pytest.fixture
+def writing(app):
+    """A write request, as the create and the claim are (pytest-flask's own context is a GET,
+    whose transactions webapp.server.query_time bounds with a statement of their own)."""
+    with app.test_request_context(method="POST"):
+        yield app
+
+
+@contextmanager
+def statements_the_server_receives() -> Iterator[list[str]]:
+    """The statements PostgreSQL receives on the app's connections, opened afresh for the block."""
+    seen: list[str] = []
+
+    def log_statements_to_us(dbapi_connection: psycopg.Connection, _record: object) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET log_statement = 'all'")
+            cursor.execute("SET client_min_messages = 'log'")
+        dbapi_connection.commit()
+        dbapi_connection.add_notice_handler(lambda notice: seen.append(notice.message_primary or ""))
+
+    db.session.remove()
+    db.engine.dispose()  # every connection of the block is a new one, logging
+    event.listen(db.engine.pool, "connect", log_statements_to_us)
+    try:
+        yield seen
+    finally:
+        db.session.remove()
+        event.remove(db.engine.pool, "connect", log_statements_to_us)
+        db.engine.dispose()
+
+
+def _kinds(statements: list[str]) -> list[str]:
+    """The first word of each statement, as logged: "statement: INSERT INTO …" (the simple
+    protocol) or "execute <unnamed>: INSERT INTO …" (the extended one) → INSERT."""
+    return [statement.split(": ", 1)[1].split()[0].upper() for statement in statements]
+
+
+def test_an_audit_entry_is_one_statement_and_committed(app, writing):
+    with statements_the_server_receives() as seen:
+        audit.record(actor="alice", via="api", action="job.create", target="job 1")
+        assert _kinds(seen) == ["INSERT"]
+    # Read on a connection of the pool as it was before the block: the entry was committed.
+    assert db.session.scalar(select(AuditEntry.actor)) == "alice"
+
+
+def test_a_create_is_one_statement_and_still_notifies_other_processes(app, writing):
+    listener = psycopg.connect(
+        db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    )
+    with listener:
+        listener.execute(f"LISTEN {wakeup.CHANNEL}")
+        with statements_the_server_receives() as seen:
+            jobs.create_job(type="echo")
+            assert _kinds(seen) == ["WITH"]  # the job, its event and its NOTIFY in one statement
+        notifications = list(listener.notifies(timeout=5, stop_after=1))
+    assert [notification.channel for notification in notifications] == [wakeup.CHANNEL]
+    assert db.session.scalar(select(func.count()).select_from(JobEvent)) == 1
+
+
+def test_a_one_statement_unit_that_raises_leaves_nothing(app, writing):
+    too_big = 2**40  # `priority` is a 32-bit integer: PostgreSQL refuses the INSERT
+    with statements_the_server_receives() as seen, pytest.raises(Exception, match="out of range"):
+        jobs.create_job(type="echo", priority=too_big)
+    assert "BEGIN" not in _kinds(seen)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Job)) == 0
+    assert db.session.scalar(select(func.count()).select_from(JobEvent)) == 0
+
+
+def test_the_connection_goes_back_to_the_pool_transactional(app, writing):
+    """The next unit of work on the same pooled connection is a transaction again."""
+    with statements_the_server_receives() as seen:
+        audit.record(actor="alice", via="api", action="job.create")
+        jobs.create_jobs([{"type": "echo"}, {"type": "echo"}])  # a batch: more than one statement
+        assert db.engine.pool.checkedin() == 1  # one connection served both units
+        kinds = _kinds(seen)
+    assert kinds[0] == "INSERT"
+    assert kinds[1] == "BEGIN" and kinds[-1] == "COMMIT", kinds
+
+
+def test_a_claim_that_finds_its_job_at_once_is_one_statement(app, writing):
+    jobs.create_job(type="echo")
+    flow.limits_in_use()  # its once-a-second read, done now
+    with statements_the_server_receives() as seen:
+        (claimed,) = jobs.claim_jobs("w1", start=True)
+        assert _kinds(seen) == ["WITH"]
+    assert db.session.get(Job, claimed.id).status == "running"
+
+
+def test_a_claim_in_a_limited_queue_locks_and_claims_in_one_transaction(app, writing):
+    queues.set_limits("slow", {"concurrency": 1}, actor="test")
+    jobs.create_job(type="echo", queue="slow")
+    with statements_the_server_receives() as seen:
+        (claimed,) = jobs.claim_jobs("w1", start=True)
+        kinds = _kinds(seen)
+    # Whatever the fast claim read before (in autocommit, writing nothing), the queue's lock
+    # and the claim it guards are one transaction: the lock is held until the claim commits.
+    begin = kinds.index("BEGIN")
+    assert kinds[begin + 1 : begin + 3] == ["SELECT", "WITH"] and kinds[-1] == "COMMIT", kinds
+    assert "FOR UPDATE" in seen[begin + 1]
+    assert claimed.queue == "slow"
