@@ -92,16 +92,16 @@ def test_without_a_subscribed_endpoint_nothing_is_written(app, client):
 @postgresql_only  # SQLite has no DML in CTEs: there the outbox runs its own statements after the transition
 def test_a_notifying_transition_is_one_statement_on_postgresql(app, client, monkeypatch):
     add_endpoint(client, "http://127.0.0.1:9/hook", [events.JOB_COMPLETED])
-    job = jobs.create_job(type="demo")
+    job_id = jobs.create_job(type="demo").id  # read now: inside the block it would be a reload after the commits
     lease = jobs.claim_jobs("w1")[0].lease_token
-    jobs.start_job(job.id, lease)
+    jobs.start_job(job_id, lease)
     # The wake-up's "any queue limited?" hint is read at most once a second per process, after
     # the commit: whether it falls in the block depended on the tests run before. Read it now.
     monkeypatch.setattr(flow, "LIMITS_IN_USE_TTL_S", 3600.0)
     flow.limits_in_use()
     with statements_run(db.engine) as statements:
         transitions.transition(
-            job.id, "complete", actor="worker:w1", lease_token=lease, attempt_values={"outcome": "completed"}
+            job_id, "complete", actor="worker:w1", lease_token=lease, attempt_values={"outcome": "completed"}
         )
         db.session.commit()
     assert len(statements) == 1, statements  # the job, its attempt, its event, the notification, the delivery

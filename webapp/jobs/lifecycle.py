@@ -15,7 +15,7 @@ from ..domain.statuses import LIVE
 from ..domain.timeutil import utcnow
 from ..store import leases, step_reports, transitions
 from ..store.extensions import db
-from ..store.models import Job, JobAttempt
+from ..store.models import Job, JobAttempt, JobRow
 from ..store.transaction import unit_of_work
 from . import audit, steps
 from .output import tail
@@ -87,16 +87,12 @@ def claim_jobs(
     queues: list[str] | None = None,
     batch_size: int = 1,
     start: bool = False,
-) -> list[Job]:
-    # One job: one statement when the fast claim finds it; when it finds none it wrote nothing,
-    # and a claim in a limited queue makes the rest one transaction (flow.lock_limited_queues).
+) -> list[JobRow]:
+    """The claimed jobs as the claim's RETURNING gave them: rows, which the commit leaves as they are.
+    One job: one statement when the fast claim finds it; when it finds none it wrote nothing,
+    and a claim in a limited queue makes the rest one transaction (flow.lock_limited_queues)."""
     with unit_of_work(one_statement=batch_size == 1):
-        claimed = transitions.claim(worker_id, types=types, queues=queues, batch_size=batch_size, start=start)
-        # Handed back detached, as RETURNING gave them: the commit would expire them
-        # and reading a claimed job would then cost one query per job.
-        for job in claimed:
-            db.session.expunge(job)
-    return claimed
+        return transitions.claim(worker_id, types=types, queues=queues, batch_size=batch_size, start=start)
 
 
 @dataclass(frozen=True)
@@ -129,7 +125,7 @@ def start_jobs(reports: list[StartReport]) -> list[transitions.Outcome]:
         )
 
 
-def start_job(job_id: int, lease_token: str, *, argv: list[str] | None = None) -> Job:
+def start_job(job_id: int, lease_token: str, *, argv: list[str] | None = None) -> Job | JobRow:
     return _moved(start_jobs([StartReport(job_id, lease_token, argv)])[0])
 
 
@@ -270,11 +266,11 @@ def complete_job(
     result: Any = None,
     exit_code: int | None = 0,
     output: str | None = None,
-) -> Job:
+) -> Job | JobRow:
     return _moved(complete_jobs([CompleteReport(job_id, lease_token, result, exit_code, output)])[0])
 
 
-def _moved(outcome: transitions.Outcome) -> Job:
+def _moved(outcome: transitions.Outcome) -> Job | JobRow:
     """A single report's answer: the moved job, or its refusal raised."""
     if isinstance(outcome, Exception):
         raise outcome

@@ -12,7 +12,7 @@ from sqlalchemy.types import NullType
 from ..domain.statuses import LIVE, Status
 from ..domain.timeutil import isoformat
 from ..store.leases import stopping_json
-from ..store.models import Job, JobAttempt, JobEvent
+from ..store.models import Job, JobAttempt, JobEvent, JobRow
 
 
 class _IsoTime:
@@ -79,7 +79,7 @@ JOB_FIELDS = tuple(name for name in JobOut.model_fields if name not in JOB_TIMES
 JOB_FLOATS = tuple(name for name in JOB_FIELDS if isinstance(Job.__table__.c[name].type, Float))
 
 
-def job_json(job: Job) -> dict[str, Any]:
+def job_json(job: Job | JobRow) -> dict[str, Any]:
     data = {name: getattr(job, name) for name in JOB_FIELDS}
     for name in JOB_FLOATS:
         if data[name] is not None:
@@ -138,7 +138,7 @@ def job_json_sql(rows: NamedFromClause) -> ColumnElement[Any]:
     return row.op("||")(func.jsonb_build_object(*pairs))
 
 
-def claimed_job_json(job: Job) -> dict[str, Any]:
+def claimed_job_json(job: JobRow) -> dict[str, Any]:
     return {**job_json(job), "lease_token": job.lease_token}
 
 

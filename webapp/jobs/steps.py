@@ -13,7 +13,7 @@ from sqlalchemy import CursorResult, delete, insert, select, update
 
 from ..domain.timeutil import isoformat
 from ..store.extensions import db
-from ..store.models import Checkpoint, Job, StepResult
+from ..store.models import Checkpoint, JobRow, StepResult
 
 NO_RESULT: Any = object()  # a step event that stores no result (`None` is a result)
 
@@ -72,7 +72,7 @@ def checkpoint_json(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
     }
 
 
-def replay_state(claimed: Iterable[Job]) -> dict[int, dict[str, Any]]:
+def replay_state(claimed: Iterable[JobRow]) -> dict[int, dict[str, Any]]:
     """What claimed jobs need to skip completed steps and resume from their checkpoint:
     per job `step_results` ({name: {"result", "attempt"}}) and `checkpoint`. Two queries per
     claim, none for jobs in their first attempt: step results and checkpoints are written under

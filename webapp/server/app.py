@@ -23,6 +23,7 @@ from ..store import (
 )
 from ..store.extensions import db
 from ..store.integrity import StoreUnreadable, check_sqlite_file, check_sqlite_owner, sqlite_path
+from ..store.parsed_statements import keep_long_statements_parsed
 from ..store.pings import ping_idle_connections
 from ..store.write_turns import TurnConnection
 from . import access, api, audit_trail, oidc, query_time, static_gzip, static_urls
@@ -74,8 +75,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         if database_file is not None:
             event.listen(db.engine, "connect", _sqlite_pragmas(app.config))
-        if db.engine.dialect.name == "postgresql" and "pool_pre_ping" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]:
-            ping_idle_connections(db.engine)  # pooled connections: see webapp.store.pings
+        if db.engine.dialect.name == "postgresql":
+            keep_long_statements_parsed()  # see webapp.store.parsed_statements
+            if "pool_pre_ping" not in app.config["SQLALCHEMY_ENGINE_OPTIONS"]:
+                ping_idle_connections(db.engine)  # pooled connections: see webapp.store.pings
         _check_reachable(app)
 
     check_internal_key_configured(app)

@@ -22,7 +22,7 @@ from ..domain.timeutil import utcnow
 from ..metrics import CLAIM_LATENCY
 from ..store import flow, wakeup
 from ..store.extensions import db
-from ..store.models import Job
+from ..store.models import Job, JobRow
 from . import hangups
 
 RUN_AFTER_MARGIN_S = 0.002  # wake just after a job's run_after, not just before it
@@ -36,7 +36,7 @@ def claim_waiting(
     batch_size: int,
     wait_s: float,
     start: bool = False,
-) -> list[Job]:
+) -> list[JobRow]:
     """Claim up to `batch_size` jobs, waiting up to `wait_s` seconds for the first.
 
     A worker that hangs up while its claim waits (a stopping worker half-closes the
@@ -84,7 +84,7 @@ class UnexpectedBytes(Exception):
 
 def _claim(
     worker_id: str, types: list[str] | None, queues: list[str] | None, batch_size: int, start: bool
-) -> list[Job]:
+) -> list[JobRow]:
     started = time.perf_counter()
     claimed = jobs.claim_jobs(worker_id, types=types, queues=queues, batch_size=batch_size, start=start)
     CLAIM_LATENCY.observe(time.perf_counter() - started)

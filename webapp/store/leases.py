@@ -28,7 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from ..domain.statuses import LIVE
 from ..domain.timeutil import isoformat, utcnow
 from .extensions import db
-from .models import Job, UTCDateTime
+from .models import Job, JobRow, UTCDateTime
 from .wakeup import announce_claimable
 
 
@@ -72,7 +72,7 @@ def claimable(lease_column: ColumnElement[datetime], now: ColumnElement[datetime
     return or_(lease_column.is_(None), lease_column <= now)
 
 
-def stopping_json(job: Job, now: datetime | None = None) -> dict[str, Any] | None:
+def stopping_json(job: Job | JobRow, now: datetime | None = None) -> dict[str, Any] | None:
     """`{"attempt", "deadline"}` while an ended attempt's process may still live, else None."""
     if job.status in LIVE or job.lease_expires_at is None:
         return None

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy import BindParameter, UpdateBase
     from sqlalchemy.sql.selectable import NamedFromClause
 
-    from .models import Job
+    from .models import Job, JobRow
 
 
 Kinds = Mapping[tuple[str, str], int]  # how many of the moved jobs are of each (type, queue)
@@ -81,7 +81,7 @@ def outbox() -> Outbox | None:
     return _outbox
 
 
-def announce(action: str, to_status: Status, jobs: Sequence[Job], *, notified: bool = False) -> None:
+def announce(action: str, to_status: Status, jobs: Sequence[Job | JobRow], *, notified: bool = False) -> None:
     """`jobs` moved by one statement (each has its `type` and `queue`); `notified`: that statement
     notified waiting claims of other processes itself."""
     move = Move(action, to_status, len(jobs), Counter((job.type, job.queue) for job in jobs), notified)

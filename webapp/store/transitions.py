@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from ..domain.actors import WORKER, WORKER_PREFIX
@@ -58,7 +59,7 @@ from ..domain.statuses import (
 from ..domain.timeutil import utcnow
 from . import audit_rows, flow, leases, moves, unique, wakeup
 from .extensions import db
-from .models import Job, JobAttempt, JobEvent
+from .models import Job, JobAttempt, JobEvent, JobRow
 
 # The tables behind the models: the state machine writes them with Core statements.
 _JOBS = Job.__table__
@@ -126,7 +127,7 @@ RowsActor = Callable[[FromClause], ColumnElement[str]]
 
 @dataclass(frozen=True)
 class _Plan:
-    moved: Executable  # returns the moved jobs as Job objects
+    moved: Executable  # returns the moved jobs: as Job objects, or as rows (`_plan`'s `as_rows`)
     followups: tuple[Executable, ...]  # SQLite only: run with the moved ids as `cas_ids`
 
 
@@ -147,15 +148,20 @@ def _plan(
     postgresql: bool,
     carried: tuple[ColumnElement[Any], ...] = (),
     wakes: bool = False,
+    as_rows: bool = False,
 ) -> _Plan:
     """`carried`: further columns the moved rows bring along for the follow-ups (PostgreSQL).
     `wakes`: the statement also notifies waiting claims when a moved row freed a limited
     queue's slot (`flow.freed_slot_notice`, PostgreSQL): a SELECT, so the moved rows are
-    joined to it (one row or none) to make PostgreSQL run it."""
+    joined to it (one row or none) to make PostgreSQL run it. `as_rows`: the moved jobs
+    come back as `JobRow`s (run it with `_run_rows`), else as Job objects (`_run`)."""
     if postgresql:
         rows: NamedFromClause = moved.returning(*_JOBS.c, *carried).cte("moved")
-        job = aliased(Job, rows, adapt_on_names=True)
-        statement = select(job)
+        statement = (
+            select(*(rows.c[column.name] for column in _JOBS.c))
+            if as_rows
+            else select(aliased(Job, rows, adapt_on_names=True))
+        )
         if wakes:
             notice = flow.freed_slot_notice(rows).cte("freed_slot_notice")
             statement = statement.outerjoin(notice, true())
@@ -163,19 +169,40 @@ def _plan(
             statement = statement.add_cte(followup(rows).cte(f"followup_{number}"))
         return _Plan(statement, ())
     rows = select(_JOBS).where(_JOBS.c.id.in_(bindparam("cas_ids", expanding=True))).subquery("moved")
+    returned = moved.returning(*_JOBS.c)
     return _Plan(
-        select(Job).from_statement(moved.returning(*_JOBS.c)),
+        returned if as_rows else select(Job).from_statement(returned),
         tuple(followup(rows) for followup in followups),
     )
 
 
 def _run(plan: _Plan, params: dict[str, Any]) -> list[Job]:
     jobs = list(db.session.scalars(plan.moved, params, execution_options={"populate_existing": True}))
-    if jobs:
-        moved_ids = {**params, "cas_ids": [job.id for job in jobs]}
-        for statement in plan.followups:
-            db.session.execute(statement, moved_ids)
+    _follow_up(plan, params, [job.id for job in jobs])
     return jobs
+
+
+def _run_rows(plan: _Plan, params: dict[str, Any]) -> list[JobRow]:
+    """`_run` of a plan made `as_rows`. A Job object of a moved job the session already holds
+    (read earlier in the same unit of work: a batch of reports) is expired, so reading it
+    again shows the move, as `_run`'s objects show it."""
+    moved = list(db.session.execute(plan.moved, params))
+    ids = [row.id for row in moved]
+    _follow_up(plan, params, ids)
+    held = db.session.identity_map
+    if held:
+        for job_id in ids:
+            loaded = held.get(identity_key(Job, job_id))
+            if loaded is not None:
+                db.session.expire(loaded)
+    return moved
+
+
+def _follow_up(plan: _Plan, params: dict[str, Any], moved_ids: list[int]) -> None:
+    if moved_ids and plan.followups:
+        with_ids = {**params, "cas_ids": moved_ids}
+        for statement in plan.followups:
+            db.session.execute(statement, with_ids)
 
 
 _EVENT_COLUMNS = ["job_id", "kind", "actor", "at", "action", "from_status", "to_status", "attempt", "reason", "data"]
@@ -429,7 +456,7 @@ class HeldJob:
     attempt_values: dict[str, Any] = field(default_factory=dict)  # attempt columns; None keeps the stored value
 
 
-Outcome = Job | TransitionRefused | JobNotFound
+Outcome = Job | JobRow | TransitionRefused | JobNotFound
 
 
 def transition_held(
@@ -496,7 +523,7 @@ def transition_held(
         **(_outbox_params(event) if event is not None else {}),
         **({"cas_wake_payload": wakeup.notification_payload()} if wakes else {}),
     }
-    moved = {job.id: job for job in _run(plan, params)}
+    moved = {job.id: job for job in _run_rows(plan, params)}
     if moved:
         moves.announce(action, edge.target, list(moved.values()))
     outcomes: list[Outcome] = []
@@ -574,7 +601,7 @@ def _held_plan(
     followups = _followups(edge, expected, attempt_values if has_attempt_values else None, lease_holder, True, notifies)
     # The attempts' own values ride along in the moved rows, for the attempts' UPDATE.
     carried = tuple(items.c[f"row_attempt_{name}"] for name in attempt_row_columns)
-    return _plan(moved, followups, True, carried, wakes)
+    return _plan(moved, followups, True, carried, wakes, as_rows=True)
 
 
 def create(
@@ -830,7 +857,7 @@ def _claim_plan(
     followups: list[FollowUp] = [open_attempts, record_claims]
     if limited:
         followups.append(flow.record_starts)  # the rate limit's window
-    return _plan(moved, followups, postgresql)
+    return _plan(moved, followups, postgresql, as_rows=True)
 
 
 def claim(
@@ -841,7 +868,7 @@ def claim(
     batch_size: int = 1,
     start: bool = False,
     now: datetime | None = None,
-) -> list[Job]:
+) -> list[JobRow]:
     """Atomically hand up to `batch_size` due queued jobs to one worker; with `start`, running
     (the claim and the start in one statement: the worker needs no start report before it runs).
 
@@ -871,10 +898,12 @@ def claim(
     }
     postgresql = _is_postgresql()
 
-    def claim_fast(room: int) -> list[Job]:
-        return _run(_claim_plan(bool(types), postgresql, lease_types, bool(queues)), {**params, "cas_batch_size": room})
+    def claim_fast(room: int) -> list[JobRow]:
+        return _run_rows(
+            _claim_plan(bool(types), postgresql, lease_types, bool(queues)), {**params, "cas_batch_size": room}
+        )
 
-    def claim_limited(room: int) -> list[Job]:
+    def claim_limited(room: int) -> list[JobRow]:
         return _claim_limited(params, room, postgresql, lease_types, types, queues, given_now)
 
     # The limited part first while limits are in use (PostgreSQL): a batch it fills then costs
@@ -899,7 +928,7 @@ def _claim_limited(
     types: list[str] | None,
     queues: list[str] | None,
     given_now: datetime | None,
-) -> list[Job]:
+) -> list[JobRow]:
     """Up to `room` jobs of limited queues in one statement (webapp.store.flow.limited_candidates);
     nothing at all, not even a lock, when no limited queue has a due job."""
     held = flow.lock_limited_queues(params["cas_now"], types, queues)
@@ -918,7 +947,7 @@ def _claim_limited(
         "cas_limited": [queue.name for queue in held],
         **leases.expiry_params(now, lease_types),
     }
-    claimed = _run(_claim_plan(bool(types), postgresql, lease_types, bool(queues), limited=True), params)
+    claimed = _run_rows(_claim_plan(bool(types), postgresql, lease_types, bool(queues), limited=True), params)
     rate_limited = [queue.name for queue in held if queue.rate_limited]
     if rate_limited:
         flow.prune_starts(rate_limited, now)
