@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -92,6 +93,8 @@ def test_dev_serves_sample_jobs_runs_them_and_hands_back_on_ctrl_c(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait()
+            kill_local_workers(tmp_path / "dev.log")
     env["JOBWARDEN_ENV"] = "development"
     listed = subprocess.run(
         [
@@ -172,6 +175,16 @@ def test_dev_restarts_its_killed_worker_saying_so_and_prints_a_second_workers_co
             second.wait(timeout=30)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+def kill_local_workers(log_path: Path) -> None:
+    """The dev server's local workers run in sessions of their own (webapp.cli.dev_worker), so
+    killing the server leaves them; a failed test must not leave them running for the rest."""
+    for pid in re.findall(r"local worker (?:restarted, )?pid (\d+)", log_path.read_text()):
+        try:
+            os.killpg(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_the_readme_counts_the_sample_jobs_make_run_creates():
