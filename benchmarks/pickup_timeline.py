@@ -9,7 +9,8 @@ appends wall-clock marks to one file. For each of --jobs jobs created one at a t
 the previous one finished, so the worker is always waiting), every mark's first time after the
 create request began is taken; printed: the median and p90 of each, in order, and how many
 times the mark came per job (a second claim round shows there, not in the first time). Then the
-claim round that took each job, per job: its length, the queue lock within it, and what came
+claim round that took each job, per job: its length, the turns it waited for within it (a
+claim that missed a limited queue's turn, webapp/store/flow.py), and what came
 between the hub's wake and the round, and between the round and the worker's start.
 
 With --limits the jobs are in a limited queue, as benchmarks/pickup.py --limits puts them
@@ -161,10 +162,10 @@ def report_taking_round(label: str, lines: list[str]) -> None:
         claimed = names.index("server:claim statement:end", claim)
         at = [moment for moment, _ in window]
         intervals["claim round that took the job"].append(at[claimed] - at[claim])
-        if "server:lock limited queues:begin" in names[claim:claimed]:
-            lock = names.index("server:lock limited queues:begin", claim)
-            intervals["  the queue lock within it"].append(
-                at[names.index("server:lock limited queues:end", lock)] - at[lock]
+        if "server:take turns:begin" in names[claim:claimed]:
+            turns = names.index("server:take turns:begin", claim)
+            intervals["  turns waited for within it"].append(
+                at[names.index("server:take turns:end", turns)] - at[turns]
             )
         woken = [i for i in range(claim) if names[i] == "server:hub woken"]
         if woken:

@@ -53,7 +53,7 @@ def postgresql_claim_cost() -> int:
     db.session.commit()
     with statements_run(db.engine) as statements:
         assert len(claim_batch()) == BATCH
-    [(statement, parameters)] = [(s, p) for s, p in statements if "WITH counted" in s]
+    [(statement, parameters)] = [(s, p) for s, p in statements if "counted AS MATERIALIZED" in s]
     connection = db.engine.raw_connection()
     try:
         with connection.cursor() as cursor:

@@ -9,12 +9,14 @@ notice handler, so BEGIN and COMMIT show even though psycopg sends them on its o
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.engine import make_url
 
 from webapp import jobs
 from webapp.jobs import audit, queues
@@ -116,15 +118,33 @@ def test_a_claim_that_finds_its_job_at_once_is_one_statement(app, writing):
     assert db.session.get(Job, claimed.id).status == "running"
 
 
-def test_a_claim_in_a_limited_queue_locks_and_claims_in_one_transaction(app, writing):
+def test_a_claim_in_a_limited_queue_takes_its_turn_and_claims_in_one_statement(app, writing):
     queues.set_limits("slow", {"concurrency": 1}, actor="test")
     jobs.create_job(type="echo", queue="slow")
+    flow.limits_in_use()  # its once-a-second read, done now
     with statements_the_server_receives() as seen:
         (claimed,) = jobs.claim_jobs("w1", start=True)
-        kinds = _kinds(seen)
-    # Whatever the fast claim read before (in autocommit, writing nothing), the queue's lock
-    # and the claim it guards are one transaction: the lock is held until the claim commits.
-    begin = kinds.index("BEGIN")
-    assert kinds[begin + 1 : begin + 3] == ["SELECT", "WITH"] and kinds[-1] == "COMMIT", kinds
-    assert "FOR UPDATE" in seen[begin + 1]
+        assert _kinds(seen) == ["WITH"]
+    # The limited part runs first while limits are in use, its turn taken in the statement.
+    assert "claim_turn" in seen[0] and "SKIP LOCKED" in seen[0]
+    assert claimed.queue == "slow"
+
+
+def test_a_claim_that_waits_for_a_turn_locks_and_claims_in_one_transaction(app, writing):
+    queues.set_limits("slow", {"concurrency": 1}, actor="test")
+    jobs.create_job(type="echo", queue="slow")
+    flow.limits_in_use()
+    holder = psycopg.connect(make_url(str(db.engine.url)).set(drivername="postgresql").render_as_string(False))
+    holder.execute("SELECT name FROM queues WHERE name = 'slow' FOR UPDATE")  # another claimer's turn
+    threading.Timer(0.5, holder.commit).start()
+    try:
+        with statements_the_server_receives() as seen:
+            (claimed,) = jobs.claim_jobs("w1", start=True)
+            kinds = _kinds(seen)
+    finally:
+        holder.close()
+    # The statement that missed the turn claimed nothing (in autocommit); the turn it waited
+    # for and the claim it guards are one transaction: the lock is held until the claim commits.
+    assert kinds == ["WITH", "BEGIN", "WITH", "WITH", "COMMIT"], kinds
+    assert "FOR UPDATE" in seen[2] and "claim_turn" in seen[2]
     assert claimed.queue == "slow"

@@ -74,7 +74,7 @@ def install() -> None:
     before(wakeup, "_wake_this_process", "server:create committed")
     before(wakeup.Hub, "wake", "server:hub woken")
     around(claim_wait, "_claim", "server:claim statement")
-    around(flow, "lock_limited_queues", "server:lock limited queues")
+    around(flow, "take_turns", "server:take turns")
     around(flow, "held_back_until", "server:held back until")
     around(wakeup.Hub, "wait", "server:claim waits")
     # the first held transition: the start report, or (a claim that started the job) the complete

@@ -89,8 +89,10 @@ def claim_jobs(
     start: bool = False,
 ) -> list[JobRow]:
     """The claimed jobs as the claim's RETURNING gave them: rows, which the commit leaves as they are.
-    One job: one statement when the fast claim finds it; when it finds none it wrote nothing,
-    and a claim in a limited queue makes the rest one transaction (flow.lock_limited_queues)."""
+    One job: one statement when the part that runs first finds it (the limited part first while
+    limits are in use, each taking its turns inside the statement); a part that finds none
+    wrote no job, and a claim that must wait for a limited queue's turn makes the rest one
+    transaction (flow.take_turns)."""
     with unit_of_work(one_statement=batch_size == 1):
         return transitions.claim(worker_id, types=types, queues=queues, batch_size=batch_size, start=start)
 

@@ -24,6 +24,7 @@ from ..domain.queues import (
 )
 from ..domain.statuses import FINISHED, LIVE, Status
 from ..domain.timeutil import utcnow
+from ..store import flow
 from ..store.extensions import db
 from ..store.models import Job, Queue, QueueEvent
 from ..store.transaction import unit_of_work
@@ -98,10 +99,16 @@ def set_limits(name: str, changes: dict[str, Any], *, actor: str, reason: str | 
         now = utcnow()
         _ensure_row(name, now)
         if columns:
-            db.session.execute(update(Queue).where(Queue.name == name).values(**columns, updated_at=now))
+            db.session.execute(
+                update(Queue)
+                .where(Queue.name == name)
+                .values(**columns, updated_at=now, claim_turn=Queue.claim_turn + 1)
+            )
         _record(name, "set", actor=actor, reason=reason, data=changes, now=now)
         announce_claimable()  # a raised or cleared limit may free jobs: waiting claims look again
-        return _row(name)
+        row = _row(name)
+    flow.limits_changed()
+    return row
 
 
 def pause(name: str, *, actor: str, reason: str | None = None) -> Queue:
@@ -118,11 +125,17 @@ def _set_paused(name: str, paused: bool, *, actor: str, reason: str | None) -> Q
             raise UnknownQueue(name)
         now = utcnow()
         _ensure_row(name, now)
-        db.session.execute(update(Queue).where(Queue.name == name).values(paused=paused, updated_at=now))
+        db.session.execute(
+            update(Queue)
+            .where(Queue.name == name)
+            .values(paused=paused, updated_at=now, claim_turn=Queue.claim_turn + 1)
+        )
         _record(name, "pause" if paused else "resume", actor=actor, reason=reason, data=None, now=now)
         if not paused:
             announce_claimable()
-        return _row(name)
+        row = _row(name)
+    flow.limits_changed()
+    return row
 
 
 def is_known(name: str) -> bool:

@@ -4,21 +4,27 @@ followed by a write.
 
 A claim has two parts. The fast part takes jobs of queues with no limit and no pause;
 its only extra cost is `queue NOT IN (restricted queues)`, a lookup in a table of a few
-rows. The limited part runs when a restricted queue has a due job (on PostgreSQL first
-while limits are in use, else once the fast part left room in the batch): one statement
-counts, once, each held queue's live jobs and its starts in the window (now - period, now]
-and each key's live jobs, and claims in claim order as many jobs as that room allows
-(`limited_candidates`), so no limit is passed at the moment of the write. Counting per statement, not per candidate row, keeps a
-claim's cost to the rows it looks at, not the queue's depth.
+rows. The limited part runs first while limits are in use, else once the fast part left
+room in the batch: one statement counts, once, each held queue's live jobs and its starts
+in the window (now - period, now] and each key's live jobs, and claims in claim order as
+many jobs as that room allows (`limited_candidates`), so no limit is passed at the moment
+of the write. Counting per statement, not per candidate row, keeps a claim's cost to the
+rows it looks at, not the queue's depth.
 
-Concurrent claimers must not both count the same state. SQLite has one writer: the
-claim's UPDATE holds the write lock while it counts. On PostgreSQL the limited queues'
-rows are locked first (`lock_limited_queues`, SELECT … FOR UPDATE, in name order so
-claimers never deadlock) and held to the commit, so claimers of one limited queue take
-turns. That lock is a statement of its own, before the claim: under READ COMMITTED a
-statement sees the data as of its own start, so a count in the same statement as the
-lock would be taken before the lock was granted and miss the claims of the claimer it
-waited for; the claim statement after it starts later and counts them.
+Concurrent claimers must not both count the same state. SQLite has one writer: the claim
+takes the write lock before it reads the time, and holds it while it counts and claims.
+PostgreSQL claimers of a limited queue take turns on the queue's row, whose `claim_turn`
+every limited claim moves on:
+- In one statement (`turns_in_statement`), the usual way: the statement counts the queues
+  as its snapshot shows them, and claims only from those whose row it can lock at once and
+  whose turn is still the one in its snapshot (nothing claimed from them since, nothing
+  under way). Under READ COMMITTED a statement's snapshot is taken at its start, before any
+  lock it waits for; so this statement waits for none (SKIP LOCKED) and rechecks the turn.
+- Otherwise (`take_turns`), for the queues whose turn it missed: their rows are locked in
+  name order (claimers never deadlock), waiting for the claimer that holds one, their turn
+  moved on, and the claim statement after that lock starts later and counts what the
+  claimer it waited for claimed. That costs the claim a transaction and a statement more.
+A change of a queue's limits or pause moves its turn too.
 
 A rate-limited queue's starts are rows of `queue_starts` (whole microseconds since the
 epoch), written by the claim that takes the job and pruned past the queue's period by
@@ -31,7 +37,7 @@ from __future__ import annotations
 import functools
 import operator
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -40,6 +46,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -48,10 +55,13 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     tuple_,
     union_all,
+    update,
 )
 from sqlalchemy.sql.expression import FromClause, Subquery, UpdateBase
+from sqlalchemy.sql.selectable import NamedFromClause
 from sqlalchemy.types import BigInteger, Integer, String
 
 from ..domain.statuses import LIVE, Status
@@ -83,14 +93,14 @@ def _live_in_queue() -> ColumnElement[int]:
     return functools.reduce(operator.add, counts)
 
 
-def _live_keyed(held: BindParameter[list[str]]) -> Subquery:
+def _live_keyed(held: Held) -> Subquery:
     """The keyed live jobs of the held queues (queue, concurrency_key), read per live status
     as `_live_in_queue` reads them."""
     live = _JOBS.alias("live")
     return union_all(
         *(
             select(live.c.queue, live.c.concurrency_key).where(
-                live.c.queue.in_(held), live.c.status == str(status), live.c.concurrency_key.is_not(None)
+                held.contains(live.c.queue), live.c.status == str(status), live.c.concurrency_key.is_not(None)
             )
             for status in _LIVE
         )
@@ -139,9 +149,10 @@ def _smaller(first: ColumnElement[int], second: ColumnElement[int]) -> ColumnEle
     )
 
 
-def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[ColumnElement[bool]]) -> Select:
-    """The jobs the limited part claims in one statement: due jobs of the queues this claimer
-    holds (`cas_limited`), in claim order, as many as every limit has room for, up to the batch.
+def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[ColumnElement[bool]], held: Held) -> Select:
+    """The jobs the limited part claims in one statement: due jobs of the `held` queues (those
+    whose turn this claimer holds), in claim order, as many as every limit has room for, up
+    to the batch.
 
     The room is counted once per statement, in two small CTEs: each queue's free slots and
     rate window (`room`), each key's live jobs (`key_live`). The scan walks the queued jobs
@@ -155,7 +166,6 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
     keeps one generic plan per batch size for a prepared statement, where a LIMIT it cannot
     see makes it plan the statement again at every claim (half its time).
     """
-    held: BindParameter[list[str]] = bindparam("cas_limited", expanding=True)
     live_in_queue = _live_in_queue()
     starts_in_window = (
         select(func.count())
@@ -176,7 +186,7 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
                 "starts"
             ),
         )
-        .where(_QUEUES.c.name.in_(held), _QUEUES.c.paused.is_(False))
+        .where(held.contains(_QUEUES.c.name), _QUEUES.c.paused.is_(False))
         .cte("counted")
         .prefix_with("MATERIALIZED")
     )
@@ -196,23 +206,34 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
         .join(room, room.c.name == key_live.c.queue)
         .where(key_live.c.live >= room.c.key_concurrency)
     )
-    scanned = (
-        select(_JOBS.c.id, _JOBS.c.queue, _JOBS.c.concurrency_key, _JOBS.c.priority)
-        .where(
-            _JOBS.c.status == Status.QUEUED,
-            _JOBS.c.run_after <= now,
-            _JOBS.c.queue.in_(held),
-            _JOBS.c.queue.not_in(full_queues),
-            or_(
-                _JOBS.c.concurrency_key.is_(None),
-                tuple_(_JOBS.c.queue, _JOBS.c.concurrency_key).not_in(full_keys),
-            ),
-            *conditions,
-        )
-        .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
-        .limit(bindparam("cas_scan", type_=Integer, literal_execute=True))
-        .subquery("scanned")
+    scan = bindparam("cas_scan", type_=Integer, literal_execute=True)
+    claim_order = (_JOBS.c.priority.desc(), _JOBS.c.id)
+    scanned_jobs = select(_JOBS.c.id, _JOBS.c.queue, _JOBS.c.concurrency_key, _JOBS.c.priority).where(
+        _JOBS.c.status == Status.QUEUED,
+        _JOBS.c.run_after <= now,
+        _JOBS.c.queue.not_in(full_queues),
+        or_(
+            _JOBS.c.concurrency_key.is_(None),
+            tuple_(_JOBS.c.queue, _JOBS.c.concurrency_key).not_in(full_keys),
+        ),
+        *conditions,
     )
+    if held.names is None:
+        scanned = (
+            scanned_jobs.where(held.contains(_JOBS.c.queue)).order_by(*claim_order).limit(scan).subquery("scanned")
+        )
+    else:
+        # Each queue's first jobs in claim order (an index range each, however deep the queue),
+        # then the first of them all: one scan over `queue IN (…)` of a set PostgreSQL cannot
+        # see read every queued job of those queues to sort them.
+        each = scanned_jobs.where(_JOBS.c.queue == held.names.c.name).order_by(*claim_order).limit(scan).lateral("each")
+        scanned = (
+            select(each)
+            .select_from(held.names.join(each, true()))
+            .order_by(each.c.priority.desc(), each.c.id)
+            .limit(scan)
+            .subquery("scanned")
+        )
     key_room = case(
         (
             and_(room.c.key_concurrency.is_not(None), scanned.c.concurrency_key.is_not(None)),
@@ -268,43 +289,136 @@ def record_starts(rows: FromClause) -> UpdateBase:
     )
 
 
-class HeldQueue(NamedTuple):
-    name: str
-    rate_limited: bool
-
-
-def lock_limited_queues(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[HeldQueue]:
-    """The restricted, unpaused queues with a due job this claimer may take, in name order;
-    on PostgreSQL their rows stay locked (FOR UPDATE) until the claim's transaction ends."""
-    one_transaction_from_here()  # a claim that began in autocommit: the lock must outlive its statement
-    due = select(_JOBS.c.id).where(
-        _JOBS.c.queue == _QUEUES.c.name, _JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now
-    )
-    if types:
-        due = due.where(_JOBS.c.type.in_(types))
-    statement = (
-        select(_QUEUES.c.name, _QUEUES.c.rate_limit_count.is_not(None))
-        .where(restricted(), _QUEUES.c.paused.is_(False), due.exists())
-        .order_by(_QUEUES.c.name)
-    )
-    if queues:
-        statement = statement.where(_QUEUES.c.name.in_(queues))
-    if db.session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    return [HeldQueue(name, bool(rate_limited)) for name, rate_limited in db.session.execute(statement)]
-
-
-def prune_starts(queues: list[str], now: datetime) -> None:
-    """Drop the starts of `queues` that no window ending now or later can count, with a margin
-    (PRUNE_MARGIN_S) for a claimer whose clock reads a little behind this one's."""
-    now_us = epoch_microseconds(now - timedelta(seconds=PRUNE_MARGIN_S))
+def prune_starts(rows: FromClause) -> UpdateBase:
+    """A follow-up of the limited claim: drop the starts of the claimed jobs' queues that no
+    window ending now or later can count (`cas_prune_us`: now less a margin, PRUNE_MARGIN_S,
+    for a claimer whose clock reads a little behind this one's), and every start of a queue
+    that no longer has a rate limit. The claimers of a queue take turns, so its prunes do too."""
     period = select(window_us(_QUEUES)).where(_QUEUES.c.name == _STARTS.c.queue).scalar_subquery()
-    db.session.execute(
-        delete(_STARTS).where(
-            _STARTS.c.queue.in_(queues),
-            or_(period.is_(None), _STARTS.c.at_us <= now_us - period),
-        )
+    return delete(_STARTS).where(
+        _STARTS.c.queue.in_(select(rows.c.queue)),
+        or_(period.is_(None), _STARTS.c.at_us <= bindparam("cas_prune_us", type_=BigInteger) - period),
     )
+
+
+def prune_before_us(now: datetime) -> int:
+    return epoch_microseconds(now - timedelta(seconds=PRUNE_MARGIN_S))
+
+
+class Held(NamedTuple):
+    """The queues whose jobs a limited claim takes: one of a bound list of names (`cas_limited`,
+    read before the claim), or of those the claim's own statement found (`held_in_statement`)."""
+
+    contains: Callable[[ColumnElement[str]], ColumnElement[bool]]  # the queue a column names is one
+    names: NamedFromClause | None = None  # PostgreSQL, found in the statement: their names (column `name`)
+
+
+def held_by_name() -> Held:
+    """The queues named in `cas_limited`."""
+    names: BindParameter[list[str]] = bindparam("cas_limited", expanding=True)
+    return Held(lambda queue: queue.in_(names))
+
+
+def queues_with_due_jobs(
+    now: ColumnElement[datetime] | datetime,
+    types: ColumnElement[bool] | None,
+    queues: ColumnElement[bool] | None,
+    table: FromClause = _QUEUES,
+) -> Select[tuple[str, int]]:
+    """The restricted, unpaused queues (rows of `table`) holding a due job this claimer may take,
+    with their turn: the queues a limited claim takes its turn on. `types` and `queues`: the
+    claimer's conditions on a job's type and on a queue's name (None: any)."""
+    due = select(_JOBS.c.id).where(
+        _JOBS.c.queue == table.c.name, _JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now
+    )
+    if types is not None:
+        due = due.where(types)
+    # The first due job, not EXISTS: a planner without statistics of the jobs made EXISTS a
+    # join with every queued job of the queue; a subquery with a LIMIT stops at the first.
+    first_due = due.limit(1).scalar_subquery()
+    statement = select(table.c.name, table.c.claim_turn).where(
+        restricted(table), table.c.paused.is_(False), first_due.is_not(None)
+    )
+    if queues is not None:
+        statement = statement.where(queues)
+    return statement
+
+
+class Turns(NamedTuple):
+    held: Held  # the queues whose turn the statement took
+    missed: ColumnElement[int]  # queues with due jobs whose turn another claimer holds or moved on
+
+
+def turns_in_statement(now: ColumnElement[datetime], by_type: bool, by_queue: bool) -> Turns:
+    """PostgreSQL: the turns of a claim that counts and claims in one statement (the claimer's
+    types in `cas_types`, its queues in `cas_queues`). The limited
+    queues with due jobs as the statement's snapshot shows them (`seen`, with the turn each
+    had); of those, the ones whose turn is still the one seen are locked and their turn moved
+    on (`turn`). A queue another claimer holds is passed over (SKIP LOCKED: this statement
+    never waits for a queue), and so is one whose turn moved since the snapshot: READ COMMITTED
+    locks a row's newest version and checks the condition again on it. Every claim of a
+    limited queue moves its turn, so a turn taken here means no claim of the queue committed
+    after the snapshot or is under way: the snapshot's count of its live jobs and starts is
+    the queue's count now. A claim that missed a queue's turn takes it with `take_turns`."""
+    types = _JOBS.c.type.in_(bindparam("cas_types", expanding=True)) if by_type else None
+    queues = _QUEUES.c.name.in_(bindparam("cas_queues", expanding=True)) if by_queue else None
+    seen = queues_with_due_jobs(now, types, queues).cte("seen").prefix_with("MATERIALIZED")
+    taken = _QUEUES.alias("taken")
+    still_as_seen = (
+        select(taken.c.name)
+        .join(seen, and_(seen.c.name == taken.c.name, seen.c.claim_turn == taken.c.claim_turn))
+        .with_for_update(of=taken, skip_locked=True)
+    )
+    turn = (
+        update(_QUEUES)
+        .where(_QUEUES.c.name.in_(still_as_seen.scalar_subquery()))
+        .values(claim_turn=_QUEUES.c.claim_turn + 1)
+        .returning(_QUEUES.c.name)
+        .cte("turn")
+    )
+    missed = (
+        select(func.count()).select_from(seen).scalar_subquery()
+        - select(func.count()).select_from(turn).scalar_subquery()
+    )
+    # The counts read the held queues' live jobs by `queue = ANY(an array made once)`, an index
+    # condition as a bound list is; `queue IN (SELECT …)` was a join that read every queued job
+    # of the queue first.
+    names = func.array(select(turn.c.name).scalar_subquery())
+    return Turns(Held(lambda queue: queue == any_(names), turn), missed)
+
+
+def limited_queues_with_due_jobs(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[str]:
+    """The names of `queues_with_due_jobs` for a claimer of `types` in `queues` (None or empty: any)."""
+    claimable = queues_with_due_jobs(
+        now, _JOBS.c.type.in_(types) if types else None, _QUEUES.c.name.in_(queues) if queues else None
+    )
+    return list(db.session.scalars(claimable.with_only_columns(_QUEUES.c.name).order_by(_QUEUES.c.name)))
+
+
+def take_turns(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[str]:
+    """PostgreSQL: the limited queues with a due job this claimer may take, their turns taken
+    until the claim's transaction ends. Their rows are locked in name order (claimers never
+    deadlock), waiting for a claimer that holds one, and their turn moved on, so a claim in one
+    statement that counted them before sees that it missed them (`turns_in_statement`)."""
+    one_transaction_from_here()  # a claim that began in autocommit: the turns must outlive this statement
+    taken = _QUEUES.alias("taken")
+    in_order = (
+        queues_with_due_jobs(
+            now, _JOBS.c.type.in_(types) if types else None, taken.c.name.in_(queues) if queues else None, taken
+        )
+        .with_only_columns(taken.c.name)
+        .order_by(taken.c.name)
+        .with_for_update(of=taken)
+        .cte("in_order")
+        .prefix_with("MATERIALIZED")
+    )
+    statement = (
+        update(_QUEUES)
+        .where(_QUEUES.c.name == in_order.c.name)
+        .values(claim_turn=_QUEUES.c.claim_turn + 1)
+        .returning(_QUEUES.c.name)
+    )
+    return sorted(db.session.scalars(statement))
 
 
 # --- waking claims that wait on a limit ------------------------------------------------------
@@ -337,15 +451,7 @@ _limits_seen: tuple[float, bool] = (float("-inf"), False)
 
 def held_back_until(now: datetime, types: list[str] | None, queues: list[str] | None) -> datetime | None:
     """When a waiting claim should look again for jobs its queues' limits hold back (None: none held)."""
-    due = select(_JOBS.c.id).where(
-        _JOBS.c.queue == _QUEUES.c.name, _JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now
-    )
-    if types:
-        due = due.where(_JOBS.c.type.in_(types))
-    held = select(_QUEUES.c.name).where(restricted(), _QUEUES.c.paused.is_(False), due.exists())
-    if queues:
-        held = held.where(_QUEUES.c.name.in_(queues))
-    held_names = list(db.session.scalars(held))
+    held_names = limited_queues_with_due_jobs(now, types, queues)
     if not held_names:
         return None
     now_us = epoch_microseconds(now)
@@ -363,10 +469,16 @@ def held_back_until(now: datetime, types: list[str] | None, queues: list[str] | 
 
 def limits_in_use() -> bool:
     """Whether any queue is limited, read at most once a second per process: a hint for
-    waking claims, never a claim's decision."""
+    waking claims and for which part of a claim runs first, never what a claim may take."""
     global _limits_seen
     checked_at, in_use = _limits_seen
     if time.monotonic() - checked_at > LIMITS_IN_USE_TTL_S:
         in_use = db.session.execute(select(select(_QUEUES.c.name).where(restricted()).exists())).scalar() or False
         _limits_seen = (time.monotonic(), in_use)
     return in_use
+
+
+def limits_changed() -> None:
+    """A queue's limits or pause changed in this process: `limits_in_use` reads again."""
+    global _limits_seen
+    _limits_seen = (float("-inf"), False)

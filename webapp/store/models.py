@@ -533,6 +533,9 @@ class Queue(Model):
     key_concurrency: Mapped[int | None] = mapped_column(Integer)  # live jobs per concurrency_key at most
     rate_limit_count: Mapped[int | None] = mapped_column(Integer)  # starts in any window of the period at most
     rate_limit_period_s: Mapped[float | None] = mapped_column(Float)
+    # Moves on with every limited claim and every change of the row: a claim that counted the
+    # queue in its snapshot claims only if the turn is still the one it read (webapp.store.flow).
+    claim_turn: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

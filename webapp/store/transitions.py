@@ -9,6 +9,7 @@ exist, its lease is gone, or its current status refuses the move.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,6 +61,7 @@ from ..domain.timeutil import utcnow
 from . import audit_rows, flow, leases, moves, unique, wakeup
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent, JobRow
+from .transaction import take_the_write_lock
 
 # The tables behind the models: the state machine writes them with Core statements.
 _JOBS = Job.__table__
@@ -149,12 +151,16 @@ def _plan(
     carried: tuple[ColumnElement[Any], ...] = (),
     wakes: bool = False,
     as_rows: bool = False,
+    turns_missed: ColumnElement[int] | None = None,
 ) -> _Plan:
     """`carried`: further columns the moved rows bring along for the follow-ups (PostgreSQL).
     `wakes`: the statement also notifies waiting claims when a moved row freed a limited
     queue's slot (`flow.freed_slot_notice`, PostgreSQL): a SELECT, so the moved rows are
     joined to it (one row or none) to make PostgreSQL run it. `as_rows`: the moved jobs
-    come back as `JobRow`s (run it with `_run_rows`), else as Job objects (`_run`)."""
+    come back as `JobRow`s (run it with `_run_rows`), else as Job objects (`_run`).
+    `turns_missed` (PostgreSQL, a claim taking turns in its statement): the statement also
+    answers how many limited queues' turns it missed, on one row with no job when it moved
+    none (run it with `_run_turns`)."""
     if postgresql:
         rows: NamedFromClause = moved.returning(*_JOBS.c, *carried).cte("moved")
         statement = (
@@ -162,6 +168,9 @@ def _plan(
             if as_rows
             else select(aliased(Job, rows, adapt_on_names=True))
         )
+        if turns_missed is not None:
+            tally = select(turns_missed.label("turns_missed")).subquery("tally")
+            statement = statement.add_columns(tally.c.turns_missed).select_from(tally.outerjoin(rows, true()))
         if wakes:
             notice = flow.freed_slot_notice(rows).cte("freed_slot_notice")
             statement = statement.outerjoin(notice, true())
@@ -189,13 +198,25 @@ def _run_rows(plan: _Plan, params: dict[str, Any]) -> list[JobRow]:
     moved = list(db.session.execute(plan.moved, params))
     ids = [row.id for row in moved]
     _follow_up(plan, params, ids)
+    _expire_loaded(ids)
+    return moved
+
+
+def _run_turns(plan: _Plan, params: dict[str, Any]) -> tuple[list[JobRow], int]:
+    """`_run_rows` of a plan with `turns_missed`: the moved jobs, and how many turns it missed."""
+    answer = list(db.session.execute(plan.moved, params))
+    moved = [row for row in answer if row.id is not None]
+    _expire_loaded([row.id for row in moved])
+    return moved, answer[0].turns_missed
+
+
+def _expire_loaded(ids: list[int]) -> None:
     held = db.session.identity_map
     if held:
         for job_id in ids:
             loaded = held.get(identity_key(Job, job_id))
             if loaded is not None:
                 db.session.expire(loaded)
-    return moved
 
 
 def _follow_up(plan: _Plan, params: dict[str, Any], moved_ids: list[int]) -> None:
@@ -759,9 +780,21 @@ def _edge_ends(action: str) -> tuple[Status, Status]:
     return source, edge.target
 
 
+class LimitedPart(enum.Enum):
+    """Which queues a claim plan takes jobs of (webapp.store.flow)."""
+
+    NONE = "none"  # the fast part: queues with no limit and no pause
+    IN_STATEMENT = "in_statement"  # PostgreSQL: limited queues whose turns the claim takes itself
+    HELD = "held"  # limited queues named in `cas_limited`, held before the claim
+
+
 @lru_cache(maxsize=32)
 def _claim_plan(
-    by_type: bool, postgresql: bool, lease_types: tuple[str, ...], by_queue: bool = False, limited: bool = False
+    by_type: bool,
+    postgresql: bool,
+    lease_types: tuple[str, ...],
+    by_queue: bool = False,
+    limited: LimitedPart = LimitedPart.NONE,
 ) -> _Plan:
     now = _param("cas_now", _JOBS.c.updated_at)
     candidates = (
@@ -781,13 +814,17 @@ def _claim_plan(
     # queues this claimer holds that their limits have room for, counted inside this statement.
     if by_queue:
         candidates = candidates.where(_JOBS.c.queue.in_(bindparam("cas_queues", expanding=True)))
-    if limited:
+    turns_missed = None
+    if limited is LimitedPart.NONE:
+        candidates = candidates.where(flow.unrestricted_job())
+    else:
         conditions = [leases.claimable(_JOBS.c.lease_expires_at, now)]  # one live copy, in the limited part too
         if by_type:
             conditions.append(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
-        candidates = flow.limited_candidates(now, conditions)
-    else:
-        candidates = candidates.where(flow.unrestricted_job())
+        held = flow.held_by_name()
+        if limited is LimitedPart.IN_STATEMENT:
+            held, turns_missed = flow.turns_in_statement(now, by_type, by_queue)
+        candidates = flow.limited_candidates(now, conditions, held)
     if postgresql:
         # A CTE is evaluated once, so the locked rows are exactly the rows updated. The limited
         # candidates are ranked (window functions, which FOR UPDATE cannot lock): their rows
@@ -800,10 +837,10 @@ def _claim_plan(
         # held by this claimer and every other limited claim waited: once per picked row when
         # the UPDATE was joined to the CTE, once per claim (1,900 rows at 2,000 queued) with the
         # status in the UPDATE's condition (tests/test_flow_claim_cost.py).
-        if limited:
+        if limited is not LimitedPart.NONE:
             candidates = select(_JOBS.c.id, _JOBS.c.status).where(_JOBS.c.id.in_(candidates.scalar_subquery()))
         picked = candidates.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
-        if limited:
+        if limited is not LimitedPart.NONE:
             still_queued = select(picked.c.id).where(picked.c.status == Status.QUEUED)
             chosen = _JOBS.c.id == any_(func.array(still_queued.scalar_subquery()))
         else:
@@ -855,9 +892,9 @@ def _claim_plan(
         return insert(_EVENTS).from_select(_EVENT_COLUMNS, ordered)
 
     followups: list[FollowUp] = [open_attempts, record_claims]
-    if limited:
-        followups.append(flow.record_starts)  # the rate limit's window
-    return _plan(moved, followups, postgresql, as_rows=True)
+    if limited is not LimitedPart.NONE:
+        followups += [flow.record_starts, flow.prune_starts]  # the rate limit's window
+    return _plan(moved, followups, postgresql, as_rows=True, turns_missed=turns_missed)
 
 
 def claim(
@@ -906,10 +943,9 @@ def claim(
     def claim_limited(room: int) -> list[JobRow]:
         return _claim_limited(params, room, postgresql, lease_types, types, queues, given_now)
 
-    # The limited part first while limits are in use (PostgreSQL): a batch it fills then costs
-    # no fast claim that finds nothing. SQLite keeps the fast part first: its UPDATE takes the
-    # write lock before the limited part reads its time (see _claim_limited).
-    first, second = (claim_limited, claim_fast) if postgresql and flow.limits_in_use() else (claim_fast, claim_limited)
+    # The limited part first while limits are in use: a batch it fills then costs no fast
+    # claim that finds nothing.
+    first, second = (claim_limited, claim_fast) if flow.limits_in_use() else (claim_fast, claim_limited)
     jobs = first(batch_size)
     if len(jobs) < batch_size:
         jobs += second(batch_size - len(jobs))
@@ -929,26 +965,52 @@ def _claim_limited(
     queues: list[str] | None,
     given_now: datetime | None,
 ) -> list[JobRow]:
-    """Up to `room` jobs of limited queues in one statement (webapp.store.flow.limited_candidates);
-    nothing at all, not even a lock, when no limited queue has a due job."""
-    held = flow.lock_limited_queues(params["cas_now"], types, queues)
+    """Up to `room` jobs of limited queues (webapp.store.flow.limited_candidates): one statement,
+    and on PostgreSQL a second, after the turns it missed (`flow.take_turns`), when another
+    claimer held a queue it could take from. The time of these claims is read once the claimer
+    holds its queues (SQLite's write lock; on PostgreSQL before a statement that never waits,
+    or after the turns it waited for): claimers of a queue then record their starts in the
+    order they take turns."""
+    if not postgresql:
+        take_the_write_lock()
+        now = given_now or utcnow()
+        return _claim_held(
+            params, now, room, lease_types, types, queues, flow.limited_queues_with_due_jobs(now, types, queues)
+        )
+    now = given_now or utcnow()
+    plan = _claim_plan(bool(types), postgresql, lease_types, bool(queues), LimitedPart.IN_STATEMENT)
+    claimed, missed = _run_turns(plan, _limited_params(params, now, room, lease_types))
+    if not missed or len(claimed) == room:
+        return claimed
+    held = flow.take_turns(now, types, queues)
+    return claimed + _claim_held(params, given_now or utcnow(), room - len(claimed), lease_types, types, queues, held)
+
+
+def _claim_held(
+    params: dict[str, Any],
+    now: datetime,
+    room: int,
+    lease_types: tuple[str, ...],
+    types: list[str] | None,
+    queues: list[str] | None,
+    held: list[str],
+) -> list[JobRow]:
+    """Up to `room` jobs of the limited queues named `held`, whose turns the claimer holds."""
     if not held:
         return []
-    # The time of these claims is read now that the claimer holds its queues (the row locks
-    # on PostgreSQL, the write lock on SQLite): claimers of a queue then record their starts
-    # in the order they take turns, and a window never counts a start from its future.
-    now = given_now or utcnow()
-    params = {
+    return _run_rows(
+        _claim_plan(bool(types), _is_postgresql(), lease_types, bool(queues), LimitedPart.HELD),
+        {**_limited_params(params, now, room, lease_types), "cas_limited": held},
+    )
+
+
+def _limited_params(params: dict[str, Any], now: datetime, room: int, lease_types: tuple[str, ...]) -> dict[str, Any]:
+    return {
         **params,
         "cas_now": now,
         "cas_now_us": flow.epoch_microseconds(now),
+        "cas_prune_us": flow.prune_before_us(now),
         "cas_batch_size": room,
         "cas_scan": room * flow.SCAN_PER_CLAIMED_JOB,
-        "cas_limited": [queue.name for queue in held],
         **leases.expiry_params(now, lease_types),
     }
-    claimed = _run_rows(_claim_plan(bool(types), postgresql, lease_types, bool(queues), limited=True), params)
-    rate_limited = [queue.name for queue in held if queue.rate_limited]
-    if rate_limited:
-        flow.prune_starts(rate_limited, now)
-    return claimed
