@@ -82,7 +82,7 @@ def test_every_limited_claim_and_every_change_of_the_queue_moves_its_turn(app):
 
 
 @pytest.mark.slow
-def test_limits_hold_with_four_processes_claiming_one_job_at_a_time(app, database_url):
+def test_limits_hold_with_four_processes_claiming_as_hard_as_they_can(app, database_url):
     concurrency, keys = 2, ["a", "b", "c"]
     queues.set_limits("gpu", {"concurrency": concurrency}, actor="ops")
     queues.set_limits("api", {"key_concurrency": 1}, actor="ops")
@@ -97,10 +97,12 @@ def test_limits_hold_with_four_processes_claiming_one_job_at_a_time(app, databas
 
     context = multiprocessing.get_context("spawn")
     start, results = context.Event(), context.Queue()
-    claimers = {"p0": ["render"], "p1": ["train"], "p2": None, "p3": None}
+    # One job at a time (each statement its own transaction) and batches of three (one
+    # transaction, turns taken in name order first), side by side over two limited queues.
+    claimers = {"p0": (["render"], 1), "p1": (["train"], 1), "p2": (None, 3), "p3": (None, 3)}
     processes = [
-        context.Process(target=run_limited_jobs, args=(database_url, name, types, 0.02, start, results))
-        for name, types in claimers.items()
+        context.Process(target=run_limited_jobs, args=(database_url, name, types, batch, 0.02, start, results))
+        for name, (types, batch) in claimers.items()
     ]
     for process in processes:
         process.start()

@@ -70,6 +70,15 @@ def _autocommit_on_postgresql(session: Session) -> None:
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
+def each_statement_commits() -> bool:
+    """Inside a unit of work: whether each statement is its own transaction (a `one_statement`
+    unit in autocommit on PostgreSQL), so that none holds a lock past its own end."""
+    connection = db.session().connection()
+    if connection.dialect.name != "postgresql":
+        return False
+    return cast(psycopg.Connection[Any], connection.connection.dbapi_connection).autocommit
+
+
 def one_transaction_from_here() -> None:
     """Inside a unit of work: the statements from here to its end are one transaction. A
     `one_statement` unit that runs in autocommit leaves it (the statements before, each

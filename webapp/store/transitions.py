@@ -61,7 +61,7 @@ from ..domain.timeutil import utcnow
 from . import audit_rows, flow, leases, moves, unique, wakeup
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent, JobRow
-from .transaction import take_the_write_lock
+from .transaction import each_statement_commits, take_the_write_lock
 
 # The tables behind the models: the state machine writes them with Core statements.
 _JOBS = Job.__table__
@@ -965,24 +965,30 @@ def _claim_limited(
     queues: list[str] | None,
     given_now: datetime | None,
 ) -> list[JobRow]:
-    """Up to `room` jobs of limited queues (webapp.store.flow.limited_candidates): one statement,
-    and on PostgreSQL a second, after the turns it missed (`flow.take_turns`), when another
-    claimer held a queue it could take from. The time of these claims is read once the claimer
-    holds its queues (SQLite's write lock; on PostgreSQL before a statement that never waits,
-    or after the turns it waited for): claimers of a queue then record their starts in the
-    order they take turns."""
+    """Up to `room` jobs of limited queues (webapp.store.flow.limited_candidates).
+
+    PostgreSQL: a claim whose statements each commit (one job, `lifecycle.claim_jobs`) takes
+    its turns in its own statement, and waits for the turns it missed (`flow.take_turns`) only
+    when another claimer held a queue it could take from. A claim in a transaction (a batch)
+    takes its turns in name order first: in a transaction the statement's turns would be held,
+    in no set order, while it waited for the rest, and two claimers could wait for each other.
+
+    The time of these claims is read once the claimer holds its queues (SQLite's write lock;
+    on PostgreSQL before a statement that never waits, or after the turns it waited for):
+    claimers of a queue then record their starts in the order they take turns."""
     if not postgresql:
         take_the_write_lock()
         now = given_now or utcnow()
         return _claim_held(
             params, now, room, lease_types, types, queues, flow.limited_queues_with_due_jobs(now, types, queues)
         )
-    now = given_now or utcnow()
-    plan = _claim_plan(bool(types), postgresql, lease_types, bool(queues), LimitedPart.IN_STATEMENT)
-    claimed, missed = _run_turns(plan, _limited_params(params, now, room, lease_types))
-    if not missed or len(claimed) == room:
-        return claimed
-    held = flow.take_turns(now, types, queues)
+    claimed: list[JobRow] = []
+    if each_statement_commits():
+        plan = _claim_plan(bool(types), postgresql, lease_types, bool(queues), LimitedPart.IN_STATEMENT)
+        claimed, missed = _run_turns(plan, _limited_params(params, given_now or utcnow(), room, lease_types))
+        if not missed or len(claimed) == room:
+            return claimed
+    held = flow.take_turns(given_now or utcnow(), types, queues)
     return claimed + _claim_held(params, given_now or utcnow(), room - len(claimed), lease_types, types, queues, held)
 
 
