@@ -387,12 +387,17 @@ def turns_in_statement(now: ColumnElement[datetime], by_type: bool, by_queue: bo
     return Turns(Held(lambda queue: queue == any_(names), turn), missed)
 
 
-def limited_queues_with_due_jobs(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[str]:
-    """The names of `queues_with_due_jobs` for a claimer of `types` in `queues` (None or empty: any)."""
+class HeldQueue(NamedTuple):
+    name: str
+    rate_limited: bool
+
+
+def limited_queues_with_due_jobs(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[HeldQueue]:
+    """`queues_with_due_jobs` for a claimer of `types` in `queues` (None or empty: any), in name order."""
     claimable = queues_with_due_jobs(
         now, _JOBS.c.type.in_(types) if types else None, _QUEUES.c.name.in_(queues) if queues else None
-    )
-    return list(db.session.scalars(claimable.with_only_columns(_QUEUES.c.name).order_by(_QUEUES.c.name)))
+    ).with_only_columns(_QUEUES.c.name, _QUEUES.c.rate_limit_count.is_not(None))
+    return [HeldQueue(name, bool(rated)) for name, rated in db.session.execute(claimable.order_by(_QUEUES.c.name))]
 
 
 def take_turns(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[str]:
@@ -451,7 +456,7 @@ _limits_seen: tuple[float, bool] = (float("-inf"), False)
 
 def held_back_until(now: datetime, types: list[str] | None, queues: list[str] | None) -> datetime | None:
     """When a waiting claim should look again for jobs its queues' limits hold back (None: none held)."""
-    held_names = limited_queues_with_due_jobs(now, types, queues)
+    held_names = [queue.name for queue in limited_queues_with_due_jobs(now, types, queues)]
     if not held_names:
         return None
     now_us = epoch_microseconds(now)

@@ -795,7 +795,11 @@ def _claim_plan(
     lease_types: tuple[str, ...],
     by_queue: bool = False,
     limited: LimitedPart = LimitedPart.NONE,
+    rate_window: bool = True,
 ) -> _Plan:
+    """`rate_window`: a limited claim records its starts and prunes old ones (a follow-up each,
+    in the statement on PostgreSQL, statements of their own on SQLite, where a claim of queues
+    without a rate limit leaves them out)."""
     now = _param("cas_now", _JOBS.c.updated_at)
     candidates = (
         select(_JOBS.c.id)
@@ -892,7 +896,7 @@ def _claim_plan(
         return insert(_EVENTS).from_select(_EVENT_COLUMNS, ordered)
 
     followups: list[FollowUp] = [open_attempts, record_claims]
-    if limited is not LimitedPart.NONE:
+    if limited is not LimitedPart.NONE and rate_window:
         followups += [flow.record_starts, flow.prune_starts]  # the rate limit's window
     return _plan(moved, followups, postgresql, as_rows=True, turns_missed=turns_missed)
 
@@ -979,9 +983,9 @@ def _claim_limited(
     if not postgresql:
         take_the_write_lock()
         now = given_now or utcnow()
-        return _claim_held(
-            params, now, room, lease_types, types, queues, flow.limited_queues_with_due_jobs(now, types, queues)
-        )
+        found = flow.limited_queues_with_due_jobs(now, types, queues)
+        names, rate_window = [queue.name for queue in found], any(queue.rate_limited for queue in found)
+        return _claim_held(params, now, room, lease_types, types, queues, names, rate_window)
     claimed: list[JobRow] = []
     if each_statement_commits():
         plan = _claim_plan(bool(types), postgresql, lease_types, bool(queues), LimitedPart.IN_STATEMENT)
@@ -1000,12 +1004,13 @@ def _claim_held(
     types: list[str] | None,
     queues: list[str] | None,
     held: list[str],
+    rate_window: bool = True,
 ) -> list[JobRow]:
     """Up to `room` jobs of the limited queues named `held`, whose turns the claimer holds."""
     if not held:
         return []
     return _run_rows(
-        _claim_plan(bool(types), _is_postgresql(), lease_types, bool(queues), LimitedPart.HELD),
+        _claim_plan(bool(types), _is_postgresql(), lease_types, bool(queues), LimitedPart.HELD, rate_window),
         {**_limited_params(params, now, room, lease_types), "cas_limited": held},
     )
 
