@@ -104,8 +104,20 @@ def all_users() -> list[User]:
 
 
 def any_user() -> bool:
-    """Whether any account exists (then sign-in is required to act)."""
-    return db.session.execute(select(User.id).limit(1)).first() is not None
+    """Whether any account exists (then sign-in is required to act).
+
+    An install without users asks before every request's own unit of work (webapp.server.auth).
+    On PostgreSQL the read then runs alone in autocommit and leaves no transaction open: in
+    the session's transaction it made the create that follows join it, BEGIN, the read, the
+    create and COMMIT, four round trips where two do (the create is one statement on its
+    own). Inside a transaction, and on SQLite (a unit of its own would open a second
+    connection for the create), it reads in the session's transaction as before."""
+    first_user = select(User.id).limit(1)
+    session = db.session()
+    if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        return session.execute(first_user).first() is not None
+    with unit_of_work(one_statement=True):
+        return session.execute(first_user).first() is not None
 
 
 def exists(name: str) -> bool:
