@@ -121,6 +121,21 @@ def test_the_session_cookie_is_secure_http_only_and_same_site(client):
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+def test_a_request_without_cookies_gets_an_empty_session_without_the_signing_work(app, client, monkeypatch):
+    """webapp.server.cookie_sessions: a worker's or a script's request (no Cookie header) builds
+    no signing serializer; a browser's login cookie is opened by Flask's own code and acts."""
+    interface, built = app.session_interface, []
+    original = interface.get_signing_serializer
+    monkeypatch.setattr(interface, "get_signing_serializer", lambda app: built.append(app) or original(app))
+    assert client.get("/api/jobs", headers=basic_admin()).status_code == 200
+    assert client.get("/audit").status_code == 302  # to the sign-in: no session
+    assert built == []
+    assert login(client, PASSWORD).status_code == 302
+    built.clear()
+    assert client.get("/audit").status_code == 200  # the login cookie's session acts
+    assert built
+
+
 def test_login_is_rate_limited_after_five_attempts_a_minute(client):
     assert [login(client, "wrong").status_code for _ in range(5)] == [401] * 5
     assert login(client, PASSWORD).status_code == 429
