@@ -88,6 +88,27 @@ def test_a_create_is_one_statement_and_still_notifies_other_processes(app, writi
     assert db.session.scalar(select(func.count()).select_from(JobEvent)) == 1
 
 
+def test_a_create_through_the_api_of_an_install_without_users_stays_one_statement(app, client):
+    """The sign-in check reads the users first (webapp.jobs.users.any_user): in the session's
+    transaction that read made the create join it, BEGIN … COMMIT around both."""
+    with statements_the_server_receives() as seen:
+        response = client.post("/api/jobs", json={"type": "echo"})
+        assert response.status_code == 201, response.json
+        assert _kinds(seen) == ["SELECT", "WITH"]
+    assert db.session.scalar(select(func.count()).select_from(Job)) == 1
+
+
+def test_a_read_of_an_install_without_users_reads_them_before_its_bounded_transaction(app, client):
+    """The users are read on their own in autocommit; the request's reads then begin their
+    transaction and its bound (webapp.server.query_time), which outside a transaction would
+    be a round trip that bounds nothing."""
+    with statements_the_server_receives() as seen:
+        assert client.get("/api/jobs").status_code == 200
+        kinds = _kinds(seen)
+    assert kinds[:3] == ["SELECT", "BEGIN", "SET"], kinds
+    assert "users" in seen[0] and kinds.count("SET") == 1, seen
+
+
 def test_a_one_statement_unit_that_raises_leaves_nothing(app, writing):
     too_big = 2**40  # `priority` is a 32-bit integer: PostgreSQL refuses the INSERT
     with statements_the_server_receives() as seen, pytest.raises(Exception, match="out of range"):

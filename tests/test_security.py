@@ -16,6 +16,7 @@ from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 
 PASSWORD = "correct horse battery staple"
+INTERNAL = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 
 
 def test_pages_carry_a_content_security_policy_allowing_only_the_apps_own_scripts_and_styles(client):
@@ -31,6 +32,68 @@ def test_the_api_answers_carry_the_same_headers(client):
     headers = client.get("/api/jobs").headers
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+HEADERS_ASKED = [
+    ("GET", "/api/jobs", {}),
+    ("GET", "/jobs", {}),
+    ("GET", "/login", {}),
+    ("GET", "/nowhere", {}),
+    ("POST", "/api/jobs", {"json": {"type": "x"}}),
+    ("POST", "/api/internal/jobs/claim", {"json": {"worker_id": "w", "wait_s": 0}, "headers": INTERNAL}),
+    ("GET", "/api/jobs", {"base_url": "https://localhost"}),
+    ("GET", "/jobs", {"headers": {"X-Forwarded-Proto": "https"}}),
+    ("POST", "/login", {"data": {"password": "wrong"}, "base_url": "https://localhost"}),
+]
+
+
+def test_each_answer_carries_byte_for_byte_the_headers_flask_talisman_itself_sets(app, app_config, monkeypatch):
+    """webapp.server.security_headers makes them once: every answer's headers, in their order,
+    are those of the same app with flask-talisman building them per response (Set-Cookie's
+    attributes too; its value is a fresh signature)."""
+    import flask_talisman
+
+    from webapp import create_app
+    from webapp.server import app as app_module
+
+    ours = create_app(app_config).test_client()
+    monkeypatch.setattr(app_module, "talisman", flask_talisman.Talisman())
+    theirs = create_app(app_config).test_client()
+    for method, path, asked in HEADERS_ASKED:
+        mine, stock = ours.open(path, method=method, **asked), theirs.open(path, method=method, **asked)
+        assert mine.status_code == stock.status_code, path
+        assert _headers(mine) == _headers(stock), (method, path, asked)
+        assert ("Strict-Transport-Security" in mine.headers) == ("https" in str(asked)), path
+
+
+def _headers(response) -> list[tuple[str, str]]:
+    return [
+        (name, value.split(";", 1)[1] if name == "Set-Cookie" else value) for name, value in response.headers.items()
+    ]
+
+
+def test_a_view_with_talisman_options_of_its_own_or_a_nonce_gets_them(app_config):
+    from flask import Flask
+
+    from webapp import create_app
+    from webapp.server.extensions import talisman
+    from webapp.server.security_headers import Talisman
+
+    served = create_app(app_config)
+    served.add_url_rule("/framed", "framed", talisman(frame_options="SAMEORIGIN")(lambda: "framed"))
+    assert served.test_client().get("/framed").headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert served.test_client().get("/login").headers["X-Frame-Options"] == "DENY"
+
+    bare = Flask(__name__)
+    Talisman().init_app(
+        bare,
+        force_https=False,
+        content_security_policy={"script-src": "'self'"},
+        content_security_policy_nonce_in=["script-src"],
+    )
+    bare.add_url_rule("/", "index", lambda: "index")
+    policies = {bare.test_client().get("/").headers["Content-Security-Policy"] for _ in range(2)}
+    assert len(policies) == 2 and all("'nonce-" in policy for policy in policies)
 
 
 def test_no_page_has_inline_script_or_style(client):
@@ -56,6 +119,21 @@ def test_the_session_cookie_is_secure_http_only_and_same_site(client):
     response = login(client, PASSWORD)
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_a_request_without_cookies_gets_an_empty_session_without_the_signing_work(app, client, monkeypatch):
+    """webapp.server.cookie_sessions: a worker's or a script's request (no Cookie header) builds
+    no signing serializer; a browser's login cookie is opened by Flask's own code and acts."""
+    interface, built = app.session_interface, []
+    original = interface.get_signing_serializer
+    monkeypatch.setattr(interface, "get_signing_serializer", lambda app: built.append(app) or original(app))
+    assert client.get("/api/jobs", headers=basic_admin()).status_code == 200
+    assert client.get("/audit").status_code == 302  # to the sign-in: no session
+    assert built == []
+    assert login(client, PASSWORD).status_code == 302
+    built.clear()
+    assert client.get("/audit").status_code == 200  # the login cookie's session acts
+    assert built
 
 
 def test_login_is_rate_limited_after_five_attempts_a_minute(client):

@@ -29,6 +29,7 @@ from ..store.write_turns import TurnConnection
 from . import access, api, audit_trail, oidc, query_time, static_gzip, static_urls
 from .api.spec import JobIdConverter
 from .auth import check_internal_key_configured
+from .cookie_sessions import CookieSessions
 from .extensions import compress, csrf, htmx, limited_where_decorated, limiter, talisman
 from .listeners import listen_to_moves
 
@@ -56,6 +57,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         check_sqlite_owner(database_file)
         database_file.parent.mkdir(parents=True, exist_ok=True)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(app)
+    app.session_interface = CookieSessions()  # a request without cookies opens none (webapp.server.cookie_sessions)
 
     db.init_app(app)
     listen_to_moves()

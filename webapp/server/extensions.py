@@ -5,13 +5,14 @@ from flask_compress import Compress
 from flask_htmx import HTMX
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
+
+from .security_headers import Talisman
 
 csrf = CSRFProtect()
 htmx = HTMX()
 compress = Compress()  # gzip (or br/zstd when asked) for pages, regions and JSON
-talisman = Talisman()
+talisman = Talisman()  # flask-talisman, its headers made once (webapp.server.security_headers)
 # Only the routes that ask for a limit get one (the operator login).
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
