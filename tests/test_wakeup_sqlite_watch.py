@@ -1,7 +1,9 @@
 """The SQLite watcher counts new queued jobs by their status events' ids, which SQLite hands
 out in commit order: a create that took its timestamp, then waited for the write lock behind
 another writer, commits with a time older than jobs already counted and must still wake a claim.
-And it hears another process's write when it happens, not at its next tick."""
+It hears another process's write when it happens, not at its next tick; a served claim is woken
+by every commit shape another process makes, also when the commit shows well after its WAL
+write (a loaded machine), and the safety tick finds a commit that no event follows."""
 
 from __future__ import annotations
 
@@ -9,31 +11,35 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from benchmarks._support import wait_until
 from webapp.domain.timeutil import utcnow
 from webapp.store import transitions, wakeup
 from webapp.store.extensions import db
 from webapp.store.wakeup import _queued_since
+from webapp.worker.protocol import WorkerClient
 
-from tests.conftest import sqlite_only
+from tests.conftest import INTERNAL_KEY, sqlite_only
+from tests.support.server import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @sqlite_only
 def test_a_job_committed_later_with_an_older_time_is_still_counted(app):
-    with app.app_context():
-        engine = db.engine
-        kinds, seen = _queued_since(engine, None)
+    with app.app_context(), db.engine.connect() as watching:
+        kinds, seen = _queued_since(watching, None)
         assert kinds == {}  # nothing queued yet
 
         now = utcnow()
         transitions.create([{"type": "demo.noop", "max_attempts": 1}], actor="api", now=now)
         db.session.commit()
-        kinds, seen = _queued_since(engine, seen)
+        kinds, seen = _queued_since(watching, seen)
         assert kinds == {("demo.noop", "default"): 1}
 
         # Took its time a second earlier, committed after the look above.
@@ -41,10 +47,10 @@ def test_a_job_committed_later_with_an_older_time_is_still_counted(app):
             [{"type": "demo.late", "queue": "q", "max_attempts": 1}], actor="api", now=now - timedelta(seconds=1)
         )
         db.session.commit()
-        kinds, seen = _queued_since(engine, seen)
+        kinds, seen = _queued_since(watching, seen)
         assert kinds == {("demo.late", "q"): 1}
 
-        kinds, _ = _queued_since(engine, seen)
+        kinds, _ = _queued_since(watching, seen)
         assert kinds == {}  # counted once
 
 
@@ -53,6 +59,7 @@ def test_a_job_another_process_creates_wakes_a_waiting_claim_without_the_ticks(a
     """The watcher learns of another process's write from the write itself (inotify): with the
     safety-net ticks an hour apart, the claim still wakes."""
     monkeypatch.setattr(wakeup, "SQLITE_WATCH_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(wakeup, "SQLITE_HEARD_LOOK_S", 3600.0)
     monkeypatch.setattr(wakeup, "_hub", None)  # a hub of its own, watching this test's database
     with app.app_context():
         hub = wakeup.hub()
@@ -80,15 +87,97 @@ def test_a_job_another_process_creates_wakes_a_waiting_claim_without_the_ticks(a
         db.session.commit()  # a write the watcher hears: it leaves its long wait for the usual ticks
 
 
-def test_a_file_closed_after_writing_wakes_the_watcher_that_waits_for_a_commit(tmp_path):
-    """A writer's commit is visible after its WAL write (the write's inotify event can wake a look
-    that finds nothing yet); its connection closing the files afterwards wakes the watcher again,
-    when the watcher asks for it (every look of its own closes the files too)."""
+def test_a_file_closed_after_writing_wakes_the_watcher(tmp_path):
+    """A writer's commit shows after its WAL write (the write's inotify event can wake a look
+    that finds nothing yet); its connection closing the files afterwards wakes the watcher again."""
     wal = tmp_path / "jobwarden.db-wal"
     wal.write_bytes(b"")
     writes = wakeup._Writes(tmp_path, {wal.name})
     assert writes.heard
-    wal.open("r+b").close()  # opened for writing and closed, nothing written: as a look closes its connection
-    assert not writes.wait(0.2), "a close woke the watcher that did not ask for closes"
+    (tmp_path / "other").open("w").close()  # another file of the directory: not ours
+    assert not writes.wait(0.2), "a file not watched woke the watcher"
     wal.open("r+b").close()  # as a writer's connection closes after its commit
-    assert writes.wait(60.0, closes=True), "the close of a file opened for writing did not wake the watcher"
+    assert writes.wait(60.0), "the close of a file opened for writing did not wake the watcher"
+
+
+# Served claims woken by another process's creates: well below the 1 s safety tick, so an
+# answer within it was the wake-up's (a claim nothing wakes answers at the end of its wait).
+WOKEN_WITHIN_S = 0.5
+CLAIM_WAIT_S = 20.0
+# A loaded machine's commit shows this long after its WAL write (tests.support.late_commits):
+# past the watcher's RECENT_WRITE_NS of asks after a write, so only an event after the commit,
+# or the safety tick, can find it.
+LATE_S = 0.2
+
+
+@pytest.fixture
+def served(app, database_url, tmp_path) -> Iterator[WorkerClient]:
+    """The store served by gunicorn with two worker processes, as `jobwarden serve` runs it."""
+    with running_server(database_url, tmp_path / "server.log", deployed=True, GUNICORN_WORKERS="2") as server:
+        yield WorkerClient(server.url, internal_key=INTERNAL_KEY, timeout=30)
+
+
+@pytest.fixture
+def writer(database_url) -> Iterator[subprocess.Popen[str]]:
+    """Another process that creates jobs on command (tests.support.late_commits)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.late_commits", database_url],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    yield process
+    process.kill()
+    process.wait()
+
+
+def answer_after_commit(client: WorkerClient, writer: subprocess.Popen[str], shape: str, late_s: float) -> float:
+    """Seconds from the commit of a job the writer creates to the answer of a claim that waited for it."""
+    answers: list[tuple[float, list]] = []
+
+    def claim_waiting() -> None:
+        claimed = client.claim("w1", ["demo.noop"], wait_s=CLAIM_WAIT_S)
+        answers.append((time.monotonic(), claimed))
+
+    waiting = threading.Thread(target=claim_waiting)
+    waiting.start()
+    time.sleep(0.05)  # the claim now waits
+    assert writer.stdin is not None and writer.stdout is not None
+    writer.stdin.write(f"{shape} {late_s}\n")
+    writer.stdin.flush()
+    done, hooked = writer.stdout.readline().split()
+    committed = time.monotonic()
+    if hooked != "hooked":
+        pytest.skip("SQLite's system calls cannot be replaced here: its commits cannot be made late")
+    waiting.join(timeout=CLAIM_WAIT_S + 30)
+    answered, claimed = answers[0]
+    assert len(claimed) == 1, f"{shape}: the claim took {claimed}"
+    return answered - committed
+
+
+@sqlite_only
+@pytest.mark.slow
+def test_every_commit_of_another_process_wakes_a_served_claim(served, writer):
+    """200 creates in each shape a commit takes (the job alone; then its audit row in a second
+    transaction; with its audit row; from a connection that stays open), then creates whose
+    commit shows 0.2 s after its WAL write: each wakes the claim waiting in a gunicorn worker.
+    A late commit used to go unheard until the next write or the end of the claim's wait (20 s):
+    the watcher had looked when the WAL was written, then for 50 ms, and a close after the
+    commit woke it only if nothing had been found twice."""
+    for shape in ("create", "create+audit", "create-with-audit", "kept-open"):
+        for _ in range(50):
+            assert answer_after_commit(served, writer, shape, 0.0) < WOKEN_WITHIN_S, shape
+    for shape in ("create", "create+audit", "create-with-audit"):
+        for _ in range(10):
+            assert answer_after_commit(served, writer, shape, LATE_S) < WOKEN_WITHIN_S, f"{shape}, {LATE_S} s late"
+
+
+@sqlite_only
+@pytest.mark.slow
+def test_the_safety_tick_finds_a_late_commit_that_no_event_follows(served, writer):
+    """A writer whose connection stays open closes nothing after its commit; shown 0.2 s after
+    its WAL write, no event announces it: the safety tick (SQLITE_HEARD_LOOK_S) finds it, where
+    the tick used to look only at the files, unchanged since the write, and the claim slept on."""
+    for _ in range(3):
+        assert answer_after_commit(served, writer, "kept-open", LATE_S) < wakeup.SQLITE_HEARD_LOOK_S + 2.0

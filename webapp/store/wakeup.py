@@ -12,21 +12,26 @@ its own, holding no database connection. What wakes the hub:
   notification names its kinds of jobs, and the process that sent it, whose own
   listener skips it);
 - SQLite: other processes' commits are seen by a thread that watches the
-  database files while claims wait: on Linux inotify wakes it the moment any process
-  writes the database or its WAL, and again as it closes them after its commit (a create
-  in another gunicorn worker or the command line picks up at once, not at the next tick);
-  a `stat` every `SQLITE_HEARD_LOOK_S` stays
-  as the safety net, every `SQLITE_WATCH_INTERVAL_S` within RECENT_WRITE_NS of a write and
-  where inotify is not to be had. On a change (or within
-  RECENT_WRITE_NS of one) it runs one indexed query: how many jobs, of which type and
-  queue, were added or re-queued (their status events) since it last looked? Under a
-  storm of writes it looks at most every SQLITE_LOOK_GAP_S.
+  database files while claims wait, with a connection of its own: its `PRAGMA data_version`
+  changes exactly when another connection has committed, so it runs its query then and only
+  then. It asks on every write of the database or its WAL by any process (inotify, on Linux)
+  and on every close of them after writing: a commit shows a moment after its WAL write, and
+  the app's connections close after their commits (NullPool), so a create in another gunicorn
+  worker or the command line picks up at once, however late its commit shows. It also asks
+  every SQLITE_WATCH_INTERVAL_S within RECENT_WRITE_NS of a write (a writer that keeps its
+  connection open closes nothing after its commit), and every SQLITE_HEARD_LOOK_S otherwise:
+  the safety net, which finds any commit the events did not announce. Without inotify it asks
+  every SQLITE_WATCH_INTERVAL_S. Its query: how many jobs, of which type and queue, were added
+  or re-queued (their status events) since it last looked? However fast the commits come, it
+  looks at most every SQLITE_LOOK_GAP_S.
 
 Each wake-up wakes as many waiting claims as jobs became claimable, of the claims that take
 their type and queue (a job created with 500 claims waiting costs one claim statement per
 process, not 500); a waiting claim a wake-up picked that finds nothing waits again.
 
-Nothing here polls per waiting worker: at rest a server runs no statement at all.
+Nothing here polls per waiting worker: with no claim waiting a server runs no statement at
+all; with claims waiting and nothing written, SQLite's watcher asks `PRAGMA data_version` once a
+second per process (two processes, four claims waiting: 0.02 s of CPU in 20 s).
 """
 
 from __future__ import annotations
@@ -43,10 +48,9 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from .commit_hooks import after_commit
 from .extensions import db
@@ -61,8 +65,8 @@ SQLITE_WATCH_INTERVAL_S = 0.01
 SQLITE_HEARD_LOOK_S = 1.0  # the safety net's tick where inotify hears the writes (idle: ~0 CPU)
 SQLITE_LOOK_GAP_S = 0.002  # the watcher's looks, however fast the files change
 SQLITE_IDLE_LOOK_S = 1.0  # with no claim waiting the watcher sleeps until one does (this is its safety net)
-# File times tick coarsely (a few ms) and a rewritten WAL keeps its size: for this
-# long after a change the watcher queries even if the files look the same.
+# A commit shows a moment after its WAL write: for this long after a write the watcher asks
+# every SQLITE_WATCH_INTERVAL_S, for a writer whose connection stays open (no close follows).
 RECENT_WRITE_NS = 50_000_000
 LISTEN_RETRY_S = 1.0
 MAX_PAYLOAD_CHARS = 7900  # PostgreSQL's limit is 8000 bytes
@@ -286,30 +290,32 @@ def _listen(hub: Hub, engine: Engine) -> None:
 # --- SQLite: watch the files, query on a change --------------------------------------------
 
 
-def _file_state(paths: list[Path]) -> tuple[Any, ...]:
-    state: list[Any] = []
+def _written_lately(paths: list[Path]) -> bool:
+    """One of the files was written within RECENT_WRITE_NS: its commit may not show yet."""
+    now = time.time_ns()
     for path in paths:
         try:
-            stat = path.stat()
-            state.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+            if now - path.stat().st_mtime_ns < RECENT_WRITE_NS:
+                return True
         except FileNotFoundError:
-            state.append(None)
-    return tuple(state)
+            pass
+    return False
 
 
-def _written_lately(files: tuple[Any, ...]) -> bool:
-    """A file changed within the timestamp granularity: a second write may have left its state as it was."""
-    now = time.time_ns()
-    return any(state is not None and now - state[0] < RECENT_WRITE_NS for state in files)
+def _data_version(connection: Connection) -> int:
+    """SQLite's count that changes when a connection other than `connection` commits."""
+    version = connection.exec_driver_sql("PRAGMA data_version").scalar_one()
+    connection.rollback()  # ends the read (nothing is held between two asks)
+    return int(version)
 
 
-def _queued_since(engine: Engine, since: int | None) -> tuple[Kinds | None, int | None]:
+def _queued_since(connection: Connection, since: int | None) -> tuple[Kinds | None, int | None]:
     """The jobs that became queued after the event `since`, still queued, counted by (type, queue),
     and the newest event id seen. Event ids, not times: SQLite hands them out under its write lock,
     in commit order, while a writer takes its timestamp before it waits for that lock (a create that
     waited behind a batch would carry a time older than one seen already, and never be counted).
     The first look (`since` None) counts nothing: None (every claim looks) if any job is queued."""
-    with engine.connect() as connection:
+    try:
         newest = connection.execute(select(func.max(JobEvent.id))).scalar() or 0
         if since is None:
             anything = connection.execute(select(Job.id).where(Job.status == "queued").limit(1)).first()
@@ -321,22 +327,21 @@ def _queued_since(engine: Engine, since: int | None) -> tuple[Kinds | None, int 
             .where(JobEvent.id > since, JobEvent.id <= newest, JobEvent.to_status == "queued", Job.status == "queued")
             .group_by(Job.type, Job.queue)
         ).all()
-    return {(job_type, queue): count for job_type, queue, count in rows}, newest
+        return {(job_type, queue): count for job_type, queue, count in rows}, newest
+    finally:
+        connection.rollback()
 
 
 class _Writes:
-    """Wakes the watcher when a file of `names` in `directory` is written, by any process
-    (Linux inotify on the directory, so a WAL deleted and made again stays watched); where
-    inotify is not to be had, `wait` just sleeps its timeout.
+    """Wakes the watcher when a file of `names` in `directory` is written, or closed after
+    writing, by any process (Linux inotify on the directory, so a WAL deleted and made again
+    stays watched); where inotify is not to be had, `wait` just sleeps its timeout.
 
-    Closed after writing, when `closes` asks: the WAL's write arrives before its commit is
-    visible (the commit's fsync and the shared index come after it), so the look it wakes may
-    find nothing, and the next write or tick was the watcher's only prompt (a create in another
-    process waited up to SQLITE_WATCH_INTERVAL_S more, 10 ms of a 20 ms pickup, unless an audit
-    entry written after it came first). The app closes each SQLite connection at its
-    transaction's end (NullPool), after the commit: that close tells the watcher to look again.
-    Only then: every look closes a connection too (readers open the files for writing), so
-    heard always, two processes' watchers would wake each other every SQLITE_LOOK_GAP_S."""
+    Closes count: the WAL's write arrives before its commit shows (the commit's fsync and the
+    shared index come after it; on a loaded machine tens of milliseconds after), and the app
+    closes each SQLite connection after its commit (NullPool): that close is the event after
+    the commit. The watcher's own connection stays open, so its asks close nothing; every
+    other reader's close wakes it to ask `PRAGMA data_version`, which costs no query."""
 
     _IN_MODIFY, _IN_CLOSE_WRITE, _IN_CREATE, _IN_MOVED_TO = 0x2, 0x8, 0x100, 0x80
     _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
@@ -362,9 +367,8 @@ class _Writes:
         """Whether writes wake `wait` (inotify), so the stat ticks are only a safety net."""
         return self._fd is not None
 
-    def wait(self, timeout: float, *, closes: bool = False) -> bool:
-        """Until one of the files is written (or, with `closes`, closed after writing): True;
-        or `timeout` passes: False."""
+    def wait(self, timeout: float) -> bool:
+        """Until one of the files is written or closed after writing: True; or `timeout` passes: False."""
         fd = self._fd
         if fd is None:
             time.sleep(timeout)
@@ -372,21 +376,20 @@ class _Writes:
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             readable, _, _ = io_select.select([fd], [], [], remaining)
-            if readable and self._drained_ours(fd, closes):
+            if readable and self._drained_ours(fd):
                 return True
         return False
 
-    def _drained_ours(self, fd: int, closes: bool) -> bool:
-        """Read every pending event; whether one was of our files (a close only with `closes`)."""
+    def _drained_ours(self, fd: int) -> bool:
+        """Read every pending event; whether one was of our files."""
         ours = False
         try:
             while data := os.read(fd, 65536):
                 offset = 0
                 while offset < len(data):
-                    _wd, mask, _cookie, length = self._HEADER.unpack_from(data, offset)
+                    _wd, _mask, _cookie, length = self._HEADER.unpack_from(data, offset)
                     start = offset + self._HEADER.size
-                    wanted = closes or mask & ~self._IN_CLOSE_WRITE
-                    ours = ours or bool(wanted and data[start : start + length].rstrip(b"\0") in self._names)
+                    ours = ours or data[start : start + length].rstrip(b"\0") in self._names
                     offset = start + length
         except BlockingIOError:
             pass
@@ -400,36 +403,51 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
         return
     paths = [database, Path(f"{database}-wal")]
     writes = _Writes(database.parent, {path.name for path in paths})
-    seen_files: tuple[Any, ...] = ()
+    # Open only while claims wait: asked between the looks, it tells whether another connection
+    # committed since. Opened here, in the process that serves, so no fork inherits it.
+    connection: Connection | None = None
+    version: int | None = None  # its data_version at the last look
     latest: int | None = None
     looked_at = 0.0
-    awaiting_commit = False  # the files changed and the look found nothing new: its commit may not show yet
     while True:
         try:
             if hub.waiting == 0:
-                # Nobody waits: sleep until a claim does, then look at once — a job another
-                # process creates just as the claim begins to wait must not wait for a timer.
+                # Nobody waits: hold no connection and sleep until a claim does, then look at
+                # once — a job another process creates just as the claim begins to wait must
+                # not wait for a timer.
                 hub.watching = True
                 hub.waiter_arrived.clear()
                 if hub.waiting == 0:
+                    _close(connection)
+                    connection = None
                     hub.waiter_arrived.wait(SQLITE_IDLE_LOOK_S)
-                seen_files = ()  # check the store now that someone waits
                 continue
-            files = _file_state(paths)
-            if files != seen_files or _written_lately(files):
-                changed = files != seen_files
-                seen_files = files
+            if connection is None:
+                connection, version = engine.connect(), None
+            asked = _data_version(connection)
+            if asked != version:
+                version = asked
                 looked_at = time.monotonic()
-                kinds, latest = _queued_since(engine, latest)
+                kinds, latest = _queued_since(connection, latest)
                 if kinds is None or kinds:
                     hub.wake(kinds)
-                awaiting_commit = changed and kinds == {}
             hub.watching = True
         except Exception:
             hub.watching = False
+            _close(connection)
+            connection = None
             log.exception("claim wake-up: cannot watch the SQLite store; waiting claims look again")
             time.sleep(LISTEN_RETRY_S)
-        # Between writes inotify wakes the watcher: an idle claim costs a stat a second, not 100.
-        quiet = writes.heard and not _written_lately(seen_files)
-        writes.wait(SQLITE_HEARD_LOOK_S if quiet else SQLITE_WATCH_INTERVAL_S, closes=awaiting_commit)
+        # Between writes inotify wakes the watcher: an idle claim costs one ask a second, not 100.
+        quiet = writes.heard and not _written_lately(paths)
+        writes.wait(SQLITE_HEARD_LOOK_S if quiet else SQLITE_WATCH_INTERVAL_S)
         time.sleep(max(0.0, looked_at + SQLITE_LOOK_GAP_S - time.monotonic()))
+
+
+def _close(connection: Connection | None) -> None:
+    """Close the watcher's connection, if open."""
+    if connection is not None:
+        try:
+            connection.close()
+        except Exception:  # a connection that broke: nothing is left to release
+            log.debug("claim wake-up: closing the watcher's connection failed", exc_info=True)
