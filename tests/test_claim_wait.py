@@ -180,16 +180,22 @@ def connections_in_use(server, database_url: str) -> int:
         ).scalar()
         db.session.rollback()
         return count
-    # SQLite connections are not pooled: an open one is an open file in a server process.
-    database_file = Path(db.engine.url.database).resolve()
+    # SQLite connections are not pooled: an open one has the store's WAL file open in a server
+    # process (not its database file: while another connection of the process holds locks on
+    # it, SQLite keeps a closed connection's descriptor of the database file for reuse). While
+    # claims wait, each process's wake-up watcher keeps one connection of its own
+    # (webapp.store.wakeup), however many claims wait: that one is not counted.
+    wal_file = Path(f"{Path(db.engine.url.database).resolve()}-wal")
     children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
     held = 0
     for pid in children:
+        in_process = 0
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             try:
-                held += Path(os.readlink(fd)) == database_file
+                in_process += Path(os.readlink(fd)) == wal_file
             except FileNotFoundError:
                 continue
+        held += max(0, in_process - 1)
     return held
 
 
