@@ -19,7 +19,10 @@ from sqlalchemy import text
 
 from webapp import jobs
 from webapp.client import JobwardenClient
+from webapp.jobs import queues
+from webapp.server import claim_wait
 from webapp.server.claim_wait import peer_closed
+from webapp.store import flow
 from webapp.store.extensions import db
 from webapp.store.models import Worker
 from webapp.worker.protocol import WorkerClient
@@ -268,3 +271,30 @@ def test_a_hang_up_is_told_from_bytes_on_a_descriptor_past_1023():
         sock.close()
         ours.close()
         theirs.close()
+
+
+@pytest.mark.parametrize("held_by", ["a paused queue", "a full concurrency limit"])
+def test_a_waiting_claim_does_not_spin_on_a_due_job_its_queue_holds(app, client, monkeypatch, held_by):
+    """The wait took a due job that a claim left queued for one not yet due, and woke for it at
+    once, again and again: 730 claim statements in 2 s for one waiting claim while a queue was
+    paused, 1,189 while a concurrency limit was full (every idle worker of a GPU queue)."""
+    if held_by == "a paused queue":
+        jobs.create_job(type="train", queue="gpu")
+        queues.pause("gpu", actor="ops")
+    else:
+        queues.set_limits("gpu", {"concurrency": 1}, actor="ops")
+        jobs.create_jobs([{"type": "train", "queue": "gpu"}] * 2)
+        assert len(jobs.claim_jobs("busy", batch_size=1)) == 1
+    rounds: list[int] = []
+    claim_once = claim_wait._claim
+    monkeypatch.setattr(claim_wait, "_claim", lambda *args: rounds.append(1) or claim_once(*args))
+
+    answer = client.post(
+        "/api/internal/jobs/claim",
+        json={"worker_id": "w1", "types": ["train"], "batch_size": 1, "wait_s": 1.0},
+        headers={"Authorization": f"Bearer {INTERNAL_KEY}"},
+    )
+
+    assert answer.status_code == 200 and answer.json["jobs"] == []
+    # The first look, then for a limited queue one look each FLOW_RECHECK_S (held_back_until).
+    assert len(rounds) <= 2 + 1.0 / flow.FLOW_RECHECK_S, len(rounds)

@@ -92,11 +92,15 @@ def _claim(
 
 
 def _next_run_after(types: list[str] | None, queues: list[str] | None) -> datetime | None:
-    """When the next queued job of `types` and `queues` becomes claimable (only jobs not yet
-    due remain queued here): its `run_after`, or later while an earlier attempt's lease runs
-    (webapp.store.leases)."""
+    """When the next queued job of `types` and `queues` not yet due becomes claimable: its
+    `run_after`, or later while an earlier attempt's lease runs (webapp.store.leases).
+
+    Only jobs due later: a due job the claim did not take is held by its queue (paused, or a
+    limit full), and waking for it at once made the wait a loop of claims (730 statements in
+    2 s for one claim, while an operator paused a queue). `flow.held_back_until` says when
+    limited queues are worth a look again, and a resume or a freed slot wakes the claims."""
     due = case((Job.lease_expires_at > Job.run_after, Job.lease_expires_at), else_=Job.run_after)
-    statement = select(func.min(due)).where(Job.status == "queued")
+    statement = select(func.min(due)).where(Job.status == "queued", due > utcnow())
     if types:
         statement = statement.where(Job.type.in_(types))
     if queues:
