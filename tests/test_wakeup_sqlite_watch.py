@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks._support import wait_until
+from webapp import jobs
 from webapp.domain.timeutil import utcnow
+from webapp.jobs import queues
 from webapp.store import transitions, wakeup
 from webapp.store.extensions import db
 from webapp.store.wakeup import _queued_since
@@ -181,3 +183,29 @@ def test_the_safety_tick_finds_a_late_commit_that_no_event_follows(served, write
     the tick used to look only at the files, unchanged since the write, and the claim slept on."""
     for _ in range(3):
         assert answer_after_commit(served, writer, "kept-open", LATE_S) < wakeup.SQLITE_HEARD_LOOK_S + 2.0
+
+
+@sqlite_only
+@pytest.mark.slow
+def test_a_queue_resumed_in_another_process_wakes_a_served_claim(app, served):
+    """A resume (or a raised limit) makes no job newly queued: the watcher used to find nothing
+    to count, and a claim waiting in the other gunicorn worker than the one that took the
+    operator's resume (or in a server beside the command line) waited out its whole wait."""
+    jobs.create_job(type="demo.noop", queue="gpu")
+    queues.pause("gpu", actor="ops")
+    answers: list[tuple[float, list]] = []
+
+    def claim_waiting() -> None:
+        claimed = served.claim("w1", ["demo.noop"], wait_s=CLAIM_WAIT_S)
+        answers.append((time.monotonic(), claimed))
+
+    waiting = threading.Thread(target=claim_waiting)
+    waiting.start()
+    time.sleep(0.5)  # the claim found the queue paused and waits
+    assert not answers
+    resumed = time.monotonic()
+    queues.resume("gpu", actor="ops")  # this test's process: not the server's
+    waiting.join(timeout=CLAIM_WAIT_S + 30)
+    answered, claimed = answers[0]
+    assert [job["queue"] for job in claimed] == ["gpu"]
+    assert answered - resumed < wakeup.SQLITE_HEARD_LOOK_S + 2.0

@@ -22,7 +22,8 @@ its own, holding no database connection. What wakes the hub:
   connection open closes nothing after its commit), and every SQLITE_HEARD_LOOK_S otherwise:
   the safety net, which finds any commit the events did not announce. Without inotify it asks
   every SQLITE_WATCH_INTERVAL_S. Its query: how many jobs, of which type and queue, were added
-  or re-queued (their status events) since it last looked? However fast the commits come, it
+  or re-queued (their status events) since it last looked, and did a queue change (its events:
+  a resume or a raised limit frees queued jobs and queues none)? However fast the commits come, it
   looks at most every SQLITE_LOOK_GAP_S.
 
 Each wake-up wakes as many waiting claims as jobs became claimable, of the claims that take
@@ -48,6 +49,7 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection, Engine
@@ -55,7 +57,7 @@ from sqlalchemy.engine import Connection, Engine
 from .commit_hooks import after_commit
 from .extensions import db
 from .integrity import sqlite_path
-from .models import Job, JobEvent
+from .models import Job, JobEvent, QueueEvent
 from .moves import Kinds
 
 log = logging.getLogger(__name__)
@@ -309,22 +311,41 @@ def _data_version(connection: Connection) -> int:
     return int(version)
 
 
-def _queued_since(connection: Connection, since: int | None) -> tuple[Kinds | None, int | None]:
-    """The jobs that became queued after the event `since`, still queued, counted by (type, queue),
-    and the newest event id seen. Event ids, not times: SQLite hands them out under its write lock,
+class _Seen(NamedTuple):
+    """The newest events a look saw: of jobs, and of queues."""
+
+    job_event: int
+    queue_event: int
+
+
+def _queued_since(connection: Connection, since: _Seen | None) -> tuple[Kinds | None, _Seen]:
+    """The jobs that became queued after the events `since`, still queued, counted by (type, queue),
+    and the newest events seen. Event ids, not times: SQLite hands them out under its write lock,
     in commit order, while a writer takes its timestamp before it waits for that lock (a create that
     waited behind a batch would carry a time older than one seen already, and never be counted).
-    The first look (`since` None) counts nothing: None (every claim looks) if any job is queued."""
+    None (every claim looks) after a queue's event: a pause, resume or change of limits in another
+    process may let queued jobs be claimed, and makes no job newly queued. The first look (`since`
+    None) counts nothing: None if any job is queued."""
     try:
-        newest = connection.execute(select(func.max(JobEvent.id))).scalar() or 0
+        newest = _Seen(
+            connection.execute(select(func.max(JobEvent.id))).scalar() or 0,
+            connection.execute(select(func.max(QueueEvent.id))).scalar() or 0,
+        )
         if since is None:
             anything = connection.execute(select(Job.id).where(Job.status == "queued").limit(1)).first()
             return (None if anything else {}), newest
+        if newest.queue_event != since.queue_event:
+            return None, newest
         rows = connection.execute(
             select(Job.type, Job.queue, func.count())
             .select_from(JobEvent)
             .join(Job, Job.id == JobEvent.job_id)
-            .where(JobEvent.id > since, JobEvent.id <= newest, JobEvent.to_status == "queued", Job.status == "queued")
+            .where(
+                JobEvent.id > since.job_event,
+                JobEvent.id <= newest.job_event,
+                JobEvent.to_status == "queued",
+                Job.status == "queued",
+            )
             .group_by(Job.type, Job.queue)
         ).all()
         return {(job_type, queue): count for job_type, queue, count in rows}, newest
@@ -407,7 +428,7 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
     # committed since. Opened here, in the process that serves, so no fork inherits it.
     connection: Connection | None = None
     version: int | None = None  # its data_version at the last look
-    latest: int | None = None
+    latest: _Seen | None = None
     looked_at = 0.0
     while True:
         try:
