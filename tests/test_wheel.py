@@ -30,8 +30,10 @@ pytestmark = pytest.mark.slow
 # The fourth session's merges (the SQLite writers' queue, the jobs table's cells, alert
 # hysteresis, the claim that starts) brought it to 428 KB; the fifth's (kept log answers, rules
 # disabled, the one-statement create, connection pings, two migrations) to 438 KB; the sixth's
-# (a running log's kept pieces, claim lanes, 0017's concurrent builds) to 446 KB.
-WHEEL_MAX_BYTES = 452_000
+# (a running log's kept pieces, claim lanes, 0017's concurrent builds) to 446 KB; the seventh's
+# (claim turns, security headers made once, the watcher's data_version, a thawed worker's
+# re-presence) to 456 KB.
+WHEEL_MAX_BYTES = 462_000
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.
 NOT_SOURCE = {

@@ -947,9 +947,11 @@ def claim(
     def claim_limited(room: int) -> list[JobRow]:
         return _claim_limited(params, room, postgresql, lease_types, types, queues, given_now)
 
-    # The limited part first while limits are in use: a batch it fills then costs no fast
-    # claim that finds nothing.
-    first, second = (claim_limited, claim_fast) if flow.limits_in_use() else (claim_fast, claim_limited)
+    # The limited part first while limits are in use (PostgreSQL): a batch it fills then costs
+    # no fast claim that finds nothing. SQLite keeps the fast part first, so a worker's claims
+    # take the queues without limits in claim order before a limited queue with room: the dev
+    # server's sample jobs of the default queue waited behind each GPU job the other way.
+    first, second = (claim_limited, claim_fast) if postgresql and flow.limits_in_use() else (claim_fast, claim_limited)
     jobs = first(batch_size)
     if len(jobs) < batch_size:
         jobs += second(batch_size - len(jobs))
