@@ -39,6 +39,15 @@ def test_a_heartbeat_answered_after_the_death_leaves_the_worker_gone(app):
     assert db.session.get(Worker, "w-late").concurrency == 2
 
 
+def test_a_worker_already_gone_does_not_die_again(app):
+    """Two presence requests of one worker that drop together (killed while it presented itself
+    again after a thaw, webapp.worker.runner) are one death: the second drop finds it gone."""
+    jobs.register_worker("w-twice", hostname="h", pid=1)
+    assert presence.declare_dead("w-twice") == []
+    assert presence.declare_dead("w-twice") is None
+    assert state_of("w-twice") == "gone"
+
+
 def test_a_first_heartbeat_answered_after_the_death_leaves_the_worker_gone(app):
     """Killed before its first registration landed: the death is a row of its own."""
     assert presence.declare_dead("w-early") == []
