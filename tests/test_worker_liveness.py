@@ -69,6 +69,23 @@ def test_its_presence_brings_a_gone_worker_back_and_its_heartbeats_keep_it(app):
     assert state_of("w-back") == "alive"
 
 
+def test_a_gone_workers_heartbeats_tell_it_so_until_its_presence_revives_it(app):
+    """The answer that makes a thawed worker present itself again (tests/test_worker_thaw.py). A
+    job type's short timeout lets the monitor take a worker for gone long before this process's
+    row is due a refresh: back from a silence of half that timeout, a heartbeat reads its row."""
+    app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"] = 60.0  # rows due a refresh after 15 s
+    app.config["JOBWARDEN_TYPE_TIMEOUTS"] = {"quick": 0.2}
+    assert jobs.register_worker("w-told", hostname="h", pid=1) is False
+    presence.declare_dead("w-told")  # as the monitor does when its "quick" job falls silent
+
+    time.sleep(0.15)
+    assert jobs.register_worker("w-told", hostname="h", pid=1) is True
+    assert jobs.register_worker("w-told", hostname="h", pid=1) is True  # not remembered as written
+    assert state_of("w-told") == "gone"
+    presence.revive("w-told")
+    assert jobs.register_worker("w-told", hostname="h", pid=1) is False
+
+
 def test_presence_does_not_undo_a_goodbye_but_a_new_process_under_the_id_lives(app):
     jobs.register_worker("w-again", hostname="h", pid=1)
     presence.say_goodbye("w-again")
