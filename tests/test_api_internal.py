@@ -545,7 +545,7 @@ def test_a_zombie_s_batched_reports_are_fenced_item_by_item(client):
 
 def test_a_worker_heartbeat_registers_and_refreshes_the_worker(client):
     body = dict(worker_id="gpu-1", hostname="box", pid=42, types=["train"], concurrency=2)
-    assert call(client, "/workers/heartbeat", **body).json == {"ok": True}
+    assert call(client, "/workers/heartbeat", **body).json == {"ok": True, "gone": False}
     first_seen = db.session.get(Worker, "gpu-1").last_seen_at
     call(client, "/workers/heartbeat", **dict(body, pid=43))
     db.session.expire_all()

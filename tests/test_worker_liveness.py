@@ -39,6 +39,15 @@ def test_a_heartbeat_answered_after_the_death_leaves_the_worker_gone(app):
     assert db.session.get(Worker, "w-late").concurrency == 2
 
 
+def test_a_worker_already_gone_does_not_die_again(app):
+    """Two presence requests of one worker that drop together (killed while it presented itself
+    again after a thaw, webapp.worker.runner) are one death: the second drop finds it gone."""
+    jobs.register_worker("w-twice", hostname="h", pid=1)
+    assert presence.declare_dead("w-twice") == []
+    assert presence.declare_dead("w-twice") is None
+    assert state_of("w-twice") == "gone"
+
+
 def test_a_first_heartbeat_answered_after_the_death_leaves_the_worker_gone(app):
     """Killed before its first registration landed: the death is a row of its own."""
     assert presence.declare_dead("w-early") == []
@@ -58,6 +67,23 @@ def test_its_presence_brings_a_gone_worker_back_and_its_heartbeats_keep_it(app):
     time.sleep(0.03)
     jobs.register_worker("w-back", hostname="h", pid=1)
     assert state_of("w-back") == "alive"
+
+
+def test_a_gone_workers_heartbeats_tell_it_so_until_its_presence_revives_it(app):
+    """The answer that makes a thawed worker present itself again (tests/test_worker_thaw.py). A
+    job type's short timeout lets the monitor take a worker for gone long before this process's
+    row is due a refresh: back from a silence of half that timeout, a heartbeat reads its row."""
+    app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"] = 60.0  # rows due a refresh after 15 s
+    app.config["JOBWARDEN_TYPE_TIMEOUTS"] = {"quick": 0.2}
+    assert jobs.register_worker("w-told", hostname="h", pid=1) is False
+    presence.declare_dead("w-told")  # as the monitor does when its "quick" job falls silent
+
+    time.sleep(0.15)
+    assert jobs.register_worker("w-told", hostname="h", pid=1) is True
+    assert jobs.register_worker("w-told", hostname="h", pid=1) is True  # not remembered as written
+    assert state_of("w-told") == "gone"
+    presence.revive("w-told")
+    assert jobs.register_worker("w-told", hostname="h", pid=1) is False
 
 
 def test_presence_does_not_undo_a_goodbye_but_a_new_process_under_the_id_lives(app):

@@ -1,4 +1,8 @@
-"""The registry of workers: each worker's heartbeat registers or refreshes its row."""
+"""The registry of workers: each worker's heartbeat registers or refreshes its row, and its
+answer says whether the worker is taken for gone. A worker frozen (SIGSTOP, a paused VM) or cut
+off past the heartbeat timeout is marked gone and its jobs orphaned; thawed, it beats again, but
+a heartbeat never revives it (`_save_worker`). Told so, it presents itself again at once
+(webapp.server.presence), rather than when its held presence request happens to be answered."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from ..domain.timeutil import utcnow
 from ..domain.worker_states import WorkerState
 from ..store.extensions import db
+from ..store.leases import shortest_lease_seconds
 from ..store.models import Worker
 from ..store.transaction import unit_of_work
 from .queries import uncovered_queued_types
@@ -27,31 +32,43 @@ def register_worker(
     pid: int | None = None,
     types: list[str] | None = None,
     concurrency: int | None = None,
-) -> None:
+) -> bool:
     """Register the worker, or refresh its row: at once when something about it changed, else
     once its row is `refresh_s()` old, together with every worker this process heard from
     whose row is past half of that. An idle worker heartbeats every second; writing each
     would cost the database one transaction per worker per second, and refreshing each on
     its own one per worker per refresh period. Grouped, a server process writes about twice
-    per refresh period however many workers it serves."""
+    per refresh period however many workers it serves.
+
+    True when its row is gone. A worker back from a silence that may have got it taken for
+    gone (`_silence_s`) reads its row, as a gone worker does at each heartbeat (it is not
+    remembered as written): the row says it, not what this process wrote before."""
     fields = dict(hostname=hostname, pid=pid, types=types, concurrency=concurrency)
     registry = _registry()
     now = time.monotonic()
+    heard_at = utcnow()
     with registry.lock:
-        registry.heard[worker_id] = utcnow()
+        heard_before = registry.heard.get(worker_id)
+        registry.heard[worker_id] = heard_at
         last = registry.written.get(worker_id)
+    back_from_silence = heard_before is not None and (heard_at - heard_before).total_seconds() > _silence_s()
     if last is not None and last[0] == fields:
-        if now - last[1] < refresh_s():
-            return
+        if now - last[1] < refresh_s() and not back_from_silence:
+            return False
         if worker_id in _refresh_rows(registry, now):
-            return
+            return False
     try:
-        _save_worker(worker_id, **fields)
+        gone = _save_worker(worker_id, **fields)
     except IntegrityError:
         # Two first heartbeats of one worker raced to insert it: the loser updates instead.
-        _save_worker(worker_id, **fields)
+        gone = _save_worker(worker_id, **fields)
     with registry.lock:
-        registry.written[worker_id] = (fields, now)
+        if gone:
+            registry.written.pop(worker_id, None)
+            registry.heard.pop(worker_id, None)
+        else:
+            registry.written[worker_id] = (fields, now)
+    return gone
 
 
 @dataclass
@@ -104,6 +121,14 @@ def _refresh_rows(registry: _Registry, now: float) -> set[str]:
     return refreshed
 
 
+def _silence_s() -> float:
+    """A heartbeat this much later than the one before reads its row: the monitor takes a
+    worker for gone once a job of the type with the shortest timeout goes silent that long
+    (webapp.monitor.settle), which can come before this process's row is due a refresh.
+    Longer silences under the default timeout alone leave the row due anyway."""
+    return shortest_lease_seconds() / 2
+
+
 def refresh_s() -> float:
     """How stale this process lets a live worker's `last_seen_at` get (plus one heartbeat):
     a quarter of the heartbeat timeout, so the health report (late past half of it) and the
@@ -116,11 +141,11 @@ def _registry() -> _Registry:
     return current_app.extensions.setdefault("jobwarden.worker_registry", _Registry())
 
 
-def _save_worker(worker_id: str, **fields: Any) -> Worker:
-    """Insert the worker alive, or update its row. A heartbeat never brings a gone worker
-    back: one sent just before its worker was killed can be answered after the death was
-    recorded (webapp.server.presence). Its presence request, held open only by a live
-    process, says that it lives again (`presence.revive`). A stopped worker said goodbye and
+def _save_worker(worker_id: str, **fields: Any) -> bool:
+    """Insert the worker alive, or update its row; True when the row is gone. A heartbeat never
+    brings a gone worker back: one sent just before its worker was killed can be answered after
+    the death was recorded (webapp.server.presence). Its presence request, held open only by a
+    live process, says that it lives again (`presence.revive`). A stopped worker said goodbye and
     beats no more, so a heartbeat under its id is a new process."""
     now = utcnow()
     with unit_of_work():
@@ -130,10 +155,11 @@ def _save_worker(worker_id: str, **fields: Any) -> Worker:
             db.session.add(worker)
         for name, value in fields.items():
             setattr(worker, name, value)
-        if worker.state != WorkerState.GONE:
+        gone = worker.state == WorkerState.GONE
+        if not gone:
             worker.last_seen_at = now
             worker.state = WorkerState.ALIVE
-    return worker
+    return gone
 
 
 def unserved_types(now: datetime, worker_timeout_s: float) -> list[str]:

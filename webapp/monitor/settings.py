@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 
 from ..config import ConfigError
+from ..store.leases import shortest_lease_seconds
 
 PENDING_ACTIONS = ("fail", "queue")
 # Bounds that keep one pass short however much a crash left behind; the rest waits for the next pass.
@@ -26,7 +27,7 @@ def monitor_settings() -> dict[str, Any]:
         "interval": float(config["JOBWARDEN_MONITOR_INTERVAL"]),
         "default_timeout": default_timeout,
         # The shortest timeout of any type bounds every heartbeat scan; each job is then judged by its own.
-        "min_timeout": min([default_timeout, *map(float, config["JOBWARDEN_TYPE_TIMEOUTS"].values())]),
+        "min_timeout": shortest_lease_seconds(),
         "pending_timeout": float(config["JOBWARDEN_PENDING_TIMEOUT"]),
         "pending_action": action,
         "retention": timedelta(days=float(config["JOBWARDEN_RETENTION_DAYS"])),

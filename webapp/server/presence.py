@@ -99,15 +99,17 @@ def _mark_gone(worker_id: str) -> int:
     """An alive row becomes gone; no row at all (killed before its first registration
     landed) becomes a gone row of its own. One upsert, not an UPDATE then an INSERT: a first
     heartbeat inserting the row between the two (uncommitted when the UPDATE looked) made the
-    INSERT find it and do nothing, and the dead worker stayed alive with its jobs running."""
+    INSERT find it and do nothing, and the dead worker stayed alive with its jobs running.
+    Counted by the rows it returns: its row count is -1 on PostgreSQL (psycopg, through
+    SQLAlchemy), and every drop of an already gone worker counted as a death."""
     now = utcnow()
     dialect = db.session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(Worker).values(id=worker_id, started_at=now, last_seen_at=now, state=DEAD)
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=[Worker.id], set_={"state": DEAD}, where=Worker.state == ALIVE
-    )
-    return rows_changed(db.session.execute(statement))
+    ).returning(Worker.id)
+    return len(db.session.execute(upsert).all())
 
 
 def say_goodbye(worker_id: str) -> None:

@@ -39,6 +39,15 @@ def lease_seconds(job_type: str) -> float:
     return float(per_type.get(job_type, current_app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"]))
 
 
+def shortest_lease_seconds() -> float:
+    """The shortest heartbeat timeout of any type: the soonest the monitor may find a job, and
+    with it its worker, silent (webapp.monitor.settle)."""
+    return min(
+        [float(current_app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"])]
+        + [float(seconds) for seconds in current_app.config["JOBWARDEN_TYPE_TIMEOUTS"].values()]
+    )
+
+
 def typed() -> tuple[str, ...]:
     """The types with a lease of their own: part of a cached statement's shape."""
     return tuple(sorted(current_app.config["JOBWARDEN_TYPE_TIMEOUTS"]))

@@ -100,6 +100,11 @@ class ClaimLine:
             except OSError:
                 pass
 
+    def close(self) -> None:
+        """Close the calling thread's connection, for a thread that sends no more. Its last
+        request must have been answered: closing a held one is a hang-up."""
+        self._close()
+
     @staticmethod
     def _half_close(sock: socket.socket) -> None:
         try:
@@ -266,9 +271,11 @@ class WorkerClient(JobwardenClient):
         """Hand the server the schedules this worker's code declares (see webapp.jobs.schedules.sync_declared)."""
         return self._internal("/schedules/sync", {"schedules": declared})
 
-    def worker_heartbeat(self, worker_id: str, **fields: Any) -> None:
-        """fields: hostname, pid, types, concurrency."""
-        self._internal("/workers/heartbeat", {"worker_id": worker_id, **fields})
+    def worker_heartbeat(self, worker_id: str, **fields: Any) -> bool:
+        """fields: hostname, pid, types, concurrency. True when the server takes this worker for
+        gone: only a new presence request revives it (webapp.worker.runner)."""
+        answer = self._internal("/workers/heartbeat", {"worker_id": worker_id, **fields})
+        return bool(answer.get("gone"))
 
     def _internal_headers(self) -> dict[str, str]:
         if not self.internal_key:

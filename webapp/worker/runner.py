@@ -107,6 +107,8 @@ class WorkerRunner:
         self._claim_waiting = False
         self._said_goodbye = False
         self._presence_sent = threading.Event()
+        self._presence_round = 0  # the presence loop that holds on; an older one ends once answered
+        self._presence_sent_at = 0.0  # monotonic: when the newest presence request was sent
         self._signals = 0
         self._shutdown_at: float | None = None
 
@@ -173,7 +175,7 @@ class WorkerRunner:
             ", ".join(self.settings.queues or []) or "all",
         )
         threading.Thread(target=self._beat_worker, name="worker-heartbeat", daemon=True).start()
-        threading.Thread(target=self._keep_present, name="worker-presence", daemon=True).start()
+        self._start_presence()
         # Present before the first claim: a worker killed while it runs its first job is then
         # seen dying at once, not after the heartbeat timeout (bounded: an outage must not stall it).
         self._presence_sent.wait(PRESENCE_FIRST_WAIT_S)
@@ -268,18 +270,42 @@ class WorkerRunner:
                 log.exception("worker error in the worker heartbeat")
             self._stop_beating.wait(self.settings.heartbeat_interval)
 
-    def _keep_present(self) -> None:
+    def _start_presence(self) -> None:
+        with self._lock:
+            self._presence_round += 1
+            round_ = self._presence_round
+        threading.Thread(
+            target=self._keep_present, args=(round_,), name=f"worker-presence-{round_}", daemon=True
+        ).start()
+
+    def _keep_present(self, round_: int) -> None:
         """Hold a presence request open at the server all the time (webapp.server.presence): killed,
-        this worker's connection drops and its jobs are orphaned within seconds."""
+        this worker's connection drops and its jobs are orphaned within seconds. A loop that a newer
+        one replaced (`_present_again`) ends once its request is answered, and closes its connection
+        only then: closed while held, it would be taken for this worker's death."""
         failures = 0
-        while not self._said_goodbye:
+        while not self._said_goodbye and round_ == self._presence_round:
             try:
+                self._presence_sent_at = time.monotonic()
                 self.client.presence(self.worker_id, wait_s=PRESENCE_WAIT_S, sent=self._presence_sent)
                 failures = 0
             except Exception as error:  # the heartbeats log the outage; only wait before the next
                 failures += 1
                 log.debug("worker presence: %s", error)
                 time.sleep(backoff_delay(failures, base=0.5, cap=self.settings.retry_max))
+        if not self._said_goodbye:
+            self.client.presence_line.close()
+
+    def _present_again(self, heartbeat_sent_at: float) -> None:
+        """The server took this worker for gone (frozen or cut off past the heartbeat timeout; its
+        jobs were orphaned) and its heartbeats do not revive it: a new presence request does. Sent
+        at once on a connection of its own, by a new loop; the held one is left to be answered,
+        as dropping it would be a death racing the revival. Not again while the newest presence
+        request was sent after the heartbeat that said so: its revival is on its way."""
+        if self._said_goodbye or self._presence_sent_at > heartbeat_sent_at:
+            return
+        log.warning("worker %s: the server takes it for gone (silent too long); presenting it again", self.worker_id)
+        self._start_presence()
 
     def _say_goodbye(self) -> None:
         """A clean stop: told first, so the presence dropping next is not taken for a death."""
@@ -302,13 +328,16 @@ class WorkerRunner:
                 log.info("schedules %s: %s", kind, ", ".join(result[kind]))
 
     def _worker_heartbeat(self) -> None:
-        self.client.worker_heartbeat(
+        sent_at = time.monotonic()
+        gone = self.client.worker_heartbeat(
             self.worker_id,
             hostname=socket.gethostname(),
             pid=os.getpid(),
             types=self.claim_types,
             concurrency=self.settings.concurrency,
         )
+        if gone:
+            self._present_again(sent_at)
 
     def _claim(self, free: int, wait_s: float) -> list[dict[str, Any]]:
         self._claim_waiting = wait_s > 0 and not self.stopping

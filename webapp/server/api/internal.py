@@ -388,17 +388,17 @@ def _apply(index: int, item: Any) -> dict[str, Any]:
     bp,
     "POST",
     "/workers/heartbeat",
-    summary="Register or refresh a worker",
+    summary="Register or refresh a worker; tells it whether it is taken for gone",
     body=worker_schemas.WorkerHeartbeat,
-    responses={200: worker_schemas.Accepted},
+    responses={200: worker_schemas.WorkerHeartbeatAnswer},
     errors=(401,),
     security=KEY,
 )
 def worker_heartbeat(body: worker_schemas.WorkerHeartbeat):
-    jobs.register_worker(
+    gone = jobs.register_worker(
         body.worker_id, hostname=body.hostname, pid=body.pid, types=body.types, concurrency=body.concurrency
     )
-    return {"ok": True}
+    return {"ok": True, "gone": gone}
 
 
 @worker_operation(

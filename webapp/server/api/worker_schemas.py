@@ -245,6 +245,14 @@ class Accepted(Answer):
     ok: bool
 
 
+class WorkerHeartbeatAnswer(Accepted):
+    gone: bool = Field(
+        description="The worker is taken for gone (it fell silent past the heartbeat timeout, or its "
+        "presence connection dropped) and its jobs were orphaned. A heartbeat never revives it: it "
+        "sends a new presence request (`/workers/presence`), which does."
+    )
+
+
 class LogStored(Answer):
     stored: bool = Field(description="False: the lease is no longer current, or the piece was stored before.")
 
