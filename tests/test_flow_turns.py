@@ -22,15 +22,7 @@ from webapp.store.transaction import unit_of_work
 
 from tests.conftest import postgresql_only
 from tests.support.claimer import run_limited_jobs
-
-
-def most_at_once(intervals: list[tuple[float, float]]) -> int:
-    edges = sorted([(began, 1) for began, _ in intervals] + [(ended, -1) for _, ended in intervals])
-    running = most = 0
-    for _, step in edges:
-        running += step
-        most = max(most, running)
-    return most
+from tests.test_flow_workers import most_at_once
 
 
 @postgresql_only
