@@ -140,6 +140,7 @@ def job_events(job_id: int):
     summary="An attempt's log from a byte offset (follow it with next_offset)",
     query=bodies.LogQuery,
     responses={200: answers.AttemptLog},
+    also_as=("text/plain",),
     errors=(400, 403, 404),
 )
 def job_log(job_id: int, query: bodies.LogQuery):

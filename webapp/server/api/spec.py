@@ -67,6 +67,7 @@ class Operation:
     responses: dict[int, tuple[str, type[BaseModel] | None]]
     security: list[dict[str, list]] = field(default_factory=list)
     media_type: str = "application/json"
+    also_as: tuple[str, ...] = ()  # further media types a success may answer in (the text, as a string)
 
 
 OPERATIONS: list[Operation] = []
@@ -173,10 +174,12 @@ def operation(
     errors: tuple[int, ...] = (),
     security: list[dict[str, list]] | None = None,
     media_type: str = "application/json",
+    also_as: tuple[str, ...] = (),
     max_json_values: int | None = MAX_JSON_VALUES,
 ) -> Callable:
     """Route `method rule` on `bp`; the view gets `body=` and `query=` as validated models (the body
-    of at most `max_json_values` JSON values)."""
+    of at most `max_json_values` JSON values). `also_as`: media types a success may answer in
+    besides `media_type` (a query asked for them), documented as text."""
 
     def decorate(view: Callable) -> Callable:
         @wraps(view)
@@ -228,6 +231,7 @@ def operation(
                 responses=documented,
                 security=security or [],
                 media_type=media_type,
+                also_as=also_as,
             )
         )
         return view  # still callable as written: the batch of reports applies the single ones
@@ -258,7 +262,11 @@ def openapi_document(*, title: str, version: str) -> dict[str, Any]:
             "summary": op.summary,
             "tags": [op.tag],
             "responses": {
-                str(code): _response(description, model, refs, op.media_type if code < 400 else "application/json")
+                str(code): (
+                    _response(description, model, refs, op.media_type, op.also_as)
+                    if code < 400
+                    else _response(description, model, refs, "application/json")
+                )
                 for code, (description, model) in sorted(op.responses.items())
             },
         }
@@ -306,14 +314,17 @@ def openapi_document(*, title: str, version: str) -> dict[str, Any]:
     }
 
 
-def _response(description: str, model: type[BaseModel] | None, refs: dict, media_type: str) -> dict[str, Any]:
+def _response(
+    description: str, model: type[BaseModel] | None, refs: dict, media_type: str, also_as: tuple[str, ...] = ()
+) -> dict[str, Any]:
     if model is None:
         return (
             {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
             if media_type != "application/json"
             else {"description": description}
         )
-    return {"description": description, "content": {media_type: {"schema": refs[model]}}}
+    content = {media_type: {"schema": refs[model]}} | {other: {"schema": {"type": "string"}} for other in also_as}
+    return {"description": description, "content": content}
 
 
 def _path_parameters(rule: str) -> list[dict[str, Any]]:
