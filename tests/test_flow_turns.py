@@ -65,7 +65,7 @@ def test_every_limited_claim_and_every_change_of_the_queue_moves_its_turn(app):
     assert len(jobs.claim_jobs("one-statement", batch_size=1)) == 1
     assert turn() == before + 1
     with unit_of_work():  # a claim that waited for its turn
-        assert flow.take_turns(utcnow(), None, None) == ["gpu"]
+        assert [queue.name for queue in flow.take_turns(utcnow(), None, None)] == ["gpu"]
     assert turn() == before + 2
     queues.pause("gpu", actor="ops")
     queues.resume("gpu", actor="ops")

@@ -400,7 +400,7 @@ def limited_queues_with_due_jobs(now: datetime, types: list[str] | None, queues:
     return [HeldQueue(name, bool(rated)) for name, rated in db.session.execute(claimable.order_by(_QUEUES.c.name))]
 
 
-def take_turns(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[str]:
+def take_turns(now: datetime, types: list[str] | None, queues: list[str] | None) -> list[HeldQueue]:
     """PostgreSQL: the limited queues with a due job this claimer may take, their turns taken
     until the claim's transaction ends. Their rows are locked in name order (claimers never
     deadlock), waiting for a claimer that holds one, and their turn moved on, so a claim in one
@@ -421,9 +421,9 @@ def take_turns(now: datetime, types: list[str] | None, queues: list[str] | None)
         update(_QUEUES)
         .where(_QUEUES.c.name == in_order.c.name)
         .values(claim_turn=_QUEUES.c.claim_turn + 1)
-        .returning(_QUEUES.c.name)
+        .returning(_QUEUES.c.name, _QUEUES.c.rate_limit_count.is_not(None))
     )
-    return sorted(db.session.scalars(statement))
+    return sorted(HeldQueue(name, bool(rated)) for name, rated in db.session.execute(statement))
 
 
 # --- waking claims that wait on a limit ------------------------------------------------------

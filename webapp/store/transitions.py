@@ -797,9 +797,9 @@ def _claim_plan(
     limited: LimitedPart = LimitedPart.NONE,
     rate_window: bool = True,
 ) -> _Plan:
-    """`rate_window`: a limited claim records its starts and prunes old ones (a follow-up each,
-    in the statement on PostgreSQL, statements of their own on SQLite, where a claim of queues
-    without a rate limit leaves them out)."""
+    """`rate_window`: a limited claim records its starts and prunes old ones (a follow-up each:
+    CTEs of the statement on PostgreSQL, statements of their own on SQLite), left out by a claim
+    of held queues none of which has a rate limit."""
     now = _param("cas_now", _JOBS.c.updated_at)
     candidates = (
         select(_JOBS.c.id)
@@ -985,35 +985,46 @@ def _claim_limited(
     if not postgresql:
         take_the_write_lock()
         now = given_now or utcnow()
-        found = flow.limited_queues_with_due_jobs(now, types, queues)
-        names, rate_window = [queue.name for queue in found], any(queue.rate_limited for queue in found)
-        return _claim_held(params, now, room, lease_types, types, queues, names, rate_window)
+        return _claim_held_turns(
+            params, room, lease_types, types, queues, flow.limited_queues_with_due_jobs(now, types, queues), now
+        )
     claimed: list[JobRow] = []
     if each_statement_commits():
         plan = _claim_plan(bool(types), postgresql, lease_types, bool(queues), LimitedPart.IN_STATEMENT)
         claimed, missed = _run_turns(plan, _limited_params(params, given_now or utcnow(), room, lease_types))
         if not missed or len(claimed) == room:
             return claimed
-    held = flow.take_turns(given_now or utcnow(), types, queues)
-    return claimed + _claim_held(params, given_now or utcnow(), room - len(claimed), lease_types, types, queues, held)
+    return claimed + _claim_held_turns(
+        params,
+        room - len(claimed),
+        lease_types,
+        types,
+        queues,
+        flow.take_turns(given_now or utcnow(), types, queues),
+        given_now,
+    )
 
 
-def _claim_held(
+def _claim_held_turns(
     params: dict[str, Any],
-    now: datetime,
     room: int,
     lease_types: tuple[str, ...],
     types: list[str] | None,
     queues: list[str] | None,
-    held: list[str],
-    rate_window: bool = True,
+    held: list[flow.HeldQueue],
+    given_now: datetime | None,
 ) -> list[JobRow]:
-    """Up to `room` jobs of the limited queues named `held`, whose turns the claimer holds."""
+    """Up to `room` jobs of the `held` limited queues, whose turns the claimer holds (its time
+    read now). A claim of queues without a rate limit leaves out the rate window's follow-ups."""
     if not held:
         return []
+    rate_window = any(queue.rate_limited for queue in held)
     return _run_rows(
         _claim_plan(bool(types), _is_postgresql(), lease_types, bool(queues), LimitedPart.HELD, rate_window),
-        {**_limited_params(params, now, room, lease_types), "cas_limited": held},
+        {
+            **_limited_params(params, given_now or utcnow(), room, lease_types),
+            "cas_limited": [queue.name for queue in held],
+        },
     )
 
 
