@@ -4,8 +4,8 @@ followed by a write.
 
 A claim has two parts. The fast part takes jobs of queues with no limit and no pause;
 its only extra cost is `queue NOT IN (restricted queues)`, a lookup in a table of a few
-rows. The limited part runs first while limits are in use, else once the fast part left
-room in the batch: one statement counts, once, each held queue's live jobs and its starts
+rows. The limited part runs first on PostgreSQL while limits are in use, else once the fast
+part left room in the batch: one statement counts, once, each held queue's live jobs and its starts
 in the window (now - period, now] and each key's live jobs, and claims in claim order as
 many jobs as that room allows (`limited_candidates`), so no limit is passed at the moment
 of the write. Counting per statement, not per candidate row, keeps a claim's cost to the
