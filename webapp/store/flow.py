@@ -307,7 +307,7 @@ def prune_before_us(now: datetime) -> int:
 
 class Held(NamedTuple):
     """The queues whose jobs a limited claim takes: one of a bound list of names (`cas_limited`,
-    read before the claim), or of those the claim's own statement found (`held_in_statement`)."""
+    read before the claim), or of those the claim's own statement found (`turns_in_statement`)."""
 
     contains: Callable[[ColumnElement[str]], ColumnElement[bool]]  # the queue a column names is one
     names: NamedFromClause | None = None  # PostgreSQL, found in the statement: their names (column `name`)
