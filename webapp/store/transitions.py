@@ -830,25 +830,27 @@ def _claim_plan(
             held, turns_missed = flow.turns_in_statement(now, by_type, by_queue)
         candidates = flow.limited_candidates(now, conditions, held)
     if postgresql:
-        # A CTE is evaluated once, so the locked rows are exactly the rows updated. The limited
-        # candidates are ranked (window functions, which FOR UPDATE cannot lock): their rows
-        # are locked by an outer select of them, and updated by primary key from an array of
-        # their ids. FOR UPDATE hands back a locked row as its newest version (READ COMMITTED
-        # follows a row another claimer changed since this statement's snapshot), so a picked
-        # row still queued is queued and ours to the commit, and the UPDATE needs no condition
-        # of its own. A planner without statistics of the jobs (a new table, or one autovacuum
-        # has not analyzed yet) otherwise walked the queued jobs, while the queue's lock was
-        # held by this claimer and every other limited claim waited: once per picked row when
-        # the UPDATE was joined to the CTE, once per claim (1,900 rows at 2,000 queued) with the
-        # status in the UPDATE's condition (tests/test_flow_claim_cost.py).
-        if limited is not LimitedPart.NONE:
-            candidates = select(_JOBS.c.id, _JOBS.c.status).where(_JOBS.c.id.in_(candidates.scalar_subquery()))
-        picked = candidates.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
-        if limited is not LimitedPart.NONE:
-            still_queued = select(picked.c.id).where(picked.c.status == Status.QUEUED)
-            chosen = _JOBS.c.id == any_(func.array(still_queued.scalar_subquery()))
+        # A CTE is evaluated once, so the locked rows are exactly the rows updated, and they are
+        # updated by primary key from an array of their ids. FOR UPDATE hands back a locked row
+        # as its newest version (READ COMMITTED follows a row another claimer changed since this
+        # statement's snapshot), so a picked row still queued is queued and ours to the commit,
+        # and the UPDATE needs no condition of its own. The fast candidates are locked by their
+        # own scan, whose conditions (status queued among them) PostgreSQL checks again on that
+        # version; the limited ones are ranked (window functions, which FOR UPDATE cannot lock),
+        # so an outer select of them locks them and keeps their status to check.
+        # A planner without statistics of the jobs (a new table, or one autovacuum has not
+        # analyzed yet) otherwise walked the queued jobs: once per picked row when the UPDATE
+        # was joined to the CTE (17,900 rows for a batch of 10 at 1,800 queued), once per claim
+        # with the status in the UPDATE's condition; in the limited part while every other
+        # claimer of the queue waited for its turn (tests/test_flow_claim_cost.py).
+        if limited is LimitedPart.NONE:
+            picked = candidates.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
+            still_queued = select(picked.c.id)
         else:
-            chosen = and_(_JOBS.c.id == picked.c.id, _JOBS.c.status == Status.QUEUED)
+            locked = select(_JOBS.c.id, _JOBS.c.status).where(_JOBS.c.id.in_(candidates.scalar_subquery()))
+            picked = locked.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
+            still_queued = select(picked.c.id).where(picked.c.status == Status.QUEUED)
+        chosen = _JOBS.c.id == any_(func.array(still_queued.scalar_subquery()))
     else:
         chosen = and_(_JOBS.c.id.in_(candidates.scalar_subquery()), _JOBS.c.status == Status.QUEUED)
     # `cas_start`: the claim starts the jobs too (queued → claimed → running in this one
