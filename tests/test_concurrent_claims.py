@@ -1,4 +1,6 @@
-"""Eight processes claiming at once from one queue: every job is handed out exactly once."""
+"""Eight processes claiming at once: every job is handed out exactly once. From one queue; and
+from three queues behind a paused queue's backlog, which the claims read queue by queue
+(webapp.store.flow.fast_candidates_per_queue)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from webapp import jobs
+from webapp.jobs import queues
+from webapp.store import flow
 from webapp.store.extensions import db
 from webapp.store.models import Job, JobAttempt
 
@@ -21,8 +25,15 @@ PROCESSES = 8
 JOBS = 2000
 
 
-def test_eight_processes_claim_two_thousand_jobs_each_exactly_once(app, database_url):
-    created = {job.id for job in jobs.create_jobs([{"type": "demo.noop"} for _ in range(JOBS)])}
+@pytest.mark.parametrize("backlog", [0, flow.BACKLOG_PER_QUEUE], ids=["one_queue", "behind_a_paused_backlog"])
+def test_eight_processes_claim_two_thousand_jobs_each_exactly_once(app, database_url, backlog):
+    if backlog:
+        jobs.create_jobs([{"type": "demo.noop", "queue": "held", "priority": 1} for _ in range(backlog)])
+        queues.pause("held", actor="ops", reason="incident")
+        assert flow.hints().restricted_backlog  # what each claimer's process reads too
+    spread = ["default", "a", "b"] if backlog else ["default"]
+    specs = [{"type": "demo.noop", "queue": spread[n % len(spread)], "priority": n % 2} for n in range(JOBS)]
+    created = {job.id for job in jobs.create_jobs(specs)}
     db.session.remove()
 
     context = multiprocessing.get_context("spawn")
@@ -50,5 +61,7 @@ def test_eight_processes_claim_two_thousand_jobs_each_exactly_once(app, database
         == JOBS
     )
     assert db.session.execute(select(func.count()).select_from(JobAttempt)).scalar_one() == JOBS
+    held = select(func.count()).select_from(Job).where(Job.queue == "held", Job.status == "queued")
+    assert db.session.execute(held).scalar_one() == backlog
     owners = dict(db.session.execute(select(Job.id, Job.worker_id)).all())
     assert all(owners[job_id] == worker for worker, ids in claims.items() for job_id in ids)

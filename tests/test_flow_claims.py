@@ -273,7 +273,9 @@ def claimed_and_started(count: int, queue: str) -> list[jobs.CompleteReport]:
 @pytest.mark.parametrize("count", [1, 3])  # one job (`transition`), a worker's batch (`transition_held`)
 def test_a_finish_that_frees_a_limited_slot_notifies_from_its_own_statement(app, monkeypatch, count):
     queues.set_limits("gpu", {"concurrency": 5}, actor="ops")
-    monkeypatch.setattr(flow, "_limits_seen", (float("-inf"), False))  # no stale hint from an earlier test
+    monkeypatch.setattr(
+        flow, "_hints_seen", (float("-inf"), flow.FlowHints(False, False))
+    )  # no stale hint from an earlier test
     reports = claimed_and_started(count, "gpu")
     with notifications() as delivered, NotifyStatements() as separate:
         jobs.complete_jobs(reports)
@@ -284,7 +286,7 @@ def test_a_finish_that_frees_a_limited_slot_notifies_from_its_own_statement(app,
 @postgresql_only
 def test_a_finish_that_frees_no_limited_slot_wakes_no_other_process(app, monkeypatch):
     queues.set_limits("gpu", {"concurrency": 5}, actor="ops")  # limits are in use, elsewhere
-    monkeypatch.setattr(flow, "_limits_seen", (float("-inf"), False))
+    monkeypatch.setattr(flow, "_hints_seen", (float("-inf"), flow.FlowHints(False, False)))
     reports = claimed_and_started(2, "default")
     with notifications() as delivered:
         jobs.complete_jobs(reports)

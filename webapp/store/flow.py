@@ -60,7 +60,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.sql.expression import FromClause, Subquery, UpdateBase
+from sqlalchemy.sql.expression import CTE, FromClause, Subquery, UpdateBase
 from sqlalchemy.sql.selectable import NamedFromClause
 from sqlalchemy.types import BigInteger, Integer, String
 
@@ -127,6 +127,59 @@ def restricted(queues: FromClause = _QUEUES) -> ColumnElement[bool]:
 def unrestricted_job() -> ColumnElement[bool]:
     """The fast part's condition: the job's queue has no limit and no pause (or no row at all)."""
     return _JOBS.c.queue.not_in(select(_QUEUES.c.name).where(restricted()).scalar_subquery())
+
+
+def _queued_queues() -> CTE:
+    """The queues holding queued jobs, by name (a NULL row ends the list): a skip scan of
+    ix_jobs_queue_claim, one index probe per queue however deep each is."""
+    first = select(func.min(_JOBS.c.queue).label("queue")).where(_JOBS.c.status == Status.QUEUED)
+    found = first.cte("queued_queues", recursive=True)
+    after = (
+        select(func.min(_JOBS.c.queue))
+        .where(_JOBS.c.status == Status.QUEUED, _JOBS.c.queue > found.c.queue)
+        .scalar_subquery()
+    )
+    return found.union_all(select(after).where(found.c.queue.is_not(None)))
+
+
+def unrestricted_queued_queues() -> Select[tuple[str]]:
+    """The names of the queues holding queued jobs that have no limit and no pause."""
+    found = _queued_queues()
+    restricted_names = select(_QUEUES.c.name).where(restricted()).scalar_subquery()
+    return select(found.c.queue).where(found.c.queue.is_not(None), found.c.queue.not_in(restricted_names))
+
+
+def fast_candidates_per_queue(
+    conditions: Iterable[ColumnElement[bool]], by_queue: bool, batch_size: BindParameter[int]
+) -> Select[tuple[int, int]]:
+    """PostgreSQL, while paused or limited queues hold a backlog (`hints`): the fast part's
+    first `batch_size` jobs (id, priority) in claim order, locked (SKIP LOCKED), read queue by
+    queue. One scan of the claim order
+    passes over the queued jobs of paused and limited queues one by one: a paused queue of
+    100,000 jobs made every claim of another queue take 60 ms. Each unrestricted queue's first
+    jobs are an index range instead; `conditions`: the claim's own on the job (status queued
+    among them); `by_queue`: only the claimer's queues (`cas_queues`). The jobs a queue locked
+    that others come before stay locked to the statement's end."""
+    found = _queued_queues()
+    each = (
+        select(_JOBS.c.id, _JOBS.c.priority)
+        .where(_JOBS.c.queue == found.c.queue, *conditions)
+        .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True, of=_JOBS)
+        .lateral("each_queue")
+    )
+    restricted_names = select(_QUEUES.c.name).where(restricted()).scalar_subquery()
+    statement = (
+        select(each.c.id, each.c.priority)
+        .select_from(found.join(each, true()))
+        .where(found.c.queue.is_not(None), found.c.queue.not_in(restricted_names))
+        .order_by(each.c.priority.desc(), each.c.id)
+        .limit(batch_size)
+    )
+    if by_queue:
+        statement = statement.where(found.c.queue.in_(bindparam("cas_queues", expanding=True)))
+    return statement
 
 
 def window_us(queue: FromClause) -> ColumnElement[int]:
@@ -451,7 +504,21 @@ def freed_slot_notice(rows: FromClause) -> Select:
 
 FLOW_RECHECK_S = 0.25
 LIMITS_IN_USE_TTL_S = 1.0
-_limits_seen: tuple[float, bool] = (float("-inf"), False)
+# Queued jobs of paused and limited queues from which the fast part reads queue by queue
+# (`fast_candidates_per_queue`): below, one scan of the claim order passes over them in less
+# time (~0.5 µs each) than reading queue by queue costs (~1 ms a claim).
+BACKLOG_PER_QUEUE = 1_000
+
+
+class FlowHints(NamedTuple):
+    """Read at most once a second per process (`hints`): how a claim goes about its work,
+    never what it may take."""
+
+    limits_in_use: bool  # some queue is paused or limited
+    restricted_backlog: bool  # those queues hold BACKLOG_PER_QUEUE queued jobs or more
+
+
+_hints_seen: tuple[float, FlowHints] = (float("-inf"), FlowHints(False, False))
 
 
 def held_back_until(now: datetime, types: list[str] | None, queues: list[str] | None) -> datetime | None:
@@ -472,18 +539,33 @@ def held_back_until(now: datetime, types: list[str] | None, queues: list[str] | 
     return min(recheck, EPOCH + int(opening) * MICROSECOND)
 
 
-def limits_in_use() -> bool:
-    """Whether any queue is limited, read at most once a second per process: a hint for
-    waking claims and for which part of a claim runs first, never what a claim may take."""
-    global _limits_seen
-    checked_at, in_use = _limits_seen
+def hints() -> FlowHints:
+    """The flow hints, read again after LIMITS_IN_USE_TTL_S or a change in this process."""
+    global _hints_seen
+    checked_at, seen = _hints_seen
     if time.monotonic() - checked_at > LIMITS_IN_USE_TTL_S:
-        in_use = db.session.execute(select(select(_QUEUES.c.name).where(restricted()).exists())).scalar() or False
-        _limits_seen = (time.monotonic(), in_use)
-    return in_use
+        restricted_names = select(_QUEUES.c.name).where(restricted())
+        backlog = (
+            select(_JOBS.c.id)
+            .where(_JOBS.c.status == Status.QUEUED, _JOBS.c.queue.in_(restricted_names))
+            .limit(BACKLOG_PER_QUEUE)
+            .subquery()
+        )
+        in_use, backlog_count = db.session.execute(
+            select(restricted_names.exists(), select(func.count()).select_from(backlog).scalar_subquery())
+        ).one()
+        seen = FlowHints(bool(in_use), backlog_count >= BACKLOG_PER_QUEUE)
+        _hints_seen = (time.monotonic(), seen)
+    return seen
+
+
+def limits_in_use() -> bool:
+    """Whether any queue is paused or limited (`hints`): a hint for waking claims and for which
+    part of a claim runs first, never what a claim may take."""
+    return hints().limits_in_use
 
 
 def limits_changed() -> None:
-    """A queue's limits or pause changed in this process: `limits_in_use` reads again."""
-    global _limits_seen
-    _limits_seen = (float("-inf"), False)
+    """A queue's limits or pause changed in this process: `hints` reads again."""
+    global _hints_seen
+    _hints_seen = (float("-inf"), FlowHints(False, False))

@@ -796,23 +796,28 @@ def _claim_plan(
     by_queue: bool = False,
     limited: LimitedPart = LimitedPart.NONE,
     rate_window: bool = True,
+    per_queue: bool = False,
+    chosen_by_id: bool = False,
 ) -> _Plan:
     """`rate_window`: a limited claim records its starts and prunes old ones (a follow-up each:
     CTEs of the statement on PostgreSQL, statements of their own on SQLite), left out by a claim
-    of held queues none of which has a rate limit."""
+    of held queues none of which has a rate limit. `per_queue` (PostgreSQL, the fast part): its
+    jobs read queue by queue (`flow.fast_candidates_per_queue`), while paused or limited queues
+    hold a backlog.
+    `chosen_by_id` (SQLite, the fast part): the jobs named in `cas_chosen`, read under the
+    claim's write lock (`_claim_fast_per_queue`)."""
     now = _param("cas_now", _JOBS.c.updated_at)
-    candidates = (
-        select(_JOBS.c.id)
-        .where(
-            _JOBS.c.status == Status.QUEUED,
-            _JOBS.c.run_after <= now,
-            leases.claimable(_JOBS.c.lease_expires_at, now),  # one live copy: see webapp.store.leases
-        )
-        .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
-        .limit(bindparam("cas_batch_size"))
-    )
+    batch_size: BindParameter[int] = bindparam("cas_batch_size")
+    job_conditions = [
+        _JOBS.c.status == Status.QUEUED,
+        _JOBS.c.run_after <= now,
+        leases.claimable(_JOBS.c.lease_expires_at, now),  # one live copy: see webapp.store.leases
+    ]
     if by_type:
-        candidates = candidates.where(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
+        job_conditions.append(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
+    candidates = (
+        select(_JOBS.c.id).where(*job_conditions).order_by(_JOBS.c.priority.desc(), _JOBS.c.id).limit(batch_size)
+    )
     # Flow control (webapp.store.flow): `by_queue` keeps to the worker's queues; the fast
     # plan leaves out paused and limited queues, the limited plan takes the jobs of the
     # queues this claimer holds that their limits have room for, counted inside this statement.
@@ -844,13 +849,18 @@ def _claim_plan(
         # with the status in the UPDATE's condition; in the limited part while every other
         # claimer of the queue waited for its turn (tests/test_flow_claim_cost.py).
         if limited is LimitedPart.NONE:
-            picked = candidates.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
+            if per_queue:
+                picked = flow.fast_candidates_per_queue(job_conditions, by_queue, batch_size).cte("picked")
+            else:
+                picked = candidates.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
             still_queued = select(picked.c.id)
         else:
             locked = select(_JOBS.c.id, _JOBS.c.status).where(_JOBS.c.id.in_(candidates.scalar_subquery()))
             picked = locked.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
             still_queued = select(picked.c.id).where(picked.c.status == Status.QUEUED)
         chosen = _JOBS.c.id == any_(func.array(still_queued.scalar_subquery()))
+    elif chosen_by_id:
+        chosen = and_(_JOBS.c.id.in_(bindparam("cas_chosen", expanding=True)), _JOBS.c.status == Status.QUEUED)
     else:
         chosen = and_(_JOBS.c.id.in_(candidates.scalar_subquery()), _JOBS.c.status == Status.QUEUED)
     # `cas_start`: the claim starts the jobs too (queued → claimed → running in this one
@@ -941,9 +951,16 @@ def claim(
     }
     postgresql = _is_postgresql()
 
+    # While paused or limited queues hold a backlog, the fast part reads its jobs queue by
+    # queue: one scan of the claim order would pass over every job of that backlog.
+    hints = flow.hints()
+
     def claim_fast(room: int) -> list[JobRow]:
+        if hints.restricted_backlog and not postgresql:
+            return _claim_fast_per_queue(params, room, lease_types, types, queues)
         return _run_rows(
-            _claim_plan(bool(types), postgresql, lease_types, bool(queues)), {**params, "cas_batch_size": room}
+            _claim_plan(bool(types), postgresql, lease_types, bool(queues), per_queue=hints.restricted_backlog),
+            {**params, "cas_batch_size": room},
         )
 
     def claim_limited(room: int) -> list[JobRow]:
@@ -953,7 +970,7 @@ def claim(
     # no fast claim that finds nothing. SQLite keeps the fast part first, so a worker's claims
     # take the queues without limits in claim order before a limited queue with room: the dev
     # server's sample jobs of the default queue waited behind each GPU job the other way.
-    first, second = (claim_limited, claim_fast) if postgresql and flow.limits_in_use() else (claim_fast, claim_limited)
+    first, second = (claim_limited, claim_fast) if postgresql and hints.limits_in_use else (claim_fast, claim_limited)
     jobs = first(batch_size)
     if len(jobs) < batch_size:
         jobs += second(batch_size - len(jobs))
@@ -962,6 +979,51 @@ def claim(
         if start:
             moves.announce("start", Status.RUNNING, jobs)
     return sorted(jobs, key=lambda job: (-job.priority, job.id))
+
+
+def _claim_fast_per_queue(
+    params: dict[str, Any],
+    room: int,
+    lease_types: tuple[str, ...],
+    types: list[str] | None,
+    queues: list[str] | None,
+) -> list[JobRow]:
+    """SQLite, the fast part while paused or limited queues hold a backlog: under the write lock (nobody else claims),
+    each unrestricted queue's first `room` jobs in claim order (an index range each), then the
+    first `room` of them all, claimed by id (`flow.fast_candidates_per_queue` says why)."""
+    take_the_write_lock()
+    names = [name for name in db.session.scalars(flow.unrestricted_queued_queues()) if not queues or name in queues]
+    first_of_queue = _first_of_queue(bool(types))
+    candidates = [
+        row
+        for name in names
+        for row in db.session.execute(first_of_queue, {**params, "cas_queue": name, "cas_batch_size": room})
+    ]
+    chosen = [row.id for row in sorted(candidates, key=lambda row: (-row.priority, row.id))[:room]]
+    if not chosen:
+        return []
+    plan = _claim_plan(False, False, lease_types, chosen_by_id=True)  # the reads above kept to the claimer's
+    return _run_rows(plan, {**params, "cas_chosen": chosen})
+
+
+@lru_cache(maxsize=4)
+def _first_of_queue(by_type: bool) -> Select[Any]:
+    """The first `cas_batch_size` claimable jobs of the queue `cas_queue`, in claim order."""
+    now = _param("cas_now", _JOBS.c.updated_at)
+    statement = (
+        select(_JOBS.c.id, _JOBS.c.priority)
+        .where(
+            _JOBS.c.queue == bindparam("cas_queue"),
+            _JOBS.c.status == Status.QUEUED,
+            _JOBS.c.run_after <= now,
+            leases.claimable(_JOBS.c.lease_expires_at, now),
+        )
+        .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
+        .limit(bindparam("cas_batch_size"))
+    )
+    if by_type:
+        statement = statement.where(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
+    return statement
 
 
 def _claim_limited(

@@ -1,0 +1,128 @@
+"""A paused or limited queue's backlog costs the claims of other queues nothing.
+
+During an incident an operator pauses a queue, and a GPU queue limited to two runs holds
+hundreds of waiting jobs: one scan of the claim order passed over every one of them on each
+claim of any other queue (100,000 paused jobs: a one-job claim took 52 ms on PostgreSQL and
+33 ms on SQLite instead of 2-6 ms). While such a backlog exists (webapp.store.flow.hints) the
+fast part reads each other queue's first jobs as an index range.
+
+The cost is counted, not timed, at 20 and at 20,000 paused jobs: on PostgreSQL the rows of
+`jobs` the claim statements read (EXPLAIN ANALYZE, replayed and rolled back), on SQLite the
+virtual machine's steps (its progress handler, called every 1,000 instructions)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event, text
+
+from benchmarks._support import statements_run
+from webapp import jobs
+from webapp.jobs import queues
+from webapp.store import flow
+from webapp.store.extensions import db
+
+from tests.conftest import postgresql_only, sqlite_only
+from tests.test_flow_claim_cost import jobs_rows_read
+
+OTHER_JOBS = 20
+
+
+def paused_backlog(depth: int) -> None:
+    """`depth` queued jobs in the paused queue `held`, and jobs of the default queue behind them
+    in claim order (the held ones come first by priority)."""
+    for first in range(0, depth, 5_000):
+        batch = range(first, min(first + 5_000, depth))
+        jobs.create_jobs([{"type": "t", "queue": "held", "priority": 1} for _ in batch])
+    queues.pause("held", actor="ops", reason="incident")
+    jobs.create_jobs([{"type": "t"} for _ in range(OTHER_JOBS)])
+    flow.limits_changed()
+
+
+def claim_one() -> None:
+    [job] = jobs.claim_jobs("w", batch_size=1, start=True)
+    assert job.queue == "default"
+
+
+def postgresql_rows_read() -> int:
+    """Rows of `jobs` one claim's statements read, with the table's statistics fresh."""
+    db.session.execute(text("ANALYZE jobs"))
+    db.session.commit()
+    with statements_run(db.engine) as statements:
+        claim_one()
+    connection = db.engine.raw_connection()
+    total = 0
+    try:
+        with connection.cursor() as cursor:
+            for statement, parameters in statements:
+                if "UPDATE jobs" in statement:
+                    cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", parameters)
+                    total += jobs_rows_read(cursor.fetchone()[0][0]["Plan"])
+                    connection.rollback()
+    finally:
+        connection.close()
+    return total
+
+
+@postgresql_only
+def test_a_paused_backlog_leaves_claims_of_other_queues_as_cheap_on_postgresql(app):
+    paused_backlog(20)
+    shallow = postgresql_rows_read()
+    paused_backlog(19_980)
+    deep = postgresql_rows_read()
+    # A claim that passed over the paused jobs would read 20,000 more.
+    assert deep <= shallow * 1.5 + 200, (shallow, deep)
+
+
+@contextmanager
+def sqlite_steps() -> Iterator[list[int]]:
+    """Thousands of SQLite VM instructions the engine's connections run while the block runs."""
+    counted = [0]
+
+    def count() -> int:
+        counted[0] += 1
+        return 0  # go on
+
+    def watch(connection, _cursor, _statement, _parameters, _context, _executemany) -> None:
+        connection.connection.dbapi_connection.set_progress_handler(count, 1_000)
+
+    event.listen(db.engine, "before_cursor_execute", watch)
+    try:
+        yield counted
+    finally:
+        event.remove(db.engine, "before_cursor_execute", watch)
+
+
+@sqlite_only
+def test_a_paused_backlog_leaves_claims_of_other_queues_as_cheap_on_sqlite(app):
+    paused_backlog(20)
+    jobs.claim_jobs("w", batch_size=1, start=True)  # hints read, statements prepared
+    with sqlite_steps() as shallow:
+        claim_one()
+    paused_backlog(19_980)
+    jobs.claim_jobs("w", batch_size=1, start=True)
+    with sqlite_steps() as deep:
+        claim_one()
+    assert deep[0] <= shallow[0] * 1.5 + 20, (shallow, deep)
+
+
+def test_behind_a_backlog_claims_keep_to_their_types_and_queues_in_claim_order(app):
+    paused_backlog(flow.BACKLOG_PER_QUEUE)
+    assert flow.hints().restricted_backlog
+    made = {
+        name: jobs.create_jobs([{"type": kind, "queue": queue, "priority": priority}])[0].id
+        for name, kind, queue, priority in [
+            ("a_x", "x", "a", 0),
+            ("a_y", "y", "a", 5),
+            ("b_x", "x", "b", 2),
+            ("c_x", "x", "c", 9),
+        ]
+    }
+
+    picked = jobs.claim_jobs("w", types=["x"], queues=["a", "b"], batch_size=10)
+    assert [job.id for job in picked] == [made["b_x"], made["a_x"]]
+
+    picked = jobs.claim_jobs("w", batch_size=2)
+    assert [job.id for job in picked] == [made["c_x"], made["a_y"]]
+    assert {job.queue for job in jobs.claim_jobs("w", batch_size=100)} == {"default"}
