@@ -22,8 +22,9 @@ its own, holding no database connection. What wakes the hub:
   connection open closes nothing after its commit), and every SQLITE_HEARD_LOOK_S otherwise:
   the safety net, which finds any commit the events did not announce. Without inotify it asks
   every SQLITE_WATCH_INTERVAL_S. Its query: how many jobs, of which type and queue, were added
-  or re-queued (their status events) since it last looked, and did a queue change (its events:
-  a resume or a raised limit frees queued jobs and queues none)? However fast the commits come, it
+  or re-queued (their status events), or freed by a released lease (its note, LEASE_RELEASED:
+  the job was queued already), since it last looked, and did a queue change (its events: a
+  resume or a raised limit frees queued jobs and queues none)? However fast the commits come, it
   looks at most every SQLITE_LOOK_GAP_S.
 
 Each wake-up wakes as many waiting claims as jobs became claimable, of the claims that take
@@ -51,7 +52,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from .commit_hooks import after_commit
@@ -63,6 +64,9 @@ from .moves import Kinds
 log = logging.getLogger(__name__)
 
 CHANNEL = "jobwarden_claimable"
+# The note of a queued job whose earlier attempt's lease was released (webapp.store.leases): it was
+# held back until that attempt stopped and is claimable from this commit on.
+LEASE_RELEASED = "lease_released"
 SQLITE_WATCH_INTERVAL_S = 0.01
 SQLITE_HEARD_LOOK_S = 1.0  # the safety net's tick where inotify hears the writes (idle: ~0 CPU)
 SQLITE_LOOK_GAP_S = 0.002  # the watcher's looks, however fast the files change
@@ -206,7 +210,7 @@ def hub() -> Hub:
 
 def announce_claimable(kinds: Kinds | None = None) -> None:
     """Called inside a transaction that made jobs claimable: `kinds` counts them by (type, queue);
-    None (an operator's change of a queue, a released lease): every waiting claim looks again."""
+    None (an operator's change of a queue): every waiting claim looks again."""
     session = db.session()
     wake_here_after_commit(kinds)
     if session.get_bind().dialect.name == "postgresql":
@@ -319,10 +323,11 @@ class _Seen(NamedTuple):
 
 
 def _queued_since(connection: Connection, since: _Seen | None) -> tuple[Kinds | None, _Seen]:
-    """The jobs that became queued after the events `since`, still queued, counted by (type, queue),
-    and the newest events seen. Event ids, not times: SQLite hands them out under its write lock,
-    in commit order, while a writer takes its timestamp before it waits for that lock (a create that
-    waited behind a batch would carry a time older than one seen already, and never be counted).
+    """The jobs that became queued, or claimable by a released lease (LEASE_RELEASED), after the
+    events `since`, still queued, counted by (type, queue), and the newest events seen. Event ids,
+    not times: SQLite hands them out under its write lock, in commit order, while a writer takes its
+    timestamp before it waits for that lock (a create that waited behind a batch would carry a time
+    older than one seen already, and never be counted).
     None (every claim looks) after a queue's event: a pause, resume or change of limits in another
     process may let queued jobs be claimed, and makes no job newly queued. The first look (`since`
     None) counts nothing: None if any job is queued."""
@@ -343,7 +348,7 @@ def _queued_since(connection: Connection, since: _Seen | None) -> tuple[Kinds | 
             .where(
                 JobEvent.id > since.job_event,
                 JobEvent.id <= newest.job_event,
-                JobEvent.to_status == "queued",
+                or_(JobEvent.to_status == "queued", and_(JobEvent.kind == "note", JobEvent.action == LEASE_RELEASED)),
                 Job.status == "queued",
             )
             .group_by(Job.type, Job.queue)
