@@ -22,7 +22,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, FromClause, Insert, bindparam, case, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Insert,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ..domain.actors import WORKER
@@ -30,7 +43,7 @@ from ..domain.statuses import LIVE, Status
 from ..domain.timeutil import isoformat, utcnow
 from .extensions import db
 from .models import Job, JobEvent, JobRow, UTCDateTime
-from .wakeup import LEASE_RELEASED, announce_claimable
+from .wakeup import CHANNEL, LEASE_RELEASED, notification_of_row, wake_here_after_commit
 
 _JOBS = Job.__table__
 _EVENTS = JobEvent.__table__
@@ -102,7 +115,7 @@ def release(job_id: int, attempt: int) -> bool:
 
     A queued job released so is claimable from this commit on, though nothing queued it: its
     note (`wakeup.LEASE_RELEASED`) says so on its timeline and to SQLite's watcher in every other
-    process; on PostgreSQL a notification wakes the waiting claims that take its kind.
+    process; on PostgreSQL the statement also notifies the waiting claims that take its kind.
     """
     params = {"release_job_id": job_id, "release_attempt": attempt, "release_now": utcnow()}
     released = (
@@ -116,12 +129,27 @@ def release(job_id: int, attempt: int) -> bool:
         .values(lease_expires_at=None)
         .returning(_JOBS.c.id, _JOBS.c.status, _JOBS.c.type, _JOBS.c.queue, _JOBS.c.attempt)
     )
-    row = db.session.execute(released, params).one_or_none()
+    if db.session.get_bind().dialect.name == "postgresql":
+        rows = released.cte("released")
+        notice = (
+            select(func.pg_notify(literal(CHANNEL), notification_of_row(rows.c.type, rows.c.queue)))
+            .where(rows.c.status == Status.QUEUED)
+            .cte("claimable_notice")
+        )
+        statement = (
+            select(rows.c.status, rows.c.type, rows.c.queue)
+            .outerjoin(notice, true())  # a SELECT CTE runs only when the statement reads it
+            .add_cte(_claimable_note(rows).cte("claimable_note"))
+        )
+        row = db.session.execute(statement, params).one_or_none()
+    else:
+        row = db.session.execute(released, params).one_or_none()
+        if row is not None and row.status == Status.QUEUED:
+            db.session.execute(_claimable_note(select(_JOBS).where(_JOBS.c.id == row.id).subquery("released")), params)
     if row is None:
         return False
     if row.status == Status.QUEUED:
-        db.session.execute(_claimable_note(select(_JOBS).where(_JOBS.c.id == row.id).subquery("released")), params)
-        announce_claimable({(row.type, row.queue): 1})
+        wake_here_after_commit({(row.type, row.queue): 1})
     return True
 
 

@@ -52,7 +52,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import ColumnElement, Integer, Text, and_, cast, func, literal, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from .commit_hooks import after_commit
@@ -231,6 +231,28 @@ def notification_payload(kinds: Kinds | None = None) -> str:
     return _payload(kinds)
 
 
+def notification_of_row(job_type: ColumnElement[str], queue: ColumnElement[str]) -> ColumnElement[str]:
+    """The payload `notification_payload({(type, queue): 1})` would send, built in SQL from the row
+    a statement moved, for a statement that learns the job's kind only as it runs (a released lease).
+    A type and a queue are at most 200 characters: it fits in a notification."""
+    origin, sequence = _sender()
+    jobs = func.json_build_array(func.json_build_array(job_type, queue, literal(1, Integer)))
+    payload = func.json_build_object(
+        _bound_text("from"),
+        _bound_text(origin),
+        _bound_text("n"),
+        literal(sequence, Integer),
+        _bound_text("jobs"),
+        jobs,
+    )
+    return cast(payload, Text)
+
+
+def _bound_text(value: str) -> ColumnElement[str]:
+    """A string bound as text: json_build_object's arguments are of any type, so an untyped one is refused."""
+    return cast(literal(value), Text)
+
+
 def _wake_this_process(kinds: Kinds | None) -> None:
     if _hub is not None and _hub_pid == os.getpid():
         _hub.wake(kinds)
@@ -240,14 +262,18 @@ def _payload(kinds: Kinds | None) -> str:
     """The notification: who sent it (its own listener skips it: this process woke its claims after
     the commit), a sequence number (PostgreSQL folds equal notifications of one transaction into
     one) and the kinds, or null (all look) when they would not fit in a notification."""
-    own = _hub if _hub is not None and _hub_pid == os.getpid() else None
+    origin, sequence = _sender()
     listed = None if kinds is None else [[job_type, queue, count] for (job_type, queue), count in kinds.items()]
-    origin = own.origin if own is not None else ""
-    sequence = own.next_notification() if own is not None else 0
     payload = json.dumps({"from": origin, "n": sequence, "jobs": listed})
     if len(payload) > MAX_PAYLOAD_CHARS:
         payload = json.dumps({"from": origin, "n": sequence, "jobs": None})
     return payload
+
+
+def _sender() -> tuple[str, int]:
+    """A notification's origin and sequence number: this process's hub's, if it has one."""
+    own = _hub if _hub is not None and _hub_pid == os.getpid() else None
+    return (own.origin, own.next_notification()) if own is not None else ("", 0)
 
 
 def _kinds_of(payload: str) -> tuple[str, Kinds | None]:
