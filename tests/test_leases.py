@@ -1,20 +1,28 @@
 """Leases in the store (webapp.store.leases), on both databases: the claim grants one and a heartbeat
 renews it; an attempt ended by an operator or the monitor keeps it, so the job is `stopping`
-and the claim skips it until its worker confirms the stop or the lease runs out."""
+and the claim skips it until its worker confirms the stop or the lease runs out. A confirmation
+taken by one server wakes a claim waiting in another at once, not when the old lease runs out."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
+import psycopg
 import pytest
+from sqlalchemy import make_url
 
 from webapp import jobs
 from webapp.domain.timeutil import utcnow
+from webapp.store import wakeup
 from webapp.store.extensions import db
 from webapp.store.models import Job
+from webapp.worker.protocol import WorkerClient
 
-from tests.conftest import INTERNAL_KEY
+from tests.conftest import INTERNAL_KEY, postgresql_only
 from tests.factories import make_job
+from tests.support.server import running_server
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
 
@@ -67,8 +75,26 @@ def test_a_job_whose_ended_attempt_may_live_is_not_claimable_until_its_worker_co
     confirmed = internal(client, f"/jobs/{job['id']}/stopped", lease_token=job["lease_token"], attempt=1)
     assert confirmed.json == {"ok": True}
     assert client.get(f"/api/jobs/{job['id']}").json["stopping"] is None
+    last = client.get(f"/api/jobs/{job['id']}/events").json["events"][-1]
+    assert (last["kind"], last["action"], last["attempt"]) == ("note", "lease_released", 1)
     (again,) = internal(client, "/jobs/claim", worker_id="w2").json["jobs"]
     assert (again["id"], again["attempt"]) == (job["id"], 2)
+
+
+@postgresql_only
+def test_a_released_lease_notifies_the_claims_that_take_the_job_s_kind(app, client, postgres_url):
+    """The releasing statement's own notification names the job's type and queue, so every other
+    process wakes one claim that takes it, not every waiting claim."""
+    make_job("queued", type="demo", queue="gpu", max_attempts=3)
+    job = running_job(client)
+    jobs.mark_failed(job["id"])
+    jobs.resume_job(job["id"])
+    conninfo = make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as listening:
+        listening.execute(f"LISTEN {wakeup.CHANNEL}")
+        internal(client, f"/jobs/{job['id']}/stopped", lease_token=job["lease_token"], attempt=1)
+        (notification,) = listening.notifies(timeout=10, stop_after=1)
+    assert wakeup._kinds_of(notification.payload)[1] == {("demo", "gpu"): 1}
 
 
 def test_a_lease_that_ran_out_frees_the_job_without_a_confirmation(client):
@@ -116,3 +142,47 @@ def test_the_job_page_shows_stopping_with_the_deadline(client):
     assert 'data-testid="stopping"' in page and "attempt 1 may still be running" in page
     internal(client, f"/jobs/{job['id']}/stopped", lease_token=job["lease_token"], attempt=1)
     assert 'data-testid="stopping"' not in client.get(f"/jobs/{job['id']}").get_data(as_text=True)
+
+
+CLAIM_WAIT_S = 20.0  # well inside the old attempt's lease (JOBWARDEN_HEARTBEAT_TIMEOUT, 30 s)
+
+
+@pytest.mark.slow
+def test_a_lease_released_through_one_replica_wakes_a_claim_waiting_in_another(app, database_url, tmp_path):
+    """An operator resumes a job whose old attempt may still live; its zombie worker's report is
+    refused, it stops and confirms through one replica, while an idle worker's claim waits in the
+    other. The job is claimable from that commit on: the claim takes it at once. On SQLite the
+    other replica's watcher used to find no newly queued job in that commit, and the claim slept
+    until the old lease ran out or its own wait ended (20 s)."""
+    with (
+        running_server(database_url, tmp_path / "a.log") as replica_a,
+        running_server(database_url, tmp_path / "b.log") as replica_b,
+    ):
+        through_a = WorkerClient(replica_a.url, internal_key=INTERNAL_KEY, timeout=30)
+        through_b = WorkerClient(replica_b.url, internal_key=INTERNAL_KEY, timeout=30)
+        job_id = jobs.create_job(type="demo.noop", max_attempts=3).id
+        (zombie,) = through_a.claim("w1", ["demo.noop"], start=True)
+        jobs.mark_failed(job_id)
+        jobs.resume_job(job_id)  # queued, but attempt 1 may still be running: `stopping`
+        answers: list[tuple[float, list]] = []
+
+        def claim_waiting() -> None:
+            claimed = through_a.claim("w2", ["demo.noop"], wait_s=CLAIM_WAIT_S)
+            answers.append((time.monotonic(), claimed))
+
+        waiting = threading.Thread(target=claim_waiting)
+        waiting.start()
+        time.sleep(1.0)  # the claim found the job stopping and waits
+        assert not answers
+
+        (refused,) = through_b.reports([{"kind": "heartbeat", "job_id": job_id, "lease_token": zombie["lease_token"]}])
+        assert refused["error"] == "lease_lost"
+        released = time.monotonic()
+        (confirmed,) = through_b.reports(
+            [{"kind": "stopped", "job_id": job_id, "lease_token": zombie["lease_token"], "attempt": 1}]
+        )
+        assert confirmed["code"] == 200
+        waiting.join(timeout=CLAIM_WAIT_S + 30)
+        answered, claimed = answers[0]
+        assert [(job["id"], job["attempt"]) for job in claimed] == [(job_id, 2)]
+        assert answered - released < 2.0

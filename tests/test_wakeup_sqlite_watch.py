@@ -21,7 +21,7 @@ from benchmarks._support import wait_until
 from webapp import jobs
 from webapp.domain.timeutil import utcnow
 from webapp.jobs import queues
-from webapp.store import transitions, wakeup
+from webapp.store import leases, transitions, wakeup
 from webapp.store.extensions import db
 from webapp.store.wakeup import _queued_since
 from webapp.worker.protocol import WorkerClient
@@ -54,6 +54,23 @@ def test_a_job_committed_later_with_an_older_time_is_still_counted(app):
 
         kinds, _ = _queued_since(watching, seen)
         assert kinds == {}  # counted once
+
+
+@sqlite_only
+def test_a_queued_job_whose_old_lease_is_released_is_counted(app):
+    """A queued job held back by its old attempt's lease becomes claimable when that lease is
+    released: no status event says so, its note does."""
+    with app.app_context(), db.engine.connect() as watching:
+        job = transitions.create([{"type": "demo.noop", "queue": "q", "max_attempts": 3}], actor="api")[0]
+        db.session.commit()
+        (claimed,) = jobs.claim_jobs("w1", types=["demo.noop"], start=True)
+        jobs.mark_failed(job.id)
+        jobs.resume_job(job.id)  # queued, held back by attempt 1's lease
+        _, seen = _queued_since(watching, None)
+        with jobs.unit_of_work():
+            assert leases.release(job.id, claimed.attempt)
+        kinds, _ = _queued_since(watching, seen)
+        assert kinds == {("demo.noop", "q"): 1}
 
 
 @sqlite_only

@@ -22,14 +22,31 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, bindparam, case, or_, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Insert,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import InstrumentedAttribute
 
-from ..domain.statuses import LIVE
+from ..domain.actors import WORKER
+from ..domain.statuses import LIVE, Status
 from ..domain.timeutil import isoformat, utcnow
 from .extensions import db
-from .models import Job, JobRow, UTCDateTime
-from .wakeup import announce_claimable
+from .models import Job, JobEvent, JobRow, UTCDateTime
+from .wakeup import CHANNEL, LEASE_RELEASED, notification_of_row, wake_here_after_commit
+
+_JOBS = Job.__table__
+_EVENTS = JobEvent.__table__
 
 
 def lease_seconds(job_type: str) -> float:
@@ -95,19 +112,59 @@ def release(job_id: int, attempt: int) -> bool:
 
     Only for an attempt that ended (not claimed or running) and is still the job's latest;
     True when a lease was released. Runs in the caller's transaction.
+
+    A queued job released so is claimable from this commit on, though nothing queued it: its
+    note (`wakeup.LEASE_RELEASED`) says so on its timeline and to SQLite's watcher in every other
+    process; on PostgreSQL the statement also notifies the waiting claims that take its kind.
     """
-    released = db.session.execute(
-        update(Job)
+    params = {"release_job_id": job_id, "release_attempt": attempt, "release_now": utcnow()}
+    released = (
+        update(_JOBS)
         .where(
-            Job.id == job_id,
-            Job.attempt == attempt,
-            Job.status.not_in(LIVE),
-            Job.lease_expires_at.is_not(None),
+            _JOBS.c.id == bindparam("release_job_id"),
+            _JOBS.c.attempt == bindparam("release_attempt"),
+            _JOBS.c.status.not_in(LIVE),
+            _JOBS.c.lease_expires_at.is_not(None),
         )
         .values(lease_expires_at=None)
-        .returning(Job.status)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if released == "queued":
-        announce_claimable()
-    return released is not None
+        .returning(_JOBS.c.id, _JOBS.c.status, _JOBS.c.type, _JOBS.c.queue, _JOBS.c.attempt)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        rows = released.cte("released")
+        notice = (
+            select(func.pg_notify(literal(CHANNEL), notification_of_row(rows.c.type, rows.c.queue)))
+            .where(rows.c.status == Status.QUEUED)
+            .cte("claimable_notice")
+        )
+        statement = (
+            select(rows.c.status, rows.c.type, rows.c.queue)
+            .outerjoin(notice, true())  # a SELECT CTE runs only when the statement reads it
+            .add_cte(_claimable_note(rows).cte("claimable_note"))
+        )
+        row = db.session.execute(statement, params).one_or_none()
+    else:
+        row = db.session.execute(released, params).one_or_none()
+        if row is not None and row.status == Status.QUEUED:
+            db.session.execute(_claimable_note(select(_JOBS).where(_JOBS.c.id == row.id).subquery("released")), params)
+    if row is None:
+        return False
+    if row.status == Status.QUEUED:
+        wake_here_after_commit({(row.type, row.queue): 1})
+    return True
+
+
+def _claimable_note(rows: FromClause) -> Insert:
+    """The note of each released row that is queued: it may run at once. Its actor is a worker
+    that did not say its id: the confirmation names only the attempt."""
+    return insert(_EVENTS).from_select(
+        ["job_id", "kind", "actor", "at", "action", "attempt", "reason"],
+        select(
+            rows.c.id,
+            literal("note"),
+            literal(WORKER),
+            bindparam("release_now", type_=UTCDateTime()),
+            literal(LEASE_RELEASED),
+            rows.c.attempt,
+            literal("the attempt's process stopped: the job need not wait for its lease"),
+        ).where(rows.c.status == Status.QUEUED),
+    )

@@ -22,8 +22,9 @@ its own, holding no database connection. What wakes the hub:
   connection open closes nothing after its commit), and every SQLITE_HEARD_LOOK_S otherwise:
   the safety net, which finds any commit the events did not announce. Without inotify it asks
   every SQLITE_WATCH_INTERVAL_S. Its query: how many jobs, of which type and queue, were added
-  or re-queued (their status events) since it last looked, and did a queue change (its events:
-  a resume or a raised limit frees queued jobs and queues none)? However fast the commits come, it
+  or re-queued (their status events), or freed by a released lease (its note, LEASE_RELEASED:
+  the job was queued already), since it last looked, and did a queue change (its events: a
+  resume or a raised limit frees queued jobs and queues none)? However fast the commits come, it
   looks at most every SQLITE_LOOK_GAP_S.
 
 Each wake-up wakes as many waiting claims as jobs became claimable, of the claims that take
@@ -51,7 +52,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, Integer, Text, and_, cast, func, literal, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from .commit_hooks import after_commit
@@ -63,6 +64,9 @@ from .moves import Kinds
 log = logging.getLogger(__name__)
 
 CHANNEL = "jobwarden_claimable"
+# The note of a queued job whose earlier attempt's lease was released (webapp.store.leases): it was
+# held back until that attempt stopped and is claimable from this commit on.
+LEASE_RELEASED = "lease_released"
 SQLITE_WATCH_INTERVAL_S = 0.01
 SQLITE_HEARD_LOOK_S = 1.0  # the safety net's tick where inotify hears the writes (idle: ~0 CPU)
 SQLITE_LOOK_GAP_S = 0.002  # the watcher's looks, however fast the files change
@@ -206,7 +210,7 @@ def hub() -> Hub:
 
 def announce_claimable(kinds: Kinds | None = None) -> None:
     """Called inside a transaction that made jobs claimable: `kinds` counts them by (type, queue);
-    None (an operator's change of a queue, a released lease): every waiting claim looks again."""
+    None (an operator's change of a queue): every waiting claim looks again."""
     session = db.session()
     wake_here_after_commit(kinds)
     if session.get_bind().dialect.name == "postgresql":
@@ -227,6 +231,28 @@ def notification_payload(kinds: Kinds | None = None) -> str:
     return _payload(kinds)
 
 
+def notification_of_row(job_type: ColumnElement[str], queue: ColumnElement[str]) -> ColumnElement[str]:
+    """The payload `notification_payload({(type, queue): 1})` would send, built in SQL from the row
+    a statement moved, for a statement that learns the job's kind only as it runs (a released lease).
+    A type and a queue are at most 200 characters: it fits in a notification."""
+    origin, sequence = _sender()
+    jobs = func.json_build_array(func.json_build_array(job_type, queue, literal(1, Integer)))
+    payload = func.json_build_object(
+        _bound_text("from"),
+        _bound_text(origin),
+        _bound_text("n"),
+        literal(sequence, Integer),
+        _bound_text("jobs"),
+        jobs,
+    )
+    return cast(payload, Text)
+
+
+def _bound_text(value: str) -> ColumnElement[str]:
+    """A string bound as text: json_build_object's arguments are of any type, so an untyped one is refused."""
+    return cast(literal(value), Text)
+
+
 def _wake_this_process(kinds: Kinds | None) -> None:
     if _hub is not None and _hub_pid == os.getpid():
         _hub.wake(kinds)
@@ -236,14 +262,18 @@ def _payload(kinds: Kinds | None) -> str:
     """The notification: who sent it (its own listener skips it: this process woke its claims after
     the commit), a sequence number (PostgreSQL folds equal notifications of one transaction into
     one) and the kinds, or null (all look) when they would not fit in a notification."""
-    own = _hub if _hub is not None and _hub_pid == os.getpid() else None
+    origin, sequence = _sender()
     listed = None if kinds is None else [[job_type, queue, count] for (job_type, queue), count in kinds.items()]
-    origin = own.origin if own is not None else ""
-    sequence = own.next_notification() if own is not None else 0
     payload = json.dumps({"from": origin, "n": sequence, "jobs": listed})
     if len(payload) > MAX_PAYLOAD_CHARS:
         payload = json.dumps({"from": origin, "n": sequence, "jobs": None})
     return payload
+
+
+def _sender() -> tuple[str, int]:
+    """A notification's origin and sequence number: this process's hub's, if it has one."""
+    own = _hub if _hub is not None and _hub_pid == os.getpid() else None
+    return (own.origin, own.next_notification()) if own is not None else ("", 0)
 
 
 def _kinds_of(payload: str) -> tuple[str, Kinds | None]:
@@ -319,10 +349,11 @@ class _Seen(NamedTuple):
 
 
 def _queued_since(connection: Connection, since: _Seen | None) -> tuple[Kinds | None, _Seen]:
-    """The jobs that became queued after the events `since`, still queued, counted by (type, queue),
-    and the newest events seen. Event ids, not times: SQLite hands them out under its write lock,
-    in commit order, while a writer takes its timestamp before it waits for that lock (a create that
-    waited behind a batch would carry a time older than one seen already, and never be counted).
+    """The jobs that became queued, or claimable by a released lease (LEASE_RELEASED), after the
+    events `since`, still queued, counted by (type, queue), and the newest events seen. Event ids,
+    not times: SQLite hands them out under its write lock, in commit order, while a writer takes its
+    timestamp before it waits for that lock (a create that waited behind a batch would carry a time
+    older than one seen already, and never be counted).
     None (every claim looks) after a queue's event: a pause, resume or change of limits in another
     process may let queued jobs be claimed, and makes no job newly queued. The first look (`since`
     None) counts nothing: None if any job is queued."""
@@ -343,7 +374,7 @@ def _queued_since(connection: Connection, since: _Seen | None) -> tuple[Kinds | 
             .where(
                 JobEvent.id > since.job_event,
                 JobEvent.id <= newest.job_event,
-                JobEvent.to_status == "queued",
+                or_(JobEvent.to_status == "queued", and_(JobEvent.kind == "note", JobEvent.action == LEASE_RELEASED)),
                 Job.status == "queued",
             )
             .group_by(Job.type, Job.queue)
