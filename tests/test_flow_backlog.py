@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import event, text
 
 from benchmarks._support import statements_run
@@ -29,13 +30,18 @@ from tests.test_flow_claim_cost import jobs_rows_read
 OTHER_JOBS = 20
 
 
-def paused_backlog(depth: int) -> None:
-    """`depth` queued jobs in the paused queue `held`, and jobs of the default queue behind them
-    in claim order (the held ones come first by priority)."""
-    for first in range(0, depth, 5_000):
-        batch = range(first, min(first + 5_000, depth))
+def held_backlog(depth: int, hold: str = "pause", *, first: bool = True) -> None:
+    """`depth` queued jobs in the queue `held`, held back by a pause or by a full concurrency
+    limit, and jobs of the default queue behind them in claim order (the held ones come first
+    by priority)."""
+    for start in range(0, depth, 5_000):
+        batch = range(start, min(start + 5_000, depth))
         jobs.create_jobs([{"type": "t", "queue": "held", "priority": 1} for _ in batch])
-    queues.pause("held", actor="ops", reason="incident")
+    if first and hold == "pause":
+        queues.pause("held", actor="ops", reason="incident")
+    elif first:
+        queues.set_limits("held", {"concurrency": 1}, actor="ops")
+        assert len(jobs.claim_jobs("gpu-box", queues=["held"])) == 1  # its one slot taken
     jobs.create_jobs([{"type": "t"} for _ in range(OTHER_JOBS)])
     flow.limits_changed()
 
@@ -65,11 +71,15 @@ def postgresql_rows_read() -> int:
     return total
 
 
+HOLDS = pytest.mark.parametrize("hold", ["pause"])
+
+
 @postgresql_only
-def test_a_paused_backlog_leaves_claims_of_other_queues_as_cheap_on_postgresql(app):
-    paused_backlog(20)
+@HOLDS
+def test_a_held_backlog_leaves_claims_of_other_queues_as_cheap_on_postgresql(app, hold):
+    held_backlog(20, hold)
     shallow = postgresql_rows_read()
-    paused_backlog(19_980)
+    held_backlog(19_980, hold, first=False)
     deep = postgresql_rows_read()
     # A claim that passed over the paused jobs would read 20,000 more.
     assert deep <= shallow * 1.5 + 200, (shallow, deep)
@@ -95,12 +105,13 @@ def sqlite_steps() -> Iterator[list[int]]:
 
 
 @sqlite_only
-def test_a_paused_backlog_leaves_claims_of_other_queues_as_cheap_on_sqlite(app):
-    paused_backlog(20)
+@HOLDS
+def test_a_held_backlog_leaves_claims_of_other_queues_as_cheap_on_sqlite(app, hold):
+    held_backlog(20, hold)
     jobs.claim_jobs("w", batch_size=1, start=True)  # hints read, statements prepared
     with sqlite_steps() as shallow:
         claim_one()
-    paused_backlog(19_980)
+    held_backlog(19_980, hold, first=False)
     jobs.claim_jobs("w", batch_size=1, start=True)
     with sqlite_steps() as deep:
         claim_one()
@@ -108,7 +119,7 @@ def test_a_paused_backlog_leaves_claims_of_other_queues_as_cheap_on_sqlite(app):
 
 
 def test_behind_a_backlog_claims_keep_to_their_types_and_queues_in_claim_order(app):
-    paused_backlog(flow.BACKLOG_PER_QUEUE)
+    held_backlog(flow.BACKLOG_PER_QUEUE)
     assert flow.hints().restricted_backlog
     made = {
         name: jobs.create_jobs([{"type": kind, "queue": queue, "priority": priority}])[0].id

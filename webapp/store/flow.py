@@ -203,9 +203,9 @@ def _smaller(first: ColumnElement[int], second: ColumnElement[int]) -> ColumnEle
 
 
 def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[ColumnElement[bool]], held: Held) -> Select:
-    """The jobs the limited part claims in one statement: due jobs of the `held` queues (those
-    whose turn this claimer holds), in claim order, as many as every limit has room for, up
-    to the batch.
+    """The jobs the limited part claims in one statement (id, priority): due jobs of the `held`
+    queues (those whose turn this claimer holds), in claim order, as many as every limit has
+    room for, up to the batch.
 
     The room is counted once per statement, in two small CTEs: each queue's free slots and
     rate window (`room`), each key's live jobs (`key_live`). The scan walks the queued jobs
@@ -325,7 +325,7 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
         .label("queue_rank"),
     ).subquery("ranked")
     return (
-        select(ranked.c.id)
+        select(ranked.c.id, ranked.c.priority)
         .where(or_(ranked.c.room.is_(None), ranked.c.queue_rank <= ranked.c.room))
         .order_by(ranked.c.priority.desc(), ranked.c.id)
         .limit(bindparam("cas_batch_size", type_=Integer, literal_execute=True))
@@ -369,6 +369,17 @@ class Held(NamedTuple):
 def held_by_name() -> Held:
     """The queues named in `cas_limited`."""
     names: BindParameter[list[str]] = bindparam("cas_limited", expanding=True)
+    return Held(lambda queue: queue.in_(names))
+
+
+def every_restricted(by_queue: bool) -> Held:
+    """SQLite: every limited queue not paused (of the claimer's, `cas_queues`, with `by_queue`).
+    A claim there holds the database's write lock, so the queues need no turns: nobody else
+    claims."""
+    restricted_names = select(_QUEUES.c.name).where(restricted(), _QUEUES.c.paused.is_(False))
+    if by_queue:
+        restricted_names = restricted_names.where(_QUEUES.c.name.in_(bindparam("cas_queues", expanding=True)))
+    names = restricted_names.scalar_subquery()
     return Held(lambda queue: queue.in_(names))
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Executable,
     FromClause,
     Insert,
+    Integer,
     Select,
     Update,
     UpdateBase,
@@ -781,11 +782,21 @@ def _edge_ends(action: str) -> tuple[Status, Status]:
 
 
 class LimitedPart(enum.Enum):
-    """Which queues a claim plan takes jobs of (webapp.store.flow)."""
+    """Which limited queues a claim plan takes jobs of (webapp.store.flow)."""
 
-    NONE = "none"  # the fast part: queues with no limit and no pause
-    IN_STATEMENT = "in_statement"  # PostgreSQL: limited queues whose turns the claim takes itself
-    HELD = "held"  # limited queues named in `cas_limited`, held before the claim
+    NONE = "none"  # none: the fast part alone, queues with no limit and no pause
+    IN_STATEMENT = "in_statement"  # PostgreSQL: those whose turns the claim takes itself
+    HELD = "held"  # those named in `cas_limited`, held before the claim
+    EVERY = "every"  # SQLite: every one (the claim holds the write lock)
+
+
+class FastPart(enum.Enum):
+    """How a claim plan takes the jobs of queues with no limit and no pause (webapp.store.flow)."""
+
+    NONE = "none"  # it does not: the limited part alone
+    SCAN = "scan"  # one scan of the claim order
+    PER_QUEUE = "per_queue"  # PostgreSQL: queue by queue (`flow.fast_candidates_per_queue`)
+    CHOSEN = "chosen"  # SQLite: the jobs named in `cas_chosen`, read under the write lock
 
 
 @lru_cache(maxsize=32)
@@ -796,18 +807,21 @@ def _claim_plan(
     by_queue: bool = False,
     limited: LimitedPart = LimitedPart.NONE,
     rate_window: bool = True,
-    per_queue: bool = False,
-    chosen_by_id: bool = False,
+    fast: FastPart = FastPart.SCAN,
 ) -> _Plan:
-    """`rate_window`: a limited claim records its starts and prunes old ones (a follow-up each:
+    """A claim of the fast part, of the limited part, or of both in one claim order.
+
+    `rate_window`: a limited claim records its starts and prunes old ones (a follow-up each:
     CTEs of the statement on PostgreSQL, statements of their own on SQLite), left out by a claim
-    of held queues none of which has a rate limit. `per_queue` (PostgreSQL, the fast part): its
-    jobs read queue by queue (`flow.fast_candidates_per_queue`), while paused or limited queues
-    hold a backlog.
-    `chosen_by_id` (SQLite, the fast part): the jobs named in `cas_chosen`, read under the
-    claim's write lock (`_claim_fast_per_queue`)."""
+    of held queues none of which has a rate limit. `fast`: while paused or limited queues hold
+    a backlog (`flow.hints`), the fast part reads queue by queue, as one scan of the claim
+    order would pass over every job of that backlog."""
     now = _param("cas_now", _JOBS.c.updated_at)
-    batch_size: BindParameter[int] = bindparam("cas_batch_size")
+    # The limited part writes the batch's size into the statement's text (flow.limited_candidates):
+    # the same parameter must be the same in every part of it.
+    batch_size: BindParameter[int] = bindparam(
+        "cas_batch_size", type_=Integer, literal_execute=limited is not LimitedPart.NONE
+    )
     job_conditions = [
         _JOBS.c.status == Status.QUEUED,
         _JOBS.c.run_after <= now,
@@ -815,54 +829,73 @@ def _claim_plan(
     ]
     if by_type:
         job_conditions.append(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
-    candidates = (
-        select(_JOBS.c.id).where(*job_conditions).order_by(_JOBS.c.priority.desc(), _JOBS.c.id).limit(batch_size)
-    )
-    # Flow control (webapp.store.flow): `by_queue` keeps to the worker's queues; the fast
-    # plan leaves out paused and limited queues, the limited plan takes the jobs of the
-    # queues this claimer holds that their limits have room for, counted inside this statement.
-    if by_queue:
-        candidates = candidates.where(_JOBS.c.queue.in_(bindparam("cas_queues", expanding=True)))
+    # Each part's candidates as (id, priority), the fast part's locked on PostgreSQL; with both
+    # parts, the claim takes the first of them all in claim order.
+    parts: list[Select[Any]] = []
+    if fast is FastPart.SCAN:
+        scan = (
+            select(_JOBS.c.id, _JOBS.c.priority)
+            .where(*job_conditions, flow.unrestricted_job())
+            .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
+            .limit(batch_size)
+        )
+        if by_queue:
+            scan = scan.where(_JOBS.c.queue.in_(bindparam("cas_queues", expanding=True)))
+        if postgresql:
+            picked = scan.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
+            scan = select(picked.c.id, picked.c.priority)
+        elif limited is not LimitedPart.NONE:
+            scan = select(scan.subquery("fast"))  # a member of a compound SELECT takes no LIMIT of its own
+        parts.append(scan)
+    elif fast is FastPart.PER_QUEUE:
+        picked = flow.fast_candidates_per_queue(job_conditions, by_queue, batch_size).cte("picked")
+        parts.append(select(picked.c.id, picked.c.priority))
+    elif fast is FastPart.CHOSEN:
+        parts.append(
+            select(_JOBS.c.id, _JOBS.c.priority).where(_JOBS.c.id.in_(bindparam("cas_chosen", expanding=True)))
+        )
     turns_missed = None
-    if limited is LimitedPart.NONE:
-        candidates = candidates.where(flow.unrestricted_job())
-    else:
+    if limited is not LimitedPart.NONE:
         conditions = [leases.claimable(_JOBS.c.lease_expires_at, now)]  # one live copy, in the limited part too
         if by_type:
             conditions.append(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
-        held = flow.held_by_name()
         if limited is LimitedPart.IN_STATEMENT:
             held, turns_missed = flow.turns_in_statement(now, by_type, by_queue)
-        candidates = flow.limited_candidates(now, conditions, held)
+        elif limited is LimitedPart.EVERY:
+            held = flow.every_restricted(by_queue)
+        else:
+            held = flow.held_by_name()
+        limited_jobs = flow.limited_candidates(now, conditions, held).subquery("limited")
+        if postgresql:
+            # The limited candidates are ranked (window functions, which FOR UPDATE cannot lock):
+            # an outer select of them locks them, and keeps their status to check.
+            locked = (
+                select(_JOBS.c.id, _JOBS.c.priority, _JOBS.c.status)
+                .where(_JOBS.c.id.in_(select(limited_jobs.c.id)))
+                .with_for_update(skip_locked=True, of=_JOBS)
+                .cte("limited_picked")
+            )
+            parts.append(select(locked.c.id, locked.c.priority).where(locked.c.status == Status.QUEUED))
+        else:
+            parts.append(select(limited_jobs))
+    ids = _first_in_claim_order(parts, batch_size)
     if postgresql:
         # A CTE is evaluated once, so the locked rows are exactly the rows updated, and they are
         # updated by primary key from an array of their ids. FOR UPDATE hands back a locked row
         # as its newest version (READ COMMITTED follows a row another claimer changed since this
         # statement's snapshot), so a picked row still queued is queued and ours to the commit,
-        # and the UPDATE needs no condition of its own. The fast candidates are locked by their
-        # own scan, whose conditions (status queued among them) PostgreSQL checks again on that
-        # version; the limited ones are ranked (window functions, which FOR UPDATE cannot lock),
-        # so an outer select of them locks them and keeps their status to check.
+        # and the UPDATE needs no condition of its own: the fast part's scan checks its
+        # conditions (status queued among them) again on that version, the limited part its
+        # status. With both parts, the candidates of one that the other's come before stay
+        # locked to the statement's end (a claim with both runs in autocommit or commits next).
         # A planner without statistics of the jobs (a new table, or one autovacuum has not
         # analyzed yet) otherwise walked the queued jobs: once per picked row when the UPDATE
         # was joined to the CTE (17,900 rows for a batch of 10 at 1,800 queued), once per claim
         # with the status in the UPDATE's condition; in the limited part while every other
         # claimer of the queue waited for its turn (tests/test_flow_claim_cost.py).
-        if limited is LimitedPart.NONE:
-            if per_queue:
-                picked = flow.fast_candidates_per_queue(job_conditions, by_queue, batch_size).cte("picked")
-            else:
-                picked = candidates.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
-            still_queued = select(picked.c.id)
-        else:
-            locked = select(_JOBS.c.id, _JOBS.c.status).where(_JOBS.c.id.in_(candidates.scalar_subquery()))
-            picked = locked.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
-            still_queued = select(picked.c.id).where(picked.c.status == Status.QUEUED)
-        chosen = _JOBS.c.id == any_(func.array(still_queued.scalar_subquery()))
-    elif chosen_by_id:
-        chosen = and_(_JOBS.c.id.in_(bindparam("cas_chosen", expanding=True)), _JOBS.c.status == Status.QUEUED)
+        chosen = _JOBS.c.id == any_(func.array(ids.scalar_subquery()))
     else:
-        chosen = and_(_JOBS.c.id.in_(candidates.scalar_subquery()), _JOBS.c.status == Status.QUEUED)
+        chosen = and_(_JOBS.c.id.in_(ids), _JOBS.c.status == Status.QUEUED)
     # `cas_start`: the claim starts the jobs too (queued → claimed → running in this one
     # statement, both events recorded), so the worker runs them without a start report's
     # round trip. A bound parameter, not a plan of its own: every claim plan can start.
@@ -913,6 +946,15 @@ def _claim_plan(
     return _plan(moved, followups, postgresql, as_rows=True, turns_missed=turns_missed)
 
 
+def _first_in_claim_order(parts: list[Select[Any]], batch_size: BindParameter[int]) -> Select[Any]:
+    """The ids of a claim's candidates (each part: id, priority): a part's alone, or the first
+    `batch_size` of both parts in claim order."""
+    if len(parts) == 1:
+        return parts[0].with_only_columns(parts[0].selected_columns[0])
+    both = union_all(*parts).subquery("both_parts")
+    return select(both.c.id).order_by(both.c.priority.desc(), both.c.id).limit(batch_size)
+
+
 def claim(
     worker_id: str,
     *,
@@ -951,29 +993,20 @@ def claim(
     }
     postgresql = _is_postgresql()
 
-    # While paused or limited queues hold a backlog, the fast part reads its jobs queue by
-    # queue: one scan of the claim order would pass over every job of that backlog.
     hints = flow.hints()
-
-    def claim_fast(room: int) -> list[JobRow]:
-        if hints.restricted_backlog and not postgresql:
-            return _claim_fast_per_queue(params, room, lease_types, types, queues)
-        return _run_rows(
-            _claim_plan(bool(types), postgresql, lease_types, bool(queues), per_queue=hints.restricted_backlog),
-            {**params, "cas_batch_size": room},
-        )
-
-    def claim_limited(room: int) -> list[JobRow]:
-        return _claim_limited(params, room, postgresql, lease_types, types, queues, given_now)
-
-    # The limited part first while limits are in use (PostgreSQL): a batch it fills then costs
-    # no fast claim that finds nothing. SQLite keeps the fast part first, so a worker's claims
-    # take the queues without limits in claim order before a limited queue with room: the dev
-    # server's sample jobs of the default queue waited behind each GPU job the other way.
-    first, second = (claim_limited, claim_fast) if postgresql and hints.limits_in_use else (claim_fast, claim_limited)
-    jobs = first(batch_size)
-    if len(jobs) < batch_size:
-        jobs += second(batch_size - len(jobs))
+    # While paused or limited queues hold a backlog, the fast part reads its jobs queue by queue.
+    fast = FastPart.SCAN
+    if hints.restricted_backlog:
+        fast = FastPart.PER_QUEUE if postgresql else FastPart.CHOSEN
+    # While limits are in use, one statement takes both parts' jobs in claim order, so a limited
+    # queue with room takes its turn among the others by priority and age. Else the fast part
+    # alone, and the limited part (a limit set since `flow.hints` last read) for what is left.
+    if hints.limits_in_use:
+        jobs = _claim_limited(params, batch_size, lease_types, types, queues, given_now, fast)
+    else:
+        jobs = _claim_fast(params, batch_size, lease_types, types, queues, fast)
+        if len(jobs) < batch_size:
+            jobs += _claim_limited(params, batch_size - len(jobs), lease_types, types, queues, given_now, FastPart.NONE)
     if jobs:
         moves.announce("claim", Status.CLAIMED, jobs)
         if start:
@@ -981,17 +1014,30 @@ def claim(
     return sorted(jobs, key=lambda job: (-job.priority, job.id))
 
 
-def _claim_fast_per_queue(
+def _claim_fast(
     params: dict[str, Any],
     room: int,
     lease_types: tuple[str, ...],
     types: list[str] | None,
     queues: list[str] | None,
+    fast: FastPart,
 ) -> list[JobRow]:
-    """SQLite, the fast part while paused or limited queues hold a backlog: under the write lock (nobody else claims),
-    each unrestricted queue's first `room` jobs in claim order (an index range each), then the
-    first `room` of them all, claimed by id (`flow.fast_candidates_per_queue` says why)."""
-    take_the_write_lock()
+    """Up to `room` jobs of the queues with no limit and no pause."""
+    params = {**params, "cas_batch_size": room}
+    if fast is FastPart.CHOSEN:
+        take_the_write_lock()
+        params["cas_chosen"] = _first_of_each_queue(params, room, types, queues)
+        if not params["cas_chosen"]:
+            return []
+    return _run_rows(_claim_plan(bool(types), _is_postgresql(), lease_types, bool(queues), fast=fast), params)
+
+
+def _first_of_each_queue(
+    params: dict[str, Any], room: int, types: list[str] | None, queues: list[str] | None
+) -> list[int]:
+    """SQLite, the fast part behind a backlog (FastPart.CHOSEN), under the write lock (nobody
+    else claims): each unrestricted queue's first `room` jobs in claim order (an index range
+    each), then the first `room` of them all (`flow.fast_candidates_per_queue` says why)."""
     names = [name for name in db.session.scalars(flow.unrestricted_queued_queues()) if not queues or name in queues]
     first_of_queue = _first_of_queue(bool(types))
     candidates = [
@@ -999,11 +1045,7 @@ def _claim_fast_per_queue(
         for name in names
         for row in db.session.execute(first_of_queue, {**params, "cas_queue": name, "cas_batch_size": room})
     ]
-    chosen = [row.id for row in sorted(candidates, key=lambda row: (-row.priority, row.id))[:room]]
-    if not chosen:
-        return []
-    plan = _claim_plan(False, False, lease_types, chosen_by_id=True)  # the reads above kept to the claimer's
-    return _run_rows(plan, {**params, "cas_chosen": chosen})
+    return [row.id for row in sorted(candidates, key=lambda row: (-row.priority, row.id))[:room]]
 
 
 @lru_cache(maxsize=4)
@@ -1029,14 +1071,17 @@ def _first_of_queue(by_type: bool) -> Select[Any]:
 def _claim_limited(
     params: dict[str, Any],
     room: int,
-    postgresql: bool,
     lease_types: tuple[str, ...],
     types: list[str] | None,
     queues: list[str] | None,
     given_now: datetime | None,
+    fast: FastPart,
 ) -> list[JobRow]:
-    """Up to `room` jobs of limited queues (webapp.store.flow.limited_candidates).
+    """Up to `room` jobs of limited queues (webapp.store.flow.limited_candidates), and unless
+    `fast` is NONE of the fast part's queues too, in one claim order.
 
+    SQLite: under the write lock, one statement counts every limited queue and claims (with
+    the fast part; the limited part alone reads which queues hold due jobs first).
     PostgreSQL: a claim whose statements each commit (one job, `lifecycle.claim_jobs`) takes
     its turns in its own statement, and waits for the turns it missed (`flow.take_turns`) only
     when another claimer held a queue it could take from. A claim in a transaction (a batch)
@@ -1046,27 +1091,26 @@ def _claim_limited(
     The time of these claims is read once the claimer holds its queues (SQLite's write lock;
     on PostgreSQL before a statement that never waits, or after the turns it waited for):
     claimers of a queue then record their starts in the order they take turns."""
-    if not postgresql:
+    by_type, by_queue = bool(types), bool(queues)
+    if not _is_postgresql():
         take_the_write_lock()
         now = given_now or utcnow()
-        return _claim_held_turns(
-            params, room, lease_types, types, queues, flow.limited_queues_with_due_jobs(now, types, queues), now
-        )
+        if fast is FastPart.NONE:
+            held = flow.limited_queues_with_due_jobs(now, types, queues)
+            return _claim_held_turns(params, room, lease_types, types, queues, held, now, fast)
+        every = _limited_params(params, now, room, lease_types)
+        if fast is FastPart.CHOSEN:
+            every["cas_chosen"] = _first_of_each_queue(every, room, types, queues)
+        return _run_rows(_claim_plan(by_type, False, lease_types, by_queue, LimitedPart.EVERY, fast=fast), every)
     claimed: list[JobRow] = []
     if each_statement_commits():
-        plan = _claim_plan(bool(types), postgresql, lease_types, bool(queues), LimitedPart.IN_STATEMENT)
+        plan = _claim_plan(by_type, True, lease_types, by_queue, LimitedPart.IN_STATEMENT, fast=fast)
         claimed, missed = _run_turns(plan, _limited_params(params, given_now or utcnow(), room, lease_types))
         if not missed or len(claimed) == room:
             return claimed
-    return claimed + _claim_held_turns(
-        params,
-        room - len(claimed),
-        lease_types,
-        types,
-        queues,
-        flow.take_turns(given_now or utcnow(), types, queues),
-        given_now,
-    )
+        fast = FastPart.NONE  # the statement took the fast part's jobs it found
+    held = flow.take_turns(given_now or utcnow(), types, queues)
+    return claimed + _claim_held_turns(params, room - len(claimed), lease_types, types, queues, held, given_now, fast)
 
 
 def _claim_held_turns(
@@ -1077,18 +1121,25 @@ def _claim_held_turns(
     queues: list[str] | None,
     held: list[flow.HeldQueue],
     given_now: datetime | None,
+    fast: FastPart,
 ) -> list[JobRow]:
     """Up to `room` jobs of the `held` limited queues, whose turns the claimer holds (its time
-    read now). A claim of queues without a rate limit leaves out the rate window's follow-ups."""
+    read now), and unless `fast` is NONE of the fast part's queues too. A claim of queues
+    without a rate limit leaves out the rate window's follow-ups."""
     if not held:
-        return []
-    rate_window = any(queue.rate_limited for queue in held)
+        return [] if fast is FastPart.NONE else _claim_fast(params, room, lease_types, types, queues, fast)
+    plan = _claim_plan(
+        bool(types),
+        _is_postgresql(),
+        lease_types,
+        bool(queues),
+        LimitedPart.HELD,
+        rate_window=any(queue.rate_limited for queue in held),
+        fast=fast,
+    )
     return _run_rows(
-        _claim_plan(bool(types), _is_postgresql(), lease_types, bool(queues), LimitedPart.HELD, rate_window),
-        {
-            **_limited_params(params, given_now or utcnow(), room, lease_types),
-            "cas_limited": [queue.name for queue in held],
-        },
+        plan,
+        {**_limited_params(params, given_now or utcnow(), room, lease_types), "cas_limited": [q.name for q in held]},
     )
 
 
