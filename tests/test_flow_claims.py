@@ -291,3 +291,23 @@ def test_a_finish_that_frees_no_limited_slot_wakes_no_other_process(app, monkeyp
     with notifications() as delivered:
         jobs.complete_jobs(reports)
         assert delivered() == []
+
+
+@pytest.mark.parametrize("one_statement", [True, False], ids=["autocommit", "in_a_transaction"])
+def test_limited_and_unlimited_queues_are_claimed_in_one_claim_order(app, one_statement):
+    """By priority, then age, across both parts of the claim: PostgreSQL took a limited queue
+    with room first, SQLite the queues without limits first. `one_statement`: a one-job claim
+    as the worker's (autocommit on PostgreSQL, its turns taken in its statement), or one inside a
+    transaction (its turns taken first)."""
+    queues.set_limits("gpu", {"concurrency": 5}, actor="ops")
+    older_plain = jobs.create_job(type="t").id
+    gpu_urgent = jobs.create_job(type="t", queue="gpu", priority=5).id
+    gpu = jobs.create_job(type="t", queue="gpu").id
+    newer_plain = jobs.create_job(type="t").id
+
+    def claim_one() -> list[int]:
+        if one_statement:
+            return [job.id for job in jobs.claim_jobs("w", batch_size=1)]
+        return claim(batch_size=1)
+
+    assert [claim_one() for _ in range(5)] == [[gpu_urgent], [older_plain], [gpu], [newer_plain], []]
