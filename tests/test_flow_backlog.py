@@ -71,7 +71,7 @@ def postgresql_rows_read() -> int:
     return total
 
 
-HOLDS = pytest.mark.parametrize("hold", ["pause"])
+HOLDS = pytest.mark.parametrize("hold", ["pause", "full_limit"])
 
 
 @postgresql_only

@@ -53,6 +53,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     true,
@@ -182,6 +183,13 @@ def fast_candidates_per_queue(
     return statement
 
 
+def due_in_claim_order(now: ColumnElement[datetime]) -> ColumnElement[bool]:
+    """SQLite: `run_after <= now`, as a condition no index reads (a unary +, SQLite's own way to
+    say so). As an index range it made SQLite read a queue's queued jobs by ix_jobs_queued_ready
+    and sort all of them, where ix_jobs_queue_claim gives the queue's first jobs in claim order."""
+    return literal_column(f"+{_JOBS.name}.run_after", _JOBS.c.run_after.type) <= now
+
+
 def window_us(queue: FromClause) -> ColumnElement[int]:
     """A rate-limited queue's period in whole microseconds."""
     return func.cast(func.round(queue.c.rate_limit_period_s * 1_000_000), BigInteger)
@@ -253,7 +261,7 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
         .cte("key_live")
         .prefix_with("MATERIALIZED")
     )
-    full_queues = select(room.c.name).where(room.c.room <= 0)
+    with_room = select(room.c.name).where(or_(room.c.room.is_(None), room.c.room > 0))
     full_keys = (
         select(key_live.c.queue, key_live.c.concurrency_key)
         .join(room, room.c.name == key_live.c.queue)
@@ -263,30 +271,52 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
     claim_order = (_JOBS.c.priority.desc(), _JOBS.c.id)
     scanned_jobs = select(_JOBS.c.id, _JOBS.c.queue, _JOBS.c.concurrency_key, _JOBS.c.priority).where(
         _JOBS.c.status == Status.QUEUED,
-        _JOBS.c.run_after <= now,
-        _JOBS.c.queue.not_in(full_queues),
         or_(
             _JOBS.c.concurrency_key.is_(None),
             tuple_(_JOBS.c.queue, _JOBS.c.concurrency_key).not_in(full_keys),
         ),
         *conditions,
     )
-    if held.names is None:
-        scanned = (
-            scanned_jobs.where(held.contains(_JOBS.c.queue)).order_by(*claim_order).limit(scan).subquery("scanned")
+    # Each held queue with room: its first jobs in claim order, an index range however deep the
+    # queue; then the first of them all. A full queue is passed over as a whole: as a condition
+    # on each of its rows, a claim read the whole backlog of a full queue (a GPU queue's
+    # waiting jobs) every time; as one scan over `queue IN (…)`, every queued job of the held
+    # queues, to sort them.
+    if held.size is None:
+        # PostgreSQL: a LATERAL range per queue, run only for the queues the outer condition keeps.
+        names = held.names
+        if names is None:
+            names = select(_QUEUES.c.name).where(held.contains(_QUEUES.c.name)).subquery("held_names")
+        each = (
+            scanned_jobs.where(_JOBS.c.queue == names.c.name, _JOBS.c.run_after <= now)
+            .order_by(*claim_order)
+            .limit(scan)
+            .lateral("each")
         )
-    else:
-        # Each queue's first jobs in claim order (an index range each, however deep the queue),
-        # then the first of them all: one scan over `queue IN (…)` of a set PostgreSQL cannot
-        # see read every queued job of those queues to sort them.
-        each = scanned_jobs.where(_JOBS.c.queue == held.names.c.name).order_by(*claim_order).limit(scan).lateral("each")
         scanned = (
             select(each)
-            .select_from(held.names.join(each, true()))
+            .select_from(names.join(each, true()))
+            .where(names.c.name.in_(with_room))
             .order_by(each.c.priority.desc(), each.c.id)
             .limit(scan)
             .subquery("scanned")
         )
+    else:
+        # SQLite (no LATERAL): one member per queue, whose name is a parameter. Its room decides
+        # the member's LIMIT, which SQLite reads once, before the member reads any row; as a
+        # condition it was checked on every row.
+        members = []
+        for number in range(held.size):
+            name = bindparam(f"cas_held_{number}", type_=String)
+            member = (
+                scanned_jobs.where(_JOBS.c.queue == name, due_in_claim_order(now))
+                .order_by(*claim_order)
+                .limit(case((name.in_(with_room), scan), else_=0))
+                .subquery(f"held_{number}")
+            )
+            members.append(select(member))
+        every = union_all(*members).subquery("held_jobs") if len(members) > 1 else members[0].subquery("held_jobs")
+        scanned = select(every).order_by(every.c.priority.desc(), every.c.id).limit(scan).subquery("scanned")
     key_room = case(
         (
             and_(room.c.key_concurrency.is_not(None), scanned.c.concurrency_key.is_not(None)),
@@ -364,23 +394,18 @@ class Held(NamedTuple):
 
     contains: Callable[[ColumnElement[str]], ColumnElement[bool]]  # the queue a column names is one
     names: NamedFromClause | None = None  # PostgreSQL, found in the statement: their names (column `name`)
+    size: int | None = None  # SQLite: how many, each also named alone in `cas_held_{n}`
 
 
-def held_by_name() -> Held:
-    """The queues named in `cas_limited`."""
+def held_by_name(count: int | None = None) -> Held:
+    """The queues named in `cas_limited`; on SQLite, `count` of them, each also in `cas_held_{n}`."""
     names: BindParameter[list[str]] = bindparam("cas_limited", expanding=True)
-    return Held(lambda queue: queue.in_(names))
+    return Held(lambda queue: queue.in_(names), size=count)
 
 
-def every_restricted(by_queue: bool) -> Held:
-    """SQLite: every limited queue not paused (of the claimer's, `cas_queues`, with `by_queue`).
-    A claim there holds the database's write lock, so the queues need no turns: nobody else
-    claims."""
-    restricted_names = select(_QUEUES.c.name).where(restricted(), _QUEUES.c.paused.is_(False))
-    if by_queue:
-        restricted_names = restricted_names.where(_QUEUES.c.name.in_(bindparam("cas_queues", expanding=True)))
-    names = restricted_names.scalar_subquery()
-    return Held(lambda queue: queue.in_(names))
+def held_params(held: list[str]) -> dict[str, str]:
+    """SQLite: `held_by_name`'s parameters of each queue alone."""
+    return {f"cas_held_{number}": name for number, name in enumerate(held)}
 
 
 def queues_with_due_jobs(

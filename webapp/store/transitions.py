@@ -786,8 +786,7 @@ class LimitedPart(enum.Enum):
 
     NONE = "none"  # none: the fast part alone, queues with no limit and no pause
     IN_STATEMENT = "in_statement"  # PostgreSQL: those whose turns the claim takes itself
-    HELD = "held"  # those named in `cas_limited`, held before the claim
-    EVERY = "every"  # SQLite: every one (the claim holds the write lock)
+    HELD = "held"  # those named in `cas_limited`, held before the claim (SQLite: `held_count` of them)
 
 
 class FastPart(enum.Enum):
@@ -799,7 +798,7 @@ class FastPart(enum.Enum):
     CHOSEN = "chosen"  # SQLite: the jobs named in `cas_chosen`, read under the write lock
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=64)
 def _claim_plan(
     by_type: bool,
     postgresql: bool,
@@ -808,6 +807,7 @@ def _claim_plan(
     limited: LimitedPart = LimitedPart.NONE,
     rate_window: bool = True,
     fast: FastPart = FastPart.SCAN,
+    held_count: int | None = None,
 ) -> _Plan:
     """A claim of the fast part, of the limited part, or of both in one claim order.
 
@@ -861,10 +861,8 @@ def _claim_plan(
             conditions.append(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
         if limited is LimitedPart.IN_STATEMENT:
             held, turns_missed = flow.turns_in_statement(now, by_type, by_queue)
-        elif limited is LimitedPart.EVERY:
-            held = flow.every_restricted(by_queue)
         else:
-            held = flow.held_by_name()
+            held = flow.held_by_name(held_count)
         limited_jobs = flow.limited_candidates(now, conditions, held).subquery("limited")
         if postgresql:
             # The limited candidates are ranked (window functions, which FOR UPDATE cannot lock):
@@ -1057,7 +1055,7 @@ def _first_of_queue(by_type: bool) -> Select[Any]:
         .where(
             _JOBS.c.queue == bindparam("cas_queue"),
             _JOBS.c.status == Status.QUEUED,
-            _JOBS.c.run_after <= now,
+            flow.due_in_claim_order(now),
             leases.claimable(_JOBS.c.lease_expires_at, now),
         )
         .order_by(_JOBS.c.priority.desc(), _JOBS.c.id)
@@ -1080,8 +1078,8 @@ def _claim_limited(
     """Up to `room` jobs of limited queues (webapp.store.flow.limited_candidates), and unless
     `fast` is NONE of the fast part's queues too, in one claim order.
 
-    SQLite: under the write lock, one statement counts every limited queue and claims (with
-    the fast part; the limited part alone reads which queues hold due jobs first).
+    SQLite: under the write lock, it reads which limited queues hold due jobs, then one
+    statement counts them and claims.
     PostgreSQL: a claim whose statements each commit (one job, `lifecycle.claim_jobs`) takes
     its turns in its own statement, and waits for the turns it missed (`flow.take_turns`) only
     when another claimer held a queue it could take from. A claim in a transaction (a batch)
@@ -1095,13 +1093,8 @@ def _claim_limited(
     if not _is_postgresql():
         take_the_write_lock()
         now = given_now or utcnow()
-        if fast is FastPart.NONE:
-            held = flow.limited_queues_with_due_jobs(now, types, queues)
-            return _claim_held_turns(params, room, lease_types, types, queues, held, now, fast)
-        every = _limited_params(params, now, room, lease_types)
-        if fast is FastPart.CHOSEN:
-            every["cas_chosen"] = _first_of_each_queue(every, room, types, queues)
-        return _run_rows(_claim_plan(by_type, False, lease_types, by_queue, LimitedPart.EVERY, fast=fast), every)
+        held = flow.limited_queues_with_due_jobs(now, types, queues)
+        return _claim_held_turns(params, room, lease_types, types, queues, held, now, fast)
     claimed: list[JobRow] = []
     if each_statement_commits():
         plan = _claim_plan(by_type, True, lease_types, by_queue, LimitedPart.IN_STATEMENT, fast=fast)
@@ -1128,19 +1121,24 @@ def _claim_held_turns(
     without a rate limit leaves out the rate window's follow-ups."""
     if not held:
         return [] if fast is FastPart.NONE else _claim_fast(params, room, lease_types, types, queues, fast)
+    postgresql = _is_postgresql()
+    names = [queue.name for queue in held]
     plan = _claim_plan(
         bool(types),
-        _is_postgresql(),
+        postgresql,
         lease_types,
         bool(queues),
         LimitedPart.HELD,
         rate_window=any(queue.rate_limited for queue in held),
         fast=fast,
+        held_count=None if postgresql else len(names),
     )
-    return _run_rows(
-        plan,
-        {**_limited_params(params, given_now or utcnow(), room, lease_types), "cas_limited": [q.name for q in held]},
-    )
+    held_params = {**_limited_params(params, given_now or utcnow(), room, lease_types), "cas_limited": names}
+    if not postgresql:
+        held_params.update(flow.held_params(names))
+    if fast is FastPart.CHOSEN:
+        held_params["cas_chosen"] = _first_of_each_queue(held_params, room, types, queues)
+    return _run_rows(plan, held_params)
 
 
 def _limited_params(params: dict[str, Any], now: datetime, room: int, lease_types: tuple[str, ...]) -> dict[str, Any]:
