@@ -11,20 +11,22 @@ import signal
 import socket
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from webapp import jobs
 from webapp.client import JobwardenClient
+from webapp.domain.timeutil import utcnow
 from webapp.jobs import queues
 from webapp.server import claim_wait
 from webapp.server.claim_wait import peer_closed
 from webapp.store import flow
 from webapp.store.extensions import db
-from webapp.store.models import Worker
+from webapp.store.models import Job, Worker
 from webapp.worker.protocol import WorkerClient
 
 from tests import test_worker_runner as runner
@@ -298,3 +300,42 @@ def test_a_waiting_claim_does_not_spin_on_a_due_job_its_queue_holds(app, client,
     assert answer.status_code == 200 and answer.json["jobs"] == []
     # The first look, then for a limited queue one look each FLOW_RECHECK_S (held_back_until).
     assert len(rounds) <= 2 + 1.0 / flow.FLOW_RECHECK_S, len(rounds)
+
+
+def test_a_job_that_comes_due_while_the_claim_looks_is_claimed_at_once(app, client, monkeypatch):
+    """On a loaded machine a claim and its read of when the next job is due can be a second
+    apart: a job due between them was taken for one its queue holds, and the claim waited out
+    its whole wait (a retry claimed 19.9 s after its backoff ended, in a loaded run of the
+    test above)."""
+    job_id = jobs.create_job(type="train").id
+    due_in(job_id, seconds=60)
+    # The create's wake-up (PostgreSQL's notification; the SQLite watcher's first look) goes
+    # to this claim, so only the job coming due can end the next one's wait early.
+    assert claim_train(client, wait_s=0.5) == []
+    due_in(job_id, seconds=0.2)
+    claim_once = claim_wait._claim
+
+    def loaded_claim(*args):
+        claimed = claim_once(*args)
+        time.sleep(0.4)  # the job comes due after this claim looked, before the wait asks what is due
+        return claimed
+
+    monkeypatch.setattr(claim_wait, "_claim", loaded_claim)
+    asked = time.monotonic()
+
+    assert claim_train(client, wait_s=6.0) == [job_id]
+    assert time.monotonic() - asked < 3.0  # two claims (0.8 s), not a claim, the whole wait and another (6.8 s)
+
+
+def due_in(job_id: int, *, seconds: float) -> None:
+    db.session.execute(update(Job).where(Job.id == job_id).values(run_after=utcnow() + timedelta(seconds=seconds)))
+    db.session.commit()
+
+
+def claim_train(client, *, wait_s: float) -> list[int]:
+    answer = client.post(
+        "/api/internal/jobs/claim",
+        json={"worker_id": "w1", "types": ["train"], "batch_size": 1, "wait_s": wait_s},
+        headers=KEY,
+    )
+    return [claimed["id"] for claimed in answer.json["jobs"]]

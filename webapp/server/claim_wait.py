@@ -57,6 +57,7 @@ def claim_waiting(
     with hangups.watching(client_socket(), on_hang_up):
         while True:
             seen = hub.generation
+            looked_at = utcnow()
             claimed = _claim(worker_id, types, queues, batch_size, start)
             if woken_for is not None and claimed and woken_for not in {(job.type, job.queue) for job in claimed}:
                 # Picked for a new job, it took others (of a higher priority, or due at the same
@@ -65,7 +66,9 @@ def claim_waiting(
             if claimed or time.monotonic() >= deadline:
                 return claimed
             until = deadline
-            next_due = _earliest(_next_run_after(types, queues), flow.held_back_until(utcnow(), types, queues))
+            next_due = _earliest(
+                _next_run_after(types, queues, looked_at), flow.held_back_until(utcnow(), types, queues)
+            )
             db.session.close()  # wait without a connection
             if next_due is not None:
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
@@ -91,16 +94,19 @@ def _claim(
     return claimed
 
 
-def _next_run_after(types: list[str] | None, queues: list[str] | None) -> datetime | None:
-    """When the next queued job of `types` and `queues` not yet due becomes claimable: its
-    `run_after`, or later while an earlier attempt's lease runs (webapp.store.leases).
+def _next_run_after(types: list[str] | None, queues: list[str] | None, looked_at: datetime) -> datetime | None:
+    """When the next queued job of `types` and `queues` not due when the claim looked
+    (`looked_at`) becomes claimable: its `run_after`, or later while an earlier attempt's lease
+    runs (webapp.store.leases). A moment already past means: claim again at once.
 
-    Only jobs due later: a due job the claim did not take is held by its queue (paused, or a
-    limit full), and waking for it at once made the wait a loop of claims (730 statements in
-    2 s for one claim, while an operator paused a queue). `flow.held_back_until` says when
-    limited queues are worth a look again, and a resume or a freed slot wakes the claims."""
+    Only jobs due after the claim looked: a job due before it that the claim did not take is
+    held by its queue (paused, or a limit full), and waking for it at once made the wait a loop
+    of claims (730 statements in 2 s for one claim, while an operator paused a queue).
+    `flow.held_back_until` says when limited queues are worth a look again, and a resume or a
+    freed slot wakes the claims. Not `now`: a job that came due while the claim ran (a retry's
+    backoff ending) was left out as held, and waited out the whole wait (19.9 s, a loaded run)."""
     due = case((Job.lease_expires_at > Job.run_after, Job.lease_expires_at), else_=Job.run_after)
-    statement = select(func.min(due)).where(Job.status == "queued", due > utcnow())
+    statement = select(func.min(due)).where(Job.status == "queued", due > looked_at)
     if types:
         statement = statement.where(Job.type.in_(types))
     if queues:

@@ -302,10 +302,16 @@ def _listen(hub: Hub, engine: Engine) -> None:
                 hub.watching = True
                 failures = 0
                 hub.wake()  # a notification may have been missed while not listening
-                for notification in connection.notifies():
-                    origin, kinds = _kinds_of(notification.payload)
-                    if origin != hub.origin:
-                        hub.wake(kinds)
+                # Sleeps on the socket until the server sends something: psycopg's notifies()
+                # wakes every 0.1 s to look, ten wake-ups a second per idle server process.
+                incoming = io_select.poll()
+                incoming.register(connection.fileno(), io_select.POLLIN)
+                while True:
+                    for notification in connection.notifies(timeout=0):  # those already received
+                        origin, kinds = _kinds_of(notification.payload)
+                        if origin != hub.origin:
+                            hub.wake(kinds)
+                    incoming.poll()
         except Exception as error:  # the database restarted or is unreachable: listen again
             failures += 1
             log.log(
