@@ -1133,12 +1133,12 @@ def _claim_held_turns(
         fast=fast,
         held_count=None if postgresql else len(names),
     )
-    held_params = {**_limited_params(params, given_now or utcnow(), room, lease_types), "cas_limited": names}
+    claim_params = {**_limited_params(params, given_now or utcnow(), room, lease_types), "cas_limited": names}
     if not postgresql:
-        held_params.update(flow.held_params(names))
+        claim_params.update(flow.held_params(names))
     if fast is FastPart.CHOSEN:
-        held_params["cas_chosen"] = _first_of_each_queue(held_params, room, types, queues)
-    return _run_rows(plan, held_params)
+        claim_params["cas_chosen"] = _first_of_each_queue(claim_params, room, types, queues)
+    return _run_rows(plan, claim_params)
 
 
 def _limited_params(params: dict[str, Any], now: datetime, room: int, lease_types: tuple[str, ...]) -> dict[str, Any]:

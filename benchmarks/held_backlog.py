@@ -1,0 +1,88 @@
+"""Claims of other queues beside a held backlog: a paused queue, or a queue at its concurrency
+limit, holding many queued jobs (an incident's pause, a GPU queue's waiting runs).
+
+Per backend and per way of holding: --depth jobs in the queue `held` (priority 1, so they
+come first in claim order), then 200 jobs of the default queue; ANALYZE; then --claims
+one-job claims that start the job (`jobs.claim_jobs`, as a worker's claim), each timed
+in-process. The same with 20 held jobs first, in the same run: the ratio deep / shallow is
+what the backlog costs each claim (1.0: nothing).
+
+    .venv/bin/python benchmarks/held_backlog.py
+    .venv/bin/python benchmarks/held_backlog.py --backends postgresql --depth 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from benchmarks._support import DEFAULT_POSTGRES, add_database_prefix_option, app_config, fresh_database  # noqa: E402
+
+SHALLOW = 20
+OTHER_JOBS = 200
+
+
+def claim_times(database_url: str, depth: int, hold: str, claims: int) -> list[float]:
+    from webapp import create_app, jobs
+    from webapp.jobs import queues
+    from webapp.store import flow
+    from webapp.store.extensions import db
+
+    app = create_app(app_config(database_url))
+    with app.app_context():
+        db.create_all()
+        for start in range(0, depth, 5_000):
+            jobs.create_jobs([{"type": "t", "queue": "held", "priority": 1}] * min(5_000, depth - start))
+        if hold == "pause":
+            queues.pause("held", actor="bench", reason="incident")
+        else:
+            queues.set_limits("held", {"concurrency": 1}, actor="bench")
+            jobs.claim_jobs("gpu-box", queues=["held"])
+        jobs.create_jobs([{"type": "t"}] * OTHER_JOBS)
+        db.session.execute(text("ANALYZE jobs" if database_url.startswith("postgresql") else "ANALYZE"))
+        db.session.commit()
+        flow.limits_changed()
+        times = []
+        for _ in range(claims):
+            begun = time.perf_counter()
+            [job] = jobs.claim_jobs("w", batch_size=1, start=True)
+            times.append(time.perf_counter() - begun)
+            assert job.queue == "default", job
+        db.session.remove()
+        db.engine.dispose()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated (default both)")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="the PostgreSQL server to create databases on")
+    parser.add_argument("--depth", type=int, default=100_000, help="jobs held back (default 100,000)")
+    parser.add_argument("--claims", type=int, default=100, help="one-job claims timed (default 100, at most 200)")
+    add_database_prefix_option(parser)
+    args = parser.parse_args()
+    for backend in args.backends.split(","):
+        for hold in ("pause", "full_limit"):
+            p50 = {}
+            for depth in (SHALLOW, args.depth):
+                server = args.postgres_url if backend == "postgresql" else None
+                with fresh_database(server, args.database_prefix) as url:
+                    times = claim_times(url, depth, hold, min(args.claims, OTHER_JOBS))
+                p50[depth] = statistics.median(times) * 1000
+                p90 = statistics.quantiles(times, n=10)[-1] * 1000
+                print(f"{backend:<10} {hold:<10} held {depth:>7}: claim p50 {p50[depth]:6.2f} ms  p90 {p90:6.2f} ms")
+            print(
+                f"{backend:<10} {hold:<10} ratio p50 held {args.depth} / {SHALLOW}: {p50[args.depth] / p50[SHALLOW]:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
