@@ -32,8 +32,9 @@ pytestmark = pytest.mark.slow
 # disabled, the one-statement create, connection pings, two migrations) to 438 KB; the sixth's
 # (a running log's kept pieces, claim lanes, 0017's concurrent builds) to 446 KB; the seventh's
 # (claim turns, security headers made once, the watcher's data_version, a thawed worker's
-# re-presence) to 456 KB.
-WHEEL_MAX_BYTES = 462_000
+# re-presence) to 456 KB; the eighth's (claims in one claim order, a held backlog read queue by
+# queue, a released lease's note, the listener that sleeps) to 463 KB.
+WHEEL_MAX_BYTES = 470_000
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.
 NOT_SOURCE = {

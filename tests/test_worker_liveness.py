@@ -13,6 +13,7 @@ from sqlalchemy import insert, text
 from benchmarks._support import wait_until
 from webapp import jobs
 from webapp.domain.timeutil import utcnow
+from webapp.jobs import workers
 from webapp.server import presence
 from webapp.store.extensions import db
 from webapp.store.models import Worker
@@ -120,3 +121,29 @@ def test_a_death_racing_the_first_heartbeats_insert_is_recorded(app):
 
     assert answers == [[]]
     assert state_of("w-racing") == "gone"
+
+
+def test_a_refresh_that_forgets_a_worker_while_its_heartbeat_saves_it_breaks_no_later_heartbeat(app, monkeypatch):
+    """Two server threads: one saves a worker back from a silence while another's grouped
+    refresh, which read it as silent, forgets it (its last step, done here in the middle of
+    the save). Every later heartbeat that refreshed rows then failed with a KeyError (500s
+    from /api/internal/workers/heartbeat in the chaos test, a worker killed and its id heard
+    again)."""
+    registry = workers._registry()
+    save = workers._save_worker
+
+    def saved_while_a_refresh_forgets_it(worker_id: str, **fields) -> bool:
+        with registry.lock:
+            registry.written.pop(worker_id, None)
+            registry.heard.pop(worker_id, None)
+        return save(worker_id, **fields)
+
+    monkeypatch.setattr(workers, "_save_worker", saved_while_a_refresh_forgets_it)
+    jobs.register_worker("w1", concurrency=1)
+    monkeypatch.setattr(workers, "_save_worker", save)
+    jobs.register_worker("w2", concurrency=1)
+
+    later = time.monotonic() + workers.refresh_s()
+    monkeypatch.setattr(workers.time, "monotonic", lambda: later)
+    assert jobs.register_worker("w2", concurrency=1) is False  # its refresh takes w1's row along
+    assert state_of("w1") == state_of("w2") == "alive"

@@ -68,6 +68,10 @@ def register_worker(
             registry.heard.pop(worker_id, None)
         else:
             registry.written[worker_id] = (fields, now)
+            # A refresh in another thread may have forgotten this worker while its row was
+            # saved (it read the worker as silent before this heartbeat was heard): what is
+            # written is always heard, or every later refresh failed on it.
+            registry.heard[worker_id] = max(heard_at, registry.heard.get(worker_id, heard_at))
     return gone
 
 
