@@ -1093,7 +1093,7 @@ def _claim_limited(
     if not _is_postgresql():
         take_the_write_lock()
         now = given_now or utcnow()
-        held = flow.limited_queues_with_due_jobs(now, types, queues)
+        held = flow.limited_queues_with_due_jobs(now, types, queues, with_room=True)
         return _claim_held_turns(params, room, lease_types, types, queues, held, now, fast)
     claimed: list[JobRow] = []
     if each_statement_commits():
