@@ -2,14 +2,18 @@
 `rate_limit`, held by the statement that claims (`transitions.claim`), never by a read
 followed by a write.
 
-A claim has two parts. The fast part takes jobs of queues with no limit and no pause;
-its only extra cost is `queue NOT IN (restricted queues)`, a lookup in a table of a few
-rows. The limited part runs first on PostgreSQL while limits are in use, else once the fast
-part left room in the batch: one statement counts, once, each held queue's live jobs and its starts
-in the window (now - period, now] and each key's live jobs, and claims in claim order as
-many jobs as that room allows (`limited_candidates`), so no limit is passed at the moment
-of the write. Counting per statement, not per candidate row, keeps a claim's cost to the
-rows it looks at, not the queue's depth.
+A claim has two parts. The fast part takes jobs of queues with no limit and no pause: one
+scan of the claim order, whose only extra cost is `queue NOT IN (restricted queues)`, or,
+while those queues hold a backlog (`hints`), each other queue's first jobs
+(`fast_candidates_per_queue`), so the backlog is not read at every claim. The limited part
+counts, once per statement, each held queue's live jobs and its starts in the window
+(now - period, now] and each key's live jobs, and takes in claim order as many jobs as that
+room allows (`limited_candidates`), so no limit is passed at the moment of the write; a full
+queue is passed over as a whole. Counting per statement, not per candidate row, keeps a
+claim's cost to the rows it looks at, not the queue's depth. While limits are in use one
+statement takes both parts' candidates and claims the first of them all, so a claim keeps
+one order (priority, then age) across queues; else the fast part alone, then the limited
+part for what is left of the batch.
 
 Concurrent claimers must not both count the same state. SQLite has one writer: the claim
 takes the write lock before it reads the time, and holds it while it counts and claims.
