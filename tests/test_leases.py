@@ -5,7 +5,6 @@ taken by one server wakes a claim waiting in another at once, not when the old l
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from webapp.worker.protocol import WorkerClient
 
 from tests.conftest import INTERNAL_KEY, postgresql_only
 from tests.factories import make_job
+from tests.support.claimer import start_waiting_claim
 from tests.support.server import running_server
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
@@ -164,14 +164,7 @@ def test_a_lease_released_through_one_replica_wakes_a_claim_waiting_in_another(a
         (zombie,) = through_a.claim("w1", ["demo.noop"], start=True)
         jobs.mark_failed(job_id)
         jobs.resume_job(job_id)  # queued, but attempt 1 may still be running: `stopping`
-        answers: list[tuple[float, list]] = []
-
-        def claim_waiting() -> None:
-            claimed = through_a.claim("w2", ["demo.noop"], wait_s=CLAIM_WAIT_S)
-            answers.append((time.monotonic(), claimed))
-
-        waiting = threading.Thread(target=claim_waiting)
-        waiting.start()
+        waiting, answers = start_waiting_claim(through_a, CLAIM_WAIT_S, worker_id="w2")
         time.sleep(1.0)  # the claim found the job stopping and waits
         assert not answers
 

@@ -27,6 +27,7 @@ from webapp.store.wakeup import _queued_since
 from webapp.worker.protocol import WorkerClient
 
 from tests.conftest import INTERNAL_KEY, sqlite_only
+from tests.support.claimer import start_waiting_claim
 from tests.support.server import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,22 +152,9 @@ def writer(database_url) -> Iterator[subprocess.Popen[str]]:
     process.wait()
 
 
-def start_waiting_claim(client: WorkerClient) -> tuple[threading.Thread, list[tuple[float, list]]]:
-    """A claim of demo.noop waiting in a thread of its own; its answer comes in the list, with when."""
-    answers: list[tuple[float, list]] = []
-
-    def claim_waiting() -> None:
-        claimed = client.claim("w1", ["demo.noop"], wait_s=CLAIM_WAIT_S)
-        answers.append((time.monotonic(), claimed))
-
-    waiting = threading.Thread(target=claim_waiting)
-    waiting.start()
-    return waiting, answers
-
-
 def answer_after_commit(client: WorkerClient, writer: subprocess.Popen[str], shape: str, late_s: float) -> float:
     """Seconds from the commit of a job the writer creates to the answer of a claim that waited for it."""
-    waiting, answers = start_waiting_claim(client)
+    waiting, answers = start_waiting_claim(client, CLAIM_WAIT_S)
     time.sleep(0.05)  # the claim now waits
     assert writer.stdin is not None and writer.stdout is not None
     writer.stdin.write(f"{shape} {late_s}\n")
@@ -216,7 +204,7 @@ def test_a_queue_resumed_in_another_process_wakes_a_served_claim(app, served):
     operator's resume (or in a server beside the command line) waited out its whole wait."""
     jobs.create_job(type="demo.noop", queue="gpu")
     queues.pause("gpu", actor="ops")
-    waiting, answers = start_waiting_claim(served)
+    waiting, answers = start_waiting_claim(served, CLAIM_WAIT_S)
     time.sleep(0.5)  # the claim found the queue paused and waits
     assert not answers
     resumed = time.monotonic()

@@ -1,6 +1,9 @@
-"""A claiming process for the concurrency tests: claims batches until none are left."""
+"""Claimers for the tests: processes that claim until none are left, and a claim that waits in a thread."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 
 def claim_until_empty(database_url: str, worker_id: str, batch_size: int, start, results) -> None:
@@ -48,3 +51,19 @@ def run_limited_jobs(
                 runs.append((job.queue, job.concurrency_key or "", began, ended))
                 jobs.complete_job(job.id, job.lease_token)
     results.put((worker_id, runs))
+
+
+def start_waiting_claim(
+    client, wait_s: float, worker_id: str = "w1", types: tuple[str, ...] = ("demo.noop",)
+) -> tuple[threading.Thread, list[tuple[float, list]]]:
+    """A claim through `client` (a WorkerClient) waiting up to `wait_s` in a thread of its own;
+    its answer comes in the list, with when (monotonic)."""
+    answers: list[tuple[float, list]] = []
+
+    def claim_waiting() -> None:
+        claimed = client.claim(worker_id, list(types), wait_s=wait_s)
+        answers.append((time.monotonic(), claimed))
+
+    waiting = threading.Thread(target=claim_waiting)
+    waiting.start()
+    return waiting, answers

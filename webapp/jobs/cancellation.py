@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from ..domain.actors import worker_actor
+from ..domain.event_kinds import EventKind
 from ..domain.statuses import JobNotFound, LeaseLost, Status, TransitionRefused
 from ..domain.timeutil import utcnow
 from ..store import transitions
@@ -57,7 +58,7 @@ def confirm_stopped(job_id: int, lease_token: str, *, output: str | None = None)
             )
         transitions.record_event(
             job_id,
-            kind="note",
+            kind=EventKind.NOTE,
             actor=worker_actor(seen.worker_id),
             at=now,
             action=CONFIRMED,

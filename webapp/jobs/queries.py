@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, UnaryExpression, and_, case, func, literal, or_, select, tuple_, union_all
 
+from ..domain.event_kinds import EventKind
 from ..domain.statuses import FINISHED, JobNotFound, Status
 from ..store.extensions import db
 from ..store.models import Job, JobAttempt, JobEvent
@@ -62,7 +63,7 @@ def steps_of(job_id: int) -> list[dict[str, Any]]:
     """Each (attempt, step) once, in the order started, with its latest state."""
     steps: dict[tuple[int | None, str | None], dict[str, Any]] = {}
     for event in db.session.scalars(
-        select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.kind == "step").order_by(JobEvent.id)
+        select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.kind == EventKind.STEP).order_by(JobEvent.id)
     ):
         data = event.data or {}
         key = (event.attempt, data.get("name"))

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, delete, select, update
 
 from ..domain.actors import MONITOR, SERVER
+from ..domain.event_kinds import EventKind
 from ..domain.outcomes import ORPHANED_PREFIX, Outcome
 from ..domain.statuses import FINISHED, LIVE, Status
 from ..domain.timeutil import utcnow
@@ -124,7 +125,7 @@ def release_unconfirmed_cancellation(job_id: int, *, cutoff: datetime, actor: st
             return False
         transitions.record_event(
             job_id,
-            kind="note",
+            kind=EventKind.NOTE,
             actor=actor,
             at=now,
             action="cancel_unconfirmed",

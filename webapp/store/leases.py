@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ..domain.actors import WORKER
+from ..domain.event_kinds import EventKind
 from ..domain.statuses import LIVE, Status
 from ..domain.timeutil import isoformat, utcnow
 from .extensions import db
@@ -160,7 +161,7 @@ def _claimable_note(rows: FromClause) -> Insert:
         ["job_id", "kind", "actor", "at", "action", "attempt", "reason"],
         select(
             rows.c.id,
-            literal("note"),
+            literal(str(EventKind.NOTE)),
             literal(WORKER),
             bindparam("release_now", type_=UTCDateTime()),
             literal(LEASE_RELEASED),

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..domain.event_kinds import EventKind
 from .extensions import db
 from .models import JobEvent
 
@@ -45,7 +46,7 @@ def record_once(
         insert(_EVENTS)
         .values(
             job_id=job_id,
-            kind="step",
+            kind=EventKind.STEP,
             actor=actor,
             at=at,
             attempt=attempt,

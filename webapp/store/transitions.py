@@ -47,6 +47,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from ..domain.actors import WORKER, WORKER_PREFIX
+from ..domain.event_kinds import EventKind
 from ..domain.queues import DEFAULT_QUEUE
 from ..domain.statuses import (
     EDGES,
@@ -235,7 +236,7 @@ def _event_rows(
 ) -> Select[Any]:
     return select(
         rows.c.id.label("job_id"),
-        literal("status").label("kind"),
+        literal(str(EventKind.STATUS)).label("kind"),
         actor.label("actor"),
         _param("cas_now", _EVENTS.c.at).label("at"),
         literal(action).label("action"),
@@ -682,7 +683,7 @@ def _create_plan(columns: tuple[str, ...], postgresql: bool, audited: bool = Fal
             ["job_id", "kind", "actor", "at", "action", "to_status"],
             select(
                 rows.c.id,
-                literal("status"),
+                literal(str(EventKind.STATUS)),
                 _param("cas_actor", _EVENTS.c.actor),
                 _param("cas_now", _EVENTS.c.at),
                 literal("create"),
@@ -750,7 +751,7 @@ def record_creates(jobs: list[Job], *, actor: str, now: datetime) -> None:
             ["job_id", "kind", "actor", "at", "action", "to_status"],
             select(
                 _JOBS.c.id,
-                literal("status"),
+                literal(str(EventKind.STATUS)),
                 literal(actor),
                 literal(now, _EVENTS.c.at.type),
                 literal("create"),

@@ -55,6 +55,8 @@ from typing import NamedTuple
 from sqlalchemy import ColumnElement, Integer, Text, and_, cast, func, literal, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from ..domain.event_kinds import EventKind
+from ..domain.statuses import Status
 from .commit_hooks import after_commit
 from .extensions import db
 from .integrity import sqlite_path
@@ -67,6 +69,8 @@ CHANNEL = "jobwarden_claimable"
 # The note of a queued job whose earlier attempt's lease was released (webapp.store.leases): it was
 # held back until that attempt stopped and is claimable from this commit on.
 LEASE_RELEASED = "lease_released"
+# A notification's keys (`_payload` in Python, `notification_of_row` in SQL, `_kinds_of` reads them).
+_SENDER, _SEQUENCE, _JOBS_KEY = "from", "n", "jobs"
 SQLITE_WATCH_INTERVAL_S = 0.01
 SQLITE_HEARD_LOOK_S = 1.0  # the safety net's tick where inotify hears the writes (idle: ~0 CPU)
 SQLITE_LOOK_GAP_S = 0.002  # the watcher's looks, however fast the files change
@@ -238,11 +242,11 @@ def notification_of_row(job_type: ColumnElement[str], queue: ColumnElement[str])
     origin, sequence = _sender()
     jobs = func.json_build_array(func.json_build_array(job_type, queue, literal(1, Integer)))
     payload = func.json_build_object(
-        _bound_text("from"),
+        _bound_text(_SENDER),
         _bound_text(origin),
-        _bound_text("n"),
+        _bound_text(_SEQUENCE),
         literal(sequence, Integer),
-        _bound_text("jobs"),
+        _bound_text(_JOBS_KEY),
         jobs,
     )
     return cast(payload, Text)
@@ -264,9 +268,9 @@ def _payload(kinds: Kinds | None) -> str:
     one) and the kinds, or null (all look) when they would not fit in a notification."""
     origin, sequence = _sender()
     listed = None if kinds is None else [[job_type, queue, count] for (job_type, queue), count in kinds.items()]
-    payload = json.dumps({"from": origin, "n": sequence, "jobs": listed})
+    payload = json.dumps({_SENDER: origin, _SEQUENCE: sequence, _JOBS_KEY: listed})
     if len(payload) > MAX_PAYLOAD_CHARS:
-        payload = json.dumps({"from": origin, "n": sequence, "jobs": None})
+        payload = json.dumps({_SENDER: origin, _SEQUENCE: sequence, _JOBS_KEY: None})
     return payload
 
 
@@ -280,9 +284,9 @@ def _kinds_of(payload: str) -> tuple[str, Kinds | None]:
     """(origin, kinds) of a notification; one this version cannot read wakes every claim."""
     try:
         message = json.loads(payload)
-        listed = message["jobs"]
+        listed = message[_JOBS_KEY]
         kinds = None if listed is None else {(str(t), str(q)): int(n) for t, q, n in listed}
-        return str(message["from"]), kinds
+        return str(message[_SENDER]), kinds
     except (ValueError, TypeError, KeyError):
         return "", None
 
@@ -369,7 +373,7 @@ def _queued_since(connection: Connection, since: _Seen | None) -> tuple[Kinds | 
             connection.execute(select(func.max(QueueEvent.id))).scalar() or 0,
         )
         if since is None:
-            anything = connection.execute(select(Job.id).where(Job.status == "queued").limit(1)).first()
+            anything = connection.execute(select(Job.id).where(Job.status == Status.QUEUED).limit(1)).first()
             return (None if anything else {}), newest
         if newest.queue_event != since.queue_event:
             return None, newest
@@ -380,7 +384,10 @@ def _queued_since(connection: Connection, since: _Seen | None) -> tuple[Kinds | 
             .where(
                 JobEvent.id > since.job_event,
                 JobEvent.id <= newest.job_event,
-                or_(JobEvent.to_status == "queued", and_(JobEvent.kind == "note", JobEvent.action == LEASE_RELEASED)),
+                or_(
+                    JobEvent.to_status == Status.QUEUED,
+                    and_(JobEvent.kind == EventKind.NOTE, JobEvent.action == LEASE_RELEASED),
+                ),
                 Job.status == "queued",
             )
             .group_by(Job.type, Job.queue)
