@@ -990,22 +990,21 @@ def claim(
         "cas_event_data": None,
         **leases.expiry_params(now, lease_types),
     }
-    postgresql = _is_postgresql()
-
+    request = _ClaimRequest(params, lease_types, types, queues, given_now)
     hints = flow.hints()
     # While paused or limited queues hold a backlog, the fast part reads its jobs queue by queue.
     fast = FastPart.SCAN
     if hints.restricted_backlog:
-        fast = FastPart.PER_QUEUE if postgresql else FastPart.CHOSEN
+        fast = FastPart.PER_QUEUE if _is_postgresql() else FastPart.CHOSEN
     # While limits are in use, one statement takes both parts' jobs in claim order, so a limited
     # queue with room takes its turn among the others by priority and age. Else the fast part
     # alone, and the limited part (a limit set since `flow.hints` last read) for what is left.
     if hints.limits_in_use:
-        jobs = _claim_limited(params, batch_size, lease_types, types, queues, given_now, fast)
+        jobs = _claim_limited(request, batch_size, fast)
     else:
-        jobs = _claim_fast(params, batch_size, lease_types, types, queues, fast)
+        jobs = _claim_fast(request, batch_size, fast)
         if len(jobs) < batch_size:
-            jobs += _claim_limited(params, batch_size - len(jobs), lease_types, types, queues, given_now, FastPart.NONE)
+            jobs += _claim_limited(request, batch_size - len(jobs), FastPart.NONE)
     if jobs:
         moves.announce("claim", Status.CLAIMED, jobs)
         if start:
@@ -1013,32 +1012,44 @@ def claim(
     return sorted(jobs, key=lambda job: (-job.priority, job.id))
 
 
-def _claim_fast(
-    params: dict[str, Any],
-    room: int,
-    lease_types: tuple[str, ...],
-    types: list[str] | None,
-    queues: list[str] | None,
-    fast: FastPart,
-) -> list[JobRow]:
+@dataclass(frozen=True)
+class _ClaimRequest:
+    """One claim as its parts pass it on: its statements' parameters, the types with a lease of
+    their own, the claimer's types and queues (None: any), and the time a caller gave (None: now)."""
+
+    params: dict[str, Any]
+    lease_types: tuple[str, ...]
+    types: list[str] | None
+    queues: list[str] | None
+    given_now: datetime | None
+
+    def plan(self, limited: LimitedPart = LimitedPart.NONE, **choices: Any) -> _Plan:
+        return _claim_plan(bool(self.types), _is_postgresql(), self.lease_types, bool(self.queues), limited, **choices)
+
+    def limited_params(self, room: int, now: datetime | None = None) -> dict[str, Any]:
+        """The parameters of a limited claim of `room` jobs, timed `now` (read once the claimer
+        holds its queues) unless a caller gave the time."""
+        return _limited_params(self.params, self.given_now or now or utcnow(), room, self.lease_types)
+
+
+def _claim_fast(request: _ClaimRequest, room: int, fast: FastPart) -> list[JobRow]:
     """Up to `room` jobs of the queues with no limit and no pause."""
-    params = {**params, "cas_batch_size": room}
+    params = {**request.params, "cas_batch_size": room}
     if fast is FastPart.CHOSEN:
         take_the_write_lock()
-        params["cas_chosen"] = _first_of_each_queue(params, room, types, queues)
+        params["cas_chosen"] = _first_of_each_queue(request, params, room)
         if not params["cas_chosen"]:
             return []
-    return _run_rows(_claim_plan(bool(types), _is_postgresql(), lease_types, bool(queues), fast=fast), params)
+    return _run_rows(request.plan(fast=fast), params)
 
 
-def _first_of_each_queue(
-    params: dict[str, Any], room: int, types: list[str] | None, queues: list[str] | None
-) -> list[int]:
+def _first_of_each_queue(request: _ClaimRequest, params: dict[str, Any], room: int) -> list[int]:
     """SQLite, the fast part behind a backlog (FastPart.CHOSEN), under the write lock (nobody
     else claims): each unrestricted queue's first `room` jobs in claim order (an index range
     each), then the first `room` of them all (`flow.fast_candidates_per_queue` says why)."""
+    queues = request.queues
     names = [name for name in db.session.scalars(flow.unrestricted_queued_queues()) if not queues or name in queues]
-    first_of_queue = _first_of_queue(bool(types))
+    first_of_queue = _first_of_queue(bool(request.types))
     candidates = [
         row
         for name in names
@@ -1067,15 +1078,7 @@ def _first_of_queue(by_type: bool) -> Select[Any]:
     return statement
 
 
-def _claim_limited(
-    params: dict[str, Any],
-    room: int,
-    lease_types: tuple[str, ...],
-    types: list[str] | None,
-    queues: list[str] | None,
-    given_now: datetime | None,
-    fast: FastPart,
-) -> list[JobRow]:
+def _claim_limited(request: _ClaimRequest, room: int, fast: FastPart) -> list[JobRow]:
     """Up to `room` jobs of limited queues (webapp.store.flow.limited_candidates), and unless
     `fast` is NONE of the fast part's queues too, in one claim order.
 
@@ -1090,55 +1093,44 @@ def _claim_limited(
     The time of these claims is read once the claimer holds its queues (SQLite's write lock;
     on PostgreSQL before a statement that never waits, or after the turns it waited for):
     claimers of a queue then record their starts in the order they take turns."""
-    by_type, by_queue = bool(types), bool(queues)
+    types, queues = request.types, request.queues
     if not _is_postgresql():
         take_the_write_lock()
-        now = given_now or utcnow()
+        now = request.given_now or utcnow()
         held = flow.limited_queues_with_due_jobs(now, types, queues, with_room=True)
-        return _claim_held_turns(params, room, lease_types, types, queues, held, now, fast)
+        return _claim_held_turns(request, room, held, fast, now)
     claimed: list[JobRow] = []
     if each_statement_commits():
-        plan = _claim_plan(by_type, True, lease_types, by_queue, LimitedPart.IN_STATEMENT, fast=fast)
-        claimed, missed = _run_turns(plan, _limited_params(params, given_now or utcnow(), room, lease_types))
+        plan = request.plan(LimitedPart.IN_STATEMENT, fast=fast)
+        claimed, missed = _run_turns(plan, request.limited_params(room))
         if not missed or len(claimed) == room:
             return claimed
         fast = FastPart.NONE  # the statement took the fast part's jobs it found
-    held = flow.take_turns(given_now or utcnow(), types, queues)
-    return claimed + _claim_held_turns(params, room - len(claimed), lease_types, types, queues, held, given_now, fast)
+    held = flow.take_turns(request.given_now or utcnow(), types, queues)
+    return claimed + _claim_held_turns(request, room - len(claimed), held, fast)
 
 
 def _claim_held_turns(
-    params: dict[str, Any],
-    room: int,
-    lease_types: tuple[str, ...],
-    types: list[str] | None,
-    queues: list[str] | None,
-    held: list[flow.HeldQueue],
-    given_now: datetime | None,
-    fast: FastPart,
+    request: _ClaimRequest, room: int, held: list[flow.HeldQueue], fast: FastPart, now: datetime | None = None
 ) -> list[JobRow]:
-    """Up to `room` jobs of the `held` limited queues, whose turns the claimer holds (its time
-    read now), and unless `fast` is NONE of the fast part's queues too. A claim of queues
+    """Up to `room` jobs of the `held` limited queues, whose turns the claimer holds (timed `now`,
+    else read now), and unless `fast` is NONE of the fast part's queues too. A claim of queues
     without a rate limit leaves out the rate window's follow-ups."""
     if not held:
-        return [] if fast is FastPart.NONE else _claim_fast(params, room, lease_types, types, queues, fast)
+        return [] if fast is FastPart.NONE else _claim_fast(request, room, fast)
     postgresql = _is_postgresql()
     names = [queue.name for queue in held]
-    plan = _claim_plan(
-        bool(types),
-        postgresql,
-        lease_types,
-        bool(queues),
+    plan = request.plan(
         LimitedPart.HELD,
         rate_window=any(queue.rate_limited for queue in held),
         fast=fast,
         held_count=None if postgresql else len(names),
     )
-    claim_params = {**_limited_params(params, given_now or utcnow(), room, lease_types), "cas_limited": names}
+    claim_params = {**request.limited_params(room, now), "cas_limited": names}
     if not postgresql:
         claim_params.update(flow.held_params(names))
     if fast is FastPart.CHOSEN:
-        claim_params["cas_chosen"] = _first_of_each_queue(claim_params, room, types, queues)
+        claim_params["cas_chosen"] = _first_of_each_queue(request, claim_params, room)
     return _run_rows(plan, claim_params)
 
 
