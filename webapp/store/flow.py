@@ -517,24 +517,33 @@ def take_turns(now: datetime, types: list[str] | None, queues: list[str] | None)
     deadlock), waiting for a claimer that holds one, and their turn moved on, so a claim in one
     statement that counted them before sees that it missed them (`turns_in_statement`)."""
     one_transaction_from_here()  # a claim that began in autocommit: the turns must outlive this statement
+    params = {"cas_now": now, "cas_types": types, "cas_queues": queues}
+    rows = db.session.execute(_take_turns(bool(types), bool(queues)), params)
+    return sorted(HeldQueue(name, bool(rated)) for name, rated in rows)
+
+
+@functools.lru_cache(maxsize=4)
+def _take_turns(by_type: bool, by_queue: bool) -> UpdateBase:
+    """The statement of `take_turns`, built once: built at each claim, it cost a limited batch
+    claim 2 ms of the claimer's CPU, as much as a whole claim without limits."""
     taken = _QUEUES.alias("taken")
+    now = bindparam("cas_now", type_=_JOBS.c.run_after.type)
+    types = _JOBS.c.type.in_(bindparam("cas_types", expanding=True)) if by_type else None
+    queues = taken.c.name.in_(bindparam("cas_queues", expanding=True)) if by_queue else None
     in_order = (
-        queues_with_due_jobs(
-            now, _JOBS.c.type.in_(types) if types else None, taken.c.name.in_(queues) if queues else None, taken
-        )
+        queues_with_due_jobs(now, types, queues, taken)
         .with_only_columns(taken.c.name)
         .order_by(taken.c.name)
         .with_for_update(of=taken)
         .cte("in_order")
         .prefix_with("MATERIALIZED")
     )
-    statement = (
+    return (
         update(_QUEUES)
         .where(_QUEUES.c.name == in_order.c.name)
         .values(claim_turn=_QUEUES.c.claim_turn + 1)
         .returning(_QUEUES.c.name, _QUEUES.c.rate_limit_count.is_not(None))
     )
-    return sorted(HeldQueue(name, bool(rated)) for name, rated in db.session.execute(statement))
 
 
 # --- waking claims that wait on a limit ------------------------------------------------------
