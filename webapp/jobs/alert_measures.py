@@ -24,6 +24,7 @@ from ..domain.statuses import Status
 from ..domain.worker_states import WorkerState
 from ..store.extensions import db
 from ..store.models import Job, WaitRollup, Worker
+from ..store.status_sql import status_is
 from .rollups import HOUR, rolled_up_to, start_of_hour
 from .workers import served_types
 
@@ -171,7 +172,7 @@ _LIVE_JOBS = union_all(
         func.min(case((Job.run_after <= _NOW, Job.run_after))),
         func.count(),
     )
-    .where(Job.status == Status.QUEUED)
+    .where(status_is(Job.status, Status.QUEUED))
     .group_by(Job.type, Job.queue),
     select(literal("silence"), _RUNNING.c.type, null(), func.min(_RUNNING.c.seen), literal(0)).group_by(
         _RUNNING.c.type

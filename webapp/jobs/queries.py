@@ -13,6 +13,7 @@ from ..domain.statuses import FINISHED, JobNotFound, Status
 from ..store.extensions import db
 from ..store.models import Job, JobAttempt, JobEvent
 from ..store.sql_time import MICROSECOND, epoch_us, microseconds
+from ..store.status_sql import status_is
 from .cursors import decode_cursor, encode_cursor
 from .filters import BadQuery, JobFilter
 from .query_params import cursor_position
@@ -44,7 +45,7 @@ def queue_position(job: Job) -> int | None:
         select(func.count())
         .select_from(Job)
         .where(
-            Job.status == Status.QUEUED,
+            status_is(Job.status, Status.QUEUED),
             or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.id < job.id)),
         )
     ).scalar_one()
@@ -160,7 +161,7 @@ def count_by_status(job_filter: JobFilter | None = None, cap: int | None = None)
 
 def uncovered_queued_types(covered: set[str], *, limit: int = 20) -> list[str]:
     """Types of queued jobs that no worker in `covered` takes (the health page's alerts)."""
-    statement = select(Job.type).where(Job.status == Status.QUEUED)
+    statement = select(Job.type).where(status_is(Job.status, Status.QUEUED))
     if covered:
         statement = statement.where(Job.type.not_in(sorted(covered)))
     return list(db.session.scalars(statement.distinct().order_by(Job.type).limit(limit)))

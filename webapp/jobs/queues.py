@@ -27,6 +27,7 @@ from ..domain.timeutil import utcnow
 from ..store import flow
 from ..store.extensions import db
 from ..store.models import Job, Queue, QueueEvent
+from ..store.status_sql import status_is
 from ..store.transaction import unit_of_work
 from ..store.wakeup import announce_claimable
 from .queries import distinct_values
@@ -211,7 +212,7 @@ def list_queues(now: datetime | None = None) -> list[QueueView]:
         queue: (count, oldest)
         for queue, count, oldest in db.session.execute(
             select(Job.queue, func.count(), func.min(Job.created_at))
-            .where(Job.status == Status.QUEUED)
+            .where(status_is(Job.status, Status.QUEUED))
             .group_by(Job.queue)
         )
     }

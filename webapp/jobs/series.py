@@ -23,6 +23,7 @@ from ..domain.wait_buckets import quantile
 from ..store.extensions import db
 from ..store.models import Job, QueueSample, WaitRollup
 from ..store.sql_time import MICROSECOND, epoch_us, microseconds
+from ..store.status_sql import status_is
 from .rollups import HOUR, rolled_up_to
 from .wait_rollups import wait_bucket
 
@@ -42,7 +43,7 @@ def sample_queue_depth(now: datetime, *, keep: timedelta) -> int:
     per_queue = select(Job.queue.label("subject"), func.count().label("queued"), oldest.label("oldest"))
     per_type = select((literal(TYPE_PREFIX) + Job.type).label("subject"), func.count(), oldest)
     total = select(literal(ALL).label("subject"), func.count(), oldest)
-    queued = Job.status == Status.QUEUED
+    queued = status_is(Job.status, Status.QUEUED)
     rows = db.session.execute(
         union_all(
             per_queue.where(queued).group_by(Job.queue),
@@ -176,7 +177,9 @@ def finished_since(since: datetime) -> list[tuple[str, str, str, int, int]]:
 def queued_now(now: datetime) -> dict[str, tuple[int, float | None]]:
     """Per queue: queued jobs and the oldest ready one's wait in seconds."""
     rows = db.session.execute(
-        select(Job.queue, func.count(), func.min(Job.run_after)).where(Job.status == Status.QUEUED).group_by(Job.queue)
+        select(Job.queue, func.count(), func.min(Job.run_after))
+        .where(status_is(Job.status, Status.QUEUED))
+        .group_by(Job.queue)
     )
     return {
         queue: (int(n), None if oldest is None else max(0.0, (now - oldest).total_seconds()))

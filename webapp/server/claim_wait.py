@@ -18,11 +18,13 @@ from flask import request
 from sqlalchemy import case, func, select
 
 from .. import jobs
+from ..domain.statuses import Status
 from ..domain.timeutil import utcnow
 from ..metrics import CLAIM_LATENCY
 from ..store import flow, wakeup
 from ..store.extensions import db
 from ..store.models import Job, JobRow
+from ..store.status_sql import status_is
 from . import hangups
 
 RUN_AFTER_MARGIN_S = 0.002  # wake just after a job's run_after, not just before it
@@ -106,7 +108,7 @@ def _next_run_after(types: list[str] | None, queues: list[str] | None, looked_at
     freed slot wakes the claims. Not `now`: a job that came due while the claim ran (a retry's
     backoff ending) was left out as held, and waited out the whole wait (19.9 s, a loaded run)."""
     due = case((Job.lease_expires_at > Job.run_after, Job.lease_expires_at), else_=Job.run_after)
-    statement = select(func.min(due)).where(Job.status == "queued", due > looked_at)
+    statement = select(func.min(due)).where(status_is(Job.status, Status.QUEUED), due > looked_at)
     if types:
         statement = statement.where(Job.type.in_(types))
     if queues:

@@ -73,6 +73,7 @@ from ..domain.statuses import LIVE, Status
 from .extensions import db
 from .models import Job, Queue, QueueStart
 from .sql_time import EPOCH, MICROSECOND
+from .status_sql import status_is
 from .transaction import one_transaction_from_here
 from .wakeup import CHANNEL
 
@@ -91,7 +92,7 @@ def _live_in_queue() -> ColumnElement[int]:
     counts = [
         select(func.count())
         .select_from(live)
-        .where(live.c.queue == _QUEUES.c.name, live.c.status == str(status))
+        .where(live.c.queue == _QUEUES.c.name, status_is(live.c.status, status))
         .scalar_subquery()
         for status in _LIVE
     ]
@@ -105,7 +106,7 @@ def _live_keyed(held: Held) -> Subquery:
     return union_all(
         *(
             select(live.c.queue, live.c.concurrency_key).where(
-                held.contains(live.c.queue), live.c.status == str(status), live.c.concurrency_key.is_not(None)
+                held.contains(live.c.queue), status_is(live.c.status, status), live.c.concurrency_key.is_not(None)
             )
             for status in _LIVE
         )
@@ -137,11 +138,11 @@ def unrestricted_job() -> ColumnElement[bool]:
 def _queued_queues() -> CTE:
     """The queues holding queued jobs, by name (a NULL row ends the list): a skip scan of
     ix_jobs_queue_claim, one index probe per queue however deep each is."""
-    first = select(func.min(_JOBS.c.queue).label("queue")).where(_JOBS.c.status == Status.QUEUED)
+    first = select(func.min(_JOBS.c.queue).label("queue")).where(status_is(_JOBS.c.status, Status.QUEUED))
     found = first.cte("queued_queues", recursive=True)
     after = (
         select(func.min(_JOBS.c.queue))
-        .where(_JOBS.c.status == Status.QUEUED, _JOBS.c.queue > found.c.queue)
+        .where(status_is(_JOBS.c.status, Status.QUEUED), _JOBS.c.queue > found.c.queue)
         .scalar_subquery()
     )
     return found.union_all(select(after).where(found.c.queue.is_not(None)))
@@ -273,7 +274,7 @@ def limited_candidates(now: ColumnElement[datetime], conditions: Iterable[Column
     scan = bindparam("cas_scan", type_=Integer, literal_execute=True)
     claim_order = (_JOBS.c.priority.desc(), _JOBS.c.id)
     scanned_jobs = select(_JOBS.c.id, _JOBS.c.queue, _JOBS.c.concurrency_key, _JOBS.c.priority).where(
-        _JOBS.c.status == Status.QUEUED,
+        status_is(_JOBS.c.status, Status.QUEUED),
         or_(
             _JOBS.c.concurrency_key.is_(None),
             tuple_(_JOBS.c.queue, _JOBS.c.concurrency_key).not_in(full_keys),
@@ -421,7 +422,7 @@ def queues_with_due_jobs(
     with their turn: the queues a limited claim takes its turn on. `types` and `queues`: the
     claimer's conditions on a job's type and on a queue's name (None: any)."""
     due = select(_JOBS.c.id).where(
-        _JOBS.c.queue == table.c.name, _JOBS.c.status == Status.QUEUED, _JOBS.c.run_after <= now
+        _JOBS.c.queue == table.c.name, status_is(_JOBS.c.status, Status.QUEUED), _JOBS.c.run_after <= now
     )
     if types is not None:
         due = due.where(types)
@@ -612,18 +613,35 @@ def hints() -> FlowHints:
     checked_at, seen = _hints_seen
     if time.monotonic() - checked_at > LIMITS_IN_USE_TTL_S:
         restricted_names = select(_QUEUES.c.name).where(restricted())
-        backlog = (
-            select(_JOBS.c.id)
-            .where(_JOBS.c.status == Status.QUEUED, _JOBS.c.queue.in_(restricted_names))
-            .limit(BACKLOG_PER_QUEUE)
-            .subquery()
-        )
+        backlog = _restricted_backlog(db.session.get_bind().dialect.name == "postgresql", restricted_names)
         in_use, backlog_count = db.session.execute(
             select(restricted_names.exists(), select(func.count()).select_from(backlog).scalar_subquery())
         ).one()
         seen = FlowHints(bool(in_use), backlog_count >= BACKLOG_PER_QUEUE)
         _hints_seen = (time.monotonic(), seen)
     return seen
+
+
+def _restricted_backlog(postgresql: bool, restricted_names: Select[tuple[str]]) -> Subquery:
+    """The ids of up to BACKLOG_PER_QUEUE queued jobs of paused and limited queues. PostgreSQL:
+    each such queue's queued jobs, an index range each (a LATERAL): as `queue IN (restricted
+    names)`, a plan that read the jobs first read every queued job of every queue, and all of
+    them when no queue was restricted. SQLite, which has no LATERAL, reads the names first."""
+    if not postgresql:
+        return (
+            select(_JOBS.c.id)
+            .where(status_is(_JOBS.c.status, Status.QUEUED), _JOBS.c.queue.in_(restricted_names))
+            .limit(BACKLOG_PER_QUEUE)
+            .subquery()
+        )
+    held = restricted_names.subquery("held")
+    each = (
+        select(_JOBS.c.id)
+        .where(_JOBS.c.queue == held.c.name, status_is(_JOBS.c.status, Status.QUEUED))
+        .limit(BACKLOG_PER_QUEUE)
+        .lateral("each_held")
+    )
+    return select(each.c.id).select_from(held.join(each, true())).limit(BACKLOG_PER_QUEUE).subquery()
 
 
 def limits_in_use() -> bool:

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..domain.queues import DEFAULT_QUEUE
 from ..domain.statuses import UNFINISHED
 from .extensions import Model
+from .status_sql import QUEUED_ONLY
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 Id = BigInteger().with_variant(Integer, "sqlite")
@@ -114,8 +115,8 @@ class Job(Model):
             "ix_jobs_claim",
             text("priority DESC"),
             "id",
-            sqlite_where=text("status = 'queued'"),
-            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text(QUEUED_ONLY),
+            postgresql_where=text(QUEUED_ONLY),
         ),
         # The dashboard's filters and sort orders, each ending in id for keyset pages.
         Index("ix_jobs_status_id", "status", "id"),
@@ -141,8 +142,8 @@ class Job(Model):
             "queue",
             "run_after",
             "type",
-            sqlite_where=text("status = 'queued'"),
-            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text(QUEUED_ONLY),
+            postgresql_where=text(QUEUED_ONLY),
         ),
         # schedule_failing of *: the schedules with a recent failure, from the scheduled jobs
         # alone (a few, where the status index would walk every failed job of the week).
@@ -164,8 +165,8 @@ class Job(Model):
             "queue",
             text("priority DESC"),
             "id",
-            sqlite_where=text("status = 'queued'"),
-            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text(QUEUED_ONLY),
+            postgresql_where=text(QUEUED_ONLY),
         ),
         Index("ix_jobs_queue_status_key", "queue", "status", "concurrency_key"),
         # Unique jobs: at most one live job per (type, unique_key); a create inserts with

@@ -63,6 +63,7 @@ from ..domain.timeutil import utcnow
 from . import audit_rows, flow, leases, moves, unique, wakeup
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent, JobRow
+from .status_sql import status_is
 from .transaction import each_statement_commits, take_the_write_lock
 
 # The tables behind the models: the state machine writes them with Core statements.
@@ -818,13 +819,12 @@ def _claim_plan(
     a backlog (`flow.hints`), the fast part reads queue by queue, as one scan of the claim
     order would pass over every job of that backlog."""
     now = _param("cas_now", _JOBS.c.updated_at)
-    # The limited part writes the batch's size into the statement's text (flow.limited_candidates):
-    # the same parameter must be the same in every part of it.
-    batch_size: BindParameter[int] = bindparam(
-        "cas_batch_size", type_=Integer, literal_execute=limited is not LimitedPart.NONE
-    )
+    # The batch's size is written into the statement's text, as the status is (status_sql): a
+    # generic plan with a LIMIT it cannot see read every queued job and sorted them
+    # (tests/test_generic_plans.py). The limited part needs it there too (flow.limited_candidates).
+    batch_size: BindParameter[int] = bindparam("cas_batch_size", type_=Integer, literal_execute=True)
     job_conditions = [
-        _JOBS.c.status == Status.QUEUED,
+        status_is(_JOBS.c.status, Status.QUEUED),
         _JOBS.c.run_after <= now,
         leases.claimable(_JOBS.c.lease_expires_at, now),  # one live copy: see webapp.store.leases
     ]
@@ -894,7 +894,7 @@ def _claim_plan(
         # claimer of the queue waited for its turn (tests/test_flow_claim_cost.py).
         chosen = _JOBS.c.id == any_(func.array(ids.scalar_subquery()))
     else:
-        chosen = and_(_JOBS.c.id.in_(ids), _JOBS.c.status == Status.QUEUED)
+        chosen = and_(_JOBS.c.id.in_(ids), status_is(_JOBS.c.status, Status.QUEUED))
     # `cas_start`: the claim starts the jobs too (queued → claimed → running in this one
     # statement, both events recorded), so the worker runs them without a start report's
     # round trip. A bound parameter, not a plan of its own: every claim plan can start.
@@ -1066,7 +1066,7 @@ def _first_of_queue(by_type: bool) -> Select[Any]:
         select(_JOBS.c.id, _JOBS.c.priority)
         .where(
             _JOBS.c.queue == bindparam("cas_queue"),
-            _JOBS.c.status == Status.QUEUED,
+            status_is(_JOBS.c.status, Status.QUEUED),
             flow.due_in_claim_order(now),
             leases.claimable(_JOBS.c.lease_expires_at, now),
         )

@@ -62,6 +62,7 @@ from .extensions import db
 from .integrity import sqlite_path
 from .models import Job, JobEvent, QueueEvent
 from .moves import Kinds
+from .status_sql import status_is
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +374,7 @@ def _queued_since(connection: Connection, since: _Seen | None) -> tuple[Kinds | 
             connection.execute(select(func.max(QueueEvent.id))).scalar() or 0,
         )
         if since is None:
-            anything = connection.execute(select(Job.id).where(Job.status == Status.QUEUED).limit(1)).first()
+            anything = connection.execute(select(Job.id).where(status_is(Job.status, Status.QUEUED)).limit(1)).first()
             return (None if anything else {}), newest
         if newest.queue_event != since.queue_event:
             return None, newest
@@ -388,7 +389,7 @@ def _queued_since(connection: Connection, since: _Seen | None) -> tuple[Kinds | 
                     JobEvent.to_status == Status.QUEUED,
                     and_(JobEvent.kind == EventKind.NOTE, JobEvent.action == LEASE_RELEASED),
                 ),
-                Job.status == "queued",
+                status_is(Job.status, Status.QUEUED),
             )
             .group_by(Job.type, Job.queue)
         ).all()

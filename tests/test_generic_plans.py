@@ -1,0 +1,101 @@
+"""A claim reads as much under PostgreSQL's generic plans as under plans made for its values.
+
+psycopg prepares a statement from its fifth run, and PostgreSQL may then keep one generic plan
+for any values. The claim's indexes hold the queued jobs alone (WHERE status = 'queued'), which
+a generic plan can use only when the status is written into the statement's text
+(webapp.store.queued_sql): bound, a limited claim read every queued job of its queue twice
+(5.8 ms a claim at 6,000 queued). Every claimer runs on generic plans within seconds, so this
+is how claims run; here every statement is prepared at once and planned generically.
+
+Counted, not timed: the index entries of `jobs` the claim read, as the transaction's own
+statistics show them."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from webapp import jobs
+from webapp.jobs import queues
+from webapp.store import flow, transitions
+from webapp.store.extensions import db
+from webapp.store.transaction import unit_of_work
+
+from tests.conftest import postgresql_only
+
+QUEUED = 3_000  # more than flow.BACKLOG_PER_QUEUE: a limited queue's backlog is read queue by queue
+BATCH = 10
+
+# Index entries returned by scans of each index of `jobs`, and rows by scans of the table, so
+# far in this transaction (pg_stat_xact_user_tables' seq_tup_read; no such view for indexes).
+_ENTRIES_READ = text(
+    "SELECT pg_stat_get_xact_tuples_returned('jobs'::regclass)"
+    " + (SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid)) FROM pg_index WHERE indrelid = 'jobs'::regclass)"
+)
+
+
+def entries_read() -> int:
+    return int(db.session.execute(_ENTRIES_READ).scalar_one())
+
+
+def claim_under_generic_plans(batch_size: int) -> tuple[int, int]:
+    """(jobs claimed, index entries and table rows of `jobs` read) for one claim whose every
+    statement is prepared at once and planned generically."""
+    with unit_of_work():
+        dbapi = cast(psycopg.Connection[Any], db.session.connection().connection.dbapi_connection)
+        dbapi.prepare_threshold = 0
+        try:
+            db.session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            flow.hints()  # read once a second, up to flow.BACKLOG_PER_QUEUE queued jobs: not the claim's cost
+            before = entries_read()
+            claimed = transitions.claim("w", batch_size=batch_size)
+            read = entries_read() - before
+        finally:
+            dbapi.prepare_threshold = psycopg.Connection.prepare_threshold
+    return len(claimed), read
+
+
+@postgresql_only
+@pytest.mark.parametrize("limits", [None, {"key_concurrency": 1}, {"concurrency": 10_000, "key_concurrency": 1}])
+@pytest.mark.parametrize("batch_size", [1, BATCH])
+def test_a_claim_on_generic_plans_reads_the_jobs_it_takes_not_the_queue(app, limits, batch_size):
+    if limits:
+        queues.set_limits("work", limits, actor="ops")
+    jobs.create_jobs([{"type": "t", "queue": "work", "concurrency_key": f"key-{n % 100}"} for n in range(QUEUED)])
+    # With statistics, as autovacuum keeps them: a planner without them reads a small table
+    # whole to update ten of its rows, which is not what this test is about.
+    db.session.execute(text("ANALYZE jobs"))
+    db.session.commit()
+
+    claimed, read = claim_under_generic_plans(batch_size)
+
+    assert claimed == batch_size
+    # Reading the queue (its queued jobs' index entries, or the table) is thousands more.
+    assert read <= 200, read
+
+
+@postgresql_only
+def test_the_flow_hints_read_no_job_while_no_queue_is_paused_or_limited(app):
+    """Read once a second by every process that claims. As `queue IN (paused or limited
+    queues)` on the jobs, a generic plan read every queued job to find none."""
+    jobs.create_jobs([{"type": "t", "queue": "work"} for _ in range(QUEUED)])
+    db.session.execute(text("ANALYZE jobs"))
+    db.session.commit()
+
+    with unit_of_work():
+        dbapi = cast(psycopg.Connection[Any], db.session.connection().connection.dbapi_connection)
+        dbapi.prepare_threshold = 0
+        try:
+            db.session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            before = entries_read()
+            flow.limits_changed()
+            hints = flow.hints()
+            read = entries_read() - before
+        finally:
+            dbapi.prepare_threshold = psycopg.Connection.prepare_threshold
+
+    assert hints == flow.FlowHints(limits_in_use=False, restricted_backlog=False)
+    assert read == 0, read
