@@ -7,8 +7,7 @@ a generic plan can use only when the status is written into the statement's text
 (5.8 ms a claim at 6,000 queued). Every claimer runs on generic plans within seconds, so this
 is how claims run; here every statement is prepared at once and planned generically.
 
-Counted, not timed: the index entries of `jobs` the claim read, as the transaction's own
-statistics show them."""
+Counted, not timed: the index entries of `jobs` the claim read (tests/support/reads.py)."""
 
 from __future__ import annotations
 
@@ -25,20 +24,10 @@ from webapp.store.extensions import db
 from webapp.store.transaction import unit_of_work
 
 from tests.conftest import postgresql_only
+from tests.support.reads import jobs_entries_read
 
 QUEUED = 3_000  # more than flow.BACKLOG_PER_QUEUE: a limited queue's backlog is read queue by queue
 BATCH = 10
-
-# Index entries returned by scans of each index of `jobs`, and rows by scans of the table, so
-# far in this transaction (pg_stat_xact_user_tables' seq_tup_read; no such view for indexes).
-_ENTRIES_READ = text(
-    "SELECT pg_stat_get_xact_tuples_returned('jobs'::regclass)"
-    " + (SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid)) FROM pg_index WHERE indrelid = 'jobs'::regclass)"
-)
-
-
-def entries_read() -> int:
-    return int(db.session.execute(_ENTRIES_READ).scalar_one())
 
 
 def claim_under_generic_plans(batch_size: int) -> tuple[int, int]:
@@ -50,9 +39,9 @@ def claim_under_generic_plans(batch_size: int) -> tuple[int, int]:
         try:
             db.session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
             flow.hints()  # read once a second, up to flow.BACKLOG_PER_QUEUE queued jobs: not the claim's cost
-            before = entries_read()
+            before = jobs_entries_read()
             claimed = transitions.claim("w", batch_size=batch_size)
-            read = entries_read() - before
+            read = jobs_entries_read() - before
         finally:
             dbapi.prepare_threshold = psycopg.Connection.prepare_threshold
     return len(claimed), read
@@ -90,10 +79,10 @@ def test_the_flow_hints_read_no_job_while_no_queue_is_paused_or_limited(app):
         dbapi.prepare_threshold = 0
         try:
             db.session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
-            before = entries_read()
+            before = jobs_entries_read()
             flow.limits_changed()
             hints = flow.hints()
-            read = entries_read() - before
+            read = jobs_entries_read() - before
         finally:
             dbapi.prepare_threshold = psycopg.Connection.prepare_threshold
 

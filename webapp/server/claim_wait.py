@@ -15,16 +15,14 @@ import time
 from datetime import datetime
 
 from flask import request
-from sqlalchemy import case, func, select
 
 from .. import jobs
-from ..domain.statuses import Status
 from ..domain.timeutil import utcnow
 from ..metrics import CLAIM_LATENCY
 from ..store import flow, wakeup
 from ..store.extensions import db
-from ..store.models import Job, JobRow
-from ..store.status_sql import status_is
+from ..store.models import JobRow
+from ..store.next_claimable import next_claimable_at
 from . import hangups
 
 RUN_AFTER_MARGIN_S = 0.002  # wake just after a job's run_after, not just before it
@@ -97,23 +95,17 @@ def _claim(
 
 
 def _next_run_after(types: list[str] | None, queues: list[str] | None, looked_at: datetime) -> datetime | None:
-    """When the next queued job of `types` and `queues` not due when the claim looked
+    """When the next queued job of `types` and `queues` not claimable when the claim looked
     (`looked_at`) becomes claimable: its `run_after`, or later while an earlier attempt's lease
-    runs (webapp.store.leases). A moment already past means: claim again at once.
+    runs (webapp.store.next_claimable). A moment already past means: claim again at once.
 
-    Only jobs due after the claim looked: a job due before it that the claim did not take is
+    Only jobs claimable after the claim looked: a job due before it that the claim did not take is
     held by its queue (paused, or a limit full), and waking for it at once made the wait a loop
     of claims (730 statements in 2 s for one claim, while an operator paused a queue).
     `flow.held_back_until` says when limited queues are worth a look again, and a resume or a
     freed slot wakes the claims. Not `now`: a job that came due while the claim ran (a retry's
     backoff ending) was left out as held, and waited out the whole wait (19.9 s, a loaded run)."""
-    due = case((Job.lease_expires_at > Job.run_after, Job.lease_expires_at), else_=Job.run_after)
-    statement = select(func.min(due)).where(status_is(Job.status, Status.QUEUED), due > looked_at)
-    if types:
-        statement = statement.where(Job.type.in_(types))
-    if queues:
-        statement = statement.where(Job.queue.in_(queues))
-    return db.session.execute(statement).scalar()
+    return next_claimable_at(types, queues, looked_at)
 
 
 def _earliest(*moments: datetime | None) -> datetime | None:

@@ -135,7 +135,7 @@ def unrestricted_job() -> ColumnElement[bool]:
     return _JOBS.c.queue.not_in(select(_QUEUES.c.name).where(restricted()).scalar_subquery())
 
 
-def _queued_queues() -> CTE:
+def queued_queues() -> CTE:
     """The queues holding queued jobs, by name (a NULL row ends the list): a skip scan of
     ix_jobs_queue_claim, one index probe per queue however deep each is."""
     first = select(func.min(_JOBS.c.queue).label("queue")).where(status_is(_JOBS.c.status, Status.QUEUED))
@@ -150,7 +150,7 @@ def _queued_queues() -> CTE:
 
 def unrestricted_queued_queues() -> Select[tuple[str]]:
     """The names of the queues holding queued jobs that have no limit and no pause."""
-    found = _queued_queues()
+    found = queued_queues()
     restricted_names = select(_QUEUES.c.name).where(restricted()).scalar_subquery()
     return select(found.c.queue).where(found.c.queue.is_not(None), found.c.queue.not_in(restricted_names))
 
@@ -166,7 +166,7 @@ def fast_candidates_per_queue(
     jobs are an index range instead; `conditions`: the claim's own on the job (status queued
     among them); `by_queue`: only the claimer's queues (`cas_queues`). The jobs a queue locked
     that others come before stay locked to the statement's end."""
-    found = _queued_queues()
+    found = queued_queues()
     each = (
         select(_JOBS.c.id, _JOBS.c.priority)
         .where(_JOBS.c.queue == found.c.queue, *conditions)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..domain.queues import DEFAULT_QUEUE
 from ..domain.statuses import UNFINISHED
 from .extensions import Model
-from .status_sql import QUEUED_ONLY
+from .status_sql import QUEUED_LEASED, QUEUED_ONLY
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 Id = BigInteger().with_variant(Integer, "sqlite")
@@ -144,6 +144,14 @@ class Job(Model):
             "type",
             sqlite_where=text(QUEUED_ONLY),
             postgresql_where=text(QUEUED_ONLY),
+        ),
+        # A waiting claim's next look (next_claimable): the queued jobs whose earlier attempt's
+        # lease may still run, by its end. A few: any other queued job has no lease.
+        Index(
+            "ix_jobs_queued_leases",
+            "lease_expires_at",
+            sqlite_where=text(QUEUED_LEASED),
+            postgresql_where=text(QUEUED_LEASED),
         ),
         # schedule_failing of *: the schedules with a recent failure, from the scheduled jobs
         # alone (a few, where the status index would walk every failed job of the week).

@@ -23,6 +23,7 @@ from sqlalchemy.types import String
 from ..domain.statuses import Status
 
 QUEUED_ONLY = f"status = '{Status.QUEUED}'"  # the predicate of the indexes of queued jobs
+QUEUED_LEASED = f"{QUEUED_ONLY} AND lease_expires_at IS NOT NULL"  # ix_jobs_queued_leases: with an earlier lease
 
 
 def status_is(column: ColumnElement[str] | InstrumentedAttribute[str], status: Status) -> ColumnElement[bool]:
