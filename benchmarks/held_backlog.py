@@ -4,8 +4,9 @@ limit, holding many queued jobs (an incident's pause, a GPU queue's waiting runs
 Per backend and per way of holding: --depth jobs in the queue `held` (priority 1, so they
 come first in claim order), then 200 jobs of the default queue; ANALYZE; then --claims
 one-job claims that start the job (`jobs.claim_jobs`, as a worker's claim), each timed
-in-process. The same with 20 held jobs first, in the same run: the ratio deep / shallow is
-what the backlog costs each claim (1.0: nothing).
+in-process; then --claims times a waiting claim's look for when to claim again (the claim
+found nothing: `claim_wait._next_run_after`). The same with 20 held jobs first, in the same
+run: the ratio deep / shallow is what the backlog costs each claim and look (1.0: nothing).
 
     .venv/bin/python benchmarks/held_backlog.py
     .venv/bin/python benchmarks/held_backlog.py --backends postgresql --depth 100000
@@ -30,9 +31,12 @@ SHALLOW = 20
 OTHER_JOBS = 200
 
 
-def claim_times(database_url: str, depth: int, hold: str, claims: int) -> list[float]:
+def claim_times(database_url: str, depth: int, hold: str, claims: int) -> tuple[list[float], list[float]]:
+    """(each claim's time, each look's time) in seconds."""
     from webapp import create_app, jobs
+    from webapp.domain.timeutil import utcnow
     from webapp.jobs import queues
+    from webapp.server.claim_wait import _next_run_after
     from webapp.store import flow
     from webapp.store.extensions import db
 
@@ -56,9 +60,14 @@ def claim_times(database_url: str, depth: int, hold: str, claims: int) -> list[f
             [job] = jobs.claim_jobs("w", batch_size=1, start=True)
             times.append(time.perf_counter() - begun)
             assert job.queue == "default", job
+        looks = []
+        for _ in range(claims):
+            begun = time.perf_counter()
+            _next_run_after(None, None, utcnow())
+            looks.append(time.perf_counter() - begun)
         db.session.remove()
         db.engine.dispose()
-    return times
+    return times, looks
 
 
 def main() -> None:
@@ -71,16 +80,21 @@ def main() -> None:
     args = parser.parse_args()
     for backend in args.backends.split(","):
         for hold in ("pause", "full_limit"):
-            p50 = {}
+            p50, look_p50 = {}, {}
             for depth in (SHALLOW, args.depth):
                 server = args.postgres_url if backend == "postgresql" else None
                 with fresh_database(server, args.database_prefix) as url:
-                    times = claim_times(url, depth, hold, min(args.claims, OTHER_JOBS))
+                    times, looks = claim_times(url, depth, hold, min(args.claims, OTHER_JOBS))
                 p50[depth] = statistics.median(times) * 1000
+                look_p50[depth] = statistics.median(looks) * 1000
                 p90 = statistics.quantiles(times, n=10)[-1] * 1000
-                print(f"{backend:<10} {hold:<10} held {depth:>7}: claim p50 {p50[depth]:6.2f} ms  p90 {p90:6.2f} ms")
+                print(
+                    f"{backend:<10} {hold:<10} held {depth:>7}: claim p50 {p50[depth]:6.2f} ms  p90 {p90:6.2f} ms"
+                    f"  look p50 {look_p50[depth]:6.2f} ms"
+                )
             print(
-                f"{backend:<10} {hold:<10} ratio p50 held {args.depth} / {SHALLOW}: {p50[args.depth] / p50[SHALLOW]:.2f}"
+                f"{backend:<10} {hold:<10} ratio p50 held {args.depth} / {SHALLOW}: claim {p50[args.depth] / p50[SHALLOW]:.2f}"
+                f"  look {look_p50[args.depth] / look_p50[SHALLOW]:.2f}"
             )
 
 
