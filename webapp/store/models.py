@@ -145,8 +145,8 @@ class Job(Model):
             sqlite_where=text(QUEUED_ONLY),
             postgresql_where=text(QUEUED_ONLY),
         ),
-        # A waiting claim's next look (next_claimable): the queued jobs whose earlier attempt's
-        # lease may still run, by its end. A few: any other queued job has no lease.
+        # A waiting claim's next look (next_claimable): by its end, the lease the queued jobs
+        # requeued while an earlier attempt was stopping (or orphaned) kept; others have none.
         Index(
             "ix_jobs_queued_leases",
             "lease_expires_at",

@@ -10,8 +10,9 @@ that each stop at their first row:
   range of `ix_jobs_queued_ready` (status, queue, run_after, type), found from the queues
   holding queued jobs (`flow.queued_queues`, one index probe per queue);
 - the lease side: the queued jobs whose earlier attempt's lease outlasts their `run_after`,
-  by `lease_expires_at`, from `ix_jobs_queued_leases`, which holds only the queued jobs with a
-  lease (a job requeued while its earlier attempt was stopping; any other queued job has none).
+  by `lease_expires_at` from the look on, from `ix_jobs_queued_leases`, which holds only the
+  queued jobs that kept an earlier attempt's lease (requeued while that attempt was stopping,
+  or after the monitor orphaned it); a queued job from a create or a retry has none.
 """
 
 from __future__ import annotations
