@@ -18,11 +18,14 @@ with its defaults (concurrency 1, LISTEN/NOTIFY).
 3. With --limits, each Jobwarden backend runs twice, back to back: as above, then with every
    job in a queue with `concurrency` and `key_concurrency` set (never binding, a key per
    job out of --keys), so each claim goes through the limited part (webapp/store/flow.py);
-   the ratio of the pickup p50s is printed.
+   the ratio of the pickup p50s is printed. With --pairs N, N such pairs alternate and the
+   ratio of the p50s of all their pickups is printed too: a pair's ratio swings with the
+   machine by more than limits cost.
 
     .venv/bin/python benchmarks/pickup.py
     .venv/bin/python benchmarks/pickup.py --jobs 100 --backends sqlite --skip-procrastinate
     .venv/bin/python benchmarks/pickup.py --limits --skip-procrastinate
+    .venv/bin/python benchmarks/pickup.py --limits --pairs 4 --jobs 100 --idle-s 1 --skip-procrastinate
 """
 
 from __future__ import annotations
@@ -101,8 +104,8 @@ def jobwarden_database(backend: str, postgres: str, prefix: str) -> Iterator[str
 LIMITED_QUEUE = "limited"
 
 
-def run_jobwarden(backend: str, args: argparse.Namespace, limits: bool = False) -> float:
-    """The run's pickups; returns the p50 in seconds."""
+def run_jobwarden(backend: str, args: argparse.Namespace, limits: bool = False) -> list[float]:
+    """The run's pickups, in seconds."""
     with (
         jobwarden_database(backend, args.postgres, args.database_prefix) as url,
         tempfile.TemporaryDirectory() as scratch,
@@ -157,7 +160,11 @@ def run_jobwarden(backend: str, args: argparse.Namespace, limits: bool = False) 
     print(f"jobwarden     {label:<10} pickup: {percentiles(pickups)}", flush=True)
     for step, durations in steps.items():
         print(f"              {step + ' after the last':<24} {percentiles(durations)}", flush=True)
-    return sorted(pickups)[len(pickups) // 2]
+    return pickups
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def wait_finished(engine, job_id: int) -> tuple[datetime, datetime, datetime]:
@@ -215,13 +222,26 @@ def main() -> None:
     parser.add_argument("--logs", default=None, help="keep the server's log in this directory")
     parser.add_argument("--limits", action="store_true", help="each backend again with its jobs in a limited queue")
     parser.add_argument("--keys", type=int, default=100, help="concurrency keys with --limits (default 100)")
+    parser.add_argument("--pairs", type=int, default=1, help="with --limits: runs without and with limits, alternated")
     add_database_prefix_option(parser)
     args = parser.parse_args()
     for backend in args.backends.split(","):
-        off = run_jobwarden(backend, args)
-        if args.limits:
-            on = run_jobwarden(backend, args, limits=True)
-            print(f"ratio pickup p50 limits on/off, {backend}: {on / off:.2f}", flush=True)
+        every_off: list[float] = []
+        every_on: list[float] = []
+        for _ in range(args.pairs if args.limits else 1):
+            off = run_jobwarden(backend, args)
+            every_off += off
+            if args.limits:
+                on = run_jobwarden(backend, args, limits=True)
+                every_on += on
+                print(f"ratio pickup p50 limits on/off, {backend}: {median(on) / median(off):.2f}", flush=True)
+        if args.limits and args.pairs > 1:
+            print(
+                f"ratio pickup p50 limits on/off, {backend}, {args.pairs} pairs' pickups together: "
+                f"{median(every_on) / median(every_off):.2f} ({median(every_on) * 1000:.1f} / "
+                f"{median(every_off) * 1000:.1f} ms)",
+                flush=True,
+            )
     if not args.skip_procrastinate:
         run_procrastinate(args)
 
