@@ -261,3 +261,24 @@ def marked(marker: str) -> list[int]:
         if marker.encode() in cmdline and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU a process's own threads have used (utime + stime of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def server_cpu_seconds(master: int) -> float:
+    """The CPU a gunicorn master's workers (its children) have used: what serving costs."""
+    used = 0.0
+    for child in children(master):
+        try:
+            used += cpu_seconds(child)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a worker that exited since
+    return used

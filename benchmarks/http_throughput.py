@@ -33,6 +33,7 @@ from benchmarks._support import (  # noqa: E402
     app_config,
     postgres_database,
     running_server,
+    server_cpu_seconds,
 )
 from benchmarks.store import procrastinate_python, run_procrastinate  # noqa: E402
 from webapp import create_app  # noqa: E402
@@ -90,9 +91,11 @@ def measure(database_url: str, jobs_count: int, processes: int, batch: int, work
         for worker in workers:
             worker.start()
         time.sleep(2)  # let the processes import and connect
+        serving_before = server_cpu_seconds(server.process.pid)
         began = time.perf_counter()
         start.set()
         outcomes = [results.get(timeout=600) for _ in workers]
+        serving = server_cpu_seconds(server.process.pid) - serving_before
         for worker in workers:
             worker.join()
     done = sum(o[0] for o in outcomes)
@@ -100,6 +103,7 @@ def measure(database_url: str, jobs_count: int, processes: int, batch: int, work
     print(
         f"  {done} jobs by {processes} processes (claim batch {batch}) in {elapsed:.1f} s: {done / elapsed:.0f} jobs/s"
     )
+    print(f"  the server's CPU (its gunicorn workers): {serving / done * 1000:.2f} ms per job")
     print("  (claim and start: one request; the completes: one /reports request per claimed batch)")
     for call in ("claim", "complete"):
         values = [v * 1000 for o in outcomes for v in o[2][call]]

@@ -49,8 +49,10 @@ from benchmarks._support import (  # noqa: E402
     Server,
     add_database_prefix_option,
     app_config,
+    cpu_seconds,
     fresh_database,
     running_server,
+    server_cpu_seconds,
     statements_run,
 )
 from webapp import create_app  # noqa: E402
@@ -59,25 +61,6 @@ from webapp.domain.log_lines import prefix  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 
 KEY = {"Authorization": f"Bearer {INTERNAL_KEY}"}
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime: this process's own threads
-
-
-def server_cpu_seconds(master: int) -> float:
-    """The CPU its gunicorn workers (the master's children) have used: what serving costs."""
-    used = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[1]) == master:  # its parent
-            used += (int(fields[11]) + int(fields[12])) / TICKS
-    return used
 
 
 def wait_finished(http: requests.Session, base: str, job_id: int, timeout: float = 120) -> dict:

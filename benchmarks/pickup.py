@@ -55,6 +55,8 @@ from benchmarks._support import (  # noqa: E402
     INTERNAL_KEY,
     add_database_prefix_option,
     app_config,
+    children,
+    cpu_seconds,
     postgres_database,
     running_server,
 )
@@ -62,15 +64,6 @@ from webapp import create_app  # noqa: E402
 from webapp.client import JobwardenClient  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
 from webapp.store.models import Job  # noqa: E402
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def cpu_share(pids: list[int], seconds: float) -> float:
