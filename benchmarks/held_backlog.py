@@ -5,7 +5,7 @@ Per backend and per way of holding: --depth jobs in the queue `held` (priority 1
 come first in claim order), then 200 jobs of the default queue; ANALYZE; then --claims
 one-job claims that start the job (`jobs.claim_jobs`, as a worker's claim), each timed
 in-process; then --claims times a waiting claim's look for when to claim again (the claim
-found nothing: `claim_wait._next_run_after`). The same with 20 held jobs first, in the same
+found nothing: `next_claimable_at`). The same with 20 held jobs first, in the same
 run: the ratio deep / shallow is what the backlog costs each claim and look (1.0: nothing).
 
     .venv/bin/python benchmarks/held_backlog.py
@@ -36,9 +36,9 @@ def claim_times(database_url: str, depth: int, hold: str, claims: int) -> tuple[
     from webapp import create_app, jobs
     from webapp.domain.timeutil import utcnow
     from webapp.jobs import queues
-    from webapp.server.claim_wait import _next_run_after
     from webapp.store import flow
     from webapp.store.extensions import db
+    from webapp.store.next_claimable import next_claimable_at
 
     app = create_app(app_config(database_url))
     with app.app_context():
@@ -63,7 +63,7 @@ def claim_times(database_url: str, depth: int, hold: str, claims: int) -> tuple[
         looks = []
         for _ in range(claims):
             begun = time.perf_counter()
-            _next_run_after(None, None, utcnow())
+            next_claimable_at(None, None, utcnow())
             looks.append(time.perf_counter() - begun)
         db.session.remove()
         db.engine.dispose()

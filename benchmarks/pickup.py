@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median_high
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -156,10 +157,6 @@ def run_jobwarden(backend: str, args: argparse.Namespace, limits: bool = False) 
     return pickups
 
 
-def median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
-
-
 def wait_finished(engine, job_id: int) -> tuple[datetime, datetime, datetime]:
     """When the job was created, claimed and started, once it completed."""
     while True:
@@ -227,12 +224,14 @@ def main() -> None:
             if args.limits:
                 on = run_jobwarden(backend, args, limits=True)
                 every_on += on
-                print(f"ratio pickup p50 limits on/off, {backend}: {median(on) / median(off):.2f}", flush=True)
+                print(
+                    f"ratio pickup p50 limits on/off, {backend}: {median_high(on) / median_high(off):.2f}", flush=True
+                )
         if args.limits and args.pairs > 1:
             print(
                 f"ratio pickup p50 limits on/off, {backend}, {args.pairs} pairs' pickups together: "
-                f"{median(every_on) / median(every_off):.2f} ({median(every_on) * 1000:.1f} / "
-                f"{median(every_off) * 1000:.1f} ms)",
+                f"{median_high(every_on) / median_high(every_off):.2f} ({median_high(every_on) * 1000:.1f} / "
+                f"{median_high(every_off) * 1000:.1f} ms)",
                 flush=True,
             )
     if not args.skip_procrastinate:

@@ -11,6 +11,8 @@ Counted, not timed: the index entries of `jobs` the claim read (tests/support/re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 import psycopg
@@ -30,20 +32,26 @@ QUEUED = 3_000  # more than flow.BACKLOG_PER_QUEUE: a limited queue's backlog is
 BATCH = 10
 
 
-def claim_under_generic_plans(batch_size: int) -> tuple[int, int]:
-    """(jobs claimed, index entries and table rows of `jobs` read) for one claim whose every
-    statement is prepared at once and planned generically."""
+@contextmanager
+def generic_plans() -> Iterator[None]:
+    """A unit of work whose every statement is prepared at once and planned generically."""
     with unit_of_work():
         dbapi = cast(psycopg.Connection[Any], db.session.connection().connection.dbapi_connection)
         dbapi.prepare_threshold = 0
         try:
             db.session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
-            flow.hints()  # read once a second, up to flow.BACKLOG_PER_QUEUE queued jobs: not the claim's cost
-            before = jobs_entries_read()
-            claimed = transitions.claim("w", batch_size=batch_size)
-            read = jobs_entries_read() - before
+            yield
         finally:
             dbapi.prepare_threshold = psycopg.Connection.prepare_threshold
+
+
+def claim_under_generic_plans(batch_size: int) -> tuple[int, int]:
+    """(jobs claimed, index entries and table rows of `jobs` read) for one claim on generic plans."""
+    with generic_plans():
+        flow.hints()  # read once a second, up to flow.BACKLOG_PER_QUEUE queued jobs: not the claim's cost
+        before = jobs_entries_read()
+        claimed = transitions.claim("w", batch_size=batch_size)
+        read = jobs_entries_read() - before
     return len(claimed), read
 
 
@@ -74,17 +82,11 @@ def test_the_flow_hints_read_no_job_while_no_queue_is_paused_or_limited(app):
     db.session.execute(text("ANALYZE jobs"))
     db.session.commit()
 
-    with unit_of_work():
-        dbapi = cast(psycopg.Connection[Any], db.session.connection().connection.dbapi_connection)
-        dbapi.prepare_threshold = 0
-        try:
-            db.session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
-            before = jobs_entries_read()
-            flow.limits_changed()
-            hints = flow.hints()
-            read = jobs_entries_read() - before
-        finally:
-            dbapi.prepare_threshold = psycopg.Connection.prepare_threshold
+    with generic_plans():
+        before = jobs_entries_read()
+        flow.limits_changed()
+        hints = flow.hints()
+        read = jobs_entries_read() - before
 
     assert hints == flow.FlowHints(limits_in_use=False, restricted_backlog=False)
     assert read == 0, read

@@ -67,7 +67,7 @@ def claim_waiting(
                 return claimed
             until = deadline
             next_due = _earliest(
-                _next_run_after(types, queues, looked_at), flow.held_back_until(utcnow(), types, queues)
+                next_claimable_at(types, queues, looked_at), flow.held_back_until(utcnow(), types, queues)
             )
             db.session.close()  # wait without a connection
             if next_due is not None:
@@ -92,20 +92,6 @@ def _claim(
     claimed = jobs.claim_jobs(worker_id, types=types, queues=queues, batch_size=batch_size, start=start)
     CLAIM_LATENCY.observe(time.perf_counter() - started)
     return claimed
-
-
-def _next_run_after(types: list[str] | None, queues: list[str] | None, looked_at: datetime) -> datetime | None:
-    """When the next queued job of `types` and `queues` not claimable when the claim looked
-    (`looked_at`) becomes claimable: its `run_after`, or later while an earlier attempt's lease
-    runs (webapp.store.next_claimable). A moment already past means: claim again at once.
-
-    Only jobs claimable after the claim looked: a job due before it that the claim did not take is
-    held by its queue (paused, or a limit full), and waking for it at once made the wait a loop
-    of claims (730 statements in 2 s for one claim, while an operator paused a queue).
-    `flow.held_back_until` says when limited queues are worth a look again, and a resume or a
-    freed slot wakes the claims. Not `now`: a job that came due while the claim ran (a retry's
-    backoff ending) was left out as held, and waited out the whole wait (19.9 s, a loaded run)."""
-    return next_claimable_at(types, queues, looked_at)
 
 
 def _earliest(*moments: datetime | None) -> datetime | None:
