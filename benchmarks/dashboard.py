@@ -2,8 +2,8 @@
 
 For each backend (SQLite, PostgreSQL) and each store size (--sizes, default
 100,000 and 1,000,000 jobs, built with set-based SQL by benchmarks/monitor.py's
-`populate`: 1,000 running, 5,000 queued, 1,000 pending, 20,000 failed, 20,000
-cancelled, the rest completed, the unfinished ones the oldest ids) it times, with
+`populate`: 1,000 running, 5,000 queued (or --queued: a backlog), 1,000 pending, 20,000
+failed, 20,000 cancelled, the rest completed, the unfinished ones the oldest ids) it times, with
 the Flask test client in-process (server time: routing, queries, template; no
 socket, no HTTP parsing), --requests requests of each page after --warm-up:
 
@@ -12,7 +12,8 @@ socket, no HTTP parsing), --requests requests of each page after --warm-up:
 - the HTMX poll of it (`HX-Request: true`: the table region only), unfiltered,
   `?status=failed` and `?status=queued&status=running` (two statuses ticked);
 - `/jobs/counts` (the capped counts per status, polled with the table);
-- a job page and its poll, `/health` and its poll, `/stats` over 1 h and 7 d.
+- a job page and its poll, the newest queued job's page, `/health` and its poll, `/queues`
+  and its poll, `/stats` over 1 h and 7 d.
 
 Every request says `Accept-Encoding: gzip`, as browsers do. It prints p50/p95/max,
 the bytes of each answer on the wire (gzipped) and uncompressed, and EXPLAIN of every query
@@ -66,7 +67,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor import database, percentile, populate, roll_up  # noqa: E402  (benchmarks/monitor.py)
+from monitor import QUEUED, database, percentile, populate, roll_up  # noqa: E402  (benchmarks/monitor.py)
 from sqlalchemy import text  # noqa: E402
 
 from benchmarks._support import (  # noqa: E402
@@ -96,6 +97,9 @@ PAGES = (
     ("/jobs/counts", "/jobs/counts", HTMX),
     ("job page (a failed job)", "/jobs/{failed_id}", {}),
     ("poll of a job page", "/jobs/{failed_id}", HTMX),
+    ("job page (a queued job, the newest)", "/jobs/{queued_id}", {}),
+    ("/queues", "/queues", {}),
+    ("poll of /queues", "/queues", HTMX),
     ("/health", "/health", {}),
     ("poll of /health", "/health", HTMX),
     ("/stats (1 h)", "/stats", {}),
@@ -208,7 +212,7 @@ def print_row(name: str, row: dict) -> None:
     )
 
 
-def measure_through_gunicorn(url: str, failed_id: int, args, checkout: Path = ROOT) -> dict[str, dict]:
+def measure_through_gunicorn(url: str, samples: dict[str, int], args, checkout: Path = ROOT) -> dict[str, dict]:
     """Each page end to end through `jobwarden serve`'s gunicorn serving `checkout`'s code, then
     the processes' memory."""
     results: dict[str, dict] = {}
@@ -222,7 +226,7 @@ def measure_through_gunicorn(url: str, failed_id: int, args, checkout: Path = RO
             )
             for name, path, headers in chosen_pages(args.pages):
                 results[name] = row = time_page_over_http(
-                    server.port, path.format(failed_id=failed_id), headers, args.requests, args.warm_up
+                    server.port, path.format(**samples), headers, args.requests, args.warm_up
                 )
                 print_row(name, row)
             assert server.process is not None
@@ -258,24 +262,27 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
         if db.session.execute(text("SELECT EXISTS (SELECT 1 FROM jobs)")).scalar_one():
             print(f"\n{backend}: reusing the kept store of {size:,} jobs", flush=True)
         else:
-            seconds = populate(size, 1_000)
+            seconds = populate(size, 1_000, queued=args.queued)
             print(f"\n{backend}: built {size:,} jobs in {seconds:.0f} s", flush=True)
         seconds, hours = roll_up()
         print(
             f"  rolled up {hours:,} hours of finished jobs in {seconds:.1f} s, as the monitor's passes would",
             flush=True,
         )
-        failed_id = db.session.execute(text("SELECT max(id) FROM jobs WHERE status = 'failed'")).scalar_one()
+        samples = {
+            f"{status}_id": db.session.execute(text(f"SELECT max(id) FROM jobs WHERE status = '{status}'")).scalar_one()
+            for status in ("failed", "queued")
+        }
         db.session.remove()
     # Requests are made outside any app context, so each one gets its own (its own session,
     # pool checkout with pre-ping, and rollback at the end), as under a real server.
     client = app.test_client()
     pages = chosen_pages(args.pages)
     if args.through == "gunicorn":
-        results = measure_through_gunicorn(url, failed_id, args)
+        results = measure_through_gunicorn(url, samples, args)
         if args.serve_checkout:
             baseline = Path(args.serve_checkout).resolve()
-            for name, row in measure_through_gunicorn(url, failed_id, args, baseline).items():
+            for name, row in measure_through_gunicorn(url, samples, args, baseline).items():
                 results[f"{name} [{baseline.name}]"] = row
             for name, row in list(results.items()):
                 other = results.get(f"{name} [{baseline.name}]")
@@ -286,7 +293,7 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
     else:
         results = {}
         for name, path, headers in pages:
-            results[name] = time_page(client, path.format(failed_id=failed_id), headers, args.requests, args.warm_up)
+            results[name] = time_page(client, path.format(**samples), headers, args.requests, args.warm_up)
             print_row(name, results[name])
     with app.app_context():
         if backend == "postgresql":
@@ -299,7 +306,7 @@ def measure_jobwarden(url: str, size: int, args) -> dict[str, dict]:
             print("  EXPLAIN of the queries each page ran:")
             for name, path, headers in pages:
                 with statements_run(db.engine) as seen:
-                    client.get(path.format(failed_id=failed_id), headers=headers)
+                    client.get(path.format(**samples), headers=headers)
                 print(f"  - {name}:")
                 for statement, parameters in seen:
                     if statement.lstrip().upper().startswith(("SELECT", "WITH")):
@@ -338,6 +345,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--sizes", default="100000,1000000", help="store sizes in jobs (default 100000,1000000)")
+    parser.add_argument(
+        "--queued",
+        type=int,
+        default=QUEUED,
+        help=f"queued jobs in a store built (default {QUEUED:,}); a backlog: most of the store",
+    )
     parser.add_argument("--requests", type=int, default=100, help="timed requests per page (default 100)")
     parser.add_argument("--warm-up", type=int, default=5, help="untimed requests per page first (default 5)")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="a server to create throwaway databases on")

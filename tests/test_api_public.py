@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event, text
 
 from webapp import jobs
+from webapp.jobs import queries
 from webapp.store.extensions import db
 
 from tests.factories import make_job
@@ -172,6 +173,23 @@ def test_a_job_carries_its_queue_position_attempts_and_steps(client):
     answer = client.get(f"/api/jobs/{job.id}").json
     assert (answer["queue_position"], answer["attempts"], answer["steps"]) == (2, [], [])
     assert client.get(f"/api/jobs/{ahead.id}").json["queue_position"] == 1
+
+
+def test_a_place_deep_in_a_backlog_is_counted_up_to_the_cap(client, monkeypatch):
+    """Jobs ahead by priority and by age, each counted no further than the cap."""
+    for module in (jobs, queries):  # the facade's name and the counting module's
+        monkeypatch.setattr(module, "QUEUE_POSITION_CAP", 3)
+    urgent = [make_job("queued", type="t", priority=5) for _ in range(2)]
+    older = [make_job("queued", type="t") for _ in range(2)]
+    last = make_job("queued", type="t")
+
+    def place(job) -> tuple[int, int]:
+        answer = client.get(f"/api/jobs/{job.id}").json
+        return answer["queue_position"], answer["queue_position_cap"]
+
+    assert [place(job) for job in (*urgent, *older, last)] == [(1, 3), (2, 3), (3, 3), (4, 3), (4, 3)]
+    assert "#3+ in queue" in client.get(f"/jobs/{last.id}").get_data(as_text=True)
+    assert "#3 in queue" in client.get(f"/jobs/{older[0].id}").get_data(as_text=True)
 
 
 def test_a_failed_job_lists_its_attempt_with_worker_outcome_and_error(client):

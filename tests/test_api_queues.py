@@ -6,16 +6,20 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import threading
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from webapp import jobs
+from webapp.domain.timeutil import utcnow
 from webapp.jobs import queues
 from webapp.store.extensions import db
 from webapp.store.models import Job, QueueEvent
+from webapp.store.transaction import unit_of_work
 
 
 def test_a_job_is_created_in_a_queue_and_listed_by_it(client):
@@ -53,6 +57,7 @@ def test_queues_list_their_limits_depth_and_load(client):
         "key_concurrency": None,
         "rate_limit": {"limit": 10, "period_s": 1.0},
         "queued": 3,
+        "queued_cap": 10_000,
         "running": 0,
         "oldest_queued_s": gpu["oldest_queued_s"],
         "finished_last_hour": 0,
@@ -60,6 +65,36 @@ def test_queues_list_their_limits_depth_and_load(client):
     assert gpu["oldest_queued_s"] >= 0
     cleared = client.patch("/api/queues/gpu", json={"rate_limit": None}).json
     assert (cleared["concurrency"], cleared["rate_limit"]) == (2, None)
+
+
+def test_a_queue_counts_its_backlog_up_to_the_cap(client, monkeypatch):
+    monkeypatch.setattr(queues.QueueView, "queued_cap", 3)
+    jobs.create_jobs([{"type": "t", "queue": "deep"}] * 5 + [{"type": "t", "queue": "shallow"}] * 3)
+    listed = {queue["name"]: queue for queue in client.get("/api/queues").json["queues"]}
+    assert {name: (queue["queued"], queue["queued_cap"]) for name, queue in listed.items()} == {
+        "deep": (4, 3),  # more than the cap: cap + 1
+        "shallow": (3, 3),
+    }
+    page = client.get("/queues").get_data(as_text=True)
+    shown = dict(re.findall(r'<tr data-queue="(\w+)">.*?<td class="num">([^<]*)</td>', page, re.DOTALL))
+    assert shown == {"deep": "3+", "shallow": "3"}
+
+
+def test_the_oldest_wait_counts_from_when_a_job_became_ready(client):
+    """As the monitor's queue_latency measures it: a job due later is not waiting yet."""
+    now = utcnow()
+    later, ready, also_later = jobs.create_jobs([{"type": "t", "queue": name} for name in ("later", "mixed", "mixed")])
+    due = {
+        later.id: now + timedelta(hours=1),
+        ready.id: now - timedelta(seconds=90),
+        also_later.id: now + timedelta(hours=1),
+    }
+    with unit_of_work():  # as a retry's backoff sets it
+        for job_id, run_after in due.items():
+            db.session.execute(update(Job).where(Job.id == job_id).values(run_after=run_after))
+    listed = {queue["name"]: queue for queue in client.get("/api/queues").json["queues"]}
+    assert listed["later"]["queued"] == 1 and listed["later"]["oldest_queued_s"] is None
+    assert listed["mixed"]["queued"] == 2 and 90 <= listed["mixed"]["oldest_queued_s"] < 150
 
 
 def test_pause_and_resume_are_recorded_with_actor_and_reason(client):

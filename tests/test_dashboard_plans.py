@@ -93,14 +93,14 @@ def sequential_scans(node: dict) -> Iterator[str]:
         yield from sequential_scans(child)
 
 
-def load_store(client) -> int:
-    """100,000 jobs, an event per job and an attempt per started one, the monitor's rollups,
-    a schedule and a webhook; ANALYZE.
+def load_store(client, jobs: int = JOBS, **bands: int) -> int:
+    """100,000 jobs (or `jobs`, in populate's `bands`), an event per job and an attempt per
+    started one, the monitor's rollups, a schedule and a webhook; ANALYZE.
 
     Returns the webhook endpoint's id."""
     unbounded = text("SET LOCAL statement_timeout = 0")  # building the store is not a request
     db.session.execute(unbounded)
-    populate(JOBS, RUNNING)
+    populate(jobs, RUNNING, **bands)
     db.session.execute(unbounded)
     db.session.execute(
         text(

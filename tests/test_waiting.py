@@ -108,3 +108,14 @@ def test_a_full_rate_window_says_when_it_next_has_room(client):
 
     queues.set_limits("api", {"rate_limit": {"limit": 3, "period_s": 3600}}, actor="test")
     assert client.get(f"/api/jobs/{held.id}").json["waiting_until"] is None  # room now: nothing holds it
+
+
+def test_every_job_of_a_type_no_live_worker_takes_waits_for_one(client):
+    """Also past the first twenty such types by name: the reason came from /health's list of
+    unserved types, which names at most twenty."""
+    serve_type_t(client)
+    names = [f"type.{number:02}" for number in range(25)]
+    made = jobs.create_jobs([{"type": name} for name in names])
+    served = jobs.create_job(type="t")
+    assert {job.type: waiting_of(client, job.id) for job in made} == dict.fromkeys(names, "no_worker")
+    assert waiting_of(client, served.id) is None

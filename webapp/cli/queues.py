@@ -65,8 +65,9 @@ def list_command(as_json: bool, server: str) -> None:
         oldest = "-" if queue["oldest_queued_s"] is None else f"{queue['oldest_queued_s']:.0f}s"
         state = "paused" if queue["paused"] else "active"
         running = f"{queue['running']}/{queue['concurrency']}" if queue["concurrency"] is not None else queue["running"]
+        queued = f"{queue['queued_cap']}+" if queue["queued"] > queue["queued_cap"] else queue["queued"]
         click.echo(
-            f"{queue['name']:<24} {state:<7} {queue['queued']:>7} {running!s:>9} {oldest:>8}  {', '.join(limits) or '-'}"
+            f"{queue['name']:<24} {state:<7} {queued!s:>7} {running!s:>9} {oldest:>8}  {', '.join(limits) or '-'}"
         )
 
 

@@ -36,6 +36,7 @@ from .output import tail
 from .policy import end_attempt, heartbeat_timeout, retry_delay
 from .queries import (
     BULK_LIMIT,
+    QUEUE_POSITION_CAP,
     SORT_COLUMNS,
     attempts_of,
     count_by_status,
@@ -109,6 +110,7 @@ __all__ = [
     "orphan_job",
     "orphan_unstarted_job",
     "prune_finished",
+    "QUEUE_POSITION_CAP",
     "queue_position",
     "record_step",
     "register_worker",

@@ -11,27 +11,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..domain.limits import COUNT_CAP
 from ..domain.queues import (
     MAX_CONCURRENCY,
     MAX_RATE_LIMIT,
     MAX_RATE_PERIOD_S,
     MIN_RATE_PERIOD_S,
 )
-from ..domain.statuses import FINISHED, LIVE, Status
+from ..domain.statuses import FINISHED, LIVE
 from ..domain.timeutil import utcnow
 from ..store import flow
 from ..store.extensions import db
 from ..store.models import Job, Queue, QueueEvent
-from ..store.status_sql import status_is
 from ..store.transaction import unit_of_work
 from ..store.wakeup import announce_claimable
 from .queries import distinct_values
 from .query_params import BadQuery
+from .series import queued_per_queue
 
 LIMIT_NAMES = ("concurrency", "key_concurrency", "rate_limit")
 THROUGHPUT_WINDOW = timedelta(hours=1)
@@ -183,10 +184,11 @@ class QueueView:
     concurrency: int | None
     key_concurrency: int | None
     rate_limit: RateLimit | None
-    queued: int
+    queued: int  # counted up to COUNT_CAP + 1: more than `queued_cap` reads as cap + 1
     running: int  # claimed + running: what `concurrency` counts
     oldest_queued_s: float | None
     finished_last_hour: int
+    queued_cap: ClassVar[int] = COUNT_CAP
 
     def json(self) -> dict[str, Any]:
         rate = self.rate_limit
@@ -197,6 +199,7 @@ class QueueView:
             "key_concurrency": self.key_concurrency,
             "rate_limit": None if rate is None else {"limit": rate.limit, "period_s": rate.period_s},
             "queued": self.queued,
+            "queued_cap": self.queued_cap,
             "running": self.running,
             "oldest_queued_s": self.oldest_queued_s,
             "finished_last_hour": self.finished_last_hour,
@@ -204,18 +207,12 @@ class QueueView:
 
 
 def list_queues(now: datetime | None = None) -> list[QueueView]:
-    """Every queue named by a row or by a job, in name order: three grouped reads, whatever the count."""
+    """Every queue named by a row or by a job, in name order: a few reads, whatever the backlog
+    (the queued jobs per queue as `series.queued_per_queue` reads them, counted up to COUNT_CAP)."""
     now = now or utcnow()
     names = set(db.session.scalars(select(Queue.name))) | set(distinct_values(Job.queue))
     settings = {row.name: row for row in db.session.scalars(select(Queue))}
-    waiting = {
-        queue: (count, oldest)
-        for queue, count, oldest in db.session.execute(
-            select(Job.queue, func.count(), func.min(Job.created_at))
-            .where(status_is(Job.status, Status.QUEUED))
-            .group_by(Job.queue)
-        )
-    }
+    waiting = queued_per_queue(names, now, cap=QueueView.queued_cap)
     live = dict(
         db.session.execute(
             select(Job.queue, func.count()).where(Job.status.in_(sorted(LIVE))).group_by(Job.queue)
@@ -244,7 +241,7 @@ def list_queues(now: datetime | None = None) -> list[QueueView]:
                 rate_limit=rate,
                 queued=queued,
                 running=live.get(name, 0),
-                oldest_queued_s=None if oldest is None else round((now - oldest).total_seconds(), 3),
+                oldest_queued_s=None if oldest is None else round(oldest, 3),
                 finished_last_hour=finished.get(name, 0),
             )
         )

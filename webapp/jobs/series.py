@@ -11,6 +11,7 @@ bucket, for all jobs, a type or a queue — and the data kept for them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..domain.statuses import FINISHED, Status
 from ..domain.wait_buckets import quantile
 from ..store.extensions import db
+from ..store.flow import queued_queues
 from ..store.models import Job, QueueSample, WaitRollup
 from ..store.sql_time import MICROSECOND, epoch_us, microseconds
 from ..store.status_sql import status_is
@@ -175,13 +177,36 @@ def finished_since(since: datetime) -> list[tuple[str, str, str, int, int]]:
 
 
 def queued_now(now: datetime) -> dict[str, tuple[int, float | None]]:
-    """Per queue: queued jobs and the oldest ready one's wait in seconds."""
-    rows = db.session.execute(
-        select(Job.queue, func.count(), func.min(Job.run_after))
-        .where(status_is(Job.status, Status.QUEUED))
-        .group_by(Job.queue)
-    )
+    """Per queue holding queued jobs: how many, and the oldest ready one's wait in seconds."""
+    names = db.session.scalars(select(queued_queues().c.queue))
+    return queued_per_queue([name for name in names if name is not None], now)
+
+
+def queued_per_queue(
+    names: Iterable[str], now: datetime, *, cap: int | None = None
+) -> dict[str, tuple[int, float | None]]:
+    """Per queue of `names`: its queued jobs (with a `cap`, counted up to cap + 1), and how long
+    its longest-waiting ready job has waited, in seconds: since its `run_after` (its creation,
+    or the end of a retry's backoff), as the monitor's queue_latency measures it; None when
+    none is ready. The one reading of a queue's depth and oldest wait: /queues, its API and
+    /metrics.
+
+    Two short reads per queue, whatever its backlog: its queued jobs counted along its range of
+    ix_jobs_queue_claim (stopping at the cap), and the first ready entry of its range of
+    ix_jobs_queued_ready. One GROUP BY over every queued job took 140-200 ms at 900,000 queued."""
+    ordered = sorted(set(names))
+    if not ordered:
+        return {}
+    queued = status_is(Job.status, Status.QUEUED)
+    parts = []
+    for name in ordered:
+        jobs = select(Job.id).where(queued, Job.queue == name)
+        if cap is not None:
+            jobs = jobs.limit(cap + 1)
+        count = select(func.count()).select_from(jobs.subquery()).scalar_subquery()
+        ready_since = select(func.min(Job.run_after)).where(queued, Job.queue == name, Job.run_after <= now)
+        parts.append(select(literal(name).label("queue"), count.label("queued"), ready_since.scalar_subquery()))
+    rows = db.session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all()
     return {
-        queue: (int(n), None if oldest is None else max(0.0, (now - oldest).total_seconds()))
-        for queue, n, oldest in rows
+        queue: (int(n), None if since is None else max(0.0, (now - since).total_seconds())) for queue, n, since in rows
     }

@@ -1,7 +1,8 @@
 """Why each queued job of a page waits (the job JSON's `waiting`) and, where that is known,
 until when (`waiting_until`: a full rate window's next free start, a retry's `run_after`), in
 a few grouped reads per page, never one per row: the queues' settings, live counts per queue
-and per key, starts in each rate window, and the types no live worker takes.
+and per key, starts in each rate window, and the types live workers take (the page's jobs of
+other types wait for a worker; no read of the other queued jobs).
 
 A hint, read after the fact: the claim itself decides (webapp.store.flow), and by the
 time a page shows "concurrency" the slot may have freed.
@@ -23,7 +24,7 @@ from ..store.extensions import db
 from ..store.flow import epoch_microseconds
 from ..store.models import Job, Queue, QueueStart
 from ..store.sql_time import EPOCH, MICROSECOND
-from .workers import unserved_types
+from .workers import served_types
 
 
 class Hold(NamedTuple):
@@ -56,10 +57,10 @@ def waiting_reasons(page: Iterable[Job], now: datetime | None = None) -> dict[in
     windows = _rate_windows(
         [row for row in settings.values() if row.rate_limit_count is not None and row.rate_limit_period_s], now
     )
-    unserved = set(unserved_types(now, float(current_app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"])))
+    served = served_types(now, float(current_app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"]))
     for job in queued:
         row = settings.get(job.queue)
-        reasons[job.id] = _reason(job, row, live, live_per_key, windows, unserved, now)
+        reasons[job.id] = _reason(job, row, live, live_per_key, windows, served, now)
     return reasons
 
 
@@ -69,7 +70,7 @@ def _reason(
     live: dict[str, int],
     live_per_key: dict[tuple[str, str], int],
     windows: dict[str, RateWindow],
-    unserved: set[str],
+    served: set[str] | None,
     now: datetime,
 ) -> Hold | None:
     if row is not None and row.paused:
@@ -88,7 +89,7 @@ def _reason(
     window = windows.get(job.queue)
     if window is not None and window.opens_at is not None:
         return Hold(Waiting.RATE_LIMIT, window.opens_at)
-    if job.type in unserved:
+    if served is not None and job.type not in served:
         return Hold(Waiting.NO_WORKER)
     return None
 

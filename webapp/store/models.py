@@ -33,7 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..domain.queues import DEFAULT_QUEUE
 from ..domain.statuses import UNFINISHED
 from .extensions import Model
-from .status_sql import QUEUED_LEASED, QUEUED_ONLY
+from .status_sql import ORPHANED_ATTEMPTS, QUEUED_LEASED, QUEUED_ONLY
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 Id = BigInteger().with_variant(Integer, "sqlite")
@@ -145,6 +145,9 @@ class Job(Model):
             sqlite_where=text(QUEUED_ONLY),
             postgresql_where=text(QUEUED_ONLY),
         ),
+        # The types of the queued jobs, one probe each (a loose index scan): which of them no
+        # live worker takes (/health), however many jobs of a type wait.
+        Index("ix_jobs_queued_type", "type", sqlite_where=text(QUEUED_ONLY), postgresql_where=text(QUEUED_ONLY)),
         # A waiting claim's next look (next_claimable): by its end, the lease the queued jobs
         # requeued while an earlier attempt was stopping (or orphaned) kept; others have none.
         Index(
@@ -260,7 +263,16 @@ class JobAttempt(Model):
     output_tail: Mapped[str | None] = mapped_column(Text)
     argv: Mapped[Any] = mapped_column(Json, nullable=True)  # a command job's command line, as the worker ran it
 
-    __table_args__ = (UniqueConstraint("job_id", "number", name="uq_job_attempts_number"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "number", name="uq_job_attempts_number"),
+        # /health's recent orphans (webapp.monitor.story): the orphaned attempts, by their end.
+        Index(
+            "ix_job_attempts_orphaned",
+            "finished_at",
+            sqlite_where=text(ORPHANED_ATTEMPTS),
+            postgresql_where=text(ORPHANED_ATTEMPTS),
+        ),
+    )
 
 
 class JobLogChunk(Model):

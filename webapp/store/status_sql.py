@@ -20,12 +20,21 @@ from sqlalchemy import ColumnElement, literal_column
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import String
 
+from ..domain.outcomes import Outcome
 from ..domain.statuses import Status
 
 QUEUED_ONLY = f"status = '{Status.QUEUED}'"  # the predicate of the indexes of queued jobs
 QUEUED_LEASED = f"{QUEUED_ONLY} AND lease_expires_at IS NOT NULL"  # ix_jobs_queued_leases: with an earlier lease
+# ix_job_attempts_orphaned: the attempts a monitor or a server orphaned (a few), by their end.
+ORPHANED_ATTEMPTS = f"outcome = '{Outcome.ORPHANED}'"
 
 
 def status_is(column: ColumnElement[str] | InstrumentedAttribute[str], status: Status) -> ColumnElement[bool]:
     """`column` (a job's status, of any alias of the table) is `status`, written into the text."""
     return column == literal_column(f"'{status}'", String)
+
+
+def outcome_is(column: InstrumentedAttribute[str | None], outcome: Outcome) -> ColumnElement[bool]:
+    """`column` (an attempt's outcome) is `outcome`, written into the text as `status_is` writes a
+    status, so that a generic plan may read the index whose predicate names it."""
+    return column == literal_column(f"'{outcome}'", String)

@@ -63,7 +63,11 @@ class JobListed(JobOut):
 
 
 class JobDetail(JobListed):
-    queue_position: int | None
+    queue_position: int | None = Field(
+        description="1-based place in the claim order (queued jobs), counted up to queue_position_cap "
+        "jobs ahead: past it, queue_position_cap + 1"
+    )
+    queue_position_cap: int
     attempts: list[AttemptOut]
     steps: list[StepOut]
     checkpoint: CheckpointOut | None

@@ -113,6 +113,7 @@ def get_job(job_id: int):
         {
             **with_waiting(job_json(job), waiting_reasons([job])[job.id]),
             "queue_position": jobs.queue_position(job),
+            "queue_position_cap": jobs.QUEUE_POSITION_CAP,
             "attempts": [attempt_json(attempt) for attempt in jobs.attempts_of(job_id)],
             "steps": [step_json(step) for step in jobs.steps_of(job_id)],
             "checkpoint": steps.checkpoint_json(steps.checkpoint_of(job_id)),

@@ -69,9 +69,12 @@ class QueueOut(BaseModel):
     concurrency: int | None
     key_concurrency: int | None
     rate_limit: RateLimitOut | None
-    queued: int
+    queued: int = Field(description="queued jobs, counted up to queued_cap + 1 (more than the cap reads as cap + 1)")
+    queued_cap: int
     running: int = Field(description="claimed + running: what concurrency counts")
-    oldest_queued_s: float | None
+    oldest_queued_s: float | None = Field(
+        description="seconds the longest-waiting ready job has waited since its run_after (null: none is ready)"
+    )
     finished_last_hour: int
 
 

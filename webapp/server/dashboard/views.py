@@ -229,6 +229,7 @@ def _job_context(job_id: int) -> dict:
         "steps": job_steps,
         "checkpoint": checkpoint,
         "queue_position": jobs.queue_position(job),
+        "queue_position_cap": jobs.QUEUE_POSITION_CAP,
         "timeout": jobs.heartbeat_timeout(job),
         "resume_label": resume_label,
         "actions": actions,

@@ -1,0 +1,96 @@
+"""An incident's pages read what they show, not the backlog.
+
+When workers are down, jobs pile up, and that is when operators open /health, /queues and the
+job lists, each polling every few seconds. A read that grows with the queued jobs then slows
+every poll of every open page, on the database everyone shares. Three did (at 900,000 queued
+on PostgreSQL: /health 186 ms, /queues 150-200 ms, a queued job's page 90 ms):
+- which queued types no live worker takes: SELECT DISTINCT over every queued job (for /health
+  and for every queued job's `waiting` on a page);
+- each queue's depth and oldest wait: one GROUP BY over every queued job;
+- /health's recent orphans: every job changed in the last 15 minutes.
+
+Here 90,000 of 100,000 jobs are queued, of a type no live worker takes, and changed a minute
+ago; the other statuses hold a few thousand jobs together, so a read of over COUNT_CAP + 1
+entries (a capped count) and a margin is a read of the backlog. Every GET route of the
+dashboard (whole and as its HTMX region) and the JSON reads beside them are requested; each
+SELECT they sent is run again alone, and the index entries and rows of `jobs` it read are
+counted (tests/support/reads.py). The store is vacuumed, as autovacuum keeps a real one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from benchmarks._support import statements_run
+from webapp.domain.limits import COUNT_CAP
+from webapp.store.extensions import db
+
+from tests.conftest import postgresql_only, test_config
+from tests.support.reads import jobs_entries_read
+from tests.test_dashboard_plans import dashboard_requests, load_store
+
+pytestmark = [postgresql_only, pytest.mark.slow]
+
+JOBS = 100_000
+BANDS = {"queued": 90_000, "pending": 500, "failed": 1_000, "cancelled": 1_000}  # benchmarks.monitor's populate
+READ_BOUND = COUNT_CAP + 1 + 2_000
+API_READS = ["/api/health", "/api/queues", "/api/jobs?status=queued", "/api/jobs/3000"]
+
+
+@pytest.fixture
+def app_config(database_url) -> dict:
+    return test_config(database_url, JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=True)  # the endpoint is never called
+
+
+def backlog_store(client) -> int:
+    """load_store's store of 100,000 jobs, 90,000 of them queued (`bench.other`), live workers that
+    take only `bench.work`, and a few orphaned attempts; vacuumed. Returns the webhook's id."""
+    webhook_id = load_store(client, JOBS, **BANDS)
+    db.session.execute(text("""UPDATE workers SET types = '["bench.work"]'"""))
+    db.session.execute(
+        text(
+            "UPDATE job_attempts SET outcome = 'orphaned', finished_at = now() AT TIME ZONE 'UTC' "
+            "WHERE job_id IN (SELECT id FROM jobs WHERE status = 'failed' ORDER BY id LIMIT 3)"
+        )
+    )
+    db.session.commit()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+    return webhook_id
+
+
+def entries_read(statement: str, parameters: Any) -> int:
+    """What the statement reads of `jobs` when run alone (no parallel workers, whose reads the
+    transaction's statistics leave out)."""
+    try:
+        db.session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        before = jobs_entries_read()
+        db.session.connection().exec_driver_sql(statement, parameters)
+        return jobs_entries_read() - before
+    finally:
+        db.session.rollback()
+
+
+def test_no_page_of_a_backlog_reads_the_backlog(app):
+    client = app.test_client()
+    webhook_id = backlog_store(client)
+    requests = [*dashboard_requests(app, webhook_id), *((path, {}) for path in API_READS)]
+    heaviest: dict[str, tuple[int, str]] = {}
+    statements = 0
+    for url, headers in requests:
+        with statements_run(db.engine) as seen:
+            answer = client.get(url, headers=headers)
+        assert answer.status_code in (200, 302), f"{url} {headers}: {answer.status_code}"
+        for statement, parameters in seen:
+            if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
+                continue
+            statements += 1
+            read = entries_read(statement, parameters)
+            if read > READ_BOUND and read > heaviest.get(url, (0, ""))[0]:
+                heaviest[url] = (read, " ".join(statement.split())[:400])
+    assert statements > len(requests)  # the pages did run their queries
+    offenders = [f"{url}: read {read:,} entries of jobs\n  {statement}" for url, (read, statement) in heaviest.items()]
+    assert not offenders, "\n\n".join(offenders)
