@@ -33,8 +33,10 @@ pytestmark = pytest.mark.slow
 # (a running log's kept pieces, claim lanes, 0017's concurrent builds) to 446 KB; the seventh's
 # (claim turns, security headers made once, the watcher's data_version, a thawed worker's
 # re-presence) to 456 KB; the eighth's (claims in one claim order, a held backlog read queue by
-# queue, a released lease's note, the listener that sleeps) to 463 KB.
-WHEEL_MAX_BYTES = 470_000
+# queue, a released lease's note, the listener that sleeps) to 463 KB; the ninth's and tenth's
+# (statements planned once, the next claimable look, migration 0020; the backlog's short reads,
+# migration 0021) to 472 KB.
+WHEEL_MAX_BYTES = 480_000
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.
 NOT_SOURCE = {
