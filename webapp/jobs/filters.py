@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, or_
 
 from ..store.models import Job
+from ..store.status_sql import status_among
 from .query_params import BadQuery, is_job_id
 
 __all__ = ["BadQuery", "JobFilter"]
@@ -24,7 +25,7 @@ class JobFilter:
     def conditions(self) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
         if self.statuses:
-            conditions.append(Job.status.in_(self.statuses))
+            conditions.append(status_among(Job.status, self.statuses))
         if self.type:
             conditions.append(Job.type == self.type)
         if self.worker:

@@ -14,7 +14,7 @@ from ..domain.statuses import FINISHED, JobNotFound, Status
 from ..store.extensions import db
 from ..store.models import Job, JobAttempt, JobEvent
 from ..store.sql_time import MICROSECOND, epoch_us, microseconds
-from ..store.status_sql import status_is
+from ..store.status_sql import status_among, status_is
 from .cursors import decode_cursor, encode_cursor
 from .filters import BadQuery, JobFilter
 from .query_params import cursor_position
@@ -27,6 +27,11 @@ SORT_COLUMNS = {
     "type": Job.type,
     "status": Job.status,
 }
+
+# The sort orders an index led by the status serves (ix_jobs_status_id, ix_jobs_status_updated,
+# ix_jobs_status_created): with one status filtered, such a page is read in (status, …) order
+# (webapp.store.status_sql.status_among says why).
+STATUS_LED_SORTS = frozenset({"id", "updated_at", "created_at"})
 
 BULK_LIMIT = 1000
 QUEUE_POSITION_CAP = COUNT_CAP
@@ -131,6 +136,8 @@ def list_jobs(
         ordering = [column.desc(), Job.id.desc()]
     else:
         ordering = [column.asc(), Job.id.asc()]
+    # One status's page is read from an index the status leads, in that index's order.
+    status_first = [Job.status.desc() if order == "desc" else Job.status.asc()] if sort in STATUS_LED_SORTS else []
     if len(job_filter.statuses) > 1:
         # An IN list of statuses cannot be read in order from the (status, …) indexes, so
         # both databases walk the table in id order, through every row, when the ticked
@@ -138,11 +145,19 @@ def list_jobs(
         tops = []
         for status in job_filter.statuses:
             one = replace(job_filter, statuses=[status])
-            top = select(Job.id).where(*one.conditions(), *after).order_by(*ordering).limit(limit + 1).subquery()
+            top = (
+                select(Job.id)
+                .where(*one.conditions(), *after)
+                .order_by(*status_first, *ordering)
+                .limit(limit + 1)
+                .subquery()
+            )
             tops.append(select(top.c.id))
         statement = select(Job).where(Job.id.in_(union_all(*tops)))
     else:
         statement = select(Job).where(*job_filter.conditions(), *after)
+        if job_filter.statuses:
+            ordering = [*status_first, *ordering]
     rows = list(db.session.scalars(statement.order_by(*ordering).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
@@ -155,16 +170,17 @@ def list_jobs(
 def count_by_status(job_filter: JobFilter | None = None, cap: int | None = None) -> dict[str, int]:
     """Jobs per status; with `cap`, each count stops at cap + 1 (shown as "cap+").
 
-    A capped count reads its rows in id order, so the store walks the (status, id) index
-    and stops at the cap: unordered, PostgreSQL reads a common status by a sequential
-    scan that stops at the cap only when the matches come early in the table.
+    A capped count reads its rows in (status, id) order, so the store walks the (status, id)
+    index and stops at the cap: unordered, PostgreSQL reads a common status by a sequential
+    scan that stops at the cap only when the matches come early in the table, and in id
+    order alone it may walk the primary key past every job of the other statuses.
     """
     counts = {}
     base_conditions = (job_filter or JobFilter()).conditions()
     for status in Status:
-        inner = select(Job.id).where(Job.status == status, *base_conditions)
+        inner = select(Job.id).where(status_among(Job.status, [status]), *base_conditions)
         if cap is not None:
-            inner = inner.order_by(Job.id).limit(cap + 1)
+            inner = inner.order_by(Job.status, Job.id).limit(cap + 1)
         counts[str(status)] = db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
     return counts
 
@@ -258,15 +274,25 @@ def failures_by_error(since: datetime, *, limit: int = 20) -> list[tuple[str | N
 
 def ids_matching(job_filter: JobFilter, *, limit: int = BULK_LIMIT) -> list[int]:
     """Ids of the jobs a filter matches, oldest first; BadQuery when more than `limit` do."""
-    ids = list(db.session.scalars(select(Job.id).where(*job_filter.conditions()).order_by(Job.id).limit(limit + 1)))
+    ids = list(
+        db.session.scalars(
+            select(Job.id).where(*job_filter.conditions()).order_by(*_in_id_order(job_filter)).limit(limit + 1)
+        )
+    )
     if len(ids) > limit:
         raise BadQuery("filter", f"the filter matches more than {limit} jobs; narrow it")
     return ids
 
 
+def _in_id_order(job_filter: JobFilter) -> list[Any]:
+    """Id order; of one status, (status, id): the order of the index the status leads
+    (`status_among`)."""
+    return [Job.status, Job.id] if len(job_filter.statuses) == 1 else [Job.id]
+
+
 def count_matching(job_filter: JobFilter, *, cap: int) -> int:
     """How many jobs a filter matches, counting no further than cap + 1 (in id order, through an index)."""
-    inner = select(Job.id).where(*job_filter.conditions()).order_by(Job.id).limit(cap + 1)
+    inner = select(Job.id).where(*job_filter.conditions()).order_by(*_in_id_order(job_filter)).limit(cap + 1)
     return db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
 
 

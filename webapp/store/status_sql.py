@@ -16,12 +16,15 @@ tests/test_generic_plans.py runs the claims under generic plans.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, literal_column
+from collections.abc import Iterable
+
+from sqlalchemy import ColumnElement, any_, literal_column
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import String
 
 from ..domain.outcomes import Outcome
 from ..domain.statuses import Status
+from .extensions import db
 
 QUEUED_ONLY = f"status = '{Status.QUEUED}'"  # the predicate of the indexes of queued jobs
 QUEUED_LEASED = f"{QUEUED_ONLY} AND lease_expires_at IS NOT NULL"  # ix_jobs_queued_leases: with an earlier lease
@@ -38,3 +41,21 @@ def outcome_is(column: InstrumentedAttribute[str | None], outcome: Outcome) -> C
     """`column` (an attempt's outcome) is `outcome`, written into the text as `status_is` writes a
     status, so that a generic plan may read the index whose predicate names it."""
     return column == literal_column(f"'{outcome}'", String)
+
+
+def status_among(
+    column: ColumnElement[str] | InstrumentedAttribute[str], statuses: Iterable[str]
+) -> ColumnElement[bool]:
+    """`column` (a job's status) is one of `statuses`, written into the text; on PostgreSQL as
+    `= ANY (ARRAY[…])`, so that a read ordered by the status first (`in_status_order`) can only
+    be an index range that the status leads.
+
+    As an equality, PostgreSQL drops the status from such an ordering and may walk the id order
+    instead, filtering, in the hope that the status's jobs come early. When they are not the
+    newest that reads every job in between: 165 ms for a page of 51 jobs of a status behind
+    99,000 newer jobs of other statuses, in a store of 1,000,000 (tests/test_backlog_reads.py)."""
+    names = [str(Status(status)) for status in statuses]
+    quoted = ", ".join(f"'{name}'" for name in names)
+    if db.engine.dialect.name == "postgresql":
+        return column == any_(literal_column(f"ARRAY[{quoted}]"))
+    return column.in_([literal_column(f"'{name}'", String) for name in names])
