@@ -75,6 +75,24 @@ def test_a_claim_on_generic_plans_reads_the_jobs_it_takes_not_the_queue(app, lim
 
 
 @postgresql_only
+@pytest.mark.parametrize("claimer", [{"types": ["other"]}, {"queues": ["empty"]}, {"types": ["t", "other"]}])
+@pytest.mark.parametrize("batch_size", [1, BATCH])
+def test_a_claimer_of_other_types_or_queues_does_not_read_the_backlog(app, claimer, batch_size):
+    """A worker of a type or queue with nothing queued, beside a backlog of others. Bound as
+    parameters, its types and queues were unknown to the generic plan, which read the claim
+    order and filtered: every queued job of the backlog (200-470 ms a claim at 900,000)."""
+    jobs.create_jobs([{"type": "t", "queue": "work"} for _ in range(QUEUED)])
+    db.session.execute(text("ANALYZE jobs"))
+    db.session.commit()
+    with generic_plans():
+        before = jobs_entries_read()
+        claimed = transitions.claim("w", batch_size=batch_size, **claimer)
+        read = jobs_entries_read() - before
+    assert len(claimed) == (batch_size if claimer.get("types") == ["t", "other"] else 0)
+    assert read <= 200, read
+
+
+@postgresql_only
 def test_the_flow_hints_read_no_job_while_no_queue_is_paused_or_limited(app):
     """Read once a second by every process that claims. As `queue IN (paused or limited
     queues)` on the jobs, a generic plan read every queued job to find none."""

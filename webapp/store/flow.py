@@ -73,7 +73,7 @@ from ..domain.statuses import LIVE, Status
 from .extensions import db
 from .models import Job, Queue, QueueStart
 from .sql_time import EPOCH, MICROSECOND
-from .status_sql import status_is
+from .status_sql import names_in_the_text, status_is
 from .transaction import one_transaction_from_here
 from .wakeup import CHANNEL
 
@@ -184,7 +184,7 @@ def fast_candidates_per_queue(
         .limit(batch_size)
     )
     if by_queue:
-        statement = statement.where(found.c.queue.in_(bindparam("cas_queues", expanding=True)))
+        statement = statement.where(found.c.queue.in_(names_in_the_text("cas_queues")))
     return statement
 
 
@@ -453,8 +453,8 @@ def turns_in_statement(now: ColumnElement[datetime], by_type: bool, by_queue: bo
     limited queue moves its turn, so a turn taken here means no claim of the queue committed
     after the snapshot or is under way: the snapshot's count of its live jobs and starts is
     the queue's count now. A claim that missed a queue's turn takes it with `take_turns`."""
-    types = _JOBS.c.type.in_(bindparam("cas_types", expanding=True)) if by_type else None
-    queues = _QUEUES.c.name.in_(bindparam("cas_queues", expanding=True)) if by_queue else None
+    types = _JOBS.c.type.in_(names_in_the_text("cas_types")) if by_type else None
+    queues = _QUEUES.c.name.in_(names_in_the_text("cas_queues")) if by_queue else None
     seen = queues_with_due_jobs(now, types, queues).cte("seen").prefix_with("MATERIALIZED")
     taken = _QUEUES.alias("taken")
     still_as_seen = (
@@ -501,8 +501,8 @@ def limited_queues_with_due_jobs(
 def _limited_queues_with_due_jobs(by_type: bool, by_queue: bool, with_room: bool) -> Select[Any]:
     """The statement of `limited_queues_with_due_jobs`, built once: a claim on SQLite reads it each time."""
     now = bindparam("cas_now", type_=_JOBS.c.run_after.type)
-    types = _JOBS.c.type.in_(bindparam("cas_types", expanding=True)) if by_type else None
-    queues = _QUEUES.c.name.in_(bindparam("cas_queues", expanding=True)) if by_queue else None
+    types = _JOBS.c.type.in_(names_in_the_text("cas_types")) if by_type else None
+    queues = _QUEUES.c.name.in_(names_in_the_text("cas_queues")) if by_queue else None
     claimable = queues_with_due_jobs(now, types, queues).with_only_columns(
         _QUEUES.c.name, _QUEUES.c.rate_limit_count.is_not(None)
     )
@@ -529,8 +529,8 @@ def _take_turns(by_type: bool, by_queue: bool) -> UpdateBase:
     claim 2 ms of the claimer's CPU, as much as a whole claim without limits."""
     taken = _QUEUES.alias("taken")
     now = bindparam("cas_now", type_=_JOBS.c.run_after.type)
-    types = _JOBS.c.type.in_(bindparam("cas_types", expanding=True)) if by_type else None
-    queues = taken.c.name.in_(bindparam("cas_queues", expanding=True)) if by_queue else None
+    types = _JOBS.c.type.in_(names_in_the_text("cas_types")) if by_type else None
+    queues = taken.c.name.in_(names_in_the_text("cas_queues")) if by_queue else None
     in_order = (
         queues_with_due_jobs(now, types, queues, taken)
         .with_only_columns(taken.c.name)

@@ -27,7 +27,7 @@ from ..domain.statuses import Status
 from .extensions import db
 from .flow import queued_queues
 from .models import Job
-from .status_sql import status_is
+from .status_sql import names_in_the_text, status_is
 
 _JOBS = Job.__table__
 
@@ -52,7 +52,7 @@ def _next_claimable(by_type: bool, by_queue: bool) -> Select[Any]:
     looked_at = bindparam("looked_at", type_=_JOBS.c.run_after.type)
     claimer = [status_is(_JOBS.c.status, Status.QUEUED)]
     if by_type:
-        claimer.append(_JOBS.c.type.in_(bindparam("types", expanding=True)))
+        claimer.append(_JOBS.c.type.in_(names_in_the_text("types")))
     found = queued_queues()
     # The lease, if any, ends by the job's run_after: claimable at its run_after.
     first_run_after = (
@@ -69,7 +69,7 @@ def _next_claimable(by_type: bool, by_queue: bool) -> Select[Any]:
     )
     by_run_after = select(func.min(first_run_after).label("at")).where(found.c.queue.is_not(None))
     if by_queue:
-        by_run_after = by_run_after.where(found.c.queue.in_(bindparam("queues", expanding=True)))
+        by_run_after = by_run_after.where(found.c.queue.in_(names_in_the_text("queues")))
     # The lease outlasts the run_after: claimable when the lease ends.
     by_lease = select(func.min(_JOBS.c.lease_expires_at).label("at")).where(
         *claimer,
@@ -77,6 +77,6 @@ def _next_claimable(by_type: bool, by_queue: bool) -> Select[Any]:
         and_(_JOBS.c.lease_expires_at > looked_at, _JOBS.c.lease_expires_at > _JOBS.c.run_after),
     )
     if by_queue:
-        by_lease = by_lease.where(_JOBS.c.queue.in_(bindparam("queues", expanding=True)))
+        by_lease = by_lease.where(_JOBS.c.queue.in_(names_in_the_text("queues")))
     moments = by_run_after.union_all(by_lease).subquery("moments")
     return select(func.min(moments.c.at))

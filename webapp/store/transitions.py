@@ -63,7 +63,7 @@ from ..domain.timeutil import utcnow
 from . import audit_rows, flow, leases, moves, unique, wakeup
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent, JobRow
-from .status_sql import status_is
+from .status_sql import names_in_the_text, status_is
 from .transaction import each_statement_commits, take_the_write_lock
 
 # The tables behind the models: the state machine writes them with Core statements.
@@ -829,7 +829,7 @@ def _claim_plan(
         leases.claimable(_JOBS.c.lease_expires_at, now),  # one live copy: see webapp.store.leases
     ]
     if by_type:
-        job_conditions.append(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
+        job_conditions.append(_JOBS.c.type.in_(names_in_the_text("cas_types")))
     # Each part's candidates as (id, priority), the fast part's locked on PostgreSQL; with both
     # parts, the claim takes the first of them all in claim order.
     parts: list[Select[Any]] = []
@@ -841,7 +841,7 @@ def _claim_plan(
             .limit(batch_size)
         )
         if by_queue:
-            scan = scan.where(_JOBS.c.queue.in_(bindparam("cas_queues", expanding=True)))
+            scan = scan.where(_JOBS.c.queue.in_(names_in_the_text("cas_queues")))
         if postgresql:
             picked = scan.with_for_update(skip_locked=True, of=_JOBS).cte("picked")
             scan = select(picked.c.id, picked.c.priority)
@@ -859,7 +859,7 @@ def _claim_plan(
     if limited is not LimitedPart.NONE:
         conditions = [leases.claimable(_JOBS.c.lease_expires_at, now)]  # one live copy, in the limited part too
         if by_type:
-            conditions.append(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
+            conditions.append(_JOBS.c.type.in_(names_in_the_text("cas_types")))
         if limited is LimitedPart.IN_STATEMENT:
             held, turns_missed = flow.turns_in_statement(now, by_type, by_queue)
         else:
@@ -1074,7 +1074,7 @@ def _first_of_queue(by_type: bool) -> Select[Any]:
         .limit(bindparam("cas_batch_size"))
     )
     if by_type:
-        statement = statement.where(_JOBS.c.type.in_(bindparam("cas_types", expanding=True)))
+        statement = statement.where(_JOBS.c.type.in_(names_in_the_text("cas_types")))
     return statement
 
 
