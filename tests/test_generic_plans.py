@@ -108,3 +108,14 @@ def test_the_flow_hints_read_no_job_while_no_queue_is_paused_or_limited(app):
 
     assert hints == flow.FlowHints(limits_in_use=False, restricted_backlog=False)
     assert read == 0, read
+
+
+@pytest.mark.parametrize("name", ["it's", "back\\slash", "'; DROP TABLE jobs; --", "ünï ☃"])
+def test_a_claimer_names_any_type_and_queue_written_into_the_text(app, name):
+    """The claimer's names are quoted where they are written into the statement."""
+    made = jobs.create_job(type=name, queue=name)
+    jobs.create_job(type="other")
+    with unit_of_work():
+        claimed = transitions.claim("w", types=[name], queues=[name], batch_size=10)
+    assert [job.id for job in claimed] == [made.id]
+    assert jobs.get_job(made.id).status == "claimed"
