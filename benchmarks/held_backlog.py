@@ -1,5 +1,7 @@
 """Claims of other queues beside a held backlog: a paused queue, or a queue at its concurrency
-limit, holding many queued jobs (an incident's pause, a GPU queue's waiting runs).
+limit, holding many queued jobs (an incident's pause, a GPU queue's waiting runs); and claims of
+another type beside a backlog nobody holds (`other_type`: the backlog is of type `t`, the
+claimer takes only type `u`, as workers split by type do).
 
 Per backend and per way of holding: --depth jobs in the queue `held` (priority 1, so they
 come first in claim order), then 200 jobs of the default queue; ANALYZE; then --claims
@@ -9,7 +11,7 @@ found nothing: `next_claimable_at`). The same with 20 held jobs first, in the sa
 run: the ratio deep / shallow is what the backlog costs each claim and look (1.0: nothing).
 
     .venv/bin/python benchmarks/held_backlog.py
-    .venv/bin/python benchmarks/held_backlog.py --backends postgresql --depth 100000
+    .venv/bin/python benchmarks/held_backlog.py --backends postgresql --depth 100000 --holds other_type
 """
 
 from __future__ import annotations
@@ -43,27 +45,30 @@ def claim_times(database_url: str, depth: int, hold: str, claims: int) -> tuple[
     app = create_app(app_config(database_url))
     with app.app_context():
         db.create_all()
+        backlog = {"type": "t", "queue": "default" if hold == "other_type" else "held", "priority": 1}
         for start in range(0, depth, 5_000):
-            jobs.create_jobs([{"type": "t", "queue": "held", "priority": 1}] * min(5_000, depth - start))
+            jobs.create_jobs([backlog] * min(5_000, depth - start))
         if hold == "pause":
             queues.pause("held", actor="bench", reason="incident")
-        else:
+        elif hold == "full_limit":
             queues.set_limits("held", {"concurrency": 1}, actor="bench")
             jobs.claim_jobs("gpu-box", queues=["held"])
-        jobs.create_jobs([{"type": "t"}] * OTHER_JOBS)
+        claimed_type = "u" if hold == "other_type" else "t"
+        types = [claimed_type] if hold == "other_type" else None
+        jobs.create_jobs([{"type": claimed_type}] * OTHER_JOBS)
         db.session.execute(text("ANALYZE jobs" if database_url.startswith("postgresql") else "ANALYZE"))
         db.session.commit()
         flow.limits_changed()
         times = []
         for _ in range(claims):
             begun = time.perf_counter()
-            [job] = jobs.claim_jobs("w", batch_size=1, start=True)
+            [job] = jobs.claim_jobs("w", types=types, batch_size=1, start=True)
             times.append(time.perf_counter() - begun)
-            assert job.queue == "default", job
+            assert (job.queue, job.type) == ("default", claimed_type), job
         looks = []
         for _ in range(claims):
             begun = time.perf_counter()
-            next_claimable_at(None, None, utcnow())
+            next_claimable_at(types, None, utcnow())
             looks.append(time.perf_counter() - begun)
         db.session.remove()
         db.engine.dispose()
@@ -76,10 +81,11 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="the PostgreSQL server to create databases on")
     parser.add_argument("--depth", type=int, default=100_000, help="jobs held back (default 100,000)")
     parser.add_argument("--claims", type=int, default=100, help="one-job claims timed (default 100, at most 200)")
+    parser.add_argument("--holds", default="pause,full_limit,other_type", help="comma-separated (default all three)")
     add_database_prefix_option(parser)
     args = parser.parse_args()
     for backend in args.backends.split(","):
-        for hold in ("pause", "full_limit"):
+        for hold in args.holds.split(","):
             p50, look_p50 = {}, {}
             for depth in (SHALLOW, args.depth):
                 server = args.postgres_url if backend == "postgresql" else None
