@@ -1,5 +1,6 @@
-"""A job's status written into a statement's text, not bound, where the claim and the
-statements beside it read the jobs by status.
+"""What a statement selects jobs by, written into its text instead of bound: a job's status
+(and an attempt's outcome) where the claim and the statements beside it read the jobs by
+status, and a claimer's types and queues (`names_in_the_text`).
 
 psycopg prepares a statement from its fifth run, and PostgreSQL then plans it for its
 parameters' values five times before it may keep one generic plan for any values. A generic
