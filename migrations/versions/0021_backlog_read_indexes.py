@@ -7,8 +7,10 @@ Create Date: 2026-12-07 05:00:00
 Two reads of /health, the job pages and the job lists grew with a backlog: at 900,000 queued
 jobs each took 70-155 ms, in every poll of every open page, while the operator looked at the
 incident.
-- ix_jobs_queued_type: the queued jobs' `type`. Which types no live worker takes is one probe
-  per type (a loose index scan); SELECT DISTINCT read every queued job.
+- ix_jobs_queued_type: the queued jobs by `type`, in claim order within each (priority DESC,
+  id). Which types no live worker takes is one probe per type (a loose index scan; SELECT
+  DISTINCT read every queued job), and a claim of one type reads its own range (SQLite walked
+  the claim order past every queued job of the other types).
 - ix_job_attempts_orphaned: `finished_at` of the orphaned attempts. The recent orphans were
   found among every job updated in the last 15 minutes.
 
@@ -26,7 +28,7 @@ branch_labels = None
 depends_on = None
 
 INDEXES = (
-    ('ix_jobs_queued_type', 'jobs', ['type'], sa.text("status = 'queued'")),
+    ('ix_jobs_queued_type', 'jobs', ['type', sa.text('priority DESC'), 'id'], sa.text("status = 'queued'")),
     ('ix_job_attempts_orphaned', 'job_attempts', ['finished_at'], sa.text("outcome = 'orphaned'")),
 )
 

@@ -145,9 +145,17 @@ class Job(Model):
             sqlite_where=text(QUEUED_ONLY),
             postgresql_where=text(QUEUED_ONLY),
         ),
-        # The types of the queued jobs, one probe each (a loose index scan): which of them no
-        # live worker takes (/health), however many jobs of a type wait.
-        Index("ix_jobs_queued_type", "type", sqlite_where=text(QUEUED_ONLY), postgresql_where=text(QUEUED_ONLY)),
+        # The queued jobs by type, in claim order within each: a claim of one type reads its
+        # range, however many jobs of other types wait; and the queued types, one probe each
+        # (a loose index scan): which of them no live worker takes (/health).
+        Index(
+            "ix_jobs_queued_type",
+            "type",
+            text("priority DESC"),
+            "id",
+            sqlite_where=text(QUEUED_ONLY),
+            postgresql_where=text(QUEUED_ONLY),
+        ),
         # A waiting claim's next look (next_claimable): by its end, the lease the queued jobs
         # requeued while an earlier attempt was stopping (or orphaned) kept; others have none.
         Index(
