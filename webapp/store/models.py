@@ -65,6 +65,14 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC)
 
 
+def _queued_in_claim_order(name: str, *leading: str) -> Index:
+    """An index of the queued jobs in claim order (priority, then age) after `leading` columns:
+    a claim, or a claim of one queue or one type, reads a range of it in the order it takes."""
+    return Index(
+        name, *leading, text("priority DESC"), "id", sqlite_where=text(QUEUED_ONLY), postgresql_where=text(QUEUED_ONLY)
+    )
+
+
 class Job(Model):
     __tablename__ = "jobs"
 
@@ -111,13 +119,7 @@ class Job(Model):
         ),
         CheckConstraint("progress IS NULL OR (progress >= 0 AND progress <= 100)", name="ck_jobs_progress"),
         # The claim: queued jobs in priority order, then age.
-        Index(
-            "ix_jobs_claim",
-            text("priority DESC"),
-            "id",
-            sqlite_where=text(QUEUED_ONLY),
-            postgresql_where=text(QUEUED_ONLY),
-        ),
+        _queued_in_claim_order("ix_jobs_claim"),
         # The dashboard's filters and sort orders, each ending in id for keyset pages.
         Index("ix_jobs_status_id", "status", "id"),
         Index("ix_jobs_status_updated", "status", "updated_at", "id"),
@@ -148,14 +150,7 @@ class Job(Model):
         # The queued jobs by type, in claim order within each: a claim of one type reads its
         # range, however many jobs of other types wait; and the queued types, one probe each
         # (a loose index scan): which of them no live worker takes (/health).
-        Index(
-            "ix_jobs_queued_type",
-            "type",
-            text("priority DESC"),
-            "id",
-            sqlite_where=text(QUEUED_ONLY),
-            postgresql_where=text(QUEUED_ONLY),
-        ),
+        _queued_in_claim_order("ix_jobs_queued_type", "type"),
         # A waiting claim's next look (next_claimable): by its end, the lease the queued jobs
         # requeued while an earlier attempt was stopping (or orphaned) kept; others have none.
         Index(
@@ -179,14 +174,7 @@ class Job(Model):
         # A schedule's runs, newest first (/jobs?schedule=NAME, its last runs, its overlap check).
         Index("ix_jobs_schedule_id", "schedule", "id"),
         # A limited queue's claim: its queued jobs in claim order, its live jobs counted per key.
-        Index(
-            "ix_jobs_queue_claim",
-            "queue",
-            text("priority DESC"),
-            "id",
-            sqlite_where=text(QUEUED_ONLY),
-            postgresql_where=text(QUEUED_ONLY),
-        ),
+        _queued_in_claim_order("ix_jobs_queue_claim", "queue"),
         Index("ix_jobs_queue_status_key", "queue", "status", "concurrency_key"),
         # Unique jobs: at most one live job per (type, unique_key); a create inserts with
         # ON CONFLICT DO NOTHING against this index and reads the holder only when refused.
