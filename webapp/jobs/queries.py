@@ -49,8 +49,8 @@ def queue_position(job: Job) -> int | None:
     jobs ahead: a place past it reads as QUEUE_POSITION_CAP + 1 ("10,000+").
 
     The jobs ahead are two ranges of ix_jobs_claim (a higher priority; the same one and older),
-    each read no further than the cap: a place deep in a backlog costs what the cap does (one
-    count with an OR read every queued job: 90 ms at 900,000)."""
+    counted in one statement, each no further than the cap: a place deep in a backlog costs
+    what the cap does (one count with an OR read every queued job: 90 ms at 900,000)."""
     if job.status != Status.QUEUED:
         return None
     queued = status_is(Job.status, Status.QUEUED)
@@ -58,13 +58,12 @@ def queue_position(job: Job) -> int | None:
         select(Job.id).where(queued, Job.priority > job.priority),
         select(Job.id).where(queued, Job.priority == job.priority, Job.id < job.id),
     )
-    ahead = sum(
-        db.session.execute(
-            select(func.count()).select_from(jobs_ahead.limit(QUEUE_POSITION_CAP).subquery())
-        ).scalar_one()
-        for jobs_ahead in ranges
-    )
-    return min(ahead, QUEUE_POSITION_CAP) + 1
+    counts = [
+        select(func.count()).select_from(ahead.limit(QUEUE_POSITION_CAP).subquery()).scalar_subquery()
+        for ahead in ranges
+    ]
+    ahead_in_all = db.session.execute(select(counts[0] + counts[1])).scalar_one()
+    return min(ahead_in_all, QUEUE_POSITION_CAP) + 1
 
 
 def attempts_of(job_id: int) -> list[JobAttempt]:

@@ -8,8 +8,8 @@ up. Each source below reads one cheap, indexed thing and gives a note
 page from saying healthy, an `info` note (a worker that stopped cleanly) is only shown.
 
 Sources read:
-- the monitor's recorded passes (at most PASSES_KEPT rows) and the orphaned attempts
-  (ix_job_attempts_orphaned) for jobs orphaned by the monitor or by a server;
+- the orphaned attempts (ix_job_attempts_orphaned) for jobs orphaned by the monitor or by a
+  server;
 - workers by `last_seen_at` (ix_workers_last_seen) for those marked gone (died, or cut
   off: silent past their timeout, or their job was orphaned) and those that said
   goodbye on a graceful stop (state `stopped`);
@@ -31,7 +31,7 @@ from ..domain.outcomes import Outcome
 from ..domain.statuses import LIVE, Status
 from ..domain.worker_states import WorkerState
 from ..store.extensions import db
-from ..store.models import Job, JobAttempt, MonitorPass, Worker
+from ..store.models import Job, JobAttempt, Worker
 from ..store.status_sql import outcome_is
 
 # Worker.state as the monitor (and a worker's goodbye) set it, and how /health names each.
@@ -59,20 +59,21 @@ ORPHANS_SHOWN = 1000
 
 
 def orphaned_note(since: datetime) -> Note | None:
-    passes = db.session.scalars(select(MonitorPass.changes).where(MonitorPass.started_at >= since))
-    by_monitor = {job_id for changes in passes for job_id in (changes or {}).get("orphaned", [])}
-    # A server that saw a worker's connection drop orphans its jobs outside any pass
-    # (webapp.server.presence). Every orphaning ends the job's attempt as orphaned: the
-    # attempts that ended so since are a range of ix_job_attempts_orphaned, which holds only
-    # them. (Read as the jobs changed since whose last error says so, it was every job
-    # changed in the window: 87 ms beside a backlog of 900,000 jobs.)
-    by_server = db.session.scalars(
-        select(JobAttempt.job_id)
-        .where(outcome_is(JobAttempt.outcome, Outcome.ORPHANED), JobAttempt.finished_at >= since)
-        .order_by(JobAttempt.finished_at.desc())
-        .limit(ORPHANS_SHOWN)
+    """The jobs orphaned since `since`, by the monitor's passes or by a server that saw a
+    worker's connection drop (webapp.server.presence). Every orphaning ends the job's attempt as
+    orphaned (webapp.jobs.reaping), so both are the attempts that ended so since: a range of
+    ix_job_attempts_orphaned, which holds only them. (Read as the jobs changed since whose last
+    error says so, it was every job changed in the window: 87 ms beside a backlog of 900,000.)"""
+    ids = sorted(
+        set(
+            db.session.scalars(
+                select(JobAttempt.job_id)
+                .where(outcome_is(JobAttempt.outcome, Outcome.ORPHANED), JobAttempt.finished_at >= since)
+                .order_by(JobAttempt.finished_at.desc())
+                .limit(ORPHANS_SHOWN)
+            )
+        )
     )
-    ids = sorted(by_monitor | set(by_server))
     if not ids:
         return None
     return _note(
