@@ -35,8 +35,10 @@ from benchmarks._support import (  # noqa: E402
     postgres_database,
 )
 from webapp import create_app, jobs, monitor  # noqa: E402
+from webapp.domain.alerts import DEFAULT_RULES  # noqa: E402
 from webapp.domain.timeutil import utcnow  # noqa: E402
 from webapp.store.extensions import db  # noqa: E402
+from webapp.store.models import AlertRule  # noqa: E402
 
 TARGET_MS = 20.0
 QUEUED, PENDING, FAILED, CANCELLED = 5_000, 1_000, 20_000, 20_000
@@ -131,6 +133,18 @@ def populate(
         ),
         {"now": now},
     )
+    # The rules a fresh install watches (the migration seeds them; create_all does not).
+    db.session.add_all(
+        AlertRule(
+            kind=rule.kind,
+            subject=rule.subject,
+            threshold=rule.threshold,
+            window_s=rule.window_s,
+            min_jobs=rule.min_jobs,
+            created_at=utcnow(),
+        )
+        for rule in DEFAULT_RULES
+    )
     db.session.commit()
     db.session.execute(text("ANALYZE jobs" if dialect == "postgresql" else "ANALYZE"))
     db.session.commit()
@@ -189,6 +203,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--running", type=int, default=1_000)
     parser.add_argument("--passes", type=int, default=50)
+    parser.add_argument(
+        "--queued", type=int, default=QUEUED, help=f"queued jobs among them (default {QUEUED:,}; a backlog: 900,000)"
+    )
     add_database_prefix_option(parser)
     args = parser.parse_args()
 
@@ -197,7 +214,7 @@ def main() -> None:
         with app.app_context():
             db.create_all()
             backend = db.engine.dialect.name
-            seconds = populate(args.jobs, args.running)
+            seconds = populate(args.jobs, args.running, queued=args.queued)
             counts = monitor.health_report()["counts"]
             print(
                 f"backend: {backend}; built {args.jobs:,} jobs in {seconds:.1f} s; counts (capped at "

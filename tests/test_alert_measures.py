@@ -162,7 +162,9 @@ def test_the_alert_evaluation_reads_jobs_from_covering_indexes_only(app, with_ro
         for statement, parameters in sent
     }
     db.session.rollback()
-    assert len(accesses) == 3  # failure rates, the live jobs, the schedules with a recent failure
+    # Failure rates, stalled runs, the schedules with a recent failure; the queues holding queued
+    # jobs, then their oldest ready ones; the queued types, then the unserved ones' jobs.
+    assert len(accesses) == 7
     for statement, reads in accesses.items():
         assert reads, statement
         covered = [read.startswith("Index") if postgresql else "USING COVERING INDEX" in read for read in reads]

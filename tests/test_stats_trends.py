@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from benchmarks._support import statements_run
 from webapp import jobs
 from webapp.domain.timeutil import utcnow
 from webapp.domain.wait_buckets import quantile
@@ -65,6 +66,28 @@ def test_queue_depth_is_sampled_once_a_minute_across_passes(app):
     assert series(minute, timedelta(minutes=1), 1, queue="imports")[0].depth == 3
     assert series(minute, timedelta(minutes=1), 1, queue="elsewhere")[0].depth == 0  # sampled, none queued
     assert series(minute + timedelta(minutes=1), timedelta(minutes=1), 1)[0].depth is None  # not sampled
+
+
+def test_queue_depth_reads_the_queued_jobs_once_a_minute_in_one_scan(app):
+    """During a backlog every pass counted every queued job three times (per queue, per type,
+    in all): the monitor's pass took 550 ms at 900,000 queued. Now one grouped read, and none
+    in a minute already sampled."""
+    jobs.create_jobs([{"type": "a", "queue": "q1"}, {"type": "b", "queue": "q1"}, {"type": "a", "queue": "q2"}])
+    now = utcnow().replace(second=10)
+    with statements_run(db.engine) as first:
+        assert sample_queue_depth(now, keep=timedelta(days=1)) == 5  # q1, q2, type:a, type:b, *
+    reads_of_jobs = [sql for sql, _ in first if re.search(r"\bFROM jobs\b", sql)]
+    assert len(reads_of_jobs) == 1 and len(re.findall(r"\bFROM jobs\b", reads_of_jobs[0])) == 1, reads_of_jobs
+    with statements_run(db.engine) as again:
+        assert sample_queue_depth(now + timedelta(seconds=5), keep=timedelta(days=1)) == 0
+    assert not [sql for sql, _ in again if re.search(r"\bjobs\b", sql)], again
+    db.session.commit()
+    minute = now.replace(second=0, microsecond=0)
+    depths = {
+        subject: series(minute, timedelta(minutes=1), 1, **filters)[0].depth
+        for subject, filters in {"q1": {"queue": "q1"}, "a": {"job_type": "a"}, "*": {}}.items()
+    }
+    assert depths == {"q1": 2, "a": 2, "*": 3}
 
 
 def test_the_stats_page_draws_four_charts_with_ticks_and_tables(app, client):

@@ -3,8 +3,9 @@
 Every function answers `{subject: value}` for all subjects at once, so a pass with a
 hundred rules costs a constant number of statements, not one per rule: the failure
 rates of every window in one (whole hours from the rollups, only the edges from the jobs
-table), queue latency, stalled runs and queued jobs per type in one, one for the workers and
-two for the schedules. Each round trip counts: on a loaded machine it costs more than
+table), the stalled runs in one, one for the workers and two for the schedules. What reads
+the queued jobs (queue latency, the types no worker takes) reads a few index entries per
+queue or type, never the backlog: a pass runs every few seconds, also during an outage. Each round trip counts: on a loaded machine it costs more than
 the statement. failure_rate also answers how many jobs ran, for the rule's `min_jobs`.
 The statements whose shape never changes are built once, at import, with the moment as
 a parameter: building one anew each pass cost more Python than its rows.
@@ -12,12 +13,12 @@ a parameter: building one anew each pass cost more Python than its rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, case, func, literal, null, select, union_all
+from sqlalchemy import Select, and_, case, func, literal, select, union_all
 
 from ..domain.alerts import QUEUE_PREFIX
 from ..domain.statuses import Status
@@ -25,6 +26,7 @@ from ..domain.worker_states import WorkerState
 from ..store.extensions import db
 from ..store.models import Job, WaitRollup, Worker
 from ..store.status_sql import status_is
+from .queries import queued_types
 from .rollups import HOUR, rolled_up_to, start_of_hour
 from .workers import served_types
 
@@ -141,68 +143,48 @@ def _rolled_pieces(spans: list[_Span], rolled_end: datetime | None) -> _Pieces |
     return [query], [[span.window for span in rolled[index:]] for index in range(len(rolled))]
 
 
-@dataclass
-class LiveJobs:
-    """What three kinds measure of the queued and running jobs, read in one statement."""
-
-    oldest_wait: dict[str, float]  # per queue, seconds the oldest ready queued job has waited (queue_latency)
-    silence: dict[str, float]  # per type, the longest a running job has sent no heartbeat (stalled)
-    queued: dict[str, float]  # per type, its queued jobs (no_worker keeps the types no live worker takes)
-
-
-# Built once (every pass runs it); its one parameter is the moment, `now`. The queued jobs
-# are read once, through their partial index, grouped by type and queue: each group's
-# count, and the oldest readiness among its ready jobs (a CASE, not a WHERE, so the counts
-# take the jobs not ready yet too). The running ones are MATERIALIZED first: SQLite
-# would otherwise walk the whole table in type order to group them. (A MATERIALIZED CTE
-# of the queued jobs as well, read twice, cost PostgreSQL 3.2 ms against 1.4 ms this way
-# at 6,000 queued jobs, and SQLite 3.2 against 1.9 ms.)
-_NOW = bindparam("now", type_=Job.run_after.type)
+# Built once (every pass runs it). The running jobs are MATERIALIZED first: SQLite would
+# otherwise walk the whole table in type order to group them.
 _RUNNING = (
     select(Job.type, func.coalesce(Job.heartbeat_at, Job.started_at).label("seen"))
     .where(Job.status == Status.RUNNING)
     .cte("running")
     .prefix_with("MATERIALIZED")
 )
-_LIVE_JOBS = union_all(
-    select(
-        literal("queued").label("kind"),
-        Job.type,
-        Job.queue,
-        func.min(case((Job.run_after <= _NOW, Job.run_after))),
-        func.count(),
-    )
-    .where(status_is(Job.status, Status.QUEUED))
-    .group_by(Job.type, Job.queue),
-    select(literal("silence"), _RUNNING.c.type, null(), func.min(_RUNNING.c.seen), literal(0)).group_by(
-        _RUNNING.c.type
-    ),
-)
+_SILENCES = select(_RUNNING.c.type, func.min(_RUNNING.c.seen)).group_by(_RUNNING.c.type)
 
 
-def live_jobs(now: datetime) -> LiveJobs:
-    """One statement: per queue the oldest ready queued job's wait (since it became ready:
-    its `run_after`, which is its creation unless a retry's backoff held it); per type the
-    oldest heartbeat of a running job (progress reports are heartbeats); per type its
-    queued jobs."""
-    found = LiveJobs({}, {}, {})
-    oldest: dict[str, datetime] = {}
-    rows: Sequence[Any] = db.session.execute(_LIVE_JOBS, {"now": now}).all()
-    for kind, job_type, queue, since, n in rows:
-        if kind == "queued":
-            found.queued[job_type] = found.queued.get(job_type, 0.0) + float(n)
-            if since is not None and (queue not in oldest or since < oldest[queue]):
-                oldest[queue] = since
-        elif since is not None:
-            found.silence[job_type] = (now - since).total_seconds()
-    found.oldest_wait = {queue: (now - since).total_seconds() for queue, since in oldest.items()}
-    return found
+def silences(now: datetime) -> dict[str, float]:
+    """stalled: per type, the longest a running job has sent no heartbeat (progress reports
+    are heartbeats), in seconds."""
+    return {job_type: (now - seen).total_seconds() for job_type, seen in db.session.execute(_SILENCES) if seen}
 
 
-def unserved(now: datetime, worker_timeout_s: float, queued: dict[str, float]) -> dict[str, float]:
-    """Of `queued` (per type), the types no live worker takes."""
+def unserved(now: datetime, worker_timeout_s: float, most: int) -> dict[str, float]:
+    """no_worker: per queued type no live worker takes, its queued jobs, counted up to `most`.
+
+    The queued types are walked one index probe each (`queries.queued_types`), and only the
+    unserved ones counted, each along its own index range and no further than `most`: a
+    backlog is what this rule is about, and one GROUP BY over every queued job took 270 ms of
+    each monitor pass at 900,000 queued."""
     served = served_types(now, worker_timeout_s)
-    return {} if served is None else {t: n for t, n in queued.items() if t not in served}
+    if served is None:
+        return {}
+    named = [name for name in queued_types() if name not in served]
+    if not named:
+        return {}
+    queued = status_is(Job.status, Status.QUEUED)
+    parts = [
+        select(
+            literal(name).label("type"),
+            select(func.count())
+            .select_from(select(Job.id).where(queued, Job.type == name).limit(most).subquery())
+            .scalar_subquery(),
+        )
+        for name in named
+    ]
+    rows = db.session.execute(union_all(*parts) if len(parts) > 1 else parts[0]).all()
+    return {job_type: float(n) for job_type, n in rows if n}
 
 
 def schedule_failures(now: datetime, named: Iterable[str], most: int) -> dict[str, float]:

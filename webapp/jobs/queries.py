@@ -188,15 +188,18 @@ def count_by_status(job_filter: JobFilter | None = None, cap: int | None = None)
 QUEUED_TYPES_WALKED = 1_000
 
 
-def uncovered_queued_types(covered: set[str], *, limit: int = 20) -> list[str]:
-    """Types of queued jobs that no worker in `covered` takes (the health report), by name.
+def queued_types(*, limit: int | None = None) -> list[str]:
+    """The types of queued jobs, by name (at most `limit`), walked through `ix_jobs_queued_type`
+    one probe per type: a backlog of a million jobs of one type costs what one job does
+    (SELECT DISTINCT read every queued job: 70-155 ms at 900,000)."""
+    return distinct_values(Job.type, status_is(Job.status, Status.QUEUED), limit=limit)
 
-    The queued jobs' types are walked through `ix_jobs_queued_type`, one probe per type, so a
-    backlog of a million jobs of one type costs what one job does (SELECT DISTINCT read every
-    queued job: 70-155 ms at 900,000). The covered types are passed over after their probe,
-    not inside it, where the walk would read every queued job of a covered type."""
-    queued_types = distinct_values(Job.type, status_is(Job.status, Status.QUEUED), limit=QUEUED_TYPES_WALKED)
-    return [name for name in queued_types if name not in covered][:limit]
+
+def uncovered_queued_types(covered: set[str], *, limit: int = 20) -> list[str]:
+    """Types of queued jobs that no worker in `covered` takes (the health report), by name. The
+    covered types are passed over after their probe, not inside it, where the walk would read
+    every queued job of a covered type."""
+    return [name for name in queued_types(limit=QUEUED_TYPES_WALKED) if name not in covered][:limit]
 
 
 def finished_times(*conditions: Any, columns: tuple[Any, ...] = ()) -> Any:

@@ -16,6 +16,7 @@ once per change, and a replica killed mid-pass leaves neither change nor notific
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,8 +24,10 @@ from typing import Any
 from flask import current_app
 
 from ..domain.alerts import ANY_SUBJECT, QUEUE_PREFIX, RULE_DISABLED, RULE_REMOVED
+from ..domain.limits import COUNT_CAP
 from ..jobs import alert_measures as measures
 from ..jobs.alert_rules import alert_json, checked_enabled, delete_rule, locked
+from ..jobs.series import oldest_ready_waits
 from ..store import alert_state
 from ..store.models import AlertRule
 from ..store.transaction import unit_of_work
@@ -71,6 +74,8 @@ class _Measures:
         }
         self.schedules_named = {r.subject for r in rules if r.kind == "schedule_failing" and r.subject != ANY_SUBJECT}
         self.longest_streak = max([int(r.threshold) for r in rules if r.kind == "schedule_failing"] + [1])
+        # no_worker's counts: exact up to COUNT_CAP, and far enough to decide every rule.
+        self.most_unserved = max([math.ceil(r.threshold) for r in rules if r.kind == "no_worker"] + [COUNT_CAP])
         self.cache: dict[str, Any] = {}
         self.per_rule: dict[int, dict[str, float]] = {}  # each rule's values, worked out once a pass
 
@@ -79,19 +84,13 @@ class _Measures:
             now = self.now
             self.cache[kind] = {
                 "failure_rate": lambda: measures.failure_counts(now, self.windows["failure_rate"]),
-                "queue_latency": lambda: self._live().oldest_wait,
-                "no_worker": lambda: measures.unserved(now, self.settings.worker_timeout_s, self._live().queued),
-                "stalled": lambda: self._live().silence,
+                "queue_latency": lambda: oldest_ready_waits(now),
+                "no_worker": lambda: measures.unserved(now, self.settings.worker_timeout_s, self.most_unserved),
+                "stalled": lambda: measures.silences(now),
                 "schedule_failing": lambda: measures.schedule_failures(now, self.schedules_named, self.longest_streak),
                 "worker_deaths": lambda: measures.worker_deaths(now, self.windows["worker_deaths"]),
             }[kind]()
         return self.cache[kind]
-
-    def _live(self) -> measures.LiveJobs:
-        """queue_latency's, stalled's and no_worker's reads of the queued and running jobs, together."""
-        if "live" not in self.cache:
-            self.cache["live"] = measures.live_jobs(self.now)
-        return self.cache["live"]
 
     def values(self, rule: alert_state.RuleRow) -> dict[str, float]:
         """The rule's subjects and their values (`*`: every subject measured)."""
