@@ -12,6 +12,7 @@ from ..domain.statuses import LIVE, Status
 from ..domain.timeutil import isoformat, utcnow
 from ..domain.worker_states import WorkerState
 from ..store.models import Job, Worker
+from ..store.status_sql import status_is
 from .settings import monitor_settings
 
 PRUNED_STATUSES = (Status.COMPLETED, Status.CANCELLED)
@@ -48,13 +49,11 @@ def pending_scan(cutoff: datetime, limit: int) -> Select:
 
 
 def cancelled_scan(cutoff: datetime, limit: int) -> Select:
-    """Cancelled jobs that still hold a lease, last heartbeat before `cutoff` (ix_jobs_status_heartbeat).
-
-    Releasing the lease also clears heartbeat_at, so settled ones leave this range.
-    """
+    """Cancelled jobs that still hold a lease, last heartbeat before `cutoff` (ix_jobs_cancelled_held,
+    whose predicate the status written into the text matches; releasing the lease takes a job out)."""
     return (
         select(Job.id, Job.type, Job.worker_id, Job.heartbeat_at, Job.finished_at)
-        .where(Job.status == Status.CANCELLED, Job.heartbeat_at < cutoff, Job.lease_token.is_not(None))
+        .where(status_is(Job.status, Status.CANCELLED), Job.lease_token.is_not(None), Job.heartbeat_at < cutoff)
         .order_by(Job.heartbeat_at)
         .limit(limit)
     )

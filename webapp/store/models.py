@@ -33,7 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..domain.queues import DEFAULT_QUEUE
 from ..domain.statuses import UNFINISHED
 from .extensions import Model
-from .status_sql import ORPHANED_ATTEMPTS, QUEUED_LEASED, QUEUED_ONLY
+from .status_sql import CANCELLED_HELD, ORPHANED_ATTEMPTS, QUEUED_LEASED, QUEUED_ONLY
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 Id = BigInteger().with_variant(Integer, "sqlite")
@@ -135,9 +135,8 @@ class Job(Model):
         Index("ix_jobs_status_heartbeat", "status", "heartbeat_at", "type", "started_at"),
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_status_finished", "status", "finished_at", "type", "queue"),
-        # queue_latency and no_worker: every queued job's queue, readiness and type, read
-        # from the index alone (status leads so the read covers the row; partial, so it
-        # holds only the queued jobs).
+        # Each queue's oldest ready job (queue_latency, /queues, /metrics): the first entry of the
+        # queue's range (partial, so it holds only the queued jobs).
         Index(
             "ix_jobs_queued_ready",
             "status",
@@ -158,6 +157,15 @@ class Job(Model):
             "lease_expires_at",
             sqlite_where=text(QUEUED_LEASED),
             postgresql_where=text(QUEUED_LEASED),
+        ),
+        # The monitor's unconfirmed cancellations, every pass: the cancelled jobs a worker still
+        # holds (a few), by heartbeat. Through the status's index a pass read every cancelled
+        # job ever kept (7 ms at 20,000 of 1,000,000).
+        Index(
+            "ix_jobs_cancelled_held",
+            "heartbeat_at",
+            sqlite_where=text(CANCELLED_HELD),
+            postgresql_where=text(CANCELLED_HELD),
         ),
         # schedule_failing of *: the schedules with a recent failure, from the scheduled jobs
         # alone (a few, where the status index would walk every failed job of the week).

@@ -30,6 +30,8 @@ from .extensions import db
 
 QUEUED_ONLY = f"status = '{Status.QUEUED}'"  # the predicate of the indexes of queued jobs
 QUEUED_LEASED = f"{QUEUED_ONLY} AND lease_expires_at IS NOT NULL"  # ix_jobs_queued_leases: with an earlier lease
+# ix_jobs_cancelled_held: cancelled jobs a worker still holds (a lease its stop has not released).
+CANCELLED_HELD = f"status = '{Status.CANCELLED}' AND lease_token IS NOT NULL"
 # ix_job_attempts_orphaned: the attempts a monitor or a server orphaned (a few), by their end.
 ORPHANED_ATTEMPTS = f"outcome = '{Outcome.ORPHANED}'"
 
