@@ -109,12 +109,13 @@ def died_note(since: datetime) -> Note | None:
 def stopping_note(since: datetime) -> Note | None:
     """Jobs whose ended attempt may still live (webapp.store.leases): the job runs again only
     once its worker confirms the stop or the lease runs out. Such a job ended within the
-    longest lease, so the read is a range of ix_jobs_updated, however large the store."""
+    longest lease, so the read is a range of ix_jobs_updated, however large the store, taken
+    in that index's order: in id order SQLite walked every job (230 ms at 1,000,000)."""
     now = since + RECENT
     longest = max(
         [current_app.config["JOBWARDEN_HEARTBEAT_TIMEOUT"], *current_app.config["JOBWARDEN_TYPE_TIMEOUTS"].values()]
     )
-    ids = list(
+    ids = sorted(
         db.session.scalars(
             select(Job.id)
             .where(
@@ -122,7 +123,7 @@ def stopping_note(since: datetime) -> Note | None:
                 Job.lease_expires_at > now,
                 Job.status.not_in(LIVE),
             )
-            .order_by(Job.id)
+            .order_by(Job.updated_at, Job.id)
             .limit(ORPHANS_SHOWN)
         )
     )
