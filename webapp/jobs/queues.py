@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.limits import COUNT_CAP
 from ..domain.queues import (
@@ -26,6 +25,7 @@ from ..domain.queues import (
 from ..domain.statuses import FINISHED, LIVE
 from ..domain.timeutil import utcnow
 from ..store import flow
+from ..store.dialects import dialect_insert
 from ..store.extensions import db
 from ..store.models import Job, Queue, QueueEvent
 from ..store.transaction import unit_of_work
@@ -149,9 +149,8 @@ def is_known(name: str) -> bool:
 def _ensure_row(name: str, now: datetime) -> None:
     """The queue's row, inserted unless there (ON CONFLICT DO NOTHING: two first settings at once
     both succeed)."""
-    insert_for = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     db.session.execute(
-        insert_for(Queue)
+        dialect_insert(Queue)
         .values(name=name, paused=False, created_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=["name"])
     )

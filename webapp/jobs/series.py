@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, literal, select, union_all
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.statuses import FINISHED, Status
 from ..domain.wait_buckets import quantile
+from ..store.dialects import dialect_insert
 from ..store.extensions import db
 from ..store.flow import queued_queues
 from ..store.models import Job, QueueSample, WaitRollup
@@ -72,9 +72,8 @@ def sample_queue_depth(now: datetime, *, keep: timedelta) -> int:
         }
         for subject, (count, first) in depth.items()
     ]
-    insert_ = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     written = db.session.execute(
-        insert_(QueueSample)
+        dialect_insert(QueueSample)
         .values(values)
         .on_conflict_do_nothing(index_elements=["at", "subject"])
         .returning(QueueSample.subject)

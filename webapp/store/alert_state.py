@@ -26,9 +26,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Float, String, and_, bindparam, case, delete, exists, literal, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..domain.alerts import FIRING, RESOLVED
+from .dialects import dialect_insert
 from .extensions import db
 from .models import Alert, AlertRule, UTCDateTime
 
@@ -40,7 +40,6 @@ def fire(rule_id: int, subject: str, value: float, threshold: float, now: dateti
     is disabled or gone. The rule is read in the statement itself, its row share-locked on
     PostgreSQL: a disable committed first is seen (no alert), one that comes later waits for
     this pass and then resolves the alert (on SQLite the write lock orders the two)."""
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     columns = {
         "rule_id": AlertRule.id,
         "subject": literal(subject, String),
@@ -54,7 +53,7 @@ def fire(rule_id: int, subject: str, value: float, threshold: float, now: dateti
         select(*columns.values()).where(AlertRule.id == rule_id, AlertRule.enabled).with_for_update(read=True)
     )
     statement = (
-        insert(ALERTS)
+        dialect_insert(ALERTS)
         .from_select(list(columns), enabled_rule)
         .on_conflict_do_nothing(index_elements=["rule_id", "subject"], index_where=text(f"state = '{FIRING}'"))
         .returning(ALERTS.c.id)

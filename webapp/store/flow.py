@@ -70,6 +70,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 from sqlalchemy.types import BigInteger, Integer, String
 
 from ..domain.statuses import LIVE, Status
+from .dialects import on_postgresql
 from .extensions import db
 from .models import Job, Queue, QueueStart
 from .sql_time import EPOCH, MICROSECOND
@@ -613,7 +614,7 @@ def hints() -> FlowHints:
     checked_at, seen = _hints_seen
     if time.monotonic() - checked_at > LIMITS_IN_USE_TTL_S:
         restricted_names = select(_QUEUES.c.name).where(restricted())
-        backlog = _restricted_backlog(db.session.get_bind().dialect.name == "postgresql", restricted_names)
+        backlog = _restricted_backlog(on_postgresql(), restricted_names)
         in_use, backlog_count = db.session.execute(
             select(restricted_names.exists(), select(func.count()).select_from(backlog).scalar_subquery())
         ).one()

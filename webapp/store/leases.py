@@ -42,6 +42,7 @@ from ..domain.actors import WORKER
 from ..domain.event_kinds import EventKind
 from ..domain.statuses import LIVE, Status
 from ..domain.timeutil import isoformat, utcnow
+from .dialects import on_postgresql
 from .extensions import db
 from .models import Job, JobEvent, JobRow, UTCDateTime
 from .wakeup import CHANNEL, LEASE_RELEASED, notification_of_row, wake_here_after_commit
@@ -130,7 +131,7 @@ def release(job_id: int, attempt: int) -> bool:
         .values(lease_expires_at=None)
         .returning(_JOBS.c.id, _JOBS.c.status, _JOBS.c.type, _JOBS.c.queue, _JOBS.c.attempt)
     )
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         rows = released.cte("released")
         notice = (
             select(func.pg_notify(literal(CHANNEL), notification_of_row(rows.c.type, rows.c.queue)))

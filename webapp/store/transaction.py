@@ -19,6 +19,7 @@ from sqlalchemy import CursorResult, Result
 from sqlalchemy.orm import Session
 
 from .commit_hooks import dropped_if_raised
+from .dialects import on_postgresql
 from .extensions import db
 
 _OPEN = "jobwarden_unit_of_work"  # Session.info key: a unit of work is open
@@ -66,7 +67,7 @@ def _autocommit_on_postgresql(session: Session) -> None:
     transaction. Setting it sends nothing (psycopg's `autocommit` is a client-side mode), the
     session's commit then has nothing to send, and the pool restores the engine's isolation
     level, again without a round trip, when the connection goes back to it."""
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 

@@ -61,6 +61,7 @@ from ..domain.statuses import (
 )
 from ..domain.timeutil import utcnow
 from . import audit_rows, flow, leases, moves, unique, wakeup
+from .dialects import on_postgresql
 from .extensions import db
 from .models import Job, JobAttempt, JobEvent, JobRow
 from .status_sql import names_in_the_text, status_is
@@ -348,10 +349,6 @@ def _frees_slot(expected: Status, target: Status, postgresql: bool) -> bool:
     return postgresql and expected in LIVE and target in FINISHED and flow.limits_in_use()
 
 
-def _is_postgresql() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
-
-
 def transition(
     job_id: int,
     action: str,
@@ -381,7 +378,7 @@ def transition(
     conditions = tuple(conditions)
     fenced = lease_token is not None
     rows_actor = None if isinstance(actor, str) else actor
-    postgresql = _is_postgresql()
+    postgresql = on_postgresql()
     plain_values = {name: value for name, value in values.items() if not isinstance(value, ClauseElement)}
     params = {
         "cas_job_id": job_id,
@@ -507,7 +504,7 @@ def transition_held(
     attempt_values = attempt_values or {}
     if not held:
         return []
-    if not _is_postgresql() or len(held) == 1:
+    if not on_postgresql() or len(held) == 1:
         return [_transition_one(action, item, values, attempt_values, now) for item in held]
     row_columns, attempt_row_columns = tuple(held[0].values), tuple(held[0].attempt_values)
     if any((tuple(item.values), tuple(item.attempt_values)) != (row_columns, attempt_row_columns) for item in held):
@@ -652,7 +649,7 @@ def create(
     rows = [_new_row(spec, now) for spec in specs]
     if len(rows) == 1:
         (row,) = rows
-        postgresql = _is_postgresql()
+        postgresql = on_postgresql()
         params = {**{f"new_{name}": value for name, value in row.items()}, "cas_now": now, "cas_actor": actor}
         audited_here = False
         if postgresql:  # the statement's own NOTIFY (SQLite's plan has none)
@@ -995,7 +992,7 @@ def claim(
     # While paused or limited queues hold a backlog, the fast part reads its jobs queue by queue.
     fast = FastPart.SCAN
     if hints.restricted_backlog:
-        fast = FastPart.PER_QUEUE if _is_postgresql() else FastPart.CHOSEN
+        fast = FastPart.PER_QUEUE if on_postgresql() else FastPart.CHOSEN
     # While limits are in use, one statement takes both parts' jobs in claim order, so a limited
     # queue with room takes its turn among the others by priority and age. Else the fast part
     # alone, and the limited part (a limit set since `flow.hints` last read) for what is left.
@@ -1024,7 +1021,7 @@ class _ClaimRequest:
     given_now: datetime | None
 
     def plan(self, limited: LimitedPart = LimitedPart.NONE, **choices: Any) -> _Plan:
-        return _claim_plan(bool(self.types), _is_postgresql(), self.lease_types, bool(self.queues), limited, **choices)
+        return _claim_plan(bool(self.types), on_postgresql(), self.lease_types, bool(self.queues), limited, **choices)
 
     def limited_params(self, room: int, now: datetime | None = None) -> dict[str, Any]:
         """The parameters of a limited claim of `room` jobs, timed `now` (read once the claimer
@@ -1094,7 +1091,7 @@ def _claim_limited(request: _ClaimRequest, room: int, fast: FastPart) -> list[Jo
     on PostgreSQL before a statement that never waits, or after the turns it waited for):
     claimers of a queue then record their starts in the order they take turns."""
     types, queues = request.types, request.queues
-    if not _is_postgresql():
+    if not on_postgresql():
         take_the_write_lock()
         now = request.given_now or utcnow()
         held = flow.limited_queues_with_due_jobs(now, types, queues, with_room=True)
@@ -1118,7 +1115,7 @@ def _claim_held_turns(
     without a rate limit leaves out the rate window's follow-ups."""
     if not held:
         return [] if fast is FastPart.NONE else _claim_fast(request, room, fast)
-    postgresql = _is_postgresql()
+    postgresql = on_postgresql()
     names = [queue.name for queue in held]
     plan = request.plan(
         LimitedPart.HELD,

@@ -58,6 +58,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..domain.event_kinds import EventKind
 from ..domain.statuses import Status
 from .commit_hooks import after_commit
+from .dialects import on_postgresql
 from .extensions import db
 from .integrity import sqlite_path
 from .models import Job, JobEvent, QueueEvent
@@ -218,7 +219,7 @@ def announce_claimable(kinds: Kinds | None = None) -> None:
     None (an operator's change of a queue): every waiting claim looks again."""
     session = db.session()
     wake_here_after_commit(kinds)
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         session.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": _payload(kinds)})
 
 

@@ -38,6 +38,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 
 from ..domain.statuses import Status
 from ..jobs.serialize import job_json, job_json_sql
+from ..store.dialects import on_postgresql
 from ..store.extensions import db
 from ..store.models import Job, WebhookDelivery, WebhookEndpoint, WebhookNotification, WebhookSubscription
 from .events import job_event
@@ -138,7 +139,7 @@ def notify(event: str, data: dict[str, Any], *, job_id: int | None, now: datetim
     Writes nothing when nobody listens.
     """
     params = {"webhook_event": event, "job_id": job_id, "now": now, "webhook_event_id": new_event_id(), "payload": data}
-    statements = _statements(db.session.get_bind().dialect.name == "postgresql")
+    statements = _statements(on_postgresql())
     if len(statements) == 1:
         db.session.execute(statements[0], params)
         return
