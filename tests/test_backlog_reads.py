@@ -36,8 +36,8 @@ from webapp.store.extensions import db
 from webapp.store.models import Alert, AlertRule
 
 from tests.conftest import postgresql_only, test_config
+from tests.support.dashboard_store import dashboard_requests, load_store
 from tests.support.reads import jobs_entries_read
-from tests.test_dashboard_plans import dashboard_requests, load_store
 
 pytestmark = [postgresql_only, pytest.mark.slow]
 

@@ -12,11 +12,8 @@ virtual machine's steps (its progress handler, called every 1,000 instructions).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from benchmarks._support import statements_run
 from webapp import jobs
@@ -25,6 +22,7 @@ from webapp.store import flow
 from webapp.store.extensions import db
 
 from tests.conftest import postgresql_only, sqlite_only
+from tests.support.reads import sqlite_steps
 from tests.test_flow_claim_cost import jobs_rows_read
 
 OTHER_JOBS = 20
@@ -85,25 +83,6 @@ def test_a_held_backlog_leaves_claims_of_other_queues_as_cheap_on_postgresql(app
     assert deep <= shallow * 1.5 + 200, (shallow, deep)
 
 
-@contextmanager
-def sqlite_steps() -> Iterator[list[int]]:
-    """Thousands of SQLite VM instructions the engine's connections run while the block runs."""
-    counted = [0]
-
-    def count() -> int:
-        counted[0] += 1
-        return 0  # go on
-
-    def watch(connection, _cursor, _statement, _parameters, _context, _executemany) -> None:
-        connection.connection.dbapi_connection.set_progress_handler(count, 1_000)
-
-    event.listen(db.engine, "before_cursor_execute", watch)
-    try:
-        yield counted
-    finally:
-        event.remove(db.engine, "before_cursor_execute", watch)
-
-
 @sqlite_only
 @HOLDS
 def test_a_held_backlog_leaves_claims_of_other_queues_as_cheap_on_sqlite(app, hold):
@@ -115,7 +94,7 @@ def test_a_held_backlog_leaves_claims_of_other_queues_as_cheap_on_sqlite(app, ho
     jobs.claim_jobs("w", batch_size=1, start=True)
     with sqlite_steps() as deep:
         claim_one()
-    assert deep[0] <= shallow[0] * 1.5 + 20, (shallow, deep)
+    assert deep.total() <= shallow.total() * 1.5 + 20, (shallow, deep)
 
 
 def test_behind_a_backlog_claims_keep_to_their_types_and_queues_in_claim_order(app):
@@ -164,4 +143,4 @@ def test_a_backlog_of_another_type_leaves_a_typed_claim_as_cheap_on_sqlite(app):
     backlog(19_980)
     with sqlite_steps() as deep:
         claim_u()
-    assert deep[0] <= shallow[0] * 1.5 + 20, (shallow, deep)
+    assert deep.total() <= shallow.total() * 1.5 + 20, (shallow, deep)

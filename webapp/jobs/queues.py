@@ -217,13 +217,16 @@ def list_queues(now: datetime | None = None) -> list[QueueView]:
             select(Job.queue, func.count()).where(Job.status.in_(sorted(LIVE))).group_by(Job.queue)
         ).all()
     )
-    finished = dict(
-        db.session.execute(
-            select(Job.queue, func.count())
-            .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= now - THROUGHPUT_WINDOW)
-            .group_by(Job.queue)
-        ).all()
+    # The jobs finished within the window first (MATERIALIZED), then grouped: grouped at once,
+    # SQLite read every finished job of each queue in queue order to skip the grouping's sort.
+    finished_recently = (
+        select(Job.queue)
+        .where(Job.status.in_(sorted(FINISHED)), Job.finished_at >= now - THROUGHPUT_WINDOW)
+        .cte("finished_recently")
+        .prefix_with("MATERIALIZED")
     )
+    per_queue = select(finished_recently.c.queue, func.count()).group_by(finished_recently.c.queue)
+    finished: dict[str, int] = {queue: n for queue, n in db.session.execute(per_queue)}
     views = []
     for name in sorted(names):
         row = settings.get(name)
