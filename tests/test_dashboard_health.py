@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from webapp import jobs
 from webapp.domain.timeutil import utcnow
+from webapp.jobs import queries
 from webapp.server.dashboard import stats
 from webapp.server.dashboard.stats import WINDOWS
 from webapp.store.extensions import db
@@ -97,6 +98,25 @@ def test_the_stats_group_failures_by_error_with_a_link_to_the_filtered_table(cli
         r'<a href="/jobs\?status=failed&amp;q=disk\+full">disk full</a></td>\s*<td class="num">2</td>', html
     )
     assert "&lt;i&gt;bad&lt;/i&gt; input" in html and "<i>bad</i>" not in html
+
+
+def test_a_storm_of_failures_is_grouped_from_its_newest_and_the_page_says_so(client, monkeypatch):
+    """/stats read every failure of its window at every load (a million in a day's storm); it
+    groups the newest FAILURES_GROUPED (here 4) and says so."""
+    monkeypatch.setattr(queries, "FAILURES_GROUPED", 4)
+    for number, reason in enumerate(["old cause"] * 3 + ["new cause"] * 4):
+        job = make_job("queued")
+        jobs.mark_failed(job.id, reason=reason)
+        db.session.execute(
+            update(Job).where(Job.id == job.id).values(finished_at=utcnow() - timedelta(minutes=30 - number))
+        )
+    db.session.commit()
+    html = text_of(client.get("/stats"))
+    assert "Among the newest 4 failures of" in html
+    assert re.search(r'>new cause</a></td>\s*<td class="num">4</td>', html) and "old cause" not in html
+    monkeypatch.setattr(queries, "FAILURES_GROUPED", 10)
+    html = text_of(client.get("/stats"))
+    assert "Among the newest" not in html and re.search(r'>old cause</a></td>\s*<td class="num">3</td>', html)
 
 
 def test_the_stats_average_running_time_covers_finished_jobs(client):

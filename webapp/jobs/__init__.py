@@ -36,8 +36,10 @@ from .output import tail
 from .policy import end_attempt, heartbeat_timeout, retry_delay
 from .queries import (
     BULK_LIMIT,
+    FAILURES_GROUPED,
     QUEUE_POSITION_CAP,
     SORT_COLUMNS,
+    ErrorGroups,
     attempts_of,
     count_by_status,
     count_matching,
@@ -94,6 +96,8 @@ __all__ = [
     "fail_job",
     "fail_stale_pending",
     "failures_by_error",
+    "ErrorGroups",
+    "FAILURES_GROUPED",
     "finished_by_type",
     "finished_per_bucket",
     "force_start",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, UnaryExpression, and_, case, func, literal, select, tuple_, union_all
 
@@ -259,19 +259,41 @@ def live_finished_by_type(since: datetime) -> list[Any]:
     )
 
 
-def failures_by_error(since: datetime, *, limit: int = 20) -> list[tuple[str | None, int]]:
-    """Failed jobs since `since` grouped by their error message, most frequent first."""
+# Failures /stats groups by their error at most: the newest of its window. A storm of failures
+# (a million in a day) is read no further than a capped count reads.
+FAILURES_GROUPED = COUNT_CAP
+
+
+class ErrorGroups(NamedTuple):
+    groups: list[tuple[str | None, int]]  # (error message, failed jobs), most frequent first
+    grouped: int  # the failures grouped
+
+    @property
+    def newest_only(self) -> bool:
+        """FAILURES_GROUPED were grouped, the window's newest: it may hold more."""
+        return self.grouped >= FAILURES_GROUPED
+
+
+def failures_by_error(since: datetime, *, limit: int = 20) -> ErrorGroups:
+    """Failed jobs since `since` grouped by their error message, most frequent first: the
+    newest FAILURES_GROUPED of them (read backwards along ix_jobs_status_finished). Grouped
+    whole, /stats read every failure of its window at every load."""
+    newest = (
+        select(Job.last_error)
+        .where(status_is(Job.status, Status.FAILED), Job.finished_at >= since)
+        .order_by(Job.finished_at.desc())
+        .limit(FAILURES_GROUPED)
+        .subquery("newest_failures")
+    )
     count = func.count().label("n")
-    return [
-        (error, n)
-        for error, n in db.session.execute(
-            select(Job.last_error, count)
-            .where(Job.status == Status.FAILED, Job.finished_at >= since)
-            .group_by(Job.last_error)
-            .order_by(count.desc(), Job.last_error)
-            .limit(limit)
-        )
-    ]
+    grouped = func.sum(func.count()).over().label("grouped")
+    rows = db.session.execute(
+        select(newest.c.last_error, count, grouped)
+        .group_by(newest.c.last_error)
+        .order_by(count.desc(), newest.c.last_error)
+        .limit(limit)
+    ).all()
+    return ErrorGroups([(error, n) for error, n, _ in rows], int(rows[0].grouped) if rows else 0)
 
 
 def ids_matching(job_filter: JobFilter, *, limit: int = BULK_LIMIT) -> list[int]:

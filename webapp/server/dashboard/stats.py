@@ -56,7 +56,7 @@ class Stats:
     buckets: list[tuple[datetime, int, int]]  # bucket start, completed, failed
     peak: int
     averages: list[tuple[str, float | None]]  # phase label, mean seconds
-    failures: list[tuple[str | None, int]]
+    failures: jobs.ErrorGroups
     by_type: list[TypeRow]
     finished: int
 
