@@ -5,10 +5,10 @@ hundred rules costs a constant number of statements, not one per rule: the failu
 rates of every window in one (whole hours from the rollups, only the edges from the jobs
 table), the stalled runs in one, one for the workers and two for the schedules. What reads
 the queued jobs (queue latency, the types no worker takes) reads a few index entries per
-queue or type, never the backlog: a pass runs every few seconds, also during an outage. Each round trip counts: on a loaded machine it costs more than
-the statement. failure_rate also answers how many jobs ran, for the rule's `min_jobs`.
-The statements whose shape never changes are built once, at import, with the moment as
-a parameter: building one anew each pass cost more Python than its rows.
+queue or type, never the backlog: a pass runs every few seconds, also during an outage.
+Each round trip counts: on a loaded machine it costs more than the statement. failure_rate
+also answers how many jobs ran, for the rule's `min_jobs`. The statements whose shape never
+changes are built once, at import: building one anew each pass cost more Python than its rows.
 """
 
 from __future__ import annotations

@@ -211,9 +211,9 @@ def _waited(now: datetime, since: datetime) -> float:
 
 def oldest_ready_waits(now: datetime) -> dict[str, float]:
     """Per queue holding ready jobs, how long its longest-waiting one has waited, in seconds:
-    the queue_latency alert's measure, read as `queued_per_queue` reads it (one index probe
-    per queue, where one GROUP BY over every queued job took 270 ms a monitor pass at 900,000
-    queued)."""
+    the queue_latency alert's measure, read as `queued_per_queue` reads it: one index probe
+    per queue, where one GROUP BY over every queued job took 270 ms of each monitor pass at
+    900,000 queued."""
     names = _queued_queue_names()
     if not names:
         return {}
