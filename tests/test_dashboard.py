@@ -146,6 +146,23 @@ def test_the_counts_per_status_are_capped(client, monkeypatch):
     assert re.search(r'data-status="failed"><svg.*?</svg>Failed</span> <span class="num">1</span>', html)
 
 
+def test_a_filtered_count_of_a_few_jobs_is_exact_and_of_many_is_capped_per_status(client, monkeypatch):
+    """A filter of no more jobs than the cap is counted in one grouped read of its own range
+    (a rare type's counts walked every job of each status); past the cap, per status as before."""
+    monkeypatch.setattr(views, "COUNT_CAP", 3)
+    jobs.create_jobs([{"type": "rare"} for _ in range(2)] + [{"type": "common"} for _ in range(5)])
+    make_job("failed", type="rare")
+    make_job("failed", type="common")
+    rare = text_of(client.get("/jobs/counts?type=rare", headers=HX))
+    assert re.search(r'data-status="queued"><svg.*?</svg>Queued</span> <span class="num">2</span>', rare)
+    assert re.search(r'data-status="failed"><svg.*?</svg>Failed</span> <span class="num">1</span>', rare)
+    assert re.search(r'data-status="running"><svg.*?</svg>Running</span> <span class="num">0</span>', rare)
+    common = text_of(client.get("/jobs/counts?type=common", headers=HX))
+    assert re.search(r'data-status="queued"><svg.*?</svg>Queued</span> <span class="num">3\+</span>', common)
+    assert re.search(r'data-status="failed"><svg.*?</svg>Failed</span> <span class="num">1</span>', common)
+    assert jobs.count_by_status(jobs.JobFilter(type="rare"), cap=3) == jobs.count_by_status(jobs.JobFilter(type="rare"))
+
+
 def test_the_first_line_of_the_error_is_shown_on_a_failed_row(client):
     job = jobs.mark_failed(make_job("queued").id, reason="\nupstream timed out\nTraceback (most recent call last):")
     html = text_of(client.get("/jobs"))

@@ -22,6 +22,11 @@ class JobFilter:
     q: str | None = None
     schedule: str | None = None
 
+    def narrows_by_index(self) -> bool:
+        """Whether an equality on an indexed column (type, worker, schedule, queue) narrows the
+        jobs, and no text search: its jobs are then one range of that column's index."""
+        return bool(self.type or self.worker or self.schedule or self.queue) and not self.q
+
     def conditions(self) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
         if self.statuses:

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, UnaryExpression, and_, case, func, literal
 from ..domain.event_kinds import EventKind
 from ..domain.limits import COUNT_CAP
 from ..domain.statuses import FINISHED, JobNotFound, Status
+from ..store.dialects import on_postgresql
 from ..store.extensions import db
 from ..store.models import Job, JobAttempt, JobEvent
 from ..store.sql_time import MICROSECOND, epoch_us, microseconds
@@ -173,15 +174,41 @@ def count_by_status(job_filter: JobFilter | None = None, cap: int | None = None)
     index and stops at the cap: unordered, PostgreSQL reads a common status by a sequential
     scan that stops at the cap only when the matches come early in the table, and in id
     order alone it may walk the primary key past every job of the other statuses.
+
+    On SQLite a filter that narrows by an index (`JobFilter.narrows_by_index`) and matches no
+    more jobs than the cap is counted in one grouped read of its own range (`_counted_if_few`):
+    per status, a rare type's counts walked every job of each status for the few of its own (a
+    walk of the store for /jobs/counts?type=), SQLite's statistics knowing only the average
+    jobs per type. PostgreSQL's know each common value's share, and its planner weighs them.
     """
+    job_filter = job_filter or JobFilter()
+    base_conditions = job_filter.conditions()
+    if cap is not None and job_filter.narrows_by_index() and not on_postgresql():
+        few = _counted_if_few(base_conditions, cap)
+        if few is not None:
+            return few
     counts = {}
-    base_conditions = (job_filter or JobFilter()).conditions()
     for status in Status:
         inner = select(Job.id).where(status_among(Job.status, [status]), *base_conditions)
         if cap is not None:
             inner = inner.order_by(Job.status, Job.id).limit(cap + 1)
         counts[str(status)] = db.session.execute(select(func.count()).select_from(inner.subquery())).scalar_one()
     return counts
+
+
+def _counted_if_few(conditions: list[Any], cap: int) -> dict[str, int] | None:
+    """Jobs per status of `conditions`, exact, when they match no more than `cap` jobs; None when
+    they match more. The matching ids are counted along the filter's index (no further than
+    cap + 1), and only a few are read and grouped: their ids first (MATERIALIZED), then their rows
+    by primary key. Grouped at once, SQLite walked a status-led index of the whole store to skip
+    the grouping's sort."""
+    matching = select(Job.id).where(*conditions).limit(cap + 1)
+    if db.session.execute(select(func.count()).select_from(matching.subquery())).scalar_one() > cap:
+        return None
+    few = matching.cte("few").prefix_with("MATERIALIZED")
+    per_status = select(Job.status, func.count()).select_from(few.join(Job, Job.id == few.c.id)).group_by(Job.status)
+    grouped: dict[str, int] = {status: n for status, n in db.session.execute(per_status)}
+    return {str(status): grouped.get(str(status), 0) for status in Status}
 
 
 # Queued types walked at most: past this many, /health names none of the later ones.
