@@ -55,15 +55,14 @@ def queue_position(job: Job) -> int | None:
     if job.status != Status.QUEUED:
         return None
     queued = status_is(Job.status, Status.QUEUED)
-    ranges = (
-        select(Job.id).where(queued, Job.priority > job.priority),
-        select(Job.id).where(queued, Job.priority == job.priority, Job.id < job.id),
-    )
-    counts = [
+    higher, older = (
         select(func.count()).select_from(ahead.limit(QUEUE_POSITION_CAP).subquery()).scalar_subquery()
-        for ahead in ranges
-    ]
-    ahead_in_all = db.session.execute(select(counts[0] + counts[1])).scalar_one()
+        for ahead in (
+            select(Job.id).where(queued, Job.priority > job.priority),
+            select(Job.id).where(queued, Job.priority == job.priority, Job.id < job.id),
+        )
+    )
+    ahead_in_all = db.session.execute(select(higher + older)).scalar_one()
     return min(ahead_in_all, QUEUE_POSITION_CAP) + 1
 
 
