@@ -35,8 +35,8 @@ from webapp.jobs.series import sample_queue_depth
 from webapp.store.extensions import db
 from webapp.store.models import Alert, AlertRule
 
-from tests.conftest import postgresql_only, test_config
-from tests.support.dashboard_store import dashboard_requests, load_store
+from tests.conftest import postgresql_only
+from tests.support.dashboard_store import dashboard_requests, load_store, store_config
 from tests.support.reads import jobs_entries_read
 
 pytestmark = [postgresql_only, pytest.mark.slow]
@@ -49,7 +49,7 @@ API_READS = ["/api/health", "/api/queues", "/api/jobs?status=queued", "/api/jobs
 
 @pytest.fixture
 def app_config(database_url) -> dict:
-    return test_config(database_url, JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=True)  # the endpoint is never called
+    return store_config(database_url)
 
 
 def backlog_store(client) -> int:
@@ -113,7 +113,6 @@ def test_a_monitor_pass_during_a_backlog_reads_what_it_decides(app):
     minute (this minute's is taken first, as the minute's first pass takes it), in one read.
     The pages' store without what only pages read (events, attempts, a schedule, a webhook),
     its finished hours rolled up as earlier passes left them."""
-    db.session.execute(text("SET LOCAL statement_timeout = 0"))
     populate(JOBS, 1_000, **BANDS)
     roll_up()
     db.session.execute(text("""UPDATE workers SET types = '["bench.work"]'"""))
@@ -161,7 +160,6 @@ def test_the_jobs_behind_a_backlog_are_read_from_their_own_index(app):
     between. (In id order, PostgreSQL took the primary key and filtered, as if the status's
     jobs were spread evenly: here the completed pages and counts read the 40,000 queued jobs.)"""
     client = app.test_client()
-    db.session.execute(text("SET LOCAL statement_timeout = 0"))
     populate(100_000, 0, queued=40_000, pending=0, failed=1_000, cancelled=1_000)  # 58,000 completed
     db.session.execute(text("UPDATE jobs SET id = id + 100000 WHERE status = 'queued'"))  # the newest
     db.session.commit()

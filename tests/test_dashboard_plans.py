@@ -26,8 +26,8 @@ import pytest
 from benchmarks._support import statements_run
 from webapp.store.extensions import db
 
-from tests.conftest import postgresql_only, test_config
-from tests.support.dashboard_store import dashboard_requests, load_store
+from tests.conftest import postgresql_only
+from tests.support.dashboard_store import dashboard_requests, load_store, store_config
 
 pytestmark = [postgresql_only, pytest.mark.slow]
 
@@ -36,7 +36,7 @@ SCANNED_TABLES = {"jobs", "job_events"}
 
 @pytest.fixture
 def app_config(database_url) -> dict:
-    return test_config(database_url, JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=True)  # the endpoint is never called
+    return store_config(database_url)
 
 
 def plan_of(statement: str, parameters: Any) -> dict:

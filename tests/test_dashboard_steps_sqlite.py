@@ -20,8 +20,8 @@ import pytest
 
 from webapp.store.extensions import db
 
-from tests.conftest import sqlite_only, test_config
-from tests.support.dashboard_store import dashboard_requests, load_store
+from tests.conftest import sqlite_only
+from tests.support.dashboard_store import dashboard_requests, load_store, store_config
 from tests.support.reads import sqlite_steps
 
 pytestmark = [sqlite_only, pytest.mark.slow]
@@ -31,7 +31,7 @@ READ_BOUND = 250
 
 @pytest.fixture
 def app_config(database_url) -> dict:
-    return test_config(database_url, JOBWARDEN_WEBHOOK_ALLOW_PRIVATE=True)  # the endpoint is never called
+    return store_config(database_url)
 
 
 def test_no_dashboard_statement_reads_the_store_on_sqlite(app):

@@ -7,12 +7,20 @@ is planned by SQLite (EXPLAIN QUERY PLAN) on an analyzed store, and none may sca
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks._support import statements_run
 from benchmarks.monitor import populate
 from webapp import monitor
 from webapp.store.extensions import db
 
 from tests.conftest import sqlite_only
+from tests.support.dashboard_store import store_config
+
+
+@pytest.fixture
+def app_config(database_url) -> dict:
+    return store_config(database_url)
 
 
 @sqlite_only

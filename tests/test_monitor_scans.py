@@ -12,13 +12,13 @@ found are counted (tests/support/reads.py)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 
 from benchmarks.monitor import populate
 from webapp import monitor
 from webapp.store.extensions import db
 
 from tests.conftest import postgresql_only
+from tests.support.dashboard_store import store_config
 from tests.support.reads import jobs_entries_read
 
 pytestmark = [postgresql_only, pytest.mark.slow]
@@ -26,8 +26,12 @@ pytestmark = [postgresql_only, pytest.mark.slow]
 READ_BOUND = 100  # a scan that finds nothing reads a few index pages' entries, not thousands
 
 
+@pytest.fixture
+def app_config(database_url) -> dict:
+    return store_config(database_url)
+
+
 def test_no_scan_of_a_pass_reads_the_jobs_kept(app):
-    db.session.execute(text("SET LOCAL statement_timeout = 0"))
     populate(300_000, 50, queued=1_000, pending=500, failed=5_000, cancelled=20_000)
     db.session.commit()
     reads = {}
