@@ -79,7 +79,9 @@ SQLITE_LOOK_GAP_S = 0.002  # the watcher's looks, however fast the files change
 SQLITE_IDLE_LOOK_S = 1.0  # with no claim waiting the watcher sleeps until one does (this is its safety net)
 # A commit shows a moment after its WAL write: for this long after a write the watcher asks
 # every SQLITE_WATCH_INTERVAL_S, for a writer whose connection stays open (no close follows).
-RECENT_WRITE_NS = 50_000_000
+# 31-45 ms apart with two busy processes on two cores, longer on a machine busier still: 50 ms
+# left such a commit to the safety tick (1 s), and asking `data_version` costs next to nothing.
+RECENT_WRITE_NS = 250_000_000
 LISTEN_RETRY_S = 1.0
 MAX_PAYLOAD_CHARS = 7900  # PostgreSQL's limit is 8000 bytes
 UNWATCHED_WAIT_S = 0.5  # the longest sleep while no listener or watcher runs (it is starting or down)
