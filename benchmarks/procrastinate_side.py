@@ -11,8 +11,10 @@ benchmarks/.venv-procrastinate and runs this file with that interpreter.
                                                     # monotonic clock at the end
     python procrastinate_side.py serve DSN          # apply the schema, print "ready", then run a
                                                     # default worker (LISTEN/NOTIFY) until killed
-    python procrastinate_side.py pickup DSN JOBS    # defer JOBS jobs one at a time, each once the
-                                                    # last succeeded; print each one's pickup (s)
+    python procrastinate_side.py pickup DSN JOBS FIRST_LOOK_S
+                                                    # defer JOBS jobs one at a time, each once the
+                                                    # last succeeded (first looked for FIRST_LOOK_S
+                                                    # after the defer); print each one's pickup (s)
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ async def serve(dsn: str) -> None:
         await app.run_worker_async(concurrency=1, install_signal_handlers=False)  # listen_notify by default
 
 
-def pickup(dsn: str, count: int) -> None:
+def pickup(dsn: str, count: int, first_look_s: float) -> None:
     """Pickup = the job's `started` event (the worker fetched it) minus the clock before the defer."""
     import psycopg
 
@@ -82,6 +84,7 @@ def pickup(dsn: str, count: int) -> None:
         for _ in range(count):
             (before,) = connection.execute("SELECT clock_timestamp()").fetchone()
             job_id = task.defer()
+            time.sleep(first_look_s)
             while True:
                 row = connection.execute(
                     "SELECT e.at FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
@@ -102,6 +105,6 @@ if __name__ == "__main__":
     elif sys.argv[1] == "serve":
         asyncio.run(serve(sys.argv[2]))
     elif sys.argv[1] == "pickup":
-        pickup(sys.argv[2], int(sys.argv[3]))
+        pickup(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:
         asyncio.run(work(sys.argv[2]))
