@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 
 from benchmarks._support import statements_run
 from webapp import jobs
+from webapp.domain.alerts import describe, format_value
 from webapp.domain.timeutil import utcnow
 from webapp.jobs import alert_rules
-from webapp.monitor import run_pass
+from webapp.monitor import alerting, run_pass
 from webapp.monitor.alerting import alert_settings, evaluate
 from webapp.store.extensions import db
 from webapp.store.models import Alert, WebhookNotification
@@ -240,6 +241,28 @@ def test_a_value_wavering_about_the_threshold_stays_one_alert(app, client):
     run_pass(now=start + timedelta(seconds=500 + 400))
     assert [kind for kind, _ in alert_notifications()] == [events.ALERT_FIRING, events.ALERT_RESOLVED]
     assert alert_notifications()[1][1]["value"] == 1.0
+
+
+def test_a_no_worker_alert_over_a_backlog_past_the_count_cap_says_how_many_wait(app, client, monkeypatch):
+    """A pass counts an unserved type's queued jobs only up to a cap (COUNT_CAP, 10,000, or the
+    largest threshold), so the alert said "10000 jobs" while 900,000 waited. A type at the cap
+    is given its count at the queue-depth sample the pass takes first. Here the cap is 3."""
+    monkeypatch.setattr(alerting, "COUNT_CAP", 3)
+    listen(client)
+    alert_rules.add("no_worker", "report.build", 1)
+    for _ in range(5):
+        jobs.create_job(type="report.build")
+    run_pass()
+    ((kind, fired),) = alert_notifications()
+    assert kind == events.ALERT_FIRING and fired["value"] == 5.0
+    assert fired["message"].startswith("no_worker of type report.build is 5 jobs (threshold 1 jobs)")
+
+
+def test_a_count_is_written_in_full(app):
+    """`:g` wrote a threshold of 1,200,000 jobs as "1.2e+06 jobs"."""
+    assert format_value("no_worker", 1_200_000.0) == "1,200,000 jobs"
+    assert format_value("no_worker", 2.5) == "2.5 jobs"
+    assert describe("no_worker", "*", 1_200_000, 0) == "no_worker of every type ≥ 1,200,000 jobs"
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,8 @@ def format_value(kind: str, value: float) -> str:
         return f"{value * 100:.0f} %"
     if unit == "s":
         return format_seconds(value)
-    return f"{value:g} {unit}"
+    # Whole counts in full with thousands marked: ":g" wrote 1,200,000 jobs as "1.2e+06 jobs".
+    return f"{value:,.0f} {unit}" if float(value).is_integer() else f"{value:,g} {unit}"
 
 
 def format_seconds(seconds: float) -> str:

@@ -82,6 +82,21 @@ def sample_queue_depth(now: datetime, *, keep: timedelta) -> int:
     return len(written)
 
 
+def sampled_type_depths(job_types: Iterable[str]) -> dict[str, int]:
+    """Each of `job_types`' queued jobs at the newest sample (this minute's once a pass took it):
+    an exact count, where a pass's own count of a backlog stops at a cap."""
+    subjects = [TYPE_PREFIX + name for name in job_types]
+    if not subjects:
+        return {}
+    newest = select(func.max(QueueSample.at)).where(QueueSample.subject == ALL).scalar_subquery()
+    rows = db.session.execute(
+        select(QueueSample.subject, QueueSample.queued).where(
+            QueueSample.at == newest, QueueSample.subject.in_(subjects)
+        )
+    )
+    return {subject.removeprefix(TYPE_PREFIX): queued for subject, queued in rows}
+
+
 @dataclass(frozen=True)
 class Point:
     start: datetime

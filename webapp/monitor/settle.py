@@ -68,8 +68,9 @@ def run_pass(*, trigger: str = "schedule", now: datetime | None = None) -> dict[
         raise_alerts(
             changes, now, worker_timeout_s=settings["default_timeout"], pending_action=settings["pending_action"]
         )
-        changes["alerts"] = evaluate(now, alert_settings()).json()
+        # The minute's queue-depth sample first: no_worker reads it for a backlog past its count's cap.
         changes["queue_samples"] = jobs.sample_queue_depth(now, keep=settings["retention"])
+        changes["alerts"] = evaluate(now, alert_settings()).json()
         finished_at = utcnow()
         duration_ms = round((time.perf_counter() - clock) * 1000, 3)
         record = MonitorPass(
