@@ -138,7 +138,8 @@ def test_a_paused_worker_resumed_after_its_job_was_reaped_and_rerun_changes_noth
         os.killpg(zombie.pid, signal.SIGSTOP)
         wait_for(lambda: jobs.attempts_of(job.id)[0].outcome == "orphaned", 20, "the monitor to reap the attempt")
         successor = start_worker(monitored_server.url, "successor", tmp_path / "successor.log")
-        wait_for(lambda: fresh(job.id).status == "completed", 30, "the second worker to complete the job")
+        logs = tuple(tmp_path / name for name in ("server.log", "successor.log", "zombie.log"))
+        wait_for(lambda: fresh(job.id).status == "completed", 30, "the second worker to complete the job", logs=logs)
         os.killpg(zombie.pid, signal.SIGCONT)
         wait_for(
             lambda: "lease lost" in (tmp_path / "zombie.log").read_text(), 20, "the zombie to learn it lost the lease"
