@@ -115,7 +115,9 @@ def monitored_server(app, database_url, tmp_path):
         tmp_path / "server.log",
         JOBWARDEN_MONITOR="on",
         JOBWARDEN_MONITOR_INTERVAL="0.5",
-        JOBWARDEN_HEARTBEAT_TIMEOUT="1.5",
+        # Long enough that a live worker's heartbeats, 0.2 s apart, survive a loaded machine's
+        # stalls (a successor taken for dead would fail the job it should complete).
+        JOBWARDEN_HEARTBEAT_TIMEOUT="3",
         JOBWARDEN_RETRY_BASE_S="0.1",
         JOBWARDEN_RETRY_MAX_S="0.5",
     ) as running:
