@@ -18,8 +18,9 @@ its own, holding no database connection. What wakes the hub:
   and on every close of them after writing: a commit shows a moment after its WAL write, and
   the app's connections close after their commits (NullPool), so a create in another gunicorn
   worker or the command line picks up at once, however late its commit shows. It also asks
-  every SQLITE_WATCH_INTERVAL_S within RECENT_WRITE_NS of a write (a writer that keeps its
-  connection open closes nothing after its commit), and every SQLITE_HEARD_LOOK_S otherwise:
+  after a write (a writer that keeps its connection open closes nothing after its commit):
+  every SQLITE_WATCH_INTERVAL_S for FRESH_WRITE_NS, every SQLITE_LATE_COMMIT_LOOK_S until
+  RECENT_WRITE_NS (`_next_look_s`), and every SQLITE_HEARD_LOOK_S otherwise:
   the safety net, which finds any commit the events did not announce. Without inotify it asks
   every SQLITE_WATCH_INTERVAL_S. Its query: how many jobs, of which type and queue, were added
   or re-queued (their status events), or freed by a released lease (its note, LEASE_RELEASED:
@@ -77,11 +78,15 @@ SQLITE_WATCH_INTERVAL_S = 0.01
 SQLITE_HEARD_LOOK_S = 1.0  # the safety net's tick where inotify hears the writes (idle: ~0 CPU)
 SQLITE_LOOK_GAP_S = 0.002  # the watcher's looks, however fast the files change
 SQLITE_IDLE_LOOK_S = 1.0  # with no claim waiting the watcher sleeps until one does (this is its safety net)
-# A commit shows a moment after its WAL write: for this long after a write the watcher asks
-# every SQLITE_WATCH_INTERVAL_S, for a writer whose connection stays open (no close follows).
-# 31-45 ms apart with two busy processes on two cores, longer on a machine busier still: 50 ms
-# left such a commit to the safety tick (1 s), and asking `data_version` costs next to nothing.
+# A commit shows a moment after its WAL write (31-45 ms with two busy processes on two cores,
+# later on a busier machine): for a writer whose connection stays open (no close follows), the
+# watcher asks every SQLITE_WATCH_INTERVAL_S for FRESH_WRITE_NS after a write, then every
+# SQLITE_LATE_COMMIT_LOOK_S until RECENT_WRITE_NS. Asking only for 50 ms left a commit later
+# than that to the safety tick (1 s, stop 39's CI); asking every 10 ms for the whole 250 ms cost
+# an idle server with one heartbeating worker 0.13 % of a core more.
+FRESH_WRITE_NS = 50_000_000
 RECENT_WRITE_NS = 250_000_000
+SQLITE_LATE_COMMIT_LOOK_S = 0.05
 LISTEN_RETRY_S = 1.0
 MAX_PAYLOAD_CHARS = 7900  # PostgreSQL's limit is 8000 bytes
 UNWATCHED_WAIT_S = 0.5  # the longest sleep while no listener or watcher runs (it is starting or down)
@@ -336,16 +341,20 @@ def _listen(hub: Hub, engine: Engine) -> None:
 # --- SQLite: watch the files, query on a change --------------------------------------------
 
 
-def _written_lately(paths: list[Path]) -> bool:
-    """One of the files was written within RECENT_WRITE_NS: its commit may not show yet."""
-    now = time.time_ns()
+def _next_look_s(writes: _Writes, paths: list[Path]) -> float:
+    """How long the watcher may wait for an event before it asks again: soon after a write,
+    whose commit may not show yet; else its safety tick (every 10 ms without inotify)."""
+    if not writes.heard:
+        return SQLITE_WATCH_INTERVAL_S
+    now, newest = time.time_ns(), None
     for path in paths:
         try:
-            if now - path.stat().st_mtime_ns < RECENT_WRITE_NS:
-                return True
+            newest = max(newest or 0, path.stat().st_mtime_ns)
         except FileNotFoundError:
             pass
-    return False
+    if newest is None or now - newest >= RECENT_WRITE_NS:
+        return SQLITE_HEARD_LOOK_S
+    return SQLITE_WATCH_INTERVAL_S if now - newest < FRESH_WRITE_NS else SQLITE_LATE_COMMIT_LOOK_S
 
 
 def _data_version(connection: Connection) -> int:
@@ -508,8 +517,7 @@ def _watch_sqlite_files(hub: Hub, engine: Engine) -> None:
             log.exception("claim wake-up: cannot watch the SQLite store; waiting claims look again")
             time.sleep(LISTEN_RETRY_S)
         # Between writes inotify wakes the watcher: an idle claim costs one ask a second, not 100.
-        quiet = writes.heard and not _written_lately(paths)
-        writes.wait(SQLITE_HEARD_LOOK_S if quiet else SQLITE_WATCH_INTERVAL_S)
+        writes.wait(_next_look_s(writes, paths))
         time.sleep(max(0.0, looked_at + SQLITE_LOOK_GAP_S - time.monotonic()))
 
 
