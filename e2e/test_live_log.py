@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from webapp import jobs
@@ -16,6 +17,12 @@ from webapp.store.extensions import db
 from webapp.store.logs import LogPiece
 
 from tests.factories import make_job
+
+
+@pytest.fixture
+def server_settings(server_settings):
+    """The monitor leaves the tests' hand-made running jobs (no worker heartbeats them) running."""
+    return {**server_settings, "JOBWARDEN_HEARTBEAT_TIMEOUT": "600"}
 
 
 def test_a_printed_line_appears_on_the_page_within_a_second(page: Page, start_worker):
@@ -60,3 +67,44 @@ def test_hostile_lines_arriving_live_stay_text(page: Page):
     expect(log).to_contain_text(hostile)
     assert page.locator("[data-testid=job-log] img, [data-testid=job-log] script").count() == 0
     assert page.evaluate("window.__pwned") is False
+
+
+# Holds the log's next answer that brings lines until `window.__releaseLog()`, read in full
+# beforehand, so the release delivers it within the same task as what the test does just before.
+HOLD_LOG_LINES = """() => {
+  const fetchNow = window.fetch.bind(window);
+  window.__heldLog = [];
+  window.fetch = (...request) => fetchNow(...request).then(response => response.text().then(text => {
+    const answer = {ok: response.ok, status: response.status, headers: response.headers, text: () => Promise.resolve(text)};
+    if (!text.includes('class="log-line"')) return answer;
+    return new Promise(deliver => window.__heldLog.push(() => deliver(answer)));
+  }));
+  window.__releaseLog = () => window.__heldLog.splice(0).forEach(deliver => deliver());
+}"""
+
+
+def test_scrolling_to_the_end_as_new_lines_arrive_follows_again(page: Page):
+    """The new lines may land before the browser reports the scroll (one frame later): the
+    reader still reached the end and is followed, not left paused with no way back."""
+    job = make_job("running")
+
+    def write(lines: range, start: int) -> int:
+        text = "".join(f"{prefix('out')}line {n}\n" for n in lines)
+        with jobs.unit_of_work():
+            logs.append([LogPiece(job.id, job.lease_token, start, text)])
+        db.session.commit()
+        return start + len(text.encode())
+
+    written = write(range(200), 0)
+    page.goto(f"/jobs/{job.id}")
+    log, state = page.get_by_test_id("job-log"), page.get_by_test_id("log-follow")
+    expect(log).to_contain_text("line 199")
+    log.evaluate("element => { element.scrollTop = 0; }")
+    expect(state).to_have_attribute("data-state", "paused")
+    page.evaluate(HOLD_LOG_LINES)
+    write(range(200, 260), written)
+    page.wait_for_function("() => window.__heldLog.length > 0")
+    log.evaluate("element => { element.scrollTop = element.scrollHeight; window.__releaseLog(); }")
+    expect(log).to_contain_text("line 259")
+    expect(state).to_have_attribute("data-state", "following")
+    assert log.evaluate("element => element.scrollHeight - element.scrollTop - element.clientHeight") <= 4

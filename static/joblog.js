@@ -2,6 +2,9 @@
 // Every FOLLOW_MS it asks only for what the page does not have (from data-offset) and
 // appends the server's escaped lines. While the reader has scrolled up or selected text in
 // the log it stops scrolling to the end and says so; scrolling back to the end resumes.
+// Where the reader is when lines arrive decides, not the last scroll event: the browser
+// reports a scroll a frame later, and lines landing in between would leave a reader who
+// reached the end paused for good.
 // It stops asking once the attempt has ended; a failed ask is retried with backoff.
 (function () {
   "use strict";
@@ -23,7 +26,7 @@
       var selection = window.getSelection();
       return !!selection && !selection.isCollapsed && log.contains(selection.anchorNode);
     }
-    function paused() { return selecting() || log.getAttribute("data-scrolled-up") === "1"; }
+    function paused() { return selecting() || !atEnd(); }
     function describe(ended) {
       if (ended) { say("ended", "This attempt has ended."); return; }
       if (paused()) {
@@ -34,9 +37,8 @@
       }
     }
     log.addEventListener("scroll", function () {
-      log.setAttribute("data-scrolled-up", atEnd() ? "0" : "1");
       if (atEnd()) waiting = 0;
-      describe(false);
+      describe(log.getAttribute("data-final") === "1");
     });
     document.addEventListener("selectionchange", function () { describe(log.getAttribute("data-final") === "1"); });
 
@@ -51,6 +53,7 @@
           var attempt = answer.headers.get("X-Log-Attempt");
           if (attempt && !url.searchParams.get("attempt")) url.searchParams.set("attempt", attempt);
           var follow = !paused();
+          if (follow) waiting = 0;
           if (answer.html.trim()) {
             var empty = log.parentNode.querySelector(".log-empty");
             if (empty) empty.remove();
