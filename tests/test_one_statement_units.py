@@ -10,6 +10,7 @@ notice handler, so BEGIN and COMMIT show even though psycopg sends them on its o
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -130,19 +131,27 @@ def test_the_connection_goes_back_to_the_pool_transactional(app, writing):
     assert kinds[1] == "BEGIN" and kinds[-1] == "COMMIT", kinds
 
 
-def test_a_claim_that_finds_its_job_at_once_is_one_statement(app, writing):
+@pytest.fixture
+def limits_read(monkeypatch):
+    """The claim's once-a-second read of the queues' limits, done before the block and kept
+    through it however slowly a loaded machine runs the test: the block holds the claim alone."""
+    monkeypatch.setattr(flow, "LIMITS_IN_USE_TTL_S", 3600)
+    return flow.limits_in_use
+
+
+def test_a_claim_that_finds_its_job_at_once_is_one_statement(app, writing, limits_read):
     jobs.create_job(type="echo")
-    flow.limits_in_use()  # its once-a-second read, done now
+    limits_read()
     with statements_the_server_receives() as seen:
         (claimed,) = jobs.claim_jobs("w1", start=True)
         assert _kinds(seen) == ["WITH"]
     assert db.session.get(Job, claimed.id).status == "running"
 
 
-def test_a_claim_in_a_limited_queue_takes_its_turn_and_claims_in_one_statement(app, writing):
+def test_a_claim_in_a_limited_queue_takes_its_turn_and_claims_in_one_statement(app, writing, limits_read):
     queues.set_limits("slow", {"concurrency": 1}, actor="test")
     jobs.create_job(type="echo", queue="slow")
-    flow.limits_in_use()  # its once-a-second read, done now
+    limits_read()
     with statements_the_server_receives() as seen:
         (claimed,) = jobs.claim_jobs("w1", start=True)
         assert _kinds(seen) == ["WITH"]
@@ -151,13 +160,24 @@ def test_a_claim_in_a_limited_queue_takes_its_turn_and_claims_in_one_statement(a
     assert claimed.queue == "slow"
 
 
-def test_a_claim_that_waits_for_a_turn_locks_and_claims_in_one_transaction(app, writing):
+def _commit_once_waited_for(holder: psycopg.Connection, timeout_s: float = 30) -> None:
+    """Commit `holder`'s transaction as soon as another backend waits for one of its locks."""
+    waited_for = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not holder.execute(waited_for, (holder.info.backend_pid,)).fetchone()[0]:
+        time.sleep(0.01)
+    holder.commit()
+
+
+def test_a_claim_that_waits_for_a_turn_locks_and_claims_in_one_transaction(app, writing, limits_read):
     queues.set_limits("slow", {"concurrency": 1}, actor="test")
     jobs.create_job(type="echo", queue="slow")
-    flow.limits_in_use()
+    limits_read()
     holder = psycopg.connect(make_url(str(db.engine.url)).set(drivername="postgresql").render_as_string(False))
     holder.execute("SELECT name FROM queues WHERE name = 'slow' FOR UPDATE")  # another claimer's turn
-    threading.Timer(0.5, holder.commit).start()
+    # The turn is given back once the claim waits for it (not after a fixed time, which a
+    # loaded machine spent before the claim began: it then found the turn free at once).
+    threading.Thread(target=_commit_once_waited_for, args=(holder,)).start()
     try:
         with statements_the_server_receives() as seen:
             (claimed,) = jobs.claim_jobs("w1", start=True)
