@@ -3,7 +3,8 @@ loopback, on the same fresh database as the `app` fixture of tests/conftest.py
 (SQLite always, PostgreSQL too when JOBWARDEN_TEST_POSTGRES_URL is set).
 
 One browser per session, a fresh context per test. A failing test leaves a
-screenshot and the page's HTML in e2e/artifacts/.
+screenshot and the page's HTML in e2e/artifacts/, and its report carries the page's
+text and the tails of the server's and workers' logs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from tests.support.server import Server, running_server
 from tests.support.worker_process import launch_worker
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+PAGE_TEXT_CHARS = 4_000  # of a failing test's page, in its report
+LOG_TAIL_CHARS = 6_000  # of each server and worker log of a failing test, in its report
 CHROMIUM = os.environ.get("JOBWARDEN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -123,7 +126,7 @@ def start_worker(server, tmp_path) -> Iterator[Callable[[str], WorkerProcess]]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Keep a screenshot and the HTML of the page a failing test left behind."""
+    """Keep what a failing test left behind: the page (screenshot, HTML, text) and the logs."""
     report = yield
     page = item.funcargs.get("page") if hasattr(item, "funcargs") else None
     if report.failed and page is not None and not page.is_closed():
@@ -132,6 +135,12 @@ def pytest_runtest_makereport(item, call):
         try:
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
             (ARTIFACTS / f"{name}.html").write_text(page.content())
+            # CI keeps no artifacts: what the page said (an attempt's error) goes in the report.
+            report.sections.append(("page text", page.locator("body").inner_text()[-PAGE_TEXT_CHARS:]))
         except Exception as error:  # the page may be gone with the browser; keep the real failure
             report.sections.append(("e2e artifacts", f"could not save: {error!r}"))
+    tmp_path = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
+    if report.failed and report.when == "call" and tmp_path is not None:
+        for log_path in sorted(Path(tmp_path).glob("*.log")):
+            report.sections.append((log_path.name, log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]))
     return report
