@@ -40,8 +40,11 @@ CHROMIUM_ARGS = [
 
 # The dashboard polls every 2 s; a change must show within one poll, plus the round trip.
 ONE_POLL_MS = 4_000
-# Monitor settings for the server: a silent worker's job is orphaned within about 5 s.
-HEARTBEAT_TIMEOUT_S = 4
+# Monitor settings for the server: a silent worker's job is orphaned within about 11 s. The
+# timeout is also each job's lease: a worker whose renewals go unanswered stops its job well
+# before the lease ends (after 2.6 s of a 4 s one, 8 s of 10), which a loaded CI machine's
+# late answers can cause; the likely cause of a force-started job failing in stop 40's CI.
+HEARTBEAT_TIMEOUT_S = 10
 MONITOR_INTERVAL_S = 1
 
 expect.set_options(timeout=ONE_POLL_MS)
