@@ -161,8 +161,10 @@ def test_a_claim_in_a_limited_queue_takes_its_turn_and_claims_in_one_statement(a
 
 
 def _commit_once_waited_for(holder: psycopg.Connection, timeout_s: float = 30) -> None:
-    """Commit `holder`'s transaction as soon as another backend waits for one of its locks."""
-    waited_for = "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+    """Commit `holder`'s transaction as soon as another backend waits for one of its locks.
+    Read from pg_locks, which is live; pg_stat_activity would show this transaction's first
+    look at it again and again."""
+    waited_for = "SELECT count(*) FROM pg_locks WHERE NOT granted AND %s = ANY(pg_blocking_pids(pid))"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not holder.execute(waited_for, (holder.info.backend_pid,)).fetchone()[0]:
         time.sleep(0.01)
