@@ -43,6 +43,9 @@ pytestmark = [postgresql_only, pytest.mark.slow]
 
 JOBS = 100_000
 BANDS = {"queued": 90_000, "pending": 500, "failed": 1_000, "cancelled": 1_000}  # benchmarks.monitor's populate
+# Running jobs gone silent, which the pass orphans: each orphan's statements repeat the same few
+# shapes (1,000 of them took a minute of a loaded full run, without reading more per statement).
+SILENT_RUNNING = 50
 READ_BOUND = COUNT_CAP + 1 + 2_000
 API_READS = ["/api/health", "/api/queues", "/api/jobs?status=queued", "/api/jobs/3000"]
 
@@ -113,7 +116,7 @@ def test_a_monitor_pass_during_a_backlog_reads_what_it_decides(app):
     minute (this minute's is taken first, as the minute's first pass takes it), in one read.
     The pages' store without what only pages read (events, attempts, a schedule, a webhook),
     its finished hours rolled up as earlier passes left them."""
-    populate(JOBS, 1_000, **BANDS)
+    populate(JOBS, SILENT_RUNNING, **BANDS)
     roll_up()
     db.session.execute(text("""UPDATE workers SET types = '["bench.work"]'"""))
     db.session.commit()
@@ -131,11 +134,11 @@ def test_a_monitor_pass_during_a_backlog_reads_what_it_decides(app):
         .where(Alert.id.in_(result["alerts"]["fired"]))
     ).all()
     assert fired == [("no_worker", "bench.other")]  # which no live worker takes
-    reads = {
-        " ".join(statement.split())[:300]: entries_read(statement, parameters)
-        for statement, parameters in seen
-        if statement.lstrip().upper().startswith(("SELECT", "WITH"))
-    }
+    reads: dict[str, int] = {}
+    for statement, parameters in seen:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            shown = " ".join(statement.split())[:300]
+            reads[shown] = max(reads.get(shown, 0), entries_read(statement, parameters))
     assert any("jobs" in statement for statement in reads)
     offenders = {statement: read for statement, read in reads.items() if read > READ_BOUND}
     assert not offenders, offenders
