@@ -22,6 +22,7 @@ from tests.support.server import PROJECT_ROOT, free_port
 
 # Real processes, kills or long searches: left out of `make test-fast`.
 pytestmark = pytest.mark.slow
+ALL_SAMPLES_AT_ONCE = len(SAMPLE_JOBS)
 
 
 def wait_until(predicate, timeout: float, what: str):
@@ -42,6 +43,7 @@ def wait_until(predicate, timeout: float, what: str):
 def test_dev_serves_sample_jobs_runs_them_and_hands_back_on_ctrl_c(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}", "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("JOBWARDEN_INTERNAL_API_KEY", None)
+    env["JOBWARDEN_MONITOR_INTERVAL"] = "2"  # the sample alert fires on the pass after demo.crash failed
     subprocess.run(
         [sys.executable, "-m", "webapp", "db", "upgrade"],
         cwd=PROJECT_ROOT,
@@ -53,8 +55,10 @@ def test_dev_serves_sample_jobs_runs_them_and_hands_back_on_ctrl_c(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "dev.log").open("w")
+    # Slots for every sample at once: with the default two, demo.crash waited ~40 s behind the
+    # long samples before the alert could fire.
     process = subprocess.Popen(
-        [sys.executable, "-m", "webapp", "dev", "--port", str(port)],
+        [sys.executable, "-m", "webapp", "dev", "--port", str(port), "--concurrency", str(ALL_SAMPLES_AT_ONCE)],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=log,
