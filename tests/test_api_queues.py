@@ -67,6 +67,13 @@ def test_queues_list_their_limits_depth_and_load(client):
     assert (cleared["concurrency"], cleared["rate_limit"]) == (2, None)
 
 
+@pytest.mark.parametrize(("period_s", "shown"), [(60, "60"), (0.5, "0.5"), (86400, "86400")])
+def test_the_queues_page_shows_a_rate_period_as_it_was_typed(client, period_s, shown):
+    queues.set_limits("gpu", {"rate_limit": {"limit": 10, "period_s": period_s}}, actor="ops")
+    page = client.get("/queues").get_data(as_text=True)
+    assert f'name="rate_limit.period_s" value="{shown}"' in page  # stored as a float: 60 read "60.0"
+
+
 def test_a_queue_counts_its_backlog_up_to_the_cap(client, monkeypatch):
     monkeypatch.setattr(queues.QueueView, "queued_cap", 3)
     jobs.create_jobs([{"type": "t", "queue": "deep"}] * 5 + [{"type": "t", "queue": "shallow"}] * 3)

@@ -165,6 +165,11 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def plain_number(value: float) -> str:
+    """A number as an operator typed it: a period of 60 s reads "60", not the stored "60.0"."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def capped(count: int, cap: int) -> str:
     return f"{cap:,}+" if count > cap else f"{count:,}"
 
