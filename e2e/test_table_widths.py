@@ -92,6 +92,33 @@ def overflows(page: Page) -> list[str]:
     )
 
 
+SHORT_WORD = 12  # characters: a word this short that is split across lines squeezed its column
+
+
+def broken_words(page: Page) -> list[str]:
+    """Short words in tables the browser split across lines (a column squeezed to "Pau|se");
+    a hyphen or a slash is a place to break, so words with one are left out."""
+    return page.evaluate(
+        """(shortest) => {
+          const found = [];
+          const walker = document.createTreeWalker(document.querySelector("main"), NodeFilter.SHOW_TEXT);
+          for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            if (!node.parentElement.closest("table")) continue;
+            for (const match of node.data.matchAll(/\\S+/g)) {
+              if (match[0].length > shortest || /[-/]/.test(match[0])) continue;
+              const range = document.createRange();
+              range.setStart(node, match.index);
+              range.setEnd(node, match.index + match[0].length);
+              const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+              if (lines.size > 1) found.push(match[0]);
+            }
+          }
+          return found;
+        }""",
+        SHORT_WORD,
+    )
+
+
 def pages(failed_id: int) -> list[str]:
     return [
         "/jobs",
@@ -113,7 +140,8 @@ def test_at_1280_px_no_table_scrolls_sideways_with_long_data(desktop_page: Page)
         desktop_page.goto(path)
         assert desktop_page.locator("main table").count() > 0, path
         found += [f"{path}: {o}" for o in overflows(desktop_page)]
-    assert found == []
+        found += [f"{path}: {word!r} split across lines" for word in broken_words(desktop_page)]
+    assert found == [], "\n".join(found)
     # The columns that matter are on screen: the jobs table's last column and the workers table's state and heartbeat.
     desktop_page.goto("/jobs")
     assert desktop_page.locator("table.jobs thead th").last.bounding_box()["x"] < DESKTOP["width"]
@@ -132,3 +160,21 @@ def test_at_phone_width_the_pages_fit_the_screen_with_long_data(phone_page: Page
         phone_page.goto(path)
         root = phone_page.evaluate("[document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]")
         assert root[0] <= root[1], (path, root)
+
+
+def test_at_1280_px_short_names_and_states_stay_whole(desktop_page: Page):
+    """An ordinary install (the queues `default` and a limited `gpu`, a schedule, a webhook):
+    no column is squeezed until its short words split, as `default` and `active` once did
+    beside the queues' limits."""
+    jobs.create_job(type="demo.sleep")
+    jobs.create_job(type="demo.sleep", queue="gpu")
+    queues.set_limits("gpu", {"concurrency": 1, "rate_limit": {"limit": 10, "period_s": 60}}, actor="ops")
+    schedules.create("nightly", {"every_s": 3600, "type": "demo.sleep"}, source="api", actor="ops")
+    endpoints.create("https://93.184.215.14/jobwarden", list(EVENT_TYPES))
+    audit.record(actor="ops", via="token", action="jobs cancel", target="demo.sleep")
+    db.session.remove()
+    found: list[str] = []
+    for path in ("/jobs", "/queues", "/schedules", "/webhooks", "/audit", "/alerts", "/health"):
+        desktop_page.goto(path)
+        found += [f"{path}: {word!r} split across lines" for word in broken_words(desktop_page)]
+    assert found == [], "\n".join(found)
