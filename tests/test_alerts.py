@@ -255,7 +255,7 @@ def test_a_no_worker_alert_over_a_backlog_past_the_count_cap_says_how_many_wait(
     run_pass()
     ((kind, fired),) = alert_notifications()
     assert kind == events.ALERT_FIRING and fired["value"] == 5.0
-    assert fired["message"].startswith("no_worker of type report.build is 5 jobs (threshold 1 jobs)")
+    assert fired["message"].startswith("no_worker of type report.build is 5 jobs (threshold 1 job)")
 
 
 def test_a_count_is_written_in_full(app):
@@ -263,6 +263,16 @@ def test_a_count_is_written_in_full(app):
     assert format_value("no_worker", 1_200_000.0) == "1,200,000 jobs"
     assert format_value("no_worker", 2.5) == "2.5 jobs"
     assert describe("no_worker", "*", 1_200_000, 0) == "no_worker of every type ≥ 1,200,000 jobs"
+
+
+def test_a_rule_reads_as_english(app):
+    """Seen on /alerts under make run: "≥ 1 jobs", "of every workers", "(at least 1 jobs)"."""
+    assert describe("no_worker", "*", 1, 0) == "no_worker of every type ≥ 1 job"
+    assert describe("schedule_failing", "nightly", 1, 0) == "schedule_failing of schedule nightly ≥ 1 run"
+    assert describe("worker_deaths", "*", 3, 3600) == "worker_deaths of all workers ≥ 3 workers over 1 h"
+    rule = alert_rules.add("failure_rate", "demo.crash", 0.5, min_jobs=1)
+    page = app.test_client().get("/alerts").get_data(as_text=True)
+    assert f'<tr data-rule-id="{rule.id}"' in page and "(at least 1 job)" in page and "1 jobs" not in page
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,8 @@ DEFAULT_RULES = (
 def describe(kind: str, subject: str, threshold: float, window_s: int) -> str:
     """A rule in words: "failure_rate of type video.transcode ≥ 50 % over 15 min"."""
     spec = RULE_KINDS[kind]
-    of = "every " + spec.subject if subject == ANY_SUBJECT else f"{spec.subject} {subject}"
+    every = "all" if spec.subject.endswith("s") else "every"  # "all workers", "every type"
+    of = f"{every} {spec.subject}" if subject == ANY_SUBJECT else f"{spec.subject} {subject}"
     if kind == "failure_rate" and subject.startswith(QUEUE_PREFIX):
         of = f"queue {subject.removeprefix(QUEUE_PREFIX)}"
     window = f" over {format_seconds(window_s)}" if spec.uses_window else ""
@@ -97,7 +98,9 @@ def format_value(kind: str, value: float) -> str:
     if unit == "s":
         return format_seconds(value)
     # Whole counts in full with thousands marked: ":g" wrote 1,200,000 jobs as "1.2e+06 jobs".
-    return f"{value:,.0f} {unit}" if float(value).is_integer() else f"{value:,g} {unit}"
+    # The units are plurals ending in "s": one of them is "1 job", not "1 jobs".
+    counted = unit.removesuffix("s") if value == 1 else unit
+    return f"{value:,.0f} {counted}" if float(value).is_integer() else f"{value:,g} {counted}"
 
 
 def format_seconds(seconds: float) -> str:
