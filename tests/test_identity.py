@@ -268,6 +268,12 @@ def test_every_change_is_in_the_audit_trail_with_who_where_why_and_how_it_ended(
     assert "disk full" in table and "10.1.2.3" in table and "ola" not in table
 
 
+def test_an_empty_audit_trail_says_whether_a_filter_left_it_empty(client):
+    admin = bearer(token_of("ola", Role.ADMIN))  # made in Python: no entry
+    assert "No entries yet" in client.get("/audit", headers=admin).get_data(as_text=True)
+    assert "No entries match these filters." in client.get("/audit?actor=nobody", headers=admin).get_data(as_text=True)
+
+
 def test_the_cli_and_sign_ins_are_audited_too(app):
     app.test_cli_runner().invoke(users_group, ["add", "pia", "--role", "viewer", "--password-stdin"], input=PASSWORD)
     entry = db.session.execute(select(AuditEntry)).scalar_one()
