@@ -8,8 +8,11 @@ import re
 from datetime import timedelta
 
 from webapp import jobs
+from webapp.domain.log_lines import prefix
 from webapp.domain.timeutil import utcnow
+from webapp.jobs import logs
 from webapp.server.dashboard import display
+from webapp.store.logs import LogPiece
 
 from tests.factories import make_job
 
@@ -108,3 +111,17 @@ def test_the_cancelled_badge_is_not_struck_through_and_no_glyph_needs_a_font(cli
     html = client.get(f"/jobs/{make_job('failed').id}").get_data(as_text=True)
     for glyph in "⏸ⓘ⋯⇢▶✓✕⊘▼▲":
         assert glyph not in html and glyph not in css
+
+
+def test_a_running_jobs_output_tail_shows_until_its_log_holds_the_lines(client):
+    """The tail of the output a heartbeat carries shows only while the attempt's log is empty
+    (a worker that writes none): once the log panel holds the lines, the tail repeated them."""
+    job = make_job("running")
+    jobs.heartbeat(job.id, job.lease_token, output="encoding frame 1200\n")
+    for page in (page_of(client, job.id), client.get(f"/jobs/{job.id}", headers=HX).get_data(as_text=True)):
+        assert "Live output" in page and "encoding frame 1200" in page
+    with jobs.unit_of_work():
+        logs.append([LogPiece(job.id, job.lease_token, 0, f"{prefix('out')}encoding frame 1200\n")])
+    for page in (page_of(client, job.id), client.get(f"/jobs/{job.id}", headers=HX).get_data(as_text=True)):
+        assert "Live output" not in page
+    assert "encoding frame 1200" in section(page_of(client, job.id), "job-log")

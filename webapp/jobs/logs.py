@@ -193,6 +193,11 @@ def _read(job_id: int, found: _Attempt | None, offset: int) -> AttemptLog:
     return AttemptLog(found.number, piece, final=found.sealed_as is not None)
 
 
+def has_log(job_id: int, attempt: int) -> bool:
+    """Whether the attempt wrote any log (one index entry read)."""
+    return db.session.scalar(select(logs.length_of(job_id, attempt))) is not None
+
+
 def attempt_numbers(job_id: int) -> list[int]:
     return list(
         db.session.scalars(select(JobAttempt.number).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number))
