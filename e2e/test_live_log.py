@@ -71,10 +71,12 @@ def test_hostile_lines_arriving_live_stay_text(page: Page):
 
 # Holds the log's next answer that brings lines until `window.__releaseLog()`, read in full
 # beforehand, so the release delivers it within the same task as what the test does just before.
+# `__asks` counts the asks sent through it: an ask sent before it was installed is not held.
 HOLD_LOG_LINES = """() => {
   const fetchNow = window.fetch.bind(window);
   window.__heldLog = [];
-  window.fetch = (...request) => fetchNow(...request).then(response => response.text().then(text => {
+  window.__asks = 0;
+  window.fetch = (...request) => (window.__asks += 1, fetchNow(...request)).then(response => response.text().then(text => {
     const answer = {ok: response.ok, status: response.status, headers: response.headers, text: () => Promise.resolve(text)};
     if (!text.includes('class="log-line"')) return answer;
     return new Promise(deliver => window.__heldLog.push(() => deliver(answer)));
@@ -102,6 +104,9 @@ def test_scrolling_to_the_end_as_new_lines_arrive_follows_again(page: Page):
     log.evaluate("element => { element.scrollTop = 0; }")
     expect(state).to_have_attribute("data-state", "paused")
     page.evaluate(HOLD_LOG_LINES)
+    # Asks go one at a time: once one went through the hold, none sent before it is in flight
+    # to bring the new lines unheld (one did, in a loaded full run).
+    page.wait_for_function("() => window.__asks > 0")
     write(range(200, 260), written)
     page.wait_for_function("() => window.__heldLog.length > 0")
     log.evaluate("element => { element.scrollTop = element.scrollHeight; window.__releaseLog(); }")
