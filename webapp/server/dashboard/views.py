@@ -225,8 +225,9 @@ def _job_context(job_id: int) -> dict:
         "attempts": attempts,
         "failed_attempt": next((a for a in reversed(attempts) if a.error), None),
         "latest_attempt": attempts[-1] if attempts else None,
-        # The log panel shows the newest attempt's lines in full: its output's tail would repeat them.
-        "tail_in_log": bool(attempts) and logs.has_log(job_id, attempts[-1].number),
+        # The log panel shows the newest attempt's lines in full: its output's tail would repeat
+        # them. Asked only when there is a tail (the region polls every 2 s).
+        "tail_in_log": bool(attempts and attempts[-1].output_tail) and logs.has_log(job_id, attempts[-1].number),
         "command_attempt": next((a for a in reversed(attempts) if a.argv), None),
         "events": jobs.events_of(job_id),
         "steps": job_steps,
