@@ -1,15 +1,20 @@
-"""webapp.jobs.actions is the one list of operator actions: the state machine knows each
+"""webapp.domain.actions is the one list of operator actions: the state machine knows each
 edge, and the API, the dashboard and the CLI offer exactly these actions."""
 
 from __future__ import annotations
 
 from webapp.cli.operator import jobs_group
 from webapp.domain import statuses
-from webapp.jobs.actions import ACTION_NAMES, ACTIONS, actions_from
+from webapp.domain.actions import ACTION_NAMES, ACTIONS, actions_from
+from webapp.jobs.actions import COMMANDS
 
 
 def test_every_action_takes_an_edge_of_the_state_machine():
     assert all(action.edge in statuses.EDGES for action in ACTIONS)
+
+
+def test_every_action_has_exactly_one_command_and_every_command_an_action():
+    assert set(COMMANDS) == set(ACTION_NAMES)
 
 
 def test_the_api_has_one_route_per_action(app):

@@ -186,6 +186,26 @@ def jobwarden(*args: str, server_url: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_the_commands_that_only_speak_http_load_no_server_code(server):
+    """`jobwarden jobs list` imported the whole server (Flask, SQLAlchemy, Alembic) to send one
+    request: over a second before it began."""
+    env = {**os.environ, "JOBWARDEN_SERVER": server.url, "PYTHONPATH": str(PROJECT_ROOT)}
+    for args in (["jobs", "list"], ["schedules", "list"], ["queues", "list"], ["alerts", "list"]):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "webapp", *args],
+            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        imported = {
+            line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
+        }
+        assert "webapp.cli.operator" in imported
+        server_side = {
+            name for name in imported if name.split(".")[0] in {"flask", "sqlalchemy", "pydantic", "alembic"}
+        }
+        assert not server_side, (args, sorted(server_side)[:10])
+
+
 def test_submit_creates_a_job_and_prints_it(server):
     done = jobwarden(
         "submit", "video.encode", "--payload", '{"file": "a.mp4"}', "--priority", "2", server_url=server.url

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from webapp.jobs.actions import ACTIONS, action_named
+from webapp.domain.actions import ACTIONS, action_named
 
 from tests.factories import make_job
 

@@ -1,6 +1,7 @@
-"""The `jobwarden` command. `jobwarden worker` is dispatched before Flask is
-imported, so a worker process loads only what it runs; every other subcommand
-goes through the Flask CLI group in webapp.cli.server."""
+"""The `jobwarden` command. `jobwarden worker` and the commands that only speak HTTP to a
+server (webapp.cli.operator_commands) are dispatched before Flask is imported, so they
+load only what they run; every other subcommand goes through the Flask CLI group in
+webapp.cli.server."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def main() -> None:
         from ..worker.command import worker_command
 
         worker_command.main(args=sys.argv[2:], prog_name="jobwarden worker")
+        return
+    from .operator_commands import operator_cli
+
+    if sys.argv[1:2] and sys.argv[1] in operator_cli.commands:
+        operator_cli.main(prog_name="jobwarden")
         return
     from ..store.integrity import StoreUnreadable
     from .server import cli

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from ..client import ClientError, JobwardenClient, JobwardenError
-from ..jobs.actions import ACTIONS, Action
+from ..domain.actions import ACTIONS, Action
 from ..worker.command import DEFAULT_SERVER
 
 server_option = click.option(

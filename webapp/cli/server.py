@@ -18,11 +18,8 @@ from ..server.current import current_flask_app
 from ..store.extensions import db
 from ..store.schema import migrations_directory, schema_problem
 from ..worker.command import worker_command
-from .alerts import alerts_group
 from .devserver import dev_command
-from .operator import jobs_group, submit_command
-from .queues import queues_group
-from .schedules import schedules_group
+from .operator_commands import OPERATOR_COMMANDS
 from .serve import serve_command
 from .users import users_group
 
@@ -142,12 +139,8 @@ def webhooks_deliver_command() -> None:
 
 
 # Plain click, no app context: these speak only HTTP to a server.
-cli.add_command(worker_command)
-cli.add_command(submit_command)
-cli.add_command(jobs_group)
-cli.add_command(schedules_group)
-cli.add_command(queues_group)
-cli.add_command(alerts_group)
+for _command in (worker_command, *OPERATOR_COMMANDS):
+    cli.add_command(_command)
 cli.add_command(dev_command)
 cli.add_command(serve_command)
 cli.add_command(users_group)

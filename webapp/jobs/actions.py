@@ -1,147 +1,31 @@
-"""The operator's recovery actions, defined once: the JSON API's routes, the
-dashboard's buttons and bulk form, the `jobwarden jobs` commands and bulk
-actions (`apply_action`: one action on many jobs) are all made from `ACTIONS`."""
+"""What each operator recovery action does to a job (`COMMANDS`, one per action of
+webapp.domain.actions), and one action on many jobs (`apply_action`): the JSON API's
+routes, the dashboard's buttons and bulk form all run them from here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from ..domain.statuses import JobNotFound, TransitionRefused, edges_from
+from ..domain.actions import Action
+from ..domain.statuses import JobNotFound, TransitionRefused
 from ..store.models import Job
 from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job
 
-
-@dataclass(frozen=True)
-class Action:
-    name: str  # in URLs, the API's bulk `action`, and the CLI
-    edge: str  # the state-machine edge it takes (webapp.store.transitions.EDGES)
-    command: Callable[..., Job]  # (job_id, *, actor, reason) → the job, or TransitionRefused
-    label: str  # the button
-    bulk_label: str  # the bulk form's button
-    summary: str  # the API operation's summary
-    description: str  # the API operation's and the CLI command's help
-    style: str = "danger"  # the button's class: primary or danger
-    confirm_button: str = ""  # the confirming button of the in-page dialog ("Cancel job")
-    question: str = ""  # the confirmation's question; "{job}" names the job
-    consequence: str = ""  # what happens, said in the confirmation
-    confirm_from: frozenset[str] | None = None  # the statuses that ask first; None: every status
-    asks_reason: bool = False  # the job page's form has a reason field
-    cli_needs_reason: bool = False  # `jobwarden jobs <name>` requires --reason
-    durable: bool = False  # offered on the job page only to jobs with recorded steps or a checkpoint
-
-    @property
-    def python_name(self) -> str:
-        """`force_start` for `force-start`: the view's and the client method's name."""
-        return self.name.replace("-", "_")
-
-    def asks_first(self, status: str) -> bool:
-        """Whether acting on a job in `status` opens a confirmation first."""
-        return self.confirm_from is None or status in self.confirm_from
-
-    def confirm_text(self, job: Job, effect: str | None = None) -> str:
-        """The confirmation's question: the action, the job, and what will happen (`effect`:
-        said for this job, see dashboard.recovery_effects; else the generic consequence)."""
-        named = f"job {job.id} ({job.type}, {job.status})"
-        return f"{self.question.format(job=named)} {effect or self.consequence}"
+# (job_id, *, actor, reason) → the job, or TransitionRefused; keyed by the action's name.
+COMMANDS: dict[str, Callable[..., Job]] = {
+    "force-start": force_start,
+    "mark-failed": mark_failed,
+    "cancel": cancel_job,
+    "resume": resume_job,
+    "restart": restart_job,
+}
 
 
-ACTIONS: tuple[Action, ...] = (
-    Action(
-        name="force-start",
-        edge="force_start",
-        command=force_start,
-        label="Force start",
-        bulk_label="Force start selected",
-        style="primary",
-        confirm_button="Force start",
-        question="Force start {job}?",
-        consequence=(
-            "It goes back to the queue with one more attempt; steps it completed before are replayed from their "
-            "stored results, not run again."
-        ),
-        confirm_from=frozenset({"failed", "cancelled"}),
-        summary="Force-start a job",
-        description="Pending → queued; failed or cancelled → queued with one more attempt. A second click is a 409.",
-    ),
-    Action(
-        name="mark-failed",
-        edge="fail",
-        command=mark_failed,
-        label="Mark as failed",
-        bulk_label="Mark selected as failed",
-        summary="Mark a job as failed",
-        description="Any unfinished job → failed, with `reason`.",
-        confirm_button="Mark as failed",
-        question="Mark {job} as failed?",
-        consequence="It is not retried; a worker still running it is told to stop at its next heartbeat.",
-        asks_reason=True,
-        cli_needs_reason=True,
-    ),
-    Action(
-        name="cancel",
-        edge="cancel",
-        command=cancel_job,
-        label="Cancel",
-        bulk_label="Cancel selected",
-        summary="Cancel a job",
-        description="Pending, queued, claimed or running → cancelled; a running worker stops at its next heartbeat.",
-        confirm_button="Cancel job",
-        question="Cancel {job}?",
-        consequence="A running command gets SIGTERM to its process group, then SIGKILL after the grace period.",
-    ),
-    Action(
-        name="resume",
-        edge="resume",
-        command=resume_job,
-        label="Resume",
-        bulk_label="Resume selected",
-        style="primary",
-        summary="Resume a job from its first step not completed",
-        description=(
-            "Failed or cancelled → queued with one more attempt; completed durable steps are replayed from their "
-            "stored results and the handler sees its last checkpoint. A completed or live job is a 409."
-        ),
-        confirm_button="Resume",
-        question="Resume {job} from its first step not completed?",
-        consequence="It goes back to the queue with one more attempt; completed steps return their stored results.",
-        durable=True,
-    ),
-    Action(
-        name="restart",
-        edge="restart",
-        command=restart_job,
-        label="Restart from scratch",
-        bulk_label="Restart selected",
-        summary="Restart a job from scratch",
-        description=(
-            "Failed or cancelled → queued with one more attempt, discarding stored step results and the checkpoint "
-            "in the same transaction. A completed or live job is a 409."
-        ),
-        confirm_button="Restart from scratch",
-        question="Restart {job} from scratch?",
-        consequence="Its stored step results and checkpoint are discarded and every step runs again.",
-        durable=True,
-    ),
-)
-ACTION_NAMES: tuple[str, ...] = tuple(action.name for action in ACTIONS)
-
-
-def action_named(name: str) -> Action:
-    """The action called `name`; KeyError for any other."""
-    for action in ACTIONS:
-        if action.name == name:
-            return action
-    raise KeyError(name)
-
-
-def actions_from(status: str, *, durable: bool = True) -> list[Action]:
-    """The actions the state machine allows from `status`, in button order; without
-    `durable` (no recorded steps, no checkpoint) resume and restart, which would do
-    what Force start does, are left out."""
-    allowed = set(edges_from(status))
-    return [action for action in ACTIONS if action.edge in allowed and (durable or not action.durable)]
+def run_action(action: Action, job_id: int, *, actor: str, reason: str | None = None) -> Job:
+    """One recovery action on one job: the job as it is now, or TransitionRefused with its
+    current status."""
+    return COMMANDS[action.name](job_id, actor=actor, reason=reason)
 
 
 def apply_action(action: str, ids: list[int], *, actor: str, reason: str | None = None) -> dict[str, Any]:
@@ -149,7 +33,7 @@ def apply_action(action: str, ids: list[int], *, actor: str, reason: str | None 
 
     A job that moved on (or never existed) is skipped with why; the others change.
     """
-    command = action_named(action).command
+    command = COMMANDS[action]
     changed, skipped = 0, []
     for job_id in dict.fromkeys(ids):
         try:

@@ -10,9 +10,9 @@ from pydantic import (
     model_validator,
 )
 
+from ...domain.actions import ACTION_NAMES
 from ...domain.queues import DEFAULT_QUEUE, MAX_UNIQUE_FOR_S
 from ...domain.statuses import Status
-from ...jobs.actions import ACTION_NAMES
 from .schemas import (
     MAX_BATCH,
     Body,
@@ -84,7 +84,7 @@ class ReasonBody(Body):
 
 
 class BulkAction(Body):
-    action: Literal[ACTION_NAMES]  # type: ignore[valid-type]  # the names, from webapp.jobs.actions
+    action: Literal[ACTION_NAMES]  # type: ignore[valid-type]  # the names, from webapp.domain.actions
     reason: Reason | None = None
     ids: list[JobId] | None = Field(None, min_length=1, max_length=MAX_BATCH)
     filter: JobQuery | None = None

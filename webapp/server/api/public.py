@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from ... import jobs, monitor
+from ...domain.actions import ACTIONS, Action
 from ...domain.actors import API
 from ...jobs import logs, steps
-from ...jobs.actions import ACTIONS, Action, apply_action, bulk_audit
+from ...jobs.actions import apply_action, bulk_audit, run_action
 from ...jobs.serialize import attempt_json, event_json, job_json, step_json
 from ...jobs.waiting import waiting_reasons, with_waiting
 from .. import auth
@@ -163,7 +164,7 @@ def job_log(job_id: int, query: bodies.LogQuery):
 def _recovery(action: Action) -> None:
     def view(job_id: int, body: bodies.ReasonBody):
         with jobs.as_committed():
-            job = action.command(job_id, actor=auth.acting_as(API), reason=body.reason)
+            job = run_action(action, job_id, actor=auth.acting_as(API), reason=body.reason)
             return job_json(job)
 
     view.__name__ = action.python_name

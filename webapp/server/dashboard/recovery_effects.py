@@ -6,7 +6,7 @@ Resume do the same to a job with completed steps (both keep the stored results, 
 are replayed instead of run again — see jobs/recovery.py), Restart discards them, and
 Cancel and Mark as failed keep them for a later Resume. A line names the steps, so two
 buttons that act alike say they are alike and the one that differs says how. The
-generic words (bulk actions, the API) stay in webapp/actions.py.
+generic words (bulk actions, the API) stay in webapp/domain/actions.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ...domain.actions import Action
 from ...domain.statuses import LIVE, Status
-from ...jobs.actions import Action
 from ...store.models import Job
 
 

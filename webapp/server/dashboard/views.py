@@ -6,13 +6,14 @@ from flask import Blueprint, abort, current_app, flash, make_response, redirect,
 from flask_wtf.csrf import CSRFError
 
 from ... import jobs, monitor
+from ...domain.actions import ACTION_NAMES, ACTIONS, action_named, actions_from
 from ...domain.actors import OPERATOR
 from ...domain.limits import COUNT_CAP, MAX_REASON_CHARS
 from ...domain.statuses import FINISHED, LIVE, UNFINISHED, JobNotFound, Status, TransitionRefused
 from ...domain.timeutil import utcnow
 from ...domain.worker_states import WORKER_STATE_LABELS
 from ...jobs import logs, query_params, steps
-from ...jobs.actions import ACTION_NAMES, ACTIONS, action_named, actions_from, apply_action, bulk_audit
+from ...jobs.actions import apply_action, bulk_audit, run_action
 from ...jobs.waiting import waiting_reasons
 from ...store.leases import stopping_json
 from .. import auth, oidc
@@ -300,7 +301,7 @@ def job_action(job_id: int, action: str):
     except jobs.BadQuery as error:
         return _refused(error)
     try:
-        chosen.command(job_id, actor=auth.acting_as(OPERATOR), reason=reason)
+        run_action(chosen, job_id, actor=auth.acting_as(OPERATOR), reason=reason)
         message, ok = f"{chosen.label}: done.", True
     except TransitionRefused as refused:
         message, ok = f"Already {refused.status} — nothing was done.", False

@@ -19,7 +19,7 @@ from .views import csrf_refused, dashboard_context
 
 @dataclass(frozen=True)
 class Confirmation:
-    """What the in-page dialog asks before an endpoint action (as webapp.jobs.actions does for jobs)."""
+    """What the in-page dialog asks before an endpoint action (as webapp.domain.actions does for jobs)."""
 
     button: str  # the dialog's confirming button
     question: str  # "{endpoint}" names the endpoint
