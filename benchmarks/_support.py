@@ -34,7 +34,7 @@ DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 INTERNAL_KEY = "benchmark-internal-key"
 DEFAULT_DATABASE_PREFIX = "jobwarden_bench"
 # A small server for the API benchmarks; None in Server.gunicorn_args: the package's settings, as deployed.
-SMALL_SERVER = ("--workers", "2", "--worker-class", "gthread", "--threads", "8")
+SMALL_SERVER = ("--workers", "2", "--threads", "8")  # the package's worker class (webapp.server.gunicorn_worker)
 
 
 def add_database_prefix_option(parser: argparse.ArgumentParser) -> None:
