@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -218,6 +219,25 @@ def test_submit_creates_a_job_and_prints_it(server):
         2,
         "queued",
     )
+
+
+def test_submit_puts_a_job_in_a_queue_for_later_once_per_key_and_the_list_finds_it_by_queue(server):
+    options = ["--queue", "gpu", "--concurrency-key", "cust-1", "--unique-key", "nightly", "--delay", "3600"]
+    done = jobwarden("submit", "train", *options, server_url=server.url)
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert (job["queue"], job["concurrency_key"], job["unique_key"]) == ("gpu", "cust-1", "nightly")
+    created, run_after = (datetime.fromisoformat(job[name]) for name in ("created_at", "run_after"))
+    assert run_after - created == timedelta(hours=1)
+    again = jobwarden("submit", "train", *options, server_url=server.url)
+    assert json.loads(again.stdout)["id"] == job["id"] and again.stderr == f"job {job['id']} queued (duplicate)\n"
+    at = jobwarden("submit", "train", "--run-after", "2026-12-24T18:00:00+01:00", server_url=server.url)
+    assert json.loads(at.stdout)["run_after"] in ("2026-12-24T17:00:00Z", json.loads(at.stdout)["created_at"])
+    assert f"{job['id']}" in jobwarden("jobs", "list", "--queue", "gpu", server_url=server.url).stdout
+    other = jobwarden("jobs", "list", "--queue", "cpu", server_url=server.url)
+    assert other.stdout == "" and other.stderr == "No jobs match these filters.\n"
+    naive = jobwarden("submit", "train", "--run-after", "2026-12-24T18:00:00", server_url=server.url)
+    assert naive.returncode == 1 and "run_after: Input should have timezone info" in naive.stderr
 
 
 def test_submit_with_a_payload_that_is_not_json_is_a_usage_error(server):

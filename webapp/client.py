@@ -80,7 +80,8 @@ class JobwardenClient:
     # --- public API -------------------------------------------------------------------
 
     def create(self, type: str, payload: Any = None, **options: Any) -> dict[str, Any]:
-        """Create one job (options: priority, max_attempts, timeout_s, hold)."""
+        """Create one job (options: priority, max_attempts, timeout_s, hold, queue, concurrency_key,
+        unique_key, unique_for_s, delay_s, run_after)."""
         return self._call("POST", "/api/jobs", {"type": type, "payload": payload, **options}, repeatable=False)
 
     def create_many(self, jobs: Iterable[dict[str, Any]]) -> list[int]:
@@ -88,7 +89,7 @@ class JobwardenClient:
 
     # From here on `list` in this class names this method: annotations say `builtins.list`.
     def list(self, **filters: Any) -> dict[str, Any]:
-        """One page: filters status (list), type, worker, q, sort, order, limit, cursor."""
+        """One page: filters status (list), type, worker, queue, schedule, q, sort, order, limit, cursor."""
         params = {key: value for key, value in filters.items() if value is not None}
         return self._call("GET", "/api/jobs", params=params)
 

@@ -45,6 +45,8 @@ SAMPLE_JOBS: list[dict[str, Any]] = [
     # on /jobs and /queues; and a unique job (a second create of its key answers with it).
     *({"type": "demo.sleep", "payload": {"seconds": 6}, "queue": SAMPLE_QUEUE} for _ in range(3)),
     {"type": "demo.sleep", "payload": {"seconds": 3}, "unique_key": "nightly-import"},
+    # Created to run later: /jobs shows it queued, waiting until two minutes after the start.
+    {"type": "demo.sleep", "payload": {"seconds": 3}, "delay_s": 120},
 ]
 # A sample alert: demo.crash always fails, so this rule fires on the monitor's first pass after
 # it ran (on /health, and to any webhook that subscribes to alert.firing).

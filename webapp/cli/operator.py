@@ -72,14 +72,21 @@ def _json_argument(_ctx, _param, value: str | None) -> Any:
     "--timeout", "timeout_s", type=click.IntRange(min=1), default=None, help="Seconds before the worker kills it."
 )
 @click.option("--hold", is_flag=True, help="Create it pending; release with `jobwarden jobs force-start`.")
+@click.option("--queue", default=None, help="The queue whose limits and pause hold it (default: default).")
+@click.option("--concurrency-key", default=None, help="Counted by the queue's key_concurrency.")
+@click.option("--unique-key", default=None, help="With a live job of this type and key, create nothing.")
+@click.option(
+    "--unique-for", "unique_for_s", type=click.FloatRange(min=0, min_open=True), default=None,
+    help="With --unique-key: also match a job of the key that finished within this many seconds.",
+)  # fmt: skip
+@click.option("--delay", "delay_s", type=click.FloatRange(min=0), default=None, help="Seconds before it may first run.")
+@click.option("--run-after", default=None, help="Not before this time: ISO 8601 with its zone (2026-12-24T18:00Z).")
 @server_option
-def submit_command(
-    job_type: str, payload: Any, priority: int, max_attempts: int | None, timeout_s: int | None, hold: bool, server: str
-) -> None:
+def submit_command(job_type: str, payload: Any, server: str, **options: Any) -> None:
     """Create a job of JOB_TYPE through the API and print it."""
-    options = {"priority": priority, "max_attempts": max_attempts, "timeout_s": timeout_s, "hold": hold}
-    job = _run(lambda: _client(server).create(job_type, payload, **options))
-    click.echo(f"job {job['id']} {job['status']}", err=True)
+    given = {name: value for name, value in options.items() if value is not None}
+    job = _run(lambda: _client(server).create(job_type, payload, **given))
+    click.echo(f"job {job['id']} {job['status']}{' (duplicate)' if job.get('duplicate') else ''}", err=True)
     _print_json(job)
 
 
@@ -92,23 +99,22 @@ def jobs_group() -> None:
 @click.option("--status", multiple=True, help="Repeat for several.")
 @click.option("--type", "job_type")
 @click.option("--worker")
+@click.option("--queue")
+@click.option("--schedule", help="Jobs a schedule created.")
 @click.option("-q", "--query", "q", help="Text in the id, type or last error.")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--cursor", help="next_cursor of the previous page.")
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 @server_option
-def list_command(status, job_type, worker, q, limit, cursor, as_json, server) -> None:
+def list_command(status, job_type, worker, queue, schedule, q, limit, cursor, as_json, server) -> None:
     """One page of jobs, newest first."""
-    page = _run(
-        lambda: _client(server).list(
-            status=list(status) or None, type=job_type, worker=worker, q=q, limit=limit, cursor=cursor
-        )
-    )
+    filters = {"type": job_type, "worker": worker, "queue": queue, "schedule": schedule, "q": q}
+    page = _run(lambda: _client(server).list(status=list(status) or None, limit=limit, cursor=cursor, **filters))
     if as_json:
         _print_json(page)
         return
     if not page["jobs"]:
-        filtered = status or job_type or worker or q or cursor
+        filtered = status or any(filters.values()) or cursor
         click.echo("No jobs match these filters." if filtered else "No jobs.", err=True)
     for job in page["jobs"]:
         progress = "" if job["progress"] is None else f"{job['progress']:.0f}%"

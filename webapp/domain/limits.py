@@ -6,6 +6,8 @@ from __future__ import annotations
 OUTPUT_TAIL_BYTES = 64 * 1024
 # Counts per status stop here (shown as "10,000+"), so a huge table stays cheap to count.
 COUNT_CAP = 10_000
+# How far ahead a create may put a job's first run (`delay_s`, `run_after`): a year and a day.
+MAX_DELAY_S = 366 * 24 * 3600
 # An operator's reason for an action, as the event timeline keeps it.
 MAX_REASON_CHARS = 2000
 # A command job's argv as the worker reports it for the job page: the worker clips

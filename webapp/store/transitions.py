@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -710,6 +710,7 @@ def _create_plan(columns: tuple[str, ...], postgresql: bool, audited: bool = Fal
 def _new_row(spec: dict[str, Any], now: datetime) -> dict[str, Any]:
     spec = dict(spec)
     hold = spec.pop("hold", False)
+    first_run = _first_run(now, spec.pop("delay_s", None), spec.pop("run_after", None))
     # Every row carries the same keys, so the batch stays one statement.
     return {
         "payload": None,
@@ -722,10 +723,21 @@ def _new_row(spec: dict[str, Any], now: datetime) -> dict[str, Any]:
         "status": Status.PENDING if hold else Status.QUEUED,
         "created_at": now,
         "updated_at": now,
-        "run_after": now,
+        "run_after": first_run,
         "attempt": 0,
         "cancel_requested": False,
     }
+
+
+def _first_run(now: datetime, delay_s: float | None, run_after: datetime | None) -> datetime:
+    """When a new job may first be claimed: `delay_s` after the create's own clock, or at
+    `run_after` (any time zone), never before the create (a past time would read as a job
+    waiting since then)."""
+    if delay_s:
+        return now + timedelta(seconds=delay_s)
+    if run_after is not None:
+        return max(now, run_after.astimezone(UTC))
+    return now
 
 
 def create_unique(

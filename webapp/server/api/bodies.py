@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from ...domain.actions import ACTION_NAMES
+from ...domain.limits import MAX_DELAY_S
 from ...domain.queues import DEFAULT_QUEUE, MAX_UNIQUE_FOR_S
 from ...domain.statuses import Status
+from ...domain.timeutil import utcnow
 from .schemas import (
     MAX_BATCH,
     Body,
@@ -24,6 +30,8 @@ from .schemas import (
     no_nul,
     once_each,
 )
+
+HELD_RUNS_WHEN_RELEASED = "a held job runs when force-start releases it: no delay with hold"
 
 
 class CreateJob(Body):
@@ -47,11 +55,40 @@ class CreateJob(Body):
         description="With `unique_key`: also match a job of the key that finished within this many seconds.",
     )
 
+    delay_s: float | None = Field(
+        None, ge=0, le=MAX_DELAY_S, description="Not claimed until this many seconds after the create (at most a year)."
+    )
+    run_after: AwareDatetime | None = Field(
+        None,
+        description="Not claimed before this time: ISO 8601 with its time zone, at most a year ahead (a past time "
+        "runs now).",
+    )
+
     @model_validator(mode="after")
     def unique_for_needs_a_key(self) -> CreateJob:
         if self.unique_for_s is not None and self.unique_key is None:
             raise ValueError("unique_for_s needs a unique_key")
         return self
+
+    @field_validator("delay_s")
+    @classmethod
+    def delay_of_a_queued_job(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("hold"):
+            raise ValueError(HELD_RUNS_WHEN_RELEASED)
+        return value
+
+    @field_validator("run_after")
+    @classmethod
+    def one_first_run_within_a_year(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        if value is None:
+            return value
+        if info.data.get("hold"):
+            raise ValueError(HELD_RUNS_WHEN_RELEASED)
+        if info.data.get("delay_s") is not None:
+            raise ValueError("give delay_s or run_after, not both")
+        if value - utcnow() > timedelta(seconds=MAX_DELAY_S):
+            raise ValueError("at most a year ahead")
+        return value
 
 
 class BulkCreate(Body):
