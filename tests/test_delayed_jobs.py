@@ -45,8 +45,11 @@ def test_run_after_keeps_the_instant_given_in_any_zone_and_a_past_one_runs_now(c
     assert at(later["run_after"]) == ahead
     past = client.post("/api/jobs", json={"type": "t", "run_after": "2020-01-01T00:00:00Z"}).json
     assert past["run_after"] == past["created_at"]  # not "waiting since 2020"
+    # The first instant a zone can name, before any UTC one: converting it was a 500.
+    first = client.post("/api/jobs", json={"type": "t", "run_after": "0001-01-01T00:00:00+14:00"})
+    assert first.status_code == 201 and first.json["run_after"] == first.json["created_at"]
     with unit_of_work():
-        assert [claimed.id for claimed in transitions.claim("w", batch_size=5)] == [past["id"]]
+        assert [claimed.id for claimed in transitions.claim("w", batch_size=5)] == [past["id"], first.json["id"]]
 
 
 def test_a_bulk_create_delays_only_the_entries_that_ask(client):

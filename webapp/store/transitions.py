@@ -735,8 +735,8 @@ def _first_run(now: datetime, delay_s: float | None, run_after: datetime | None)
     waiting since then)."""
     if delay_s:
         return now + timedelta(seconds=delay_s)
-    if run_after is not None:
-        return max(now, run_after.astimezone(UTC))
+    if run_after is not None and run_after > now:  # compared before converting: 0001-01-01+14:00 has no UTC
+        return run_after.astimezone(UTC)
     return now
 
 
