@@ -400,6 +400,18 @@ def test_an_audit_cursor_past_the_id_range_is_a_400_naming_it_not_a_500(app):
     assert client.get(f"/api/audit?before={2**63 - 1}", headers=admin).status_code == 200
 
 
+def test_an_audit_time_no_utc_time_can_be_is_a_400_naming_it_not_a_500(app):
+    """A zone east of UTC names 0001-01-01T00:00, and one west of it 9999-12-31T23:59, that
+    UTC cannot: converting them raised. The nearest times UTC can be still answer."""
+    client = app.test_client()
+    admin = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
+    for name, moment in (("since", "0001-01-01T00:00:00%2B14:00"), ("until", "9999-12-31T23:59:59-14:00")):
+        response = client.get(f"/api/audit?{name}={moment}", headers=admin)
+        assert response.status_code == 400 and response.json["field"] == name, response.get_data(as_text=True)
+    for name, moment in (("since", "0001-01-01T00:00:00Z"), ("until", "9999-12-31T23:59:59Z")):
+        assert client.get(f"/api/audit?{name}={moment}", headers=admin).status_code == 200
+
+
 def test_a_nul_in_an_audit_filter_is_a_400_naming_it_not_a_500(app):
     """PostgreSQL text holds no NUL: the API's audit filters refuse it at the edge, as the page does."""
     client = app.test_client()

@@ -7,10 +7,12 @@ position has the type of the column it sorts by. A refusal names the parameter.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
+
+from ..domain.timeutil import in_utc
 
 MAX_ID = 2**63 - 1
 MAX_TEXT = 200
@@ -93,7 +95,7 @@ def cursor_position(sort: str, value: Any, job_id: Any) -> tuple[Any, int]:
     elif sort == "priority":
         ok = _is_int(value, -INT32, INT32)
     elif sort in TIME_SORTS:
-        ok = isinstance(value, datetime) and value.tzinfo is not None and _in_utc_range(value)
+        ok = isinstance(value, datetime) and value.tzinfo is not None and in_utc(value) is not None
     elif sort in TEXT_SORTS:
         ok = isinstance(value, str) and len(value) <= MAX_TEXT and "\x00" not in value and is_valid_unicode(value)
     else:
@@ -101,14 +103,6 @@ def cursor_position(sort: str, value: Any, job_id: Any) -> tuple[Any, int]:
     if not ok:
         raise MalformedParameter("cursor", f"cursor is not one this server issued for sort={sort}")
     return value, job_id
-
-
-def _in_utc_range(value: datetime) -> bool:
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        return False
-    return True
 
 
 def _is_int(value: Any, low: int, high: int) -> bool:

@@ -140,7 +140,7 @@ def list_audit(query: s.AuditQuery):
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    """A time without a zone is UTC."""
+    """A time without a zone is UTC (`UtcTime` refused one that has no UTC instant)."""
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

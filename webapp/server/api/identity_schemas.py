@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from ...domain.roles import ROLE_NAMES
 from ...jobs.query_params import MAX_ID
-from .schemas import Body, Name, no_nul
+from .schemas import Body, Name, UtcTime, no_nul
 
 RoleName = Literal[ROLE_NAMES]  # type: ignore[valid-type]
 Filter = Annotated[str, AfterValidator(no_nul)]  # compared in the database: PostgreSQL text holds no NUL
@@ -58,8 +57,8 @@ class AuditQuery(BaseModel):
     action: Filter | None = Field(None, max_length=200, description="Actions containing this.")
     target: Filter | None = Field(None, max_length=400, description="Targets containing this.")
     outcome: Filter | None = Field(None, max_length=200, description="`ok`, or a part of a refusal (`403`).")
-    since: datetime | None = None
-    until: datetime | None = None
+    since: UtcTime | None = None
+    until: UtcTime | None = None
     before: int | None = Field(None, ge=1, le=MAX_ID, description="The next page: `next_before` of the previous one.")
     limit: int = Field(100, ge=1, le=500)
 

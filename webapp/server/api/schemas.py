@@ -7,6 +7,7 @@ them, so the two cannot drift."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -20,6 +21,7 @@ from pydantic import (
 
 from ...domain.limits import MAX_REASON_CHARS
 from ...domain.step_limits import json_size
+from ...domain.timeutil import in_utc
 from ...store.column_limits import HOSTNAME_MAX, JOB_TYPE_MAX, STAGE_MAX, STEP_NAME_MAX, WORKER_ID_MAX
 from .json_input import safe_integers
 
@@ -79,6 +81,16 @@ Reason = Annotated[str, Field(max_length=MAX_REASON_CHARS), AfterValidator(no_nu
 JobJson = Annotated[JsonValue, AfterValidator(no_nul_anywhere), AfterValidator(safe_integers)]
 ProcessText = Annotated[str, BeforeValidator(nul_to_replacement), Field(max_length=1_000_000)]
 JobId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+def has_a_utc_instant(value: datetime) -> datetime:
+    if value.tzinfo is not None and in_utc(value) is None:
+        raise ValueError("no UTC time is that far out")
+    return value
+
+
+# A time a client sends: one its zone names but UTC cannot (0001-01-01T00:00+14:00) is refused.
+UtcTime = Annotated[datetime, AfterValidator(has_a_utc_instant)]
 ExitCode = Annotated[int, Field(ge=-INT32, le=INT32)]
 
 
