@@ -1,8 +1,10 @@
-"""Next fire times: APScheduler's cron fields over wall-clock time in an IANA zone, across DST nights."""
+"""Next fire times: cron expressions read as cron reads them, over wall-clock time in an IANA zone,
+across DST nights."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -63,6 +65,8 @@ def test_every_s_is_anchored_at_creation():
         (None, 0, "UTC", "every_s"),
         ("0 3 * * *", 60, "UTC", "cron"),
         (None, None, "UTC", "cron"),
+        ("0 0 30 2 *", None, "UTC", "cron"),  # no such day: it would never fire
+        ("0 0 31 4,6,9,11 *", None, "UTC", "cron"),
     ],
 )
 def test_bad_timing_names_its_field(cron, every_s, zone, field):
@@ -83,3 +87,36 @@ def test_bad_timing_names_its_field(cron, every_s, zone, field):
 )
 def test_expression_in_words(cron, words):
     assert Timing(cron, None, "Europe/Berlin", ANCHOR).in_words() == words
+
+
+WEEKDAYS = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday"}
+
+
+@pytest.mark.parametrize(
+    "cron, days",
+    [
+        ("0 9 * * 1", {"Monday"}),
+        ("0 9 * * 0", {"Sunday"}),
+        ("0 9 * * 7", {"Sunday"}),
+        ("0 9 * * 1-5", WEEKDAYS),
+        ("0 9 * * mon-fri", WEEKDAYS),
+        ("0 9 * * 6,0", {"Saturday", "Sunday"}),
+        ("0 9 * * */2", {"Sunday", "Tuesday", "Thursday", "Saturday"}),
+    ],
+)
+def test_the_day_of_week_is_the_one_cron_and_the_words_mean(cron, days):
+    """APScheduler 3 read 0 as Monday: "every Monday at 09:00" fired on Tuesdays, and
+    weekdays (1-5) from Tuesday to Saturday."""
+    berlin = ZoneInfo("Europe/Berlin")
+    timing = Timing(cron, None, "Europe/Berlin", ANCHOR)
+    fired = [moment.astimezone(berlin) for moment in fires_between(timing, ANCHOR, ANCHOR + timedelta(days=14))]
+    assert {moment.strftime("%A") for moment in fired} == days
+    assert {(moment.hour, moment.minute) for moment in fired} == {(9, 0)}
+    assert len(fired) == 2 * len(days)
+
+
+def test_a_restricted_day_of_month_and_day_of_week_fire_on_either_as_cron_does():
+    # January 2026: Fridays are the 2nd, 9th, 16th, 23rd and 30th; the 13th is a Tuesday.
+    timing = Timing("0 0 13 * 5", None, "UTC", ANCHOR)
+    january = fires_between(timing, ANCHOR, datetime(2026, 2, 1, tzinfo=UTC))
+    assert [moment.day for moment in january] == [2, 9, 13, 16, 23, 30]

@@ -47,6 +47,7 @@ def test_a_name_taken_is_409(client):
     [
         ({"cron": "99 2 * * *"}, "cron"),
         ({"cron": "every night"}, "cron"),
+        ({"cron": "0 0 30 2 *"}, "cron"),  # 30 February: never fires (was a 500)
         ({"timezone": "Europe/Atlantis"}, "timezone"),
         ({"cron": None, "every_s": 0}, "every_s"),
         ({"every_s": 60}, "cron"),  # both
@@ -69,7 +70,12 @@ def test_bad_input_is_400_naming_the_field_and_changes_nothing(client, change, f
 
 @pytest.mark.parametrize(
     "change, field",
-    [({"cron": "1 2 3"}, "cron"), ({"timezone": "Nowhere/Else"}, "timezone"), ({"every_s": 0}, "every_s")],
+    [
+        ({"cron": "1 2 3"}, "cron"),
+        ({"cron": "0 0 31 4 *"}, "cron"),
+        ({"timezone": "Nowhere/Else"}, "timezone"),
+        ({"every_s": 0}, "every_s"),
+    ],
 )
 def test_a_bad_change_is_400_and_changes_nothing(client, change, field):
     client.post("/api/schedules", json=NIGHTLY)

@@ -126,4 +126,4 @@ print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}})))
     assert not loaded & {"alembic", "flask_migrate", "mako", "pygments"}
     assert not loaded & {"authlib", "joserfc", "requests"}
     assert "urllib3" not in loaded  # the webhook delivery comes with the monitor's scheduler, off here
-    assert not loaded & {"argon2", "_argon2_cffi_bindings", "apscheduler", "tzlocal"}
+    assert not loaded & {"argon2", "_argon2_cffi_bindings", "apscheduler", "tzlocal", "croniter", "dateutil"}

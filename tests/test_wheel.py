@@ -36,8 +36,9 @@ pytestmark = pytest.mark.slow
 # queue, a released lease's note, the listener that sleeps) to 463 KB; the ninth's and tenth's
 # (statements planned once, the next claimable look, migration 0020; the backlog's short reads,
 # migration 0021) to 472 KB; the twelfth's (a monitor pass that reads what it decides, migration
-# 0022, store.dialects) to 475 KB.
-WHEEL_MAX_BYTES = 480_000
+# 0022, store.dialects) to 475 KB; the fifteenth's (delayed jobs, the HTTP-only commands' own
+# group, the actions' words in the domain, the gunicorn worker that quits once) to 482 KB.
+WHEEL_MAX_BYTES = 486_000
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.
 NOT_SOURCE = {

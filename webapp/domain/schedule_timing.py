@@ -1,31 +1,30 @@
-"""When a schedule fires: APScheduler's triggers read the expression, wall-clock time maps it to instants.
+"""When a schedule fires: croniter reads the cron expression, wall-clock time maps it to instants.
 
-A cron expression names wall-clock times in the schedule's IANA zone. APScheduler's
-CronTrigger (run here in a fixed zone, on naive wall-clock time) finds the next
-matching wall time; `zoneinfo` turns it into an instant. We do not hand it the zone
-itself: APScheduler 3.11 fires a 02:30 schedule twice in a fall-back night and then
-repeats the same instant (seen with Europe/Berlin, 2026-10-25). Here:
+A cron expression names wall-clock times in the schedule's IANA zone, read as cron reads
+it: 0 and 7 are Sunday, and when both the day of the month and the day of the week are
+restricted, either matching is enough. croniter finds the next matching wall time (naive),
+`zoneinfo` turns it into an instant. APScheduler 3's CronTrigger, used before, read day of
+week 0 as Monday (`0 9 * * 1`, "every Monday", fired on Tuesdays; weekdays `1-5` ran
+Tuesday to Saturday) and required both day fields to match; handed the zone itself, it
+fired a 02:30 schedule twice in a fall-back night and then repeated the same instant
+(Europe/Berlin, 2026-10-25). Here:
 
 - a wall time that occurs twice (fall-back) fires at its first occurrence only;
 - a wall time that does not exist (spring-forward) fires once, at the instant the
   clock would have shown it without the jump (02:30 → 03:30 local), as cron does;
 - every next fire time is strictly after the one before, so a sequence never loops.
 
-`every_s` schedules are an IntervalTrigger anchored at the schedule's creation.
+`every_s` schedules are APScheduler's IntervalTrigger anchored at the schedule's creation.
 
-APScheduler (with tzlocal) is imported when a schedule's time is first read or checked: a
-serving process whose store has no schedules never loads it.
+croniter and APScheduler (with tzlocal) are imported when a schedule's time is first read
+or checked: a serving process whose store has no schedules never loads them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
-
-if TYPE_CHECKING:
-    from apscheduler.triggers.cron import CronTrigger
 
 _TICK = timedelta(microseconds=1)
 _WEEKDAYS = {
@@ -67,15 +66,21 @@ def _zone_names() -> frozenset[str]:
     return _ZONES
 
 
-def wall_trigger(cron: str) -> CronTrigger:
-    """The 5-field expression as a trigger over naive wall-clock time (carried as UTC)."""
-    from apscheduler.triggers.cron import CronTrigger
+# A fixed moment to check an expression from: whether it ever fires does not depend on today.
+_CHECKED_FROM = datetime(2000, 1, 1)
+
+
+def next_wall_time(cron: str, wall: datetime) -> datetime:
+    """The first wall-clock time (naive) after `wall` that the 5-field expression names."""
+    from croniter import CroniterBadDateError, CroniterError, croniter
 
     if len(cron.split()) != 5:
         raise BadTiming("cron", "a cron expression has 5 fields: minute hour day-of-month month day-of-week")
     try:
-        return CronTrigger.from_crontab(cron, timezone=UTC)
-    except ValueError as error:
+        return croniter(cron, wall).get_next(datetime)
+    except CroniterBadDateError:
+        raise BadTiming("cron", "it names no date that exists (such as 30 February), so it never fires") from None
+    except (CroniterError, ValueError, KeyError) as error:
         raise BadTiming("cron", f"invalid cron expression: {error}") from None
 
 
@@ -95,7 +100,7 @@ class Timing:
             raise BadTiming("every_s", "every_s must be at least 1")
         zone(self.timezone)
         if self.cron is not None:
-            wall_trigger(self.cron)
+            next_wall_time(self.cron, _CHECKED_FROM)
 
     def next_after(self, instant: datetime) -> datetime:
         """The first fire time strictly after `instant` (aware UTC)."""
@@ -107,10 +112,9 @@ class Timing:
             return fire.astimezone(UTC)
         assert self.cron is not None
         local = zone(self.timezone)
-        trigger = wall_trigger(self.cron)
-        wall = instant.astimezone(local).replace(tzinfo=UTC, fold=0)
+        wall = instant.astimezone(local).replace(tzinfo=None)
         while True:
-            wall = trigger.get_next_fire_time(None, wall + _TICK)
+            wall = next_wall_time(self.cron, wall)
             fire = wall.replace(tzinfo=local, fold=0).astimezone(UTC)
             if fire > instant:
                 return fire
