@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -318,3 +318,42 @@ def _wait_until_the_migration_waits(engine, migration: subprocess.Popen) -> None
             return
         time.sleep(0.05)
     raise AssertionError("the migration never waited for the open transaction")
+
+
+def test_0023_counts_a_schedules_next_fire_again_as_cron_reads_the_day_of_week(empty_database):
+    """A schedule made before 0023 with "0 9 * * 1" had a Tuesday stored as its next fire
+    (APScheduler 3 read 1 as Tuesday); after the upgrade its next fire is a Monday at 09:00.
+    One whose day of week is * and a paused one keep theirs."""
+    assert upgrade(empty_database, "0022").returncode == 0
+    engine = create_engine(empty_database)
+    tuesday = datetime(2030, 1, 1, 9)  # a Tuesday, in the future: as the old code stored it
+    try:
+        tables = MetaData()
+        tables.reflect(engine, only=["schedules"])
+        schedules = tables.tables["schedules"]
+        made = datetime(2026, 12, 1)
+        common = {
+            "type": "report", "timezone": "UTC", "priority": 0, "queue": "default", "misfire": "run_once",
+            "overlap": "allow", "next_fire_at": tuesday, "due_at": tuesday, "source": "api",
+            "missing_from_code": False, "created_at": made, "updated_at": made,
+        }  # fmt: skip
+        with engine.begin() as connection:
+            connection.execute(
+                schedules.insert(),
+                [
+                    {**common, "name": "monday", "cron": "0 9 * * 1", "paused": False},
+                    {**common, "name": "daily", "cron": "0 9 * * *", "paused": False},
+                    {**common, "name": "paused", "cron": "0 9 * * 1", "paused": True},
+                ],
+            )
+        result = upgrade(empty_database)
+        assert result.returncode == 0, result.stderr
+        with engine.connect() as connection:
+            rows = connection.execute(select(schedules.c.name, schedules.c.next_fire_at, schedules.c.due_at)).all()
+    finally:
+        engine.dispose()
+    by_name = {name: (next_fire, due) for name, next_fire, due in rows}
+    monday, due = by_name["monday"]
+    assert monday == due and monday.strftime("%A %H:%M") == "Monday 09:00"
+    assert timedelta(0) < monday - datetime.now(UTC).replace(tzinfo=None) <= timedelta(days=7)
+    assert by_name["daily"] == (tuesday, tuesday) and by_name["paused"] == (tuesday, tuesday)
