@@ -1,5 +1,5 @@
 """Ctrl-C stops the server at once: the terminal's SIGINT reaches every process of the group,
-then the master's SIGQUIT reaches each worker, and no worker hangs between the two
+then the master's SIGQUIT reaches each worker, and no worker hangs on them
 (webapp.server.gunicorn_worker says how gthread's did)."""
 
 from __future__ import annotations
@@ -19,40 +19,26 @@ from tests.support.server import PROJECT_ROOT, running_server
 
 pytestmark = pytest.mark.slow
 
-# A worker whose thread pool's lock, once its quit handler holds it, brings the second signal:
-# the moment the hang needed, made certain instead of one stop in several.
-SECOND_SIGNAL_INSIDE_THE_FIRST = textwrap.dedent(
+# A quit signal while the main thread hands a request to the pool, holding the pool's lock.
+QUIT_INSIDE_SUBMIT = textwrap.dedent(
     """
-    import logging, os, signal, threading
+    import logging, os, signal
     from gunicorn.config import Config
-    from webapp.server.gunicorn_worker import QuitOnceThreadWorker
+    from webapp.server.gunicorn_worker import QuitSafelyThreadWorker
 
-    class SignalledWhileHeld:
-        def __init__(self):
-            self.lock, self.signalled = threading.Lock(), False
-        def __enter__(self):
-            self.lock.acquire()
-            if not self.signalled:
-                self.signalled = True
-                os.kill(os.getpid(), signal.SIGQUIT)  # the master's, while the terminal's is handled
-            return self
-        def __exit__(self, *exc):
-            self.lock.release()
-
-    worker = QuitOnceThreadWorker(0, os.getppid(), [], None, 30, Config(), logging.getLogger("worker"))
+    worker = QuitSafelyThreadWorker(0, os.getppid(), [], None, 30, Config(), logging.getLogger("worker"))
     worker.tpool = worker.get_thread_pool()
-    worker.tpool._shutdown_lock = SignalledWhileHeld()
-    signal.signal(signal.SIGINT, worker.handle_quit)  # as gunicorn's init_signals sets them
-    signal.signal(signal.SIGQUIT, worker.handle_quit)
-    os.kill(os.getpid(), signal.SIGINT)  # the terminal's Ctrl-C
-    signal.pause()
+    signal.signal(signal.SIGINT, worker.handle_quit)
+    with worker.tpool._shutdown_lock:  # as ThreadPoolExecutor.submit holds it
+        os.kill(os.getpid(), signal.SIGINT)
+        signal.pause()
     """
 )
 
 
-def test_a_second_quit_signal_inside_the_first_ones_handler_does_not_hang_the_worker():
+def test_a_quit_signal_while_the_main_thread_submits_a_request_does_not_hang_the_worker():
     done = subprocess.run(
-        [sys.executable, "-c", SECOND_SIGNAL_INSIDE_THE_FIRST],
+        [sys.executable, "-c", QUIT_INSIDE_SUBMIT],
         cwd=PROJECT_ROOT,
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True,

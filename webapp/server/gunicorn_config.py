@@ -38,7 +38,7 @@ wsgi_app = "webapp:create_app()"
 # dashboard answering with 200 idle workers (even all on one process) and room to
 # spare. Processes add CPU. Override with GUNICORN_WORKERS / GUNICORN_THREADS.
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-worker_class = "webapp.server.gunicorn_worker.QuitOnceThreadWorker"  # gthread, its quit entered once
+worker_class = "webapp.server.gunicorn_worker.QuitSafelyThreadWorker"  # gthread, its quit without a deadlock
 threads = int(os.environ.get("GUNICORN_THREADS", "256"))
 graceful_timeout = 20
 # No control socket (gunicorn >= 25.1, for `gunicornc`): its default place,

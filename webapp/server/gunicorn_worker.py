@@ -1,12 +1,17 @@
-"""Gunicorn's threaded worker (gthread) with its quick shutdown entered once.
+"""Gunicorn's threaded worker (gthread) with a quick shutdown that cannot deadlock.
 
-Ctrl-C in a terminal signals the whole process group: each worker gets SIGINT from the
-terminal and, a moment later, SIGQUIT from the master. gthread's quit handler shuts its
-thread pool down under the pool's lock, which is not reentrant: the second signal, handled
-while the first handler held that lock, re-entered the handler, waited for the lock its own
-thread held, and hung the worker until the master killed it `graceful_timeout` later
-("Worker (pid:…) was sent SIGKILL! Perhaps out of memory?"). It hung 1 stop in 6 to 12 of a
-server that had served requests (tests/test_serve_shutdown.py).
+gthread's quit handler (SIGQUIT, SIGINT) shuts its thread pool down, under the pool's lock,
+from inside the signal handler. That lock is not reentrant, and the main thread holds it
+whenever it hands a request to the pool (`submit`): a signal handled just then waited for its
+own thread's lock. So did a second signal handled while the first handler held it, and Ctrl-C
+in a terminal sends two (SIGINT from the terminal to the whole process group, then SIGQUIT
+from the master). Either way the worker hung until the master killed it `graceful_timeout`
+later ("Worker (pid:…) was sent SIGKILL! Perhaps out of memory?"): 1 stop in 6 to 12 of a
+server that had served requests.
+
+Here the handler leaves the pool alone: the exit that follows it 0.1 s later stops every
+pool anyway (concurrent.futures' own exit hook), outside any signal handler
+(tests/test_serve_shutdown.py).
 """
 
 from __future__ import annotations
@@ -17,14 +22,6 @@ from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
 
 
-class QuitOnceThreadWorker(ThreadWorker):
-    _quitting = False
-
+class QuitSafelyThreadWorker(ThreadWorker):
     def handle_quit(self, sig: int, frame: FrameType | None) -> None:
-        if self._quitting:
-            return  # the first signal's handler is already stopping this worker
-        self._quitting = True
-        if self.tpool is None:  # still booting: no thread pool to stop yet
-            Worker.handle_quit(self, sig, frame)
-        else:
-            super().handle_quit(sig, frame)
+        Worker.handle_quit(self, sig, frame)  # gthread's, less the pool's shutdown under its lock
