@@ -186,8 +186,9 @@ def declared_by(model: type, field: str) -> str:
 
 
 def free_strings(schema: dict[str, Any]) -> list[dict[str, Any]]:
-    """The free-text string schemas in a property (not enums or constants; nested models are walked on their own)."""
-    if "$ref" in schema or "enum" in schema or "const" in schema:
+    """The free-text string schemas in a property (not enums, constants or times, which are parsed
+    and stored as times, never as text; nested models are walked on their own)."""
+    if "$ref" in schema or "enum" in schema or "const" in schema or schema.get("format") == "date-time":
         return []
     found = [schema] if schema.get("type") == "string" else []
     for alternative in schema.get("anyOf", []):
