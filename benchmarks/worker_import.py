@@ -1,5 +1,7 @@
 """How long a worker takes to import, beside procrastinate's: the median cumulative
-`-X importtime` of `webapp.worker` and of `procrastinate` over fresh interpreters.
+`-X importtime` of `webapp.worker` and of `procrastinate` over fresh interpreters. Also the
+commands that only speak HTTP (`jobwarden jobs`, `submit`, …: webapp.cli.operator_commands)
+beside the server's command group they loaded until 2026-12-07 (webapp.cli.server).
 
 A worker is started often (a deploy, a crash, one per container), and what it imports is
 also memory it keeps. tests/test_worker_resources.py holds the cause (no server package is
@@ -44,6 +46,12 @@ def main() -> None:
     args = parser.parse_args()
     ours = median_ms(sys.executable, "webapp.worker", args.runs)
     print(f"import webapp.worker   median {ours:7.1f} ms over {args.runs} runs")
+    operator = median_ms(sys.executable, "webapp.cli.operator_commands", args.runs)
+    server = median_ms(sys.executable, "webapp.cli.server", args.runs)
+    print(f"import webapp.cli.operator_commands   median {operator:7.1f} ms (jobwarden jobs, submit, …)")
+    print(
+        f"import webapp.cli.server              median {server:7.1f} ms (what they loaded before); ratio {operator / server:.2f}"
+    )
     if args.skip_procrastinate:
         return
     theirs = median_ms(procrastinate_python(), "procrastinate", args.runs)
