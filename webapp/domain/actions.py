@@ -26,7 +26,7 @@ class NamedJob(Protocol):
 @dataclass(frozen=True)
 class Action:
     name: str  # in URLs, the API's bulk `action`, and the CLI
-    edge: str  # the state-machine edge it takes (webapp.store.transitions.EDGES)
+    edge: str  # the state-machine edge it takes (statuses.EDGES)
     label: str  # the button
     bulk_label: str  # the bulk form's button
     summary: str  # the API operation's summary
