@@ -120,3 +120,13 @@ def test_a_restricted_day_of_month_and_day_of_week_fire_on_either_as_cron_does()
     timing = Timing("0 0 13 * 5", None, "UTC", ANCHOR)
     january = fires_between(timing, ANCHOR, datetime(2026, 2, 1, tzinfo=UTC))
     assert [moment.day for moment in january] == [2, 9, 13, 16, 23, 30]
+
+
+@pytest.mark.parametrize("cron", ["0 0 last * *", "0 0 L * *"])
+def test_the_last_day_of_the_month_as_apscheduler_spelled_it_and_as_croniter_does(cron):
+    """Schedules stored while APScheduler read them may say `last`; refused, such a schedule
+    would stop every page and monitor pass that reads its timing."""
+    timing = Timing(cron, None, "UTC", ANCHOR)
+    assert [moment.date().isoformat() for moment in timing.upcoming(ANCHOR, 3)] == [
+        "2026-01-31", "2026-02-28", "2026-03-31",
+    ]  # fmt: skip

@@ -74,10 +74,14 @@ def next_wall_time(cron: str, wall: datetime) -> datetime:
     """The first wall-clock time (naive) after `wall` that the 5-field expression names."""
     from croniter import CroniterBadDateError, CroniterError, croniter
 
-    if len(cron.split()) != 5:
+    fields = cron.split()
+    if len(fields) != 5:
         raise BadTiming("cron", "a cron expression has 5 fields: minute hour day-of-month month day-of-week")
+    # `last` (the month's last day) is how APScheduler, which read these until 0023, spells
+    # croniter's `L`: schedules stored with it keep their meaning.
+    fields[2] = ",".join("L" if part == "last" else part for part in fields[2].split(","))
     try:
-        return croniter(cron, wall).get_next(datetime)
+        return croniter(" ".join(fields), wall).get_next(datetime)
     except CroniterBadDateError:
         raise BadTiming("cron", "it names no date that exists (such as 30 February), so it never fires") from None
     except (CroniterError, ValueError, KeyError) as error:
