@@ -132,3 +132,84 @@ def test_a_405_names_the_methods_the_route_allows(client):
     answer = client.delete("/api/jobs")
     assert answer.status_code == 405 and answer.json["error"] == "method_not_allowed"
     assert set(answer.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def _body_models() -> set[type]:
+    """Every model a JSON body is read with, nested ones included (the API's routes register
+    their operations on import)."""
+    from pydantic import BaseModel
+
+    from webapp.server.api.spec import OPERATIONS
+
+    found: set[type] = set()
+    todo = [op.body for op in OPERATIONS if op.body is not None]
+    while todo:
+        model = todo.pop()
+        if model in found:
+            continue
+        found.add(model)
+        for field in model.model_fields.values():
+            for inner in _types_in(field.annotation):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    todo.append(inner)
+    return found
+
+
+def _types_in(annotation) -> list:
+    from typing import get_args
+
+    return [annotation, *[t for arg in get_args(annotation) for t in _types_in(arg)]]
+
+
+WRONG_JSON_TYPES = {int: [True, "5", 2.5], float: [True, "1.5"], bool: [1, "true", "yes"]}
+
+
+def test_no_body_field_reads_a_value_of_another_json_type(app):
+    """`true` is no priority, `"5"` no count, `1` no yes/no: each is refused, naming the field."""
+    models = _body_models()
+    assert len(models) >= 20
+    checked = 0
+    for model in models:
+        for name, field in model.model_fields.items():
+            plain = [t for t in _types_in(field.annotation) if t in WRONG_JSON_TYPES]
+            if not plain:
+                continue
+            for wrong in WRONG_JSON_TYPES[plain[0]]:
+                try:
+                    model.model_validate({name: wrong})
+                except ValueError as error:
+                    assert any(e["loc"][:1] == (name,) for e in error.errors()), (model, name, wrong)
+                else:
+                    raise AssertionError(f"{model.__name__}.{name} read {wrong!r}")
+                checked += 1
+    assert checked >= 60
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "t", "priority": True}, "priority"),
+        ({"type": "t", "max_attempts": "3"}, "max_attempts"),
+        ({"type": "t", "hold": 1}, "hold"),
+        ({"type": "t", "hold": "false"}, "hold"),
+        ({"type": "t", "delay_s": True}, "delay_s"),
+        ({"type": "t", "run_after": 1_800_000_000}, "run_after"),
+    ],
+)
+def test_a_create_with_a_value_of_another_json_type_is_a_400_and_stores_nothing(client, body, field):
+    answer = client.post("/api/jobs", json=body)
+    assert answer.status_code == 400 and answer.json["field"] == field, answer.json
+    bulk = client.post("/api/jobs/bulk", json={"jobs": [{"type": "t"}, body]})
+    assert bulk.status_code == 400 and bulk.json["field"] == f"jobs[1].{field}", bulk.json
+    assert jobs.list_jobs(jobs.JobFilter())[0] == []
+
+
+def test_json_numbers_times_and_statuses_are_still_read_as_sent(client):
+    made = client.post("/api/jobs", json={"type": "t", "priority": 5, "delay_s": 1, "hold": False, "max_attempts": 2})
+    assert made.status_code == 201 and made.json["priority"] == 5 and made.json["max_attempts"] == 2
+    later = client.post("/api/jobs", json={"type": "t", "run_after": "2030-01-01T00:00:00+01:00"})
+    assert later.status_code == 400 and later.json["field"] == "run_after"  # over a year ahead, read as a time
+    chosen = client.post("/api/jobs/actions", json={"action": "cancel", "filter": {"status": ["queued"], "type": "t"}})
+    assert chosen.status_code == 200 and chosen.json["changed"] == 1
+    # A URL's query is text, read as its field's type.
+    assert client.get("/api/jobs?limit=5&status=cancelled").json["jobs"][0]["id"] == made.json["id"]

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     Field,
     ValidationInfo,
     field_validator,
@@ -26,7 +25,10 @@ from .schemas import (
     JobJson,
     JobType,
     Name,
+    Query,
     Reason,
+    StatusName,
+    TimeText,
     no_nul,
     once_each,
 )
@@ -58,7 +60,7 @@ class CreateJob(Body):
     delay_s: float | None = Field(
         None, ge=0, le=MAX_DELAY_S, description="Not claimed until this many seconds after the create (at most a year)."
     )
-    run_after: AwareDatetime | None = Field(
+    run_after: TimeText | None = Field(
         None,
         description="Not claimed before this time: ISO 8601 with its time zone, at most a year ahead (a past time "
         "runs now).",
@@ -99,9 +101,9 @@ SortKey = Literal["id", "created_at", "updated_at", "priority", "type", "status"
 
 
 class JobQuery(Body):
-    """The list's filters; also the `filter` of a bulk action."""
+    """The list's filters; also the `filter` of a bulk action (a JSON body, hence a Body)."""
 
-    status: Annotated[list[Status], AfterValidator(once_each)] = Field(default_factory=list, max_length=len(Status))
+    status: Annotated[list[StatusName], AfterValidator(once_each)] = Field(default_factory=list, max_length=len(Status))
     type: Name | None = None
     worker: Name | None = None
     schedule: Name | None = None
@@ -110,6 +112,8 @@ class JobQuery(Body):
 
 
 class ListQuery(JobQuery):
+    model_config = Query.model_config  # the list's query: text read as each field's type
+
     sort: SortKey = "id"
     order: Literal["asc", "desc"] = "desc"
     limit: int = Field(50, ge=1, le=500)
@@ -133,7 +137,7 @@ class BulkAction(Body):
         return self
 
 
-class LogQuery(Body):
+class LogQuery(Query):
     attempt: int | None = Field(None, ge=1, le=2**31 - 1, description="Default: the newest attempt.")
     offset: int = Field(0, ge=0, le=2**62, description="A byte offset in the log: send `next_offset` to follow.")
     format: Literal["json", "text"] = Field("json", description="`text`: the log as text/plain.")

@@ -12,14 +12,17 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
+    Strict,
 )
 
 from ...domain.limits import MAX_REASON_CHARS
+from ...domain.statuses import Status
 from ...domain.step_limits import json_size
 from ...domain.timeutil import in_utc
 from ...store.column_limits import HOSTNAME_MAX, JOB_TYPE_MAX, STAGE_MAX, STEP_NAME_MAX, WORKER_ID_MAX
@@ -89,13 +92,34 @@ def has_a_utc_instant(value: datetime) -> datetime:
     return value
 
 
+def written_as_text(value: Any) -> Any:
+    # A number is no time: lax parsing would read 1700000000 as a Unix time.
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 time as a string")
+    return value
+
+
 # A time a client sends: one its zone names but UTC cannot (0001-01-01T00:00+14:00) is refused.
 UtcTime = Annotated[datetime, AfterValidator(has_a_utc_instant)]
+# A time in a JSON body: text, read as ISO 8601 with its zone.
+TimeText = Annotated[AwareDatetime, Strict(False), BeforeValidator(written_as_text)]
+# A status named in a JSON body.
+StatusName = Annotated[Status, Strict(False)]
 ExitCode = Annotated[int, Field(ge=-INT32, le=INT32)]
 
 
 class Body(BaseModel):
-    """Request bodies: unknown fields are refused, so a typo never passes silently."""
+    """JSON request bodies: unknown fields are refused, so a typo never passes silently, and a
+    value of the wrong JSON type is refused rather than converted (`true` is no priority, `"5"`
+    no count, `1` no yes/no). Times and statuses are JSON strings; they take `Strict(False)`
+    (`TimeText`, `StatusName`) to be read from them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """Parameters of a URL's query: every value arrives as text and is read as its field's type;
+    unknown names are refused as in a body."""
 
     model_config = ConfigDict(extra="forbid", strict=False)
 

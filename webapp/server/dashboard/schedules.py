@@ -91,7 +91,7 @@ def _form_settings(model: type[s.ScheduleSettings]) -> tuple[dict[str, Any], Any
     if model is s.ScheduleSettings:
         values.pop("name", None)
     try:
-        return values, model.model_validate(values)
+        return values, model.model_validate(values, strict=False)  # form fields are text
     except ValidationError as error:
         return values, invalid(error).message
 
