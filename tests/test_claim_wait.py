@@ -4,6 +4,7 @@ process, re-queued, or due later; a waiting claim holds no database connection."
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -325,6 +326,45 @@ def test_a_job_that_comes_due_while_the_claim_looks_is_claimed_at_once(app, clie
 
     assert claim_train(client, wait_s=6.0) == [job_id]
     assert time.monotonic() - asked < 3.0  # two claims (0.8 s), not a claim, the whole wait and another (6.8 s)
+
+
+@pytest.mark.parametrize("job_comes", ["before the claim", "while it waits"])
+def test_a_claim_whose_worker_died_takes_nothing_though_the_watcher_has_not_said_so(
+    app, client, monkeypatch, job_comes
+):
+    """A killed worker's sockets close together; its presence's drop orphans its job, which
+    can wake its own waiting claim before the hang-up watcher reports that claim's socket.
+    The claim took the next job into the dead socket (tests/test_flow_workers.py saw it: the
+    job's first attempt spent on nobody)."""
+    ours, theirs = socket.socketpair()
+    theirs.close()  # the worker is gone
+    monkeypatch.setattr(claim_wait, "client_socket", lambda: ours)
+
+    @contextlib.contextmanager
+    def late_watcher(sock, on_hang_up):
+        yield  # it reports nothing in time
+
+    monkeypatch.setattr(claim_wait.hangups, "watching", late_watcher)
+    if job_comes == "before the claim":
+        job_id = jobs.create_job(type="train").id
+    else:
+        created: list[int] = []
+
+        def create() -> None:
+            with app.app_context():
+                created.append(jobs.create_job(type="train").id)
+
+        later = threading.Timer(0.3, create)
+        later.start()
+    try:
+        assert claim_train(client, wait_s=2.0) == []
+    finally:
+        ours.close()
+    if job_comes == "while it waits":
+        later.join()
+        (job_id,) = created
+    db.session.rollback()
+    assert db.session.get(Job, job_id).status == "queued"
 
 
 def due_in(job_id: int, *, seconds: float) -> None:

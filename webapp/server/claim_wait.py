@@ -44,7 +44,7 @@ def claim_waiting(
     a client that sends more bytes instead gets UnexpectedBytes.
     """
     if wait_s <= 0:
-        return _claim(worker_id, types, queues, batch_size, start)
+        return [] if client_gone() else _claim(worker_id, types, queues, batch_size, start)
     deadline = time.monotonic() + wait_s
     hub = wakeup.hub()
     hung_up = threading.Event()
@@ -56,6 +56,13 @@ def claim_waiting(
     woken_for: tuple[str, str] | None = None
     with hangups.watching(client_socket(), on_hang_up):
         while True:
+            if client_gone():
+                # Asked of the socket itself before each look: the watcher's word can come after
+                # the wake-up. A killed worker's presence dropping orphans its job, which frees its
+                # queue's slot and wakes its own claim, whose socket closed in the same instant:
+                # a job claimed then went to nobody and spent an attempt (on a one-attempt job,
+                # all of them) before the monitor saw it never started.
+                return []
             seen = hub.generation
             looked_at = utcnow()
             claimed = _claim(worker_id, types, queues, batch_size, start)
