@@ -143,6 +143,27 @@ def test_bulk_mark_failed_a_selection_confirms_with_the_count_and_reports_the_re
     expect(page.locator(f'tr[data-job-id="{spared.id}"] .badge')).to_have_attribute("data-status", "queued")
 
 
+def test_run_now_brings_a_delayed_job_forward_on_its_page_and_in_bulk(page: Page):
+    later = make_job("queued", type="e2e.later", delay_s=3600)
+    page.goto(f"/jobs/{later.id}")
+    expect(page.get_by_test_id("next-retry")).to_be_visible()
+    page.get_by_role("button", name="Run now", exact=True).click()  # nothing to confirm: nothing is lost
+    expect(page.locator("#recovery-card")).to_contain_text("Run now: done.")
+    expect(page.get_by_test_id("next-retry")).to_have_count(0)
+    expect(page.get_by_role("button", name="Run now", exact=True)).to_have_count(0)
+
+    picked = [make_job("queued", type="e2e.later", delay_s=3600) for _ in range(2)]
+    page.goto("/jobs")
+    for job in (*picked, later):
+        page.get_by_role("checkbox", name=f"Select job {job.id}").check()
+    page.get_by_role("button", name="Run selected now", exact=True).click()
+    asked = confirm_in_page(page, "Run now 3 jobs")
+    assert asked.startswith(f"Run now: 3 jobs (#{picked[1].id}, #{picked[0].id}, #{later.id})?"), asked
+    expect(page.get_by_role("status")).to_contain_text("Run now: 2 changed")
+    db.session.rollback()
+    assert [e.action for e in jobs.events_of(later.id)].count("run_now") == 1
+
+
 def test_a_change_made_elsewhere_shows_in_the_table_within_one_poll(page: Page):
     job = make_job("queued")
     page.goto("/jobs")

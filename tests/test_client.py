@@ -260,6 +260,16 @@ def test_jobs_list_show_and_cancel_from_the_terminal(server):
     assert again.returncode == 1 and "refused: current status is cancelled" in again.stderr
 
 
+def test_a_delayed_job_is_run_now_from_the_terminal(server):
+    created = json.loads(jobwarden("submit", "mail.send", "--delay", "3600", server_url=server.url).stdout)
+    done = jobwarden("jobs", "run-now", str(created["id"]), "--reason", "customer waiting", server_url=server.url)
+    assert done.stdout.strip() == f"job {created['id']} is now queued, due now", done.stderr
+    shown = json.loads(jobwarden("jobs", "show", str(created["id"]), server_url=server.url).stdout)
+    assert shown["run_after"] < created["run_after"]
+    again = jobwarden("jobs", "run-now", str(created["id"]), server_url=server.url)
+    assert again.returncode == 1 and "refused: current status is queued" in again.stderr
+
+
 def test_jobs_list_says_so_when_nothing_matches(server):
     nothing = jobwarden("jobs", "list", server_url=server.url)
     assert nothing.returncode == 0 and nothing.stdout == "" and nothing.stderr == "No jobs.\n"

@@ -105,6 +105,9 @@ class JobwardenClient:
         params = {"offset": offset, **({"attempt": attempt} if attempt is not None else {})}
         return self._call("GET", f"/api/jobs/{job_id}/log", params=params)
 
+    def run_now(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/jobs/{job_id}/run-now", {"reason": reason}, repeatable=False)
+
     def cancel(self, job_id: int, reason: str | None = None) -> dict[str, Any]:
         return self._call("POST", f"/api/jobs/{job_id}/cancel", {"reason": reason}, repeatable=False)
 

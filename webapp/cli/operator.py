@@ -163,7 +163,7 @@ def _recovery_command(action: Action) -> click.Command:
     @server_option
     def command(job_id: int, reason: str | None, server: str) -> None:
         job = _run(lambda: getattr(_client(server), action.python_name)(job_id, reason))
-        click.echo(f"job {job['id']} is now {job['status']}")
+        click.echo(f"job {job['id']} is now {job['status']}" + (", due now" if action.early else ""))
 
     return command
 

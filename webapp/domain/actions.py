@@ -39,6 +39,7 @@ class Action:
     asks_reason: bool = False  # the job page's form has a reason field
     cli_needs_reason: bool = False  # `jobwarden jobs <name>` requires --reason
     durable: bool = False  # offered on the job page only to jobs with recorded steps or a checkpoint
+    early: bool = False  # offered on the job page only to a job waiting for its run_after
 
     @property
     def python_name(self) -> str:
@@ -57,6 +58,22 @@ class Action:
 
 
 ACTIONS: tuple[Action, ...] = (
+    Action(
+        name="run-now",
+        edge="run_now",
+        label="Run now",
+        bulk_label="Run selected now",
+        style="primary",
+        summary="Run a waiting job now",
+        description=(
+            "A queued job waiting for its run_after (a delay, a retry's backoff) becomes due now, with the "
+            "attempts it has; a paused or full queue still holds it. A job already due, or not queued, is a 409."
+        ),
+        consequence="Due now instead of at its time: the next free worker takes it.",
+        confirm_button="Run now",
+        confirm_from=frozenset(),
+        early=True,
+    ),
     Action(
         name="force-start",
         edge="force_start",
@@ -140,9 +157,14 @@ def action_named(name: str) -> Action:
     raise KeyError(name)
 
 
-def actions_from(status: str, *, durable: bool = True) -> list[Action]:
+def actions_from(status: str, *, durable: bool = True, waiting: bool = False) -> list[Action]:
     """The actions the state machine allows from `status`, in button order; without
     `durable` (no recorded steps, no checkpoint) resume and restart, which would do
-    what Force start does, are left out."""
+    what Force start does, are left out; without `waiting` (for its run_after), Run now,
+    which would find the job already due."""
     allowed = set(edges_from(status))
-    return [action for action in ACTIONS if action.edge in allowed and (durable or not action.durable)]
+    return [
+        action
+        for action in ACTIONS
+        if action.edge in allowed and (durable or not action.durable) and (waiting or not action.early)
+    ]

@@ -42,6 +42,9 @@ EDGES: dict[str, Edge] = {
         # Durable steps: run again keeping the completed steps' results, or discarding them.
         Edge("resume", RECOVERABLE, Status.QUEUED),
         Edge("restart", RECOVERABLE, Status.QUEUED),
+        # The one edge that keeps the status: a queued job waiting for its run_after (a delay, a
+        # retry's backoff) becomes due now, as a compare-and-set with its event like any move.
+        Edge("run_now", frozenset({Status.QUEUED}), Status.QUEUED),
         Edge("claim", frozenset({Status.QUEUED}), Status.CLAIMED),
         Edge("start", frozenset({Status.CLAIMED}), Status.RUNNING),
         Edge("retry", LIVE, Status.QUEUED),
@@ -51,9 +54,9 @@ EDGES: dict[str, Edge] = {
     )
 }
 
-# The contract's table as (from, to) pairs; anything else is refused.
+# The contract's table as (from, to) pairs of a status change; anything else is refused.
 ALLOWED: frozenset[tuple[Status, Status]] = frozenset(
-    (source, edge.target) for edge in EDGES.values() for source in edge.sources
+    (source, edge.target) for edge in EDGES.values() for source in edge.sources if source != edge.target
 )
 
 

@@ -64,7 +64,7 @@ from .reaping import (
     release_stale_pending,
     release_unconfirmed_cancellation,
 )
-from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job
+from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job, run_now
 from .rollups import finished_by_type, finished_per_bucket, roll_up, rolled_up_to
 from .series import sample_queue_depth
 from .workers import register_worker, unserved_types
@@ -119,6 +119,7 @@ __all__ = [
     "record_step",
     "register_worker",
     "restart_job",
+    "run_now",
     "resume_job",
     "release_stale_pending",
     "release_unconfirmed_cancellation",

@@ -10,10 +10,11 @@ from typing import Any
 from ..domain.actions import Action
 from ..domain.statuses import JobNotFound, TransitionRefused
 from ..store.models import Job
-from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job
+from .recovery import cancel_job, force_start, mark_failed, restart_job, resume_job, run_now
 
 # (job_id, *, actor, reason) → the job, or TransitionRefused; keyed by the action's name.
 COMMANDS: dict[str, Callable[..., Job]] = {
+    "run-now": run_now,
     "force-start": force_start,
     "mark-failed": mark_failed,
     "cancel": cancel_job,

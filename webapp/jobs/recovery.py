@@ -1,4 +1,4 @@
-"""The operator's recovery commands on one job: cancel, mark failed, force start, resume, restart."""
+"""The operator's recovery commands on one job: run now, cancel, mark failed, force start, resume, restart."""
 
 from __future__ import annotations
 
@@ -11,6 +11,26 @@ from ..store import transitions
 from ..store.models import Job
 from ..store.transaction import unit_of_work
 from . import steps
+
+
+def run_now(job_id: int, *, actor: str = OPERATOR, reason: str | None = None) -> Job:
+    """A queued job waiting for its run_after becomes due now; the claim's other rules (a
+    paused queue, its limits, an earlier attempt's lease) still hold it. One already due is
+    refused, so a second click changes nothing."""
+    now = utcnow()
+    with unit_of_work():
+        return transitions.transition(
+            job_id,
+            "run_now",
+            actor=actor,
+            reason=reason or "run now",
+            values={"run_after": now},
+            # The status does not change, so it cannot tell two clicks apart: a click whose clock
+            # was read before the first one's (and whose statement waited for its row) would still
+            # find the job's new run_after ahead of it. It also finds the job changed since its clock.
+            conditions=(Job.run_after > now, Job.updated_at <= now),
+            now=now,
+        )
 
 
 def cancel_job(job_id: int, *, actor: str = OPERATOR, reason: str | None = None) -> Job:

@@ -84,6 +84,7 @@ ROUTES: dict[str, Needs] = {
     "api.create_jobs": needs(OPERATOR),
     "api.bulk_action": needs(OPERATOR),
     "api.cancel": needs(OPERATOR),
+    "api.run_now": needs(OPERATOR),
     "api.force_start": needs(OPERATOR),
     "api.mark_failed": needs(OPERATOR),
     "api.resume": needs(OPERATOR),

@@ -217,7 +217,8 @@ def _job_context(job_id: int) -> dict:
     stored = steps.stored_names(job_id)
     resume_at = steps.first_step_to_run(job_steps, stored)
     resume_label = _resume_label(job_steps, checkpoint, attempts, resume_at)
-    actions = actions_from(job.status, durable=resume_label is not None)
+    waits_for_its_time = job.status == Status.QUEUED and job.run_after is not None and job.run_after > utcnow()
+    actions = actions_from(job.status, durable=resume_label is not None, waiting=waits_for_its_time)
     record = recovery_effects.steps_on_record(job_steps, stored, resume_at, checkpoint is not None)
     return {
         "job": job,
