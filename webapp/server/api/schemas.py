@@ -8,7 +8,8 @@ them, so the two cannot drift."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from functools import cache
+from typing import Annotated, Any, get_args
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +20,7 @@ from pydantic import (
     Field,
     JsonValue,
     Strict,
+    model_validator,
 )
 
 from ...domain.limits import MAX_REASON_CHARS
@@ -115,6 +117,29 @@ class Body(BaseModel):
     (`TimeText`, `StatusName`) to be read from them."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def whole_numbers_are_integers(cls, data: Any) -> Any:
+        """JSON has one kind of number: 300.0 is the integer 300 (Python's json.dumps writes a
+        float so, as in `every_s=timedelta(minutes=5).total_seconds()`); 2.5 stays refused."""
+        if not isinstance(data, dict):
+            return data
+        whole = {
+            name: int(value)
+            for name in _integer_fields(cls)
+            if isinstance(value := data.get(name), float) and value.is_integer()
+        }
+        return {**data, **whole} if whole else data
+
+
+@cache
+def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, field in model.model_fields.items() if int in _types_in(field.annotation))
+
+
+def _types_in(annotation: Any) -> set[Any]:
+    return {annotation}.union(*(_types_in(arg) for arg in get_args(annotation)))
 
 
 class Query(BaseModel):
