@@ -256,7 +256,10 @@ def test_jobs_a_claim_brought_back_as_a_signal_came_are_handed_back_not_left_cla
         )
         if is_claim and not signalled.is_set():
             signalled.set()
-            os.kill(os.getpid(), signal.SIGTERM)  # the server has claimed the job and is answering
+            # Once the server has claimed the job and is answering: a claim hung up before it
+            # looks claims nothing (tests/test_claim_wait.py).
+            wait_for(lambda: job(created.id).status != "queued", what="the server to claim the job")
+            os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.3)
         return plain_getresponse(connection, *args, **kwargs)
 
