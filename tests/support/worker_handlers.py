@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from webapp.worker import JobContext, Registry
+from webapp.worker import JobContext, JobFailed, Registry
 
 registry = Registry()
 
@@ -49,6 +49,15 @@ def sleeps_then_fails(ctx: JobContext) -> dict:
     if ctx.attempt == 1:
         ctx.sleep(float(ctx.payload["seconds"]))
     raise RuntimeError(f"attempt {ctx.attempt} failed")
+
+
+@registry.handler("test.rate_limited")
+def rate_limited(ctx: JobContext) -> dict:
+    """Its first attempt is told to come back later (an upstream's 429 with Retry-After:
+    payload["retry_in_s"]); a later one succeeds."""
+    if ctx.attempt == 1:
+        raise JobFailed("429 Too Many Requests from upstream", retry_in_s=float(ctx.payload["retry_in_s"]))
+    return {"attempt": ctx.attempt}
 
 
 @registry.handler("test.stubborn")

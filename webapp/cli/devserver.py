@@ -37,6 +37,8 @@ SAMPLE_JOBS: list[dict[str, Any]] = [
         "max_attempts": 2,
     },
     {"type": "demo.flaky", "payload": {}},
+    # Its handler says when to retry (an upstream's Retry-After): "Next retry" in 5 minutes, or Run now.
+    {"type": "demo.rate_limited", "payload": {"retry_after_s": 300}},
     {"type": "demo.chatty", "payload": {"lines": 3000, "pause": 0.05}},  # a long log, followed live
     {"type": "demo.crash", "payload": {}, "max_attempts": 1},
     {"type": "demo.sleep", "payload": {"seconds": 10}, "priority": 5},

@@ -288,10 +288,12 @@ def fail_job(
     output: str | None = None,
     retryable: bool = True,
     interrupted: bool = False,
+    retry_in_s: float | None = None,
 ) -> Job:
     """A worker reports its attempt failed (or was interrupted by a shutdown).
 
-    Retryable failures with attempts left go back to queued with backoff; an
+    Retryable failures with attempts left go back to queued with backoff, or after
+    `retry_in_s` when the handler said how long (an upstream's Retry-After); an
     interrupted attempt is handed back at once and does not use up an attempt.
     """
     job = get_job(job_id)
@@ -306,6 +308,7 @@ def fail_job(
             retryable=retryable,
             outcome=Outcome.INTERRUPTED if interrupted else Outcome.FAILED,
             give_back=interrupted,
+            retry_in_s=retry_in_s,
         )
 
 

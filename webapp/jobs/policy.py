@@ -46,8 +46,10 @@ def end_attempt(
     outcome: str,
     give_back: bool,
     conditions: list | None = None,
+    retry_in_s: float | None = None,
 ) -> Job:
-    """Close the current attempt and apply the retry policy in one transition."""
+    """Close the current attempt and apply the retry policy in one transition; a retry waits
+    `retry_in_s` when given, else the backoff."""
     now = utcnow()
     attempts_left = job.attempt < job.max_attempts
     attempt_values = {
@@ -73,7 +75,7 @@ def end_attempt(
     # else keeps its lease until the worker confirms or it runs out (webapp.store.leases).
     released: dict[str, Any] = {"lease_expires_at": None} if lease_token is not None else {}
     if give_back or (retryable and attempts_left):
-        delay = 0.0 if give_back else retry_delay(job.attempt)
+        delay = 0.0 if give_back else retry_in_s if retry_in_s is not None else retry_delay(job.attempt)
         values: dict[str, Any] = {
             "run_after": now + timedelta(seconds=delay),
             "lease_token": None,

@@ -281,7 +281,10 @@ class Attempt:
                 self._finish_stopped(ctx.stop_reason, failure)
             else:
                 self._queue_fail(
-                    self._with_step(str(failure), failure), retryable=failure.retryable, exit_code=failure.exit_code
+                    self._with_step(str(failure), failure),
+                    retryable=failure.retryable,
+                    exit_code=failure.exit_code,
+                    retry_in_s=failure.retry_in_s,
                 )
         except Exception as error:
             ctx.log_exception(error)
@@ -358,20 +361,24 @@ class Attempt:
             return True
 
     def _queue_fail(
-        self, error: str, *, retryable: bool, exit_code: int | None = None, interrupted: bool = False
+        self,
+        error: str,
+        *,
+        retryable: bool,
+        exit_code: int | None = None,
+        interrupted: bool = False,
+        retry_in_s: float | None = None,
     ) -> None:
-        self._queue(
-            Report(
-                "fail",
-                {
-                    "error": _clip(error),
-                    "exit_code": exit_code,
-                    "output": self.ctx.output.text(),
-                    "retryable": retryable,
-                    "interrupted": interrupted,
-                },
-            )
-        )
+        fields: dict[str, Any] = {
+            "error": _clip(error),
+            "exit_code": exit_code,
+            "output": self.ctx.output.text(),
+            "retryable": retryable,
+            "interrupted": interrupted,
+        }
+        if retry_in_s is not None:  # sent only when given: a server before it refuses unknown fields
+            fields["retry_in_s"] = retry_in_s
+        self._queue(Report("fail", fields))
 
     def _queue_stopped(self) -> None:
         """Tell the server the cancelled job has stopped: it goes before anything else."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..domain.backoff import backoff_delay
+from ..domain.limits import MAX_DELAY_S
 from ..domain.log_lines import LOGGING, STDERR
 from ..domain.step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES, json_size
 from .capture import ECHO
@@ -66,13 +67,22 @@ class Stopped(BaseException):
 class JobFailed(Exception):
     """Raise from a handler to fail the attempt with this message.
 
-    `retryable=False` fails the job for good even with attempts left.
+    `retryable=False` fails the job for good even with attempts left; `retry_in_s` sets the
+    wait before the retry instead of the backoff (an upstream's Retry-After, a quota's reset).
     """
 
-    def __init__(self, message: str, *, retryable: bool = True, exit_code: int | None = None):
+    def __init__(
+        self, message: str, *, retryable: bool = True, exit_code: int | None = None, retry_in_s: float | None = None
+    ):
         super().__init__(message)
+        if retry_in_s is not None:
+            if not retryable:
+                raise ValueError("retry_in_s with retryable=False: nothing is retried")
+            if isinstance(retry_in_s, bool) or not 0 <= retry_in_s <= MAX_DELAY_S:
+                raise ValueError(f"retry_in_s must be a number of seconds from 0 to {MAX_DELAY_S}")
         self.retryable = retryable
         self.exit_code = exit_code
+        self.retry_in_s = retry_in_s
 
 
 class RecordFailed(JobFailed):

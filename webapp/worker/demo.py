@@ -12,6 +12,8 @@
 - ``demo.train``: ``{"epochs": N, "seconds_per_epoch": S, "fail_once_at_epoch": optional}``,
   checkpoints after each epoch; a later attempt resumes after the last checkpoint.
 - ``demo.flaky``: fails its first attempt, succeeds after.
+- ``demo.rate_limited``: its first attempt is refused by an "upstream" that says when to come
+  back (``{"retry_after_s": N}``, default 300): the retry waits that long, not the backoff.
 - ``demo.crash``: an external command that writes to stderr and exits 1.
 - ``demo.hang``: an external command that ignores SIGTERM and sleeps.
 - ``demo.command_sleep``: an external command sleeping ``{"seconds": N}``.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import sys
 
-from .context import JobContext
+from .context import JobContext, JobFailed
 from .handlers import Registry
 
 registry = Registry()
@@ -122,6 +124,16 @@ def chatty(ctx: JobContext) -> dict:
 def flaky(ctx: JobContext) -> dict:
     if ctx.attempt == 1:
         raise RuntimeError("flaky: the first attempt always fails")
+    return {"attempt": ctx.attempt}
+
+
+@registry.handler("demo.rate_limited")
+def rate_limited(ctx: JobContext) -> dict:
+    if ctx.attempt == 1:
+        retry_after = float(ctx.payload.get("retry_after_s", 300))
+        raise JobFailed(
+            f"429 Too Many Requests: the upstream asks to retry after {retry_after:g} s", retry_in_s=retry_after
+        )
     return {"attempt": ctx.attempt}
 
 

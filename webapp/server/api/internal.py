@@ -185,6 +185,7 @@ def fail(job_id: int, body: worker_schemas.Fail):
         output=body.output,
         retryable=body.retryable,
         interrupted=body.interrupted,
+        retry_in_s=body.retry_in_s,
     )
     return {"ok": True}
 

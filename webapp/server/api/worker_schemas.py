@@ -14,7 +14,13 @@ from pydantic import (
 )
 
 from ...config import MAX_CLAIM_WAIT_S
-from ...domain.limits import ARGV_ITEM_MAX_CHARS, ARGV_MAX_ITEMS, LOG_ITEM_MAX_BYTES, MAX_REPORTS_PER_BATCH
+from ...domain.limits import (
+    ARGV_ITEM_MAX_CHARS,
+    ARGV_MAX_ITEMS,
+    LOG_ITEM_MAX_BYTES,
+    MAX_DELAY_S,
+    MAX_REPORTS_PER_BATCH,
+)
 from ...domain.statuses import Status
 from ...domain.step_limits import MAX_CHECKPOINT_BYTES, MAX_STEP_RESULT_BYTES
 from .answers import CheckpointOut, JobOut
@@ -121,6 +127,13 @@ class Fail(Lease):
     output: ProcessText | None = None
     retryable: bool = True
     interrupted: bool = Field(False, description="Handed back at shutdown: queued again, not counted as a failure.")
+    retry_in_s: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_DELAY_S,
+        description="The handler's own wait before the retry (an upstream's Retry-After) instead of the backoff; "
+        "a retry needs attempts left.",
+    )
 
 
 class Stopped(Lease):
