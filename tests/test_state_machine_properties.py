@@ -37,6 +37,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.old_tokens: list[tuple[int, str]] = []
         self.status_changes = 0
         self.claims = 0
+        self.waiting: set[int] = set()  # queued jobs created to run in an hour
 
     @initialize()
     def empty_store(self):
@@ -51,12 +52,15 @@ class StoreMachine(RuleBasedStateMachine):
     def _ids(self, *statuses: Status) -> list[int]:
         return sorted(i for i, s in self.status.items() if not statuses or s in statuses)
 
-    @rule(hold=st.booleans(), max_attempts=st.integers(1, 3))
-    def create(self, hold, max_attempts):
-        job = jobs.create_job(type="t", hold=hold, max_attempts=max_attempts)
+    @rule(hold=st.booleans(), max_attempts=st.integers(1, 3), later=st.booleans())
+    def create(self, hold, max_attempts, later):
+        delay = {"delay_s": 3600} if later and not hold else {}
+        job = jobs.create_job(type="t", hold=hold, max_attempts=max_attempts, **delay)
         self.status[job.id] = Status.PENDING if hold else Status.QUEUED
         self.token[job.id] = None
         self.status_changes += 1
+        if delay:
+            self.waiting.add(job.id)
 
     @rule()
     def claim(self):
@@ -68,7 +72,7 @@ class StoreMachine(RuleBasedStateMachine):
             assert all(held_back(jobs.get_job(i), utcnow()) for i in claimable)
             return
         (job,) = claimed
-        assert job.id in claimable
+        assert job.id in claimable and job.id not in self.waiting
         self.status[job.id], self.token[job.id] = Status.CLAIMED, job.lease_token
         self.status_changes += 1
         self.claims += 1
@@ -122,6 +126,7 @@ class StoreMachine(RuleBasedStateMachine):
         if self.status[job_id] in edge.sources:
             getattr(jobs, command if command != "cancel" else "cancel_job")(job_id, reason="test")
             self._finish_lease(job_id, edge.target)
+            self.waiting.discard(job_id)
         else:
             with pytest.raises(TransitionRefused) as refused:
                 getattr(jobs, command if command != "cancel" else "cancel_job")(job_id, reason="test")
@@ -129,6 +134,27 @@ class StoreMachine(RuleBasedStateMachine):
             db.session.expire_all()
             after = jobs.get_job(job_id)
             assert (after.status, after.attempt, after.updated_at) == snapshot
+
+    @precondition(lambda self: self.status)
+    @rule(data=st.data())
+    def run_now(self, data):
+        """Only a job waiting for its time is brought forward; any other is refused unchanged."""
+        job_id = data.draw(st.sampled_from(self._ids()))
+        before = jobs.get_job(job_id)
+        snapshot = (before.status, before.attempt, before.run_after, before.updated_at)
+        if job_id in self.waiting:
+            moved = jobs.run_now(job_id, reason="test")
+            assert (moved.status, moved.attempt) == (Status.QUEUED, before.attempt)
+            assert moved.run_after <= utcnow() < snapshot[2]
+            self.waiting.discard(job_id)
+            self.status_changes += 1  # its event: queued → queued
+        else:
+            with pytest.raises(TransitionRefused) as refused:
+                jobs.run_now(job_id, reason="test")
+            assert refused.value.status == self.status[job_id]
+            db.session.expire_all()
+            after = jobs.get_job(job_id)
+            assert (after.status, after.attempt, after.run_after, after.updated_at) == snapshot
 
     @precondition(lambda self: self.old_tokens)
     @rule(data=st.data(), command=st.sampled_from(["start", "heartbeat", "complete", "fail"]))
@@ -158,7 +184,7 @@ class StoreMachine(RuleBasedStateMachine):
             assert jobs.get_job(job_id).status == status, job_id
 
     @invariant()
-    def every_status_change_left_one_event_and_every_claim_one_attempt(self):
+    def every_move_left_one_event_and_every_claim_one_attempt(self):
         events = db.session.scalar(select(func.count()).select_from(JobEvent).where(JobEvent.kind == "status"))
         attempts = db.session.scalar(select(func.count()).select_from(JobAttempt))
         assert (events, attempts) == (self.status_changes, self.claims)
