@@ -10,11 +10,15 @@ from datetime import datetime, timedelta
 
 import requests
 
+from webapp import jobs
+from webapp.domain.roles import Role
 from webapp.domain.timeutil import utcnow
 from webapp.jobs import recovery
 from webapp.jobs.reaping import orphan_job_of_dead_worker
 
+from tests.factories import make_job
 from tests.support.worker_process import running_worker, wait_for
+from tests.test_identity import bearer, token_of
 from tests.test_leases import internal, running_job
 
 
@@ -156,3 +160,16 @@ def test_a_waiting_worker_runs_a_job_as_soon_as_it_is_run_now(server, tmp_path):
         wait_for(lambda: done(later["id"]), what="the job run now ran", logs=(log,))
     ran = requests.get(f"{api}/{later['id']}", timeout=10).json()
     assert at(ran["started_at"]) - asked < timedelta(seconds=3), ran
+
+
+def test_an_operators_run_now_is_on_the_timeline_and_in_the_audit_trail_and_a_viewer_is_refused(app):
+    operator, viewer, admin = token_of("mia", Role.OPERATOR), token_of("ned", Role.VIEWER), token_of("ola", Role.ADMIN)
+    client = app.test_client()
+    job = make_job("queued", delay_s=3600)
+    assert client.post(f"/api/jobs/{job.id}/run-now", json={}, headers=bearer(viewer)).status_code == 403
+    ran = client.post(f"/api/jobs/{job.id}/run-now", json={"reason": "fix deployed"}, headers=bearer(operator))
+    assert ran.status_code == 200
+    assert jobs.events_of(job.id)[-1].actor == "mia"
+    trail = client.get("/api/audit", headers=bearer(admin)).json["entries"]
+    asked = [(e["actor"], e["outcome"], e["reason"]) for e in trail if e["action"] == "POST /api/jobs/<job_id>/run-now"]
+    assert sorted(asked) == [("mia", "ok", "fix deployed"), ("ned", "403 forbidden", None)]
