@@ -15,11 +15,12 @@ from tests.factories import make_job
 ALL = ["pending", "queued", "claimed", "running", "completed", "failed", "cancelled"]
 
 
-def test_force_start_asks_only_on_failed_and_cancelled_jobs_and_the_others_always():
+def test_force_start_asks_only_on_failed_and_cancelled_jobs_run_now_never_and_the_others_always():
     force_start = action_named("force-start")
     assert [s for s in ALL if force_start.asks_first(s)] == ["failed", "cancelled"]
+    assert not any(action_named("run-now").asks_first(s) for s in ALL)  # it loses nothing
     for action in ACTIONS:
-        if action.name != "force-start":
+        if action.name not in ("force-start", "run-now"):
             assert all(action.asks_first(s) for s in ALL), action.name
         assert action.confirm_button and action.question and action.consequence, action.name
 

@@ -70,7 +70,8 @@ ACTIONS: tuple[Action, ...] = (
             "attempts it has; a paused or full queue still holds it. A job already due, or not queued, is a 409."
         ),
         consequence="Due now instead of at its time: the next free worker takes it.",
-        confirm_button="Run now",
+        confirm_button="Run now",  # the bulk form's confirmation; the job page asks nothing (nothing is lost)
+        question="Run {job} now?",
         confirm_from=frozenset(),
         early=True,
     ),
