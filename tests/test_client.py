@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -268,6 +268,21 @@ def test_a_delayed_job_is_run_now_from_the_terminal(server):
     assert shown["run_after"] < created["run_after"]
     again = jobwarden("jobs", "run-now", str(created["id"]), server_url=server.url)
     assert again.returncode == 1 and "refused: current status is queued" in again.stderr
+
+
+def test_the_python_client_sends_a_datetime_and_a_timedelta_as_the_api_reads_them(server):
+    client = JobwardenClient(server.url)
+    at_noon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    later = client.create("report", run_after=at_noon)
+    assert datetime.fromisoformat(later["run_after"]) == at_noon
+    soon = client.create("report", delay_s=timedelta(minutes=5))
+    waits = datetime.fromisoformat(soon["run_after"]) - datetime.fromisoformat(soon["created_at"])
+    assert waits == timedelta(minutes=5)
+    (bulk_id,) = client.create_many([{"type": "report", "run_after": at_noon}])
+    assert datetime.fromisoformat(client.get(bulk_id)["run_after"]) == at_noon
+    with pytest.raises(ClientError) as naive:
+        client.create("report", run_after=datetime(2030, 1, 1))
+    assert naive.value.field == "run_after"
 
 
 def test_jobs_list_says_so_when_nothing_matches(server):

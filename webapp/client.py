@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +21,17 @@ import requests
 from .domain.backoff import backoff_delay
 
 DEFAULT_TIMEOUT = 10.0
+
+
+def _as_sent(options: dict[str, Any]) -> dict[str, Any]:
+    """A create's Python values as the API reads them: a datetime as ISO 8601 (a naive one is sent
+    without a zone, for the server to refuse by name), a timedelta as seconds."""
+    sent = dict(options)
+    if isinstance(sent.get("run_after"), datetime):
+        sent["run_after"] = sent["run_after"].isoformat()
+    if isinstance(sent.get("delay_s"), timedelta):
+        sent["delay_s"] = sent["delay_s"].total_seconds()
+    return sent
 
 
 class JobwardenError(Exception):
@@ -81,11 +93,13 @@ class JobwardenClient:
 
     def create(self, type: str, payload: Any = None, **options: Any) -> dict[str, Any]:
         """Create one job (options: priority, max_attempts, timeout_s, hold, queue, concurrency_key,
-        unique_key, unique_for_s, delay_s, run_after)."""
-        return self._call("POST", "/api/jobs", {"type": type, "payload": payload, **options}, repeatable=False)
+        unique_key, unique_for_s, delay_s (seconds or a timedelta), run_after (a datetime with its
+        zone, or ISO 8601 text))."""
+        body = {"type": type, "payload": payload, **_as_sent(options)}
+        return self._call("POST", "/api/jobs", body, repeatable=False)
 
     def create_many(self, jobs: Iterable[dict[str, Any]]) -> list[int]:
-        return self._call("POST", "/api/jobs/bulk", {"jobs": list(jobs)}, repeatable=False)["ids"]
+        return self._call("POST", "/api/jobs/bulk", {"jobs": [_as_sent(job) for job in jobs]}, repeatable=False)["ids"]
 
     # From here on `list` in this class names this method: annotations say `builtins.list`.
     def list(self, **filters: Any) -> dict[str, Any]:
