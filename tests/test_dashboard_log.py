@@ -37,6 +37,16 @@ def test_hostile_log_text_is_escaped_and_its_colour_codes_stripped(client):
     assert "red done" in region and 'data-stream="err"' in region
 
 
+def test_an_attempt_that_ended_without_a_line_says_so_without_an_empty_log_box(client):
+    quiet = make_job("completed")
+    page = client.get(f"/jobs/{quiet.id}").get_data(as_text=True)
+    assert "This attempt wrote nothing." in page and "Nothing written yet." not in page
+    assert re.search(r'<pre class="log"[^>]*\bhidden\b', log_region(page))
+    running = make_job("running")
+    page = client.get(f"/jobs/{running.id}").get_data(as_text=True)
+    assert "Nothing written yet." in page and not re.search(r'<pre class="log"[^>]*\bhidden\b', log_region(page))
+
+
 def test_the_follower_gets_only_what_it_lacks_and_is_told_where_to_go_on(client):
     job = make_job("running")
     middle = write(job, f"{prefix('out')}first\n", 0)
