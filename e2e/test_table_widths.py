@@ -162,6 +162,21 @@ def test_at_phone_width_the_pages_fit_the_screen_with_long_data(phone_page: Page
         assert root[0] <= root[1], (path, root)
 
 
+def retried_once(error: str) -> int:
+    """A job whose first attempt failed with `error` and whose second completed, on a worker
+    named as the CLI names them."""
+    job = jobs.create_job(type="demo.rate_limited", max_attempts=3)
+    for attempt in (1, 2):
+        (claimed,) = jobs.claim_jobs("vm-6678-72ecac", types=["demo.rate_limited"])
+        jobs.start_job(job.id, claimed.lease_token)
+        if attempt == 1:
+            jobs.fail_job(job.id, claimed.lease_token, error=error, retryable=True)
+            jobs.run_now(job.id)
+        else:
+            jobs.complete_job(job.id, claimed.lease_token, result={"attempt": 2})
+    return job.id
+
+
 def test_at_1280_px_short_names_and_states_stay_whole(desktop_page: Page):
     """An ordinary install (the queues `default` and a limited `gpu`, a schedule, a webhook):
     no column is squeezed until its short words split, as `default` and `active` once did
@@ -172,9 +187,10 @@ def test_at_1280_px_short_names_and_states_stay_whole(desktop_page: Page):
     schedules.create("nightly", {"every_s": 3600, "type": "demo.sleep"}, source="api", actor="ops")
     endpoints.create("https://93.184.215.14/jobwarden", list(EVENT_TYPES))
     audit.record(actor="ops", via="token", action="jobs cancel", target="demo.sleep")
+    retried = retried_once("429 Too Many Requests: the upstream asks to retry after 300 s")
     db.session.remove()
     found: list[str] = []
-    for path in ("/jobs", "/queues", "/schedules", "/webhooks", "/audit", "/alerts", "/health"):
+    for path in ("/jobs", "/queues", "/schedules", "/webhooks", "/audit", "/alerts", "/health", f"/jobs/{retried}"):
         desktop_page.goto(path)
         found += [f"{path}: {word!r} split across lines" for word in broken_words(desktop_page)]
     assert found == [], "\n".join(found)
