@@ -17,6 +17,7 @@ from webapp.domain.timeutil import utcnow
 from webapp.jobs import alert_rules
 from webapp.monitor import alerting, run_pass
 from webapp.monitor.alerting import alert_settings, evaluate
+from webapp.server import presence
 from webapp.store.extensions import db
 from webapp.store.models import Alert, WebhookNotification
 from webapp.webhooks import events
@@ -241,6 +242,24 @@ def test_a_value_wavering_about_the_threshold_stays_one_alert(app, client):
     run_pass(now=start + timedelta(seconds=500 + 400))
     assert [kind for kind, _ in alert_notifications()] == [events.ALERT_FIRING, events.ALERT_RESOLVED]
     assert alert_notifications()[1][1]["value"] == 1.0
+
+
+def test_workers_replaced_within_the_grace_raise_no_no_worker_alert(app, client):
+    """A deploy stops the workers and starts new ones: for those seconds no live worker takes
+    the type, and a pass then fired no_worker (and resolved it five minutes later) at every
+    deploy with a backlog. A type is unserved once no worker was heard taking it for
+    JOBWARDEN_NO_WORKER_AFTER_S (60 s); a fleet gone for longer still fires."""
+    listen(client)
+    alert_rules.add("no_worker", "report.build", 1)
+    jobs.register_worker("old", types=["report.build"])
+    presence.say_goodbye("old")
+    left = utcnow()
+    jobs.create_job(type="report.build")
+    run_pass(now=left + timedelta(seconds=20))  # the new workers are still starting
+    assert alert_notifications() == []
+    run_pass(now=left + timedelta(seconds=61))  # nobody came
+    ((kind, fired),) = alert_notifications()
+    assert kind == events.ALERT_FIRING and fired["message"].startswith("no_worker of type report.build is 1 job")
 
 
 def test_a_no_worker_alert_over_a_backlog_past_the_count_cap_says_how_many_wait(app, client, monkeypatch):

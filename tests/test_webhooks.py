@@ -18,6 +18,7 @@ from benchmarks._support import statements_run
 from webapp import jobs, monitor
 from webapp.domain.timeutil import utcnow
 from webapp.jobs.serialize import job_json
+from webapp.server import presence
 from webapp.server.dashboard.webhooks import CONFIRMATIONS
 from webapp.store import flow, transitions
 from webapp.store.extensions import db
@@ -219,6 +220,20 @@ def test_the_unserved_type_alert_is_raised_once_not_every_pass(app, client, rece
     jobs.create_job(type="nobody-takes-this")
     monitor.run_pass()
     monitor.run_pass()
+    assert [n.type for n in notifications()] == [events.ALERT_UNSERVED_TYPE]
+
+
+def test_the_unserved_type_alert_waits_out_a_deploy_that_replaces_the_workers(app, client, receiver):
+    """Every deploy with a backlog raised it: the old workers stop, the new ones are a few
+    seconds away. A type is unserved once no worker was heard taking it for 60 s."""
+    add_endpoint(client, receiver.url, [events.ALERT_UNSERVED_TYPE])
+    jobs.register_worker("old", types=["video.encode"])
+    presence.say_goodbye("old")
+    left = utcnow()
+    jobs.create_job(type="video.encode")
+    monitor.run_pass(now=left + timedelta(seconds=20))
+    assert notifications() == []
+    monitor.run_pass(now=left + timedelta(seconds=61))
     assert [n.type for n in notifications()] == [events.ALERT_UNSERVED_TYPE]
 
 

@@ -216,6 +216,9 @@ def from_environment(env: dict | None = None) -> dict:
         # A firing alert is notified again after this long while it keeps firing.
         "JOBWARDEN_ALERT_RENOTIFY_S": _positive_float(env, "JOBWARDEN_ALERT_RENOTIFY_S", 4 * 3600.0),
         "JOBWARDEN_ALERT_RESOLVE_AFTER_S": _seconds_or_zero(env, "JOBWARDEN_ALERT_RESOLVE_AFTER_S", 300.0),
+        # no_worker: a type is unserved once no worker was heard taking it for this long, so a
+        # deploy that replaces the workers within it raises nothing.
+        "JOBWARDEN_NO_WORKER_AFTER_S": _seconds_or_zero(env, "JOBWARDEN_NO_WORKER_AFTER_S", 60.0),
     }
 
 

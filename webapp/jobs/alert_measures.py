@@ -161,8 +161,10 @@ def silences(now: datetime) -> dict[str, float]:
     return {job_type: (now - seen).total_seconds() for job_type, seen in db.session.execute(_SILENCES) if seen}
 
 
-def unserved(now: datetime, worker_timeout_s: float, most: int) -> dict[str, float]:
-    """no_worker: per queued type no live worker takes, its queued jobs.
+def unserved(now: datetime, worker_timeout_s: float, most: int, *, left_within_s: float = 0.0) -> dict[str, float]:
+    """no_worker: per queued type no live worker takes, its queued jobs. A worker that stopped
+    or went silent within `left_within_s` still counts for its types: a deploy that replaces
+    the workers is no incident (Prometheus' `for:`), a fleet gone for longer is.
 
     The queued types are walked one index probe each (`queries.queued_types`), and only the
     unserved ones counted, each along its own index range and no further than `most`: a
@@ -170,7 +172,7 @@ def unserved(now: datetime, worker_timeout_s: float, most: int) -> dict[str, flo
     each monitor pass at 900,000 queued. A type counted to `most` is given its count at the
     newest queue-depth sample (the pass takes it first, once a minute) when that is larger:
     the alert said "10000 jobs" while 900,000 waited."""
-    served = served_types(now, worker_timeout_s)
+    served = served_types(now, worker_timeout_s, left_within_s=left_within_s)
     if served is None:
         return {}
     named = [name for name in queued_types() if name not in served]

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, literal, select, update
+from sqlalchemy import and_, case, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.timeutil import utcnow
@@ -166,21 +166,20 @@ def _save_worker(worker_id: str, **fields: Any) -> bool:
     return gone
 
 
-def unserved_types(now: datetime, worker_timeout_s: float) -> list[str]:
-    """Types of queued jobs that no live worker (heard from within the timeout) takes:
-    they wait until one does."""
-    served = served_types(now, worker_timeout_s)
+def unserved_types(now: datetime, worker_timeout_s: float, *, left_within_s: float = 0.0) -> list[str]:
+    """Types of queued jobs that no live worker (heard from within the timeout) takes, nor one
+    that left within `left_within_s`: they wait until one does."""
+    served = served_types(now, worker_timeout_s, left_within_s=left_within_s)
     return [] if served is None else uncovered_queued_types(served)
 
 
-def served_types(now: datetime, worker_timeout_s: float) -> set[str] | None:
-    """The types live workers (heard from within the timeout) take; None: every type (a
-    live worker that names no types takes any)."""
-    live_types = db.session.scalars(
-        select(Worker.types).where(
-            Worker.state == WorkerState.ALIVE, Worker.last_seen_at >= now - timedelta(seconds=worker_timeout_s)
-        )
-    ).all()
+def served_types(now: datetime, worker_timeout_s: float, *, left_within_s: float = 0.0) -> set[str] | None:
+    """The types live workers (heard from within the timeout) take, and those of workers that
+    stopped or died within `left_within_s`; None: every type (such a worker that names no
+    types takes any)."""
+    live = and_(Worker.state == WorkerState.ALIVE, Worker.last_seen_at >= now - timedelta(seconds=worker_timeout_s))
+    serving = or_(live, Worker.last_seen_at >= now - timedelta(seconds=left_within_s)) if left_within_s > 0 else live
+    live_types = db.session.scalars(select(Worker.types).where(serving)).all()
     if any(not types for types in live_types):
         return None
     return {t for types in live_types for t in types}

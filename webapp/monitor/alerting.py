@@ -40,6 +40,7 @@ class AlertSettings:
     renotify: timedelta  # a firing alert is notified again after this long
     resolve_after: timedelta  # a firing alert resolves once its value stayed below the threshold this long
     worker_timeout_s: float  # a worker heard from within this is live (no_worker)
+    no_worker_after_s: float  # a worker that left within this still serves its types (no_worker)
     history_kept: timedelta  # resolved alerts older than this are pruned
 
 
@@ -49,6 +50,7 @@ def alert_settings() -> AlertSettings:
         renotify=timedelta(seconds=float(config["JOBWARDEN_ALERT_RENOTIFY_S"])),
         resolve_after=timedelta(seconds=float(config["JOBWARDEN_ALERT_RESOLVE_AFTER_S"])),
         worker_timeout_s=float(config["JOBWARDEN_HEARTBEAT_TIMEOUT"]),
+        no_worker_after_s=float(config["JOBWARDEN_NO_WORKER_AFTER_S"]),
         history_kept=timedelta(days=float(config["JOBWARDEN_RETENTION_DAYS"])),
     )
 
@@ -85,7 +87,12 @@ class _Measures:
             self.cache[kind] = {
                 "failure_rate": lambda: measures.failure_counts(now, self.windows["failure_rate"]),
                 "queue_latency": lambda: oldest_ready_waits(now),
-                "no_worker": lambda: measures.unserved(now, self.settings.worker_timeout_s, self.most_unserved),
+                "no_worker": lambda: measures.unserved(
+                    now,
+                    self.settings.worker_timeout_s,
+                    self.most_unserved,
+                    left_within_s=self.settings.no_worker_after_s,
+                ),
                 "stalled": lambda: measures.silences(now),
                 "schedule_failing": lambda: measures.schedule_failures(now, self.schedules_named, self.longest_streak),
                 "worker_deaths": lambda: measures.worker_deaths(now, self.windows["worker_deaths"]),

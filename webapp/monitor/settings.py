@@ -30,6 +30,7 @@ def monitor_settings() -> dict[str, Any]:
         "min_timeout": shortest_lease_seconds(),
         "pending_timeout": float(config["JOBWARDEN_PENDING_TIMEOUT"]),
         "pending_action": action,
+        "no_worker_after": float(config["JOBWARDEN_NO_WORKER_AFTER_S"]),
         "retention": timedelta(days=float(config["JOBWARDEN_RETENTION_DAYS"])),
         "max_per_kind": int(config.get("JOBWARDEN_MONITOR_MAX_PER_KIND", DEFAULT_MAX_PER_KIND)),
         "batch_size": int(config.get("JOBWARDEN_RETENTION_BATCH_SIZE", DEFAULT_RETENTION_BATCH_SIZE)),

@@ -66,7 +66,11 @@ def run_pass(*, trigger: str = "schedule", now: datetime | None = None) -> dict[
             return {"skipped": True, "trigger": trigger, "reason": "another monitor pass is running"}
         changes = _settle(now, settings)
         raise_alerts(
-            changes, now, worker_timeout_s=settings["default_timeout"], pending_action=settings["pending_action"]
+            changes,
+            now,
+            worker_timeout_s=settings["default_timeout"],
+            left_within_s=settings["no_worker_after"],
+            pending_action=settings["pending_action"],
         )
         # The minute's queue-depth sample first: no_worker reads it for a backlog past its count's cap.
         changes["queue_samples"] = jobs.sample_queue_depth(now, keep=settings["retention"])

@@ -118,6 +118,6 @@ def say_goodbye(worker_id: str) -> None:
         db.session.execute(
             update(Worker)
             .where(Worker.id == worker_id)
-            .values(state=STOPPED)
+            .values(state=STOPPED, last_seen_at=utcnow())  # heard from last now: no_worker's grace counts from it
             .execution_options(synchronize_session=False)
         )

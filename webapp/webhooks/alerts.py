@@ -1,8 +1,9 @@
 """The monitor's alerts as notifications, written in the pass's own transaction.
 
 `alert.stale_pending`: the pass settled jobs held in pending too long.
-`alert.unserved_type`: queued jobs of a type no live worker takes. Raised when a
-type becomes unserved, not on every pass: the pass records the current set in
+`alert.unserved_type`: queued jobs of a type no worker was heard taking for
+JOBWARDEN_NO_WORKER_AFTER_S (a deploy replacing the workers raises nothing). Raised
+when a type becomes unserved, not on every pass: the pass records the current set in
 its `changes` (`unserved_types`), and the next pass compares with it.
 """
 
@@ -29,7 +30,9 @@ def _previous_unserved() -> list[str]:
     return list((changes or {}).get("unserved_types") or [])
 
 
-def raise_alerts(changes: dict[str, Any], now: datetime, *, worker_timeout_s: float, pending_action: str) -> None:
+def raise_alerts(
+    changes: dict[str, Any], now: datetime, *, worker_timeout_s: float, left_within_s: float, pending_action: str
+) -> None:
     """Queue the pass's alerts (in its transaction); adds `unserved_types` to `changes` when listened to."""
     settled = changes["stale_pending"]
     if settled:
@@ -50,7 +53,7 @@ def raise_alerts(changes: dict[str, Any], now: datetime, *, worker_timeout_s: fl
         )
     if not _listened_to(ALERT_UNSERVED_TYPE):
         return
-    current = unserved_types(now, worker_timeout_s)
+    current = unserved_types(now, worker_timeout_s, left_within_s=left_within_s)
     changes["unserved_types"] = current
     new = [job_type for job_type in current if job_type not in _previous_unserved()]
     if new:
