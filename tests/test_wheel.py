@@ -37,8 +37,9 @@ pytestmark = pytest.mark.slow
 # (statements planned once, the next claimable look, migration 0020; the backlog's short reads,
 # migration 0021) to 472 KB; the twelfth's (a monitor pass that reads what it decides, migration
 # 0022, store.dialects) to 475 KB; the fifteenth's (delayed jobs, the HTTP-only commands' own
-# group, the actions' words in the domain, the gunicorn worker that quits once) to 482 KB.
-WHEEL_MAX_BYTES = 486_000
+# group, the actions' words in the domain, the gunicorn worker that quits once) to 482 KB; the
+# sixteenth's (run now, a handler's retry wait, strict JSON bodies, no_worker's grace) to 486 KB.
+WHEEL_MAX_BYTES = 490_000
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.
 NOT_SOURCE = {
