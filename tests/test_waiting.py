@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from webapp import jobs
@@ -77,6 +78,8 @@ def test_a_job_due_later_waits_for_its_run_after(app, client):
             values={"run_after": utcnow() + timedelta(hours=1), "lease_token": None},
         )
     assert waiting_of(client, job.id) == "run_after"
+    row = client.get("/jobs").get_data(as_text=True).split(f'data-job-id="{job.id}"')[1].split("</tr>")[0]
+    assert re.search(r'data-testid="waiting"[^>]*>runs <time [^>]*data-countdown>in (59m|1h)', row), row
     answer = client.get(f"/api/jobs/{job.id}").json
     assert answer["waiting_until"] == answer["run_after"]
 

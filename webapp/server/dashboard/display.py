@@ -185,6 +185,14 @@ def bulk_summary(label: str, result: dict) -> str:
     return message + "."
 
 
+def waiting_tag(reason: Waiting, until: datetime | None, now: datetime | None = None) -> Markup:
+    """The jobs table's word on why a queued job waits: when it runs, for a job waiting for its
+    time (a delay, a retry's backoff); else the reason's name."""
+    if reason == Waiting.RUN_AFTER and until is not None:
+        return Markup("runs ") + intag(until, now)
+    return escape(reason.replace("_", " "))
+
+
 WAITING_TEXT = {
     Waiting.QUEUE_PAUSED: "its queue is paused",
     Waiting.CONCURRENCY: "a free slot: its queue runs as many jobs as its concurrency allows",

@@ -41,6 +41,7 @@ bp.add_app_template_filter(display.pretty_json, "pretty_json")
 bp.add_app_template_global(display.run_seconds, "run_seconds")
 bp.add_app_template_global(display.badge, "badge")
 bp.add_app_template_global(display.progress, "progress")
+bp.add_app_template_global(display.waiting_tag, "waiting_tag")
 bp.add_app_template_global(stopping_json, "stopping_json")
 bp.add_app_template_global(display.PAYLOAD_CAP, "PAYLOAD_CAP")  # type: ignore[arg-type]  # any value may be a global
 # One definition of each status set and of the operator actions, for the templates too.
