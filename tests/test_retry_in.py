@@ -60,6 +60,8 @@ def test_a_retry_in_s_that_cannot_be_meant_is_a_400_naming_it_and_changes_nothin
         ({"retry_in_s": -1}, "from 0 to"),
         ({"retry_in_s": MAX_DELAY_S + 1}, "from 0 to"),
         ({"retry_in_s": True}, "from 0 to"),
+        ({"retry_in_s": "60"}, "from 0 to"),
+        ({"retry_in_s": float("nan")}, "from 0 to"),
         ({"retry_in_s": 5, "retryable": False}, "nothing is retried"),
     ],
 )

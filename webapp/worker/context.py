@@ -78,7 +78,11 @@ class JobFailed(Exception):
         if retry_in_s is not None:
             if not retryable:
                 raise ValueError("retry_in_s with retryable=False: nothing is retried")
-            if isinstance(retry_in_s, bool) or not 0 <= retry_in_s <= MAX_DELAY_S:
+            if (
+                isinstance(retry_in_s, bool)
+                or not isinstance(retry_in_s, int | float)
+                or not 0 <= retry_in_s <= MAX_DELAY_S
+            ):
                 raise ValueError(f"retry_in_s must be a number of seconds from 0 to {MAX_DELAY_S}")
         self.retryable = retryable
         self.exit_code = exit_code

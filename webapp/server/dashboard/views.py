@@ -218,13 +218,15 @@ def _job_context(job_id: int) -> dict:
     stored = steps.stored_names(job_id)
     resume_at = steps.first_step_to_run(job_steps, stored)
     resume_label = _resume_label(job_steps, checkpoint, attempts, resume_at)
-    waits_for_its_time = job.status == Status.QUEUED and job.run_after is not None and job.run_after > utcnow()
-    actions = actions_from(job.status, durable=resume_label is not None, waiting=waits_for_its_time)
+    # A queued job's own later time (a delay, a retry's backoff): shown as when it runs, and Run now offered.
+    waits_until = job.run_after if job.status == Status.QUEUED and job.run_after > utcnow() else None
+    actions = actions_from(job.status, durable=resume_label is not None, waiting=waits_until is not None)
     record = recovery_effects.steps_on_record(job_steps, stored, resume_at, checkpoint is not None)
     return {
         "job": job,
         "waiting": display.WAITING_TEXT[hold.reason] if hold else None,
         "waiting_until": hold.until if hold else None,
+        "waits_until": waits_until,
         "attempts": attempts,
         "failed_attempt": next((a for a in reversed(attempts) if a.error), None),
         "latest_attempt": attempts[-1] if attempts else None,
