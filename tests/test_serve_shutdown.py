@@ -11,11 +11,17 @@ import sys
 import textwrap
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
+from webapp import jobs
+from webapp.store.extensions import db
+from webapp.store.models import Worker
+
 from tests.conftest import sqlite_only
 from tests.support.server import PROJECT_ROOT, running_server
+from tests.support.worker_process import start_worker, stop_worker, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +71,50 @@ def test_ctrl_c_stops_a_server_that_served_requests_at_once(app, database_url, t
             stopped_in = time.monotonic() - began
         log = log_path.read_text()
         assert "SIGKILL" not in log and stopped_in < 3, (attempt, stopped_in, log[-1500:])
+
+
+def _held_requests(server_pid: int, port: int) -> int:
+    """Connections to the server's port that are established: a connected idle worker holds two
+    (its presence and its waiting claim) besides its heartbeat's."""
+    hex_port = f":{port:04X}"
+    established = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        established += local.endswith(hex_port) and state == "01"
+    return established
+
+
+@sqlite_only  # what a server holds open, whatever the store
+@pytest.mark.parametrize("signalled", ["the master, SIGTERM (a deploy)", "the group, SIGINT (Ctrl-C)"])
+def test_a_server_holding_a_workers_presence_and_claim_stops_at_once_and_the_worker_goes_on(
+    app, database_url, tmp_path, signalled
+):
+    """A server holds each worker's presence and its idle claim for up to 20 s. Before, every
+    stop with a worker connected lasted those 20 s and ended with its processes SIGKILLed: every
+    deploy. Now they are answered when the stop begins; the worker is not taken for dead, and it
+    runs the next job once a server answers again."""
+    log_path = tmp_path / "server.log"
+    with running_server(database_url, log_path) as server:
+        assert server.process is not None
+        worker = start_worker(server.url, tmp_path / "worker.log", "deploy-survivor", "--retry-max", "0.5")
+        try:
+            wait_for(lambda: _held_requests(server.process.pid, server.port) >= 2, what="the worker's held requests")
+            time.sleep(0.5)  # both sent and held (the claim follows the presence)
+            began = time.monotonic()
+            if signalled.startswith("the master"):
+                server.process.send_signal(signal.SIGTERM)
+            else:
+                os.killpg(server.process.pid, signal.SIGINT)
+            server.process.wait(timeout=30)
+            stopped_in = time.monotonic() - began
+            log = log_path.read_text()
+            assert "SIGKILL" not in log and stopped_in < 5, (stopped_in, log[-1500:])
+
+            server.start()  # the next release, on the same address
+            created = jobs.create_job(type="demo.sleep", payload={"seconds": 0})
+            wait_for(lambda: jobs.get_job(created.id).status == "completed", what="the job to run")
+            db.session.rollback()
+            assert db.session.get(Worker, "deploy-survivor").state == "alive"
+            assert worker.poll() is None
+        finally:
+            stop_worker(worker)

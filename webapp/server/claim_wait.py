@@ -1,9 +1,10 @@
 """A claim that waits: with nothing ready, hold the request until a job becomes
-claimable (see webapp.store.wakeup), its `run_after` comes, or `wait_s` runs out.
+claimable (see webapp.store.wakeup), its `run_after` comes, `wait_s` runs out or the
+server process stops (webapp.server.held_requests).
 
 While it waits the request holds no database connection, so a server keeps
 answering the dashboard with hundreds of idle workers connected (each waiting
-claim holds one gunicorn thread: see gunicorn.conf.py).
+claim holds one gunicorn thread: see webapp.server.gunicorn_config).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..store import flow, wakeup
 from ..store.extensions import db
 from ..store.models import JobRow
 from ..store.next_claimable import next_claimable_at
-from . import hangups
+from . import hangups, held_requests
 
 RUN_AFTER_MARGIN_S = 0.002  # wake just after a job's run_after, not just before it
 
@@ -47,21 +48,22 @@ def claim_waiting(
         return [] if client_gone() else _claim(worker_id, types, queues, batch_size, start)
     deadline = time.monotonic() + wait_s
     hub = wakeup.hub()
-    hung_up = threading.Event()
+    interrupted = threading.Event()  # its socket turned readable, or this process stops
 
-    def on_hang_up() -> None:
-        hung_up.set()
+    def interrupt() -> None:
+        interrupted.set()
         hub.nudge()
 
     woken_for: tuple[str, str] | None = None
-    with hangups.watching(client_socket(), on_hang_up):
+    with hangups.watching(client_socket(), interrupt), held_requests.released_at_stop(interrupt):
         while True:
-            if client_gone():
+            if client_gone() or held_requests.stopping():
                 # Asked of the socket itself before each look: the watcher's word can come after
                 # the wake-up. A killed worker's presence dropping orphans its job, which frees its
                 # queue's slot and wakes its own claim, whose socket closed in the same instant:
                 # a job claimed then went to nobody and spent an attempt (on a one-attempt job,
-                # all of them) before the monitor saw it never started.
+                # all of them) before the monitor saw it never started. A stopping server answers
+                # with nothing: its worker claims again, from whichever server answers.
                 return []
             seen = hub.generation
             looked_at = utcnow()
@@ -79,8 +81,10 @@ def claim_waiting(
             db.session.close()  # wait without a connection
             if next_due is not None:
                 until = min(until, time.monotonic() + (next_due - utcnow()).total_seconds() + RUN_AFTER_MARGIN_S)
-            woken_for = hub.wait(seen, until - time.monotonic(), stop=hung_up, types=types, queues=queues)
-            if hung_up.is_set():
+            woken_for = hub.wait(seen, until - time.monotonic(), stop=interrupted, types=types, queues=queues)
+            if interrupted.is_set():
+                if held_requests.stopping():
+                    return []
                 if client_gone():
                     return []  # its worker is leaving: jobs claimed now would wait for the monitor
                 # Bytes, not a hang-up: the socket stays readable, so waiting again would return at

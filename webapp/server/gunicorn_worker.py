@@ -12,6 +12,9 @@ server that had served requests.
 Here the handler leaves the pool alone: the exit that follows it 0.1 s later stops every
 pool anyway (concurrent.futures' own exit hook), outside any signal handler
 (tests/test_serve_shutdown.py).
+
+Either stop, quick or graceful (SIGTERM), first answers the requests the server holds open
+(webapp.server.held_requests): held, they kept the process for their 20 s.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from types import FrameType
 from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
 
+from . import held_requests
+
 
 class QuitSafelyThreadWorker(ThreadWorker):
     def handle_quit(self, sig: int, frame: FrameType | None) -> None:
+        held_requests.release_all()
         Worker.handle_quit(self, sig, frame)  # gthread's, less the pool's shutdown under its lock
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        held_requests.release_all()
+        super().handle_exit(sig, frame)

@@ -30,7 +30,7 @@ from ..jobs.reaping import orphan_job_of_dead_worker
 from ..store.extensions import db
 from ..store.models import Job, Worker
 from ..store.transaction import rows_changed, unit_of_work
-from . import hangups
+from . import hangups, held_requests
 from .claim_wait import client_gone, client_socket
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,13 @@ ALIVE, DEAD, STOPPED = WorkerState.ALIVE, WorkerState.GONE, WorkerState.STOPPED
 
 
 def hold(worker_id: str, wait_s: float) -> bool:
-    """Hold the worker's presence request up to `wait_s`; True when its connection dropped
-    without a goodbye (it died), after its jobs were orphaned."""
+    """Hold the worker's presence request up to `wait_s`, or until this server process stops;
+    True when its connection dropped without a goodbye (it died), after its jobs were orphaned."""
     sock = client_socket()
     dropped = threading.Event()
     revive(worker_id)
     db.session.close()  # wait without a database connection
-    with hangups.watching(sock, dropped.set):
+    with hangups.watching(sock, dropped.set), held_requests.released_at_stop(dropped.set):
         dropped.wait(wait_s)
     if not dropped.is_set() or not client_gone():
         return False
