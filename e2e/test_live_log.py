@@ -113,3 +113,63 @@ def test_scrolling_to_the_end_as_new_lines_arrive_follows_again(page: Page):
     expect(log).to_contain_text("line 259")
     expect(state).to_have_attribute("data-state", "following")
     assert log.evaluate("element => element.scrollHeight - element.scrollTop - element.clientHeight") <= 4
+
+
+def _write(job_id: int, lease_token: str, text: str) -> None:
+    with jobs.unit_of_work():
+        logs.append([LogPiece(job_id, lease_token, 0, "".join(f"{prefix('out')}{line}\n" for line in text.split("|")))])
+    db.session.commit()
+
+
+def _retry_into_a_second_attempt(job_id: int, first_token: str) -> str:
+    """Attempt 1 fails and is retried at once; a worker claims and starts attempt 2."""
+    failed = jobs.fail_job(job_id, first_token, error="first attempt failed", retry_in_s=0)
+    assert failed.status == "queued"
+    (claimed,) = jobs.claim_jobs("factory-worker", types=[failed.type])
+    jobs.start_job(job_id, claimed.lease_token)
+    db.session.commit()
+    return claimed.lease_token
+
+
+def test_the_log_follows_the_next_attempt_when_the_one_shown_ends_and_the_job_runs_again(page: Page):
+    """A retried job: the reader watching attempt 1's log sees attempt 2's lines arrive in the
+    same panel, without a reload. Before, the panel said "This attempt has ended" and stayed."""
+    job = make_job("running", max_attempts=3)
+    _write(job.id, job.lease_token, "first try line|first try fails")
+    page.goto(f"/jobs/{job.id}")
+    page.evaluate("window.__notReloaded = true")
+    log, state = page.get_by_test_id("job-log"), page.get_by_test_id("log-follow")
+    expect(log).to_contain_text("first try fails")
+    second_token = _retry_into_a_second_attempt(job.id, job.lease_token)
+    _write(job.id, second_token, "second try line")
+    expect(page.locator("#log-title")).to_contain_text("attempt 2", timeout=10_000)
+    expect(log).to_contain_text("second try line")
+    expect(log).not_to_contain_text("first try")
+    expect(state).to_have_attribute("data-state", "following")
+    expect(page.locator("#log .log-tools a", has_text="1")).to_have_attribute(
+        "href", f"/jobs/{job.id}?log_attempt=1#log"
+    )
+    # Followed live from its start: a line written now still arrives.
+    with jobs.unit_of_work():
+        written = len(f"{prefix('out')}second try line\n".encode())
+        logs.append([LogPiece(job.id, second_token, written, f"{prefix('out')}second try goes on\n")])
+    db.session.commit()
+    expect(log).to_contain_text("second try goes on")
+    assert page.evaluate("window.__notReloaded === true")
+
+
+def test_an_attempt_the_reader_chose_stays_and_the_page_says_a_newer_one_began(page: Page):
+    job = make_job("running", max_attempts=3)
+    _write(job.id, job.lease_token, "first try line")
+    page.goto(f"/jobs/{job.id}?log_attempt=1")
+    log, state = page.get_by_test_id("job-log"), page.get_by_test_id("log-follow")
+    expect(log).to_contain_text("first try line")
+    second_token = _retry_into_a_second_attempt(job.id, job.lease_token)
+    _write(job.id, second_token, "second try line")
+    expect(state).to_have_attribute("data-state", "newer-2", timeout=10_000)
+    expect(state).to_contain_text("attempt 2 has begun")
+    expect(log).to_contain_text("first try line")
+    expect(page.locator("#log-title")).to_contain_text("attempt 1")
+    state.get_by_role("link", name="follow its log").click()
+    expect(page.locator("#log-title")).to_contain_text("attempt 2")
+    expect(log).to_contain_text("second try line")

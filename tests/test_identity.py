@@ -373,9 +373,14 @@ def test_with_the_setting_viewers_get_no_logs(app, app_config):
     hiding = create_app({**app_config, "JOBWARDEN_HIDE_PAYLOADS_FROM_VIEWERS": True})
     with hiding.app_context():
         client = hiding.test_client()
-        for path in (f"/api/jobs/{job.id}/log", f"/jobs/{job.id}/log"):
-            assert client.get(path, headers=bearer(viewer)).status_code == 403
-            assert client.get(path, headers=bearer(operator)).status_code != 403
+        log_panel = {"HX-Request": "true", "HX-Target": "log"}  # the job page's log panel alone
+        for path, extra in (
+            (f"/api/jobs/{job.id}/log", {}),
+            (f"/jobs/{job.id}/log", {}),
+            (f"/jobs/{job.id}", log_panel),
+        ):
+            assert client.get(path, headers={**bearer(viewer), **extra}).status_code == 403
+            assert client.get(path, headers={**bearer(operator), **extra}).status_code != 403
         assert 'data-testid="job-log"' not in client.get(f"/jobs/{job.id}", headers=bearer(viewer)).get_data(
             as_text=True
         )

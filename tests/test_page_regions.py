@@ -1,6 +1,6 @@
 """Page or region (dashboard.regions.render_region), on each database: a poll gets the
 region it swaps, a page load or a history restore the whole page, and every answer
-says it varies by HX-Request so no cache mixes them up."""
+says it varies by HX-Request (and HX-Target) so no cache mixes them up."""
 
 from __future__ import annotations
 
@@ -48,3 +48,18 @@ def test_a_history_restore_gets_the_whole_page(client, paths, path):
     assert response.status_code == 200
     assert "<html" in response.get_data(as_text=True)
     assert "HX-Request" in response.vary and "HX-History-Restore-Request" in response.vary
+
+
+def test_the_job_pages_log_panel_alone_for_a_request_aimed_at_it(client):
+    """The page asks for it when a newer attempt begins (static/joblog.js): the panel, of the
+    attempt asked for, without the page or the job region; varying by HX-Target."""
+    job = make_job("running")
+    response = client.get(f"/jobs/{job.id}?log_attempt=1", headers={**HX, "HX-Target": "log"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert '<section class="panel" id="log"' in html
+    assert "<html" not in html and 'id="job-region"' not in html
+    assert 'data-attempt="1"' in html and 'data-chosen="1"' in html
+    assert "HX-Target" in response.vary
+    missing = client.get(f"/jobs/{job.id}?log_attempt=9", headers={**HX, "HX-Target": "log"})
+    assert missing.status_code == 404

@@ -10,6 +10,7 @@ from ...domain.log_lines import parse
 from ...jobs import logs
 from ...jobs.query_params import BadQuery
 
+PANEL_ID = "log"  # the log panel's element id: an HTMX request aimed at it gets the panel alone
 NEXT_OFFSET_HEADER = "X-Log-Next-Offset"
 FINAL_HEADER = "X-Log-Final"
 ATTEMPT_HEADER = "X-Log-Attempt"  # the attempt read: a page that had none yet follows this one from then on

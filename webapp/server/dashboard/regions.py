@@ -19,10 +19,11 @@ def render_region(page: str, region: str, **context: Any) -> Response:
 
     A boosted link and a history restore (`HX-History-Restore-Request`, sent when
     the browser's history cache misses) get the whole page. The answer varies by
-    `HX-Request` (and the two headers that turn a region back into the page), so no
-    cache hands a region to a page load or the reverse.
+    `HX-Request` (and the two headers that turn a region back into the page, and
+    `HX-Target`, by which a page with two regions picks one), so no cache hands a
+    region to a page load, the reverse, or one region for another.
     """
     response = make_response(render_template(region if wants_region() else page, **context))
-    for header in ("HX-Request", "HX-Boosted", "HX-History-Restore-Request"):
+    for header in ("HX-Request", "HX-Boosted", "HX-History-Restore-Request", "HX-Target"):
         response.vary.add(header)
     return response

@@ -257,18 +257,22 @@ def _resume_label(job_steps: list[dict], checkpoint, attempts, resume_at: str | 
 
 @bp.get("/jobs/<job_id:job_id>")
 def job_page(job_id: int):
-    """The job page; its log (an attempt's, `log_attempt`, default the newest) only with the whole
-    page: the log follows itself (`job_log_lines`), the region's polls leave it alone."""
-    context = _job_context(job_id)
-    if not wants_region() and auth.may_see_payloads():
+    """The job page; its log (an attempt's, `log_attempt`, default the newest) with the whole page,
+    or alone for an HTMX request aimed at the log panel (the page asks so when a new attempt
+    begins): the log follows itself (`job_log_lines`), the region's polls leave it alone."""
+    log_panel = wants_region() and htmx.target == log_view.PANEL_ID
+    if log_panel and not auth.may_see_payloads():
+        return render_template("error.html", message=LOGS_HIDDEN), 403
+    context = {"job": jobs.get_job(job_id)} if log_panel else _job_context(job_id)
+    if (log_panel or not wants_region()) and auth.may_see_payloads():
         try:
             attempt = log_view.number_arg(request.args.get("log_attempt"), "log_attempt", low=1)
-            context.update(log_view.log_context(job_id, attempt))
+            context.update(log_view.log_context(job_id, attempt), log_chosen=attempt is not None)
         except jobs.BadQuery as error:
             return _refused(error)
         except logs.AttemptNotFound as error:
             return render_template("error.html", message=str(error)), 404
-    return render_region("jobs/show.html", "jobs/_detail.html", **context)
+    return render_region("jobs/show.html", "jobs/_log.html" if log_panel else "jobs/_detail.html", **context)
 
 
 @bp.get("/jobs/<job_id:job_id>/log")
