@@ -194,3 +194,47 @@ def test_at_1280_px_short_names_and_states_stay_whole(desktop_page: Page):
         desktop_page.goto(path)
         found += [f"{path}: {word!r} split across lines" for word in broken_words(desktop_page)]
     assert found == [], "\n".join(found)
+
+
+def test_at_1280_px_a_busy_jobs_table_breaks_job_types_only_after_their_dots(desktop_page: Page):
+    """The jobs table as `make run` shows it (failed jobs with their errors, running ones with
+    progress, a limited queue): its crowded columns once broke "demo.sleep" as "demo.slee|p".
+    A type may wrap after a dot or an underscore, never inside a part."""
+    worker = "vm-20178-ffa0e5"
+
+    def ran(job_type: str, **spec) -> tuple[int, str]:
+        job = jobs.create_job(type=job_type, **spec)
+        (claimed,) = jobs.claim_jobs(worker, types=[job_type])
+        jobs.start_job(job.id, claimed.lease_token)
+        return job.id, claimed.lease_token
+
+    for step in ("upload", "transcode"):
+        job_id, token = ran("demo.pipeline", max_attempts=1)
+        error = f"step '{step}' failed (run): RuntimeError: {step} failed (asked to by the payload)"
+        jobs.fail_job(job_id, token, error=error, retryable=False)
+    job_id, token = ran("demo.chatty")
+    jobs.heartbeat(job_id, token, progress=6.0, stage="checkpoint 60 of 3000")
+    job_id, token = ran("demo.rate_limited", max_attempts=3)
+    jobs.fail_job(job_id, token, error="429 Too Many Requests", retry_in_s=300)
+    for _ in range(3):
+        jobs.create_job(type="demo.sleep", queue="gpu")
+    jobs.create_job(type="demo.sleep")
+    db.session.remove()
+    desktop_page.goto("/jobs")
+    split = desktop_page.evaluate(
+        """() => {
+          const found = [];
+          for (const cell of document.querySelectorAll("table.jobs td.type")) {
+            for (const node of cell.childNodes) {
+              if (node.nodeType !== Node.TEXT_NODE || !node.data.trim()) continue;
+              const range = document.createRange();
+              range.selectNodeContents(node);
+              const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+              if (lines.size > 1) found.push(cell.textContent.trim());
+            }
+          }
+          return found;
+        }"""
+    )
+    assert split == []
+    assert overflows(desktop_page) == []

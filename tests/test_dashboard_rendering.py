@@ -60,7 +60,7 @@ def test_each_row_has_its_badge_its_link_and_its_times(client, app, status):
     assert f'<td><a href="{link}">{job.id}</a></td>' in row
     assert expected_badge(status) in row
     assert (
-        '<td class="phone-hide"><time datetime="2026-03-04T05:06:07.000000Z" title="2026-03-04 05:06:07 UTC" '
+        '<td class="phone-hide when"><time datetime="2026-03-04T05:06:07.000000Z" title="2026-03-04 05:06:07 UTC" '
         "data-local>2026-03-04 05:06:07 UTC</time></td>"
     ) in row
     updated = job.updated_at
@@ -99,4 +99,12 @@ def test_a_status_the_badges_do_not_know_is_escaped_and_has_no_shape():
     assert str(display.badge("<b>")) == (
         '<span class="badge badge-&lt;b&gt;" data-status="&lt;b&gt;"><svg class="icon" aria-hidden="true" '
         'focusable="false" viewBox="0 0 16 16" width="12" height="12"></svg>&lt;b&gt;</span>'
+    )
+
+
+def test_a_job_type_wraps_after_its_dots_and_stays_escaped():
+    assert display.wrappable("media.video_hd/4k") == "media.<wbr>video_<wbr>hd/<wbr>4k"
+    assert display.wrappable("plain") == "plain"
+    assert display.wrappable('<img src=x onerror="alert(1)">.y') == (
+        "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;.<wbr>y"
     )

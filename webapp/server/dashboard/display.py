@@ -9,6 +9,7 @@ most of a page's time), and the HTML is the same.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -155,6 +156,15 @@ def error_headline(error: str | None, limit: int = 140) -> str:
     """The first non-empty line of an error, cut at `limit` characters, for the table."""
     line = next((line.strip() for line in (error or "").splitlines() if line.strip()), "")
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+_NAME_PARTS = re.compile(r"(?<=[._/])")
+
+
+def wrappable(name: str) -> Markup:
+    """A dotted name (a job type: `media.video.transcode`) that wraps after its dots, never inside
+    a word: a crowded table broke "demo.sleep" as "demo.slee|p"."""
+    return Markup("<wbr>").join(escape(part) for part in _NAME_PARTS.split(name))
 
 
 PAYLOAD_CAP = 2000  # characters shown before "show all"
