@@ -174,6 +174,20 @@ def test_each_attempt_keeps_its_own_log_across_a_retry(server, start_worker):
     assert read_log(server, created.id)["attempt"] == 2  # the newest by default
 
 
+def test_the_log_of_an_attempt_that_failed_for_good_is_final(server, start_worker):
+    """Its worker reported the failure after the last lines: nothing more can come. Before, the
+    failed job kept its lease token, so its log read as still being written: the job page said
+    "Following the running attempt" and asked for more every half second, for good."""
+    created = jobs.create_job(
+        type="test.log_python", max_attempts=1, payload={"name": "delta", "lines": 2, "fail_first": True}
+    )
+    start_worker()
+    wait_for(status_is(created.id, "failed"), timeout=30, what="failed")
+    answer = read_log(server, created.id)
+    assert answer["attempt"] == 1 and answer["final"], answer
+    assert "RuntimeError: attempt 1 of delta fails" in answer["text"]
+
+
 def test_bad_log_requests_are_refused_by_name(server):
     created = jobs.create_job(type="test.log_slow", payload={"lines": 1, "pause": 0})
     url = f"{server.url}/api/jobs/{created.id}/log"

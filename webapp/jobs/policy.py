@@ -71,9 +71,11 @@ def end_attempt(
         event_data={"step": job.current_step, "exit_code": exit_code, "outcome": outcome},
     )
     common["conditions"] = [*common["conditions"], Job.attempt == job.attempt]
-    # The worker's own report comes once its process has stopped; an attempt ended by anyone
-    # else keeps its lease until the worker confirms or it runs out (webapp.store.leases).
-    released: dict[str, Any] = {"lease_expires_at": None} if lease_token is not None else {}
+    # The worker's own report comes once its process has stopped, after its last log lines: the
+    # lease goes, token and all, which also seals the attempt's log (webapp.store.logs.sealed).
+    # An attempt ended by anyone else keeps its lease until the worker confirms or it runs out
+    # (webapp.store.leases).
+    released: dict[str, Any] = {"lease_token": None, "lease_expires_at": None} if lease_token is not None else {}
     if give_back or (retryable and attempts_left):
         delay = 0.0 if give_back else retry_in_s if retry_in_s is not None else retry_delay(job.attempt)
         values: dict[str, Any] = {
