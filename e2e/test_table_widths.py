@@ -177,6 +177,36 @@ def retried_once(error: str) -> int:
     return job.id
 
 
+TRACEBACK = "\n".join(
+    ["Traceback (most recent call last):"]
+    + [
+        f'  File "/srv/app/webapp/worker/module_{n}.py", line {n * 40}, in _execute\n    result = call(ctx)'
+        for n in range(6)
+    ]
+    + ["RuntimeError: upload failed (asked to by the payload)"]
+)
+
+
+def failed_in_a_step() -> int:
+    """demo.pipeline as `make run` shows it: two steps done, the third failed with an error."""
+    job = jobs.create_job(type="demo.pipeline", max_attempts=1)
+    (claimed,) = jobs.claim_jobs("vm-25752-f1abd8", types=["demo.pipeline"])
+    jobs.start_job(job.id, claimed.lease_token)
+    token = claimed.lease_token
+    jobs.record_step(job.id, token, name="download", event="started", attempt=1)
+    jobs.record_step(job.id, token, name="download", event="completed", attempt=1, result={"ok": True})
+    crashed = "RuntimeError: transcode: encoder crashed (try 1)"
+    jobs.record_step(job.id, token, name="transcode", event="started", attempt=1, step_attempt=1)
+    jobs.record_step(job.id, token, name="transcode", event="retrying", attempt=1, step_attempt=1, error=crashed)
+    jobs.record_step(job.id, token, name="transcode", event="started", attempt=1, step_attempt=2)
+    jobs.record_step(job.id, token, name="transcode", event="completed", attempt=1, step_attempt=2, result={"ok": True})
+    error = "RuntimeError: upload failed (asked to by the payload)"
+    jobs.record_step(job.id, token, name="upload", event="started", attempt=1)
+    jobs.record_step(job.id, token, name="upload", event="failed", attempt=1, phase="run", error=error)
+    jobs.fail_job(job.id, token, error=f"step 'upload' failed (run): {error}", output=TRACEBACK, retryable=False)
+    return job.id
+
+
 def test_at_1280_px_short_names_and_states_stay_whole(desktop_page: Page):
     """An ordinary install (the queues `default` and a limited `gpu`, a schedule, a webhook):
     no column is squeezed until its short words split, as `default` and `active` once did
@@ -188,9 +218,11 @@ def test_at_1280_px_short_names_and_states_stay_whole(desktop_page: Page):
     endpoints.create("https://93.184.215.14/jobwarden", list(EVENT_TYPES))
     audit.record(actor="ops", via="token", action="jobs cancel", target="demo.sleep")
     retried = retried_once("429 Too Many Requests: the upstream asks to retry after 300 s")
+    stepped = failed_in_a_step()
     db.session.remove()
     found: list[str] = []
-    for path in ("/jobs", "/queues", "/schedules", "/webhooks", "/audit", "/alerts", "/health", f"/jobs/{retried}"):
+    pages = ("/jobs", "/queues", "/schedules", "/webhooks", "/audit", "/alerts", "/health", f"/jobs/{retried}")
+    for path in (*pages, f"/jobs/{stepped}"):
         desktop_page.goto(path)
         found += [f"{path}: {word!r} split across lines" for word in broken_words(desktop_page)]
     assert found == [], "\n".join(found)
