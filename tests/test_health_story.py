@@ -63,7 +63,8 @@ def test_a_killed_worker_is_dead_when_its_job_is_orphaned_and_health_says_what_h
     assert re.search(r'data-testid="worker-state" data-state="gone">dead<', row)
     assert "idle" not in row
     story = re.search(r'data-testid="recent-story".*?</section>', page, re.S).group(0)
-    assert f"#{job.id}" in story and "w-killed died" in story
+    assert f"#{job.id}" in story and "w-killed died in the last 15 min" in story
+    assert '<h2 id="recent-title">Last 15 min</h2>' in story  # the window as its notes say it, not "15m 00s"
 
 
 def test_a_failure_spike_is_an_incident_and_a_few_failures_are_not(client):

@@ -27,6 +27,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
+from ..domain.alerts import format_seconds
 from ..domain.outcomes import Outcome
 from ..domain.statuses import LIVE, Status
 from ..domain.worker_states import WorkerState
@@ -52,7 +53,7 @@ def _note(kind: str, severity: str, ids: list, text: str) -> Note:
 
 
 def _minutes() -> str:
-    return f"{int(RECENT.total_seconds() // 60)} min"
+    return format_seconds(RECENT.total_seconds())  # "15 min", as the health page's heading says it
 
 
 ORPHANS_SHOWN = 1000

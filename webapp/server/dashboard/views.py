@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError
 from ... import jobs, monitor
 from ...domain.actions import ACTION_NAMES, ACTIONS, action_named, actions_from
 from ...domain.actors import OPERATOR
+from ...domain.alerts import format_seconds
 from ...domain.limits import COUNT_CAP, MAX_REASON_CHARS
 from ...domain.statuses import FINISHED, LIVE, UNFINISHED, JobNotFound, Status, TransitionRefused
 from ...domain.timeutil import utcnow
@@ -38,6 +39,7 @@ bp.add_app_template_filter(display.isotag, "isotag")
 bp.add_app_template_filter(display.intag, "intag")
 bp.add_app_template_filter(display.error_headline, "error_headline")
 bp.add_app_template_filter(display.wrappable, "wrappable")
+bp.add_app_template_filter(format_seconds, "period")  # a window: "15 min", "1 h"
 bp.add_app_template_filter(display.pretty_json, "pretty_json")
 bp.add_app_template_global(display.run_seconds, "run_seconds")
 bp.add_app_template_global(display.badge, "badge")
