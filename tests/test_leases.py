@@ -123,6 +123,29 @@ def test_an_old_attempts_confirmation_cannot_free_a_later_one(client):
     assert client.get(f"/api/jobs/{job['id']}").json["stopping"]["attempt"] == second["attempt"] == 2
 
 
+def test_a_job_marked_failed_while_running_has_a_final_log_once_its_worker_confirms(client):
+    """The operator's "mark failed" keeps the lease, token and all, while the process may run
+    and write. Before, the worker's confirmation released the lease's clock only: the token
+    stayed, and the failed job's log read as still being written, for good."""
+    make_job("queued", type="demo", max_attempts=1)
+    job = running_job(client)
+    jobs.mark_failed(job["id"], reason="operator gave up on it")
+    assert client.get(f"/api/jobs/{job['id']}/log").json["final"] is False  # its process may still write
+    internal(client, f"/jobs/{job['id']}/stopped", lease_token=job["lease_token"], attempt=1)
+    assert client.get(f"/api/jobs/{job['id']}/log").json["final"] is True
+    assert client.get(f"/api/jobs/{job['id']}").json["status"] == "failed"
+
+
+def test_a_cancelled_jobs_confirmation_is_still_noted_with_the_lease_released(client):
+    make_job("queued", type="demo", max_attempts=1)
+    job = running_job(client)
+    jobs.cancel_job(job["id"])
+    internal(client, f"/jobs/{job['id']}/stopped", lease_token=job["lease_token"], attempt=1)
+    events = client.get(f"/api/jobs/{job['id']}/events").json["events"]
+    assert any(e["kind"] == "note" and e["action"] == "cancel_confirmed" for e in events), events
+    assert client.get(f"/api/jobs/{job['id']}/log").json["final"] is True
+
+
 def test_the_worker_s_own_outcome_releases_the_lease_at_once(client):
     make_job("queued", type="demo", max_attempts=3)
     job = running_job(client)

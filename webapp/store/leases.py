@@ -118,6 +118,10 @@ def release(job_id: int, attempt: int) -> bool:
     A queued job released so is claimable from this commit on, though nothing queued it: its
     note (`wakeup.LEASE_RELEASED`) says so on its timeline and to SQLite's watcher in every other
     process; on PostgreSQL the statement also notifies the waiting claims that take its kind.
+
+    The lease's token goes too (nothing of the attempt's process is left to write), which seals
+    the attempt's log; a cancelled job's stays for its confirmation (`cancellation.confirm_stopped`),
+    which drops it.
     """
     params = {"release_job_id": job_id, "release_attempt": attempt, "release_now": utcnow()}
     released = (
@@ -128,7 +132,10 @@ def release(job_id: int, attempt: int) -> bool:
             _JOBS.c.status.not_in(LIVE),
             _JOBS.c.lease_expires_at.is_not(None),
         )
-        .values(lease_expires_at=None)
+        .values(
+            lease_expires_at=None,
+            lease_token=case((_JOBS.c.status == Status.CANCELLED, _JOBS.c.lease_token), else_=None),
+        )
         .returning(_JOBS.c.id, _JOBS.c.status, _JOBS.c.type, _JOBS.c.queue, _JOBS.c.attempt)
     )
     if on_postgresql():
