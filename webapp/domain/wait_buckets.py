@@ -1,5 +1,9 @@
-"""The bounds of the queue-latency histogram (created → claimed), shared by the rollups that
-count into it, the percentiles read back from it, and the Prometheus histogram.
+"""The bounds of the queue-latency histogram (ready → claimed: from when a job could run — its
+creation, or the end of its delay or of a retry's backoff, its `run_after` — until a worker
+claimed it), shared by the rollups that count into it, the percentiles read back from it, and
+the Prometheus gauges. A wait its own schedule asked for is not latency: counted from the
+creation, a job delayed by 5 min, or retried after 5 min of backoff, read as 5 min of latency
+(a p95 of 10 min on /stats from make run's own sample jobs), as a queue whose workers fall behind does.
 
 Bucket i holds waits of at most WAIT_BOUNDS_S[i] seconds (and more than the bound before);
 bucket len(WAIT_BOUNDS_S) holds longer waits; NEVER_CLAIMED counts jobs that finished

@@ -103,7 +103,7 @@ class Point:
     completed: int
     failed: int
     failure_rate: float | None  # failed among completed and failed
-    p50_s: float | None  # queue latency (created → claimed) of the jobs finished in the bucket
+    p50_s: float | None  # queue latency (ready → claimed) of the jobs finished in the bucket
     p95_s: float | None
     depth: int | None  # most jobs queued at one sample; None: no sample in the bucket
 

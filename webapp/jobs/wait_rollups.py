@@ -15,8 +15,8 @@ from ..store.sql_time import epoch_us, hour_of
 
 
 def wait_bucket() -> ColumnElement[int]:
-    """The job's wait (created → claimed) bucket, in SQL."""
-    wait_us = epoch_us(Job.claimed_at) - epoch_us(Job.created_at)
+    """The job's wait (ready → claimed: `run_after` to its last claim) bucket, in SQL."""
+    wait_us = epoch_us(Job.claimed_at) - epoch_us(Job.run_after)
     whens = [(wait_us <= int(bound * 1_000_000), index) for index, bound in enumerate(WAIT_BOUNDS_S)]
     return case((Job.claimed_at.is_(None), NEVER_CLAIMED), *whens, else_=OVERFLOW)
 

@@ -61,7 +61,7 @@ class Trends(Collector):
         )
         latency = GaugeMetricFamily(
             "jobwarden_queue_latency_seconds_last_hour",
-            "Created → claimed of the jobs finished in the last hour.",
+            "Ready (run_after) → claimed of the jobs finished in the last hour.",
             labels=["queue", "quantile"],
         )
         firing = GaugeMetricFamily("jobwarden_alerts_firing", "Firing alerts per rule kind.", labels=["kind"])

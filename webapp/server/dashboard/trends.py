@@ -70,8 +70,9 @@ def trends(now: datetime, window: Window, *, job_type: str | None, queue: str | 
             line_chart(
                 "latency",
                 "Queue latency",
-                "created → claimed",
-                f"Median (p50) and 95th percentile (p95) of the wait before a worker claimed the jobs finished {per} {times}.",
+                "ready → claimed",
+                f"Median (p50) and 95th percentile (p95) of the wait from when the jobs finished {per} {times} could run "
+                "(created, or their delay or retry backoff over) until a worker claimed them.",
                 starts,
                 {"p50": ("line-main", [p.p50_s for p in points]), "p95": ("line-alt", [p.p95_s for p in points])},
                 time_format=fmt,
