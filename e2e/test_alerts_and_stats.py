@@ -92,6 +92,10 @@ def test_the_stats_charts_have_axes_legends_and_tables_in_light_and_dark(page: P
         expect(svg).to_be_visible()
         assert svg.get_attribute("aria-labelledby")
         assert chart.locator(".tick-value").count() >= 3 and chart.locator(".tick-time").count() >= 4
+        # The axis title is whole inside its chart ("failed among completed and failed" was cut off).
+        title, box = chart.locator(".axis-title").bounding_box(), svg.bounding_box()
+        assert title is not None and box is not None
+        assert box["y"] <= title["y"] and title["y"] + title["height"] <= box["y"] + box["height"], key
         chart.get_by_text("Table of").click()
         expect(chart.get_by_test_id(f"table-{key}")).to_be_visible()
     expect(page.get_by_role("heading", level=1)).to_contain_text("queue media")

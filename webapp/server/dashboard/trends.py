@@ -59,7 +59,7 @@ def trends(now: datetime, window: Window, *, job_type: str | None, queue: str | 
             line_chart(
                 "failure-rate",
                 "Failure rate",
-                "failed among completed and failed",
+                "share failed",
                 f"Share of failed among completed and failed jobs {per} {times}; no point where none finished.",
                 starts,
                 {"failure rate": ("line-bad", [p.failure_rate for p in points])},
