@@ -248,7 +248,9 @@ def test_submit_with_a_payload_that_is_not_json_is_a_usage_error(server):
 def test_jobs_list_show_and_cancel_from_the_terminal(server):
     created = json.loads(jobwarden("submit", "mail.send", server_url=server.url).stdout)
     listed = jobwarden("jobs", "list", "--status", "queued", server_url=server.url)
-    assert f"{created['id']}" in listed.stdout and "mail.send" in listed.stdout
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["ID", "STATUS", "TYPE", "PROGRESS", "LAST", "ERROR"]
+    assert row.split() == [str(created["id"]), "queued", "mail.send"]
     assert (
         json.loads(jobwarden("jobs", "show", str(created["id"]), server_url=server.url).stdout)["id"] == created["id"]
     )

@@ -15,7 +15,9 @@ def test_the_schedules_commands_drive_the_api(server):
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["description"] == "every day at 02:30 Europe/Berlin"
     listed = jobwarden("schedules", "list", server_url=server.url)
-    assert "nightly" in listed.stdout and "every day at 02:30 Europe/Berlin" in listed.stdout
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["SCHEDULE", "STATE", "WHEN", "NEXT", "FIRE", "LAST", "RUN"]
+    assert row.startswith("nightly ") and "every day at 02:30 Europe/Berlin" in row and row.endswith("no runs")
     assert "paused" in jobwarden("schedules", "pause", "nightly", server_url=server.url).stdout
     assert "active" in jobwarden("schedules", "resume", "nightly", server_url=server.url).stdout
     triggered = jobwarden("schedules", "trigger", "nightly", server_url=server.url)

@@ -116,10 +116,12 @@ def list_command(status, job_type, worker, queue, schedule, q, limit, cursor, as
     if not page["jobs"]:
         filtered = status or any(filters.values()) or cursor
         click.echo("No jobs match these filters." if filtered else "No jobs.", err=True)
+    else:  # a header, as `queues list` has (scripts read --json)
+        click.echo(f"{'ID':>8}  {'STATUS':<10} {'TYPE':<24} {'PROGRESS':>8}  LAST ERROR")
     for job in page["jobs"]:
         progress = "" if job["progress"] is None else f"{job['progress']:.0f}%"
         error = (job["last_error"] or "").splitlines()[0][:60] if job["last_error"] else ""
-        click.echo(f"{job['id']:>8}  {job['status']:<10} {job['type']:<24} {progress:>5}  {error}")
+        click.echo(f"{job['id']:>8}  {job['status']:<10} {job['type']:<24} {progress:>8}  {error}")
     if page["next_cursor"]:
         click.echo(f"more: --cursor {page['next_cursor']}", err=True)
 

@@ -30,13 +30,13 @@ def list_command(as_json: bool, server: str) -> None:
     if not schedules:
         click.echo("No schedules.", err=True)
         return
+    click.echo(f"{'SCHEDULE':<24} {'STATE':<8} {'WHEN':<40} {'NEXT FIRE':<27}  LAST RUN")
     for schedule in schedules:
         state = "paused" if schedule["paused"] else ("missing" if schedule["missing_from_code"] else "active")
         last = schedule["last_job"]
         ran = f"job {last['id']} {last['status']}" if last else "no runs"
-        click.echo(
-            f"{schedule['name']:<24} {state:<8} {schedule['description']:<40} next {schedule['next_fire_at']}  {ran}"
-        )
+        next_fire = schedule["next_fire_at"] or "-"
+        click.echo(f"{schedule['name']:<24} {state:<8} {schedule['description']:<40} {next_fire:<27}  {ran}")
 
 
 @schedules_group.command("add")
