@@ -39,6 +39,8 @@ def test_add_rotate_and_delete_an_endpoint_through_the_in_page_confirmation(page
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto("/webhooks")
     page.get_by_label("URL").fill(URL)
+    # The address typed is seen whole, not its first 20 characters.
+    assert page.get_by_label("URL").evaluate("input => input.scrollWidth <= input.clientWidth")
     page.get_by_role("button", name="Add endpoint").click()  # no event chosen
     expect(page.get_by_role("alert")).to_have_text("events: choose at least one event")
     page.get_by_label("job.failed").check()
