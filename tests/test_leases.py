@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import make_url
 
 from webapp import jobs
+from webapp.domain.log_lines import prefix
 from webapp.domain.timeutil import utcnow
 from webapp.store import wakeup
 from webapp.store.extensions import db
@@ -134,6 +135,34 @@ def test_a_job_marked_failed_while_running_has_a_final_log_once_its_worker_confi
     internal(client, f"/jobs/{job['id']}/stopped", lease_token=job["lease_token"], attempt=1)
     assert client.get(f"/api/jobs/{job['id']}/log").json["final"] is True
     assert client.get(f"/api/jobs/{job['id']}").json["status"] == "failed"
+
+
+def test_a_job_marked_failed_whose_worker_never_confirms_has_a_final_log_once_its_lease_ran_out(client):
+    """Its worker died, or froze, before it could confirm: once the lease has run out no copy of
+    the attempt lives, so its log is final and a piece sent under the old token is refused.
+    Before, the log read as being written for good."""
+    make_job("queued", type="demo", max_attempts=1)
+    job = running_job(client)
+    jobs.mark_failed(job["id"], reason="its worker froze")
+    piece = {"lease_token": job["lease_token"], "offset": 0, "text": f"{prefix('out')}written while the lease ran\n"}
+    assert internal(client, f"/jobs/{job['id']}/log", **piece).json["stored"] is True
+    db.session.execute(db.update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    assert client.get(f"/api/jobs/{job['id']}/log").json["final"] is True
+    late = {**piece, "offset": len(piece["text"].encode()), "text": f"{prefix('out')}a zombie's line\n"}
+    assert internal(client, f"/jobs/{job['id']}/log", **late).json["stored"] is False
+    assert "zombie" not in client.get(f"/api/jobs/{job['id']}/log").json["text"]
+
+
+def test_a_job_that_failed_holding_its_token_before_this_release_has_a_final_log(client):
+    """Stores written before a worker's fail report dropped its token hold failed jobs with a
+    token and no lease: their logs are final."""
+    make_job("queued", type="demo", max_attempts=1)
+    job = running_job(client)
+    internal(client, f"/jobs/{job['id']}/fail", lease_token=job["lease_token"], error="boom", retryable=False)
+    db.session.execute(db.update(Job).values(lease_token=job["lease_token"], lease_expires_at=None))
+    db.session.commit()
+    assert client.get(f"/api/jobs/{job['id']}/log").json["final"] is True
 
 
 def test_a_cancelled_jobs_confirmation_is_still_noted_with_the_lease_released(client):

@@ -19,11 +19,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, case, delete, exists, or_, select, text
+from sqlalchemy import ColumnElement, ScalarSelect, and_, bindparam, case, delete, exists, literal, or_, select, text
 
 from ..domain.log_lines import cut_marker
+from ..domain.statuses import LIVE
+from ..domain.timeutil import utcnow
 from .extensions import db
-from .models import Job, JobLogChunk
+from .models import Job, JobLogChunk, UTCDateTime
+
+# Who may still add to an attempt's log: its lease's holder (the job's token), while the job is
+# live (its worker renews the lease; the monitor orphans it, dropping the token, if it falls
+# silent) or, once an operator or the monitor ended it, until its worker confirms the stop
+# (which drops the token) or the lease runs out, by when no copy of the attempt lives
+# (webapp.store.leases). The one rule `append` stores by and `sealed` reads.
+_LIVE_SQL = ", ".join(f"'{status}'" for status in sorted(LIVE))
 
 CUTS_PER_CAP = 8  # the stored pieces are trimmed each time a log grows by a further 1/8 of the cap
 
@@ -73,10 +82,11 @@ def append(pieces: Sequence[LogPiece], *, max_bytes: int) -> list[Stored]:
         "INSERT INTO job_log_chunks (job_id, attempt, start, size, text) "
         "SELECT jobs.id, jobs.attempt, pieces.start, pieces.size, pieces.text FROM pieces, jobs "
         "WHERE jobs.id = pieces.job_id AND jobs.lease_token = pieces.lease_token "
+        f"AND (jobs.status IN ({_LIVE_SQL}) OR jobs.lease_expires_at > :now) "
         "ON CONFLICT (job_id, attempt, start) DO NOTHING "
         "RETURNING job_id, attempt, start, size"
-    )
-    stored = [Stored(*row) for row in db.session.execute(statement, params)]
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+    stored = [Stored(*row) for row in db.session.execute(statement, {**params, "now": utcnow()})]
     _trim([piece for piece in stored if _crosses_a_cut(piece, max_bytes)], max_bytes)
     return stored
 
@@ -168,11 +178,13 @@ def length_of(job_id: Any, attempt: Any) -> ScalarSelect[int]:
 
 def sealed(job_id: Any, attempt: Any) -> ColumnElement[bool]:
     """Whether nothing can be added to the attempt's log any more, as a condition a caller reads
-    in the statement that finds the attempt. `append` stores a piece only under the job's live
-    lease token and for the job's current attempt; every claim writes a fresh token and bumps
-    the attempt. An ended attempt is not always sealed: a cancelled job's worker holds its lease,
-    and may still send what its process wrote, until it confirms that the process stopped."""
-    return ~exists().where(Job.id == job_id, Job.attempt == attempt, Job.lease_token.is_not(None))
+    in the statement that finds the attempt. `append` stores a piece only under the job's lease
+    token, for the job's current attempt, by the rule above; every claim writes a fresh token and
+    bumps the attempt. An ended attempt is not always sealed: a job an operator cancelled or
+    marked failed keeps its lease, and its worker may still send what its process wrote, until
+    it confirms that the process stopped or the lease runs out."""
+    writable = or_(Job.status.in_(sorted(LIVE)), Job.lease_expires_at > literal(utcnow(), UTCDateTime()))
+    return ~exists().where(Job.id == job_id, Job.attempt == attempt, Job.lease_token.is_not(None), writable)
 
 
 def read(job_id: int, attempt: int, *, offset: int, max_bytes: int, length: int | None) -> LogSlice:
