@@ -8,6 +8,7 @@ import time
 from datetime import datetime
 
 import pytest
+import requests
 from playwright.sync_api import Page, expect
 
 from webapp import jobs
@@ -16,6 +17,7 @@ from webapp.jobs import logs
 from webapp.store.extensions import db
 from webapp.store.logs import LogPiece
 
+from tests.conftest import INTERNAL_KEY
 from tests.factories import make_job
 
 
@@ -173,3 +175,25 @@ def test_an_attempt_the_reader_chose_stays_and_the_page_says_a_newer_one_began(p
     state.get_by_role("link", name="follow its log").click()
     expect(page.locator("#log-title")).to_contain_text("attempt 2")
     expect(log).to_contain_text("second try line")
+
+
+def test_a_cancelled_attempt_still_followed_is_not_called_running(page: Page, server):
+    """Cancelled while it runs, the attempt's process may write until its worker confirms the
+    stop: the page goes on following, and says why, not "the running attempt"; the
+    confirmation ends the following."""
+    job = make_job("running")
+    _write(job.id, job.lease_token, "working")
+    page.goto(f"/jobs/{job.id}")
+    state = page.get_by_test_id("log-follow")
+    expect(state).to_have_text("Following the running attempt.")
+    jobs.cancel_job(job.id, reason="operator stops it")
+    db.session.commit()
+    expect(state).to_contain_text("its process may still write until its worker confirms the stop", timeout=10_000)
+    confirmed = requests.post(
+        f"{server.url}/api/internal/jobs/{job.id}/stopped",
+        json={"lease_token": job.lease_token, "attempt": 1},
+        headers={"Authorization": f"Bearer {INTERNAL_KEY}"},
+        timeout=10,
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    expect(state).to_have_text("This attempt has ended.", timeout=10_000)

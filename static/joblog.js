@@ -14,6 +14,13 @@
   "use strict";
   var FOLLOW_MS = 500, MAX_RETRY_MS = 8000, AT_END_PX = 4;
 
+  // Whether the job is still live (the job region, polled, says so): an attempt an operator or the
+  // monitor ended is followed until its worker confirms the stop, but it is not running.
+  function jobLive() {
+    var region = document.getElementById("job-region");
+    return !region || region.getAttribute("data-live") !== "0";
+  }
+
   function newestAttempt() {
     var region = document.getElementById("job-region");
     return region ? Number(region.getAttribute("data-latest-attempt")) || 0 : 0;
@@ -68,7 +75,8 @@
         var why = selecting() ? "while text is selected" : "while you read above; scroll to the end to follow again";
         say("paused", "Paused " + why + (waiting ? " (" + waiting + " new lines below)." : "."));
       } else {
-        say("following", "Following the running attempt.");
+        say("following", jobLive() ? "Following the running attempt."
+          : "Following: the attempt has ended; its process may still write until its worker confirms the stop.");
       }
     }
     log.addEventListener("scroll", function () {
