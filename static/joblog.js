@@ -75,8 +75,7 @@
         var why = selecting() ? "while text is selected" : "while you read above; scroll to the end to follow again";
         say("paused", "Paused " + why + (waiting ? " (" + waiting + " new lines below)." : "."));
       } else {
-        say("following", jobLive() ? "Following the running attempt."
-          : "Following: the attempt has ended; its process may still write until its worker confirms the stop.");
+        say("following", state ? state.getAttribute(jobLive() ? "data-running-text" : "data-stopping-text") : "");
       }
     }
     log.addEventListener("scroll", function () {
