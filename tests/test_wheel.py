@@ -38,8 +38,10 @@ pytestmark = pytest.mark.slow
 # migration 0021) to 472 KB; the twelfth's (a monitor pass that reads what it decides, migration
 # 0022, store.dialects) to 475 KB; the fifteenth's (delayed jobs, the HTTP-only commands' own
 # group, the actions' words in the domain, the gunicorn worker that quits once) to 482 KB; the
-# sixteenth's (run now, a handler's retry wait, strict JSON bodies, no_worker's grace) to 486 KB.
-WHEEL_MAX_BYTES = 490_000
+# sixteenth's (run now, a handler's retry wait, strict JSON bodies, no_worker's grace) to 486 KB;
+# the seventeenth's (held requests answered at a stop, a log that follows a retry, one rule for
+# who may write a log) to 491 KB.
+WHEEL_MAX_BYTES = 495_000
 
 # What a checkout's top level holds that is not part of the build; everything else is copied.
 NOT_SOURCE = {
