@@ -63,6 +63,9 @@ def test_each_reason_a_queued_job_waits(client):
     assert 'data-testid="job-waiting"' in page and "a free slot" in page
     table = client.get("/jobs").get_data(as_text=True)
     assert table.count('data-testid="waiting"') == 5
+    # The table's one word ("concurrency") is said in full on hover, as the job page says it.
+    row = table.split(f'data-job-id="{full.id}"')[1].split("</tr>")[0]
+    assert 'title="Waiting for a free slot: its queue runs as many jobs as its concurrency allows"' in row, row
 
 
 def test_a_job_due_later_waits_for_its_run_after(app, client):

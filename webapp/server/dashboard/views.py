@@ -55,6 +55,7 @@ for _name, _value in {
     "FINISHED": FINISHED,
     "ACTIONS": ACTIONS,
     "WORKER_STATE_LABELS": WORKER_STATE_LABELS,
+    "WAITING_TEXT": display.WAITING_TEXT,  # the jobs table's waiting tag says it in full on hover
 }.items():
     bp.add_app_template_global(_value, _name)  # type: ignore[arg-type]  # any value may be a global
 
