@@ -26,13 +26,13 @@ from ..domain.statuses import LIVE
 from ..domain.timeutil import utcnow
 from .extensions import db
 from .models import Job, JobLogChunk, UTCDateTime
+from .status_sql import LIVE_ONLY
 
 # Who may still add to an attempt's log: its lease's holder (the job's token), while the job is
 # live (its worker renews the lease; the monitor orphans it, dropping the token, if it falls
 # silent) or, once an operator or the monitor ended it, until its worker confirms the stop
 # (which drops the token) or the lease runs out, by when no copy of the attempt lives
 # (webapp.store.leases). The one rule `append` stores by and `sealed` reads.
-_LIVE_SQL = ", ".join(f"'{status}'" for status in sorted(LIVE))
 
 CUTS_PER_CAP = 8  # the stored pieces are trimmed each time a log grows by a further 1/8 of the cap
 
@@ -82,7 +82,7 @@ def append(pieces: Sequence[LogPiece], *, max_bytes: int) -> list[Stored]:
         "INSERT INTO job_log_chunks (job_id, attempt, start, size, text) "
         "SELECT jobs.id, jobs.attempt, pieces.start, pieces.size, pieces.text FROM pieces, jobs "
         "WHERE jobs.id = pieces.job_id AND jobs.lease_token = pieces.lease_token "
-        f"AND (jobs.status IN ({_LIVE_SQL}) OR jobs.lease_expires_at > :now) "
+        f"AND (jobs.{LIVE_ONLY} OR jobs.lease_expires_at > :now) "
         "ON CONFLICT (job_id, attempt, start) DO NOTHING "
         "RETURNING job_id, attempt, start, size"
     ).bindparams(bindparam("now", type_=UTCDateTime()))

@@ -25,13 +25,15 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import String
 
 from ..domain.outcomes import Outcome
-from ..domain.statuses import Status
+from ..domain.statuses import LIVE, Status
 from .extensions import db
 
 QUEUED_ONLY = f"status = '{Status.QUEUED}'"  # the predicate of the indexes of queued jobs
 QUEUED_LEASED = f"{QUEUED_ONLY} AND lease_expires_at IS NOT NULL"  # ix_jobs_queued_leases: with an earlier lease
 # ix_jobs_cancelled_held: cancelled jobs a worker still holds (a lease its stop has not released).
 CANCELLED_HELD = f"status = '{Status.CANCELLED}' AND lease_token IS NOT NULL"
+# A live job (claimed, running), for statements written as text (the log's append).
+LIVE_ONLY = "status IN (" + ", ".join(f"'{status}'" for status in sorted(LIVE)) + ")"
 # ix_job_attempts_orphaned: the attempts a monitor or a server orphaned (a few), by their end.
 ORPHANED_ATTEMPTS = f"outcome = '{Outcome.ORPHANED}'"
 
