@@ -10,6 +10,7 @@ before it could confirm does get the note.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -114,10 +115,9 @@ def command_pid(job_id: int) -> int | None:
     db.session.rollback()
     attempts = jobs.attempts_of(job_id)
     text = (attempts[-1].output_tail or "") if attempts else ""
-    for line in text.splitlines():
-        if "pid" in line:
-            return int(line.rsplit(None, 1)[-1])
-    return None
+    # Whole lines only: a heartbeat can carry the tail cut mid-line ("… pid" before its number).
+    found = re.search(r"pid (\d+)\n", text)
+    return int(found.group(1)) if found else None
 
 
 def finish(process: subprocess.Popen) -> None:
